@@ -1,0 +1,3 @@
+from mdn.cli import main
+
+main()
