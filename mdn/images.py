@@ -1,0 +1,441 @@
+"""Read and write every image format mdn supports, exactly as it came.
+
+`read` returns an `Image`: float32 planes of shape (N, H, W, C) with C = 1 (grey) or 3 (RGB), an optional
+alpha plane, and the `Source` that `write` needs to put the result back in the same format, dtype, axis
+order and metadata. Integer pixels are scaled to [0, 1]; float pixels (EXR, float TIFF) keep their values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imagecodecs
+import imageio.v3 as iio
+import numpy as np
+import OpenEXR
+import tifffile
+
+from mdn.errors import MdnError
+
+FORMATS: dict[str, str] = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".exr": "exr",
+}
+"""File extension -> format name."""
+
+_DTYPES: dict[str, tuple[str, ...]] = {
+    "png": ("uint8", "uint16"),
+    "jpeg": ("uint8",),
+    "webp": ("uint8",),
+    "bmp": ("uint8",),
+    "tiff": ("uint8", "uint16", "float32", "float16", "float64"),
+    "exr": ("float16", "float32"),
+}
+"""Sample types each format can store."""
+
+_TIFF_COMPRESSIONS = {"NONE", "ADOBE_DEFLATE", "DEFLATE", "LZW", "ZSTD", "PACKBITS", "LZMA"}
+"""Lossless TIFF compressions that are written back as they came; anything else is written uncompressed."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How (N, H, W, C) planes map onto the array as stored: axis letters, shape and sample type.
+
+    Axes use tifffile's letters: Y and X are the image plane, S holds samples (grey+alpha, RGB, RGBA) and
+    every other axis (T, Z, C, I, Q, ...) is a stack axis, flattened into N in stored order.
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def samples(self) -> int:
+        return self.shape[self.axes.index("S")] if "S" in self.axes else 1
+
+    @property
+    def colours(self) -> int:
+        return 3 if self.samples >= 3 else 1
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.samples in (2, 4)
+
+
+@dataclass
+class Source:
+    """Where an image came from and what is needed to write it back the same way."""
+
+    path: Path
+    format: str
+    layout: Layout
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Image:
+    """Pixels as float32 planes (N, H, W, C), alpha beside them, and their source."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    source: Source
+    hdr: bool = False
+    nonfinite: int = 0
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[2]
+
+    def with_pixels(self, pixels: np.ndarray) -> Image:
+        """The same image with new pixels of the same shape (alpha and source carried over)."""
+        if pixels.shape != self.pixels.shape:
+            raise ValueError(f"pixels shape {pixels.shape} differs from {self.pixels.shape}")
+        return dataclasses.replace(self, pixels=pixels.astype(np.float32, copy=False))
+
+
+# ---------------------------------------------------------------------------------------------- planes
+
+
+def _scale(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
+
+
+def to_planes(raw: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stored array -> float32 colour planes (N, H, W, C) and alpha (N, H, W, 1) or None."""
+    stack = [i for i, a in enumerate(layout.axes) if a not in "YXS"]
+    order = [*stack, layout.axes.index("Y"), layout.axes.index("X")]
+    if "S" in layout.axes:
+        order.append(layout.axes.index("S"))
+    planes = np.transpose(raw, order)
+    if "S" not in layout.axes:
+        planes = planes[..., None]
+    planes = planes.reshape(-1, *planes.shape[-3:]).astype(np.float32) / np.float32(_scale(layout.dtype))
+    colours = layout.colours
+    alpha = planes[..., colours : colours + 1] if layout.has_alpha else None
+    return np.ascontiguousarray(planes[..., :colours]), alpha
+
+
+def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
+    """Colour planes and alpha -> array in the stored axis order and dtype (rounded and clipped)."""
+    planes = np.concatenate([pixels, alpha], axis=-1) if alpha is not None else pixels
+    dtype = layout.dtype
+    if dtype.kind == "u":
+        top = _scale(dtype)
+        planes = np.clip(np.rint(planes.astype(np.float64) * top), 0, top)
+    elif dtype.kind == "f":
+        info = np.finfo(dtype)
+        planes = np.clip(planes, info.min, info.max)
+    planes = planes.astype(dtype)
+    stack = [i for i, a in enumerate(layout.axes) if a not in "YXS"]
+    order = [*stack, layout.axes.index("Y"), layout.axes.index("X")]
+    if "S" in layout.axes:
+        order.append(layout.axes.index("S"))
+    stacked_shape = [layout.shape[i] for i in order]
+    planes = planes.reshape(stacked_shape if "S" in layout.axes else [*stacked_shape, 1])
+    if "S" not in layout.axes:
+        planes = planes[..., 0]
+    return np.ascontiguousarray(np.transpose(planes, np.argsort(order)))
+
+
+def _plain_layout(raw: np.ndarray) -> Layout:
+    """Layout of a 2-D or 3-D (H, W[, S]) array."""
+    return Layout("YXS" if raw.ndim == 3 else "YX", tuple(raw.shape), raw.dtype)
+
+
+def _check_layout(path: Path, layout: Layout) -> None:
+    if 0 in layout.shape:
+        raise MdnError(f"image is empty (shape {layout.shape})", path)
+    if "Y" not in layout.axes or "X" not in layout.axes:
+        raise MdnError(f"unsupported layout: axes {layout.axes!r} have no image plane", path)
+    if layout.samples > 4:
+        raise MdnError(f"unsupported layout: {layout.samples} samples per pixel (1 to 4 are supported)", path)
+    if layout.dtype.kind not in "uf" or layout.dtype.itemsize > 8:
+        raise MdnError(f"unsupported sample type {layout.dtype}", path)
+
+
+def _sanitise(pixels: np.ndarray) -> int:
+    """Replace NaN by 0 and +-Inf by the largest finite magnitude, in place; return how many were replaced."""
+    bad = ~np.isfinite(pixels)
+    count = int(bad.sum())
+    if count:
+        finite = pixels[~bad]
+        top = float(np.abs(finite).max()) if finite.size else 0.0
+        np.copyto(pixels, np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=-top))
+    return count
+
+
+# ----------------------------------------------------------------------------------------------- read
+
+
+def format_of(path: Path) -> str:
+    """The format name for a path's extension, or an MdnError naming the supported ones."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        supported = ", ".join(sorted(FORMATS))
+        raise MdnError(f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported})", path)
+    return fmt
+
+
+def read(path: str | Path, layer: str | None = None) -> Image:
+    """Read an image file; `layer` picks an EXR layer or part (default: the beauty RGB layer)."""
+    path = Path(path)
+    fmt = format_of(path)
+    if path.is_dir():
+        raise MdnError("is a directory, expected an image file", path)
+    if not path.exists():
+        raise MdnError("no such file", path)
+    if layer is not None and fmt != "exr":
+        raise MdnError("--layer applies to EXR files only", path)
+    try:
+        if fmt == "exr":
+            raw, layout, meta = _read_exr(path, layer)
+        elif fmt == "tiff":
+            raw, layout, meta = _read_tiff(path)
+        elif fmt == "png":
+            raw = imagecodecs.png_decode(path.read_bytes())
+            layout, meta = _plain_layout(raw), {}
+        else:
+            raw = iio.imread(path)
+            layout, meta = _plain_layout(raw), {}
+    except MdnError:
+        raise
+    except Exception as exc:  # decoders raise anything from OSError to SyntaxError on a bad file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
+    _check_layout(path, layout)
+    pixels, alpha = to_planes(raw, layout)
+    nonfinite = _sanitise(pixels) if layout.dtype.kind == "f" else 0
+    if alpha is not None and layout.dtype.kind == "f":
+        nonfinite += _sanitise(alpha)
+    return Image(pixels, alpha, Source(path, fmt, layout, meta), hdr=fmt == "exr", nonfinite=nonfinite)
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise MdnError("cannot read TIFF (corrupt or truncated?): no image found", path)
+        series = tif.series[0]
+        raw = series.asarray()
+        page = tif.pages.first
+        axes = series.axes
+        if "S" in axes and page.photometric not in (
+            tifffile.PHOTOMETRIC.RGB,
+            tifffile.PHOTOMETRIC.MINISBLACK,
+        ):
+            raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
+        compression = page.compression.name
+        meta: dict[str, Any] = {
+            "imagej": tif.imagej_metadata if tif.is_imagej else None,
+            "description": None if tif.is_imagej else page.description or None,
+            "photometric": page.photometric.name.lower(),
+            "planarconfig": page.planarconfig.name.lower() if "S" in axes else None,
+            "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
+            "extrasamples": page.extrasamples or None,
+        }
+        if "XResolution" in page.tags and "YResolution" in page.tags:
+            meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
+            meta["resolutionunit"] = page.resolutionunit
+    return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
+    """Colour layers of one EXR part: prefix ('' for the unnamed layer) -> [R, G, B] or [Y] channel names."""
+    layers: dict[str, list[str]] = {}
+    prefixes = {name.rpartition(".")[0] for name in channels}
+    for prefix in sorted(prefixes):
+        dot = f"{prefix}." if prefix else ""
+        if all(f"{dot}{c}" in channels for c in "RGB"):
+            layers[prefix] = [f"{dot}{c}" for c in "RGB"]
+        elif f"{dot}Y" in channels:
+            layers[prefix] = [f"{dot}Y"]
+    return layers
+
+
+def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
+    """Find (part index, layer prefix, channel names) for the requested layer or the beauty layer."""
+    found = [
+        (i, prefix, names)
+        for i, part in enumerate(exr.parts)
+        for prefix, names in _exr_layers(part.channels).items()
+    ]
+    if not found:
+        raise MdnError("EXR has no RGB or Y layer", path)
+    if layer is None:
+        beauty = [f for f in found if f[1] == ""] or found
+        return beauty[0]
+    for i, prefix, names in found:
+        if layer in (prefix, exr.parts[i].name()) and (prefix == "" or layer == prefix):
+            return i, prefix, names
+    available = ", ".join(prefix or exr.parts[i].name() or "(beauty)" for i, prefix, _ in found)
+    raise MdnError(f"no EXR layer {layer!r} (available: {available})", path)
+
+
+def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
+    exr = OpenEXR.File(str(path), separate_channels=True)
+    part_index, prefix, names = _pick_exr_layer(path, exr, layer)
+    channels = exr.parts[part_index].channels
+    alpha_name = f"{prefix}.A" if prefix else "A"
+    if alpha_name in channels:
+        names = [*names, alpha_name]
+    arrays = [channels[name].pixels for name in names]
+    if any(channels[name].xSampling != 1 or channels[name].ySampling != 1 for name in names):
+        raise MdnError("unsupported EXR layout: subsampled channels", path)
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
+        raise MdnError("unsupported EXR layout: layer channels must share one half or float type", path)
+    raw = np.stack(arrays, axis=-1)
+    return raw, Layout("YXS", tuple(raw.shape), raw.dtype), {"file": exr, "part": part_index, "names": names}
+
+
+# ---------------------------------------------------------------------------------------------- write
+
+
+def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str | None = None) -> Path:
+    """Write `image` to `path` atomically, in the path's format.
+
+    When the format is the source's, dtype, axes and metadata are kept (EXR: every other channel and part
+    too). `dtype` changes the stored sample type. An existing file is refused unless `overwrite`.
+    """
+    path = Path(path)
+    fmt = format_of(path)
+    if path.exists() and not overwrite:
+        what = "is the input file" if path.resolve() == image.path.resolve() else "exists"
+        raise MdnError(f"{what}; refusing to overwrite it (use --overwrite)", path)
+    if path.is_dir():
+        raise MdnError("is a directory, expected an output file name", path)
+    source = image.source
+    same = fmt == source.format
+    layout = _target_layout(image, fmt, dtype) if not same or dtype else source.layout
+    raw = from_planes(image.pixels, image.alpha, layout)
+    encoder: Callable[[Path, np.ndarray, Source | None], None] = _ENCODERS[fmt]
+    _atomic(path, lambda tmp: encoder(tmp, raw, source if same else None))
+    return path
+
+
+def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
+    """The stored layout for writing `image` as `fmt`, in `dtype` or the closest to the source's."""
+    allowed = _DTYPES[fmt]
+    if dtype is not None and dtype not in allowed:
+        raise MdnError(f"{fmt.upper()} cannot store {dtype} (choose from {', '.join(allowed)})", image.path)
+    source_dtype = image.source.layout.dtype.name
+    target = np.dtype(dtype or (source_dtype if source_dtype in allowed else allowed[0]))
+    if fmt == image.source.format:
+        return dataclasses.replace(image.source.layout, dtype=target)
+    count, height, width, colours = image.pixels.shape
+    samples = colours + (image.alpha is not None)
+    if count == 1:
+        return Layout("YXS", (height, width, samples), target)
+    if fmt != "tiff":
+        raise MdnError(f"a stack of {count} images can only be written as TIFF", image.path)
+    return Layout("QYXS", (count, height, width, samples), target)
+
+
+def _atomic(path: Path, write_to: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the target folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write_to(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MdnError(f"cannot write: {exc.strerror or exc}", path) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _squeeze_grey(raw: np.ndarray) -> np.ndarray:
+    return raw[..., 0] if raw.ndim == 3 and raw.shape[-1] == 1 else raw
+
+
+def _encode_png(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    path.write_bytes(imagecodecs.png_encode(_squeeze_grey(raw)))
+
+
+def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", quality=95)
+
+
+def _encode_webp(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    iio.imwrite(path, _squeeze_grey(raw), extension=".webp", lossless=True)
+
+
+def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp")
+
+
+def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    meta = source.meta if source else {}
+    kwargs: dict[str, Any] = {
+        "photometric": meta.get("photometric")
+        or ("rgb" if raw.shape[-1] in (3, 4) and raw.ndim >= 3 else "minisblack"),
+        "compression": meta.get("compression"),
+    }
+    if meta.get("planarconfig"):
+        kwargs["planarconfig"] = meta["planarconfig"]
+    if meta.get("extrasamples"):
+        kwargs["extrasamples"] = meta["extrasamples"]
+    elif source is None and raw.shape[-1] in (2, 4):
+        kwargs["extrasamples"] = ["unassalpha"]
+    if "resolution" in meta:
+        kwargs["resolution"] = meta["resolution"]
+        kwargs["resolutionunit"] = meta["resolutionunit"]
+    if meta.get("imagej") is not None:
+        imagej = {
+            k: v
+            for k, v in meta["imagej"].items()
+            if k not in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack")
+        }
+        kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
+    else:
+        kwargs["metadata"] = None
+        kwargs["description"] = meta.get("description")
+    tifffile.imwrite(path, raw, **kwargs)
+
+
+def _encode_exr(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    if source is None:
+        names = ["R", "G", "B", "A"][: raw.shape[-1]] if raw.shape[-1] >= 3 else ["Y", "A"][: raw.shape[-1]]
+        channels = {name: np.ascontiguousarray(raw[..., i]) for i, name in enumerate(names)}
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(
+            str(path)
+        )
+        return
+    exr: OpenEXR.File = source.meta["file"]
+    channels = exr.parts[source.meta["part"]].channels
+    for i, name in enumerate(source.meta["names"]):
+        channels[name].pixels = np.ascontiguousarray(raw[..., i])
+    exr.write(str(path))
+
+
+_ENCODERS = {
+    "png": _encode_png,
+    "jpeg": _encode_jpeg,
+    "webp": _encode_webp,
+    "bmp": _encode_bmp,
+    "tiff": _encode_tiff,
+    "exr": _encode_exr,
+}

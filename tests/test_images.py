@@ -1,0 +1,290 @@
+"""Every supported format round-trips exactly; bad input gives one clear MdnError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imagecodecs
+import imageio.v3 as iio
+import numpy as np
+import OpenEXR
+import pytest
+import tifffile
+
+from mdn import images
+from mdn.errors import MdnError
+
+RNG = np.random.default_rng(7)
+
+
+def _random(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    if np.dtype(dtype).kind == "u":
+        return RNG.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
+    return RNG.random(shape).astype(dtype)
+
+
+def _roundtrip(path: Path, decode) -> tuple[np.ndarray, np.ndarray, images.Image]:
+    image = images.read(path)
+    out = path.with_name(f"out{path.suffix}")
+    images.write(image, out)
+    return decode(path), decode(out), image
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((17, 23), "uint8"),
+        ((17, 23, 2), "uint8"),
+        ((17, 23, 3), "uint8"),
+        ((17, 23, 4), "uint8"),
+        ((17, 23), "uint16"),
+        ((17, 23, 2), "uint16"),
+        ((17, 23, 3), "uint16"),
+        ((17, 23, 4), "uint16"),
+    ],
+)
+def test_png_roundtrip_is_exact(tmp_path: Path, shape: tuple[int, ...], dtype: str) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(_random(shape, dtype)))
+    before, after, image = _roundtrip(path, lambda p: imagecodecs.png_decode(p.read_bytes()))
+    assert after.dtype == before.dtype and after.shape == before.shape
+    np.testing.assert_array_equal(after, before)
+    assert image.pixels.dtype == np.float32
+    assert image.pixels.shape[-1] == (3 if len(shape) == 3 and shape[2] >= 3 else 1)
+    assert (image.alpha is not None) == (len(shape) == 3 and shape[2] in (2, 4))
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".webp"])
+def test_bmp_and_webp_roundtrip_is_exact(tmp_path: Path, ext: str) -> None:
+    path = tmp_path / f"in{ext}"
+    kwargs = {"lossless": True} if ext == ".webp" else {}
+    iio.imwrite(path, _random((16, 24, 3), "uint8"), extension=ext, **kwargs)
+    before, after, _ = _roundtrip(path, iio.imread)
+    np.testing.assert_array_equal(after, before)
+
+
+def test_jpeg_roundtrip_keeps_shape_and_stays_close(tmp_path: Path) -> None:
+    from skimage import data
+
+    path = tmp_path / "in.jpg"
+    iio.imwrite(path, data.astronaut()[:128, :128], extension=".jpg", quality=95)
+    before, after, _ = _roundtrip(path, iio.imread)
+    assert after.shape == before.shape and after.dtype == np.uint8
+    assert np.abs(after.astype(int) - before).mean() < 2.0
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "kwargs"),
+    [
+        ((19, 21), "uint16", {"compression": "zlib", "description": "camera 3, exposure 20 ms"}),
+        ((19, 21, 3), "uint8", {"photometric": "rgb"}),
+        ((19, 21, 4), "uint16", {"photometric": "rgb", "extrasamples": ["unassalpha"]}),
+        ((3, 19, 21), "uint8", {"photometric": "rgb", "planarconfig": "separate"}),
+        ((5, 19, 21), "float32", {}),
+        ((4, 19, 21), "uint16", {"imagej": True, "metadata": {"axes": "ZYX", "spacing": 0.3, "unit": "um"}}),
+        ((2, 19, 21), "uint16", {"imagej": True, "metadata": {"axes": "CYX"}}),
+        ((3, 2, 19, 21), "uint16", {"imagej": True, "metadata": {"axes": "ZCYX"}}),
+        ((2, 3, 2, 19, 21), "float32", {"imagej": True, "metadata": {"axes": "TZCYX", "finterval": 2.0}}),
+        ((2, 19, 21, 3), "uint8", {"imagej": True, "metadata": {"axes": "ZYXS"}}),
+    ],
+)
+def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dtype, kwargs) -> None:
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(
+        path, _random(shape, dtype), resolution=(4.0, 4.0), resolutionunit="CENTIMETER", **kwargs
+    )
+    before, after, _ = _roundtrip(path, tifffile.imread)
+    assert after.dtype == before.dtype and after.shape == before.shape
+    np.testing.assert_array_equal(after, before)
+    with tifffile.TiffFile(path) as a, tifffile.TiffFile(path.with_name("out.tif")) as b:
+        assert b.series[0].axes == a.series[0].axes
+        assert b.imagej_metadata == a.imagej_metadata
+        assert b.pages.first.description == a.pages.first.description
+        assert b.pages.first.compression == a.pages.first.compression
+        assert b.pages.first.tags["XResolution"].value == a.pages.first.tags["XResolution"].value
+        assert b.pages.first.resolutionunit == a.pages.first.resolutionunit
+
+
+def test_imagej_hyperstack_is_split_into_grey_planes(tmp_path: Path) -> None:
+    path = tmp_path / "cells.tif"
+    stack = _random((2, 3, 2, 8, 9), "uint16")
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TZCYX"})
+    image = images.read(path)
+    assert image.pixels.shape == (12, 8, 9, 1)
+    np.testing.assert_array_equal(image.pixels[5, ..., 0], stack[0, 2, 1] / np.float32(65535))
+
+
+def _write_exr(path: Path, channels: dict[str, np.ndarray], compression=OpenEXR.PIZ_COMPRESSION) -> None:
+    header = {"compression": compression, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, dict(channels)).write(str(path))
+
+
+def _exr_channels(path: Path) -> dict[str, np.ndarray]:
+    return {
+        name: ch.pixels for name, ch in OpenEXR.File(str(path), separate_channels=True).channels().items()
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("names", ["RGB", "RGBA", "Y"])
+def test_exr_roundtrip_keeps_values_type_and_compression(tmp_path: Path, dtype: str, names: str) -> None:
+    path = tmp_path / "render.exr"
+    channels = {c: (RNG.random((12, 14)) * 40).astype(dtype) for c in names}
+    _write_exr(path, channels)
+    images.write(images.read(path), tmp_path / "out.exr")
+    after = _exr_channels(tmp_path / "out.exr")
+    assert set(after) == set(names)
+    for c in names:
+        assert after[c].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(after[c], channels[c])
+    header = OpenEXR.File(str(tmp_path / "out.exr"), header_only=True).header()
+    assert header["compression"] == OpenEXR.PIZ_COMPRESSION
+
+
+def test_exr_layers_pick_beauty_by_default_and_keep_other_channels(tmp_path: Path) -> None:
+    path = tmp_path / "aov.exr"
+    channels = {
+        f"{layer}{c}": RNG.random((6, 7)).astype("float32")
+        for layer in ("", "diffuse.", "albedo.")
+        for c in "RGB"
+    }
+    channels["Z"] = RNG.random((6, 7)).astype("float32")
+    _write_exr(path, channels)
+    beauty = images.read(path)
+    np.testing.assert_array_equal(beauty.pixels[0, ..., 0], channels["R"])
+    albedo = images.read(path, layer="albedo")
+    np.testing.assert_array_equal(albedo.pixels[0, ..., 2], channels["albedo.B"])
+    images.write(albedo.with_pixels(albedo.pixels * 0), tmp_path / "out.exr")
+    after = _exr_channels(tmp_path / "out.exr")
+    assert not after["albedo.G"].any()
+    for name in ("R", "diffuse.G", "Z"):
+        np.testing.assert_array_equal(after[name], channels[name])
+    with pytest.raises(MdnError, match=r"no EXR layer 'specular'.*albedo"):
+        images.read(path, layer="specular")
+
+
+def test_exr_multipart_picks_the_beauty_part(tmp_path: Path) -> None:
+    path = tmp_path / "multi.exr"
+    depth = OpenEXR.Part({}, {"Z": RNG.random((5, 6)).astype("float32")}, "depth")
+    rgb = {c: RNG.random((5, 6)).astype("float16") for c in "RGB"}
+    OpenEXR.File([depth, OpenEXR.Part({}, dict(rgb), "beauty")]).write(str(path))
+    image = images.read(path)
+    np.testing.assert_array_equal(image.pixels[0, ..., 1], rgb["G"].astype("float32"))
+    images.write(image, tmp_path / "out.exr")
+    parts = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).parts
+    assert [p.name() for p in parts] == ["depth", "beauty"]
+
+
+def test_exr_nan_and_inf_are_replaced_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "firefly.exr"
+    channels = {c: np.full((4, 5), 0.5, "float16") for c in "RGB"}
+    channels["R"][0, 0] = np.nan
+    channels["G"][1, 1] = np.inf
+    channels["B"][2, 2] = -np.inf
+    channels["B"][3, 3] = 7.0
+    _write_exr(path, channels)
+    image = images.read(path)
+    assert image.nonfinite == 3
+    assert np.isfinite(image.pixels).all()
+    assert image.pixels[0, 0, 0, 0] == 0.0
+    assert image.pixels[0, 1, 1, 1] == 7.0
+    assert image.pixels[0, 2, 2, 2] == -7.0
+
+
+def test_integer_output_is_rounded_and_clipped_not_wrapped(tmp_path: Path) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(np.full((4, 4), 100, np.uint8)))
+    image = images.read(path)
+    pixels = image.pixels.copy()
+    pixels[0, 0, 0] = 1.7
+    pixels[0, 0, 1] = -0.4
+    pixels[0, 0, 2] = 100.4 / 255
+    images.write(image.with_pixels(pixels), tmp_path / "out.png")
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    assert out[0, :3].tolist() == [255, 0, 100]
+
+
+def test_dtype_option_changes_bit_depth(tmp_path: Path) -> None:
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, np.array([[0, 65535], [32768, 1]], np.uint16))
+    images.write(images.read(path), tmp_path / "out.tif", dtype="uint8")
+    assert tifffile.imread(tmp_path / "out.tif").tolist() == [[0, 255], [128, 0]]
+    with pytest.raises(MdnError, match="cannot store float32"):
+        images.write(images.read(path), tmp_path / "out.png", dtype="float32")
+
+
+def test_format_conversion_writes_the_target_format(tmp_path: Path) -> None:
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, _random((8, 9, 3), "uint16"), photometric="rgb")
+    images.write(images.read(path), tmp_path / "out.png")
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    np.testing.assert_array_equal(out, tifffile.imread(path))
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, _random((3, 8, 9), "uint8"), photometric="minisblack")
+    with pytest.raises(MdnError, match="stack of 3 images can only be written as TIFF"):
+        images.write(images.read(stack), tmp_path / "stack.png")
+
+
+def test_write_refuses_to_overwrite_input_or_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.png"
+    original = _random((5, 6, 3), "uint8")
+    path.write_bytes(imagecodecs.png_encode(original))
+    image = images.read(path)
+    with pytest.raises(MdnError, match="is the input file; refusing to overwrite"):
+        images.write(image.with_pixels(image.pixels * 0), path)
+    np.testing.assert_array_equal(imagecodecs.png_decode(path.read_bytes()), original)
+    images.write(image.with_pixels(image.pixels * 0), path, overwrite=True)
+    assert not imagecodecs.png_decode(path.read_bytes()).any()
+
+
+def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(_random((5, 6), "uint8")))
+    image = images.read(path)
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous result")
+
+    def fail(_data, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(images.imagecodecs, "png_encode", fail)
+    with pytest.raises(MdnError, match=r"out\.png: cannot write: No space left on device"):
+        images.write(image, target, overwrite=True)
+    assert target.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.png", None, "no such file"),
+        ("notes.txt", b"hello", "unsupported file type '.txt'"),
+        ("truncated.png", "truncate", "cannot read PNG"),
+        ("garbage.tif", b"II*\x00garbage", "cannot read TIFF"),
+        ("garbage.exr", b"\x76\x2f\x31\x01garbage", "cannot read EXR"),
+        ("garbage.jpg", b"\xff\xd8\xffnot really", "cannot read JPEG"),
+        ("empty.tif", "empty", "image is empty"),
+        ("complex.tif", "complex", "unsupported sample type complex64"),
+    ],
+)
+def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, content, message: str) -> None:
+    path = tmp_path / name
+    if content == "truncate":
+        path.write_bytes(imagecodecs.png_encode(_random((32, 32, 3), "uint8"))[:60])
+    elif content == "empty":
+        tifffile.imwrite(path, np.zeros((0, 5), np.uint8))
+    elif content == "complex":
+        tifffile.imwrite(path, np.zeros((4, 5), np.complex64))
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(MdnError, match=message) as info:
+        images.read(path)
+    assert str(info.value).startswith(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_directory_where_a_file_is_expected(tmp_path: Path) -> None:
+    folder = tmp_path / "photos.png"
+    folder.mkdir()
+    with pytest.raises(MdnError, match="is a directory"):
+        images.read(folder)
