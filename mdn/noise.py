@@ -1,0 +1,351 @@
+"""Seeded noise models: the synthetic test noises of the masked-training paper (method notes A.7).
+
+A model maps a clean float32 image in [0, 1], shaped (H, W, C) or (N, H, W, C) with C = 1 or 3, to a noisy
+float32 image of the same shape, clipped to [0, 1] as the paper's 8-bit test sets are. All randomness comes
+from the `numpy.random.Generator` passed in: the same generator state gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from mdn.errors import MdnError
+
+
+class NoiseModel(ABC):
+    """One noise type at one level; calling it returns a noisy copy of an image."""
+
+    name: ClassVar[str]
+    parameter: ClassVar[str]
+    levels: ClassVar[tuple[float, ...]]
+    default_level: ClassVar[float]
+    limits: ClassVar[tuple[float, float]] = (0.0, math.inf)  # a valid level lies in (low, high]
+
+    def __init__(self, level: float | None = None) -> None:
+        self.level = float(self.default_level) if level is None else self._checked(level)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return a noisy float32 copy of `x`, clipped to [0, 1]; `x` is left untouched."""
+        return np.clip(self._apply(_checked_image(x), rng), 0.0, 1.0).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.level:g})"
+
+    @abstractmethod
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return the noisy image before clipping, as a new array."""
+
+    def _checked(self, level: float) -> float:
+        low, high = self.limits
+        try:
+            value = float(level)
+        except (TypeError, ValueError):
+            raise MdnError(f"{self.name} noise level must be a number, got {level!r}") from None
+        if not (math.isfinite(value) and low < value <= high):
+            allowed = f"> {low:g}" if math.isinf(high) else f"in ({low:g}, {high:g}]"
+            raise MdnError(f"{self.name} noise level must be {allowed} ({self.parameter}), got {level!r}")
+        return value
+
+
+def _checked_image(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim not in (3, 4) or x.shape[-1] not in (1, 3) or x.size == 0:
+        raise MdnError(f"noise needs a non-empty (H, W, C) or (N, H, W, C) image, C = 1 or 3; got {x.shape}")
+    return x
+
+
+def _per_image(x: np.ndarray, one: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply `one` to each (H, W, C) image of `x`, in order."""
+    return one(x) if x.ndim == 3 else np.stack([one(image) for image in x])
+
+
+class GaussianNoise(NoiseModel):
+    """Additive white Gaussian noise: y = x + N(0, (sigma/255)^2), independent per element."""
+
+    name = "gaussian"
+    parameter = "sigma on the 0-255 scale"
+    levels = (15.0, 25.0, 50.0)
+    default_level = 15.0
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return x + (self.level / 255) * rng.standard_normal(x.shape, dtype=np.float32)
+
+
+class SpeckleNoise(NoiseModel):
+    """MATLAB imnoise(x, 'speckle', v): y = x + n*x, n uniform with mean 0 and variance v, per element."""
+
+    name = "speckle"
+    parameter = "variance v of the uniform multiplicative noise"
+    levels = (0.018, 0.024, 0.03, 0.036, 0.04)
+    default_level = 0.024
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = math.sqrt(12 * self.level) * (rng.random(x.shape, dtype=np.float32) - 0.5)
+        return x + n * x
+
+
+class PoissonNoise(NoiseModel):
+    """The paper's scaled shot noise.
+
+    x is quantised to 8 bit, q = round(255 x)/255; n = Poisson(256 q)/256 - q per element; y = q + alpha*n.
+    The paper's scale is 2^ceil(log2(#distinct values)), which is 256 for any image with >128 distinct values;
+    256 is used always, so the noise does not depend on image content.
+    """
+
+    name = "poisson"
+    parameter = "alpha (scale of 8-bit shot noise)"
+    levels = (2.0, 2.5, 3.0, 3.5)
+    default_level = 2.0
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        q = np.round(x * 255) / 255
+        n = rng.poisson(256 * q).astype(np.float32) / 256 - q
+        return q + self.level * n
+
+
+class PhotonNoise(NoiseModel):
+    """Photon counting: y = Poisson(peak*x)/peak, so mean x and variance x/peak."""
+
+    name = "photon"
+    parameter = "peak (photons at white)"
+    levels = (10.0, 25.0, 50.0)
+    default_level = 25.0
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.poisson(self.level * x).astype(np.float32) / self.level
+
+
+class CorrelatedNoise(NoiseModel):
+    """White Gaussian noise of std sigma/255 filtered by a 3x3 box (mean) kernel over H and W, then added.
+
+    The white field is drawn 2 pixels larger than the image in H and W and filtered without padding, so there
+    is no border rule: every pixel has std sigma/255/3, and neighbours at lag 1 correlate by 2/3, at lag 2 by
+    1/3, further by 0. Channels and images are independent.
+    """
+
+    name = "correlated"
+    parameter = "sigma on the 0-255 scale, before the 3x3 box filter"
+    levels = (40.0, 45.0, 50.0, 55.0, 60.0)
+    default_level = 50.0
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        *lead, h, w, c = x.shape
+        white = rng.standard_normal((*lead, h + 2, w + 2, c), dtype=np.float32)
+        rows = white[..., :-2, :, :] + white[..., 1:-1, :, :] + white[..., 2:, :, :]
+        box = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+        return x + (self.level / 255 / 9) * box
+
+
+class SaltPepperNoise(NoiseModel):
+    """MATLAB imnoise(x, 'salt & pepper', d): per element, u ~ U(0, 1); u < d/2 -> 0, d/2 <= u < d -> 1.
+
+    Elements are chosen independently per channel, so colour images get coloured dots.
+    """
+
+    name = "saltpepper"
+    parameter = "density d (fraction of elements set to 0 or 1)"
+    levels = (0.002, 0.01, 0.02, 0.05)
+    default_level = 0.02
+    limits = (0.0, 1.0)
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        u = rng.random(x.shape, dtype=np.float32)
+        return np.where(u < self.level / 2, 0.0, np.where(u < self.level, 1.0, x))
+
+
+# Published constants of Brooks et al. 2019 (google-research/unprocessing): four XYZ -> camera matrices and
+# linear sRGB -> XYZ (D65).
+_XYZ_TO_CAMS = np.array(
+    [
+        [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+        [[0.4913, -0.0541, -0.0202], [-0.613, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+        [[0.838, -0.263, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+        [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.097, 0.1581, 0.5181]],
+    ]
+)
+_SRGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+# Bilinear demosaic kernels, used as normalised convolutions (so borders need no special case).
+_GREEN_KERNEL = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=np.float32)
+_RED_BLUE_KERNEL = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float32)
+
+
+def _bayer(h: int, w: int) -> np.ndarray:
+    """Channel index (0 R, 1 G, 2 B) of each site of an RGGB mosaic."""
+    return np.add.outer(np.arange(h) % 2, np.arange(w) % 2)
+
+
+def _conv3(a: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """3x3 correlation of a 2-D array with zero padding."""
+    h, w = a.shape
+    padded = np.pad(a, 1)
+    out = np.zeros_like(a)
+    for (i, j), k in np.ndenumerate(kernel):
+        if k:
+            out += k * padded[i : i + h, j : j + w]
+    return out
+
+
+def _demosaic(raw: np.ndarray) -> np.ndarray:
+    """Bilinear demosaic of an (H, W) RGGB mosaic to (H, W, 3)."""
+    bayer = _bayer(*raw.shape)
+    out = np.empty((*raw.shape, 3), dtype=np.float32)
+    for c, kernel in enumerate((_RED_BLUE_KERNEL, _GREEN_KERNEL, _RED_BLUE_KERNEL)):
+        sites = (bayer == c).astype(np.float32)
+        out[..., c] = _conv3(raw * sites, kernel) / _conv3(sites, kernel)
+    return out
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A random camera of Brooks et al. 2019: colour matrix and gains, with its unprocess and process steps.
+
+    `unprocess` maps sRGB to a linear RGGB raw mosaic (H, W): inverse smoothstep, gamma 2.2, RGB -> camera,
+    inverse white balance and brightening (softened near white so highlights stay saturated), clip, mosaic.
+    `process` maps raw back: white balance and brightening gains, clip, bilinear demosaic, camera -> RGB,
+    clip, gamma 1/2.2, smoothstep. Brooks's own process step re-applies neither the brightening gain nor the
+    smoothstep, so its round trip darkens and flattens the image; here both are re-applied, so that a
+    noise-free round trip returns the input up to demosaic blur, out-of-gamut clipping and highlights, and the
+    clean input is a fair reference for the noisy output.
+    """
+
+    rgb_to_cam: np.ndarray  # (3, 3), rows sum to 1
+    rgb_gain: float  # brightening
+    red_gain: float  # white balance
+    blue_gain: float
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Camera:
+        """Draw a camera with the paper's defaults: a random convex mix of 4 CCMs, random gains."""
+        weights = rng.uniform(1e-8, 1e8, size=(len(_XYZ_TO_CAMS), 1, 1))
+        xyz_to_cam = (weights * _XYZ_TO_CAMS).sum(axis=0) / weights.sum()
+        rgb_to_cam = xyz_to_cam @ _SRGB_TO_XYZ
+        rgb_to_cam /= rgb_to_cam.sum(axis=1, keepdims=True)
+        rgb_gain = 1 / rng.normal(0.8, 0.1)
+        return cls(rgb_to_cam, rgb_gain, rng.uniform(1.9, 2.4), rng.uniform(1.5, 1.9))
+
+    def unprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """sRGB (H, W, 3) in [0, 1] -> linear raw RGGB mosaic (H, W) in [0, 1]."""
+        tone = 0.5 - np.sin(np.arcsin(1 - 2 * np.clip(rgb, 0, 1)) / 3)
+        cam = np.maximum(tone, 1e-8) ** 2.2 @ self.rgb_to_cam.T.astype(np.float32)
+        gains = np.array([1 / self.red_gain, 1, 1 / self.blue_gain], dtype=np.float32) / self.rgb_gain
+        white = (np.maximum(cam.mean(axis=-1, keepdims=True) - 0.9, 0) / 0.1) ** 2
+        cam = np.clip(cam * np.maximum(white + (1 - white) * gains, gains), 0, 1)
+        return np.take_along_axis(cam, _bayer(*cam.shape[:2])[..., None], axis=-1)[..., 0]
+
+    def process(self, raw: np.ndarray) -> np.ndarray:
+        """Linear raw RGGB mosaic (H, W) -> sRGB (H, W, 3) in [0, 1]."""
+        gains = np.array([self.red_gain, 1, self.blue_gain], dtype=np.float32) * self.rgb_gain
+        cam = _demosaic(np.clip(raw * gains[_bayer(*raw.shape)], 0, 1))
+        cam_to_rgb = np.linalg.inv(self.rgb_to_cam).T.astype(np.float32)
+        tone = np.maximum(np.clip(cam @ cam_to_rgb, 0, 1), 1e-8) ** (1 / 2.2)
+        return tone * tone * (3 - 2 * tone)
+
+
+class IspNoise(NoiseModel):
+    """Camera noise of Brooks et al. 2019: unprocess with a random camera, add shot/read noise, process back.
+
+    Per image: a random `Camera`; log shot ~ U(log 1e-4, log 0.012), log read = 2.18 log shot + 1.20 +
+    N(0, 0.26^2); raw noise is Gaussian with variance raw*shot + read, its std times the level. See `Camera`
+    for the round trip, which here is close to identity without noise. Grey images are replicated to RGB and
+    the green channel is returned. Images must be at least 2x2.
+    """
+
+    name = "isp"
+    parameter = "multiplier on the raw noise std (1 = the paper's defaults)"
+    levels = (1.0, 2.0)
+    default_level = 1.0
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if min(x.shape[-3:-1]) < 2:
+            raise MdnError(f"isp noise needs images of at least 2x2 pixels, got {x.shape}")
+        return _per_image(x, lambda image: self._one(image, rng))
+
+    def _one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        grey = image.shape[-1] == 1
+        camera = Camera.random(rng)
+        log_shot = rng.uniform(math.log(1e-4), math.log(0.012))
+        read = math.exp(2.18 * log_shot + 1.20 + rng.normal(0, 0.26))
+        raw = camera.unprocess(np.repeat(image, 3, axis=-1) if grey else image)
+        std = self.level * np.sqrt(raw * math.exp(log_shot) + read)
+        rgb = camera.process(raw + std * rng.standard_normal(raw.shape, dtype=np.float32))
+        return rgb[..., 1:2] if grey else rgb
+
+
+class MixtureNoise(NoiseModel):
+    """A random composition of the other types, SCUNet-style (the paper gives no recipe; this is mdn's).
+
+    Level L in (0, 5] (the paper's levels are 1..5) sets every component at the point L/5 along its range:
+    gaussian sigma 15..50, speckle v 0.018..0.04, poisson alpha 2..3.5, correlated sigma 40..60 and
+    saltpepper d 0.002..0.01 (low density). Per image, 2 or 3 distinct components (equal odds) are drawn at
+    random and applied in random order, each clipping to [0, 1].
+    """
+
+    name = "mixture"
+    parameter = "mixture strength (1 = mild .. 5 = strong)"
+    levels = (1.0, 2.0, 3.0, 4.0, 5.0)
+    default_level = 3.0
+    limits = (0.0, 5.0)
+    ranges: ClassVar[tuple[tuple[type[NoiseModel], float, float], ...]] = (
+        (GaussianNoise, 15.0, 50.0),
+        (SpeckleNoise, 0.018, 0.04),
+        (PoissonNoise, 2.0, 3.5),
+        (CorrelatedNoise, 40.0, 60.0),
+        (SaltPepperNoise, 0.002, 0.01),
+    )
+
+    def __init__(self, level: float | None = None) -> None:
+        super().__init__(level)
+        t = self.level / 5
+        self.components = tuple(kind(low + t * (high - low)) for kind, low, high in self.ranges)
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return _per_image(x, lambda image: self._one(image, rng))
+
+    def _one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        count = int(rng.integers(2, 4))
+        for i in rng.permutation(len(self.components))[:count]:
+            image = self.components[i](image, rng)
+        return image
+
+
+NOISE_TYPES: dict[str, type[NoiseModel]] = {
+    kind.name: kind
+    for kind in (
+        GaussianNoise,
+        SpeckleNoise,
+        PoissonNoise,
+        PhotonNoise,
+        CorrelatedNoise,
+        SaltPepperNoise,
+        IspNoise,
+        MixtureNoise,
+    )
+}
+
+
+def make_noise(name: str, level: float | None = None) -> NoiseModel:
+    """The noise model called `name` (case-insensitive) at `level` (None: its default)."""
+    kind = NOISE_TYPES.get(name.strip().lower())
+    if kind is None:
+        close = difflib.get_close_matches(name.strip().lower(), NOISE_TYPES, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(NOISE_TYPES)}"
+        raise MdnError(f"unknown noise type {name!r}; {hint}")
+    return kind(level)
+
+
+def add_noise(x: np.ndarray, name: str, level: float | None = None, seed: int = 0) -> np.ndarray:
+    """Return `x` with noise `name` at `level`, drawn from `numpy.random.default_rng(seed)`."""
+    return make_noise(name, level)(x, np.random.default_rng(seed))

@@ -1,0 +1,220 @@
+"""Statistics and contracts of the seeded noise models."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mdn.errors import MdnError
+from mdn.noise import NOISE_TYPES, Camera, NoiseModel, add_noise, make_noise
+
+SIZE = (512, 512, 3)  # 786k samples: relative error of a std estimate is ~0.1 %
+
+
+def flat(value: float, shape: tuple[int, ...] = SIZE) -> np.ndarray:
+    return np.full(shape, value, dtype=np.float32)
+
+
+def ramp(h: int = 32, w: int = 48) -> np.ndarray:
+    """A smooth colour image with distinct channels."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([xx / (w - 1), yy / (h - 1), 0.25 + 0.5 * (xx + yy) / (h + w - 2)], axis=-1)
+
+
+def noisy(name: str, x: np.ndarray, level: float | None = None, seed: int = 0) -> np.ndarray:
+    return make_noise(name, level)(x, np.random.default_rng(seed))
+
+
+def lag_correlation(n: np.ndarray, lag: int, axis: int) -> float:
+    n = n - n.mean()
+    a = np.take(n, range(n.shape[axis] - lag), axis=axis)
+    b = np.take(n, range(lag, n.shape[axis]), axis=axis)
+    return float((a * b).mean() / n.var())
+
+
+# ---- statistics, one type at a time ----
+
+
+@pytest.mark.parametrize("sigma", [15, 25])
+def test_gaussian_std_and_mean(sigma: float) -> None:
+    n = noisy("gaussian", flat(0.5), sigma) - 0.5
+    assert n.std() == pytest.approx(sigma / 255, rel=0.02)
+    assert abs(n.mean()) < 1e-3
+    assert abs(lag_correlation(n, 1, axis=1)) < 0.01
+
+
+@pytest.mark.parametrize("x", [0.3, 0.6])
+def test_speckle_variance_and_uniform_support(x: float) -> None:
+    v = 0.04
+    n = noisy("speckle", flat(x), v) - x
+    assert n.var() == pytest.approx(v * x * x, rel=0.03)
+    bound = math.sqrt(3 * v) * x
+    assert np.abs(n).max() <= bound * (1 + 1e-5)  # uniform: bounded support, a Gaussian would exceed it
+    assert np.abs(n).max() > 0.99 * bound
+    assert abs(n.mean()) < 1e-3
+
+
+@pytest.mark.parametrize("x", [0.2 + 0.4 / 255, 0.5])
+def test_poisson_variance_scales_with_intensity(x: float) -> None:
+    alpha = 2.0
+    q = float(np.round(np.float32(x) * 255) / 255)  # the paper quantises to 8 bit first
+    y = noisy("poisson", flat(x), alpha)
+    assert y.mean() == pytest.approx(q, abs=4e-4)
+    assert y.var() == pytest.approx(alpha**2 * q / 256, rel=0.03)
+
+
+def test_poisson_std_at_half_matches_the_notes() -> None:
+    y = noisy("poisson", flat(0.5), 2.0)
+    assert y.std() * 255 == pytest.approx(22.5, abs=0.5)
+
+
+@pytest.mark.parametrize("x", [0.2, 0.4])
+def test_photon_mean_and_variance(x: float) -> None:
+    peak = 50.0
+    y = noisy("photon", flat(x), peak)
+    assert y.mean() == pytest.approx(x, abs=1e-3)
+    assert y.var() == pytest.approx(x / peak, rel=0.03)
+    assert np.allclose(y * peak, np.round(y * peak), atol=1e-4)  # counts
+
+
+def test_saltpepper_fraction_and_balance() -> None:
+    d = 0.05
+    y = noisy("saltpepper", flat(0.5), d)
+    zeros, ones = (y == 0).mean(), (y == 1).mean()
+    assert zeros + ones == pytest.approx(d, rel=0.03)
+    assert zeros == pytest.approx(d / 2, rel=0.05)
+    assert ones == pytest.approx(d / 2, rel=0.05)
+    assert np.all((y == 0) | (y == 1) | (y == 0.5))
+
+
+def test_saltpepper_is_per_channel() -> None:
+    hit = noisy("saltpepper", flat(0.5), 0.2) != 0.5
+    assert 0.5 < hit.any(axis=-1).mean() / hit.mean() / 3 < 1.0  # channels hit independently, not together
+
+
+def test_correlated_std_and_autocorrelation() -> None:
+    sigma = 50.0
+    n = noisy("correlated", flat(0.5), sigma) - 0.5
+    assert n.std() == pytest.approx(sigma / 255 / 3, rel=0.02)
+    for axis in (0, 1):
+        assert lag_correlation(n, 1, axis) == pytest.approx(2 / 3, abs=0.02)
+        assert lag_correlation(n, 2, axis) == pytest.approx(1 / 3, abs=0.02)
+        assert abs(lag_correlation(n, 3, axis)) < 0.02
+    assert abs(np.corrcoef(n[..., 0].ravel(), n[..., 1].ravel())[0, 1]) < 0.02
+    edge = np.concatenate([n[[0, -1]].ravel(), n[:, [0, -1]].ravel()]).std()
+    assert edge == pytest.approx(
+        n[1:-1, 1:-1].std(), rel=0.1
+    )  # no border effect (reflect: +29 %, zeros: -18 %)
+
+
+# ---- isp ----
+
+
+def test_isp_round_trip_without_noise_is_close_to_identity() -> None:
+    x = ramp(64, 96) * 0.9  # smooth and away from the softened highlights
+    for seed in range(3):
+        camera = Camera.random(np.random.default_rng(seed))
+        raw = camera.unprocess(x)
+        assert raw.shape == x.shape[:2]
+        assert raw.min() >= 0 and raw.max() <= 1
+        assert np.abs(camera.process(raw) - x)[1:-1, 1:-1].max() < 0.01
+
+
+def test_isp_noise_is_real_camera_noise() -> None:
+    x = flat(0.5, (256, 256, 3))
+    y1 = noisy("isp", x, 1.0, seed=3)
+    y2 = noisy("isp", x, 2.0, seed=3)  # same camera and draws, twice the raw std
+    n1, n2 = y1 - x, y2 - x
+    assert 1e-3 < n1.std() < 0.2
+    assert n2.std() == pytest.approx(2 * n1.std(), rel=0.15)
+    assert abs(n1.mean()) < 0.02  # grey stays grey: the round trip is fair to the clean input
+    assert lag_correlation(n1, 1, axis=1) > 0.2  # demosaicking correlates neighbours
+    channels = np.corrcoef(n1.reshape(-1, 3).T)
+    assert abs(channels[0, 1]) > 0.05  # the colour matrix mixes channels
+
+
+def test_isp_grey_input_and_small_images() -> None:
+    x = ramp()[..., :1]
+    y = noisy("isp", x)
+    assert y.shape == x.shape
+    assert not np.array_equal(y, x)
+    with pytest.raises(MdnError, match="2x2"):
+        noisy("isp", flat(0.5, (1, 8, 3)))
+
+
+# ---- mixture ----
+
+
+def test_mixture_is_stronger_at_higher_levels() -> None:
+    x = ramp(64, 64)
+    mse = {
+        level: np.mean([((noisy("mixture", x, level, seed) - x) ** 2).mean() for seed in range(6)])
+        for level in (1, 5)
+    }
+    assert mse[5] > 1.5 * mse[1]
+
+
+def test_mixture_components_follow_the_level() -> None:
+    kinds = {type(c).name: c.level for c in make_noise("mixture", 5).components}
+    assert kinds == {"gaussian": 50, "speckle": 0.04, "poisson": 3.5, "correlated": 60, "saltpepper": 0.01}
+
+
+def test_mixture_draws_per_image() -> None:
+    y = noisy("mixture", np.stack([ramp()] * 4))
+    assert len({y[i].tobytes() for i in range(4)}) == 4
+
+
+# ---- contracts shared by every type ----
+
+
+@pytest.mark.parametrize("name", NOISE_TYPES)
+@pytest.mark.parametrize("shape", [(24, 20, 1), (24, 20, 3), (2, 24, 20, 3)])
+def test_contract(name: str, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.1, 0.9, shape).astype(np.float32)
+    before = x.copy()
+    y = add_noise(x, name, seed=1)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.array_equal(x, before)
+    assert y.min() >= 0 and y.max() <= 1
+    assert not np.array_equal(y, x)
+    assert add_noise(x, name, seed=1).tobytes() == y.tobytes()
+    assert add_noise(x, name, seed=2).tobytes() != y.tobytes()
+
+
+@pytest.mark.parametrize("name", NOISE_TYPES)
+def test_levels_and_defaults(name: str) -> None:
+    kind = NOISE_TYPES[name]
+    assert issubclass(kind, NoiseModel) and kind.name == name and kind.parameter
+    assert kind.default_level in kind.levels
+    assert make_noise(name).level == kind.default_level
+    for level in kind.levels:
+        assert make_noise(name, level).level == level
+    for bad in (-1, 0, math.nan, "high"):
+        with pytest.raises(MdnError, match=name):
+            make_noise(name, bad)  # type: ignore[arg-type]
+
+
+def test_level_upper_limits() -> None:
+    with pytest.raises(MdnError):
+        make_noise("saltpepper", 1.5)
+    with pytest.raises(MdnError):
+        make_noise("mixture", 6)
+
+
+def test_unknown_name_suggests_close_names() -> None:
+    with pytest.raises(MdnError, match="gaussian"):
+        make_noise("gausian")
+    with pytest.raises(MdnError, match="saltpepper"):
+        make_noise("salt_pepper")
+    with pytest.raises(MdnError, match="known: gaussian"):
+        make_noise("xyz")
+    assert make_noise(" Poisson ").name == "poisson"
+
+
+def test_bad_image_shapes() -> None:
+    for shape in [(8, 8), (8, 8, 2), (0, 8, 8, 3)]:
+        with pytest.raises(MdnError):
+            add_noise(np.zeros(shape, np.float32), "gaussian")
