@@ -275,9 +275,7 @@ def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
 def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
     """Find (part index, layer prefix, channel names) for the requested layer or the beauty layer."""
     found = [
-        (i, prefix, names)
-        for i, part in enumerate(exr.parts)
-        for prefix, names in _exr_layers(part.channels).items()
+        (i, prefix, names) for i, part in enumerate(exr.parts) for prefix, names in _exr_layers(part.channels).items()
     ]
     if not found:
         raise MdnError("EXR has no RGB or Y layer", path)
@@ -420,9 +418,7 @@ def _encode_exr(path: Path, raw: np.ndarray, source: Source | None) -> None:
     if source is None:
         names = ["R", "G", "B", "A"][: raw.shape[-1]] if raw.shape[-1] >= 3 else ["Y", "A"][: raw.shape[-1]]
         channels = {name: np.ascontiguousarray(raw[..., i]) for i, name in enumerate(names)}
-        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(
-            str(path)
-        )
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(str(path))
         return
     exr: OpenEXR.File = source.meta["file"]
     channels = exr.parts[source.meta["part"]].channels

@@ -90,9 +90,7 @@ def test_jpeg_roundtrip_keeps_shape_and_stays_close(tmp_path: Path) -> None:
 )
 def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dtype, kwargs) -> None:
     path = tmp_path / "in.tif"
-    tifffile.imwrite(
-        path, _random(shape, dtype), resolution=(4.0, 4.0), resolutionunit="CENTIMETER", **kwargs
-    )
+    tifffile.imwrite(path, _random(shape, dtype), resolution=(4.0, 4.0), resolutionunit="CENTIMETER", **kwargs)
     before, after, _ = _roundtrip(path, tifffile.imread)
     assert after.dtype == before.dtype and after.shape == before.shape
     np.testing.assert_array_equal(after, before)
@@ -120,9 +118,7 @@ def _write_exr(path: Path, channels: dict[str, np.ndarray], compression=OpenEXR.
 
 
 def _exr_channels(path: Path) -> dict[str, np.ndarray]:
-    return {
-        name: ch.pixels for name, ch in OpenEXR.File(str(path), separate_channels=True).channels().items()
-    }
+    return {name: ch.pixels for name, ch in OpenEXR.File(str(path), separate_channels=True).channels().items()}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
@@ -144,9 +140,7 @@ def test_exr_roundtrip_keeps_values_type_and_compression(tmp_path: Path, dtype: 
 def test_exr_layers_pick_beauty_by_default_and_keep_other_channels(tmp_path: Path) -> None:
     path = tmp_path / "aov.exr"
     channels = {
-        f"{layer}{c}": RNG.random((6, 7)).astype("float32")
-        for layer in ("", "diffuse.", "albedo.")
-        for c in "RGB"
+        f"{layer}{c}": RNG.random((6, 7)).astype("float32") for layer in ("", "diffuse.", "albedo.") for c in "RGB"
     }
     channels["Z"] = RNG.random((6, 7)).astype("float32")
     _write_exr(path, channels)

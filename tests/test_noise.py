@@ -104,9 +104,7 @@ def test_correlated_std_and_autocorrelation() -> None:
         assert abs(lag_correlation(n, 3, axis)) < 0.02
     assert abs(np.corrcoef(n[..., 0].ravel(), n[..., 1].ravel())[0, 1]) < 0.02
     edge = np.concatenate([n[[0, -1]].ravel(), n[:, [0, -1]].ravel()]).std()
-    assert edge == pytest.approx(
-        n[1:-1, 1:-1].std(), rel=0.1
-    )  # no border effect (reflect: +29 %, zeros: -18 %)
+    assert edge == pytest.approx(n[1:-1, 1:-1].std(), rel=0.1)  # no border effect (reflect: +29 %, zeros: -18 %)
 
 
 # ---- isp ----
@@ -150,8 +148,7 @@ def test_isp_grey_input_and_small_images() -> None:
 def test_mixture_is_stronger_at_higher_levels() -> None:
     x = ramp(64, 64)
     mse = {
-        level: np.mean([((noisy("mixture", x, level, seed) - x) ** 2).mean() for seed in range(6)])
-        for level in (1, 5)
+        level: np.mean([((noisy("mixture", x, level, seed) - x) ** 2).mean() for seed in range(6)]) for level in (1, 5)
     }
     assert mse[5] > 1.5 * mse[1]
 

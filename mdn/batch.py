@@ -1,0 +1,158 @@
+"""File in, file out, for every command: expand inputs, name outputs, run each file, collect results.
+
+Every file goes read -> display transform (fitted once on the whole image) -> work -> inverse -> write, and a
+failure in one file is recorded and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mdn import images, tonemap
+from mdn.errors import MdnError
+
+Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
+"""Maps display-range planes (N, H, W, C) to planes of the same shape."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its result goes."""
+
+    input: Path
+    output: Path
+
+
+@dataclass
+class FileContext:
+    """What the work step may know about the file it is working on, and what it reports back."""
+
+    image: images.Image
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """The outcome of one job."""
+
+    input: Path
+    output: Path
+    status: Literal["done", "skipped", "failed"]
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(input=str(self.input), output=str(self.output), seconds=round(self.seconds, 3))
+        return data
+
+
+def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+    """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list.
+
+    A named file is kept even if its type is unsupported, so that it fails with a clear message; files found
+    inside directories or by patterns are filtered to supported types.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p)))
+        elif path.exists():
+            found.append(path)
+        elif glob.has_magic(str(item)):
+            matches = sorted(Path(p) for p in glob.glob(str(item), recursive=recursive))
+            found.extend(p for p in matches if _is_image(p))
+        else:
+            found.append(path)
+    if not found:
+        raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}")
+    return list(dict.fromkeys(found))
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in images.FORMATS and not path.name.startswith(".")
+
+
+def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
+    """Name each input's output.
+
+    No `output`: NAME{suffix}.EXT next to the input. One input and an output with an image extension: that
+    file. Otherwise `output` is a directory that receives NAME.EXT for each input.
+    """
+    if output is None:
+        return [Job(p, p.with_name(f"{p.stem}{suffix}{p.suffix}")) for p in inputs]
+    if output.suffix.lower() in images.FORMATS and not output.is_dir():
+        if len(inputs) > 1:
+            raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
+        return [Job(inputs[0], output)]
+    names = [p.name for p in inputs]
+    if len(set(names)) < len(names):
+        return [Job(p, output / p.parent.name / p.name) for p in inputs]
+    return [Job(p, output / p.name) for p in inputs]
+
+
+def run(
+    jobs: list[Job],
+    work: Work,
+    *,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    layer: str | None = None,
+    dtype: str | None = None,
+    on_file: Callable[[Job], None] | None = None,
+) -> list[Result]:
+    """Run `work` on every job; failures are recorded, never raised."""
+    results = []
+    for job in jobs:
+        if on_file is not None:
+            on_file(job)
+        if skip_existing and job.output.exists():
+            results.append(Result(job.input, job.output, "skipped"))
+            continue
+        results.append(_run_one(job, work, overwrite=overwrite, layer=layer, dtype=dtype))
+    return results
+
+
+def _run_one(job: Job, work: Work, *, overwrite: bool, layer: str | None, dtype: str | None) -> Result:
+    start = time.perf_counter()
+    result = Result(job.input, job.output, "done")
+    try:
+        if job.output.exists() and not overwrite:
+            raise MdnError("exists; refusing to overwrite it (use --overwrite or --skip-existing)", job.output)
+        image = images.read(job.input, layer=layer)
+        if image.nonfinite:
+            result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
+        transform = tonemap.fit(image)
+        context = FileContext(image)
+        pixels = transform.inverse(work(transform.forward(image.pixels), context))
+        images.write(image.with_pixels(pixels), job.output, overwrite=overwrite, dtype=dtype)
+        result.info = context.info
+    except MdnError as exc:
+        result.status, result.error = "failed", str(exc)
+    except MemoryError:
+        result.status, result.error = "failed", f"{job.input}: out of memory"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def write_report(results: list[Result], path: Path) -> None:
+    """Write the per-file results as JSON."""
+    report = {
+        "files": [r.to_json() for r in results],
+        "done": sum(r.status == "done" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,88 @@
+"""What the CLI shows while files are processed and after: rich progress bars and the summary table."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mdn.batch import Job, Result
+
+console = Console(stderr=True, highlight=False)
+"""Progress, warnings and errors."""
+out = Console(highlight=False)
+"""Results a user may pipe or redirect."""
+
+
+class BatchProgress:
+    """A bar over files and, for long files, a bar over the steps (tiles, iterations) within the current one."""
+
+    def __init__(self, total_files: int, quiet: bool = False) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        self._files = self._progress.add_task("files", total=total_files)
+        self._steps: int | None = None
+        self._started = 0
+
+    def __enter__(self) -> BatchProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish_steps()
+        self._progress.update(self._files, completed=self._started)
+        self._progress.__exit__(*exc)
+
+    def file(self, job: Job) -> None:
+        """Called as each file starts."""
+        self._finish_steps()
+        self._progress.update(self._files, completed=self._started, description=f"[bold]{job.input.name}")
+        self._started += 1
+
+    def steps(self, done: int, total: int) -> None:
+        """Progress within the current file."""
+        if self._steps is None:
+            self._steps = self._progress.add_task("  steps", total=total)
+        self._progress.update(self._steps, completed=done, total=total)
+
+    def _finish_steps(self) -> None:
+        if self._steps is not None:
+            self._progress.remove_task(self._steps)
+            self._steps = None
+
+
+def print_summary(results: list[Result], quiet: bool = False) -> None:
+    """Warnings and errors always; a table of all files when there are several, unless quiet."""
+    for result in results:
+        for warning in result.warnings:
+            console.print(f"[yellow]warning[/]: {result.input}: {warning}", soft_wrap=True)
+        if result.error:
+            console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
+    if quiet or len(results) == 1:
+        return
+    table = Table(title="summary", title_justify="left")
+    for column in ("input", "output", "status", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    colours = {"done": "green", "skipped": "yellow", "failed": "red"}
+    for r in results:
+        table.add_row(str(r.input), _short(r.output), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}")
+    console.print(table)
+    counts = {status: sum(r.status == status for r in results) for status in colours}
+    console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+
+
+def _short(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)

@@ -1,0 +1,130 @@
+"""The command line end to end: outputs, formats, exit codes, reports, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import OpenEXR
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from mdn import __version__
+from mdn.cli import app
+
+runner = CliRunner()
+RNG = np.random.default_rng(11)
+
+
+def _png(path: Path, shape=(48, 40, 3), dtype="uint8") -> Path:
+    top = np.iinfo(dtype).max
+    path.write_bytes(imagecodecs.png_encode(RNG.integers(top // 4, 3 * top // 4, size=shape).astype(dtype)))
+    return path
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version_and_help_list_commands() -> None:
+    assert __version__ in _invoke("--version").output
+    result = _invoke("--help")
+    assert result.exit_code == 0 and "noise" in result.output
+
+
+def test_every_command_help_has_an_example() -> None:
+    import typer.main
+
+    for name, command in typer.main.get_command(app).commands.items():
+        assert f"Example: mdn {name}" in (command.help or ""), name
+
+
+def test_noise_writes_next_to_input_with_suffix_and_is_reproducible(tmp_path: Path) -> None:
+    source = _png(tmp_path / "photo.png")
+    assert _invoke("noise", source, "--type", "gaussian", "--level", "25", "--seed", "4").exit_code == 0
+    first = (tmp_path / "photo_noisy.png").read_bytes()
+    assert _invoke("noise", source, "--seed", "4", "--level", "25", "--overwrite").exit_code == 0
+    assert (tmp_path / "photo_noisy.png").read_bytes() == first
+    assert _invoke("noise", source, "--seed", "5", "--level", "25", "--overwrite").exit_code == 0
+    assert (tmp_path / "photo_noisy.png").read_bytes() != first
+    noisy = imagecodecs.png_decode(first).astype(float)
+    clean = imagecodecs.png_decode(source.read_bytes()).astype(float)
+    assert abs((noisy - clean).std() - 25) < 1.0
+
+
+def test_noise_keeps_16_bit_tiff_stack_and_its_metadata(tmp_path: Path) -> None:
+    stack = RNG.integers(1000, 3000, size=(3, 32, 32)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX", "spacing": 0.5})
+    result = _invoke("noise", tmp_path / "cells.tif", "-o", tmp_path / "noisy.tif", "--type", "poisson")
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "noisy.tif") as tif:
+        noisy = tif.asarray()
+        assert tif.imagej_metadata["spacing"] == 0.5 and tif.series[0].axes == "ZYX"
+    assert noisy.dtype == np.uint16 and noisy.shape == stack.shape
+    assert noisy.min() >= stack.min() and noisy.max() <= stack.max()
+    assert 10 < np.abs(noisy.astype(int) - stack).mean() < 1000
+
+
+def test_noise_on_exr_with_nan_warns_and_writes_finite_half_floats(tmp_path: Path) -> None:
+    channels = {c: np.full((16, 16), 2.0, np.float16) for c in "RGB"}
+    channels["G"][3, 4] = np.nan
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, dict(channels)).write(str(tmp_path / "render.exr"))
+    result = _invoke("noise", tmp_path / "render.exr", "-o", tmp_path / "out.exr")
+    assert result.exit_code == 0, result.output
+    assert "1 NaN/Inf values replaced" in result.output
+    out = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
+    assert out["R"].pixels.dtype == np.float16 and np.isfinite(out["G"].pixels).all()
+    assert out["R"].pixels.std() > 0
+
+
+def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png(folder / "a.png")
+    _png(folder / "b.png", shape=(20, 20), dtype="uint16")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png at all")
+    report = tmp_path / "report.json"
+    result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", report)
+    assert result.exit_code == 1
+    assert "broken.png" in result.output and "2 done, 1 failed" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert files["a.png"]["status"] == "done" and files["broken.png"]["status"] == "failed"
+    assert "cannot read PNG" in files["broken.png"]["error"]
+    assert imagecodecs.png_decode((tmp_path / "out" / "b.png").read_bytes()).dtype == np.uint16
+
+
+def test_skip_existing_and_refusal_to_overwrite(tmp_path: Path) -> None:
+    source = _png(tmp_path / "a.png")
+    (tmp_path / "a_noisy.png").write_bytes(b"keep me")
+    assert _invoke("noise", source, "--skip-existing").exit_code == 0
+    result = _invoke("noise", source)
+    assert result.exit_code == 1 and "refusing to overwrite" in result.output
+    assert (tmp_path / "a_noisy.png").read_bytes() == b"keep me"
+
+
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    source = _png(tmp_path / "a.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "mdn", "noise", str(source), "--type", "gausian"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown noise type 'gausian'; did you mean gaussian?"
+    assert _invoke("noise", tmp_path / "nothing-here").exit_code == 1
+    assert _invoke("noise", tmp_path / "*.jpg").exit_code == 2
+    assert _invoke("noise", "--level", "-3", source).exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["gaussian", "speckle", "poisson", "correlated", "saltpepper", "isp", "mixture"])
+def test_noise_list_shows_every_type(name: str) -> None:
+    result = _invoke("noise", "--list")
+    assert result.exit_code == 0 and name in result.output
