@@ -74,8 +74,10 @@ def bash(cmds: list[Command]) -> str:
         lines.append(f"        {c.name})")
         if valued:
             lines.append(f'            case "$prev" in {valued}) return ;; esac')
-        lines.append(f'            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "{words}" -- "$cur")); '
-                     'else COMPREPLY=($(compgen -f -- "$cur")); fi')
+        lines.append(
+            f'            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "{words}" -- "$cur")); '
+            'else COMPREPLY=($(compgen -f -- "$cur")); fi'
+        )
         lines.append("            ;;")
     lines += ["    esac", "}", "complete -o filenames -F _mdn mdn", ""]
     return "\n".join(lines)
