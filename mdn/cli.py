@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Annotated, NoReturn, ParamSpec
 
 import numpy as np
 import typer
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, batch, noise
+from mdn import __version__, batch, engine, noise, registry, train
 from mdn.errors import MdnError
 from mdn.report import BatchProgress, console, out, print_summary
 
@@ -171,12 +173,192 @@ def noise_command(
     )
 
 
+@app.command("denoise", no_args_is_help=True)
+@_user_errors
+def denoise_command(
+    inputs: Inputs = None,
+    output: Output = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model card name or path to its JSON (see mdn models).")
+    ] = None,
+    tile: Annotated[int, typer.Option("--tile", help="Tile size in pixels (0: from --max-memory).")] = 0,
+    overlap: Annotated[int | None, typer.Option("--overlap", help="Tile overlap (default: the card's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch", help="Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
+    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget for tiles, e.g. 2G.")] = "2G",
+    passes: Annotated[int, typer.Option("--passes", help="Average this many stochastic passes.")] = 1,
+    seed: Seed = 0,
+    no_attention_mask: Annotated[
+        bool, typer.Option("--no-attention-mask", help="Switch the attention mask off (ablation).")
+    ] = False,
+    suffix: Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")] = "_denoised",
+    recursive: Recursive = False,
+    overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
+    layer: Layer = None,
+    dtype: Dtype = None,
+    json_report: JsonReport = None,
+    quiet: Quiet = False,
+) -> None:
+    """Denoise photos, microscopy and renders with a trained model.
+
+    Example: mdn denoise photo.png -o clean.png --passes 4
+    """
+    if precision not in ("fp32", "bf16", "fp16"):
+        _fail(f"--precision must be fp32, bf16 or fp16, got {precision!r}")
+    if passes < 1:
+        _fail("--passes must be at least 1")
+    card = registry.find(model)
+    options = engine.EngineOptions(
+        tile=tile, overlap=card.tile_overlap if overlap is None else overlap, batch=batch_size, device=device,
+        precision=precision, passes=passes, seed=seed, attention_mask=not no_attention_mask,
+        max_memory=engine.parse_size(max_memory),
+    )  # fmt: skip
+    denoiser = engine.Engine(registry.load(card), options)
+
+    def work(progress: BatchProgress) -> batch.Work:
+        denoiser.progress = progress.steps
+
+        def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+            before = denoiser.tiles_run
+            result = denoiser(pixels)
+            context.info.update(
+                model=card.name, tiles=denoiser.tiles_run - before, tile=denoiser.tile, device=str(denoiser.device)
+            )
+            return result
+
+        return run
+
+    _run_batch(
+        inputs, output, suffix, work, recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
+        layer=layer, dtype=dtype, json_report=json_report, quiet=quiet,
+    )  # fmt: skip
+
+
+models_app = typer.Typer(help="List and inspect model cards.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models_command(context: typer.Context) -> None:
+    """List the installed model cards.
+
+    Example: mdn models
+    """
+    if context.invoked_subcommand is not None:
+        return
+    table = Table("name", "task", "parameters", "trained on", "iterations", "default")
+    for card in registry.cards().values():
+        trained = card.training.get("recipe", {})
+        noise_name = f"{trained.get('noise', '?')} {trained.get('level', '')}".strip() if trained else "?"
+        table.add_row(
+            card.name, card.task, f"{card.parameters:,}", noise_name, f"{card.training.get('iterations', 0):,}",
+            "*" if card.default else "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@models_app.command("show")
+@_user_errors
+def models_show(name: Annotated[str, typer.Argument(help="Card name or path.")]) -> None:
+    """Print one model card: architecture, training record and scores.
+
+    Example: mdn models show small-masked
+    """
+    card = registry.find(name)
+    out.print_json(data={**card.to_json(), "path": str(card.path)})
+
+
 def _print_noise_types() -> None:
     table = Table("type", "level parameter", "default", "paper's levels")
     for name, kind in noise.NOISE_TYPES.items():
         levels = ", ".join(f"{v:g}" for v in kind.levels)
         table.add_row(name, kind.parameter, f"{kind.default_level:g}", levels)
     out.print(table)
+
+
+def _ratio_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    try:
+        values = float(low), float(high or low)
+    except ValueError:
+        raise typer.BadParameter(f"expected LOW,HIGH fractions such as 0.75,0.85, got {text!r}") from None
+    if not 0 <= values[0] <= values[1] < 1:
+        raise typer.BadParameter(f"expected 0 <= LOW <= HIGH < 1, got {text!r}")
+    return values
+
+
+@app.command("train", no_args_is_help=True)
+@_user_errors
+def train_command(
+    data: Annotated[list[str], typer.Option("--data", help="Clean training images: files or folders (repeatable).")],
+    name: Annotated[str, typer.Option("--name", help="Name of the model card to write.")],
+    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(train.CONFIGS)}.")] = "small",
+    iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
+    until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
+    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate, halved at 50 % and 75 %.")] = 1e-4,
+    noise_type: Annotated[str, typer.Option("--noise", help="Training noise type.")] = "gaussian",
+    level: Annotated[float, typer.Option("--level", help="Training noise level.")] = 15.0,
+    no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the baseline: no input or attention mask.")] = False,
+    input_ratio: Annotated[
+        str, typer.Option("--input-mask", help="Input mask ratio range LOW,HIGH drawn per sample.")
+    ] = "0.75,0.85",
+    attention_ratio: Annotated[float, typer.Option("--attention-mask", help="Attention mask ratio.")] = 0.75,
+    ema: Annotated[float, typer.Option("--ema", help="Decay of the saved EMA weights.")] = 0.999,
+    dead_leaves: Annotated[int, typer.Option("--dead-leaves", help="Add this many procedural images.")] = 0,
+    validation: Annotated[
+        list[str] | None, typer.Option("--val", help="Held-back clean images for validation PSNR (repeatable).")
+    ] = None,
+    validate_every: Annotated[int, typer.Option("--validate-every", help="Validate and log every N steps.")] = 500,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 500,
+    seed: Seed = 0,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default).")] = 0,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass.")] = False,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the model card (default: user models).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card.
+
+    Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
+    """
+    if config not in train.CONFIGS:
+        _fail(f"unknown --config {config!r} (choose from {', '.join(train.CONFIGS)})")
+    options = train.TrainOptions(
+        name=name, data=data, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr, noise=noise_type,
+        level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio), attention_mask=attention_ratio,
+        ema=ema, dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
+        checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
+    )  # fmt: skip
+    noise.make_noise(noise_type, level)
+    train.init_distributed()
+    folder = workdir or registry.user_dir().parent / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
+    if resume:
+        trainer.resume()
+    _train_with_progress(trainer, until, quiet or trainer.rank != 0)
+    if trainer.iteration >= options.iters and trainer.rank == 0:
+        command = "mdn " + " ".join(sys.argv[1:])
+        card = trainer.write_card(out or registry.user_dir(), command)
+        console.print(f"wrote model card {card.path}")
+
+
+def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool) -> None:
+    columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
+        status = ""
+        for report in trainer.run(until):
+            if report.validation:
+                v = report.validation
+                status = f"val {v['psnr']:.2f} dB (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})"
+            rate = report.iteration / max(report.seconds, 1e-9)
+            progress.update(task, completed=report.iteration, status=f"loss {report.loss:.4f} {rate:.2f} it/s {status}")
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""Tiled inference: any image size through a network in bounded memory, with seamless blending.
+
+Each plane is split into overlapping tiles (multiples of the network's window), tiles run in batches, and
+overlaps are blended with weights that fade out towards each tile's inner edges, so no seam shows. Grey
+planes run through 3-channel networks replicated and are averaged back. On out-of-memory the tile is halved
+and the plane retried. The caller fits normalisation or tone mapping once per image before this.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mdn.errors import MdnError
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (tiles done, tiles in total)."""
+
+MIN_TILE = 64
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run a network over an image."""
+
+    tile: int = 0
+    overlap: int = 32
+    batch: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    passes: int = 1
+    seed: int = 0
+    attention_mask: bool = True
+    max_memory: int = 2 << 30
+
+
+def parse_size(text: str) -> int:
+    """'512M', '4G', '2GiB' or a number of bytes -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise MdnError(f"not a memory size: {text!r} (e.g. 512M, 4G)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "kmgt".find(unit) * 1024) if unit else int(float(number))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise MdnError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MdnError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets (multiples of `align`) of tiles of size `tile` covering [0, length), sharing at least
+    `overlap` pixels; `length` and `tile` are multiples of `align`."""
+    if length <= tile:
+        return [0]
+    stride = max(align, (tile - overlap) // align * align)
+    count = math.ceil((length - tile) / stride) + 1
+    return [min(i * stride, length - tile) for i in range(count)]
+
+
+def edge_ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
+    """1-D blending weight of a tile side: 0 over the outer quarter of the overlap (where a tile lacks
+    context), then rising linearly to 1; sides on the image border keep full weight."""
+    margin = overlap // 4
+    distance = np.arange(length, dtype=np.float32)
+    weight = np.ones(length, np.float32)
+    if overlap:
+        ramp = np.clip((distance - margin + 1) / (overlap - 2 * margin + 1), 0.0, 1.0)
+        if fade_start:
+            weight = np.minimum(weight, ramp)
+        if fade_end:
+            weight = np.minimum(weight, ramp[::-1])
+    return weight
+
+
+class Engine:
+    """Runs a denoising network over (N, H, W, C) planes in [0, 1] display range."""
+
+    def __init__(
+        self, model: nn.Module, options: EngineOptions | None = None, progress: ProgressCallback | None = None
+    ) -> None:
+        self.options = options = options or EngineOptions()
+        self.device = pick_device(options.device)
+        self.model = model.to(self.device).eval()
+        self.channels: int = model.config.channels
+        self.window: int = model.config.window
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[options.precision]
+        self.batch = options.batch or (4 if self.device.type != "cpu" else 1)
+        self.tile = options.tile or self._tile_for_budget(options.max_memory)
+        if self.tile % self.window or self.tile < MIN_TILE:
+            raise MdnError(f"--tile must be a multiple of {self.window} and at least {MIN_TILE}, got {self.tile}")
+        if not 0 <= options.overlap < self.tile // 2:
+            raise MdnError(f"--overlap must be in [0, {self.tile // 2}), got {options.overlap}")
+        self.progress = progress
+        self.tiles_run = 0
+
+    def _tile_for_budget(self, budget: int) -> int:
+        """The largest tile (multiple of the window, at most 512) whose activations fit the memory budget."""
+        config = self.model.config
+        bytes_per_pixel = 4 * (16 * config.embed_dim + 2 * config.heads * config.window**2)
+        side = int(math.sqrt(budget / (bytes_per_pixel * self.batch)))
+        return max(MIN_TILE, min(512, side // self.window * self.window))
+
+    def count_tiles(self, shape: tuple[int, ...]) -> int:
+        """Tiles needed for planes of this (N, H, W, C) shape, over all passes."""
+        n, h, w = shape[:3]
+        h, w = h + (-h) % self.window, w + (-w) % self.window
+        return n * self.options.passes * len(list(self._tiles(h, w)))
+
+    def __call__(self, planes: np.ndarray) -> np.ndarray:
+        """Denoise every plane; returns float32 planes of the same shape."""
+        total = self.count_tiles(planes.shape)
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if self.progress:
+                self.progress(done, total)
+
+        result = np.empty_like(planes, dtype=np.float32)
+        for index, plane in enumerate(planes):
+            result[index] = self._plane(plane, index, advance)
+        return result
+
+    def _plane(self, plane: np.ndarray, index: int, advance: Callable[[int], None]) -> np.ndarray:
+        grey = plane.shape[-1] == 1 and self.channels == 3
+        image = np.repeat(plane, 3, axis=-1) if grey else plane
+        passes = []
+        for k in range(self.options.passes):
+            generator = torch.Generator(self.device).manual_seed(self.options.seed * 1_000_003 + index * 1009 + k)
+            passes.append(self._run_with_retry(image, generator, advance))
+        out = np.mean(passes, axis=0) if len(passes) > 1 else passes[0]
+        return out.mean(axis=-1, keepdims=True) if grey else out
+
+    def _run_with_retry(
+        self, image: np.ndarray, generator: torch.Generator, advance: Callable[[int], None]
+    ) -> np.ndarray:
+        state = generator.get_state()
+        while True:
+            try:
+                return self._tiled(image, generator, advance)
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+                if "out of memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
+                    raise
+                if self.tile // 2 < MIN_TILE:
+                    raise MdnError(f"out of memory even with {self.tile}px tiles") from None
+                self.tile = self.tile // 2 // self.window * self.window
+                self.batch = max(1, self.batch // 2)
+                generator.set_state(state)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _tiles(self, height: int, width: int) -> Iterator[tuple[int, int, int, int]]:
+        th, tw = min(self.tile, height), min(self.tile, width)
+        for y in tile_positions(height, th, self.options.overlap, self.window):
+            for x in tile_positions(width, tw, self.options.overlap, self.window):
+                yield y, x, th, tw
+
+    def _tiled(self, image: np.ndarray, generator: torch.Generator, advance: Callable[[int], None]) -> np.ndarray:
+        """Pad to the window multiple once, so that every tile sits on the whole image's window grid."""
+        height, width = image.shape[:2]
+        pad_h, pad_w = (-height) % self.window, (-width) % self.window
+        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else image
+        total = np.zeros(padded.shape, np.float32)
+        weights = np.zeros((*padded.shape[:2], 1), np.float32)
+        overlap = self.options.overlap
+        tiles = list(self._tiles(*padded.shape[:2]))
+        for start in range(0, len(tiles), self.batch):
+            group = tiles[start : start + self.batch]
+            batch = np.stack([padded[y : y + th, x : x + tw] for y, x, th, tw in group])
+            outputs = self._forward(batch, generator)
+            for (y, x, th, tw), out in zip(group, outputs, strict=True):
+                ramp_y = edge_ramp(th, overlap, y > 0, y + th < padded.shape[0])
+                ramp_x = edge_ramp(tw, overlap, x > 0, x + tw < padded.shape[1])
+                weight = (ramp_y[:, None] * ramp_x[None, :])[..., None]
+                total[y : y + th, x : x + tw] += out * weight
+                weights[y : y + th, x : x + tw] += weight
+            self.tiles_run += len(group)
+            advance(len(group))
+        return (total / weights)[:height, :width]
+
+    @torch.inference_mode()
+    def _forward(self, batch: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+        autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+        with autocast:
+            y = self.model(x, generator=generator, attention_mask=self.options.attention_mask)
+        return y.float().permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,257 @@
+"""SwinIR with the masked-training changes (Chen et al., CVPR 2023).
+
+Changes from SwinIR, as in the paper's released code: a 1x1 embedding conv (pixels never mix before the
+input mask), no global residual (the network predicts the clean image), "3conv" residual convolutions, and
+an attention mask that zeroes a random share of window tokens before the q/k/v projection in every block,
+kept on at inference. The input mask is applied to training batches by `input_mask`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+"""Subtracted before the network and added back after it, as in SwinIR."""
+
+MASK_VALUE = -0.1
+"""What input-masked pixels are set to, in [0, 1] pixel units (the released code's value)."""
+
+
+@dataclass(frozen=True)
+class SwinIRConfig:
+    """Sizes of a masked SwinIR; the paper's configuration is the default (~0.82 M parameters)."""
+
+    embed_dim: int = 60
+    depths: tuple[int, ...] = (6, 6, 6, 6)
+    heads: int = 6
+    window: int = 8
+    mlp_ratio: float = 2.0
+    channels: int = 3
+    attention_mask_ratio: float = 0.75
+    drop_path: float = 0.1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "depths": list(self.depths)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SwinIRConfig:
+        return cls(**{**data, "depths": tuple(data["depths"])})
+
+
+def input_mask(x: Tensor, ratio: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:
+    """Set a random share of pixels to MASK_VALUE: one Bernoulli draw per pixel shared by the channels, the
+    ratio drawn per sample uniformly from `ratio` (low, high)."""
+    b, _, h, w = x.shape
+    low, high = ratio
+    rates = low + (high - low) * torch.rand(b, 1, 1, 1, generator=generator, device=x.device)
+    masked = torch.rand(b, 1, h, w, generator=generator, device=x.device) < rates
+    return torch.where(masked, torch.full_like(x, MASK_VALUE), x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch of a sample during training."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), device=x.device) >= self.rate
+        return x * keep.to(x.dtype) / (1.0 - self.rate)
+
+
+def _relative_position_index(window: int) -> Tensor:
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return relative[..., 0] * (2 * window - 1) + relative[..., 1]
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention within windows, with a learned relative position bias."""
+
+    def __init__(self, dim: int, window: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.bias_table, std=0.02)
+        self.register_buffer("bias_index", _relative_position_index(window), persistent=False)
+
+    def position_bias(self) -> Tensor:
+        """(heads, N, N) additive bias."""
+        n = self.bias_index.shape[0]
+        return self.bias_table[self.bias_index.view(-1)].view(n, n, self.heads).permute(2, 0, 1)
+
+    def forward(self, windows: Tensor, shift_mask: ShiftMask | None) -> Tensor:
+        """windows: (B, nW, N, C); shift_mask: the mask of shifted windows, or None."""
+        b, nw, n, c = windows.shape
+        heads, dim = self.heads, c // self.heads
+        qkv = self.qkv(windows).view(b, nw, n, 3, heads, dim).permute(3, 0, 1, 4, 2, 5).contiguous()
+        bias = self.position_bias()
+        # 4-D masks keep torch on its fused CPU kernel; a 3-D one falls back to the slow reference path.
+        q, k, v = qkv.view(3, b * nw, heads, n, dim)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None].to(q.dtype))
+        if shift_mask is not None:
+            # Only windows on the wrap-around border mix regions: redo just those with the region mask.
+            border = qkv[:, :, shift_mask.windows].flatten(2, 3)
+            mask = (shift_mask.mask[:, None] + bias).flatten(0, 1)[None]
+            fixed = F.scaled_dot_product_attention(border[0], border[1], border[2], attn_mask=mask.to(q.dtype))
+            out = out.view(b, nw, heads, n, dim)
+            out[:, shift_mask.windows] = fixed.view(b, -1, heads, n, dim)
+        return self.proj(out.view(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, c))
+
+
+def _partition(x: Tensor, window: int) -> Tensor:
+    """(B, H, W, C) -> (B, nW, window*window, C)."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // window) * (w // window), window * window, c)
+
+
+def _merge(windows: Tensor, window: int, h: int, w: int) -> Tensor:
+    """(B, nW, window*window, C) -> (B, H, W, C)."""
+    b, _, _, c = windows.shape
+    x = windows.view(b, h // window, w // window, window, window, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h, w, c)
+
+
+@dataclass(frozen=True)
+class ShiftMask:
+    """Which windows of a shifted layout straddle the wrap-around, and their (n, N, N) additive masks."""
+
+    windows: Tensor
+    mask: Tensor
+
+
+def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> ShiftMask:
+    region = torch.zeros(1, h, w, 1, device=device)
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    for label, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
+        region[:, hs, ws, :] = label
+    labels = _partition(region, window).squeeze(-1)[0]
+    different = labels[:, None, :] != labels[:, :, None]
+    windows = different.flatten(1).any(1).nonzero().squeeze(1)
+    mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], -100.0)
+    return ShiftMask(windows, mask)
+
+
+class SwinBlock(nn.Module):
+    """A Swin transformer block whose attention input has a random share of tokens zeroed."""
+
+    def __init__(self, config: SwinIRConfig, shift: int, drop_path: float) -> None:
+        super().__init__()
+        dim = config.embed_dim
+        self.window, self.shift = config.window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, config.window, config.heads)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * config.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor, keep_ratio: float, generator: torch.Generator | None) -> Tensor:
+        """x: (B, H, W, C); keep_ratio: share of window tokens the attention sees (1 = no mask)."""
+        h, w = x.shape[1:3]
+        y = self.norm1(x)
+        if self.shift:
+            y = torch.roll(y, (-self.shift, -self.shift), dims=(1, 2))
+        windows = _partition(y, self.window)
+        if keep_ratio < 1.0:
+            keep = torch.rand(windows.shape[:3], generator=generator, device=x.device) < keep_ratio
+            windows = windows * keep.unsqueeze(-1).to(windows.dtype)
+        shift_mask = _shift_mask(h, w, self.window, self.shift, x.device) if self.shift else None
+        y = _merge(self.attn(windows, shift_mask), self.window, h, w)
+        if self.shift:
+            y = torch.roll(y, (self.shift, self.shift), dims=(1, 2))
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def _three_conv(dim: int) -> nn.Sequential:
+    """SwinIR's "3conv" residual: 3x3 to dim/4, 1x1, 3x3 back, with LeakyReLU(0.2)."""
+    quarter = dim // 4
+    return nn.Sequential(
+        nn.Conv2d(dim, quarter, 3, padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(quarter, quarter, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(quarter, dim, 3, padding=1),
+    )
+
+
+class ResidualSwinGroup(nn.Module):
+    """Swin blocks (alternately shifted), a 3conv and a skip around the group (SwinIR's RSTB)."""
+
+    def __init__(self, config: SwinIRConfig, depth: int, drop_paths: list[float]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SwinBlock(config, shift=(config.window // 2) * (i % 2), drop_path=drop_paths[i]) for i in range(depth)
+        )
+        self.conv = _three_conv(config.embed_dim)
+
+    def forward(self, x: Tensor, keep_ratio: float, generator: torch.Generator | None) -> Tensor:
+        """x: (B, H, W, C)."""
+        y = x
+        for block in self.blocks:
+            y = block(y, keep_ratio, generator)
+        y = self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + y
+
+
+class MaskedSwinIR(nn.Module):
+    """The masked-training denoiser: noisy (B, C, H, W) in [0, 1] -> clean estimate, same shape.
+
+    The attention mask is on in training and inference alike; `attention_mask=False` in `forward` turns it off
+    for ablations. Pass a `generator` for reproducible masks.
+    """
+
+    def __init__(self, config: SwinIRConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SwinIRConfig()
+        dim = config.embed_dim
+        mean = RGB_MEAN if config.channels == 3 else (0.5,) * config.channels
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.embed = nn.Conv2d(config.channels, dim, 1)
+        self.embed_norm = nn.LayerNorm(dim)
+        rates = torch.linspace(0, config.drop_path, sum(config.depths)).tolist()
+        starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
+        self.groups = nn.ModuleList(
+            ResidualSwinGroup(config, depth, rates[start : start + depth])
+            for depth, start in zip(config.depths, starts, strict=True)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.conv_after_body = _three_conv(dim)
+        self.head = nn.Conv2d(dim, config.channels, 3, padding=1)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None, attention_mask: bool = True) -> Tensor:
+        """Denoise x (B, C, H, W); H and W are reflect-padded to the window size and cropped back."""
+        h, w = x.shape[-2:]
+        window = self.config.window
+        pad_h, pad_w = (-h) % window, (-w) % window
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        keep_ratio = 1.0 - self.config.attention_mask_ratio if attention_mask else 1.0
+        features = self.embed(x - self.mean).permute(0, 2, 3, 1)
+        features = self.embed_norm(features)
+        for group in self.groups:
+            features = group(features, keep_ratio, generator)
+        features = self.norm(features).permute(0, 3, 1, 2)
+        out = self.head(self.conv_after_body(features)) + self.mean
+        return out[..., :h, :w]

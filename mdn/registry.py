@@ -1,0 +1,154 @@
+"""Model cards: a name -> architecture, configuration, weight file with its sha256, training record and scores.
+
+Built-in cards ship in `models/` (inside the wheel as `mdn/_models`); cards written by `mdn train` live in the
+user data directory. `--model` accepts a card name or a path to a card's JSON file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import torch
+from torch import nn
+
+from mdn.errors import MdnError
+from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
+
+ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "masked-swinir": lambda config: MaskedSwinIR(SwinIRConfig.from_dict(config)),
+}
+"""Architecture name -> constructor from a configuration dict."""
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def builtin_dir() -> Path:
+    """Shipped cards: inside the installed wheel, else the source tree's models/ folder."""
+    wheel = _PACKAGE / "_models"
+    return wheel if wheel.is_dir() else _PACKAGE.parent / "models"
+
+
+def user_dir() -> Path:
+    """Cards written by `mdn train` (override with MDN_MODELS_DIR)."""
+    return Path(os.environ.get("MDN_MODELS_DIR") or Path(platformdirs.user_data_dir("mdn")) / "models")
+
+
+@dataclass
+class ModelCard:
+    """Everything known about one trained model."""
+
+    name: str
+    architecture: str
+    config: dict[str, Any]
+    weights: str
+    sha256: str
+    description: str = ""
+    task: str = "denoise"
+    default: bool = False
+    tile_overlap: int = 32
+    training: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def weights_path(self) -> Path:
+        assert self.path is not None, "card has not been saved"
+        return self.path.parent / self.weights
+
+    @property
+    def parameters(self) -> int:
+        return int(self.training.get("parameters", 0))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("path")
+        return data
+
+    @classmethod
+    def from_file(cls, path: Path) -> ModelCard:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data, path=path)
+        except (OSError, ValueError, TypeError) as exc:
+            raise MdnError(f"not a valid model card: {exc}", path) from None
+
+
+def cards() -> dict[str, ModelCard]:
+    """All cards by name; a user card shadows a built-in one of the same name."""
+    found: dict[str, ModelCard] = {}
+    for folder in (builtin_dir(), user_dir()):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                card = ModelCard.from_file(path)
+                found[card.name] = card
+    return found
+
+
+def default_card(task: str = "denoise") -> ModelCard:
+    """The card marked default for a task."""
+    for card in cards().values():
+        if card.default and card.task == task:
+            return card
+    raise MdnError(f"no default {task} model is installed (see mdn models)")
+
+
+def find(name: str | Path | None, task: str = "denoise") -> ModelCard:
+    """A card by name or by path to its JSON file; None gives the task's default."""
+    if name is None:
+        return default_card(task)
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return ModelCard.from_file(path)
+    available = cards()
+    if str(name) in available:
+        return available[str(name)]
+    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" (available: {', '.join(available) or 'none'})"
+    raise MdnError(f"unknown model {str(name)!r}{hint}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build(card: ModelCard) -> nn.Module:
+    """An untrained network of the card's architecture and configuration."""
+    if card.architecture not in ARCHITECTURES:
+        raise MdnError(f"unknown architecture {card.architecture!r} in model card", card.path)
+    return ARCHITECTURES[card.architecture](card.config)
+
+
+def load(card: ModelCard) -> nn.Module:
+    """The card's network with its weights, checked against the card's sha256 and loaded without pickle code."""
+    weights = card.weights_path
+    if not weights.is_file():
+        raise MdnError("weight file is missing", weights)
+    if sha256(weights) != card.sha256:
+        raise MdnError("weight file does not match the sha256 in its model card (corrupt or replaced?)", weights)
+    model = build(card)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
+
+
+def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:
+    """Write the weights and the card (with the weights' sha256) into `folder`; return the saved card."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / f"{card.name}.pt"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    card.weights, card.sha256, card.path = weights.name, sha256(weights), folder / f"{card.name}.json"
+    card.training.setdefault("parameters", sum(p.numel() for p in model.parameters()))
+    card.path.write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    return card

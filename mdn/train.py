@@ -1,0 +1,389 @@
+"""Masked training (Chen et al. 2023): data, the loop, checkpoints that resume bit for bit, and the model card.
+
+Every random draw of iteration i comes from generators seeded by (seed, rank, i), so a run resumed from a
+checkpoint continues exactly as if it had never stopped. Under `torchrun` the loop runs data-parallel
+(DistributedDataParallel, gloo on CPU and NCCL on GPU); rank 0 validates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import platform
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from mdn import images, metrics, noise, registry, tonemap
+from mdn.errors import MdnError
+from mdn.nets.swinir import SwinIRConfig, input_mask
+
+CONFIGS: dict[str, SwinIRConfig] = {
+    "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=3),
+    "medium": SwinIRConfig(embed_dim=48, depths=(4, 4, 4), heads=6),
+    "paper": SwinIRConfig(),
+}
+"""Named network sizes; `paper` is the masked-training paper's (~0.82 M parameters)."""
+
+
+@dataclass
+class TrainOptions:
+    """Every knob of a run; the defaults follow the paper."""
+
+    name: str
+    data: list[str]
+    config: str = "small"
+    iters: int = 200_000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 1e-4
+    noise: str = "gaussian"
+    level: float = 15.0
+    mask: bool = True
+    input_mask: tuple[float, float] = (0.75, 0.85)
+    attention_mask: float = 0.75
+    ema: float = 0.999
+    dead_leaves: int = 0
+    validation: list[str] = field(default_factory=list)
+    validate_every: int = 500
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int = 0
+    bf16: bool = False
+
+    @property
+    def network(self) -> SwinIRConfig:
+        base = CONFIGS[self.config]
+        return SwinIRConfig(**{**asdict(base), "attention_mask_ratio": self.attention_mask if self.mask else 0.0})
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """Clean RGB training images (H, W, 3) in [0, 1] from files and folders (searched recursively)."""
+    from mdn.batch import expand_inputs
+
+    found = []
+    for path in expand_inputs(sources, recursive=True):
+        try:
+            image = images.read(path)
+        except MdnError as exc:
+            warn(f"skipped: {exc}")
+            continue
+        if min(image.height, image.width) < min_size:
+            warn(f"skipped: {path}: smaller than the {min_size}px crop")
+            continue
+        pixels = tonemap.fit(image).forward(image.pixels)
+        for plane in pixels:
+            rgb = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+            found.append(np.clip(rgb, 0, 1))
+    return found
+
+
+def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Procedural images of overlapping discs with power-law radii (Lee, Mumford and Huang 2001)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    result = []
+    for _ in range(count):
+        image = np.zeros((size, size, 3), np.float32)
+        covered = np.zeros((size, size), bool)
+        while covered.mean() < 0.995:
+            radius = size * 0.02 / (1 - rng.random() * (1 - (0.02 / 0.5) ** 2)) ** 0.5
+            cy, cx = rng.random(2) * size
+            disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2) & ~covered
+            image[disc] = rng.random(3)
+            covered |= disc
+        result.append(image)
+    return result
+
+
+def sample_batch(pool: list[np.ndarray], batch: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """Random crops, area-weighted over the pool, each in one of the 8 flips/rotations: (B, crop, crop, 3)."""
+    areas = np.array([p.shape[0] * p.shape[1] for p in pool], np.float64)
+    picks = rng.choice(len(pool), size=batch, p=areas / areas.sum())
+    crops = []
+    for i in picks:
+        image = pool[i]
+        y = int(rng.integers(0, image.shape[0] - crop + 1))
+        x = int(rng.integers(0, image.shape[1] - crop + 1))
+        patch = image[y : y + crop, x : x + crop]
+        patch = np.rot90(patch, int(rng.integers(4)))
+        crops.append(patch[:, ::-1] if rng.random() < 0.5 else patch)
+    return np.ascontiguousarray(np.stack(crops))
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Held-back clean images with fixed-seed Gaussian noise at the training level."""
+
+    clean: list[np.ndarray]
+    noisy: list[np.ndarray]
+
+    @classmethod
+    def make(cls, pool: list[np.ndarray], level: float, size: int = 192) -> ValidationSet:
+        clean = [_centre_crop(p, size) for p in pool]
+        noisy = [noise.GaussianNoise(level)(c, np.random.default_rng(i)) for i, c in enumerate(clean)]
+        return cls(clean, noisy)
+
+    def score(self, model: nn.Module, attention_mask: bool) -> dict[str, float]:
+        """Mean PSNR (dB) of the model and of the noisy input, and the mean brightness offset (out - clean)."""
+        psnrs, offsets = [], []
+        with torch.no_grad():
+            for i, (clean, noisy) in enumerate(zip(self.clean, self.noisy, strict=True)):
+                x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
+                generator = torch.Generator().manual_seed(i)
+                out = model(x, generator=generator, attention_mask=attention_mask)[0].permute(1, 2, 0).numpy()
+                psnrs.append(metrics.psnr(out, clean))
+                offsets.append(float((out.mean() - clean.mean()) * 255))
+        return {
+            "psnr": float(np.mean(psnrs)),
+            "noisy_psnr": float(np.mean([metrics.psnr(n, c) for n, c in zip(self.noisy, self.clean, strict=True)])),
+            "offset": float(np.mean(offsets)),
+        }
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = min(size, h, w) // 8 * 8
+    y, x = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[y : y + size, x : x + size])
+
+
+# --------------------------------------------------------------------------------------------------- loop
+
+
+def _learning_rate(options: TrainOptions, iteration: int) -> float:
+    """The paper's schedule: halved at 50 % and 75 % of the run."""
+    return options.lr * (0.5 ** (iteration >= options.iters // 2)) * (0.5 ** (iteration >= 3 * options.iters // 4))
+
+
+@dataclass
+class Progress:
+    """What the loop reports after each iteration."""
+
+    iteration: int
+    total: int
+    loss: float
+    seconds: float
+    validation: dict[str, float] | None = None
+
+
+class Trainer:
+    """One training run in a working folder: `checkpoint.pt`, `log.jsonl` and finally the model card."""
+
+    def __init__(self, options: TrainOptions, workdir: Path, log: Callable[[str], None] = print) -> None:
+        self.options, self.workdir, self.log = options, workdir, log
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.device = _device(self.rank)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.model = registry.ARCHITECTURES["masked-swinir"](options.network.to_dict()).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
+        self.iteration = 0
+        self.seconds = 0.0
+        self.best: dict[str, float] = {}
+        self.pool = self._training_pool()
+        self.validation = self._validation_set()
+        self.parallel: nn.Module = self.model
+        if self.world > 1:
+            self.parallel = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def _training_pool(self) -> list[np.ndarray]:
+        o = self.options
+        pool = load_images(o.data, o.crop, self._warn)
+        pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
+        if not pool:
+            raise MdnError(f"no usable training images in {', '.join(o.data)}")
+        return pool
+
+    def _validation_set(self) -> ValidationSet | None:
+        if not self.options.validation or self.rank:
+            return None
+        return ValidationSet.make(load_images(self.options.validation, 64, self._warn), self.options.level)
+
+    def _warn(self, message: str) -> None:
+        if self.rank == 0:
+            self.log(f"warning: {message}")
+
+    # -------------------------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self) -> None:
+        if self.rank:
+            return
+        state = {
+            "options": asdict(self.options),
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "best": self.best,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def resume(self) -> None:
+        """Continue from the working folder's checkpoint."""
+        if not self.checkpoint_path.is_file():
+            raise MdnError("no checkpoint to resume from", self.checkpoint_path)
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration, self.seconds, self.best = state["iteration"], state["seconds"], state["best"]
+
+    # ------------------------------------------------------------------------------------ the loop
+
+    def _generators(self, iteration: int) -> tuple[np.random.Generator, torch.Generator]:
+        key = [self.options.seed, self.rank, iteration]
+        global_seed, mask_seed = np.random.SeedSequence(key).generate_state(2, dtype=np.uint64)
+        torch.manual_seed(int(global_seed))
+        return np.random.default_rng(key), torch.Generator(self.device).manual_seed(int(mask_seed))
+
+    def step(self) -> float:
+        """One optimisation step; returns the loss."""
+        o = self.options
+        rng, generator = self._generators(self.iteration)
+        clean = sample_batch(self.pool, o.batch, o.crop, rng)
+        noisy = noise.make_noise(o.noise, o.level)(clean, rng)
+        to_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
+        clean_t, noisy_t = to_tensor(clean), to_tensor(noisy)
+        if o.mask:
+            noisy_t = input_mask(noisy_t, o.input_mask, generator)
+        for group in self.optimizer.param_groups:
+            group["lr"] = _learning_rate(o, self.iteration)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16)
+        with autocast:
+            out = self.parallel(noisy_t, generator=generator, attention_mask=o.mask)
+        loss = F.l1_loss(out.float(), clean_t)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                e.lerp_(p, 1.0 - o.ema)
+        self.iteration += 1
+        return loss.item()
+
+    def run(self, until: int | None = None) -> Iterator[Progress]:
+        """Train to `until` (default: the whole run), yielding progress; checkpoints on the way and on Ctrl-C."""
+        o = self.options
+        until = min(until or o.iters, o.iters)
+        self.model.train()
+        with _interrupt_saves(self):
+            while self.iteration < until:
+                start = time.perf_counter()
+                loss = self.step()
+                self.seconds += time.perf_counter() - start
+                report = Progress(self.iteration, o.iters, loss, self.seconds)
+                if self.rank == 0 and (self.iteration % o.validate_every == 0 or self.iteration == until):
+                    report.validation = self.validate()
+                    self._append_log(report)
+                if self.iteration % o.checkpoint_every == 0 or self.iteration == until:
+                    self.save_checkpoint()
+                yield report
+
+    def validate(self) -> dict[str, float] | None:
+        if self.validation is None:
+            return None
+        scores = self.validation.score(self.ema, attention_mask=self.options.mask)
+        self.best = scores
+        return scores
+
+    def _append_log(self, report: Progress) -> None:
+        record = {"iteration": report.iteration, "loss": report.loss, "seconds": round(report.seconds, 1)}
+        record.update(report.validation or {})
+        with (self.workdir / "log.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ---------------------------------------------------------------------------------- the card
+
+    def write_card(self, folder: Path, command: str, description: str = "") -> registry.ModelCard:
+        o = self.options
+        card = registry.ModelCard(
+            name=o.name,
+            architecture="masked-swinir",
+            config=self.ema.config.to_dict(),
+            weights="",
+            sha256="",
+            description=description
+            or (
+                f"{'Masked' if o.mask else 'Plain (no-mask baseline)'} SwinIR, {o.config} size, trained on "
+                f"{o.noise} noise at level {o.level:g}"
+            ),
+            training={
+                "command": command,
+                "recipe": asdict(o),
+                "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
+                "validation_images": o.validation,
+                "iterations": self.iteration,
+                "seconds": round(self.seconds),
+                "hardware": _hardware(self.device, self.world),
+                "torch": torch.__version__,
+            },
+            scores={"validation_gaussian": self.best} if self.best else {},
+        )
+        return registry.save(self.ema, card, folder)
+
+
+def _device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        index = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def _hardware(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world} x {what}" if world > 1 else what
+
+
+@contextlib.contextmanager
+def _interrupt_saves(trainer: Trainer) -> Iterator[None]:
+    """Save a checkpoint when the run is interrupted (Ctrl-C or SIGTERM), then let the interruption through."""
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        trainer.save_checkpoint()
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def init_distributed() -> bool:
+    """Join the process group when started by torchrun; returns whether this is a distributed run."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
