@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -343,8 +342,7 @@ def train_command(
         trainer.resume()
     _train_with_progress(trainer, until, quiet or trainer.rank != 0)
     if trainer.iteration >= options.iters and trainer.rank == 0:
-        command = "mdn " + " ".join(sys.argv[1:])
-        card = trainer.write_card(out or registry.user_dir(), command)
+        card = trainer.write_card(out or registry.user_dir())
         console.print(f"wrote model card {card.path}")
 
 

@@ -107,8 +107,8 @@ class Engine:
         self.tile = options.tile or self._tile_for_budget(options.max_memory)
         if self.tile % self.window or self.tile < MIN_TILE:
             raise MdnError(f"--tile must be a multiple of {self.window} and at least {MIN_TILE}, got {self.tile}")
-        if not 0 <= options.overlap < self.tile // 2:
-            raise MdnError(f"--overlap must be in [0, {self.tile // 2}), got {options.overlap}")
+        if not 0 <= options.overlap <= self.tile // 2:
+            raise MdnError(f"--overlap must be in [0, {self.tile // 2}], got {options.overlap}")
         self.progress = progress
         self.tiles_run = 0
 

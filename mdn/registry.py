@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,8 +139,11 @@ def load(card: ModelCard) -> nn.Module:
     if sha256(weights) != card.sha256:
         raise MdnError("weight file does not match the sha256 in its model card (corrupt or replaced?)", weights)
     model = build(card)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (RuntimeError, pickle.UnpicklingError, AttributeError) as exc:
+        raise MdnError(f"cannot load weights: {str(exc).splitlines()[0]}", weights) from None
     return model.eval()
 
 

@@ -29,11 +29,13 @@ from mdn.errors import MdnError
 from mdn.nets.swinir import SwinIRConfig, input_mask
 
 CONFIGS: dict[str, SwinIRConfig] = {
+    "tiny": SwinIRConfig(embed_dim=12, depths=(2,), heads=2),
     "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=3),
     "medium": SwinIRConfig(embed_dim=48, depths=(4, 4, 4), heads=6),
     "paper": SwinIRConfig(),
 }
-"""Named network sizes; `paper` is the masked-training paper's (~0.82 M parameters)."""
+"""Named network sizes: `tiny` for smoke tests, `small` for the default card on a laptop CPU, `paper` for the
+masked-training paper's configuration (~0.82 M parameters)."""
 
 
 @dataclass
@@ -60,6 +62,25 @@ class TrainOptions:
     seed: int = 0
     threads: int = 0
     bf16: bool = False
+
+    def command(self) -> str:
+        """The `mdn train` command line that gives these options (defaults left out)."""
+        flags = {"data": "--data", "validation": "--val", "mask": "--no-mask"}
+        defaults = TrainOptions(name="", data=[])
+        parts = ["mdn train"]
+        for key, value in asdict(self).items():
+            if key not in ("name", "data") and value == getattr(defaults, key):
+                continue
+            flag = flags.get(key, "--" + key.replace("_", "-"))
+            if isinstance(value, bool):
+                parts.append(flag)
+            elif isinstance(value, list):
+                parts.extend(f"{flag} {item}" for item in value)
+            elif isinstance(value, tuple):
+                parts.append(f"{flag} {','.join(f'{v:g}' for v in value)}")
+            else:
+                parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+        return " ".join(parts)
 
     @property
     def network(self) -> SwinIRConfig:
@@ -192,6 +213,7 @@ class Trainer:
         self.device = _device(self.rank)
         if options.threads:
             torch.set_num_threads(options.threads)
+        torch.manual_seed(options.seed)
         self.model = registry.ARCHITECTURES["masked-swinir"](options.network.to_dict()).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
@@ -321,7 +343,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- the card
 
-    def write_card(self, folder: Path, command: str, description: str = "") -> registry.ModelCard:
+    def write_card(self, folder: Path, description: str = "") -> registry.ModelCard:
         o = self.options
         card = registry.ModelCard(
             name=o.name,
@@ -335,8 +357,9 @@ class Trainer:
                 f"{o.noise} noise at level {o.level:g}"
             ),
             training={
-                "command": command,
+                "command": o.command(),
                 "recipe": asdict(o),
+                "checkpoint": str(self.checkpoint_path),
                 "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
                 "validation_images": o.validation,
                 "iterations": self.iteration,

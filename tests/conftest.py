@@ -1,0 +1,29 @@
+"""Shared fixtures: small randomly initialised model cards until the trained ones are used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mdn import registry
+from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
+
+TINY = SwinIRConfig(embed_dim=12, depths=(2,), heads=2, drop_path=0.0)
+
+
+@pytest.fixture
+def tiny_card(tmp_path_factory: pytest.TempPathFactory) -> registry.ModelCard:
+    """A saved card of a tiny random masked SwinIR."""
+    torch.manual_seed(0)
+    card = registry.ModelCard("tiny", "masked-swinir", TINY.to_dict(), "", "", description="random, for tests")
+    return registry.save(MaskedSwinIR(TINY), card, tmp_path_factory.mktemp("cards"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_models(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep tests away from the user's own model folder."""
+    folder = tmp_path_factory.mktemp("user-models")
+    monkeypatch.setenv("MDN_MODELS_DIR", str(folder))
+    return folder

@@ -1,0 +1,107 @@
+"""`mdn denoise` end to end on the kinds of files people bring, with a small random card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imagecodecs
+import imageio.v3 as iio
+import numpy as np
+import OpenEXR
+import tifffile
+from skimage import data
+from typer.testing import CliRunner
+
+from mdn.cli import app
+
+runner = CliRunner()
+
+
+def _denoise(*args) -> object:
+    return runner.invoke(app, ["denoise", *map(str, args), "--tile", "64", "--quiet"])
+
+
+def test_png_rgba_keeps_alpha_and_bit_depth(tmp_path: Path, tiny_card) -> None:
+    rgba = np.dstack([data.astronaut()[:70, :90], np.linspace(0, 255, 90, dtype=np.uint8)[None].repeat(70, 0)])
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(rgba))
+    result = _denoise(tmp_path / "a.png", "--model", tiny_card.path)
+    assert result.exit_code == 0, result.output
+    out = imagecodecs.png_decode((tmp_path / "a_denoised.png").read_bytes())
+    assert out.shape == rgba.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    assert not np.array_equal(out[..., :3], rgba[..., :3])
+
+
+def test_jpeg_in_jpeg_out(tmp_path: Path, tiny_card) -> None:
+    iio.imwrite(tmp_path / "p.jpg", data.astronaut()[:64, :80], extension=".jpg")
+    assert _denoise(tmp_path / "p.jpg", "-o", tmp_path / "q.jpg", "--model", tiny_card.path).exit_code == 0
+    assert iio.imread(tmp_path / "q.jpg").shape == (64, 80, 3)
+
+
+def test_16_bit_grey_tiff_stack_keeps_depth_and_metadata(tmp_path: Path, tiny_card) -> None:
+    rng = np.random.default_rng(0)
+    stack = (rng.random((3, 40, 50)) * 3000 + 500).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX", "spacing": 0.4})
+    result = _denoise(tmp_path / "cells.tif", "-o", tmp_path / "out.tif", "--model", tiny_card.path)
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        out = tif.asarray()
+        assert tif.series[0].axes == "ZYX" and tif.imagej_metadata["spacing"] == 0.4
+    assert out.dtype == np.uint16 and out.shape == stack.shape
+    assert stack.min() - 200 <= out.mean() <= stack.max() + 200
+
+
+def test_half_exr_with_nan_gives_finite_half_exr_and_keeps_other_layers(tmp_path: Path, tiny_card) -> None:
+    rng = np.random.default_rng(1)
+    channels = {c: (rng.random((48, 56)) * 4).astype(np.float16) for c in "RGB"}
+    channels["R"][5, 5] = np.nan
+    channels["G"][9, 9] = np.inf
+    channels["albedo.R"] = rng.random((48, 56)).astype(np.float32)
+    OpenEXR.File({"compression": OpenEXR.PIZ_COMPRESSION}, dict(channels)).write(str(tmp_path / "r.exr"))
+    result = runner.invoke(app, ["denoise", str(tmp_path / "r.exr"), "--tile", "64", "--model", str(tiny_card.path)])
+    assert result.exit_code == 0, result.output
+    assert "2 NaN/Inf values replaced" in result.output
+    out = OpenEXR.File(str(tmp_path / "r_denoised.exr"), separate_channels=True)
+    pixels = {name: ch.pixels for name, ch in out.channels().items()}
+    assert pixels["R"].dtype == np.float16 and all(np.isfinite(pixels[c]).all() for c in "RGB")
+    np.testing.assert_array_equal(pixels["albedo.R"], channels["albedo.R"])
+    assert out.header()["compression"] == OpenEXR.PIZ_COMPRESSION
+
+
+def test_directory_with_corrupt_file_summarises_and_reports(tmp_path: Path, tiny_card) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"img{i}.png").write_bytes(imagecodecs.png_encode(data.astronaut()[: 40 + i, :48]))
+    (folder / "bad.tif").write_bytes(b"II*\x00truncated")
+    report = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        ["denoise", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_card.path), "--json", str(report)],
+    )
+    assert result.exit_code == 1
+    assert "bad.tif" in result.output and "2 done, 1 failed" in result.output
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert files["img0.png"]["info"]["model"] == "tiny" and files["img0.png"]["info"]["device"] == "cpu"
+    assert files["img1.png"]["info"]["tiles"] >= 1 and files["bad.tif"]["status"] == "failed"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.png", "img1.png"]
+
+
+def test_same_seed_same_bytes(tmp_path: Path, tiny_card) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.astronaut()[:64, :64]))
+    for name in ("x.png", "y.png"):
+        _denoise(tmp_path / "a.png", "-o", tmp_path / name, "--model", tiny_card.path, "--seed", "7")
+    assert (tmp_path / "x.png").read_bytes() == (tmp_path / "y.png").read_bytes()
+
+
+def test_unknown_model_is_a_usage_error_with_suggestion(tmp_path: Path, tiny_card) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.astronaut()[:16, :16]))
+    result = runner.invoke(app, ["denoise", str(tmp_path / "a.png"), "--model", "small-maskd"])
+    assert result.exit_code == 2 and "unknown model 'small-maskd'" in result.output
+
+
+def test_models_lists_and_shows_cards(tiny_card) -> None:
+    result = runner.invoke(app, ["models", "show", str(tiny_card.path)])
+    assert result.exit_code == 0 and '"architecture": "masked-swinir"' in result.output
+    assert runner.invoke(app, ["models"]).exit_code == 0

@@ -1,0 +1,63 @@
+"""The masked SwinIR matches the paper's architecture and masking rules."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mdn.nets import swinir
+from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig, input_mask
+
+
+def test_paper_configuration_has_the_papers_parameter_count() -> None:
+    model = MaskedSwinIR(SwinIRConfig())
+    assert sum(p.numel() for p in model.parameters()) == 824_118
+    assert model.embed.kernel_size == (1, 1)
+
+
+def test_shape_kept_for_sizes_not_multiple_of_window() -> None:
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2)).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 21, 35)).shape == (2, 3, 21, 35)
+
+
+def test_attention_mask_is_stochastic_but_seeded_and_switchable() -> None:
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a = model(x, generator=torch.Generator().manual_seed(1))
+        b = model(x, generator=torch.Generator().manual_seed(1))
+        c = model(x, generator=torch.Generator().manual_seed(2))
+        d = model(x, attention_mask=False)
+        e = model(x, attention_mask=False)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(d, e)
+
+
+def test_input_mask_shares_pixels_across_channels_and_respects_ratio() -> None:
+    x = torch.rand(4, 3, 64, 64)
+    masked = input_mask(x, (0.75, 0.85), torch.Generator().manual_seed(0))
+    hidden = masked == MASK_VALUE
+    assert torch.equal(hidden[:, 0], hidden[:, 1]) and torch.equal(hidden[:, 0], hidden[:, 2])
+    ratios = hidden[:, 0].float().mean(dim=(1, 2))
+    assert ((ratios > 0.72) & (ratios < 0.88)).all()
+    assert torch.equal(masked[~hidden], x[~hidden])
+
+
+def test_border_only_shift_masking_equals_full_masked_attention() -> None:
+    """The attention recomputes only wrap-around windows; it must equal masking every window."""
+    torch.manual_seed(0)
+    attention = swinir.WindowAttention(dim=12, window=8, heads=2)
+    x = torch.randn(1, 32, 32, 12)
+    windows = swinir._partition(x, 8)
+    shift = swinir._shift_mask(32, 32, 8, 4, x.device)
+    fast = attention(windows, shift)
+
+    full = torch.zeros(windows.shape[1], 64, 64)
+    full[shift.windows] = shift.mask
+    b, nw, n, c = windows.shape
+    q, k, v = attention.qkv(windows).view(b, nw, n, 3, 2, c // 2).permute(3, 0, 1, 4, 2, 5)
+    mask = (attention.position_bias()[None] + full[:, None])[None]
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    reference = attention.proj(reference.transpose(2, 3).reshape(b, nw, n, c))
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,96 @@
+"""Training: resumes bit for bit, writes a usable card, skips bad data, runs under torchrun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imagecodecs
+import pytest
+import torch
+from skimage import data
+from typer.testing import CliRunner
+
+from mdn import registry, train
+from mdn.cli import app
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "nested").mkdir()
+    (folder / "coffee.png").write_bytes(imagecodecs.png_encode(data.coffee()[:96, :128]))
+    (folder / "nested" / "camera.png").write_bytes(imagecodecs.png_encode(data.camera()[:80, :80]))
+    (folder / "tiny.png").write_bytes(imagecodecs.png_encode(data.camera()[:20, :20]))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    return folder
+
+
+def _options(photos: Path, **changes) -> train.TrainOptions:
+    base = dict(name="t", data=[str(photos)], config="tiny", iters=4, batch=2, crop=32, lr=1e-3,
+                validate_every=2, checkpoint_every=2, validation=[str(photos / "coffee.png")])  # fmt: skip
+    return train.TrainOptions(**{**base, **changes})
+
+
+def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
+    straight = train.Trainer(_options(photos), tmp_path / "a", log=lambda _: None)
+    (tmp_path / "a").mkdir()
+    list(straight.run())
+
+    (tmp_path / "b").mkdir()
+    first = train.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
+    list(first.run(until=2))
+    second = train.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
+    second.resume()
+    assert second.iteration == 2
+    list(second.run())
+    for (name, a), b in zip(straight.ema.state_dict().items(), second.ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 2 and '"psnr"' in log[-1] and '"offset"' in log[-1]
+
+
+def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    trainer = train.Trainer(_options(photos, mask=False), tmp_path / "run", log=lambda _: None)
+    assert trainer.model.config.attention_mask_ratio == 0.0
+    before = [p.clone() for p in trainer.model.parameters()]
+    list(trainer.run(until=1))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["train", "--data", str(photos), "--name", "smoke", "--config", "tiny", "--iters", "2", "--batch", "2",
+            "--crop", "32", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "cards")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "broken.png" in result.output and "smaller than the 32px crop" in result.output
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "smoke.json")
+    assert card.training["iterations"] == 2 and card.training["command"].startswith("mdn train")
+    assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
+    out = tmp_path / "out.png"
+    result = runner.invoke(app, ["denoise", str(photos / "coffee.png"), "-o", str(out), "--model", str(card.path)])
+    assert result.exit_code == 0, result.output and out.exists()
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_torchrun_two_cpu_processes(photos: Path, tmp_path: Path) -> None:
+    command = ["torchrun", "--nproc-per-node", "2", "--master-port", "29533", "-m", "mdn", "train",
+               "--data", str(photos), "--name", "ddp", "--config", "tiny", "--iters", "2", "--batch", "1",
+               "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "cards"),
+               "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "ddp.json")
+    assert card.training["hardware"].startswith("2 x")
+    registry.load(card)
+
+
+def test_python_m_mdn_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "mdn", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "mdn" in result.stdout
