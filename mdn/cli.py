@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import json
 import zlib
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn, ParamSpec
 
@@ -13,8 +16,9 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, batch, engine, noise, registry, train
+from mdn import __version__, batch, bench, engine, noise, registry, train
 from mdn.errors import MdnError
+from mdn.nets.swinir import SIZES
 from mdn.report import BatchProgress, console, out, print_summary
 
 app = typer.Typer(
@@ -269,6 +273,102 @@ def models_show(name: Annotated[str, typer.Argument(help="Card name or path.")])
     out.print_json(data={**card.to_json(), "path": str(card.path)})
 
 
+@app.command("bench")
+@_user_errors
+def bench_command(
+    images_: Annotated[
+        list[str] | None, typer.Argument(help="Clean reference images (default: the bundled sample set).")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Comma-separated cards (default: all installed, plus noisy).")
+    ] = None,
+    noise_grid: Annotated[
+        str | None, typer.Option("--noise", help="e.g. 'gaussian:15,25;poisson' (default: every type, paper levels).")
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="One small image, two noises: a few seconds.")] = False,
+    speed_: Annotated[bool, typer.Option("--speed", help="Measure MP/s and peak memory instead of quality.")] = False,
+    sizes: Annotated[str, typer.Option("--sizes", help="Speed: square sizes or WxH, comma-separated.")] = "1024",
+    runs: Annotated[int, typer.Option("--runs", help="Speed: timed runs per size (median reported).")] = 3,
+    tile: Annotated[int, typer.Option("--tile", help="Tile size (0: from the memory budget).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
+    seed: Seed = 0,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every score (or speed row) as CSV.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every score (or speed row) as JSON.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Plot PSNR against level (matplotlib).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed.
+
+    Example: mdn bench --models small-masked,small-baseline --plot study.png
+    """
+    options = engine.EngineOptions(tile=tile, device=device, precision=precision, seed=seed)
+    names = [m.strip() for m in models.split(",")] if models else None
+    if speed_:
+        rows = [
+            bench.speed(name, _size(size), runs, options)
+            for name in names or [c.name for c in registry.cards().values() if c.task == "denoise"]
+            for size in sizes.split(",")
+        ]
+        _print_speed(rows)
+        _write_rows([r.to_json() for r in rows], csv_path, json_path)
+        return
+    names = names or [bench.NOISY, *(c.name for c in registry.cards().values() if c.task == "denoise")]
+    references = bench.load_references(images_)
+    if quick:
+        references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
+    grid = bench.parse_grid(noise_grid or ("gaussian:15;poisson:2" if quick else "")) or bench.default_grid()
+    with Progress(*Progress.get_default_columns(), console=console, disable=quiet) as progress:
+        task = progress.add_task("bench", total=len(names) * len(grid) * len(references))
+        scores = bench.quality(names, grid, references, options, seed, lambda d, t: progress.update(task, completed=d))
+    _print_quality(scores, names)
+    _write_rows([asdict(s) for s in scores], csv_path, json_path)
+    if plot_path is not None:
+        bench.plot(scores, plot_path)
+        console.print(f"wrote {plot_path}")
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.strip().partition("x")
+    try:
+        return int(height or width), int(width)
+    except ValueError:
+        raise MdnError(f"not a size: {text!r} (e.g. 1024 or 6000x4000)") from None
+
+
+def _print_quality(scores: list[bench.Score], names: list[str]) -> None:
+    table = Table("noise", "level", *names, title="PSNR (dB) / SSIM, mean over images", title_justify="left")
+    for (kind, level), cells in bench.summarise(scores).items():
+        best = max(cells[m][0] for m in names)
+        values = [
+            f"[bold green]{cells[m][0]:.2f}[/] / {cells[m][1]:.3f}" if cells[m][0] == best else
+            f"{cells[m][0]:.2f} / {cells[m][1]:.3f}"
+            for m in names
+        ]  # fmt: skip
+        table.add_row(kind, f"{level:g}", *values)
+    out.print(table)
+
+
+def _print_speed(rows: list[bench.Speed]) -> None:
+    table = Table("model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "tile")
+    for r in rows:
+        table.add_row(
+            r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
+            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, f"{r.tile} x{r.batch}, {r.threads} thr",
+        )  # fmt: skip
+    out.print(table)
+
+
+def _write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) -> None:
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    if csv_path is not None and rows:
+        with csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def _print_noise_types() -> None:
     table = Table("type", "level parameter", "default", "paper's levels")
     for name, kind in noise.NOISE_TYPES.items():
@@ -293,7 +393,7 @@ def _ratio_range(text: str) -> tuple[float, float]:
 def train_command(
     data: Annotated[list[str], typer.Option("--data", help="Clean training images: files or folders (repeatable).")],
     name: Annotated[str, typer.Option("--name", help="Name of the model card to write.")],
-    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(train.CONFIGS)}.")] = "small",
+    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(SIZES)}.")] = "small",
     iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
     until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
     batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
@@ -325,8 +425,8 @@ def train_command(
 
     Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
     """
-    if config not in train.CONFIGS:
-        _fail(f"unknown --config {config!r} (choose from {', '.join(train.CONFIGS)})")
+    if config not in SIZES:
+        _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
     options = train.TrainOptions(
         name=name, data=data, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr, noise=noise_type,
         level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio), attention_mask=attention_ratio,

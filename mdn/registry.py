@@ -6,6 +6,7 @@ user data directory. `--model` accepts a card name or a path to a card's JSON fi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -83,13 +84,14 @@ class ModelCard:
 
 
 def cards() -> dict[str, ModelCard]:
-    """All cards by name; a user card shadows a built-in one of the same name."""
+    """All cards by name; a user card shadows a built-in one of the same name. Other JSON files are ignored."""
     found: dict[str, ModelCard] = {}
     for folder in (builtin_dir(), user_dir()):
         if folder.is_dir():
             for path in sorted(folder.glob("*.json")):
-                card = ModelCard.from_file(path)
-                found[card.name] = card
+                with contextlib.suppress(MdnError):
+                    card = ModelCard.from_file(path)
+                    found[card.name] = card
     return found
 
 

@@ -26,16 +26,7 @@ from torch import nn
 
 from mdn import images, metrics, noise, registry, tonemap
 from mdn.errors import MdnError
-from mdn.nets.swinir import SwinIRConfig, input_mask
-
-CONFIGS: dict[str, SwinIRConfig] = {
-    "tiny": SwinIRConfig(embed_dim=12, depths=(2,), heads=2),
-    "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=3),
-    "medium": SwinIRConfig(embed_dim=48, depths=(4, 4, 4), heads=6),
-    "paper": SwinIRConfig(),
-}
-"""Named network sizes: `tiny` for smoke tests, `small` for the default card on a laptop CPU, `paper` for the
-masked-training paper's configuration (~0.82 M parameters)."""
+from mdn.nets.swinir import SIZES, SwinIRConfig, input_mask
 
 
 @dataclass
@@ -84,7 +75,7 @@ class TrainOptions:
 
     @property
     def network(self) -> SwinIRConfig:
-        base = CONFIGS[self.config]
+        base = SIZES[self.config]
         return SwinIRConfig(**{**asdict(base), "attention_mask_ratio": self.attention_mask if self.mask else 0.0})
 
 

@@ -42,6 +42,16 @@ class SwinIRConfig:
         return cls(**{**data, "depths": tuple(data["depths"])})
 
 
+SIZES: dict[str, SwinIRConfig] = {
+    "tiny": SwinIRConfig(embed_dim=12, depths=(2,), heads=2),
+    "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=3),
+    "medium": SwinIRConfig(embed_dim=48, depths=(4, 4, 4), heads=6),
+    "paper": SwinIRConfig(),
+}
+"""Named network sizes: `tiny` for smoke tests, `small` for the default card on a laptop CPU, `paper` for the
+masked-training paper's configuration (~0.82 M parameters)."""
+
+
 def input_mask(x: Tensor, ratio: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:
     """Set a random share of pixels to MASK_VALUE: one Bernoulli draw per pixel shared by the channels, the
     ratio drawn per sample uniformly from `ratio` (low, high)."""

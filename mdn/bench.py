@@ -1,0 +1,224 @@
+"""What a model is worth: PSNR/SSIM over models x noise types x levels x images, and speed and memory.
+
+Noisy inputs come from fixed seeds (per image, noise and level) and are cached on disk, so two runs of the
+same grid give identical numbers. `noisy` stands for the unprocessed input, the floor of every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+
+from mdn import images, metrics, noise, registry
+from mdn.engine import Engine, EngineOptions
+from mdn.nets.swinir import SIZES, MaskedSwinIR
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+"""The bundled sample set: crops of images held back from the shipped models' training."""
+
+NOISY = "noisy"
+
+
+@dataclass(frozen=True)
+class Score:
+    """One cell of the quality grid."""
+
+    model: str
+    noise: str
+    level: float
+    image: str
+    psnr: float
+    ssim: float
+
+
+def default_grid() -> list[tuple[str, float]]:
+    """Every noise type at each of the paper's levels."""
+    return [(name, level) for name, kind in noise.NOISE_TYPES.items() if name != "photon" for level in kind.levels]
+
+
+def parse_grid(text: str) -> list[tuple[str, float]]:
+    """'gaussian:15,25;poisson' -> [(gaussian, 15), (gaussian, 25), (poisson, each paper level)]."""
+    grid = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, levels = item.partition(":")
+        kind = noise.make_noise(name)
+        values = [float(v) for v in levels.split(",")] if levels else list(type(kind).levels)
+        grid.extend((kind.name, noise.make_noise(name, v).level) for v in values)
+    return grid
+
+
+def load_references(sources: list[str] | None) -> dict[str, np.ndarray]:
+    """Clean RGB references (H, W, 3) in [0, 1] by name: the given files and folders, or the bundled samples."""
+    from mdn.batch import expand_inputs
+
+    paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
+    references = {}
+    for path in paths:
+        image = images.read(path)
+        plane = image.pixels[0]
+        references[path.stem] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+    return references
+
+
+def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed: int) -> np.ndarray:
+    """The noisy version of a reference, from a seed fixed by (seed, image, noise, level), cached on disk."""
+    key = hashlib.sha256(f"{image}|{kind}|{level:g}|{seed}|{reference.shape}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(reference.tobytes()).hexdigest()[:16]
+    cache = Path(platformdirs.user_cache_dir("mdn")) / "bench" / f"{key}-{digest}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    rng = np.random.default_rng(int(key, 16))
+    noisy = noise.make_noise(kind, level)(reference, rng)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, noisy)
+    return noisy
+
+
+def quality(
+    models: list[str],
+    grid: list[tuple[str, float]],
+    references: dict[str, np.ndarray],
+    options: EngineOptions | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Score]:
+    """Score every model on every (noise, level) and image."""
+    engines = {name: None if name == NOISY else Engine(registry.load(registry.find(name)), options) for name in models}
+    total, done = len(models) * len(grid) * len(references), 0
+    scores = []
+    for kind, level in grid:
+        for image, clean in references.items():
+            noisy = noisy_input(clean, image, kind, level, seed)
+            for name, engine in engines.items():
+                out = noisy if engine is None else engine(noisy[None])[0]
+                scores.append(Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean)))
+                done += 1
+                if progress:
+                    progress(done, total)
+    return scores
+
+
+def summarise(scores: list[Score]) -> dict[tuple[str, float], dict[str, tuple[float, float]]]:
+    """(noise, level) -> model -> (mean PSNR, mean SSIM) over images."""
+    table: dict[tuple[str, float], dict[str, list[Score]]] = {}
+    for s in scores:
+        table.setdefault((s.noise, s.level), {}).setdefault(s.model, []).append(s)
+    return {
+        row: {m: (float(np.mean([s.psnr for s in c])), float(np.mean([s.ssim for s in c]))) for m, c in cells.items()}
+        for row, cells in table.items()
+    }
+
+
+def plot(scores: list[Score], path: Path) -> None:
+    """PSNR against level, one panel per noise type, one line per model (the paper's Figure 11)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(scores)
+    kinds = list(dict.fromkeys(k for k, _ in summary))
+    models = list(dict.fromkeys(s.model for s in scores))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.2), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        levels = sorted(level for k, level in summary if k == kind)
+        for model in models:
+            ax.plot(levels, [summary[(kind, lv)][model][0] for lv in levels], marker="o", label=model)
+        ax.set_title(kind)
+        ax.set_xlabel(noise.NOISE_TYPES[kind].parameter.split(" (")[0])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("PSNR (dB)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- speed
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Throughput and memory of one model at one size."""
+
+    model: str
+    size: str
+    megapixels: float
+    mp_per_s: float
+    spread: tuple[float, float]
+    seconds: float
+    peak_rss_mb: int
+    peak_gpu_mb: int
+    device: str
+    precision: str
+    tile: int
+    batch: int
+    threads: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@contextmanager
+def peak_rss() -> Iterator[list[int]]:
+    """Sample the resident set size every 5 ms; yields a one-element list holding the peak so far."""
+    peak = [_rss_bytes()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _network(name: str) -> torch.nn.Module:
+    """A model card, or a named network size with random weights (as fast as trained ones)."""
+    return MaskedSwinIR(SIZES[name]) if name in SIZES else registry.load(registry.find(name))
+
+
+def speed(model: str, size: tuple[int, int], runs: int, options: EngineOptions | None = None) -> Speed:
+    """Median MP/s over `runs` timed runs after a warm-up, with peak host (and GPU) memory."""
+    height, width = size
+    image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
+    engine = Engine(_network(model), options)
+    engine(image[:, : min(height, 256), : min(width, 256)])
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds = []
+    with peak_rss() as peak:
+        for _ in range(runs):
+            start = time.perf_counter()
+            engine(image)
+            if engine.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - start)
+    megapixels = height * width / 1e6
+    rates = [megapixels / s for s in seconds]
+    gpu = torch.cuda.max_memory_allocated() // 2**20 if engine.device.type == "cuda" else 0
+    return Speed(
+        model, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
+        statistics.median(seconds), peak[0] // 2**20, gpu, str(engine.device), engine.options.precision,
+        engine.tile, engine.batch, torch.get_num_threads(),
+    )  # fmt: skip

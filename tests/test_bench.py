@@ -1,0 +1,52 @@
+"""`mdn bench`: reproducible quality grid, speed rows, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mdn import bench
+from mdn.cli import app
+
+runner = CliRunner()
+
+
+def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Path) -> None:
+    args = ["bench", "--quick", "--models", f"noisy,{tiny_card.path}", "--quiet"]
+    first = runner.invoke(app, [*args, "--json", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv")])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, [*args, "--json", str(tmp_path / "b.json")])
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    rows = json.loads((tmp_path / "a.json").read_text())
+    assert {(r["model"], r["noise"]) for r in rows} == {
+        ("noisy", "gaussian"), ("noisy", "poisson"), (str(tiny_card.path), "gaussian"), (str(tiny_card.path), "poisson")
+    }  # fmt: skip
+    noisy = next(r for r in rows if r["model"] == "noisy" and r["noise"] == "gaussian")
+    assert 23.5 < noisy["psnr"] < 26.0
+    assert (tmp_path / "a.csv").read_text().startswith("model,noise,level,image,psnr,ssim")
+    assert "gaussian" in second.output
+
+
+def test_grid_parsing_and_defaults() -> None:
+    assert bench.parse_grid("gaussian:15,25;speckle") == [
+        ("gaussian", 15.0), ("gaussian", 25.0), *(("speckle", v) for v in (0.018, 0.024, 0.03, 0.036, 0.04))
+    ]  # fmt: skip
+    kinds = {k for k, _ in bench.default_grid()}
+    assert {"gaussian", "speckle", "poisson", "correlated", "saltpepper", "isp", "mixture"} <= kinds
+
+
+def test_speed_reports_throughput_and_memory(tiny_card) -> None:
+    row = bench.speed(str(tiny_card.path), (96, 128), runs=2)
+    assert row.mp_per_s > 0 and row.spread[0] <= row.mp_per_s <= row.spread[1]
+    assert row.peak_rss_mb > 50 and row.device == "cpu" and row.size == "128x96"
+
+
+def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    scores = [bench.Score(m, k, lv, "x", 20 + lv, 0.5) for m in ("a", "b") for k in ("gaussian", "poisson")
+              for lv in (1.0, 2.0)]  # fmt: skip
+    bench.plot(scores, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
