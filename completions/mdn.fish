@@ -38,7 +38,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -r -d "Sample 
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l help -s h -d 'Show help and exit'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (default: all installed, plus noisy)'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
@@ -55,6 +55,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l quiet -s q -d 'Print e
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network size: tiny, small, medium, paper'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'

@@ -19,8 +19,9 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, registry
+from mdn import images, metrics, noise, peers, registry
 from mdn.engine import Engine, EngineOptions
+from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -84,6 +85,23 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
     return noisy
 
 
+def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[str, peers.Denoise]:
+    """Name -> (H, W, 3) denoise function, for model cards, installed peers and `noisy` (the identity)."""
+    found: dict[str, peers.Denoise] = {}
+    for name in names:
+        if name == NOISY:
+            found[name] = lambda x: x
+        elif name in peers.PEERS:
+            package, function = peers.PEERS[name]
+            if name not in peers.available():
+                raise MdnError(f"peer {name!r} needs the {package} package (pip install {package})")
+            found[name] = function
+        else:
+            engine = Engine(registry.load(registry.find(name)), options)
+            found[name] = lambda x, engine=engine: engine(x[None])[0]
+    return found
+
+
 def quality(
     models: list[str],
     grid: list[tuple[str, float]],
@@ -93,14 +111,14 @@ def quality(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Score]:
     """Score every model on every (noise, level) and image."""
-    engines = {name: None if name == NOISY else Engine(registry.load(registry.find(name)), options) for name in models}
+    functions = denoisers(models, options)
     total, done = len(models) * len(grid) * len(references), 0
     scores = []
     for kind, level in grid:
         for image, clean in references.items():
             noisy = noisy_input(clean, image, kind, level, seed)
-            for name, engine in engines.items():
-                out = noisy if engine is None else engine(noisy[None])[0]
+            for name, denoise in functions.items():
+                out = denoise(noisy)
                 scores.append(Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean)))
                 done += 1
                 if progress:

@@ -16,7 +16,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, batch, bench, engine, noise, registry, train
+from mdn import __version__, batch, bench, engine, noise, peers, registry, train
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES
 from mdn.report import BatchProgress, console, out, print_summary
@@ -280,7 +280,8 @@ def bench_command(
         list[str] | None, typer.Argument(help="Clean reference images (default: the bundled sample set).")
     ] = None,
     models: Annotated[
-        str | None, typer.Option("--models", help="Comma-separated cards (default: all installed, plus noisy).")
+        str | None,
+        typer.Option("--models", help="Comma-separated cards or peers (default: noisy, every card, installed peers)."),
     ] = None,
     noise_grid: Annotated[
         str | None, typer.Option("--noise", help="e.g. 'gaussian:15,25;poisson' (default: every type, paper levels).")
@@ -313,7 +314,8 @@ def bench_command(
         _print_speed(rows)
         _write_rows([r.to_json() for r in rows], csv_path, json_path)
         return
-    names = names or [bench.NOISY, *(c.name for c in registry.cards().values() if c.task == "denoise")]
+    cards = [c.name for c in registry.cards().values() if c.task == "denoise"]
+    names = names or [bench.NOISY, *cards, *peers.available()]
     references = bench.load_references(images_)
     if quick:
         references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
@@ -393,6 +395,9 @@ def _ratio_range(text: str) -> tuple[float, float]:
 def train_command(
     data: Annotated[list[str], typer.Option("--data", help="Clean training images: files or folders (repeatable).")],
     name: Annotated[str, typer.Option("--name", help="Name of the model card to write.")],
+    objective: Annotated[
+        str, typer.Option("--objective", help=f"What to learn: {', '.join(train.OBJECTIVES)}.")
+    ] = "denoise",
     config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(SIZES)}.")] = "small",
     iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
     until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
@@ -425,15 +430,16 @@ def train_command(
 
     Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
     """
+    if objective not in train.OBJECTIVES:
+        _fail(f"unknown --objective {objective!r} (choose from {', '.join(train.OBJECTIVES)})")
     if config not in SIZES:
         _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
     options = train.TrainOptions(
-        name=name, data=data, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr, noise=noise_type,
-        level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio), attention_mask=attention_ratio,
+        name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
+        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio), attention_mask=attention_ratio,
         ema=ema, dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
     )  # fmt: skip
-    noise.make_noise(noise_type, level)
     train.init_distributed()
     folder = workdir or registry.user_dir().parent / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)

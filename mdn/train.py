@@ -35,6 +35,7 @@ class TrainOptions:
 
     name: str
     data: list[str]
+    objective: str = "denoise"
     config: str = "small"
     iters: int = 200_000
     batch: int = 8
@@ -183,6 +184,46 @@ def _learning_rate(options: TrainOptions, iteration: int) -> float:
     return options.lr * (0.5 ** (iteration >= options.iters // 2)) * (0.5 ** (iteration >= 3 * options.iters // 4))
 
 
+class MaskedDenoising:
+    """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop.
+
+    An objective owns what a run learns: its architecture, the loss of one batch of clean crops and how it is
+    validated. `Trainer` owns everything else (data, optimiser, EMA, checkpoints, distribution), so another
+    objective (MPI's masked fill) plugs in beside this one.
+    """
+
+    name = "denoise"
+    architecture = "masked-swinir"
+
+    def __init__(self, options: TrainOptions) -> None:
+        self.options = options
+        self.noise = noise.make_noise(options.noise, options.level)
+
+    def build(self) -> nn.Module:
+        return registry.ARCHITECTURES[self.architecture](self.options.network.to_dict())
+
+    def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
+        """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies."""
+        o = self.options
+        noisy = torch.from_numpy(self.noise(clean.permute(0, 2, 3, 1).cpu().numpy(), rng)).permute(0, 3, 1, 2)
+        noisy = noisy.to(clean.device)
+        if o.mask:
+            noisy = input_mask(noisy, o.input_mask, generator)
+        with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=o.bf16):
+            out = model(noisy, generator=generator, attention_mask=o.mask)
+        return F.l1_loss(out.float(), clean)
+
+    def validation(self, references: list[np.ndarray]) -> ValidationSet:
+        return ValidationSet.make(references, self.options.level)
+
+    def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
+        return validation.score(model, attention_mask=self.options.mask)
+
+
+OBJECTIVES = {MaskedDenoising.name: MaskedDenoising}
+"""Objective name -> class, for `mdn train --objective`."""
+
+
 @dataclass
 class Progress:
     """What the loop reports after each iteration."""
@@ -205,7 +246,8 @@ class Trainer:
         if options.threads:
             torch.set_num_threads(options.threads)
         torch.manual_seed(options.seed)
-        self.model = registry.ARCHITECTURES["masked-swinir"](options.network.to_dict()).to(self.device)
+        self.objective = OBJECTIVES[options.objective](options)
+        self.model = self.objective.build().to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
         self.iteration = 0
@@ -234,7 +276,7 @@ class Trainer:
     def _validation_set(self) -> ValidationSet | None:
         if not self.options.validation or self.rank:
             return None
-        return ValidationSet.make(load_images(self.options.validation, 64, self._warn), self.options.level)
+        return self.objective.validation(load_images(self.options.validation, 64, self._warn))
 
     def _warn(self, message: str) -> None:
         if self.rank == 0:
@@ -280,18 +322,10 @@ class Trainer:
         """One optimisation step; returns the loss."""
         o = self.options
         rng, generator = self._generators(self.iteration)
-        clean = sample_batch(self.pool, o.batch, o.crop, rng)
-        noisy = noise.make_noise(o.noise, o.level)(clean, rng)
-        to_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).to(self.device)  # noqa: E731
-        clean_t, noisy_t = to_tensor(clean), to_tensor(noisy)
-        if o.mask:
-            noisy_t = input_mask(noisy_t, o.input_mask, generator)
+        clean = torch.from_numpy(sample_batch(self.pool, o.batch, o.crop, rng)).permute(0, 3, 1, 2).to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = _learning_rate(o, self.iteration)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16)
-        with autocast:
-            out = self.parallel(noisy_t, generator=generator, attention_mask=o.mask)
-        loss = F.l1_loss(out.float(), clean_t)
+        loss = self.objective.loss(self.parallel, clean, rng, generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -322,7 +356,7 @@ class Trainer:
     def validate(self) -> dict[str, float] | None:
         if self.validation is None:
             return None
-        scores = self.validation.score(self.ema, attention_mask=self.options.mask)
+        scores = self.objective.score(self.validation, self.ema)
         self.best = scores
         return scores
 
@@ -338,7 +372,8 @@ class Trainer:
         o = self.options
         card = registry.ModelCard(
             name=o.name,
-            architecture="masked-swinir",
+            architecture=self.objective.architecture,
+            task=self.objective.name,
             config=self.ema.config.to_dict(),
             weights="",
             sha256="",

@@ -8,6 +8,7 @@ kept on at inference. The input mask is applied to training batches by `input_ma
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -44,7 +45,7 @@ class SwinIRConfig:
 
 SIZES: dict[str, SwinIRConfig] = {
     "tiny": SwinIRConfig(embed_dim=12, depths=(2,), heads=2),
-    "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=3),
+    "small": SwinIRConfig(embed_dim=24, depths=(4, 4), heads=2),
     "medium": SwinIRConfig(embed_dim=48, depths=(4, 4, 4), heads=6),
     "paper": SwinIRConfig(),
 }
@@ -140,7 +141,9 @@ class ShiftMask:
     mask: Tensor
 
 
+@functools.lru_cache(maxsize=16)
 def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> ShiftMask:
+    """The mask for one image size, computed once and shared by every shifted block."""
     region = torch.zeros(1, h, w, 1, device=device)
     cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
     for label, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):

@@ -1,0 +1,45 @@
+"""Other denoisers for side-by-side comparison in `mdn bench`, used only when their packages are installed.
+
+- `bm3d` (PyPI `bm3d`, non-commercial licence): BM3D with the noise level estimated from the image, as a user
+  without ground truth would run it.
+- `oidn` (PyPI `pyoidn`): Intel Open Image Denoise, the render engineers' denoiser, on LDR colour.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+
+import numpy as np
+
+Denoise = Callable[[np.ndarray], np.ndarray]
+"""(H, W, 3) float32 in [0, 1] -> the same."""
+
+
+def estimate_sigma(image: np.ndarray) -> float:
+    """Noise std from the finest diagonal Haar wavelet band: median(|HH|) / 0.6745 (Donoho), channel mean."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    x = image[:h, :w].astype(np.float64)
+    diagonal = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    return float(np.mean(np.median(np.abs(diagonal.reshape(-1, x.shape[-1])), axis=0) / 0.6745))
+
+
+def _bm3d(noisy: np.ndarray) -> np.ndarray:
+    import bm3d
+
+    return np.clip(bm3d.bm3d_rgb(noisy, estimate_sigma(noisy)), 0, 1).astype(np.float32)
+
+
+def _oidn(noisy: np.ndarray) -> np.ndarray:
+    import pyoidn
+
+    return np.clip(pyoidn.denoise(np.ascontiguousarray(noisy, np.float32), hdr=False, quality="high"), 0, 1)
+
+
+PEERS: dict[str, tuple[str, Denoise]] = {"bm3d": ("bm3d", _bm3d), "oidn": ("pyoidn", _oidn)}
+"""Peer name -> (the package it needs, its denoise function)."""
+
+
+def available() -> list[str]:
+    """Peers whose packages are installed."""
+    return [name for name, (package, _) in PEERS.items() if importlib.util.find_spec(package) is not None]
