@@ -436,9 +436,9 @@ def train_command(
         _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
     options = train.TrainOptions(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
-        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio), attention_mask=attention_ratio,
-        ema=ema, dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
-        checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
+        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio),
+        attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
+        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
     )  # fmt: skip
     train.init_distributed()
     folder = workdir or registry.user_dir().parent / "runs" / name
