@@ -104,19 +104,20 @@ class WindowAttention(nn.Module):
         """windows: (B, nW, N, C); shift_mask: the mask of shifted windows, or None."""
         b, nw, n, c = windows.shape
         heads, dim = self.heads, c // self.heads
-        qkv = self.qkv(windows).view(b, nw, n, 3, heads, dim).permute(3, 0, 1, 4, 2, 5).contiguous()
+        # Strided q/k/v views straight off the projection: the fused CPU kernel reads them without a copy,
+        # and its output is laid out so that merging the heads back is free. Masks must be 4-D: a 3-D one
+        # sends torch down its slow reference path.
+        qkv = self.qkv(windows).view(b * nw, n, 3, heads, dim).permute(2, 0, 3, 1, 4)
         bias = self.position_bias()
-        # 4-D masks keep torch on its fused CPU kernel; a 3-D one falls back to the slow reference path.
-        q, k, v = qkv.view(3, b * nw, heads, n, dim)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None].to(q.dtype))
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias[None].to(qkv.dtype))
         if shift_mask is not None:
             # Only windows on the wrap-around border mix regions: redo just those with the region mask.
-            border = qkv[:, :, shift_mask.windows].flatten(2, 3)
-            mask = (shift_mask.mask[:, None] + bias).flatten(0, 1)[None]
-            fixed = F.scaled_dot_product_attention(border[0], border[1], border[2], attn_mask=mask.to(q.dtype))
-            out = out.view(b, nw, heads, n, dim)
+            border = qkv.unflatten(1, (b, nw))[:, :, shift_mask.windows].reshape(3, b, -1, n, dim)
+            mask = (shift_mask.mask[:, None] + bias).flatten(0, 1)[None].to(qkv.dtype)
+            fixed = F.scaled_dot_product_attention(border[0], border[1], border[2], attn_mask=mask)
+            out = out.unflatten(0, (b, nw))
             out[:, shift_mask.windows] = fixed.view(b, -1, heads, n, dim)
-        return self.proj(out.view(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, c))
+        return self.proj(out.reshape(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, c))
 
 
 def _partition(x: Tensor, window: int) -> Tensor:
