@@ -2,25 +2,25 @@
 _mdn() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" cmd="${COMP_WORDS[1]}"
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "noise denoise bench train models --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "denoise noise train bench models --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
-        noise)
-            case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
-            ;;
         denoise)
             case "$prev" in --model|-m|--tile|--overlap|--batch|--device|--precision|--max-memory|--passes|--seed|--suffix|--layer|--dtype) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --batch --device --precision --max-memory --passes --seed --no-attention-mask --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
-        bench)
-            case "$prev" in --models|--noise|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --quick --speed --sizes --runs --tile --device --precision --seed --csv --json --plot --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+        noise)
+            case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --data|--name|--objective|--config|--iters|--until|--batch|--crop|--lr|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --batch --crop --lr --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --workdir --resume --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            ;;
+        bench)
+            case "$prev" in --models|--noise|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --quick --speed --sizes --runs --tile --device --precision --seed --csv --json --plot --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi

@@ -126,56 +126,6 @@ def _run_batch(
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command("noise", no_args_is_help=True)
-@_user_errors
-def noise_command(
-    inputs: Inputs = None,
-    output: Output = None,
-    noise_type: Annotated[str, typer.Option("--type", "-t", help="Noise type (see --list).")] = "gaussian",
-    level: Annotated[float | None, typer.Option("--level", "-l", help="Noise level (default: the type's).")] = None,
-    seed: Seed = 0,
-    list_types: Annotated[bool, typer.Option("--list", help="List noise types, parameters and levels.")] = False,
-    suffix: Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")] = "_noisy",
-    recursive: Recursive = False,
-    overwrite: Overwrite = False,
-    skip_existing: SkipExisting = False,
-    layer: Layer = None,
-    dtype: Dtype = None,
-    json_report: JsonReport = None,
-    quiet: Quiet = False,
-) -> None:
-    """Add synthetic noise of the masked-training paper's test types to images.
-
-    Example: mdn noise photo.png -o noisy.png --type poisson --level 2.5 --seed 0
-    """
-    if list_types:
-        _print_noise_types()
-        return
-    model = noise.make_noise(noise_type, level)
-
-    def work(_: BatchProgress) -> batch.Work:
-        def add(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
-            file_key = zlib.crc32(context.image.path.name.encode())
-            context.info.update(noise=model.name, level=model.level, seed=seed)
-            return model(pixels, np.random.default_rng([seed, file_key]))
-
-        return add
-
-    _run_batch(
-        inputs,
-        output,
-        suffix,
-        work,
-        recursive=recursive,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        layer=layer,
-        dtype=dtype,
-        json_report=json_report,
-        quiet=quiet,
-    )
-
-
 @app.command("denoise", no_args_is_help=True)
 @_user_errors
 def denoise_command(
@@ -239,13 +189,149 @@ def denoise_command(
     )  # fmt: skip
 
 
-models_app = typer.Typer(help="List and inspect model cards.", no_args_is_help=False)
+@app.command("noise", no_args_is_help=True)
+@_user_errors
+def noise_command(
+    inputs: Inputs = None,
+    output: Output = None,
+    noise_type: Annotated[str, typer.Option("--type", "-t", help="Noise type (see --list).")] = "gaussian",
+    level: Annotated[float | None, typer.Option("--level", "-l", help="Noise level (default: the type's).")] = None,
+    seed: Seed = 0,
+    list_types: Annotated[bool, typer.Option("--list", help="List noise types, parameters and levels.")] = False,
+    suffix: Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")] = "_noisy",
+    recursive: Recursive = False,
+    overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
+    layer: Layer = None,
+    dtype: Dtype = None,
+    json_report: JsonReport = None,
+    quiet: Quiet = False,
+) -> None:
+    """Add synthetic noise of the masked-training paper's test types to images.
+
+    Example: mdn noise photo.png -o noisy.png --type poisson --level 2.5 --seed 0
+    """
+    if list_types:
+        _print_noise_types()
+        return
+    model = noise.make_noise(noise_type, level)
+
+    def work(_: BatchProgress) -> batch.Work:
+        def add(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+            file_key = zlib.crc32(context.image.path.name.encode())
+            context.info.update(noise=model.name, level=model.level, seed=seed)
+            return model(pixels, np.random.default_rng([seed, file_key]))
+
+        return add
+
+    _run_batch(
+        inputs,
+        output,
+        suffix,
+        work,
+        recursive=recursive,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        layer=layer,
+        dtype=dtype,
+        json_report=json_report,
+        quiet=quiet,
+    )
+
+
+def _ratio_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    try:
+        values = float(low), float(high or low)
+    except ValueError:
+        raise typer.BadParameter(f"expected LOW,HIGH fractions such as 0.75,0.85, got {text!r}") from None
+    if not 0 <= values[0] <= values[1] < 1:
+        raise typer.BadParameter(f"expected 0 <= LOW <= HIGH < 1, got {text!r}")
+    return values
+
+
+@app.command("train", no_args_is_help=True)
+@_user_errors
+def train_command(
+    data: Annotated[list[str], typer.Option("--data", help="Clean training images: files or folders (repeatable).")],
+    name: Annotated[str, typer.Option("--name", help="Name of the model card to write.")],
+    objective: Annotated[
+        str, typer.Option("--objective", help=f"What to learn: {', '.join(train.OBJECTIVES)}.")
+    ] = "denoise",
+    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(SIZES)}.")] = "small",
+    iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
+    until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
+    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate, halved at 50 % and 75 %.")] = 1e-4,
+    noise_type: Annotated[str, typer.Option("--noise", help="Training noise type.")] = "gaussian",
+    level: Annotated[float, typer.Option("--level", help="Training noise level.")] = 15.0,
+    no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the baseline: no input or attention mask.")] = False,
+    input_ratio: Annotated[
+        str, typer.Option("--input-mask", help="Input mask ratio range LOW,HIGH drawn per sample.")
+    ] = "0.75,0.85",
+    attention_ratio: Annotated[float, typer.Option("--attention-mask", help="Attention mask ratio.")] = 0.75,
+    ema: Annotated[float, typer.Option("--ema", help="Decay of the saved EMA weights.")] = 0.999,
+    dead_leaves: Annotated[int, typer.Option("--dead-leaves", help="Add this many procedural images.")] = 0,
+    validation: Annotated[
+        list[str] | None, typer.Option("--val", help="Held-back clean images for validation PSNR (repeatable).")
+    ] = None,
+    validate_every: Annotated[int, typer.Option("--validate-every", help="Validate and log every N steps.")] = 500,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 500,
+    seed: Seed = 0,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default).")] = 0,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass.")] = False,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the model card (default: user models).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card.
+
+    Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
+    """
+    if objective not in train.OBJECTIVES:
+        _fail(f"unknown --objective {objective!r} (choose from {', '.join(train.OBJECTIVES)})")
+    if config not in SIZES:
+        _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
+    options = train.TrainOptions(
+        name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
+        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio),
+        attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
+        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
+    )  # fmt: skip
+    train.init_distributed()
+    folder = workdir or registry.user_dir().parent / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
+    if resume:
+        trainer.resume()
+    _train_with_progress(trainer, until, quiet or trainer.rank != 0)
+    if trainer.iteration >= options.iters and trainer.rank == 0:
+        card = trainer.write_card(out or registry.user_dir())
+        console.print(f"wrote model card {card.path}")
+
+
+def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool) -> None:
+    columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
+        status = ""
+        for report in trainer.run(until):
+            if report.validation:
+                v = report.validation
+                status = f"val {v['psnr']:.2f} dB (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})"
+            rate = report.iteration / max(report.seconds, 1e-9)
+            progress.update(task, completed=report.iteration, status=f"loss {report.loss:.4f} {rate:.2f} it/s {status}")
+
+
+models_app = typer.Typer(no_args_is_help=False)
 app.add_typer(models_app, name="models")
 
 
 @models_app.callback(invoke_without_command=True)
 def models_command(context: typer.Context) -> None:
-    """List the installed model cards.
+    """List the installed model cards; `mdn models show NAME` prints one.
 
     Example: mdn models
     """
@@ -377,92 +463,6 @@ def _print_noise_types() -> None:
         levels = ", ".join(f"{v:g}" for v in kind.levels)
         table.add_row(name, kind.parameter, f"{kind.default_level:g}", levels)
     out.print(table)
-
-
-def _ratio_range(text: str) -> tuple[float, float]:
-    low, _, high = text.partition(",")
-    try:
-        values = float(low), float(high or low)
-    except ValueError:
-        raise typer.BadParameter(f"expected LOW,HIGH fractions such as 0.75,0.85, got {text!r}") from None
-    if not 0 <= values[0] <= values[1] < 1:
-        raise typer.BadParameter(f"expected 0 <= LOW <= HIGH < 1, got {text!r}")
-    return values
-
-
-@app.command("train", no_args_is_help=True)
-@_user_errors
-def train_command(
-    data: Annotated[list[str], typer.Option("--data", help="Clean training images: files or folders (repeatable).")],
-    name: Annotated[str, typer.Option("--name", help="Name of the model card to write.")],
-    objective: Annotated[
-        str, typer.Option("--objective", help=f"What to learn: {', '.join(train.OBJECTIVES)}.")
-    ] = "denoise",
-    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(SIZES)}.")] = "small",
-    iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
-    until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
-    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate, halved at 50 % and 75 %.")] = 1e-4,
-    noise_type: Annotated[str, typer.Option("--noise", help="Training noise type.")] = "gaussian",
-    level: Annotated[float, typer.Option("--level", help="Training noise level.")] = 15.0,
-    no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the baseline: no input or attention mask.")] = False,
-    input_ratio: Annotated[
-        str, typer.Option("--input-mask", help="Input mask ratio range LOW,HIGH drawn per sample.")
-    ] = "0.75,0.85",
-    attention_ratio: Annotated[float, typer.Option("--attention-mask", help="Attention mask ratio.")] = 0.75,
-    ema: Annotated[float, typer.Option("--ema", help="Decay of the saved EMA weights.")] = 0.999,
-    dead_leaves: Annotated[int, typer.Option("--dead-leaves", help="Add this many procedural images.")] = 0,
-    validation: Annotated[
-        list[str] | None, typer.Option("--val", help="Held-back clean images for validation PSNR (repeatable).")
-    ] = None,
-    validate_every: Annotated[int, typer.Option("--validate-every", help="Validate and log every N steps.")] = 500,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint every N steps.")] = 500,
-    seed: Seed = 0,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default).")] = 0,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass.")] = False,
-    workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the model card (default: user models).")] = None,
-    quiet: Quiet = False,
-) -> None:
-    """Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card.
-
-    Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
-    """
-    if objective not in train.OBJECTIVES:
-        _fail(f"unknown --objective {objective!r} (choose from {', '.join(train.OBJECTIVES)})")
-    if config not in SIZES:
-        _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
-    options = train.TrainOptions(
-        name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
-        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio),
-        attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
-        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
-    )  # fmt: skip
-    train.init_distributed()
-    folder = workdir or registry.user_dir().parent / "runs" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
-    if resume:
-        trainer.resume()
-    _train_with_progress(trainer, until, quiet or trainer.rank != 0)
-    if trainer.iteration >= options.iters and trainer.rank == 0:
-        card = trainer.write_card(out or registry.user_dir())
-        console.print(f"wrote model card {card.path}")
-
-
-def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool) -> None:
-    columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
-    with Progress(*columns, console=console, disable=quiet) as progress:
-        task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
-        status = ""
-        for report in trainer.run(until):
-            if report.validation:
-                v = report.validation
-                status = f"val {v['psnr']:.2f} dB (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})"
-            rate = report.iteration / max(report.seconds, 1e-9)
-            progress.update(task, completed=report.iteration, status=f"loss {report.loss:.4f} {rate:.2f} it/s {status}")
 
 
 def main() -> None:
