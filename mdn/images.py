@@ -350,19 +350,30 @@ def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
 
 
 def _atomic(path: Path, write_to: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the target folder, then rename it into place."""
+    """Write through a temporary file in the target folder, then rename it into place.
+
+    The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
+    umask) rather than the private mode of a temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         write_to(tmp)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         raise MdnError(f"cannot write: {exc.strerror or exc}", path) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _squeeze_grey(raw: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import imagecodecs
@@ -282,3 +283,19 @@ def test_directory_where_a_file_is_expected(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(MdnError, match="is a directory"):
         images.read(folder)
+
+
+def test_new_outputs_get_ordinary_permissions_and_replacements_keep_theirs(tmp_path: Path) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(_random((5, 6), "uint8")))
+    image = images.read(path)
+    old_mask = os.umask(0o022)
+    try:
+        images.write(image, tmp_path / "new.png")
+        assert (tmp_path / "new.png").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "kept.png").write_bytes(b"")
+        os.chmod(tmp_path / "kept.png", 0o640)
+        images.write(image, tmp_path / "kept.png", overwrite=True)
+        assert (tmp_path / "kept.png").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old_mask)
