@@ -142,7 +142,7 @@ def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, layout: Layout) ->
     dtype = layout.dtype
     if dtype.kind == "u":
         top = _scale(dtype)
-        planes = np.clip(np.rint(planes.astype(np.float64) * top), 0, top)
+        planes = np.clip(np.rint(planes * np.float32(top)), 0, top)
     elif dtype.kind == "f":
         info = np.finfo(dtype)
         planes = np.clip(planes, info.min, info.max)

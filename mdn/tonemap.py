@@ -51,10 +51,10 @@ class Stretch:
         return cls(low, high if high > low else low + 1.0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return ((x.astype(np.float64) - self.low) / (self.high - self.low)).astype(x.dtype)
+        return ((x - x.dtype.type(self.low)) / x.dtype.type(self.high - self.low)).astype(x.dtype)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        return (y.astype(np.float64) * (self.high - self.low) + self.low).astype(y.dtype)
+        return (y * y.dtype.type(self.high - self.low) + y.dtype.type(self.low)).astype(y.dtype)
 
 
 @dataclass(frozen=True)
