@@ -196,7 +196,8 @@ class Engine:
                 weights[y : y + th, x : x + tw] += weight
             self.tiles_run += len(group)
             advance(len(group))
-        return (total / weights)[:height, :width]
+        total /= weights
+        return total[:height, :width]
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, generator: torch.Generator) -> np.ndarray:
