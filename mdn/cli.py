@@ -18,6 +18,7 @@ from rich.table import Table
 
 from mdn import __version__, batch, bench, engine, noise, peers, registry, train
 from mdn.errors import MdnError
+from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.report import BatchProgress, console, out, print_summary
 
@@ -258,18 +259,23 @@ def train_command(
     objective: Annotated[
         str, typer.Option("--objective", help=f"What to learn: {', '.join(train.OBJECTIVES)}.")
     ] = "denoise",
-    config: Annotated[str, typer.Option("--config", help=f"Network size: {', '.join(SIZES)}.")] = "small",
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help=f"Network: {', '.join(SIZES)} (denoise); {', '.join(SKIP_SIZES)} (fill)."),
+    ] = None,
     iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
     until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
     batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
-    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate, halved at 50 % and 75 %.")] = 1e-4,
+    crop: Annotated[int | None, typer.Option("--crop", help="Crop size in pixels (64; fill: 128).")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Peak learning rate (1e-4, halved at 50/75 %; fill: 2e-3, cosine).")
+    ] = None,
     noise_type: Annotated[str, typer.Option("--noise", help="Training noise type.")] = "gaussian",
     level: Annotated[float, typer.Option("--level", help="Training noise level.")] = 15.0,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the baseline: no input or attention mask.")] = False,
     input_ratio: Annotated[
-        str, typer.Option("--input-mask", help="Input mask ratio range LOW,HIGH drawn per sample.")
-    ] = "0.75,0.85",
+        str | None, typer.Option("--input-mask", help="Mask ratio range LOW,HIGH (0.75,0.85; fill: 0.3,0.3).")
+    ] = None,
     attention_ratio: Annotated[float, typer.Option("--attention-mask", help="Attention mask ratio.")] = 0.75,
     ema: Annotated[float, typer.Option("--ema", help="Decay of the saved EMA weights.")] = 0.999,
     dead_leaves: Annotated[int, typer.Option("--dead-leaves", help="Add this many procedural images.")] = 0,
@@ -292,13 +298,12 @@ def train_command(
     """
     if objective not in train.OBJECTIVES:
         _fail(f"unknown --objective {objective!r} (choose from {', '.join(train.OBJECTIVES)})")
-    if config not in SIZES:
-        _fail(f"unknown --config {config!r} (choose from {', '.join(SIZES)})")
-    options = train.TrainOptions(
-        name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
-        noise=noise_type, level=level, mask=not no_mask, input_mask=_ratio_range(input_ratio),
-        attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
-        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads, bf16=bf16,
+    given = {"config": config, "crop": crop, "lr": lr, "input_mask": input_ratio and _ratio_range(input_ratio)}
+    options = train.TrainOptions.create(
+        name=name, data=data, objective=objective, iters=iters, batch=batch_size, noise=noise_type, level=level,
+        mask=not no_mask, attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves,
+        validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
+        threads=threads, bf16=bf16, **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     train.init_distributed()
     folder = workdir or registry.user_dir().parent / "runs" / name
@@ -320,7 +325,9 @@ def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool)
         for report in trainer.run(until):
             if report.validation:
                 v = report.validation
-                status = f"val {v['psnr']:.2f} dB (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})"
+                status = f"val {v['psnr']:.2f} dB" + (
+                    f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
+                )
             rate = report.iteration / max(report.seconds, 1e-9)
             progress.update(task, completed=report.iteration, status=f"loss {report.loss:.4f} {rate:.2f} it/s {status}")
 

@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from mdn.errors import MdnError
+from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 
 ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "masked-swinir": lambda config: MaskedSwinIR(SwinIRConfig.from_dict(config)),
+    "skip": lambda config: SkipNet(SkipConfig.from_dict(config)),
 }
 """Architecture name -> constructor from a configuration dict."""
 

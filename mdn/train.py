@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import platform
 import signal
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from torch import nn
 
 from mdn import images, metrics, noise, registry, tonemap
 from mdn.errors import MdnError
+from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig, input_mask
 
 
@@ -55,13 +58,20 @@ class TrainOptions:
     threads: int = 0
     bf16: bool = False
 
+    @classmethod
+    def create(cls, **given: Any) -> TrainOptions:
+        """Options for an objective: its own defaults, then what was given."""
+        return cls(**{**OBJECTIVES[given.get("objective", "denoise")].defaults, **given})
+
     def command(self) -> str:
         """The `mdn train` command line that gives these options (defaults left out)."""
         flags = {"data": "--data", "validation": "--val", "mask": "--no-mask"}
-        defaults = TrainOptions(name="", data=[])
+        defaults = TrainOptions.create(name="", data=[], objective=self.objective)
         parts = ["mdn train"]
         for key, value in asdict(self).items():
-            if key not in ("name", "data") and value == getattr(defaults, key):
+            if key == "objective" and value == "denoise":
+                continue
+            if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue
             flag = flags.get(key, "--" + key.replace("_", "-"))
             if isinstance(value, bool):
@@ -73,11 +83,6 @@ class TrainOptions:
             else:
                 parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
         return " ".join(parts)
-
-    @property
-    def network(self) -> SwinIRConfig:
-        base = SIZES[self.config]
-        return SwinIRConfig(**{**asdict(base), "attention_mask_ratio": self.attention_mask if self.mask else 0.0})
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -179,28 +184,44 @@ def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- loop
 
 
-def _learning_rate(options: TrainOptions, iteration: int) -> float:
-    """The paper's schedule: halved at 50 % and 75 % of the run."""
-    return options.lr * (0.5 ** (iteration >= options.iters // 2)) * (0.5 ** (iteration >= 3 * options.iters // 4))
-
-
 class MaskedDenoising:
     """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop.
 
-    An objective owns what a run learns: its architecture, the loss of one batch of clean crops and how it is
-    validated. `Trainer` owns everything else (data, optimiser, EMA, checkpoints, distribution), so another
-    objective (MPI's masked fill) plugs in beside this one.
+    An objective owns what a run learns: its architecture, optimiser and schedule, the loss of one batch of
+    clean crops and how it is validated. `Trainer` owns everything else (data, EMA, checkpoints, distribution).
     """
 
     name = "denoise"
     architecture = "masked-swinir"
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, options: TrainOptions) -> None:
+        if options.config not in SIZES:
+            raise MdnError(f"--objective denoise needs --config one of {', '.join(SIZES)}, got {options.config!r}")
         self.options = options
         self.noise = noise.make_noise(options.noise, options.level)
 
+    def describe(self) -> str:
+        o = self.options
+        kind = "Masked" if o.mask else "Plain (no-mask baseline)"
+        return f"{kind} SwinIR, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
+
     def build(self) -> nn.Module:
-        return registry.ARCHITECTURES[self.architecture](self.options.network.to_dict())
+        o = self.options
+        config = SIZES[o.config]
+        config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
+        return registry.ARCHITECTURES[self.architecture](config.to_dict())
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(parameters, lr=self.options.lr, betas=(0.9, 0.99))
+
+    def learning_rate(self, iteration: int) -> float:
+        """The paper's schedule: halved at 50 % and 75 % of the run."""
+        o = self.options
+        return o.lr * (0.5 ** (iteration >= o.iters // 2)) * (0.5 ** (iteration >= 3 * o.iters // 4))
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        """No gradient clipping in the paper's recipe."""
 
     def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies."""
@@ -220,7 +241,80 @@ class MaskedDenoising:
         return validation.score(model, attention_mask=self.options.mask)
 
 
-OBJECTIVES = {MaskedDenoising.name: MaskedDenoising}
+class MaskedFill:
+    """MPI's masked pre-training: hide random pixels of clean crops, predict them from the rest and the mask.
+
+    Loss: PSNR loss (10/ln 10 * log MSE) on the hidden pixels, per image; AdamW (0.9, 0.9), cosine decay to
+    1e-5, gradient norm clipped to 0.01. The mask law follows the network: one mask shared by all channels
+    when it takes one mask channel ("real", microscopy), else independent per channel ("syn"); the ratio is
+    drawn per step from `input_mask` (30 % for syn, 80-95 % for real in MPI).
+    """
+
+    name = "fill"
+    architecture = "skip"
+    defaults: ClassVar[dict[str, Any]] = {"config": "syn", "crop": 128, "lr": 2e-3, "input_mask": (0.3, 0.3)}
+
+    def __init__(self, options: TrainOptions) -> None:
+        self.options = options
+        if options.config not in SKIP_SIZES:
+            raise MdnError(f"--objective fill needs --config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
+        self.config = SKIP_SIZES[options.config]
+
+    def describe(self) -> str:
+        low, high = self.options.input_mask
+        law = "one shared mask" if self.config.mask_channels == 1 else "per-channel masks"
+        return f"MPI fill network ({self.options.config}), pre-trained on {low:.0%}-{high:.0%} {law}"
+
+    def build(self) -> nn.Module:
+        return registry.ARCHITECTURES[self.architecture](self.config.to_dict())
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(parameters, lr=self.options.lr, betas=(0.9, 0.9), weight_decay=0.0)
+
+    def learning_rate(self, iteration: int) -> float:
+        o, floor = self.options, 1e-5
+        return floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(iteration / o.iters, 1.0)))
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        nn.utils.clip_grad_norm_(list(parameters), 0.01)
+
+    def _mask(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        low, high = self.options.input_mask
+        ratio = low + (high - low) * float(torch.rand(1, generator=generator, device=clean.device))
+        b, c, h, w = clean.shape
+        shape = (b, self.config.mask_channels if self.config.mask_channels == 1 else c, h, w)
+        return (torch.rand(shape, generator=generator, device=clean.device) < ratio).to(clean.dtype)
+
+    def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
+        """PSNR loss on the hidden pixels of grey or colour crops (colour crops are averaged for grey nets)."""
+        if self.config.channels == 1:
+            clean = clean.mean(dim=1, keepdim=True)
+        hidden = self._mask(clean, generator)
+        out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
+        mse = ((out - clean) * hidden).pow(2).flatten(1).mean(1)
+        return (10 / math.log(10)) * torch.log(mse + 1e-8).mean()
+
+    def validation(self, references: list[np.ndarray]) -> list[np.ndarray]:
+        return [_centre_crop(r, 192) for r in references]
+
+    def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:
+        """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image; BatchNorm uses the image's
+        own statistics, as in zero-shot use."""
+        model.train()
+        errors = []
+        with torch.no_grad():
+            for i, image in enumerate(validation):
+                clean = torch.from_numpy(image).permute(2, 0, 1)[None]
+                if self.config.channels == 1:
+                    clean = clean.mean(dim=1, keepdim=True)
+                hidden = self._mask(clean, torch.Generator().manual_seed(i))
+                out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
+                errors.append(float(((out - clean) * hidden).pow(2).sum() / hidden.sum().clamp(min=1)))
+        model.eval()
+        return {"psnr": float(10 * np.log10(1 / max(np.mean(errors), 1e-12)))}
+
+
+OBJECTIVES = {MaskedDenoising.name: MaskedDenoising, MaskedFill.name: MaskedFill}
 """Objective name -> class, for `mdn train --objective`."""
 
 
@@ -249,7 +343,7 @@ class Trainer:
         self.objective = OBJECTIVES[options.objective](options)
         self.model = self.objective.build().to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=(0.9, 0.99))
+        self.optimizer = self.objective.optimizer(self.model.parameters())
         self.iteration = 0
         self.seconds = 0.0
         self.best: dict[str, float] = {}
@@ -324,14 +418,17 @@ class Trainer:
         rng, generator = self._generators(self.iteration)
         clean = torch.from_numpy(sample_batch(self.pool, o.batch, o.crop, rng)).permute(0, 3, 1, 2).to(self.device)
         for group in self.optimizer.param_groups:
-            group["lr"] = _learning_rate(o, self.iteration)
+            group["lr"] = self.objective.learning_rate(self.iteration)
         loss = self.objective.loss(self.parallel, clean, rng, generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.objective.clip(self.model.parameters())
         self.optimizer.step()
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                 e.lerp_(p, 1.0 - o.ema)
+            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                e.copy_(b)
         self.iteration += 1
         return loss.item()
 
@@ -374,14 +471,10 @@ class Trainer:
             name=o.name,
             architecture=self.objective.architecture,
             task=self.objective.name,
-            config=self.ema.config.to_dict(),
+            config=self.model.config.to_dict(),
             weights="",
             sha256="",
-            description=description
-            or (
-                f"{'Masked' if o.mask else 'Plain (no-mask baseline)'} SwinIR, {o.config} size, trained on "
-                f"{o.noise} noise at level {o.level:g}"
-            ),
+            description=description or self.objective.describe(),
             training={
                 "command": o.command(),
                 "recipe": asdict(o),

@@ -1,0 +1,163 @@
+"""Zero-shot denoising: MPI's skip network and iterative fill, and ZS-N2N, on small crops."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from mdn.errors import MdnError
+from mdn.metrics import psnr
+from mdn.nets.skip import SkipConfig, SkipNet
+from mdn.zeroshot import PRESETS, mpi, mpi_tiled, pair_downsample, zs_n2n
+
+GREY = SkipConfig(channels=1, mask_channels=1, width=16, scales=3)
+FAST = PRESETS["fast"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These small nets run fastest, and the same on any machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _net(config: SkipConfig = GREY) -> SkipNet:
+    torch.manual_seed(0)
+    return SkipNet(config)
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return data.camera()[100:164, 100:164, None].astype(np.float32) / 255
+
+
+@pytest.fixture(scope="module")
+def noisy(clean: np.ndarray) -> np.ndarray:
+    return (clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape)).astype(np.float32)
+
+
+def _rgb_noisy(size: int = 64) -> np.ndarray:
+    clean = data.astronaut()[:size, 200 : 200 + size].astype(np.float32) / 255
+    return (clean + np.random.default_rng(1).normal(0, 25 / 255, clean.shape)).astype(np.float32)
+
+
+def test_parameter_counts_match_mpis_checkpoints() -> None:
+    assert sum(p.numel() for p in SkipNet(SkipConfig()).parameters()) == 747_395
+    assert sum(p.numel() for p in SkipNet(SkipConfig(mask_channels=1)).parameters()) == 746_115
+
+
+def test_config_round_trips() -> None:
+    assert SkipConfig.from_dict(GREY.to_dict()) == GREY
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 21, 35), (2, 1, 64, 64), (1, 1, 5, 3)])
+def test_skip_net_keeps_any_size_and_outputs_in_open_unit_interval(shape: tuple[int, ...]) -> None:
+    with torch.no_grad():
+        out = _net()(torch.rand(shape), torch.ones(shape))
+    assert out.shape == shape
+    assert out.min() > 0 and out.max() < 1
+
+
+def test_mpi_denoises_and_leaves_the_callers_net_untouched(clean: np.ndarray, noisy: np.ndarray) -> None:
+    net = _net()
+    before = copy.deepcopy(net.state_dict())
+    out = mpi(noisy, net, dataclasses.replace(FAST, iters=60))
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert psnr(out, clean) > psnr(noisy, clean) + 4
+    assert all(torch.equal(value, net.state_dict()[key]) for key, value in before.items())
+    assert net.training
+
+
+def test_mpi_is_seeded_and_reports_progress(noisy: np.ndarray) -> None:
+    preset = dataclasses.replace(FAST, iters=4)
+    calls: list[tuple[int, int]] = []
+    a = mpi(noisy, _net(), preset, seed=3, progress=lambda done, total: calls.append((done, total)))
+    b = mpi(noisy, _net(), preset, seed=3)
+    c = mpi(noisy, _net(), preset, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_one_fill_step_sets_masked_pixels_to_the_prediction_before_the_update() -> None:
+    """With beta 0 and one iteration: hidden pixels hold the untrained net's prediction, the rest stay noisy.
+    The mask is the first draw of the seeded generator."""
+    noisy = _rgb_noisy()
+    net = _net(SkipConfig(width=16, scales=3))
+    out = mpi(noisy, net, dataclasses.replace(FAST, iters=1, beta=0.0), seed=5)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
+    hidden = (torch.rand(x.shape, generator=torch.Generator().manual_seed(5)) < FAST.mask_ratio).float()
+    with torch.no_grad():
+        prediction = copy.deepcopy(net).train()(x * (1 - hidden), hidden)[0].permute(1, 2, 0).numpy()
+    hidden = hidden[0].permute(1, 2, 0).numpy().astype(bool)
+    assert 0.25 < hidden.mean() < 0.35
+    assert np.array_equal(out[~hidden], noisy[~hidden].clip(0, 1))
+    np.testing.assert_allclose(out[hidden], prediction[hidden], atol=1e-6)
+
+
+def test_shared_mask_hides_whole_pixels() -> None:
+    noisy = _rgb_noisy()
+    net = _net(SkipConfig(mask_channels=1, width=16, scales=3))
+    out = mpi(noisy, net, dataclasses.replace(PRESETS["real"], iters=1, beta=0.0))
+    changed = out != noisy.clip(0, 1)
+    assert np.array_equal(changed[..., 0], changed[..., 1]) and np.array_equal(changed[..., 0], changed[..., 2])
+    assert 0.8 < changed[..., 0].mean() < 0.9
+
+
+def test_mismatched_net_and_image_are_user_errors(noisy: np.ndarray) -> None:
+    with pytest.raises(MdnError):
+        mpi(_rgb_noisy(), _net(SkipConfig(mask_channels=1, width=16, scales=3)), FAST)
+    with pytest.raises(MdnError):
+        mpi(noisy, _net(SkipConfig(width=16, scales=3)), FAST)
+
+
+def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
+    image = np.random.default_rng(2).random((100, 150, 1), dtype=np.float32)
+    calls: list[tuple[int, int]] = []
+    preset = dataclasses.replace(FAST, iters=2)
+    out = mpi_tiled(image, _net(), preset, tile=64, overlap=16, progress=lambda *call: calls.append(call))
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    assert calls[-1] == (12, 12) and len(calls) == 12  # 2 x 3 tiles
+
+
+def test_mpi_tiled_on_one_tile_is_mpi(noisy: np.ndarray) -> None:
+    preset = dataclasses.replace(FAST, iters=3)
+    assert np.array_equal(mpi_tiled(noisy, _net(), preset, tile=64), mpi(noisy, _net(), preset))
+
+
+def test_spent_time_budget_returns_the_noisy_start(noisy: np.ndarray) -> None:
+    calls: list[tuple[int, int]] = []
+    out = mpi(noisy, _net(), FAST, time_budget=0, progress=lambda *call: calls.append(call))
+    tiled = mpi_tiled(noisy, _net(), FAST, tile=64, overlap=16, time_budget=0)
+    assert np.array_equal(out, noisy.clip(0, 1)) and np.array_equal(tiled, out)
+    assert calls == []
+
+
+def test_pair_downsample_averages_the_two_diagonals() -> None:
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    d1, d2 = pair_downsample(x)
+    assert d1.flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
+    assert d2.flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
+    x = torch.tensor([[1.0, 2.0], [3.0, 5.0]]).view(1, 1, 2, 2)
+    assert [d.item() for d in pair_downsample(x)] == [3.0, 2.5]
+
+
+def test_zs_n2n_denoises(clean: np.ndarray, noisy: np.ndarray) -> None:
+    out = zs_n2n(noisy, iters=300)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert psnr(out, clean) > psnr(noisy, clean) + 6
+
+
+def test_zs_n2n_is_seeded(noisy: np.ndarray) -> None:
+    calls: list[tuple[int, int]] = []
+    a = zs_n2n(noisy, iters=5, seed=1, progress=lambda *call: calls.append(call))
+    assert np.array_equal(a, zs_n2n(noisy, iters=5, seed=1))
+    assert not np.array_equal(a, zs_n2n(noisy, iters=5, seed=2))
+    assert calls[-1] == (5, 5)
