@@ -2,7 +2,7 @@
 _mdn() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" cmd="${COMP_WORDS[1]}"
     if [[ $COMP_CWORD -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "denoise noise train bench models --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "denoise noise zeroshot train bench models --version --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -13,6 +13,10 @@ _mdn() {
         noise)
             case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            ;;
+        zeroshot)
+            case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--seed|--suffix|--layer|--dtype) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --seed --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --data|--name|--objective|--config|--iters|--until|--batch|--crop|--lr|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads) return ;; esac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import zlib
@@ -16,7 +17,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, batch, bench, engine, noise, peers, registry, train
+from mdn import __version__, batch, bench, engine, noise, peers, registry, train, zeroshot
 from mdn.errors import MdnError
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -238,6 +239,84 @@ def noise_command(
         json_report=json_report,
         quiet=quiet,
     )
+
+
+FILL_CARDS = {"full": "fill-syn", "fast": "fill-syn", "real": "fill-real", "microscopy": "fill-grey"}
+"""The pre-trained fill card each MPI preset uses by default."""
+
+
+@app.command("zeroshot", no_args_is_help=True)
+@_user_errors
+def zeroshot_command(
+    inputs: Inputs = None,
+    output: Output = None,
+    preset_name: Annotated[
+        str, typer.Option("--preset", help=f"MPI settings: {', '.join(zeroshot.PRESETS)}.")
+    ] = "microscopy",
+    method: Annotated[str, typer.Option("--method", help="mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Fill card (default: the preset's; grey images: fill-grey).")
+    ] = None,
+    iters: Annotated[int | None, typer.Option("--iters", help="Iterations per image (or tile).")] = None,
+    beta: Annotated[float | None, typer.Option("--beta", help="EMA weight of the running fill.")] = None,
+    mask_ratio: Annotated[float | None, typer.Option("--mask-ratio", help="Share of pixels hidden per step.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate.")] = None,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Seconds per file; stops in time and writes the result.")
+    ] = None,
+    share: Annotated[bool, typer.Option("--share", help="Stacks: continue each slice from the previous one.")] = False,
+    tile: Annotated[int, typer.Option("--tile", help="Fine-tune tiles of this size on large images.")] = 512,
+    overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap.")] = 32,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: Seed = 0,
+    suffix: Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")] = "_zeroshot",
+    recursive: Recursive = False,
+    overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
+    layer: Layer = None,
+    dtype: Dtype = None,
+    json_report: JsonReport = None,
+    quiet: Quiet = False,
+) -> None:
+    """Denoise one image with no clean data: MPI fine-tunes a masked-fill network on the image itself.
+
+    Example: mdn zeroshot cells.tif --iters 1000 -o cells_clean.tif
+    """
+    if preset_name not in zeroshot.PRESETS:
+        _fail(f"unknown --preset {preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
+    if method not in ("mpi", "zs-n2n"):
+        _fail(f"--method must be mpi or zs-n2n, got {method!r}")
+    base = zeroshot.PRESETS[preset_name] if method == "mpi" else zeroshot.Preset(0.0, False, 2000, 0.0, 1e-3)
+    overrides = {"iters": iters, "beta": beta, "mask_ratio": mask_ratio, "lr": lr}
+    preset = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    target = engine.pick_device(device)
+
+    def work(progress: BatchProgress) -> batch.Work:
+        def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+            card = None
+            if method == "mpi":
+                default = "fill-grey" if pixels.shape[-1] == 1 else FILL_CARDS[preset_name]
+                if model is None and default not in registry.cards():
+                    raise MdnError(
+                        f"no pre-trained fill model {default!r} is installed: train one with "
+                        f"`mdn train --objective fill --config {default.removeprefix('fill-')} --name {default}` "
+                        "or use --method zs-n2n"
+                    )
+                card = registry.find(model or default, task="fill")
+            net = registry.load(card) if card else None
+            runner = zeroshot.ZeroShot(
+                preset, net, seed=seed, tile=tile, overlap=overlap, share=share, time_budget=time_budget,
+                device=target, progress=progress.steps,
+            )  # fmt: skip
+            context.info.update(method=method, model=card and card.name, iters=preset.iters, device=str(target))
+            return runner(pixels)
+
+        return run
+
+    _run_batch(
+        inputs, output, suffix, work, recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
+        layer=layer, dtype=dtype, json_report=json_report, quiet=quiet,
+    )  # fmt: skip
 
 
 def _ratio_range(text: str) -> tuple[float, float]:

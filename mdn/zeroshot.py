@@ -144,18 +144,20 @@ def mpi_tiled(
     seed: int = 0,
     time_budget: float | None = None,
     progress: ProgressCallback | None = None,
+    fill: IterativeFill | None = None,
 ) -> np.ndarray:
     """`mpi` for large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
     fine-tuned in turn continuing one network and optimiser (as MPI's eval_real.py) and blended with fading
     edges. An image that fits one tile gives exactly `mpi`'s result. The time budget is shared evenly by the
-    tiles still to run; progress counts iterations over all tiles."""
+    tiles still to run; progress counts iterations over all tiles. Pass `fill` to continue its network and
+    optimiser (the previous slice of a stack) instead of starting from `net`."""
     image = _as_image(noisy, net.config.channels)
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
     height, width = image.shape[:2]
     th, tw = min(tile, height), min(tile, width)
     tiles = [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
-    fill = IterativeFill(net, preset, seed)
+    fill = fill or IterativeFill(net, preset, seed)
     counter = _Progress(preset.iters * len(tiles), progress)
     end = _deadline(time_budget)
     total = np.zeros(image.shape, np.float32)
@@ -244,3 +246,71 @@ def zs_n2n(
     with torch.no_grad():
         out = net.denoise(y)
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
+
+
+class ZeroShot:
+    """Runs MPI or ZS-N2N over (N, H, W, C) planes in [0, 1]: slice by slice, fitting channels to the net.
+
+    A grey net denoises colour planes channel by channel; a colour net with one shared mask sees grey planes
+    replicated and averaged back. With `share`, each slice of a stack continues the previous slice's
+    fine-tuned network and optimiser instead of starting again from the pre-trained weights.
+    """
+
+    def __init__(
+        self,
+        preset: Preset,
+        net: SkipNet | None = None,
+        *,
+        seed: int = 0,
+        tile: int = 512,
+        overlap: int = 32,
+        share: bool = False,
+        time_budget: float | None = None,
+        device: str | torch.device = "cpu",
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.preset, self.seed, self.tile, self.overlap, self.share = preset, seed, tile, overlap, share
+        self.time_budget, self.device, self.progress = time_budget, torch.device(device), progress
+        self.net = net.to(self.device) if net is not None else None
+
+    def __call__(self, planes: np.ndarray) -> np.ndarray:
+        runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
+        end = _deadline(self.time_budget)
+        done, fill, result = 0, None, np.empty_like(planes)
+        for index, (plane, channels) in enumerate(runs):
+            budget = None if end is None else max(0.0, (end - time.monotonic()) / (len(runs) - index))
+
+            def report(step: int, total: int, base: int = done) -> None:
+                if self.progress:
+                    self.progress(base + step, total * len(runs))
+
+            image = planes[plane][..., channels]
+            if self.net is None:
+                iters = self.preset.iters
+                out = zs_n2n(image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, progress=report)
+            else:
+                net_channels = self.net.config.channels
+                fitted = np.repeat(image, net_channels, axis=-1) if image.shape[-1] < net_channels else image
+                if not self.share or fill is None:
+                    fill = IterativeFill(self.net, self.preset, self.seed)
+                out = mpi_tiled(
+                    fitted, self.net, self.preset, tile=self.tile, overlap=self.overlap, time_budget=budget,
+                    progress=report, fill=fill,
+                )  # fmt: skip
+                out = out.mean(axis=-1, keepdims=True) if out.shape[-1] > image.shape[-1] else out
+            result[plane][..., channels] = out
+            done += self.preset.iters * self._tiles(image.shape)
+        return result
+
+    def _channel_groups(self, channels: int) -> list[list[int]]:
+        if self.net is not None and self.net.config.channels == 1 and channels > 1:
+            return [[c] for c in range(channels)]
+        if self.net is not None and channels == 1 and self.net.config.mask_channels != 1:
+            raise MdnError("a grey image needs a grey or shared-mask fill network (see mdn models)")
+        return [list(range(channels))]
+
+    def _tiles(self, shape: tuple[int, ...]) -> int:
+        if self.net is None:
+            return 1
+        th, tw = min(self.tile, shape[0]), min(self.tile, shape[1])
+        return len(tile_positions(shape[0], th, self.overlap)) * len(tile_positions(shape[1], tw, self.overlap))

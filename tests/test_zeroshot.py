@@ -5,11 +5,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import imagecodecs
 import numpy as np
 import pytest
+import tifffile
 import torch
 from skimage import data
+from typer.testing import CliRunner
 
+from mdn import registry
+from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
@@ -161,3 +166,28 @@ def test_zs_n2n_is_seeded(noisy: np.ndarray) -> None:
     assert np.array_equal(a, zs_n2n(noisy, iters=5, seed=1))
     assert not np.array_equal(a, zs_n2n(noisy, iters=5, seed=2))
     assert calls[-1] == (5, 5)
+
+
+def test_cli_zeroshot_on_16_bit_stack_keeps_depth_and_metadata(tmp_path) -> None:
+    torch.manual_seed(0)
+    config = SkipConfig(channels=1, mask_channels=1, width=8, scales=2)
+    card = registry.ModelCard("fill-grey", "skip", config.to_dict(), "", "", task="fill")
+    registry.save(SkipNet(config), card, registry.user_dir())
+    rng = np.random.default_rng(0)
+    stack = (rng.poisson(data.camera()[:40, :48].astype(float) * 4 + 400, size=(2, 40, 48))).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX", "spacing": 2.0})
+    runner = CliRunner()
+    for args in (["--iters", "3", "--share"], ["--method", "zs-n2n", "--iters", "5"]):
+        out = tmp_path / f"out{len(args)}.tif"
+        result = runner.invoke(app, ["zeroshot", str(tmp_path / "cells.tif"), "-o", str(out), *args, "--quiet"])
+        assert result.exit_code == 0, result.output
+        with tifffile.TiffFile(out) as tif:
+            assert tif.asarray().dtype == np.uint16 and tif.asarray().shape == stack.shape
+            assert tif.imagej_metadata["spacing"] == 2.0
+
+
+def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path) -> None:
+
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png")])
+    assert result.exit_code == 1 and "mdn train --objective fill --config grey" in result.output
