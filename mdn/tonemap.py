@@ -62,18 +62,20 @@ class ToneMap:
     """Scene-linear HDR -> display: y = sign(e x) (|e x| / (1 + |e x|)) ** (1 / gamma).
 
     The exposure e puts the log-average luminance at `key` (Reinhard et al. 2002). The map is odd and
-    strictly monotonic, so negative values from reconstruction filters survive the round trip.
+    strictly monotonic, so negative values from reconstruction filters survive the round trip. `inverse`
+    caps magnitudes at the image's own peak, so a network's overshoot near white cannot become a firefly.
     """
 
     exposure: float
+    peak: float = np.inf
     gamma: float = 2.2
 
     @classmethod
     def fit(cls, x: np.ndarray, key: float = 0.18) -> ToneMap:
-        """Exposure from the whole image's log-average luminance."""
-        luminance = np.abs(x.astype(np.float64)).mean(axis=-1)
-        log_average = float(np.exp(np.mean(np.log(luminance + 1e-6))))
-        return cls(key / max(log_average, 1e-6))
+        """Exposure from the whole image's log-average luminance; peak from its largest magnitude."""
+        magnitude = np.abs(x.astype(np.float64))
+        log_average = float(np.exp(np.mean(np.log(magnitude.mean(axis=-1) + 1e-6))))
+        return cls(key / max(log_average, 1e-6), float(magnitude.max()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         scaled = np.abs(x.astype(np.float64)) * self.exposure
@@ -82,7 +84,8 @@ class ToneMap:
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
         linear = np.minimum(np.abs(y.astype(np.float64)), 1.0 - 1e-7) ** self.gamma
-        return (np.sign(y) * linear / (1.0 - linear) / self.exposure).astype(y.dtype)
+        magnitude = np.minimum(linear / (1.0 - linear) / self.exposure, self.peak)
+        return (np.sign(y) * magnitude).astype(y.dtype)
 
 
 def fit(image: Image) -> DisplayTransform:

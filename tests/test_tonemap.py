@@ -72,3 +72,11 @@ def test_uint16_stretch_roundtrip_is_exact_after_rounding(tmp_path: Path) -> Non
     restored = image.with_pixels(transform.inverse(transform.forward(image.pixels)))
     images.write(restored, tmp_path / "out.tif")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), raw)
+
+
+def test_tonemap_inverse_never_exceeds_the_images_peak() -> None:
+    x = np.abs(_render())
+    transform = tonemap.ToneMap.fit(x)
+    overshoot = transform.forward(x) * 1.05
+    assert transform.inverse(overshoot).max() <= x.max()
+    assert np.isfinite(transform.inverse(np.full(3, 1.5))).all()
