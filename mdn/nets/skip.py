@@ -39,7 +39,7 @@ SIZES: dict[str, SkipConfig] = {
     "real": SkipConfig(mask_channels=1),
     "grey": SkipConfig(channels=1, mask_channels=1),
     "syn-fast": SkipConfig(width=32),
-    "grey-fast": SkipConfig(channels=1, mask_channels=1, width=24),
+    "grey-fast": SkipConfig(channels=1, mask_channels=1, width=16),
 }
 """Named fill networks: MPI's per-channel-mask ("syn") and shared-mask ("real") nets, a grey one for
 microscopy, and narrower ones that fine-tune several times faster on a CPU."""
