@@ -23,8 +23,8 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --batch --crop --lr --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --workdir --resume --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         bench)
-            case "$prev" in --models|--noise|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --quick --speed --sizes --runs --tile --device --precision --seed --csv --json --plot --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --models|--noise|--zeroshot|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --quick --speed --sizes --runs --tile --device --precision --seed --csv --json --plot --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi

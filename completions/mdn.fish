@@ -91,6 +91,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l quiet -s q -d 'Print e
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: full, fast, zs-n2n'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'

@@ -19,8 +19,8 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, peers, registry
-from mdn.engine import Engine, EngineOptions
+from mdn import images, metrics, noise, peers, registry, zeroshot
+from mdn.engine import Engine, EngineOptions, pick_device
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 
@@ -28,6 +28,8 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""
 
 NOISY = "noisy"
+ZS_N2N = "zs-n2n"
+MPI_PREFIX = "mpi-"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Score:
     image: str
     psnr: float
     ssim: float
+    seconds: float
 
 
 def default_grid() -> list[tuple[str, float]]:
@@ -86,11 +89,21 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
 
 
 def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[str, peers.Denoise]:
-    """Name -> (H, W, 3) denoise function, for model cards, installed peers and `noisy` (the identity)."""
+    """Name -> (H, W, 3) denoise function, for model cards, installed peers, zero-shot methods (`mpi-PRESET`,
+    `zs-n2n`) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
+    device = (options or EngineOptions()).device
     for name in names:
         if name == NOISY:
             found[name] = lambda x: x
+        elif name == ZS_N2N:
+            runner = zeroshot.ZeroShot(zeroshot.ZS_N2N_PRESET, seed=0, device=pick_device(device))
+            found[name] = lambda x, runner=runner: runner(x[None])[0]
+        elif name.startswith(MPI_PREFIX) and name.removeprefix(MPI_PREFIX) in zeroshot.PRESETS:
+            preset = name.removeprefix(MPI_PREFIX)
+            net = registry.load(registry.find(zeroshot.fill_card(preset, grey=False), task="fill"))
+            runner = zeroshot.ZeroShot(zeroshot.PRESETS[preset], net, device=pick_device(device))
+            found[name] = lambda x, runner=runner: runner(x[None])[0]
         elif name in peers.PEERS:
             package, function = peers.PEERS[name]
             if name not in peers.available():
@@ -118,8 +131,12 @@ def quality(
         for image, clean in references.items():
             noisy = noisy_input(clean, image, kind, level, seed)
             for name, denoise in functions.items():
+                start = time.perf_counter()
                 out = denoise(noisy)
-                scores.append(Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean)))
+                seconds = time.perf_counter() - start
+                scores.append(
+                    Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
+                )
                 done += 1
                 if progress:
                     progress(done, total)

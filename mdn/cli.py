@@ -241,10 +241,6 @@ def noise_command(
     )
 
 
-FILL_CARDS = {"full": "fill-syn", "fast": "fill-syn", "real": "fill-real", "microscopy": "fill-grey"}
-"""The pre-trained fill card each MPI preset uses by default."""
-
-
 @app.command("zeroshot", no_args_is_help=True)
 @_user_errors
 def zeroshot_command(
@@ -286,7 +282,7 @@ def zeroshot_command(
         _fail(f"unknown --preset {preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
     if method not in ("mpi", "zs-n2n"):
         _fail(f"--method must be mpi or zs-n2n, got {method!r}")
-    base = zeroshot.PRESETS[preset_name] if method == "mpi" else zeroshot.Preset(0.0, False, 2000, 0.0, 1e-3)
+    base = zeroshot.PRESETS[preset_name] if method == "mpi" else zeroshot.ZS_N2N_PRESET
     overrides = {"iters": iters, "beta": beta, "mask_ratio": mask_ratio, "lr": lr}
     preset = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
     target = engine.pick_device(device)
@@ -295,7 +291,7 @@ def zeroshot_command(
         def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
             card = None
             if method == "mpi":
-                default = "fill-grey" if pixels.shape[-1] == 1 else FILL_CARDS[preset_name]
+                default = zeroshot.fill_card(preset_name, grey=pixels.shape[-1] == 1)
                 if model is None and default not in registry.cards():
                     raise MdnError(
                         f"no pre-trained fill model {default!r} is installed: train one with "
@@ -458,6 +454,9 @@ def bench_command(
     noise_grid: Annotated[
         str | None, typer.Option("--noise", help="e.g. 'gaussian:15,25;poisson' (default: every type, paper levels).")
     ] = None,
+    zeroshot_methods: Annotated[
+        str | None, typer.Option("--zeroshot", help="Zero-shot methods to add: full, fast, zs-n2n.")
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="One small image, two noises: a few seconds.")] = False,
     speed_: Annotated[bool, typer.Option("--speed", help="Measure MP/s and peak memory instead of quality.")] = False,
     sizes: Annotated[str, typer.Option("--sizes", help="Speed: square sizes or WxH, comma-separated.")] = "1024",
@@ -488,6 +487,8 @@ def bench_command(
         return
     cards = [c.name for c in registry.cards().values() if c.task == "denoise"]
     names = names or [bench.NOISY, *cards, *peers.available()]
+    for method in filter(None, (m.strip() for m in (zeroshot_methods or "").split(","))):
+        names.append(method if method == bench.ZS_N2N else bench.MPI_PREFIX + method)
     references = bench.load_references(images_)
     if quick:
         references = {k: v[:96, :96] for k, v in list(references.items())[:1]}

@@ -45,6 +45,19 @@ PRESETS: dict[str, Preset] = {
 `real` and `microscopy` (Fill_m_polyu, also used for FMD) with the shared-mask net."""
 
 
+FILL_CARDS: dict[str, str] = {"full": "fill-syn", "fast": "fill-syn", "real": "fill-real", "microscopy": "fill-grey"}
+"""The pre-trained fill card each preset uses on colour images; grey images use "fill-grey"."""
+
+
+def fill_card(preset: str, grey: bool) -> str:
+    """The default fill card for a preset and an image kind."""
+    return "fill-grey" if grey else FILL_CARDS[preset]
+
+
+ZS_N2N_PRESET = Preset(mask_ratio=0.0, shared_mask=False, iters=2000, beta=0.0, lr=1e-3)
+"""ZS-N2N's own settings (iterations and learning rate; it uses no mask)."""
+
+
 def _as_image(noisy: np.ndarray, channels: int | None = None) -> np.ndarray:
     """Check that noisy is (H, W, C) with C = channels (any C when None) and at least 2x2; float32 copy."""
     image = np.asarray(noisy, dtype=np.float32)

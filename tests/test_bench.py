@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from mdn import bench
+from mdn import bench, zeroshot
 from mdn.cli import app
 
 runner = CliRunner()
@@ -19,14 +20,15 @@ def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Pat
     first = runner.invoke(app, [*args, "--json", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv")])
     assert first.exit_code == 0, first.output
     second = runner.invoke(app, [*args, "--json", str(tmp_path / "b.json")])
-    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
     rows = json.loads((tmp_path / "a.json").read_text())
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert [(r["psnr"], r["ssim"]) for r in rows] == [(r["psnr"], r["ssim"]) for r in again]
     assert {(r["model"], r["noise"]) for r in rows} == {
         ("noisy", "gaussian"), ("noisy", "poisson"), (str(tiny_card.path), "gaussian"), (str(tiny_card.path), "poisson")
     }  # fmt: skip
     noisy = next(r for r in rows if r["model"] == "noisy" and r["noise"] == "gaussian")
     assert 23.5 < noisy["psnr"] < 26.0
-    assert (tmp_path / "a.csv").read_text().startswith("model,noise,level,image,psnr,ssim")
+    assert (tmp_path / "a.csv").read_text().startswith("model,noise,level,image,psnr,ssim,seconds")
     assert "gaussian" in second.output
 
 
@@ -46,7 +48,18 @@ def test_speed_reports_throughput_and_memory(tiny_card) -> None:
 
 def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    scores = [bench.Score(m, k, lv, "x", 20 + lv, 0.5) for m in ("a", "b") for k in ("gaussian", "poisson")
+    scores = [bench.Score(m, k, lv, "x", 20 + lv, 0.5, 1.0) for m in ("a", "b") for k in ("gaussian", "poisson")
               for lv in (1.0, 2.0)]  # fmt: skip
     bench.plot(scores, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(zeroshot, "ZS_N2N_PRESET", dataclasses.replace(zeroshot.ZS_N2N_PRESET, iters=20))
+    report = tmp_path / "z.json"
+    args = ["bench", "--quick", "--models", "noisy", "--zeroshot", "zs-n2n", "--json", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(report.read_text())
+    assert {r["model"] for r in rows} == {"noisy", "zs-n2n"}
+    assert all(r["seconds"] > 0 for r in rows if r["model"] == "zs-n2n")
