@@ -419,12 +419,10 @@ def models_command(context: typer.Context) -> None:
     """
     if context.invoked_subcommand is not None:
         return
-    table = Table("name", "task", "parameters", "trained on", "iterations", "default")
+    table = Table("name", "task", "parameters", "what it is", "iterations", "default")
     for card in registry.cards().values():
-        trained = card.training.get("recipe", {})
-        noise_name = f"{trained.get('noise', '?')} {trained.get('level', '')}".strip() if trained else "?"
         table.add_row(
-            card.name, card.task, f"{card.parameters:,}", noise_name, f"{card.training.get('iterations', 0):,}",
+            card.name, card.task, f"{card.parameters:,}", card.description, f"{card.training.get('iterations', 0):,}",
             "*" if card.default else "",
         )  # fmt: skip
     out.print(table)

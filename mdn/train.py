@@ -480,7 +480,6 @@ class Trainer:
             training={
                 "command": o.command(),
                 "recipe": asdict(o),
-                "checkpoint": str(self.checkpoint_path),
                 "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
                 "validation_images": o.validation,
                 "iterations": self.iteration,

@@ -1,0 +1,57 @@
+"""The cards in models/: intact, documented, and doing their job on images held back from their training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imagecodecs
+import pytest
+from skimage import data
+from typer.testing import CliRunner
+
+from mdn import bench, metrics, registry
+from mdn.cli import app
+from mdn.engine import Engine, EngineOptions
+
+SHIPPED = sorted(registry.builtin_dir().glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_card_loads_and_records_how_it_was_made(path) -> None:
+    card = registry.ModelCard.from_file(path)
+    model = registry.load(card)
+    assert sum(p.numel() for p in model.parameters()) == card.training["parameters"]
+    for key in ("command", "data", "iterations", "seconds", "hardware", "recipe"):
+        assert card.training[key], key
+    assert card.training["command"].startswith("mdn train")
+    assert card.weights_path.stat().st_size < 5 << 20
+    assert json.loads(path.read_text())["sha256"] == registry.sha256(card.weights_path)
+
+
+def test_there_is_one_default_denoiser() -> None:
+    defaults = [c for c in registry.cards().values() if c.default and c.task == "denoise"]
+    assert len(defaults) == 1
+
+
+def test_default_denoiser_gains_on_held_back_gaussian_15() -> None:
+    clean = bench.load_references(None)["astronaut"]
+    noisy = bench.noisy_input(clean, "astronaut", "gaussian", 15, seed=0)
+    out = Engine(registry.load(registry.default_card()), EngineOptions(tile=256))(noisy[None])[0]
+    gain = metrics.psnr(out, clean) - metrics.psnr(noisy, clean)
+    assert gain >= MIN_GAIN_DB, gain
+
+
+MIN_GAIN_DB = 4.0
+"""Measured on this test's image with the shipped default card; see the card's scores."""
+
+
+def test_bundled_example_is_denoised(tmp_path: Path) -> None:
+    """The README's first command: Poisson (alpha 2) noise on a crop of scikit-image's astronaut."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "astronaut_poisson.png"
+    result = CliRunner().invoke(app, ["denoise", str(example), "-o", str(tmp_path / "out.png"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    clean = data.astronaut()[:320, 96:416] / 255.0
+    noisy = imagecodecs.png_decode(example.read_bytes()) / 255.0
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes()) / 255.0
+    assert metrics.psnr(out, clean) > metrics.psnr(noisy, clean) + 2.0
