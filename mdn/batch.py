@@ -57,23 +57,24 @@ class Result:
         return data
 
 
-def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False, skip_suffix: str = "") -> list[Path]:
     """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list.
 
     A named file is kept even if its type is unsupported, so that it fails with a clear message; files found
-    inside directories or by patterns are filtered to supported types.
+    inside directories or by patterns are filtered to supported types, leaving out earlier results whose
+    name ends in `skip_suffix` (so that running a command twice on a folder does not process its own output).
     """
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p)))
+            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p, skip_suffix)))
         elif path.exists():
             found.append(path)
         elif glob.has_magic(str(item)):
             matches = sorted(Path(p) for p in glob.glob(str(item), recursive=recursive))
-            found.extend(p for p in matches if _is_image(p))
+            found.extend(p for p in matches if _is_image(p, skip_suffix))
         else:
             found.append(path)
     if not found:
@@ -81,7 +82,9 @@ def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> list
     return list(dict.fromkeys(found))
 
 
-def _is_image(path: Path) -> bool:
+def _is_image(path: Path, skip_suffix: str = "") -> bool:
+    if skip_suffix and path.stem.endswith(skip_suffix):
+        return False
     return path.is_file() and path.suffix.lower() in images.FORMATS and not path.name.startswith(".")
 
 

@@ -110,7 +110,8 @@ def _run_batch(
     """The shared file-in, file-out driver of every per-file command."""
     if not inputs:
         _fail("no inputs given (see --help)")
-    jobs = batch.plan(batch.expand_inputs(inputs, recursive), output, suffix)
+    found = batch.expand_inputs(inputs, recursive, skip_suffix=suffix if output is None else "")
+    jobs = batch.plan(found, output, suffix)
     with BatchProgress(len(jobs), quiet=quiet) as progress:
         results = batch.run(
             jobs,

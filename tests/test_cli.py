@@ -128,3 +128,11 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 def test_noise_list_shows_every_type(name: str) -> None:
     result = _invoke("noise", "--list")
     assert result.exit_code == 0 and name in result.output
+
+
+def test_running_twice_on_a_folder_does_not_process_its_own_results(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    assert _invoke("noise", tmp_path).exit_code == 0
+    result = _invoke("noise", tmp_path, "--skip-existing")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_noisy.png"]
