@@ -46,7 +46,8 @@ PRESETS: dict[str, Preset] = {
 
 
 FILL_CARDS: dict[str, str] = {"full": "fill-syn", "fast": "fill-syn", "real": "fill-real", "microscopy": "fill-grey"}
-"""The pre-trained fill card each preset uses on colour images; grey images use "fill-grey"."""
+"""The pre-trained fill card each preset uses on colour images; grey images use "fill-grey", and the grey card
+denoises colour microscopy channel by channel."""
 
 
 def fill_card(preset: str, grey: bool) -> str:
