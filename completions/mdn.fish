@@ -93,6 +93,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-se
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: full, fast, zs-n2n'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l runs -r -d 'Speed: timed runs per size (median reported)'

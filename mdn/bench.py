@@ -19,7 +19,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, peers, registry, zeroshot
+from mdn import images, metrics, noise, peers, registry, renders, tonemap, zeroshot
 from mdn.engine import Engine, EngineOptions, pick_device
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
@@ -136,6 +136,39 @@ def quality(
                 seconds = time.perf_counter() - start
                 scores.append(
                     Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
+                )
+                done += 1
+                if progress:
+                    progress(done, total)
+    return scores
+
+
+def render_quality(
+    models: list[str],
+    spps: tuple[int, ...] = (16, 64),
+    reference_spp: int = 1024,
+    options: EngineOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Score]:
+    """Score models on Monte Carlo renders: each sees the noisy render tone-mapped (OIDN sees linear HDR, as it
+    expects); outputs and reference are scored through the tone map fitted on the noisy render."""
+    functions = denoisers(models, options)
+    names = list(renders.scenes())
+    total, done = len(models) * len(names) * len(spps), 0
+    scores = []
+    for scene in names:
+        reference = renders.render(scene, reference_spp)
+        for spp in spps:
+            noisy = renders.render(scene, spp)
+            display = tonemap.ToneMap.fit(noisy)
+            for name, denoise in functions.items():
+                start = time.perf_counter()
+                linear_in = name == "oidn"
+                out = display.forward(peers.oidn_hdr(noisy)) if linear_in else denoise(display.forward(noisy))
+                seconds = time.perf_counter() - start
+                clean = display.forward(reference)
+                scores.append(
+                    Score(name, "render", spp, scene, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
                 )
                 done += 1
                 if progress:

@@ -457,6 +457,9 @@ def bench_command(
         str | None, typer.Option("--zeroshot", help="Zero-shot methods to add: full, fast, zs-n2n.")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="One small image, two noises: a few seconds.")] = False,
+    with_renders: Annotated[
+        bool, typer.Option("--renders", help="Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp.")
+    ] = False,
     speed_: Annotated[bool, typer.Option("--speed", help="Measure MP/s and peak memory instead of quality.")] = False,
     sizes: Annotated[str, typer.Option("--sizes", help="Speed: square sizes or WxH, comma-separated.")] = "1024",
     runs: Annotated[int, typer.Option("--runs", help="Speed: timed runs per size (median reported).")] = 3,
@@ -495,6 +498,11 @@ def bench_command(
     with Progress(*Progress.get_default_columns(), console=console, disable=quiet) as progress:
         task = progress.add_task("bench", total=len(names) * len(grid) * len(references))
         scores = bench.quality(names, grid, references, options, seed, lambda d, t: progress.update(task, completed=d))
+        if with_renders:
+            renders_task = progress.add_task("renders", total=None)
+            scores += bench.render_quality(
+                names, options=options, progress=lambda d, t: progress.update(renders_task, completed=d, total=t)
+            )
     _print_quality(scores, names)
     _write_rows([asdict(s) for s in scores], csv_path, json_path)
     if plot_path is not None:

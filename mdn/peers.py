@@ -36,6 +36,13 @@ def _oidn(noisy: np.ndarray) -> np.ndarray:
     return np.clip(pyoidn.denoise(np.ascontiguousarray(noisy, np.float32), hdr=False, quality="high"), 0, 1)
 
 
+def oidn_hdr(noisy: np.ndarray) -> np.ndarray:
+    """OIDN on scene-linear HDR colour, as render engineers run it."""
+    import pyoidn
+
+    return pyoidn.denoise(np.ascontiguousarray(np.maximum(noisy, 0), np.float32), hdr=True, quality="high")
+
+
 PEERS: dict[str, tuple[str, Denoise]] = {"bm3d": ("bm3d", _bm3d), "oidn": ("pyoidn", _oidn)}
 """Peer name -> (the package it needs, its denoise function)."""
 

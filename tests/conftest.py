@@ -22,8 +22,9 @@ def tiny_card(tmp_path_factory: pytest.TempPathFactory) -> registry.ModelCard:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_user_models(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep tests away from the user's own model folder."""
+def _isolated_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep tests away from the user's own model and cache folders."""
     folder = tmp_path_factory.mktemp("user-models")
     monkeypatch.setenv("MDN_MODELS_DIR", str(folder))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     return folder

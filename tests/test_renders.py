@@ -1,0 +1,38 @@
+"""Monte Carlo renders for the bench: real path-tracing noise that shrinks with the sample count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdn import bench, metrics, renders, tonemap
+
+pytestmark = pytest.mark.skipif(not renders.available(), reason="mitsuba is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _small_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(renders, "SIZE", 32)
+    monkeypatch.setattr(renders, "MAX_SPP", 64)
+
+
+def test_renders_are_cached_hdr_and_less_noisy_with_more_samples() -> None:
+    reference = renders.render("cornell", 256)
+    assert reference.shape == (32, 32, 3) and reference.dtype == np.float32 and reference.max() > 0
+    assert renders._cache("cornell", 256).is_file()
+    np.testing.assert_array_equal(renders.render("cornell", 256), reference)
+    display = tonemap.ToneMap.fit(reference)
+    psnr = {spp: metrics.psnr(display.forward(renders.render("cornell", spp)), display.forward(reference))
+            for spp in (4, 64)}  # fmt: skip
+    assert psnr[64] > psnr[4] + 3
+
+
+def test_every_scene_renders() -> None:
+    for name in renders.scenes():
+        assert np.isfinite(renders.render(name, 2)).all(), name
+
+
+def test_render_rows_join_the_bench(tiny_card) -> None:
+    scores = bench.render_quality(["noisy", str(tiny_card.path)], spps=(4,), reference_spp=64)
+    assert {s.noise for s in scores} == {"render"} and {s.level for s in scores} == {4}
+    assert len(scores) == 2 * len(renders.scenes())
