@@ -104,6 +104,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l seed -r -d 'Random see
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l csv -r -F -d 'Write every score (or speed row) as CSV'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l json -r -F -d 'Write every score (or speed row) as JSON'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l plot -r -F -d 'Plot PSNR against level (matplotlib)'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l markdown -r -F -d 'Write a per-model, per-noise summary table (Markdown)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show help and exit'

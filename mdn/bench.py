@@ -187,6 +187,20 @@ def summarise(scores: list[Score]) -> dict[tuple[str, float], dict[str, tuple[fl
     }
 
 
+def markdown(scores: list[Score]) -> str:
+    """A table for a README: one row per model, mean PSNR/SSIM over levels and images per noise type."""
+    kinds = list(dict.fromkeys(s.noise for s in scores))
+    models = list(dict.fromkeys(s.model for s in scores))
+    lines = ["| model | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for model in models:
+        cells = []
+        for kind in kinds:
+            chosen = [s for s in scores if s.model == model and s.noise == kind]
+            cells.append(f"{np.mean([s.psnr for s in chosen]):.2f} / {np.mean([s.ssim for s in chosen]):.3f}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(scores: list[Score], path: Path) -> None:
     """PSNR against level, one panel per noise type, one line per model (the paper's Figure 11)."""
     import matplotlib

@@ -470,6 +470,9 @@ def bench_command(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every score (or speed row) as CSV.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every score (or speed row) as JSON.")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Plot PSNR against level (matplotlib).")] = None,
+    markdown_path: Annotated[
+        Path | None, typer.Option("--markdown", help="Write a per-model, per-noise summary table (Markdown).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed.
@@ -505,6 +508,8 @@ def bench_command(
             )
     _print_quality(scores, names)
     _write_rows([asdict(s) for s in scores], csv_path, json_path)
+    if markdown_path is not None:
+        markdown_path.write_text(bench.markdown(scores))
     if plot_path is not None:
         bench.plot(scores, plot_path)
         console.print(f"wrote {plot_path}")

@@ -52,6 +52,8 @@ def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
               for lv in (1.0, 2.0)]  # fmt: skip
     bench.plot(scores, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
+    table = bench.markdown(scores).splitlines()
+    assert table[0] == "| model | gaussian | poisson |" and table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 |"
 
 
 def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
