@@ -20,7 +20,7 @@ _mdn() {
             ;;
         train)
             case "$prev" in --data|--name|--objective|--config|--iters|--until|--batch|--crop|--lr|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --batch --crop --lr --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --workdir --resume --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --batch --crop --lr --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --workdir --resume --finish --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         bench)
             case "$prev" in --models|--noise|--zeroshot|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac

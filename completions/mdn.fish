@@ -86,6 +86,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU thr
 complete -c mdn -n '__fish_seen_subcommand_from train' -l bf16 -d 'bfloat16 autocast for the forward pass'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Checkpoint and log folder'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l finish -d 'Write the model card from the checkpoint now, without training on'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l out -r -F -d 'Folder for the model card (default: user models)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'

@@ -365,6 +365,9 @@ def train_command(
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass.")] = False,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
+    finish: Annotated[
+        bool, typer.Option("--finish", help="Write the model card from the checkpoint now, without training on.")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the model card (default: user models).")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -385,10 +388,11 @@ def train_command(
     folder = workdir or registry.user_dir().parent / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
-    if resume:
+    if resume or finish:
         trainer.resume()
-    _train_with_progress(trainer, until, quiet or trainer.rank != 0)
-    if trainer.iteration >= options.iters and trainer.rank == 0:
+    if not finish:
+        _train_with_progress(trainer, until, quiet or trainer.rank != 0)
+    if (finish or trainer.iteration >= options.iters) and trainer.rank == 0:
         card = trainer.write_card(out or registry.user_dir())
         console.print(f"wrote model card {card.path}")
 

@@ -347,6 +347,8 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = self.objective.optimizer(self.model.parameters())
         self.iteration = 0
+        self.sitting_start = 0
+        self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
         self.best: dict[str, float] = {}
         self.pool = self._training_pool()
@@ -388,6 +390,7 @@ class Trainer:
             "iteration": self.iteration,
             "seconds": self.seconds,
             "best": self.best,
+            "history": self._history(),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -405,6 +408,14 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration, self.seconds, self.best = state["iteration"], state["seconds"], state["best"]
+        self.history = state.get("history", [])
+        self.sitting_start = self.iteration
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The sittings of this run so far: each command and the steps it ran (a resumed run may change options,
+        e.g. extend --iters, so one command line alone may not reproduce it)."""
+        sitting = {"command": self.options.command(), "from": self.sitting_start, "to": self.iteration}
+        return [*self.history, sitting] if self.iteration > self.sitting_start else list(self.history)
 
     # ------------------------------------------------------------------------------------ the loop
 
@@ -479,6 +490,7 @@ class Trainer:
             description=description or self.objective.describe(),
             training={
                 "command": o.command(),
+                "sittings": self._history(),
                 "recipe": asdict(o),
                 "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
                 "validation_images": o.validation,

@@ -49,6 +49,8 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
     list(second.run())
     for (name, a), b in zip(straight.ema.state_dict().items(), second.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    sittings = second._history()
+    assert [(h["from"], h["to"]) for h in sittings] == [(0, 2), (2, 4)]
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(log) == 2 and '"psnr"' in log[-1] and '"offset"' in log[-1]
 
@@ -74,7 +76,15 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
     assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
     out = tmp_path / "out.png"
     result = runner.invoke(app, ["denoise", str(photos / "coffee.png"), "-o", str(out), "--model", str(card.path)])
-    assert result.exit_code == 0, result.output and out.exists()
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    longer = [*args[:8], "4", *args[9:], "--until", "3", "--resume"]
+    assert runner.invoke(app, longer).exit_code == 0
+    assert runner.invoke(app, [*args[:8], "4", *args[9:], "--finish"]).exit_code == 0
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "smoke.json")
+    assert card.training["iterations"] == 3
+    assert [(h["from"], h["to"]) for h in card.training["sittings"]] == [(0, 2), (2, 3)]
+    assert "--iters 4" in card.training["sittings"][1]["command"]
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
