@@ -217,7 +217,8 @@ def plot(scores: list[Score], path: Path) -> None:
         for model in models:
             ax.plot(levels, [summary[(kind, lv)][model][0] for lv in levels], marker="o", label=model)
         ax.set_title(kind)
-        ax.set_xlabel(noise.NOISE_TYPES[kind].parameter.split(" (")[0])
+        kind_type = noise.NOISE_TYPES.get(kind)
+        ax.set_xlabel(kind_type.parameter.split(" (")[0] if kind_type else "samples per pixel")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("PSNR (dB)")
     axes[0][-1].legend(fontsize=8)

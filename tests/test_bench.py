@@ -48,12 +48,12 @@ def test_speed_reports_throughput_and_memory(tiny_card) -> None:
 
 def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    scores = [bench.Score(m, k, lv, "x", 20 + lv, 0.5, 1.0) for m in ("a", "b") for k in ("gaussian", "poisson")
+    scores = [bench.Score(m, k, lv, "x", 20 + lv, 0.5, 1.0) for m in ("a", "b") for k in ("gaussian", "render")
               for lv in (1.0, 2.0)]  # fmt: skip
     bench.plot(scores, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = bench.markdown(scores).splitlines()
-    assert table[0] == "| model | gaussian | poisson |" and table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 |"
+    assert table[0] == "| model | gaussian | render |" and table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 |"
 
 
 def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
