@@ -14,11 +14,12 @@ from pathlib import Path
 
 import skimage
 
-TRAIN = (
-    "brick.png camera.png coins.png grass.png gravel.png hubble_deep_field.jpg ihc.png moon.png "
-    "motorcycle_left.png motorcycle_right.png retina.jpg rocket.jpg page.png cell.png microaneurysms.png"
-).split()
-VALIDATION = "astronaut.png chelsea.png coffee.png".split()
+TRAIN = [
+    "brick.png", "camera.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
+    "moon.png", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg", "page.png", "cell.png",
+    "microaneurysms.png",
+]  # fmt: skip
+VALIDATION = ["astronaut.png", "chelsea.png", "coffee.png"]
 
 
 def main(out: Path) -> int:
