@@ -61,3 +61,12 @@ def test_border_only_shift_masking_equals_full_masked_attention() -> None:
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     reference = attention.proj(reference.transpose(2, 3).reshape(b, nw, n, c))
     torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_masks_cached_while_denoising_serve_training() -> None:
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2))
+    x = torch.rand(1, 3, 24, 40)
+    with torch.inference_mode():
+        model(x)
+    model(x).mean().backward()
+    assert model.embed.weight.grad is not None

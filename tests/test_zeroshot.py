@@ -186,7 +186,8 @@ def test_cli_zeroshot_on_16_bit_stack_keeps_depth_and_metadata(tmp_path) -> None
             assert tif.imagej_metadata["spacing"] == 2.0
 
 
-def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path) -> None:
+def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(registry, "builtin_dir", lambda: tmp_path / "no-models")
 
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
     result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png")])

@@ -144,15 +144,17 @@ class ShiftMask:
 
 @functools.lru_cache(maxsize=16)
 def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> ShiftMask:
-    """The mask for one image size, computed once and shared by every shifted block."""
-    region = torch.zeros(1, h, w, 1, device=device)
-    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
-    for label, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
-        region[:, hs, ws, :] = label
-    labels = _partition(region, window).squeeze(-1)[0]
-    different = labels[:, None, :] != labels[:, :, None]
-    windows = different.flatten(1).any(1).nonzero().squeeze(1)
-    mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], -100.0)
+    """The mask for one image size, computed once and shared by every shifted block (built outside inference
+    mode, so that a mask cached while denoising can serve training too)."""
+    with torch.inference_mode(False):
+        region = torch.zeros(1, h, w, 1, device=device)
+        cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+        for label, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
+            region[:, hs, ws, :] = label
+        labels = _partition(region, window).squeeze(-1)[0]
+        different = labels[:, None, :] != labels[:, :, None]
+        windows = different.flatten(1).any(1).nonzero().squeeze(1)
+        mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], -100.0)
     return ShiftMask(windows, mask)
 
 
