@@ -20,7 +20,7 @@ import platformdirs
 import torch
 
 from mdn import images, metrics, noise, peers, registry, renders, tonemap, zeroshot
-from mdn.engine import Engine, EngineOptions, pick_device
+from mdn.engine import Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 
@@ -90,19 +90,20 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
 
 def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[str, peers.Denoise]:
     """Name -> (H, W, 3) denoise function, for model cards, installed peers, zero-shot methods (`mpi-PRESET`,
-    `zs-n2n`) and `noisy` (the identity)."""
+    `zs-n2n`, at `mdn zeroshot`'s default precision) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
-    device = (options or EngineOptions()).device
+    device = pick_device((options or EngineOptions()).device)
+    dtype = pick_dtype("auto", device)
     for name in names:
         if name == NOISY:
             found[name] = lambda x: x
         elif name == ZS_N2N:
-            runner = zeroshot.ZeroShot(zeroshot.ZS_N2N_PRESET, seed=0, device=pick_device(device))
+            runner = zeroshot.ZeroShot(zeroshot.ZS_N2N_PRESET, seed=0, device=device, dtype=dtype)
             found[name] = lambda x, runner=runner: runner(x[None])[0]
         elif name.startswith(MPI_PREFIX) and name.removeprefix(MPI_PREFIX) in zeroshot.PRESETS:
             preset = name.removeprefix(MPI_PREFIX)
             net = registry.load(registry.find(zeroshot.fill_card(preset, grey=False), task="fill"))
-            runner = zeroshot.ZeroShot(zeroshot.PRESETS[preset], net, device=pick_device(device))
+            runner = zeroshot.ZeroShot(zeroshot.PRESETS[preset], net, device=device, dtype=dtype)
             found[name] = lambda x, runner=runner: runner(x[None])[0]
         elif name in peers.PEERS:
             package, function = peers.PEERS[name]

@@ -17,7 +17,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, batch, bench, engine, noise, peers, registry, train, zeroshot
+from mdn import __version__, allocator, batch, bench, engine, noise, peers, registry, train, zeroshot
 from mdn.errors import MdnError
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -57,6 +57,7 @@ Dtype = Annotated[
 ]
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
+PRECISION_HELP = "auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16."
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same bytes.")]
 
 
@@ -141,7 +142,7 @@ def denoise_command(
     overlap: Annotated[int | None, typer.Option("--overlap", help="Tile overlap (default: the card's).")] = None,
     batch_size: Annotated[int, typer.Option("--batch", help="Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
     max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget for tiles, e.g. 2G.")] = "2G",
     passes: Annotated[int, typer.Option("--passes", help="Average this many stochastic passes.")] = 1,
     seed: Seed = 0,
@@ -161,8 +162,8 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    if precision not in ("fp32", "bf16", "fp16"):
-        _fail(f"--precision must be fp32, bf16 or fp16, got {precision!r}")
+    if precision != "auto" and precision not in engine.PRECISIONS:
+        _fail(f"--precision must be auto, {', '.join(engine.PRECISIONS)}; got {precision!r}")
     if passes < 1:
         _fail("--passes must be at least 1")
     card = registry.find(model)
@@ -265,6 +266,7 @@ def zeroshot_command(
     tile: Annotated[int, typer.Option("--tile", help="Fine-tune tiles of this size on large images.")] = 512,
     overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap.")] = 32,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     seed: Seed = 0,
     suffix: Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")] = "_zeroshot",
     recursive: Recursive = False,
@@ -287,6 +289,7 @@ def zeroshot_command(
     overrides = {"iters": iters, "beta": beta, "mask_ratio": mask_ratio, "lr": lr}
     preset = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
     target = engine.pick_device(device)
+    compute_dtype = engine.pick_dtype(precision, target)
 
     def work(progress: BatchProgress) -> batch.Work:
         def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
@@ -303,9 +306,12 @@ def zeroshot_command(
             net = registry.load(card) if card else None
             runner = zeroshot.ZeroShot(
                 preset, net, seed=seed, tile=tile, overlap=overlap, share=share, time_budget=time_budget,
-                device=target, progress=progress.steps,
+                device=target, dtype=compute_dtype, progress=progress.steps,
             )  # fmt: skip
-            context.info.update(method=method, model=card and card.name, iters=preset.iters, device=str(target))
+            context.info.update(
+                method=method, model=card and card.name, iters=preset.iters, device=str(target),
+                precision=str(compute_dtype).removeprefix("torch."),
+            )  # fmt: skip
             return runner(pixels)
 
         return run
@@ -469,7 +475,7 @@ def bench_command(
     runs: Annotated[int, typer.Option("--runs", help="Speed: timed runs per size (median reported).")] = 3,
     tile: Annotated[int, typer.Option("--tile", help="Tile size (0: from the memory budget).")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
     seed: Seed = 0,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every score (or speed row) as CSV.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every score (or speed row) as JSON.")] = None,
@@ -570,4 +576,5 @@ def _print_noise_types() -> None:
 
 def main() -> None:
     """Console entry point."""
+    allocator.keep_freed_memory()
     app()

@@ -24,6 +24,9 @@ ProgressCallback = Callable[[int, int], None]
 
 MIN_TILE = 64
 
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -66,6 +69,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast type for a --precision name; 'auto' is bfloat16 where the device computes it natively
+    (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or AMX), else float32."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise MdnError(f"unknown precision {precision!r} (auto, {', '.join(PRECISIONS)})")
+        return PRECISIONS[precision]
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else torch.float32
+
+
 def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
     """Start offsets (multiples of `align`) of tiles of size `tile` covering [0, length), sharing at least
     `overlap` pixels; `length` and `tile` are multiples of `align`."""
@@ -102,7 +119,7 @@ class Engine:
         self.model = model.to(self.device).eval()
         self.channels: int = model.config.channels
         self.window: int = model.config.window
-        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[options.precision]
+        self.dtype = pick_dtype(options.precision, self.device)
         self.batch = options.batch or (4 if self.device.type != "cpu" else 1)
         self.tile = options.tile or self._tile_for_budget(options.max_memory)
         if self.tile % self.window or self.tile < MIN_TILE:

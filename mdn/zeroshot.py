@@ -88,7 +88,7 @@ class IterativeFill:
     """MPI's zero-shot loop on a private copy of a pre-trained net and one Adam optimiser; several images
     (tiles) may run in turn, continuing the same network and optimiser. BatchNorm stays in train mode."""
 
-    def __init__(self, net: SkipNet, preset: Preset, seed: int) -> None:
+    def __init__(self, net: SkipNet, preset: Preset, seed: int, dtype: torch.dtype = torch.float32) -> None:
         config = net.config
         mask_layers = 1 if preset.shared_mask else config.channels
         if config.mask_channels not in (mask_layers, config.channels):
@@ -102,6 +102,7 @@ class IterativeFill:
         self.device = next(self.net.parameters()).device
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=preset.lr)
         self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.dtype = dtype
 
     def step(self, noisy: Tensor, output: Tensor) -> Tensor:
         """One iteration on noisy (1, C, H, W): predict hidden pixels, fill them into output (returned updated)
@@ -110,7 +111,9 @@ class IterativeFill:
         shape = (1, 1 if self.preset.shared_mask else channels, height, width)
         draw = torch.rand(shape, generator=self.generator, device=self.device)
         hidden = (draw < self.preset.mask_ratio).to(noisy.dtype)
-        prediction = self.net(noisy * (1 - hidden), hidden.expand(-1, self.net.config.mask_channels, -1, -1))
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            prediction = self.net(noisy * (1 - hidden), hidden.expand(-1, self.net.config.mask_channels, -1, -1))
+        prediction = prediction.float()
         beta = self.preset.beta
         output = torch.where(hidden.bool(), beta * output + (1 - beta) * prediction.detach(), output)
         loss = F.mse_loss(prediction * hidden, noisy * hidden)
@@ -139,14 +142,16 @@ def mpi(
     preset: Preset,
     *,
     seed: int = 0,
+    dtype: torch.dtype = torch.float32,
     time_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
-    copy of the pre-trained `net` (left untouched) on the image's device. Stops early once `time_budget`
-    seconds are spent; progress gets (iteration, iterations). Returns (H, W, C) float32 clipped to [0, 1]."""
+    copy of the pre-trained `net` (left untouched) on the image's device, the forward pass autocast to
+    `dtype`. Stops early once `time_budget` seconds are spent; progress gets (iteration, iterations).
+    Returns (H, W, C) float32 clipped to [0, 1]."""
     image = _as_image(noisy, net.config.channels)
-    fill = IterativeFill(net, preset, seed)
+    fill = IterativeFill(net, preset, seed, dtype)
     return np.clip(fill.run(image, _deadline(time_budget), _Progress(preset.iters, progress)), 0.0, 1.0)
 
 
@@ -242,25 +247,30 @@ def zs_n2n(
     lr: float = 1e-3,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Denoise noisy (H, W, C) float32 in [0, 1] with ZS-N2N: a fresh network seeded by `seed`, Adam with the
-    learning rate halved every 1000 iterations. Returns (H, W, C) float32 clipped to [0, 1]."""
+    learning rate halved every 1000 iterations, the network autocast to `dtype`. Returns (H, W, C) float32
+    clipped to [0, 1]."""
     image = _as_image(noisy)
-    y = torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
-    net = NoiseNet(image.shape[-1], torch.Generator().manual_seed(seed)).to(device)
+    device = torch.device(device)
+    y = torch.from_numpy(image).permute(2, 0, 1)[None].to(device).contiguous(memory_format=torch.channels_last)
+    net = NoiseNet(image.shape[-1], torch.Generator().manual_seed(seed)).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     counter = _Progress(iters, progress)
     for _ in range(iters):
-        loss = zs_n2n_loss(net, y)
+        with autocast:
+            loss = zs_n2n_loss(net, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         counter.advance()
-    with torch.no_grad():
-        out = net.denoise(y)
+    with torch.no_grad(), autocast:
+        out = net.denoise(y).float()
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
 
 
@@ -283,10 +293,11 @@ class ZeroShot:
         share: bool = False,
         time_budget: float | None = None,
         device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
         progress: ProgressCallback | None = None,
     ) -> None:
         self.preset, self.seed, self.tile, self.overlap, self.share = preset, seed, tile, overlap, share
-        self.time_budget, self.device, self.progress = time_budget, torch.device(device), progress
+        self.time_budget, self.device, self.dtype, self.progress = time_budget, torch.device(device), dtype, progress
         self.net = net.to(self.device) if net is not None else None
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
@@ -303,12 +314,15 @@ class ZeroShot:
             image = planes[plane][..., channels]
             if self.net is None:
                 iters = self.preset.iters
-                out = zs_n2n(image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, progress=report)
+                out = zs_n2n(
+                    image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, dtype=self.dtype,
+                    progress=report,
+                )  # fmt: skip
             else:
                 net_channels = self.net.config.channels
                 fitted = np.repeat(image, net_channels, axis=-1) if image.shape[-1] < net_channels else image
                 if not self.share or fill is None:
-                    fill = IterativeFill(self.net, self.preset, self.seed)
+                    fill = IterativeFill(self.net, self.preset, self.seed, self.dtype)
                 out = mpi_tiled(
                     fitted, self.net, self.preset, tile=self.tile, overlap=self.overlap, time_budget=budget,
                     progress=report, fill=fill,

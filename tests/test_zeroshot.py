@@ -160,6 +160,18 @@ def test_zs_n2n_denoises(clean: np.ndarray, noisy: np.ndarray) -> None:
     assert psnr(out, clean) > psnr(noisy, clean) + 6
 
 
+@pytest.mark.parametrize("method", ["mpi", "zs-n2n"])
+def test_bfloat16_autocast_denoises_within_half_a_db_of_float32(method: str, clean, noisy) -> None:
+    def run(dtype: torch.dtype) -> np.ndarray:
+        if method == "mpi":
+            return mpi(noisy, _net(), dataclasses.replace(FAST, iters=60), dtype=dtype)
+        return zs_n2n(noisy, iters=300, dtype=dtype)
+
+    fp32, bf16 = run(torch.float32), run(torch.bfloat16)
+    assert bf16.dtype == np.float32 and not np.array_equal(fp32, bf16)
+    assert abs(psnr(bf16, clean) - psnr(fp32, clean)) < 0.5
+
+
 def test_zs_n2n_is_seeded(noisy: np.ndarray) -> None:
     calls: list[tuple[int, int]] = []
     a = zs_n2n(noisy, iters=5, seed=1, progress=lambda *call: calls.append(call))
@@ -184,6 +196,12 @@ def test_cli_zeroshot_on_16_bit_stack_keeps_depth_and_metadata(tmp_path) -> None
         with tifffile.TiffFile(out) as tif:
             assert tif.asarray().dtype == np.uint16 and tif.asarray().shape == stack.shape
             assert tif.imagej_metadata["spacing"] == 2.0
+
+
+def test_cli_zeroshot_rejects_an_unknown_precision(tmp_path) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), "--precision", "fp64"])
+    assert result.exit_code == 2 and "unknown precision 'fp64'" in result.output
 
 
 def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path, monkeypatch) -> None:
