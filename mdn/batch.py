@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -92,7 +93,8 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     """Name each input's output.
 
     No `output`: NAME{suffix}.EXT next to the input. One input and an output with an image extension: that
-    file. Otherwise `output` is a directory that receives NAME.EXT for each input.
+    file. Otherwise `output` is a directory that mirrors the inputs' tree below their common folder: a flat
+    folder gives DIR/NAME.EXT, a recursive search DIR/SUB/NAME.EXT.
     """
     if output is None:
         return [Job(p, p.with_name(f"{p.stem}{suffix}{p.suffix}")) for p in inputs]
@@ -100,10 +102,9 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
         return [Job(inputs[0], output)]
-    names = [p.name for p in inputs]
-    if len(set(names)) < len(names):
-        return [Job(p, output / p.parent.name / p.name) for p in inputs]
-    return [Job(p, output / p.name) for p in inputs]
+    absolute = [Path(os.path.abspath(p)) for p in inputs]
+    root = os.path.commonpath([p.parent for p in absolute])
+    return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
 
 
 def run(

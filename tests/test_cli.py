@@ -100,6 +100,15 @@ def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
     assert imagecodecs.png_decode((tmp_path / "out" / "b.png").read_bytes()).dtype == np.uint16
 
 
+def test_recursive_batch_mirrors_the_tree_under_the_output_folder(tmp_path: Path) -> None:
+    for name in ("shoot/a.png", "shoot/day1/a.png", "shoot/day2/deep/b.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        _png(tmp_path / name)
+    assert _invoke("noise", tmp_path / "shoot", "-o", tmp_path / "out", "--recursive").exit_code == 0
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["a.png", "day1/a.png", "day2/deep/b.png"]
+
+
 def test_skip_existing_and_refusal_to_overwrite(tmp_path: Path) -> None:
     source = _png(tmp_path / "a.png")
     (tmp_path / "a_noisy.png").write_bytes(b"keep me")

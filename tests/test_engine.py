@@ -10,7 +10,7 @@ import torch
 from skimage import data
 
 from mdn import registry
-from mdn.engine import Engine, EngineOptions, parse_size, tile_positions
+from mdn.engine import Engine, EngineOptions, parse_size, pick_dtype, tile_positions
 from mdn.errors import MdnError
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 
@@ -111,3 +111,19 @@ def test_options_are_validated(model, tiny_card) -> None:
         parse_size("lots")
     assert parse_size("2G") == 2 << 30 and parse_size("512M") == 512 << 20
     assert registry.load(tiny_card).config.embed_dim == 12
+
+
+def test_precision_names_and_auto() -> None:
+    assert pick_dtype("fp32", torch.device("cpu")) == torch.float32
+    assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert pick_dtype("auto", torch.device("cpu")) in (torch.float32, torch.bfloat16)
+    assert pick_dtype("auto", torch.device("meta")) == torch.float32
+    with pytest.raises(MdnError, match="unknown precision"):
+        pick_dtype("fp64", torch.device("cpu"))
+
+
+def test_bfloat16_engine_stays_close_to_float32(model, photo) -> None:
+    fp32 = Engine(model, EngineOptions(tile=64, precision="fp32"))(photo)
+    bf16 = Engine(model, EngineOptions(tile=64, precision="bf16"))(photo)
+    assert bf16.dtype == np.float32 and not np.array_equal(fp32, bf16)
+    assert np.abs(bf16 - fp32).mean() < 0.02
