@@ -93,6 +93,17 @@ def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list
     return [min(i * stride, length - tile) for i in range(count)]
 
 
+def balanced_tile(length: int, tile: int, overlap: int, align: int = 1) -> int:
+    """The smallest tile side (a multiple of `align`, at most `tile`) that covers `length` with as few tiles as
+    `tile` needs, so that the last tile does not redo most of its neighbour: 6000 px in 512-px tiles with a
+    32-px overlap become 13 tiles of 496 px instead of 13 of 512."""
+    if length <= tile:
+        return length
+    count = math.ceil((length - overlap) / (tile - overlap))
+    side = math.ceil((length + (count - 1) * overlap) / count)
+    return min(tile, -(-side // align) * align)
+
+
 def edge_ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
     """1-D blending weight of a tile side: 0 over the outer quarter of the overlap (where a tile lacks
     context), then rising linearly to 1; sides on the image border keep full weight."""
@@ -187,7 +198,8 @@ class Engine:
                     torch.cuda.empty_cache()
 
     def _tiles(self, height: int, width: int) -> Iterator[tuple[int, int, int, int]]:
-        th, tw = min(self.tile, height), min(self.tile, width)
+        overlap = self.options.overlap
+        th, tw = (balanced_tile(n, self.tile, overlap, self.window) for n in (height, width))
         for y in tile_positions(height, th, self.options.overlap, self.window):
             for x in tile_positions(width, tw, self.options.overlap, self.window):
                 yield y, x, th, tw

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.engine import MIN_TILE, ProgressCallback, edge_ramp, tile_positions
+from mdn.engine import MIN_TILE, ProgressCallback, balanced_tile, edge_ramp, tile_positions
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
 
@@ -39,10 +39,12 @@ PRESETS: dict[str, Preset] = {
     "full": Preset(mask_ratio=0.30, shared_mask=False, iters=1000, beta=0.99),
     "fast": Preset(mask_ratio=0.30, shared_mask=False, iters=200, beta=0.9),
     "real": Preset(mask_ratio=0.85, shared_mask=True, iters=1000, beta=0.99),
-    "microscopy": Preset(mask_ratio=0.85, shared_mask=True, iters=1000, beta=0.99),
+    "microscopy": Preset(mask_ratio=0.30, shared_mask=True, iters=1000, beta=0.99),
 }
 """MPI's configs: `full` and `fast` (Fill_m_syn, Fill_s_syn) for synthetic noise with the per-channel-mask net,
-`real` and `microscopy` (Fill_m_polyu, also used for FMD) with the shared-mask net."""
+`real` (Fill_m_polyu) for camera noise with the shared-mask net. `microscopy` departs from MPI, which ran FMD
+with the `real` config: photon noise is independent per pixel, and on grey micrographs hiding 30 % of the
+pixels beat hiding 85 % by 1.6-3.1 dB, at low and high photon counts alike."""
 
 
 FILL_CARDS: dict[str, str] = {"full": "fill-syn", "fast": "fill-syn", "real": "fill-real", "microscopy": "fill-grey"}
@@ -176,7 +178,7 @@ def mpi_tiled(
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
     height, width = image.shape[:2]
-    th, tw = min(tile, height), min(tile, width)
+    th, tw = balanced_tile(height, tile, overlap), balanced_tile(width, tile, overlap)
     tiles = [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
     fill = fill or IterativeFill(net, preset, seed)
     counter = _Progress(preset.iters * len(tiles), progress)
@@ -342,5 +344,5 @@ class ZeroShot:
     def _tiles(self, shape: tuple[int, ...]) -> int:
         if self.net is None:
             return 1
-        th, tw = min(self.tile, shape[0]), min(self.tile, shape[1])
+        th, tw = (balanced_tile(n, self.tile, self.overlap) for n in shape[:2])
         return len(tile_positions(shape[0], th, self.overlap)) * len(tile_positions(shape[1], tw, self.overlap))

@@ -10,7 +10,7 @@ import torch
 from skimage import data
 
 from mdn import registry
-from mdn.engine import Engine, EngineOptions, parse_size, pick_dtype, tile_positions
+from mdn.engine import Engine, EngineOptions, balanced_tile, parse_size, pick_dtype, tile_positions
 from mdn.errors import MdnError
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 
@@ -127,3 +127,13 @@ def test_bfloat16_engine_stays_close_to_float32(model, photo) -> None:
     bf16 = Engine(model, EngineOptions(tile=64, precision="bf16"))(photo)
     assert bf16.dtype == np.float32 and not np.array_equal(fp32, bf16)
     assert np.abs(bf16 - fp32).mean() < 0.02
+
+
+def test_balanced_tiles_cover_with_as_few_tiles_and_less_area() -> None:
+    for length in (520, 1000, 1024, 4000, 6000):
+        side = balanced_tile(length, 512, 32, 8)
+        starts = tile_positions(length, side, 32, 8)
+        assert side % 8 == 0 and side <= 512 and starts[-1] + side == length
+        assert len(starts) == len(tile_positions(length, 512, 32, 8))
+        assert all(b - a <= side - 32 for a, b in itertools.pairwise(starts))
+    assert balanced_tile(1024, 512, 32, 8) == 368 and balanced_tile(300, 512, 32, 8) == 300
