@@ -15,8 +15,8 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         zeroshot)
-            case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--seed|--suffix|--layer|--dtype) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --seed --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--precision|--seed|--suffix|--layer|--dtype) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --precision --seed --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --data|--name|--objective|--config|--iters|--until|--batch|--crop|--lr|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads) return ;; esac
