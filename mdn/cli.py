@@ -162,8 +162,6 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    if precision != "auto" and precision not in engine.PRECISIONS:
-        _fail(f"--precision must be auto, {', '.join(engine.PRECISIONS)}; got {precision!r}")
     if passes < 1:
         _fail("--passes must be at least 1")
     card = registry.find(model)

@@ -83,6 +83,11 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to `dtype` on `device`; a no-op for float32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
     """Start offsets (multiples of `align`) of tiles of size `tile` covering [0, length), sharing at least
     `overlap` pixels; `length` and `tile` are multiples of `align`."""
@@ -200,8 +205,8 @@ class Engine:
     def _tiles(self, height: int, width: int) -> Iterator[tuple[int, int, int, int]]:
         overlap = self.options.overlap
         th, tw = (balanced_tile(n, self.tile, overlap, self.window) for n in (height, width))
-        for y in tile_positions(height, th, self.options.overlap, self.window):
-            for x in tile_positions(width, tw, self.options.overlap, self.window):
+        for y in tile_positions(height, th, overlap, self.window):
+            for x in tile_positions(width, tw, overlap, self.window):
                 yield y, x, th, tw
 
     def _tiled(self, image: np.ndarray, generator: torch.Generator, advance: Callable[[int], None]) -> np.ndarray:
@@ -231,7 +236,6 @@ class Engine:
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, generator: torch.Generator) -> np.ndarray:
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
-        autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
-        with autocast:
+        with autocast(self.device, self.dtype):
             y = self.model(x, generator=generator, attention_mask=self.options.attention_mask)
         return y.float().permute(0, 2, 3, 1).cpu().numpy()

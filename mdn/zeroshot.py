@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.engine import MIN_TILE, ProgressCallback, balanced_tile, edge_ramp, tile_positions
+from mdn.engine import MIN_TILE, ProgressCallback, autocast, balanced_tile, edge_ramp, tile_positions
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
 
@@ -113,7 +113,7 @@ class IterativeFill:
         shape = (1, 1 if self.preset.shared_mask else channels, height, width)
         draw = torch.rand(shape, generator=self.generator, device=self.device)
         hidden = (draw < self.preset.mask_ratio).to(noisy.dtype)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        with autocast(self.device, self.dtype):
             prediction = self.net(noisy * (1 - hidden), hidden.expand(-1, self.net.config.mask_channels, -1, -1))
         prediction = prediction.float()
         beta = self.preset.beta
@@ -136,6 +136,12 @@ class IterativeFill:
             output = self.step(x, output)
             progress.advance()
         return output[0].permute(1, 2, 0).cpu().numpy()
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Balanced tile sides (th, tw) and the top-left corners of the tiles that cover a height x width image."""
+    th, tw = balanced_tile(height, tile, overlap), balanced_tile(width, tile, overlap)
+    return th, tw, [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
 
 
 def mpi(
@@ -178,8 +184,7 @@ def mpi_tiled(
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
     height, width = image.shape[:2]
-    th, tw = balanced_tile(height, tile, overlap), balanced_tile(width, tile, overlap)
-    tiles = [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
+    th, tw, tiles = tile_grid(height, width, tile, overlap)
     fill = fill or IterativeFill(net, preset, seed)
     counter = _Progress(preset.iters * len(tiles), progress)
     end = _deadline(time_budget)
@@ -261,17 +266,16 @@ def zs_n2n(
     net = NoiseNet(image.shape[-1], torch.Generator().manual_seed(seed)).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5)
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     counter = _Progress(iters, progress)
     for _ in range(iters):
-        with autocast:
+        with autocast(device, dtype):
             loss = zs_n2n_loss(net, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         counter.advance()
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast(device, dtype):
         out = net.denoise(y).float()
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
 
@@ -344,5 +348,4 @@ class ZeroShot:
     def _tiles(self, shape: tuple[int, ...]) -> int:
         if self.net is None:
             return 1
-        th, tw = (balanced_tile(n, self.tile, self.overlap) for n in shape[:2])
-        return len(tile_positions(shape[0], th, self.overlap)) * len(tile_positions(shape[1], tw, self.overlap))
+        return len(tile_grid(shape[0], shape[1], self.tile, self.overlap)[2])
