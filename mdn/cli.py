@@ -350,6 +350,13 @@ def train_command(
     lr: Annotated[
         float | None, typer.Option("--lr", help="Peak learning rate (1e-4, halved at 50/75 %; fill: 2e-3, cosine).")
     ] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Steps of linear learning-rate warm-up.")] = 0,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help=f"Learning-rate decay: {', '.join(train.SCHEDULES)}.")
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option("--init", help="Start from this model card's weights (name or JSON path).")
+    ] = None,
     noise_type: Annotated[str, typer.Option("--noise", help="Training noise type.")] = "gaussian",
     level: Annotated[float, typer.Option("--level", help="Training noise level.")] = 15.0,
     no_mask: Annotated[bool, typer.Option("--no-mask", help="Train the baseline: no input or attention mask.")] = False,
@@ -381,10 +388,13 @@ def train_command(
     """
     if objective not in train.OBJECTIVES:
         _fail(f"unknown --objective {objective!r} (choose from {', '.join(train.OBJECTIVES)})")
-    given = {"config": config, "crop": crop, "lr": lr, "input_mask": input_ratio and _ratio_range(input_ratio)}
+    given = {
+        "config": config, "crop": crop, "lr": lr, "schedule": schedule, "init": init,
+        "input_mask": input_ratio and _ratio_range(input_ratio),
+    }  # fmt: skip
     options = train.TrainOptions.create(
-        name=name, data=data, objective=objective, iters=iters, batch=batch_size, noise=noise_type, level=level,
-        mask=not no_mask, attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves,
+        name=name, data=data, objective=objective, iters=iters, batch=batch_size, warmup=warmup, noise=noise_type,
+        level=level, mask=not no_mask, attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
         threads=threads, bf16=bf16, **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip

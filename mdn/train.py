@@ -44,6 +44,9 @@ class TrainOptions:
     batch: int = 8
     crop: int = 64
     lr: float = 1e-4
+    warmup: int = 0
+    schedule: str = "step"
+    init: str = ""
     noise: str = "gaussian"
     level: float = 15.0
     mask: bool = True
@@ -141,37 +144,75 @@ def sample_batch(pool: list[np.ndarray], batch: int, crop: int, rng: np.random.G
     return np.ascontiguousarray(np.stack(crops))
 
 
+# ------------------------------------------------------------------------------------------- schedules
+
+SCHEDULES = ("step", "cosine")
+"""`step`: the masked-training paper's, halved at 50 % and 75 % of the run; `cosine`: decay to 0.5 % of the peak
+(MPI's pre-training)."""
+
+
+def scheduled_rate(options: TrainOptions, iteration: int) -> float:
+    """The learning rate of step `iteration`: a linear warm-up over `options.warmup` steps, then the schedule."""
+    o = options
+    warm = min(1.0, (iteration + 1) / o.warmup) if o.warmup else 1.0
+    if o.schedule == "cosine":
+        floor = o.lr / 200
+        return warm * (floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(iteration / o.iters, 1.0))))
+    return warm * o.lr * (0.5 ** (iteration >= o.iters // 2)) * (0.5 ** (iteration >= 3 * o.iters // 4))
+
+
 # --------------------------------------------------------------------------------------------- validation
+
+
+UNSEEN_NOISES: tuple[tuple[str, float], ...] = (
+    ("speckle", 0.024),
+    ("poisson", 2.5),
+    ("correlated", 50.0),
+    ("mixture", 3.0),
+)
+"""Noises a Gaussian-trained denoiser never saw, at mid-range paper levels: validation tracks their mean PSNR."""
 
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """Held-back clean images with fixed-seed Gaussian noise at the training level."""
+    """Held-back clean crops with fixed-seed noise: Gaussian at the training level, then each unseen noise."""
 
     clean: list[np.ndarray]
-    noisy: list[np.ndarray]
+    noisy: dict[str, list[np.ndarray]]
 
     @classmethod
     def make(cls, pool: list[np.ndarray], level: float, size: int = 192) -> ValidationSet:
         clean = [_centre_crop(p, size) for p in pool]
-        noisy = [noise.GaussianNoise(level)(c, np.random.default_rng(i)) for i, c in enumerate(clean)]
+        noises = [("gaussian", level), *UNSEEN_NOISES]
+        noisy = {
+            name: [noise.make_noise(name, lv)(c, np.random.default_rng(i)) for i, c in enumerate(clean)]
+            for name, lv in noises
+        }
         return cls(clean, noisy)
 
     def score(self, model: nn.Module, attention_mask: bool) -> dict[str, float]:
-        """Mean PSNR (dB) of the model and of the noisy input, and the mean brightness offset (out - clean)."""
-        psnrs, offsets = [], []
-        with torch.no_grad():
-            for i, (clean, noisy) in enumerate(zip(self.clean, self.noisy, strict=True)):
-                x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
-                generator = torch.Generator().manual_seed(i)
-                out = model(x, generator=generator, attention_mask=attention_mask)[0].permute(1, 2, 0).numpy()
-                psnrs.append(metrics.psnr(out, clean))
-                offsets.append(float((out.mean() - clean.mean()) * 255))
-        return {
-            "psnr": float(np.mean(psnrs)),
-            "noisy_psnr": float(np.mean([metrics.psnr(n, c) for n, c in zip(self.noisy, self.clean, strict=True)])),
-            "offset": float(np.mean(offsets)),
-        }
+        """PSNR (dB) of the model and of the input on Gaussian noise, the mean brightness offset (out - clean, in
+        8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`)."""
+        device = next(model.parameters()).device
+        result: dict[str, float] = {}
+        for name, inputs in self.noisy.items():
+            psnrs, offsets = [], []
+            with torch.no_grad():
+                for i, (clean, noisy) in enumerate(zip(self.clean, inputs, strict=True)):
+                    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].to(device)
+                    generator = torch.Generator(device).manual_seed(i)
+                    out = model(x, generator=generator, attention_mask=attention_mask)[0].permute(1, 2, 0)
+                    out = out.float().cpu().numpy()
+                    psnrs.append(metrics.psnr(out, clean))
+                    offsets.append(float((out.mean() - clean.mean()) * 255))
+            noisy_psnr = float(np.mean([metrics.psnr(n, c) for n, c in zip(inputs, self.clean, strict=True)]))
+            if name == "gaussian":
+                result.update(psnr=float(np.mean(psnrs)), noisy_psnr=noisy_psnr, offset=float(np.mean(offsets)))
+            else:
+                result.update({f"{name}_psnr": float(np.mean(psnrs)), f"{name}_noisy_psnr": noisy_psnr})
+        unseen = [result[f"{name}_psnr"] for name, _ in UNSEEN_NOISES]
+        result["unseen_psnr"] = float(np.mean(unseen))
+        return result
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -217,9 +258,7 @@ class MaskedDenoising:
         return torch.optim.Adam(parameters, lr=self.options.lr, betas=(0.9, 0.99))
 
     def learning_rate(self, iteration: int) -> float:
-        """The paper's schedule: halved at 50 % and 75 % of the run."""
-        o = self.options
-        return o.lr * (0.5 ** (iteration >= o.iters // 2)) * (0.5 ** (iteration >= 3 * o.iters // 4))
+        return scheduled_rate(self.options, iteration)
 
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
         """No gradient clipping in the paper's recipe."""
@@ -245,16 +284,22 @@ class MaskedDenoising:
 class MaskedFill:
     """MPI's masked pre-training: hide random pixels of clean crops, predict them from the rest and the mask.
 
-    Loss: PSNR loss (10/ln 10 * log MSE) on the hidden pixels, per image; AdamW (0.9, 0.9), cosine decay to
-    1e-5, gradient norm clipped to 0.01. The mask law follows the network: one mask shared by all channels
-    when it takes one mask channel ("real", microscopy), else independent per channel ("syn"); the ratio is
-    drawn per step from `input_mask` (30 % for syn, 80-95 % for real in MPI).
+    Loss: PSNR loss (10/ln 10 * log MSE) on the hidden pixels, per image; AdamW (0.9, 0.9), cosine decay (to
+    1e-5 from the default 2e-3), gradient norm clipped to 0.01. The mask law follows the network: one mask
+    shared by all channels when it takes one mask channel ("real", microscopy), else independent per channel
+    ("syn"); the ratio is drawn per step from `input_mask` (30 % for syn, 80-95 % for real in MPI).
     """
 
     name = "fill"
     architecture = "skip"
     score_name = "validation_hidden_pixels"
-    defaults: ClassVar[dict[str, Any]] = {"config": "syn", "crop": 128, "lr": 2e-3, "input_mask": (0.3, 0.3)}
+    defaults: ClassVar[dict[str, Any]] = {
+        "config": "syn",
+        "crop": 128,
+        "lr": 2e-3,
+        "schedule": "cosine",
+        "input_mask": (0.3, 0.3),
+    }
 
     def __init__(self, options: TrainOptions) -> None:
         self.options = options
@@ -276,8 +321,7 @@ class MaskedFill:
         return torch.optim.AdamW(parameters, lr=self.options.lr, betas=(0.9, 0.9), weight_decay=0.0)
 
     def learning_rate(self, iteration: int) -> float:
-        o, floor = self.options, 1e-5
-        return floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(iteration / o.iters, 1.0)))
+        return scheduled_rate(self.options, iteration)
 
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
         nn.utils.clip_grad_norm_(list(parameters), 0.01)
@@ -345,8 +389,11 @@ class Trainer:
         if options.threads:
             torch.set_num_threads(options.threads)
         torch.manual_seed(options.seed)
+        if options.schedule not in SCHEDULES:
+            raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.objective = OBJECTIVES[options.objective](options)
         self.model = self.objective.build().to(self.device)
+        self.initialised_from = self._initialise(options.init) if options.init else {}
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = self.objective.optimizer(self.model.parameters())
         self.iteration = 0
@@ -361,6 +408,18 @@ class Trainer:
             self.parallel = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+
+    def _initialise(self, name: str) -> dict[str, Any]:
+        """Start from a model card's weights (a finished run of the same network); returns what it was."""
+        card = registry.find(name, task=self.objective.name)
+        if card.architecture != self.objective.architecture:
+            wanted = self.objective.architecture
+            raise MdnError(f"--init {name}: a {card.architecture} card cannot start a {wanted} run")
+        try:
+            self.model.load_state_dict(registry.load(card).state_dict())
+        except RuntimeError as exc:
+            raise MdnError(f"--init {name}: its network differs from --config {self.options.config}") from exc
+        return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
 
     @property
     def checkpoint_path(self) -> Path:
@@ -393,6 +452,7 @@ class Trainer:
             "iteration": self.iteration,
             "seconds": self.seconds,
             "best": self.best,
+            "initialised_from": self.initialised_from,
             "history": self._history(),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -412,6 +472,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration, self.seconds, self.best = state["iteration"], state["seconds"], state["best"]
         self.history = state.get("history", [])
+        self.initialised_from = state.get("initialised_from", {})
         self.sitting_start = self.iteration
 
     def _history(self) -> list[dict[str, Any]]:
@@ -498,6 +559,7 @@ class Trainer:
                 "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
                 "validation_images": o.validation,
                 "iterations": self.iteration,
+                **({"initialised_from": self.initialised_from} if self.initialised_from else {}),
                 "seconds": round(self.seconds),
                 "hardware": _hardware(self.device, self.world),
                 "torch": torch.__version__,

