@@ -38,6 +38,7 @@ class FileContext:
 
     image: images.Image
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -143,6 +144,7 @@ def _run_one(job: Job, work: Work, *, overwrite: bool, layer: str | None, dtype:
         pixels = transform.inverse(work(transform.forward(image.pixels), context))
         images.write(image.with_pixels(pixels), job.output, overwrite=overwrite, dtype=dtype)
         result.info = context.info
+        result.warnings += context.warnings
     except MdnError as exc:
         result.status, result.error = "failed", str(exc)
     except MemoryError:

@@ -6,6 +6,7 @@ same grid give identical numbers. `noisy` stands for the unprocessed input, the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import statistics
 import threading
@@ -111,7 +112,8 @@ def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[st
                 raise MdnError(f"peer {name!r} needs the {package} package (pip install {package})")
             found[name] = function
         else:
-            engine = Engine(registry.load(registry.find(name)), options)
+            card = registry.find(name)
+            engine = Engine(registry.load(card), dataclasses.replace(options or EngineOptions(), **card.inference))
             found[name] = lambda x, engine=engine: engine(x[None])[0]
     return found
 

@@ -144,7 +144,13 @@ def denoise_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
     max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget for tiles, e.g. 2G.")] = "2G",
-    passes: Annotated[int, typer.Option("--passes", help="Average this many stochastic passes.")] = 1,
+    passes: Annotated[
+        int | None, typer.Option("--passes", help="Average this many stochastic passes (default: the card's, or 1).")
+    ] = None,
+    input_mask: Annotated[
+        float | None,
+        typer.Option("--input-mask", help="Hide this share of input pixels in every pass (default: the card's, or 0)."),
+    ] = None,
     seed: Seed = 0,
     no_attention_mask: Annotated[
         bool, typer.Option("--no-attention-mask", help="Switch the attention mask off (ablation).")
@@ -162,13 +168,17 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    if passes < 1:
-        _fail("--passes must be at least 1")
     card = registry.find(model)
+    given = {"passes": passes, "input_mask": input_mask}
+    inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
+    if inference.get("passes", 1) < 1:
+        _fail("--passes must be at least 1")
+    if not 0 <= inference.get("input_mask", 0.0) < 1:
+        _fail("--input-mask must be in [0, 1)")
     options = engine.EngineOptions(
         tile=tile, overlap=card.tile_overlap if overlap is None else overlap, batch=batch_size, device=device,
-        precision=precision, passes=passes, seed=seed, attention_mask=not no_attention_mask,
-        max_memory=engine.parse_size(max_memory),
+        precision=precision, seed=seed, attention_mask=not no_attention_mask, max_memory=engine.parse_size(max_memory),
+        **inference,
     )  # fmt: skip
     denoiser = engine.Engine(registry.load(card), options)
 
@@ -261,6 +271,9 @@ def zeroshot_command(
         float | None, typer.Option("--time-budget", help="Seconds per file; stops in time and writes the result.")
     ] = None,
     share: Annotated[bool, typer.Option("--share", help="Stacks: continue each slice from the previous one.")] = False,
+    no_self_check: Annotated[
+        bool, typer.Option("--no-self-check", help="MPI: no held-out pixels, no blending back toward the input.")
+    ] = False,
     tile: Annotated[int, typer.Option("--tile", help="Fine-tune tiles of this size on large images.")] = 512,
     overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap.")] = 32,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
@@ -304,13 +317,17 @@ def zeroshot_command(
             net = registry.load(card) if card else None
             runner = zeroshot.ZeroShot(
                 preset, net, seed=seed, tile=tile, overlap=overlap, share=share, time_budget=time_budget,
-                device=target, dtype=compute_dtype, progress=progress.steps,
+                device=target, dtype=compute_dtype, progress=progress.steps, self_check=not no_self_check,
             )  # fmt: skip
             context.info.update(
                 method=method, model=card and card.name, iters=preset.iters, device=str(target),
                 precision=str(compute_dtype).removeprefix("torch."),
             )  # fmt: skip
-            return runner(pixels)
+            result = runner(pixels)
+            if runner.checks:
+                context.info["self_check"] = [check.to_json() for check in runner.checks]
+                context.warnings += _self_check_warnings(runner.checks, preset_name)
+            return result
 
         return run
 
@@ -318,6 +335,24 @@ def zeroshot_command(
         inputs, output, suffix, work, recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
         layer=layer, dtype=dtype, json_report=json_report, quiet=quiet,
     )  # fmt: skip
+
+
+def _self_check_warnings(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
+    """What a user should know from MPI's self-check: a fill that alone would have made the image worse, and
+    a result that is barely better than the input."""
+    worst = min(checks, key=lambda check: check.fill_gain_db)
+    found = []
+    if worst.fill_gain_db < 0:
+        found.append(
+            f"self-check: the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
+            f"{worst.weight:.0%} of the input was blended back"
+        )
+    if worst.gain_db < zeroshot.SMALL_GAIN_DB:
+        found.append(
+            f"self-check: --preset {preset} improves this image by an estimated {worst.gain_db:.1f} dB only; "
+            "try --method zs-n2n or another preset"
+        )
+    return found
 
 
 def _ratio_range(text: str) -> tuple[float, float]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mdn.errors import MdnError
+from mdn.nets.swinir import input_mask
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -30,7 +31,8 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How to run a network over an image."""
+    """How to run a network over an image. `passes` stochastic passes are averaged; `input_mask` hides that
+    share of the input pixels in every pass, drawn afresh, the way masked training showed them to the net."""
 
     tile: int = 0
     overlap: int = 32
@@ -40,6 +42,7 @@ class EngineOptions:
     passes: int = 1
     seed: int = 0
     attention_mask: bool = True
+    input_mask: float = 0.0
     max_memory: int = 2 << 30
 
 
@@ -236,6 +239,8 @@ class Engine:
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, generator: torch.Generator) -> np.ndarray:
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+        if self.options.input_mask:
+            x = input_mask(x, (self.options.input_mask,) * 2, generator)
         with autocast(self.device, self.dtype):
             y = self.model(x, generator=generator, attention_mask=self.options.attention_mask)
         return y.float().permute(0, 2, 3, 1).cpu().numpy()

@@ -58,6 +58,7 @@ class ModelCard:
     task: str = "denoise"
     default: bool = False
     tile_overlap: int = 32
+    inference: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)

@@ -28,8 +28,9 @@ from torch import nn
 
 from mdn import images, metrics, noise, registry, tonemap
 from mdn.errors import MdnError
+from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
-from mdn.nets.swinir import SIZES, SwinIRConfig, input_mask
+from mdn.nets.swinir import SIZES, SwinIRConfig
 
 
 @dataclass
@@ -190,19 +191,25 @@ class ValidationSet:
         }
         return cls(clean, noisy)
 
-    def score(self, model: nn.Module, attention_mask: bool) -> dict[str, float]:
+    def score(
+        self, model: nn.Module, attention_mask: bool, input_mask: float = 0.0, passes: int = 1
+    ) -> dict[str, float]:
         """PSNR (dB) of the model and of the input on Gaussian noise, the mean brightness offset (out - clean, in
-        8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`)."""
+        8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`); the model runs
+        as its card will (`passes` averaged, each with `input_mask` of the pixels hidden)."""
         device = next(model.parameters()).device
         result: dict[str, float] = {}
         for name, inputs in self.noisy.items():
             psnrs, offsets = [], []
             with torch.no_grad():
                 for i, (clean, noisy) in enumerate(zip(self.clean, inputs, strict=True)):
-                    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].to(device)
                     generator = torch.Generator(device).manual_seed(i)
-                    out = model(x, generator=generator, attention_mask=attention_mask)[0].permute(1, 2, 0)
-                    out = out.float().cpu().numpy()
+                    out = torch.zeros(noisy.shape[-1], *noisy.shape[:2], device=device)
+                    for _ in range(passes):
+                        x = torch.from_numpy(noisy).permute(2, 0, 1)[None].to(device)
+                        x = swinir.input_mask(x, (input_mask, input_mask), generator) if input_mask else x
+                        out += model(x, generator=generator, attention_mask=attention_mask)[0].float() / passes
+                    out = out.permute(1, 2, 0).cpu().numpy()
                     psnrs.append(metrics.psnr(out, clean))
                     offsets.append(float((out.mean() - clean.mean()) * 255))
             noisy_psnr = float(np.mean([metrics.psnr(n, c) for n, c in zip(inputs, self.clean, strict=True)]))
@@ -269,16 +276,23 @@ class MaskedDenoising:
         noisy = torch.from_numpy(self.noise(clean.permute(0, 2, 3, 1).cpu().numpy(), rng)).permute(0, 3, 1, 2)
         noisy = noisy.to(clean.device)
         if o.mask:
-            noisy = input_mask(noisy, o.input_mask, generator)
+            noisy = swinir.input_mask(noisy, o.input_mask, generator)
         with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=o.bf16):
             out = model(noisy, generator=generator, attention_mask=o.mask)
         return F.l1_loss(out.float(), clean)
+
+    def inference(self) -> dict[str, Any]:
+        """How the card runs: a masked net sees its inputs masked as in training (the mean ratio), and 8 such
+        passes are averaged. Unmasked inputs leave it far from its training conditions: on the bench this
+        lifted the unseen-noise mean of the 6000-iteration small card from 21.6 to 25.0 dB."""
+        low, high = self.options.input_mask
+        return {"input_mask": round((low + high) / 2, 4), "passes": 8} if self.options.mask else {}
 
     def validation(self, references: list[np.ndarray]) -> ValidationSet:
         return ValidationSet.make(references, self.options.level)
 
     def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
-        return validation.score(model, attention_mask=self.options.mask)
+        return validation.score(model, attention_mask=self.options.mask, **self.inference())
 
 
 class MaskedFill:
@@ -342,6 +356,9 @@ class MaskedFill:
         out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
         mse = ((out - clean) * hidden).pow(2).flatten(1).mean(1)
         return (10 / math.log(10)) * torch.log(mse + 1e-8).mean()
+
+    def inference(self) -> dict[str, Any]:
+        return {}
 
     def validation(self, references: list[np.ndarray]) -> list[np.ndarray]:
         return [_centre_crop(r, 192) for r in references]
@@ -552,6 +569,7 @@ class Trainer:
             weights="",
             sha256="",
             description=description or self.objective.describe(),
+            inference=self.objective.inference(),
             training={
                 "command": o.command(),
                 "sittings": self._history(),

@@ -13,6 +13,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +56,99 @@ denoises colour microscopy channel by channel."""
 def fill_card(preset: str, grey: bool) -> str:
     """The default fill card for a preset and an image kind."""
     return "fill-grey" if grey else FILL_CARDS[preset]
+
+
+HOLDOUT = (0.02, 2000, 0.1)
+"""Pixels MPI never shows the network and never trains on: 2 % of an image, at least 2000 but at most 10 %.
+Its predictions there are independent of those pixels' noise, which is what lets the self-check measure the
+result without a clean image."""
+
+ERROR_MARGIN = 1.0
+"""The self-check takes the fill's error this many standard errors above its estimate: small images and
+heavy noise leave the estimate uncertain, and the margin then blends a little more of the input back."""
+
+
+SMALL_GAIN_DB = 1.0
+"""An estimated gain below this is reported as a preset that cannot improve the image much."""
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """What MPI's result is worth, estimated from the noisy image alone, and how it was made safe.
+
+    At held-out pixels the prediction's squared difference from the noisy value is (error + noise variance)
+    for pixel-independent, zero-mean noise; the noise variance comes from the finest diagonal wavelet band.
+    The output is then blended with the input, `weight` of the input, the share that minimises the expected
+    squared error of the blend, so that it is never expected to be worse than either; a fill estimated worse
+    than the input gives way to the input entirely (weight 1).
+    """
+
+    noise_var: float
+    fill_error_var: float
+    weight: float
+
+    @property
+    def fill_gain_db(self) -> float:
+        """Estimated PSNR gain of the fine-tuned fill alone over the input (negative: worse than the input)."""
+        return 10 * math.log10(self.noise_var / self.fill_error_var)
+
+    @property
+    def gain_db(self) -> float:
+        """Estimated PSNR gain of the blended output over the input."""
+        blended = (1 - self.weight) ** 2 * self.fill_error_var + self.weight**2 * self.noise_var
+        return 10 * math.log10(self.noise_var / blended)
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "estimated_gain_db": round(self.gain_db, 2),
+            "fill_gain_db": round(self.fill_gain_db, 2),
+            "input_weight": round(self.weight, 3),
+            "noise_sigma": round(math.sqrt(self.noise_var) * 255, 2),
+        }
+
+
+def noise_variance(image: np.ndarray, bins: int = 16) -> float:
+    """Mean variance of pixel-independent noise in (H, W, C), signal-dependent noise included: the 2x2 blocks
+    of each channel are sorted by brightness into equal-count bins, each bin's variance is Donoho's robust
+    (median |HH| / 0.6745)^2 of the finest Haar diagonal band, and the bins' variances are averaged."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    x = image[:h, :w].astype(np.float64)
+    a, b, c, d = x[0::2, 0::2], x[0::2, 1::2], x[1::2, 0::2], x[1::2, 1::2]
+    brightness = (a + b + c + d).reshape(-1, image.shape[-1])
+    diagonal = np.abs(a - b - c + d).reshape(-1, image.shape[-1]) / 2
+    variances = []
+    for channel in range(image.shape[-1]):
+        order = np.argsort(brightness[:, channel], kind="stable")
+        for group in np.array_split(diagonal[order, channel], min(bins, len(order))):
+            variances.append((np.median(group) / 0.6745) ** 2)
+    return float(np.mean(variances))
+
+
+def holdout_mask(height: int, width: int, seed: int) -> np.ndarray:
+    """The (H, W) held-out pixels of an image (HOLDOUT), drawn from their own seeded generator."""
+    share, least, most = HOLDOUT
+    ratio = min(most, max(share, least / (height * width)))
+    return np.random.default_rng([seed, 1]).random((height, width)) < ratio
+
+
+def self_checked(noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray) -> tuple[np.ndarray, SelfCheck]:
+    """Blend the fill (H, W, C) with the noisy input by the self-check's estimate; both in [0, 1] out."""
+    noise_var = max(noise_variance(noisy), 1e-10)
+    squares = (filled[holdout] - noisy[holdout]) ** 2
+    residual = float(np.mean(squares)) if squares.size else 2 * noise_var
+    margin = ERROR_MARGIN * residual * math.sqrt(2 / max(squares.size, 1))
+    error_var = max(residual - noise_var, 0.0) + margin
+    weight = error_var / (error_var + noise_var)
+    check = SelfCheck(noise_var, error_var, 1.0 if weight >= 0.5 else weight)
+    blended = (1 - check.weight) * filled + check.weight * np.clip(noisy, 0.0, 1.0)
+    return blended.astype(np.float32), check
+
+
+class Filled(NamedTuple):
+    """MPI's output (H, W, C) in [0, 1] and its self-check (None when switched off)."""
+
+    image: np.ndarray
+    check: SelfCheck | None
 
 
 ZS_N2N_PRESET = Preset(mask_ratio=0.0, shared_mask=False, iters=2000, beta=0.0, lr=1e-3)
@@ -106,35 +200,51 @@ class IterativeFill:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.dtype = dtype
 
-    def step(self, noisy: Tensor, output: Tensor) -> Tensor:
+    def step(self, noisy: Tensor, output: Tensor, holdout: Tensor | None = None) -> Tensor:
         """One iteration on noisy (1, C, H, W): predict hidden pixels, fill them into output (returned updated)
-        with the prediction from before this step's update, then fine-tune on the hidden pixels."""
+        with the prediction from before this step's update, then fine-tune on the hidden pixels. Held-out
+        pixels (1, 1, H, W) are always hidden and never trained on."""
         _, channels, height, width = noisy.shape
         shape = (1, 1 if self.preset.shared_mask else channels, height, width)
         draw = torch.rand(shape, generator=self.generator, device=self.device)
         hidden = (draw < self.preset.mask_ratio).to(noisy.dtype)
+        trained = hidden
+        if holdout is not None:
+            hidden = torch.maximum(hidden, holdout)
+            trained = hidden * (1 - holdout)
         with autocast(self.device, self.dtype):
             prediction = self.net(noisy * (1 - hidden), hidden.expand(-1, self.net.config.mask_channels, -1, -1))
         prediction = prediction.float()
         beta = self.preset.beta
         output = torch.where(hidden.bool(), beta * output + (1 - beta) * prediction.detach(), output)
-        loss = F.mse_loss(prediction * hidden, noisy * hidden)
+        loss = F.mse_loss(prediction * trained, noisy * trained)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return output
 
-    def run(self, noisy: np.ndarray, deadline: float | None, progress: _Progress) -> np.ndarray:
-        """All iterations on one (H, W, C) image, or as many as fit before `deadline` (time.monotonic());
-        returns the running output, initialised to the noisy image, unclipped."""
+    def run(
+        self, noisy: np.ndarray, deadline: float | None, progress: _Progress, holdout: np.ndarray | None = None
+    ) -> np.ndarray:
+        """All iterations on one (H, W, C) image, or as many as fit before `deadline` (time.monotonic()), with
+        the (H, W) `holdout` pixels never trained on; returns the running output, initialised to the noisy
+        image, unclipped."""
         x = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
+        held = None if holdout is None else torch.from_numpy(holdout)[None, None].to(self.device, x.dtype)
         output = x.clone()
+        steps = 0
         for _ in range(self.preset.iters):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            output = self.step(x, output)
+            output = self.step(x, output, held)
             progress.advance()
+            steps += 1
+        start_weight = self.preset.beta**steps
+        if held is not None and steps and 0 < start_weight < 1:
+            # held-out pixels were filled at every step: remove the noisy start from their average
+            debiased = (output - start_weight * x) / (1 - start_weight)
+            output = torch.where(held.bool(), debiased, output)
         return output[0].permute(1, 2, 0).cpu().numpy()
 
 
@@ -153,14 +263,19 @@ def mpi(
     dtype: torch.dtype = torch.float32,
     time_budget: float | None = None,
     progress: ProgressCallback | None = None,
-) -> np.ndarray:
+    self_check: bool = True,
+) -> Filled:
     """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
     copy of the pre-trained `net` (left untouched) on the image's device, the forward pass autocast to
     `dtype`. Stops early once `time_budget` seconds are spent; progress gets (iteration, iterations).
-    Returns (H, W, C) float32 clipped to [0, 1]."""
+    With `self_check`, HOLDOUT of the pixels are held out and the output is blended with the input by what
+    they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the self-check."""
     image = _as_image(noisy, net.config.channels)
     fill = IterativeFill(net, preset, seed, dtype)
-    return np.clip(fill.run(image, _deadline(time_budget), _Progress(preset.iters, progress)), 0.0, 1.0)
+    holdout = holdout_mask(*image.shape[:2], seed) if self_check else None
+    counter = _Progress(preset.iters, progress)
+    out = np.clip(fill.run(image, _deadline(time_budget), counter, holdout), 0.0, 1.0)
+    return Filled(*self_checked(image, out, holdout)) if holdout is not None and counter.done else Filled(out, None)
 
 
 def mpi_tiled(
@@ -174,18 +289,21 @@ def mpi_tiled(
     time_budget: float | None = None,
     progress: ProgressCallback | None = None,
     fill: IterativeFill | None = None,
-) -> np.ndarray:
+    self_check: bool = True,
+) -> Filled:
     """`mpi` for large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
     fine-tuned in turn continuing one network and optimiser (as MPI's eval_real.py) and blended with fading
     edges. An image that fits one tile gives exactly `mpi`'s result. The time budget is shared evenly by the
     tiles still to run; progress counts iterations over all tiles. Pass `fill` to continue its network and
-    optimiser (the previous slice of a stack) instead of starting from `net`."""
+    optimiser (the previous slice of a stack) instead of starting from `net`. The self-check holds out the
+    same pixels in every tile and blends the whole image at once."""
     image = _as_image(noisy, net.config.channels)
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
     height, width = image.shape[:2]
     th, tw, tiles = tile_grid(height, width, tile, overlap)
     fill = fill or IterativeFill(net, preset, seed)
+    holdout = holdout_mask(height, width, seed) if self_check else None
     counter = _Progress(preset.iters * len(tiles), progress)
     end = _deadline(time_budget)
     total = np.zeros(image.shape, np.float32)
@@ -193,13 +311,15 @@ def mpi_tiled(
     for index, (y, x) in enumerate(tiles):
         now = time.monotonic()
         deadline = None if end is None else now + (end - now) / (len(tiles) - index)
-        out = fill.run(image[y : y + th, x : x + tw], deadline, counter)
+        held = None if holdout is None else holdout[y : y + th, x : x + tw]
+        out = fill.run(image[y : y + th, x : x + tw], deadline, counter, held)
         ramp_y = edge_ramp(th, overlap, y > 0, y + th < height)
         ramp_x = edge_ramp(tw, overlap, x > 0, x + tw < width)
         weight = (ramp_y[:, None] * ramp_x[None, :])[..., None]
         total[y : y + th, x : x + tw] += out * weight
         weights[y : y + th, x : x + tw] += weight
-    return np.clip(total / weights, 0.0, 1.0)
+    out = np.clip(total / weights, 0.0, 1.0)
+    return Filled(*self_checked(image, out, holdout)) if holdout is not None and counter.done else Filled(out, None)
 
 
 class NoiseNet(nn.Module):
@@ -285,7 +405,8 @@ class ZeroShot:
 
     A grey net denoises colour planes channel by channel; a colour net with one shared mask sees grey planes
     replicated and averaged back. With `share`, each slice of a stack continues the previous slice's
-    fine-tuned network and optimiser instead of starting again from the pre-trained weights.
+    fine-tuned network and optimiser instead of starting again from the pre-trained weights. MPI's
+    self-check of every plane (and channel group) of the last call is in `checks`.
     """
 
     def __init__(
@@ -301,15 +422,19 @@ class ZeroShot:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         progress: ProgressCallback | None = None,
+        self_check: bool = True,
     ) -> None:
         self.preset, self.seed, self.tile, self.overlap, self.share = preset, seed, tile, overlap, share
         self.time_budget, self.device, self.dtype, self.progress = time_budget, torch.device(device), dtype, progress
         self.net = net.to(self.device) if net is not None else None
+        self.self_check = self_check
+        self.checks: list[SelfCheck] = []
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
         end = _deadline(self.time_budget)
         done, fill, result = 0, None, np.empty_like(planes)
+        self.checks = []
         for index, (plane, channels) in enumerate(runs):
             budget = None if end is None else max(0.0, (end - time.monotonic()) / (len(runs) - index))
 
@@ -329,10 +454,11 @@ class ZeroShot:
                 fitted = np.repeat(image, net_channels, axis=-1) if image.shape[-1] < net_channels else image
                 if not self.share or fill is None:
                     fill = IterativeFill(self.net, self.preset, self.seed, self.dtype)
-                out = mpi_tiled(
+                out, check = mpi_tiled(
                     fitted, self.net, self.preset, tile=self.tile, overlap=self.overlap, time_budget=budget,
-                    progress=report, fill=fill,
+                    progress=report, fill=fill, self_check=self.self_check,
                 )  # fmt: skip
+                self.checks += [check] if check else []
                 out = out.mean(axis=-1, keepdims=True) if out.shape[-1] > image.shape[-1] else out
             result[plane][..., channels] = out
             done += self.preset.iters * self._tiles(image.shape)

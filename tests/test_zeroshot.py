@@ -18,7 +18,17 @@ from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
-from mdn.zeroshot import PRESETS, mpi, mpi_tiled, pair_downsample, zs_n2n
+from mdn.zeroshot import (
+    PRESETS,
+    IterativeFill,
+    _Progress,
+    holdout_mask,
+    mpi,
+    mpi_tiled,
+    noise_variance,
+    pair_downsample,
+    zs_n2n,
+)
 
 GREY = SkipConfig(channels=1, mask_channels=1, width=16, scales=3)
 FAST = PRESETS["fast"]
@@ -73,7 +83,7 @@ def test_skip_net_keeps_any_size_and_outputs_in_open_unit_interval(shape: tuple[
 def test_mpi_denoises_and_leaves_the_callers_net_untouched(clean: np.ndarray, noisy: np.ndarray) -> None:
     net = _net()
     before = copy.deepcopy(net.state_dict())
-    out = mpi(noisy, net, dataclasses.replace(FAST, iters=60))
+    out = mpi(noisy, net, dataclasses.replace(FAST, iters=60)).image
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert psnr(out, clean) > psnr(noisy, clean) + 4
     assert all(torch.equal(value, net.state_dict()[key]) for key, value in before.items())
@@ -83,9 +93,10 @@ def test_mpi_denoises_and_leaves_the_callers_net_untouched(clean: np.ndarray, no
 def test_mpi_is_seeded_and_reports_progress(noisy: np.ndarray) -> None:
     preset = dataclasses.replace(FAST, iters=4)
     calls: list[tuple[int, int]] = []
-    a = mpi(noisy, _net(), preset, seed=3, progress=lambda done, total: calls.append((done, total)))
-    b = mpi(noisy, _net(), preset, seed=3)
-    c = mpi(noisy, _net(), preset, seed=4)
+    report = lambda done, total: calls.append((done, total))  # noqa: E731
+    a = mpi(noisy, _net(), preset, seed=3, progress=report, self_check=False).image
+    b = mpi(noisy, _net(), preset, seed=3, self_check=False).image
+    c = mpi(noisy, _net(), preset, seed=4, self_check=False).image
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
@@ -95,7 +106,7 @@ def test_one_fill_step_sets_masked_pixels_to_the_prediction_before_the_update() 
     The mask is the first draw of the seeded generator."""
     noisy = _rgb_noisy()
     net = _net(SkipConfig(width=16, scales=3))
-    out = mpi(noisy, net, dataclasses.replace(FAST, iters=1, beta=0.0), seed=5)
+    out = mpi(noisy, net, dataclasses.replace(FAST, iters=1, beta=0.0), seed=5, self_check=False).image
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
     hidden = (torch.rand(x.shape, generator=torch.Generator().manual_seed(5)) < FAST.mask_ratio).float()
     with torch.no_grad():
@@ -109,7 +120,7 @@ def test_one_fill_step_sets_masked_pixels_to_the_prediction_before_the_update() 
 def test_shared_mask_hides_whole_pixels() -> None:
     noisy = _rgb_noisy()
     net = _net(SkipConfig(mask_channels=1, width=16, scales=3))
-    out = mpi(noisy, net, dataclasses.replace(PRESETS["real"], iters=1, beta=0.0))
+    out = mpi(noisy, net, dataclasses.replace(PRESETS["real"], iters=1, beta=0.0), self_check=False).image
     changed = out != noisy.clip(0, 1)
     assert np.array_equal(changed[..., 0], changed[..., 1]) and np.array_equal(changed[..., 0], changed[..., 2])
     assert 0.8 < changed[..., 0].mean() < 0.9
@@ -126,7 +137,7 @@ def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
     image = np.random.default_rng(2).random((100, 150, 1), dtype=np.float32)
     calls: list[tuple[int, int]] = []
     preset = dataclasses.replace(FAST, iters=2)
-    out = mpi_tiled(image, _net(), preset, tile=64, overlap=16, progress=lambda *call: calls.append(call))
+    out = mpi_tiled(image, _net(), preset, tile=64, overlap=16, progress=lambda *call: calls.append(call)).image
     assert out.shape == image.shape and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
     assert calls[-1] == (12, 12) and len(calls) == 12  # 2 x 3 tiles
@@ -134,15 +145,59 @@ def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
 
 def test_mpi_tiled_on_one_tile_is_mpi(noisy: np.ndarray) -> None:
     preset = dataclasses.replace(FAST, iters=3)
-    assert np.array_equal(mpi_tiled(noisy, _net(), preset, tile=64), mpi(noisy, _net(), preset))
+    tiled, single = mpi_tiled(noisy, _net(), preset, tile=64), mpi(noisy, _net(), preset)
+    assert np.array_equal(tiled.image, single.image) and tiled.check == single.check
 
 
 def test_spent_time_budget_returns_the_noisy_start(noisy: np.ndarray) -> None:
     calls: list[tuple[int, int]] = []
-    out = mpi(noisy, _net(), FAST, time_budget=0, progress=lambda *call: calls.append(call))
-    tiled = mpi_tiled(noisy, _net(), FAST, tile=64, overlap=16, time_budget=0)
-    assert np.array_equal(out, noisy.clip(0, 1)) and np.array_equal(tiled, out)
+    out, check = mpi(noisy, _net(), FAST, time_budget=0, progress=lambda *call: calls.append(call))
+    tiled = mpi_tiled(noisy, _net(), FAST, tile=64, overlap=16, time_budget=0).image
+    assert np.array_equal(out, noisy.clip(0, 1)) and np.array_equal(tiled, out) and check is None
     assert calls == []
+
+
+def test_self_check_gives_way_to_the_input_when_the_fill_is_worse(clean: np.ndarray) -> None:
+    """Light noise and a barely fine-tuned untrained net: the fill alone is far worse than the input."""
+    noisy = (clean + np.random.default_rng(0).normal(0, 2 / 255, clean.shape)).astype(np.float32)
+    preset = dataclasses.replace(FAST, iters=20)
+    raw = mpi(noisy, _net(), preset, self_check=False).image
+    out, check = mpi(noisy, _net(), preset)
+    assert psnr(raw, clean) < psnr(noisy.clip(0, 1), clean) - 3
+    assert check.fill_gain_db < 0 and check.weight == 1.0 and check.gain_db == 0.0
+    assert np.array_equal(out, noisy.clip(0, 1))
+
+
+def test_self_check_keeps_a_good_fill_and_estimates_the_noise(clean: np.ndarray, noisy: np.ndarray) -> None:
+    out, check = mpi(noisy, _net(), dataclasses.replace(FAST, iters=60))
+    assert psnr(out, clean) > psnr(noisy, clean) + 4
+    assert check.weight < 0.3 and check.gain_db > 3
+    assert check.to_json()["noise_sigma"] == pytest.approx(25, rel=0.1)
+
+
+def test_held_out_pixels_are_never_shown_to_the_net(noisy: np.ndarray) -> None:
+    """Nothing else hidden, beta 0, one step: visible pixels stay noisy and held-out pixels hold the prediction
+    from an input that hides them."""
+    held = holdout_mask(*noisy.shape[:2], 2)
+    assert 0.09 < held.mean() < 0.11  # 64 x 64: at least 2000 pixels, at most 10 %
+    net = _net()
+    fill = IterativeFill(net, dataclasses.replace(FAST, iters=1, beta=0.0, mask_ratio=0.0), seed=2)
+    out = fill.run(noisy, None, _Progress(1, None), held)
+    hidden = torch.from_numpy(held).float()[None, None]
+    with torch.no_grad():
+        x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
+        prediction = copy.deepcopy(net).train()(x * (1 - hidden), hidden)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(out[~held], noisy[~held])
+    np.testing.assert_allclose(out[held], prediction[held], atol=1e-5)
+
+
+def test_noise_variance_follows_signal_dependent_noise() -> None:
+    """Photon noise on a ramp: the estimate is the mean variance over the image, not that of a typical pixel."""
+    ramp = np.tile(np.linspace(0.02, 1, 256, dtype=np.float32), (256, 1))[..., None]
+    noisy = np.random.default_rng(0).poisson(30 * ramp).astype(np.float32) / 30
+    assert noise_variance(noisy) == pytest.approx(float(np.mean(ramp / 30)), rel=0.1)
+    flat = np.random.default_rng(1).normal(0.5, 0.1, (128, 128, 3)).astype(np.float32)
+    assert noise_variance(flat) == pytest.approx(0.01, rel=0.1)
 
 
 def test_pair_downsample_averages_the_two_diagonals() -> None:
@@ -164,7 +219,7 @@ def test_zs_n2n_denoises(clean: np.ndarray, noisy: np.ndarray) -> None:
 def test_bfloat16_autocast_denoises_within_half_a_db_of_float32(method: str, clean, noisy) -> None:
     def run(dtype: torch.dtype) -> np.ndarray:
         if method == "mpi":
-            return mpi(noisy, _net(), dataclasses.replace(FAST, iters=60), dtype=dtype)
+            return mpi(noisy, _net(), dataclasses.replace(FAST, iters=60), dtype=dtype).image
         return zs_n2n(noisy, iters=300, dtype=dtype)
 
     fp32, bf16 = run(torch.float32), run(torch.bfloat16)
