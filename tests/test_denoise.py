@@ -95,6 +95,22 @@ def test_same_seed_same_bytes(tmp_path: Path, tiny_card) -> None:
     assert (tmp_path / "x.png").read_bytes() == (tmp_path / "y.png").read_bytes()
 
 
+def test_card_inference_settings_are_defaults_that_options_override(tmp_path: Path, tiny_card) -> None:
+    """A card that asks for input-masked passes gets them; --passes 1 --input-mask 0 gives the plain run."""
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.astronaut()[:64, :64]))
+    masked = tmp_path / "masked.json"
+    masked.write_text(json.dumps({**json.loads(tiny_card.path.read_text()), "inference": {"input_mask": 0.8}}))
+    (tmp_path / tiny_card.weights).write_bytes(tiny_card.weights_path.read_bytes())
+    outputs = {}
+    for name, card, extra in (("plain", tiny_card.path, []), ("masked", masked, []),
+                              ("overridden", masked, ["--input-mask", "0"])):  # fmt: skip
+        _denoise(tmp_path / "a.png", "-o", tmp_path / f"{name}.png", "--model", card, *extra)
+        outputs[name] = (tmp_path / f"{name}.png").read_bytes()
+    assert outputs["plain"] != outputs["masked"] and outputs["plain"] == outputs["overridden"]
+    result = runner.invoke(app, ["denoise", str(tmp_path / "a.png"), "--model", str(masked), "--input-mask", "1"])
+    assert result.exit_code == 2 and "--input-mask must be in [0, 1)" in result.output
+
+
 def test_unknown_model_is_a_usage_error_with_suggestion(tmp_path: Path, tiny_card) -> None:
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.astronaut()[:16, :16]))
     result = runner.invoke(app, ["denoise", str(tmp_path / "a.png"), "--model", "small-maskd"])

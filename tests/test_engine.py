@@ -12,7 +12,7 @@ from skimage import data
 from mdn import registry
 from mdn.engine import Engine, EngineOptions, balanced_tile, parse_size, pick_dtype, tile_positions
 from mdn.errors import MdnError
-from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
+from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,26 @@ def test_seed_gives_identical_output_and_passes_average(model, photo) -> None:
     averaged = Engine(model, EngineOptions(tile=128, seed=3, passes=3))(photo)
     single_spread = np.abs(a - c).mean()
     assert np.abs(averaged - a).mean() < single_spread
+
+
+class _Echo(torch.nn.Module):
+    """Returns what it is given: shows what the engine feeds a network."""
+
+    config = SwinIRConfig(embed_dim=12, depths=(1,), heads=2)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator, attention_mask: bool) -> torch.Tensor:
+        return x
+
+
+def test_input_mask_hides_a_share_of_pixels_in_every_pass(photo) -> None:
+    options = EngineOptions(tile=512, input_mask=0.8, seed=1)
+    seen = Engine(_Echo(), options)(photo)
+    hidden = np.all(seen == MASK_VALUE, axis=-1)
+    assert 0.78 < hidden.mean() < 0.82
+    assert np.array_equal(seen[~hidden], photo[~hidden])
+    assert np.array_equal(seen, Engine(_Echo(), options)(photo))
+    averaged = Engine(_Echo(), EngineOptions(tile=512, input_mask=0.8, seed=1, passes=4))(photo)
+    assert np.all(averaged == MASK_VALUE, axis=-1).mean() < 0.5
 
 
 def test_grey_planes_run_replicated_and_come_back_grey(model, photo) -> None:

@@ -64,7 +64,7 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
 def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     trainer = train.Trainer(_options(photos, mask=False), tmp_path / "run", log=lambda _: None)
-    assert trainer.model.config.attention_mask_ratio == 0.0
+    assert trainer.model.config.attention_mask_ratio == 0.0 and trainer.objective.inference() == {}
     before = [p.clone() for p in trainer.model.parameters()]
     list(trainer.run(until=1))
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
@@ -106,6 +106,7 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
     card = registry.ModelCard.from_file(tmp_path / "cards" / "smoke.json")
     assert card.training["iterations"] == 2 and card.training["command"].startswith("mdn train")
     assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
+    assert card.inference == {"input_mask": 0.8, "passes": 8}
     out = tmp_path / "out.png"
     result = runner.invoke(app, ["denoise", str(photos / "coffee.png"), "-o", str(out), "--model", str(card.path)])
     assert result.exit_code == 0, result.output

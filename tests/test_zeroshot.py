@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import imagecodecs
 import numpy as np
@@ -251,6 +252,24 @@ def test_cli_zeroshot_on_16_bit_stack_keeps_depth_and_metadata(tmp_path) -> None
         with tifffile.TiffFile(out) as tif:
             assert tif.asarray().dtype == np.uint16 and tif.asarray().shape == stack.shape
             assert tif.imagej_metadata["spacing"] == 2.0
+
+
+def test_cli_zeroshot_reports_its_self_check_and_warns_when_it_cannot_help(tmp_path) -> None:
+    """Light noise, an untrained fill card and 3 iterations: the fill is worse than the input, so the input comes
+    back, the JSON report says why and a warning names the file."""
+    torch.manual_seed(0)
+    config = SkipConfig(channels=1, mask_channels=1, width=8, scales=2)
+    card = registry.ModelCard("fill-grey", "skip", config.to_dict(), "", "", task="fill")
+    registry.save(SkipNet(config), card, registry.user_dir())
+    image = data.camera()[:64, :64].astype(np.float64) * 64 + np.random.default_rng(0).normal(0, 64, (64, 64))
+    tifffile.imwrite(tmp_path / "a.tif", image.clip(0, 65535).astype(np.uint16))
+    args = ["zeroshot", str(tmp_path / "a.tif"), "-o", str(tmp_path / "b.tif"), "--iters", "3"]
+    result = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "a.tif: self-check: the fine-tuned fill alone looked" in " ".join(result.output.split())
+    check = json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]["self_check"][0]
+    assert check["input_weight"] == 1.0 and check["fill_gain_db"] < 0 and check["estimated_gain_db"] == 0.0
+    assert np.array_equal(tifffile.imread(tmp_path / "b.tif"), tifffile.imread(tmp_path / "a.tif"))
 
 
 def test_cli_zeroshot_rejects_an_unknown_precision(tmp_path) -> None:
