@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, peers, registry, renders, tonemap, zeroshot
+from mdn import images, metrics, noise, peers, registry, renders, tonemap, train, zeroshot
 from mdn.engine import Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
@@ -306,4 +307,51 @@ def speed(model: str, size: tuple[int, int], runs: int, options: EngineOptions |
         model, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
         statistics.median(seconds), peak[0] // 2**20, gpu, str(engine.device), engine.options.precision,
         engine.tile, engine.batch, torch.get_num_threads(),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainSpeed:
+    """Training throughput of one network size, masked or not, on one device and precision."""
+
+    config: str
+    masked: bool
+    batch: int
+    crop: int
+    it_per_s: float
+    crops_per_s: float
+    spread: tuple[float, float]
+    device: str
+    precision: str
+    threads: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def train_speed(
+    config: str, masked: bool, batch: int, crop: int, *, bf16: bool = False, windows: int = 5, steps: int = 10
+) -> TrainSpeed:
+    """Median iterations/s of `mdn train`'s whole step (crops, noise, masks, forward, backward, Adam, EMA) over
+    `windows` timed windows of `steps` steps, after a warm-up window, on procedural training images."""
+    options = train.TrainOptions(
+        name="speed", data=[], config=config, batch=batch, crop=crop, mask=masked, dead_leaves=4, bf16=bf16,
+        iters=(windows + 1) * steps,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        trainer = train.Trainer(options, Path(folder), log=lambda _: None)
+        cuda = trainer.device.type == "cuda"
+        rates = []
+        for window in range(windows + 1):
+            start = time.perf_counter()
+            for _ in range(steps):
+                trainer.step()
+            if cuda:
+                torch.cuda.synchronize()
+            if window:
+                rates.append(steps / (time.perf_counter() - start))
+    rate = statistics.median(rates)
+    return TrainSpeed(
+        config, masked, batch, crop, rate, rate * batch, (min(rates), max(rates)), str(trainer.device),
+        "bf16" if bf16 else "fp32", torch.get_num_threads(),
     )  # fmt: skip

@@ -514,6 +514,12 @@ def bench_command(
         bool, typer.Option("--renders", help="Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp.")
     ] = False,
     speed_: Annotated[bool, typer.Option("--speed", help="Measure MP/s and peak memory instead of quality.")] = False,
+    train_speed: Annotated[
+        bool, typer.Option("--train-speed", help="Measure training iterations/s per --configs, masked and not.")
+    ] = False,
+    configs: Annotated[str, typer.Option("--configs", help="Train speed: network sizes, comma-separated.")] = "small",
+    train_batch: Annotated[int, typer.Option("--train-batch", help="Train speed: crops per step.")] = 8,
+    crop: Annotated[int, typer.Option("--crop", help="Train speed: crop size in pixels.")] = 48,
     sizes: Annotated[str, typer.Option("--sizes", help="Speed: square sizes or WxH, comma-separated.")] = "1024",
     runs: Annotated[int, typer.Option("--runs", help="Speed: timed runs per size (median reported).")] = 3,
     tile: Annotated[int, typer.Option("--tile", help="Tile size (0: from the memory budget).")] = 0,
@@ -532,6 +538,15 @@ def bench_command(
 
     Example: mdn bench --models small-masked,small-baseline --plot study.png
     """
+    if train_speed:
+        rows = [
+            bench.train_speed(config.strip(), masked, train_batch, crop, bf16=precision == "bf16", windows=runs)
+            for config in configs.split(",")
+            for masked in (True, False)
+        ]
+        _print_train_speed(rows)
+        _write_rows([r.to_json() for r in rows], csv_path, json_path)
+        return
     options = engine.EngineOptions(tile=tile, device=device, precision=precision, seed=seed)
     names = [m.strip() for m in models.split(",")] if models else None
     if speed_:
@@ -586,6 +601,16 @@ def _print_quality(scores: list[bench.Score], names: list[str]) -> None:
             for m in names
         ]  # fmt: skip
         table.add_row(kind, f"{level:g}", *values)
+    out.print(table)
+
+
+def _print_train_speed(rows: list[bench.TrainSpeed]) -> None:
+    table = Table("config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "threads")
+    for r in rows:
+        table.add_row(
+            r.config, "on" if r.masked else "off", f"{r.batch} x {r.crop}²", f"{r.it_per_s:.2f}",
+            f"{r.spread[0]:.2f}-{r.spread[1]:.2f}", f"{r.crops_per_s:.1f}", r.device, r.precision, str(r.threads),
+        )  # fmt: skip
     out.print(table)
 
 

@@ -444,7 +444,7 @@ class Trainer:
 
     def _training_pool(self) -> list[np.ndarray]:
         o = self.options
-        pool = load_images(o.data, o.crop, self._warn)
+        pool = load_images(o.data, o.crop, self._warn) if o.data else []
         pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
         if not pool:
             raise MdnError(f"no usable training images in {', '.join(o.data)}")
