@@ -527,9 +527,12 @@ class Trainer:
         return loss.item()
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
-        """Train to `until` (default: the whole run), yielding progress; checkpoints on the way and on Ctrl-C."""
+        """Train to `until` (default: the whole run), yielding progress; checkpoints on the way and on Ctrl-C.
+        A fresh run logs the validation of its starting weights as iteration 0."""
         o = self.options
         until = min(until or o.iters, o.iters)
+        if self.iteration == 0 and self.rank == 0 and self.validation is not None:
+            self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
         self.model.train()
         with _interrupt_saves(self):
             while self.iteration < until:
@@ -552,7 +555,9 @@ class Trainer:
         return scores
 
     def _append_log(self, report: Progress) -> None:
-        record = {"iteration": report.iteration, "loss": report.loss, "seconds": round(report.seconds, 1)}
+        record: dict[str, Any] = {"iteration": report.iteration, "seconds": round(report.seconds, 1)}
+        if report.iteration:
+            record["loss"] = report.loss
         record.update(report.validation or {})
         with (self.workdir / "log.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")

@@ -55,7 +55,8 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
     sittings = second._history()
     assert [(h["from"], h["to"]) for h in sittings] == [(0, 2), (2, 4)]
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
-    assert len(log) == 2 and '"psnr"' in log[-1] and '"offset"' in log[-1]
+    assert [json.loads(line)["iteration"] for line in log] == [0, 2, 4]
+    assert '"psnr"' in log[-1] and '"offset"' in log[-1]
     record = json.loads(log[-1])
     unseen = [record[f"{name}_psnr"] for name, _ in train.UNSEEN_NOISES]
     assert record["unseen_psnr"] == pytest.approx(sum(unseen) / len(unseen))
