@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from mdn.errors import MdnError
 
@@ -41,6 +42,11 @@ class NoiseModel(ABC):
     @abstractmethod
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return the noisy image before clipping, as a new array."""
+
+    def on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """A noisy copy of a (B, C, H, W) tensor in [0, 1], drawn on its own device from `generator` and clipped
+        as `__call__` clips; None for types that exist only in numpy form."""
+        return None
 
     def _checked(self, level: float) -> float:
         low, high = self.limits
@@ -76,6 +82,10 @@ class GaussianNoise(NoiseModel):
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return x + (self.level / 255) * rng.standard_normal(x.shape, dtype=np.float32)
+
+    def on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + (self.level / 255) * noise).clamp_(0.0, 1.0)
 
 
 class SpeckleNoise(NoiseModel):

@@ -130,19 +130,20 @@ def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndar
     return result
 
 
-def sample_batch(pool: list[np.ndarray], batch: int, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """Random crops, area-weighted over the pool, each in one of the 8 flips/rotations: (B, crop, crop, 3)."""
-    areas = np.array([p.shape[0] * p.shape[1] for p in pool], np.float64)
-    picks = rng.choice(len(pool), size=batch, p=areas / areas.sum())
+def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crops, area-weighted over the pool of (C, H, W) tensors, each in one of the 8 flips/rotations:
+    (B, C, crop, crop) on the pool's device. Positions come from the CPU `generator`; pixels never leave the
+    device."""
+    areas = torch.tensor([p.shape[1] * p.shape[2] for p in pool], dtype=torch.float64)
+    picks = torch.multinomial(areas, batch, replacement=True, generator=generator).tolist()
     crops = []
     for i in picks:
         image = pool[i]
-        y = int(rng.integers(0, image.shape[0] - crop + 1))
-        x = int(rng.integers(0, image.shape[1] - crop + 1))
-        patch = image[y : y + crop, x : x + crop]
-        patch = np.rot90(patch, int(rng.integers(4)))
-        crops.append(patch[:, ::-1] if rng.random() < 0.5 else patch)
-    return np.ascontiguousarray(np.stack(crops))
+        y, x = (int(torch.randint(n - crop + 1, (1,), generator=generator)) for n in image.shape[1:])
+        turns, flip = torch.randint(4, (2,), generator=generator).tolist()
+        patch = torch.rot90(image[:, y : y + crop, x : x + crop], turns, dims=(1, 2))
+        crops.append(patch.flip(2) if flip % 2 else patch)
+    return torch.stack(crops)
 
 
 # ------------------------------------------------------------------------------------------- schedules
@@ -273,8 +274,10 @@ class MaskedDenoising:
     def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies."""
         o = self.options
-        noisy = torch.from_numpy(self.noise(clean.permute(0, 2, 3, 1).cpu().numpy(), rng)).permute(0, 3, 1, 2)
-        noisy = noisy.to(clean.device)
+        noisy = self.noise.on_device(clean, generator)
+        if noisy is None:
+            noisy = torch.from_numpy(self.noise(clean.permute(0, 2, 3, 1).cpu().numpy(), rng)).permute(0, 3, 1, 2)
+            noisy = noisy.to(clean.device)
         if o.mask:
             noisy = swinir.input_mask(noisy, o.input_mask, generator)
         with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=o.bf16):
@@ -442,13 +445,14 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.workdir / "checkpoint.pt"
 
-    def _training_pool(self) -> list[np.ndarray]:
+    def _training_pool(self) -> list[torch.Tensor]:
+        """The training images as (C, H, W) tensors on the training device."""
         o = self.options
         pool = load_images(o.data, o.crop, self._warn) if o.data else []
         pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
         if not pool:
             raise MdnError(f"no usable training images in {', '.join(o.data)}")
-        return pool
+        return [torch.from_numpy(image).permute(2, 0, 1).contiguous().to(self.device) for image in pool]
 
     def _validation_set(self) -> ValidationSet | None:
         if not self.options.validation or self.rank:
@@ -500,17 +504,20 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def _generators(self, iteration: int) -> tuple[np.random.Generator, torch.Generator]:
+    def _generators(self, iteration: int) -> tuple[np.random.Generator, torch.Generator, torch.Generator]:
+        """Step `iteration`'s generators: numpy (noise types that exist only in numpy form), CPU torch (crop
+        positions) and device torch (noise, masks)."""
         key = [self.options.seed, self.rank, iteration]
-        global_seed, mask_seed = np.random.SeedSequence(key).generate_state(2, dtype=np.uint64)
+        global_seed, crop_seed, mask_seed = np.random.SeedSequence(key).generate_state(3, dtype=np.uint64)
         torch.manual_seed(int(global_seed))
-        return np.random.default_rng(key), torch.Generator(self.device).manual_seed(int(mask_seed))
+        crops = torch.Generator().manual_seed(int(crop_seed))
+        return np.random.default_rng(key), crops, torch.Generator(self.device).manual_seed(int(mask_seed))
 
     def step(self) -> float:
         """One optimisation step; returns the loss."""
         o = self.options
-        rng, generator = self._generators(self.iteration)
-        clean = torch.from_numpy(sample_batch(self.pool, o.batch, o.crop, rng)).permute(0, 3, 1, 2).to(self.device)
+        rng, crops, generator = self._generators(self.iteration)
+        clean = sample_batch(self.pool, o.batch, o.crop, crops)
         for group in self.optimizer.param_groups:
             group["lr"] = self.objective.learning_rate(self.iteration)
         loss = self.objective.loss(self.parallel, clean, rng, generator)

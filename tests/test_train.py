@@ -16,7 +16,7 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import registry, train
+from mdn import noise, registry, train
 from mdn.cli import app
 from mdn.errors import MdnError
 
@@ -69,6 +69,27 @@ def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
     before = [p.clone() for p in trainer.model.parameters()]
     list(trainer.run(until=1))
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
+    image = torch.arange(3 * 16 * 16, dtype=torch.float32).view(3, 16, 16)
+    orientations = {
+        torch.rot90(flipped, k, dims=(1, 2)).flatten().tolist().__repr__()
+        for flipped in (image, image.flip(2)) for k in range(4)
+    }  # fmt: skip
+    crops = train.sample_batch([image], 64, 16, torch.Generator().manual_seed(0))
+    assert crops.shape == (64, 3, 16, 16)
+    assert {crop.flatten().tolist().__repr__() for crop in crops} == orientations
+    small, large = torch.zeros(3, 32, 32), torch.ones(3, 128, 128)
+    picks = train.sample_batch([small, large], 400, 32, torch.Generator().manual_seed(1)).mean(dim=(1, 2, 3))
+    assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
+
+
+def test_gaussian_training_noise_is_drawn_on_the_device() -> None:
+    clean = torch.full((2, 3, 64, 64), 0.5)
+    noisy = noise.GaussianNoise(15).on_device(clean, torch.Generator().manual_seed(0))
+    assert float((noisy - clean).std()) == pytest.approx(15 / 255, rel=0.05)
+    assert noise.SpeckleNoise(0.02).on_device(clean, torch.Generator()) is None
 
 
 def test_warmup_then_schedule() -> None:
