@@ -13,7 +13,8 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l batch -r -d 'Tiles p
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles, e.g. 2G'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d 'Average this many stochastic passes'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Average this many stochastic passes (default: the card's, or 1)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Hide this share of input pixels in every pass (default: the card's, or 0)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l no-attention-mask -d 'Switch the attention mask off (ablation)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l suffix -r -d 'Output name suffix when -o is not given'
@@ -49,6 +50,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l mask-ratio -r -d 'S
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l lr -r -d 'Adam learning rate'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l time-budget -r -d 'Seconds per file; stops in time and writes the result'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l share -d 'Stacks: continue each slice from the previous one'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: no held-out pixels, no blending back toward the input'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l tile -r -d 'Fine-tune tiles of this size on large images'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overlap -r -d 'Tile overlap'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
@@ -72,6 +74,9 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (wit
 complete -c mdn -n '__fish_seen_subcommand_from train' -l batch -r -d 'Crops per step (per process)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l crop -r -d 'Crop size in pixels (64; fill: 128)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l lr -r -d 'Peak learning rate (1e-4, halved at 50/75 %; fill: 2e-3, cosine)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -r -d 'Learning-rate decay: step, cosine'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l no-mask -d 'Train the baseline: no input or attention mask'
@@ -97,6 +102,10 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-s
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-speed -d 'Measure training iterations/s per --configs, masked and not'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l configs -r -d 'Train speed: network sizes, comma-separated'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-batch -r -d 'Train speed: crops per step'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l crop -r -d 'Train speed: crop size in pixels'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l runs -r -d 'Speed: timed runs per size (median reported)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l tile -r -d 'Tile size (0: from the memory budget)'
