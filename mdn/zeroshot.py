@@ -77,7 +77,7 @@ class SelfCheck:
     """What MPI's result is worth, estimated from the noisy image alone, and how it was made safe.
 
     At held-out pixels the prediction's squared difference from the noisy value is (error + noise variance)
-    for pixel-independent, zero-mean noise; the noise variance comes from the finest diagonal wavelet band.
+    for pixel-independent, zero-mean noise; the noise variance comes from `noise_variance`.
     The output is then blended with the input, `weight` of the input, the share that minimises the expected
     squared error of the blend, so that it is never expected to be worse than either; a fill estimated worse
     than the input gives way to the input entirely (weight 1).
@@ -271,11 +271,10 @@ def mpi(
     With `self_check`, HOLDOUT of the pixels are held out and the output is blended with the input by what
     they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the self-check."""
     image = _as_image(noisy, net.config.channels)
-    fill = IterativeFill(net, preset, seed, dtype)
-    holdout = holdout_mask(*image.shape[:2], seed) if self_check else None
-    counter = _Progress(preset.iters, progress)
-    out = np.clip(fill.run(image, _deadline(time_budget), counter, holdout), 0.0, 1.0)
-    return Filled(*self_checked(image, out, holdout)) if holdout is not None and counter.done else Filled(out, None)
+    return mpi_tiled(
+        image, net, preset, tile=max(*image.shape[:2], MIN_TILE), overlap=0, seed=seed, time_budget=time_budget,
+        progress=progress, fill=IterativeFill(net, preset, seed, dtype), self_check=self_check,
+    )  # fmt: skip
 
 
 def mpi_tiled(
