@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdn import images, metrics, noise, registry, tonemap
+from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
 from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
@@ -192,27 +193,18 @@ class ValidationSet:
         }
         return cls(clean, noisy)
 
-    def score(
-        self, model: nn.Module, attention_mask: bool, input_mask: float = 0.0, passes: int = 1
-    ) -> dict[str, float]:
+    def score(self, model: nn.Module, options: EngineOptions) -> dict[str, float]:
         """PSNR (dB) of the model and of the input on Gaussian noise, the mean brightness offset (out - clean, in
         8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`); the model runs
-        as its card will (`passes` averaged, each with `input_mask` of the pixels hidden)."""
-        device = next(model.parameters()).device
+        through the inference engine with the card's own settings, as `mdn denoise` will run it."""
+        engine = Engine(model, options)
         result: dict[str, float] = {}
         for name, inputs in self.noisy.items():
             psnrs, offsets = [], []
-            with torch.no_grad():
-                for i, (clean, noisy) in enumerate(zip(self.clean, inputs, strict=True)):
-                    generator = torch.Generator(device).manual_seed(i)
-                    out = torch.zeros(noisy.shape[-1], *noisy.shape[:2], device=device)
-                    for _ in range(passes):
-                        x = torch.from_numpy(noisy).permute(2, 0, 1)[None].to(device)
-                        x = swinir.input_mask(x, (input_mask, input_mask), generator) if input_mask else x
-                        out += model(x, generator=generator, attention_mask=attention_mask)[0].float() / passes
-                    out = out.permute(1, 2, 0).cpu().numpy()
-                    psnrs.append(metrics.psnr(out, clean))
-                    offsets.append(float((out.mean() - clean.mean()) * 255))
+            for clean, noisy in zip(self.clean, inputs, strict=True):
+                out = engine(noisy[None])[0]
+                psnrs.append(metrics.psnr(out, clean))
+                offsets.append(float((out.mean() - clean.mean()) * 255))
             noisy_psnr = float(np.mean([metrics.psnr(n, c) for n, c in zip(inputs, self.clean, strict=True)]))
             if name == "gaussian":
                 result.update(psnr=float(np.mean(psnrs)), noisy_psnr=noisy_psnr, offset=float(np.mean(offsets)))
@@ -295,7 +287,9 @@ class MaskedDenoising:
         return ValidationSet.make(references, self.options.level)
 
     def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
-        return validation.score(model, attention_mask=self.options.mask, **self.inference())
+        device = str(next(model.parameters()).device)
+        options = EngineOptions(device=device, attention_mask=self.options.mask, **self.inference())
+        return validation.score(model, options)
 
 
 class MaskedFill:
