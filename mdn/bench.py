@@ -32,6 +32,9 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 NOISY = "noisy"
 ZS_N2N = "zs-n2n"
 MPI_PREFIX = "mpi-"
+ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"
+"""The zero-shot grid: light and heavy levels of the noises zero-shot denoising meets (photon counting first,
+as in microscopy), with correlated noise to check that methods assuming pixel-independent noise do no harm."""
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,19 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
     return grid
 
 
-def load_references(sources: list[str] | None) -> dict[str, np.ndarray]:
-    """Clean RGB references (H, W, 3) in [0, 1] by name: the given files and folders, or the bundled samples."""
+def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
+    """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
+    given files and folders, or the bundled samples."""
     from mdn.batch import expand_inputs
 
     paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
     references = {}
     for path in paths:
-        image = images.read(path)
-        plane = image.pixels[0]
-        references[path.stem] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+        plane = images.read(path).pixels[0]
+        if grey:
+            references[path.stem] = plane.mean(axis=-1, keepdims=True)
+        else:
+            references[path.stem] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
     return references
 
 
@@ -90,9 +96,10 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
     return noisy
 
 
-def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[str, peers.Denoise]:
-    """Name -> (H, W, 3) denoise function, for model cards, installed peers, zero-shot methods (`mpi-PRESET`,
-    `zs-n2n`, at `mdn zeroshot`'s default precision) and `noisy` (the identity)."""
+def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
+    """Name -> (H, W, C) denoise function, for model cards, installed peers, zero-shot methods (`mpi-PRESET`,
+    `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`, MPI takes the grey fill card as `mdn zeroshot`
+    does for grey images) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
     device = pick_device((options or EngineOptions()).device)
     dtype = pick_dtype("auto", device)
@@ -104,7 +111,7 @@ def denoisers(names: list[str], options: EngineOptions | None = None) -> dict[st
             found[name] = lambda x, runner=runner: runner(x[None])[0]
         elif name.startswith(MPI_PREFIX) and name.removeprefix(MPI_PREFIX) in zeroshot.PRESETS:
             preset = name.removeprefix(MPI_PREFIX)
-            net = registry.load(registry.find(zeroshot.fill_card(preset, grey=False), task="fill"))
+            net = registry.load(registry.find(zeroshot.fill_card(preset, grey), task="fill"))
             runner = zeroshot.ZeroShot(zeroshot.PRESETS[preset], net, device=device, dtype=dtype)
             found[name] = lambda x, runner=runner: runner(x[None])[0]
         elif name in peers.PEERS:
@@ -127,8 +134,9 @@ def quality(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Score]:
-    """Score every model on every (noise, level) and image."""
-    functions = denoisers(models, options)
+    """Score every model on every (noise, level) and image; grey references (H, W, 1) make a grey grid."""
+    grey = any(r.shape[-1] == 1 for r in references.values())
+    functions = denoisers(models, options, grey)
     total, done = len(models) * len(grid) * len(references), 0
     scores = []
     for kind, level in grid:
@@ -190,16 +198,27 @@ def summarise(scores: list[Score]) -> dict[tuple[str, float], dict[str, tuple[fl
     }
 
 
+def least_gain(scores: list[Score], model: str) -> float:
+    """The smallest PSNR gain of `model` over the noisy input on any (noise, level, image) of the grid."""
+    noisy = {(s.noise, s.level, s.image): s.psnr for s in scores if s.model == NOISY}
+    return min(s.psnr - noisy[(s.noise, s.level, s.image)] for s in scores if s.model == model)
+
+
 def markdown(scores: list[Score]) -> str:
-    """A table for a README: one row per model, mean PSNR/SSIM over levels and images per noise type."""
+    """A table for a README: one row per model, mean PSNR/SSIM over levels and images per noise type and over
+    the whole grid, and, when the grid has the `noisy` row, each model's least gain over its input."""
     kinds = list(dict.fromkeys(s.noise for s in scores))
     models = list(dict.fromkeys(s.model for s in scores))
-    lines = ["| model | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    gains = any(s.model == NOISY for s in scores)
+    extra = ["mean", "least gain (dB)"] if gains else ["mean"]
+    lines = ["| model | " + " | ".join(kinds + extra) + " |", "|---|" + "---|" * (len(kinds) + len(extra))]
     for model in models:
         cells = []
-        for kind in kinds:
-            chosen = [s for s in scores if s.model == model and s.noise == kind]
+        for kind in [*kinds, None]:
+            chosen = [s for s in scores if s.model == model and kind in (None, s.noise)]
             cells.append(f"{np.mean([s.psnr for s in chosen]):.2f} / {np.mean([s.ssim for s in chosen]):.3f}")
+        if gains:
+            cells.append(f"{least_gain(scores, model):+.2f}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -507,8 +507,14 @@ def bench_command(
         str | None, typer.Option("--noise", help="e.g. 'gaussian:15,25;poisson' (default: every type, paper levels).")
     ] = None,
     zeroshot_methods: Annotated[
-        str | None, typer.Option("--zeroshot", help="Zero-shot methods to add: full, fast, zs-n2n.")
+        str | None,
+        typer.Option(
+            "--zeroshot", help="Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)."
+        ),
     ] = None,
+    grey: Annotated[
+        bool, typer.Option("--grey", help="Grey references (the mean of their channels): the microscopy grid.")
+    ] = False,
     quick: Annotated[bool, typer.Option("--quick", help="One small image, two noises: a few seconds.")] = False,
     with_renders: Annotated[
         bool, typer.Option("--renders", help="Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp.")
@@ -560,12 +566,13 @@ def bench_command(
         return
     cards = [c.name for c in registry.cards().values() if c.task == "denoise"]
     names = names or [bench.NOISY, *cards, *peers.available()]
-    for method in filter(None, (m.strip() for m in (zeroshot_methods or "").split(","))):
-        names.append(method if method == bench.ZS_N2N else bench.MPI_PREFIX + method)
-    references = bench.load_references(images_)
+    methods = [m.strip() for m in (zeroshot_methods or "").split(",") if m.strip()]
+    names += [method if method == bench.ZS_N2N else bench.MPI_PREFIX + method for method in methods]
+    references = bench.load_references(images_, grey)
     if quick:
         references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
-    grid = bench.parse_grid(noise_grid or ("gaussian:15;poisson:2" if quick else "")) or bench.default_grid()
+    default = "gaussian:15;poisson:2" if quick else bench.ZEROSHOT_GRID if methods else ""
+    grid = bench.parse_grid(noise_grid or default) or bench.default_grid()
     with Progress(*Progress.get_default_columns(), console=console, disable=quiet) as progress:
         task = progress.add_task("bench", total=len(names) * len(grid) * len(references))
         scores = bench.quality(names, grid, references, options, seed, lambda d, t: progress.update(task, completed=d))

@@ -10,6 +10,7 @@ diagonal half-resolution sub-images of the noisy image, each the target of the o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -76,35 +77,52 @@ SMALL_GAIN_DB = 1.0
 class SelfCheck:
     """What MPI's result is worth, estimated from the noisy image alone, and how it was made safe.
 
-    At held-out pixels the prediction's squared difference from the noisy value is (error + noise variance)
-    for pixel-independent, zero-mean noise; the noise variance comes from `noise_variance`.
-    The output is then blended with the input, `weight` of the input, the share that minimises the expected
-    squared error of the blend, so that it is never expected to be worse than either; a fill estimated worse
-    than the input gives way to the input entirely (weight 1).
+    For pixel-independent, zero-mean noise of variance s (from `noise_variance`), a prediction that never saw a
+    pixel's noise differs from the noisy value by (error a) + s in the mean square: that is what the held-out
+    pixels measure. Where the net trained, its fill also reproduces a share k of the pixel's own noise
+    (memorisation), so there the mean square difference is a + (1 - k)^2 s, smaller by (2k - k^2) s: the two
+    residuals give a and k. The output is the blend with the input, `weight` of the input, that minimises the
+    expected squared error (1 - w)^2 a + (w + (1 - w) k)^2 s; a fill estimated worse than the input gives way
+    to the input entirely (weight 1). Held-out pixels, which the fill never memorised, take k = 0.
     """
 
     noise_var: float
     fill_error_var: float
+    memorised: float
     weight: float
 
     @property
     def fill_gain_db(self) -> float:
         """Estimated PSNR gain of the fine-tuned fill alone over the input (negative: worse than the input)."""
-        return 10 * math.log10(self.noise_var / self.fill_error_var)
+        return 10 * math.log10(self.noise_var / (self.fill_error_var + self.memorised**2 * self.noise_var))
 
     @property
     def gain_db(self) -> float:
         """Estimated PSNR gain of the blended output over the input."""
-        blended = (1 - self.weight) ** 2 * self.fill_error_var + self.weight**2 * self.noise_var
-        return 10 * math.log10(self.noise_var / blended)
+        return 10 * math.log10(
+            self.noise_var / blend_error(self.fill_error_var, self.memorised, self.noise_var, self.weight)
+        )
 
     def to_json(self) -> dict[str, float]:
         return {
             "estimated_gain_db": round(self.gain_db, 2),
             "fill_gain_db": round(self.fill_gain_db, 2),
             "input_weight": round(self.weight, 3),
+            "memorised_noise": round(self.memorised, 3),
             "noise_sigma": round(math.sqrt(self.noise_var) * 255, 2),
         }
+
+
+def blend_error(error_var: float, memorised: float, noise_var: float, weight: float) -> float:
+    """Expected squared error of w * input + (1 - w) * fill, for a fill with independent error `error_var` that
+    reproduces a share `memorised` of the pixel's noise of variance `noise_var`."""
+    return (1 - weight) ** 2 * error_var + (weight + (1 - weight) * memorised) ** 2 * noise_var
+
+
+def best_weight(error_var: float, memorised: float, noise_var: float) -> float:
+    """The input's share in the blend that minimises `blend_error`."""
+    kept = 1 - memorised
+    return max(0.0, (error_var - memorised * kept * noise_var) / (error_var + kept**2 * noise_var))
 
 
 def noise_variance(image: np.ndarray, bins: int = 16) -> float:
@@ -134,13 +152,19 @@ def holdout_mask(height: int, width: int, seed: int) -> np.ndarray:
 def self_checked(noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray) -> tuple[np.ndarray, SelfCheck]:
     """Blend the fill (H, W, C) with the noisy input by the self-check's estimate; both in [0, 1] out."""
     noise_var = max(noise_variance(noisy), 1e-10)
-    squares = (filled[holdout] - noisy[holdout]) ** 2
-    residual = float(np.mean(squares)) if squares.size else 2 * noise_var
-    margin = ERROR_MARGIN * residual * math.sqrt(2 / max(squares.size, 1))
+    squares = (filled - noisy) ** 2
+    held, trained = squares[holdout], squares[~holdout]
+    residual = float(np.mean(held)) if held.size else 2 * noise_var
+    margin = ERROR_MARGIN * residual * math.sqrt(2 / max(held.size, 1))
     error_var = max(residual - noise_var, 0.0) + margin
-    weight = error_var / (error_var + noise_var)
-    check = SelfCheck(noise_var, error_var, 1.0 if weight >= 0.5 else weight)
-    blended = (1 - check.weight) * filled + check.weight * np.clip(noisy, 0.0, 1.0)
+    shortfall = (residual - float(np.mean(trained))) / noise_var if trained.size else 0.0
+    memorised = 1 - math.sqrt(min(max(1 - shortfall, 0.0), 1.0))
+    check = SelfCheck(noise_var, error_var, memorised, 1.0)
+    if check.fill_gain_db > 0:
+        check = dataclasses.replace(check, weight=best_weight(error_var, memorised, noise_var))
+    held_weight = 1.0 if check.weight == 1.0 else best_weight(error_var, 0.0, noise_var)
+    weight = np.where(holdout[..., None], np.float32(held_weight), np.float32(check.weight))
+    blended = (1 - weight) * filled + weight * np.clip(noisy, 0.0, 1.0)
     return blended.astype(np.float32), check
 
 

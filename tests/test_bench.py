@@ -60,7 +60,19 @@ def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
     bench.plot(scores, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = bench.markdown(scores).splitlines()
-    assert table[0] == "| model | gaussian | render |" and table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 |"
+    assert table[0] == "| model | gaussian | render | mean |"
+    assert table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 | 21.50 / 0.500 |"
+
+
+def test_markdown_reports_each_model_least_gain_over_its_input() -> None:
+    cells = [("noisy", 20.0, 30.0), ("good", 25.0, 31.0), ("risky", 26.0, 29.5)]
+    scores = [bench.Score(m, "photon", 10.0, image, psnr, 0.5, 1.0) for m, *values in cells
+              for image, psnr in zip("ab", values, strict=True)]  # fmt: skip
+    assert bench.least_gain(scores, "good") == pytest.approx(1.0)
+    assert bench.least_gain(scores, "risky") == pytest.approx(-0.5)
+    table = bench.markdown(scores).splitlines()
+    assert table[0] == "| model | photon | mean | least gain (dB) |"
+    assert table[-1] == "| risky | 27.75 / 0.500 | 27.75 / 0.500 | -0.50 |"
 
 
 def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
@@ -72,3 +84,13 @@ def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
     rows = json.loads(report.read_text())
     assert {r["model"] for r in rows} == {"noisy", "zs-n2n"}
     assert all(r["seconds"] > 0 for r in rows if r["model"] == "zs-n2n")
+
+
+def test_grey_references_make_a_grey_zero_shot_grid() -> None:
+    references = bench.load_references(None, grey=True)
+    colour = bench.load_references(None)
+    assert set(references) == set(colour) and all(r.shape[-1] == 1 for r in references.values())
+    name = next(iter(colour))
+    assert references[name][..., 0] == pytest.approx(colour[name].mean(axis=-1))
+    kinds = {kind for kind, _ in bench.parse_grid(bench.ZEROSHOT_GRID)}
+    assert kinds == {"photon", "gaussian", "speckle", "correlated"}

@@ -28,6 +28,7 @@ from mdn.zeroshot import (
     mpi_tiled,
     noise_variance,
     pair_downsample,
+    self_checked,
     zs_n2n,
 )
 
@@ -174,6 +175,34 @@ def test_self_check_keeps_a_good_fill_and_estimates_the_noise(clean: np.ndarray,
     assert psnr(out, clean) > psnr(noisy, clean) + 4
     assert check.weight < 0.3 and check.gain_db > 3
     assert check.to_json()["noise_sigma"] == pytest.approx(25, rel=0.1)
+
+
+@pytest.mark.parametrize("memorised", [0.0, 0.25])
+def test_self_check_measures_memorised_noise_and_blends_at_the_best_weight(memorised: float) -> None:
+    """A synthetic fill: independent error of variance a everywhere, plus a share k of the pixel's own noise where
+    it trained. The self-check recovers a and k from the held-out and trained residuals, and its blend is as good
+    as the best single weight found by search; with k = 0.25 that weight is 0, and the old rule (which ignored
+    memorisation) would have made the result worse than the fill alone."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256] / 256
+    clean = (0.5 + 0.2 * np.sin(6 * xx) * np.cos(4 * yy))[..., None].astype(np.float32)
+    noise = rng.normal(0, 0.08, clean.shape).astype(np.float32)
+    error = rng.normal(0, 0.03, clean.shape).astype(np.float32)
+    holdout = holdout_mask(256, 256, 0)
+    filled = clean + error + np.where(holdout[..., None], 0, memorised * noise)
+    noisy = clean + noise
+    out, check = self_checked(noisy, filled, holdout)
+    assert check.memorised == pytest.approx(memorised, abs=0.03)
+    assert check.fill_error_var == pytest.approx(0.03**2, rel=0.35)
+
+    def mse(image: np.ndarray) -> float:
+        return float(np.mean((image - clean)[~holdout] ** 2))
+
+    best = min(mse(w * noisy + (1 - w) * filled) for w in np.linspace(0, 1, 101))
+    assert mse(out) <= best * 1.03 and mse(out) <= mse(filled)
+    if memorised:
+        assert check.weight == 0.0
+        assert check.gain_db == pytest.approx(10 * np.log10(0.08**2 / mse(filled)), abs=0.5)
 
 
 def test_held_out_pixels_are_never_shown_to_the_net(noisy: np.ndarray) -> None:
