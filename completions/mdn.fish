@@ -90,6 +90,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l checkpoint-every -r -d
 complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU threads (0: torch's default)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l bf16 -d 'bfloat16 autocast for the forward pass'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.compile the network (fixed shapes): for GPUs; slower on CPU'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Checkpoint and log folder'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l finish -d 'Write the model card from the checkpoint now, without training on'
@@ -98,7 +99,8 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l quiet -s q -d 'Print e
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: full, fast, zs-n2n'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'

@@ -1,16 +1,19 @@
 """File in, file out, for every command: expand inputs, name outputs, run each file, collect results.
 
 Every file goes read -> display transform (fitted once on the whole image) -> work -> inverse -> write, and a
-failure in one file is recorded and the batch goes on.
+failure in one file is recorded and the batch goes on. Reading and writing run on a background thread, one file
+ahead of and one behind the work step.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -117,22 +120,50 @@ def run(
     layer: str | None = None,
     dtype: str | None = None,
     on_file: Callable[[Job], None] | None = None,
+    overlap: bool = True,
 ) -> list[Result]:
-    """Run `work` on every job; failures are recorded, never raised."""
-    results = []
-    for job in jobs:
-        if on_file is not None:
-            on_file(job)
-        if skip_existing and job.output.exists():
-            results.append(Result(job.input, job.output, "skipped"))
-            continue
-        results.append(_run_one(job, work, overwrite=overwrite, layer=layer, dtype=dtype))
-    return results
+    """Run `work` on every job, in order; failures are recorded, never raised.
+
+    With `overlap`, a background thread reads the next file and writes the previous result while the current
+    file is worked on, so that a batch keeps the device busy (at most three files are in memory at once). The
+    results, their order, the files written and the `on_file` calls are the same either way.
+    """
+    results: list[Future[Result]] = []
+    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer)
+    with ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline() as io:
+        loading = io.submit(load, jobs[0]) if jobs else None
+        for index, job in enumerate(jobs):
+            loaded = loading.result()
+            following = jobs[index + 1] if index + 1 < len(jobs) else None
+            # The next input is read while this file works, unless it is this file's output: then after its write.
+            chained = following is not None and os.path.abspath(following.input) == os.path.abspath(job.output)
+            if following is not None and not chained:
+                loading = io.submit(load, following)
+            if on_file is not None:
+                on_file(job)
+            results.append(_work(loaded, work, io, overwrite=overwrite, dtype=dtype))
+            if chained:
+                loading = io.submit(load, following)
+    return [result.result() for result in results]
 
 
-def _run_one(job: Job, work: Work, *, overwrite: bool, layer: str | None, dtype: str | None) -> Result:
+@dataclass
+class _Loaded:
+    """A file read and put in display range, waiting for its work step."""
+
+    image: images.Image
+    transform: tonemap.DisplayTransform
+    pixels: np.ndarray
+    result: Result
+
+
+def _load(job: Job, *, overwrite: bool, skip_existing: bool, layer: str | None) -> _Loaded | Result:
+    """Read a job's input and fit its display transform; a finished Result when it is skipped or fails."""
     start = time.perf_counter()
     result = Result(job.input, job.output, "done")
+    if skip_existing and job.output.exists():
+        result.status = "skipped"
+        return result
     try:
         if job.output.exists() and not overwrite:
             raise MdnError("exists; refusing to overwrite it (use --overwrite or --skip-existing)", job.output)
@@ -140,17 +171,63 @@ def _run_one(job: Job, work: Work, *, overwrite: bool, layer: str | None, dtype:
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
         transform = tonemap.fit(image)
-        context = FileContext(image)
-        pixels = transform.inverse(work(transform.forward(image.pixels), context))
-        images.write(image.with_pixels(pixels), job.output, overwrite=overwrite, dtype=dtype)
-        result.info = context.info
-        result.warnings += context.warnings
-    except MdnError as exc:
-        result.status, result.error = "failed", str(exc)
-    except MemoryError:
-        result.status, result.error = "failed", f"{job.input}: out of memory"
+        pixels = transform.forward(image.pixels)
+    except (MdnError, MemoryError) as exc:
+        return _failed(result, exc, start)
     result.seconds = time.perf_counter() - start
+    return _Loaded(image, transform, pixels, result)
+
+
+def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool, dtype: str | None) -> Future[Result]:
+    """The work step on a loaded file, then its write handed to `io`; a result finished before (skipped, failed)
+    or by a failing work step comes back as it is."""
+    if isinstance(loaded, Result):
+        return _finished(loaded)
+    start = time.perf_counter()
+    result = loaded.result
+    context = FileContext(loaded.image)
+    try:
+        pixels = loaded.transform.inverse(work(loaded.pixels, context))
+    except (MdnError, MemoryError) as exc:
+        return _finished(_failed(result, exc, start))
+    result.info = context.info
+    result.warnings += context.warnings
+    result.seconds += time.perf_counter() - start
+    return io.submit(_store, loaded, pixels, overwrite=overwrite, dtype=dtype)
+
+
+def _store(loaded: _Loaded, pixels: np.ndarray, *, overwrite: bool, dtype: str | None) -> Result:
+    """Write a worked file atomically; returns its finished result."""
+    start = time.perf_counter()
+    result = loaded.result
+    try:
+        images.write(loaded.image.with_pixels(pixels), result.output, overwrite=overwrite, dtype=dtype)
+    except (MdnError, MemoryError) as exc:
+        return _failed(result, exc, start)
+    result.seconds += time.perf_counter() - start
     return result
+
+
+def _failed(result: Result, exc: MdnError | MemoryError, start: float) -> Result:
+    """Mark a result failed by `exc`, counting the time since `start`."""
+    result.status = "failed"
+    result.error = str(exc) if isinstance(exc, MdnError) else f"{result.input}: out of memory"
+    result.seconds += time.perf_counter() - start
+    return result
+
+
+def _finished(value: Any) -> Future[Any]:
+    """A future that already holds `value`."""
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+class _Inline(Executor):
+    """An executor that runs each call at once on the calling thread: `run` without overlap."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return _finished(fn(*args, **kwargs))
 
 
 def write_report(results: list[Result], path: Path) -> None:

@@ -409,6 +409,9 @@ def train_command(
     seed: Seed = 0,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default).")] = 0,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the forward pass.")] = False,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network (fixed shapes): for GPUs; slower on CPU.")
+    ] = False,
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
     finish: Annotated[
@@ -431,7 +434,7 @@ def train_command(
         name=name, data=data, objective=objective, iters=iters, batch=batch_size, warmup=warmup, noise=noise_type,
         level=level, mask=not no_mask, attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
-        threads=threads, bf16=bf16, **{k: v for k, v in given.items() if v is not None},
+        threads=threads, bf16=bf16, compile=compile_, **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     train.init_distributed()
     folder = workdir or registry.user_dir().parent / "runs" / name

@@ -177,19 +177,30 @@ class Engine:
             result[index] = self._plane(plane, index, advance)
         return result
 
+    @torch.inference_mode()
     def _plane(self, plane: np.ndarray, index: int, advance: Callable[[int], None]) -> np.ndarray:
-        grey = plane.shape[-1] == 1 and self.channels == 3
-        image = np.repeat(plane, 3, axis=-1) if grey else plane
-        passes = []
+        """One (H, W, C) plane, padded to the window multiple so that every tile sits on the whole image's window
+        grid, copied to the device once; every pass is blended and averaged there, and copied back once."""
+        height, width = plane.shape[:2]
+        pad_h, pad_w = (-height) % self.window, (-width) % self.window
+        padded = np.pad(plane, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else plane
+        image = torch.from_numpy(np.asarray(padded, dtype=np.float32)).to(self.device)
+        grey = image.shape[-1] == 1 and self.channels == 3
+        if grey:
+            image = image.expand(-1, -1, 3)
+        out = torch.zeros(image.shape, device=self.device)
         for k in range(self.options.passes):
             generator = torch.Generator(self.device).manual_seed(self.options.seed * 1_000_003 + index * 1009 + k)
-            passes.append(self._run_with_retry(image, generator, advance))
-        out = np.mean(passes, axis=0) if len(passes) > 1 else passes[0]
-        return out.mean(axis=-1, keepdims=True) if grey else out
+            out += self._run_with_retry(image, generator, advance)
+        if self.options.passes > 1:
+            out /= self.options.passes
+        if grey:
+            out = out.mean(dim=-1, keepdim=True)
+        return out[:height, :width].cpu().numpy()
 
     def _run_with_retry(
-        self, image: np.ndarray, generator: torch.Generator, advance: Callable[[int], None]
-    ) -> np.ndarray:
+        self, image: torch.Tensor, generator: torch.Generator, advance: Callable[[int], None]
+    ) -> torch.Tensor:
         state = generator.get_state()
         while True:
             try:
@@ -212,35 +223,38 @@ class Engine:
             for x in tile_positions(width, tw, overlap, self.window):
                 yield y, x, th, tw
 
-    def _tiled(self, image: np.ndarray, generator: torch.Generator, advance: Callable[[int], None]) -> np.ndarray:
-        """Pad to the window multiple once, so that every tile sits on the whole image's window grid."""
+    def _tiled(self, image: torch.Tensor, generator: torch.Generator, advance: Callable[[int], None]) -> torch.Tensor:
+        """One pass over a padded (H, W, C) image on the device, in batches of tiles; the blended sums and their
+        weights stay on the device."""
         height, width = image.shape[:2]
-        pad_h, pad_w = (-height) % self.window, (-width) % self.window
-        padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else image
-        total = np.zeros(padded.shape, np.float32)
-        weights = np.zeros((*padded.shape[:2], 1), np.float32)
-        overlap = self.options.overlap
-        tiles = list(self._tiles(*padded.shape[:2]))
+        total = torch.zeros(image.shape, device=self.device)
+        weights = torch.zeros((height, width, 1), device=self.device)
+        blends: dict[tuple[int, int, bool, bool, bool, bool], torch.Tensor] = {}
+        tiles = list(self._tiles(height, width))
         for start in range(0, len(tiles), self.batch):
             group = tiles[start : start + self.batch]
-            batch = np.stack([padded[y : y + th, x : x + tw] for y, x, th, tw in group])
-            outputs = self._forward(batch, generator)
+            outputs = self._forward(torch.stack([image[y : y + th, x : x + tw] for y, x, th, tw in group]), generator)
             for (y, x, th, tw), out in zip(group, outputs, strict=True):
-                ramp_y = edge_ramp(th, overlap, y > 0, y + th < padded.shape[0])
-                ramp_x = edge_ramp(tw, overlap, x > 0, x + tw < padded.shape[1])
-                weight = (ramp_y[:, None] * ramp_x[None, :])[..., None]
-                total[y : y + th, x : x + tw] += out * weight
-                weights[y : y + th, x : x + tw] += weight
+                sides = (th, tw, y > 0, y + th < height, x > 0, x + tw < width)
+                if sides not in blends:
+                    blends[sides] = self._blend_weight(*sides)
+                total[y : y + th, x : x + tw] += out * blends[sides]
+                weights[y : y + th, x : x + tw] += blends[sides]
             self.tiles_run += len(group)
             advance(len(group))
-        total /= weights
-        return total[:height, :width]
+        return total.div_(weights)
 
-    @torch.inference_mode()
-    def _forward(self, batch: np.ndarray, generator: torch.Generator) -> np.ndarray:
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+    def _blend_weight(self, th: int, tw: int, top: bool, bottom: bool, left: bool, right: bool) -> torch.Tensor:
+        """The (th, tw, 1) blending weight of a tile that has neighbours on the given sides, on the device."""
+        overlap = self.options.overlap
+        ramp_y, ramp_x = edge_ramp(th, overlap, top, bottom), edge_ramp(tw, overlap, left, right)
+        return torch.from_numpy((ramp_y[:, None] * ramp_x[None, :])[..., None]).to(self.device)
+
+    def _forward(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The network on a (B, h, w, C) batch of tiles on the device; float32 (B, h, w, C) out."""
+        x = batch.permute(0, 3, 1, 2)
         if self.options.input_mask:
             x = input_mask(x, (self.options.input_mask,) * 2, generator)
         with autocast(self.device, self.dtype):
             y = self.model(x, generator=generator, attention_mask=self.options.attention_mask)
-        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+        return y.float().permute(0, 2, 3, 1)

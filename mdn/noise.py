@@ -3,11 +3,16 @@
 A model maps a clean float32 image in [0, 1], shaped (H, W, C) or (N, H, W, C) with C = 1 or 3, to a noisy
 float32 image of the same shape, clipped to [0, 1] as the paper's 8-bit test sets are. All randomness comes
 from the `numpy.random.Generator` passed in: the same generator state gives the same bytes.
+
+Every model also has a torch twin, `on_device`, for training: it maps a (B, C, H, W) tensor on any device to a
+noisy copy with the same distribution, drawn there from a `torch.Generator` on that device, so that training
+batches never leave it. Same generator state, same tensor; but not the numpy twin's numbers.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mdn.errors import MdnError
 
@@ -43,10 +49,14 @@ class NoiseModel(ABC):
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return the noisy image before clipping, as a new array."""
 
-    def on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
-        """A noisy copy of a (B, C, H, W) tensor in [0, 1], drawn on its own device from `generator` and clipped
-        as `__call__` clips; None for types that exist only in numpy form."""
-        return None
+    def on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A noisy copy of a (B, C, H, W) tensor in [0, 1], drawn on its own device from `generator` (a generator
+        on that device) and clipped as `__call__` clips; `x` is left untouched."""
+        return self._apply_on_device(x, generator).clamp_(0.0, 1.0)
+
+    @abstractmethod
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The torch twin of `_apply`: the noisy (B, C, H, W) tensor before clipping, as a new tensor."""
 
     def _checked(self, level: float) -> float:
         low, high = self.limits
@@ -67,6 +77,16 @@ def _checked_image(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _uniform(x: torch.Tensor, generator: torch.Generator, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """U(0, 1) samples shaped like `x` (or `shape`), on its device and in its dtype."""
+    return torch.rand(shape or x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _normal(x: torch.Tensor, generator: torch.Generator, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """N(0, 1) samples shaped like `x` (or `shape`), on its device and in its dtype."""
+    return torch.randn(shape or x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
 def _per_image(x: np.ndarray, one: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Apply `one` to each (H, W, C) image of `x`, in order."""
     return one(x) if x.ndim == 3 else np.stack([one(image) for image in x])
@@ -83,9 +103,8 @@ class GaussianNoise(NoiseModel):
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return x + (self.level / 255) * rng.standard_normal(x.shape, dtype=np.float32)
 
-    def on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + (self.level / 255) * noise).clamp_(0.0, 1.0)
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return x + (self.level / 255) * _normal(x, generator)
 
 
 class SpeckleNoise(NoiseModel):
@@ -98,6 +117,10 @@ class SpeckleNoise(NoiseModel):
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = math.sqrt(12 * self.level) * (rng.random(x.shape, dtype=np.float32) - 0.5)
+        return x + n * x
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = math.sqrt(12 * self.level) * (_uniform(x, generator) - 0.5)
         return x + n * x
 
 
@@ -119,6 +142,11 @@ class PoissonNoise(NoiseModel):
         n = rng.poisson(256 * q).astype(np.float32) / 256 - q
         return q + self.level * n
 
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        q = torch.round(x * 255) / 255
+        n = torch.poisson(256 * q, generator=generator) / 256 - q
+        return q + self.level * n
+
 
 class PhotonNoise(NoiseModel):
     """Photon counting: y = Poisson(peak*x)/peak, so mean x and variance x/peak."""
@@ -130,6 +158,9 @@ class PhotonNoise(NoiseModel):
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.poisson(self.level * x).astype(np.float32) / self.level
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.poisson(self.level * x, generator=generator) / self.level
 
 
 class CorrelatedNoise(NoiseModel):
@@ -152,6 +183,13 @@ class CorrelatedNoise(NoiseModel):
         box = rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
         return x + (self.level / 255 / 9) * box
 
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        *lead, h, w = x.shape
+        white = _normal(x, generator, (*lead, h + 2, w + 2))
+        rows = white[..., :-2, :] + white[..., 1:-1, :] + white[..., 2:, :]
+        box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+        return x + (self.level / 255 / 9) * box
+
 
 class SaltPepperNoise(NoiseModel):
     """MATLAB imnoise(x, 'salt & pepper', d): per element, u ~ U(0, 1); u < d/2 -> 0, d/2 <= u < d -> 1.
@@ -168,6 +206,10 @@ class SaltPepperNoise(NoiseModel):
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(x.shape, dtype=np.float32)
         return np.where(u < self.level / 2, 0.0, np.where(u < self.level, 1.0, x))
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        u = _uniform(x, generator)
+        return torch.where(u < self.level / 2, 0.0, torch.where(u < self.level, 1.0, x))
 
 
 # Published constants of Brooks et al. 2019 (google-research/unprocessing): four XYZ -> camera matrices and
@@ -264,6 +306,68 @@ class Camera:
         return tone * tone * (3 - 2 * tone)
 
 
+@functools.cache
+def _camera_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`Camera`'s constants as float32 tensors on `device`, copied there once: the four XYZ -> camera matrices
+    (4, 3, 3), sRGB -> XYZ (3, 3) and the demosaic kernels (3, 1, 3, 3) for R, G and B."""
+    kernels = np.stack([_RED_BLUE_KERNEL, _GREEN_KERNEL, _RED_BLUE_KERNEL])[:, None]
+    return tuple(torch.as_tensor(a, dtype=torch.float32, device=device) for a in (_XYZ_TO_CAMS, _SRGB_TO_XYZ, kernels))
+
+
+def _bayer_on_device(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """`_bayer` as an (H, W) int64 tensor made on `device`."""
+    return (torch.arange(h, device=device) % 2)[:, None] + (torch.arange(w, device=device) % 2)[None, :]
+
+
+@dataclass(frozen=True)
+class Cameras:
+    """A batch of random cameras as tensors on one device: `Camera`'s torch twin, one camera per image of a
+    (B, 3, H, W) batch, with the same laws and the same unprocess and process steps."""
+
+    rgb_to_cam: torch.Tensor  # (B, 3, 3), rows sum to 1
+    rgb_gain: torch.Tensor  # (B, 1), brightening
+    white_balance: torch.Tensor  # (B, 3): red gain, 1, blue gain
+
+    @classmethod
+    def random(cls, count: int, generator: torch.Generator, device: torch.device) -> Cameras:
+        """Draw `count` cameras from `generator` (on `device`), as `Camera.random` draws one."""
+        xyz_to_cams, srgb_to_xyz, _ = _camera_constants(device)
+        u = torch.rand((count, 6), generator=generator, device=device)
+        weights = (1e-8 + (1e8 - 1e-8) * u[:, :4])[..., None, None]
+        xyz_to_cam = (weights * xyz_to_cams).sum(1) / weights.sum(1)
+        rgb_to_cam = xyz_to_cam @ srgb_to_xyz
+        rgb_to_cam = rgb_to_cam / rgb_to_cam.sum(-1, keepdim=True)
+        rgb_gain = 1 / (0.8 + 0.1 * torch.randn((count, 1), generator=generator, device=device))
+        red, blue = 1.9 + 0.5 * u[:, 4:5], 1.5 + 0.4 * u[:, 5:6]
+        return cls(rgb_to_cam, rgb_gain, torch.cat([red, torch.ones_like(red), blue], dim=1))
+
+    def unprocess(self, rgb: torch.Tensor) -> torch.Tensor:
+        """sRGB (B, 3, H, W) in [0, 1] -> linear raw RGGB mosaic (B, 1, H, W) in [0, 1]."""
+        tone = 0.5 - torch.sin(torch.asin(1 - 2 * rgb.clamp(0, 1)) / 3)
+        cam = torch.einsum("bij,bjhw->bihw", self.rgb_to_cam, tone.clamp_min(1e-8) ** 2.2)
+        gains = (1 / (self.white_balance * self.rgb_gain))[..., None, None]
+        white = ((cam.mean(dim=1, keepdim=True) - 0.9).clamp_min(0) / 0.1) ** 2
+        cam = (cam * torch.maximum(white + (1 - white) * gains, gains)).clamp(0, 1)
+        bayer = _bayer_on_device(*cam.shape[-2:], cam.device)
+        return cam.gather(1, bayer.expand(cam.shape[0], 1, -1, -1))
+
+    def process(self, raw: torch.Tensor) -> torch.Tensor:
+        """Linear raw RGGB mosaic (B, 1, H, W) -> sRGB (B, 3, H, W) in [0, 1]."""
+        bayer = _bayer_on_device(*raw.shape[-2:], raw.device)
+        gains = (self.white_balance * self.rgb_gain)[:, bayer]
+        cam = _demosaic_on_device((raw * gains[:, None]).clamp(0, 1), bayer)
+        cam_to_rgb = torch.linalg.inv_ex(self.rgb_to_cam).inverse  # inv_ex: no error check, no device sync
+        tone = torch.einsum("bij,bjhw->bihw", cam_to_rgb, cam).clamp(1e-8, 1) ** (1 / 2.2)
+        return tone * tone * (3 - 2 * tone)
+
+
+def _demosaic_on_device(raw: torch.Tensor, bayer: torch.Tensor) -> torch.Tensor:
+    """`_demosaic` of a (B, 1, H, W) RGGB mosaic to (B, 3, H, W), as normalised grouped convolutions."""
+    *_, kernels = _camera_constants(raw.device)
+    sites = (bayer == torch.arange(3, device=raw.device)[:, None, None]).to(raw.dtype)[None]
+    return F.conv2d(raw * sites, kernels, padding=1, groups=3) / F.conv2d(sites, kernels, padding=1, groups=3)
+
+
 class IspNoise(NoiseModel):
     """Camera noise of Brooks et al. 2019: unprocess with a random camera, add shot/read noise, process back.
 
@@ -292,6 +396,18 @@ class IspNoise(NoiseModel):
         std = self.level * np.sqrt(raw * math.exp(log_shot) + read)
         rgb = camera.process(raw + std * rng.standard_normal(raw.shape, dtype=np.float32))
         return rgb[..., 1:2] if grey else rgb
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, c, h, w = x.shape
+        if min(h, w) < 2:
+            raise MdnError(f"isp noise needs images of at least 2x2 pixels, got {tuple(x.shape)}")
+        cameras = Cameras.random(b, generator, x.device)
+        log_shot = math.log(1e-4) + (math.log(0.012) - math.log(1e-4)) * _uniform(x, generator, (b, 1, 1, 1))
+        read = torch.exp(2.18 * log_shot + 1.20 + 0.26 * _normal(x, generator, (b, 1, 1, 1)))
+        raw = cameras.unprocess(x.expand(b, 3, h, w) if c == 1 else x)
+        std = self.level * torch.sqrt(raw * log_shot.exp() + read)
+        rgb = cameras.process(raw + std * _normal(raw, generator))
+        return rgb[:, 1:2] if c == 1 else rgb
 
 
 class MixtureNoise(NoiseModel):
@@ -329,6 +445,21 @@ class MixtureNoise(NoiseModel):
         for i in rng.permutation(len(self.components))[:count]:
             image = self.components[i](image, rng)
         return image
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Per image, a random order of the components (argsort of uniforms) and a count of 2 or 3, all drawn on
+        the device: each of the 3 steps runs every component on the whole batch and keeps, per image, the one
+        its order names there (or the image itself past its count), so nothing waits for the host."""
+        b = x.shape[0]
+        order = _uniform(x, generator, (b, len(self.components))).argsort(dim=1).view(b, -1, 1, 1, 1)
+        count = 2 + (_uniform(x, generator, (b, 1, 1, 1)) < 0.5).long()
+        for step in range(3):
+            noisy = x
+            for i, component in enumerate(self.components):
+                chosen = (order[:, step] == i) & (count > step)
+                noisy = torch.where(chosen, component.on_device(x, generator), noisy)
+            x = noisy
+        return x
 
 
 NOISE_TYPES: dict[str, type[NoiseModel]] = {

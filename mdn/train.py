@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from mdn import images, metrics, noise, registry, tonemap
 from mdn.engine import Engine, EngineOptions
@@ -62,6 +63,7 @@ class TrainOptions:
     seed: int = 0
     threads: int = 0
     bf16: bool = False
+    compile: bool = False
 
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
@@ -145,6 +147,20 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
         patch = torch.rot90(image[:, y : y + crop, x : x + crop], turns, dims=(1, 2))
         crops.append(patch.flip(2) if flip % 2 else patch)
     return torch.stack(crops)
+
+
+# ------------------------------------------------------------------------------------------- optimiser
+
+
+def fused_where_supported(
+    kind: type[torch.optim.Optimizer], parameters: Iterator[nn.Parameter], **settings: Any
+) -> torch.optim.Optimizer:
+    """An Adam-family optimiser with torch's fused kernel where torch has one for the parameters' device (CPU,
+    CUDA, MPS, ...: one kernel per step instead of a dozen small operators per tensor), else torch's own default
+    (foreach kernels on GPUs)."""
+    parameters = list(parameters)
+    fused = all(p.device.type in _get_fused_kernels_supported_devices() for p in parameters)
+    return kind(parameters, fused=fused or None, **settings)
 
 
 # ------------------------------------------------------------------------------------------- schedules
@@ -255,7 +271,7 @@ class MaskedDenoising:
         return registry.ARCHITECTURES[self.architecture](config.to_dict())
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.Adam(parameters, lr=self.options.lr, betas=(0.9, 0.99))
+        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
 
     def learning_rate(self, iteration: int) -> float:
         return scheduled_rate(self.options, iteration)
@@ -263,13 +279,11 @@ class MaskedDenoising:
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
         """No gradient clipping in the paper's recipe."""
 
-    def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
-        """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies."""
+    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
+        and masks are drawn on the crops' device from `generator`."""
         o = self.options
         noisy = self.noise.on_device(clean, generator)
-        if noisy is None:
-            noisy = torch.from_numpy(self.noise(clean.permute(0, 2, 3, 1).cpu().numpy(), rng)).permute(0, 3, 1, 2)
-            noisy = noisy.to(clean.device)
         if o.mask:
             noisy = swinir.input_mask(noisy, o.input_mask, generator)
         with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=o.bf16):
@@ -329,7 +343,8 @@ class MaskedFill:
         return registry.ARCHITECTURES[self.architecture](self.config.to_dict()).to(memory_format=torch.channels_last)
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(parameters, lr=self.options.lr, betas=(0.9, 0.9), weight_decay=0.0)
+        settings = {"lr": self.options.lr, "betas": (0.9, 0.9), "weight_decay": 0.0}
+        return fused_where_supported(torch.optim.AdamW, parameters, **settings)
 
     def learning_rate(self, iteration: int) -> float:
         return scheduled_rate(self.options, iteration)
@@ -344,7 +359,7 @@ class MaskedFill:
         shape = (b, self.config.mask_channels if self.config.mask_channels == 1 else c, h, w)
         return (torch.rand(shape, generator=generator, device=clean.device) < ratio).to(clean.dtype)
 
-    def loss(self, model: nn.Module, clean: torch.Tensor, rng: np.random.Generator, generator: torch.Generator):
+    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """PSNR loss on the hidden pixels of grey or colour crops (colour crops are averaged for grey nets)."""
         if self.config.channels == 1:
             clean = clean.mean(dim=1, keepdim=True)
@@ -407,6 +422,8 @@ class Trainer:
             raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.objective = OBJECTIVES[options.objective](options)
         self.model = self.objective.build().to(self.device)
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
         self.initialised_from = self._initialise(options.init) if options.init else {}
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = self.objective.optimizer(self.model.parameters())
@@ -422,6 +439,8 @@ class Trainer:
             self.parallel = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        if options.compile:
+            self.model.compile(dynamic=False)
 
     def _initialise(self, name: str) -> dict[str, Any]:
         """Start from a model card's weights (a finished run of the same network); returns what it was."""
@@ -498,30 +517,29 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def _generators(self, iteration: int) -> tuple[np.random.Generator, torch.Generator, torch.Generator]:
-        """Step `iteration`'s generators: numpy (noise types that exist only in numpy form), CPU torch (crop
-        positions) and device torch (noise, masks)."""
+    def _generators(self, iteration: int) -> tuple[torch.Generator, torch.Generator]:
+        """Step `iteration`'s generators: CPU torch (crop positions) and device torch (noise, masks); torch's
+        global generator (drop-path) is seeded for the step too."""
         key = [self.options.seed, self.rank, iteration]
         global_seed, crop_seed, mask_seed = np.random.SeedSequence(key).generate_state(3, dtype=np.uint64)
         torch.manual_seed(int(global_seed))
         crops = torch.Generator().manual_seed(int(crop_seed))
-        return np.random.default_rng(key), crops, torch.Generator(self.device).manual_seed(int(mask_seed))
+        return crops, torch.Generator(self.device).manual_seed(int(mask_seed))
 
     def step(self) -> float:
         """One optimisation step; returns the loss."""
         o = self.options
-        rng, crops, generator = self._generators(self.iteration)
+        crops, generator = self._generators(self.iteration)
         clean = sample_batch(self.pool, o.batch, o.crop, crops)
         for group in self.optimizer.param_groups:
             group["lr"] = self.objective.learning_rate(self.iteration)
-        loss = self.objective.loss(self.parallel, clean, rng, generator)
+        loss = self.objective.loss(self.parallel, clean, generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.objective.clip(self.model.parameters())
         self.optimizer.step()
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                e.lerp_(p, 1.0 - o.ema)
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - o.ema)
             for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 e.copy_(b)
         self.iteration += 1

@@ -91,6 +91,18 @@ def test_stack_runs_slice_by_slice_with_progress(model, photo) -> None:
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_tiles_blend_on_the_device_and_each_plane_comes_back_once(model, photo, monkeypatch) -> None:
+    copies = []
+    to_host = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t: copies.append(tuple(t.shape)) or to_host(t))
+    stack = np.concatenate([photo, photo[:, ::-1].copy()])
+    engine = Engine(model, EngineOptions(tile=64, batch=3, passes=2, attention_mask=False))
+    out = engine(stack)
+    assert engine.tiles_run > 2 * 2 * 4
+    assert copies == [photo.shape[1:]] * 2
+    assert out.shape == stack.shape and out.dtype == np.float32
+
+
 def test_out_of_memory_halves_the_tile_and_retries(model, photo, monkeypatch) -> None:
     engine = Engine(model, EngineOptions(tile=128, attention_mask=False))
     forward = engine._forward

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from mdn.errors import MdnError
-from mdn.noise import NOISE_TYPES, Camera, NoiseModel, add_noise, make_noise
+from mdn.noise import NOISE_TYPES, Camera, Cameras, NoiseModel, add_noise, make_noise
 
 SIZE = (512, 512, 3)  # 786k samples: relative error of a std estimate is ~0.1 %
 
@@ -215,3 +216,71 @@ def test_bad_image_shapes() -> None:
     for shape in [(8, 8), (8, 8, 2), (0, 8, 8, 3)]:
         with pytest.raises(MdnError):
             add_noise(np.zeros(shape, np.float32), "gaussian")
+
+
+# ---- the torch twins used in training ----
+
+
+def on_device(name: str, x: np.ndarray, level: float | None = None, seed: int = 0) -> np.ndarray:
+    """The torch twin of `noisy` on (N, H, W, C) arrays, through (N, C, H, W) tensors."""
+    tensor = torch.from_numpy(x).permute(0, 3, 1, 2)
+    return make_noise(name, level).on_device(tensor, torch.Generator().manual_seed(seed)).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("name", NOISE_TYPES)
+def test_device_twin_has_the_numpy_noise_statistics(name: str) -> None:
+    per_image = name in ("isp", "mixture")  # random parameters per image: more images for the same precision
+    x = np.stack([ramp(16, 16)] * (4096 if per_image else 1024))
+    reference, twin = noisy(name, x) - x, on_device(name, x) - x
+    assert twin.mean() == pytest.approx(reference.mean(), abs=1.5e-3)
+    assert twin.var() == pytest.approx(reference.var(), rel=0.1 if per_image else 0.05)
+    quartiles = [np.quantile(n.reshape(len(x), -1).std(axis=1), (0.25, 0.5, 0.75)) for n in (reference, twin)]
+    np.testing.assert_allclose(quartiles[1], quartiles[0], rtol=0.06)  # of the per-image noise std
+
+
+@pytest.mark.parametrize("name", NOISE_TYPES)
+@pytest.mark.parametrize("shape", [(2, 24, 20, 3), (2, 24, 20, 1)])
+def test_device_contract(name: str, shape: tuple[int, ...]) -> None:
+    x = np.random.default_rng(7).uniform(0.1, 0.9, shape).astype(np.float32)
+    before = x.copy()
+    y = on_device(name, x, seed=1)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.array_equal(x, before)
+    assert y.min() >= 0 and y.max() <= 1
+    assert not np.array_equal(y, x)
+    assert on_device(name, x, seed=1).tobytes() == y.tobytes()
+    assert on_device(name, x, seed=2).tobytes() != y.tobytes()
+
+
+def test_device_cameras_process_as_numpy_cameras_do() -> None:
+    x = ramp(64, 96)
+    for seed in range(3):
+        camera = Camera.random(np.random.default_rng(seed))
+        cameras = Cameras(
+            torch.tensor(camera.rgb_to_cam, dtype=torch.float32)[None],
+            torch.tensor([[camera.rgb_gain]], dtype=torch.float32),
+            torch.tensor([[camera.red_gain, 1.0, camera.blue_gain]], dtype=torch.float32),
+        )
+        raw = camera.unprocess(x)
+        twin_raw = cameras.unprocess(torch.from_numpy(x).permute(2, 0, 1)[None])
+        np.testing.assert_allclose(twin_raw[0, 0].numpy(), raw, atol=2e-5)
+        twin_rgb = cameras.process(torch.from_numpy(raw)[None, None])
+        np.testing.assert_allclose(twin_rgb[0].permute(1, 2, 0).numpy(), camera.process(raw), atol=2e-5)
+
+
+def test_device_cameras_are_drawn_as_numpy_cameras_are() -> None:
+    rng = np.random.default_rng(0)
+    drawn = [Camera.random(rng) for _ in range(4000)]
+    twins = Cameras.random(4000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    gains = np.array([[1 / c.rgb_gain, c.red_gain, c.blue_gain] for c in drawn])
+    twin_gains = torch.cat([1 / twins.rgb_gain, twins.white_balance[:, [0, 2]]], dim=1).numpy()
+    np.testing.assert_allclose(twin_gains.mean(0), gains.mean(0), rtol=0.01)
+    np.testing.assert_allclose(twin_gains.std(0), gains.std(0), rtol=0.05)
+    matrices = np.array([c.rgb_to_cam for c in drawn])
+    np.testing.assert_allclose(twins.rgb_to_cam.numpy().mean(0), matrices.mean(0), atol=0.01)
+    np.testing.assert_allclose(twins.rgb_to_cam.numpy().std(0), matrices.std(0), atol=0.01)
+
+
+def test_device_mixture_draws_per_image() -> None:
+    y = on_device("mixture", np.stack([ramp()] * 4))
+    assert len({y[i].tobytes() for i in range(4)}) == 4

@@ -75,3 +75,24 @@ def test_masks_cached_while_denoising_serve_training() -> None:
         model(x)
     model(x).mean().backward()
     assert model.embed.weight.grad is not None
+
+
+def test_network_compiles_to_one_graph_with_the_same_outputs_weights_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2, drop_path=0.0)).train()
+    x = torch.rand(2, 3, 24, 40)
+    explained = torch._dynamo.explain(model.network)(x, *model._masks(x, torch.Generator().manual_seed(0), True))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+
+    eager = model(x, generator=torch.Generator().manual_seed(1))
+    eager.square().mean().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    keys = list(model.state_dict())
+    model.compile(backend="aot_eager", dynamic=False)
+    compiled = model(x, generator=torch.Generator().manual_seed(1))
+    compiled.square().mean().backward()
+    assert list(model.state_dict()) == keys
+    torch.testing.assert_close(compiled, eager)
+    for p, g in zip(model.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import imagecodecs
+import numpy as np
 import pytest
 import torch
 from skimage import data
@@ -85,11 +87,54 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
 
 
-def test_gaussian_training_noise_is_drawn_on_the_device() -> None:
-    clean = torch.full((2, 3, 64, 64), 0.5)
-    noisy = noise.GaussianNoise(15).on_device(clean, torch.Generator().manual_seed(0))
-    assert float((noisy - clean).std()) == pytest.approx(15 / 255, rel=0.05)
-    assert noise.SpeckleNoise(0.02).on_device(clean, torch.Generator()) is None
+@pytest.mark.parametrize("kind", noise.NOISE_TYPES)
+def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path, tmp_path: Path, kind: str) -> None:
+    level = noise.NOISE_TYPES[kind].default_level
+    trainer = train.Trainer(_options(photos, noise=kind, level=level, validation=[]), tmp_path, log=lambda _: None)
+    model = type(trainer.objective.noise)
+    drawn_on_device = model.on_device
+    drawn: list[torch.Tensor] = []
+
+    def recorded(self: noise.NoiseModel, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        drawn.append(x)
+        assert generator.device == x.device
+        return drawn_on_device(self, x, generator)
+
+    def numpy_noise(*_: object) -> None:
+        raise AssertionError("numpy noise drawn in a training step")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "on_device", recorded)
+        patch.setattr(noise.NoiseModel, "__call__", numpy_noise)
+        patch.setattr(np.random, "default_rng", numpy_noise)
+        assert math.isfinite(trainer.step())
+    assert [(x.device, tuple(x.shape)) for x in drawn] == [(trainer.device, (2, 3, 32, 32))]
+
+
+def test_compiled_training_is_recorded_and_resumes_bit_for_bit(photos: Path, tmp_path: Path, monkeypatch) -> None:
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: compile_(fn, backend="aot_eager", **options))
+    options = _options(photos, compile=True, validation=[])
+    straight = train.Trainer(options, tmp_path / "a", log=lambda _: None)
+    (tmp_path / "a").mkdir()
+    list(straight.run())
+    (tmp_path / "b").mkdir()
+    list(train.Trainer(options, tmp_path / "b", log=lambda _: None).run(until=2))
+    resumed = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    resumed.resume()
+    list(resumed.run())
+    for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    card = resumed.write_card(tmp_path / "cards")
+    assert card.training["recipe"]["compile"] is True and "--compile" in card.training["command"]
+    assert registry.load(card).state_dict().keys() == straight.model.state_dict().keys()
+
+
+def test_adam_is_fused_where_torch_has_the_kernel(photos: Path, tmp_path: Path) -> None:
+    for objective, config in (("denoise", "tiny"), ("fill", "grey-fast")):
+        options = _options(photos, objective=objective, config=config, validation=[])
+        trainer = train.Trainer(options, tmp_path, log=lambda _: None)
+        assert trainer.optimizer.defaults["fused"] is True  # torch fuses Adam on CPU since 2.4
 
 
 def test_warmup_then_schedule() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ class WindowAttention(nn.Module):
         # sends torch down its slow reference path.
         qkv = self.qkv(windows).view(b * nw, n, 3, heads, dim).permute(2, 0, 3, 1, 4)
         bias = self.position_bias()
-        if torch.is_grad_enabled() and windows.device.type == "cpu":
+        if _explicit_attention(windows.device):
             return self._explicit(qkv, bias, shift_mask, b, nw)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias[None].to(qkv.dtype))
         if shift_mask is not None:
@@ -122,9 +123,8 @@ class WindowAttention(nn.Module):
         return self.proj(out.reshape(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, c))
 
     def _explicit(self, qkv: Tensor, bias: Tensor, shift_mask: ShiftMask | None, b: int, nw: int) -> Tensor:
-        """Attention as two matmuls and a softmax, with the shift mask added to every window. On CPU, under
-        autograd, this trains 1.3x faster than scaled_dot_product_attention, whose fused kernel has no backward
-        there and whose fallback is slower."""
+        """Attention as two matmuls and a softmax, with the shift mask added to every window (see
+        `_explicit_attention`)."""
         q, k, v = qkv.unbind(0)
         _, heads, n, dim = q.shape
         scores = (q * dim**-0.5) @ k.transpose(-2, -1) + bias
@@ -132,6 +132,12 @@ class WindowAttention(nn.Module):
             scores = (scores.view(b, nw, heads, n, n) + shift_mask.dense[:, None]).view(b * nw, heads, n, n)
         out = scores.softmax(-1) @ v
         return self.proj(out.transpose(1, 2).reshape(b, nw, n, heads * dim))
+
+
+def _explicit_attention(device: torch.device) -> bool:
+    """Whether attention runs as two matmuls and a softmax: on CPU under autograd, where this trains 1.3x faster
+    than scaled_dot_product_attention, whose fused kernel has no backward there and whose fallback is slower."""
+    return torch.is_grad_enabled() and device.type == "cpu"
 
 
 def _partition(x: Tensor, window: int) -> Tensor:
@@ -194,18 +200,17 @@ class SwinBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: Tensor, keep_ratio: float, generator: torch.Generator | None) -> Tensor:
-        """x: (B, H, W, C); keep_ratio: share of window tokens the attention sees (1 = no mask)."""
+    def forward(self, x: Tensor, keep: Tensor | None, shift_mask: ShiftMask | None) -> Tensor:
+        """x: (B, H, W, C); keep: (B, nW, N), the window tokens the attention sees (None: all); shift_mask: the
+        image's mask of shifted windows, used by shifted blocks."""
         h, w = x.shape[1:3]
         y = self.norm1(x)
         if self.shift:
             y = torch.roll(y, (-self.shift, -self.shift), dims=(1, 2))
         windows = _partition(y, self.window)
-        if keep_ratio < 1.0:
-            keep = torch.rand(windows.shape[:3], generator=generator, device=x.device) < keep_ratio
+        if keep is not None:
             windows = windows * keep.unsqueeze(-1).to(windows.dtype)
-        shift_mask = _shift_mask(h, w, self.window, self.shift, x.device) if self.shift else None
-        y = _merge(self.attn(windows, shift_mask), self.window, h, w)
+        y = _merge(self.attn(windows, shift_mask if self.shift else None), self.window, h, w)
         if self.shift:
             y = torch.roll(y, (self.shift, self.shift), dims=(1, 2))
         x = x + self.drop_path(y)
@@ -234,11 +239,11 @@ class ResidualSwinGroup(nn.Module):
         )
         self.conv = _three_conv(config.embed_dim)
 
-    def forward(self, x: Tensor, keep_ratio: float, generator: torch.Generator | None) -> Tensor:
-        """x: (B, H, W, C)."""
+    def forward(self, x: Tensor, keeps: list[Tensor | None], shift_mask: ShiftMask | None) -> Tensor:
+        """x: (B, H, W, C); keeps: each block's attention keep mask."""
         y = x
-        for block in self.blocks:
-            y = block(y, keep_ratio, generator)
+        for block, keep in zip(self.blocks, keeps, strict=True):
+            y = block(y, keep, shift_mask)
         y = self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return x + y
 
@@ -285,11 +290,40 @@ class MaskedSwinIR(nn.Module):
         pad_h, pad_w = (-h) % window, (-w) % window
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        keep_ratio = 1.0 - self.config.attention_mask_ratio if attention_mask else 1.0
+        return self.network(x, *self._masks(x, generator, attention_mask))[..., :h, :w]
+
+    def network(self, x: Tensor, keeps: list[Tensor | None], shift_mask: ShiftMask | None) -> Tensor:
+        """The network on a padded batch, given its masks (see `_masks`): no random draw, no cache lookup."""
         features = self.embed(x - self.mean).permute(0, 2, 3, 1)
         features = self.embed_norm(features)
         for group in self.groups:
-            features = group(features, keep_ratio, generator)
+            features = group(features, keeps[: len(group.blocks)], shift_mask)
+            keeps = keeps[len(group.blocks) :]
         features = self.norm(features).permute(0, 3, 1, 2)
-        out = self.head(self.conv_after_body(features)) + self.mean
-        return out[..., :h, :w]
+        return self.head(self.conv_after_body(features)) + self.mean
+
+    def compile(self, **options: Any) -> None:
+        """Compile `network` in place with torch.compile (its masks are drawn eagerly before it, so it compiles
+        to one graph); the weights and state dict stay as they are."""
+        self.network = torch.compile(self.network, **options)
+
+    def _masks(
+        self, x: Tensor, generator: torch.Generator | None, attention_mask: bool
+    ) -> tuple[list[Tensor | None], ShiftMask | None]:
+        """Every block's attention keep mask, drawn in block order from `generator` (None: the attention sees
+        every token), and the mask of shifted windows at this (padded) size, with its dense form when the
+        attention will need it (made once per size and cached)."""
+        b, _, h, w = x.shape
+        window, blocks = self.config.window, sum(self.config.depths)
+        keep_ratio = 1.0 - self.config.attention_mask_ratio if attention_mask else 1.0
+        shape = (b, (h // window) * (w // window), window * window)
+        keeps = [
+            torch.rand(shape, generator=generator, device=x.device) < keep_ratio if keep_ratio < 1.0 else None
+            for _ in range(blocks)
+        ]
+        if not any(block.shift for group in self.groups for block in group.blocks):
+            return keeps, None
+        shift_mask = _shift_mask(h, w, window, window // 2, x.device)
+        if _explicit_attention(x.device):
+            _ = shift_mask.dense  # made here, so that a compiled `network` finds it cached
+        return keeps, shift_mask

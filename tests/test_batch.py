@@ -1,0 +1,115 @@
+"""Batches of files: reading and writing overlap the work step without changing a byte, an order or an error."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pytest
+import tifffile
+
+from mdn import batch, images, noise
+from mdn.errors import MdnError
+
+
+def _inputs(folder: Path) -> list[Path]:
+    """Six small images of three kinds, one of them unreadable."""
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(6):
+        path = folder / f"{i}.{'tif' if i % 3 == 2 else 'png'}"
+        if i == 3:
+            path.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        elif path.suffix == ".tif":
+            tifffile.imwrite(path, rng.integers(0, 65535, (2, 24, 20), dtype=np.uint16))
+        else:
+            path.write_bytes(imagecodecs.png_encode(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)))
+        paths.append(path)
+    return paths
+
+
+def _noisy(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+    """Seeded noise from the file's name; the fourth file (index 4) fails in the work step."""
+    if context.image.path.stem == "4":
+        raise MdnError("refused by the work step", context.image.path)
+    context.info["seen"] = pixels.shape
+    return noise.add_noise(pixels, "gaussian", 25, seed=int(context.image.path.stem))
+
+
+def _run(inputs: list[Path], output: Path, overlap: bool) -> tuple[list[batch.Result], list[str]]:
+    started: list[str] = []
+    jobs = batch.plan(inputs, output, "")
+    results = batch.run(jobs, _noisy, overlap=overlap, on_file=lambda job: started.append(job.input.name))
+    return results, started
+
+
+def test_overlap_writes_the_same_bytes_results_and_order(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path / "in")
+    plain, plain_started = _run(inputs, tmp_path / "plain", overlap=False)
+    overlapped, started = _run(inputs, tmp_path / "overlap", overlap=True)
+    assert started == plain_started == ["0.png", "1.png", "2.tif", "3.png", "4.png", "5.tif"]
+    assert [r.input.name for r in overlapped] == started
+    assert [r.status for r in overlapped] == [r.status for r in plain] == ["done"] * 3 + ["failed"] * 2 + ["done"]
+    assert [(r.error, r.warnings, r.info) for r in overlapped] == [(r.error, r.warnings, r.info) for r in plain]
+    written = sorted(p.name for p in (tmp_path / "overlap").iterdir())
+    assert written == sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["0.png", "1.png", "2.tif", "5.tif"]
+    for name in written:
+        assert (tmp_path / "overlap" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+
+
+def test_failing_files_in_the_middle_are_reported_and_the_others_finish(tmp_path: Path) -> None:
+    results, _ = _run(_inputs(tmp_path / "in"), tmp_path / "out", overlap=True)
+    assert "cannot read PNG" in results[3].error and "3.png" in results[3].error
+    assert "refused by the work step" in results[4].error
+    assert results[5].status == "done" and images.read(results[5].output).pixels.shape == (2, 24, 20, 1)
+
+
+def test_the_next_file_is_read_and_the_last_written_while_one_works(tmp_path: Path, monkeypatch) -> None:
+    jobs = batch.plan(_inputs(tmp_path / "in"), tmp_path / "out", "")
+    read, write = images.read, images.write
+    events: list[tuple[str, str, bool]] = []
+    lock, next_read = threading.Lock(), threading.Event()
+
+    def record(kind: str, path: Path) -> None:
+        with lock:
+            events.append((kind, Path(path).name, threading.current_thread() is threading.main_thread()))
+        if kind == "read" and Path(path).name == "2.tif":
+            next_read.set()
+
+    monkeypatch.setattr(images, "read", lambda path, **kw: record("read", path) or read(path, **kw))
+    monkeypatch.setattr(images, "write", lambda image, path, **kw: record("write", path) or write(image, path, **kw))
+
+    def work(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+        if context.image.path.name == "1.png":
+            assert next_read.wait(10), "2.tif was not read while 1.png worked"
+        return pixels
+
+    results = batch.run(jobs, work)
+    assert [r.status for r in results] == ["done"] * 3 + ["failed"] + ["done"] * 2
+    assert not any(main for _, _, main in events)
+    assert events.index(("read", "2.tif", False)) < events.index(("write", "1.png", False))
+
+
+def test_a_file_made_earlier_in_the_batch_is_read_after_it_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "a.png"
+    source.write_bytes(imagecodecs.png_encode(np.full((16, 16, 3), 100, np.uint8)))
+    jobs = batch.plan(batch.expand_inputs([source, tmp_path / "a_x.png"]), None, "_x")
+    assert jobs[1].input == jobs[0].output
+    results = batch.run(jobs, lambda pixels, _: pixels / 2)
+    assert [r.status for r in results] == ["done", "done"]
+    assert imagecodecs.png_decode((tmp_path / "a_x_x.png").read_bytes()).max() == 25
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_skipped_and_refused_outputs(tmp_path: Path, overlap: bool) -> None:
+    jobs = batch.plan(_inputs(tmp_path / "in")[:2], tmp_path / "out", "")
+    jobs[0].output.parent.mkdir()
+    jobs[0].output.write_bytes(b"old")
+    refused = batch.run(jobs, lambda pixels, _: pixels, overlap=overlap)
+    assert [r.status for r in refused] == ["failed", "done"] and "refusing to overwrite" in refused[0].error
+    skipped = batch.run(jobs, lambda pixels, _: pixels, skip_existing=True, overlap=overlap)
+    assert [r.status for r in skipped] == ["skipped", "skipped"]
+    assert jobs[0].output.read_bytes() == b"old"
