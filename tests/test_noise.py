@@ -168,18 +168,27 @@ def test_mixture_draws_per_image() -> None:
 
 
 @pytest.mark.parametrize("name", NOISE_TYPES)
-@pytest.mark.parametrize("shape", [(24, 20, 1), (24, 20, 3), (2, 24, 20, 3)])
-def test_contract(name: str, shape: tuple[int, ...]) -> None:
-    rng = np.random.default_rng(7)
-    x = rng.uniform(0.1, 0.9, shape).astype(np.float32)
+@pytest.mark.parametrize(
+    ("where", "shape"),
+    [("numpy", (24, 20, 1)), ("numpy", (24, 20, 3)), ("numpy", (2, 24, 20, 3)),
+     ("device", (2, 24, 20, 3)), ("device", (2, 24, 20, 1))],
+)  # fmt: skip
+def test_contract(name: str, where: str, shape: tuple[int, ...]) -> None:
+    """numpy (`mdn noise`) and torch (training) draws alike: shape, dtype and range kept, input untouched,
+    the same seed gives the same bytes and another seed others."""
+    x = np.random.default_rng(7).uniform(0.1, 0.9, shape).astype(np.float32)
     before = x.copy()
-    y = add_noise(x, name, seed=1)
+
+    def draw(x: np.ndarray, name: str, seed: int) -> np.ndarray:
+        return add_noise(x, name, seed=seed) if where == "numpy" else on_device(name, x, seed=seed)
+
+    y = draw(x, name, seed=1)
     assert y.shape == x.shape and y.dtype == np.float32
     assert np.array_equal(x, before)
     assert y.min() >= 0 and y.max() <= 1
     assert not np.array_equal(y, x)
-    assert add_noise(x, name, seed=1).tobytes() == y.tobytes()
-    assert add_noise(x, name, seed=2).tobytes() != y.tobytes()
+    again = [draw(x, name, seed=seed) for seed in (1, 2)]
+    assert again[0].tobytes() == y.tobytes() and again[1].tobytes() != y.tobytes()
 
 
 @pytest.mark.parametrize("name", NOISE_TYPES)
@@ -236,20 +245,6 @@ def test_device_twin_has_the_numpy_noise_statistics(name: str) -> None:
     assert twin.var() == pytest.approx(reference.var(), rel=0.1 if per_image else 0.05)
     quartiles = [np.quantile(n.reshape(len(x), -1).std(axis=1), (0.25, 0.5, 0.75)) for n in (reference, twin)]
     np.testing.assert_allclose(quartiles[1], quartiles[0], rtol=0.06)  # of the per-image noise std
-
-
-@pytest.mark.parametrize("name", NOISE_TYPES)
-@pytest.mark.parametrize("shape", [(2, 24, 20, 3), (2, 24, 20, 1)])
-def test_device_contract(name: str, shape: tuple[int, ...]) -> None:
-    x = np.random.default_rng(7).uniform(0.1, 0.9, shape).astype(np.float32)
-    before = x.copy()
-    y = on_device(name, x, seed=1)
-    assert y.shape == x.shape and y.dtype == np.float32
-    assert np.array_equal(x, before)
-    assert y.min() >= 0 and y.max() <= 1
-    assert not np.array_equal(y, x)
-    assert on_device(name, x, seed=1).tobytes() == y.tobytes()
-    assert on_device(name, x, seed=2).tobytes() != y.tobytes()
 
 
 def test_device_cameras_process_as_numpy_cameras_do() -> None:
