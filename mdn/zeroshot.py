@@ -39,7 +39,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "full": Preset(mask_ratio=0.30, shared_mask=False, iters=1000, beta=0.99),
-    "fast": Preset(mask_ratio=0.30, shared_mask=False, iters=200, beta=0.9),
+    "fast": Preset(mask_ratio=0.30, shared_mask=False, iters=150, beta=0.9),
     "real": Preset(mask_ratio=0.85, shared_mask=True, iters=1000, beta=0.99),
     "microscopy": Preset(mask_ratio=0.30, shared_mask=True, iters=1000, beta=0.99),
 }
