@@ -133,9 +133,8 @@ signal; on white noise of variance s its response has variance 36 s."""
 def noise_variance(image: np.ndarray, bins: int = 16) -> float:
     """Mean variance of pixel-independent noise in (H, W, C), signal-dependent noise included: each channel's
     response to `LAPLACIAN_DIFFERENCE` is sorted by local (3x3) brightness into equal-count bins, each bin's
-    variance is the robust (median |response| / 0.6745 / 6)^2, and the bins' variances are averaged. On textured
-    photographs it lands within a few per cent of the true variance, where the finest Haar band read 10-15 %
-    high."""
+    variance is the robust (median |response| / 0.6745 / 6)^2, and the bins' variances are averaged. Texture
+    leaks in less than through the finest Haar band: 3-10 % high on the textured samples, against 11-14 %."""
     x = np.pad(image.astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="reflect")
     height, width = image.shape[:2]
     windows = [x[i : i + height, j : j + width] for i in range(3) for j in range(3)]
