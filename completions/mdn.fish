@@ -91,6 +91,8 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random see
 complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU threads (0: torch's default)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l bf16 -d 'bfloat16 autocast for the forward pass'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.compile the network (fixed shapes): for GPUs; slower on CPU'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l device -r -d 'auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (flexattention, compiled on gpus)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Checkpoint and log folder'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l finish -d 'Write the model card from the checkpoint now, without training on'
@@ -106,6 +108,8 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte 
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-speed -d 'Measure training iterations/s per --configs, masked and not'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l configs -r -d 'Train speed: network sizes, comma-separated'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l attention-kernel -r -d 'Speed: attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs), comma-separated to compare'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l compile -d 'Train speed: torch.compile the network, as mdn train --compile'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-batch -r -d 'Train speed: crops per step'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l crop -r -d 'Train speed: crop size in pixels'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'

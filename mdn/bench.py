@@ -266,6 +266,7 @@ class Speed:
     peak_gpu_mb: int
     device: str
     precision: str
+    kernel: str
     tile: int
     batch: int
     threads: int
@@ -298,17 +299,22 @@ def peak_rss() -> Iterator[list[int]]:
         thread.join()
 
 
-def _network(name: str) -> torch.nn.Module:
-    """A model card, or a named network size with random weights (as fast as trained ones)."""
-    return MaskedSwinIR(SIZES[name]) if name in SIZES else registry.load(registry.find(name))
+def _network(name: str, kernel: str) -> torch.nn.Module:
+    """A model card, or a named network size with random weights (as fast as trained ones), computing its
+    attention with `kernel`."""
+    network = MaskedSwinIR(SIZES[name]) if name in SIZES else registry.load(registry.find(name))
+    return network.use_attention(kernel) if isinstance(network, MaskedSwinIR) else network
 
 
-def speed(model: str, size: tuple[int, int], runs: int, options: EngineOptions | None = None) -> Speed:
+def speed(
+    model: str, size: tuple[int, int], runs: int, options: EngineOptions | None = None, kernel: str = "auto"
+) -> Speed:
     """Median MP/s over `runs` timed runs after a warm-up, with peak host (and GPU) memory."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
-    engine = Engine(_network(model), options)
-    engine(image[:, : min(height, 256), : min(width, 256)])
+    engine = Engine(_network(model, kernel), options)
+    # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
+    engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])
     if engine.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seconds = []
@@ -324,7 +330,7 @@ def speed(model: str, size: tuple[int, int], runs: int, options: EngineOptions |
     gpu = torch.cuda.max_memory_allocated() // 2**20 if engine.device.type == "cuda" else 0
     return Speed(
         model, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
-        statistics.median(seconds), peak[0] // 2**20, gpu, str(engine.device), engine.options.precision,
+        statistics.median(seconds), peak[0] // 2**20, gpu, str(engine.device), engine.options.precision, kernel,
         engine.tile, engine.batch, torch.get_num_threads(),
     )  # fmt: skip
 
@@ -342,6 +348,8 @@ class TrainSpeed:
     spread: tuple[float, float]
     device: str
     precision: str
+    kernel: str
+    compiled: bool
     threads: int
 
     def to_json(self) -> dict:
@@ -349,13 +357,23 @@ class TrainSpeed:
 
 
 def train_speed(
-    config: str, masked: bool, batch: int, crop: int, *, bf16: bool = False, windows: int = 5, steps: int = 10
+    config: str,
+    masked: bool,
+    batch: int,
+    crop: int,
+    *,
+    device: str = "auto",
+    bf16: bool = False,
+    kernel: str = "auto",
+    compile: bool = False,
+    windows: int = 5,
+    steps: int = 10,
 ) -> TrainSpeed:
     """Median iterations/s of `mdn train`'s whole step (crops, noise, masks, forward, backward, Adam, EMA) over
     `windows` timed windows of `steps` steps, after a warm-up window, on procedural training images."""
     options = train.TrainOptions(
         name="speed", data=[], config=config, batch=batch, crop=crop, mask=masked, dead_leaves=4, bf16=bf16,
-        iters=(windows + 1) * steps,
+        iters=(windows + 1) * steps, device=device, attention_kernel=kernel, compile=compile,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         trainer = train.Trainer(options, Path(folder), log=lambda _: None)
@@ -372,5 +390,5 @@ def train_speed(
     rate = statistics.median(rates)
     return TrainSpeed(
         config, masked, batch, crop, rate, rate * batch, (min(rates), max(rates)), str(trainer.device),
-        "bf16" if bf16 else "fp32", torch.get_num_threads(),
+        "bf16" if bf16 else "fp32", kernel, compile, torch.get_num_threads(),
     )  # fmt: skip

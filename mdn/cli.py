@@ -58,6 +58,7 @@ Dtype = Annotated[
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
 PRECISION_HELP = "auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16."
+KERNEL_HELP = "attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)"
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same bytes.")]
 
 
@@ -412,6 +413,10 @@ def train_command(
     compile_: Annotated[
         bool, typer.Option("--compile", help="torch.compile the network (fixed shapes): for GPUs; slower on CPU.")
     ] = False,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N.")
+    ] = "auto",
+    kernel: Annotated[str, typer.Option("--attention-kernel", help=KERNEL_HELP.capitalize() + ".")] = "auto",
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
     finish: Annotated[
@@ -434,9 +439,10 @@ def train_command(
         name=name, data=data, objective=objective, iters=iters, batch=batch_size, warmup=warmup, noise=noise_type,
         level=level, mask=not no_mask, attention_mask=attention_ratio, ema=ema, dead_leaves=dead_leaves,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
-        threads=threads, bf16=bf16, compile=compile_, **{k: v for k, v in given.items() if v is not None},
+        threads=threads, bf16=bf16, compile=compile_, device=device, attention_kernel=kernel,
+        **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
-    train.init_distributed()
+    train.init_distributed(device)
     folder = workdir or registry.user_dir().parent / "runs" / name
     folder.mkdir(parents=True, exist_ok=True)
     trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
@@ -527,6 +533,12 @@ def bench_command(
         bool, typer.Option("--train-speed", help="Measure training iterations/s per --configs, masked and not.")
     ] = False,
     configs: Annotated[str, typer.Option("--configs", help="Train speed: network sizes, comma-separated.")] = "small",
+    kernels: Annotated[
+        str, typer.Option("--attention-kernel", help=f"Speed: {KERNEL_HELP}, comma-separated to compare.")
+    ] = "auto",
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="Train speed: torch.compile the network, as mdn train --compile.")
+    ] = False,
     train_batch: Annotated[int, typer.Option("--train-batch", help="Train speed: crops per step.")] = 8,
     crop: Annotated[int, typer.Option("--crop", help="Train speed: crop size in pixels.")] = 48,
     sizes: Annotated[str, typer.Option("--sizes", help="Speed: square sizes or WxH, comma-separated.")] = "1024",
@@ -548,9 +560,11 @@ def bench_command(
     Example: mdn bench --models small-masked,small-baseline --plot study.png
     """
     if train_speed:
+        settings = {"device": device, "bf16": precision == "bf16", "compile": compile_, "windows": runs}
         rows = [
-            bench.train_speed(config.strip(), masked, train_batch, crop, bf16=precision == "bf16", windows=runs)
+            bench.train_speed(config.strip(), masked, train_batch, crop, kernel=kernel.strip(), **settings)
             for config in configs.split(",")
+            for kernel in kernels.split(",")
             for masked in (True, False)
         ]
         _print_train_speed(rows)
@@ -560,8 +574,9 @@ def bench_command(
     names = [m.strip() for m in models.split(",")] if models else None
     if speed_:
         rows = [
-            bench.speed(name, _size(size), runs, options)
+            bench.speed(name, _size(size), runs, options, kernel.strip())
             for name in names or [c.name for c in registry.cards().values() if c.task == "denoise"]
+            for kernel in kernels.split(",")
             for size in sizes.split(",")
         ]
         _print_speed(rows)
@@ -615,21 +630,27 @@ def _print_quality(scores: list[bench.Score], names: list[str]) -> None:
 
 
 def _print_train_speed(rows: list[bench.TrainSpeed]) -> None:
-    table = Table("config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "threads")
+    table = Table(
+        "config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "kernel", "threads"
+    )
     for r in rows:
         table.add_row(
             r.config, "on" if r.masked else "off", f"{r.batch} x {r.crop}²", f"{r.it_per_s:.2f}",
-            f"{r.spread[0]:.2f}-{r.spread[1]:.2f}", f"{r.crops_per_s:.1f}", r.device, r.precision, str(r.threads),
+            f"{r.spread[0]:.2f}-{r.spread[1]:.2f}", f"{r.crops_per_s:.1f}", r.device, r.precision,
+            r.kernel + (", compiled" if r.compiled else ""), str(r.threads),
         )  # fmt: skip
     out.print(table)
 
 
 def _print_speed(rows: list[bench.Speed]) -> None:
-    table = Table("model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "tile")
+    table = Table(
+        "model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel", "tile"
+    )
     for r in rows:
         table.add_row(
             r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
-            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, f"{r.tile} x{r.batch}, {r.threads} thr",
+            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel,
+            f"{r.tile} x{r.batch}, {r.threads} thr",
         )  # fmt: skip
     out.print(table)
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from mdn import images, metrics, noise, registry, tonemap
-from mdn.engine import Engine, EngineOptions
+from mdn.engine import Engine, EngineOptions, pick_device
 from mdn.errors import MdnError
 from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
@@ -64,6 +64,8 @@ class TrainOptions:
     threads: int = 0
     bf16: bool = False
     compile: bool = False
+    device: str = "auto"
+    attention_kernel: str = "auto"
 
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
@@ -268,7 +270,7 @@ class MaskedDenoising:
         o = self.options
         config = SIZES[o.config]
         config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
-        return registry.ARCHITECTURES[self.architecture](config.to_dict())
+        return registry.ARCHITECTURES[self.architecture](config.to_dict()).use_attention(o.attention_kernel)
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
@@ -330,6 +332,8 @@ class MaskedFill:
         self.options = options
         if options.config not in SKIP_SIZES:
             raise MdnError(f"--objective fill needs --config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
+        if options.attention_kernel != "auto":
+            raise MdnError("--attention-kernel is for --objective denoise: the fill network has no attention")
         self.config = SKIP_SIZES[options.config]
 
     def describe(self) -> str:
@@ -354,7 +358,7 @@ class MaskedFill:
 
     def _mask(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         low, high = self.options.input_mask
-        ratio = low + (high - low) * float(torch.rand(1, generator=generator, device=clean.device))
+        ratio = low + (high - low) * torch.rand(1, generator=generator, device=clean.device)  # no host sync
         b, c, h, w = clean.shape
         shape = (b, self.config.mask_channels if self.config.mask_channels == 1 else c, h, w)
         return (torch.rand(shape, generator=generator, device=clean.device) < ratio).to(clean.dtype)
@@ -396,9 +400,15 @@ OBJECTIVES = {MaskedDenoising.name: MaskedDenoising, MaskedFill.name: MaskedFill
 """Objective name -> class, for `mdn train --objective`."""
 
 
+LOSS_EVERY = 25
+"""Steps whose losses are read back together: reading a loss waits for its step, so a GPU would idle for a
+moment every step if each were read."""
+
+
 @dataclass
 class Progress:
-    """What the loop reports after each iteration."""
+    """What the loop reports after each iteration; `loss` is the mean of the last steps read back (at most
+    LOSS_EVERY, and always up to a validation or a checkpoint)."""
 
     iteration: int
     total: int
@@ -414,13 +424,15 @@ class Trainer:
         self.options, self.workdir, self.log = options, workdir, log
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
-        self.device = _device(self.rank)
+        self.device = _device(options.device, self.rank)
         if options.threads:
             torch.set_num_threads(options.threads)
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:
             raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.objective = OBJECTIVES[options.objective](options)
+        if options.attention_kernel == "flex" and self.device.type == "cpu":
+            raise MdnError("--attention-kernel flex has no backward pass on the CPU: use it on a GPU")
         self.model = self.objective.build().to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
@@ -526,8 +538,9 @@ class Trainer:
         crops = torch.Generator().manual_seed(int(crop_seed))
         return crops, torch.Generator(self.device).manual_seed(int(mask_seed))
 
-    def step(self) -> float:
-        """One optimisation step; returns the loss."""
+    def step(self) -> torch.Tensor:
+        """One optimisation step; returns the loss as a tensor on the device (reading it would wait for the
+        step)."""
         o = self.options
         crops, generator = self._generators(self.iteration)
         clean = sample_batch(self.pool, o.batch, o.crop, crops)
@@ -543,7 +556,7 @@ class Trainer:
             for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 e.copy_(b)
         self.iteration += 1
-        return loss.item()
+        return loss.detach()
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
         """Train to `until` (default: the whole run), yielding progress; checkpoints on the way and on Ctrl-C.
@@ -553,16 +566,23 @@ class Trainer:
         if self.iteration == 0 and self.rank == 0 and self.validation is not None:
             self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
         self.model.train()
+        losses: list[torch.Tensor] = []
+        loss = float("nan")
         with _interrupt_saves(self):
             while self.iteration < until:
                 start = time.perf_counter()
-                loss = self.step()
+                losses.append(self.step())
                 self.seconds += time.perf_counter() - start
+                validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or self.iteration == until)
+                checkpointing = self.iteration % o.checkpoint_every == 0 or self.iteration == until
+                if len(losses) == LOSS_EVERY or validating or checkpointing:
+                    loss = float(torch.stack(losses).mean())
+                    losses.clear()
                 report = Progress(self.iteration, o.iters, loss, self.seconds)
-                if self.rank == 0 and (self.iteration % o.validate_every == 0 or self.iteration == until):
+                if validating:
                     report.validation = self.validate()
                     self._append_log(report)
-                if self.iteration % o.checkpoint_every == 0 or self.iteration == until:
+                if checkpointing:
                     self.save_checkpoint()
                 yield report
 
@@ -611,12 +631,15 @@ class Trainer:
         return registry.save(self.ema, card, folder)
 
 
-def _device(rank: int) -> torch.device:
-    if torch.cuda.is_available():
-        index = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    return torch.device("cpu")
+def _device(name: str, rank: int) -> torch.device:
+    """The training device for a --device name: `auto` is a CUDA GPU when there is one, else the CPU; a CUDA run
+    without an index takes the GPU of its local rank."""
+    device = pick_device(name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def _hardware(device: torch.device, world: int) -> str:
@@ -643,9 +666,11 @@ def _interrupt_saves(trainer: Trainer) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def init_distributed() -> bool:
-    """Join the process group when started by torchrun; returns whether this is a distributed run."""
+def init_distributed(device: str = "auto") -> bool:
+    """Join the process group when started by torchrun, NCCL for runs on CUDA GPUs and gloo for CPU runs;
+    returns whether this is a distributed run."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    dist.init_process_group("nccl" if cuda else "gloo")
     return True

@@ -48,9 +48,20 @@ def test_speed_reports_throughput_and_memory(tiny_card) -> None:
 
 
 def test_train_speed_times_whole_training_steps() -> None:
-    row = bench.train_speed("tiny", True, batch=2, crop=32, windows=2, steps=1)
+    row = bench.train_speed("tiny", True, batch=2, crop=32, device="cpu", kernel="sdpa", windows=2, steps=1)
     assert row.it_per_s > 0 and row.crops_per_s == pytest.approx(2 * row.it_per_s)
     assert row.spread[0] <= row.it_per_s <= row.spread[1] and row.masked and row.precision == "fp32"
+    assert (row.device, row.kernel, row.compiled) == ("cpu", "sdpa", False)
+
+
+def test_speed_rows_compare_attention_kernels(tiny_card, tmp_path: Path) -> None:
+    report = tmp_path / "speed.json"
+    args = ["bench", "--speed", "--models", str(tiny_card.path), "--sizes", "64", "--runs", "1", "--device", "cpu",
+            "--attention-kernel", "explicit,sdpa", "--json", str(report)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(report.read_text())
+    assert [(r["kernel"], r["device"]) for r in rows] == [("explicit", "cpu"), ("sdpa", "cpu")]
 
 
 def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from mdn.errors import MdnError
 from mdn.nets import swinir
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig, input_mask
 
@@ -96,3 +98,56 @@ def test_network_compiles_to_one_graph_with_the_same_outputs_weights_and_gradien
     torch.testing.assert_close(compiled, eager)
     for p, g in zip(model.parameters(), grads, strict=True):
         torch.testing.assert_close(p.grad, g)
+
+
+FLEX_EAGER = "ignore:flex_attention called without torch.compile"
+
+
+@pytest.mark.filterwarnings(FLEX_EAGER)
+def test_every_attention_kernel_gives_the_same_output_from_the_same_weights() -> None:
+    torch.manual_seed(0)
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=20, depths=(2, 2), heads=2, drop_path=0.0)).eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(2, 3, 40, 56)
+    outputs = {}
+    with torch.no_grad():
+        for kernel in ("explicit", "sdpa", "flex"):
+            model.use_attention(kernel)
+            outputs[kernel] = model(x, generator=torch.Generator().manual_seed(3))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs[kernel, "bf16"] = model(x, generator=torch.Generator().manual_seed(3)).float()
+    assert model.state_dict().keys() == weights.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    for kernel in ("sdpa", "flex"):
+        torch.testing.assert_close(outputs[kernel], outputs["explicit"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(outputs[kernel, "bf16"], outputs["explicit"], atol=0.03, rtol=0)
+    assert not torch.equal(outputs["sdpa"], outputs["flex"])  # really two different computations
+
+
+def test_flex_kernel_pads_heads_to_a_kernel_friendly_width() -> None:
+    assert [swinir._flex_head_dim(d) for d in (6, 10, 12, 16, 20, 32)] == [16, 16, 16, 16, 32, 32]
+
+
+def test_auto_kernel_and_unknown_kernels() -> None:
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        assert swinir.resolve_kernel("auto", cpu) == "sdpa"
+    assert swinir.resolve_kernel("auto", cpu) == "explicit"
+    assert swinir.resolve_kernel("flex", cpu) == "flex"
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2))
+    with pytest.raises(MdnError, match="unknown attention kernel 'fast'"):
+        model.use_attention("fast")
+    assert model.attention_kernel == "auto"
+
+
+def test_flex_kernel_compiles_as_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU path compiles FlexAttention with the score modification; inductor compiles it for the CPU too, so
+    the same tracing runs here."""
+    torch.manual_seed(0)
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2, drop_path=0.0)).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        reference = model.use_attention("sdpa")(x, generator=torch.Generator().manual_seed(0))
+        monkeypatch.setattr(swinir, "_flex_for", lambda device: swinir._compiled_flex())
+        compiled = model.use_attention("flex")(x, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(compiled, reference, atol=1e-5, rtol=1e-5)

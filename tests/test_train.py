@@ -192,7 +192,7 @@ def test_torchrun_two_cpu_processes(photos: Path, tmp_path: Path) -> None:
     command = ["torchrun", "--nproc-per-node", "2", "--master-port", "29533", "-m", "mdn", "train",
                "--data", str(photos), "--name", "ddp", "--config", "tiny", "--iters", "2", "--batch", "1",
                "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "cards"),
-               "--quiet"]  # fmt: skip
+               "--device", "cpu", "--quiet"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -204,3 +204,32 @@ def test_torchrun_two_cpu_processes(photos: Path, tmp_path: Path) -> None:
 def test_python_m_mdn_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "mdn", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "mdn" in result.stdout
+
+
+def test_device_and_attention_kernel_are_options(photos: Path, tmp_path: Path) -> None:
+    trainer = train.Trainer(_options(photos, device="cpu", attention_kernel="sdpa"), tmp_path, log=lambda _: None)
+    assert trainer.device == torch.device("cpu")
+    assert {m.kernel for m in trainer.model.modules() if hasattr(m, "kernel")} == {"sdpa"}
+    assert trainer.ema.attention_kernel == "sdpa"
+    assert "--device cpu --attention-kernel sdpa" in trainer.options.command()
+    for changes, message in (
+        ({"device": "cpu", "attention_kernel": "flex"}, "no backward pass on the CPU"),
+        ({"attention_kernel": "fast"}, "unknown attention kernel"),
+        ({"device": "tpu"}, "unknown device"),
+        ({"objective": "fill", "config": "grey-fast", "attention_kernel": "sdpa"}, "fill network has no attention"),
+    ):
+        with pytest.raises(MdnError, match=message):
+            train.Trainer(_options(photos, **changes), tmp_path, log=lambda _: None)
+
+
+def test_loss_is_read_back_every_few_steps_as_their_mean(photos: Path, tmp_path: Path) -> None:
+    options = _options(photos, iters=train.LOSS_EVERY + 3, validate_every=1000, checkpoint_every=1000, validation=[])
+    (tmp_path / "a").mkdir()
+    reports = list(train.Trainer(options, tmp_path / "a", log=lambda _: None).run())
+    replay = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    losses = [float(replay.step()) for _ in range(options.iters)]
+    assert all(math.isnan(r.loss) for r in reports[: train.LOSS_EVERY - 1])
+    first, last = reports[train.LOSS_EVERY - 1].loss, reports[-1].loss
+    assert first == pytest.approx(np.mean(losses[: train.LOSS_EVERY]), rel=1e-6)
+    assert all(r.loss == first for r in reports[train.LOSS_EVERY : -1])
+    assert last == pytest.approx(np.mean(losses[train.LOSS_EVERY :]), rel=1e-6)

@@ -9,6 +9,7 @@ kept on at inference. The input mask is applied to training batches by `input_ma
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,11 +17,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdn.errors import MdnError
+
+try:
+    from torch.nn.attention.flex_attention import flex_attention
+except ImportError:  # torch < 2.5
+    flex_attention = None
+
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 """Subtracted before the network and added back after it, as in SwinIR."""
 
 MASK_VALUE = -0.1
 """What input-masked pixels are set to, in [0, 1] pixel units (the released code's value)."""
+
+SHIFT_PENALTY = -100.0
+"""Added to the attention scores between tokens of a shifted window that come from different image regions."""
+
+ATTENTION_KERNELS = ("auto", "explicit", "sdpa", "flex")
+"""How window attention is computed. `explicit`: two matmuls and a softmax (CPU training's fastest); `sdpa`:
+torch's scaled_dot_product_attention, recomputing only the wrap-around windows with the shift mask (CPU
+inference's fastest); `flex`: FlexAttention (torch >= 2.5) with the position bias and the shift regions as a score
+modification and the head dim zero-padded to a kernel-friendly 16, compiled on GPUs, so no dense mask is ever
+built (forward only on CPU); `auto`: explicit under autograd on CPU, else sdpa."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,7 @@ class WindowAttention(nn.Module):
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.bias_table, std=0.02)
         self.register_buffer("bias_index", _relative_position_index(window), persistent=False)
+        self.kernel = "auto"
 
     def position_bias(self) -> Tensor:
         """(heads, N, N) additive bias."""
@@ -110,8 +129,11 @@ class WindowAttention(nn.Module):
         # sends torch down its slow reference path.
         qkv = self.qkv(windows).view(b * nw, n, 3, heads, dim).permute(2, 0, 3, 1, 4)
         bias = self.position_bias()
-        if _explicit_attention(windows.device):
+        kernel = resolve_kernel(self.kernel, windows.device)
+        if kernel == "explicit":
             return self._explicit(qkv, bias, shift_mask, b, nw)
+        if kernel == "flex":
+            return self._flex(qkv, bias, shift_mask, b, nw)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias[None].to(qkv.dtype))
         if shift_mask is not None:
             # Only windows on the wrap-around border mix regions: redo just those with the region mask.
@@ -124,7 +146,7 @@ class WindowAttention(nn.Module):
 
     def _explicit(self, qkv: Tensor, bias: Tensor, shift_mask: ShiftMask | None, b: int, nw: int) -> Tensor:
         """Attention as two matmuls and a softmax, with the shift mask added to every window (see
-        `_explicit_attention`)."""
+        `resolve_kernel`)."""
         q, k, v = qkv.unbind(0)
         _, heads, n, dim = q.shape
         scores = (q * dim**-0.5) @ k.transpose(-2, -1) + bias
@@ -133,11 +155,53 @@ class WindowAttention(nn.Module):
         out = scores.softmax(-1) @ v
         return self.proj(out.transpose(1, 2).reshape(b, nw, n, heads * dim))
 
+    def _flex(self, qkv: Tensor, bias: Tensor, shift_mask: ShiftMask | None, b: int, nw: int) -> Tensor:
+        """FlexAttention over every window at once: the bias and the shift regions are looked up per score
+        inside the kernel (see `ATTENTION_KERNELS`)."""
+        _, _, heads, n, dim = qkv.shape
+        padded = F.pad(qkv, (0, _flex_head_dim(dim) - dim))
+        regions = shift_mask.regions if shift_mask is not None else None
 
-def _explicit_attention(device: torch.device) -> bool:
-    """Whether attention runs as two matmuls and a softmax: on CPU under autograd, where this trains 1.3x faster
-    than scaled_dot_product_attention, whose fused kernel has no backward there and whose fallback is slower."""
-    return torch.is_grad_enabled() and device.type == "cpu"
+        def score_mod(score: Tensor, batch: Tensor, head: Tensor, q: Tensor, k: Tensor) -> Tensor:
+            score = score + bias[head, q, k]
+            if regions is None:
+                return score
+            window = batch % nw
+            return torch.where(regions[window, q] == regions[window, k], score, score + SHIFT_PENALTY)
+
+        out = _flex_for(qkv.device)(padded[0], padded[1], padded[2], score_mod=score_mod, scale=dim**-0.5)[..., :dim]
+        return self.proj(out.reshape(b, nw, heads, n, dim).transpose(2, 3).reshape(b, nw, n, heads * dim))
+
+
+def resolve_kernel(kernel: str, device: torch.device) -> str:
+    """The attention kernel that `kernel` (one of ATTENTION_KERNELS) means on `device`: `auto` is two matmuls
+    and a softmax on CPU under autograd, where this trains 1.3x faster than scaled_dot_product_attention (whose
+    fused kernel has no backward there and whose fallback is slower), and scaled_dot_product_attention
+    elsewhere."""
+    if kernel not in ATTENTION_KERNELS:
+        raise MdnError(f"unknown attention kernel {kernel!r} (one of {', '.join(ATTENTION_KERNELS)})")
+    if kernel == "flex" and flex_attention is None:
+        raise MdnError(f"the flex attention kernel needs torch >= 2.5, this is {torch.__version__}")
+    if kernel != "auto":
+        return kernel
+    return "explicit" if torch.is_grad_enabled() and device.type == "cpu" else "sdpa"
+
+
+def _flex_head_dim(dim: int) -> int:
+    """The head dim FlexAttention's GPU kernel runs well on: a power of two, at least 16 (its matrix tiles)."""
+    return max(16, 1 << (dim - 1).bit_length())
+
+
+def _flex_for(device: torch.device) -> Callable[..., Tensor]:
+    """FlexAttention as it runs on `device`: compiled on GPUs; eager elsewhere, where it is a reference that
+    materialises every score (compiled on CPU it runs, but slower than sdpa)."""
+    return _compiled_flex() if device.type == "cuda" else flex_attention
+
+
+@functools.cache
+def _compiled_flex() -> Callable[..., Tensor]:
+    """FlexAttention compiled once per process, for fixed shapes."""
+    return torch.compile(flex_attention, dynamic=False)
 
 
 def _partition(x: Tensor, window: int) -> Tensor:
@@ -156,11 +220,16 @@ def _merge(windows: Tensor, window: int, h: int, w: int) -> Tensor:
 
 @dataclass(frozen=True)
 class ShiftMask:
-    """Which windows of a shifted layout straddle the wrap-around, and their (n, N, N) additive masks."""
+    """Which windows of a shifted layout straddle the wrap-around, their (n, N, N) additive masks, and the image
+    region of every window token, (nW, N)."""
 
     windows: Tensor
     mask: Tensor
-    count: int
+    regions: Tensor
+
+    @property
+    def count(self) -> int:
+        return self.regions.shape[0]
 
     @functools.cached_property
     def dense(self) -> Tensor:
@@ -182,8 +251,8 @@ def _shift_mask(h: int, w: int, window: int, shift: int, device: torch.device) -
         labels = _partition(region, window).squeeze(-1)[0]
         different = labels[:, None, :] != labels[:, :, None]
         windows = different.flatten(1).any(1).nonzero().squeeze(1)
-        mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], -100.0)
-    return ShiftMask(windows, mask, labels.shape[0])
+        mask = torch.zeros(different[windows].shape, device=device).masked_fill(different[windows], SHIFT_PENALTY)
+    return ShiftMask(windows, mask, labels.to(torch.uint8))
 
 
 class SwinBlock(nn.Module):
@@ -272,7 +341,18 @@ class MaskedSwinIR(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = _three_conv(dim)
         self.head = nn.Conv2d(dim, config.channels, 3, padding=1)
+        self.attention_kernel = "auto"
         self.apply(self._init_weights)
+
+    def use_attention(self, kernel: str) -> MaskedSwinIR:
+        """Compute window attention with `kernel` (one of ATTENTION_KERNELS) in every block; outputs and weights
+        stay the same."""
+        resolve_kernel(kernel, torch.device("cpu"))
+        self.attention_kernel = kernel
+        for module in self.modules():
+            if isinstance(module, WindowAttention):
+                module.kernel = kernel
+        return self
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -324,6 +404,6 @@ class MaskedSwinIR(nn.Module):
         if not any(block.shift for group in self.groups for block in group.blocks):
             return keeps, None
         shift_mask = _shift_mask(h, w, window, window // 2, x.device)
-        if _explicit_attention(x.device):
+        if resolve_kernel(self.attention_kernel, x.device) == "explicit":
             _ = shift_mask.dense  # made here, so that a compiled `network` finds it cached
         return keeps, shift_mask
