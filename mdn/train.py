@@ -380,8 +380,9 @@ class MaskedFill:
         return [_centre_crop(r, 192) for r in references]
 
     def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:
-        """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image; BatchNorm uses the image's
-        own statistics, as in zero-shot use."""
+        """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image (drawn on the CPU, so that
+        every device scores the same pixels); BatchNorm uses the image's own statistics, as in zero-shot use."""
+        device = next(model.parameters()).device
         model.train()
         errors = []
         with torch.no_grad():
@@ -389,7 +390,8 @@ class MaskedFill:
                 clean = torch.from_numpy(image).permute(2, 0, 1)[None]
                 if self.config.channels == 1:
                     clean = clean.mean(dim=1, keepdim=True)
-                hidden = self._mask(clean, torch.Generator().manual_seed(i))
+                hidden = self._mask(clean, torch.Generator().manual_seed(i)).to(device)
+                clean = clean.to(device)
                 out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
                 errors.append(float(((out - clean) * hidden).pow(2).sum() / hidden.sum().clamp(min=1)))
         model.eval()

@@ -233,3 +233,13 @@ def test_loss_is_read_back_every_few_steps_as_their_mean(photos: Path, tmp_path:
     assert first == pytest.approx(np.mean(losses[: train.LOSS_EVERY]), rel=1e-6)
     assert all(r.loss == first for r in reports[train.LOSS_EVERY : -1])
     assert last == pytest.approx(np.mean(losses[train.LOSS_EVERY :]), rel=1e-6)
+
+
+def test_fill_pretraining_scores_the_same_hidden_pixels_every_time(photos: Path, tmp_path: Path) -> None:
+    options = _options(photos, objective="fill", config="grey-fast", crop=32, lr=2e-3)
+    (tmp_path / "run").mkdir()
+    trainer = train.Trainer(options, tmp_path / "run", log=lambda _: None)
+    first = trainer.validate()
+    assert first == trainer.validate() and 5 < first["psnr"] < 40
+    reports = list(trainer.run())
+    assert reports[-1].validation is not None and math.isfinite(reports[-1].validation["psnr"])
