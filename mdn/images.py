@@ -380,8 +380,14 @@ def _squeeze_grey(raw: np.ndarray) -> np.ndarray:
     return raw[..., 0] if raw.ndim == 3 and raw.shape[-1] == 1 else raw
 
 
+PNG_SETTINGS = {"level": 1, "strategy": 3, "filter": 16}
+"""Fast lossless PNG (zlib level 1, run-length strategy, the Sub filter: OpenCV's settings). On a 24 MP photo
+this encodes in 1.1-1.5 s instead of 7 s at libpng's defaults, and the file is 6 % smaller on a textured image,
+27 % larger on a very smooth one; 16-bit RGB: 3.1 s instead of 17.9 s, 3 % smaller."""
+
+
 def _encode_png(path: Path, raw: np.ndarray, source: Source | None) -> None:
-    path.write_bytes(imagecodecs.png_encode(_squeeze_grey(raw)))
+    path.write_bytes(imagecodecs.png_encode(_squeeze_grey(raw), **PNG_SETTINGS))
 
 
 def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None) -> None:
