@@ -151,3 +151,22 @@ def test_flex_kernel_compiles_as_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setattr(swinir, "_flex_for", lambda device: swinir._compiled_flex())
         compiled = model.use_attention("flex")(x, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(compiled, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_flex_kernel_compiles_alone_on_a_gpu_and_inside_a_compiled_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(swinir, "_compiled_flex", lambda: "compiled alone")
+    assert swinir._flex_for(gpu) == "compiled alone"
+    assert swinir._flex_for(torch.device("cpu")) is swinir.flex_attention
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert swinir._flex_for(gpu) is swinir.flex_attention
+
+
+@pytest.mark.filterwarnings(FLEX_EAGER)
+def test_network_with_the_flex_kernel_traces_as_one_graph() -> None:
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=12, depths=(2,), heads=2, drop_path=0.0)).eval().use_attention("flex")
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        masks = model._masks(x, torch.Generator().manual_seed(0), True)
+        explained = torch._dynamo.explain(model.network)(x, *masks)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0

@@ -193,9 +193,12 @@ def _flex_head_dim(dim: int) -> int:
 
 
 def _flex_for(device: torch.device) -> Callable[..., Tensor]:
-    """FlexAttention as it runs on `device`: compiled on GPUs; eager elsewhere, where it is a reference that
-    materialises every score (compiled on CPU it runs, but slower than sdpa)."""
-    return _compiled_flex() if device.type == "cuda" else flex_attention
+    """FlexAttention as it runs on `device`: compiled on GPUs (as its own graph, or inside the network's when
+    that is being compiled); eager elsewhere, where it is a reference that materialises every score (compiled on
+    CPU it runs, but slower than sdpa)."""
+    if device.type != "cuda" or torch.compiler.is_compiling():
+        return flex_attention
+    return _compiled_flex()
 
 
 @functools.cache
