@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import functools
 import json
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict
@@ -467,7 +468,8 @@ def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool)
                     f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
                 )
             rate = report.iteration / max(report.seconds, 1e-9)
-            progress.update(task, completed=report.iteration, status=f"loss {report.loss:.4f} {rate:.2f} it/s {status}")
+            loss = "" if math.isnan(report.loss) else f"loss {report.loss:.4f} "
+            progress.update(task, completed=report.iteration, status=f"{loss}{rate:.2f} it/s {status}")
 
 
 models_app = typer.Typer(no_args_is_help=False)
