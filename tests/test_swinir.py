@@ -170,3 +170,19 @@ def test_network_with_the_flex_kernel_traces_as_one_graph() -> None:
         masks = model._masks(x, torch.Generator().manual_seed(0), True)
         explained = torch._dynamo.explain(model.network)(x, *masks)
     assert explained.graph_count == 1 and explained.graph_break_count == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_flex_kernel_trains_like_the_others_on_a_gpu() -> None:
+    torch.manual_seed(0)
+    model = MaskedSwinIR(SwinIRConfig(embed_dim=20, depths=(2, 2), heads=2, drop_path=0.0)).cuda()
+    x = torch.rand(2, 3, 40, 56, device="cuda")
+    results = {}
+    for kernel in ("sdpa", "flex"):
+        model.zero_grad()
+        out = model.use_attention(kernel)(x, generator=torch.Generator("cuda").manual_seed(3))
+        out.square().mean().backward()
+        results[kernel] = (out.detach(), [p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(results["flex"][0], results["sdpa"][0], atol=1e-4, rtol=1e-4)
+    for flex, sdpa in zip(results["flex"][1], results["sdpa"][1], strict=True):
+        torch.testing.assert_close(flex, sdpa, atol=1e-4, rtol=1e-3)
