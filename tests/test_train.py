@@ -41,6 +41,21 @@ def _options(photos: Path, **changes) -> train.TrainOptions:
     return train.TrainOptions(**{**base, **changes})
 
 
+def _straight_and_resumed(
+    options: train.TrainOptions, folder: Path
+) -> tuple[train.Trainer, train.Trainer, list[train.Progress]]:
+    """The run straight through (in folder/a, with its reports) and stopped at step 2 then resumed (folder/b)."""
+    (folder / "a").mkdir()
+    straight = train.Trainer(options, folder / "a", log=lambda _: None)
+    reports = list(straight.run())
+    (folder / "b").mkdir()
+    list(train.Trainer(options, folder / "b", log=lambda _: None).run(until=2))
+    resumed = train.Trainer(options, folder / "b", log=lambda _: None)
+    resumed.resume()
+    list(resumed.run())
+    return straight, resumed, reports
+
+
 def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
     straight = train.Trainer(_options(photos), tmp_path / "a", log=lambda _: None)
     (tmp_path / "a").mkdir()
@@ -116,14 +131,7 @@ def test_compiled_training_is_recorded_and_resumes_bit_for_bit(photos: Path, tmp
     compile_ = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **options: compile_(fn, backend="aot_eager", **options))
     options = _options(photos, compile=True, validation=[])
-    straight = train.Trainer(options, tmp_path / "a", log=lambda _: None)
-    (tmp_path / "a").mkdir()
-    list(straight.run())
-    (tmp_path / "b").mkdir()
-    list(train.Trainer(options, tmp_path / "b", log=lambda _: None).run(until=2))
-    resumed = train.Trainer(options, tmp_path / "b", log=lambda _: None)
-    resumed.resume()
-    list(resumed.run())
+    straight, resumed, _ = _straight_and_resumed(options, tmp_path)
     for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     card = resumed.write_card(tmp_path / "cards")
@@ -250,15 +258,8 @@ def test_fill_pretraining_scores_the_same_hidden_pixels_every_time(photos: Path,
 @pytest.mark.parametrize("kernel", ["sdpa", "flex"])
 def test_cuda_training_validates_resumes_and_writes_a_card(photos: Path, tmp_path: Path, kernel: str) -> None:
     options = _options(photos, device="cuda", attention_kernel=kernel, bf16=True)
-    (tmp_path / "a").mkdir()
-    straight = train.Trainer(options, tmp_path / "a", log=lambda _: None)
-    reports = list(straight.run())
+    straight, resumed, reports = _straight_and_resumed(options, tmp_path)
     assert straight.device.type == "cuda" and math.isfinite(reports[-1].validation["psnr"])
-    (tmp_path / "b").mkdir()
-    list(train.Trainer(options, tmp_path / "b", log=lambda _: None).run(until=2))
-    resumed = train.Trainer(options, tmp_path / "b", log=lambda _: None)
-    resumed.resume()
-    list(resumed.run())
     for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
     card = resumed.write_card(tmp_path / "cards")
