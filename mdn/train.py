@@ -633,10 +633,15 @@ class Trainer:
         return registry.save(self.ema, card, folder)
 
 
+def _device_name(name: str) -> str:
+    """A --device name with `auto` made concrete: a CUDA GPU when there is one, else the CPU."""
+    return name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _device(name: str, rank: int) -> torch.device:
-    """The training device for a --device name: `auto` is a CUDA GPU when there is one, else the CPU; a CUDA run
-    without an index takes the GPU of its local rank."""
-    device = pick_device(name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    """The training device for a --device name (see `_device_name`); a CUDA run without an index takes the GPU of
+    its local rank."""
+    device = pick_device(_device_name(name))
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     if device.type == "cuda":
@@ -673,6 +678,5 @@ def init_distributed(device: str = "auto") -> bool:
     returns whether this is a distributed run."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group("nccl" if _device_name(device).startswith("cuda") else "gloo")
     return True

@@ -344,14 +344,17 @@ class MaskedSwinIR(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = _three_conv(dim)
         self.head = nn.Conv2d(dim, config.channels, 3, padding=1)
-        self.attention_kernel = "auto"
         self.apply(self._init_weights)
+
+    @property
+    def attention_kernel(self) -> str:
+        """The kernel every block's window attention uses (see `use_attention`)."""
+        return self.groups[0].blocks[0].attn.kernel
 
     def use_attention(self, kernel: str) -> MaskedSwinIR:
         """Compute window attention with `kernel` (one of ATTENTION_KERNELS) in every block; outputs and weights
         stay the same."""
-        resolve_kernel(kernel, torch.device("cpu"))
-        self.attention_kernel = kernel
+        resolve_kernel(kernel, torch.device("cpu"))  # refuses an unknown or unavailable kernel before any change
         for module in self.modules():
             if isinstance(module, WindowAttention):
                 module.kernel = kernel
