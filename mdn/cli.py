@@ -7,6 +7,8 @@ import dataclasses
 import functools
 import json
 import math
+import re
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict
@@ -382,6 +384,12 @@ def train_command(
     ] = None,
     iters: Annotated[int, typer.Option("--iters", help="Optimisation steps in the whole run.")] = 200_000,
     until: Annotated[int | None, typer.Option("--until", help="Stop (with a checkpoint) at this step.")] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--time-budget", help="Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint and a card; --resume goes on."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch", help="Crops per step (per process).")] = 8,
     crop: Annotated[int | None, typer.Option("--crop", help="Crop size in pixels (64; fill: 128).")] = None,
     lr: Annotated[
@@ -420,6 +428,9 @@ def train_command(
     kernel: Annotated[str, typer.Option("--attention-kernel", help=KERNEL_HELP.capitalize() + ".")] = "auto",
     workdir: Annotated[Path | None, typer.Option("--workdir", help="Checkpoint and log folder.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --workdir.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start afresh over an existing run or card of this --name.")
+    ] = False,
     finish: Annotated[
         bool, typer.Option("--finish", help="Write the model card from the checkpoint now, without training on.")
     ] = False,
@@ -443,25 +454,77 @@ def train_command(
         threads=threads, bf16=bf16, compile=compile_, device=device, attention_kernel=kernel,
         **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
+    started = time.monotonic()
+    deadline = started + _duration(time_budget) if time_budget else None
     train.init_distributed(device)
     folder = workdir or registry.user_dir().parent / "runs" / name
+    card_folder = out or registry.user_dir()
+    if not (resume or finish):
+        _claim_name(name, folder, card_folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     trainer = train.Trainer(options, folder, log=lambda m: console.print(m, soft_wrap=True))
     if resume or finish:
         trainer.resume()
     if not finish:
-        _train_with_progress(trainer, until, quiet or trainer.rank != 0)
-    if (finish or trainer.iteration >= options.iters) and trainer.rank == 0:
-        card = trainer.write_card(out or registry.user_dir())
-        console.print(f"wrote model card {card.path}")
+        try:
+            _train_with_progress(trainer, until, deadline, quiet or trainer.rank != 0)
+        except KeyboardInterrupt:
+            if trainer.rank == 0:
+                console.print(
+                    f"interrupted at step {trainer.iteration:,}; checkpoint in {trainer.checkpoint_path}\n"
+                    f"continue with: {_resume_command(trainer, out)}",
+                    soft_wrap=True,
+                )
+            raise typer.Exit(130) from None
+    if trainer.iteration == 0 and not finish:
+        _fail(f"the time budget ran out before the first step ({time.monotonic() - started:.0f} s to start)", 1)
+    if trainer.rank == 0:
+        card = trainer.write_card(card_folder)
+        if trainer.iteration >= options.iters:
+            console.print(f"wrote model card {card.path} (finished)", soft_wrap=True)
+        else:
+            console.print(
+                f"wrote model card {card.path} (step {trainer.iteration:,} of {options.iters:,})\n"
+                f"continue with: {_resume_command(trainer, out)}",
+                soft_wrap=True,
+            )
 
 
-def _train_with_progress(trainer: train.Trainer, until: int | None, quiet: bool) -> None:
+def _duration(text: str) -> float:
+    """Seconds in a duration such as 90, 90s, 9m, 1h30m or 2.5h."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise typer.BadParameter(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise typer.BadParameter(f"expected a positive duration, got {text!r}")
+    return total
+
+
+def _claim_name(name: str, folder: Path, card_folder: Path, overwrite: bool) -> None:
+    """Refuse to start over an existing run or card of the same name, unless told to replace them."""
+    taken = [p for p in (folder / "checkpoint.pt", card_folder / f"{name}.json") if p.exists()]
+    if taken and not overwrite:
+        raise MdnError(
+            f"--name {name} is taken ({', '.join(map(str, taken))}): add --resume to continue that run, "
+            "--overwrite to start afresh, or choose another --name"
+        )
+    for path in (*taken, folder / "log.jsonl", card_folder / f"{name}.pt"):
+        path.unlink(missing_ok=True)
+
+
+def _resume_command(trainer: train.Trainer, cards: Path | None) -> str:
+    """The command that continues `trainer`'s run from its checkpoint."""
+    return f"{trainer.options.command()} --workdir {trainer.workdir}{f' --out {cards}' if cards else ''} --resume"
+
+
+def _train_with_progress(trainer: train.Trainer, until: int | None, deadline: float | None, quiet: bool) -> None:
     columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
     with Progress(*columns, console=console, disable=quiet) as progress:
         task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
         status = ""
-        for report in trainer.run(until):
+        for report in trainer.run(until, deadline):
             if report.validation:
                 v = report.validation
                 status = f"val {v['psnr']:.2f} dB" + (

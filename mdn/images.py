@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imagecodecs
 import imageio.v3 as iio
 import numpy as np
 import OpenEXR
@@ -216,6 +215,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         elif fmt == "tiff":
             raw, layout, meta = _read_tiff(path)
         elif fmt == "png":
+            import imagecodecs  # imported where needed: training and its tests run without it
+
             raw = imagecodecs.png_decode(path.read_bytes())
             layout, meta = _plain_layout(raw), {}
         else:
@@ -390,6 +391,8 @@ this encodes in 1.1-1.5 s instead of 7 s at libpng's defaults, and the file is 6
 
 
 def _encode_png(path: Path, raw: np.ndarray, source: Source | None) -> None:
+    import imagecodecs
+
     path.write_bytes(imagecodecs.png_encode(_squeeze_grey(raw), **PNG_SETTINGS))
 
 

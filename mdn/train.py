@@ -445,6 +445,7 @@ class Trainer:
         self.sitting_start = 0
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
+        self.stopped_early = False
         self.best: dict[str, float] = {}
         self.pool = self._training_pool()
         self.validation = self._validation_set()
@@ -484,7 +485,10 @@ class Trainer:
     def _validation_set(self) -> ValidationSet | None:
         if not self.options.validation or self.rank:
             return None
-        return self.objective.validation(load_images(self.options.validation, 64, self._warn))
+        references = load_images(self.options.validation, 64, self._warn)
+        if not references:
+            raise MdnError(f"no usable validation images in {', '.join(self.options.validation)}")
+        return self.objective.validation(references)
 
     def _warn(self, message: str) -> None:
         if self.rank == 0:
@@ -560,33 +564,50 @@ class Trainer:
         self.iteration += 1
         return loss.detach()
 
-    def run(self, until: int | None = None) -> Iterator[Progress]:
-        """Train to `until` (default: the whole run), yielding progress; checkpoints on the way and on Ctrl-C.
-        A fresh run logs the validation of its starting weights as iteration 0."""
+    def run(self, until: int | None = None, deadline: float | None = None) -> Iterator[Progress]:
+        """Train to `until` (default: the whole run) or until the next step would end past `deadline` (a
+        `time.monotonic()` value) with time left for the last validation and checkpoint, yielding progress;
+        checkpoints on the way, at the stop and on Ctrl-C. A fresh run logs the validation of its starting
+        weights as iteration 0. `stopped_early` tells afterwards whether the deadline ended it."""
         o = self.options
         until = min(until or o.iters, o.iters)
+        budget = _Budget(deadline)
         if self.iteration == 0 and self.rank == 0 and self.validation is not None:
-            self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
+            with budget.finishing():
+                self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
         self.model.train()
         losses: list[torch.Tensor] = []
         loss = float("nan")
+        self.stopped_early = False
         with _interrupt_saves(self):
-            while self.iteration < until:
+            while self.iteration < until and not self._agree(budget.spent()):
                 start = time.perf_counter()
                 losses.append(self.step())
                 self.seconds += time.perf_counter() - start
-                validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or self.iteration == until)
-                checkpointing = self.iteration % o.checkpoint_every == 0 or self.iteration == until
+                budget.stepped()
+                last = self.iteration == until or self._agree(budget.spent())
+                validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or last)
+                checkpointing = self.iteration % o.checkpoint_every == 0 or last
                 if len(losses) == LOSS_EVERY or validating or checkpointing:
                     loss = float(torch.stack(losses).mean())
                     losses.clear()
                 report = Progress(self.iteration, o.iters, loss, self.seconds)
-                if validating:
-                    report.validation = self.validate()
-                    self._append_log(report)
-                if checkpointing:
-                    self.save_checkpoint()
+                with budget.finishing():
+                    if validating:
+                        report.validation = self.validate()
+                        self._append_log(report)
+                    if checkpointing:
+                        self.save_checkpoint()
                 yield report
+        self.stopped_early = self.iteration < until
+
+    def _agree(self, stop: bool) -> bool:
+        """Rank 0's stop decision, shared with every process of a distributed run (all stop at the same step)."""
+        if self.world == 1:
+            return stop
+        flag = torch.tensor([float(stop)], device=self.device)
+        dist.broadcast(flag, 0)
+        return bool(flag.item())
 
     def validate(self) -> dict[str, float] | None:
         if self.validation is None:
@@ -631,6 +652,39 @@ class Trainer:
             scores={self.objective.score_name: self.best} if self.best else {},
         )
         return registry.save(self.ema, card, folder)
+
+
+class _Budget:
+    """A wall-clock deadline for a sitting: spent once the next step, plus the slowest validation and checkpoint
+    seen so far (with a margin), would end past it. Steps are timed on the host; on a GPU the loss read-back
+    every LOSS_EVERY steps keeps the host within a few steps of the device."""
+
+    MARGIN = 1.5
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.step_seconds = 0.0
+        self.finish_seconds = 0.0
+        self._last = time.monotonic()
+
+    def stepped(self) -> None:
+        now = time.monotonic()
+        self.step_seconds = max(now - self._last, 0.9 * self.step_seconds)
+        self._last = now
+
+    @contextlib.contextmanager
+    def finishing(self) -> Iterator[None]:
+        """Time a validation or checkpoint: the stop must leave room for one."""
+        start = time.monotonic()
+        yield
+        self.finish_seconds = max(self.finish_seconds, time.monotonic() - start)
+        self._last = time.monotonic()
+
+    def spent(self) -> bool:
+        if self.deadline is None:
+            return False
+        needed = self.MARGIN * (self.step_seconds + self.finish_seconds)
+        return time.monotonic() + needed > self.deadline
 
 
 def _device_name(name: str) -> str:

@@ -7,13 +7,15 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import imagecodecs
 import numpy as np
 import pytest
+import tifffile
 import torch
 from skimage import data
 from typer.testing import CliRunner
@@ -25,11 +27,12 @@ from mdn.errors import MdnError
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training images as TIFF (read without imagecodecs, which GPU machines may lack) and one broken PNG."""
     folder = tmp_path_factory.mktemp("photos")
     (folder / "nested").mkdir()
-    (folder / "coffee.png").write_bytes(imagecodecs.png_encode(data.coffee()[:96, :128]))
-    (folder / "nested" / "camera.png").write_bytes(imagecodecs.png_encode(data.camera()[:80, :80]))
-    (folder / "tiny.png").write_bytes(imagecodecs.png_encode(data.camera()[:20, :20]))
+    tifffile.imwrite(folder / "coffee.tif", data.coffee()[:96, :128])
+    tifffile.imwrite(folder / "nested" / "camera.tif", data.camera()[:80, :80])
+    tifffile.imwrite(folder / "tiny.tif", data.camera()[:20, :20])
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     return folder
 
@@ -37,7 +40,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _options(photos: Path, **changes) -> train.TrainOptions:
     """A tiny run on the CPU, where every step is bit for bit reproducible (GPU kernels may sum in any order)."""
     base = dict(name="t", data=[str(photos)], config="tiny", iters=4, batch=2, crop=32, lr=1e-3, device="cpu",
-                validate_every=2, checkpoint_every=2, validation=[str(photos / "coffee.png")])  # fmt: skip
+                validate_every=2, checkpoint_every=2, validation=[str(photos / "coffee.tif")])  # fmt: skip
     return train.TrainOptions(**{**base, **changes})
 
 
@@ -184,7 +187,7 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
     assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
     assert card.inference == {"input_mask": 0.8, "passes": 8}
     out = tmp_path / "out.png"
-    result = runner.invoke(app, ["denoise", str(photos / "coffee.png"), "-o", str(out), "--model", str(card.path)])
+    result = runner.invoke(app, ["denoise", str(photos / "coffee.tif"), "-o", str(out), "--model", str(card.path)])
     assert result.exit_code == 0, result.output
     assert out.exists()
     longer = [*args[:8], "4", *args[9:], "--until", "3", "--resume"]
@@ -264,3 +267,94 @@ def test_cuda_training_validates_resumes_and_writes_a_card(photos: Path, tmp_pat
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=name)
     card = resumed.write_card(tmp_path / "cards")
     assert registry.load(card).state_dict().keys() == straight.model.state_dict().keys()
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_time_budget_stops_in_time_and_resumes_bit_for_bit(photos: Path, tmp_path: Path) -> None:
+    options = _options(photos, iters=100_000, validate_every=50, checkpoint_every=10_000)
+    (tmp_path / "b").mkdir()
+    first = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    start = time.monotonic()
+    list(first.run(deadline=start + 2.0))
+    assert time.monotonic() - start < 2.5 and first.stopped_early
+    assert 0 < first.iteration < options.iters
+    second = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    second.resume()
+    assert second.iteration == first.iteration
+    list(second.run(deadline=time.monotonic() + 1.5))
+    assert second.iteration > first.iteration
+    (tmp_path / "a").mkdir()
+    straight = train.Trainer(options, tmp_path / "a", log=lambda _: None)
+    list(straight.run(until=second.iteration))
+    assert not straight.stopped_early
+    assert _same_weights(straight.model, second.model) and _same_weights(straight.ema, second.ema)
+    assert [(h["from"], h["to"]) for h in second._history()] == [
+        (0, first.iteration),
+        (first.iteration, second.iteration),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("9m", 540), ("1h30m", 5400), ("2.5h", 9000), ("1m30s", 90)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    from mdn.cli import _duration
+
+    assert _duration(text) == seconds
+
+
+def _train_args(photos: Path, tmp_path: Path, *more: str) -> list[str]:
+    return ["train", "--data", str(photos), "--name", "budget", "--config", "tiny", "--batch", "2", "--crop", "32",
+            "--iters", "100000", "--device", "cpu", "--workdir", str(tmp_path / "run"),
+            "--out", str(tmp_path / "cards"), "--quiet", *more]  # fmt: skip
+
+
+def test_cli_time_budget_writes_a_usable_card_and_says_how_to_go_on(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, _train_args(photos, tmp_path, "--time-budget", "4s"))
+    assert result.exit_code == 0, result.output
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")
+    assert 0 < card.training["iterations"] < 100_000
+    assert f"step {card.training['iterations']:,} of 100,000" in result.output
+    assert "--resume" in result.output.split("continue with:")[1]
+    out = tmp_path / "out.tif"
+    denoised = runner.invoke(app, ["denoise", str(photos / "coffee.tif"), "-o", str(out), "--model", str(card.path)])
+    assert denoised.exit_code == 0, denoised.output
+    assert tifffile.imread(out).shape == (96, 128, 3)
+    resumed = runner.invoke(app, _train_args(photos, tmp_path, "--time-budget", "3s", "--resume"))
+    assert resumed.exit_code == 0, resumed.output
+    assert registry.ModelCard.from_file(card.path).training["iterations"] > card.training["iterations"]
+
+
+def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = [*_train_args(photos, tmp_path), "--iters", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")
+    taken = runner.invoke(app, args)
+    assert taken.exit_code == 2
+    assert "--name budget is taken" in taken.output and "--resume" in taken.output and "--overwrite" in taken.output
+    assert registry.ModelCard.from_file(card.path).sha256 == card.sha256
+    again = runner.invoke(app, [*args, "--overwrite", "--seed", "1"])
+    assert again.exit_code == 0, again.output
+    assert registry.ModelCard.from_file(card.path).sha256 != card.sha256
+    assert [json.loads(line)["iteration"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [2]
+
+
+def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "mdn", *_train_args(photos, tmp_path), "--checkpoint-every", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "log.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "interrupted at step" in output and "continue with: mdn train" in output and "--resume" in output
+    assert "Traceback" not in output
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["iteration"] > 0

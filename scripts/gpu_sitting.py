@@ -1,0 +1,311 @@
+"""A GPU sitting in command slots: check the GPU, measure training speed, then train the cards and bring them back.
+
+A sitting is a short lease of a GPU machine (about 30 minutes, at most 10 minutes a command, only an output
+folder comes back). Every slot is one command there, `bash scripts/gpu_sitting.sh STEP ...`, which runs this
+script with the output folder; the runs' checkpoints and logs are written into it as they go, so a command cut
+off at its limit still returns them. Between slots, `collect` copies what came back into runs/sitting/, which
+travels to the next slot, and every run resumes from there bit for bit. Steps:
+
+    prepare   here, on the CPU: build the training pack and fetch the wheels the GPU machine lacks
+    check     there: CUDA tests, training speed (sdpa vs flex, eager vs compiled), then train for what is left
+    train     there: train every run of --runs for --budget (resuming those that came back)
+    collect   here: copy a slot's returned files into runs/sitting/
+    finish    here: write the model card of each run from its checkpoint, for `mdn bench` to judge
+
+docs/gpu-sitting.md gives the commands and how the minutes are split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs" / "sitting"
+PACK = ROOT / "data" / "pack"
+WHEELS = ROOT / ".whl"
+MISSING_THERE = ("openexr==3.5.3", "platformdirs==4.14.7")
+"""What the GPU machine's Python lacks of mdn's dependencies for training and its tests (imagecodecs, 26 MB,
+stays behind: training reads the pack's JPEGs through imageio, and nothing on this path writes PNG)."""
+TRAVEL_MIB = 64
+RUN_FILES = ("checkpoint.pt", "log.jsonl")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the sitting: its card name and the options that are its recipe."""
+
+    name: str
+    flags: tuple[str, ...]
+    batch: int = 64
+    crop: int = 64
+    iters: int = 200_000
+
+
+MASKED_RECIPE = ("--lr", "1e-3", "--warmup", "1000", "--bf16", "--validate-every", "2000", "--checkpoint-every", "1000")
+"""The paper's network, data pipeline and 200K-step schedule (halved at 50 and 75 %), with the peak rate and
+warm-up that learned fastest in the first GPU measurements of the small masked net (lr 1e-3 after 500 warm-up
+steps: 21.6 dB at 2,800 steps, against 21.4 at 5,700 for lr 2e-4)."""
+
+RUNS_BY_NAME = {
+    "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
+    "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
+    "fill-mpi": Run(
+        "fill-mpi",
+        ("--objective", "fill", "--config", "syn", "--validate-every", "2000", "--checkpoint-every", "1000"),
+        batch=32,
+        crop=128,
+        iters=80_000,
+    ),
+}
+"""The sitting's runs: the masked card and its unmasked twin on the same data, iterations and recipe (the claim
+needs both), and MPI's fill network at its own width (747K parameters) and recipe for zero-shot on GPUs."""
+
+
+@dataclass
+class Settings:
+    """What a step works with: the output folder (the slot's $OUT), the pack, the runs and where they travel."""
+
+    out: Path
+    pack: Path
+    carried: Path
+    runs: list[str]
+    budget: float
+    margin: float
+    device: str
+    config: str | None
+    fill_config: str | None
+    batch: int | None
+    crop: int | None
+    compile: bool
+    kernel: str
+    speed_configs: str
+    speed_kernels: str
+    train_at_least: float
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def mdn(*args: str, timeout: float | None = None) -> int:
+    """Run `python -m mdn ARGS` from the repository; returns its exit code (a timeout counts as 124)."""
+    log("mdn " + " ".join(args))
+    try:
+        return subprocess.run([sys.executable, "-m", "mdn", *args], cwd=ROOT, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        log(f"stopped after {timeout:.0f} s")
+        return 124
+
+
+def train_args(run: Run, s: Settings, workdir: Path, cards: Path) -> list[str]:
+    """The `mdn train` options of `run` under the sitting's settings (the same for training and for the card)."""
+    flags = list(run.flags)
+    fill = "--objective" in flags
+    if s.fill_config if fill else s.config:
+        flags[flags.index("--config") + 1] = s.fill_config if fill else s.config
+    args = [
+        "train", "--data", str(s.pack / "train"), "--val", str(s.pack / "val"), "--name", run.name,
+        "--iters", str(run.iters), "--batch", str(s.batch or run.batch), "--crop", str(s.crop or run.crop),
+        "--device", s.device, "--workdir", str(workdir), "--out", str(cards), "--quiet", *flags,
+    ]  # fmt: skip
+    if not fill:
+        args += ["--attention-kernel", s.kernel] + (["--compile"] if s.compile else [])
+    return args
+
+
+def train_runs(s: Settings, seconds: float) -> bool:
+    """Train every run of the sitting side by side for `seconds`, each resuming where it came back from; returns
+    whether all of them ended well."""
+    cards = Path(tempfile.mkdtemp(prefix="cards-"))
+    threads = str(max(1, (os.cpu_count() or 1) // len(s.runs)))
+    env = {**os.environ, "OMP_NUM_THREADS": threads}  # side by side, the runs share the cores rather than fight
+    processes = []
+    for name in s.runs:
+        run = RUNS_BY_NAME[name]
+        workdir = s.out / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        carried = s.carried / name
+        resume = (carried / "checkpoint.pt").is_file()
+        for file in RUN_FILES:
+            if (carried / file).is_file():
+                shutil.copy2(carried / file, workdir / file)
+        args = [*train_args(run, s, workdir, cards), "--time-budget", f"{seconds:.0f}s"]
+        args += ["--resume"] if resume else []
+        log(("resuming " if resume else "starting ") + "mdn " + " ".join(args))
+        processes.append((name, subprocess.Popen([sys.executable, "-m", "mdn", *args], cwd=ROOT, env=env)))
+    codes = []
+    for name, process in processes:
+        codes.append(process.wait())
+        last = _last_record(s.out / name / "log.jsonl")
+        log(f"{name}: exit {codes[-1]}, last validation {json.dumps(last)}")
+    return not any(codes)
+
+
+def _last_record(path: Path) -> dict:
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def check(s: Settings, deadline: float) -> bool:
+    """The CUDA tests, the training-speed table (as far as time allows), then training for the rest of the slot."""
+    tests = ["tests/test_engine.py", "tests/test_swinir.py", "tests/test_train.py"]
+    log("CUDA tests")
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-k", "cuda", *tests], cwd=ROOT, timeout=150)
+    rows: list[dict] = []
+    speed = ["bench", "--train-speed", "--device", s.device, "--precision", "bf16", "--train-batch", str(s.batch or 64)]
+    speed += ["--crop", str(s.crop or 64), "--attention-kernel", s.speed_kernels, "--runs", "3"]
+    measurements = [(s.speed_configs, False)] + [(c, True) for c in s.speed_configs.split(",")[::-1] if s.compile]
+    for configs, compiled in measurements:
+        left = deadline - s.train_at_least - time.monotonic()
+        if left < 10:
+            log(f"no time left to measure {configs}" + (" compiled" if compiled else ""))
+            break
+        table = s.out / "speed.part.json"
+        mdn(*speed, "--configs", configs, *(["--compile"] if compiled else []), "--json", str(table), timeout=left)
+        rows += json.loads(table.read_text()) if table.is_file() else []
+        table.unlink(missing_ok=True)
+        (s.out / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
+    s.kernel, s.compile = fastest_masked(rows, s.config or "paper", s.kernel, s.compile)
+    log(f"training with --attention-kernel {s.kernel}" + (" --compile" if s.compile else ""))
+    return train_runs(s, deadline - time.monotonic() - s.margin)
+
+
+def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -> tuple[str, bool]:
+    """The kernel and compile setting of the fastest masked step measured at the runs' size, else those given."""
+    masked = [r for r in rows if r["masked"] and r["config"] == config]
+    if not masked:
+        return kernel, compiled
+    best = max(masked, key=lambda r: r["it_per_s"])
+    return best["kernel"], best["compiled"]
+
+
+def collect(source: Path, carried: Path) -> None:
+    """Copy one slot's returned files (runs, speed table, log) into `carried`, which the next slot takes along."""
+    carried.mkdir(parents=True, exist_ok=True)
+    for name in RUNS_BY_NAME:
+        if (source / name / "checkpoint.pt").is_file():
+            (carried / name).mkdir(exist_ok=True)
+            for file in RUN_FILES:
+                if (source / name / file).is_file():
+                    shutil.copy2(source / name / file, carried / name / file)
+            print(f"{name}: {_last_record(carried / name / 'log.jsonl')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for file, kept in (("speed.json", f"speed-{stamp}.json"), ("sitting.log", f"sitting-{stamp}.log")):
+        if (source / file).is_file():
+            shutil.copy2(source / file, carried / kept)
+
+
+def measured_speed(carried: Path) -> list[dict]:
+    """The rows of the latest training-speed table that came back, if any."""
+    tables = sorted(carried.glob("speed-*.json"))
+    return json.loads(tables[-1].read_text()) if tables else []
+
+
+def finish(s: Settings, cards: Path) -> None:
+    """Write each run's model card from its checkpoint into `cards`."""
+    for name in s.runs:
+        run = RUNS_BY_NAME[name]
+        if (s.carried / name / "checkpoint.pt").is_file():
+            mdn(*train_args(run, s, s.carried / name, cards), "--finish")
+
+
+def prepare(max_mib: float) -> None:
+    """Build the pack (when missing) and fetch the wheels, then say whether a slot's load travels."""
+    if not (PACK / "manifest.json").is_file():
+        data = ROOT / "data"
+        for script, folder in (("photo_data.py", "photos"), ("skimage_data.py", "skimage")):
+            if not (data / folder / "manifest.json").is_file():
+                subprocess.run([sys.executable, f"scripts/{script}", str(data / folder)], cwd=ROOT, check=True)
+        pack = ["scripts/training_pack.py", str(PACK), str(data / "photos"), str(data / "skimage")]
+        subprocess.run([sys.executable, *pack, "--max-mib", str(max_mib)], cwd=ROOT, check=True)
+    platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
+    fetch = ["pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
+    fetch += ["--implementation", "cp", *platforms, "-d", str(WHEELS), *MISSING_THERE]
+    subprocess.run([sys.executable, "-m", *fetch], check=True)
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    sizes = {
+        "tracked files": sum((ROOT / f).stat().st_size for f in tracked.decode().split("\0") if (ROOT / f).is_file()),
+        "pack": _size(PACK),
+        "wheels": _size(WHEELS),
+        "runs": _size(RUNS),
+    }
+    total = sum(sizes.values()) / 2**20
+    print(", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sizes.items()) + f": {total:.1f} of {TRAVEL_MIB} MiB")
+    if total > TRAVEL_MIB - 2:
+        raise SystemExit("too much to travel: rebuild the pack smaller (--max-mib) or carry fewer runs")
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=("prepare", "check", "train", "collect", "finish"))
+    parser.add_argument("source", nargs="?", type=Path, help="collect: the folder a slot's files came back to")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "sitting-out")))
+    parser.add_argument("--pack", type=Path, default=PACK)
+    parser.add_argument("--carried", type=Path, default=RUNS, help="the runs that travel between slots")
+    runs_help = "comma-separated: " + ", ".join(RUNS_BY_NAME)
+    parser.add_argument("--runs", default="paper-masked,paper-baseline", help=runs_help)
+    parser.add_argument("--budget", default="9m", help="the slot's wall time (check, train): e.g. 9m or 540s")
+    parser.add_argument("--margin", default="20s", help="time kept back at the end of a slot")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--config", help="SwinIR size instead of the runs' own (dry runs: tiny)")
+    parser.add_argument("--fill-config", help="fill network size instead of its own (dry runs: grey-fast)")
+    parser.add_argument("--batch", type=int, help="crops per step instead of the runs' own")
+    parser.add_argument("--crop", type=int, help="crop size instead of the runs' own")
+    parser.add_argument("--no-compile", action="store_true", help="train eagerly")
+    parser.add_argument("--attention-kernel", default="auto", help="until `check` measures the fastest")
+    parser.add_argument("--speed-configs", default="small,paper", help="check: sizes to measure, smallest first")
+    parser.add_argument("--speed-kernels", default="sdpa,flex", help="check: attention kernels to compare")
+    parser.add_argument("--train-at-least", default="3m", help="check: time kept for training after measuring")
+    parser.add_argument("--cards", type=Path, default=ROOT / "runs" / "cards", help="finish: where cards go")
+    parser.add_argument("--max-mib", type=float, default=28.0, help="prepare: the pack's size limit")
+    a = parser.parse_args()
+    start = time.monotonic()
+    settings = Settings(
+        a.out, a.pack, a.carried, [r for r in a.runs.split(",") if r], parse_duration(a.budget),
+        parse_duration(a.margin), a.device,
+        a.config, a.fill_config, a.batch, a.crop, not a.no_compile, a.attention_kernel,
+        a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least),
+    )  # fmt: skip
+    unknown = set(settings.runs) - set(RUNS_BY_NAME)
+    if unknown:
+        parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
+    if a.step in ("check", "train"):
+        settings.out.mkdir(parents=True, exist_ok=True)
+    if a.step == "prepare":
+        prepare(a.max_mib)
+    elif a.step == "check":
+        sys.exit(0 if check(settings, start + settings.budget) else 1)
+    elif a.step == "train":
+        if a.attention_kernel == "auto":
+            settings.kernel, settings.compile = fastest_masked(
+                measured_speed(a.carried), a.config or "paper", "auto", settings.compile
+            )
+        sys.exit(0 if train_runs(settings, settings.budget - (time.monotonic() - start) - settings.margin) else 1)
+    elif a.step == "collect":
+        if a.source is None:
+            parser.error("collect needs the folder the files came back to")
+        collect(a.source, a.carried)
+    else:
+        finish(settings, a.cards)
+
+
+if __name__ == "__main__":
+    main()
