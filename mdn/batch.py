@@ -231,11 +231,12 @@ class _Inline(Executor):
 
 
 def write_report(results: list[Result], path: Path) -> None:
-    """Write the per-file results as JSON."""
+    """Write the per-file results as JSON, atomically (an MdnError naming `path` when it cannot be written)."""
     report = {
         "files": [r.to_json() for r in results],
         "done": sum(r.status == "done" for r in results),
         "skipped": sum(r.status == "skipped" for r in results),
         "failed": sum(r.status == "failed" for r in results),
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    images.write_atomic(path, lambda tmp: tmp.write_text(text))

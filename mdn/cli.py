@@ -126,9 +126,14 @@ def _run_batch(
             on_file=progress.file,
         )
     print_summary(results, quiet=quiet)
+    failed = any(r.status == "failed" for r in results)
     if json_report is not None:
-        batch.write_report(results, json_report)
-    if any(r.status == "failed" for r in results):
+        try:
+            batch.write_report(results, json_report)
+        except MdnError as exc:
+            console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+            failed = True
+    if failed:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,7 +330,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     layout = _target_layout(image, fmt, dtype) if not same or dtype else source.layout
     raw = from_planes(image.pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None], None] = _ENCODERS[fmt]
-    _atomic(path, lambda tmp: encoder(tmp, raw, source if same else None))
+    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None))
     return path
 
 
@@ -352,25 +352,68 @@ def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
     return Layout("QYXS", (count, height, width, samples), target)
 
 
-def _atomic(path: Path, write_to: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the target folder, then rename it into place.
+def write_atomic(path: Path, write_to: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the target folder, then rename it into place; any failure (read-only or
+    full disk, a file where a folder should be, no permission) is one MdnError naming `path`, and leaves no
+    temporary file behind.
 
     The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
     umask) rather than the private mode of a temporary file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary(path)
         write_to(tmp)
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
-    except OSError as exc:
-        raise MdnError(f"cannot write: {exc.strerror or exc}", path) from None
+    except (OSError, RuntimeError) as exc:  # OpenEXR reports a file it cannot open as a RuntimeError
+        raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        if tmp is not None:
+            _discard(tmp)
+
+
+_PENDING: set[Path] = set()
+"""Temporary files of writes in flight, for `remove_partial_writes`."""
+_PENDING_LOCK = threading.Lock()
+
+
+def _temporary(path: Path) -> Path:
+    """Create a new hidden, private file beside `path`, registered in `_PENDING` before it exists."""
+    tmp = path.with_name(f".{path.stem}.{os.urandom(6).hex()}{path.suffix}")
+    with _PENDING_LOCK:
+        _PENDING.add(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError:
+            _PENDING.discard(tmp)
+            raise
+    return tmp
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file (gone already once renamed into place) and forget it."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    _PENDING.discard(tmp)
+
+
+def remove_partial_writes() -> None:
+    """Remove the temporary files of every write in flight, on any thread: for a process about to exit at once.
+    Holds off new ones, so that no write can start one after this."""
+    _PENDING_LOCK.acquire(timeout=1.0)  # the calling thread may hold it itself: then go on after a second
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _write_failure(path: Path, exc: OSError | RuntimeError) -> str:
+    """Why a write failed, in words: a file standing where a folder is needed, else the system's reason."""
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _umask() -> int:

@@ -145,3 +145,60 @@ def test_running_twice_on_a_folder_does_not_process_its_own_results(tmp_path: Pa
     result = _invoke("noise", tmp_path, "--skip-existing")
     assert result.exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_noisy.png"]
+
+
+def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `folder` refuse new files: by its mode, or where that does not hold (root) by failing as a read-only
+    mount does."""
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return
+    (folder / "probe").unlink()
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise OSError(30, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+
+
+def test_a_read_only_output_folder_fails_each_file_in_one_line_and_reports_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = [_png(tmp_path / "a.png"), _png(tmp_path / "b.png")]
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    _read_only(out, monkeypatch)
+    try:
+        result = _invoke("noise", *sources, "-o", out, "--json", report)
+    finally:
+        out.chmod(0o755)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all(": cannot write: " in line for line in errors)
+    assert str(out / "a.png") in errors[0] and str(out / "b.png") in errors[1]
+    assert "2 failed" in result.output
+    assert [f["status"] for f in json.loads(report.read_text())["files"]] == ["failed", "failed"]
+    assert list(out.iterdir()) == []
+
+
+def test_an_output_path_through_a_file_is_one_error_line(tmp_path: Path) -> None:
+    source = _png(tmp_path / "photo.png")
+    before = source.read_bytes()
+    result = _invoke("noise", source, "-o", tmp_path / "photo.png" / "out.png")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: {source}/out.png: cannot write: {source} is a file, not a folder"
+    )
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_report_that_cannot_be_written_is_an_error_after_the_work(tmp_path: Path) -> None:
+    source = _png(tmp_path / "a.png")
+    result = _invoke("noise", source, "--json", tmp_path / "a.png" / "report.json")
+    assert result.exit_code == 1 and (tmp_path / "a_noisy.png").is_file()
+    assert f"report.json: cannot write: {source} is a file, not a folder" in result.output

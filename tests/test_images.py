@@ -301,3 +301,18 @@ def test_new_outputs_get_ordinary_permissions_and_replacements_keep_theirs(tmp_p
         assert (tmp_path / "kept.png").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old_mask)
+
+
+def test_a_write_failing_halfway_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(_random((5, 6), "uint8")))
+
+    def disk_full(tmp: Path, raw: np.ndarray, source) -> None:
+        tmp.write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(images._ENCODERS, "png", disk_full)
+    with pytest.raises(MdnError, match=r"new\.png: cannot write: No space left on device$"):
+        images.write(images.read(path), tmp_path / "sub" / "new.png")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.png", "sub"]
+    assert not images._PENDING
