@@ -62,14 +62,14 @@ class BatchProgress:
             self._steps = None
 
 
-def print_summary(results: list[Result], quiet: bool = False) -> None:
-    """Warnings and errors always; a table of all files when there are several, unless quiet."""
+def print_summary(results: list[Result], quiet: bool = False, planned: int | None = None) -> None:
+    """Warnings and errors always; a table of all files when several were planned, unless quiet."""
     for result in results:
         for warning in result.warnings:
             console.print(f"[yellow]warning[/]: {result.input}: {warning}", soft_wrap=True)
         if result.error:
             console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
-    if quiet or len(results) == 1:
+    if quiet or (planned or len(results)) == 1:
         return
     table = Table(title="summary", title_justify="left")
     for column in ("input", "output", "status", "seconds"):
