@@ -130,6 +130,7 @@ def run(
     layer: str | None = None,
     dtype: str | None = None,
     on_file: Callable[[Job], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
     overlap: bool = True,
     stop: threading.Event | None = None,
 ) -> list[Result]:
@@ -137,7 +138,8 @@ def run(
 
     With `overlap`, a background thread reads the next file and writes the previous result while the current
     file is worked on, so that a batch keeps the device busy (at most three files are in memory at once). The
-    results, their order, the files written and the `on_file` calls are the same either way.
+    results, their order, the files written and the `on_file` calls are the same either way. `on_file` is called
+    as each file starts its work step, `on_result` as its result is final (on the background thread for a write).
 
     KeyboardInterrupt, or `stop` found set, ends the batch: the file being worked on is abandoned, the writes
     already handed over are finished, and `Interrupted` carries the results so far.
@@ -160,6 +162,8 @@ def run(
             if on_file is not None:
                 on_file(job)
             results.append(_work(loaded, work, io, overwrite=overwrite, dtype=dtype))
+            if on_result is not None:
+                results[-1].add_done_callback(lambda future: on_result(future.result()))
             if chained:
                 loading = io.submit(load, following)
         wait(results)

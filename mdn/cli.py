@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import signal
@@ -38,6 +39,8 @@ app = typer.Typer(
 )
 
 P = ParamSpec("P")
+
+logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
 
 EXIT_FAILED = 1
 """Some inputs of a batch failed."""
@@ -127,7 +130,7 @@ def _run_batch(
             try:
                 results = batch.run(
                     jobs, work(progress), overwrite=overwrite, skip_existing=skip_existing, layer=layer, dtype=dtype,
-                    on_file=progress.file, stop=stop,
+                    on_file=progress.file, on_result=progress.result, stop=stop,
                 )  # fmt: skip
             except batch.Interrupted as interrupted:
                 results, planned = interrupted.results, interrupted.planned

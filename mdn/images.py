@@ -203,11 +203,13 @@ def format_of(path: Path) -> str:
 def read(path: str | Path, layer: str | None = None) -> Image:
     """Read an image file; `layer` picks an EXR layer or part (default: the beauty RGB layer)."""
     path = Path(path)
-    fmt = format_of(path)
+    if not path.exists():
+        raise MdnError("does not exist", path)
     if path.is_dir():
         raise MdnError("is a directory, expected an image file", path)
-    if not path.exists():
-        raise MdnError("no such file", path)
+    fmt = format_of(path)
+    if path.stat().st_size == 0:
+        raise MdnError("file is empty", path)
     if layer is not None and fmt != "exr":
         raise MdnError("--layer applies to EXR files only", path)
     try:
@@ -225,6 +227,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise
     except Exception as exc:  # decoders raise anything from OSError to SyntaxError on a bad file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if reason.startswith("Could not find a backend"):  # imageio's words when no decoder takes the bytes
+            reason = f"not a {fmt.upper()} file"
         raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
     _check_layout(path, layout)
     pixels, alpha = to_planes(raw, layout)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import imagecodecs
@@ -47,7 +48,8 @@ def test_every_command_help_has_an_example() -> None:
 
 def test_noise_writes_next_to_input_with_suffix_and_is_reproducible(tmp_path: Path) -> None:
     source = _png(tmp_path / "photo.png")
-    assert _invoke("noise", source, "--type", "gaussian", "--level", "25", "--seed", "4").exit_code == 0
+    result = _invoke("noise", source, "--type", "gaussian", "--level", "25", "--seed", "4")
+    assert result.exit_code == 0 and f"wrote {tmp_path / 'photo_noisy.png'}" in result.stdout
     first = (tmp_path / "photo_noisy.png").read_bytes()
     assert _invoke("noise", source, "--seed", "4", "--level", "25", "--overwrite").exit_code == 0
     assert (tmp_path / "photo_noisy.png").read_bytes() == first
@@ -93,6 +95,7 @@ def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
     result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", report)
     assert result.exit_code == 1
     assert "broken.png" in result.output and "2 done, 1 failed" in result.output
+    assert "(1 failed)" in result.output and "2/3" in result.output and "3/3" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
     assert files["a.png"]["status"] == "done" and files["broken.png"]["status"] == "failed"
@@ -128,7 +131,8 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown noise type 'gausian'; did you mean gaussian?"
-    assert _invoke("noise", tmp_path / "nothing-here").exit_code == 1
+    missing = _invoke("noise", tmp_path / "nothing-here")
+    assert missing.exit_code == 1 and f"{tmp_path / 'nothing-here'}: does not exist" in missing.output
     assert _invoke("noise", tmp_path / "*.jpg").exit_code == 2
     assert _invoke("noise", "--level", "-3", source).exit_code == 2
 
@@ -202,3 +206,13 @@ def test_a_report_that_cannot_be_written_is_an_error_after_the_work(tmp_path: Pa
     result = _invoke("noise", source, "--json", tmp_path / "a.png" / "report.json")
     assert result.exit_code == 1 and (tmp_path / "a_noisy.png").is_file()
     assert f"report.json: cannot write: {source} is a file, not a folder" in result.output
+
+
+def test_libpng_warnings_about_a_colour_profile_stay_quiet(tmp_path: Path) -> None:
+    data = imagecodecs.png_encode(RNG.integers(0, 255, (6, 5, 3)).astype(np.uint8))
+    chunk = b"iCCP" + b"icc\x00\x00" + zlib.compress(b"not a profile")
+    iccp = (len(chunk) - 4).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    (tmp_path / "profile.png").write_bytes(data[:33] + iccp + data[33:])  # after the signature and IHDR
+    run = [sys.executable, "-m", "mdn", "noise", str(tmp_path / "profile.png"), "-o", str(tmp_path / "out.png")]
+    result = subprocess.run(run, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0 and "iCCP" not in result.stderr, result.stderr

@@ -254,7 +254,10 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("missing.png", None, "no such file"),
+        ("missing.png", None, "does not exist"),
+        ("missing-folder", None, "does not exist"),
+        ("empty.jpg", b"", "file is empty"),
+        ("text.jpg", b"hello", "cannot read JPEG [(]corrupt or truncated[?][)]: not a JPEG file$"),
         ("notes.txt", b"hello", "unsupported file type '.txt'"),
         ("truncated.png", "truncate", "cannot read PNG"),
         ("garbage.tif", b"II*\x00garbage", "cannot read TIFF"),
