@@ -279,21 +279,36 @@ def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
     return layers
 
 
-def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
-    """Find (part index, layer prefix, channel names) for the requested layer or the beauty layer."""
+def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]:
+    """Every colour layer of every part by the name `--layer` takes -> (part index, prefix, channel names).
+
+    The first layer without a prefix (plain R, G, B or Y) is "beauty"; a prefixed layer goes by its prefix
+    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name. The first name is
+    the default: beauty, else the first layer found.
+    """
     found = [
         (i, prefix, names) for i, part in enumerate(exr.parts) for prefix, names in _exr_layers(part.channels).items()
     ]
-    if not found:
+    prefixes = [prefix for _, prefix, _ in found]
+    repeated = {prefix for prefix in prefixes if prefixes.count(prefix) > 1}
+    named: dict[str, tuple[int, str, list[str]]] = {}
+    for i, prefix, names in sorted(found, key=lambda f: f[1] != ""):  # unprefixed layers first: beauty leads
+        part = exr.parts[i].name() or f"part{i}"
+        layer = f"{part}.{prefix}" if prefix in repeated else prefix
+        named.setdefault(layer if prefix else part if named else "beauty", (i, prefix, names))
+    return named
+
+
+def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
+    """Find (part index, layer prefix, channel names) for the requested layer or the default (beauty)."""
+    named = _exr_layer_names(exr)
+    if not named:
         raise MdnError("EXR has no RGB or Y layer", path)
     if layer is None:
-        beauty = [f for f in found if f[1] == ""] or found
-        return beauty[0]
-    for i, prefix, names in found:
-        if layer in (prefix, exr.parts[i].name()) and (prefix == "" or layer == prefix):
-            return i, prefix, names
-    available = ", ".join(prefix or exr.parts[i].name() or "(beauty)" for i, prefix, _ in found)
-    raise MdnError(f"no EXR layer {layer!r} (available: {available})", path)
+        return next(iter(named.values()))
+    if layer not in named:
+        raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
+    return named[layer]
 
 
 def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:

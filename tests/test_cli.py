@@ -216,3 +216,14 @@ def test_libpng_warnings_about_a_colour_profile_stay_quiet(tmp_path: Path) -> No
     run = [sys.executable, "-m", "mdn", "noise", str(tmp_path / "profile.png"), "-o", str(tmp_path / "out.png")]
     result = subprocess.run(run, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0 and "iCCP" not in result.stderr, result.stderr
+
+
+def test_a_plain_rgb_render_is_its_beauty_layer(tmp_path: Path) -> None:
+    channels = {c: RNG.random((16, 16)).astype(np.float16) for c in "RGB"}
+    channels.update({f"albedo.{c}": RNG.random((16, 16)).astype(np.float16) for c in "RGB"})
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, dict(channels)).write(str(tmp_path / "render.exr"))
+    result = _invoke("noise", tmp_path / "render.exr", "-o", tmp_path / "out.exr", "--layer", "beauty")
+    assert result.exit_code == 0, result.output
+    out = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
+    assert not np.array_equal(out["R"].pixels, channels["R"])
+    np.testing.assert_array_equal(out["albedo.R"].pixels, channels["albedo.R"])

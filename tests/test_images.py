@@ -156,8 +156,30 @@ def test_exr_layers_pick_beauty_by_default_and_keep_other_channels(tmp_path: Pat
     assert not after["albedo.G"].any()
     for name in ("R", "diffuse.G", "Z"):
         np.testing.assert_array_equal(after[name], channels[name])
-    with pytest.raises(MdnError, match=r"no EXR layer 'specular'.*albedo"):
+    with pytest.raises(MdnError, match=r"no EXR layer 'specular' \(available: beauty, albedo, diffuse\)$"):
         images.read(path, layer="specular")
+
+
+def test_exr_layer_takes_every_name_the_error_lists(tmp_path: Path) -> None:
+    path = tmp_path / "multi.exr"
+    plain = {c: RNG.random((5, 6)).astype("float32") for c in "RGB"}
+    aov = {f"{layer}.{c}": RNG.random((5, 6)).astype("float32") for layer in ("albedo", "normal") for c in "RGB"}
+    extra = {"normal.R": aov["normal.R"], "normal.G": aov["normal.G"], "normal.B": aov["normal.B"]}
+    OpenEXR.File(
+        [
+            OpenEXR.Part({}, {**plain, **aov}, "main"),
+            OpenEXR.Part({}, {**{c: plain[c] * 2 for c in "RGB"}, **extra}, "second"),
+        ]
+    ).write(str(path))
+    with pytest.raises(MdnError, match="no EXR layer") as info:
+        images.read(path, layer="nothing")
+    listed = str(info.value).partition("(available: ")[2].rstrip(")").split(", ")
+    assert listed == ["beauty", "second", "albedo", "main.normal", "second.normal"]
+    for name in listed:
+        assert images.read(path, layer=name).pixels.shape == (1, 5, 6, 3)
+    np.testing.assert_array_equal(images.read(path, layer="beauty").pixels, images.read(path).pixels)
+    np.testing.assert_array_equal(images.read(path, layer="second").pixels[0, ..., 0], plain["R"] * 2)
+    np.testing.assert_array_equal(images.read(path, layer="second.normal").pixels[0, ..., 1], aov["normal.G"])
 
 
 def test_exr_multipart_picks_the_beauty_part(tmp_path: Path) -> None:
