@@ -11,9 +11,10 @@ import functools
 import glob
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +112,15 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped a batch: `results` are the files handled before it (done, skipped or failed), out of
+    `planned`."""
+
+    def __init__(self, results: list[Result], planned: int) -> None:
+        super().__init__(f"interrupted after {len(results)} of {planned} files")
+        self.results, self.planned = results, planned
+
+
 def run(
     jobs: list[Job],
     work: Work,
@@ -120,19 +130,29 @@ def run(
     layer: str | None = None,
     dtype: str | None = None,
     on_file: Callable[[Job], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
     overlap: bool = True,
+    stop: threading.Event | None = None,
 ) -> list[Result]:
     """Run `work` on every job, in order; failures are recorded, never raised.
 
     With `overlap`, a background thread reads the next file and writes the previous result while the current
     file is worked on, so that a batch keeps the device busy (at most three files are in memory at once). The
-    results, their order, the files written and the `on_file` calls are the same either way.
+    results, their order, the files written and the `on_file` calls are the same either way. `on_file` is called
+    as each file starts its work step, `on_result` as its result is final (on the background thread for a write).
+
+    KeyboardInterrupt, or `stop` found set, ends the batch: the file being worked on is abandoned, the writes
+    already handed over are finished, and `Interrupted` carries the results so far.
     """
     results: list[Future[Result]] = []
     load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer)
-    with ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline() as io:
+    io = ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline()
+    interrupted = False
+    try:
         loading = io.submit(load, jobs[0]) if jobs else None
         for index, job in enumerate(jobs):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             loaded = loading.result()
             following = jobs[index + 1] if index + 1 < len(jobs) else None
             # The next input is read while this file works, unless it is this file's output: then after its write.
@@ -142,9 +162,18 @@ def run(
             if on_file is not None:
                 on_file(job)
             results.append(_work(loaded, work, io, overwrite=overwrite, dtype=dtype))
+            if on_result is not None:
+                results[-1].add_done_callback(lambda future: on_result(future.result()))
             if chained:
                 loading = io.submit(load, following)
-    return [result.result() for result in results]
+        wait(results)
+    except KeyboardInterrupt:
+        interrupted = True
+    io.shutdown(wait=True)
+    finished = [result.result() for result in results]
+    if interrupted or (stop is not None and stop.is_set()):
+        raise Interrupted(finished, len(jobs))
+    return finished
 
 
 @dataclass
@@ -230,12 +259,16 @@ class _Inline(Executor):
         return _finished(fn(*args, **kwargs))
 
 
-def write_report(results: list[Result], path: Path) -> None:
-    """Write the per-file results as JSON."""
+def write_report(results: list[Result], path: Path, planned: int | None = None) -> None:
+    """Write the per-file results as JSON, atomically (an MdnError naming `path` when it cannot be written);
+    `planned` files, when more than the results (a batch interrupted), are recorded too."""
     report = {
         "files": [r.to_json() for r in results],
         "done": sum(r.status == "done" for r in results),
         "skipped": sum(r.status == "skipped" for r in results),
         "failed": sum(r.status == "failed" for r in results),
+        "planned": len(results) if planned is None else planned,
+        "interrupted": planned is not None,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    images.write_atomic(path, lambda tmp: tmp.write_text(text))

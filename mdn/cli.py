@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
 import json
+import logging
 import math
+import os
 import re
+import signal
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn, ParamSpec
@@ -20,7 +25,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, allocator, batch, bench, engine, noise, peers, registry, train, zeroshot
+from mdn import __version__, allocator, batch, bench, engine, images, noise, peers, registry, train, zeroshot
 from mdn.errors import MdnError
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -37,10 +42,14 @@ app = typer.Typer(
 
 P = ParamSpec("P")
 
+logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
+
 EXIT_FAILED = 1
 """Some inputs of a batch failed."""
 EXIT_USAGE = 2
 """The command line itself is wrong: bad option, no inputs."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
 
 Inputs = Annotated[
     list[str] | None,
@@ -117,21 +126,55 @@ def _run_batch(
         _fail("no inputs given (see --help)")
     found = batch.expand_inputs(inputs, recursive, skip_suffix=suffix if output is None else "")
     jobs = batch.plan(found, output, suffix)
-    with BatchProgress(len(jobs), quiet=quiet) as progress:
-        results = batch.run(
-            jobs,
-            work(progress),
-            overwrite=overwrite,
-            skip_existing=skip_existing,
-            layer=layer,
-            dtype=dtype,
-            on_file=progress.file,
-        )
-    print_summary(results, quiet=quiet)
-    if json_report is not None:
-        batch.write_report(results, json_report)
-    if any(r.status == "failed" for r in results):
+    planned: int | None = None
+    with _interrupts() as stop:
+        with BatchProgress(len(jobs), quiet=quiet) as progress:
+            try:
+                results = batch.run(
+                    jobs, work(progress), overwrite=overwrite, skip_existing=skip_existing, layer=layer, dtype=dtype,
+                    on_file=progress.file, on_result=progress.result, stop=stop,
+                )  # fmt: skip
+            except batch.Interrupted as interrupted:
+                results, planned = interrupted.results, interrupted.planned
+        stop.set()  # from here on a Ctrl-C stops at once
+        print_summary(results, quiet=quiet, planned=len(jobs))
+        failed = any(r.status == "failed" for r in results)
+        if json_report is not None:
+            try:
+                batch.write_report(results, json_report, planned)
+            except MdnError as exc:
+                console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+                failed = True
+    if planned is not None:
+        console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C while inside: the first sets the event and raises KeyboardInterrupt (the event keeps it where a
+    finaliser swallows the exception); once the event is set, a Ctrl-C removes the temporary files of writes in
+    flight and exits at once with 130."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            images.remove_partial_writes()
+            os.write(2, b"\ninterrupted again: stopped at once\n")
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    except KeyboardInterrupt:  # before the batch started
+        console.print("[yellow]interrupted[/] before any file")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command("denoise", no_args_is_help=True)

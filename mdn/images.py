@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,11 +202,13 @@ def format_of(path: Path) -> str:
 def read(path: str | Path, layer: str | None = None) -> Image:
     """Read an image file; `layer` picks an EXR layer or part (default: the beauty RGB layer)."""
     path = Path(path)
-    fmt = format_of(path)
+    if not path.exists():
+        raise MdnError("does not exist", path)
     if path.is_dir():
         raise MdnError("is a directory, expected an image file", path)
-    if not path.exists():
-        raise MdnError("no such file", path)
+    fmt = format_of(path)
+    if path.stat().st_size == 0:
+        raise MdnError("file is empty", path)
     if layer is not None and fmt != "exr":
         raise MdnError("--layer applies to EXR files only", path)
     try:
@@ -226,6 +228,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise
     except Exception as exc:  # decoders raise anything from OSError to SyntaxError on a bad file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if reason.startswith("Could not find a backend"):  # imageio's words when no decoder takes the bytes
+            reason = f"not a {fmt.upper()} file"
         raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
     _check_layout(path, layout)
     pixels, alpha = to_planes(raw, layout)
@@ -276,21 +280,36 @@ def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
     return layers
 
 
-def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
-    """Find (part index, layer prefix, channel names) for the requested layer or the beauty layer."""
+def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]:
+    """Every colour layer of every part by the name `--layer` takes -> (part index, prefix, channel names).
+
+    The first layer without a prefix (plain R, G, B or Y) is "beauty"; a prefixed layer goes by its prefix
+    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name. The first name is
+    the default: beauty, else the first layer found.
+    """
     found = [
         (i, prefix, names) for i, part in enumerate(exr.parts) for prefix, names in _exr_layers(part.channels).items()
     ]
-    if not found:
+    prefixes = [prefix for _, prefix, _ in found]
+    repeated = {prefix for prefix in prefixes if prefixes.count(prefix) > 1}
+    named: dict[str, tuple[int, str, list[str]]] = {}
+    for i, prefix, names in sorted(found, key=lambda f: f[1] != ""):  # unprefixed layers first: beauty leads
+        part = exr.parts[i].name() or f"part{i}"
+        layer = f"{part}.{prefix}" if prefix in repeated else prefix
+        named.setdefault(layer if prefix else part if named else "beauty", (i, prefix, names))
+    return named
+
+
+def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
+    """Find (part index, layer prefix, channel names) for the requested layer or the default (beauty)."""
+    named = _exr_layer_names(exr)
+    if not named:
         raise MdnError("EXR has no RGB or Y layer", path)
     if layer is None:
-        beauty = [f for f in found if f[1] == ""] or found
-        return beauty[0]
-    for i, prefix, names in found:
-        if layer in (prefix, exr.parts[i].name()) and (prefix == "" or layer == prefix):
-            return i, prefix, names
-    available = ", ".join(prefix or exr.parts[i].name() or "(beauty)" for i, prefix, _ in found)
-    raise MdnError(f"no EXR layer {layer!r} (available: {available})", path)
+        return next(iter(named.values()))
+    if layer not in named:
+        raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
+    return named[layer]
 
 
 def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
@@ -331,7 +350,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     layout = _target_layout(image, fmt, dtype) if not same or dtype else source.layout
     raw = from_planes(image.pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None], None] = _ENCODERS[fmt]
-    _atomic(path, lambda tmp: encoder(tmp, raw, source if same else None))
+    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None))
     return path
 
 
@@ -353,25 +372,68 @@ def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
     return Layout("QYXS", (count, height, width, samples), target)
 
 
-def _atomic(path: Path, write_to: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the target folder, then rename it into place.
+def write_atomic(path: Path, write_to: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the target folder, then rename it into place; any failure (read-only or
+    full disk, a file where a folder should be, no permission) is one MdnError naming `path`, and leaves no
+    temporary file behind.
 
     The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
     umask) rather than the private mode of a temporary file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary(path)
         write_to(tmp)
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
-    except OSError as exc:
-        raise MdnError(f"cannot write: {exc.strerror or exc}", path) from None
+    except (OSError, RuntimeError) as exc:  # OpenEXR reports a file it cannot open as a RuntimeError
+        raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        if tmp is not None:
+            _discard(tmp)
+
+
+_PENDING: set[Path] = set()
+"""Temporary files of writes in flight, for `remove_partial_writes`."""
+_PENDING_LOCK = threading.Lock()
+
+
+def _temporary(path: Path) -> Path:
+    """Create a new hidden, private file beside `path`, registered in `_PENDING` before it exists."""
+    tmp = path.with_name(f".{path.stem}.{os.urandom(6).hex()}{path.suffix}")
+    with _PENDING_LOCK:
+        _PENDING.add(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError:
+            _PENDING.discard(tmp)
+            raise
+    return tmp
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file (gone already once renamed into place) and forget it."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    _PENDING.discard(tmp)
+
+
+def remove_partial_writes() -> None:
+    """Remove the temporary files of every write in flight, on any thread: for a process about to exit at once.
+    Holds off new ones, so that no write can start one after this."""
+    _PENDING_LOCK.acquire(timeout=1.0)  # the calling thread may hold it itself: then go on after a second
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _write_failure(path: Path, exc: OSError | RuntimeError) -> str:
+    """Why a write failed, in words: a file standing where a folder is needed, else the system's reason."""
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _umask() -> int:

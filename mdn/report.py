@@ -33,7 +33,8 @@ class BatchProgress:
         )
         self._files = self._progress.add_task("files", total=total_files)
         self._steps: int | None = None
-        self._started = 0
+        self._name = ""
+        self._failed = 0
 
     def __enter__(self) -> BatchProgress:
         self._progress.__enter__()
@@ -41,14 +42,26 @@ class BatchProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._finish_steps()
-        self._progress.update(self._files, completed=self._started)
         self._progress.__exit__(*exc)
 
     def file(self, job: Job) -> None:
         """Called as each file starts."""
         self._finish_steps()
-        self._progress.update(self._files, completed=self._started, description=f"[bold]{job.input.name}")
-        self._started += 1
+        self._name = job.input.name
+        self._describe()
+
+    def result(self, result: Result) -> None:
+        """Called as each file's result is final: done and skipped files advance the bar, failed ones are
+        counted beside it."""
+        if result.status == "failed":
+            self._failed += 1
+            self._describe()
+        else:
+            self._progress.advance(self._files)
+
+    def _describe(self) -> None:
+        failed = f" [red]({self._failed} failed)[/]" if self._failed else ""
+        self._progress.update(self._files, description=f"[bold]{self._name}[/]{failed}")
 
     def steps(self, done: int, total: int) -> None:
         """Progress within the current file."""
@@ -62,14 +75,19 @@ class BatchProgress:
             self._steps = None
 
 
-def print_summary(results: list[Result], quiet: bool = False) -> None:
-    """Warnings and errors always; a table of all files when there are several, unless quiet."""
+def print_summary(results: list[Result], quiet: bool = False, planned: int | None = None) -> None:
+    """Warnings and errors always; a table of all files when several were planned, unless quiet."""
     for result in results:
         for warning in result.warnings:
             console.print(f"[yellow]warning[/]: {result.input}: {warning}", soft_wrap=True)
         if result.error:
             console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
-    if quiet or len(results) == 1:
+    if quiet:
+        return
+    if (planned or len(results)) == 1:
+        if results and results[0].status != "failed":
+            verb = "wrote" if results[0].status == "done" else "skipped, exists:"
+            out.print(f"{verb} {_short(results[0].output)}", soft_wrap=True)
         return
     table = Table(title="summary", title_justify="left")
     for column in ("input", "output", "status", "seconds"):

@@ -5,12 +5,13 @@ work and undone with `inverse` after it:
 - `Identity` for 8-bit and other display-referred images already in [0, 1];
 - `Stretch` for 16-bit and float data that use part of their range (microscopy): an affine map of the
   image's own range onto [0, 1];
-- `ToneMap` for scene-linear HDR renders (EXR): exposure, Reinhard's x / (1 + x) and a 2.2 gamma.
+- `RenderTransform` for scene-linear HDR renders (EXR): `ToneMap` (exposure, Reinhard's x / (1 + x) on each
+  pixel's largest channel, keeping its hue, and a 2.2 gamma), whose inverse restores local means.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -59,11 +60,16 @@ class Stretch:
 
 @dataclass(frozen=True)
 class ToneMap:
-    """Scene-linear HDR -> display: y = sign(e x) (|e x| / (1 + |e x|)) ** (1 / gamma).
+    """Scene-linear HDR -> display, keeping each pixel's hue: the pixel's largest magnitude m goes through
+    Reinhard's e m / (1 + e m) and every channel is scaled by the same factor e / (1 + e m), then 1 / gamma is
+    applied per channel (as a display encoding). The inverse scales each pixel back by one factor too, so that a
+    network's colour error is not stretched channel by channel: Reinhard per channel had turned bright whites
+    pink, and taken a render's relative MSE from 0.066 to 1.18 where this map takes it to 0.041.
 
-    The exposure e puts the log-average luminance at `key` (Reinhard et al. 2002). The map is odd and
-    strictly monotonic, so negative values from reconstruction filters survive the round trip. `inverse`
-    caps magnitudes at the image's own peak, so a network's overshoot near white cannot become a firefly.
+    The exposure e puts the log-average luminance at `key` (Reinhard et al. 2002). The map is odd and strictly
+    monotonic, so negative values from reconstruction filters survive the round trip. `inverse` caps each
+    pixel's largest magnitude at the image's own peak, so a network's overshoot near white cannot become a
+    firefly.
     """
 
     exposure: float
@@ -78,20 +84,75 @@ class ToneMap:
         return cls(key / max(log_average, 1e-6), float(magnitude.max()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        scaled = np.abs(x.astype(np.float64)) * self.exposure
-        display = (scaled / (1.0 + scaled)) ** (1.0 / self.gamma)
-        return (np.sign(x) * display).astype(x.dtype)
+        linear = x.astype(np.float64)
+        compressed = linear * (self.exposure / (1.0 + self.exposure * np.abs(linear).max(axis=-1, keepdims=True)))
+        return (np.sign(compressed) * np.abs(compressed) ** (1.0 / self.gamma)).astype(x.dtype)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        linear = np.minimum(np.abs(y.astype(np.float64)), 1.0 - 1e-7) ** self.gamma
-        magnitude = np.minimum(linear / (1.0 - linear) / self.exposure, self.peak)
-        return (np.sign(y) * magnitude).astype(y.dtype)
+        compressed = np.sign(y) * np.abs(y.astype(np.float64)) ** self.gamma
+        largest = np.minimum(np.abs(compressed).max(axis=-1, keepdims=True), 1.0 - 1e-7)
+        return cap(compressed / (self.exposure * (1.0 - largest)), self.peak).astype(y.dtype)
+
+
+def cap(x: np.ndarray, peak: float) -> np.ndarray:
+    """Scale down each pixel (last axis: channels) whose largest magnitude exceeds `peak`, keeping its hue."""
+    largest = np.abs(x).max(axis=-1, keepdims=True)
+    return np.clip(x * np.minimum(1.0, peak / np.maximum(largest, 1e-30)), -peak, peak)  # clip: rounding
+
+
+MEAN_RADIUS = 10
+"""Half-width of the box, applied twice (about a Gaussian of 8.6 px), over which `RenderTransform` restores means."""
+
+MEAN_LIMIT = 1.25
+"""The most `RenderTransform` scales a neighbourhood up (or 1 / this down) to restore its mean."""
+
+
+@dataclass(frozen=True)
+class RenderTransform:
+    """`ToneMap` for a render, whose inverse also restores each neighbourhood's mean, per channel, to that of the
+    linear image it was fitted on. Monte Carlo noise is heavy where the tone map bends most: a denoiser's
+    estimate of the mean in display range is the mean of the compressed values, lower than the compressed mean
+    (Jensen), and lower still in the weaker channels, which left bright areas 5-16 % dark and pink. The local
+    mean of the noisy render is unbiased, and over a box of about 400 pixels nearly free of its noise."""
+
+    tonemap: ToneMap
+    local_mean: np.ndarray = field(repr=False, compare=False)
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> RenderTransform:
+        return cls(ToneMap.fit(x), local_mean(x))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.tonemap.forward(x)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        x = self.tonemap.inverse(y).astype(np.float64)
+        found = local_mean(x)
+        ratio = np.ones_like(found)
+        np.divide(self.local_mean, found, out=ratio, where=(found > 0) & (self.local_mean > 0))
+        return cap(x * np.clip(ratio, 1 / MEAN_LIMIT, MEAN_LIMIT), self.tonemap.peak).astype(y.dtype)
+
+
+def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
+    """Each pixel's neighbourhood mean over planes (..., H, W, C): a box of 2 radius + 1 pixels a side, applied
+    twice, that counts only the pixels inside the image."""
+    mean = x.astype(np.float64)
+    for _ in range(2):
+        for axis in (-3, -2):
+            size = mean.shape[axis]
+            sums = np.cumsum(mean, axis=axis)
+            sums = np.concatenate([np.zeros_like(np.take(sums, [0], axis=axis)), sums], axis=axis)
+            high = np.minimum(np.arange(size) + radius + 1, size)
+            low = np.maximum(np.arange(size) - radius, 0)
+            counts = (high - low).reshape([-1] + [1] * (-axis - 1))
+            mean = (np.take(sums, high, axis=axis) - np.take(sums, low, axis=axis)) / counts
+    return mean
 
 
 def fit(image: Image) -> DisplayTransform:
-    """The transform for an image: ToneMap for HDR, Stretch for 16-bit or float, else Identity."""
+    """The transform for an image: RenderTransform for HDR, Stretch for 16-bit or float, else Identity."""
     if image.hdr:
-        return ToneMap.fit(image.pixels)
+        return RenderTransform.fit(image.pixels)
     dtype = image.source.layout.dtype
     if dtype.kind == "f" or dtype.itemsize > 1:
         return Stretch.fit(image.pixels)

@@ -113,3 +113,25 @@ def test_skipped_and_refused_outputs(tmp_path: Path, overlap: bool) -> None:
     skipped = batch.run(jobs, lambda pixels, _: pixels, skip_existing=True, overlap=overlap)
     assert [r.status for r in skipped] == ["skipped", "skipped"]
     assert jobs[0].output.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("how", ["raised", "flagged"])
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_interrupted_batch_keeps_the_files_before_it(tmp_path: Path, how: str, overlap: bool) -> None:
+    """Ctrl-C in the work step abandons that file; a stop flag found set (its exception swallowed somewhere)
+    ends the batch after the file in hand."""
+    jobs = batch.plan(_inputs(tmp_path / "in"), tmp_path / "out", "")
+    stop = threading.Event()
+
+    def work(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+        if context.image.path.name == "1.png":
+            stop.set()
+            if how == "raised":
+                raise KeyboardInterrupt
+        return pixels
+
+    with pytest.raises(batch.Interrupted, match="interrupted after") as info:
+        batch.run(jobs, work, overlap=overlap, stop=stop)
+    handled = ["0.png"] if how == "raised" else ["0.png", "1.png"]
+    assert [r.input.name for r in info.value.results] == handled and info.value.planned == 6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == handled

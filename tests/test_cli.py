@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import imagecodecs
@@ -47,7 +48,8 @@ def test_every_command_help_has_an_example() -> None:
 
 def test_noise_writes_next_to_input_with_suffix_and_is_reproducible(tmp_path: Path) -> None:
     source = _png(tmp_path / "photo.png")
-    assert _invoke("noise", source, "--type", "gaussian", "--level", "25", "--seed", "4").exit_code == 0
+    result = _invoke("noise", source, "--type", "gaussian", "--level", "25", "--seed", "4")
+    assert result.exit_code == 0 and f"wrote {tmp_path / 'photo_noisy.png'}" in result.stdout
     first = (tmp_path / "photo_noisy.png").read_bytes()
     assert _invoke("noise", source, "--seed", "4", "--level", "25", "--overwrite").exit_code == 0
     assert (tmp_path / "photo_noisy.png").read_bytes() == first
@@ -93,6 +95,7 @@ def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
     result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", report)
     assert result.exit_code == 1
     assert "broken.png" in result.output and "2 done, 1 failed" in result.output
+    assert "(1 failed)" in result.output and "2/3" in result.output and "3/3" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
     assert files["a.png"]["status"] == "done" and files["broken.png"]["status"] == "failed"
@@ -128,7 +131,8 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown noise type 'gausian'; did you mean gaussian?"
-    assert _invoke("noise", tmp_path / "nothing-here").exit_code == 1
+    missing = _invoke("noise", tmp_path / "nothing-here")
+    assert missing.exit_code == 1 and f"{tmp_path / 'nothing-here'}: does not exist" in missing.output
     assert _invoke("noise", tmp_path / "*.jpg").exit_code == 2
     assert _invoke("noise", "--level", "-3", source).exit_code == 2
 
@@ -145,3 +149,81 @@ def test_running_twice_on_a_folder_does_not_process_its_own_results(tmp_path: Pa
     result = _invoke("noise", tmp_path, "--skip-existing")
     assert result.exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_noisy.png"]
+
+
+def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `folder` refuse new files: by its mode, or where that does not hold (root) by failing as a read-only
+    mount does."""
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return
+    (folder / "probe").unlink()
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise OSError(30, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+
+
+def test_a_read_only_output_folder_fails_each_file_in_one_line_and_reports_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = [_png(tmp_path / "a.png"), _png(tmp_path / "b.png")]
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    _read_only(out, monkeypatch)
+    try:
+        result = _invoke("noise", *sources, "-o", out, "--json", report)
+    finally:
+        out.chmod(0o755)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all(": cannot write: " in line for line in errors)
+    assert str(out / "a.png") in errors[0] and str(out / "b.png") in errors[1]
+    assert "2 failed" in result.output
+    assert [f["status"] for f in json.loads(report.read_text())["files"]] == ["failed", "failed"]
+    assert list(out.iterdir()) == []
+
+
+def test_an_output_path_through_a_file_is_one_error_line(tmp_path: Path) -> None:
+    source = _png(tmp_path / "photo.png")
+    before = source.read_bytes()
+    result = _invoke("noise", source, "-o", tmp_path / "photo.png" / "out.png")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: {source}/out.png: cannot write: {source} is a file, not a folder"
+    )
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_report_that_cannot_be_written_is_an_error_after_the_work(tmp_path: Path) -> None:
+    source = _png(tmp_path / "a.png")
+    result = _invoke("noise", source, "--json", tmp_path / "a.png" / "report.json")
+    assert result.exit_code == 1 and (tmp_path / "a_noisy.png").is_file()
+    assert f"report.json: cannot write: {source} is a file, not a folder" in result.output
+
+
+def test_libpng_warnings_about_a_colour_profile_stay_quiet(tmp_path: Path) -> None:
+    data = imagecodecs.png_encode(RNG.integers(0, 255, (6, 5, 3)).astype(np.uint8))
+    chunk = b"iCCP" + b"icc\x00\x00" + zlib.compress(b"not a profile")
+    iccp = (len(chunk) - 4).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    (tmp_path / "profile.png").write_bytes(data[:33] + iccp + data[33:])  # after the signature and IHDR
+    run = [sys.executable, "-m", "mdn", "noise", str(tmp_path / "profile.png"), "-o", str(tmp_path / "out.png")]
+    result = subprocess.run(run, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0 and "iCCP" not in result.stderr, result.stderr
+
+
+def test_a_plain_rgb_render_is_its_beauty_layer(tmp_path: Path) -> None:
+    channels = {c: RNG.random((16, 16)).astype(np.float16) for c in "RGB"}
+    channels.update({f"albedo.{c}": RNG.random((16, 16)).astype(np.float16) for c in "RGB"})
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, dict(channels)).write(str(tmp_path / "render.exr"))
+    result = _invoke("noise", tmp_path / "render.exr", "-o", tmp_path / "out.exr", "--layer", "beauty")
+    assert result.exit_code == 0, result.output
+    out = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
+    assert not np.array_equal(out["R"].pixels, channels["R"])
+    np.testing.assert_array_equal(out["albedo.R"].pixels, channels["albedo.R"])

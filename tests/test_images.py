@@ -156,8 +156,30 @@ def test_exr_layers_pick_beauty_by_default_and_keep_other_channels(tmp_path: Pat
     assert not after["albedo.G"].any()
     for name in ("R", "diffuse.G", "Z"):
         np.testing.assert_array_equal(after[name], channels[name])
-    with pytest.raises(MdnError, match=r"no EXR layer 'specular'.*albedo"):
+    with pytest.raises(MdnError, match=r"no EXR layer 'specular' \(available: beauty, albedo, diffuse\)$"):
         images.read(path, layer="specular")
+
+
+def test_exr_layer_takes_every_name_the_error_lists(tmp_path: Path) -> None:
+    path = tmp_path / "multi.exr"
+    plain = {c: RNG.random((5, 6)).astype("float32") for c in "RGB"}
+    aov = {f"{layer}.{c}": RNG.random((5, 6)).astype("float32") for layer in ("albedo", "normal") for c in "RGB"}
+    extra = {"normal.R": aov["normal.R"], "normal.G": aov["normal.G"], "normal.B": aov["normal.B"]}
+    OpenEXR.File(
+        [
+            OpenEXR.Part({}, {**plain, **aov}, "main"),
+            OpenEXR.Part({}, {**{c: plain[c] * 2 for c in "RGB"}, **extra}, "second"),
+        ]
+    ).write(str(path))
+    with pytest.raises(MdnError, match="no EXR layer") as info:
+        images.read(path, layer="nothing")
+    listed = str(info.value).partition("(available: ")[2].rstrip(")").split(", ")
+    assert listed == ["beauty", "second", "albedo", "main.normal", "second.normal"]
+    for name in listed:
+        assert images.read(path, layer=name).pixels.shape == (1, 5, 6, 3)
+    np.testing.assert_array_equal(images.read(path, layer="beauty").pixels, images.read(path).pixels)
+    np.testing.assert_array_equal(images.read(path, layer="second").pixels[0, ..., 0], plain["R"] * 2)
+    np.testing.assert_array_equal(images.read(path, layer="second.normal").pixels[0, ..., 1], aov["normal.G"])
 
 
 def test_exr_multipart_picks_the_beauty_part(tmp_path: Path) -> None:
@@ -254,7 +276,10 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("missing.png", None, "no such file"),
+        ("missing.png", None, "does not exist"),
+        ("missing-folder", None, "does not exist"),
+        ("empty.jpg", b"", "file is empty"),
+        ("text.jpg", b"hello", "cannot read JPEG [(]corrupt or truncated[?][)]: not a JPEG file$"),
         ("notes.txt", b"hello", "unsupported file type '.txt'"),
         ("truncated.png", "truncate", "cannot read PNG"),
         ("garbage.tif", b"II*\x00garbage", "cannot read TIFF"),
@@ -301,3 +326,18 @@ def test_new_outputs_get_ordinary_permissions_and_replacements_keep_theirs(tmp_p
         assert (tmp_path / "kept.png").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old_mask)
+
+
+def test_a_write_failing_halfway_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "in.png"
+    path.write_bytes(imagecodecs.png_encode(_random((5, 6), "uint8")))
+
+    def disk_full(tmp: Path, raw: np.ndarray, source) -> None:
+        tmp.write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(images._ENCODERS, "png", disk_full)
+    with pytest.raises(MdnError, match=r"new\.png: cannot write: No space left on device$"):
+        images.write(images.read(path), tmp_path / "sub" / "new.png")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.png", "sub"]
+    assert not images._PENDING

@@ -8,7 +8,7 @@ import numpy as np
 import OpenEXR
 import tifffile
 
-from mdn import images, tonemap
+from mdn import engine, images, metrics, registry, tonemap
 
 RNG = np.random.default_rng(3)
 
@@ -32,10 +32,12 @@ def test_tonemap_float32_roundtrip_within_display_precision() -> None:
 
 def test_tonemap_maps_into_display_range_monotonically() -> None:
     x = np.abs(_render())
-    y = tonemap.ToneMap.fit(x).forward(x)
+    grey = np.repeat(x[..., :1], 3, axis=-1)
+    y = tonemap.ToneMap.fit(x).forward(grey)
     assert y.min() >= 0 and y.max() < 1
-    order = np.argsort(x, axis=None)
-    assert np.all(np.diff(y.ravel()[order]) >= 0)
+    order = np.argsort(grey[..., 0], axis=None)
+    assert np.all(np.diff(y[..., 0].ravel()[order]) >= 0)
+    assert np.array_equal(np.argsort(tonemap.ToneMap.fit(x).forward(x), axis=-1), np.argsort(x, axis=-1))
 
 
 def test_tonemap_exposure_is_fitted_on_the_whole_image() -> None:
@@ -61,7 +63,7 @@ def test_fit_chooses_by_image_kind(tmp_path: Path) -> None:
     OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, channels).write(str(tmp_path / "render.exr"))
     assert isinstance(tonemap.fit(images.read(tmp_path / "cells.tif")), tonemap.Stretch)
     assert isinstance(tonemap.fit(images.read(tmp_path / "photo.tif")), tonemap.Identity)
-    assert isinstance(tonemap.fit(images.read(tmp_path / "render.exr")), tonemap.ToneMap)
+    assert isinstance(tonemap.fit(images.read(tmp_path / "render.exr")), tonemap.RenderTransform)
 
 
 def test_uint16_stretch_roundtrip_is_exact_after_rounding(tmp_path: Path) -> None:
@@ -80,3 +82,45 @@ def test_tonemap_inverse_never_exceeds_the_images_peak() -> None:
     overshoot = transform.forward(x) * 1.05
     assert transform.inverse(overshoot).max() <= x.max()
     assert np.isfinite(transform.inverse(np.full(3, 1.5))).all()
+
+
+def _synthetic_render(shape: tuple[int, int] = (96, 96)) -> tuple[np.ndarray, np.ndarray]:
+    """A clean linear HDR scene (a wall in warm light rising from 0.2 to 12, a warm light, a blue object) and a
+    Monte Carlo-like noisy render of it: each pixel the mean of 8 exponential samples, heavy-tailed as few
+    samples per pixel are."""
+    height, width = shape
+    ramp = np.geomspace(0.2, 12.0, width)[None, :, None] * np.ones((height, 1, 1))
+    clean = ramp * np.array([1.0, 0.8, 0.6])
+    clean[10:30, 10:40] = [16.0, 11.0, 5.0]
+    clean[60:85, 20:60] = np.array([0.1, 0.2, 0.6]) * ramp[60:85, 20:60]
+    noisy = clean * RNG.exponential(1.0, (8, *clean.shape)).mean(axis=0)
+    return clean[None].astype(np.float32), noisy[None].astype(np.float32)
+
+
+def test_the_render_tone_map_round_trip_keeps_values_and_hue() -> None:
+    clean, _ = _synthetic_render()
+    transform = tonemap.RenderTransform.fit(clean)
+    display = transform.forward(clean)
+    assert display.min() >= 0 and display.max() < 1
+    np.testing.assert_allclose(transform.inverse(display), clean, rtol=1e-4)
+    darker = transform.tonemap.inverse(display * np.float32(0.97))  # a network's error in display range
+    np.testing.assert_allclose(darker / darker[..., 1:2], clean / clean[..., 1:2], rtol=1e-4)
+
+
+def test_a_denoised_render_beats_its_input_and_a_plain_pass_and_keeps_whites_white() -> None:
+    """Against the input in relative MSE, and against a plain pass of the same card on the tone-mapped image."""
+    clean, noisy = _synthetic_render()
+    denoiser = engine.Engine(registry.load(registry.find(None)), engine.EngineOptions(device="cpu"))
+    transform = tonemap.RenderTransform.fit(noisy)
+    shown = denoiser(transform.forward(noisy))
+    out = transform.inverse(shown)
+
+    def relative_mse(x: np.ndarray) -> float:
+        return float(np.mean((x - clean) ** 2 / (clean**2 + 1e-2)))
+
+    assert relative_mse(out) < relative_mse(noisy) / 2
+    display = transform.tonemap.forward
+    assert metrics.psnr(display(out)[0], display(clean)[0]) >= metrics.psnr(shown[0], display(clean)[0])
+    wall = np.isclose(clean[0, ..., 2] / clean[0, ..., 0], 0.6) & (clean[0, ..., 0] > 1.0)  # bright, warm white
+    red, green, blue = out[0][wall].mean(axis=0)
+    assert abs(green / red / 0.8 - 1) < 0.02 and abs(blue / red / 0.6 - 1) < 0.02
