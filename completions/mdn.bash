@@ -19,8 +19,8 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --no-self-check --tile --overlap --device --precision --seed --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
-            case "$prev" in --data|--name|--objective|--config|--iters|--until|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads|--device|--attention-kernel) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --batch --crop --lr --warmup --schedule --init --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --compile --device --attention-kernel --workdir --resume --finish --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --data|--name|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--input-mask|--attention-mask|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads|--device|--attention-kernel) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--data --name --objective --config --iters --until --time-budget --batch --crop --lr --warmup --schedule --init --noise --level --no-mask --input-mask --attention-mask --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --bf16 --compile --device --attention-kernel --workdir --resume --overwrite --finish --out --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         bench)
             case "$prev" in --models|--noise|--zeroshot|--configs|--attention-kernel|--train-batch|--crop|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac

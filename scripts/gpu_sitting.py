@@ -3,13 +3,14 @@
 A sitting is a short lease of a GPU machine (about 30 minutes, at most 10 minutes a command, only an output
 folder comes back). Every slot is one command there, `bash scripts/gpu_sitting.sh STEP ...`, which runs this
 script with the output folder; the runs' checkpoints and logs are written into it as they go, so a command cut
-off at its limit still returns them. Between slots, `collect` copies what came back into runs/sitting/, which
-travels to the next slot, and every run resumes from there bit for bit. Steps:
+off at its limit still returns them. Between slots, `collect` copies what came back into sittings/, which
+travels to the next slot (and, committed, to the next sitting), and every run resumes from there bit for bit.
+Steps:
 
     prepare   here, on the CPU: build the training pack and fetch the wheels the GPU machine lacks
     check     there: CUDA tests, training speed (sdpa vs flex, eager vs compiled), then train for what is left
     train     there: train every run of --runs for --budget (resuming those that came back)
-    collect   here: copy a slot's returned files into runs/sitting/
+    collect   here: copy a slot's returned files into sittings/
     finish    here: write the model card of each run from its checkpoint, for `mdn bench` to judge
 
 docs/gpu-sitting.md gives the commands and how the minutes are split.
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = ROOT / "runs" / "sitting"
+RUNS = ROOT / "sittings"
+"""The runs between slots and between sittings: tracked, so that they travel with the working tree and the next
+sitting, whenever it comes, continues them."""
 PACK = ROOT / "data" / "pack"
 WHEELS = ROOT / ".whl"
 MISSING_THERE = ("openexr==3.5.3", "platformdirs==4.14.7")
@@ -220,7 +223,7 @@ def finish(s: Settings, cards: Path) -> None:
 
 def prepare(max_mib: float) -> None:
     """Build the pack (when missing) and fetch the wheels, then say whether a slot's load travels."""
-    if not (PACK / "manifest.json").is_file():
+    if not (PACK / "manifest.json").is_file() or _size(PACK) > max_mib * 2**20:
         data = ROOT / "data"
         for script, folder in (("photo_data.py", "photos"), ("skimage_data.py", "skimage")):
             if not (data / folder / "manifest.json").is_file():
@@ -231,17 +234,17 @@ def prepare(max_mib: float) -> None:
     fetch = ["pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
     fetch += ["--implementation", "cp", *platforms, "-d", str(WHEELS), *MISSING_THERE]
     subprocess.run([sys.executable, "-m", *fetch], check=True)
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    listed = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    travelling = subprocess.run(listed, cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     sizes = {
-        "tracked files": sum((ROOT / f).stat().st_size for f in tracked.decode().split("\0") if (ROOT / f).is_file()),
+        "working tree": sum((ROOT / f).stat().st_size for f in travelling if f and (ROOT / f).is_file()),
         "pack": _size(PACK),
         "wheels": _size(WHEELS),
-        "runs": _size(RUNS),
     }
     total = sum(sizes.values()) / 2**20
     print(", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sizes.items()) + f": {total:.1f} of {TRAVEL_MIB} MiB")
     if total > TRAVEL_MIB - 2:
-        raise SystemExit("too much to travel: rebuild the pack smaller (--max-mib) or carry fewer runs")
+        raise SystemExit("too much to travel: rebuild the pack smaller (--max-mib) or keep fewer runs in sittings/")
 
 
 def _size(folder: Path) -> int:
@@ -274,8 +277,8 @@ def main() -> None:
     parser.add_argument("--speed-configs", default="small,paper", help="check: sizes to measure, smallest first")
     parser.add_argument("--speed-kernels", default="sdpa,flex", help="check: attention kernels to compare")
     parser.add_argument("--train-at-least", default="3m", help="check: time kept for training after measuring")
-    parser.add_argument("--cards", type=Path, default=ROOT / "runs" / "cards", help="finish: where cards go")
-    parser.add_argument("--max-mib", type=float, default=28.0, help="prepare: the pack's size limit")
+    parser.add_argument("--cards", type=Path, default=ROOT / "runs" / "cards", help="finish: where the cards go")
+    parser.add_argument("--max-mib", type=float, default=24.0, help="prepare: the pack's size limit")
     a = parser.parse_args()
     start = time.monotonic()
     settings = Settings(

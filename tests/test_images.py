@@ -266,7 +266,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
     def fail(_data, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(images.imagecodecs, "png_encode", fail)
+    monkeypatch.setattr(imagecodecs, "png_encode", fail)
     with pytest.raises(MdnError, match=r"out\.png: cannot write: No space left on device"):
         images.write(image, target, overwrite=True)
     assert target.read_bytes() == b"previous result"

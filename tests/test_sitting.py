@@ -65,11 +65,11 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
     settings = ["--device", "cpu", "--config", "tiny", "--fill-config", "grey-fast", "--batch", "2", "--crop", "32",
                 "--no-compile", "--pack", pack, "--carried", carried, "--runs", "paper-masked,fill-mpi"]  # fmt: skip
     steps = []
-    first = ["check", "--speed-configs", "tiny", "--speed-kernels", "explicit,sdpa", "--train-at-least", "40s"]
-    for slot, step in (("slot1", first), ("slot2", ["train"])):
+    first = ["check", "--speed-configs", "tiny", "--speed-kernels", "explicit,sdpa", "--train-at-least", "30s"]
+    for slot, step, budget in (("slot1", first, "60s"), ("slot2", ["train"], "35s")):
         out = tmp_path / slot
         _script(
-            ROOT / "scripts" / "gpu_sitting.py", *step, "--out", out, "--budget", "70s", "--margin", "0s", *settings
+            ROOT / "scripts" / "gpu_sitting.py", *step, "--out", out, "--budget", budget, "--margin", "0s", *settings
         )
         for run in ("paper-masked", "fill-mpi"):
             returned = sorted(p.relative_to(out).as_posix() for p in (out / run).iterdir())
