@@ -204,22 +204,52 @@ def least_gain(scores: list[Score], model: str) -> float:
     return min(s.psnr - noisy[(s.noise, s.level, s.image)] for s in scores if s.model == model)
 
 
-def markdown(scores: list[Score]) -> str:
-    """A table for a README: one row per model, mean PSNR/SSIM over levels and images per noise type and over
-    the whole grid, and, when the grid has the `noisy` row, each model's least gain over its input."""
+def standard_error(values: list[float]) -> float:
+    """The standard error of the mean of `values` (0 for fewer than two)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def per_image(scores: list[Score], model: str, kind: str | None = None) -> dict[str, tuple[float, float]]:
+    """Image -> (PSNR, SSIM) of `model`, each the mean over the levels of `kind` (every noise when None): the
+    images are the independent draws a spread is computed over."""
+    chosen: dict[str, list[Score]] = {}
+    for s in scores:
+        if s.model == model and kind in (None, s.noise):
+            chosen.setdefault(s.image, []).append(s)
+    return {i: (float(np.mean([s.psnr for s in c])), float(np.mean([s.ssim for s in c]))) for i, c in chosen.items()}
+
+
+def markdown(scores: list[Score], reference: str | None = None) -> str:
+    """Tables for a README: one row per model, mean PSNR ± its standard error over images / mean SSIM per noise
+    type (over levels) and over the whole grid, with each model's least gain over its input when the grid has the
+    `noisy` row; then each model's difference to `reference` (default: the first model that is not `noisy`),
+    paired per image, ± its standard error: a difference within about two standard errors is not established."""
     kinds = list(dict.fromkeys(s.noise for s in scores))
     models = list(dict.fromkeys(s.model for s in scores))
-    gains = any(s.model == NOISY for s in scores)
+    gains = NOISY in models
     extra = ["mean", "least gain (dB)"] if gains else ["mean"]
     lines = ["| model | " + " | ".join(kinds + extra) + " |", "|---|" + "---|" * (len(kinds) + len(extra))]
     for model in models:
         cells = []
         for kind in [*kinds, None]:
-            chosen = [s for s in scores if s.model == model and kind in (None, s.noise)]
-            cells.append(f"{np.mean([s.psnr for s in chosen]):.2f} / {np.mean([s.ssim for s in chosen]):.3f}")
+            values = list(per_image(scores, model, kind).values())
+            psnrs = [v[0] for v in values]
+            cells.append(f"{np.mean(psnrs):.2f} ± {standard_error(psnrs):.2f} / {np.mean([v[1] for v in values]):.3f}")
         if gains:
             cells.append(f"{least_gain(scores, model):+.2f}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    reference = reference or next((m for m in models if m != NOISY), None)
+    others = [m for m in models if m not in (reference, NOISY)]
+    if reference and others:
+        lines += ["", f"| PSNR minus {reference} (dB, paired per image) | " + " | ".join([*kinds, "mean"]) + " |"]
+        lines.append("|---|" + "---|" * (len(kinds) + 1))
+        for model in others:
+            cells = []
+            for kind in [*kinds, None]:
+                ours, theirs = per_image(scores, model, kind), per_image(scores, reference, kind)
+                differences = [ours[i][0] - theirs[i][0] for i in ours if i in theirs]
+                cells.append(f"{np.mean(differences):+.2f} ± {standard_error(differences):.2f}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

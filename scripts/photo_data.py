@@ -5,8 +5,9 @@ Usage: python scripts/photo_data.py OUT [--cache DIR]
 Each package in ALLOW_LIST is fetched with ``apt-get download`` (skipped when the .deb is already in the
 cache), unpacked with ``dpkg -x`` and the listed photos (chosen by eye from contact sheets: natural photographs
 only, no renders, drawings, logos, text or blur-only images) are box-downscaled by an integer factor >= 2 so
-sensor noise and JPEG blocks average away. Outputs go to OUT/train and OUT/val as 8-bit RGB PNGs, with
-OUT/manifest.json recording source, version, licence, sizes and residual noise of every image.
+sensor noise and JPEG blocks average away. Outputs go to OUT/train, OUT/val (validation curves) and OUT/bench
+(the bench's samples: never trained on nor validated with) as 8-bit RGB PNGs, with OUT/manifest.json recording
+source, version, licence, sizes and residual noise of every image.
 """
 
 from __future__ import annotations
@@ -134,14 +135,24 @@ ALLOW_LIST: dict[str, list[str]] = {
     ],
 }
 
-# Held back for validation: one per package family, spread over subjects (mountains, insect, sunset, lake, animal).
-VAL = {
+# Held back from training and validation for the bench's sample set (scripts/bench_samples.py): one per package
+# family, spread over subjects (mountains, insect, sunset, lake, animal).
+BENCH = {
     ("lomiri-wallpapers-16.04", f"{_LOMIRI}/picosdeeuropa_by_Aitzol_Berasategi.jpg"),
     ("mate-backgrounds", f"{_MATE}/LadyBird.jpg"),
     ("plasma-workspace-wallpapers", _PLASMA.format("EveningGlow")),
     ("tuxtype-data", "usr/share/tuxtype/images/kcas4.jpg"),
     ("kphotoalbum", f"{_KPA}/spiff.jpg"),
 }
+# Held back from training for validation curves: another one per family.
+VAL = {
+    ("lomiri-wallpapers-16.04", f"{_LOMIRI}/Dragonfly_by_Bolly.jpg"),
+    ("mate-backgrounds", f"{_MATE}/Garden.jpg"),
+    ("plasma-workspace-wallpapers", _PLASMA.format("Kite")),
+    ("tuxtype-data", "usr/share/tuxtype/images/kcas7.jpg"),
+    ("kphotoalbum", f"{_KPA}/grand_canyon_1.jpg"),
+}
+SPLITS = ("train", "val", "bench")
 
 
 def check_not_bench(path: str) -> None:
@@ -263,7 +274,7 @@ def process(src: Path, dst: Path) -> tuple[tuple[int, int], int, np.ndarray]:
 def build(out_dir: Path, cache: Path) -> list[dict]:
     """Fetch, select and downscale every allow-listed photo; return the manifest entries."""
     cache.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val"):
+    for split in SPLITS:
         (out_dir / split).mkdir(parents=True, exist_ok=True)
     entries = []
     for package, paths in ALLOW_LIST.items():
@@ -273,7 +284,7 @@ def build(out_dir: Path, cache: Path) -> list[dict]:
         version = deb_version(deb)
         for path in paths:
             check_not_bench(path)
-            split = "val" if (package, path) in VAL else "train"
+            split = "bench" if (package, path) in BENCH else "val" if (package, path) in VAL else "train"
             dst = out_dir / split / output_name(package, path)
             if any(e["file"].endswith("/" + dst.name) for e in entries):
                 raise ValueError(f"duplicate output name: {dst.name}")
@@ -297,7 +308,7 @@ def build(out_dir: Path, cache: Path) -> list[dict]:
 
 def summarise(entries: list[dict]) -> None:
     """Print counts, megapixels, per-package counts and the median residual noise."""
-    for split in ("train", "val"):
+    for split in SPLITS:
         sel = [e for e in entries if e["file"].startswith(split + "/")]
         mp = sum(e["output_size"][0] * e["output_size"][1] for e in sel) / 1e6
         print(f"{split}: {len(sel)} images, {mp:.1f} MP")

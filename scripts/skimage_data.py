@@ -1,7 +1,8 @@
-"""Copy scikit-image's bundled natural images into OUT/train and OUT/val for `mdn train`.
+"""Copy scikit-image's bundled natural images into OUT/train for `mdn train`, and OUT/bench for the bench.
 
-Validation (held back from training): astronaut, chelsea, coffee. Synthetic charts, binary images and text are
-left out. The project's bench images (sporco's kodim23, monarch, sail, tulips, barbara) are never used here.
+Held back from training and validation for the bench: astronaut, chelsea, coffee. Synthetic charts, binary
+images and text are left out. The bench's other images (sporco's kodim23, monarch, sail, tulips, barbara) are
+never used here.
 OUT/manifest.json records each file's source and licence, as `scripts/photo_data.py` does.
 
     python scripts/skimage_data.py data/skimage
@@ -22,7 +23,7 @@ TRAIN = [
     "moon.png", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg", "page.png", "cell.png",
     "microaneurysms.png",
 ]  # fmt: skip
-VALIDATION = ["astronaut.png", "chelsea.png", "coffee.png"]
+BENCH = ["astronaut.png", "chelsea.png", "coffee.png"]
 LICENCES = {
     "brick.png": "CC0-1.0", "camera.png": "CC0-1.0", "coins.png": "no known copyright restrictions",
     "grass.png": "CC0-1.0", "gravel.png": "CC0-1.0", "hubble_deep_field.jpg": "public domain (NASA)",
@@ -36,7 +37,7 @@ LICENCES = {
 def main(out: Path) -> int:
     source = Path(skimage.__file__).parent / "data"
     entries = []
-    for folder, names in (("train", TRAIN), ("val", VALIDATION)):
+    for folder, names in (("train", TRAIN), ("bench", BENCH)):
         (out / folder).mkdir(parents=True, exist_ok=True)
         for name in names:
             shutil.copy2(source / name, out / folder / name)
@@ -53,7 +54,7 @@ def main(out: Path) -> int:
                 }
             )
     (out / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")
-    print(f"{len(TRAIN)} training and {len(VALIDATION)} validation images in {out}")
+    print(f"{len(TRAIN)} training and {len(BENCH)} bench images in {out}")
     return 0
 
 

@@ -2,11 +2,12 @@
 
 Usage: python scripts/training_pack.py OUT SOURCE [SOURCE ...] [--max-mib 40]
 
-Each SOURCE is a folder as `scripts/photo_data.py` and `scripts/skimage_data.py` write them (train/, val/ and a
-manifest.json giving each file's source and licence) or any folder of images (all taken for training). Every
-image is re-encoded as baseline JPEG with 4:4:4 chroma (grey stays grey), at the highest quality from
-QUALITIES whose whole pack fits in --max-mib; the PSNR of each file against its source is recorded, so the
-manifest says what the compression cost. OUT then holds train/, val/ and manifest.json, and is read directly:
+Each SOURCE is a folder as `scripts/photo_data.py` and `scripts/skimage_data.py` write them (train/, val/,
+bench/ and a manifest.json giving each file's source and licence; bench/ stays behind) or any folder of images
+(all taken for training). Every image is re-encoded as baseline JPEG with 4:4:4 chroma (grey stays grey), at
+the highest quality from QUALITIES whose whole pack fits in --max-mib; the PSNR of each file against its source
+is recorded, so the manifest says what the compression cost. OUT then holds train/, val/ and manifest.json,
+and is read directly:
 
     mdn train --data OUT/train --val OUT/val ...
 
@@ -70,7 +71,7 @@ def pick_quality(images: list[np.ndarray], max_bytes: int) -> int:
 
 def build(out: Path, sources: list[Path], max_mib: float) -> dict:
     """Write the pack into `out` and return its manifest."""
-    entries = [e for source in sources for e in source_entries(source)]
+    entries = [e for source in sources for e in source_entries(source) if e["split"] in ("train", "val")]
     names = [f"{Path(e['file']).parent.parent.name}__{Path(e['file']).stem}.jpg" for e in entries]
     if len(set(names)) != len(names):
         raise SystemExit("two sources hold images of the same name: rename one")

@@ -72,7 +72,7 @@ def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = bench.markdown(scores).splitlines()
     assert table[0] == "| model | gaussian | render | mean |"
-    assert table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 | 21.50 / 0.500 |"
+    assert table[2] == "| a | 21.50 ± 0.00 / 0.500 | 21.50 ± 0.00 / 0.500 | 21.50 ± 0.00 / 0.500 |"
 
 
 def test_markdown_reports_each_model_least_gain_over_its_input() -> None:
@@ -83,7 +83,17 @@ def test_markdown_reports_each_model_least_gain_over_its_input() -> None:
     assert bench.least_gain(scores, "risky") == pytest.approx(-0.5)
     table = bench.markdown(scores).splitlines()
     assert table[0] == "| model | photon | mean | least gain (dB) |"
-    assert table[-1] == "| risky | 27.75 / 0.500 | 27.75 / 0.500 | -0.50 |"
+    assert table[4] == "| risky | 27.75 ± 1.75 / 0.500 | 27.75 ± 1.75 / 0.500 | -0.50 |"
+    assert table[6] == "| PSNR minus good (dB, paired per image) | photon | mean |"
+    assert table[-1] == "| risky | -0.25 ± 1.25 | -0.25 ± 1.25 |"
+
+
+def test_spread_is_over_images_after_averaging_their_levels() -> None:
+    psnr = {("a", 1.0): 30.0, ("a", 2.0): 32.0, ("b", 1.0): 34.0, ("b", 2.0): 36.0, ("c", 1.0): 26.0, ("c", 2.0): 28.0}
+    scores = [bench.Score("m", "gaussian", level, image, value, 0.5, 1.0) for (image, level), value in psnr.items()]
+    assert bench.per_image(scores, "m") == {"a": (31.0, 0.5), "b": (35.0, 0.5), "c": (27.0, 0.5)}
+    assert bench.standard_error([31.0, 35.0, 27.0]) == pytest.approx(4.0 / 3**0.5)
+    assert bench.standard_error([31.0]) == 0.0
 
 
 def test_zero_shot_methods_join_the_grid(tmp_path: Path, monkeypatch) -> None:
