@@ -134,7 +134,8 @@ def quality(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Score]:
-    """Score every model on every (noise, level) and image; grey references (H, W, 1) make a grey grid."""
+    """Score every model on every (noise, level) and image; grey references (H, W, 1) make a grey grid, whose
+    noisy inputs and outputs pass through 16 bits as a microscopist's TIFF files would."""
     grey = any(r.shape[-1] == 1 for r in references.values())
     functions = denoisers(models, options, grey)
     total, done = len(models) * len(grid) * len(references), 0
@@ -142,9 +143,10 @@ def quality(
     for kind, level in grid:
         for image, clean in references.items():
             noisy = noisy_input(clean, image, kind, level, seed)
+            noisy = as_16_bit(noisy) if grey else noisy
             for name, denoise in functions.items():
                 start = time.perf_counter()
-                out = denoise(noisy)
+                out = as_16_bit(denoise(noisy)) if grey else denoise(noisy)
                 seconds = time.perf_counter() - start
                 scores.append(
                     Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
@@ -153,6 +155,11 @@ def quality(
                 if progress:
                     progress(done, total)
     return scores
+
+
+def as_16_bit(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as a 16-bit file holds them: clipped to [0, 1] and rounded to 1/65535."""
+    return np.round(np.clip(pixels, 0.0, 1.0) * 65535) / 65535
 
 
 def render_quality(

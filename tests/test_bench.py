@@ -6,10 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mdn import bench, zeroshot
+from mdn import bench, metrics, zeroshot
 from mdn.cli import app
 from mdn.engine import EngineOptions
 
@@ -115,3 +116,12 @@ def test_grey_references_make_a_grey_zero_shot_grid() -> None:
     assert references[name][..., 0] == pytest.approx(colour[name].mean(axis=-1))
     kinds = {kind for kind, _ in bench.parse_grid(bench.ZEROSHOT_GRID)}
     assert kinds == {"photon", "gaussian", "speckle", "correlated"}
+
+
+def test_the_grey_grid_passes_through_16_bits() -> None:
+    clean = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32, 1)
+    (score,) = bench.quality([bench.NOISY], [("photon", 10.0)], {"ramp": clean})
+    noisy = bench.noisy_input(clean, "ramp", "photon", 10.0, 0)
+    stored = bench.as_16_bit(noisy)
+    assert stored.min() >= 0 and stored.max() <= 1 and np.allclose(stored * 65535, np.round(stored * 65535))
+    assert score.psnr == pytest.approx(metrics.psnr(stored, clean))
