@@ -305,25 +305,39 @@ def zeroshot_command(
     inputs: Inputs = None,
     output: Output = None,
     preset_name: Annotated[
-        str, typer.Option("--preset", help=f"MPI settings: {', '.join(zeroshot.PRESETS)}.")
-    ] = "microscopy",
+        str | None,
+        typer.Option(
+            "--preset", help=f"MPI settings: {', '.join(zeroshot.PRESETS)} (default: {zeroshot_run.DEFAULT_PRESET})."
+        ),
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Fill card (default: the preset's; grey images: fill-grey).")
     ] = None,
     iters: Annotated[int | None, typer.Option("--iters", help="Iterations per image (or tile).")] = None,
-    beta: Annotated[float | None, typer.Option("--beta", help="EMA weight of the running fill.")] = None,
-    mask_ratio: Annotated[float | None, typer.Option("--mask-ratio", help="Share of pixels hidden per step.")] = None,
+    beta: Annotated[float | None, typer.Option("--beta", help="MPI: EMA weight of the running fill.")] = None,
+    mask_ratio: Annotated[
+        float | None, typer.Option("--mask-ratio", help="MPI: share of pixels hidden per step.")
+    ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate.")] = None,
     time_budget: Annotated[
         float | None, typer.Option("--time-budget", help="Seconds per file; stops in time and writes the result.")
     ] = None,
-    share: Annotated[bool, typer.Option("--share", help="Stacks: continue each slice from the previous one.")] = False,
+    share: Annotated[
+        bool, typer.Option("--share", help="MPI, stacks: continue each slice from the previous one.")
+    ] = False,
     no_self_check: Annotated[
         bool, typer.Option("--no-self-check", help="MPI: no held-out pixels, no blending back toward the input.")
     ] = False,
-    tile: Annotated[int, typer.Option("--tile", help="Fine-tune tiles of this size on large images.")] = 512,
-    overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap.")] = 32,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            "--tile", help=f"MPI: fine-tune tiles of this size on large images (default: {zeroshot_run.TILE})."
+        ),
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option("--overlap", help=f"MPI: tile overlap (default: {zeroshot_run.OVERLAP}).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     seed: Seed = 0,

@@ -405,11 +405,12 @@ def zs_n2n(
     seed: int = 0,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    time_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Denoise noisy (H, W, C) float32 in [0, 1] with ZS-N2N: a fresh network seeded by `seed`, Adam with the
-    learning rate halved every 1000 iterations, the network autocast to `dtype`. Returns (H, W, C) float32
-    clipped to [0, 1]."""
+    learning rate halved every 1000 iterations, the network autocast to `dtype`; stops early once `time_budget`
+    seconds are spent (the input itself when no step fitted). Returns (H, W, C) float32 clipped to [0, 1]."""
     image = _as_image(noisy)
     device = torch.device(device)
     y = torch.from_numpy(image).permute(2, 0, 1)[None].to(device).contiguous(memory_format=torch.channels_last)
@@ -417,7 +418,10 @@ def zs_n2n(
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5)
     counter = _Progress(iters, progress)
+    end = _deadline(time_budget)
     for _ in range(iters):
+        if end is not None and time.monotonic() >= end:
+            break
         with autocast(device, dtype):
             loss = zs_n2n_loss(net, y)
         optimizer.zero_grad(set_to_none=True)
@@ -425,6 +429,8 @@ def zs_n2n(
         optimizer.step()
         schedule.step()
         counter.advance()
+    if not counter.done:
+        return np.clip(image, 0.0, 1.0)
     with torch.no_grad(), autocast(device, dtype):
         out = net.denoise(y).float()
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
@@ -477,7 +483,7 @@ class ZeroShot:
                 iters = self.preset.iters
                 out = zs_n2n(
                     image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, dtype=self.dtype,
-                    progress=report,
+                    time_budget=budget, progress=report,
                 )  # fmt: skip
             else:
                 net_channels = self.net.config.channels

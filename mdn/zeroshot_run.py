@@ -17,6 +17,8 @@ from mdn.errors import MdnError
 
 METHODS = ("mpi", "zs-n2n")
 DEFAULT_PRESET = "microscopy"
+TILE, OVERLAP = 512, 32
+"""MPI fine-tunes images larger than TILE pixels a side in tiles sharing OVERLAP pixels."""
 
 FillModel = str | os.PathLike[str] | registry.ModelCard | registry.Model | None
 """A fill card by name or JSON path, the card itself or its loaded model; None: the preset's for the image."""
@@ -48,7 +50,19 @@ class Settings:
             raise MdnError(f"unknown --preset {self.preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
         if self.method not in METHODS:
             raise MdnError(f"--method must be mpi or zs-n2n, got {self.method!r}")
+        if self.method == "zs-n2n" and (refused := self.mpi_only()):
+            raise MdnError(f"{', '.join(refused)} {'applies' if len(refused) == 1 else 'apply'} to --method mpi only")
         pick_dtype(self.precision, pick_device(self.device))
+
+    def mpi_only(self) -> list[str]:
+        """The options given that only MPI has: ZS-N2N trains a fresh network on the whole image, with no mask,
+        fill card, tiles or self-check."""
+        given = {
+            "--preset": self.preset is not None, "--model": self.model is not None, "--beta": self.beta is not None,
+            "--mask-ratio": self.mask_ratio is not None, "--share": self.share, "--tile": self.tile is not None,
+            "--overlap": self.overlap is not None, "--no-self-check": not self.self_check,
+        }  # fmt: skip
+        return [option for option, set_ in given.items() if set_]
 
     @property
     def preset_name(self) -> str:
@@ -95,8 +109,8 @@ def run(
     preset, device = settings.steps, settings.target
     dtype = pick_dtype(settings.precision, device)
     runner = zeroshot.ZeroShot(
-        preset, model.net if model else None, seed=settings.seed, tile=512 if settings.tile is None else settings.tile,
-        overlap=32 if settings.overlap is None else settings.overlap, share=settings.share,
+        preset, model.net if model else None, seed=settings.seed, tile=TILE if settings.tile is None else settings.tile,
+        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=settings.share,
         time_budget=settings.time_budget, device=device, dtype=dtype, progress=progress,
         self_check=settings.self_check,
     )  # fmt: skip

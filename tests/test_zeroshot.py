@@ -313,3 +313,31 @@ def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path, monkeypatc
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
     result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png")])
     assert result.exit_code == 1 and "mdn train --objective fill --config grey" in result.output
+
+
+def test_zs_n2n_stops_in_its_time_budget_and_gives_the_input_when_no_step_fitted(noisy: np.ndarray) -> None:
+    calls: list[tuple[int, int]] = []
+    zs_n2n(noisy, iters=10**6, time_budget=0.3, progress=lambda *call: calls.append(call))
+    assert 0 < calls[-1][0] < 10**6
+    np.testing.assert_array_equal(zs_n2n(noisy, time_budget=0), np.clip(noisy, 0, 1))
+
+
+def test_cli_zs_n2n_honours_the_time_budget(tmp_path) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--method", "zs-n2n", "-q"]
+    result = CliRunner().invoke(app, [*args, "--time-budget", "0"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "b.png").read_bytes()), data.camera()[:32, :32])
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--preset", "fast"], ["--model", "fill-grey"], ["--beta", "0.9"], ["--mask-ratio", "0.5"], ["--share"],
+     ["--tile", "128"], ["--overlap", "8"], ["--no-self-check"]],
+)  # fmt: skip
+def test_cli_zs_n2n_refuses_what_only_mpi_has(tmp_path, option: list[str]) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), "--method", "zs-n2n", *option])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {option[0]} applies to --method mpi only"
+    assert not (tmp_path / "a_zeroshot.png").exists()
