@@ -285,29 +285,6 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[int, in
     return th, tw, [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
 
 
-def mpi(
-    noisy: np.ndarray,
-    net: SkipNet,
-    preset: Preset,
-    *,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    time_budget: float | None = None,
-    progress: ProgressCallback | None = None,
-    self_check: bool = True,
-) -> Filled:
-    """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
-    copy of the pre-trained `net` (left untouched) on the image's device, the forward pass autocast to
-    `dtype`. Stops early once `time_budget` seconds are spent; progress gets (iteration, iterations).
-    With `self_check`, HOLDOUT of the pixels are held out and the output is blended with the input by what
-    they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the self-check."""
-    image = _as_image(noisy, net.config.channels)
-    return mpi_tiled(
-        image, net, preset, tile=max(*image.shape[:2], MIN_TILE), overlap=0, seed=seed, time_budget=time_budget,
-        progress=progress, fill=IterativeFill(net, preset, seed, dtype), self_check=self_check,
-    )  # fmt: skip
-
-
 def mpi_tiled(
     noisy: np.ndarray,
     net: SkipNet,
@@ -321,9 +298,13 @@ def mpi_tiled(
     fill: IterativeFill | None = None,
     self_check: bool = True,
 ) -> Filled:
-    """`mpi` for large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
+    """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
+    copy of the pre-trained `net` (left untouched), stopping early once `time_budget` seconds are spent; progress
+    gets (iteration, iterations). With `self_check`, HOLDOUT of the pixels are held out and the output is
+    blended with the input by what they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the
+    self-check. Large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
     fine-tuned in turn continuing one network and optimiser (as MPI's eval_real.py) and blended with fading
-    edges. An image that fits one tile gives exactly `mpi`'s result. The time budget is shared evenly by the
+    edges. The time budget is shared evenly by the
     tiles still to run; progress counts iterations over all tiles. Pass `fill` to continue its network and
     optimiser (the previous slice of a stack) instead of starting from `net`. The self-check holds out the
     same pixels in every tile and blends the whole image at once."""
