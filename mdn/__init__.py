@@ -1,3 +1,182 @@
-"""mdn: masked-training and zero-shot image denoising."""
+"""mdn: masked-training and zero-shot image denoising.
+
+The command line's work on numpy arrays or image files, as one function each:
+
+    import mdn
+    noisy = mdn.add_noise(photo, "gaussian", 25, seed=0)   # photo: uint8 (H, W, 3)
+    clean = mdn.denoise(noisy)                             # the default card; uint8 (H, W, 3) back
+    cells = mdn.denoise_zeroshot("cells.tif", preset="fast")   # MPI on a file; the array as stored comes back
+
+An image is a numpy array or a file path. Arrays: (H, W) grey, (H, W, C) with C = 1 to 4 (grey, grey + alpha,
+RGB, RGBA), (Z, H, W) a grey stack when the last axis is longer than 4, or (Z, H, W, C); `axes` (tifffile's
+letters, e.g. "ZYX") overrides the guess. Integer arrays (uint8, uint16) are scaled by their type's maximum,
+16-bit ones stretched from their own range as 16-bit files are, and come back in their type, rounded and
+clipped, never wrapped. Float arrays are display-referred values in [0, 1], taken as they are (`hdr=True`:
+scene-linear renders, tone-mapped as EXR files are) and come back as the same float type, unclipped. A file is
+read as the command line reads it, and its result comes back as an array laid out and typed as the file stores
+it (`layer` picks an EXR layer). Alpha is never touched. The same seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+
+    from mdn.arrays import ImageLike
+    from mdn.registry import Model, ModelCard
+    from mdn.zeroshot_run import FillModel
 
 __version__ = "0.1.0"
+
+__all__ = ["add_noise", "denoise", "denoise_zeroshot", "load_model", "models"]
+
+
+def denoise(
+    image: ImageLike,
+    model: str | os.PathLike[str] | ModelCard | Model | None = None,
+    *,
+    axes: str | None = None,
+    hdr: bool = False,
+    layer: str | None = None,
+    passes: int | None = None,
+    input_mask: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "fp32",
+    tile: int = 0,
+    overlap: int | None = None,
+    batch: int = 0,
+    max_memory: int | str = "2G",
+    attention_mask: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    info: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Denoise an image with a trained model, as `mdn denoise` does.
+
+    `model`: a card name, the path of a card's JSON, a card, a model from `load_model` (loaded once for many
+    images), or None for the default card. `passes` and `input_mask` default to the card's own settings.
+    `tile` (0: from `max_memory`), `overlap`, `batch`, `device` (auto, cpu, cuda, cuda:N, mps) and `precision`
+    (fp32, bf16, fp16, auto) set how it runs; `progress` gets (tiles done, tiles in all) and `info`, when
+    given, the model, tiles, tile and device. Returns the image in the input's layout and type.
+
+        >>> clean = mdn.denoise(noisy, "small-masked", passes=4, seed=1)
+    """
+    from mdn import arrays, inference, registry
+
+    loaded = registry.load_model(model)
+    settings = inference.options(
+        loaded.card, passes=passes, input_mask=input_mask, seed=seed, device=device, precision=precision,
+        tile=tile, overlap=overlap, batch=batch, max_memory=max_memory, attention_mask=attention_mask,
+    )  # fmt: skip
+    return arrays.apply(
+        image, lambda planes: inference.run(planes, loaded, settings, progress, info), axes=axes, hdr=hdr, layer=layer
+    )
+
+
+def denoise_zeroshot(
+    image: ImageLike,
+    method: str = "mpi",
+    preset: str | None = None,
+    model: FillModel = None,
+    *,
+    axes: str | None = None,
+    hdr: bool = False,
+    layer: str | None = None,
+    iters: int | None = None,
+    beta: float | None = None,
+    mask_ratio: float | None = None,
+    lr: float | None = None,
+    time_budget: float | None = None,
+    share: bool = False,
+    self_check: bool = True,
+    tile: int | None = None,
+    overlap: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    info: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Denoise an image with no clean data, as `mdn zeroshot` does: MPI fine-tunes a pre-trained fill network
+    on the image itself; `method="zs-n2n"` trains a small network from scratch.
+
+    `preset` (MPI: full, fast, real, microscopy, the default) with `iters`, `beta`, `mask_ratio` and `lr`
+    overriding it; `model`: the fill card (default: the preset's, fill-grey for grey images). `time_budget`
+    (seconds) stops in time and returns what it has. MPI only: `share` continues each slice of a stack from the
+    previous one, `tile` and `overlap` fine-tune large images tile by tile, and the self-check blends the input
+    back where the fill looks worse (`self_check=False`: the plain fill). `progress` gets (iterations done, in
+    all); `info`, when given, the method, model, iterations, device, precision, the self-check's estimates
+    and its warnings (without `info` they are issued with `warnings.warn`). Returns the image in the input's
+    layout and type.
+
+        >>> clean = mdn.denoise_zeroshot(cells, preset="fast", time_budget=30)
+    """
+    from mdn import arrays, zeroshot_run
+
+    settings = zeroshot_run.Settings(
+        method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
+        precision, seed,
+    )  # fmt: skip
+
+    def work(planes: np.ndarray) -> np.ndarray:
+        result, verdicts = zeroshot_run.run(planes, settings, progress, info)
+        if info is not None:
+            info["warnings"] = verdicts
+        else:
+            for verdict in verdicts:
+                warnings.warn(verdict, stacklevel=4)
+        return result
+
+    return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
+
+
+def add_noise(
+    image: ImageLike,
+    kind: str = "gaussian",
+    level: float | None = None,
+    *,
+    seed: int | Sequence[int] | np.random.Generator = 0,
+    axes: str | None = None,
+    hdr: bool = False,
+    layer: str | None = None,
+) -> np.ndarray:
+    """The image with synthetic noise, as `mdn noise` adds it: `kind` gaussian, speckle, poisson, photon,
+    correlated, saltpepper, isp or mixture, at `level` (None: the kind's default), drawn from
+    `numpy.random.default_rng(seed)`. Returns the image in the input's layout and type.
+
+        >>> noisy = mdn.add_noise(photo, "poisson", 2.5, seed=0)
+    """
+    import numpy as np
+
+    from mdn import arrays, noise
+
+    model = noise.make_noise(kind, level)
+    rng = np.random.default_rng(seed)
+    return arrays.apply(image, lambda planes: model(planes, rng), axes=axes, hdr=hdr, layer=layer)
+
+
+def models() -> list[ModelCard]:
+    """The installed model cards (shipped and trained), a user's card shadowing a shipped one of its name.
+
+    >>> [card.name for card in mdn.models()]
+    """
+    from mdn import registry
+
+    return list(registry.cards().values())
+
+
+def load_model(name: str | os.PathLike[str] | None = None, task: str = "denoise") -> Model:
+    """A model card (by name or JSON path; None: the task's default) with its network loaded, for `denoise`
+    (or, for a fill card, `denoise_zeroshot`) to run many images without reloading it.
+
+    >>> model = mdn.load_model("small-baseline")
+    """
+    from mdn import registry
+
+    return registry.load_model(name, task)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import functools
 import json
 import logging
@@ -25,7 +24,22 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from mdn import __version__, allocator, batch, bench, engine, images, noise, peers, registry, train, zeroshot
+import mdn
+from mdn import (
+    __version__,
+    allocator,
+    batch,
+    bench,
+    engine,
+    images,
+    inference,
+    noise,
+    peers,
+    registry,
+    train,
+    zeroshot,
+    zeroshot_run,
+)
 from mdn.errors import MdnError
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -215,30 +229,17 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    card = registry.find(model)
-    given = {"passes": passes, "input_mask": input_mask}
-    inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
-    if inference.get("passes", 1) < 1:
-        _fail("--passes must be at least 1")
-    if not 0 <= inference.get("input_mask", 0.0) < 1:
-        _fail("--input-mask must be in [0, 1)")
-    options = engine.EngineOptions(
-        tile=tile, overlap=card.tile_overlap if overlap is None else overlap, batch=batch_size, device=device,
-        precision=precision, seed=seed, attention_mask=not no_attention_mask, max_memory=engine.parse_size(max_memory),
-        **inference,
-    )  # fmt: skip
-    denoiser = engine.Engine(registry.load(card), options)
+    loaded = mdn.load_model(model)
+    settings = {
+        "passes": passes, "input_mask": input_mask, "seed": seed, "device": device, "precision": precision,
+        "tile": tile, "overlap": overlap, "batch": batch_size, "max_memory": max_memory,
+        "attention_mask": not no_attention_mask,
+    }  # fmt: skip
+    inference.options(loaded.card, **settings)  # a bad setting is a usage error before any file is read
 
     def work(progress: BatchProgress) -> batch.Work:
-        denoiser.progress = progress.steps
-
         def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
-            before = denoiser.tiles_run
-            result = denoiser(pixels)
-            context.info.update(
-                model=card.name, tiles=denoiser.tiles_run - before, tile=denoiser.tile, device=str(denoiser.device)
-            )
-            return result
+            return mdn.denoise(pixels, loaded, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
 
         return run
 
@@ -279,7 +280,7 @@ def noise_command(
         def add(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
             file_key = zlib.crc32(context.image.path.name.encode())
             context.info.update(noise=model.name, level=model.level, seed=seed)
-            return model(pixels, np.random.default_rng([seed, file_key]))
+            return mdn.add_noise(pixels, noise_type, level, seed=[seed, file_key], axes="ZYXS")
 
         return add
 
@@ -304,25 +305,39 @@ def zeroshot_command(
     inputs: Inputs = None,
     output: Output = None,
     preset_name: Annotated[
-        str, typer.Option("--preset", help=f"MPI settings: {', '.join(zeroshot.PRESETS)}.")
-    ] = "microscopy",
+        str | None,
+        typer.Option(
+            "--preset", help=f"MPI settings: {', '.join(zeroshot.PRESETS)} (default: {zeroshot_run.DEFAULT_PRESET})."
+        ),
+    ] = None,
     method: Annotated[str, typer.Option("--method", help="mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Fill card (default: the preset's; grey images: fill-grey).")
     ] = None,
     iters: Annotated[int | None, typer.Option("--iters", help="Iterations per image (or tile).")] = None,
-    beta: Annotated[float | None, typer.Option("--beta", help="EMA weight of the running fill.")] = None,
-    mask_ratio: Annotated[float | None, typer.Option("--mask-ratio", help="Share of pixels hidden per step.")] = None,
+    beta: Annotated[float | None, typer.Option("--beta", help="MPI: EMA weight of the running fill.")] = None,
+    mask_ratio: Annotated[
+        float | None, typer.Option("--mask-ratio", help="MPI: share of pixels hidden per step.")
+    ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate.")] = None,
     time_budget: Annotated[
         float | None, typer.Option("--time-budget", help="Seconds per file; stops in time and writes the result.")
     ] = None,
-    share: Annotated[bool, typer.Option("--share", help="Stacks: continue each slice from the previous one.")] = False,
+    share: Annotated[
+        bool, typer.Option("--share", help="MPI, stacks: continue each slice from the previous one.")
+    ] = False,
     no_self_check: Annotated[
         bool, typer.Option("--no-self-check", help="MPI: no held-out pixels, no blending back toward the input.")
     ] = False,
-    tile: Annotated[int, typer.Option("--tile", help="Fine-tune tiles of this size on large images.")] = 512,
-    overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap.")] = 32,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            "--tile", help=f"MPI: fine-tune tiles of this size on large images (default: {zeroshot_run.TILE})."
+        ),
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option("--overlap", help=f"MPI: tile overlap (default: {zeroshot_run.OVERLAP}).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     seed: Seed = 0,
@@ -339,41 +354,18 @@ def zeroshot_command(
 
     Example: mdn zeroshot cells.tif --iters 1000 -o cells_clean.tif
     """
-    if preset_name not in zeroshot.PRESETS:
-        _fail(f"unknown --preset {preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
-    if method not in ("mpi", "zs-n2n"):
-        _fail(f"--method must be mpi or zs-n2n, got {method!r}")
-    base = zeroshot.PRESETS[preset_name] if method == "mpi" else zeroshot.ZS_N2N_PRESET
-    overrides = {"iters": iters, "beta": beta, "mask_ratio": mask_ratio, "lr": lr}
-    preset = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    target = engine.pick_device(device)
-    compute_dtype = engine.pick_dtype(precision, target)
+    settings = {
+        "method": method, "preset": preset_name, "model": model, "iters": iters, "beta": beta,
+        "mask_ratio": mask_ratio, "lr": lr, "time_budget": time_budget, "share": share,
+        "self_check": not no_self_check, "tile": tile, "overlap": overlap, "device": device, "precision": precision,
+        "seed": seed,
+    }  # fmt: skip
+    zeroshot_run.Settings(**settings)  # a bad setting is a usage error before any file is read
 
     def work(progress: BatchProgress) -> batch.Work:
         def run(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
-            card = None
-            if method == "mpi":
-                default = zeroshot.fill_card(preset_name, grey=pixels.shape[-1] == 1)
-                if model is None and default not in registry.cards():
-                    raise MdnError(
-                        f"no pre-trained fill model {default!r} is installed: train one with "
-                        f"`mdn train --objective fill --config {default.removeprefix('fill-')} --name {default}` "
-                        "or use --method zs-n2n"
-                    )
-                card = registry.find(model or default, task="fill")
-            net = registry.load(card) if card else None
-            runner = zeroshot.ZeroShot(
-                preset, net, seed=seed, tile=tile, overlap=overlap, share=share, time_budget=time_budget,
-                device=target, dtype=compute_dtype, progress=progress.steps, self_check=not no_self_check,
-            )  # fmt: skip
-            context.info.update(
-                method=method, model=card and card.name, iters=preset.iters, device=str(target),
-                precision=str(compute_dtype).removeprefix("torch."),
-            )  # fmt: skip
-            result = runner(pixels)
-            if runner.checks:
-                context.info["self_check"] = [check.to_json() for check in runner.checks]
-                context.warnings += _self_check_warnings(runner.checks, preset_name)
+            result = mdn.denoise_zeroshot(pixels, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
+            context.warnings += context.info.pop("warnings")
             return result
 
         return run
@@ -382,24 +374,6 @@ def zeroshot_command(
         inputs, output, suffix, work, recursive=recursive, overwrite=overwrite, skip_existing=skip_existing,
         layer=layer, dtype=dtype, json_report=json_report, quiet=quiet,
     )  # fmt: skip
-
-
-def _self_check_warnings(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
-    """What a user should know from MPI's self-check: a fill that alone would have made the image worse, and
-    a result that is barely better than the input."""
-    worst = min(checks, key=lambda check: check.fill_gain_db)
-    found = []
-    if worst.fill_gain_db < 0:
-        found.append(
-            f"self-check: the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
-            f"{worst.weight:.0%} of the input was blended back"
-        )
-    if worst.gain_db < zeroshot.SMALL_GAIN_DB:
-        found.append(
-            f"self-check: --preset {preset} improves this image by an estimated {worst.gain_db:.1f} dB only; "
-            "try --method zs-n2n or another preset"
-        )
-    return found
 
 
 def _ratio_range(text: str) -> tuple[float, float]:

@@ -91,6 +91,15 @@ def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
+def check_tiling(tile: int, overlap: int, window: int) -> None:
+    """Refuse a tile that is not a multiple of the network's window of at least MIN_TILE, or an overlap outside
+    [0, tile / 2]."""
+    if tile % window or tile < MIN_TILE:
+        raise MdnError(f"--tile must be a multiple of {window} and at least {MIN_TILE}, got {tile}")
+    if not 0 <= overlap <= tile // 2:
+        raise MdnError(f"--overlap must be in [0, {tile // 2}], got {overlap}")
+
+
 def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
     """Start offsets (multiples of `align`) of tiles of size `tile` covering [0, length), sharing at least
     `overlap` pixels; `length` and `tile` are multiples of `align`."""
@@ -130,9 +139,7 @@ def edge_ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np
 class Engine:
     """Runs a denoising network over (N, H, W, C) planes in [0, 1] display range."""
 
-    def __init__(
-        self, model: nn.Module, options: EngineOptions | None = None, progress: ProgressCallback | None = None
-    ) -> None:
+    def __init__(self, model: nn.Module, options: EngineOptions | None = None) -> None:
         self.options = options = options or EngineOptions()
         self.device = pick_device(options.device)
         self.model = model.to(self.device).eval()
@@ -141,11 +148,7 @@ class Engine:
         self.dtype = pick_dtype(options.precision, self.device)
         self.batch = options.batch or (4 if self.device.type != "cpu" else 1)
         self.tile = options.tile or self._tile_for_budget(options.max_memory)
-        if self.tile % self.window or self.tile < MIN_TILE:
-            raise MdnError(f"--tile must be a multiple of {self.window} and at least {MIN_TILE}, got {self.tile}")
-        if not 0 <= options.overlap <= self.tile // 2:
-            raise MdnError(f"--overlap must be in [0, {self.tile // 2}], got {options.overlap}")
-        self.progress = progress
+        check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
 
     def _tile_for_budget(self, budget: int) -> int:
@@ -161,16 +164,16 @@ class Engine:
         h, w = h + (-h) % self.window, w + (-w) % self.window
         return n * self.options.passes * len(list(self._tiles(h, w)))
 
-    def __call__(self, planes: np.ndarray) -> np.ndarray:
-        """Denoise every plane; returns float32 planes of the same shape."""
+    def __call__(self, planes: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
+        """Denoise every plane; returns float32 planes of the same shape. `progress` gets (tiles done, in all)."""
         total = self.count_tiles(planes.shape)
         done = 0
 
         def advance(count: int) -> None:
             nonlocal done
             done += count
-            if self.progress:
-                self.progress(done, total)
+            if progress:
+                progress(done, total)
 
         result = np.empty_like(planes, dtype=np.float32)
         for index, plane in enumerate(planes):

@@ -148,7 +148,7 @@ def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, layout: Layout) ->
     elif dtype.kind == "f":
         info = np.finfo(dtype)
         planes = np.clip(planes, info.min, info.max)
-    planes = planes.astype(dtype)
+    planes = planes.astype(dtype, copy=False)
     stack = [i for i, a in enumerate(layout.axes) if a not in "YXS"]
     order = [*stack, layout.axes.index("Y"), layout.axes.index("X")]
     if "S" in layout.axes:
@@ -231,12 +231,42 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         if reason.startswith("Could not find a backend"):  # imageio's words when no decoder takes the bytes
             reason = f"not a {fmt.upper()} file"
         raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
-    _check_layout(path, layout)
+    return _image(raw, Source(path, fmt, layout, meta), hdr=fmt == "exr")
+
+
+ARRAY = "array"
+"""The format name of an image that came from an array rather than a file."""
+
+
+def from_array(array: np.ndarray, axes: str | None = None, hdr: bool = False) -> Image:
+    """An Image of a numpy array, laid out as `axes` says (tifffile's letters: Y, X, S for samples, any other a
+    stack axis) or, by default, as its shape suggests: (H, W); (H, W, S) with S = 1 to 4 (grey, grey + alpha,
+    RGB, RGBA); (Z, H, W) when the last axis is longer than 4; (Z, H, W, S). `hdr` marks scene-linear values."""
+    array = np.asarray(array)
+    if axes is None:
+        guessed = {2: "YX", 3: "YXS" if array.shape[-1] <= 4 else "ZYX", 4: "ZYXS"}
+        if array.ndim not in guessed:
+            raise MdnError(f"expected an (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C) array, got shape {array.shape}")
+        axes = guessed[array.ndim]
+    if len(axes) != array.ndim or len(set(axes.upper())) != len(axes):
+        raise MdnError(f"axes {axes!r} do not name the {array.ndim} axes of an array of shape {array.shape} once each")
+    return _image(array, Source(Path(f"<{ARRAY}>"), ARRAY, Layout(axes.upper(), array.shape, array.dtype)), hdr=hdr)
+
+
+def to_array(image: Image) -> np.ndarray:
+    """The image's pixels and alpha as stored: the source's axis order and sample type, rounded and clipped."""
+    return from_planes(image.pixels, image.alpha, image.source.layout)
+
+
+def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
+    """The Image of a stored array: its layout checked, NaN and Inf in float samples replaced and counted."""
+    layout = source.layout
+    _check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
     nonfinite = _sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += _sanitise(alpha)
-    return Image(pixels, alpha, Source(path, fmt, layout, meta), hdr=fmt == "exr", nonfinite=nonfinite)
+    return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:

@@ -485,8 +485,3 @@ def make_noise(name: str, level: float | None = None) -> NoiseModel:
         hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(NOISE_TYPES)}"
         raise MdnError(f"unknown noise type {name!r}; {hint}")
     return kind(level)
-
-
-def add_noise(x: np.ndarray, name: str, level: float | None = None, seed: int = 0) -> np.ndarray:
-    """Return `x` with noise `name` at `level`, drawn from `numpy.random.default_rng(seed)`."""
-    return make_noise(name, level)(x, np.random.default_rng(seed))

@@ -106,7 +106,7 @@ def default_card(task: str = "denoise") -> ModelCard:
     raise MdnError(f"no default {task} model is installed (see mdn models)")
 
 
-def find(name: str | Path | None, task: str = "denoise") -> ModelCard:
+def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCard:
     """A card by name or by path to its JSON file; None gives the task's default."""
     if name is None:
         return default_card(task)
@@ -150,6 +150,27 @@ def load(card: ModelCard) -> nn.Module:
     except (RuntimeError, pickle.UnpicklingError, AttributeError) as exc:
         raise MdnError(f"cannot load weights: {str(exc).splitlines()[0]}", weights) from None
     return model.eval()
+
+
+@dataclass(frozen=True)
+class Model:
+    """A card with its network loaded: what `mdn.load_model` returns, to run many images without reloading."""
+
+    card: ModelCard
+    net: nn.Module
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+def load_model(model: str | os.PathLike[str] | ModelCard | Model | None, task: str = "denoise") -> Model:
+    """A card given by name, JSON path or itself (None: the task's default) with its network loaded; a Model
+    comes back as it is."""
+    if isinstance(model, Model):
+        return model
+    card = model if isinstance(model, ModelCard) else find(model, task)
+    return Model(card, load(card))
 
 
 def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mdn.images import Image
+from mdn.images import ARRAY, Image
 
 
 class DisplayTransform(Protocol):
@@ -150,10 +150,13 @@ def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
 
 
 def fit(image: Image) -> DisplayTransform:
-    """The transform for an image: RenderTransform for HDR, Stretch for 16-bit or float, else Identity."""
+    """The transform for an image: RenderTransform for HDR, Stretch for 16-bit or float files, else Identity (a
+    float array is display-referred: its values are taken as they are)."""
     if image.hdr:
         return RenderTransform.fit(image.pixels)
     dtype = image.source.layout.dtype
+    if image.source.format == ARRAY and dtype.kind == "f":
+        return Identity()
     if dtype.kind == "f" or dtype.itemsize > 1:
         return Stretch.fit(image.pixels)
     return Identity()

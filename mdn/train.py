@@ -626,7 +626,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- the card
 
-    def write_card(self, folder: Path, description: str = "") -> registry.ModelCard:
+    def write_card(self, folder: Path) -> registry.ModelCard:
         o = self.options
         card = registry.ModelCard(
             name=o.name,
@@ -635,7 +635,7 @@ class Trainer:
             config=self.model.config.to_dict(),
             weights="",
             sha256="",
-            description=description or self.objective.describe(),
+            description=self.objective.describe(),
             inference=self.objective.inference(),
             training={
                 "command": o.command(),

@@ -285,29 +285,6 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[int, in
     return th, tw, [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
 
 
-def mpi(
-    noisy: np.ndarray,
-    net: SkipNet,
-    preset: Preset,
-    *,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    time_budget: float | None = None,
-    progress: ProgressCallback | None = None,
-    self_check: bool = True,
-) -> Filled:
-    """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
-    copy of the pre-trained `net` (left untouched) on the image's device, the forward pass autocast to
-    `dtype`. Stops early once `time_budget` seconds are spent; progress gets (iteration, iterations).
-    With `self_check`, HOLDOUT of the pixels are held out and the output is blended with the input by what
-    they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the self-check."""
-    image = _as_image(noisy, net.config.channels)
-    return mpi_tiled(
-        image, net, preset, tile=max(*image.shape[:2], MIN_TILE), overlap=0, seed=seed, time_budget=time_budget,
-        progress=progress, fill=IterativeFill(net, preset, seed, dtype), self_check=self_check,
-    )  # fmt: skip
-
-
 def mpi_tiled(
     noisy: np.ndarray,
     net: SkipNet,
@@ -321,9 +298,13 @@ def mpi_tiled(
     fill: IterativeFill | None = None,
     self_check: bool = True,
 ) -> Filled:
-    """`mpi` for large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
+    """Denoise noisy (H, W, C) float32 in [0, 1], C = the net's channels, by MPI's zero-shot fine-tuning of a
+    copy of the pre-trained `net` (left untouched), stopping early once `time_budget` seconds are spent; progress
+    gets (iteration, iterations). With `self_check`, HOLDOUT of the pixels are held out and the output is
+    blended with the input by what they tell (`SelfCheck`). Returns (H, W, C) float32 clipped to [0, 1] and the
+    self-check. Large images: tiles of at most `tile` pixels a side, sharing at least `overlap`, are
     fine-tuned in turn continuing one network and optimiser (as MPI's eval_real.py) and blended with fading
-    edges. An image that fits one tile gives exactly `mpi`'s result. The time budget is shared evenly by the
+    edges. The time budget is shared evenly by the
     tiles still to run; progress counts iterations over all tiles. Pass `fill` to continue its network and
     optimiser (the previous slice of a stack) instead of starting from `net`. The self-check holds out the
     same pixels in every tile and blends the whole image at once."""
@@ -405,11 +386,12 @@ def zs_n2n(
     seed: int = 0,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    time_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Denoise noisy (H, W, C) float32 in [0, 1] with ZS-N2N: a fresh network seeded by `seed`, Adam with the
-    learning rate halved every 1000 iterations, the network autocast to `dtype`. Returns (H, W, C) float32
-    clipped to [0, 1]."""
+    learning rate halved every 1000 iterations, the network autocast to `dtype`; stops early once `time_budget`
+    seconds are spent (the input itself when no step fitted). Returns (H, W, C) float32 clipped to [0, 1]."""
     image = _as_image(noisy)
     device = torch.device(device)
     y = torch.from_numpy(image).permute(2, 0, 1)[None].to(device).contiguous(memory_format=torch.channels_last)
@@ -417,7 +399,10 @@ def zs_n2n(
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5)
     counter = _Progress(iters, progress)
+    end = _deadline(time_budget)
     for _ in range(iters):
+        if end is not None and time.monotonic() >= end:
+            break
         with autocast(device, dtype):
             loss = zs_n2n_loss(net, y)
         optimizer.zero_grad(set_to_none=True)
@@ -425,6 +410,8 @@ def zs_n2n(
         optimizer.step()
         schedule.step()
         counter.advance()
+    if not counter.done:
+        return np.clip(image, 0.0, 1.0)
     with torch.no_grad(), autocast(device, dtype):
         out = net.denoise(y).float()
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
@@ -477,7 +464,7 @@ class ZeroShot:
                 iters = self.preset.iters
                 out = zs_n2n(
                     image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, dtype=self.dtype,
-                    progress=report,
+                    time_budget=budget, progress=report,
                 )  # fmt: skip
             else:
                 net_channels = self.net.config.channels

@@ -36,7 +36,7 @@ def _noisy(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
     if context.image.path.stem == "4":
         raise MdnError("refused by the work step", context.image.path)
     context.info["seen"] = pixels.shape
-    return noise.add_noise(pixels, "gaussian", 25, seed=int(context.image.path.stem))
+    return noise.make_noise("gaussian", 25)(pixels, np.random.default_rng(int(context.image.path.stem)))
 
 
 def _run(inputs: list[Path], output: Path, overlap: bool) -> tuple[list[batch.Result], list[str]]:

@@ -43,15 +43,14 @@ def test_grid_parsing_and_defaults() -> None:
 
 
 def test_speed_reports_throughput_and_memory(tiny_card) -> None:
-    row = bench.speed(str(tiny_card.path), (96, 128), runs=2, options=EngineOptions(device="cpu"))
-    assert row.mp_per_s > 0 and row.spread[0] <= row.mp_per_s <= row.spread[1]
+    row = bench.speed(str(tiny_card.path), (96, 128), runs=3, options=EngineOptions(device="cpu"))
+    assert row.mp_per_s * row.seconds == pytest.approx(96 * 128 / 1e6)  # the median run, in both units
     assert row.peak_rss_mb > 50 and row.device == "cpu" and row.size == "128x96"
 
 
 def test_train_speed_times_whole_training_steps() -> None:
     row = bench.train_speed("tiny", True, batch=2, crop=32, device="cpu", kernel="sdpa", windows=2, steps=1)
-    assert row.it_per_s > 0 and row.crops_per_s == pytest.approx(2 * row.it_per_s)
-    assert row.spread[0] <= row.it_per_s <= row.spread[1] and row.masked and row.precision == "fp32"
+    assert row.crops_per_s == pytest.approx(2 * row.it_per_s) and row.masked and row.precision == "fp32"
     assert (row.device, row.kernel, row.compiled) == ("cpu", "sdpa", False)
 
 

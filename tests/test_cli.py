@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from mdn import __version__
 from mdn.cli import app
+from mdn.noise import NOISE_TYPES
 
 runner = CliRunner()
 RNG = np.random.default_rng(11)
@@ -137,10 +138,15 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert _invoke("noise", "--level", "-3", source).exit_code == 2
 
 
-@pytest.mark.parametrize("name", ["gaussian", "speckle", "poisson", "correlated", "saltpepper", "isp", "mixture"])
-def test_noise_list_shows_every_type(name: str) -> None:
+def test_noise_list_shows_every_type_with_its_parameter_and_default() -> None:
     result = _invoke("noise", "--list")
-    assert result.exit_code == 0 and name in result.output
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines() if "│" in line]
+    rows = {row[0]: row[1:] for row in cells if row[0]}
+    assert result.exit_code == 0 and list(rows) == list(NOISE_TYPES)
+    for name, kind in NOISE_TYPES.items():
+        parameter, default, levels = rows[name]
+        assert kind.parameter.startswith(parameter) and default == f"{kind.default_level:g}"
+        assert levels.startswith(f"{kind.levels[0]:g}")
 
 
 def test_running_twice_on_a_folder_does_not_process_its_own_results(tmp_path: Path) -> None:

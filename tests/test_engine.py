@@ -85,8 +85,8 @@ def test_stack_runs_slice_by_slice_with_progress(model, photo) -> None:
     stack = np.concatenate([photo, photo[:, ::-1].copy()])
     calls: list[tuple[int, int]] = []
     options = EngineOptions(device="cpu", tile=128, attention_mask=False)
-    engine = Engine(model, options, progress=lambda d, t: calls.append((d, t)))
-    out = engine(stack)
+    engine = Engine(model, options)
+    out = engine(stack, progress=lambda d, t: calls.append((d, t)))
     single = Engine(model, EngineOptions(device="cpu", tile=128, attention_mask=False))(photo)
     np.testing.assert_allclose(out[:1], single, atol=1e-6)
     assert calls[-1] == (engine.count_tiles(stack.shape),) * 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mdn.errors import MdnError
-from mdn.noise import NOISE_TYPES, Camera, Cameras, NoiseModel, add_noise, make_noise
+from mdn.noise import NOISE_TYPES, Camera, Cameras, NoiseModel, make_noise
 
 SIZE = (512, 512, 3)  # 786k samples: relative error of a std estimate is ~0.1 %
 
@@ -180,7 +180,7 @@ def test_contract(name: str, where: str, shape: tuple[int, ...]) -> None:
     before = x.copy()
 
     def draw(x: np.ndarray, name: str, seed: int) -> np.ndarray:
-        return add_noise(x, name, seed=seed) if where == "numpy" else on_device(name, x, seed=seed)
+        return make_noise(name)(x, np.random.default_rng(seed)) if where == "numpy" else on_device(name, x, seed=seed)
 
     y = draw(x, name, seed=1)
     assert y.shape == x.shape and y.dtype == np.float32
@@ -224,7 +224,7 @@ def test_unknown_name_suggests_close_names() -> None:
 def test_bad_image_shapes() -> None:
     for shape in [(8, 8), (8, 8, 2), (0, 8, 8, 3)]:
         with pytest.raises(MdnError):
-            add_noise(np.zeros(shape, np.float32), "gaussian")
+            make_noise("gaussian")(np.zeros(shape, np.float32), np.random.default_rng(0))
 
 
 # ---- the torch twins used in training ----

@@ -16,15 +16,17 @@ from typer.testing import CliRunner
 
 from mdn import registry
 from mdn.cli import app
+from mdn.engine import MIN_TILE
 from mdn.errors import MdnError
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.zeroshot import (
     PRESETS,
+    Filled,
     IterativeFill,
+    Preset,
     _Progress,
     holdout_mask,
-    mpi,
     mpi_tiled,
     noise_variance,
     pair_downsample,
@@ -48,6 +50,14 @@ def _one_thread():
 def _net(config: SkipConfig = GREY) -> SkipNet:
     torch.manual_seed(0)
     return SkipNet(config)
+
+
+def _mpi(noisy: np.ndarray, net: SkipNet, preset: Preset, seed: int = 0, dtype=torch.float32, **options) -> Filled:
+    """MPI on the whole image as one tile, its forward pass autocast to `dtype`."""
+    fill = IterativeFill(net, preset, seed, dtype)
+    return mpi_tiled(
+        noisy, net, preset, tile=max(*noisy.shape[:2], MIN_TILE), overlap=0, seed=seed, fill=fill, **options
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +95,7 @@ def test_skip_net_keeps_any_size_and_outputs_in_open_unit_interval(shape: tuple[
 def test_mpi_denoises_and_leaves_the_callers_net_untouched(clean: np.ndarray, noisy: np.ndarray) -> None:
     net = _net()
     before = copy.deepcopy(net.state_dict())
-    out = mpi(noisy, net, dataclasses.replace(FAST, iters=60)).image
+    out = _mpi(noisy, net, dataclasses.replace(FAST, iters=60)).image
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert psnr(out, clean) > psnr(noisy, clean) + 4
     assert all(torch.equal(value, net.state_dict()[key]) for key, value in before.items())
@@ -96,9 +106,9 @@ def test_mpi_is_seeded_and_reports_progress(noisy: np.ndarray) -> None:
     preset = dataclasses.replace(FAST, iters=4)
     calls: list[tuple[int, int]] = []
     report = lambda done, total: calls.append((done, total))  # noqa: E731
-    a = mpi(noisy, _net(), preset, seed=3, progress=report, self_check=False).image
-    b = mpi(noisy, _net(), preset, seed=3, self_check=False).image
-    c = mpi(noisy, _net(), preset, seed=4, self_check=False).image
+    a = _mpi(noisy, _net(), preset, seed=3, progress=report, self_check=False).image
+    b = _mpi(noisy, _net(), preset, seed=3, self_check=False).image
+    c = _mpi(noisy, _net(), preset, seed=4, self_check=False).image
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
@@ -108,7 +118,7 @@ def test_one_fill_step_sets_masked_pixels_to_the_prediction_before_the_update() 
     The mask is the first draw of the seeded generator."""
     noisy = _rgb_noisy()
     net = _net(SkipConfig(width=16, scales=3))
-    out = mpi(noisy, net, dataclasses.replace(FAST, iters=1, beta=0.0), seed=5, self_check=False).image
+    out = _mpi(noisy, net, dataclasses.replace(FAST, iters=1, beta=0.0), seed=5, self_check=False).image
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
     hidden = (torch.rand(x.shape, generator=torch.Generator().manual_seed(5)) < FAST.mask_ratio).float()
     with torch.no_grad():
@@ -122,7 +132,7 @@ def test_one_fill_step_sets_masked_pixels_to_the_prediction_before_the_update() 
 def test_shared_mask_hides_whole_pixels() -> None:
     noisy = _rgb_noisy()
     net = _net(SkipConfig(mask_channels=1, width=16, scales=3))
-    out = mpi(noisy, net, dataclasses.replace(PRESETS["real"], iters=1, beta=0.0), self_check=False).image
+    out = _mpi(noisy, net, dataclasses.replace(PRESETS["real"], iters=1, beta=0.0), self_check=False).image
     changed = out != noisy.clip(0, 1)
     assert np.array_equal(changed[..., 0], changed[..., 1]) and np.array_equal(changed[..., 0], changed[..., 2])
     assert 0.8 < changed[..., 0].mean() < 0.9
@@ -130,9 +140,9 @@ def test_shared_mask_hides_whole_pixels() -> None:
 
 def test_mismatched_net_and_image_are_user_errors(noisy: np.ndarray) -> None:
     with pytest.raises(MdnError):
-        mpi(_rgb_noisy(), _net(SkipConfig(mask_channels=1, width=16, scales=3)), FAST)
+        _mpi(_rgb_noisy(), _net(SkipConfig(mask_channels=1, width=16, scales=3)), FAST)
     with pytest.raises(MdnError):
-        mpi(noisy, _net(SkipConfig(width=16, scales=3)), FAST)
+        _mpi(noisy, _net(SkipConfig(width=16, scales=3)), FAST)
 
 
 def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
@@ -147,13 +157,13 @@ def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
 
 def test_mpi_tiled_on_one_tile_is_mpi(noisy: np.ndarray) -> None:
     preset = dataclasses.replace(FAST, iters=3)
-    tiled, single = mpi_tiled(noisy, _net(), preset, tile=64), mpi(noisy, _net(), preset)
+    tiled, single = mpi_tiled(noisy, _net(), preset, tile=64), _mpi(noisy, _net(), preset)
     assert np.array_equal(tiled.image, single.image) and tiled.check == single.check
 
 
 def test_spent_time_budget_returns_the_noisy_start(noisy: np.ndarray) -> None:
     calls: list[tuple[int, int]] = []
-    out, check = mpi(noisy, _net(), FAST, time_budget=0, progress=lambda *call: calls.append(call))
+    out, check = _mpi(noisy, _net(), FAST, time_budget=0, progress=lambda *call: calls.append(call))
     tiled = mpi_tiled(noisy, _net(), FAST, tile=64, overlap=16, time_budget=0).image
     assert np.array_equal(out, noisy.clip(0, 1)) and np.array_equal(tiled, out) and check is None
     assert calls == []
@@ -163,15 +173,15 @@ def test_self_check_gives_way_to_the_input_when_the_fill_is_worse(clean: np.ndar
     """Light noise and a barely fine-tuned untrained net: the fill alone is far worse than the input."""
     noisy = (clean + np.random.default_rng(0).normal(0, 2 / 255, clean.shape)).astype(np.float32)
     preset = dataclasses.replace(FAST, iters=20)
-    raw = mpi(noisy, _net(), preset, self_check=False).image
-    out, check = mpi(noisy, _net(), preset)
+    raw = _mpi(noisy, _net(), preset, self_check=False).image
+    out, check = _mpi(noisy, _net(), preset)
     assert psnr(raw, clean) < psnr(noisy.clip(0, 1), clean) - 3
     assert check.fill_gain_db < 0 and check.weight == 1.0 and check.gain_db == 0.0
     assert np.array_equal(out, noisy.clip(0, 1))
 
 
 def test_self_check_keeps_a_good_fill_and_estimates_the_noise(clean: np.ndarray, noisy: np.ndarray) -> None:
-    out, check = mpi(noisy, _net(), dataclasses.replace(FAST, iters=60))
+    out, check = _mpi(noisy, _net(), dataclasses.replace(FAST, iters=60))
     assert psnr(out, clean) > psnr(noisy, clean) + 4
     assert check.weight < 0.3 and check.gain_db > 3
     assert check.to_json()["noise_sigma"] == pytest.approx(25, rel=0.1)
@@ -249,7 +259,7 @@ def test_zs_n2n_denoises(clean: np.ndarray, noisy: np.ndarray) -> None:
 def test_bfloat16_autocast_denoises_within_half_a_db_of_float32(method: str, clean, noisy) -> None:
     def run(dtype: torch.dtype) -> np.ndarray:
         if method == "mpi":
-            return mpi(noisy, _net(), dataclasses.replace(FAST, iters=60), dtype=dtype).image
+            return _mpi(noisy, _net(), dataclasses.replace(FAST, iters=60), dtype=dtype).image
         return zs_n2n(noisy, iters=300, dtype=dtype)
 
     fp32, bf16 = run(torch.float32), run(torch.bfloat16)
@@ -313,3 +323,31 @@ def test_cli_zeroshot_without_fill_card_says_how_to_get_one(tmp_path, monkeypatc
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
     result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png")])
     assert result.exit_code == 1 and "mdn train --objective fill --config grey" in result.output
+
+
+def test_zs_n2n_stops_in_its_time_budget_and_gives_the_input_when_no_step_fitted(noisy: np.ndarray) -> None:
+    calls: list[tuple[int, int]] = []
+    zs_n2n(noisy, iters=10**6, time_budget=0.3, progress=lambda *call: calls.append(call))
+    assert 0 < calls[-1][0] < 10**6
+    np.testing.assert_array_equal(zs_n2n(noisy, time_budget=0), np.clip(noisy, 0, 1))
+
+
+def test_cli_zs_n2n_honours_the_time_budget(tmp_path) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--method", "zs-n2n", "-q"]
+    result = CliRunner().invoke(app, [*args, "--time-budget", "0"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "b.png").read_bytes()), data.camera()[:32, :32])
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--preset", "fast"], ["--model", "fill-grey"], ["--beta", "0.9"], ["--mask-ratio", "0.5"], ["--share"],
+     ["--tile", "128"], ["--overlap", "8"], ["--no-self-check"]],
+)  # fmt: skip
+def test_cli_zs_n2n_refuses_what_only_mpi_has(tmp_path, option: list[str]) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), "--method", "zs-n2n", *option])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {option[0]} applies to --method mpi only"
+    assert not (tmp_path / "a_zeroshot.png").exists()

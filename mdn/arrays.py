@@ -1,0 +1,45 @@
+"""Array in, array out: the path `batch.py` gives a file (read, display transform, work, inverse), for one numpy
+array or file, ending in an array laid out and typed as the input was stored."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from mdn import images, tonemap
+from mdn.errors import MdnError
+
+ImageLike = np.ndarray | str | os.PathLike[str]
+"""A numpy array, or the path of an image file."""
+
+
+def load(image: ImageLike, axes: str | None = None, hdr: bool = False, layer: str | None = None) -> images.Image:
+    """An array as `images.from_array` lays it out, or a file as `images.read` reads it."""
+    if isinstance(image, str | os.PathLike):
+        if axes is not None or hdr:
+            raise MdnError("axes and hdr describe arrays; a file says its own", image)
+        return images.read(image, layer)
+    if layer is not None:
+        raise MdnError("layer picks an EXR layer; an array has none")
+    return images.from_array(image, axes, hdr)
+
+
+def apply(
+    image: ImageLike,
+    work: Callable[[np.ndarray], np.ndarray],
+    *,
+    axes: str | None = None,
+    hdr: bool = False,
+    layer: str | None = None,
+) -> np.ndarray:
+    """`work` on the image's display-range (N, H, W, C) planes; the result in the input's stored layout and
+    sample type (integers rounded and clipped), alpha untouched. NaN and Inf are replaced first, with a warning."""
+    picture = load(image, axes, hdr, layer)
+    if picture.nonfinite:
+        warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=3)
+    transform = tonemap.fit(picture)
+    pixels = transform.inverse(work(transform.forward(picture.pixels)))
+    return images.to_array(picture.with_pixels(pixels))

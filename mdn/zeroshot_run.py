@@ -1,0 +1,145 @@
+"""One zero-shot run as `mdn zeroshot` and `mdn.zeroshot` ask for it: the method and its preset with the
+caller's overrides, checked; the fill card for the image; and what MPI's self-check means for the user."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mdn import registry, zeroshot
+from mdn.engine import ProgressCallback, pick_device, pick_dtype
+from mdn.errors import MdnError
+
+METHODS = ("mpi", "zs-n2n")
+DEFAULT_PRESET = "microscopy"
+TILE, OVERLAP = 512, 32
+"""MPI fine-tunes images larger than TILE pixels a side in tiles sharing OVERLAP pixels."""
+
+FillModel = str | os.PathLike[str] | registry.ModelCard | registry.Model | None
+"""A fill card by name or JSON path, the card itself or its loaded model; None: the preset's for the image."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A zero-shot run's settings as the caller gives them (None: the method's or the preset's), checked as they
+    are made: MdnError for a bad name or value."""
+
+    method: str
+    preset: str | None
+    model: FillModel
+    iters: int | None
+    beta: float | None
+    mask_ratio: float | None
+    lr: float | None
+    time_budget: float | None
+    share: bool
+    self_check: bool
+    tile: int | None
+    overlap: int | None
+    device: str
+    precision: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.preset_name not in zeroshot.PRESETS:
+            raise MdnError(f"unknown --preset {self.preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
+        if self.method not in METHODS:
+            raise MdnError(f"--method must be mpi or zs-n2n, got {self.method!r}")
+        if self.method == "zs-n2n" and (refused := self.mpi_only()):
+            raise MdnError(f"{', '.join(refused)} {'applies' if len(refused) == 1 else 'apply'} to --method mpi only")
+        pick_dtype(self.precision, pick_device(self.device))
+
+    def mpi_only(self) -> list[str]:
+        """The options given that only MPI has: ZS-N2N trains a fresh network on the whole image, with no mask,
+        fill card, tiles or self-check."""
+        given = {
+            "--preset": self.preset is not None, "--model": self.model is not None, "--beta": self.beta is not None,
+            "--mask-ratio": self.mask_ratio is not None, "--share": self.share, "--tile": self.tile is not None,
+            "--overlap": self.overlap is not None, "--no-self-check": not self.self_check,
+        }  # fmt: skip
+        return [option for option, set_ in given.items() if set_]
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset or DEFAULT_PRESET
+
+    @property
+    def steps(self) -> zeroshot.Preset:
+        """The method's preset with the overrides given."""
+        base = zeroshot.PRESETS[self.preset_name] if self.method == "mpi" else zeroshot.ZS_N2N_PRESET
+        overrides = {"iters": self.iters, "beta": self.beta, "mask_ratio": self.mask_ratio, "lr": self.lr}
+        return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def target(self) -> torch.device:
+        return pick_device(self.device)
+
+
+def fill_model(run: Settings, grey: bool) -> registry.Model | None:
+    """The fill network MPI fine-tunes (the preset's card for the image kind unless one is given); None for
+    ZS-N2N. Raises MdnError, saying how to make one, when the default card is not installed."""
+    if run.method != "mpi":
+        return None
+    if run.model is None:
+        default = zeroshot.fill_card(run.preset_name, grey)
+        if default not in registry.cards():
+            raise MdnError(
+                f"no pre-trained fill model {default!r} is installed: train one with "
+                f"`mdn train --objective fill --config {default.removeprefix('fill-')} --name {default}` "
+                "or use --method zs-n2n"
+            )
+        return registry.load_model(default, task="fill")
+    return registry.load_model(run.model, task="fill")
+
+
+def run(
+    planes: np.ndarray,
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+    info: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. `info` gets the
+    method, model, iterations, device, precision and (MPI) the self-check's estimates per plane."""
+    model = fill_model(settings, grey=planes.shape[-1] == 1)
+    preset, device = settings.steps, settings.target
+    dtype = pick_dtype(settings.precision, device)
+    runner = zeroshot.ZeroShot(
+        preset, model.net if model else None, seed=settings.seed, tile=TILE if settings.tile is None else settings.tile,
+        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=settings.share,
+        time_budget=settings.time_budget, device=device, dtype=dtype, progress=progress,
+        self_check=settings.self_check,
+    )  # fmt: skip
+    result = runner(planes)
+    if info is not None:
+        info.update(
+            method=settings.method, model=model and model.name, iters=preset.iters, device=str(device),
+            precision=str(dtype).removeprefix("torch."),
+        )  # fmt: skip
+        if runner.checks:
+            info["self_check"] = [check.to_json() for check in runner.checks]
+    return result, verdicts(runner.checks, settings.preset_name)
+
+
+def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
+    """What a user should know from MPI's self-check: a fill that alone would have made the image worse, and
+    a result that is barely better than the input."""
+    if not checks:
+        return []
+    worst = min(checks, key=lambda check: check.fill_gain_db)
+    found = []
+    if worst.fill_gain_db < 0:
+        found.append(
+            f"self-check: the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
+            f"{worst.weight:.0%} of the input was blended back"
+        )
+    if worst.gain_db < zeroshot.SMALL_GAIN_DB:
+        found.append(
+            f"self-check: --preset {preset} improves this image by an estimated {worst.gain_db:.1f} dB only; "
+            "try --method zs-n2n or another preset"
+        )
+    return found

@@ -1,0 +1,160 @@
+"""The Python API: arrays and files in, arrays out, the same bytes as the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pytest
+import tifffile
+import torch
+from skimage import data
+from typer.testing import CliRunner
+
+import mdn
+from mdn import registry
+from mdn.cli import app
+from mdn.errors import MdnError
+from mdn.nets.skip import SkipConfig, SkipNet
+
+runner = CliRunner()
+
+
+def _cli(*args: object) -> None:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def grey_fill_card() -> registry.ModelCard:
+    """An untrained grey fill card installed as the default `fill-grey`."""
+    torch.manual_seed(0)
+    config = SkipConfig(channels=1, mask_channels=1, width=8, scales=2)
+    card = registry.ModelCard("fill-grey", "skip", config.to_dict(), "", "", task="fill")
+    return registry.save(SkipNet(config), card, registry.user_dir())
+
+
+def test_an_8_bit_png_array_gives_the_clis_bytes(tmp_path: Path, tiny_card) -> None:
+    photo = data.astronaut()[:70, :90]
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(photo))
+    _cli("denoise", tmp_path / "a.png", "-o", tmp_path / "b.png", "--model", tiny_card.path, "--tile", "64", "-q")
+    expected = imagecodecs.png_decode((tmp_path / "b.png").read_bytes())
+    out = mdn.denoise(photo, tiny_card.path, tile=64)
+    assert out.dtype == np.uint8 and out.shape == photo.shape
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(mdn.denoise(tmp_path / "a.png", tiny_card.path, tile=64), expected)
+
+
+def test_a_16_bit_tiff_stack_array_gives_the_clis_bytes(tmp_path: Path, tiny_card) -> None:
+    stack = (np.random.default_rng(0).random((2, 40, 50)) * 3000 + 500).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", stack)
+    _cli("denoise", tmp_path / "a.tif", "-o", tmp_path / "b.tif", "--model", tiny_card.path, "--tile", "64", "-q")
+    expected = tifffile.imread(tmp_path / "b.tif")
+    out = mdn.denoise(stack, tiny_card.path, tile=64)
+    assert out.dtype == np.uint16 and out.shape == stack.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "axes"),
+    [
+        ((40, 48), np.uint8, None),  # grey
+        ((40, 48, 1), np.uint16, None),  # grey with a sample axis
+        ((40, 48, 3), np.float32, None),  # colour
+        ((40, 48, 4), np.uint8, None),  # colour and alpha
+        ((3, 40, 48), np.float64, None),  # grey stack
+        ((2, 40, 48, 3), np.uint16, None),  # colour stack
+        ((40, 3, 48), np.uint8, "YZX"),  # a stack of 3 laid out as axes say
+    ],
+)
+def test_layout_and_type_are_kept(tiny_card, shape: tuple[int, ...], dtype: type, axes: str | None) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.random(shape).astype(dtype) if dtype in (np.float32, np.float64) else rng.integers(0, 200, shape, dtype)
+    out = mdn.denoise(image, tiny_card.path, tile=64, axes=axes)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert not np.array_equal(out, image)
+    if shape[-1] == 4:
+        np.testing.assert_array_equal(out[..., 3], image[..., 3])
+
+
+def test_float_arrays_are_taken_as_they_are_and_integers_as_their_scale(tiny_card) -> None:
+    """A uint8 image and the same image as floats in [0, 1] give the same result, up to rounding."""
+    photo = data.astronaut()[:64, :64]
+    as_integers = mdn.denoise(photo, tiny_card.path, tile=64)
+    as_floats = mdn.denoise(photo / 255, tiny_card.path, tile=64)
+    assert as_floats.dtype == np.float64
+    assert np.abs(np.clip(as_floats * 255, 0, 255) - as_integers).max() <= 0.5 + 1e-4
+
+
+def test_integers_are_clipped_never_wrapped() -> None:
+    white = np.full((32, 32), 255, np.uint8)
+    noisy = mdn.add_noise(white, "gaussian", 50, seed=0)
+    assert noisy.dtype == np.uint8 and noisy.min() > 64 and (noisy == 255).mean() > 0.4
+
+
+def test_add_noise_is_seeded_and_is_what_the_cli_adds(tmp_path: Path) -> None:
+    photo = data.astronaut()[:48, :64]
+    a, b = mdn.add_noise(photo, "poisson", 2, seed=3), mdn.add_noise(photo, "poisson", 2, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, mdn.add_noise(photo, "poisson", 2, seed=4))
+    assert mdn.add_noise(photo / 255, "speckle", seed=0).dtype == np.float64
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(photo))
+    _cli("noise", tmp_path / "a.png", "-o", tmp_path / "b.png", "--type", "poisson", "--level", "2", "--seed", "3")
+    cli = imagecodecs.png_decode((tmp_path / "b.png").read_bytes())
+    np.testing.assert_array_equal(mdn.add_noise(photo, "poisson", 2, seed=[3, zlib.crc32(b"a.png")]), cli)
+
+
+def test_zs_n2n_on_a_16_bit_stack_gives_the_clis_bytes(tmp_path: Path) -> None:
+    stack = np.random.default_rng(2).poisson(data.camera()[:40, :48] * 4.0 + 400, (2, 40, 48)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", stack)
+    _cli("zeroshot", tmp_path / "a.tif", "-o", tmp_path / "b.tif", "--method", "zs-n2n", "--iters", "3", "-q")
+    out = mdn.denoise_zeroshot(stack, "zs-n2n", iters=3)
+    assert out.dtype == np.uint16 and out.shape == stack.shape
+    np.testing.assert_array_equal(out, tifffile.imread(tmp_path / "b.tif"))
+
+
+def test_mpi_self_check_goes_to_info_or_to_warnings(grey_fill_card) -> None:
+    """Light noise and 3 iterations of an untrained fill: the input comes back, and the user is told."""
+    rng = np.random.default_rng(0)
+    image = (data.camera()[:64, :64] * 64.0 + rng.normal(0, 64, (64, 64))).clip(0, 65535).astype(np.uint16)
+    info: dict = {}
+    out = mdn.denoise_zeroshot(image, iters=3, info=info)
+    np.testing.assert_array_equal(out, image)
+    assert info["model"] == "fill-grey" and info["self_check"][0]["input_weight"] == 1.0
+    assert any("looked" in warning for warning in info["warnings"])
+    with pytest.warns(UserWarning, match="self-check: the fine-tuned fill alone looked"):
+        mdn.denoise_zeroshot(image, iters=3)
+
+
+def test_models_lists_cards_and_a_loaded_model_runs_as_its_name(tiny_card) -> None:
+    assert {"small-baseline", "small-masked", "fill-grey"} <= {card.name for card in mdn.models()}
+    model = mdn.load_model(tiny_card.path)
+    photo = data.astronaut()[:64, :64]
+    info: dict = {}
+    out = mdn.denoise(photo, model, tile=64, info=info)
+    np.testing.assert_array_equal(out, mdn.denoise(photo, tiny_card.path, tile=64))
+    assert info["model"] == "tiny" and info["tiles"] == 1 and info["device"] == "cpu"
+
+
+def test_user_errors_name_the_problem(tiny_card) -> None:
+    photo = data.astronaut()[:64, :64]
+    with pytest.raises(MdnError, match="unknown model 'small-maskd'"):
+        mdn.denoise(photo, "small-maskd")
+    with pytest.raises(MdnError, match="--passes must be at least 1"):
+        mdn.denoise(photo, tiny_card.path, passes=0)
+    with pytest.raises(MdnError, match="unsupported sample type int16"):
+        mdn.denoise(photo.astype(np.int16), tiny_card.path)
+    with pytest.raises(MdnError, match="axes 'YX' do not name the 3 axes"):
+        mdn.denoise(photo, tiny_card.path, axes="YX")
+
+
+def test_help_shows_the_api_and_importing_mdn_leaves_torch_alone() -> None:
+    code = "import sys, mdn; print('torch' in sys.modules); help(mdn)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.startswith("False")
+    for signature in ("denoise(image", "denoise_zeroshot(image", "add_noise(image", "models()", "load_model(name"):
+        assert signature in shown
