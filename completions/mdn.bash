@@ -24,7 +24,7 @@ _mdn() {
             ;;
         bench)
             case "$prev" in --models|--noise|--zeroshot|--configs|--attention-kernel|--train-batch|--crop|--sizes|--runs|--tile|--device|--precision|--seed) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --speed --train-speed --configs --attention-kernel --compile --train-batch --crop --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --speed --peers --train-speed --configs --attention-kernel --compile --train-batch --crop --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi

@@ -108,6 +108,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey referenc
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l peers -d "Speed: add the installed peers (OIDN, BM3D) and each row's ratio to one"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-speed -d 'Measure training iterations/s per --configs, masked and not'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l configs -r -d 'Train speed: network sizes, comma-separated'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l attention-kernel -r -d 'Speed: attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs), comma-separated to compare'

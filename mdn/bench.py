@@ -372,6 +372,34 @@ def speed(
     )  # fmt: skip
 
 
+def peer_speed(name: str, size: tuple[int, int], runs: int) -> Speed:
+    """`speed` for an installed peer (its own threads and precision), on the same image the cards see."""
+    if name not in peers.available():
+        raise MdnError(f"peer {name!r} needs the {peers.PEERS[name][0]} package (pip install {peers.PEERS[name][0]})")
+    denoise = peers.PEERS[name][1]
+    height, width = size
+    image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    denoise(image[: min(height, 256), : min(width, 256)])
+    seconds = []
+    with peak_rss() as peak:
+        for _ in range(runs):
+            start = time.perf_counter()
+            denoise(image)
+            seconds.append(time.perf_counter() - start)
+    megapixels = height * width / 1e6
+    rates = [megapixels / s for s in seconds]
+    return Speed(
+        name, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
+        statistics.median(seconds), peak[0] // 2**20, 0, "cpu", "its own", "-", 0, 1, 0,
+    )  # fmt: skip
+
+
+def speed_ratios(rows: list[Speed], reference: str) -> list[float | None]:
+    """Each row's MP/s over `reference`'s at the same size (None where the reference has no row there)."""
+    rates = {r.size: r.mp_per_s for r in rows if r.model == reference}
+    return [r.mp_per_s / rates[r.size] if r.size in rates else None for r in rows]
+
+
 @dataclass(frozen=True)
 class TrainSpeed:
     """Training throughput of one network size, masked or not, on one device and precision."""

@@ -611,6 +611,9 @@ def bench_command(
         bool, typer.Option("--renders", help="Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp.")
     ] = False,
     speed_: Annotated[bool, typer.Option("--speed", help="Measure MP/s and peak memory instead of quality.")] = False,
+    with_peers: Annotated[
+        bool, typer.Option("--peers", help="Speed: add the installed peers (OIDN, BM3D) and each row's ratio to one.")
+    ] = False,
     train_speed: Annotated[
         bool, typer.Option("--train-speed", help="Measure training iterations/s per --configs, masked and not.")
     ] = False,
@@ -655,14 +658,21 @@ def bench_command(
     options = engine.EngineOptions(tile=tile, device=device, precision=precision, seed=seed)
     names = [m.strip() for m in models.split(",")] if models else None
     if speed_:
+        names = names or [c.name for c in registry.cards().values() if c.task == "denoise"]
+        names += [p for p in peers.available() if with_peers and p not in names]
         rows = [
-            bench.speed(name, _size(size), runs, options, kernel.strip())
-            for name in names or [c.name for c in registry.cards().values() if c.task == "denoise"]
-            for kernel in kernels.split(",")
+            bench.peer_speed(name, _size(size), runs)
+            if name in peers.PEERS
+            else bench.speed(name, _size(size), runs, options, kernel.strip())
+            for name in names
+            for kernel in (["-"] if name in peers.PEERS else kernels.split(","))
             for size in sizes.split(",")
         ]
-        _print_speed(rows)
-        _write_rows([r.to_json() for r in rows], csv_path, json_path)
+        reference = next((n for n in names if n in peers.PEERS), None)
+        ratios = bench.speed_ratios(rows, reference) if reference else [None] * len(rows)
+        _print_speed(rows, reference, ratios)
+        extra = [{f"vs_{reference}": ratio} if reference else {} for ratio in ratios]
+        _write_rows([{**r.to_json(), **more} for r, more in zip(rows, extra, strict=True)], csv_path, json_path)
         return
     cards = [c.name for c in registry.cards().values() if c.task == "denoise"]
     names = names or [bench.NOISY, *cards, *peers.available()]
@@ -724,15 +734,15 @@ def _print_train_speed(rows: list[bench.TrainSpeed]) -> None:
     out.print(table)
 
 
-def _print_speed(rows: list[bench.Speed]) -> None:
-    table = Table(
-        "model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel", "tile"
-    )
-    for r in rows:
+def _print_speed(rows: list[bench.Speed], reference: str | None, ratios: list[float | None]) -> None:
+    columns = ["model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel"]
+    table = Table(*columns, "tile", *([f"vs {reference}"] if reference else []))
+    for r, ratio in zip(rows, ratios, strict=True):
         table.add_row(
             r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
             str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel,
-            f"{r.tile} x{r.batch}, {r.threads} thr",
+            f"{r.tile} x{r.batch}, {r.threads} thr" if r.tile else "-",
+            *([f"{ratio:.2f}x" if ratio is not None else "-"] if reference else []),
         )  # fmt: skip
     out.print(table)
 

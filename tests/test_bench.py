@@ -124,3 +124,23 @@ def test_the_grey_grid_passes_through_16_bits() -> None:
     stored = bench.as_16_bit(noisy)
     assert stored.min() >= 0 and stored.max() <= 1 and np.allclose(stored * 65535, np.round(stored * 65535))
     assert score.psnr == pytest.approx(metrics.psnr(stored, clean))
+
+
+def test_speed_puts_installed_peers_beside_the_cards_with_ratios(tiny_card, tmp_path: Path) -> None:
+    pytest.importorskip("pyoidn")
+    report = tmp_path / "speed.json"
+    args = ["bench", "--speed", "--peers", "--models", str(tiny_card.path), "--sizes", "64", "--runs", "1",
+            "--device", "cpu", "--json", str(report)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(report.read_text())
+    assert [r["model"] for r in rows] == [str(tiny_card.path), "oidn"]
+    assert rows[1]["vs_oidn"] == 1.0 and rows[0]["vs_oidn"] == pytest.approx(rows[0]["mp_per_s"] / rows[1]["mp_per_s"])
+
+
+def test_speed_ratios_compare_rows_of_the_same_size() -> None:
+    def row(model: str, size: str, rate: float) -> bench.Speed:
+        return bench.Speed(model, size, 1.0, rate, (rate, rate), 1.0, 0, 0, "cpu", "fp32", "-", 0, 1, 1)
+
+    rows = [row("a", "64x64", 1.0), row("oidn", "64x64", 4.0), row("a", "128x128", 2.0)]
+    assert bench.speed_ratios(rows, "oidn") == [0.25, 1.0, None]
