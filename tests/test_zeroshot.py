@@ -15,6 +15,7 @@ from skimage import data
 from typer.testing import CliRunner
 
 from mdn import registry
+from mdn import zeroshot as zeroshot_module
 from mdn.cli import app
 from mdn.engine import MIN_TILE
 from mdn.errors import MdnError
@@ -351,3 +352,23 @@ def test_cli_zs_n2n_refuses_what_only_mpi_has(tmp_path, option: list[str]) -> No
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {option[0]} applies to --method mpi only"
     assert not (tmp_path / "a_zeroshot.png").exists()
+
+
+def test_unshuffle_groups_each_sub_pixel_phase_and_inverts_exactly() -> None:
+    image = torch.rand(1, 3, 7, 9)
+    phases = zeroshot_module._unshuffled(image, 2)
+    assert phases.shape == (4, 3, 4, 5)
+    for phase, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        assert torch.equal(phases[phase, :, : (8 - dy) // 2, : (10 - dx) // 2], image[0, :, dy::2, dx::2])
+    assert torch.equal(zeroshot_module._shuffled(phases, 2)[..., :7, :9], image)
+
+
+def test_real_preset_fills_the_four_sub_images_as_a_batch() -> None:
+    noisy = _rgb_noisy()[:31, :29]
+    net = _net(SkipConfig(mask_channels=1, width=16, scales=2))
+    preset = dataclasses.replace(PRESETS["real"], iters=1, beta=0.0)
+    assert preset.unshuffle == 2
+    out = _mpi(noisy, net, preset, self_check=False).image
+    changed = out != noisy.clip(0, 1)
+    assert out.shape == noisy.shape and np.isfinite(out).all()
+    assert np.array_equal(changed[..., 0], changed[..., 2]) and 0.85 < changed[..., 0].mean() < 0.95
