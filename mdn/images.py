@@ -495,8 +495,14 @@ def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None) -> None:
         kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
     else:
         kwargs["metadata"] = None
-        kwargs["description"] = meta.get("description")
+        kwargs["description"] = _tiff_text(meta.get("description"))
     tifffile.imwrite(path, raw, **kwargs)
+
+
+def _tiff_text(text: str | None) -> str | bytes | None:
+    """A TIFF string tag as tifffile can write it: ASCII as it is, other text as its UTF-8 bytes (tifffile
+    refuses a str that is not 7-bit ASCII, and reads the bytes back as the same text)."""
+    return text.encode() if text is not None and not text.isascii() else text
 
 
 def _encode_exr(path: Path, raw: np.ndarray, source: Source | None) -> None:

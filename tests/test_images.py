@@ -80,6 +80,7 @@ def test_jpeg_roundtrip_keeps_shape_and_stays_close(tmp_path: Path) -> None:
     ("shape", "dtype", "kwargs"),
     [
         ((19, 21), "uint16", {"compression": "zlib", "description": "camera 3, exposure 20 ms"}),
+        ((19, 21), "uint8", {"description": "Zeiss \u00b5m caf\u00e9".encode()}),  # UTF-8: tifffile writes no such str
         ((19, 21, 3), "uint8", {"photometric": "rgb"}),
         ((19, 21, 4), "uint16", {"photometric": "rgb", "extrasamples": ["unassalpha"]}),
         ((3, 19, 21), "uint8", {"photometric": "rgb", "planarconfig": "separate"}),
