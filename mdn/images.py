@@ -261,10 +261,15 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
             "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
             "extrasamples": page.extrasamples or None,
         }
-        if "XResolution" in page.tags and "YResolution" in page.tags:
+        if "XResolution" in page.tags and "YResolution" in page.tags and _known_unit(page.resolutionunit):
             meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
             meta["resolutionunit"] = page.resolutionunit
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _known_unit(unit: int) -> bool:
+    """Whether a TIFF resolution unit can be written back (a damaged file may hold any number there)."""
+    return unit in tifffile.RESUNIT._value2member_map_
 
 
 def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
