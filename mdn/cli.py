@@ -57,6 +57,7 @@ app = typer.Typer(
 P = ParamSpec("P")
 
 logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
+logging.getLogger("tifffile").setLevel(logging.ERROR)  # its notes on a damaged tag: the read error says enough
 
 EXIT_FAILED = 1
 """Some inputs of a batch failed."""

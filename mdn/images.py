@@ -291,10 +291,15 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
             "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
             "extrasamples": page.extrasamples or None,
         }
-        if "XResolution" in page.tags and "YResolution" in page.tags:
+        if "XResolution" in page.tags and "YResolution" in page.tags and _known_unit(page.resolutionunit):
             meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
             meta["resolutionunit"] = page.resolutionunit
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _known_unit(unit: int) -> bool:
+    """Whether a TIFF resolution unit can be written back (a damaged file may hold any number there)."""
+    return unit in tifffile.RESUNIT._value2member_map_
 
 
 def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
@@ -525,8 +530,14 @@ def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None) -> None:
         kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
     else:
         kwargs["metadata"] = None
-        kwargs["description"] = meta.get("description")
+        kwargs["description"] = _tiff_text(meta.get("description"))
     tifffile.imwrite(path, raw, **kwargs)
+
+
+def _tiff_text(text: str | None) -> str | bytes | None:
+    """A TIFF string tag as tifffile can write it: ASCII as it is, other text as its UTF-8 bytes (tifffile
+    refuses a str that is not 7-bit ASCII, and reads the bytes back as the same text)."""
+    return text.encode() if text is not None and not text.isascii() else text
 
 
 def _encode_exr(path: Path, raw: np.ndarray, source: Source | None) -> None:

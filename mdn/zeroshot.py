@@ -76,6 +76,11 @@ heavy noise leave the estimate uncertain, and the margin then blends a little mo
 SMALL_GAIN_DB = 1.0
 """An estimated gain below this is reported as a preset that cannot improve the image much."""
 
+NOISE_VAR_LOW = 0.85
+"""The self-check's range takes the true noise variance between this share of `noise_variance`'s estimate and
+the estimate itself: on the grey zero-shot grid the estimate read 0.99-1.19 times the truth (texture leaks in,
+most at light noise), and `scripts/selfcheck_grid.py` found every measured gain inside the range."""
+
 
 @dataclass(frozen=True)
 class SelfCheck:
@@ -88,12 +93,16 @@ class SelfCheck:
     residuals give a and k. The output is the blend with the input, `weight` of the input, that minimises the
     expected squared error (1 - w)^2 a + (w + (1 - w) k)^2 s; a fill estimated worse than the input gives way
     to the input entirely (weight 1). Held-out pixels, which the fill never memorised, take k = 0.
+    The held-out and trained mean squares, and the standard error of the first, give the gain's range.
     """
 
     noise_var: float
     fill_error_var: float
     memorised: float
     weight: float
+    held_residual: float = 0.0
+    held_error: float = 0.0
+    trained_residual: float = 0.0
 
     @property
     def fill_gain_db(self) -> float:
@@ -107,9 +116,25 @@ class SelfCheck:
             self.noise_var / blend_error(self.fill_error_var, self.memorised, self.noise_var, self.weight)
         )
 
+    @property
+    def gain_range_db(self) -> tuple[float, float]:
+        """A low and a high estimate of `gain_db`: the held-out mean square one standard error above and below its
+        value, the noise variance at NOISE_VAR_LOW of its estimate and at the estimate, the fill's error at
+        least one standard error (finer it cannot be told). A result equal to the input has gained exactly 0."""
+        if self.weight == 1.0:
+            return 0.0, 0.0
+        floor = max(self.held_error, 1e-12)
+        low = _gain(self.noise_var * NOISE_VAR_LOW, self.held_residual + self.held_error, self.trained_residual,
+                    self.weight, floor)  # fmt: skip
+        high = _gain(self.noise_var, self.held_residual - self.held_error, self.trained_residual, self.weight, floor)
+        return min(low, self.gain_db), max(high, self.gain_db)
+
     def to_json(self) -> dict[str, float]:
+        low, high = self.gain_range_db
         return {
             "estimated_gain_db": round(self.gain_db, 2),
+            "estimated_gain_db_low": round(low, 2),
+            "estimated_gain_db_high": round(high, 2),
             "fill_gain_db": round(self.fill_gain_db, 2),
             "input_weight": round(self.weight, 3),
             "memorised_noise": round(self.memorised, 3),
@@ -121,6 +146,14 @@ def blend_error(error_var: float, memorised: float, noise_var: float, weight: fl
     """Expected squared error of w * input + (1 - w) * fill, for a fill with independent error `error_var` that
     reproduces a share `memorised` of the pixel's noise of variance `noise_var`."""
     return (1 - weight) ** 2 * error_var + (weight + (1 - weight) * memorised) ** 2 * noise_var
+
+
+def _gain(noise_var: float, held: float, trained: float, weight: float, floor: float) -> float:
+    """Estimated PSNR gain of the blend at `weight`, from held-out and trained mean squares `held` and `trained`
+    and a noise variance, the fill's error taken at least `floor`."""
+    memorised = 1 - math.sqrt(min(max(1 - (held - trained) / noise_var, 0.0), 1.0))
+    error = blend_error(max(held - noise_var, floor), memorised, noise_var, weight)
+    return 10 * math.log10(noise_var / error)
 
 
 def best_weight(error_var: float, memorised: float, noise_var: float) -> float:
@@ -168,9 +201,11 @@ def self_checked(noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray) -> 
     residual = float(np.mean(held)) if held.size else 2 * noise_var
     margin = ERROR_MARGIN * residual * math.sqrt(2 / max(held.size, 1))
     error_var = max(residual - noise_var, 0.0) + margin
-    shortfall = (residual - float(np.mean(trained))) / noise_var if trained.size else 0.0
+    trained_residual = float(np.mean(trained)) if trained.size else residual
+    shortfall = (residual - trained_residual) / noise_var
     memorised = 1 - math.sqrt(min(max(1 - shortfall, 0.0), 1.0))
-    check = SelfCheck(noise_var, error_var, memorised, 1.0)
+    spread = float(np.std(held)) / math.sqrt(held.size) if held.size > 1 else residual
+    check = SelfCheck(noise_var, error_var, memorised, 1.0, residual, spread, trained_residual)
     if check.fill_gain_db > 0:
         check = dataclasses.replace(check, weight=best_weight(error_var, memorised, noise_var))
     held_weight = 1.0 if check.weight == 1.0 else best_weight(error_var, 0.0, noise_var)

@@ -137,9 +137,11 @@ def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
             f"self-check: the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
             f"{worst.weight:.0%} of the input was blended back"
         )
-    if worst.gain_db < zeroshot.SMALL_GAIN_DB:
+    least = min(checks, key=lambda check: check.gain_db)
+    if least.gain_db < zeroshot.SMALL_GAIN_DB:
+        low, high = least.gain_range_db
         found.append(
-            f"self-check: --preset {preset} improves this image by an estimated {worst.gain_db:.1f} dB only; "
+            f"self-check: --preset {preset} improves this image by an estimated {low:.1f}-{high:.1f} dB only; "
             "try --method zs-n2n or another preset"
         )
     return found

@@ -80,6 +80,7 @@ def test_jpeg_roundtrip_keeps_shape_and_stays_close(tmp_path: Path) -> None:
     ("shape", "dtype", "kwargs"),
     [
         ((19, 21), "uint16", {"compression": "zlib", "description": "camera 3, exposure 20 ms"}),
+        ((19, 21), "uint8", {"description": "Zeiss \u00b5m caf\u00e9".encode()}),  # UTF-8: tifffile writes no such str
         ((19, 21, 3), "uint8", {"photometric": "rgb"}),
         ((19, 21, 4), "uint16", {"photometric": "rgb", "extrasamples": ["unassalpha"]}),
         ((3, 19, 21), "uint8", {"photometric": "rgb", "planarconfig": "separate"}),
@@ -104,6 +105,20 @@ def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dt
         assert b.pages.first.compression == a.pages.first.compression
         assert b.pages.first.tags["XResolution"].value == a.pages.first.tags["XResolution"].value
         assert b.pages.first.resolutionunit == a.pages.first.resolutionunit
+
+
+def test_tiff_with_a_damaged_resolution_unit_is_written_without_its_resolution(tmp_path: Path) -> None:
+    """A ResolutionUnit outside the TIFF enumeration had crashed the write; the pixels come back, the resolution
+    is dropped."""
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, _random((8, 9), "uint8"), resolution=(4.0, 4.0), resolutionunit="CENTIMETER")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages.first.tags["ResolutionUnit"].valueoffset
+    data[offset : offset + 2] = (16385).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    before, after, _ = _roundtrip(path, tifffile.imread)
+    np.testing.assert_array_equal(after, before)
 
 
 def test_imagej_hyperstack_is_split_into_grey_planes(tmp_path: Path) -> None:
