@@ -223,7 +223,7 @@ def test_self_check_range_holds_the_measured_gain(peak: int) -> None:
     net = registry.load(registry.find("fill-grey", task="fill"))
     clean = data.astronaut()[:128, 180:308].mean(axis=-1, keepdims=True).astype(np.float32) / 255
     noisy = (np.random.default_rng(0).poisson(peak * clean) / peak).astype(np.float32)
-    out, check = mpi(noisy, net, dataclasses.replace(FAST, iters=40, beta=0.5))
+    out, check = _mpi(noisy, net, dataclasses.replace(FAST, iters=40, beta=0.5))
     low, high = check.gain_range_db
     measured = psnr(out, clean) - psnr(noisy.clip(0, 1), clean)
     assert low <= check.gain_db <= high and low <= measured <= high
