@@ -173,7 +173,7 @@ def check(s: Settings, deadline: float) -> bool:
             log(f"no time left to measure {configs}" + (" compiled" if compiled else ""))
             break
         table = s.out / "speed.part.json"
-        timeout = max(left, 120.0)
+        timeout = left if index else max(left, 120.0)
         mdn(*speed, "--configs", configs, *(["--compile"] if compiled else []), "--json", str(table), timeout=timeout)
         rows += json.loads(table.read_text()) if table.is_file() else []
         table.unlink(missing_ok=True)
