@@ -40,6 +40,9 @@ MISSING_THERE = ("openexr==3.5.3", "platformdirs==4.14.7")
 stays behind: training reads the pack's JPEGs through imageio, and nothing on this path writes PNG)."""
 TRAVEL_MIB = 64
 RUN_FILES = ("checkpoint.pt", "log.jsonl")
+MIN_TRAINING = 30.0
+"""Seconds a slot trains at least, even when the measurements before ran long (its checkpoints are written as
+it goes, so a command stopped at its limit still returns them)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def check(s: Settings, deadline: float) -> bool:
         (s.out / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
     s.kernel, s.compile = fastest_masked(rows, s.config or "paper", s.kernel, s.compile)
     log(f"training with --attention-kernel {s.kernel}" + (" --compile" if s.compile else ""))
-    return train_runs(s, deadline - time.monotonic() - s.margin)
+    return train_runs(s, max(deadline - time.monotonic() - s.margin, MIN_TRAINING))
 
 
 def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -> tuple[str, bool]:
@@ -302,7 +305,8 @@ def main() -> None:
             settings.kernel, settings.compile = fastest_masked(
                 measured_speed(a.carried), a.config or "paper", "auto", settings.compile
             )
-        sys.exit(0 if train_runs(settings, settings.budget - (time.monotonic() - start) - settings.margin) else 1)
+        seconds = max(settings.budget - (time.monotonic() - start) - settings.margin, MIN_TRAINING)
+        sys.exit(0 if train_runs(settings, seconds) else 1)
     elif a.step == "collect":
         if a.source is None:
             parser.error("collect needs the folder the files came back to")
