@@ -446,7 +446,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
         self.stopped_early = False
-        self.best: dict[str, float] = {}
+        self.scores: dict[str, float] = {}
+        """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
         self.pool = self._training_pool()
         self.validation = self._validation_set()
         self.parallel: nn.Module = self.model
@@ -503,7 +504,7 @@ class Trainer:
             "options": asdict(self.options),
             "iteration": self.iteration,
             "seconds": self.seconds,
-            "best": self.best,
+            "scores": self.scores,
             "initialised_from": self.initialised_from,
             "history": self._history(),
             "model": self.model.state_dict(),
@@ -522,7 +523,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.iteration, self.seconds, self.best = state["iteration"], state["seconds"], state["best"]
+        self.iteration, self.seconds = state["iteration"], state["seconds"]
+        self.scores = state.get("scores", state.get("best", {}))  # checkpoints before 2026-11 named it "best"
         self.history = state.get("history", [])
         self.initialised_from = state.get("initialised_from", {})
         self.sitting_start = self.iteration
@@ -613,7 +615,7 @@ class Trainer:
         if self.validation is None:
             return None
         scores = self.objective.score(self.validation, self.ema)
-        self.best = scores
+        self.scores = scores
         return scores
 
     def _append_log(self, report: Progress) -> None:
@@ -649,7 +651,7 @@ class Trainer:
                 "hardware": _hardware(self.device, self.world),
                 "torch": torch.__version__,
             },
-            scores={self.objective.score_name: self.best} if self.best else {},
+            scores={self.objective.score_name: self.scores} if self.scores else {},
         )
         return registry.save(self.ema, card, folder)
 

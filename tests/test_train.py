@@ -362,3 +362,14 @@ def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path
     assert "Traceback" not in output
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["iteration"] > 0
+
+
+def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> None:
+    """The card's score is the last validation (of the EMA weights it saves), not the best one seen."""
+    (tmp_path / "run").mkdir()
+    trainer = train.Trainer(_options(photos), tmp_path / "run", log=lambda _: None)
+    list(trainer.run())
+    card = trainer.write_card(tmp_path / "cards")
+    last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["iteration"] == 4
+    assert card.scores[trainer.objective.score_name]["psnr"] == pytest.approx(last["psnr"])
