@@ -352,23 +352,36 @@ def speed(
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
     engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])
-    if engine.device.type == "cuda":
+    cuda = engine.device.type == "cuda"
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
+    timing = _timed(lambda: engine(image), runs, size, cuda)
+    gpu = torch.cuda.max_memory_allocated() // 2**20 if cuda else 0
+    return Speed(
+        model, *timing, gpu, str(engine.device), engine.options.precision, kernel, engine.tile, engine.batch,
+        torch.get_num_threads(),
+    )  # fmt: skip
+
+
+def _timed(
+    call: Callable[[], object], runs: int, size: tuple[int, int], cuda: bool = False
+) -> tuple[str, float, float, tuple[float, float], float, int]:
+    """`runs` timed calls on an image of `size`: its size as WxH, megapixels, median MP/s, (min, max) MP/s,
+    median seconds and peak host memory (MB), the first fields of a `Speed`."""
+    height, width = size
     seconds = []
     with peak_rss() as peak:
         for _ in range(runs):
             start = time.perf_counter()
-            engine(image)
-            if engine.device.type == "cuda":
+            call()
+            if cuda:
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - start)
     megapixels = height * width / 1e6
     rates = [megapixels / s for s in seconds]
-    gpu = torch.cuda.max_memory_allocated() // 2**20 if engine.device.type == "cuda" else 0
-    return Speed(
-        model, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
-        statistics.median(seconds), peak[0] // 2**20, gpu, str(engine.device), engine.options.precision, kernel,
-        engine.tile, engine.batch, torch.get_num_threads(),
+    return (
+        f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
+        statistics.median(seconds), peak[0] // 2**20,
     )  # fmt: skip
 
 
@@ -380,18 +393,7 @@ def peer_speed(name: str, size: tuple[int, int], runs: int) -> Speed:
     height, width = size
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
     denoise(image[: min(height, 256), : min(width, 256)])
-    seconds = []
-    with peak_rss() as peak:
-        for _ in range(runs):
-            start = time.perf_counter()
-            denoise(image)
-            seconds.append(time.perf_counter() - start)
-    megapixels = height * width / 1e6
-    rates = [megapixels / s for s in seconds]
-    return Speed(
-        name, f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
-        statistics.median(seconds), peak[0] // 2**20, 0, "cpu", "its own", "-", 0, 1, 0,
-    )  # fmt: skip
+    return Speed(name, *_timed(lambda: denoise(image), runs, size), 0, "cpu", "its own", "-", 0, 1, 0)
 
 
 def speed_ratios(rows: list[Speed], reference: str) -> list[float | None]:

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -473,7 +472,7 @@ def train_command(
         **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     started = time.monotonic()
-    deadline = started + _duration(time_budget) if time_budget else None
+    deadline = started + train.parse_duration(time_budget) if time_budget else None
     train.init_distributed(device)
     folder = workdir or registry.user_dir().parent / "runs" / name
     card_folder = out or registry.user_dir()
@@ -506,18 +505,6 @@ def train_command(
                 f"continue with: {_resume_command(trainer, out)}",
                 soft_wrap=True,
             )
-
-
-def _duration(text: str) -> float:
-    """Seconds in a duration such as 90, 90s, 9m, 1h30m or 2.5h."""
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
-    if not parts or not any(parts.groups()):
-        raise typer.BadParameter(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
-    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
-    total = 3600 * hours + 60 * minutes + seconds
-    if total <= 0:
-        raise typer.BadParameter(f"expected a positive duration, got {text!r}")
-    return total
 
 
 def _claim_name(name: str, folder: Path, card_folder: Path, overwrite: bool) -> None:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -92,6 +93,15 @@ class TrainOptions:
             else:
                 parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
         return " ".join(parts)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as 90, 90s, 9m, 1h30m or 2.5h."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise MdnError(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
+    return 3600 * hours + 60 * minutes + seconds
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -581,13 +591,15 @@ class Trainer:
         losses: list[torch.Tensor] = []
         loss = float("nan")
         self.stopped_early = False
+        stop = self._agree(budget.spent())
         with _interrupt_saves(self):
-            while self.iteration < until and not self._agree(budget.spent()):
+            while self.iteration < until and not stop:
                 start = time.perf_counter()
                 losses.append(self.step())
                 self.seconds += time.perf_counter() - start
                 budget.stepped()
-                last = self.iteration == until or self._agree(budget.spent())
+                stop = self._agree(budget.spent())  # decided before this step's validation and checkpoint
+                last = self.iteration == until or stop
                 validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or last)
                 checkpointing = self.iteration % o.checkpoint_every == 0 or last
                 if len(losses) == LOSS_EVERY or validating or checkpointing:

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mdn.train import parse_duration
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "sittings"
 """The runs between slots and between sittings: tracked, so that they travel with the working tree and the next
@@ -253,11 +255,6 @@ def prepare(max_mib: float) -> None:
 
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-
-
-def parse_duration(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
 
 
 def main() -> None:

@@ -34,13 +34,10 @@ def source_entries(source: Path) -> list[dict]:
     """The images of one source folder with what its manifest says of them (split, package, licence)."""
     manifest = source / "manifest.json"
     if manifest.is_file():
-        return [{**e, "file": str(source / e["file"]), "split": e["file"].split("/")[0]} for e in _load(manifest)]
+        entries = json.loads(manifest.read_text())
+        return [{**e, "file": str(source / e["file"]), "split": e["file"].split("/")[0]} for e in entries]
     files = sorted(p for p in source.rglob("*") if p.suffix.lower() in SUFFIXES)
     return [{"file": str(p), "split": "train", "package": source.name, "licence": "unknown"} for p in files]
-
-
-def _load(manifest: Path) -> list[dict]:
-    return json.loads(manifest.read_text())
 
 
 def load_pixels(path: Path) -> np.ndarray:

@@ -305,9 +305,7 @@ def test_time_budget_stops_in_time_and_resumes_bit_for_bit(photos: Path, tmp_pat
     ("text", "seconds"), [("90", 90), ("90s", 90), ("9m", 540), ("1h30m", 5400), ("2.5h", 9000), ("1m30s", 90)]
 )
 def test_durations(text: str, seconds: float) -> None:
-    from mdn.cli import _duration
-
-    assert _duration(text) == seconds
+    assert train.parse_duration(text) == seconds
 
 
 def _train_args(photos: Path, tmp_path: Path, *more: str) -> list[str]:
