@@ -48,7 +48,7 @@ def denoise(
     input_mask: float | None = None,
     seed: int = 0,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     tile: int = 0,
     overlap: int | None = None,
     batch: int = 0,

@@ -203,7 +203,7 @@ def denoise_command(
     overlap: Annotated[int | None, typer.Option("--overlap", help="Tile overlap (default: the card's).")] = None,
     batch_size: Annotated[int, typer.Option("--batch", help="Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     max_memory: Annotated[str, typer.Option("--max-memory", help="Memory budget for tiles, e.g. 2G.")] = "2G",
     passes: Annotated[
         int | None, typer.Option("--passes", help="Average this many stochastic passes (default: the card's, or 1).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from torch import nn
 
 from mdn.errors import MdnError
 from mdn.nets.swinir import input_mask
+from mdn.tiling import TileGrid
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -38,7 +39,7 @@ class EngineOptions:
     overlap: int = 32
     batch: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     passes: int = 1
     seed: int = 0
     attention_mask: bool = True
@@ -100,42 +101,6 @@ def check_tiling(tile: int, overlap: int, window: int) -> None:
         raise MdnError(f"--overlap must be in [0, {tile // 2}], got {overlap}")
 
 
-def tile_positions(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
-    """Start offsets (multiples of `align`) of tiles of size `tile` covering [0, length), sharing at least
-    `overlap` pixels; `length` and `tile` are multiples of `align`."""
-    if length <= tile:
-        return [0]
-    stride = max(align, (tile - overlap) // align * align)
-    count = math.ceil((length - tile) / stride) + 1
-    return [min(i * stride, length - tile) for i in range(count)]
-
-
-def balanced_tile(length: int, tile: int, overlap: int, align: int = 1) -> int:
-    """The smallest tile side (a multiple of `align`, at most `tile`) that covers `length` with as few tiles as
-    `tile` needs, so that the last tile does not redo most of its neighbour: 6000 px in 512-px tiles with a
-    32-px overlap become 13 tiles of 496 px instead of 13 of 512."""
-    if length <= tile:
-        return length
-    count = math.ceil((length - overlap) / (tile - overlap))
-    side = math.ceil((length + (count - 1) * overlap) / count)
-    return min(tile, -(-side // align) * align)
-
-
-def edge_ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
-    """1-D blending weight of a tile side: 0 over the outer quarter of the overlap (where a tile lacks
-    context), then rising linearly to 1; sides on the image border keep full weight."""
-    margin = overlap // 4
-    distance = np.arange(length, dtype=np.float32)
-    weight = np.ones(length, np.float32)
-    if overlap:
-        ramp = np.clip((distance - margin + 1) / (overlap - 2 * margin + 1), 0.0, 1.0)
-        if fade_start:
-            weight = np.minimum(weight, ramp)
-        if fade_end:
-            weight = np.minimum(weight, ramp[::-1])
-    return weight
-
-
 class Engine:
     """Runs a denoising network over (N, H, W, C) planes in [0, 1] display range."""
 
@@ -158,11 +123,13 @@ class Engine:
         side = int(math.sqrt(budget / (bytes_per_pixel * self.batch)))
         return max(MIN_TILE, min(512, side // self.window * self.window))
 
+    def _grid(self, height: int, width: int) -> TileGrid:
+        return TileGrid.cover(height, width, self.tile, self.options.overlap, self.window)
+
     def count_tiles(self, shape: tuple[int, ...]) -> int:
         """Tiles needed for planes of this (N, H, W, C) shape, over all passes."""
         n, h, w = shape[:3]
-        h, w = h + (-h) % self.window, w + (-w) % self.window
-        return n * self.options.passes * len(list(self._tiles(h, w)))
+        return n * self.options.passes * len(self._grid(h + (-h) % self.window, w + (-w) % self.window))
 
     def __call__(self, planes: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
         """Denoise every plane; returns float32 planes of the same shape. `progress` gets (tiles done, in all)."""
@@ -177,37 +144,32 @@ class Engine:
 
         result = np.empty_like(planes, dtype=np.float32)
         for index, plane in enumerate(planes):
-            result[index] = self._plane(plane, index, advance)
+            self._plane(plane, index, advance, result[index])
         return result
 
     @torch.inference_mode()
-    def _plane(self, plane: np.ndarray, index: int, advance: Callable[[int], None]) -> np.ndarray:
-        """One (H, W, C) plane, padded to the window multiple so that every tile sits on the whole image's window
-        grid, copied to the device once; every pass is blended and averaged there, and copied back once."""
+    def _plane(self, plane: np.ndarray, index: int, advance: Callable[[int], None], result: np.ndarray) -> None:
+        """One (H, W, C) plane into `result`: padded to the window multiple so that every tile sits on the whole
+        image's window grid, copied to the device once, every pass blended there, and copied back once. On the
+        CPU an unpadded plane is blended straight into `result`, so no image-sized buffer is added."""
         height, width = plane.shape[:2]
         pad_h, pad_w = (-height) % self.window, (-width) % self.window
         padded = np.pad(plane, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else plane
         image = torch.from_numpy(np.asarray(padded, dtype=np.float32)).to(self.device)
-        grey = image.shape[-1] == 1 and self.channels == 3
-        if grey:
-            image = image.expand(-1, -1, 3)
-        out = torch.zeros(image.shape, device=self.device)
-        for k in range(self.options.passes):
-            generator = torch.Generator(self.device).manual_seed(self.options.seed * 1_000_003 + index * 1009 + k)
-            out += self._run_with_retry(image, generator, advance)
-        if self.options.passes > 1:
-            out /= self.options.passes
-        if grey:
-            out = out.mean(dim=-1, keepdim=True)
-        return out[:height, :width].cpu().numpy()
+        in_place = self.device.type == "cpu" and not (pad_h or pad_w)
+        total = torch.from_numpy(result) if in_place else torch.empty(image.shape, device=self.device)
+        self._run_with_retry(image, index, total, advance)
+        host = total[:height, :width].cpu().numpy()
+        if not in_place:
+            result[...] = host
 
     def _run_with_retry(
-        self, image: torch.Tensor, generator: torch.Generator, advance: Callable[[int], None]
-    ) -> torch.Tensor:
-        state = generator.get_state()
+        self, image: torch.Tensor, index: int, total: torch.Tensor, advance: Callable[[int], None]
+    ) -> None:
+        """`_tiled`, with the tile halved and the plane redone on out-of-memory."""
         while True:
             try:
-                return self._tiled(image, generator, advance)
+                return self._tiled(image, index, total, advance)
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
                 if "out of memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
                     raise
@@ -215,49 +177,49 @@ class Engine:
                     raise MdnError(f"out of memory even with {self.tile}px tiles") from None
                 self.tile = self.tile // 2 // self.window * self.window
                 self.batch = max(1, self.batch // 2)
-                generator.set_state(state)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def _tiles(self, height: int, width: int) -> Iterator[tuple[int, int, int, int]]:
-        overlap = self.options.overlap
-        th, tw = (balanced_tile(n, self.tile, overlap, self.window) for n in (height, width))
-        for y in tile_positions(height, th, overlap, self.window):
-            for x in tile_positions(width, tw, overlap, self.window):
-                yield y, x, th, tw
-
-    def _tiled(self, image: torch.Tensor, generator: torch.Generator, advance: Callable[[int], None]) -> torch.Tensor:
-        """One pass over a padded (H, W, C) image on the device, in batches of tiles; the blended sums and their
-        weights stay on the device."""
+    def _tiled(self, image: torch.Tensor, index: int, total: torch.Tensor, advance: Callable[[int], None]) -> None:
+        """Every pass over a padded (H, W, C) image on the device into `total` of the same shape. Work goes in
+        batches of (tile, pass) pairs, the passes of a tile side by side, each pair drawing its masks from its
+        own generator, so that the batch size does not change the result."""
         height, width = image.shape[:2]
-        total = torch.zeros(image.shape, device=self.device)
-        weights = torch.zeros((height, width, 1), device=self.device)
-        blends: dict[tuple[int, int, bool, bool, bool, bool], torch.Tensor] = {}
-        tiles = list(self._tiles(height, width))
-        for start in range(0, len(tiles), self.batch):
-            group = tiles[start : start + self.batch]
-            outputs = self._forward(torch.stack([image[y : y + th, x : x + tw] for y, x, th, tw in group]), generator)
-            for (y, x, th, tw), out in zip(group, outputs, strict=True):
-                sides = (th, tw, y > 0, y + th < height, x > 0, x + tw < width)
-                if sides not in blends:
-                    blends[sides] = self._blend_weight(*sides)
-                total[y : y + th, x : x + tw] += out * blends[sides]
-                weights[y : y + th, x : x + tw] += blends[sides]
+        grid = self._grid(height, width)
+        th, tw = grid.size
+        passes = self.options.passes
+        ramps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        work = [(y, x, self._generator(index, k, t)) for t, (y, x) in enumerate(grid.corners()) for k in range(passes)]
+        total.zero_()
+        for start in range(0, len(work), self.batch):
+            group = work[start : start + self.batch]
+            tiles = torch.stack([image[y : y + th, x : x + tw] for y, x, _ in group])
+            outputs = self._forward(tiles, [generator for _, _, generator in group])
+            if outputs.shape[-1] != total.shape[-1]:
+                outputs = outputs.mean(dim=-1, keepdim=True)
+            for (y, x, _), out in zip(group, outputs, strict=True):
+                if (y, x) not in ramps:
+                    ramps[y, x] = tuple(torch.from_numpy(r).to(self.device) for r in grid.ramps(y, x))
+                ramp_y, ramp_x = ramps[y, x]
+                total[y : y + th, x : x + tw] += out.mul_(ramp_y[:, None, None]).mul_(ramp_x[None, :, None])
             self.tiles_run += len(group)
             advance(len(group))
-        return total.div_(weights)
+        rows, columns = (torch.from_numpy(c).to(self.device) for c in grid.coverage())
+        total.div_(rows[:, None, None] * passes).div_(columns[None, :, None])
 
-    def _blend_weight(self, th: int, tw: int, top: bool, bottom: bool, left: bool, right: bool) -> torch.Tensor:
-        """The (th, tw, 1) blending weight of a tile that has neighbours on the given sides, on the device."""
-        overlap = self.options.overlap
-        ramp_y, ramp_x = edge_ramp(th, overlap, top, bottom), edge_ramp(tw, overlap, left, right)
-        return torch.from_numpy((ramp_y[:, None] * ramp_x[None, :])[..., None]).to(self.device)
+    def _generator(self, plane: int, pass_: int, tile: int) -> torch.Generator:
+        """The seeded generator of one (plane, pass, tile)."""
+        seed = np.random.SeedSequence([self.options.seed, plane, pass_, tile]).generate_state(1, np.uint64)[0]
+        return torch.Generator(self.device).manual_seed(int(seed))
 
-    def _forward(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The network on a (B, h, w, C) batch of tiles on the device; float32 (B, h, w, C) out."""
+    def _forward(self, batch: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """The network on a (B, h, w, C) batch of tiles on the device, sample i drawing its masks from
+        generators[i]; float32 (B, h, w, C') out, C' the network's channels. Grey tiles run replicated."""
         x = batch.permute(0, 3, 1, 2)
+        if x.shape[1] == 1 and self.channels == 3:
+            x = x.expand(-1, 3, -1, -1)
         if self.options.input_mask:
-            x = input_mask(x, (self.options.input_mask,) * 2, generator)
+            x = input_mask(x, (self.options.input_mask,) * 2, generators)
         with autocast(self.device, self.dtype):
-            y = self.model(x, generator=generator, attention_mask=self.options.attention_mask)
+            y = self.model(x, generator=generators, attention_mask=self.options.attention_mask)
         return y.float().permute(0, 2, 3, 1)

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.engine import MIN_TILE, ProgressCallback, autocast, balanced_tile, edge_ramp, tile_positions
+from mdn.engine import MIN_TILE, ProgressCallback, autocast
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
+from mdn.tiling import TileGrid
 
 
 @dataclass(frozen=True)
@@ -343,12 +344,6 @@ def _shuffled(images: Tensor, factor: int) -> Tensor:
     return F.pixel_shuffle(phases, factor)
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """Balanced tile sides (th, tw) and the top-left corners of the tiles that cover a height x width image."""
-    th, tw = balanced_tile(height, tile, overlap), balanced_tile(width, tile, overlap)
-    return th, tw, [(y, x) for y in tile_positions(height, th, overlap) for x in tile_positions(width, tw, overlap)]
-
-
 def mpi_tiled(
     noisy: np.ndarray,
     net: SkipNet,
@@ -376,24 +371,21 @@ def mpi_tiled(
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
     height, width = image.shape[:2]
-    th, tw, tiles = tile_grid(height, width, tile, overlap)
+    grid = TileGrid.cover(height, width, tile, overlap)
+    (th, tw), tiles = grid.size, grid.corners()
     fill = fill or IterativeFill(net, preset, seed)
     holdout = holdout_mask(height, width, seed) if self_check else None
     counter = _Progress(preset.iters * len(tiles), progress)
     end = _deadline(time_budget)
     total = np.zeros(image.shape, np.float32)
-    weights = np.zeros((height, width, 1), np.float32)
     for index, (y, x) in enumerate(tiles):
         now = time.monotonic()
         deadline = None if end is None else now + (end - now) / (len(tiles) - index)
         held = None if holdout is None else holdout[y : y + th, x : x + tw]
         out = fill.run(image[y : y + th, x : x + tw], deadline, counter, held)
-        ramp_y = edge_ramp(th, overlap, y > 0, y + th < height)
-        ramp_x = edge_ramp(tw, overlap, x > 0, x + tw < width)
-        weight = (ramp_y[:, None] * ramp_x[None, :])[..., None]
-        total[y : y + th, x : x + tw] += out * weight
-        weights[y : y + th, x : x + tw] += weight
-    out = np.clip(total / weights, 0.0, 1.0)
+        total[y : y + th, x : x + tw] += out * grid.weight(y, x)
+    rows, columns = grid.coverage()
+    out = np.clip(total / rows[:, None, None] / columns[None, :, None], 0.0, 1.0)
     return Filled(*self_checked(image, out, holdout)) if holdout is not None and counter.done else Filled(out, None)
 
 
@@ -555,4 +547,4 @@ class ZeroShot:
     def _tiles(self, shape: tuple[int, ...]) -> int:
         if self.net is None:
             return 1
-        return len(tile_grid(shape[0], shape[1], self.tile, self.overlap)[2])
+        return len(TileGrid.cover(shape[0], shape[1], self.tile, self.overlap))

@@ -9,7 +9,7 @@ kept on at inference. The input mask is applied to training batches by `input_ma
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,14 +72,30 @@ SIZES: dict[str, SwinIRConfig] = {
 masked-training paper's configuration (~0.82 M parameters)."""
 
 
-def input_mask(x: Tensor, ratio: tuple[float, float], generator: torch.Generator | None = None) -> Tensor:
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""Where random masks come from: one generator for the whole batch, one per sample, or torch's global one."""
+
+
+def per_sample(draw: Callable[[Tensor, torch.Generator | None], Tensor], x: Tensor, generator: Generators) -> Tensor:
+    """`draw(x, generator)` for the batch, or, given one generator per sample, for each sample with its own and
+    concatenated: a sample's draws then do not depend on the batch it runs in."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return draw(x, generator)
+    return torch.cat([draw(x[i : i + 1], g) for i, g in enumerate(generator)])
+
+
+def input_mask(x: Tensor, ratio: tuple[float, float], generator: Generators = None) -> Tensor:
     """Set a random share of pixels to MASK_VALUE: one Bernoulli draw per pixel shared by the channels, the
     ratio drawn per sample uniformly from `ratio` (low, high)."""
-    b, _, h, w = x.shape
-    low, high = ratio
-    rates = low + (high - low) * torch.rand(b, 1, 1, 1, generator=generator, device=x.device)
-    masked = torch.rand(b, 1, h, w, generator=generator, device=x.device) < rates
-    return torch.where(masked, torch.full_like(x, MASK_VALUE), x)
+
+    def draw(x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, _, h, w = x.shape
+        low, high = ratio
+        rates = low + (high - low) * torch.rand(b, 1, 1, 1, generator=generator, device=x.device)
+        masked = torch.rand(b, 1, h, w, generator=generator, device=x.device) < rates
+        return torch.where(masked, torch.full_like(x, MASK_VALUE), x)
+
+    return per_sample(draw, x, generator)
 
 
 class DropPath(nn.Module):
@@ -369,8 +385,9 @@ class MaskedSwinIR(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None, attention_mask: bool = True) -> Tensor:
-        """Denoise x (B, C, H, W); H and W are reflect-padded to the window size and cropped back."""
+    def forward(self, x: Tensor, generator: Generators = None, attention_mask: bool = True) -> Tensor:
+        """Denoise x (B, C, H, W); H and W are reflect-padded to the window size and cropped back. Masks come
+        from `generator`, or from one generator per sample."""
         h, w = x.shape[-2:]
         window = self.config.window
         pad_h, pad_w = (-h) % window, (-w) % window
@@ -380,7 +397,7 @@ class MaskedSwinIR(nn.Module):
 
     def network(self, x: Tensor, keeps: list[Tensor | None], shift_mask: ShiftMask | None) -> Tensor:
         """The network on a padded batch, given its masks (see `_masks`): no random draw, no cache lookup."""
-        features = self.embed(x - self.mean).permute(0, 2, 3, 1)
+        features = self.embed(x - self.mean).permute(0, 2, 3, 1).float()
         features = self.embed_norm(features)
         for group in self.groups:
             features = group(features, keeps[: len(group.blocks)], shift_mask)
@@ -394,19 +411,24 @@ class MaskedSwinIR(nn.Module):
         self.network = torch.compile(self.network, **options)
 
     def _masks(
-        self, x: Tensor, generator: torch.Generator | None, attention_mask: bool
+        self, x: Tensor, generator: Generators, attention_mask: bool
     ) -> tuple[list[Tensor | None], ShiftMask | None]:
         """Every block's attention keep mask, drawn in block order from `generator` (None: the attention sees
         every token), and the mask of shifted windows at this (padded) size, with its dense form when the
         attention will need it (made once per size and cached)."""
-        b, _, h, w = x.shape
+        _, _, h, w = x.shape
         window, blocks = self.config.window, sum(self.config.depths)
         keep_ratio = 1.0 - self.config.attention_mask_ratio if attention_mask else 1.0
-        shape = (b, (h // window) * (w // window), window * window)
-        keeps = [
-            torch.rand(shape, generator=generator, device=x.device) < keep_ratio if keep_ratio < 1.0 else None
-            for _ in range(blocks)
-        ]
+        keeps: list[Tensor | None] = [None] * blocks
+        if keep_ratio < 1.0:
+            tokens = ((h // window) * (w // window), window * window)
+
+            def draw(x: Tensor, generator: torch.Generator | None) -> Tensor:
+                """(B, blocks, nW, N) uniform draws, block after block."""
+                size = (x.shape[0], *tokens)
+                return torch.stack([torch.rand(size, generator=generator, device=x.device) for _ in range(blocks)], 1)
+
+            keeps = list((per_sample(draw, x, generator) < keep_ratio).unbind(1))
         if not any(block.shift for group in self.groups for block in group.blocks):
             return keeps, None
         shift_mask = _shift_mask(h, w, window, window // 2, x.device)
