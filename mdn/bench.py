@@ -7,6 +7,7 @@ same grid give identical numbers. `noisy` stands for the unprocessed input, the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import statistics
 import tempfile
@@ -21,8 +22,8 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, peers, registry, renders, tonemap, train, zeroshot
-from mdn.engine import Engine, EngineOptions, pick_device, pick_dtype
+from mdn import images, metrics, noise, peers, registry, renders, tonemap, train, zeroshot, zeroshot_run
+from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 
@@ -102,7 +103,7 @@ def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool
     does for grey images) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
     device = pick_device((options or EngineOptions()).device)
-    dtype = pick_dtype("auto", device)
+    dtype = pick_dtype(zeroshot_run.PRECISION, device)
     for name in names:
         if name == NOISY:
             found[name] = lambda x: x
@@ -139,6 +140,8 @@ def quality(
     grey = any(r.shape[-1] == 1 for r in references.values())
     functions = denoisers(models, options, grey)
     total, done = len(models) * len(grid) * len(references), 0
+    if progress:
+        progress(done, total)
     scores = []
     for kind, level in grid:
         for image, clean in references.items():
@@ -174,6 +177,8 @@ def render_quality(
     functions = denoisers(models, options)
     names = list(renders.scenes())
     total, done = len(models) * len(names) * len(spps), 0
+    if progress:
+        progress(done, total)
     scores = []
     for scene in names:
         reference = renders.render(scene, reference_spp)
@@ -430,16 +435,17 @@ def train_speed(
     crop: int,
     *,
     device: str = "auto",
-    bf16: bool = False,
+    precision: str | None = None,
     kernel: str = "auto",
     compile: bool = False,
     windows: int = 5,
     steps: int = 10,
 ) -> TrainSpeed:
     """Median iterations/s of `mdn train`'s whole step (crops, noise, masks, forward, backward, Adam, EMA) over
-    `windows` timed windows of `steps` steps, after a warm-up window, on procedural training images."""
-    options = train.TrainOptions(
-        name="speed", data=[], config=config, batch=batch, crop=crop, mask=masked, dead_leaves=4, bf16=bf16,
+    `windows` timed windows of `steps` steps, after a warm-up window, on procedural training images; `precision`
+    None is training's default."""
+    options = train.TrainOptions.create(
+        name="speed", data=[], config=config, batch=batch, crop=crop, mask=masked, dead_leaves=4, precision=precision,
         iters=(windows + 1) * steps, device=device, attention_kernel=kernel, compile=compile,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
@@ -455,7 +461,143 @@ def train_speed(
             if window:
                 rates.append(steps / (time.perf_counter() - start))
     rate = statistics.median(rates)
+    precision = next(name for name, dtype in PRECISIONS.items() if dtype == trainer.dtype)
     return TrainSpeed(
-        config, masked, batch, crop, rate, rate * batch, (min(rates), max(rates)), str(trainer.device),
-        "bf16" if bf16 else "fp32", kernel, compile, torch.get_num_threads(),
+        config, masked, batch, crop, rate, rate * batch, (min(rates), max(rates)), str(trainer.device), precision,
+        kernel, compile, torch.get_num_threads(),
     )  # fmt: skip
+
+
+def train_speed_rows(
+    configs: list[str],
+    kernels: list[str],
+    batch: int,
+    crop: int,
+    *,
+    device: str = "auto",
+    precision: str | None = None,
+    compile: bool = False,
+    windows: int = 5,
+) -> list[TrainSpeed]:
+    """`train_speed` of each network size with each attention kernel, masked and not."""
+    settings = {"device": device, "precision": precision, "compile": compile, "windows": windows}
+    return [
+        train_speed(config, masked, batch, crop, kernel=kernel, **settings)
+        for config in configs
+        for kernel in kernels
+        for masked in (True, False)
+    ]
+
+
+# ------------------------------------------------------------------------------------- what mdn bench runs
+
+
+def engine_options(tile: int = 0, device: str = "auto", precision: str | None = None, seed: int = 0) -> EngineOptions:
+    """How the bench runs the cards: the engine's own precision unless one is given."""
+    return EngineOptions(tile=tile, device=device, seed=seed, **({"precision": precision} if precision else {}))
+
+
+def denoise_cards() -> list[str]:
+    """The names of the installed denoising cards."""
+    return [card.name for card in registry.cards().values() if card.task == "denoise"]
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'1024,6000x4000' -> [(1024, 1024), (4000, 6000)]: (height, width) of squares and WxH sizes."""
+    sizes = []
+    for item in text.split(","):
+        width, _, height = item.strip().partition("x")
+        try:
+            sizes.append((int(height or width), int(width)))
+        except ValueError:
+            raise MdnError(f"not a size: {item!r} (e.g. 1024 or 6000x4000)") from None
+    return sizes
+
+
+@dataclass(frozen=True)
+class SpeedTable:
+    """Speed rows and, when a peer is among the models, each row's MP/s over the first peer's at its size."""
+
+    rows: list[Speed]
+    reference: str | None
+    ratios: list[float | None]
+
+    def to_json(self) -> list[dict]:
+        return [
+            {**row.to_json(), **({f"vs_{self.reference}": ratio} if self.reference else {})}
+            for row, ratio in zip(self.rows, self.ratios, strict=True)
+        ]
+
+
+def speed_table(
+    models: list[str] | None,
+    sizes: list[tuple[int, int]],
+    runs: int,
+    options: EngineOptions | None = None,
+    kernels: list[str] | None = None,
+    with_peers: bool = False,
+) -> SpeedTable:
+    """`speed` of each model (default: every denoising card) with each attention kernel (default: auto) at each
+    size; `with_peers` adds the installed peers, which run their own way."""
+    names = list(models or denoise_cards())
+    names += [p for p in peers.available() if with_peers and p not in names]
+    rows = [
+        peer_speed(name, size, runs) if name in peers.PEERS else speed(name, size, runs, options, kernel)
+        for name in names
+        for kernel in (["-"] if name in peers.PEERS else kernels or ["auto"])
+        for size in sizes
+    ]
+    reference = next((n for n in names if n in peers.PEERS), None)
+    return SpeedTable(rows, reference, speed_ratios(rows, reference) if reference else [None] * len(rows))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A quality grid as `mdn bench` runs it: models, (noise, level) pairs, clean references, and whether Monte
+    Carlo renders join."""
+
+    models: list[str]
+    grid: list[tuple[str, float]]
+    references: dict[str, np.ndarray]
+    renders: bool = False
+
+    @classmethod
+    def make(
+        cls,
+        models: list[str] | None = None,
+        zeroshot_methods: list[str] | None = None,
+        sources: list[str] | None = None,
+        *,
+        grey: bool = False,
+        quick: bool = False,
+        grid: str | None = None,
+        renders: bool = False,
+    ) -> Study:
+        """`models` default to `noisy`, every denoising card and the installed peers; zero-shot methods (MPI
+        presets, zs-n2n) join them and make the zero-shot grid the default one. `sources`: clean references (see
+        `load_references`); `quick`: a 96-pixel crop of one of them and two noises; `grid` as `parse_grid` takes
+        it (default: every noise at the paper's levels)."""
+        methods = zeroshot_methods or []
+        names = list(models or [NOISY, *denoise_cards(), *peers.available()])
+        names += [method if method == ZS_N2N else MPI_PREFIX + method for method in methods]
+        references = load_references(sources, grey)
+        if quick:
+            references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
+        default = "gaussian:15;poisson:2" if quick else ZEROSHOT_GRID if methods else ""
+        return cls(names, parse_grid(grid or default) or default_grid(), references, renders)
+
+    def run(
+        self,
+        options: EngineOptions | None = None,
+        seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Score]:
+        """The scores of the grid, then of the renders; `progress` gets (stage: bench or renders, done, total)."""
+
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            return functools.partial(progress, name) if progress else None
+
+        scores = quality(self.models, self.grid, self.references, options, seed, stage("bench"))
+        if self.renders:
+            scores += render_quality(self.models, options=options, progress=stage("renders"))
+        return scores

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -485,3 +486,9 @@ def make_noise(name: str, level: float | None = None) -> NoiseModel:
         hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(NOISE_TYPES)}"
         raise MdnError(f"unknown noise type {name!r}; {hint}")
     return kind(level)
+
+
+def file_seed(seed: int, name: str) -> list[int]:
+    """The seed of one file's noise in a batch: the batch's seed and the file's name, so that files of a batch get
+    different noise and each file the same noise whatever else the batch holds."""
+    return [seed, zlib.crc32(name.encode())]

@@ -1,4 +1,5 @@
-"""Masked training (Chen et al. 2023): data, the loop, checkpoints that resume bit for bit, and the model card.
+"""Masked training (Chen et al. 2023): options, data, the schedule, the loop, checkpoints that resume bit for bit,
+and the model card; what is learned comes from `mdn.objectives`.
 
 Every random draw of iteration i comes from generators seeded by (seed, rank, i), so a run resumed from a
 checkpoint continues exactly as if it had never stopped. Under `torchrun` the loop runs data-parallel
@@ -24,21 +25,17 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
-from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
-from mdn import images, metrics, noise, registry, tonemap
-from mdn.engine import Engine, EngineOptions, pick_device
+from mdn import images, registry, tonemap
+from mdn.engine import pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.nets import swinir
-from mdn.nets.skip import SIZES as SKIP_SIZES
-from mdn.nets.swinir import SIZES, SwinIRConfig
+from mdn.objectives import OBJECTIVES, Objective
 
 
 @dataclass
 class TrainOptions:
-    """Every knob of a run; the defaults follow the paper."""
+    """Every knob of a run; the defaults follow the paper, and `create` gives an objective's own."""
 
     name: str
     data: list[str]
@@ -55,7 +52,9 @@ class TrainOptions:
     level: float = 15.0
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
+    """The range the input mask ratio of each crop is drawn from."""
     attention_mask: float = 0.75
+    """The attention mask ratio."""
     ema: float = 0.999
     dead_leaves: int = 0
     validation: list[str] = field(default_factory=list)
@@ -63,19 +62,40 @@ class TrainOptions:
     checkpoint_every: int = 500
     seed: int = 0
     threads: int = 0
-    bf16: bool = False
+    precision: str = "fp32"
+    """The forward pass's compute type: fp32, bf16 or auto (see `training_dtype`)."""
     compile: bool = False
     device: str = "auto"
     attention_kernel: str = "auto"
 
+    FLAGS: ClassVar[dict[str, str]] = {
+        "validation": "--val", "mask": "--no-mask", "input_mask": "--input-mask-range",
+        "attention_mask": "--attention-mask-ratio",
+    }  # fmt: skip
+    """`mdn train` options whose names differ from the fields'."""
+
+    def __post_init__(self) -> None:
+        low, high = self.input_mask
+        if not 0 <= low <= high < 1:
+            raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
+
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
-        """Options for an objective: its own defaults, then what was given."""
-        return cls(**{**OBJECTIVES[given.get("objective", "denoise")].defaults, **given})
+        """Options for an objective: its own defaults, then what was given (None: the default)."""
+        given = {key: value for key, value in given.items() if value is not None}
+        return cls(**{**objective_class(given.get("objective", "denoise")).defaults, **given})
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any]) -> TrainOptions:
+        """The options a card's `training.recipe` or a checkpoint's `options` recorded (as JSON); records from
+        before `precision` hold `bf16: true/false` instead."""
+        given = {**recipe, "input_mask": tuple(recipe.get("input_mask", cls.input_mask))}
+        if "bf16" in given:
+            given["precision"] = "bf16" if given.pop("bf16") else "fp32"
+        return cls(**given)
 
     def command(self) -> str:
         """The `mdn train` command line that gives these options (defaults left out)."""
-        flags = {"data": "--data", "validation": "--val", "mask": "--no-mask"}
         defaults = TrainOptions.create(name="", data=[], objective=self.objective)
         parts = ["mdn train"]
         for key, value in asdict(self).items():
@@ -83,7 +103,7 @@ class TrainOptions:
                 continue
             if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue
-            flag = flags.get(key, "--" + key.replace("_", "-"))
+            flag = self.FLAGS.get(key, "--" + key.replace("_", "-"))
             if isinstance(value, bool):
                 parts.append(flag)
             elif isinstance(value, list):
@@ -93,6 +113,22 @@ class TrainOptions:
             else:
                 parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
         return " ".join(parts)
+
+
+def objective_class(name: str) -> type[Objective[Any]]:
+    """The objective of a name in `OBJECTIVES`."""
+    if name not in OBJECTIVES:
+        raise MdnError(f"unknown objective {name!r} (choose from {', '.join(OBJECTIVES)})")
+    return OBJECTIVES[name]
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """'0.75,0.85' -> (0.75, 0.85); one number is a range of that value alone."""
+    low, _, high = text.partition(",")
+    try:
+        return float(low), float(high or low)
+    except ValueError:
+        raise MdnError(f"expected LOW,HIGH fractions such as 0.75,0.85, got {text!r}") from None
 
 
 def parse_duration(text: str) -> float:
@@ -161,20 +197,6 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
     return torch.stack(crops)
 
 
-# ------------------------------------------------------------------------------------------- optimiser
-
-
-def fused_where_supported(
-    kind: type[torch.optim.Optimizer], parameters: Iterator[nn.Parameter], **settings: Any
-) -> torch.optim.Optimizer:
-    """An Adam-family optimiser with torch's fused kernel where torch has one for the parameters' device (CPU,
-    CUDA, MPS, ...: one kernel per step instead of a dozen small operators per tensor), else torch's own default
-    (foreach kernels on GPUs)."""
-    parameters = list(parameters)
-    fused = all(p.device.type in _get_fused_kernels_supported_devices() for p in parameters)
-    return kind(parameters, fused=fused or None, **settings)
-
-
 # ------------------------------------------------------------------------------------------- schedules
 
 SCHEDULES = ("step", "cosine")
@@ -190,226 +212,6 @@ def scheduled_rate(options: TrainOptions, iteration: int) -> float:
         floor = o.lr / 200
         return warm * (floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(iteration / o.iters, 1.0))))
     return warm * o.lr * (0.5 ** (iteration >= o.iters // 2)) * (0.5 ** (iteration >= 3 * o.iters // 4))
-
-
-# --------------------------------------------------------------------------------------------- validation
-
-
-UNSEEN_NOISES: tuple[tuple[str, float], ...] = (
-    ("speckle", 0.024),
-    ("poisson", 2.5),
-    ("correlated", 50.0),
-    ("mixture", 3.0),
-)
-"""Noises a Gaussian-trained denoiser never saw, at mid-range paper levels: validation tracks their mean PSNR."""
-
-
-@dataclass(frozen=True)
-class ValidationSet:
-    """Held-back clean crops with fixed-seed noise: Gaussian at the training level, then each unseen noise."""
-
-    clean: list[np.ndarray]
-    noisy: dict[str, list[np.ndarray]]
-
-    @classmethod
-    def make(cls, pool: list[np.ndarray], level: float, size: int = 192) -> ValidationSet:
-        clean = [_centre_crop(p, size) for p in pool]
-        noises = [("gaussian", level), *UNSEEN_NOISES]
-        noisy = {
-            name: [noise.make_noise(name, lv)(c, np.random.default_rng(i)) for i, c in enumerate(clean)]
-            for name, lv in noises
-        }
-        return cls(clean, noisy)
-
-    def score(self, model: nn.Module, options: EngineOptions) -> dict[str, float]:
-        """PSNR (dB) of the model and of the input on Gaussian noise, the mean brightness offset (out - clean, in
-        8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`); the model runs
-        through the inference engine with the card's own settings, as `mdn denoise` will run it."""
-        engine = Engine(model, options)
-        result: dict[str, float] = {}
-        for name, inputs in self.noisy.items():
-            psnrs, offsets = [], []
-            for clean, noisy in zip(self.clean, inputs, strict=True):
-                out = engine(noisy[None])[0]
-                psnrs.append(metrics.psnr(out, clean))
-                offsets.append(float((out.mean() - clean.mean()) * 255))
-            noisy_psnr = float(np.mean([metrics.psnr(n, c) for n, c in zip(inputs, self.clean, strict=True)]))
-            if name == "gaussian":
-                result.update(psnr=float(np.mean(psnrs)), noisy_psnr=noisy_psnr, offset=float(np.mean(offsets)))
-            else:
-                result.update({f"{name}_psnr": float(np.mean(psnrs)), f"{name}_noisy_psnr": noisy_psnr})
-        unseen = [result[f"{name}_psnr"] for name, _ in UNSEEN_NOISES]
-        result["unseen_psnr"] = float(np.mean(unseen))
-        return result
-
-
-def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    size = min(size, h, w) // 8 * 8
-    y, x = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(image[y : y + size, x : x + size])
-
-
-# --------------------------------------------------------------------------------------------------- loop
-
-
-class MaskedDenoising:
-    """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop.
-
-    An objective owns what a run learns: its architecture, optimiser and schedule, the loss of one batch of
-    clean crops and how it is validated. `Trainer` owns everything else (data, EMA, checkpoints, distribution).
-    """
-
-    name = "denoise"
-    architecture = "masked-swinir"
-    score_name = "validation_gaussian"
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, options: TrainOptions) -> None:
-        if options.config not in SIZES:
-            raise MdnError(f"--objective denoise needs --config one of {', '.join(SIZES)}, got {options.config!r}")
-        self.options = options
-        self.noise = noise.make_noise(options.noise, options.level)
-
-    def describe(self) -> str:
-        o = self.options
-        kind = "Masked" if o.mask else "Plain (no-mask baseline)"
-        return f"{kind} SwinIR, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
-
-    def build(self) -> nn.Module:
-        o = self.options
-        config = SIZES[o.config]
-        config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
-        return registry.ARCHITECTURES[self.architecture](config.to_dict()).use_attention(o.attention_kernel)
-
-    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
-
-    def learning_rate(self, iteration: int) -> float:
-        return scheduled_rate(self.options, iteration)
-
-    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
-        """No gradient clipping in the paper's recipe."""
-
-    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
-        and masks are drawn on the crops' device from `generator`."""
-        o = self.options
-        noisy = self.noise.on_device(clean, generator)
-        if o.mask:
-            noisy = swinir.input_mask(noisy, o.input_mask, generator)
-        with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=o.bf16):
-            out = model(noisy, generator=generator, attention_mask=o.mask)
-        return F.l1_loss(out.float(), clean)
-
-    def inference(self) -> dict[str, Any]:
-        """How the card runs: a masked net sees its inputs masked as in training (the mean ratio), and 8 such
-        passes are averaged. Unmasked inputs leave it far from its training conditions: on the bench this
-        lifted the unseen-noise mean of the 6000-iteration small card from 21.6 to 25.0 dB."""
-        low, high = self.options.input_mask
-        return {"input_mask": round((low + high) / 2, 4), "passes": 8} if self.options.mask else {}
-
-    def validation(self, references: list[np.ndarray]) -> ValidationSet:
-        return ValidationSet.make(references, self.options.level)
-
-    def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
-        device = str(next(model.parameters()).device)
-        options = EngineOptions(device=device, attention_mask=self.options.mask, **self.inference())
-        return validation.score(model, options)
-
-
-class MaskedFill:
-    """MPI's masked pre-training: hide random pixels of clean crops, predict them from the rest and the mask.
-
-    Loss: PSNR loss (10/ln 10 * log MSE) on the hidden pixels, per image; AdamW (0.9, 0.9), cosine decay (to
-    1e-5 from the default 2e-3), gradient norm clipped to 0.01. The mask law follows the network: one mask
-    shared by all channels when it takes one mask channel ("real", microscopy), else independent per channel
-    ("syn"); the ratio is drawn per step from `input_mask` (30 % for syn, 80-95 % for real in MPI).
-    """
-
-    name = "fill"
-    architecture = "skip"
-    score_name = "validation_hidden_pixels"
-    defaults: ClassVar[dict[str, Any]] = {
-        "config": "syn",
-        "crop": 128,
-        "lr": 2e-3,
-        "schedule": "cosine",
-        "input_mask": (0.3, 0.3),
-    }
-
-    def __init__(self, options: TrainOptions) -> None:
-        self.options = options
-        if options.config not in SKIP_SIZES:
-            raise MdnError(f"--objective fill needs --config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
-        if options.attention_kernel != "auto":
-            raise MdnError("--attention-kernel is for --objective denoise: the fill network has no attention")
-        self.config = SKIP_SIZES[options.config]
-
-    def describe(self) -> str:
-        low, high = self.options.input_mask
-        law = "one shared mask" if self.config.mask_channels == 1 else "per-channel masks"
-        ratio = f"{low:.0%}" if low == high else f"{low:.0%}-{high:.0%}"
-        return f"MPI fill network ({self.options.config}), pre-trained on {ratio} {law}"
-
-    def build(self) -> nn.Module:
-        """The network in channels-last layout, which runs its convolutions 1.5-1.9x faster on CPU."""
-        return registry.ARCHITECTURES[self.architecture](self.config.to_dict()).to(memory_format=torch.channels_last)
-
-    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        settings = {"lr": self.options.lr, "betas": (0.9, 0.9), "weight_decay": 0.0}
-        return fused_where_supported(torch.optim.AdamW, parameters, **settings)
-
-    def learning_rate(self, iteration: int) -> float:
-        return scheduled_rate(self.options, iteration)
-
-    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
-        nn.utils.clip_grad_norm_(list(parameters), 0.01)
-
-    def _mask(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        low, high = self.options.input_mask
-        ratio = low + (high - low) * torch.rand(1, generator=generator, device=clean.device)  # no host sync
-        b, c, h, w = clean.shape
-        shape = (b, self.config.mask_channels if self.config.mask_channels == 1 else c, h, w)
-        return (torch.rand(shape, generator=generator, device=clean.device) < ratio).to(clean.dtype)
-
-    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """PSNR loss on the hidden pixels of grey or colour crops (colour crops are averaged for grey nets)."""
-        if self.config.channels == 1:
-            clean = clean.mean(dim=1, keepdim=True)
-        clean = clean.contiguous(memory_format=torch.channels_last)
-        hidden = self._mask(clean, generator)
-        out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
-        mse = ((out - clean) * hidden).pow(2).flatten(1).mean(1)
-        return (10 / math.log(10)) * torch.log(mse + 1e-8).mean()
-
-    def inference(self) -> dict[str, Any]:
-        return {}
-
-    def validation(self, references: list[np.ndarray]) -> list[np.ndarray]:
-        return [_centre_crop(r, 192) for r in references]
-
-    def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:
-        """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image (drawn on the CPU, so that
-        every device scores the same pixels); BatchNorm uses the image's own statistics, as in zero-shot use."""
-        device = next(model.parameters()).device
-        model.train()
-        errors = []
-        with torch.no_grad():
-            for i, image in enumerate(validation):
-                clean = torch.from_numpy(image).permute(2, 0, 1)[None]
-                if self.config.channels == 1:
-                    clean = clean.mean(dim=1, keepdim=True)
-                hidden = self._mask(clean, torch.Generator().manual_seed(i)).to(device)
-                clean = clean.to(device)
-                out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
-                errors.append(float(((out - clean) * hidden).pow(2).sum() / hidden.sum().clamp(min=1)))
-        model.eval()
-        return {"psnr": float(10 * np.log10(1 / max(np.mean(errors), 1e-12)))}
-
-
-OBJECTIVES = {MaskedDenoising.name: MaskedDenoising, MaskedFill.name: MaskedFill}
-"""Objective name -> class, for `mdn train --objective`."""
 
 
 LOSS_EVERY = 25
@@ -441,10 +243,11 @@ class Trainer:
             torch.set_num_threads(options.threads)
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:
-            raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
-        self.objective = OBJECTIVES[options.objective](options)
+            raise MdnError(f"schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
+        self.dtype = training_dtype(options.precision, self.device)
+        self.objective = objective_class(options.objective)(options, self.dtype)
         if options.attention_kernel == "flex" and self.device.type == "cpu":
-            raise MdnError("--attention-kernel flex has no backward pass on the CPU: use it on a GPU")
+            raise MdnError("attention_kernel flex has no backward pass on the CPU: use it on a GPU")
         self.model = self.objective.build().to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
@@ -473,11 +276,11 @@ class Trainer:
         card = registry.find(name, task=self.objective.name)
         if card.architecture != self.objective.architecture:
             wanted = self.objective.architecture
-            raise MdnError(f"--init {name}: a {card.architecture} card cannot start a {wanted} run")
+            raise MdnError(f"init {name}: a {card.architecture} card cannot start a {wanted} run")
         try:
             self.model.load_state_dict(registry.load(card).state_dict())
         except RuntimeError as exc:
-            raise MdnError(f"--init {name}: its network differs from --config {self.options.config}") from exc
+            raise MdnError(f"init {name}: its network differs from config {self.options.config}") from exc
         return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
 
     @property
@@ -493,7 +296,7 @@ class Trainer:
             raise MdnError(f"no usable training images in {', '.join(o.data)}")
         return [torch.from_numpy(image).permute(2, 0, 1).contiguous().to(self.device) for image in pool]
 
-    def _validation_set(self) -> ValidationSet | None:
+    def _validation_set(self) -> Any:
         if not self.options.validation or self.rank:
             return None
         references = load_images(self.options.validation, 64, self._warn)
@@ -541,7 +344,7 @@ class Trainer:
 
     def _history(self) -> list[dict[str, Any]]:
         """The sittings of this run so far: each command and the steps it ran (a resumed run may change options,
-        e.g. extend --iters, so one command line alone may not reproduce it)."""
+        e.g. extend iters, so one command line alone may not reproduce it)."""
         sitting = {"command": self.options.command(), "from": self.sitting_start, "to": self.iteration}
         return [*self.history, sitting] if self.iteration > self.sitting_start else list(self.history)
 
@@ -563,7 +366,7 @@ class Trainer:
         crops, generator = self._generators(self.iteration)
         clean = sample_batch(self.pool, o.batch, o.crop, crops)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.objective.learning_rate(self.iteration)
+            group["lr"] = scheduled_rate(o, self.iteration)
         loss = self.objective.loss(self.parallel, clean, generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -702,12 +505,20 @@ class _Budget:
 
 
 def _device_name(name: str) -> str:
-    """A --device name with `auto` made concrete: a CUDA GPU when there is one, else the CPU."""
+    """A device name with `auto` made concrete: a CUDA GPU when there is one, else the CPU."""
     return name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def training_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute type of training's forward pass: fp32, bf16, or auto (bf16 where the device computes it
+    natively, as inference chooses). fp16 is refused: training has no loss scaling."""
+    if precision == "fp16":
+        raise MdnError("precision fp16 cannot train (no loss scaling): use bf16 or fp32")
+    return pick_dtype(precision, device)
+
+
 def _device(name: str, rank: int) -> torch.device:
-    """The training device for a --device name (see `_device_name`); a CUDA run without an index takes the GPU of
+    """The training device for a device name (see `_device_name`); a CUDA run without an index takes the GPU of
     its local rank."""
     device = pick_device(_device_name(name))
     if device.type == "cuda" and device.index is None:
@@ -748,3 +559,76 @@ def init_distributed(device: str = "auto") -> bool:
         return dist.is_initialized()
     dist.init_process_group("nccl" if _device_name(device).startswith("cuda") else "gloo")
     return True
+
+
+class NameTaken(MdnError):
+    """A fresh run's name is in use: a checkpoint in its working folder or a card of that name."""
+
+    def __init__(self, name: str, paths: list[Path]) -> None:
+        self.name, self.paths = name, paths
+        listed = ", ".join(map(str, paths))
+        super().__init__(f"name {name} is taken ({listed}): resume that run, overwrite it or choose another name")
+
+
+class NothingTrained(MdnError):
+    """A sitting ended before its first step (its time budget ran out while it started)."""
+
+
+class Sitting:
+    """One command's stretch of a run: where it works and writes its card, a fresh run's claim on its name (or
+    the checkpoint it resumes), its time budget, and how to go on afterwards."""
+
+    def __init__(
+        self,
+        options: TrainOptions,
+        workdir: Path | None = None,
+        cards: Path | None = None,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        time_budget: str | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        """`workdir` defaults to runs/NAME beside the user's models, `cards` to the user's models; `time_budget`
+        (a duration, see `parse_duration`) counts from now. A fresh run refuses a taken name (NameTaken) unless
+        `overwrite`, which removes the old run's checkpoint, log and card."""
+        self.started = time.monotonic()
+        self.deadline = self.started + parse_duration(time_budget) if time_budget else None
+        init_distributed(options.device)
+        self.workdir = workdir or registry.user_dir().parent / "runs" / options.name
+        self.cards = cards
+        self.card_folder = cards or registry.user_dir()
+        if not resume:
+            self._claim_name(options.name, overwrite)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.trainer = Trainer(options, self.workdir, log)
+        if resume:
+            self.trainer.resume()
+
+    def _claim_name(self, name: str, overwrite: bool) -> None:
+        taken = [p for p in (self.workdir / "checkpoint.pt", self.card_folder / f"{name}.json") if p.exists()]
+        if taken and not overwrite:
+            raise NameTaken(name, taken)
+        for path in (*taken, self.workdir / "log.jsonl", self.card_folder / f"{name}.pt"):
+            path.unlink(missing_ok=True)
+
+    def run(self, until: int | None = None) -> Iterator[Progress]:
+        """`Trainer.run` to `until` within the time budget; NothingTrained when not one step fitted."""
+        yield from self.trainer.run(until, self.deadline)
+        if self.trainer.iteration == 0:
+            spent = time.monotonic() - self.started
+            raise NothingTrained(f"the time budget ran out before the first step ({spent:.0f} s to start)")
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has made all its iterations."""
+        return self.trainer.iteration >= self.trainer.options.iters
+
+    def write_card(self) -> registry.ModelCard | None:
+        """The model card of the weights so far, written by rank 0 (None on the other ranks)."""
+        return None if self.trainer.rank else self.trainer.write_card(self.card_folder)
+
+    def resume_command(self) -> str:
+        """The `mdn train` command that continues the run from its checkpoint."""
+        output = f" --output {self.cards}" if self.cards else ""
+        return f"{self.trainer.options.command()} --workdir {self.workdir}{output} --resume"

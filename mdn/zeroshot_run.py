@@ -17,6 +17,8 @@ from mdn.errors import MdnError
 
 METHODS = ("mpi", "zs-n2n")
 DEFAULT_PRESET = "microscopy"
+PRECISION = "auto"
+"""The default precision of zero-shot fine-tuning: bf16 where the hardware computes it natively."""
 TILE, OVERLAP = 512, 32
 """MPI fine-tunes images larger than TILE pixels a side in tiles sharing OVERLAP pixels."""
 

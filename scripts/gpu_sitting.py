@@ -58,7 +58,9 @@ class Run:
     iters: int = 200_000
 
 
-MASKED_RECIPE = ("--lr", "1e-3", "--warmup", "1000", "--bf16", "--validate-every", "2000", "--checkpoint-every", "1000")
+MASKED_RECIPE = (
+    "--lr", "1e-3", "--warmup", "1000", "--precision", "bf16", "--validate-every", "2000", "--checkpoint-every", "1000"
+)  # fmt: skip
 """The paper's network, data pipeline and 200K-step schedule (halved at 50 and 75 %), with the peak rate and
 warm-up that learned fastest in the first GPU measurements of the small masked net (lr 1e-3 after 500 warm-up
 steps: 21.6 dB at 2,800 steps, against 21.4 at 5,700 for lr 2e-4)."""
@@ -123,7 +125,7 @@ def train_args(run: Run, s: Settings, workdir: Path, cards: Path) -> list[str]:
     args = [
         "train", "--data", str(s.pack / "train"), "--val", str(s.pack / "val"), "--name", run.name,
         "--iters", str(run.iters), "--batch", str(s.batch or run.batch), "--crop", str(s.crop or run.crop),
-        "--device", s.device, "--workdir", str(workdir), "--out", str(cards), "--quiet", *flags,
+        "--device", s.device, "--workdir", str(workdir), "--output", str(cards), "--quiet", *flags,
     ]  # fmt: skip
     if not fill:
         args += ["--attention-kernel", s.kernel] + (["--compile"] if s.compile else [])
@@ -169,7 +171,7 @@ def check(s: Settings, deadline: float) -> bool:
     log("CUDA tests")
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-k", "cuda", *tests], cwd=ROOT, timeout=150)
     rows: list[dict] = []
-    speed = ["bench", "--train-speed", "--device", s.device, "--precision", "bf16", "--train-batch", str(s.batch or 64)]
+    speed = ["bench", "--train-speed", "--device", s.device, "--precision", "bf16", "--batch", str(s.batch or 64)]
     speed += ["--crop", str(s.crop or 64), "--attention-kernel", s.speed_kernels, "--runs", "3"]
     measurements = [(s.speed_configs, False)] + [(c, True) for c in s.speed_configs.split(",")[::-1] if s.compile]
     for index, (configs, compiled) in enumerate(measurements):
@@ -261,7 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("prepare", "check", "train", "collect", "finish"))
     parser.add_argument("source", nargs="?", type=Path, help="collect: the folder a slot's files came back to")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "sitting-out")))
+    parser.add_argument("--output", "-o", dest="out", type=Path, default=Path(os.environ.get("OUT", "sitting-out")))
     parser.add_argument("--pack", type=Path, default=PACK)
     parser.add_argument("--carried", type=Path, default=RUNS, help="the runs that travel between slots")
     runs_help = "comma-separated: " + ", ".join(RUNS_BY_NAME)

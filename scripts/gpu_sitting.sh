@@ -11,4 +11,4 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$OUT/sitting.log"
-python3 scripts/gpu_sitting.py "$@" --out "$OUT" 2>&1 | tee -a "$OUT/sitting.log"
+python3 scripts/gpu_sitting.py "$@" --output "$OUT" 2>&1 | tee -a "$OUT/sitting.log"

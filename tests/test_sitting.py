@@ -69,7 +69,7 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
     for slot, step, budget in (("slot1", first, "60s"), ("slot2", ["train"], "35s")):
         out = tmp_path / slot
         _script(
-            ROOT / "scripts" / "gpu_sitting.py", *step, "--out", out, "--budget", budget, "--margin", "0s", *settings
+            ROOT / "scripts" / "gpu_sitting.py", *step, "--output", out, "--budget", budget, "--margin", "0s", *settings
         )
         for run in ("paper-masked", "fill-mpi"):
             returned = sorted(p.relative_to(out).as_posix() for p in (out / run).iterdir())

@@ -20,7 +20,7 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import noise, registry, train
+from mdn import noise, objectives, registry, train
 from mdn.cli import app
 from mdn.errors import MdnError
 
@@ -79,7 +79,7 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
     assert [json.loads(line)["iteration"] for line in log] == [0, 2, 4]
     assert '"psnr"' in log[-1] and '"offset"' in log[-1]
     record = json.loads(log[-1])
-    unseen = [record[f"{name}_psnr"] for name, _ in train.UNSEEN_NOISES]
+    unseen = [record[f"{name}_psnr"] for name, _ in objectives.UNSEEN_NOISES]
     assert record["unseen_psnr"] == pytest.approx(sum(unseen) / len(unseen))
 
 
@@ -171,7 +171,7 @@ def test_init_starts_from_a_card_and_records_it(photos: Path, tmp_path: Path) ->
 def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["train", "--data", str(photos), "--name", "smoke", "--config", "tiny", "--iters", "2", "--batch", "2",
-            "--crop", "32", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "cards")]  # fmt: skip
+            "--crop", "32", "--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "cards")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "broken.png" in result.output and "smaller than the 32px crop" in result.output
@@ -196,7 +196,7 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
 def test_torchrun_two_cpu_processes(photos: Path, tmp_path: Path) -> None:
     command = ["torchrun", "--nproc-per-node", "2", "--master-port", "29533", "-m", "mdn", "train",
                "--data", str(photos), "--name", "ddp", "--config", "tiny", "--iters", "2", "--batch", "1",
-               "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"), "--out", str(tmp_path / "cards"),
+               "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "cards"),
                "--device", "cpu", "--quiet"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
@@ -253,7 +253,7 @@ def test_fill_pretraining_scores_the_same_hidden_pixels_every_time(photos: Path,
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("kernel", ["sdpa", "flex"])
 def test_cuda_training_validates_resumes_and_writes_a_card(photos: Path, tmp_path: Path, kernel: str) -> None:
-    options = _options(photos, device="cuda", attention_kernel=kernel, bf16=True)
+    options = _options(photos, device="cuda", attention_kernel=kernel, precision="bf16")
     straight, resumed, reports = _straight_and_resumed(options, tmp_path)
     assert straight.device.type == "cuda" and math.isfinite(reports[-1].validation["psnr"])
     for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
@@ -311,7 +311,7 @@ def test_durations(text: str, seconds: float) -> None:
 def _train_args(photos: Path, tmp_path: Path, *more: str) -> list[str]:
     return ["train", "--data", str(photos), "--name", "budget", "--config", "tiny", "--batch", "2", "--crop", "32",
             "--iters", "100000", "--device", "cpu", "--workdir", str(tmp_path / "run"),
-            "--out", str(tmp_path / "cards"), "--quiet", *more]  # fmt: skip
+            "--output", str(tmp_path / "cards"), "--quiet", *more]  # fmt: skip
 
 
 def test_cli_time_budget_writes_a_usable_card_and_says_how_to_go_on(photos: Path, tmp_path: Path) -> None:

@@ -1,0 +1,119 @@
+"""What the CLI shows of bench, training, noise types and model cards: rich tables and progress bars, and the
+bench's rows written as CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.progress import Progress, TaskID, TextColumn
+from rich.table import Table
+
+from mdn import bench, noise, registry, train
+from mdn.report import console, out
+
+
+def print_quality(scores: list[bench.Score], names: list[str]) -> None:
+    """Mean PSNR / SSIM per (noise, level) and model, the best PSNR of each row in bold."""
+    table = Table("noise", "level", *names, title="PSNR (dB) / SSIM, mean over images", title_justify="left")
+    for (kind, level), cells in bench.summarise(scores).items():
+        best = max(cells[m][0] for m in names)
+        values = [
+            f"[bold green]{cells[m][0]:.2f}[/] / {cells[m][1]:.3f}" if cells[m][0] == best else
+            f"{cells[m][0]:.2f} / {cells[m][1]:.3f}"
+            for m in names
+        ]  # fmt: skip
+        table.add_row(kind, f"{level:g}", *values)
+    out.print(table)
+
+
+def print_train_speed(rows: list[bench.TrainSpeed]) -> None:
+    table = Table(
+        "config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "kernel", "threads"
+    )
+    for r in rows:
+        table.add_row(
+            r.config, "on" if r.masked else "off", f"{r.batch} x {r.crop}²", f"{r.it_per_s:.2f}",
+            f"{r.spread[0]:.2f}-{r.spread[1]:.2f}", f"{r.crops_per_s:.1f}", r.device, r.precision,
+            r.kernel + (", compiled" if r.compiled else ""), str(r.threads),
+        )  # fmt: skip
+    out.print(table)
+
+
+def print_speed(speeds: bench.SpeedTable) -> None:
+    reference = speeds.reference
+    columns = ["model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel"]
+    table = Table(*columns, "tile", *([f"vs {reference}"] if reference else []))
+    for r, ratio in zip(speeds.rows, speeds.ratios, strict=True):
+        table.add_row(
+            r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
+            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel,
+            f"{r.tile} x{r.batch}, {r.threads} thr" if r.tile else "-",
+            *([f"{ratio:.2f}x" if ratio is not None else "-"] if reference else []),
+        )  # fmt: skip
+    out.print(table)
+
+
+def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) -> None:
+    """Write the rows as a JSON list and as CSV, where asked."""
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    if csv_path is not None and rows:
+        with csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def print_noise_types() -> None:
+    table = Table("type", "level parameter", "default", "paper's levels")
+    for name, kind in noise.NOISE_TYPES.items():
+        levels = ", ".join(f"{v:g}" for v in kind.levels)
+        table.add_row(name, kind.parameter, f"{kind.default_level:g}", levels)
+    out.print(table)
+
+
+def print_models(cards: list[registry.ModelCard]) -> None:
+    table = Table("name", "task", "parameters", "what it is", "iterations", "default")
+    for card in cards:
+        table.add_row(
+            card.name, card.task, f"{card.parameters:,}", card.description, f"{card.training.get('iterations', 0):,}",
+            "*" if card.default else "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@contextmanager
+def stage_bars(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (stage, done, total) drawing one bar per stage, each added as its stage starts."""
+    tasks: dict[str, TaskID] = {}
+    with Progress(*Progress.get_default_columns(), console=console, disable=quiet) as progress:
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def train_progress(sitting: train.Sitting, until: int | None, quiet: bool) -> None:
+    """Run the sitting to `until` under a bar with the loss, the speed and the latest validation."""
+    trainer = sitting.trainer
+    columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
+        status = ""
+        for report in sitting.run(until):
+            if report.validation:
+                v = report.validation
+                status = f"val {v['psnr']:.2f} dB" + (
+                    f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
+                )
+            rate = report.iteration / max(report.seconds, 1e-9)
+            loss = "" if math.isnan(report.loss) else f"loss {report.loss:.4f} "
+            progress.update(task, completed=report.iteration, status=f"{loss}{rate:.2f} it/s {status}")

@@ -1,0 +1,293 @@
+"""What a training run learns, behind one protocol: masked denoising (the masked-training paper) and MPI's fill
+pre-training, each with its network, optimiser, loss, inference settings and validation.
+
+`mdn.train.Trainer` owns everything else of a run (data, schedule, EMA, checkpoints, devices, distribution) and
+talks to its objective only through `Objective`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+from mdn import metrics, noise, registry
+from mdn.engine import Engine, EngineOptions
+from mdn.errors import MdnError
+from mdn.nets import swinir
+from mdn.nets.skip import SIZES as SKIP_SIZES
+from mdn.nets.swinir import SIZES, SwinIRConfig
+
+if TYPE_CHECKING:
+    from mdn.train import TrainOptions
+
+Validation = TypeVar("Validation")
+
+
+class Objective(Protocol[Validation]):
+    """What a run learns: made from the run's `TrainOptions` and the compute type of its forward pass."""
+
+    name: str
+    """The task of the cards it makes (`denoise`, `fill`)."""
+    architecture: str
+    """The registry architecture of its network."""
+    score_name: str
+    """The key of its validation scores in the card."""
+    defaults: ClassVar[dict[str, Any]]
+    """`TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask)."""
+
+    def describe(self) -> str:
+        """One line for the card: the network and what it was trained on."""
+        ...
+
+    def build(self) -> nn.Module:
+        """A fresh network, on the CPU."""
+        ...
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimiser over `parameters` at the peak learning rate (the trainer schedules it)."""
+        ...
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        """Clip the gradients of `parameters` before the optimiser steps, if the recipe says so."""
+        ...
+
+    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The loss of one batch of clean crops (B, C, H, W); every random draw comes from `generator`."""
+        ...
+
+    def inference(self) -> dict[str, Any]:
+        """The card's inference settings (`EngineOptions` fields), how its network is meant to run."""
+        ...
+
+    def validation(self, references: list[np.ndarray]) -> Validation:
+        """The fixed validation data made from clean (H, W, 3) references."""
+        ...
+
+    def score(self, validation: Validation, model: nn.Module) -> dict[str, float]:
+        """Scores of `model` on `validation` (`psnr` among them), the same on every call."""
+        ...
+
+
+def fused_where_supported(
+    kind: type[torch.optim.Optimizer], parameters: Iterator[nn.Parameter], **settings: Any
+) -> torch.optim.Optimizer:
+    """An Adam-family optimiser with torch's fused kernel where torch has one for the parameters' device (CPU,
+    CUDA, MPS, ...: one kernel per step instead of a dozen small operators per tensor), else torch's own default
+    (foreach kernels on GPUs)."""
+    parameters = list(parameters)
+    fused = all(p.device.type in _get_fused_kernels_supported_devices() for p in parameters)
+    return kind(parameters, fused=fused or None, **settings)
+
+
+UNSEEN_NOISES: tuple[tuple[str, float], ...] = (
+    ("speckle", 0.024),
+    ("poisson", 2.5),
+    ("correlated", 50.0),
+    ("mixture", 3.0),
+)
+"""Noises a Gaussian-trained denoiser never saw, at mid-range paper levels: validation tracks their mean PSNR."""
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Held-back clean crops with fixed-seed noise: Gaussian at the training level, then each unseen noise."""
+
+    clean: list[np.ndarray]
+    noisy: dict[str, list[np.ndarray]]
+
+    @classmethod
+    def make(cls, pool: list[np.ndarray], level: float, size: int = 192) -> ValidationSet:
+        clean = [_centre_crop(p, size) for p in pool]
+        noises = [("gaussian", level), *UNSEEN_NOISES]
+        noisy = {
+            name: [noise.make_noise(name, lv)(c, np.random.default_rng(i)) for i, c in enumerate(clean)]
+            for name, lv in noises
+        }
+        return cls(clean, noisy)
+
+    def score(self, model: nn.Module, options: EngineOptions) -> dict[str, float]:
+        """PSNR (dB) of the model and of the input on Gaussian noise, the mean brightness offset (out - clean, in
+        8-bit levels) there, and the same PSNRs per unseen noise with their mean (`unseen_psnr`); the model runs
+        through the inference engine with the card's own settings, as `mdn denoise` will run it."""
+        engine = Engine(model, options)
+        result: dict[str, float] = {}
+        for name, inputs in self.noisy.items():
+            psnrs, offsets = [], []
+            for clean, noisy in zip(self.clean, inputs, strict=True):
+                out = engine(noisy[None])[0]
+                psnrs.append(metrics.psnr(out, clean))
+                offsets.append(float((out.mean() - clean.mean()) * 255))
+            noisy_psnr = float(np.mean([metrics.psnr(n, c) for n, c in zip(inputs, self.clean, strict=True)]))
+            if name == "gaussian":
+                result.update(psnr=float(np.mean(psnrs)), noisy_psnr=noisy_psnr, offset=float(np.mean(offsets)))
+            else:
+                result.update({f"{name}_psnr": float(np.mean(psnrs)), f"{name}_noisy_psnr": noisy_psnr})
+        unseen = [result[f"{name}_psnr"] for name, _ in UNSEEN_NOISES]
+        result["unseen_psnr"] = float(np.mean(unseen))
+        return result
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = min(size, h, w) // 8 * 8
+    y, x = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[y : y + size, x : x + size])
+
+
+class MaskedDenoising:
+    """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop; the
+    network's forward pass autocasts to `dtype` (float32: none)."""
+
+    name = "denoise"
+    architecture = "masked-swinir"
+    score_name = "validation_gaussian"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
+        if options.config not in SIZES:
+            raise MdnError(f"objective denoise needs config one of {', '.join(SIZES)}, got {options.config!r}")
+        self.options, self.dtype = options, dtype
+        self.noise = noise.make_noise(options.noise, options.level)
+
+    def describe(self) -> str:
+        o = self.options
+        kind = "Masked" if o.mask else "Plain (no-mask baseline)"
+        return f"{kind} SwinIR, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
+
+    def build(self) -> nn.Module:
+        o = self.options
+        config = SIZES[o.config]
+        config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
+        return registry.ARCHITECTURES[self.architecture](config.to_dict()).use_attention(o.attention_kernel)
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        """No gradient clipping in the paper's recipe."""
+
+    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
+        and masks are drawn on the crops' device from `generator`."""
+        o = self.options
+        noisy = self.noise.on_device(clean, generator)
+        if o.mask:
+            noisy = swinir.input_mask(noisy, o.input_mask, generator)
+        with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            out = model(noisy, generator=generator, attention_mask=o.mask)
+        return F.l1_loss(out.float(), clean)
+
+    def inference(self) -> dict[str, Any]:
+        """How the card runs: a masked net sees its inputs masked as in training (the mean ratio), and 8 such
+        passes are averaged. Unmasked inputs leave it far from its training conditions: on the bench this
+        lifted the unseen-noise mean of the 6000-iteration small card from 21.6 to 25.0 dB."""
+        low, high = self.options.input_mask
+        return {"input_mask": round((low + high) / 2, 4), "passes": 8} if self.options.mask else {}
+
+    def validation(self, references: list[np.ndarray]) -> ValidationSet:
+        return ValidationSet.make(references, self.options.level)
+
+    def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
+        device = str(next(model.parameters()).device)
+        options = EngineOptions(device=device, attention_mask=self.options.mask, **self.inference())
+        return validation.score(model, options)
+
+
+class MaskedFill:
+    """MPI's masked pre-training: hide random pixels of clean crops, predict them from the rest and the mask.
+
+    Loss: PSNR loss (10/ln 10 * log MSE) on the hidden pixels, per image; AdamW (0.9, 0.9), cosine decay (to
+    1e-5 from the default 2e-3), gradient norm clipped to 0.01. The mask law follows the network: one mask
+    shared by all channels when it takes one mask channel ("real", microscopy), else independent per channel
+    ("syn"); the ratio is drawn per step from `input_mask` (30 % for syn, 80-95 % for real in MPI). It trains in
+    float32 whatever the run's precision.
+    """
+
+    name = "fill"
+    architecture = "skip"
+    score_name = "validation_hidden_pixels"
+    defaults: ClassVar[dict[str, Any]] = {
+        "config": "syn",
+        "crop": 128,
+        "lr": 2e-3,
+        "schedule": "cosine",
+        "input_mask": (0.3, 0.3),
+    }
+
+    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
+        self.options = options
+        if options.config not in SKIP_SIZES:
+            raise MdnError(f"objective fill needs config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
+        if options.attention_kernel != "auto":
+            raise MdnError("attention_kernel is for objective denoise: the fill network has no attention")
+        self.config = SKIP_SIZES[options.config]
+
+    def describe(self) -> str:
+        low, high = self.options.input_mask
+        law = "one shared mask" if self.config.mask_channels == 1 else "per-channel masks"
+        ratio = f"{low:.0%}" if low == high else f"{low:.0%}-{high:.0%}"
+        return f"MPI fill network ({self.options.config}), pre-trained on {ratio} {law}"
+
+    def build(self) -> nn.Module:
+        """The network in channels-last layout, which runs its convolutions 1.5-1.9x faster on CPU."""
+        return registry.ARCHITECTURES[self.architecture](self.config.to_dict()).to(memory_format=torch.channels_last)
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        settings = {"lr": self.options.lr, "betas": (0.9, 0.9), "weight_decay": 0.0}
+        return fused_where_supported(torch.optim.AdamW, parameters, **settings)
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        nn.utils.clip_grad_norm_(list(parameters), 0.01)
+
+    def _mask(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        low, high = self.options.input_mask
+        ratio = low + (high - low) * torch.rand(1, generator=generator, device=clean.device)  # no host sync
+        b, c, h, w = clean.shape
+        shape = (b, self.config.mask_channels if self.config.mask_channels == 1 else c, h, w)
+        return (torch.rand(shape, generator=generator, device=clean.device) < ratio).to(clean.dtype)
+
+    def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """PSNR loss on the hidden pixels of grey or colour crops (colour crops are averaged for grey nets)."""
+        if self.config.channels == 1:
+            clean = clean.mean(dim=1, keepdim=True)
+        clean = clean.contiguous(memory_format=torch.channels_last)
+        hidden = self._mask(clean, generator)
+        out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
+        mse = ((out - clean) * hidden).pow(2).flatten(1).mean(1)
+        return (10 / math.log(10)) * torch.log(mse + 1e-8).mean()
+
+    def inference(self) -> dict[str, Any]:
+        return {}
+
+    def validation(self, references: list[np.ndarray]) -> list[np.ndarray]:
+        return [_centre_crop(r, 192) for r in references]
+
+    def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:
+        """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image (drawn on the CPU, so that
+        every device scores the same pixels); BatchNorm uses the image's own statistics, as in zero-shot use."""
+        device = next(model.parameters()).device
+        model.train()
+        errors = []
+        with torch.no_grad():
+            for i, image in enumerate(validation):
+                clean = torch.from_numpy(image).permute(2, 0, 1)[None]
+                if self.config.channels == 1:
+                    clean = clean.mean(dim=1, keepdim=True)
+                hidden = self._mask(clean, torch.Generator().manual_seed(i)).to(device)
+                clean = clean.to(device)
+                out = model(clean * (1 - hidden), hidden.expand(-1, self.config.mask_channels, -1, -1))
+                errors.append(float(((out - clean) * hidden).pow(2).sum() / hidden.sum().clamp(min=1)))
+        model.eval()
+        return {"psnr": float(10 * np.log10(1 / max(np.mean(errors), 1e-12)))}
+
+
+OBJECTIVES: dict[str, type[Objective[Any]]] = {MaskedDenoising.name: MaskedDenoising, MaskedFill.name: MaskedFill}
+"""Objective name -> class, for `TrainOptions.objective`."""

@@ -1,0 +1,161 @@
+"""Per-file commands (denoise, noise, zeroshot): the file options they share, and their run over the inputs with
+progress bars, Ctrl-C, the summary, the JSON report and the exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from mdn import batch, images
+from mdn.errors import MdnError
+from mdn.report import BatchProgress, console, print_summary
+
+EXIT_FAILED = 1
+"""Some inputs of a batch failed, or the work itself did."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+
+FileWork = Callable[[np.ndarray, batch.FileContext, BatchProgress], np.ndarray]
+"""A command's work on one file's pixels: `batch.Work` with the bars it reports its steps to."""
+
+Inputs = Annotated[
+    list[str] | None, typer.Argument(help="Image files, directories or glob patterns.", show_default=False)
+]
+Output = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output file (one input) or directory (many inputs).")
+]
+Suffix = Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Search directories recursively.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files, inputs included.")]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output exists alone.")]
+Layer = Annotated[str | None, typer.Option("--layer", help="EXR layer or part to process (default: beauty).")]
+Dtype = Annotated[
+    str | None,
+    typer.Option("--dtype", help="Sample type of the output: uint8, uint16, float16, float32 (default: input's)."),
+]
+JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
+
+
+def _file_options(
+    inputs: Inputs = None,
+    output: Output = None,
+    suffix: Suffix = "",
+    recursive: Recursive = False,
+    overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
+    layer: Layer = None,
+    dtype: Dtype = None,
+    json_report: JsonReport = None,
+    quiet: Quiet = False,
+) -> None:
+    """The options every per-file command takes, as typer reads them from a signature."""
+
+
+def command(suffix: str) -> Callable[[Callable[..., FileWork | None]], Callable[..., None]]:
+    """A per-file command made of a function of the command's own options that returns its work on each file (None:
+    nothing to run): the inputs, -o and the other file options (`suffix` the default output suffix) join its
+    signature around its own options, and the files are run; a status other than 0 exits with it."""
+
+    def make(own: Callable[..., FileWork | None]) -> Callable[..., None]:
+        files = inspect.signature(_file_options, eval_str=True).parameters
+        first, rest = [files["inputs"], files["output"]], [p for n, p in files.items() if n not in ("inputs", "output")]
+        rest = [p.replace(default=suffix) if p.name == "suffix" else p for p in rest]
+
+        @functools.wraps(own)
+        def run_command(**options: Any) -> None:
+            given = {name: options.pop(name) for name in files}
+            work = own(**options)
+            status = 0 if work is None else run(work=work, **given)
+            if status:
+                raise typer.Exit(status)
+
+        signature = inspect.signature(own, eval_str=True)
+        run_command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*first, *signature.parameters.values(), *rest], return_annotation=None
+        )
+        return run_command
+
+    return make
+
+
+def run(
+    inputs: list[str] | None,
+    output: Path | None,
+    suffix: str,
+    work: FileWork,
+    *,
+    recursive: bool,
+    overwrite: bool,
+    skip_existing: bool,
+    layer: str | None,
+    dtype: str | None,
+    json_report: Path | None,
+    quiet: bool,
+) -> int:
+    """Run `work` on every input (files, folders, globs) and report it; returns the exit status: 0, EXIT_FAILED or
+    EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs or an unusable output."""
+    if not inputs:
+        raise MdnError("no inputs given (see --help)")
+    found = batch.expand_inputs(inputs, recursive, skip_suffix=suffix if output is None else "")
+    jobs = batch.plan(found, output, suffix)
+    planned: int | None = None
+    try:
+        with _interrupts() as stop:
+            with BatchProgress(len(jobs), quiet=quiet) as progress:
+                try:
+                    results = batch.run(
+                        jobs, functools.partial(work, progress=progress), overwrite=overwrite,
+                        skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
+                        on_result=progress.result, stop=stop,
+                    )  # fmt: skip
+                except batch.Interrupted as interrupted:
+                    results, planned = interrupted.results, interrupted.planned
+            stop.set()  # from here on a Ctrl-C stops at once
+            print_summary(results, quiet=quiet, planned=len(jobs))
+            failed = any(r.status == "failed" for r in results)
+            if json_report is not None:
+                try:
+                    batch.write_report(results, json_report, planned)
+                except MdnError as exc:
+                    console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+                    failed = True
+    except KeyboardInterrupt:  # before the batch started
+        console.print("[yellow]interrupted[/] before any file")
+        return EXIT_INTERRUPTED
+    if planned is not None:
+        console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else 0
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C while inside: the first sets the event and raises KeyboardInterrupt (the event keeps it where a
+    finaliser swallows the exception); once the event is set, a Ctrl-C removes the temporary files of writes in
+    flight and exits at once with 130."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            images.remove_partial_writes()
+            os.write(2, b"\ninterrupted again: stopped at once\n")
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
