@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from mdn import bench, metrics, zeroshot
 from mdn.cli import app
 from mdn.engine import EngineOptions
+from mdn.errors import MdnError
 
 runner = CliRunner()
 
@@ -144,3 +145,18 @@ def test_speed_ratios_compare_rows_of_the_same_size() -> None:
 
     rows = [row("a", "64x64", 1.0), row("oidn", "64x64", 4.0), row("a", "128x128", 2.0)]
     assert bench.speed_ratios(rows, "oidn") == [0.25, 1.0, None]
+
+
+def test_a_study_adds_zero_shot_methods_and_their_grid() -> None:
+    quick = bench.Study.make(["noisy"], ["fast", "zs-n2n"], quick=True)
+    assert quick.models == ["noisy", "mpi-fast", "zs-n2n"] and len(quick.references) == 1
+    assert quick.grid == [("gaussian", 15.0), ("poisson", 2.0)]
+    assert all(r.shape[:2] == (96, 96) for r in quick.references.values())
+    assert bench.Study.make(["noisy"], ["fast"]).grid == bench.parse_grid(bench.ZEROSHOT_GRID)
+    assert bench.Study.make(["noisy"]).grid == bench.default_grid()
+
+
+def test_speed_sizes_are_squares_or_width_by_height() -> None:
+    assert bench.parse_sizes("1024, 6000x4000") == [(1024, 1024), (4000, 6000)]
+    with pytest.raises(MdnError, match="not a size: 'big'"):
+        bench.parse_sizes("64,big")

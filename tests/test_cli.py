@@ -233,3 +233,32 @@ def test_a_plain_rgb_render_is_its_beauty_layer(tmp_path: Path) -> None:
     out = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
     assert not np.array_equal(out["R"].pixels, channels["R"])
     np.testing.assert_array_equal(out["albedo.R"].pixels, channels["albedo.R"])
+
+
+def test_former_option_names_become_todays_with_one_warning_each(capsys: pytest.CaptureFixture[str]) -> None:
+    from mdn.former_options import current
+
+    args = ["--data", "d", "--bf16", "--out=cards", "--input-mask", "0.7,0.8", "--attention-mask", "0.5", "--", "--out"]
+    assert list(current("train", args)) == [
+        "--data", "d", "--precision", "bf16", "--output=cards", "--input-mask-range", "0.7,0.8",
+        "--attention-mask-ratio", "0.5", "--", "--out",
+    ]  # fmt: skip
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings[0] == "warning: --bf16 is now --precision bf16" and len(warnings) == 4
+    assert list(current("denoise", ["--batch", "2", "--input-mask", "0.5"])) == [
+        "--tile-batch",
+        "2",
+        "--input-mask",
+        "0.5",
+    ]
+    assert list(current("noise", ["--out", "x"])) == ["--out", "x"]
+
+
+def test_research_options_come_after_the_everyday_ones_in_their_own_panel() -> None:
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    panels = {p.opts[0]: getattr(p, "rich_help_panel", None) for p in commands["denoise"].params}
+    assert panels["--attention-mask"] == "Research" and panels["--passes"] is None
+    research = {p.opts[0] for p in commands["train"].params if getattr(p, "rich_help_panel", None) == "Research"}
+    assert {"--compile", "--attention-kernel", "--attention-mask-ratio", "--input-mask-range"} <= research

@@ -10,7 +10,7 @@ import pytest
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import bench, metrics, registry
+from mdn import bench, metrics, registry, train
 from mdn.cli import app
 from mdn.engine import Engine, EngineOptions
 
@@ -31,6 +31,15 @@ def test_card_loads_and_records_how_it_was_made(path) -> None:
     assert card.training["command"].startswith("mdn train")
     assert card.weights_path.stat().st_size < 5 << 20
     assert json.loads(path.read_text())["sha256"] == registry.sha256(card.weights_path)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_recorded_recipe_loads_and_gives_the_recorded_command(path) -> None:
+    """Recipes from before `precision` recorded `bf16`; they load as the precision it meant."""
+    training = registry.ModelCard.from_file(path).training
+    options = train.TrainOptions.from_recipe(training["recipe"])
+    assert options.precision == ("bf16" if training["recipe"].get("bf16") else "fp32")
+    assert options.command() == training["command"].replace("--bf16", "--precision bf16")
 
 
 def test_there_is_one_default_denoiser() -> None:

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from mdn import noise, objectives, registry, train
 from mdn.cli import app
+from mdn.engine import pick_dtype
 from mdn.errors import MdnError
 
 
@@ -196,8 +197,8 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
 def test_torchrun_two_cpu_processes(photos: Path, tmp_path: Path) -> None:
     command = ["torchrun", "--nproc-per-node", "2", "--master-port", "29533", "-m", "mdn", "train",
                "--data", str(photos), "--name", "ddp", "--config", "tiny", "--iters", "2", "--batch", "1",
-               "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "cards"),
-               "--device", "cpu", "--quiet"]  # fmt: skip
+               "--crop", "32", "--threads", "1", "--workdir", str(tmp_path / "run"),
+               "--output", str(tmp_path / "cards"), "--device", "cpu", "--quiet"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -371,3 +372,46 @@ def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> N
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert last["iteration"] == 4
     assert card.scores[trainer.objective.score_name]["psnr"] == pytest.approx(last["psnr"])
+
+
+def test_precision_autocasts_the_forward_pass_and_refuses_fp16(photos: Path, tmp_path: Path) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        trainer = train.Trainer(_options(photos, precision=precision, validation=[]), tmp_path, log=lambda _: None)
+        losses[precision] = float(trainer.step())
+    assert trainer.dtype == torch.bfloat16 and losses["bf16"] != losses["fp32"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+    auto = train.Trainer(_options(photos, precision="auto", validation=[]), tmp_path, log=lambda _: None)
+    assert auto.dtype == pick_dtype("auto", torch.device("cpu"))
+    with pytest.raises(MdnError, match="fp16 cannot train"):
+        train.Trainer(_options(photos, precision="fp16"), tmp_path, log=lambda _: None)
+
+
+def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    for more, message in (
+        (["--objective", "sharpen"], "unknown objective 'sharpen'"),
+        (["--input-mask-range", "0.9,0.5"], "0 <= LOW <= HIGH < 1"),
+        (["--input-mask-range", "most"], "expected LOW,HIGH fractions"),
+        (["--precision", "fp16"], "fp16 cannot train"),
+    ):
+        result = runner.invoke(app, _train_args(photos, tmp_path, *more))
+        assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, more
+
+
+def test_cli_fails_when_the_budget_ends_before_the_first_step(photos: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--time-budget", "0s"))
+    assert result.exit_code == 1 and "the time budget ran out before the first step" in result.output
+    assert not (tmp_path / "cards" / "budget.json").exists()
+
+
+def test_cli_takes_the_former_option_names(photos: Path, tmp_path: Path) -> None:
+    args = [
+        *_train_args(photos, tmp_path, "--iters", "1", "--bf16", "--input-mask", "0.6,0.7", "--attention-mask", "0.5")
+    ]
+    args[args.index("--output")] = "--out"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: --out is now --output" in result.output
+    recipe = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").training["recipe"]
+    assert (recipe["precision"], recipe["input_mask"], recipe["attention_mask"]) == ("bf16", [0.6, 0.7], 0.5)
