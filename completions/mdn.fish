@@ -99,7 +99,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l no-mask -d 'Train the 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l input-mask-range -r -d 'Input mask ratio range LOW,HIGH (0.75,0.85; fill: 0.3,0.3)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-mask-ratio -r -d 'Attention mask ratio'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.compile the network (fixed shapes): for GPUs; slower on CPU'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (flexattention, compiled on gpus)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
@@ -122,7 +122,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l markdown -r -F -d 'Wri
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-speed -d 'Measure training it/s per --configs, masked and not'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l configs -r -d 'Train speed: network sizes, comma-separated'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l attention-kernel -r -d 'Speed: attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs), comma-separated to compare'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs); comma-separated to compare (speed)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l compile -d 'Train speed: torch.compile the network, as mdn train --compile'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l batch -r -d 'Train speed: crops per step'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l crop -r -d 'Train speed: crop size in pixels'

@@ -62,7 +62,7 @@ Seed = Annotated[int, _opt("--seed", "Random seed: the same seed gives the same 
 Device = Annotated[str, _opt("--device", "auto, cpu, cuda, cuda:N or mps.")]
 PRECISION_HELP = "auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16."
 Precision = Annotated[str, _opt("--precision", PRECISION_HELP)]
-KERNEL_HELP = "attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)"
+KERNEL_HELP = "Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)"
 
 
 def _version(value: bool) -> None:
@@ -243,7 +243,7 @@ def train_command(
     attention: Annotated[float, _research("--attention-mask-ratio", "Attention mask ratio.")] = TRAIN.attention_mask,
     compile_: Annotated[bool, _research("--compile", "torch.compile the network (fixed shapes): for GPUs; slower on "
                                         "CPU.")] = TRAIN.compile,
-    kernel: Annotated[str, _research("--attention-kernel", KERNEL_HELP.capitalize() + ".")] = TRAIN.attention_kernel,
+    kernel: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}.")] = TRAIN.attention_kernel,
 ) -> None:  # fmt: skip
     """Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card.
 
@@ -347,8 +347,8 @@ def bench_command(
     train_speed: Annotated[bool, _research("--train-speed", "Measure training it/s per --configs, masked and "
                                            "not.")] = False,
     configs: Annotated[str, _research("--configs", "Train speed: network sizes, comma-separated.")] = TRAIN.config,
-    kernels: Annotated[str, _research("--attention-kernel", f"Speed: {KERNEL_HELP}, comma-separated to "
-                                      "compare.")] = TRAIN.attention_kernel,
+    kernels: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}; comma-separated to "
+                                      "compare (speed).")] = TRAIN.attention_kernel,
     compile_: Annotated[bool, _research("--compile", "Train speed: torch.compile the network, as mdn train "
                                         "--compile.")] = TRAIN.compile,
     batch_size: Annotated[int, _research("--batch", "Train speed: crops per step.")] = TRAIN.batch,
