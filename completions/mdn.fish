@@ -113,7 +113,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: sq
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l runs -r -d 'Speed: timed runs per size (median reported)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l tile -r -d 'Tile size (0: from the memory budget)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16. Default: fp32; train speed: fp32'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l csv -r -F -d 'Write every score (or speed row) as CSV'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l json -r -F -d 'Write every score (or speed row) as JSON'

@@ -336,8 +336,8 @@ def bench_command(
     runs: Annotated[int, _opt("--runs", "Speed: timed runs per size (median reported).")] = 3,
     tile: Annotated[int, _opt("--tile", "Tile size (0: from the memory budget).")] = ENGINE.tile,
     device: Device = ENGINE.device,
-    precision: Annotated[str | None, _opt("--precision", f"{PRECISION_HELP} Default: {ENGINE.precision}; "
-                                          f"train speed: {TRAIN.precision}.")] = None,
+    precision: Annotated[str | None, _opt("--precision", PRECISION_HELP, show_default=f"{ENGINE.precision}; "
+                                          f"train speed: {TRAIN.precision}")] = None,
     seed: Seed = 0,
     csv_path: Annotated[Path | None, _opt("--csv", "Write every score (or speed row) as CSV.")] = None,
     json_path: Annotated[Path | None, _opt("--json", "Write every score (or speed row) as JSON.")] = None,
