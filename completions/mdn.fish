@@ -25,6 +25,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l layer -r -d 'EXR lay
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quiet -s q -d 'Print errors and warnings only'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l type -s t -r -d 'Noise type (see --list)'
@@ -39,6 +40,7 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l layer -r -d 'EXR layer
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l quiet -s q -d 'Print errors and warnings only'
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -r -d 'MPI settings: full, fast, real, microscopy (default: microscopy)'
@@ -64,6 +66,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l layer -r -d 'EXR la
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l quiet -s q -d 'Print errors and warnings only'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
@@ -120,6 +123,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l json -r -F -d 'Write e
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l plot -r -F -d 'Plot PSNR against level (matplotlib)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l markdown -r -F -d 'Write a model x noise summary in Markdown'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quiet -s q -d 'Print errors and warnings only'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l train-speed -d 'Measure training it/s per --configs, masked and not'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l configs -r -d 'Train speed: network sizes, comma-separated'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs); comma-separated to compare (speed)'

@@ -312,6 +312,7 @@ class Speed:
     tile: int
     batch: int
     threads: int
+    passes: int = 1
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -341,6 +342,12 @@ def peak_rss() -> Iterator[list[int]]:
         thread.join()
 
 
+def precision_name(asked: str, dtype: torch.dtype) -> str:
+    """The precision that ran, and that it was chosen automatically: 'bf16 (auto)'."""
+    name = next(key for key, value in PRECISIONS.items() if value == dtype)
+    return f"{name} (auto)" if asked == "auto" else name
+
+
 def _network(name: str, kernel: str) -> torch.nn.Module:
     """A model card, or a named network size with random weights (as fast as trained ones), computing its
     attention with `kernel`."""
@@ -351,9 +358,14 @@ def _network(name: str, kernel: str) -> torch.nn.Module:
 def speed(
     model: str, size: tuple[int, int], runs: int, options: EngineOptions | None = None, kernel: str = "auto"
 ) -> Speed:
-    """Median MP/s over `runs` timed runs after a warm-up, with peak host (and GPU) memory."""
+    """Median MP/s over `runs` timed runs after a warm-up, with peak host (and GPU) memory; a card runs with its
+    own inference settings (the masked card's passes count)."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
+    if model not in SIZES:  # a card runs as it is used: its passes, input mask and tile overlap
+        card = registry.find(model)
+        settings = {"overlap": card.tile_overlap, **card.inference}
+        options = dataclasses.replace(options or EngineOptions(), **settings)
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
     engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])
@@ -363,8 +375,8 @@ def speed(
     timing = _timed(lambda: engine(image), runs, size, cuda)
     gpu = torch.cuda.max_memory_allocated() // 2**20 if cuda else 0
     return Speed(
-        model, *timing, gpu, str(engine.device), engine.options.precision, kernel, engine.tile, engine.batch,
-        torch.get_num_threads(),
+        model, *timing, gpu, str(engine.device), precision_name(engine.options.precision, engine.dtype), kernel,
+        engine.tile, engine.batch, torch.get_num_threads(), engine.options.passes,
     )  # fmt: skip
 
 

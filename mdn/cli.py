@@ -126,10 +126,10 @@ def denoise_command(
         "tile": tile, "overlap": overlap, "batch": tile_batch, "max_memory": max_memory,
         "attention_mask": attention_mask,
     }  # fmt: skip
-    inference.options(loaded.card, **settings)  # a bad setting is a usage error before any file is read
+    options = inference.options(loaded.card, **settings)  # a bad setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        return mdn.denoise(pixels, loaded, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
+        return inference.run(pixels, loaded, options, progress.steps, context.info)
 
     return run
 
@@ -344,6 +344,7 @@ def bench_command(
     plot_path: Annotated[Path | None, _opt("--plot", "Plot PSNR against level (matplotlib).")] = None,
     markdown_path: Annotated[Path | None, _opt("--markdown", "Write a model x noise summary in Markdown.")] = None,
     quiet: Quiet = False,
+    threads: per_file.Threads = 0,
     train_speed: Annotated[bool, _research("--train-speed", "Measure training it/s per --configs, masked and "
                                            "not.")] = False,
     configs: Annotated[str, _research("--configs", "Train speed: network sizes, comma-separated.")] = TRAIN.config,
@@ -358,6 +359,7 @@ def bench_command(
 
     Example: mdn bench --models small-masked,small-baseline --plot study.png
     """
+    engine.use_threads(threads)
     if train_speed:
         settings = {"device": device, "precision": precision, "compile": compile_, "windows": runs}
         rows = bench.train_speed_rows(_listed(configs), _listed(kernels), batch_size, crop, **settings)

@@ -52,10 +52,17 @@ def print_speed(speeds: bench.SpeedTable) -> None:
         table.add_row(
             r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
             str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel,
-            f"{r.tile} x{r.batch}, {r.threads} thr" if r.tile else "-",
+            _tiling(r),
             *([f"{ratio:.2f}x" if ratio is not None else "-"] if reference else []),
         )  # fmt: skip
     out.print(table)
+
+
+def _tiling(row: bench.Speed) -> str:
+    """How a speed row ran: tile x batch, threads and passes."""
+    if not row.tile:
+        return "-"
+    return f"{row.tile} x{row.batch}, {row.threads} thr" + (f", {row.passes} passes" if row.passes > 1 else "")
 
 
 def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) -> None:

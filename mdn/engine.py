@@ -56,6 +56,14 @@ def parse_size(text: str) -> int:
     return int(float(number) * 1024 ** "kmgt".find(unit) * 1024) if unit else int(float(number))
 
 
+def use_threads(count: int) -> None:
+    """Compute with `count` CPU threads from now on (0: torch's default, one per core it sees)."""
+    if count < 0:
+        raise MdnError(f"threads must be 0 (all cores) or more, got {count}")
+    if count:
+        torch.set_num_threads(count)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU."""
     if name == "auto":

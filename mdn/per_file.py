@@ -17,6 +17,7 @@ import numpy as np
 import typer
 
 from mdn import batch, images
+from mdn.engine import use_threads
 from mdn.errors import MdnError
 from mdn.report import BatchProgress, console, print_summary
 
@@ -45,6 +46,7 @@ Dtype = Annotated[
 ]
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads (0: one per core).")]
 
 
 def _file_options(
@@ -58,6 +60,7 @@ def _file_options(
     dtype: Dtype = None,
     json_report: JsonReport = None,
     quiet: Quiet = False,
+    threads: Threads = 0,
 ) -> None:
     """The options every per-file command takes, as typer reads them from a signature."""
 
@@ -75,6 +78,7 @@ def command(suffix: str) -> Callable[[Callable[..., FileWork | None]], Callable[
         @functools.wraps(own)
         def run_command(**options: Any) -> None:
             given = {name: options.pop(name) for name in files}
+            use_threads(given.pop("threads"))
             work = own(**options)
             status = 0 if work is None else run(work=work, **given)
             if status:

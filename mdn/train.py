@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mdn import images, registry, tonemap
-from mdn.engine import pick_device, pick_dtype
+from mdn.engine import pick_device, pick_dtype, use_threads
 from mdn.errors import MdnError
 from mdn.objectives import OBJECTIVES, Objective
 
@@ -239,8 +239,7 @@ class Trainer:
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.device = _device(options.device, self.rank)
-        if options.threads:
-            torch.set_num_threads(options.threads)
+        use_threads(options.threads)
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:
             raise MdnError(f"schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")

@@ -262,3 +262,20 @@ def test_research_options_come_after_the_everyday_ones_in_their_own_panel() -> N
     assert panels["--attention-mask"] == "Research" and panels["--passes"] is None
     research = {p.opts[0] for p in commands["train"].params if getattr(p, "rich_help_panel", None) == "Research"}
     assert {"--compile", "--attention-kernel", "--attention-mask-ratio", "--input-mask-range"} <= research
+
+
+@pytest.mark.parametrize("command", ["noise", "denoise", "zeroshot"])
+def test_threads_sets_the_cpu_threads_of_every_computing_command(tmp_path: Path, command: str) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        source = _png(tmp_path / "photo.png", shape=(32, 32, 3))
+        extra = ["--iters", "2"] if command == "zeroshot" else []
+        assert _invoke(command, source, "--threads", "1", *extra).exit_code == 0
+        assert torch.get_num_threads() == 1
+        result = _invoke(command, source, "--threads", "-1", "--overwrite", *extra)
+        assert result.exit_code == 2 and "threads must be 0" in result.output
+    finally:
+        torch.set_num_threads(before)

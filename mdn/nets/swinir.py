@@ -403,7 +403,8 @@ class MaskedSwinIR(nn.Module):
             features = group(features, keeps[: len(group.blocks)], shift_mask)
             keeps = keeps[len(group.blocks) :]
         features = self.norm(features).permute(0, 3, 1, 2)
-        return self.head(self.conv_after_body(features)) + self.mean
+        with torch.autocast(x.device.type, enabled=False):  # pixels out in float32: bf16 would round them to 1/256
+            return self.head(self.conv_after_body(features)) + self.mean
 
     def compile(self, **options: Any) -> None:
         """Compile `network` in place with torch.compile (its masks are drawn eagerly before it, so it compiles
