@@ -153,7 +153,7 @@ def run(
         for index, job in enumerate(jobs):
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
-            loaded = loading.result()
+            loaded, loading = loading.result(), None
             following = jobs[index + 1] if index + 1 < len(jobs) else None
             # The next input is read while this file works, unless it is this file's output: then after its write.
             chained = following is not None and os.path.abspath(following.input) == os.path.abspath(job.output)
@@ -162,6 +162,7 @@ def run(
             if on_file is not None:
                 on_file(job)
             results.append(_work(loaded, work, io, overwrite=overwrite, dtype=dtype))
+            del loaded  # the input's pixels go now: the write holds only the result
             if on_result is not None:
                 results[-1].add_done_callback(lambda future: on_result(future.result()))
             if chained:
@@ -222,15 +223,14 @@ def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool
     result.info = context.info
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
-    return io.submit(_store, loaded, pixels, overwrite=overwrite, dtype=dtype)
+    return io.submit(_store, loaded.image.with_pixels(pixels), result, overwrite=overwrite, dtype=dtype)
 
 
-def _store(loaded: _Loaded, pixels: np.ndarray, *, overwrite: bool, dtype: str | None) -> Result:
-    """Write a worked file atomically; returns its finished result."""
+def _store(image: images.Image, result: Result, *, overwrite: bool, dtype: str | None) -> Result:
+    """Write a worked image atomically; returns its finished result."""
     start = time.perf_counter()
-    result = loaded.result
     try:
-        images.write(loaded.image.with_pixels(pixels), result.output, overwrite=overwrite, dtype=dtype)
+        images.write(image, result.output, overwrite=overwrite, dtype=dtype)
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)
     result.seconds += time.perf_counter() - start

@@ -141,10 +141,7 @@ def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, layout: Layout) ->
     planes = np.concatenate([pixels, alpha], axis=-1) if alpha is not None else pixels
     dtype = layout.dtype
     if dtype.kind == "u":
-        top = _scale(dtype)
-        planes = np.multiply(planes, np.float32(top))  # one new array, rounded and clipped in place: 2x faster
-        np.rint(planes, out=planes)
-        np.clip(planes, 0, top, out=planes)
+        planes = _quantised(planes, dtype)
     elif dtype.kind == "f":
         info = np.finfo(dtype)
         planes = np.clip(planes, info.min, info.max)
@@ -174,6 +171,21 @@ def _check_layout(path: Path, layout: Layout) -> None:
         raise MdnError(f"unsupported layout: {layout.samples} samples per pixel (1 to 4 are supported)", path)
     if layout.dtype.kind not in "uf" or layout.dtype.itemsize > 8:
         raise MdnError(f"unsupported sample type {layout.dtype}", path)
+
+
+def _quantised(planes: np.ndarray, dtype: np.dtype, rows: int = 256) -> np.ndarray:
+    """Float planes in [0, 1] -> unsigned integers, rounded and clipped, a band of `rows` rows at a time: scaled,
+    rounded and clipped in place in one float band (2x faster than separate arrays), so that a 24 MP photo
+    needs a few MB beside its result instead of another float copy."""
+    top = np.float32(_scale(dtype))
+    out = np.empty(planes.shape, dtype)
+    for plane, target in zip(planes, out, strict=True):
+        for start in range(0, plane.shape[0], rows):
+            band = np.multiply(plane[start : start + rows], top)
+            np.rint(band, out=band)
+            np.clip(band, 0, top, out=band)
+            target[start : start + rows] = band
+    return out
 
 
 def _sanitise(pixels: np.ndarray) -> int:
