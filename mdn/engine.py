@@ -28,9 +28,6 @@ MIN_TILE = 64
 
 MAX_TILE = 512
 """The largest tile chosen from a memory budget."""
-MAX_CPU_TILE = 320
-"""The same on the CPU: on a 2-core CPU 320-px tiles ran a 24 MP photo as fast as 512-px ones (78.9 s and 78.0 s)
-with about 0.1 GB less peak memory (docs/performance.md)."""
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
@@ -131,15 +128,11 @@ class Engine:
         self.tiles_run = 0
 
     def _tile_for_budget(self, budget: int) -> int:
-        """The largest tile (multiple of the window, at most MAX_TILE, or MAX_CPU_TILE on the CPU) whose activations
-        fit the memory budget."""
+        """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
         config = self.model.config
         bytes_per_pixel = 4 * (16 * config.embed_dim + 2 * config.heads * config.window**2)
         side = int(math.sqrt(budget / (bytes_per_pixel * self.batch)))
-        return max(MIN_TILE, min(self._max_tile(), side // self.window * self.window))
-
-    def _max_tile(self) -> int:
-        return MAX_CPU_TILE if self.device.type == "cpu" else MAX_TILE
+        return max(MIN_TILE, min(MAX_TILE, side // self.window * self.window))
 
     def _grid(self, height: int, width: int) -> TileGrid:
         return TileGrid.cover(height, width, self.tile, self.options.overlap, self.window)

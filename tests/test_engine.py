@@ -130,7 +130,7 @@ def test_out_of_memory_halves_the_tile_and_retries(model, photo, monkeypatch) ->
 def test_memory_budget_picks_the_tile(model) -> None:
     small = Engine(model, _cpu(max_memory=parse_size("64M")))
     large = Engine(model, _cpu(max_memory=parse_size("4G")))
-    assert small.tile < large.tile <= 320
+    assert small.tile < large.tile <= 512
     assert small.tile % 8 == 0 and small.tile >= 64
 
 
