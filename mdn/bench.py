@@ -6,7 +6,6 @@ same grid give identical numbers. `noisy` stands for the unprocessed input, the 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import statistics
@@ -22,7 +21,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, metrics, noise, peers, registry, renders, tonemap, train, zeroshot, zeroshot_run
+from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, train, zeroshot, zeroshot_run
 from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
@@ -122,7 +121,7 @@ def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool
             found[name] = function
         else:
             card = registry.find(name)
-            engine = Engine(registry.load(card), dataclasses.replace(options or EngineOptions(), **card.inference))
+            engine = Engine(registry.load(card), inference.as_card_runs(card, options or EngineOptions()))
             found[name] = lambda x, engine=engine: engine(x[None])[0]
     return found
 
@@ -343,7 +342,7 @@ def peak_rss() -> Iterator[list[int]]:
 
 
 def precision_name(asked: str, dtype: torch.dtype) -> str:
-    """The precision that ran, and that it was chosen automatically: 'bf16 (auto)'."""
+    """The precision that ran, and whether it was chosen automatically: 'bf16 (auto)'."""
     name = next(key for key, value in PRECISIONS.items() if value == dtype)
     return f"{name} (auto)" if asked == "auto" else name
 
@@ -363,9 +362,7 @@ def speed(
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
     if model not in SIZES:  # a card runs as it is used: its passes, input mask and tile overlap
-        card = registry.find(model)
-        settings = {"overlap": card.tile_overlap, **card.inference}
-        options = dataclasses.replace(options or EngineOptions(), **settings)
+        options = inference.as_card_runs(registry.find(model), options or EngineOptions())
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
     engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])
@@ -473,7 +470,7 @@ def train_speed(
             if window:
                 rates.append(steps / (time.perf_counter() - start))
     rate = statistics.median(rates)
-    precision = next(name for name, dtype in PRECISIONS.items() if dtype == trainer.dtype)
+    precision = precision_name(options.precision, trainer.dtype)
     return TrainSpeed(
         config, masked, batch, crop, rate, rate * batch, (min(rates), max(rates)), str(trainer.device), precision,
         kernel, compile, torch.get_num_threads(),

@@ -3,6 +3,7 @@ checked, then the tiled engine over display-range planes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,12 @@ def options(
     if result.tile:
         check_tiling(result.tile, result.overlap, card.config.get("window", 1))
     return result
+
+
+def as_card_runs(card: ModelCard, options: EngineOptions) -> EngineOptions:
+    """`options` with the card's own inference settings and tile overlap: the card as `mdn denoise` runs it when
+    no option overrides them."""
+    return dataclasses.replace(options, overlap=card.tile_overlap, **card.inference)
 
 
 def run(
