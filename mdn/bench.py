@@ -25,6 +25,7 @@ from mdn import images, inference, metrics, noise, peers, registry, renders, ton
 from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
+from mdn.nets.unet import UNET_SIZES, UNet
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""
@@ -350,6 +351,8 @@ def precision_name(asked: str, dtype: torch.dtype) -> str:
 def _network(name: str, kernel: str) -> torch.nn.Module:
     """A model card, or a named network size with random weights (as fast as trained ones), computing its
     attention with `kernel`."""
+    if name in UNET_SIZES:
+        return UNet(UNET_SIZES[name])
     network = MaskedSwinIR(SIZES[name]) if name in SIZES else registry.load(registry.find(name))
     return network.use_attention(kernel) if isinstance(network, MaskedSwinIR) else network
 
@@ -361,7 +364,7 @@ def speed(
     own inference settings (the masked card's passes count)."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
-    if model not in SIZES:  # a card runs as it is used: its passes, input mask and tile overlap
+    if model not in {*SIZES, *UNET_SIZES}:  # a card runs as it is used: its passes, input mask and tile overlap
         options = inference.as_card_runs(registry.find(model), options or EngineOptions())
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.

@@ -19,6 +19,7 @@ from mdn.errors import MdnError
 from mdn.former_options import FormerOptions
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
+from mdn.nets.unet import UNET_SIZES
 from mdn.objectives import OBJECTIVES
 from mdn.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
 from mdn.report import BatchProgress, console, out
@@ -208,8 +209,8 @@ def train_command(
     data: Annotated[list[str], _opt("--data", "Clean training images: files or folders (repeatable).")],
     name: Annotated[str, _opt("--name", "Name of the model card to write.")],
     objective: Annotated[str, _opt("--objective", f"What to learn: {', '.join(OBJECTIVES)}.")] = TRAIN.objective,
-    config: Annotated[str | None, _opt("--config", f"Network: {', '.join(SIZES)} (denoise); "
-                                       f"{', '.join(SKIP_SIZES)} (fill).")] = None,
+    config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
+                                       f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
     iters: Annotated[int, _opt("--iters", "Optimisation steps in the whole run.")] = TRAIN.iters,
     until: Annotated[int | None, _opt("--until", "Stop (with a checkpoint) at this step.")] = None,
     time_budget: Annotated[str | None, _opt("--time-budget", "Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint "
@@ -279,6 +280,7 @@ def train_command(
         except train.NothingTrained as exc:
             _fail(str(exc), EXIT_FAILED)
     card = sitting.write_card()
+    sitting.close()
     if card is not None:
         done = "finished" if sitting.finished else f"step {trainer.iteration:,} of {options.iters:,}"
         go_on = "" if sitting.finished else f"\ncontinue with: {sitting.resume_command()}"

@@ -129,8 +129,7 @@ class Engine:
 
     def _tile_for_budget(self, budget: int) -> int:
         """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
-        config = self.model.config
-        bytes_per_pixel = 4 * (16 * config.embed_dim + 2 * config.heads * config.window**2)
+        bytes_per_pixel = self.model.config.activation_bytes_per_pixel()
         side = int(math.sqrt(budget / (bytes_per_pixel * self.batch)))
         return max(MIN_TILE, min(MAX_TILE, side // self.window * self.window))
 

@@ -24,6 +24,7 @@ from mdn.errors import MdnError
 from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
+from mdn.nets.unet import UNET_SIZES
 
 if TYPE_CHECKING:
     from mdn.train import TrainOptions
@@ -144,26 +145,33 @@ def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 class MaskedDenoising:
     """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop; the
-    network's forward pass autocasts to `dtype` (float32: none)."""
+    network's forward pass autocasts to `dtype` (float32: none). A U-Net config trains the same way without the
+    masks: it has no tokens to hide."""
 
     name = "denoise"
-    architecture = "masked-swinir"
     score_name = "validation_gaussian"
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        if options.config not in SIZES:
-            raise MdnError(f"objective denoise needs config one of {', '.join(SIZES)}, got {options.config!r}")
+        if options.config not in SIZES and options.config not in UNET_SIZES:
+            known = ", ".join([*SIZES, *UNET_SIZES])
+            raise MdnError(f"objective denoise needs config one of {known}, got {options.config!r}")
+        if options.config in UNET_SIZES and options.mask:
+            raise MdnError(f"config {options.config} is convolutional and has no tokens to mask: train it unmasked")
         self.options, self.dtype = options, dtype
+        self.architecture = "unet" if options.config in UNET_SIZES else "masked-swinir"
         self.noise = noise.make_noise(options.noise, options.level)
 
     def describe(self) -> str:
         o = self.options
         kind = "Masked" if o.mask else "Plain (no-mask baseline)"
-        return f"{kind} SwinIR, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
+        network = "U-Net" if self.architecture == "unet" else "SwinIR"
+        return f"{kind} {network}, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
 
     def build(self) -> nn.Module:
         o = self.options
+        if self.architecture == "unet":
+            return registry.ARCHITECTURES[self.architecture](UNET_SIZES[o.config].to_dict())
         config = SIZES[o.config]
         config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
         return registry.ARCHITECTURES[self.architecture](config.to_dict()).use_attention(o.attention_kernel)

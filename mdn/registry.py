@@ -24,10 +24,12 @@ from torch import nn
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
+from mdn.nets.unet import UNet, UNetConfig
 
 ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "masked-swinir": lambda config: MaskedSwinIR(SwinIRConfig.from_dict(config)),
     "skip": lambda config: SkipNet(SkipConfig.from_dict(config)),
+    "unet": lambda config: UNet(UNetConfig.from_dict(config)),
 }
 """Architecture name -> constructor from a configuration dict."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import math
 import os
@@ -560,6 +561,16 @@ def init_distributed(device: str = "auto") -> bool:
     return True
 
 
+def end_distributed() -> None:
+    """Leave the process group together: every rank waits for the others (rank 0 may still write its card),
+    then the group is torn down. Its worker threads are joined once nothing holds the group any more; a rank
+    that exits with them still running can abort (a worker frees a tensor while Python shuts down)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        gc.collect()
+
+
 class NameTaken(MdnError):
     """A fresh run's name is in use: a checkpoint in its working folder or a card of that name."""
 
@@ -626,6 +637,12 @@ class Sitting:
     def write_card(self) -> registry.ModelCard | None:
         """The model card of the weights so far, written by rank 0 (None on the other ranks)."""
         return None if self.trainer.rank else self.trainer.write_card(self.card_folder)
+
+    def close(self) -> None:
+        """End the sitting: the processes of a distributed run let go of the DistributedDataParallel wrapper,
+        which holds the process group, and leave the group together."""
+        self.trainer.parallel = self.trainer.model
+        end_distributed()
 
     def resume_command(self) -> str:
         """The `mdn train` command that continues the run from its checkpoint."""

@@ -54,6 +54,11 @@ class SwinIRConfig:
     attention_mask_ratio: float = 0.75
     drop_path: float = 0.1
 
+    def activation_bytes_per_pixel(self) -> int:
+        """Float32 bytes of the activations alive at once in inference, per image pixel: the token stream and
+        its MLP, and one layer's attention scores."""
+        return 4 * (16 * self.embed_dim + 2 * self.heads * self.window**2)
+
     def to_dict(self) -> dict:
         return {**asdict(self), "depths": list(self.depths)}
 
