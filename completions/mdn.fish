@@ -2,7 +2,7 @@
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a denoise -d 'Denoise photos, microscopy and renders with a trained model'
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a noise -d "Add synthetic noise of the masked-training paper's test types to images"
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a zeroshot -d 'Denoise one image with no clean data: MPI fine-tunes a masked-fill network on the image itself'
-complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a train -d 'Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card'
+complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a train -d 'Train a masked SwinIR denoiser (or its no-mask baseline, or a U-Net) on clean images and write its card'
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a bench -d 'Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed'
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a models -d 'List the installed model cards; `mdn models show NAME` prints one'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
@@ -71,7 +71,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise, fill'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper (denoise); syn, real, grey, syn-fast, grey-fast (fill)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l time-budget -r -d 'Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint and a card; --resume goes on'
@@ -82,7 +82,8 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of
 complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -r -d 'Learning-rate decay: step, cosine'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training noise level'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'

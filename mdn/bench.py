@@ -348,12 +348,18 @@ def precision_name(asked: str, dtype: torch.dtype) -> str:
     return f"{name} (auto)" if asked == "auto" else name
 
 
+def _is_size(name: str) -> bool:
+    """Whether `name` means a network size with random weights (as fast as trained ones): a card of the same
+    name comes first."""
+    return name in {*SIZES, *UNET_SIZES} and name not in registry.cards()
+
+
 def _network(name: str, kernel: str) -> torch.nn.Module:
-    """A model card, or a named network size with random weights (as fast as trained ones), computing its
-    attention with `kernel`."""
-    if name in UNET_SIZES:
-        return UNet(UNET_SIZES[name])
-    network = MaskedSwinIR(SIZES[name]) if name in SIZES else registry.load(registry.find(name))
+    """A model card or a network size (see `_is_size`), computing its attention with `kernel`."""
+    if not _is_size(name):
+        network = registry.load(registry.find(name))
+    else:
+        network = MaskedSwinIR(SIZES[name]) if name in SIZES else UNet(UNET_SIZES[name])
     return network.use_attention(kernel) if isinstance(network, MaskedSwinIR) else network
 
 
@@ -364,7 +370,7 @@ def speed(
     own inference settings (the masked card's passes count)."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
-    if model not in {*SIZES, *UNET_SIZES}:  # a card runs as it is used: its passes, input mask and tile overlap
+    if not _is_size(model):  # a card runs as it is used: its passes, input mask and tile overlap
         options = inference.as_card_runs(registry.find(model), options or EngineOptions())
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.

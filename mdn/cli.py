@@ -222,7 +222,9 @@ def train_command(
     schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(train.SCHEDULES)}.")] = None,
     init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path).")] = None,
     noise_type: Annotated[str, _opt("--noise", "Training noise type.")] = TRAIN.noise,
-    level: Annotated[float, _opt("--level", "Training noise level.")] = TRAIN.level,
+    level: Annotated[float, _opt("--level", "Training (and validation) noise level.")] = TRAIN.level,
+    level_range: Annotated[str | None, _opt("--level-range", "LOW,HIGH: train each crop at a level drawn from this "
+                                            "range (validation stays at --level).")] = None,
     ema: Annotated[float, _opt("--ema", "Decay of the saved EMA weights.")] = TRAIN.ema,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
     validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).")] = None,
@@ -246,13 +248,14 @@ def train_command(
                                         "CPU.")] = TRAIN.compile,
     kernel: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}.")] = TRAIN.attention_kernel,
 ) -> None:  # fmt: skip
-    """Train a masked SwinIR denoiser (or its no-mask baseline) on clean images and write its model card.
+    """Train a masked SwinIR denoiser (or its no-mask baseline, or a U-Net) on clean images and write its card.
 
     Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
     """
     options = train.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
-        warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level, mask=not no_mask,
+        warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
+        level_range=level_range and train.parse_range(level_range), mask=not no_mask,
         input_mask=input_range and train.parse_range(input_range), attention_mask=attention, ema=ema,
         dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads, precision=precision, compile=compile_,

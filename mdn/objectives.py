@@ -161,12 +161,28 @@ class MaskedDenoising:
         self.options, self.dtype = options, dtype
         self.architecture = "unet" if options.config in UNET_SIZES else "masked-swinir"
         self.noise = noise.make_noise(options.noise, options.level)
+        if options.level_range:
+            for level in options.level_range:
+                noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
 
     def describe(self) -> str:
         o = self.options
         kind = "Masked" if o.mask else "Plain (no-mask baseline)"
         network = "U-Net" if self.architecture == "unet" else "SwinIR"
-        return f"{kind} {network}, {o.config} size, trained on {o.noise} noise at level {o.level:g}"
+        levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
+        return f"{kind} {network}, {o.config} size, trained on {o.noise} noise at {levels}"
+
+    def noisy(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Noisy copies of clean (B, C, H, W) crops: at the run's level, or each at its own level drawn uniformly
+        from the level range."""
+        if not self.options.level_range:
+            return self.noise.on_device(clean, generator)
+        low, high = self.options.level_range
+        levels = low + (high - low) * torch.rand(len(clean), generator=generator, device=clean.device)
+        return torch.cat([
+            noise.make_noise(self.options.noise, level).on_device(crop[None], generator)
+            for level, crop in zip(levels.tolist(), clean, strict=True)
+        ])  # fmt: skip
 
     def build(self) -> nn.Module:
         o = self.options
@@ -186,7 +202,7 @@ class MaskedDenoising:
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
         and masks are drawn on the crops' device from `generator`."""
         o = self.options
-        noisy = self.noise.on_device(clean, generator)
+        noisy = self.noisy(clean, generator)
         if o.mask:
             noisy = swinir.input_mask(noisy, o.input_mask, generator)
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):

@@ -51,6 +51,10 @@ class TrainOptions:
     init: str = ""
     noise: str = "gaussian"
     level: float = 15.0
+    """The training noise level, and the validation's."""
+    level_range: tuple[float, ...] = ()
+    """LOW, HIGH: each crop's training noise level drawn uniformly from this range instead (validation stays at
+    `level`); empty: every crop at `level`."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
     """The range the input mask ratio of each crop is drawn from."""
@@ -79,6 +83,8 @@ class TrainOptions:
         low, high = self.input_mask
         if not 0 <= low <= high < 1:
             raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
+        if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
+            raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
 
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
@@ -90,7 +96,11 @@ class TrainOptions:
     def from_recipe(cls, recipe: dict[str, Any]) -> TrainOptions:
         """The options a card's `training.recipe` or a checkpoint's `options` recorded (as JSON); records from
         before `precision` hold `bf16: true/false` instead."""
-        given = {**recipe, "input_mask": tuple(recipe.get("input_mask", cls.input_mask))}
+        given = {
+            **recipe,
+            "input_mask": tuple(recipe.get("input_mask", cls.input_mask)),
+            "level_range": tuple(recipe.get("level_range", ())),
+        }
         if "bf16" in given:
             given["precision"] = "bf16" if given.pop("bf16") else "fp32"
         return cls(**given)
@@ -129,7 +139,7 @@ def parse_range(text: str) -> tuple[float, float]:
     try:
         return float(low), float(high or low)
     except ValueError:
-        raise MdnError(f"expected LOW,HIGH fractions such as 0.75,0.85, got {text!r}") from None
+        raise MdnError(f"expected LOW,HIGH numbers such as 0.75,0.85, got {text!r}") from None
 
 
 def parse_duration(text: str) -> float:

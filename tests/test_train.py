@@ -392,7 +392,7 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
     for more, message in (
         (["--objective", "sharpen"], "unknown objective 'sharpen'"),
         (["--input-mask-range", "0.9,0.5"], "0 <= LOW <= HIGH < 1"),
-        (["--input-mask-range", "most"], "expected LOW,HIGH fractions"),
+        (["--input-mask-range", "most"], "expected LOW,HIGH numbers"),
         (["--precision", "fp16"], "fp16 cannot train"),
     ):
         result = runner.invoke(app, _train_args(photos, tmp_path, *more))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import metrics, noise, registry, train
+from mdn import metrics, noise, objectives, registry, train
 from mdn.cli import app
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
@@ -99,3 +101,18 @@ def test_the_cli_trains_a_card_that_denoise_runs(photos: Path, tmp_path: Path) -
     denoised = tifffile.imread(out)
     assert denoised.dtype == np.uint16 and denoised.shape == noisy.shape
     assert np.isfinite(metrics.psnr(denoised / 65535, clean))
+
+
+def test_a_level_range_draws_each_crops_level_and_is_recorded() -> None:
+    """Blind training: every crop at its own Gaussian sigma from the range; validation stays at `level`."""
+    options = train.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0))
+    objective = objectives.MaskedDenoising(options, torch.float32)
+    clean = torch.full((64, 3, 32, 32), 0.5)
+    sigmas = (objective.noisy(clean, torch.Generator().manual_seed(0)) - clean).std(dim=(1, 2, 3)) * 255
+    assert 4 < sigmas.min() < 10 and 45 < sigmas.max() < 52 and sigmas.std() > 8
+    validation = objective.validation([np.full((64, 64, 3), 0.5, np.float32)])
+    assert np.std(validation.noisy["gaussian"][0] - 0.5) * 255 == pytest.approx(15, rel=0.1)
+    assert "levels 5-50" in objective.describe() and "--level-range 5,50" in options.command()
+    assert train.TrainOptions.from_recipe(json.loads(json.dumps(asdict(options)))) == options
+    with pytest.raises(MdnError, match="level_range"):
+        train.TrainOptions(name="u", data=[], level_range=(50.0, 5.0))
