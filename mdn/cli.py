@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 import mdn
-from mdn import __version__, allocator, batch, bench, display, engine, inference, noise, per_file, registry, train
+from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, train
 from mdn import zeroshot_run as zs
 from mdn.errors import MdnError
 from mdn.former_options import FormerOptions
@@ -395,5 +395,4 @@ def bench_command(
 
 def main() -> None:
     """Console entry point."""
-    allocator.keep_freed_memory()
     app()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mdn import allocator
 from mdn.errors import MdnError
 from mdn.nets.swinir import input_mask
 from mdn.tiling import TileGrid
@@ -28,6 +29,11 @@ MIN_TILE = 64
 
 MAX_TILE = 512
 """The largest tile chosen from a memory budget."""
+
+TILES_PER_RELEASE = 8
+"""On the CPU, the heap keeps freed blocks for the next tiles (`allocator.keep_freed_memory`), and for a network
+whose freed blocks malloc does not all reuse (`reuses_freed_memory` False) its free pages go back to the kernel
+after this many tiles (`allocator.release_freed_memory`)."""
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
@@ -119,6 +125,10 @@ class Engine:
         self.options = options = options or EngineOptions()
         self.device = pick_device(options.device)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            allocator.keep_freed_memory()
+        reuses = getattr(model, "reuses_freed_memory", True)
+        self.release_every = TILES_PER_RELEASE if self.device.type == "cpu" and not reuses else 0
         self.channels: int = model.config.channels
         self.window: int = model.config.window
         self.dtype = pick_dtype(options.precision, self.device)
@@ -213,6 +223,8 @@ class Engine:
                 ramp_y, ramp_x = ramps[y, x]
                 total[y : y + th, x : x + tw] += out.mul_(ramp_y[:, None, None]).mul_(ramp_x[None, :, None])
             self.tiles_run += len(group)
+            if self.release_every and self.tiles_run % self.release_every < len(group):
+                allocator.release_freed_memory()
             advance(len(group))
         rows, columns = (torch.from_numpy(c).to(self.device) for c in grid.coverage())
         total.div_(rows[:, None, None] * passes).div_(columns[None, :, None])

@@ -167,10 +167,10 @@ class MaskedDenoising:
 
     def describe(self) -> str:
         o = self.options
-        kind = "Masked" if o.mask else "Plain (no-mask baseline)"
-        network = "U-Net" if self.architecture == "unet" else "SwinIR"
         levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
-        return f"{kind} {network}, {o.config} size, trained on {o.noise} noise at {levels}"
+        kind = "Masked SwinIR" if o.mask else "Plain (no-mask baseline) SwinIR"
+        kind = "U-Net" if self.architecture == "unet" else kind
+        return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}"
 
     def noisy(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Noisy copies of clean (B, C, H, W) crops: at the run's level, or each at its own level drawn uniformly

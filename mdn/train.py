@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mdn import images, registry, tonemap
+from mdn import allocator, images, registry, tonemap
 from mdn.engine import pick_device, pick_dtype, use_threads
 from mdn.errors import MdnError
 from mdn.objectives import OBJECTIVES, Objective
@@ -250,6 +250,7 @@ class Trainer:
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.device = _device(options.device, self.rank)
+        allocator.keep_freed_memory()
         use_threads(options.threads)
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:

@@ -1,4 +1,5 @@
-"""The convolutional U-Net: seamless tiles, its window, training it unmasked, and a card the CLI runs."""
+"""The convolutional U-Net: seamless tiles, its window, its memory, training it unmasked (blind over a level
+range), and a card the CLI runs."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import metrics, noise, objectives, registry, train
+from mdn import allocator, metrics, noise, objectives, registry, train
 from mdn.cli import app
-from mdn.engine import Engine, EngineOptions
+from mdn.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNet, UNetConfig
 
 SMALL = UNetConfig(widths=(8, 16, 24))
@@ -116,3 +118,19 @@ def test_a_level_range_draws_each_crops_level_and_is_recorded() -> None:
     assert train.TrainOptions.from_recipe(json.loads(json.dumps(asdict(options)))) == options
     with pytest.raises(MdnError, match="level_range"):
         train.TrainOptions(name="u", data=[], level_range=(50.0, 5.0))
+
+
+@pytest.mark.parametrize(
+    ("network", "releases"), [(UNet(SMALL), True), (MaskedSwinIR(SwinIRConfig(12, (2,), 2)), False)]
+)
+def test_the_cpu_engine_hands_freed_memory_back_every_few_tiles_for_a_unet(
+    network: torch.nn.Module, releases: bool, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The U-Net's feature maps leave heap holes malloc does not reuse, so the engine trims the heap every
+    TILES_PER_RELEASE tiles; the SwinIR keeps freed memory for reuse instead."""
+    calls = []
+    monkeypatch.setattr(allocator, "release_freed_memory", lambda: calls.append(1))
+    engine = Engine(network.eval(), EngineOptions(device="cpu", precision="fp32", tile=64, overlap=16))
+    engine(np.concatenate([photo, photo]))
+    assert engine.tiles_run >= 2 * TILES_PER_RELEASE
+    assert len(calls) == (engine.tiles_run // TILES_PER_RELEASE if releases else 0)

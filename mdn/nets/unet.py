@@ -57,6 +57,11 @@ def _conv(inputs: int, outputs: int) -> nn.Conv2d:
 class UNet(nn.Module):
     """(B, C, H, W) noisy images in [0, 1] -> denoised, H and W multiples of `config.window`."""
 
+    reuses_freed_memory = False
+    """Its large feature maps leave holes in a heap that keeps freed blocks (`mdn.allocator`), so the engine
+    hands free pages back every few tiles: a 24 MP image peaked at 3.05 GB without that and 1.21 GB with it
+    every 8 tiles, at 2.85 MP/s against 3.07 every 16 (2 cores)."""
+
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = config
@@ -75,14 +80,14 @@ class UNet(nn.Module):
         skips = []
         y = x
         for conv in self.first:
-            y = F.relu(conv(y))
+            y = F.relu(conv(y), inplace=True)
         for conv in self.down:
             skips.append(y)
-            y = F.relu(conv(F.max_pool2d(y, 2)))
-        y = F.relu(self.bottom(y))
+            y = F.relu(conv(F.max_pool2d(y, 2)), inplace=True)
+        y = F.relu(self.bottom(y), inplace=True)
         for level in reversed(range(len(self.up))):
             merge, refine = self.up[level]
             y = torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skips[level]], dim=1)
-            y = F.relu(refine(F.relu(merge(y))))
+            y = F.relu(refine(F.relu(merge(y), inplace=True)), inplace=True)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
             return x + self.last(y.float())
