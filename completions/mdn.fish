@@ -84,6 +84,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l grey-share -r -d 'Share of crops made grey, the same noise in every channel (as grey images run)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'

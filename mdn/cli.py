@@ -225,6 +225,8 @@ def train_command(
     level: Annotated[float, _opt("--level", "Training (and validation) noise level.")] = TRAIN.level,
     level_range: Annotated[str | None, _opt("--level-range", "LOW,HIGH: train each crop at a level drawn from this "
                                             "range (validation stays at --level).")] = None,
+    grey_share: Annotated[float, _opt("--grey-share", "Share of crops made grey, the same noise in every "
+                                      "channel (as grey images run).")] = TRAIN.grey_share,
     ema: Annotated[float, _opt("--ema", "Decay of the saved EMA weights.")] = TRAIN.ema,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
     validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).")] = None,
@@ -255,7 +257,7 @@ def train_command(
     options = train.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
-        level_range=level_range and train.parse_range(level_range), mask=not no_mask,
+        level_range=level_range and train.parse_range(level_range), grey_share=grey_share, mask=not no_mask,
         input_mask=input_range and train.parse_range(input_range), attention_mask=attention, ema=ema,
         dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads, precision=precision, compile=compile_,

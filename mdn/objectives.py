@@ -170,19 +170,33 @@ class MaskedDenoising:
         levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
         kind = "Masked SwinIR" if o.mask else "Plain (no-mask baseline) SwinIR"
         kind = "U-Net" if self.architecture == "unet" else kind
-        return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}"
+        grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
+        return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}"
 
     def noisy(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Noisy copies of clean (B, C, H, W) crops: at the run's level, or each at its own level drawn uniformly
-        from the level range."""
+        from the level range; grey crops (equal channels) get the first channel's noise in every channel."""
         if not self.options.level_range:
-            return self.noise.on_device(clean, generator)
-        low, high = self.options.level_range
-        levels = low + (high - low) * torch.rand(len(clean), generator=generator, device=clean.device)
-        return torch.cat([
-            noise.make_noise(self.options.noise, level).on_device(crop[None], generator)
-            for level, crop in zip(levels.tolist(), clean, strict=True)
-        ])  # fmt: skip
+            noisy = self.noise.on_device(clean, generator)
+        else:
+            low, high = self.options.level_range
+            levels = low + (high - low) * torch.rand(len(clean), generator=generator, device=clean.device)
+            noisy = torch.cat([
+                noise.make_noise(self.options.noise, level).on_device(crop[None], generator)
+                for level, crop in zip(levels.tolist(), clean, strict=True)
+            ])  # fmt: skip
+        if not self.options.grey_share:
+            return noisy
+        grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
+        return torch.where(grey[:, None, None, None], noisy[:, :1].expand_as(noisy), noisy)
+
+    def greyed(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Clean crops with `grey_share` of them (drawn from `generator`) replaced by their channel mean in every
+        channel: grey images run through a colour network replicated, their noise the same in each channel."""
+        if not self.options.grey_share:
+            return clean
+        grey = torch.rand(len(clean), generator=generator, device=clean.device) < self.options.grey_share
+        return torch.where(grey[:, None, None, None], clean.mean(dim=1, keepdim=True).expand_as(clean), clean)
 
     def build(self) -> nn.Module:
         o = self.options
@@ -202,6 +216,7 @@ class MaskedDenoising:
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
         and masks are drawn on the crops' device from `generator`."""
         o = self.options
+        clean = self.greyed(clean, generator)
         noisy = self.noisy(clean, generator)
         if o.mask:
             noisy = swinir.input_mask(noisy, o.input_mask, generator)

@@ -55,6 +55,8 @@ class TrainOptions:
     level_range: tuple[float, ...] = ()
     """LOW, HIGH: each crop's training noise level drawn uniformly from this range instead (validation stays at
     `level`); empty: every crop at `level`."""
+    grey_share: float = 0.0
+    """The share of crops made grey, with the same noise in every channel, as grey images reach the network."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
     """The range the input mask ratio of each crop is drawn from."""
@@ -83,6 +85,8 @@ class TrainOptions:
         low, high = self.input_mask
         if not 0 <= low <= high < 1:
             raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
+        if not 0 <= self.grey_share <= 1:
+            raise MdnError(f"grey_share must be in [0, 1], got {self.grey_share:g}")
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
             raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
 

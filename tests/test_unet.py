@@ -134,3 +134,20 @@ def test_the_cpu_engine_hands_freed_memory_back_every_few_tiles_for_a_unet(
     engine(np.concatenate([photo, photo]))
     assert engine.tiles_run >= 2 * TILES_PER_RELEASE
     assert len(calls) == (engine.tiles_run // TILES_PER_RELEASE if releases else 0)
+
+
+def test_a_grey_share_trains_on_grey_crops_with_the_same_noise_in_every_channel() -> None:
+    """Grey images reach a colour network replicated, their noise equal across channels: a share of the crops
+    is made grey that way, the rest keeps independent noise per channel."""
+    options = train.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0),
+                                 grey_share=0.25)  # fmt: skip
+    objective = objectives.MaskedDenoising(options, torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    clean = objective.greyed(torch.rand(400, 3, 8, 8), generator)
+    noisy = objective.noisy(clean, generator)
+    grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
+    same_noise = (noisy == noisy[:, :1]).flatten(1).all(dim=1)
+    assert torch.equal(grey, same_noise) and 0.18 < grey.float().mean() < 0.32
+    assert "--grey-share 0.25" in options.command()
+    with pytest.raises(MdnError, match="grey_share"):
+        train.TrainOptions(name="u", data=[], grey_share=1.5)
