@@ -10,7 +10,7 @@ import numpy as np
 
 from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling, parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.registry import Model, ModelCard, build
+from mdn.registry import Model, ModelCard, network_config
 
 
 def options(
@@ -38,7 +38,7 @@ def options(
     )
     pick_dtype(result.precision, pick_device(result.device))
     if result.tile:
-        check_tiling(result.tile, result.overlap, build(card).config.window)
+        check_tiling(result.tile, result.overlap, network_config(card).window)
     return result
 
 

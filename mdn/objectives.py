@@ -161,15 +161,14 @@ class MaskedDenoising:
         self.options, self.dtype = options, dtype
         self.architecture = "unet" if options.config in UNET_SIZES else "masked-swinir"
         self.noise = noise.make_noise(options.noise, options.level)
-        if options.level_range:
-            for level in options.level_range:
-                noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
+        for level in options.level_range:
+            noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
 
     def describe(self) -> str:
         o = self.options
         levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
-        kind = "Masked SwinIR" if o.mask else "Plain (no-mask baseline) SwinIR"
-        kind = "U-Net" if self.architecture == "unet" else kind
+        swinir = "Masked SwinIR" if o.mask else "Plain (no-mask baseline) SwinIR"
+        kind = "U-Net" if self.architecture == "unet" else swinir
         grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
         return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}"
 

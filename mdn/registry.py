@@ -26,10 +26,16 @@ from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNet, UNetConfig
 
+NETWORKS: dict[str, tuple[Any, Callable[[Any], nn.Module]]] = {
+    "masked-swinir": (SwinIRConfig, MaskedSwinIR),
+    "skip": (SkipConfig, SkipNet),
+    "unet": (UNetConfig, UNet),
+}
+"""Architecture name -> (its configuration class, its network class)."""
+
 ARCHITECTURES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "masked-swinir": lambda config: MaskedSwinIR(SwinIRConfig.from_dict(config)),
-    "skip": lambda config: SkipNet(SkipConfig.from_dict(config)),
-    "unet": lambda config: UNet(UNetConfig.from_dict(config)),
+    name: lambda config, kind=kind, network=network: network(kind.from_dict(config))
+    for name, (kind, network) in NETWORKS.items()
 }
 """Architecture name -> constructor from a configuration dict."""
 
@@ -131,10 +137,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def network_config(card: ModelCard) -> Any:
+    """The card's network configuration (a `SwinIRConfig`, `UNetConfig` or `SkipConfig`), without building it."""
+    if card.architecture not in NETWORKS:
+        raise MdnError(f"unknown architecture {card.architecture!r} in model card", card.path)
+    return NETWORKS[card.architecture][0].from_dict(card.config)
+
+
 def build(card: ModelCard) -> nn.Module:
     """An untrained network of the card's architecture and configuration."""
-    if card.architecture not in ARCHITECTURES:
-        raise MdnError(f"unknown architecture {card.architecture!r} in model card", card.path)
+    network_config(card)  # refuses an unknown architecture
     return ARCHITECTURES[card.architecture](card.config)
 
 
