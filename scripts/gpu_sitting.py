@@ -8,7 +8,7 @@ travels to the next slot (and, committed, to the next sitting), and every run re
 Steps:
 
     prepare   here, on the CPU: build the training pack and fetch the wheels the GPU machine lacks
-    check     there: CUDA tests, training speed (sdpa vs flex, eager vs compiled), then train for what is left
+    check     there: CUDA tests, inference speed, training speed (sdpa vs flex, eager vs compiled), then train
     train     there: train every run of --runs for --budget (resuming those that came back)
     collect   here: copy a slot's returned files into sittings/
     finish    here: write the model card of each run from its checkpoint, for `mdn bench` to judge
@@ -19,6 +19,7 @@ docs/gpu-sitting.md gives the commands and how the minutes are split.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -100,6 +101,7 @@ class Settings:
     speed_configs: str
     speed_kernels: str
     train_at_least: float
+    photo_size: str
 
 
 def log(message: str) -> None:
@@ -166,10 +168,13 @@ def _last_record(path: Path) -> dict:
 
 
 def check(s: Settings, deadline: float) -> bool:
-    """The CUDA tests, the training-speed table (as far as time allows), then training for the rest of the slot."""
+    """The CUDA tests, inference speed, the training-speed table (as far as time allows), then training for the
+    rest of the slot."""
     tests = ["tests/test_engine.py", "tests/test_swinir.py", "tests/test_train.py"]
     log("CUDA tests")
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-k", "cuda", *tests], cwd=ROOT, timeout=150)
+    if s.photo_size:
+        inference_speed(s)
     rows: list[dict] = []
     speed = ["bench", "--train-speed", "--device", s.device, "--precision", "bf16", "--batch", str(s.batch or 64)]
     speed += ["--crop", str(s.crop or 64), "--attention-kernel", s.speed_kernels, "--runs", "3"]
@@ -190,6 +195,48 @@ def check(s: Settings, deadline: float) -> bool:
     return train_runs(s, max(deadline - time.monotonic() - s.margin, MIN_TRAINING))
 
 
+def inference_speed(s: Settings) -> None:
+    """Time the default card on a photo of `photo_size` end to end (`mdn denoise` JPEG to JPEG, three runs) and
+    the engine alone on the default, the former default and the paper size, into `inference.json`."""
+    width, height = (int(n) for n in s.photo_size.split("x"))
+    folder = Path(tempfile.mkdtemp(prefix="photo-"))
+    photo = write_photo(folder / "photo.jpg", width, height, s.pack / "val")
+    seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        denoise = ["denoise", str(photo), "-o", str(folder / "out.jpg"), "--overwrite", "--device", s.device, "--quiet"]
+        code = mdn(*denoise, timeout=60)
+        seconds.append(round(time.perf_counter() - start, 2) if code == 0 else None)
+    log(f"mdn denoise, {s.photo_size} JPEG end to end: {seconds} s")
+    table = folder / "speed.json"
+    models = ["--models", "unet,small-baseline,paper", "--sizes", s.photo_size, "--runs", "1"]
+    mdn("bench", "--speed", "--device", s.device, *models, "--json", str(table), timeout=120)
+    engine = json.loads(table.read_text()) if table.is_file() else []
+    record = {"photo": s.photo_size, "denoise_seconds": seconds, "engine": engine}
+    (s.out / "inference.json").write_text(json.dumps(record, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_photo(path: Path, width: int, height: int, sources: Path) -> Path:
+    """A `width` x `height` JPEG tiled row by row from the photos in `sources`, with Gaussian noise of sigma 15."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    photos = itertools.cycle([iio.imread(p)[..., :3] for p in sorted(sources.glob("*.jpg"))])
+    canvas = np.zeros((height, width, 3), np.float32)
+    top = 0
+    while top < height:
+        left, row_height = 0, 0
+        while left < width:
+            photo = next(photos)[: height - top, : width - left]
+            canvas[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
+            left, row_height = left + photo.shape[1], max(row_height, photo.shape[0])
+        top += row_height
+    canvas += np.random.default_rng(0).normal(0, 15, canvas.shape).astype(np.float32)
+    iio.imwrite(path, np.clip(canvas, 0, 255).astype(np.uint8), quality=95)
+    return path
+
+
 def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -> tuple[str, bool]:
     """The kernel and compile setting of the fastest masked step measured at the runs' size, else those given."""
     masked = [r for r in rows if r["masked"] and r["config"] == config]
@@ -200,7 +247,7 @@ def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -
 
 
 def collect(source: Path, carried: Path) -> None:
-    """Copy one slot's returned files (runs, speed table, log) into `carried`, which the next slot takes along."""
+    """Copy one slot's returned files (runs, speed tables, log) into `carried`, which the next slot takes along."""
     carried.mkdir(parents=True, exist_ok=True)
     for name in RUNS_BY_NAME:
         if (source / name / "checkpoint.pt").is_file():
@@ -210,7 +257,8 @@ def collect(source: Path, carried: Path) -> None:
                     shutil.copy2(source / name / file, carried / name / file)
             print(f"{name}: {_last_record(carried / name / 'log.jsonl')}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for file, kept in (("speed.json", f"speed-{stamp}.json"), ("sitting.log", f"sitting-{stamp}.log")):
+    for file in ("speed.json", "inference.json", "sitting.log"):
+        kept = file.replace(".", f"-{stamp}.")
         if (source / file).is_file():
             shutil.copy2(source / file, carried / kept)
 
@@ -280,6 +328,7 @@ def main() -> None:
     parser.add_argument("--speed-configs", default="small,paper", help="check: sizes to measure, smallest first")
     parser.add_argument("--speed-kernels", default="sdpa,flex", help="check: attention kernels to compare")
     parser.add_argument("--train-at-least", default="3m", help="check: time kept for training after measuring")
+    parser.add_argument("--photo-size", default="6000x4000", help="check: the photo timed end to end ('' skips it)")
     parser.add_argument("--cards", type=Path, default=ROOT / "runs" / "cards", help="finish: where the cards go")
     parser.add_argument("--max-mib", type=float, default=24.0, help="prepare: the pack's size limit")
     a = parser.parse_args()
@@ -288,7 +337,7 @@ def main() -> None:
         a.out, a.pack, a.carried, [r for r in a.runs.split(",") if r], parse_duration(a.budget),
         parse_duration(a.margin), a.device,
         a.config, a.fill_config, a.batch, a.crop, not a.no_compile, a.attention_kernel,
-        a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least),
+        a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least), a.photo_size,
     )  # fmt: skip
     unknown = set(settings.runs) - set(RUNS_BY_NAME)
     if unknown:

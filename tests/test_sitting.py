@@ -66,6 +66,7 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
                 "--no-compile", "--pack", pack, "--carried", carried, "--runs", "paper-masked,fill-mpi"]  # fmt: skip
     steps = []
     first = ["check", "--speed-configs", "tiny", "--speed-kernels", "explicit,sdpa", "--train-at-least", "30s"]
+    first += ["--photo-size", "96x64"]
     for slot, step, budget in (("slot1", first, "60s"), ("slot2", ["train"], "35s")):
         out = tmp_path / slot
         _script(
@@ -76,6 +77,10 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
             assert returned == [f"{run}/checkpoint.pt", f"{run}/log.jsonl"]
             assert (out / run / "checkpoint.pt").stat().st_size < SLOT_FILE_LIMIT
         _script(ROOT / "scripts" / "gpu_sitting.py", "collect", out, "--carried", carried)
+        if slot == "slot1":
+            inference = json.loads((out / "inference.json").read_text())
+            assert len(inference["denoise_seconds"]) == 3 and None not in inference["denoise_seconds"]
+            assert {row["model"] for row in inference["engine"]} == {"unet", "small-baseline", "paper"}
         steps.append(torch.load(carried / "paper-masked" / "checkpoint.pt", weights_only=True)["iteration"])
     speed = json.loads(next(carried.glob("speed-*.json")).read_text())
     assert {(r["config"], r["kernel"], r["masked"]) for r in speed} == {
