@@ -349,7 +349,12 @@ def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tm
 
 def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "mdn", *_train_args(photos, tmp_path), "--checkpoint-every", "100000"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    # A shell's background job starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # the child gets the default disposition back, as in a terminal.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (tmp_path / "run" / "log.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
