@@ -360,7 +360,10 @@ def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path
         time.sleep(0.2)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never left training in the background
     assert process.returncode == 130, output
     assert "interrupted at step" in output and "continue with: mdn train" in output and "--resume" in output
     assert "Traceback" not in output
