@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 Denoise = Callable[[np.ndarray], np.ndarray]
-"""(H, W, 3) float32 in [0, 1] -> the same."""
+"""(H, W, C) float32 in [0, 1], C 3 (colour) or 1 (grey) -> the same."""
 
 
 def estimate_sigma(image: np.ndarray) -> float:
@@ -25,15 +25,21 @@ def estimate_sigma(image: np.ndarray) -> float:
 
 
 def _bm3d(noisy: np.ndarray) -> np.ndarray:
+    """BM3D's colour version (YCbCr) on colour, its grey version on one channel."""
     import bm3d
 
-    return np.clip(bm3d.bm3d_rgb(noisy, estimate_sigma(noisy)), 0, 1).astype(np.float32)
+    sigma = estimate_sigma(noisy)
+    out = bm3d.bm3d(noisy[..., 0], sigma)[..., None] if noisy.shape[-1] == 1 else bm3d.bm3d_rgb(noisy, sigma)
+    return np.clip(out, 0, 1).astype(np.float32)
 
 
 def _oidn(noisy: np.ndarray) -> np.ndarray:
+    """OIDN's LDR filter; a grey image goes in as three equal channels and comes back as their mean."""
     import pyoidn
 
-    return np.clip(pyoidn.denoise(np.ascontiguousarray(noisy, np.float32), hdr=False, quality="high"), 0, 1)
+    colour = np.ascontiguousarray(np.broadcast_to(noisy, (*noisy.shape[:2], 3)), np.float32)
+    out = pyoidn.denoise(colour, hdr=False, quality="high")
+    return np.clip(out.mean(axis=-1, keepdims=True) if noisy.shape[-1] == 1 else out, 0, 1)
 
 
 def oidn_hdr(noisy: np.ndarray) -> np.ndarray:

@@ -305,7 +305,7 @@ class IterativeFill:
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         held = None
         if holdout is not None:
-            held = _unshuffled(torch.from_numpy(holdout)[None, None], self.preset.unshuffle).to(self.device, x.dtype)
+            held = _unshuffled(torch.from_numpy(holdout).to(x.dtype)[None, None], self.preset.unshuffle).to(self.device)
         output = x.clone()
         steps = 0
         for _ in range(self.preset.iters):

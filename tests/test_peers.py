@@ -17,12 +17,16 @@ def test_noise_estimate_is_within_15_percent(sigma: float) -> None:
     assert abs(peers.estimate_sigma(noisy) * 255 - sigma) < 0.15 * sigma + 1.0
 
 
-def test_oidn_denoises_when_installed() -> None:
-    if "oidn" not in peers.available():
-        pytest.skip("pyoidn is not installed")
-    clean = (data.astronaut()[:128, :128] / 255.0).astype(np.float32)
-    noisy = bench.noisy_input(clean, "astronaut", "gaussian", 25, seed=0)
-    out = bench.denoisers(["oidn"])["oidn"](noisy)
+@pytest.mark.parametrize("peer", ["oidn", "bm3d"])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_installed_peer_denoises_colour_and_grey(peer: str, channels: int) -> None:
+    if peer not in peers.available():
+        pytest.skip(f"{peers.PEERS[peer][0]} is not installed")
+    colour = (data.astronaut()[:128, :128] / 255.0).astype(np.float32)
+    clean = colour if channels == 3 else colour.mean(axis=-1, keepdims=True)
+    noisy = bench.noisy_input(clean, f"astronaut-{channels}", "gaussian", 25, seed=0)
+    out = bench.denoisers([peer])[peer](noisy)
+    assert out.shape == clean.shape
     assert bench.metrics.psnr(out, clean) > bench.metrics.psnr(noisy, clean) + 3
 
 

@@ -188,6 +188,17 @@ def test_self_check_keeps_a_good_fill_and_estimates_the_noise(clean: np.ndarray,
     assert check.to_json()["noise_sigma"] == pytest.approx(25, rel=0.1)
 
 
+def test_self_check_works_on_the_unshuffled_sub_images(clean: np.ndarray, noisy: np.ndarray) -> None:
+    """The `real` preset with its self-check, on an odd-sized crop: the held-out pixels follow the pixels into
+    the four sub-images and back."""
+    crop, noisy_crop = clean[:63, :61], noisy[:63, :61]
+    net = _net(dataclasses.replace(GREY, scales=2))
+    out, check = _mpi(noisy_crop, net, dataclasses.replace(PRESETS["real"], iters=60))
+    assert out.shape == crop.shape and np.isfinite(out).all()
+    assert check.to_json()["noise_sigma"] == pytest.approx(25, rel=0.15)
+    assert psnr(out, crop) >= psnr(noisy_crop.clip(0, 1), crop) - 0.1
+
+
 @pytest.mark.parametrize("memorised", [0.0, 0.25])
 def test_self_check_measures_memorised_noise_and_blends_at_the_best_weight(memorised: float) -> None:
     """A synthetic fill: independent error of variance a everywhere, plus a share k of the pixel's own noise where
