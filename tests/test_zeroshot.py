@@ -368,6 +368,19 @@ def test_cli_zs_n2n_honours_the_time_budget(tmp_path) -> None:
     np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "b.png").read_bytes()), data.camera()[:32, :32])
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("channels", [3, 1])
+def test_cli_every_preset_runs_end_to_end_with_its_self_check(tmp_path, preset: str, channels: int) -> None:
+    """Each preset with its shipped fill card, on colour and grey: a file of the input's shape and type."""
+    image = data.astronaut()[:34, :30] if channels == 3 else data.camera()[:34, :30]
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(image))
+    args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--preset", preset, "--iters", "3"]
+    result = CliRunner().invoke(app, [*args, "-q"])
+    assert result.exit_code == 0, result.output
+    out = imagecodecs.png_decode((tmp_path / "b.png").read_bytes())
+    assert out.shape == image.shape and out.dtype == image.dtype
+
+
 @pytest.mark.parametrize(
     "option",
     [["--preset", "fast"], ["--model", "fill-grey"], ["--beta", "0.9"], ["--mask-ratio", "0.5"], ["--share"],
