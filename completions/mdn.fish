@@ -43,7 +43,7 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l quiet -s q -d 'Print e
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -r -d 'MPI settings: full, fast, real, microscopy (default: microscopy)'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -r -d 'MPI settings: full, fast, real, microscopy (default: full on RGB, microscopy on grey)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l method -r -d 'mpi, or zs-n2n (no pre-trained model needed)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l model -s m -r -d "Fill card (default: the preset's; grey: fill-grey)"
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l iters -r -d 'Iterations per image (or tile)'

@@ -106,14 +106,14 @@ def denoise_zeroshot(
     """Denoise an image with no clean data, as `mdn zeroshot` does: MPI fine-tunes a pre-trained fill network
     on the image itself; `method="zs-n2n"` trains a small network from scratch.
 
-    `preset` (MPI: full, fast, real, microscopy, the default) with `iters`, `beta`, `mask_ratio` and `lr`
-    overriding it; `model`: the fill card (default: the preset's, fill-grey for grey images). `time_budget`
-    (seconds) stops in time and returns what it has. MPI only: `share` continues each slice of a stack from the
-    previous one, `tile` and `overlap` fine-tune large images tile by tile, and the self-check blends the input
-    back where the fill looks worse (`self_check=False`: the plain fill). `progress` gets (iterations done, in
-    all); `info`, when given, the method, model, iterations, device, precision, the self-check's estimates
-    and its warnings (without `info` they are issued with `warnings.warn`). Returns the image in the input's
-    layout and type.
+    `preset` (MPI: full, fast, real, microscopy; default full on RGB, microscopy on grey) with `iters`, `beta`,
+    `mask_ratio` and `lr` overriding it; `model`: the fill card (default: the preset's, fill-grey for grey
+    images). `time_budget` (seconds) stops in time and returns what it has. MPI only: `share` continues each slice
+    of a stack from the previous one, `tile` and `overlap` fine-tune large images tile by tile, and the self-check
+    blends the input back where the fill looks worse (`self_check=False`: the plain fill). `progress` gets
+    (iterations done, in all); `info`, when given, the method, model, iterations, device, precision, the
+    self-check's estimates and its warnings (without `info` they are issued with `warnings.warn`). Returns the
+    image in the input's layout and type.
 
         >>> clean = mdn.denoise_zeroshot(cells, preset="fast", time_budget=30)
     """

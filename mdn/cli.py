@@ -166,7 +166,7 @@ def noise_command(
 @per_file.command(suffix="_zeroshot")
 def zeroshot_command(
     preset_name: Annotated[str | None, _opt("--preset", f"MPI settings: {', '.join(PRESETS)} "
-                                            f"(default: {zs.DEFAULT_PRESET}).")] = None,
+                                            "(default: full on RGB, microscopy on grey).")] = None,
     method: Annotated[str, _opt("--method", "mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
     model: Annotated[str | None, _opt("--model -m", "Fill card (default: the preset's; grey: fill-grey).")] = None,
     iters: Annotated[int | None, _opt("--iters", "Iterations per image (or tile).")] = None,

@@ -16,7 +16,10 @@ from mdn.engine import ProgressCallback, pick_device, pick_dtype
 from mdn.errors import MdnError
 
 METHODS = ("mpi", "zs-n2n")
-DEFAULT_PRESET = "microscopy"
+DEFAULT_PRESETS = {"colour": "full", "other": "microscopy"}
+"""MPI's preset when none is given: `full` on RGB images, where it led `microscopy` by 1.25 ± 0.09 dB on the
+colour bench at photon peak 10 (9 of 9 images) in two thirds of the time; `microscopy` on grey and other
+channel counts (docs/bench.md)."""
 PRECISION = "auto"
 """The default precision of zero-shot fine-tuning: bf16 where the hardware computes it natively."""
 TILE, OVERLAP = 512, 32
@@ -48,8 +51,8 @@ class Settings:
     seed: int
 
     def __post_init__(self) -> None:
-        if self.preset_name not in zeroshot.PRESETS:
-            raise MdnError(f"unknown --preset {self.preset_name!r} (choose from {', '.join(zeroshot.PRESETS)})")
+        if self.preset is not None and self.preset not in zeroshot.PRESETS:
+            raise MdnError(f"unknown --preset {self.preset!r} (choose from {', '.join(zeroshot.PRESETS)})")
         if self.method not in METHODS:
             raise MdnError(f"--method must be mpi or zs-n2n, got {self.method!r}")
         if self.method == "zs-n2n" and (refused := self.mpi_only()):
@@ -66,14 +69,13 @@ class Settings:
         }  # fmt: skip
         return [option for option, set_ in given.items() if set_]
 
-    @property
-    def preset_name(self) -> str:
-        return self.preset or DEFAULT_PRESET
+    def preset_name(self, channels: int) -> str:
+        """The preset given, or the default for images with `channels` channels."""
+        return self.preset or DEFAULT_PRESETS["colour" if channels == 3 else "other"]
 
-    @property
-    def steps(self) -> zeroshot.Preset:
-        """The method's preset with the overrides given."""
-        base = zeroshot.PRESETS[self.preset_name] if self.method == "mpi" else zeroshot.ZS_N2N_PRESET
+    def steps(self, channels: int) -> zeroshot.Preset:
+        """The method's preset for images with `channels` channels, with the overrides given."""
+        base = zeroshot.PRESETS[self.preset_name(channels)] if self.method == "mpi" else zeroshot.ZS_N2N_PRESET
         overrides = {"iters": self.iters, "beta": self.beta, "mask_ratio": self.mask_ratio, "lr": self.lr}
         return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -82,13 +84,13 @@ class Settings:
         return pick_device(self.device)
 
 
-def fill_model(run: Settings, grey: bool) -> registry.Model | None:
+def fill_model(run: Settings, channels: int) -> registry.Model | None:
     """The fill network MPI fine-tunes (the preset's card for the image kind unless one is given); None for
     ZS-N2N. Raises MdnError, saying how to make one, when the default card is not installed."""
     if run.method != "mpi":
         return None
     if run.model is None:
-        default = zeroshot.fill_card(run.preset_name, grey)
+        default = zeroshot.fill_card(run.preset_name(channels), grey=channels == 1)
         if default not in registry.cards():
             raise MdnError(
                 f"no pre-trained fill model {default!r} is installed: train one with "
@@ -107,8 +109,9 @@ def run(
 ) -> tuple[np.ndarray, list[str]]:
     """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. `info` gets the
     method, model, iterations, device, precision and (MPI) the self-check's estimates per plane."""
-    model = fill_model(settings, grey=planes.shape[-1] == 1)
-    preset, device = settings.steps, settings.target
+    channels = planes.shape[-1]
+    model = fill_model(settings, channels)
+    preset, device = settings.steps(channels), settings.target
     allocator.keep_freed_memory()  # fine-tuning steps: 1.5x faster without fresh pages for every tensor
     dtype = pick_dtype(settings.precision, device)
     runner = zeroshot.ZeroShot(
@@ -125,7 +128,7 @@ def run(
         )  # fmt: skip
         if runner.checks:
             info["self_check"] = [check.to_json() for check in runner.checks]
-    return result, verdicts(runner.checks, settings.preset_name)
+    return result, verdicts(runner.checks, settings.preset_name(channels))
 
 
 def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:

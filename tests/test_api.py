@@ -117,6 +117,15 @@ def test_zs_n2n_on_a_16_bit_stack_gives_the_clis_bytes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, tifffile.imread(tmp_path / "b.tif"))
 
 
+@pytest.mark.parametrize(("channels", "model"), [(3, "fill-syn"), (1, "fill-grey")])
+def test_default_preset_is_full_on_rgb_and_microscopy_on_grey(channels: int, model: str) -> None:
+    """The shipped fill cards: `full` (per-channel masks, fill-syn) on RGB, `microscopy` (fill-grey) on grey."""
+    image = data.astronaut()[:40, :40] if channels == 3 else data.camera()[:40, :40]
+    info: dict = {}
+    mdn.denoise_zeroshot(image, iters=2, info=info)
+    assert info["model"] == model and info["iters"] == 2
+
+
 def test_mpi_self_check_goes_to_info_or_to_warnings(grey_fill_card) -> None:
     """Light noise and 3 iterations of an untrained fill: the input comes back, and the user is told."""
     rng = np.random.default_rng(0)
