@@ -17,8 +17,8 @@ from mdn.errors import MdnError
 
 METHODS = ("mpi", "zs-n2n")
 DEFAULT_PRESETS = {"colour": "full", "other": "microscopy"}
-"""MPI's preset when none is given: `full` on RGB images, where it led `microscopy` by 1.25 ± 0.09 dB on the
-colour bench at photon peak 10 (9 of 9 images) in two thirds of the time; `microscopy` on grey and other
+"""MPI's preset when none is given: `full` on RGB images, where it led `microscopy` by 1.29 ± 0.07 dB on the
+colour bench at photon peak 10 (14 of 14 images) in two thirds of the time; `microscopy` on grey and other
 channel counts (docs/bench.md)."""
 PRECISION = "auto"
 """The default precision of zero-shot fine-tuning: bf16 where the hardware computes it natively."""
