@@ -165,8 +165,8 @@ def noise_command(
 @_user_errors
 @per_file.command(suffix="_zeroshot")
 def zeroshot_command(
-    preset_name: Annotated[str | None, _opt("--preset", f"MPI settings: {', '.join(PRESETS)} "
-                                            "(default: full on RGB, microscopy on grey).")] = None,
+    preset_name: Annotated[str | None, _opt("--preset", f"MPI settings: {', '.join(PRESETS)} (default: "
+                                            f"{zs.DEFAULT_PRESET_RGB} on RGB, {zs.DEFAULT_PRESET} on grey).")] = None,
     method: Annotated[str, _opt("--method", "mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
     model: Annotated[str | None, _opt("--model -m", "Fill card (default: the preset's; grey: fill-grey).")] = None,
     iters: Annotated[int | None, _opt("--iters", "Iterations per image (or tile).")] = None,

@@ -16,7 +16,7 @@ from mdn.engine import ProgressCallback, pick_device, pick_dtype
 from mdn.errors import MdnError
 
 METHODS = ("mpi", "zs-n2n")
-DEFAULT_PRESETS = {"colour": "full", "other": "microscopy"}
+DEFAULT_PRESET_RGB, DEFAULT_PRESET = "full", "microscopy"
 """MPI's preset when none is given: `full` on RGB images, where it led `microscopy` by 1.29 ± 0.07 dB on the
 colour bench at photon peak 10 (14 of 14 images) in two thirds of the time; `microscopy` on grey and other
 channel counts (docs/bench.md)."""
@@ -71,7 +71,7 @@ class Settings:
 
     def preset_name(self, channels: int) -> str:
         """The preset given, or the default for images with `channels` channels."""
-        return self.preset or DEFAULT_PRESETS["colour" if channels == 3 else "other"]
+        return self.preset or (DEFAULT_PRESET_RGB if channels == 3 else DEFAULT_PRESET)
 
     def steps(self, channels: int) -> zeroshot.Preset:
         """The method's preset for images with `channels` channels, with the overrides given."""
