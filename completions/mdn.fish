@@ -71,7 +71,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise, fill'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l time-budget -r -d 'Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint and a card; --resume goes on'

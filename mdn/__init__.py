@@ -65,7 +65,7 @@ def denoise(
     (fp32, bf16, fp16, auto) set how it runs; `progress` gets (tiles done, tiles in all) and `info`, when
     given, the model, tiles, tile and device. Returns the image in the input's layout and type.
 
-        >>> clean = mdn.denoise(noisy, "small-masked", passes=4, seed=1)
+        >>> clean = mdn.denoise(noisy, "small-baseline", tile=256)
     """
     from mdn import arrays, inference, registry
 

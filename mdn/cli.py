@@ -311,7 +311,7 @@ def models_command(context: typer.Context) -> None:
 def models_show(name: Annotated[str, typer.Argument(help="Card name or path.")]) -> None:
     """Print one model card: architecture, training record and scores.
 
-    Example: mdn models show small-masked
+    Example: mdn models show unet
     """
     card = registry.find(name)
     out.print_json(data={**card.to_json(), "path": str(card.path)})
@@ -364,7 +364,7 @@ def bench_command(
 ) -> None:  # fmt: skip
     """Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed.
 
-    Example: mdn bench --models small-masked,small-baseline --plot study.png
+    Example: mdn bench --models unet,small-baseline --plot study.png
     """
     engine.use_threads(threads)
     if train_speed:

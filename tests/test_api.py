@@ -140,7 +140,7 @@ def test_mpi_self_check_goes_to_info_or_to_warnings(grey_fill_card) -> None:
 
 
 def test_models_lists_cards_and_a_loaded_model_runs_as_its_name(tiny_card) -> None:
-    assert {"small-baseline", "small-masked", "fill-grey"} <= {card.name for card in mdn.models()}
+    assert {"unet", "small-baseline", "fill-grey"} <= {card.name for card in mdn.models()}
     model = mdn.load_model(tiny_card.path)
     photo = data.astronaut()[:64, :64]
     info: dict = {}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+import torch.nn.functional as F
 from skimage import data
 from typer.testing import CliRunner
 
@@ -18,8 +19,8 @@ from mdn import allocator, metrics, noise, objectives, registry, train
 from mdn.cli import app
 from mdn.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.errors import MdnError
-from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
-from mdn.nets.unet import UNET_SIZES, UNet, UNetConfig
+from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
+from mdn.nets.unet import UNET_SIZES, PartialConv, UNet, UNetConfig, neighbour_masked
 
 SMALL = UNetConfig(widths=(8, 16, 24))
 
@@ -77,10 +78,69 @@ def test_training_unmasked_learns_to_denoise(photos: Path, tmp_path: Path) -> No
     assert trainer.model.config == UNET_SIZES["unet-tiny"]
 
 
-def test_a_masked_unet_run_is_refused(photos: Path, tmp_path: Path) -> None:
-    options = train.TrainOptions(name="u", data=[str(photos)], config="unet-tiny", device="cpu")
-    with pytest.raises(MdnError, match="no tokens to mask"):
-        train.Trainer(options, tmp_path, log=lambda _: None)
+def test_a_partial_first_convolution_sees_only_visible_pixels_and_is_plain_inside_whole_images() -> None:
+    torch.manual_seed(0)
+    partial = PartialConv(3, 4)
+    x = torch.rand(2, 3, 16, 16)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))  # the image border counts as hidden
+    torch.testing.assert_close(partial(x)[inner], F.conv2d(x, partial.weight, partial.bias, padding=1)[inner])
+    hidden = torch.rand(2, 1, 16, 16) < 0.8
+    masked = torch.where(hidden, torch.full_like(x, MASK_VALUE), x)
+    changed = torch.where(hidden, torch.rand_like(x), x)  # other values under the hidden pixels
+    out = partial(masked)
+    torch.testing.assert_close(out, partial(torch.where(hidden, torch.full_like(x, MASK_VALUE), changed)))
+    none_visible = F.max_pool2d((~hidden).float(), 3, 1, 1) == 0
+    assert none_visible.any() and torch.all(out[none_visible.expand_as(out)] == 0)
+    y, x0 = 5, 7  # a window's output is the visible pixels' weighted sum scaled by 9 / their count
+    window = (~hidden)[0, :, y - 1 : y + 2, x0 - 1 : x0 + 2].float()
+    patch = masked[0, :, y - 1 : y + 2, x0 - 1 : x0 + 2] * window
+    expected = (partial.weight * patch).sum(dim=(1, 2, 3)) * 9 / window.sum().clamp(min=1) + partial.bias
+    torch.testing.assert_close(out[0, :, y, x0], expected * (window.sum() > 0))
+
+
+def test_a_hidden_position_is_invisible_to_its_neighbours_but_not_to_itself() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.rand(1, 2, 8, 8)
+    hidden = torch.zeros(1, 1, 8, 8)
+    hidden[0, 0, 4, 4] = 1
+    changed = x.clone()
+    changed[0, :, 4, 4] += 1
+    moved = neighbour_masked(conv, changed, hidden) - neighbour_masked(conv, x, hidden)
+    assert moved[0, :, 4, 4].abs().min() > 0  # its own output follows it
+    moved[0, :, 4, 4] = 0
+    assert moved.abs().max() < 1e-6  # no neighbour's does
+    torch.testing.assert_close(neighbour_masked(conv, x, torch.zeros_like(hidden)), conv(x))
+
+
+def test_feature_masks_are_drawn_from_the_generator_and_switch_off() -> None:
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(widths=(8, 16), residual=False, feature_mask=0.75)).eval()
+    x = torch.rand(2, 3, 32, 32)
+    first = net(x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(first, net(x, generator=torch.Generator().manual_seed(1)))
+    assert not torch.allclose(first, net(x, generator=torch.Generator().manual_seed(2)))
+    torch.testing.assert_close(net(x, attention_mask=False), net(x, attention_mask=False))
+    assert net.config.stochastic and not UNET_SIZES["unet-partial"].stochastic
+
+
+@pytest.mark.parametrize(("config", "passes"), [("unet-feature-mask", 4), ("unet-partial", 1)])
+def test_a_masked_unet_run_and_its_twin_record_their_masks(config: str, passes: int) -> None:
+    """The masked run hides input pixels and keeps its in-network mask; its twin is the same network without
+    either; the card's inference settings say how many passes the masked one averages."""
+    masked = objectives.MaskedDenoising(train.TrainOptions(name="u", data=[], config=config), torch.float32)
+    twin = objectives.MaskedDenoising(train.TrainOptions(name="u", data=[], config=config, mask=False), torch.float32)
+    built, plain = masked.build(), twin.build()
+    assert built.config.feature_mask == (0.75 if config == "unet-feature-mask" else 0) and built.config.partial == (
+        config == "unet-partial"
+    )
+    assert plain.config == UNetConfig(residual=False)
+    assert masked.inference() == ({"passes": passes} if passes > 1 else {}) and twin.inference() == {}
+    assert "Masked U-Net" in masked.describe() and "no-mask baseline) U-Net" in twin.describe()
+    clean = torch.full((4, 3, 32, 32), 0.5)
+    seen: list[torch.Tensor] = []
+    masked.loss(lambda x, **_: seen.append(x) or x, clean, torch.Generator().manual_seed(0))
+    assert 0.7 < float((seen[0] == MASK_VALUE).all(dim=1).float().mean()) < 0.9
 
 
 def test_the_cli_trains_a_card_that_denoise_runs(photos: Path, tmp_path: Path) -> None:

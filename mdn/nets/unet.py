@@ -1,34 +1,64 @@
-"""A convolutional U-Net denoiser for CPUs, in the spirit of Intel Open Image Denoise's network.
+"""A convolutional U-Net denoiser for CPUs, in the spirit of Intel Open Image Denoise's network, with the
+masked-training paper's masks carried over to convolutions.
 
 Plain 3x3 convolutions with ReLU, max-pooling down and nearest-neighbour upsampling with skip concatenations
-up, as in OIDN, which makes the network fast wherever oneDNN, AMX or cuDNN run convolutions; thinner than OIDN's
-and with a global residual (it predicts the noise), so that a few hours of CPU training suffice. It has no
-tokens: the input and attention masks of masked training do not apply to it.
+up, as in OIDN, which makes the network fast wherever oneDNN, AMX or cuDNN run convolutions; thinner than OIDN's,
+so that a few hours of CPU training suffice.
+
+Masked training hides most input pixels (set to `MASK_VALUE`, as the masked SwinIR's are) and, inside the
+network, the SwinIR hides tokens before every attention layer, at test time too. A U-Net has no tokens; the
+in-network masks that stand in for that here are chosen by the configuration (each measured in docs/training.md):
+
+- `feature_mask`: every convolution but the last sees a position's own features whole and a random share of its
+  neighbours hidden, drawn afresh per call and kept at test, where a few passes are averaged. It is the
+  attention mask's counterpart: the SwinIR hides tokens from each other's attention while each token's own
+  features pass on through the block's shortcut;
+- `partial`: the first convolution is a partial convolution (Liu et al. 2018) that sees only the visible pixels
+  and rescales by their count, so a fully visible test image gives its features the statistics that a masked
+  training crop gave them;
+- `dropout`: channel dropout before the last convolution in training only ("Reflash Dropout", Kong et al. 2022),
+  the cheap reference.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.nets.swinir import Generators
+from mdn.nets.swinir import MASK_VALUE, Generators, per_sample
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Sizes of a U-Net: `widths[i]` channels at 1/2^i of the image's resolution."""
+    """Sizes of a U-Net: `widths[i]` channels at 1/2^i of the image's resolution, and its masks."""
 
     widths: tuple[int, ...] = (32, 48, 64, 80, 96)
     channels: int = 3
+    residual: bool = True
+    """Add the input to the output (the network predicts the noise); masked networks predict the image."""
+    feature_mask: float = 0.0
+    """The share of positions hidden from their neighbours' convolutions, in training and at test."""
+    partial: bool = False
+    """A partial first convolution: input pixels at `MASK_VALUE` are treated as missing."""
+    own_pixel: bool = False
+    """With `partial`: each visible pixel's own value also enters through a 1x1 convolution, unscaled, so that
+    a test image's pixels enter as a training crop's visible ones did (a SwinIR token carries its own pixel)."""
+    dropout: float = 0.0
+    """Channel dropout before the last convolution, in training only."""
 
     @property
     def window(self) -> int:
         """Image sides must be a multiple of this: the coarsest level's downscaling."""
         return 2 ** (len(self.widths) - 1)
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether its outputs at test time are random (averaged over passes)."""
+        return self.feature_mask > 0
 
     def activation_bytes_per_pixel(self) -> int:
         """Float32 bytes of the largest activations alive at once in inference, per image pixel: the first
@@ -36,7 +66,7 @@ class UNetConfig:
         return 4 * 5 * self.widths[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"widths": list(self.widths), "channels": self.channels}
+        return {**asdict(self), "widths": list(self.widths)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
@@ -45,13 +75,60 @@ class UNetConfig:
 
 UNET_SIZES: dict[str, UNetConfig] = {
     "unet-tiny": UNetConfig(widths=(8, 16)),
-    "unet": UNetConfig(widths=(32, 48, 64, 80, 96)),
+    "unet": UNetConfig(),
+    "unet-feature-mask": UNetConfig(residual=False, feature_mask=0.75),
+    "unet-partial": UNetConfig(residual=False, partial=True),
+    "unet-own-pixel": UNetConfig(residual=False, partial=True, own_pixel=True),
+    "unet-dropout": UNetConfig(dropout=0.5),
 }
-"""Named U-Net sizes: `unet-tiny` for smoke tests, `unet` for the CPU default."""
+"""Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, and the masked designs."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
     return nn.Conv2d(inputs, outputs, 3, padding=1)
+
+
+def visible_pixels(x: Tensor) -> Tensor:
+    """(B, 1, H, W) float: 1 where a pixel is shown, 0 where the input mask set every channel to MASK_VALUE (a
+    value clipped images never hold)."""
+    return (x != MASK_VALUE).any(dim=1, keepdim=True).to(x.dtype)
+
+
+class PartialConv(nn.Conv2d):
+    """A 3x3 convolution over the visible pixels only, rescaled by 9 / (visible pixels in the window); windows
+    with none give 0. On a fully visible image it is a plain convolution. With `own_pixel`, a 1x1 convolution of
+    each visible pixel's own value is added, unscaled."""
+
+    def __init__(self, inputs: int, outputs: int, own_pixel: bool = False) -> None:
+        super().__init__(inputs, outputs, 3, padding=1)
+        self.own = nn.Conv2d(inputs, outputs, 1, bias=False) if own_pixel else None
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        visible = visible_pixels(x)
+        count = F.conv2d(visible, torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device), padding=1)
+        seen = x * visible
+        summed = F.conv2d(seen, self.weight, None, padding=1)
+        scale = (9.0 / count.clamp(min=1.0)) * (count > 0).to(x.dtype)
+        out = summed * scale.to(summed.dtype) + self.bias.to(summed.dtype)[None, :, None, None] * (count > 0)
+        return out + self.own(seen) if self.own is not None else out
+
+
+def hidden_positions(x: Tensor, ratio: float, generator: Generators) -> Tensor:
+    """(B, 1, H, W) in x's dtype: 1 at a random `ratio` of positions (one Bernoulli draw per position, per sample
+    from its own generator when given a sequence)."""
+
+    def draw(x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, _, h, w = x.shape
+        return (torch.rand(b, 1, h, w, generator=generator, device=x.device) < ratio).to(x.dtype)
+
+    return per_sample(draw, x, generator)
+
+
+def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
+    """`conv(x)` where positions marked in `hidden` are invisible to their neighbours but not to themselves: the
+    convolution of the visible positions plus its centre tap at the hidden ones."""
+    centre = conv.weight[:, :, 1:2, 1:2]
+    return conv(x * (1 - hidden)) + F.conv2d(x * hidden, centre)
 
 
 class UNet(nn.Module):
@@ -66,7 +143,8 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.first = nn.ModuleList([_conv(config.channels, w[0]), _conv(w[0], w[0])])
+        first = PartialConv(config.channels, w[0], config.own_pixel) if config.partial else _conv(config.channels, w[0])
+        self.first = nn.ModuleList([first, _conv(w[0], w[0])])
         self.down = nn.ModuleList(_conv(w[i - 1], w[i]) for i in range(1, len(w)))
         self.bottom = _conv(w[-1], w[-1])
         self.up = nn.ModuleList(
@@ -76,18 +154,27 @@ class UNet(nn.Module):
         self.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout for convolutions
 
     def forward(self, x: Tensor, generator: Generators = None, attention_mask: bool = True) -> Tensor:
-        """`generator` and `attention_mask` are the masked networks' arguments, which a U-Net has no use for."""
+        """`generator` draws the feature masks, which `attention_mask` False switches off (the masked SwinIR's
+        names for its in-network masks)."""
+        ratio = self.config.feature_mask if attention_mask else 0.0
+
+        def conv(layer: nn.Conv2d, y: Tensor) -> Tensor:
+            y = neighbour_masked(layer, y, hidden_positions(y, ratio, generator)) if ratio else layer(y)
+            return F.relu(y, inplace=True)
+
         skips = []
-        y = x
-        for conv in self.first:
-            y = F.relu(conv(y), inplace=True)
-        for conv in self.down:
+        first, second = self.first
+        y = conv(second, conv(first, x) if not self.config.partial else F.relu(first(x), inplace=True))
+        for layer in self.down:
             skips.append(y)
-            y = F.relu(conv(F.max_pool2d(y, 2)), inplace=True)
-        y = F.relu(self.bottom(y), inplace=True)
+            y = conv(layer, F.max_pool2d(y, 2))
+        y = conv(self.bottom, y)
         for level in reversed(range(len(self.up))):
             merge, refine = self.up[level]
             y = torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skips[level]], dim=1)
-            y = F.relu(refine(F.relu(merge(y), inplace=True)), inplace=True)
+            y = conv(refine, conv(merge, y))
+        if self.config.dropout:
+            y = F.dropout2d(y, self.config.dropout, self.training)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
-            return x + self.last(y.float())
+            out = self.last(y.float())
+            return x + out if self.config.residual else out
