@@ -21,7 +21,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, train, zeroshot, zeroshot_run
+from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, training, zeroshot, zeroshot_run
 from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
@@ -462,12 +462,12 @@ def train_speed(
     """Median iterations/s of `mdn train`'s whole step (crops, noise, masks, forward, backward, Adam, EMA) over
     `windows` timed windows of `steps` steps, after a warm-up window, on procedural training images; `precision`
     None is training's default."""
-    options = train.TrainOptions.create(
+    options = training.TrainOptions.create(
         name="speed", data=[], config=config, batch=batch, crop=crop, mask=masked, dead_leaves=4, precision=precision,
         iters=(windows + 1) * steps, device=device, attention_kernel=kernel, compile=compile,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        trainer = train.Trainer(options, Path(folder), log=lambda _: None)
+        trainer = training.Trainer(options, Path(folder), log=lambda _: None)
         cuda = trainer.device.type == "cuda"
         rates = []
         for window in range(windows + 1):

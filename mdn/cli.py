@@ -13,16 +13,17 @@ import numpy as np
 import typer
 
 import mdn
-from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, train
+from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, training
 from mdn import zeroshot_run as zs
 from mdn.errors import MdnError
 from mdn.former_options import FormerOptions
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES
-from mdn.objectives import OBJECTIVES
 from mdn.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
 from mdn.report import BatchProgress, console, out
+from mdn.training import SCHEDULES
+from mdn.training.objectives import OBJECTIVES
 from mdn.zeroshot import PRESETS
 
 app = typer.Typer(
@@ -43,7 +44,7 @@ EXIT_USAGE = 2
 """The command line itself is wrong: bad option, no inputs."""
 ENGINE = engine.EngineOptions()
 """The library's inference defaults, which the options show and keep."""
-TRAIN = train.TrainOptions(name="", data=[])
+TRAIN = training.TrainOptions(name="", data=[])
 """The library's training defaults (the denoise objective's), which the options show and keep."""
 RESEARCH = "Research"
 """The help panel of ablation and measurement options, listed after the everyday ones."""
@@ -219,7 +220,7 @@ def train_command(
     crop: Annotated[int | None, _opt("--crop", "Crop size in pixels (64; fill: 128).")] = None,
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine).")] = None,
     warmup: Annotated[int, _opt("--warmup", "Steps of linear learning-rate warm-up.")] = TRAIN.warmup,
-    schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(train.SCHEDULES)}.")] = None,
+    schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(SCHEDULES)}.")] = None,
     init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path).")] = None,
     noise_type: Annotated[str, _opt("--noise", "Training noise type.")] = TRAIN.noise,
     level: Annotated[float, _opt("--level", "Training (and validation) noise level.")] = TRAIN.level,
@@ -254,21 +255,21 @@ def train_command(
 
     Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
     """
-    options = train.TrainOptions.create(
+    options = training.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
-        level_range=level_range and train.parse_range(level_range), grey_share=grey_share, mask=not no_mask,
-        input_mask=input_range and train.parse_range(input_range), attention_mask=attention, ema=ema,
+        level_range=level_range and training.parse_range(level_range), grey_share=grey_share, mask=not no_mask,
+        input_mask=input_range and training.parse_range(input_range), attention_mask=attention, ema=ema,
         dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
         checkpoint_every=checkpoint_every, seed=seed, threads=threads, precision=precision, compile=compile_,
         device=device, attention_kernel=kernel,
     )  # fmt: skip
     log = functools.partial(console.print, soft_wrap=True)
     try:
-        sitting = train.Sitting(
+        sitting = training.Sitting(
             options, workdir, output, resume=resume or finish, overwrite=overwrite, time_budget=time_budget, log=log
         )
-    except train.NameTaken as taken:
+    except training.NameTaken as taken:
         _fail(
             f"--name {name} is taken ({', '.join(map(str, taken.paths))}): add --resume to continue that run, "
             "--overwrite to start afresh, or choose another --name"
@@ -282,7 +283,7 @@ def train_command(
                 log(f"interrupted at step {trainer.iteration:,}; checkpoint in {trainer.checkpoint_path}\n"
                     f"continue with: {sitting.resume_command()}")  # fmt: skip
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except train.NothingTrained as exc:
+        except training.NothingTrained as exc:
             _fail(str(exc), EXIT_FAILED)
     card = sitting.write_card()
     sitting.close()

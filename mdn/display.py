@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
 
-from mdn import bench, noise, registry, train
+from mdn import bench, noise, registry, training
 from mdn.report import console, out
 
 
@@ -108,7 +108,7 @@ def stage_bars(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]
         yield update
 
 
-def train_progress(sitting: train.Sitting, until: int | None, quiet: bool) -> None:
+def train_progress(sitting: training.Sitting, until: int | None, quiet: bool) -> None:
     """Run the sitting to `until` under a bar with the loss, the speed and the latest validation."""
     trainer = sitting.trainer
     columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]

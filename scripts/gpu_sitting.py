@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdn.train import parse_duration
+from mdn.training import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "sittings"

@@ -10,7 +10,7 @@ import pytest
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import bench, metrics, registry, train
+from mdn import bench, metrics, registry
 from mdn.cli import app
 from mdn.engine import Engine, EngineOptions
 
@@ -37,7 +37,7 @@ def test_card_loads_and_records_how_it_was_made(path) -> None:
 def test_recorded_recipe_loads_and_gives_the_recorded_command(path) -> None:
     """Recipes from before `precision` recorded `bf16`; they load as the precision it meant."""
     training = registry.ModelCard.from_file(path).training
-    options = train.TrainOptions.from_recipe(training["recipe"])
+    options = training.TrainOptions.from_recipe(training["recipe"])
     recorded = training["recipe"].get("precision") or ("bf16" if training["recipe"].get("bf16") else "fp32")
     assert options.precision == recorded
     assert options.command() == training["command"].replace("--bf16", "--precision bf16")

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from mdn import registry, train
+from mdn import registry, training
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOT_FILE_LIMIT = 16 * 2**20
@@ -56,7 +56,7 @@ def test_pack_is_jpeg_within_its_limit_with_sources_and_licences(pack: Path) -> 
     camera = next(f for f in manifest["files"] if "camera" in f["file"])
     assert camera["channels"] == 1 and Image.open(pack / camera["file"]).mode == "L"
     assert all(f["licence"] == "CC0-1.0" and f["psnr_vs_source"] > 38 for f in manifest["files"])
-    loaded = train.load_images([str(pack / "train")], 32, warn=pytest.fail)
+    loaded = training.load_images([str(pack / "train")], 32, warn=pytest.fail)
     assert len(loaded) == 3 and all(image.shape[-1] == 3 for image in loaded)
 
 

@@ -20,10 +20,11 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import noise, objectives, registry, train
+from mdn import noise, registry, training
 from mdn.cli import app
 from mdn.engine import pick_dtype
 from mdn.errors import MdnError
+from mdn.training import objectives
 
 
 @pytest.fixture(scope="module")
@@ -38,43 +39,43 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _options(photos: Path, **changes) -> train.TrainOptions:
+def _options(photos: Path, **changes) -> training.TrainOptions:
     """A tiny run on the CPU, where every step is bit for bit reproducible (GPU kernels may sum in any order)."""
     base = dict(name="t", data=[str(photos)], config="tiny", iters=4, batch=2, crop=32, lr=1e-3, device="cpu",
                 validate_every=2, checkpoint_every=2, validation=[str(photos / "coffee.tif")])  # fmt: skip
-    return train.TrainOptions(**{**base, **changes})
+    return training.TrainOptions(**{**base, **changes})
 
 
 def _straight_and_resumed(
-    options: train.TrainOptions, folder: Path
-) -> tuple[train.Trainer, train.Trainer, list[train.Progress]]:
+    options: training.TrainOptions, folder: Path
+) -> tuple[training.Trainer, training.Trainer, list[training.Progress]]:
     """The run straight through (in folder/a, with its reports) and stopped at step 2 then resumed (folder/b)."""
     (folder / "a").mkdir()
-    straight = train.Trainer(options, folder / "a", log=lambda _: None)
+    straight = training.Trainer(options, folder / "a", log=lambda _: None)
     reports = list(straight.run())
     (folder / "b").mkdir()
-    list(train.Trainer(options, folder / "b", log=lambda _: None).run(until=2))
-    resumed = train.Trainer(options, folder / "b", log=lambda _: None)
+    list(training.Trainer(options, folder / "b", log=lambda _: None).run(until=2))
+    resumed = training.Trainer(options, folder / "b", log=lambda _: None)
     resumed.resume()
     list(resumed.run())
     return straight, resumed, reports
 
 
 def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
-    straight = train.Trainer(_options(photos), tmp_path / "a", log=lambda _: None)
+    straight = training.Trainer(_options(photos), tmp_path / "a", log=lambda _: None)
     (tmp_path / "a").mkdir()
     list(straight.run())
 
     (tmp_path / "b").mkdir()
-    first = train.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
+    first = training.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
     list(first.run(until=2))
-    second = train.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
+    second = training.Trainer(_options(photos), tmp_path / "b", log=lambda _: None)
     second.resume()
     assert second.iteration == 2
     list(second.run())
     for (name, a), b in zip(straight.ema.state_dict().items(), second.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    sittings = second._history()
+    sittings = second.sittings()
     assert [(h["from"], h["to"]) for h in sittings] == [(0, 2), (2, 4)]
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in log] == [0, 2, 4]
@@ -86,7 +87,7 @@ def test_resume_continues_bit_for_bit(photos: Path, tmp_path: Path) -> None:
 
 def test_baseline_trains_without_masks(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
-    trainer = train.Trainer(_options(photos, mask=False), tmp_path / "run", log=lambda _: None)
+    trainer = training.Trainer(_options(photos, mask=False), tmp_path / "run", log=lambda _: None)
     assert trainer.model.config.attention_mask_ratio == 0.0 and trainer.objective.inference() == {}
     before = [p.clone() for p in trainer.model.parameters()]
     list(trainer.run(until=1))
@@ -99,18 +100,18 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
         torch.rot90(flipped, k, dims=(1, 2)).flatten().tolist().__repr__()
         for flipped in (image, image.flip(2)) for k in range(4)
     }  # fmt: skip
-    crops = train.sample_batch([image], 64, 16, torch.Generator().manual_seed(0))
+    crops = training.sample_batch([image], 64, 16, torch.Generator().manual_seed(0))
     assert crops.shape == (64, 3, 16, 16)
     assert {crop.flatten().tolist().__repr__() for crop in crops} == orientations
     small, large = torch.zeros(3, 32, 32), torch.ones(3, 128, 128)
-    picks = train.sample_batch([small, large], 400, 32, torch.Generator().manual_seed(1)).mean(dim=(1, 2, 3))
+    picks = training.sample_batch([small, large], 400, 32, torch.Generator().manual_seed(1)).mean(dim=(1, 2, 3))
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
 
 
 @pytest.mark.parametrize("kind", noise.NOISE_TYPES)
 def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path, tmp_path: Path, kind: str) -> None:
     level = noise.NOISE_TYPES[kind].default_level
-    trainer = train.Trainer(_options(photos, noise=kind, level=level, validation=[]), tmp_path, log=lambda _: None)
+    trainer = training.Trainer(_options(photos, noise=kind, level=level, validation=[]), tmp_path, log=lambda _: None)
     model = type(trainer.objective.noise)
     drawn_on_device = model.on_device
     drawn: list[torch.Tensor] = []
@@ -144,21 +145,22 @@ def test_compiled_training_is_recorded_and_resumes_bit_for_bit(photos: Path, tmp
 
 
 def test_warmup_then_schedule() -> None:
-    cosine = train.TrainOptions(name="t", data=[], iters=100, lr=1e-3, warmup=10, schedule="cosine")
-    rates = [train.scheduled_rate(cosine, i) for i in range(101)]
+    cosine = training.TrainOptions(name="t", data=[], iters=100, lr=1e-3, warmup=10, schedule="cosine")
+    rates = [training.scheduled_rate(cosine, i) for i in range(101)]
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3, rel=0.03)
     assert all(a >= b for a, b in itertools.pairwise(rates[9:])) and rates[100] == pytest.approx(5e-6)
-    step = train.TrainOptions(name="t", data=[], iters=100, lr=1e-3)
-    assert [train.scheduled_rate(step, i) for i in (0, 49, 50, 74, 75, 99)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+    step = training.TrainOptions(name="t", data=[], iters=100, lr=1e-3)
+    rates = [training.scheduled_rate(step, i) for i in (0, 49, 50, 74, 75, 99)]
+    assert rates == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
 
 
 def test_init_starts_from_a_card_and_records_it(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
-    first = train.Trainer(_options(photos, iters=2), tmp_path / "a", log=lambda _: None)
+    first = training.Trainer(_options(photos, iters=2), tmp_path / "a", log=lambda _: None)
     list(first.run())
     card = first.write_card(tmp_path / "cards")
     (tmp_path / "b").mkdir()
-    second = train.Trainer(_options(photos, init=str(card.path), name="t2"), tmp_path / "b", log=lambda _: None)
+    second = training.Trainer(_options(photos, init=str(card.path), name="t2"), tmp_path / "b", log=lambda _: None)
     for name, value in first.ema.state_dict().items():
         assert torch.equal(second.model.state_dict()[name], value), name
         assert torch.equal(second.ema.state_dict()[name], value), name
@@ -166,7 +168,7 @@ def test_init_starts_from_a_card_and_records_it(photos: Path, tmp_path: Path) ->
     recorded = second.write_card(tmp_path / "cards").training["initialised_from"]
     assert recorded == {"card": "t", "sha256": card.sha256, "iterations": 2}
     with pytest.raises(MdnError, match="differs"):
-        train.Trainer(_options(photos, init=str(card.path), config="small"), tmp_path / "b", log=lambda _: None)
+        training.Trainer(_options(photos, init=str(card.path), config="small"), tmp_path / "b", log=lambda _: None)
 
 
 def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_python_m_mdn_runs() -> None:
 
 
 def test_device_and_attention_kernel_are_options(photos: Path, tmp_path: Path) -> None:
-    trainer = train.Trainer(_options(photos, device="cpu", attention_kernel="sdpa"), tmp_path, log=lambda _: None)
+    trainer = training.Trainer(_options(photos, device="cpu", attention_kernel="sdpa"), tmp_path, log=lambda _: None)
     assert trainer.device == torch.device("cpu")
     assert {m.kernel for m in trainer.model.modules() if hasattr(m, "kernel")} == {"sdpa"}
     assert trainer.ema.attention_kernel == "sdpa"
@@ -225,26 +227,26 @@ def test_device_and_attention_kernel_are_options(photos: Path, tmp_path: Path) -
         ({"objective": "fill", "config": "grey-fast", "attention_kernel": "sdpa"}, "fill network has no attention"),
     ):
         with pytest.raises(MdnError, match=message):
-            train.Trainer(_options(photos, **changes), tmp_path, log=lambda _: None)
+            training.Trainer(_options(photos, **changes), tmp_path, log=lambda _: None)
 
 
 def test_loss_is_read_back_every_few_steps_as_their_mean(photos: Path, tmp_path: Path) -> None:
-    options = _options(photos, iters=train.LOSS_EVERY + 3, validate_every=1000, checkpoint_every=1000, validation=[])
+    options = _options(photos, iters=training.LOSS_EVERY + 3, validate_every=1000, checkpoint_every=1000, validation=[])
     (tmp_path / "a").mkdir()
-    reports = list(train.Trainer(options, tmp_path / "a", log=lambda _: None).run())
-    replay = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    reports = list(training.Trainer(options, tmp_path / "a", log=lambda _: None).run())
+    replay = training.Trainer(options, tmp_path / "b", log=lambda _: None)
     losses = [float(replay.step()) for _ in range(options.iters)]
-    assert all(math.isnan(r.loss) for r in reports[: train.LOSS_EVERY - 1])
-    first, last = reports[train.LOSS_EVERY - 1].loss, reports[-1].loss
-    assert first == pytest.approx(np.mean(losses[: train.LOSS_EVERY]), rel=1e-6)
-    assert all(r.loss == first for r in reports[train.LOSS_EVERY : -1])
-    assert last == pytest.approx(np.mean(losses[train.LOSS_EVERY :]), rel=1e-6)
+    assert all(math.isnan(r.loss) for r in reports[: training.LOSS_EVERY - 1])
+    first, last = reports[training.LOSS_EVERY - 1].loss, reports[-1].loss
+    assert first == pytest.approx(np.mean(losses[: training.LOSS_EVERY]), rel=1e-6)
+    assert all(r.loss == first for r in reports[training.LOSS_EVERY : -1])
+    assert last == pytest.approx(np.mean(losses[training.LOSS_EVERY :]), rel=1e-6)
 
 
 def test_fill_pretraining_scores_the_same_hidden_pixels_every_time(photos: Path, tmp_path: Path) -> None:
     options = _options(photos, objective="fill", config="grey-fast", crop=32, lr=2e-3)
     (tmp_path / "run").mkdir()
-    trainer = train.Trainer(options, tmp_path / "run", log=lambda _: None)
+    trainer = training.Trainer(options, tmp_path / "run", log=lambda _: None)
     first = trainer.validate()
     assert first == trainer.validate() and 5 < first["psnr"] < 40
     reports = list(trainer.run())
@@ -271,7 +273,7 @@ def test_time_budget_stops_in_time_and_resumes_bit_for_bit(photos: Path, tmp_pat
     """On a clock where a step takes 0.1 s and a validation 0.5 s, a budget ends the run before its deadline
     with room for the last validation, and two budgeted sittings equal one straight run."""
     clock = [0.0]
-    step, validate = train.Trainer.step, train.Trainer.validate
+    step, validate = training.Trainer.step, training.Trainer.validate
 
     def timed(method, seconds: float):
         def run(self, *args):
@@ -280,25 +282,25 @@ def test_time_budget_stops_in_time_and_resumes_bit_for_bit(photos: Path, tmp_pat
 
         return run
 
-    monkeypatch.setattr(train.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(train.Trainer, "step", timed(step, 0.1))
-    monkeypatch.setattr(train.Trainer, "validate", timed(validate, 0.5))
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(training.Trainer, "step", timed(step, 0.1))
+    monkeypatch.setattr(training.Trainer, "validate", timed(validate, 0.5))
     options = _options(photos, iters=100_000, validate_every=10, checkpoint_every=10_000)
     (tmp_path / "b").mkdir()
-    first = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    first = training.Trainer(options, tmp_path / "b", log=lambda _: None)
     list(first.run(deadline=5.0))
     assert first.stopped_early and 3.5 < clock[0] <= 5.0
-    second = train.Trainer(options, tmp_path / "b", log=lambda _: None)
+    second = training.Trainer(options, tmp_path / "b", log=lambda _: None)
     second.resume()
     assert second.iteration == first.iteration
     list(second.run(deadline=clock[0] + 3.0))
     assert second.iteration > first.iteration and second.stopped_early
     (tmp_path / "a").mkdir()
-    straight = train.Trainer(options, tmp_path / "a", log=lambda _: None)
+    straight = training.Trainer(options, tmp_path / "a", log=lambda _: None)
     list(straight.run(until=second.iteration))
     assert not straight.stopped_early
     assert _same_weights(straight.model, second.model) and _same_weights(straight.ema, second.ema)
-    sittings = [(h["from"], h["to"]) for h in second._history()]
+    sittings = [(h["from"], h["to"]) for h in second.sittings()]
     assert sittings == [(0, first.iteration), (first.iteration, second.iteration)]
 
 
@@ -306,7 +308,7 @@ def test_time_budget_stops_in_time_and_resumes_bit_for_bit(photos: Path, tmp_pat
     ("text", "seconds"), [("90", 90), ("90s", 90), ("9m", 540), ("1h30m", 5400), ("2.5h", 9000), ("1m30s", 90)]
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert train.parse_duration(text) == seconds
+    assert training.parse_duration(text) == seconds
 
 
 def _train_args(photos: Path, tmp_path: Path, *more: str) -> list[str]:
@@ -374,7 +376,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path
 def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> None:
     """The card's score is the last validation (of the EMA weights it saves), not the best one seen."""
     (tmp_path / "run").mkdir()
-    trainer = train.Trainer(_options(photos), tmp_path / "run", log=lambda _: None)
+    trainer = training.Trainer(_options(photos), tmp_path / "run", log=lambda _: None)
     list(trainer.run())
     card = trainer.write_card(tmp_path / "cards")
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
@@ -385,14 +387,14 @@ def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> N
 def test_precision_autocasts_the_forward_pass_and_refuses_fp16(photos: Path, tmp_path: Path) -> None:
     losses = {}
     for precision in ("fp32", "bf16"):
-        trainer = train.Trainer(_options(photos, precision=precision, validation=[]), tmp_path, log=lambda _: None)
+        trainer = training.Trainer(_options(photos, precision=precision, validation=[]), tmp_path, log=lambda _: None)
         losses[precision] = float(trainer.step())
     assert trainer.dtype == torch.bfloat16 and losses["bf16"] != losses["fp32"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
-    auto = train.Trainer(_options(photos, precision="auto", validation=[]), tmp_path, log=lambda _: None)
+    auto = training.Trainer(_options(photos, precision="auto", validation=[]), tmp_path, log=lambda _: None)
     assert auto.dtype == pick_dtype("auto", torch.device("cpu"))
     with pytest.raises(MdnError, match="fp16 cannot train"):
-        train.Trainer(_options(photos, precision="fp16"), tmp_path, log=lambda _: None)
+        training.Trainer(_options(photos, precision="fp16"), tmp_path, log=lambda _: None)
 
 
 def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ range), and a card the CLI runs."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import allocator, metrics, noise, objectives, registry, train
+from mdn import allocator, metrics, noise, registry, training
 from mdn.cli import app
 from mdn.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.errors import MdnError
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, PartialConv, UNet, UNetConfig, neighbour_masked
+from mdn.training import objectives
 
 SMALL = UNetConfig(widths=(8, 16, 24))
 
@@ -68,11 +69,11 @@ def test_a_card_keeps_the_weights_and_the_fast_layout(tmp_path: Path) -> None:
 
 def test_training_unmasked_learns_to_denoise(photos: Path, tmp_path: Path) -> None:
     """A few hundred steps on two photos take a tiny U-Net over 1 dB above its noisy input at the training level."""
-    options = train.TrainOptions(
+    options = training.TrainOptions(
         name="u", data=[str(photos)], config="unet-tiny", mask=False, iters=300, batch=8, crop=32, lr=3e-3, ema=0.9,
         device="cpu", validate_every=300, checkpoint_every=300, validation=[str(photos / "coffee.tif")],
     )  # fmt: skip
-    trainer = train.Trainer(options, tmp_path, log=lambda _: None)
+    trainer = training.Trainer(options, tmp_path, log=lambda _: None)
     last = list(trainer.run())[-1].validation
     assert last is not None and last["psnr"] > last["noisy_psnr"] + 1
     assert trainer.model.config == UNET_SIZES["unet-tiny"]
@@ -128,8 +129,9 @@ def test_feature_masks_are_drawn_from_the_generator_and_switch_off() -> None:
 def test_a_masked_unet_run_and_its_twin_record_their_masks(config: str, passes: int) -> None:
     """The masked run hides input pixels and keeps its in-network mask; its twin is the same network without
     either; the card's inference settings say how many passes the masked one averages."""
-    masked = objectives.MaskedDenoising(train.TrainOptions(name="u", data=[], config=config), torch.float32)
-    twin = objectives.MaskedDenoising(train.TrainOptions(name="u", data=[], config=config, mask=False), torch.float32)
+    options = training.TrainOptions(name="u", data=[], config=config)
+    masked = objectives.MaskedDenoising(options, torch.float32)
+    twin = objectives.MaskedDenoising(replace(options, mask=False), torch.float32)
     built, plain = masked.build(), twin.build()
     assert built.config.feature_mask == (0.75 if config == "unet-feature-mask" else 0) and built.config.partial == (
         config == "unet-partial"
@@ -167,7 +169,7 @@ def test_the_cli_trains_a_card_that_denoise_runs(photos: Path, tmp_path: Path) -
 
 def test_a_level_range_draws_each_crops_level_and_is_recorded() -> None:
     """Blind training: every crop at its own Gaussian sigma from the range; validation stays at `level`."""
-    options = train.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0))
+    options = training.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0))
     objective = objectives.MaskedDenoising(options, torch.float32)
     clean = torch.full((64, 3, 32, 32), 0.5)
     sigmas = (objective.noisy(clean, torch.Generator().manual_seed(0)) - clean).std(dim=(1, 2, 3)) * 255
@@ -175,9 +177,9 @@ def test_a_level_range_draws_each_crops_level_and_is_recorded() -> None:
     validation = objective.validation([np.full((64, 64, 3), 0.5, np.float32)])
     assert np.std(validation.noisy["gaussian"][0] - 0.5) * 255 == pytest.approx(15, rel=0.1)
     assert "levels 5-50" in objective.describe() and "--level-range 5,50" in options.command()
-    assert train.TrainOptions.from_recipe(json.loads(json.dumps(asdict(options)))) == options
+    assert training.TrainOptions.from_recipe(json.loads(json.dumps(asdict(options)))) == options
     with pytest.raises(MdnError, match="level_range"):
-        train.TrainOptions(name="u", data=[], level_range=(50.0, 5.0))
+        training.TrainOptions(name="u", data=[], level_range=(50.0, 5.0))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +201,7 @@ def test_the_cpu_engine_hands_freed_memory_back_every_few_tiles_for_a_unet(
 def test_a_grey_share_trains_on_grey_crops_with_the_same_noise_in_every_channel() -> None:
     """Grey images reach a colour network replicated, their noise equal across channels: a share of the crops
     is made grey that way, the rest keeps independent noise per channel."""
-    options = train.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0),
+    options = training.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0),
                                  grey_share=0.25)  # fmt: skip
     objective = objectives.MaskedDenoising(options, torch.float32)
     generator = torch.Generator().manual_seed(0)
@@ -210,4 +212,4 @@ def test_a_grey_share_trains_on_grey_crops_with_the_same_noise_in_every_channel(
     assert torch.equal(grey, same_noise) and 0.18 < grey.float().mean() < 0.32
     assert "--grey-share 0.25" in options.command()
     with pytest.raises(MdnError, match="grey_share"):
-        train.TrainOptions(name="u", data=[], grey_share=1.5)
+        training.TrainOptions(name="u", data=[], grey_share=1.5)

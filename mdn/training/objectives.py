@@ -1,7 +1,7 @@
 """What a training run learns, behind one protocol: masked denoising (the masked-training paper) and MPI's fill
 pre-training, each with its network, optimiser, loss, inference settings and validation.
 
-`mdn.train.Trainer` owns everything else of a run (data, schedule, EMA, checkpoints, devices, distribution) and
+`mdn.training.loop.Trainer` owns everything else of a run (data, schedule, EMA, checkpoints, devices, distribution) and
 talks to its objective only through `Objective`.
 """
 
@@ -27,7 +27,7 @@ from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
 
 if TYPE_CHECKING:
-    from mdn.train import TrainOptions
+    from mdn.training.options import TrainOptions
 
 Validation = TypeVar("Validation")
 

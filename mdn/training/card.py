@@ -1,0 +1,42 @@
+"""The model card a training run writes: its network, how it runs, and the record of how it was trained."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import torch
+
+from mdn import registry
+from mdn.training.devices import hardware
+
+if TYPE_CHECKING:
+    from mdn.training.loop import Trainer
+
+
+def training_card(trainer: Trainer) -> registry.ModelCard:
+    """The card of a run's weights so far: command, sittings, recipe, data, time and hardware, latest scores."""
+    o, objective = trainer.options, trainer.objective
+    return registry.ModelCard(
+        name=o.name,
+        architecture=objective.architecture,
+        task=objective.name,
+        config=trainer.model.config.to_dict(),
+        weights="",
+        sha256="",
+        description=objective.describe(),
+        inference=objective.inference(),
+        training={
+            "command": o.command(),
+            "sittings": trainer.sittings(),
+            "recipe": asdict(o),
+            "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
+            "validation_images": o.validation,
+            "iterations": trainer.iteration,
+            **({"initialised_from": trainer.initialised_from} if trainer.initialised_from else {}),
+            "seconds": round(trainer.seconds),
+            "hardware": hardware(trainer.device, trainer.world),
+            "torch": torch.__version__,
+        },
+        scores={objective.score_name: trainer.scores} if trainer.scores else {},
+    )

@@ -1,0 +1,85 @@
+"""Training data: clean images from files, procedural dead-leaves images, the pool on the training device, and
+random crops drawn from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from mdn import images, tonemap
+from mdn.errors import MdnError
+from mdn.training.options import TrainOptions
+
+
+def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """Clean RGB training images (H, W, 3) in [0, 1] from files and folders (searched recursively)."""
+    from mdn.batch import expand_inputs
+
+    found = []
+    for path in expand_inputs(sources, recursive=True):
+        try:
+            image = images.read(path)
+        except MdnError as exc:
+            warn(f"skipped: {exc}")
+            continue
+        if min(image.height, image.width) < min_size:
+            warn(f"skipped: {path}: smaller than the {min_size}px crop")
+            continue
+        pixels = tonemap.fit(image).forward(image.pixels)
+        for plane in pixels:
+            rgb = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+            found.append(np.clip(rgb, 0, 1))
+    return found
+
+
+def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Procedural images of overlapping discs with power-law radii (Lee, Mumford and Huang 2001)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    result = []
+    for _ in range(count):
+        image = np.zeros((size, size, 3), np.float32)
+        covered = np.zeros((size, size), bool)
+        while covered.mean() < 0.995:
+            radius = size * 0.02 / (1 - rng.random() * (1 - (0.02 / 0.5) ** 2)) ** 0.5
+            cy, cx = rng.random(2) * size
+            disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2) & ~covered
+            image[disc] = rng.random(3)
+            covered |= disc
+        result.append(image)
+    return result
+
+
+def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crops, area-weighted over the pool of (C, H, W) tensors, each in one of the 8 flips/rotations:
+    (B, C, crop, crop) on the pool's device. Positions come from the CPU `generator`; pixels never leave the
+    device."""
+    areas = torch.tensor([p.shape[1] * p.shape[2] for p in pool], dtype=torch.float64)
+    picks = torch.multinomial(areas, batch, replacement=True, generator=generator).tolist()
+    crops = []
+    for i in picks:
+        image = pool[i]
+        y, x = (int(torch.randint(n - crop + 1, (1,), generator=generator)) for n in image.shape[1:])
+        turns, flip = torch.randint(4, (2,), generator=generator).tolist()
+        patch = torch.rot90(image[:, y : y + crop, x : x + crop], turns, dims=(1, 2))
+        crops.append(patch.flip(2) if flip % 2 else patch)
+    return torch.stack(crops)
+
+
+def training_pool(options: TrainOptions, device: torch.device, warn: Callable[[str], None]) -> list[torch.Tensor]:
+    """The run's training images (its data and dead-leaves images) as (C, H, W) tensors on `device`."""
+    o = options
+    pool = load_images(o.data, o.crop, warn) if o.data else []
+    pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
+    if not pool:
+        raise MdnError(f"no usable training images in {', '.join(o.data)}")
+    return [torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device) for image in pool]
+
+
+def validation_references(options: TrainOptions, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """The run's clean validation images (H, W, 3)."""
+    references = load_images(options.validation, 64, warn)
+    if not references:
+        raise MdnError(f"no usable validation images in {', '.join(options.validation)}")
+    return references

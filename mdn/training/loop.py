@@ -1,0 +1,267 @@
+"""The training loop: one run's network, EMA, optimiser and data, its steps, validation and log, and checkpoints
+that resume bit for bit; what is learned comes from `mdn.training.objectives`.
+
+Every random draw of iteration i comes from generators seeded by (seed, rank, i), so a run resumed from a
+checkpoint continues exactly as if it had never stopped. Under `torchrun` the loop runs data-parallel
+(DistributedDataParallel, gloo on CPU and NCCL on GPU); rank 0 validates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from mdn import allocator, registry
+from mdn.engine import use_threads
+from mdn.errors import MdnError
+from mdn.training.card import training_card
+from mdn.training.data import sample_batch, training_pool, validation_references
+from mdn.training.devices import training_device, training_dtype
+from mdn.training.options import TrainOptions, objective_class
+from mdn.training.schedule import SCHEDULES, Budget, scheduled_rate
+
+LOSS_EVERY = 25
+"""Steps whose losses are read back together: reading a loss waits for its step, so a GPU would idle for a
+moment every step if each were read."""
+
+
+@dataclass
+class Progress:
+    """What the loop reports after each iteration; `loss` is the mean of the last steps read back (at most
+    LOSS_EVERY, and always up to a validation or a checkpoint)."""
+
+    iteration: int
+    total: int
+    loss: float
+    seconds: float
+    validation: dict[str, float] | None = None
+
+
+class Trainer:
+    """One training run in a working folder: `checkpoint.pt`, `log.jsonl` and finally the model card."""
+
+    def __init__(self, options: TrainOptions, workdir: Path, log: Callable[[str], None] = print) -> None:
+        self.options, self.workdir, self.log = options, workdir, log
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.device = training_device(options.device, self.rank)
+        allocator.keep_freed_memory()
+        use_threads(options.threads)
+        torch.manual_seed(options.seed)
+        if options.schedule not in SCHEDULES:
+            raise MdnError(f"schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
+        self.dtype = training_dtype(options.precision, self.device)
+        self.objective = objective_class(options.objective)(options, self.dtype)
+        if options.attention_kernel == "flex" and self.device.type == "cpu":
+            raise MdnError("attention_kernel flex has no backward pass on the CPU: use it on a GPU")
+        self.model = self.objective.build().to(self.device)
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
+        self.initialised_from = self._initialise(options.init) if options.init else {}
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = self.objective.optimizer(self.model.parameters())
+        self.iteration = 0
+        self.sitting_start = 0
+        self.history: list[dict[str, Any]] = []
+        self.seconds = 0.0
+        self.stopped_early = False
+        self.scores: dict[str, float] = {}
+        """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
+        self.pool = training_pool(options, self.device, self._warn)
+        references = validation_references(options, self._warn) if options.validation and not self.rank else []
+        self.validation = self.objective.validation(references) if references else None
+        self.parallel: nn.Module = self.model
+        if self.world > 1:
+            self.parallel = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if options.compile:
+            self.model.compile(dynamic=False)
+
+    def _initialise(self, name: str) -> dict[str, Any]:
+        """Start from a model card's weights (a finished run of the same network); returns what it was."""
+        card = registry.find(name, task=self.objective.name)
+        if card.architecture != self.objective.architecture:
+            wanted = self.objective.architecture
+            raise MdnError(f"init {name}: a {card.architecture} card cannot start a {wanted} run")
+        try:
+            self.model.load_state_dict(registry.load(card).state_dict())
+        except RuntimeError as exc:
+            raise MdnError(f"init {name}: its network differs from config {self.options.config}") from exc
+        return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def _warn(self, message: str) -> None:
+        if self.rank == 0:
+            self.log(f"warning: {message}")
+
+    # -------------------------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self) -> None:
+        if self.rank:
+            return
+        state = {
+            "options": asdict(self.options),
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "scores": self.scores,
+            "initialised_from": self.initialised_from,
+            "history": self.sittings(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def resume(self) -> None:
+        """Continue from the working folder's checkpoint."""
+        if not self.checkpoint_path.is_file():
+            raise MdnError("no checkpoint to resume from", self.checkpoint_path)
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration, self.seconds = state["iteration"], state["seconds"]
+        self.scores = state.get("scores", state.get("best", {}))  # checkpoints before 2026-11 named it "best"
+        self.history = state.get("history", [])
+        self.initialised_from = state.get("initialised_from", {})
+        self.sitting_start = self.iteration
+
+    def sittings(self) -> list[dict[str, Any]]:
+        """The sittings of this run so far: each command and the steps it ran (a resumed run may change options,
+        e.g. extend iters, so one command line alone may not reproduce it)."""
+        sitting = {"command": self.options.command(), "from": self.sitting_start, "to": self.iteration}
+        return [*self.history, sitting] if self.iteration > self.sitting_start else list(self.history)
+
+    # ------------------------------------------------------------------------------------ the loop
+
+    def _generators(self, iteration: int) -> tuple[torch.Generator, torch.Generator]:
+        """Step `iteration`'s generators: CPU torch (crop positions) and device torch (noise, masks); torch's
+        global generator (drop-path) is seeded for the step too."""
+        key = [self.options.seed, self.rank, iteration]
+        global_seed, crop_seed, mask_seed = np.random.SeedSequence(key).generate_state(3, dtype=np.uint64)
+        torch.manual_seed(int(global_seed))
+        crops = torch.Generator().manual_seed(int(crop_seed))
+        return crops, torch.Generator(self.device).manual_seed(int(mask_seed))
+
+    def step(self) -> torch.Tensor:
+        """One optimisation step; returns the loss as a tensor on the device (reading it would wait for the
+        step)."""
+        o = self.options
+        crops, generator = self._generators(self.iteration)
+        clean = sample_batch(self.pool, o.batch, o.crop, crops)
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_rate(o, self.iteration)
+        loss = self.objective.loss(self.parallel, clean, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.objective.clip(self.model.parameters())
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - o.ema)
+            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                e.copy_(b)
+        self.iteration += 1
+        return loss.detach()
+
+    def run(self, until: int | None = None, deadline: float | None = None) -> Iterator[Progress]:
+        """Train to `until` (default: the whole run) or until the next step would end past `deadline` (a
+        `time.monotonic()` value) with time left for the last validation and checkpoint, yielding progress;
+        checkpoints on the way, at the stop and on Ctrl-C. A fresh run logs the validation of its starting
+        weights as iteration 0. `stopped_early` tells afterwards whether the deadline ended it."""
+        o = self.options
+        until = min(until or o.iters, o.iters)
+        budget = Budget(deadline)
+        if self.iteration == 0 and self.rank == 0 and self.validation is not None:
+            with budget.finishing():
+                self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
+        self.model.train()
+        losses: list[torch.Tensor] = []
+        loss = float("nan")
+        self.stopped_early = False
+        stop = self._agree(budget.spent())
+        with _interrupt_saves(self):
+            while self.iteration < until and not stop:
+                start = time.perf_counter()
+                losses.append(self.step())
+                self.seconds += time.perf_counter() - start
+                budget.stepped()
+                stop = self._agree(budget.spent())  # decided before this step's validation and checkpoint
+                last = self.iteration == until or stop
+                validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or last)
+                checkpointing = self.iteration % o.checkpoint_every == 0 or last
+                if len(losses) == LOSS_EVERY or validating or checkpointing:
+                    loss = float(torch.stack(losses).mean())
+                    losses.clear()
+                report = Progress(self.iteration, o.iters, loss, self.seconds)
+                with budget.finishing():
+                    if validating:
+                        report.validation = self.validate()
+                        self._append_log(report)
+                    if checkpointing:
+                        self.save_checkpoint()
+                yield report
+        self.stopped_early = self.iteration < until
+
+    def _agree(self, stop: bool) -> bool:
+        """Rank 0's stop decision, shared with every process of a distributed run (all stop at the same step)."""
+        if self.world == 1:
+            return stop
+        flag = torch.tensor([float(stop)], device=self.device)
+        dist.broadcast(flag, 0)
+        return bool(flag.item())
+
+    def validate(self) -> dict[str, float] | None:
+        if self.validation is None:
+            return None
+        scores = self.objective.score(self.validation, self.ema)
+        self.scores = scores
+        return scores
+
+    def _append_log(self, report: Progress) -> None:
+        record: dict[str, Any] = {"iteration": report.iteration, "seconds": round(report.seconds, 1)}
+        if report.iteration:
+            record["loss"] = report.loss
+        record.update(report.validation or {})
+        with (self.workdir / "log.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # ---------------------------------------------------------------------------------- the card
+
+    def write_card(self, folder: Path) -> registry.ModelCard:
+        """The card of the EMA weights so far, saved in `folder`."""
+        return registry.save(self.ema, training_card(self), folder)
+
+
+@contextlib.contextmanager
+def _interrupt_saves(trainer: Trainer) -> Iterator[None]:
+    """Save a checkpoint when the run is interrupted (Ctrl-C or SIGTERM), then let the interruption through."""
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        trainer.save_checkpoint()
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,131 @@
+"""Every knob of a training run, the command line that gives them, and the parsers of its ranges and durations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from mdn.errors import MdnError
+from mdn.training.objectives import OBJECTIVES, Objective
+
+
+@dataclass
+class TrainOptions:
+    """Every knob of a run; the defaults follow the paper, and `create` gives an objective's own."""
+
+    name: str
+    data: list[str]
+    objective: str = "denoise"
+    config: str = "small"
+    iters: int = 200_000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 1e-4
+    warmup: int = 0
+    schedule: str = "step"
+    init: str = ""
+    noise: str = "gaussian"
+    level: float = 15.0
+    """The training noise level, and the validation's."""
+    level_range: tuple[float, ...] = ()
+    """LOW, HIGH: each crop's training noise level drawn uniformly from this range instead (validation stays at
+    `level`); empty: every crop at `level`."""
+    grey_share: float = 0.0
+    """The share of crops made grey, with the same noise in every channel, as grey images reach the network."""
+    mask: bool = True
+    input_mask: tuple[float, float] = (0.75, 0.85)
+    """The range the input mask ratio of each crop is drawn from."""
+    attention_mask: float = 0.75
+    """The attention mask ratio."""
+    ema: float = 0.999
+    dead_leaves: int = 0
+    validation: list[str] = field(default_factory=list)
+    validate_every: int = 500
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int = 0
+    precision: str = "fp32"
+    """The forward pass's compute type: fp32, bf16 or auto (see `training_dtype`)."""
+    compile: bool = False
+    device: str = "auto"
+    attention_kernel: str = "auto"
+
+    FLAGS: ClassVar[dict[str, str]] = {
+        "validation": "--val", "mask": "--no-mask", "input_mask": "--input-mask-range",
+        "attention_mask": "--attention-mask-ratio",
+    }  # fmt: skip
+    """`mdn train` options whose names differ from the fields'."""
+
+    def __post_init__(self) -> None:
+        low, high = self.input_mask
+        if not 0 <= low <= high < 1:
+            raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
+        if not 0 <= self.grey_share <= 1:
+            raise MdnError(f"grey_share must be in [0, 1], got {self.grey_share:g}")
+        if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
+            raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
+
+    @classmethod
+    def create(cls, **given: Any) -> TrainOptions:
+        """Options for an objective: its own defaults, then what was given (None: the default)."""
+        given = {key: value for key, value in given.items() if value is not None}
+        return cls(**{**objective_class(given.get("objective", "denoise")).defaults, **given})
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any]) -> TrainOptions:
+        """The options a card's `training.recipe` or a checkpoint's `options` recorded (as JSON); records from
+        before `precision` hold `bf16: true/false` instead."""
+        given = {
+            **recipe,
+            "input_mask": tuple(recipe.get("input_mask", cls.input_mask)),
+            "level_range": tuple(recipe.get("level_range", ())),
+        }
+        if "bf16" in given:
+            given["precision"] = "bf16" if given.pop("bf16") else "fp32"
+        return cls(**given)
+
+    def command(self) -> str:
+        """The `mdn train` command line that gives these options (defaults left out)."""
+        defaults = TrainOptions.create(name="", data=[], objective=self.objective)
+        parts = ["mdn train"]
+        for key, value in asdict(self).items():
+            if key == "objective" and value == "denoise":
+                continue
+            if key not in ("name", "data", "objective") and value == getattr(defaults, key):
+                continue
+            flag = self.FLAGS.get(key, "--" + key.replace("_", "-"))
+            if isinstance(value, bool):
+                parts.append(flag)
+            elif isinstance(value, list):
+                parts.extend(f"{flag} {item}" for item in value)
+            elif isinstance(value, tuple):
+                parts.append(f"{flag} {','.join(f'{v:g}' for v in value)}")
+            else:
+                parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+        return " ".join(parts)
+
+
+def objective_class(name: str) -> type[Objective[Any]]:
+    """The objective of a name in `OBJECTIVES`."""
+    if name not in OBJECTIVES:
+        raise MdnError(f"unknown objective {name!r} (choose from {', '.join(OBJECTIVES)})")
+    return OBJECTIVES[name]
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """'0.75,0.85' -> (0.75, 0.85); one number is a range of that value alone."""
+    low, _, high = text.partition(",")
+    try:
+        return float(low), float(high or low)
+    except ValueError:
+        raise MdnError(f"expected LOW,HIGH numbers such as 0.75,0.85, got {text!r}") from None
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as 90, 90s, 9m, 1h30m or 2.5h."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise MdnError(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
+    return 3600 * hours + 60 * minutes + seconds
