@@ -10,7 +10,7 @@ import pytest
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import bench, metrics, registry
+from mdn import bench, metrics, registry, training
 from mdn.cli import app
 from mdn.engine import Engine, EngineOptions
 
@@ -36,11 +36,11 @@ def test_card_loads_and_records_how_it_was_made(path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_recorded_recipe_loads_and_gives_the_recorded_command(path) -> None:
     """Recipes from before `precision` recorded `bf16`; they load as the precision it meant."""
-    training = registry.ModelCard.from_file(path).training
-    options = training.TrainOptions.from_recipe(training["recipe"])
-    recorded = training["recipe"].get("precision") or ("bf16" if training["recipe"].get("bf16") else "fp32")
+    record = registry.ModelCard.from_file(path).training
+    options = training.TrainOptions.from_recipe(record["recipe"])
+    recorded = record["recipe"].get("precision") or ("bf16" if record["recipe"].get("bf16") else "fp32")
     assert options.precision == recorded
-    assert options.command() == training["command"].replace("--bf16", "--precision bf16")
+    assert options.command() == record["command"].replace("--bf16", "--precision bf16")
 
 
 def test_there_is_one_default_denoiser() -> None:
