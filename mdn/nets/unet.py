@@ -16,6 +16,8 @@ in-network masks that stand in for that here are chosen by the configuration (ea
 - `partial`: the first convolution is a partial convolution (Liu et al. 2018) that sees only the visible pixels
   and rescales by their count, so a fully visible test image gives its features the statistics that a masked
   training crop gave them;
+- `own_pixel`: with `partial`, each visible pixel's own value also enters unscaled, as a SwinIR token carries its
+  own pixel;
 - `dropout`: channel dropout before the last convolution in training only ("Reflash Dropout", Kong et al. 2022),
   the cheap reference.
 """
