@@ -125,6 +125,13 @@ def test_feature_masks_are_drawn_from_the_generator_and_switch_off() -> None:
     assert net.config.stochastic and not UNET_SIZES["unet-partial"].stochastic
 
 
+@pytest.mark.parametrize("config", ["unet-tiny", "unet", "unet-dropout"])
+def test_a_masked_run_of_a_unet_without_an_in_network_mask_is_refused(config: str) -> None:
+    options = training.TrainOptions(name="u", data=[], config=config)
+    with pytest.raises(MdnError, match="no in-network mask"):
+        objectives.MaskedDenoising(options, torch.float32)
+
+
 @pytest.mark.parametrize(("config", "passes"), [("unet-feature-mask", 4), ("unet-partial", 1)])
 def test_a_masked_unet_run_and_its_twin_record_their_masks(config: str, passes: int) -> None:
     """The masked run hides input pixels and keeps its in-network mask; its twin is the same network without
