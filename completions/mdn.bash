@@ -7,16 +7,16 @@ _mdn() {
     fi
     case "$cmd" in
         denoise)
-            case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--seed|--suffix|--layer|--dtype|--threads) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --seed --attention-mask --no-attention-mask --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --seed --attention-mask --no-attention-mask --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         noise)
-            case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype|--threads) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         zeroshot)
-            case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--precision|--seed|--suffix|--layer|--dtype|--threads) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--precision|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --data|--name|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--level-range|--grey-share|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads|--precision|--device|--input-mask-range|--attention-mask-ratio|--attention-kernel) return ;; esac

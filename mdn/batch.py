@@ -112,6 +112,37 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 0 <= K < N: shard K of N."""
+    k, _, n = text.partition("/")
+    try:
+        shard = int(k), int(n)
+    except ValueError:
+        shard = (-1, 0)
+    if not 0 <= shard[0] < shard[1]:
+        raise MdnError(f"--shard must be K/N with 0 <= K < N (e.g. 0/4), got {text!r}")
+    return shard
+
+
+def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
+    """Shard k of n of a planned batch: every n-th job from the k-th, in the batch's sorted order, so that n
+    processes given the same inputs cover every file exactly once and each output where the whole batch would
+    have put it."""
+    return jobs[k::n]
+
+
+def merge_reports(reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One report from the `--json` reports of a batch's shards (or of any batches): their files in input
+    order, the counts summed."""
+    reports = list(reports)
+    files = sorted((f for r in reports for f in r["files"]), key=lambda f: f["input"])
+    merged: dict[str, Any] = {"files": files}
+    for key in ("done", "skipped", "failed", "planned"):
+        merged[key] = sum(r[key] for r in reports)
+    merged["interrupted"] = any(r["interrupted"] for r in reports)
+    return merged
+
+
 class Interrupted(Exception):
     """Ctrl-C stopped a batch: `results` are the files handled before it (done, skipped or failed), out of
     `planned`."""
@@ -259,9 +290,12 @@ class _Inline(Executor):
         return _finished(fn(*args, **kwargs))
 
 
-def write_report(results: list[Result], path: Path, planned: int | None = None) -> None:
+def write_report(
+    results: list[Result], path: Path, planned: int | None = None, shard: tuple[int, int] | None = None
+) -> None:
     """Write the per-file results as JSON, atomically (an MdnError naming `path` when it cannot be written);
-    `planned` files, when more than the results (a batch interrupted), are recorded too."""
+    `planned` files, when more than the results (a batch interrupted), are recorded too, and the shard (K, N)
+    that ran (`merge_reports` joins the shards' reports)."""
     report = {
         "files": [r.to_json() for r in results],
         "done": sum(r.status == "done" for r in results),
@@ -270,5 +304,7 @@ def write_report(results: list[Result], path: Path, planned: int | None = None) 
         "planned": len(results) if planned is None else planned,
         "interrupted": planned is not None,
     }
+    if shard is not None:
+        report["shard"] = f"{shard[0]}/{shard[1]}"
     text = json.dumps(report, indent=2) + "\n"
     images.write_atomic(path, lambda tmp: tmp.write_text(text))

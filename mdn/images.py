@@ -107,10 +107,21 @@ class Image:
         return self.pixels.shape[2]
 
     def with_pixels(self, pixels: np.ndarray) -> Image:
-        """The same image with new pixels of the same shape (alpha and source carried over)."""
-        if pixels.shape != self.pixels.shape:
-            raise ValueError(f"pixels shape {pixels.shape} differs from {self.pixels.shape}")
-        return dataclasses.replace(self, pixels=pixels.astype(np.float32, copy=False))
+        """The same image with new pixels (alpha and source carried over). New pixels keep the planes and colours;
+        a new height and width (a noise that decimates) resample alpha to it by nearest neighbour."""
+        n, h, w, c = self.pixels.shape
+        if pixels.ndim != 4 or pixels.shape[0] != n or pixels.shape[3] != c:
+            raise ValueError(f"pixels shape {pixels.shape} does not fit {self.pixels.shape}")
+        pixels = pixels.astype(np.float32, copy=False)
+        if pixels.shape[1:3] == (h, w):
+            return dataclasses.replace(self, pixels=pixels)
+        rows, cols = (np.arange(new) * old // new for new, old in zip(pixels.shape[1:3], (h, w), strict=True))
+        alpha = None if self.alpha is None else self.alpha[:, rows][:, :, cols]
+        layout = self.source.layout
+        shape = list(layout.shape)
+        shape[layout.axes.index("Y")], shape[layout.axes.index("X")] = pixels.shape[1:3]
+        source = dataclasses.replace(self.source, layout=dataclasses.replace(layout, shape=tuple(shape)))
+        return dataclasses.replace(self, pixels=pixels, alpha=alpha, source=source)
 
 
 # ---------------------------------------------------------------------------------------------- planes

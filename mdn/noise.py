@@ -1,4 +1,5 @@
-"""Seeded noise models: the synthetic test noises of the masked-training paper (method notes A.7).
+"""Seeded noise models: the synthetic test noises of the masked-training paper (method notes A.7), and the
+photos people have (web thumbnails, camera JPEGs, the practical degradation model of `mdn.degrade`).
 
 A model maps a clean float32 image in [0, 1], shaped (H, W, C) or (N, H, W, C) with C = 1 or 3, to a noisy
 float32 image of the same shape, clipped to [0, 1] as the paper's 8-bit test sets are. All randomness comes
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mdn import degrade
 from mdn.errors import MdnError
 
 
@@ -45,6 +47,15 @@ class NoiseModel(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level:g})"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """The clean image the noisy output is to be compared with: `x` itself, but for a noise that also resizes
+        the picture (`aliased`)."""
+        return x
+
+    def reference_on_device(self, x: torch.Tensor) -> torch.Tensor:
+        """`reference` for a (B, C, H, W) tensor."""
+        return x
 
     @abstractmethod
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -463,6 +474,77 @@ class MixtureNoise(NoiseModel):
         return x
 
 
+class _ThroughTorch(NoiseModel):
+    """A noise model written once, in torch: its numpy call runs the torch twin on the CPU from a generator seeded
+    by the numpy one, so that the same numpy generator state still gives the same bytes."""
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+        batch = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, *x.shape[-3:]))).permute(0, 3, 1, 2)
+        out = self._apply_on_device(batch, generator).permute(0, 2, 3, 1).numpy()
+        return out.reshape(*x.shape[:-3], *out.shape[-3:])
+
+
+class AliasedNoise(NoiseModel):
+    """A web thumbnail: the picture decimated by 2 without a low-pass filter (every other row and column, so it
+    aliases), then Gaussian noise of std sigma/255. Its clean reference is the decimated picture: the aliasing
+    belongs to the picture, only the noise is to go."""
+
+    name = "aliased"
+    parameter = "sigma on the 0-255 scale, on the picture decimated by 2"
+    levels = (15.0, 25.0)
+    default_level = 15.0
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return x[..., ::2, ::2, :]
+
+    def reference_on_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., ::2, ::2]
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        small = self.reference(x)
+        return small + (self.level / 255) * rng.standard_normal(small.shape, dtype=np.float32)
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        small = self.reference_on_device(x)
+        return small + (self.level / 255) * _normal(small, generator)
+
+
+class CameraJpegNoise(NoiseModel):
+    """A camera's JPEG: Gaussian noise of std sigma/255, then baseline JPEG at quality 85 (libjpeg, 4:2:0 chroma),
+    so that the noise is compressed with the picture and comes out blocky and smeared."""
+
+    name = "jpeg"
+    parameter = "sigma on the 0-255 scale, before JPEG quality 85"
+    levels = (15.0, 25.0)
+    default_level = 25.0
+    quality: ClassVar[int] = 85
+
+    def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noisy = np.clip(x + (self.level / 255) * rng.standard_normal(x.shape, dtype=np.float32), 0, 1)
+        return _per_image(noisy, lambda image: degrade.jpeg(image, self.quality))
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noisy = (x + (self.level / 255) * _normal(x, generator)).clamp(0, 1)
+        return degrade.Jpeg(self.quality, self.quality)(noisy, generator)
+
+
+class PracticalNoise(_ThroughTorch):
+    """What cameras and the web do to pictures (`mdn.degrade`, after SCUNet's practical data synthesis): a random
+    subset of Gaussian (independent, grey or channel-correlated), shot, speckle, camera-pipeline, spatially
+    correlated and salt-and-pepper noise in random order, then most often JPEG at a random quality. The level
+    scales every noise amplitude (1: the training mix). Training adds the web's resizing of the clean picture."""
+
+    name = "practical"
+    parameter = "strength (noise amplitudes relative to the training mix)"
+    levels = (0.5, 1.0, 1.5)
+    default_level = 1.0
+    limits = (0.0, 3.0)
+
+    def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return degrade.practical_noise(x, generator, self.level)
+
+
 NOISE_TYPES: dict[str, type[NoiseModel]] = {
     kind.name: kind
     for kind in (
@@ -474,6 +556,9 @@ NOISE_TYPES: dict[str, type[NoiseModel]] = {
         SaltPepperNoise,
         IspNoise,
         MixtureNoise,
+        AliasedNoise,
+        CameraJpegNoise,
+        PracticalNoise,
     )
 }
 

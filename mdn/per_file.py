@@ -47,6 +47,10 @@ Dtype = Annotated[
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
 Threads = Annotated[int, typer.Option("--threads", help="CPU threads (0: one per core).")]
+Shard = Annotated[
+    str | None,
+    typer.Option("--shard", help="K/N: take every N-th file from the K-th (0 <= K < N), for Slurm arrays and farms."),
+]
 
 
 def _file_options(
@@ -61,6 +65,7 @@ def _file_options(
     json_report: JsonReport = None,
     quiet: Quiet = False,
     threads: Threads = 0,
+    shard: Shard = None,
 ) -> None:
     """The options every per-file command takes, as typer reads them from a signature."""
 
@@ -106,13 +111,17 @@ def run(
     dtype: str | None,
     json_report: Path | None,
     quiet: bool,
+    shard: str | None = None,
 ) -> int:
-    """Run `work` on every input (files, folders, globs) and report it; returns the exit status: 0, EXIT_FAILED or
-    EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs or an unusable output."""
+    """Run `work` on every input (files, folders, globs), or on shard K/N of them, and report it; returns the exit
+    status: 0, EXIT_FAILED or EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs or an unusable
+    output."""
     if not inputs:
         raise MdnError("no inputs given (see --help)")
+    part = batch.parse_shard(shard) if shard is not None else None
     found = batch.expand_inputs(inputs, recursive, skip_suffix=suffix if output is None else "")
     jobs = batch.plan(found, output, suffix)
+    jobs = batch.shard(jobs, *part) if part else jobs
     planned: int | None = None
     try:
         with _interrupts() as stop:
@@ -130,7 +139,7 @@ def run(
             failed = any(r.status == "failed" for r in results)
             if json_report is not None:
                 try:
-                    batch.write_report(results, json_report, planned)
+                    batch.write_report(results, json_report, planned, part)
                 except MdnError as exc:
                     console.print(f"[red]error[/]: {exc}", soft_wrap=True)
                     failed = True

@@ -16,7 +16,7 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from mdn import __version__
+from mdn import __version__, batch
 from mdn.cli import app
 from mdn.noise import NOISE_TYPES
 
@@ -72,6 +72,48 @@ def test_noise_keeps_16_bit_tiff_stack_and_its_metadata(tmp_path: Path) -> None:
     assert noisy.dtype == np.uint16 and noisy.shape == stack.shape
     assert noisy.min() >= stack.min() and noisy.max() <= stack.max()
     assert 10 < np.abs(noisy.astype(int) - stack).mean() < 1000
+
+
+def test_shards_of_a_folder_write_every_file_once_as_the_whole_batch_does(tmp_path: Path) -> None:
+    shoot = tmp_path / "shoot"
+    (shoot / "day2").mkdir(parents=True)
+    for name in ("a", "b", "c", "d", "day2/e"):
+        _png(shoot / f"{name}.png")
+    assert _invoke("noise", shoot, "-r", "-o", tmp_path / "whole", "--seed", "3").exit_code == 0
+    reports = []
+    for k in range(2):
+        report = tmp_path / f"shard{k}.json"
+        result = _invoke("noise", shoot, "-r", "-o", tmp_path / "sharded", "--seed", "3", "--shard", f"{k}/2",
+                         "--json", report)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(report.read_text()))
+    assert [r["done"] for r in reports] == [3, 2] and {r["shard"] for r in reports} == {"0/2", "1/2"}
+    whole = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.png"))
+    assert sorted(p.relative_to(tmp_path / "sharded") for p in (tmp_path / "sharded").rglob("*.png")) == whole
+    for name in whole:
+        assert (tmp_path / "sharded" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    merged = batch.merge_reports(reports)
+    assert merged["done"] == merged["planned"] == 5 and len({f["input"] for f in merged["files"]}) == 5
+    empty = _invoke("noise", shoot, "-r", "-o", tmp_path / "none", "--shard", "7/8")
+    assert empty.exit_code == 0, empty.output
+    for bad in ("2/2", "1", "-1/3", "a/b"):
+        result = _invoke("noise", shoot, "--shard", bad)
+        assert result.exit_code == 2 and "--shard must be K/N" in result.output
+
+
+def test_aliased_noise_writes_the_thumbnail_with_its_alpha_and_stack(tmp_path: Path) -> None:
+    rgba = _png(tmp_path / "logo.png", shape=(48, 40, 4))
+    assert _invoke("noise", rgba, "--type", "aliased", "-o", tmp_path / "thumb.png").exit_code == 0
+    thumb = imagecodecs.png_decode((tmp_path / "thumb.png").read_bytes())
+    source = imagecodecs.png_decode(rgba.read_bytes())
+    assert thumb.shape == (24, 20, 4) and np.array_equal(thumb[..., 3], source[::2, ::2, 3])
+    assert abs((thumb[..., :3].astype(float) - source[::2, ::2, :3]).std() - 15) < 1.5
+    stack = RNG.integers(1000, 3000, size=(3, 32, 30)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    result = _invoke("noise", tmp_path / "cells.tif", "-o", tmp_path / "small.tif", "--type", "aliased")
+    assert result.exit_code == 0, result.output
+    small = tifffile.imread(tmp_path / "small.tif")
+    assert small.dtype == np.uint16 and small.shape == (3, 16, 15)
 
 
 def test_noise_on_exr_with_nan_warns_and_writes_finite_half_floats(tmp_path: Path) -> None:

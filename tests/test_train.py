@@ -20,7 +20,7 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import noise, registry, training
+from mdn import degrade, noise, registry, training
 from mdn.cli import app
 from mdn.engine import pick_dtype
 from mdn.errors import MdnError
@@ -108,7 +108,7 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
 
 
-@pytest.mark.parametrize("kind", noise.NOISE_TYPES)
+@pytest.mark.parametrize("kind", [k for k in noise.NOISE_TYPES if k != "practical"])  # practical: the next test
 def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path, tmp_path: Path, kind: str) -> None:
     level = noise.NOISE_TYPES[kind].default_level
     trainer = training.Trainer(_options(photos, noise=kind, level=level, validation=[]), tmp_path, log=lambda _: None)
@@ -130,6 +130,34 @@ def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path
         patch.setattr(np.random, "default_rng", numpy_noise)
         assert math.isfinite(trainer.step())
     assert [(x.device, tuple(x.shape)) for x in drawn] == [(trainer.device, (2, 3, 32, 32))]
+
+
+def test_practical_training_shrinks_twice_larger_crops_and_noises_them_on_the_device(
+    photos: Path, tmp_path: Path
+) -> None:
+    options = _options(photos, noise="practical", level_range=(0.5, 1.5), grey_share=0.5, validation=[])
+    trainer = training.Trainer(options, tmp_path, log=lambda _: None)
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    practical_pair = degrade.practical_pair
+
+    def recorded(x: torch.Tensor, size: int, generator: torch.Generator, strength: float):
+        assert 0.5 <= strength <= 1.5 and generator.device == x.device
+        pairs.append(practical_pair(x, size, generator, strength))
+        return pairs[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(degrade, "practical_pair", recorded)
+        patch.setattr(np.random, "default_rng", lambda *_: pytest.fail("numpy noise drawn in a training step"))
+        for _ in range(3):
+            assert math.isfinite(trainer.step())
+    assert "practical noise at strengths 0.5-1.5" in trainer.objective.describe()
+    for clean, noisy in pairs:
+        assert clean.shape == noisy.shape == (2, 3, 32, 32) and clean.device == trainer.device
+    noisy_crops = [trainer.objective.pairs(c, torch.Generator().manual_seed(i)) for i, c in enumerate(
+        [training.sample_batch(trainer.pool, 16, 64, torch.Generator().manual_seed(9))] * 2)]  # fmt: skip
+    for clean, noisy in noisy_crops:
+        grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
+        assert grey.any() and (noisy[grey] == noisy[grey][:, :1]).all()  # grey crops: one noise in every channel
 
 
 def test_compiled_training_is_recorded_and_resumes_bit_for_bit(photos: Path, tmp_path: Path, monkeypatch) -> None:

@@ -67,10 +67,13 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
     return torch.stack(crops)
 
 
-def training_pool(options: TrainOptions, device: torch.device, warn: Callable[[str], None]) -> list[torch.Tensor]:
-    """The run's training images (its data and dead-leaves images) as (C, H, W) tensors on `device`."""
+def training_pool(
+    options: TrainOptions, device: torch.device, warn: Callable[[str], None], crop: int | None = None
+) -> list[torch.Tensor]:
+    """The run's training images (its data and dead-leaves images) as (C, H, W) tensors on `device`, all at
+    least `crop` (default: the run's crop) on a side."""
     o = options
-    pool = load_images(o.data, o.crop, warn) if o.data else []
+    pool = load_images(o.data, crop or o.crop, warn) if o.data else []
     pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
     if not pool:
         raise MdnError(f"no usable training images in {', '.join(o.data)}")

@@ -80,7 +80,7 @@ class Trainer:
         self.stopped_early = False
         self.scores: dict[str, float] = {}
         """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
-        self.pool = training_pool(options, self.device, self._warn)
+        self.pool = training_pool(options, self.device, self._warn, self.objective.source_crop(options.crop))
         references = validation_references(options, self._warn) if options.validation and not self.rank else []
         self.validation = self.objective.validation(references) if references else None
         self.parallel: nn.Module = self.model
@@ -167,7 +167,7 @@ class Trainer:
         step)."""
         o = self.options
         crops, generator = self._generators(self.iteration)
-        clean = sample_batch(self.pool, o.batch, o.crop, crops)
+        clean = sample_batch(self.pool, o.batch, self.objective.source_crop(o.crop), crops)
         for group in self.optimizer.param_groups:
             group["lr"] = scheduled_rate(o, self.iteration)
         loss = self.objective.loss(self.parallel, clean, generator)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
-from mdn import metrics, noise, registry
+from mdn import degrade, metrics, noise, registry
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
 from mdn.nets import swinir
@@ -58,6 +58,10 @@ class Objective(Protocol[Validation]):
 
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
         """Clip the gradients of `parameters` before the optimiser steps, if the recipe says so."""
+        ...
+
+    def source_crop(self, crop: int) -> int:
+        """The side of the clean crops `loss` takes for training crops of side `crop`."""
         ...
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -169,34 +173,52 @@ class MaskedDenoising:
                 f"config {options.config} has no in-network mask, and the input mask alone does not pay on a U-Net: "
                 "train it unmasked, or choose unet-partial or unet-feature-mask"
             )
-        self.noise = noise.make_noise(options.noise, options.level)
+        self.practical = options.noise == noise.PracticalNoise.name
+        if not self.practical:
+            self.noise = noise.make_noise(options.noise, options.level)
         for level in options.level_range:
             noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
 
     def describe(self) -> str:
         o = self.options
         levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
+        if self.practical:
+            levels = "strengths {:g}-{:g}, web-resized".format(*(o.level_range or (1, 1)))
         network = "U-Net" if self.architecture == "unet" else "SwinIR"
         kind = f"Masked {network}" if o.mask else f"Plain (no-mask baseline) {network}"
         grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
         return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}"
 
+    def source_crop(self, crop: int) -> int:
+        """Practical training shrinks twice larger crops the way the web does (`degrade.web_resize`)."""
+        return 2 * crop if self.practical else crop
+
+    def pairs(self, clean: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training targets and their noisy inputs from clean (B, C, S, S) crops, S = `source_crop(crop)`; grey
+        crops (equal channels) get the first channel's noise in every channel."""
+        clean = self.greyed(clean, generator)
+        if self.practical:
+            low, high = self.options.level_range or (1.0, 1.0)
+            strength = low + (high - low) * float(torch.rand((), generator=generator, device=generator.device))
+            clean, noisy = degrade.practical_pair(clean, self.options.crop, generator, strength)
+        else:
+            clean, noisy = self.noise.reference_on_device(clean), self.noisy(clean, generator)
+        if not self.options.grey_share:
+            return clean, noisy
+        grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
+        return clean, torch.where(grey[:, None, None, None], noisy[:, :1].expand_as(noisy), noisy)
+
     def noisy(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Noisy copies of clean (B, C, H, W) crops: at the run's level, or each at its own level drawn uniformly
-        from the level range; grey crops (equal channels) get the first channel's noise in every channel."""
+        from the level range."""
         if not self.options.level_range:
-            noisy = self.noise.on_device(clean, generator)
-        else:
-            low, high = self.options.level_range
-            levels = low + (high - low) * torch.rand(len(clean), generator=generator, device=clean.device)
-            noisy = torch.cat([
-                noise.make_noise(self.options.noise, level).on_device(crop[None], generator)
-                for level, crop in zip(levels.tolist(), clean, strict=True)
-            ])  # fmt: skip
-        if not self.options.grey_share:
-            return noisy
-        grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
-        return torch.where(grey[:, None, None, None], noisy[:, :1].expand_as(noisy), noisy)
+            return self.noise.on_device(clean, generator)
+        low, high = self.options.level_range
+        levels = low + (high - low) * torch.rand(len(clean), generator=generator, device=clean.device)
+        return torch.cat([
+            noise.make_noise(self.options.noise, level).on_device(crop[None], generator)
+            for level, crop in zip(levels.tolist(), clean, strict=True)
+        ])  # fmt: skip
 
     def greyed(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Clean crops with `grey_share` of them (drawn from `generator`) replaced by their channel mean in every
@@ -232,8 +254,7 @@ class MaskedDenoising:
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
         and masks are drawn on the crops' device from `generator`."""
         o = self.options
-        clean = self.greyed(clean, generator)
-        noisy = self.noisy(clean, generator)
+        clean, noisy = self.pairs(clean, generator)
         if o.mask:
             noisy = swinir.input_mask(noisy, o.input_mask, generator)
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
@@ -307,6 +328,9 @@ class MaskedFill:
 
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
         nn.utils.clip_grad_norm_(list(parameters), 0.01)
+
+    def source_crop(self, crop: int) -> int:
+        return crop
 
     def _mask(self, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         low, high = self.options.input_mask
