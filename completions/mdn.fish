@@ -16,6 +16,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Me
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Stochastic passes to average (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l suffix -r -d 'Output name suffix when -o is not given'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l recursive -s r -d 'Search directories recursively'

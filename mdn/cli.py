@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 import mdn
-from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, training
+from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, training, volumes
 from mdn import zeroshot_run as zs
 from mdn.errors import MdnError
 from mdn.former_options import FormerOptions
@@ -115,6 +115,8 @@ def denoise_command(
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
     seed: Seed = 0,
+    scheduler: Annotated[str | None, _opt("--scheduler", "zarr volumes: run their chunks on a dask.distributed "
+                                          "cluster: a scheduler address, or local[:N] for N local workers.")] = None,
     attention_mask: Annotated[bool, _research("--attention-mask/--no-attention-mask",
                                               "Mask attention as in training.")] = ENGINE.attention_mask,
 ) -> per_file.FileWork | None:  # fmt: skip
@@ -133,6 +135,11 @@ def denoise_command(
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         return inference.run(pixels, loaded, options, progress.steps, context.info)
 
+    def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:
+        return volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
+                               progress=progress)  # fmt: skip
+
+    run.volume = volume  # type: ignore[attr-defined]
     return run
 
 

@@ -118,6 +118,24 @@ def check_tiling(tile: int, overlap: int, window: int) -> None:
         raise MdnError(f"--overlap must be in [0, {tile // 2}], got {overlap}")
 
 
+RegionReader = Callable[[slice, slice], np.ndarray]
+"""Reads rows and columns of a plane as float32 (h, w, C) display-range pixels."""
+
+
+def _reflected_read(
+    read: RegionReader, size: tuple[int, int], rows: tuple[int, int], columns: tuple[int, int]
+) -> np.ndarray:
+    """Rows and columns of a plane padded at its bottom and right by reflection (numpy's "reflect", as `__call__`
+    pads to the window multiple), read from the unpadded plane."""
+    (height, width), wanted = size, []
+    for (start, stop), length in zip((rows, columns), (height, width), strict=True):
+        index = np.arange(start, stop)
+        wanted.append(np.where(index < length, index, 2 * (length - 1) - index))
+    low_y, low_x = int(wanted[0].min()), int(wanted[1].min())
+    block = read(slice(low_y, int(wanted[0].max()) + 1), slice(low_x, int(wanted[1].max()) + 1))
+    return block[np.ix_(wanted[0] - low_y, wanted[1] - low_x)]
+
+
 class Engine:
     """Runs a denoising network over (N, H, W, C) planes in [0, 1] display range."""
 
@@ -201,25 +219,37 @@ class Engine:
                     torch.cuda.empty_cache()
 
     def _tiled(self, image: torch.Tensor, index: int, total: torch.Tensor, advance: Callable[[int], None]) -> None:
-        """Every pass over a padded (H, W, C) image on the device into `total` of the same shape. Work goes in
-        batches of (tile, pass) pairs, the passes of a tile side by side, each pair drawing its masks from its
-        own generator, so that the batch size does not change the result."""
-        height, width = image.shape[:2]
-        grid = self._grid(height, width)
-        th, tw = grid.size
-        passes = self.options.passes
+        """Every pass over a padded (H, W, C) image on the device into `total` of the same shape."""
+        grid = self._grid(*image.shape[:2])
+        self._blend(image, grid, list(enumerate(grid.corners())), (0, 0), index, total, advance)
+
+    def _blend(
+        self,
+        image: torch.Tensor,
+        grid: TileGrid,
+        tiles: list[tuple[int, tuple[int, int]]],
+        origin: tuple[int, int],
+        index: int,
+        total: torch.Tensor,
+        advance: Callable[[int], None],
+    ) -> None:
+        """Every pass of the numbered `tiles` of `grid` into `total`, blended and normalised; `image` and `total`
+        hold the grid's pixels from `origin` on. Work goes in batches of (tile, pass) pairs, the passes of a tile
+        side by side, each pair drawing its masks from its own generator (numbered by its place in the whole
+        grid), so that neither the batch size nor the tiles left out change a pixel's result."""
+        (th, tw), passes, (oy, ox) = grid.size, self.options.passes, origin
         ramps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        work = [(y, x, self._generator(index, k, t)) for t, (y, x) in enumerate(grid.corners()) for k in range(passes)]
+        work = [(y - oy, x - ox, self._generator(index, k, t)) for t, (y, x) in tiles for k in range(passes)]
         total.zero_()
         for start in range(0, len(work), self.batch):
             group = work[start : start + self.batch]
-            tiles = torch.stack([image[y : y + th, x : x + tw] for y, x, _ in group])
-            outputs = self._forward(tiles, [generator for _, _, generator in group])
+            batch = torch.stack([image[y : y + th, x : x + tw] for y, x, _ in group])
+            outputs = self._forward(batch, [generator for _, _, generator in group])
             if outputs.shape[-1] != total.shape[-1]:
                 outputs = outputs.mean(dim=-1, keepdim=True)
             for (y, x, _), out in zip(group, outputs, strict=True):
                 if (y, x) not in ramps:
-                    ramps[y, x] = tuple(torch.from_numpy(r).to(self.device) for r in grid.ramps(y, x))
+                    ramps[y, x] = tuple(torch.from_numpy(r).to(self.device) for r in grid.ramps(y + oy, x + ox))
                 ramp_y, ramp_x = ramps[y, x]
                 total[y : y + th, x : x + tw] += out.mul_(ramp_y[:, None, None]).mul_(ramp_x[None, :, None])
             self.tiles_run += len(group)
@@ -227,7 +257,33 @@ class Engine:
                 allocator.release_freed_memory()
             advance(len(group))
         rows, columns = (torch.from_numpy(c).to(self.device) for c in grid.coverage())
+        height, width = total.shape[:2]
+        rows, columns = rows[oy : oy + height], columns[ox : ox + width]
         total.div_(rows[:, None, None] * passes).div_(columns[None, :, None])
+
+    @torch.inference_mode()
+    def region(
+        self, read: RegionReader, shape: tuple[int, int, int], rows: slice, columns: slice, index: int = 0
+    ) -> np.ndarray:
+        """Rows and columns (slices with starts and stops) of what `__call__` returns for plane `index` of an
+        (H, W, C) `shape` plane, bit for bit, from the parts of the plane that `read(rows, columns)` returns as
+        float32 (h, w, C) display-range pixels: only the tiles of the whole plane's grid that touch the region
+        run, on the pixels they would see there (the plane's reflected border included), with their weights.
+        Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes."""
+        height, width, _ = shape
+        padded = height + (-height) % self.window, width + (-width) % self.window
+        grid = self._grid(*padded)
+        (th, tw), (r0, r1), (c0, c1) = grid.size, (rows.start, rows.stop), (columns.start, columns.stop)
+        tiles = [
+            (t, (y, x)) for t, (y, x) in enumerate(grid.corners()) if y < r1 and r0 < y + th and x < c1 and c0 < x + tw
+        ]
+        y0, x0 = min(y for _, (y, _) in tiles), min(x for _, (_, x) in tiles)
+        y1, x1 = max(y for _, (y, _) in tiles) + th, max(x for _, (_, x) in tiles) + tw
+        box = _reflected_read(read, (height, width), (y0, y1), (x0, x1))
+        image = torch.from_numpy(np.ascontiguousarray(box, dtype=np.float32)).to(self.device)
+        total = torch.empty(image.shape, device=self.device)
+        self._blend(image, grid, tiles, (y0, x0), index, total, lambda _: None)
+        return total[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0].cpu().numpy()
 
     def _generator(self, plane: int, pass_: int, tile: int) -> torch.Generator:
         """The seeded generator of one (plane, pass, tile)."""

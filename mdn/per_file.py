@@ -9,6 +9,7 @@ import inspect
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from mdn import batch, images
+from mdn import batch, images, volumes
 from mdn.engine import use_threads
 from mdn.errors import MdnError
 from mdn.report import BatchProgress, console, print_summary
@@ -119,23 +120,33 @@ def run(
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     part = batch.parse_shard(shard) if shard is not None else None
-    found = batch.expand_inputs(inputs, recursive, skip_suffix=suffix if output is None else "")
-    jobs = batch.plan(found, output, suffix)
+    stores = [Path(i) for i in inputs if volumes.is_volume(i)]
+    files = [i for i in inputs if not volumes.is_volume(i)]
+    if stores and not hasattr(work, "volume"):
+        raise MdnError("zarr volumes are denoised by mdn denoise only", stores[0])
+    found = batch.expand_inputs(files, recursive, skip_suffix=suffix if output is None else "") if files else []
+    several = len(found) + len(stores) > 1
+    jobs = (batch.plan(found, output, suffix) if found else []) + [
+        batch.Job(s, volumes.output_path(s, output, suffix, several)) for s in stores
+    ]
     jobs = batch.shard(jobs, *part) if part else jobs
+    volume_jobs = [j for j in jobs if j.input in stores]
+    jobs = [j for j in jobs if j.input not in stores]
     planned: int | None = None
     try:
         with _interrupts() as stop:
-            with BatchProgress(len(jobs), quiet=quiet) as progress:
+            with BatchProgress(len(jobs) + len(volume_jobs), quiet=quiet) as progress:
                 try:
                     results = batch.run(
                         jobs, functools.partial(work, progress=progress), overwrite=overwrite,
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
                         on_result=progress.result, stop=stop,
                     )  # fmt: skip
+                    results += [_volume(job, work, progress, overwrite, skip_existing) for job in volume_jobs]
                 except batch.Interrupted as interrupted:
                     results, planned = interrupted.results, interrupted.planned
             stop.set()  # from here on a Ctrl-C stops at once
-            print_summary(results, quiet=quiet, planned=len(jobs))
+            print_summary(results, quiet=quiet, planned=len(jobs) + len(volume_jobs))
             failed = any(r.status == "failed" for r in results)
             if json_report is not None:
                 try:
@@ -150,6 +161,24 @@ def run(
         console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else 0
+
+
+def _volume(
+    job: batch.Job, work: FileWork, progress: BatchProgress, overwrite: bool, skip_existing: bool
+) -> batch.Result:
+    """One zarr volume through the command's `work.volume`, as a batch result."""
+    progress.file(job)
+    start = time.perf_counter()
+    if skip_existing and job.output.exists() and not (job.output / volumes.PROGRESS).exists():
+        result = batch.Result(job.input, job.output, "skipped")
+    else:
+        try:
+            info = work.volume(job.input, job.output, overwrite=overwrite, progress=progress.steps)  # type: ignore[attr-defined]
+            result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
+        except MdnError as exc:
+            result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
+    progress.result(result)
+    return result
 
 
 @contextlib.contextmanager

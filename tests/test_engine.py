@@ -59,6 +59,19 @@ def test_seed_gives_identical_output_and_passes_average(model, photo) -> None:
     assert np.abs(averaged - a).mean() < single_spread
 
 
+def test_a_region_equals_that_part_of_the_whole_plane_bit_for_bit(model, photo) -> None:
+    """Chunk-wise volumes rest on this: the region's tiles, borders, weights and masks are the whole plane's."""
+    engine = Engine(model, _cpu(tile=64, seed=5, passes=2, input_mask=0.3))  # random masks per tile and pass
+    planes = np.stack([photo[0], photo[0][::-1].copy()])
+    whole = engine(planes)
+    height, width = photo.shape[1:3]
+    assert height % engine.window and width % engine.window  # the reflected border is in play
+    for index in (0, 1):
+        for rows, columns in [(slice(0, 37), slice(0, 50)), (slice(37, height), slice(50, width))]:
+            part = engine.region(lambda r, c, i=index: planes[i][r, c], planes.shape[1:], rows, columns, index)
+            assert np.array_equal(part, whole[index][rows, columns])
+
+
 class _Echo(torch.nn.Module):
     """Returns what it is given: shows what the engine feeds a network."""
 

@@ -1,0 +1,52 @@
+"""Chunks of a volume as tasks on a dask.distributed cluster: a local one, or any scheduler address that a user's
+dask-jobqueue (Slurm, PBS), Kubernetes or cloud cluster gives.
+
+Each task denoises and writes one chunk (`volumes.denoise_chunk`); a worker opens the stores and loads the model
+once for all the chunks it runs. A task that fails is retried; one that keeps failing is named in the result,
+never dropped. Workers must see the input and output paths (a shared file system, as on a cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mdn.errors import MdnError
+from mdn.volumes import Chunk, VolumeJob, chunk_name, denoise_chunk
+
+RETRIES = 2
+"""Times a failed chunk is tried again, on any worker, before it is reported."""
+
+
+def client(address: str) -> Any:
+    """A dask.distributed client: `local` (or `local:N`) starts a cluster of N single-threaded worker processes
+    on this machine (default 2), anything else is a scheduler's address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MdnError("--scheduler needs the distributed extra: pip install 'mdn[distributed]'") from None
+    if address == "local" or address.startswith("local:"):
+        workers = int(address.partition(":")[2] or 2)
+        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
+    try:
+        return Client(address, timeout="20s")
+    except OSError as exc:
+        raise MdnError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+
+
+def run_on_cluster(job: VolumeJob, chunks: list[Chunk], address: str, failed: list[str]) -> Iterator[str]:
+    """The chunks as tasks on the cluster at `address`; yields each chunk's name as it is written, and appends
+    the names of chunks that failed every try, with their errors, to `failed`."""
+    from distributed import as_completed
+
+    with client(address) as cluster:
+        names = {}
+        for chunk in chunks:
+            name = chunk_name(chunk, job.chunks)
+            future = cluster.submit(denoise_chunk, job, chunk, key=f"mdn-chunk-{name}", retries=RETRIES, pure=False)
+            names[future] = name
+        for future in as_completed(list(names)):
+            if future.status == "error":
+                failed.append(f"chunk {names[future]}: {future.exception()}")
+            else:
+                yield future.result()

@@ -1,0 +1,120 @@
+"""zarr volumes and OME-Zarr images denoised chunk by chunk: equal to the TIFF path, on a cluster, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from mdn import volumes
+from mdn.cli import app
+
+zarr = pytest.importorskip("zarr")
+runner = CliRunner()
+TILE = ("--tile", "64")  # several tiles per plane, so that chunks cut through tiles
+
+
+def _invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _stack(planes: int = 3, height: int = 150, width: int = 133) -> np.ndarray:
+    """A noisy 16-bit microscopy-like stack."""
+    y, x = np.mgrid[0:height, 0:width]
+    clean = 1000 + 800 * np.sin(y / 9) * np.cos(x / 7)
+    rng = np.random.default_rng(0)
+    noisy = clean[None] + rng.normal(0, 150, (planes, height, width))
+    return np.clip(noisy, 0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A zarr array chunked across planes, rows and columns, and the same stack denoised from a TIFF."""
+    folder = tmp_path_factory.mktemp("volume")
+    stack = _stack()
+    zarr.create_array(str(folder / "cells.zarr"), data=stack, chunks=(2, 64, 48))
+    tifffile.imwrite(folder / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    assert _invoke("denoise", folder / "cells.tif", "-o", folder / "reference.tif", *TILE).exit_code == 0
+    return folder, tifffile.imread(folder / "reference.tif")
+
+
+def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(volume, tmp_path: Path) -> None:
+    folder, reference = volume
+    report = tmp_path / "report.json"
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--json", report)
+    assert result.exit_code == 0, result.output
+    out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")
+    assert out.dtype == np.uint16 and out.chunks == (2, 64, 48)
+    assert np.abs(out[:].astype(int) - reference).max() <= 1
+    assert np.abs(reference.astype(int) - _stack()).mean() > 50  # it did denoise
+    assert not (tmp_path / "clean.zarr" / volumes.PROGRESS).exists()
+    info = json.loads(report.read_text())["files"][0]["info"]
+    assert info["chunks"] == 2 * 3 * 3 and info["resumed_from"] == 0
+
+
+def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> None:
+    folder, reference = volume
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--scheduler", "local:2")
+    assert result.exit_code == 0, result.output
+    assert np.abs(zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:].astype(int) - reference).max() <= 1
+
+
+def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, monkeypatch) -> None:
+    folder, reference = volume
+    target = tmp_path / "clean.zarr"
+    written = volumes.denoise_chunk
+    calls = []
+
+    def failing_after_four(job, chunk):
+        calls.append(chunk)
+        if len(calls) > 4:
+            raise OSError("disk went away")
+        return written(job, chunk)
+
+    monkeypatch.setattr(volumes, "denoise_chunk", failing_after_four)
+    result = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
+    assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output and "disk went away" in result.output
+    assert len(list((target / volumes.PROGRESS).iterdir())) == 4
+    monkeypatch.setattr(volumes, "denoise_chunk", written)
+    report = tmp_path / "report.json"
+    assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--json", report).exit_code == 0
+    assert json.loads(report.read_text())["files"][0]["info"]["resumed_from"] == 4
+    assert np.abs(zarr.open(str(target), mode="r")[:].astype(int) - reference).max() <= 1
+    again = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
+    assert again.exit_code == 1 and "exists" in again.output  # a finished output is not redone without --overwrite
+    assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--skip-existing").exit_code == 0
+
+
+def test_an_ome_zarr_image_keeps_its_metadata_and_rebuilds_its_levels(tmp_path: Path) -> None:
+    stack = _stack(2, 96, 80)
+    group = zarr.open_group(str(tmp_path / "image.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", data=stack, chunks=(1, 48, 40))
+    group.create_array("1", data=stack[:, ::2, ::2], chunks=(1, 48, 40))
+    axes = [{"name": "z", "type": "space"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    datasets = [
+        {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [1, 2**i, 2**i]}]} for i in (0, 1)
+    ]
+    group.attrs["multiscales"] = [{"version": "0.4", "name": "cells", "axes": axes, "datasets": datasets}]
+    group.attrs["omero"] = {"channels": [{"label": "GFP"}]}
+    result = _invoke("denoise", tmp_path / "image.ome.zarr", "-o", tmp_path / "clean.ome.zarr")
+    assert result.exit_code == 0, result.output
+    out = zarr.open_group(str(tmp_path / "clean.ome.zarr"), mode="r")
+    assert dict(out.attrs) == dict(group.attrs) and out.metadata.zarr_format == 2
+    finest, coarse = out["0"][:].astype(float), out["1"][:]
+    means = finest.reshape(2, 48, 2, 40, 2).mean(axis=(2, 4))
+    assert coarse.dtype == np.uint16 and np.abs(coarse - np.rint(means)).max() == 0
+    assert np.abs(finest - stack).mean() > 50
+
+
+def test_bad_volumes_fail_with_one_line_naming_them(tmp_path: Path) -> None:
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
+    result = _invoke("denoise", tmp_path / "plain.zarr", tmp_path / "missing.zarr", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "plain.zarr: zarr group without OME-Zarr multiscales" in result.output
+    assert "missing.zarr" in result.output and "Traceback" not in result.output
+    noise = _invoke("noise", tmp_path / "plain.zarr")
+    assert noise.exit_code == 2 and "denoised by mdn denoise only" in noise.output
