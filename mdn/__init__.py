@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["add_noise", "denoise", "denoise_zeroshot", "load_model", "models"]
+__all__ = ["add_noise", "denoise", "denoise_volume", "denoise_zeroshot", "load_model", "models"]
 
 
 def denoise(
@@ -76,6 +76,35 @@ def denoise(
     )  # fmt: skip
     return arrays.apply(
         image, lambda planes: inference.run(planes, loaded, settings, progress, info), axes=axes, hdr=hdr, layer=layer
+    )
+
+
+def denoise_volume(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    model: str | os.PathLike[str] | ModelCard | Model | None = None,
+    *,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Denoise a zarr array or OME-Zarr image chunk by chunk into a new store, as `mdn denoise in.zarr -o
+    out.zarr` does: equal to the whole volume denoised at once, memory bounded by a chunk, an interrupted run
+    taken up where it stopped. `scheduler`: a dask.distributed scheduler address (or `local:N`) to run the
+    chunks on; `settings`: `denoise`'s tile, overlap, device, precision, seed and so on. Needs the distributed
+    extra (`pip install 'mdn[distributed]'`); returns what the report records.
+
+        >>> mdn.denoise_volume("cells.ome.zarr", "clean.ome.zarr", scheduler="tcp://10.0.0.5:8786")
+    """
+    from pathlib import Path
+
+    from mdn import inference, registry, volumes
+
+    loaded = registry.load_model(model)
+    options = inference.options(loaded.card, **settings)
+    return volumes.denoise(
+        Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
     )
 
 

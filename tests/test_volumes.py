@@ -118,3 +118,17 @@ def test_bad_volumes_fail_with_one_line_naming_them(tmp_path: Path) -> None:
     assert "missing.zarr" in result.output and "Traceback" not in result.output
     noise = _invoke("noise", tmp_path / "plain.zarr")
     assert noise.exit_code == 2 and "denoised by mdn denoise only" in noise.output
+
+
+def test_the_api_denoises_a_float_volume_as_the_float_tiff_is(tmp_path: Path) -> None:
+    import mdn
+
+    stack = _stack(2, 70, 90).astype(np.float32) / 4096
+    zarr.create_array(str(tmp_path / "float.zarr"), data=stack, chunks=(1, 32, 64), zarr_format=2)
+    tifffile.imwrite(tmp_path / "float.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    assert _invoke("denoise", tmp_path / "float.tif", "-o", tmp_path / "reference.tif", *TILE).exit_code == 0
+    info = mdn.denoise_volume(tmp_path / "float.zarr", tmp_path / "clean.zarr", tile=64)
+    assert info["chunks"] == 2 * 3 * 2
+    out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")
+    assert out.dtype == np.float32 and out.metadata.zarr_format == 2
+    np.testing.assert_array_equal(out[:], tifffile.imread(tmp_path / "reference.tif"))
