@@ -1,9 +1,9 @@
 """Chunks of a volume as tasks on a dask.distributed cluster: a local one, or any scheduler address that a user's
 dask-jobqueue (Slurm, PBS), Kubernetes or cloud cluster gives.
 
-Each task denoises and writes one chunk (`volumes.denoise_chunk`); a worker opens the stores and loads the model
-once for all the chunks it runs. A task that fails is retried; one that keeps failing is named in the result,
-never dropped. Workers must see the input and output paths (a shared file system, as on a cluster).
+Each task denoises and writes a unit of adjacent chunks (`volumes.denoise_unit`); a worker opens the stores and
+loads the model once for all the units it runs. A task that fails is retried; one that keeps failing is named in
+the result, never dropped. Workers must see the input and output paths (a shared file system, as on a cluster).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mdn.errors import MdnError
-from mdn.volumes import Chunk, VolumeJob, chunk_name, denoise_chunk
+from mdn.volumes import Unit, VolumeJob, denoise_unit, unit_name
 
 RETRIES = 2
 """Times a failed chunk is tried again, on any worker, before it is reported."""
@@ -34,19 +34,19 @@ def client(address: str) -> Any:
         raise MdnError(f"cannot reach the dask scheduler at {address}: {exc}") from None
 
 
-def run_on_cluster(job: VolumeJob, chunks: list[Chunk], address: str, failed: list[str]) -> Iterator[str]:
-    """The chunks as tasks on the cluster at `address`; yields each chunk's name as it is written, and appends
-    the names of chunks that failed every try, with their errors, to `failed`."""
+def run_on_cluster(job: VolumeJob, units: list[Unit], address: str, failed: list[str]) -> Iterator[list[str]]:
+    """The units of chunks as tasks on the cluster at `address`; yields the names of each unit's chunks as they
+    are written, and appends the units that failed every try, with their errors, to `failed`."""
     from distributed import as_completed
 
     with client(address) as cluster:
         names = {}
-        for chunk in chunks:
-            name = chunk_name(chunk, job.chunks)
-            future = cluster.submit(denoise_chunk, job, chunk, key=f"mdn-chunk-{name}", retries=RETRIES, pure=False)
-            names[future] = name
+        for unit in units:
+            name = unit_name(unit, job.chunks)
+            key = f"mdn-{name.replace(' ', '-')}"
+            names[cluster.submit(denoise_unit, job, unit, key=key, retries=RETRIES, pure=False)] = name
         for future in as_completed(list(names)):
             if future.status == "error":
-                failed.append(f"chunk {names[future]}: {future.exception()}")
+                failed.append(f"{names[future]}: {future.exception()}")
             else:
                 yield future.result()

@@ -4,8 +4,9 @@ A volume's planes are its last two axes (Y, X); every other axis (T, C, Z, or an
 grey images, as the planes of a TIFF stack do. Each output chunk is the engine's `region` of its planes: the
 tiles of the whole plane's grid that touch the chunk, read from the source as they are needed, blended with the
 whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
-rounding. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF) comes from one pass
-over the source. Memory is bounded by a chunk and a tile around it.
+rounding. Adjacent chunks of a plane are denoised together in units (`UNIT_VOXELS`), so that the tiles that chunk
+borders cut run once per unit. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF)
+comes from one pass over the source. Memory is bounded by a unit and a tile around it.
 
 The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
 an OME-Zarr image level 0 is denoised and every other level of its multiscales rebuilt from it by block means.
@@ -34,6 +35,8 @@ PROGRESS = ".mdn-progress"
 """The folder of an output volume that marks its finished chunks while a run is under way."""
 
 Chunk = tuple[slice, ...]
+Unit = tuple[Chunk, ...]
+"""Adjacent chunks of one stack position, denoised together."""
 
 
 def is_volume(path: str | Path) -> bool:
@@ -152,13 +155,15 @@ def _opened(job: VolumeJob) -> tuple[Any, Any, Engine]:
     return source.array, target, Engine(registry.load_model(job.card).net, job.options)
 
 
-def denoise_chunk(job: VolumeJob, chunk: Chunk) -> str:
-    """Denoise one chunk of the job's level-0 array, write it and mark it done; returns its name."""
+def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
+    """Denoise a unit of adjacent chunks of the job's level-0 array (the tiles they share run once), write each
+    chunk and mark it done; returns their names."""
     source, target, engine = _opened(job)
-    stack, rows, columns = chunk[:-2], chunk[-2], chunk[-1]
+    box = bounding_box(unit)
+    stack, rows, columns = box[:-2], box[-2], box[-1]
     height, width = source.shape[-2:]
     scale = _scale(source.dtype)
-    result = np.empty([s.stop - s.start for s in chunk], np.float32)
+    result = np.empty([s.stop - s.start for s in box], np.float32)
     for offset in np.ndindex(*result.shape[:-2]):
         plane = tuple(s.start + i for s, i in zip(stack, offset, strict=True))
         index = int(np.ravel_multi_index(plane, source.shape[:-2])) if plane else 0
@@ -169,10 +174,42 @@ def denoise_chunk(job: VolumeJob, chunk: Chunk) -> str:
 
         part = engine.region(read, (height, width, 1), rows, columns, index)
         result[offset] = job.transform.inverse(part[..., 0])
-    target[chunk] = _stored(result, target.dtype)
-    name = chunk_name(chunk, job.chunks)
-    (Path(job.target) / PROGRESS / name).touch()
-    return name
+    names = []
+    for chunk in unit:
+        inside = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(chunk, box, strict=True))
+        target[chunk] = _stored(result[inside], target.dtype)
+        names.append(chunk_name(chunk, job.chunks))
+        (Path(job.target) / PROGRESS / names[-1]).touch()
+    return names
+
+
+def bounding_box(chunks: Unit) -> Chunk:
+    """The slices that cover a unit's chunks."""
+    return tuple(slice(min(c[d].start for c in chunks), max(c[d].stop for c in chunks)) for d in range(len(chunks[0])))
+
+
+UNIT_VOXELS = 1 << 25
+"""The most voxels in a unit of work (a float32 result of 128 MB): adjacent chunks of a plane's rows and columns
+are grouped up to it, so that tiles cut by chunk borders run once per unit, not once per chunk."""
+
+
+def units_of(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int | None = None) -> list[Unit]:
+    """The chunk grid grouped into units: the chunks of one stack position, in blocks of rows and columns of
+    chunks holding at most `budget` voxels (default UNIT_VOXELS; at least one chunk)."""
+    budget = budget or UNIT_VOXELS
+    per_unit = max(1, budget // int(np.prod(chunks)))
+    counts = [-(-n // c) for n, c in zip(shape, chunks, strict=True)]
+    across = min(counts[-1], per_unit)
+    down = min(counts[-2], max(1, per_unit // across))
+    grid = chunks_of(shape, chunks)
+    by_index = {tuple(s.start // c for s, c in zip(chunk, chunks, strict=True)): chunk for chunk in grid}
+    units = []
+    for stack in itertools.product(*(range(n) for n in counts[:-2])):
+        for top in range(0, counts[-2], down):
+            for left in range(0, counts[-1], across):
+                rows, columns = range(top, min(top + down, counts[-2])), range(left, min(left + across, counts[-1]))
+                units.append(tuple(by_index[(*stack, y, x)] for y in rows for x in columns))
+    return units
 
 
 def _stored(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -231,17 +268,19 @@ def rebuild_levels(volume: Volume, target: Path) -> None:
 
 def plan(
     source: Path, target: Path, card: registry.ModelCard, options: EngineOptions, overwrite: bool
-) -> tuple[Volume, VolumeJob, list[Chunk], int]:
-    """The job and the chunks left to do for denoising `source` into `target`, the output created or reopened."""
+) -> tuple[Volume, VolumeJob, list[Unit], list[str]]:
+    """The job, the units with chunks left to do and the names of the chunks done, for denoising `source` into
+    `target`, the output created or reopened."""
     volume = Volume.open(source)
     volume.check()
-    done = set(prepare_target(volume, target, overwrite))
+    done = prepare_target(volume, target, overwrite)
     array = volume.array
     if card.path is None:
         raise MdnError(f"card {card.name} has no file to send to workers")
     job = VolumeJob(str(source), str(target), str(card.path), options, display_range(array), tuple(array.chunks))
-    chunks = [c for c in chunks_of(array.shape, array.chunks) if chunk_name(c, array.chunks) not in done]
-    return volume, job, chunks, len(done)
+    units = units_of(array.shape, array.chunks)
+    units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
+    return volume, job, units, done
 
 
 def finish(volume: Volume, target: Path) -> None:
@@ -251,14 +290,20 @@ def finish(volume: Volume, target: Path) -> None:
     shutil.rmtree(target / PROGRESS, ignore_errors=True)
 
 
-def run_here(job: VolumeJob, chunks: list[Chunk], failed: list[str]) -> Iterator[str]:
-    """The chunks in this process, one after another; yields each chunk's name when it is written, and appends
-    the names of chunks that failed, with their errors, to `failed` (the others go on)."""
-    for chunk in chunks:
+def run_here(job: VolumeJob, units: list[Unit], failed: list[str]) -> Iterator[list[str]]:
+    """The units in this process, one after another; yields the names of each unit's chunks when they are
+    written, and appends the units that failed, with their errors, to `failed` (the others go on)."""
+    for unit in units:
         try:
-            yield denoise_chunk(job, chunk)
+            yield denoise_unit(job, unit)
         except (MdnError, OSError, MemoryError, RuntimeError, ValueError) as exc:
-            failed.append(f"chunk {chunk_name(chunk, job.chunks)}: {exc}")
+            failed.append(f"{unit_name(unit, job.chunks)}: {exc}")
+
+
+def unit_name(unit: Unit, chunks: tuple[int, ...]) -> str:
+    """'chunk 0.1.2' or 'chunks 0.0.0-0.1.1': a unit's chunks as a message names them."""
+    first, last = chunk_name(unit[0], chunks), chunk_name(unit[-1], chunks)
+    return f"chunk {first}" if len(unit) == 1 else f"chunks {first}-{last}"
 
 
 def output_path(source: Path, output: Path | None, suffix: str, several: bool) -> Path:
@@ -284,22 +329,28 @@ def denoise(
     """Denoise a zarr volume or OME-Zarr image chunk by chunk into `target` (going on with an interrupted run
     there), in this process or on the dask cluster at `scheduler`; `progress` gets (chunks done, chunks in all).
     Returns what a report records; raises MdnError naming the chunks that failed."""
-    volume, job, chunks, done = plan(source, target, model.card, options, overwrite)
-    total = done + len(chunks)
+    volume, job, units, done = plan(source, target, model.card, options, overwrite)
+    total = int(np.prod([-(-n // c) for n, c in zip(volume.array.shape, job.chunks, strict=True)]))
+    written = set(done)
     if progress:
-        progress(done, total)
+        progress(len(written), total)
     failed: list[str] = []
     if scheduler:
         from mdn.cluster import run_on_cluster
 
-        finished = run_on_cluster(job, chunks, scheduler, failed)
+        finished = run_on_cluster(job, units, scheduler, failed)
     else:
-        finished = run_here(job, chunks, failed)
-    for count, _ in enumerate(finished, start=done + 1):
+        finished = run_here(job, units, failed)
+    for names in finished:
+        written.update(names)
         if progress:
-            progress(count, total)
+            progress(len(written), total)
     if failed:
-        raise MdnError(f"{len(failed)} of {total} chunks failed ({'; '.join(failed[:3])}); run again to retry them",
+        missing = total - len(written)
+        raise MdnError(f"{missing} of {total} chunks failed ({'; '.join(failed[:3])}); run again to retry them",
                        target)  # fmt: skip
     finish(volume, target)
-    return {"model": model.name, "chunks": total, "resumed_from": done, "shape": list(volume.array.shape)}
+    return {
+        "model": model.name, "chunks": total, "units": len(units), "resumed_from": len(done),
+        "shape": list(volume.array.shape),
+    }  # fmt: skip

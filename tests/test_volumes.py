@@ -42,8 +42,13 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     return folder, tifffile.imread(folder / "reference.tif")
 
 
-def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(volume, tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit_voxels", [1, 4 * 64 * 48, None])  # a chunk, 2 chunks, a plane's chunks per unit
+def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
+    volume, tmp_path: Path, monkeypatch, unit_voxels: int | None
+) -> None:
     folder, reference = volume
+    if unit_voxels:
+        monkeypatch.setattr(volumes, "UNIT_VOXELS", unit_voxels)
     report = tmp_path / "report.json"
     result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--json", report)
     assert result.exit_code == 0, result.output
@@ -54,6 +59,7 @@ def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(volume, tmp_p
     assert not (tmp_path / "clean.zarr" / volumes.PROGRESS).exists()
     info = json.loads(report.read_text())["files"][0]["info"]
     assert info["chunks"] == 2 * 3 * 3 and info["resumed_from"] == 0
+    assert info["units"] == {1: 18, 4 * 64 * 48: 12, None: 2}[unit_voxels]
 
 
 def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> None:
@@ -66,20 +72,22 @@ def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> N
 def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, monkeypatch) -> None:
     folder, reference = volume
     target = tmp_path / "clean.zarr"
-    written = volumes.denoise_chunk
+    written = volumes.denoise_unit
     calls = []
 
-    def failing_after_four(job, chunk):
-        calls.append(chunk)
+    def failing_after_four(job, unit):
+        calls.append(unit)
         if len(calls) > 4:
             raise OSError("disk went away")
-        return written(job, chunk)
+        return written(job, unit)
 
-    monkeypatch.setattr(volumes, "denoise_chunk", failing_after_four)
+    monkeypatch.setattr(volumes, "UNIT_VOXELS", 1)  # a chunk per unit
+    monkeypatch.setattr(volumes, "denoise_unit", failing_after_four)
     result = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
-    assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output and "disk went away" in result.output
+    assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output
+    assert "chunk 0.1.1: disk went away" in result.output
     assert len(list((target / volumes.PROGRESS).iterdir())) == 4
-    monkeypatch.setattr(volumes, "denoise_chunk", written)
+    monkeypatch.setattr(volumes, "denoise_unit", written)
     report = tmp_path / "report.json"
     assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--json", report).exit_code == 0
     assert json.loads(report.read_text())["files"][0]["info"]["resumed_from"] == 4
