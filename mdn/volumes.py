@@ -4,8 +4,8 @@ A volume's planes are its last two axes (Y, X); every other axis (T, C, Z, or an
 grey images, as the planes of a TIFF stack do. Each output chunk is the engine's `region` of its planes: the
 tiles of the whole plane's grid that touch the chunk, read from the source as they are needed, blended with the
 whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
-rounding. Adjacent chunks of a plane are denoised together in units (`UNIT_VOXELS`), so that the tiles that chunk
-borders cut run once per unit. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF)
+rounding. Adjacent chunks of a plane are denoised together in units (within `--max-memory`), so that the tiles
+that chunk borders cut run once per unit. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF)
 comes from one pass over the source. Memory is bounded by a unit and a tile around it.
 
 The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
@@ -188,15 +188,16 @@ def bounding_box(chunks: Unit) -> Chunk:
     return tuple(slice(min(c[d].start for c in chunks), max(c[d].stop for c in chunks)) for d in range(len(chunks[0])))
 
 
-UNIT_VOXELS = 1 << 25
-"""The most voxels in a unit of work (a float32 result of 128 MB): adjacent chunks of a plane's rows and columns
-are grouped up to it, so that tiles cut by chunk borders run once per unit, not once per chunk."""
+UNIT_BYTES_PER_VOXEL = 64
+"""A unit of work holds at most the memory budget (`--max-memory`) over this many voxels: its float32 result
+and its source with a tile around it take about 16 bytes a voxel, a quarter of the budget; 2 GB give 32 M
+voxels. Adjacent chunks of a plane's rows and columns are grouped up to it, so that tiles cut by chunk borders
+run once per unit, not once per chunk."""
 
 
-def units_of(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int | None = None) -> list[Unit]:
+def units_of(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int) -> list[Unit]:
     """The chunk grid grouped into units: the chunks of one stack position, in blocks of rows and columns of
-    chunks holding at most `budget` voxels (default UNIT_VOXELS; at least one chunk)."""
-    budget = budget or UNIT_VOXELS
+    chunks holding at most `budget` voxels (at least one chunk)."""
     per_unit = max(1, budget // int(np.prod(chunks)))
     counts = [-(-n // c) for n, c in zip(shape, chunks, strict=True)]
     across = min(counts[-1], per_unit)
@@ -278,7 +279,7 @@ def plan(
     if card.path is None:
         raise MdnError(f"card {card.name} has no file to send to workers")
     job = VolumeJob(str(source), str(target), str(card.path), options, display_range(array), tuple(array.chunks))
-    units = units_of(array.shape, array.chunks)
+    units = units_of(array.shape, array.chunks, options.max_memory // UNIT_BYTES_PER_VOXEL)
     units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
     return volume, job, units, done
 

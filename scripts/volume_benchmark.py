@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=0, help="dask workers (0: one mdn process, no cluster)")
     parser.add_argument("--memory-limit", default="1GB", help="each dask worker's memory limit")
+    parser.add_argument("--max-memory", default="2G", help="mdn's memory budget for tiles and units")
+    parser.add_argument("--tile", type=int, default=0, help="mdn's tile size (0: from the budget)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -67,6 +69,7 @@ def main() -> None:
         make_volume(source, args.planes, args.size, args.chunk)
     shutil.rmtree(target, ignore_errors=True)
     command = [sys.executable, "-m", "mdn", "denoise", str(source), "-o", str(target), "-q"]
+    command += ["--max-memory", args.max_memory, "--tile", str(args.tile)]
     cluster = None
     if args.workers:
         from distributed import LocalCluster
@@ -95,6 +98,7 @@ def main() -> None:
     stored = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
     row = {
         "status": status, "workers": args.workers or 1, "cluster": bool(cluster), "memory_limit": args.memory_limit,
+        "max_memory": args.max_memory, "tile": args.tile,
         "volume_gb": voxels * 4 / 1e9, "on_disk_mb": stored / 1e6, "chunk": args.chunk, "seconds": round(seconds, 1),
         "mvoxels_per_s": round(voxels / seconds / 1e6, 3),
         "peak_rss_mb": sorted(round(p / 1e6) for p in peaks.values()),

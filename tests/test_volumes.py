@@ -48,7 +48,7 @@ def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
 ) -> None:
     folder, reference = volume
     if unit_voxels:
-        monkeypatch.setattr(volumes, "UNIT_VOXELS", unit_voxels)
+        monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", (2 << 30) // unit_voxels)  # of the default --max-memory
     report = tmp_path / "report.json"
     result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--json", report)
     assert result.exit_code == 0, result.output
@@ -81,7 +81,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, mon
             raise OSError("disk went away")
         return written(job, unit)
 
-    monkeypatch.setattr(volumes, "UNIT_VOXELS", 1)  # a chunk per unit
+    monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", 2 << 30)  # a chunk per unit
     monkeypatch.setattr(volumes, "denoise_unit", failing_after_four)
     result = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
     assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output
