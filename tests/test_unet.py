@@ -212,8 +212,7 @@ def test_a_grey_share_trains_on_grey_crops_with_the_same_noise_in_every_channel(
                                  grey_share=0.25)  # fmt: skip
     objective = objectives.MaskedDenoising(options, torch.float32)
     generator = torch.Generator().manual_seed(0)
-    clean = objective.greyed(torch.rand(400, 3, 8, 8), generator)
-    noisy = objective.noisy(clean, generator)
+    clean, noisy = objective.pairs(torch.rand(400, 3, 8, 8), generator)
     grey = (clean == clean[:, :1]).flatten(1).all(dim=1)
     same_noise = (noisy == noisy[:, :1]).flatten(1).all(dim=1)
     assert torch.equal(grey, same_noise) and 0.18 < grey.float().mean() < 0.32
