@@ -208,6 +208,11 @@ def zeroshot_command(
         context.warnings += context.info.pop("warnings")
         return result
 
+    def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:
+        return volumes.denoise(source, target, None, None, zeroshot=zs.Settings(**settings), overwrite=overwrite,
+                               progress=progress)  # fmt: skip
+
+    run.volume = volume  # type: ignore[attr-defined]
     return run
 
 

@@ -123,7 +123,7 @@ def run(
     stores = [Path(i) for i in inputs if volumes.is_volume(i)]
     files = [i for i in inputs if not volumes.is_volume(i)]
     if stores and not hasattr(work, "volume"):
-        raise MdnError("zarr volumes are denoised by mdn denoise only", stores[0])
+        raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
     found = batch.expand_inputs(files, recursive, skip_suffix=suffix if output is None else "") if files else []
     several = len(found) + len(stores) > 1
     jobs = (batch.plan(found, output, suffix) if found else []) + [

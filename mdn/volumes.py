@@ -20,16 +20,20 @@ from __future__ import annotations
 import functools
 import itertools
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mdn import images, registry, tonemap
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+
+if TYPE_CHECKING:
+    from mdn.zeroshot_run import Settings as ZeroShotSettings
 
 PROGRESS = ".mdn-progress"
 """The folder of an output volume that marks its finished chunks while a run is under way."""
@@ -137,11 +141,13 @@ class VolumeJob:
 
     source: str
     target: str
-    card: str
-    options: EngineOptions
+    card: str | None
+    options: EngineOptions | None
     transform: tonemap.Stretch | tonemap.Identity
     chunks: tuple[int, ...]
     """The chunk shape of the source's level-0 array, which the output shares."""
+    zeroshot: ZeroShotSettings | None = None
+    """Zero-shot settings instead of a card: every plane is fitted whole, by itself (`mdn zeroshot`)."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -152,7 +158,17 @@ def _opened(job: VolumeJob) -> tuple[Any, Any, Engine]:
     source, target = Volume.open(job.source), zarr.open(job.target, mode="r+")
     if source.levels:
         target = target[source.levels[0]]
-    return source.array, target, Engine(registry.load_model(job.card).net, job.options)
+    engine = Engine(registry.load_model(job.card).net, job.options) if job.zeroshot is None else None
+    return source.array, target, engine
+
+
+def _zeroshot_plane(read: Callable[[slice, slice], np.ndarray], size: tuple[int, int], job: VolumeJob) -> np.ndarray:
+    """One whole plane through the job's zero-shot method, as `mdn zeroshot` runs a single image."""
+    from mdn import zeroshot_run
+
+    plane = read(slice(0, size[0]), slice(0, size[1]))[None]
+    result, _ = zeroshot_run.run(plane, job.zeroshot)
+    return result[0]
 
 
 def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
@@ -172,7 +188,10 @@ def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
             pixels = np.nan_to_num(np.asarray(source[(*plane, r, c)], dtype=np.float32) / scale)
             return job.transform.forward(pixels)[..., None]
 
-        part = engine.region(read, (height, width, 1), rows, columns, index)
+        if engine is None:
+            part = _zeroshot_plane(read, (height, width), job)
+        else:
+            part = engine.region(read, (height, width, 1), rows, columns, index)
         result[offset] = job.transform.inverse(part[..., 0])
     names = []
     for chunk in unit:
@@ -268,18 +287,29 @@ def rebuild_levels(volume: Volume, target: Path) -> None:
 
 
 def plan(
-    source: Path, target: Path, card: registry.ModelCard, options: EngineOptions, overwrite: bool
+    source: Path,
+    target: Path,
+    card: registry.ModelCard | None,
+    options: EngineOptions | None,
+    overwrite: bool,
+    zeroshot: ZeroShotSettings | None = None,
 ) -> tuple[Volume, VolumeJob, list[Unit], list[str]]:
     """The job, the units with chunks left to do and the names of the chunks done, for denoising `source` into
-    `target`, the output created or reopened."""
+    `target` with a card and its options, or with zero-shot settings (units of whole planes), the output created
+    or reopened."""
     volume = Volume.open(source)
     volume.check()
     done = prepare_target(volume, target, overwrite)
     array = volume.array
-    if card.path is None:
-        raise MdnError(f"card {card.name} has no file to send to workers")
-    job = VolumeJob(str(source), str(target), str(card.path), options, display_range(array), tuple(array.chunks))
-    units = units_of(array.shape, array.chunks, options.max_memory // UNIT_BYTES_PER_VOXEL)
+    path = None
+    if zeroshot is None:
+        if card is None or card.path is None or options is None:
+            raise MdnError("a card saved to a file and its options are needed to denoise a volume")
+        path = str(card.path)
+    transform = display_range(array)
+    job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
+    budget = sys.maxsize if zeroshot or options is None else options.max_memory // UNIT_BYTES_PER_VOXEL
+    units = units_of(array.shape, array.chunks, budget)
     units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
     return volume, job, units, done
 
@@ -320,17 +350,19 @@ def output_path(source: Path, output: Path | None, suffix: str, several: bool) -
 def denoise(
     source: Path,
     target: Path,
-    model: registry.Model,
-    options: EngineOptions,
+    model: registry.Model | None,
+    options: EngineOptions | None,
     *,
+    zeroshot: ZeroShotSettings | None = None,
     overwrite: bool = False,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Denoise a zarr volume or OME-Zarr image chunk by chunk into `target` (going on with an interrupted run
-    there), in this process or on the dask cluster at `scheduler`; `progress` gets (chunks done, chunks in all).
-    Returns what a report records; raises MdnError naming the chunks that failed."""
-    volume, job, units, done = plan(source, target, model.card, options, overwrite)
+    there) with a card, or plane by plane with `zeroshot` settings, in this process or on the dask cluster at
+    `scheduler`; `progress` gets (chunks done, chunks in all). Returns what a report records; raises MdnError
+    naming the chunks that failed."""
+    volume, job, units, done = plan(source, target, model and model.card, options, overwrite, zeroshot)
     total = int(np.prod([-(-n // c) for n, c in zip(volume.array.shape, job.chunks, strict=True)]))
     written = set(done)
     if progress:
@@ -352,6 +384,6 @@ def denoise(
                        target)  # fmt: skip
     finish(volume, target)
     return {
-        "model": model.name, "chunks": total, "units": len(units), "resumed_from": len(done),
-        "shape": list(volume.array.shape),
+        "model": model.name if model else f"zeroshot {zeroshot.method}", "chunks": total, "units": len(units),
+        "resumed_from": len(done), "shape": list(volume.array.shape),
     }  # fmt: skip

@@ -125,7 +125,7 @@ def test_bad_volumes_fail_with_one_line_naming_them(tmp_path: Path) -> None:
     assert "plain.zarr: zarr group without OME-Zarr multiscales" in result.output
     assert "missing.zarr" in result.output and "Traceback" not in result.output
     noise = _invoke("noise", tmp_path / "plain.zarr")
-    assert noise.exit_code == 2 and "denoised by mdn denoise only" in noise.output
+    assert noise.exit_code == 2 and "taken by mdn denoise and mdn zeroshot only" in noise.output
 
 
 def test_the_api_denoises_a_float_volume_as_the_float_tiff_is(tmp_path: Path) -> None:
@@ -140,3 +140,18 @@ def test_the_api_denoises_a_float_volume_as_the_float_tiff_is(tmp_path: Path) ->
     out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")
     assert out.dtype == np.float32 and out.metadata.zarr_format == 2
     np.testing.assert_array_equal(out[:], tifffile.imread(tmp_path / "reference.tif"))
+
+
+def test_zeroshot_fits_each_plane_of_a_volume_as_it_fits_a_single_image(tmp_path: Path) -> None:
+    plane = _stack(1, 64, 64)
+    zarr.create_array(str(tmp_path / "one.zarr"), data=plane, chunks=(1, 32, 32))
+    tifffile.imwrite(tmp_path / "one.tif", plane[0])
+    settings = ("--preset", "fast", "--iters", "15", "--device", "cpu")
+    assert _invoke("zeroshot", tmp_path / "one.tif", "-o", tmp_path / "one_clean.tif", *settings).exit_code == 0
+    report = tmp_path / "report.json"
+    result = _invoke("zeroshot", tmp_path / "one.zarr", "-o", tmp_path / "clean.zarr", *settings, "--json", report)
+    assert result.exit_code == 0, result.output
+    out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:]
+    assert np.abs(out[0].astype(int) - tifffile.imread(tmp_path / "one_clean.tif")).max() <= 1
+    info = json.loads(report.read_text())["files"][0]["info"]
+    assert info["model"] == "zeroshot mpi" and info["chunks"] == 4 and info["units"] == 1
