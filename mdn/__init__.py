@@ -67,7 +67,7 @@ def denoise(
 
         >>> clean = mdn.denoise(noisy, "small-baseline", tile=256)
     """
-    from mdn import arrays, inference, registry
+    from mdn import arrays, inference, registry, tonemap
 
     loaded = registry.load_model(model)
     settings = inference.options(
@@ -75,8 +75,9 @@ def denoise(
         tile=tile, overlap=overlap, batch=batch, max_memory=max_memory, attention_mask=attention_mask,
     )  # fmt: skip
     return arrays.apply(
-        image, lambda planes: inference.run(planes, loaded, settings, progress, info), axes=axes, hdr=hdr, layer=layer
-    )
+        image, lambda planes: inference.run(planes, loaded, settings, progress, info), axes=axes, hdr=hdr,
+        layer=layer, fit=tonemap.fitter(loaded.card.transform),
+    )  # fmt: skip
 
 
 def denoise_volume(

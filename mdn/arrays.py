@@ -34,12 +34,14 @@ def apply(
     axes: str | None = None,
     hdr: bool = False,
     layer: str | None = None,
+    fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
 ) -> np.ndarray:
-    """`work` on the image's display-range (N, H, W, C) planes; the result in the input's stored layout and
-    sample type (integers rounded and clipped), alpha untouched. NaN and Inf are replaced first, with a warning."""
+    """`work` on the image's display-range (N, H, W, C) planes (`fit` gives the transform); the result in the
+    input's stored layout and sample type (integers rounded and clipped), alpha untouched. NaN and Inf are
+    replaced first, with a warning."""
     picture = load(image, axes, hdr, layer)
     if picture.nonfinite:
         warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=3)
-    transform = tonemap.fit(picture)
+    transform = fit(picture)
     pixels = transform.inverse(work(transform.forward(picture.pixels)))
     return images.to_array(picture.with_pixels(pixels))

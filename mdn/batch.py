@@ -164,6 +164,7 @@ def run(
     on_result: Callable[[Result], None] | None = None,
     overlap: bool = True,
     stop: threading.Event | None = None,
+    fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
 ) -> list[Result]:
     """Run `work` on every job, in order; failures are recorded, never raised.
 
@@ -172,11 +173,13 @@ def run(
     results, their order, the files written and the `on_file` calls are the same either way. `on_file` is called
     as each file starts its work step, `on_result` as its result is final (on the background thread for a write).
 
+    `fit` gives each image's display transform (a card's own, `tonemap.fitter`).
+
     KeyboardInterrupt, or `stop` found set, ends the batch: the file being worked on is abandoned, the writes
     already handed over are finished, and `Interrupted` carries the results so far.
     """
     results: list[Future[Result]] = []
-    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer)
+    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer, fit=fit)
     io = ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline()
     interrupted = False
     try:
@@ -218,7 +221,14 @@ class _Loaded:
     result: Result
 
 
-def _load(job: Job, *, overwrite: bool, skip_existing: bool, layer: str | None) -> _Loaded | Result:
+def _load(
+    job: Job,
+    *,
+    overwrite: bool,
+    skip_existing: bool,
+    layer: str | None,
+    fit: Callable[[images.Image], tonemap.DisplayTransform],
+) -> _Loaded | Result:
     """Read a job's input and fit its display transform; a finished Result when it is skipped or fails."""
     start = time.perf_counter()
     result = Result(job.input, job.output, "done")
@@ -231,7 +241,7 @@ def _load(job: Job, *, overwrite: bool, skip_existing: bool, layer: str | None) 
         image = images.read(job.input, layer=layer)
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
-        transform = tonemap.fit(image)
+        transform = fit(image)
         pixels = transform.forward(image.pixels)
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)

@@ -13,7 +13,20 @@ import numpy as np
 import typer
 
 import mdn
-from mdn import __version__, batch, bench, display, engine, inference, noise, per_file, registry, training, volumes
+from mdn import (
+    __version__,
+    batch,
+    bench,
+    display,
+    engine,
+    inference,
+    noise,
+    per_file,
+    registry,
+    tonemap,
+    training,
+    volumes,
+)
 from mdn import zeroshot_run as zs
 from mdn.errors import MdnError
 from mdn.former_options import FormerOptions
@@ -23,7 +36,8 @@ from mdn.nets.unet import UNET_SIZES
 from mdn.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
 from mdn.report import BatchProgress, console, out
 from mdn.training import SCHEDULES
-from mdn.training.objectives import OBJECTIVES
+from mdn.training.options import OBJECTIVES
+from mdn.training.self_supervised import SelfSupervised
 from mdn.zeroshot import PRESETS
 
 app = typer.Typer(
@@ -45,6 +59,7 @@ EXIT_USAGE = 2
 ENGINE = engine.EngineOptions()
 """The library's inference defaults, which the options show and keep."""
 TRAIN = training.TrainOptions(name="", data=[])
+NOISY = SelfSupervised.defaults
 """The library's training defaults (the denoise objective's), which the options show and keep."""
 RESEARCH = "Research"
 """The help panel of ablation and measurement options, listed after the everyday ones."""
@@ -140,6 +155,7 @@ def denoise_command(
                                progress=progress)  # fmt: skip
 
     run.volume = volume  # type: ignore[attr-defined]
+    run.fit = tonemap.fitter(loaded.card.transform)  # type: ignore[attr-defined]
     return run
 
 
@@ -219,31 +235,38 @@ def zeroshot_command(
 @app.command("train", no_args_is_help=True, cls=FormerOptions)
 @_user_errors
 def train_command(
-    data: Annotated[list[str], _opt("--data", "Clean training images: files or folders (repeatable).")],
     name: Annotated[str, _opt("--name", "Name of the model card to write.")],
+    data: Annotated[list[str] | None, _opt("--data", "Clean training images: files or folders (repeatable).")] = None,
+    noisy: Annotated[list[str] | None, _opt("--noisy", "Instead of --data: noisy images of one camera (files, folders, "
+                                            "TIFF stacks; repeatable), learned from without clean data.")] = None,
     objective: Annotated[str, _opt("--objective", f"What to learn: {', '.join(OBJECTIVES)}.")] = TRAIN.objective,
     config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
                                        f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
-    iters: Annotated[int, _opt("--iters", "Optimisation steps in the whole run.")] = TRAIN.iters,
+    iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
+                                      f"--noisy: {NOISY['iters']:,}).")] = None,
     until: Annotated[int | None, _opt("--until", "Stop (with a checkpoint) at this step.")] = None,
     time_budget: Annotated[str | None, _opt("--time-budget", "Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint "
                                             "and a card; --resume goes on.")] = None,
-    batch_size: Annotated[int, _opt("--batch", "Crops per step (per process).")] = TRAIN.batch,
+    batch_size: Annotated[int | None, _opt("--batch", f"Crops per step, per process ({TRAIN.batch}; --noisy: "
+                                           f"{NOISY['batch']}).")] = None,
     crop: Annotated[int | None, _opt("--crop", "Crop size in pixels (64; fill: 128).")] = None,
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine).")] = None,
     warmup: Annotated[int, _opt("--warmup", "Steps of linear learning-rate warm-up.")] = TRAIN.warmup,
     schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(SCHEDULES)}.")] = None,
-    init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path).")] = None,
+    init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path; --noisy: "
+                                     f"{NOISY['init']}).")] = None,
     noise_type: Annotated[str, _opt("--noise", "Training noise type.")] = TRAIN.noise,
     level: Annotated[float, _opt("--level", "Training (and validation) noise level.")] = TRAIN.level,
     level_range: Annotated[str | None, _opt("--level-range", "LOW,HIGH: train each crop at a level drawn from this "
                                             "range (validation stays at --level).")] = None,
     grey_share: Annotated[float, _opt("--grey-share", "Share of crops made grey, the same noise in every "
                                       "channel (as grey images run).")] = TRAIN.grey_share,
-    ema: Annotated[float, _opt("--ema", "Decay of the saved EMA weights.")] = TRAIN.ema,
+    ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
+                                      f"{NOISY['ema']}).")] = None,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
     validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).")] = None,
-    validate_every: Annotated[int, _opt("--validate-every", "Validate and log every N steps.")] = TRAIN.validate_every,
+    validate_every: Annotated[int | None, _opt("--validate-every", f"Validate and log every N steps ("
+                                               f"{TRAIN.validate_every}; --noisy: {NOISY['validate_every']}).")] = None,
     checkpoint_every: Annotated[int, _opt("--checkpoint-every", "Checkpoint every N steps.")] = TRAIN.checkpoint_every,
     seed: Seed = TRAIN.seed,
     threads: Annotated[int, _opt("--threads", "CPU threads (0: torch's default).")] = TRAIN.threads,
@@ -263,18 +286,25 @@ def train_command(
                                         "CPU.")] = TRAIN.compile,
     kernel: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}.")] = TRAIN.attention_kernel,
 ) -> None:  # fmt: skip
-    """Train a masked SwinIR denoiser (or its no-mask baseline, or a U-Net) on clean images and write its card.
+    """Train a denoiser on clean images (a masked SwinIR, its no-mask baseline or a U-Net), or fit one to a camera's
+    noisy images alone (--noisy), and write its card.
 
     Example: mdn train --data photos/ --val held-out/ --name my-masked --iters 20000
+
+    Example: mdn train --noisy stacks/ --name my-scope --time-budget 10m
     """
+    if (data is None) == (noisy is None):
+        _fail("give the training images: clean ones with --data, or a camera's noisy ones with --noisy")
+    if noisy is not None:
+        data, objective = noisy, SelfSupervised.name
     options = training.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
-        level_range=level_range and training.parse_range(level_range), grey_share=grey_share, mask=not no_mask,
-        input_mask=input_range and training.parse_range(input_range), attention_mask=attention, ema=ema,
-        dead_leaves=dead_leaves, validation=validation or [], validate_every=validate_every,
-        checkpoint_every=checkpoint_every, seed=seed, threads=threads, precision=precision, compile=compile_,
-        device=device, attention_kernel=kernel,
+        level_range=level_range and training.parse_range(level_range), grey_share=grey_share,
+        mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
+        attention_mask=attention, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
+        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads,
+        precision=precision, compile=compile_, device=device, attention_kernel=kernel,
     )  # fmt: skip
     log = functools.partial(console.print, soft_wrap=True)
     try:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from mdn import batch, images, volumes
+from mdn import batch, images, tonemap, volumes
 from mdn.engine import use_threads
 from mdn.errors import MdnError
 from mdn.report import BatchProgress, console, print_summary
@@ -140,7 +140,7 @@ def run(
                     results = batch.run(
                         jobs, functools.partial(work, progress=progress), overwrite=overwrite,
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
-                        on_result=progress.result, stop=stop,
+                        on_result=progress.result, stop=stop, fit=getattr(work, "fit", tonemap.fit),
                     )  # fmt: skip
                     results += [_volume(job, work, progress, overwrite, skip_existing) for job in volume_jobs]
                 except batch.Interrupted as interrupted:

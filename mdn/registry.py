@@ -67,6 +67,9 @@ class ModelCard:
     default: bool = False
     tile_overlap: int = 32
     inference: dict[str, Any] = field(default_factory=dict)
+    transform: dict[str, Any] = field(default_factory=dict)
+    """The pixel transform its network works in when the card fixes it (`tonemap.for_card`), e.g. a camera's
+    variance-stabilising transform; empty: each image's own (`tonemap.fit`)."""
     training: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)

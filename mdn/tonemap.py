@@ -7,16 +7,22 @@ work and undone with `inverse` after it:
   image's own range onto [0, 1];
 - `RenderTransform` for scene-linear HDR renders (EXR): `ToneMap` (exposure, Reinhard's x / (1 + x) on each
   pixel's largest channel, keeping its hue, and a 2.2 gamma), whose inverse restores local means.
+
+A card fitted to one camera's noisy images (`mdn train --noisy`) fixes its own transform instead, the same for
+every image (`mdn.stabilise.Stabiliser`); `fitter` gives the one a card asks for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from mdn.errors import MdnError
 from mdn.images import ARRAY, Image
+from mdn.stabilise import Stabiliser
 
 
 class DisplayTransform(Protocol):
@@ -160,3 +166,19 @@ def fit(image: Image) -> DisplayTransform:
     if dtype.kind == "f" or dtype.itemsize > 1:
         return Stretch.fit(image.pixels)
     return Identity()
+
+
+def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:
+    """How a card's images are fitted: `fit`, or the camera's `Stabiliser` the card keeps in `transform`, which
+    refuses images of another sample type than the camera's."""
+    if not transform:
+        return fit
+    stabiliser, dtype = Stabiliser.from_dict(transform["stabiliser"]), transform["dtype"]
+
+    def fixed(image: Image) -> DisplayTransform:
+        found = str(image.source.layout.dtype)
+        if found != dtype or image.hdr:
+            raise MdnError(f"the model was fitted to a camera's {dtype} images; this one holds {found}", image.path)
+        return stabiliser
+
+    return fixed

@@ -31,6 +31,7 @@ import numpy as np
 from mdn import images, registry, tonemap
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.stabilise import Stabiliser
 
 if TYPE_CHECKING:
     from mdn.zeroshot_run import Settings as ZeroShotSettings
@@ -134,6 +135,14 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
 
 
+def camera_range(card: registry.ModelCard, array: Any, source: Path) -> Stabiliser:
+    """The camera transform a card fitted to noisy data keeps (`tonemap.fitter`), for a volume of its sample type."""
+    if str(array.dtype) != card.transform["dtype"]:
+        wanted = card.transform["dtype"]
+        raise MdnError(f"the model was fitted to a camera's {wanted} images; this volume holds {array.dtype}", source)
+    return Stabiliser.from_dict(card.transform["stabiliser"])
+
+
 @dataclass(frozen=True)
 class VolumeJob:
     """What every chunk of one volume needs, small enough to send to a cluster's workers: the stores, the card
@@ -143,7 +152,7 @@ class VolumeJob:
     target: str
     card: str | None
     options: EngineOptions | None
-    transform: tonemap.Stretch | tonemap.Identity
+    transform: tonemap.Stretch | tonemap.Identity | Stabiliser
     chunks: tuple[int, ...]
     """The chunk shape of the source's level-0 array, which the output shares."""
     zeroshot: ZeroShotSettings | None = None
@@ -306,7 +315,7 @@ def plan(
         if card is None or card.path is None or options is None:
             raise MdnError("a card saved to a file and its options are needed to denoise a volume")
         path = str(card.path)
-    transform = display_range(array)
+    transform = display_range(array) if card is None or not card.transform else camera_range(card, array, source)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
     budget = sys.maxsize if zeroshot or options is None else options.max_memory // UNIT_BYTES_PER_VOXEL
     units = units_of(array.shape, array.chunks, budget)

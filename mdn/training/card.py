@@ -17,20 +17,23 @@ if TYPE_CHECKING:
 def training_card(trainer: Trainer) -> registry.ModelCard:
     """The card of a run's weights so far: command, sittings, recipe, data, time and hardware, latest scores."""
     o, objective = trainer.options, trainer.objective
+    own = objective.card_fields()
     return registry.ModelCard(
         name=o.name,
         architecture=objective.architecture,
-        task=objective.name,
+        task=objective.task,
         config=trainer.model.config.to_dict(),
         weights="",
         sha256="",
         description=objective.describe(),
         inference=objective.inference(),
+        transform=own.get("transform", {}),
         training={
             "command": o.command(),
             "sittings": trainer.sittings(),
             "recipe": asdict(o),
             "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
+            **own.get("training", {}),
             "validation_images": o.validation,
             "iterations": trainer.iteration,
             **({"initialised_from": trainer.initialised_from} if trainer.initialised_from else {}),

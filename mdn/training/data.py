@@ -4,13 +4,16 @@ random crops drawn from it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mdn import images, tonemap
 from mdn.errors import MdnError
-from mdn.training.options import TrainOptions
+
+if TYPE_CHECKING:
+    from mdn.training.options import TrainOptions
 
 
 def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:
@@ -67,16 +70,18 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
     return torch.stack(crops)
 
 
-def training_pool(
-    options: TrainOptions, device: torch.device, warn: Callable[[str], None], crop: int | None = None
-) -> list[torch.Tensor]:
-    """The run's training images (its data and dead-leaves images) as (C, H, W) tensors on `device`, all at
-    least `crop` (default: the run's crop) on a side."""
+def clean_images(options: TrainOptions, crop: int, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """A run's clean training images (its data and dead-leaves images), all at least `crop` on a side."""
     o = options
-    pool = load_images(o.data, crop or o.crop, warn) if o.data else []
+    pool = load_images(o.data, crop, warn) if o.data else []
     pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
     if not pool:
         raise MdnError(f"no usable training images in {', '.join(o.data)}")
+    return pool
+
+
+def training_pool(pool: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """(H, W, C) training images as (C, H, W) tensors on `device`."""
     return [torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device) for image in pool]
 
 

@@ -80,9 +80,9 @@ class Trainer:
         self.stopped_early = False
         self.scores: dict[str, float] = {}
         """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
-        self.pool = training_pool(options, self.device, self._warn, self.objective.source_crop(options.crop))
+        self.pool = training_pool(self.objective.images(self._warn), self.device)
         references = validation_references(options, self._warn) if options.validation and not self.rank else []
-        self.validation = self.objective.validation(references) if references else None
+        self.validation = None if self.rank else self.objective.validation(references)
         self.parallel: nn.Module = self.model
         if self.world > 1:
             self.parallel = nn.parallel.DistributedDataParallel(
@@ -93,7 +93,7 @@ class Trainer:
 
     def _initialise(self, name: str) -> dict[str, Any]:
         """Start from a model card's weights (a finished run of the same network); returns what it was."""
-        card = registry.find(name, task=self.objective.name)
+        card = registry.find(name, task=self.objective.task)
         if card.architecture != self.objective.architecture:
             wanted = self.objective.architecture
             raise MdnError(f"init {name}: a {card.architecture} card cannot start a {wanted} run")

@@ -8,7 +8,7 @@ talks to its objective only through `Objective`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -25,6 +25,7 @@ from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
+from mdn.training.data import clean_images
 
 if TYPE_CHECKING:
     from mdn.training.options import TrainOptions
@@ -36,6 +37,8 @@ class Objective(Protocol[Validation]):
     """What a run learns: made from the run's `TrainOptions` and the compute type of its forward pass."""
 
     name: str
+    """Its name in `OBJECTIVES` (`mdn train --objective`)."""
+    task: str
     """The task of the cards it makes (`denoise`, `fill`)."""
     architecture: str
     """The registry architecture of its network."""
@@ -50,6 +53,10 @@ class Objective(Protocol[Validation]):
 
     def build(self) -> nn.Module:
         """A fresh network, on the CPU."""
+        ...
+
+    def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
+        """The (H, W, C) images that training crops are drawn from."""
         ...
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
@@ -72,12 +79,16 @@ class Objective(Protocol[Validation]):
         """The card's inference settings (`EngineOptions` fields), how its network is meant to run."""
         ...
 
-    def validation(self, references: list[np.ndarray]) -> Validation:
-        """The fixed validation data made from clean (H, W, 3) references."""
+    def validation(self, references: list[np.ndarray]) -> Validation | None:
+        """The fixed validation data made from clean (H, W, 3) references (None: nothing to validate on)."""
         ...
 
     def score(self, validation: Validation, model: nn.Module) -> dict[str, float]:
         """Scores of `model` on `validation` (`psnr` among them), the same on every call."""
+        ...
+
+    def card_fields(self) -> dict[str, Any]:
+        """What its cards hold besides the common record: `transform` and a `training` record of their data."""
         ...
 
 
@@ -157,7 +168,7 @@ class MaskedDenoising:
     network's forward pass autocasts to `dtype` (float32: none). A U-Net config trains the same way without the
     masks: it has no tokens to hide."""
 
-    name = "denoise"
+    name = task = "denoise"
     score_name = "validation_gaussian"
     defaults: ClassVar[dict[str, Any]] = {}
 
@@ -274,13 +285,19 @@ class MaskedDenoising:
         low, high = self.options.input_mask
         return {"input_mask": round((low + high) / 2, 4), "passes": 8}
 
-    def validation(self, references: list[np.ndarray]) -> ValidationSet:
-        return ValidationSet.make(references, self.options.level)
+    def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
+        return clean_images(self.options, self.source_crop(self.options.crop), warn)
+
+    def validation(self, references: list[np.ndarray]) -> ValidationSet | None:
+        return ValidationSet.make(references, self.options.level) if references else None
 
     def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
         device = str(next(model.parameters()).device)
         options = EngineOptions(device=device, attention_mask=self.options.mask, **self.inference())
         return validation.score(model, options)
+
+    def card_fields(self) -> dict[str, Any]:
+        return {}
 
 
 class MaskedFill:
@@ -293,7 +310,7 @@ class MaskedFill:
     float32 whatever the run's precision.
     """
 
-    name = "fill"
+    name = task = "fill"
     architecture = "skip"
     score_name = "validation_hidden_pixels"
     defaults: ClassVar[dict[str, Any]] = {
@@ -352,8 +369,11 @@ class MaskedFill:
     def inference(self) -> dict[str, Any]:
         return {}
 
-    def validation(self, references: list[np.ndarray]) -> list[np.ndarray]:
-        return [_centre_crop(r, 192) for r in references]
+    def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
+        return clean_images(self.options, self.options.crop, warn)
+
+    def validation(self, references: list[np.ndarray]) -> list[np.ndarray] | None:
+        return [_centre_crop(r, 192) for r in references] if references else None
 
     def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:
         """PSNR (dB) of the predictions at hidden pixels, with a fixed mask per image (drawn on the CPU, so that
@@ -373,6 +393,5 @@ class MaskedFill:
         model.eval()
         return {"psnr": float(10 * np.log10(1 / max(np.mean(errors), 1e-12)))}
 
-
-OBJECTIVES: dict[str, type[Objective[Any]]] = {MaskedDenoising.name: MaskedDenoising, MaskedFill.name: MaskedFill}
-"""Objective name -> class, for `TrainOptions.objective`."""
+    def card_fields(self) -> dict[str, Any]:
+        return {}

@@ -7,7 +7,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from mdn.errors import MdnError
-from mdn.training.objectives import OBJECTIVES, Objective
+from mdn.training.objectives import MaskedDenoising, MaskedFill, Objective
+from mdn.training.self_supervised import SelfSupervised
+
+OBJECTIVES: dict[str, type[Objective[Any]]] = {o.name: o for o in (MaskedDenoising, MaskedFill, SelfSupervised)}
+"""Objective name -> class, for `TrainOptions.objective`."""
 
 
 @dataclass
@@ -88,9 +92,13 @@ class TrainOptions:
     def command(self) -> str:
         """The `mdn train` command line that gives these options (defaults left out)."""
         defaults = TrainOptions.create(name="", data=[], objective=self.objective)
+        noisy = self.objective == SelfSupervised.name
         parts = ["mdn train"]
         for key, value in asdict(self).items():
-            if key == "objective" and value == "denoise":
+            if key == "objective" and value in ("denoise", SelfSupervised.name):
+                continue
+            if key == "data" and noisy:
+                parts.extend(f"--noisy {item}" for item in value)
                 continue
             if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue

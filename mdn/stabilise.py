@@ -1,0 +1,152 @@
+"""Poisson-Gaussian noise of a camera, fitted from its noisy images alone, and the variance-stabilising transform
+that makes it Gaussian of unit spread (the generalised Anscombe transform, with Makitalo and Foi's closed-form
+unbiased inverse).
+
+A photon-counting camera (sCMOS, CCD, EMCCD at fixed gain) records a pixel of mean m with variance
+`gain * m + offset`: shot noise grows with the signal, read noise and the camera's pedestal set the offset. The
+fit reads that line from the images themselves: each pixel's response to Immerkaer's operator (blind to smooth
+signal) is binned by its neighbourhood's brightness, a robust variance is taken per bin, and a straight line is
+fitted through the bins. Values are in the image's own units (`images.read`'s [0, 1] scale for 16-bit files).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mdn.errors import MdnError
+
+IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+"""Difference of two Laplacians: zero on constant, linear and quadratic signal; on white noise of variance v its
+response has variance 36 v."""
+
+FIT_PIXELS = 4_000_000
+"""Pixels sampled for the fit, at most: the line's bins are then well within 1 % of their own spread."""
+
+
+@dataclass(frozen=True)
+class PoissonGaussian:
+    """Noise of variance `gain * mean + offset` (offset may be negative: a pedestal above zero)."""
+
+    gain: float
+    offset: float
+
+    @classmethod
+    def fit(cls, planes: Sequence[np.ndarray], bins: int = 48, seed: int = 0) -> PoissonGaussian:
+        """The line through the binned noise variances of grey (H, W) planes, all from one camera."""
+        brightness, response = [], []
+        for plane in planes:
+            if plane.ndim != 2 or min(plane.shape) < 8:
+                raise MdnError(f"a noise fit needs grey planes of at least 8x8 pixels, got shape {plane.shape}")
+            b, r = _local_statistics(plane.astype(np.float64))
+            brightness.append(b.ravel())
+            response.append(r.ravel())
+        means, variances = _binned(np.concatenate(brightness), np.concatenate(response), bins, seed)
+        gain, offset = _robust_line(means, variances)
+        if gain <= 0:
+            raise MdnError(
+                "the noise does not grow with the signal: no Poisson-Gaussian fit (is this a photon-counting "
+                "camera's raw data?)"
+            )
+        return cls(float(gain), float(offset))
+
+    def variance(self, mean: np.ndarray | float) -> np.ndarray | float:
+        return self.gain * mean + self.offset
+
+    def sample(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy recording of `signal` (Poisson counts at this gain plus Gaussian read noise)."""
+        photons = rng.poisson(np.maximum(signal, 0) / self.gain) * self.gain
+        return photons + rng.normal(0.0, math.sqrt(max(self.offset, 0.0)), signal.shape)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each interior pixel's 5x5 mean and its Immerkaer response, over the pixels where both are defined."""
+    h, w = plane.shape
+    response = sum(IMMERKAER[i, j] * plane[i + 1 : h - 3 + i, j + 1 : w - 3 + j] for i in range(3) for j in range(3))
+    sums = np.cumsum(np.cumsum(np.pad(plane, ((1, 0), (1, 0))), axis=0), axis=1)
+    box = (sums[5:, 5:] - sums[:-5, 5:] - sums[5:, :-5] + sums[:-5, :-5]) / 25
+    return box, response
+
+
+def _binned(brightness: np.ndarray, response: np.ndarray, bins: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean brightness and robust noise variance of equal-count brightness bins."""
+    if brightness.size > FIT_PIXELS:
+        keep = np.random.default_rng(seed).choice(brightness.size, FIT_PIXELS, replace=False)
+        brightness, response = brightness[keep], response[keep]
+    order = np.argsort(brightness, kind="stable")
+    means, variances = [], []
+    for group in np.array_split(order, min(bins, max(order.size // 64, 1))):
+        means.append(float(brightness[group].mean()))
+        variances.append(float((np.median(np.abs(response[group])) / 0.6745 / 6) ** 2))
+    return np.array(means), np.array(variances)
+
+
+def _robust_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept through (x, y), refitted without the points far above the line: bins where texture
+    leaks into the noise operator (edges, puncta) only ever raise the variance."""
+    if np.ptp(x) <= 0:
+        raise MdnError("the images are flat: no noise fit")
+    keep = np.ones(x.size, bool)
+    for _ in range(3):
+        slope, intercept = np.polyfit(x[keep], y[keep], 1)
+        residual = y - (slope * x + intercept)
+        scale = 1.4826 * np.median(np.abs(residual[keep])) + 1e-30
+        keep = residual < 2.5 * scale
+        if keep.sum() < 3:
+            break
+    return float(slope), float(intercept)
+
+
+SQRT_3_2 = math.sqrt(1.5)
+
+
+@dataclass(frozen=True)
+class Stabiliser:
+    """The generalised Anscombe transform of a `PoissonGaussian` noise, mapped affinely so that [low, high] in
+    its domain becomes [0, 1]: the noise comes out Gaussian with spread `sigma` = 1 / (high - low), the same at
+    every brightness. A `tonemap.DisplayTransform`, fitted once per camera (not per image) and kept in a card."""
+
+    noise: PoissonGaussian
+    low: float
+    high: float
+
+    @classmethod
+    def fit(cls, noise: PoissonGaussian, planes: Sequence[np.ndarray]) -> Stabiliser:
+        """The transform whose [0, 1] spans the planes' values (0.01 and 99.99 percentiles)."""
+        stabilised = np.concatenate([_anscombe(noise, p).ravel() for p in planes])
+        low, high = np.percentile(stabilised, [0.01, 99.99])
+        return cls(noise, float(low), float(max(high, low + 1.0)))
+
+    @property
+    def sigma(self) -> float:
+        """The spread of the stabilised noise in the [0, 1] range."""
+        return 1.0 / (self.high - self.low)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return ((_anscombe(self.noise, x) - self.low) / (self.high - self.low)).astype(x.dtype)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        d = np.maximum(y.astype(np.float64) * (self.high - self.low) + self.low, 2 * math.sqrt(3 / 8))
+        unbiased = d**2 / 4 + SQRT_3_2 / (4 * d) - 11 / (8 * d**2) + 5 * SQRT_3_2 / (8 * d**3) - 1 / 8
+        g = self.noise
+        return (g.gain * (unbiased - g.offset / g.gain**2)).astype(y.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"noise": self.noise.to_dict(), "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stabiliser:
+        return cls(PoissonGaussian(**data["noise"]), float(data["low"]), float(data["high"]))
+
+
+def _anscombe(noise: PoissonGaussian, x: np.ndarray) -> np.ndarray:
+    """2 sqrt(x / gain + 3/8 + offset / gain^2): unit-variance noise in the units of photons."""
+    g = noise
+    return 2 * np.sqrt(np.maximum(x.astype(np.float64) / g.gain + 3 / 8 + g.offset / g.gain**2, 0.0))

@@ -1,0 +1,124 @@
+"""Learning from a camera's noisy images alone: the noise fit, the stabilising transform, `mdn train --noisy` and
+its card on new acquisitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from typer.testing import CliRunner
+
+from mdn import images, registry, specimens, tonemap
+from mdn.cli import app
+from mdn.errors import MdnError
+from mdn.stabilise import PoissonGaussian, Stabiliser
+from mdn.training.self_supervised import sure
+
+COUNTS = 65535.0
+
+
+def _recording(frames: int, size: int, seed: int, gain: float = 64.0) -> tuple[np.ndarray, np.ndarray]:
+    """A clean signal (counts, float32) and its noisy uint16 recording."""
+    clean = specimens.fluorescence_stack(frames, size, seed)
+    camera = specimens.Microscope(counts_per_photon=gain)
+    return camera.signal(clean), camera.record(clean, np.random.default_rng(seed))
+
+
+def _psnr(out: np.ndarray, clean: np.ndarray) -> float:
+    """Mean per-frame PSNR on the clean stack's range."""
+    span = float(clean.max() - clean.min())
+    return float(np.mean([10 * np.log10(span**2 / np.mean((o - c) ** 2)) for o, c in zip(out, clean, strict=True)]))
+
+
+@pytest.mark.parametrize("gain", [32.0, 128.0])
+def test_the_fit_finds_the_cameras_gain_from_noisy_frames_alone(gain: float) -> None:
+    _, noisy = _recording(6, 256, seed=3, gain=gain)
+    fit = PoissonGaussian.fit([frame / COUNTS for frame in noisy])
+    assert fit.gain * COUNTS == pytest.approx(gain, rel=0.1)
+
+
+def test_the_fit_refuses_noise_that_does_not_grow_with_the_signal() -> None:
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.1, 0.9, 128)[None, :].repeat(128, 0)
+    with pytest.raises(MdnError, match="does not grow"):
+        PoissonGaussian.fit([ramp + rng.normal(0, 0.02, ramp.shape) * (1.2 - ramp)])
+
+
+def test_stabilised_noise_has_one_spread_at_every_brightness_and_the_inverse_is_unbiased() -> None:
+    noise = PoissonGaussian(gain=50 / COUNTS, offset=400 / COUNTS**2)
+    rng = np.random.default_rng(1)
+    levels = np.array([300, 1000, 3000, 10000]) / COUNTS
+    signal = np.repeat(levels[:, None], 200_000, axis=1)
+    noisy = noise.sample(signal, rng)
+    stabiliser = Stabiliser(noise, low=0.0, high=40.0)
+    stabilised = stabiliser.forward(noisy)
+    assert stabilised.std(axis=1) == pytest.approx([stabiliser.sigma] * 4, rel=0.03)
+    restored = stabiliser.inverse(stabilised.mean(axis=1, keepdims=True))[:, 0]
+    assert restored == pytest.approx(levels, rel=0.005)
+
+
+def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(tmp_path: Path) -> None:
+    _, noisy = _recording(3, 128, seed=5)
+    tifffile.imwrite(tmp_path / "stack.tif", noisy, photometric="minisblack")
+    runner = CliRunner()
+    args = ["train", "--noisy", str(tmp_path / "stack.tif"), "--name", "scope", "--iters", "4", "--batch", "2",
+            "--validate-every", "2", "--threads", "1", "-o", str(tmp_path / "cards")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "scope.json")
+    assert card.task == "denoise" and card.training["iterations"] == 4
+    assert card.training["initialised_from"]["card"] == "unet"
+    assert card.training["command"].startswith(f"mdn train --name scope --noisy {tmp_path / 'stack.tif'}")
+    (record,) = card.training["noisy_data"]
+    assert record["shape"] == [3, 128, 128] and record["dtype"] == "uint16" and len(record["sha256"]) == 64
+    assert card.training["noise_fit"]["gain"] * COUNTS == pytest.approx(64, rel=0.1)
+    scores = card.scores["validation_self_supervised"]
+    assert scores["psnr"] > scores["noisy_psnr"] + 3
+
+    later_clean, later = _recording(2, 128, seed=6)  # a new acquisition of the same camera
+    tifffile.imwrite(tmp_path / "later.tif", later, photometric="minisblack")
+    out = tmp_path / "later_clean.tif"
+    denoised = runner.invoke(app, ["denoise", str(tmp_path / "later.tif"), "-o", str(out), "--model", str(card.path)])
+    assert denoised.exit_code == 0, denoised.output
+    result_stack = tifffile.imread(out)
+    assert result_stack.dtype == np.uint16 and result_stack.shape == later.shape
+    assert _psnr(result_stack.astype(np.float64), later_clean) > _psnr(later.astype(np.float64), later_clean) + 6
+
+
+def test_a_camera_card_refuses_images_of_another_sample_type(tmp_path: Path) -> None:
+    stabiliser = Stabiliser(PoissonGaussian(1e-3, 0.0), 0.0, 30.0)
+    fixed = tonemap.fitter({"stabiliser": stabiliser.to_dict(), "dtype": "uint16"})
+    photo = tmp_path / "photo.png"
+    images.write(images.from_array(np.zeros((16, 16, 3), np.uint8)), photo)
+    with pytest.raises(MdnError, match="fitted to a camera's uint16 images; this one holds uint8"):
+        fixed(images.read(photo))
+
+
+def test_sure_estimates_the_error_it_cannot_measure() -> None:
+    """The validation's estimate from a noisy image alone, against the error measured on the clean one."""
+    clean = torch.from_numpy(specimens.fluorescence_stack(1, 192, seed=8)[0]).expand(1, 3, -1, -1)
+    model = registry.load_model("unet").net.to(memory_format=torch.channels_last)
+    for sigma in (0.03, 0.08):
+        noise = torch.randn(1, 1, 192, 192, generator=torch.Generator().manual_seed(0)) * sigma
+        noisy = clean + noise.expand_as(clean)
+        with torch.no_grad():
+            measured = float(((model(noisy)[:, :1] - clean[:, :1]) ** 2).mean())
+        estimated = sure(model, noisy, sigma, torch.Generator().manual_seed(1))
+        assert 10 * np.log10(estimated / measured) == pytest.approx(0, abs=0.3)
+
+
+def test_specimens_move_from_frame_to_frame_and_the_camera_records_their_photon_noise() -> None:
+    stack = specimens.fluorescence_stack(3, 96, seed=4)
+    assert stack.shape == (3, 96, 96) and stack.dtype == np.float32 and stack.min() >= 0 and stack.max() == 1
+    assert np.array_equal(stack, specimens.fluorescence_stack(3, 96, seed=4))
+    neighbours = np.corrcoef(stack[0].ravel(), stack[1].ravel())[0, 1]
+    assert 0.5 < neighbours < 0.999  # the same specimen, moved
+    camera = specimens.Microscope(counts_per_photon=50, read_noise=20)
+    flat = np.full((400, 400), 0.5, np.float32)
+    counts = camera.record(flat, np.random.default_rng(0)).astype(np.float64)
+    signal = float(camera.signal(flat)[0, 0])
+    assert counts.mean() == pytest.approx(signal, rel=0.002)
+    assert counts.var() == pytest.approx(50 * signal + 20**2, rel=0.02)
