@@ -15,7 +15,8 @@ from mdn import images, registry, specimens, tonemap
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.stabilise import PoissonGaussian, Stabiliser
-from mdn.training.self_supervised import sure
+from mdn.training import Trainer, TrainOptions
+from mdn.training.self_supervised import run, sure
 
 COUNTS = 65535.0
 
@@ -99,13 +100,12 @@ def test_a_camera_card_refuses_images_of_another_sample_type(tmp_path: Path) -> 
 
 def test_sure_estimates_the_error_it_cannot_measure() -> None:
     """The validation's estimate from a noisy image alone, against the error measured on the clean one."""
-    clean = torch.from_numpy(specimens.fluorescence_stack(1, 192, seed=8)[0]).expand(1, 3, -1, -1)
+    clean = torch.from_numpy(specimens.fluorescence_stack(1, 192, seed=8)[0])[None, None]
     model = registry.load_model("unet").net.to(memory_format=torch.channels_last)
     for sigma in (0.03, 0.08):
-        noise = torch.randn(1, 1, 192, 192, generator=torch.Generator().manual_seed(0)) * sigma
-        noisy = clean + noise.expand_as(clean)
+        noisy = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * sigma
         with torch.no_grad():
-            measured = float(((model(noisy)[:, :1] - clean[:, :1]) ** 2).mean())
+            measured = float(((run(model, noisy) - clean) ** 2).mean())
         estimated = sure(model, noisy, sigma, torch.Generator().manual_seed(1))
         assert 10 * np.log10(estimated / measured) == pytest.approx(0, abs=0.3)
 
@@ -122,3 +122,23 @@ def test_specimens_move_from_frame_to_frame_and_the_camera_records_their_photon_
     signal = float(camera.signal(flat)[0, 0])
     assert counts.mean() == pytest.approx(signal, rel=0.002)
     assert counts.var() == pytest.approx(50 * signal + 20**2, rel=0.02)
+
+
+def test_noisy_training_resumes_bit_for_bit(tmp_path: Path) -> None:
+    _, noisy = _recording(2, 96, seed=9)
+    tifffile.imwrite(tmp_path / "stack.tif", noisy, photometric="minisblack")
+    options = TrainOptions.create(
+        name="t", data=[str(tmp_path / "stack.tif")], objective="self-supervised", iters=4, batch=2, threads=1,
+        validate_every=2,
+    )  # fmt: skip
+    folders = [tmp_path / "straight", tmp_path / "resumed"]
+    for folder in folders:
+        folder.mkdir()
+    straight = Trainer(options, folders[0], log=lambda _: None)
+    list(straight.run())
+    list(Trainer(options, folders[1], log=lambda _: None).run(until=2))
+    resumed = Trainer(options, folders[1], log=lambda _: None)
+    resumed.resume()
+    list(resumed.run())
+    for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -80,19 +80,16 @@ class SelfSupervised:
         return registry.build(self.card).to(memory_format=torch.channels_last)
 
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
-        """The noisy planes of every file, stabilised by the noise fitted to all of them, as (H, W, C) with the
-        network's channels (grey replicated)."""
+        """The noisy planes (H, W, C) of every file, stabilised by the noise fitted to all of them (grey planes
+        stay grey: they run through a colour network replicated, as `mdn denoise` runs them)."""
         planes, channels = self._read(warn)
         grey = [p[..., c] for p in planes for c in range(p.shape[-1])]
         noise = PoissonGaussian.fit(grey, seed=self.options.seed)
         self.stabiliser = Stabiliser.fit(noise, grey)
         wanted = registry.network_config(self.card).channels
-        stabilised = [self.stabiliser.forward(p) for p in planes]
-        if channels == 1 and wanted == 3:
-            stabilised = [np.repeat(p, 3, axis=-1) for p in stabilised]
-        elif channels != wanted:
+        if channels not in (1, wanted):
             raise MdnError(f"init {self.card.name} takes {wanted} channels; the noisy images have {channels}")
-        self.pool = [np.ascontiguousarray(p, dtype=np.float32) for p in stabilised]
+        self.pool = [np.ascontiguousarray(self.stabiliser.forward(p), dtype=np.float32) for p in planes]
         return self.pool
 
     def _read(self, warn: Callable[[str], None]) -> tuple[list[np.ndarray], int]:
@@ -141,19 +138,11 @@ class SelfSupervised:
         assert self.stabiliser is not None, "images() fits the noise first"
         return self.stabiliser.sigma
 
-    def _noise_like(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Gaussian noise of the stabilised spread; grey crops (equal channels) get the same in every channel."""
-        grey = bool((crops == crops[:, :1]).all())
-        shape = (crops.shape[0], 1, *crops.shape[2:]) if grey else crops.shape
-        noise = torch.randn(shape, generator=generator, device=crops.device, dtype=crops.dtype) * self.sigma
-        return noise.expand_as(crops)
-
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Recorrupted-to-Recorrupted on noisy crops (B, C, H, W) (the loop calls them `clean`)."""
-        noise = self._noise_like(clean, generator)
-        inputs = (clean + RECORRUPTION * noise).contiguous(memory_format=torch.channels_last)
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype) * self.sigma
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            out = model(inputs)
+            out = run(model, clean + RECORRUPTION * noise)
         return F.mse_loss(out.float(), clean - noise / RECORRUPTION)
 
     def inference(self) -> dict[str, Any]:
@@ -189,18 +178,21 @@ class SelfSupervised:
         }
 
 
+def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The network on (B, C, H, W) in channels-last layout; grey (C = 1) runs through a colour network replicated
+    and is averaged back, as the inference engine runs it."""
+    grey = x.shape[1] == 1 and model.config.channels == 3
+    out = model((x.expand(-1, 3, -1, -1) if grey else x).contiguous(memory_format=torch.channels_last))
+    return out.mean(dim=1, keepdim=True) if grey else out
+
+
 def sure(model: nn.Module, noisy: torch.Tensor, sigma: float, generator: torch.Generator) -> float:
     """Monte-Carlo SURE: an unbiased estimate of the mean squared error of `model` on noisy (1, C, H, W), whose
-    noise is Gaussian of spread `sigma` (the same in every channel when the channels are equal), from the noisy
-    image alone: |f(y) - y|^2 / n - sigma^2 + 2 sigma^2 div f / n, the divergence probed by one random direction."""
-    grey = bool((noisy == noisy[:, :1]).all())
-    shape = (1, 1, *noisy.shape[2:]) if grey else noisy.shape
-    probe = torch.randn(shape, generator=generator, device=noisy.device, dtype=noisy.dtype).expand_as(noisy)
-    channels = 1 if grey else noisy.shape[1]
+    noise is Gaussian of spread `sigma`, from the noisy image alone: |f(y) - y|^2 / n - sigma^2 + 2 sigma^2 div f
+    / n, the divergence probed by one random direction."""
+    probe = torch.randn(noisy.shape, generator=generator, device=noisy.device, dtype=noisy.dtype)
     with torch.no_grad():
-        out = model(noisy.contiguous(memory_format=torch.channels_last))[:, :channels].float()
-        moved = model((noisy + SURE_STEP * probe).contiguous(memory_format=torch.channels_last))[:, :channels].float()
-    y, probe = noisy[:, :channels].float(), probe[:, :channels].float()
+        out, moved = run(model, noisy).float(), run(model, noisy + SURE_STEP * probe).float()
     divergence = float((probe * (moved - out)).sum()) / SURE_STEP
-    n = y.numel()
-    return (float(((out - y) ** 2).sum()) - n * sigma**2 + 2 * sigma**2 * divergence) / n
+    n = noisy.numel()
+    return (float(((out - noisy) ** 2).sum()) - n * sigma**2 + 2 * sigma**2 * divergence) / n
