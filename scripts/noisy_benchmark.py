@@ -1,7 +1,7 @@
 """Learning from noisy data, side by side at equal wall time: `mdn train --noisy` then `mdn denoise --model`,
-`mdn zeroshot --preset microscopy`, CAREamics' N2V2 (an optional peer in its own environment) and the shipped
-default with no training, on held-out procedural fluorescence stacks (`mdn.specimens`) recorded by cameras of
-several gains.
+`mdn zeroshot --preset microscopy` and `--method zs-n2n`, CAREamics' N2V2 (an optional peer in its own
+environment) and the shipped default with no training, on held-out procedural fluorescence stacks
+(`mdn.specimens`) recorded by cameras of several gains.
 
     python scripts/noisy_benchmark.py runs/noisy-bench --minutes 5 --peer-minutes 10 \
         --careamics-python ~/careamics/bin/python
@@ -90,10 +90,12 @@ def main() -> None:
                            "--overwrite", *threads]  # fmt: skip
                 shutil.rmtree(args.folder / "runs" / name, ignore_errors=True)
                 seconds = timed(train, log) + timed(denoise, log.with_suffix(".denoise.log"))
-            elif method == "zeroshot":
+            elif method in ("zeroshot", "zs-n2n"):
                 budget = str(args.peer_minutes * 60)
-                command = [*mdn, "zeroshot", str(noisy), "-o", str(out), "--preset", "microscopy", "--iters",
-                           "100000", "--time-budget", budget, "--overwrite", *threads]  # fmt: skip
+                mpi = ["--preset", "microscopy", "--iters", "100000"]
+                how = mpi if method == "zeroshot" else ["--method", "zs-n2n"]
+                command = [*mdn, "zeroshot", str(noisy), "-o", str(out), *how, "--time-budget", budget, "--overwrite",
+                           *threads]  # fmt: skip
                 seconds = timed(command, log)
             elif method in ("n2v2", "n2v"):
                 if args.careamics_python is None:
