@@ -1,5 +1,6 @@
 """What a training run learns, behind one protocol: masked denoising (the masked-training paper) and MPI's fill
-pre-training, each with its network, optimiser, loss, inference settings and validation.
+pre-training, each with its network, optimiser, loss, inference settings and validation (the third, learning from
+noisy data alone, is `mdn.training.self_supervised`; `mdn.training.options.OBJECTIVES` names them all).
 
 `mdn.training.loop.Trainer` owns everything else of a run (data, schedule, EMA, checkpoints, devices, distribution) and
 talks to its objective only through `Objective`.
