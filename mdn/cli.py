@@ -59,8 +59,9 @@ EXIT_USAGE = 2
 ENGINE = engine.EngineOptions()
 """The library's inference defaults, which the options show and keep."""
 TRAIN = training.TrainOptions(name="", data=[])
-NOISY = SelfSupervised.defaults
 """The library's training defaults (the denoise objective's), which the options show and keep."""
+NOISY = SelfSupervised.defaults
+"""The defaults `--noisy` training takes instead, which the options show."""
 RESEARCH = "Research"
 """The help panel of ablation and measurement options, listed after the everyday ones."""
 

@@ -68,7 +68,7 @@ class ModelCard:
     tile_overlap: int = 32
     inference: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] = field(default_factory=dict)
-    """The pixel transform its network works in when the card fixes it (`tonemap.for_card`), e.g. a camera's
+    """The pixel transform its network works in when the card fixes it (`tonemap.fitter`), e.g. a camera's
     variance-stabilising transform; empty: each image's own (`tonemap.fit`)."""
     training: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mdn.stabilise import PoissonGaussian
+
 
 def _smooth_field(shape: tuple[int, int], scale: float, rng: np.random.Generator) -> np.ndarray:
     """White noise low-passed by a Gaussian of `scale` pixels, normalised to zero mean and unit spread."""
-    h, w = shape
-    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
-    transfer = np.exp(-2 * (np.pi * scale) ** 2 * (fy**2 + fx**2))
-    field = np.fft.irfft2(np.fft.rfft2(rng.standard_normal(shape)) * transfer, s=shape)
+    field = _blur(rng.standard_normal(shape), scale)
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
@@ -136,6 +135,6 @@ class Microscope:
 
     def record(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A noisy uint16 recording of a clean stack in [0, 1]."""
-        photons = rng.poisson(self.signal(clean) / self.counts_per_photon)
-        counts = photons * self.counts_per_photon + rng.normal(0, self.read_noise, clean.shape)
+        camera = PoissonGaussian(gain=self.counts_per_photon, offset=self.read_noise**2)
+        counts = camera.sample(self.signal(clean), rng)
         return np.clip(np.round(counts), 0, 65535).astype(np.uint16)

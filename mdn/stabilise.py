@@ -49,7 +49,7 @@ class PoissonGaussian:
             keep = rng.random(b.size) < share if share < 1 else slice(None)
             brightness.append(b[keep])
             response.append(r[keep])
-        means, variances = _binned(np.concatenate(brightness), np.concatenate(response), bins)
+        means, variances = binned_variances(np.concatenate(brightness), np.concatenate(response), bins, least=64)
         gain, offset = _robust_line(means, variances)
         if gain <= 0:
             raise MdnError(
@@ -57,9 +57,6 @@ class PoissonGaussian:
                 "camera's raw data?)"
             )
         return cls(float(gain), float(offset))
-
-    def variance(self, mean: np.ndarray | float) -> np.ndarray | float:
-        return self.gain * mean + self.offset
 
     def sample(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A noisy recording of `signal` (Poisson counts at this gain plus Gaussian read noise)."""
@@ -79,11 +76,14 @@ def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return box, response
 
 
-def _binned(brightness: np.ndarray, response: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean brightness and robust noise variance of equal-count brightness bins."""
+def binned_variances(
+    brightness: np.ndarray, response: np.ndarray, bins: int, least: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean brightness and robust noise variance, (median |response| / 0.6745 / 6)^2, of up to `bins` equal-count
+    brightness bins of at least `least` pixels, from pixels' brightness and `IMMERKAER` responses."""
     order = np.argsort(brightness, kind="stable")
     means, variances = [], []
-    for group in np.array_split(order, min(bins, max(order.size // 64, 1))):
+    for group in np.array_split(order, min(bins, max(order.size // least, 1))):
         means.append(float(brightness[group].mean()))
         variances.append(float((np.median(np.abs(response[group])) / 0.6745 / 6) ** 2))
     return np.array(means), np.array(variances)

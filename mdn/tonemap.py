@@ -173,12 +173,12 @@ def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:
     refuses images of another sample type than the camera's."""
     if not transform:
         return fit
-    stabiliser, dtype = Stabiliser.from_dict(transform["stabiliser"]), transform["dtype"]
+    return lambda image: camera_transform(transform, "HDR" if image.hdr else image.source.layout.dtype, image.path)
 
-    def fixed(image: Image) -> DisplayTransform:
-        found = str(image.source.layout.dtype)
-        if found != dtype or image.hdr:
-            raise MdnError(f"the model was fitted to a camera's {dtype} images; this one holds {found}", image.path)
-        return stabiliser
 
-    return fixed
+def camera_transform(transform: dict[str, Any], dtype: object, path: object) -> Stabiliser:
+    """The camera's `Stabiliser` a card keeps in `transform`, for data of sample type `dtype` from `path` (a file
+    or a volume); MdnError when the camera recorded another type."""
+    if str(dtype) != transform["dtype"]:
+        raise MdnError(f"the model was fitted to a camera's {transform['dtype']} images; this one holds {dtype}", path)
+    return Stabiliser.from_dict(transform["stabiliser"])

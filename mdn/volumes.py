@@ -135,14 +135,6 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
 
 
-def camera_range(card: registry.ModelCard, array: Any, source: Path) -> Stabiliser:
-    """The camera transform a card fitted to noisy data keeps (`tonemap.fitter`), for a volume of its sample type."""
-    if str(array.dtype) != card.transform["dtype"]:
-        wanted = card.transform["dtype"]
-        raise MdnError(f"the model was fitted to a camera's {wanted} images; this volume holds {array.dtype}", source)
-    return Stabiliser.from_dict(card.transform["stabiliser"])
-
-
 @dataclass(frozen=True)
 class VolumeJob:
     """What every chunk of one volume needs, small enough to send to a cluster's workers: the stores, the card
@@ -315,7 +307,8 @@ def plan(
         if card is None or card.path is None or options is None:
             raise MdnError("a card saved to a file and its options are needed to denoise a volume")
         path = str(card.path)
-    transform = display_range(array) if card is None or not card.transform else camera_range(card, array, source)
+    camera = card is not None and card.transform
+    transform = tonemap.camera_transform(card.transform, array.dtype, source) if camera else display_range(array)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
     budget = sys.maxsize if zeroshot or options is None else options.max_memory // UNIT_BYTES_PER_VOXEL
     units = units_of(array.shape, array.chunks, budget)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from mdn.engine import MIN_TILE, ProgressCallback, autocast
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
+from mdn.stabilise import IMMERKAER, binned_variances
 from mdn.tiling import TileGrid
 
 
@@ -164,28 +165,21 @@ def best_weight(error_var: float, memorised: float, noise_var: float) -> float:
     return max(0.0, (error_var - memorised * kept * noise_var) / (error_var + kept**2 * noise_var))
 
 
-LAPLACIAN_DIFFERENCE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-"""Immerkaer's noise operator (1996): the difference of two Laplacians, blind to constant, linear and quadratic
-signal; on white noise of variance s its response has variance 36 s."""
-
-
 def noise_variance(image: np.ndarray, bins: int = 16) -> float:
     """Mean variance of pixel-independent noise in (H, W, C), signal-dependent noise included: each channel's
-    response to `LAPLACIAN_DIFFERENCE` is sorted by local (3x3) brightness into equal-count bins, each bin's
-    variance is the robust (median |response| / 0.6745 / 6)^2, and the bins' variances are averaged. Texture
-    leaks in less than through the finest Haar band: 3-10 % high on the textured samples, against 11-14 %."""
+    response to Immerkaer's operator (1996, `stabilise.IMMERKAER`) is sorted by local (3x3) brightness into
+    equal-count bins, each bin's variance is the robust (median |response| / 0.6745 / 6)^2
+    (`stabilise.binned_variances`), and the bins' variances are averaged. Texture leaks in less than through the
+    finest Haar band: 3-10 % high on the textured samples, against 11-14 %."""
     x = np.pad(image.astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="reflect")
     height, width = image.shape[:2]
     windows = [x[i : i + height, j : j + width] for i in range(3) for j in range(3)]
-    response = sum(k * w for k, w in zip(LAPLACIAN_DIFFERENCE.ravel(), windows, strict=True))
+    response = sum(k * w for k, w in zip(IMMERKAER.ravel(), windows, strict=True))
     brightness = sum(windows)
-    variances = []
-    for channel in range(image.shape[-1]):
-        order = np.argsort(brightness[..., channel].ravel(), kind="stable")
-        magnitudes = np.abs(response[..., channel].ravel())[order]
-        for group in np.array_split(magnitudes, min(bins, magnitudes.size)):
-            variances.append((np.median(group) / 0.6745 / 6) ** 2)
-    return float(np.mean(variances))
+    variances = [
+        binned_variances(brightness[..., c].ravel(), response[..., c].ravel(), bins)[1] for c in range(image.shape[-1])
+    ]
+    return float(np.mean(np.concatenate(variances)))
 
 
 def holdout_mask(height: int, width: int, seed: int) -> np.ndarray:

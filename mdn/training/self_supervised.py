@@ -104,7 +104,7 @@ class SelfSupervised:
             except MdnError as exc:
                 warn(f"skipped: {exc}")
                 continue
-            if image.hdr or image.alpha:
+            if image.hdr or image.alpha is not None:
                 warn(f"skipped: {path}: HDR and alpha images are not camera counts")
                 continue
             if min(image.height, image.width) < self.options.crop:
