@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +25,7 @@ from torch import nn
 from mdn import allocator, registry
 from mdn.engine import use_threads
 from mdn.errors import MdnError
+from mdn.training import checkpoint
 from mdn.training.card import training_card
 from mdn.training.data import sample_batch, training_pool, validation_references
 from mdn.training.devices import training_device, training_dtype
@@ -70,7 +69,8 @@ class Trainer:
         self.model = self.objective.build().to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
-        self.initialised_from = self._initialise(options.init) if options.init else {}
+        init, config = options.init, options.config
+        self.initialised_from = checkpoint.start_weights(self.model, init, self.objective, config) if init else {}
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = self.objective.optimizer(self.model.parameters())
         self.iteration = 0
@@ -91,21 +91,9 @@ class Trainer:
         if options.compile:
             self.model.compile(dynamic=False)
 
-    def _initialise(self, name: str) -> dict[str, Any]:
-        """Start from a model card's weights (a finished run of the same network); returns what it was."""
-        card = registry.find(name, task=self.objective.task)
-        if card.architecture != self.objective.architecture:
-            wanted = self.objective.architecture
-            raise MdnError(f"init {name}: a {card.architecture} card cannot start a {wanted} run")
-        try:
-            self.model.load_state_dict(registry.load(card).state_dict())
-        except RuntimeError as exc:
-            raise MdnError(f"init {name}: its network differs from config {self.options.config}") from exc
-        return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
-
     @property
     def checkpoint_path(self) -> Path:
-        return self.workdir / "checkpoint.pt"
+        return self.workdir / checkpoint.CHECKPOINT
 
     def _warn(self, message: str) -> None:
         if self.rank == 0:
@@ -127,15 +115,11 @@ class Trainer:
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        checkpoint.save(self.workdir, state)
 
     def resume(self) -> None:
         """Continue from the working folder's checkpoint."""
-        if not self.checkpoint_path.is_file():
-            raise MdnError("no checkpoint to resume from", self.checkpoint_path)
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        state = checkpoint.load(self.workdir, self.device)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -153,20 +137,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def _generators(self, iteration: int) -> tuple[torch.Generator, torch.Generator]:
-        """Step `iteration`'s generators: CPU torch (crop positions) and device torch (noise, masks); torch's
-        global generator (drop-path) is seeded for the step too."""
-        key = [self.options.seed, self.rank, iteration]
-        global_seed, crop_seed, mask_seed = np.random.SeedSequence(key).generate_state(3, dtype=np.uint64)
-        torch.manual_seed(int(global_seed))
-        crops = torch.Generator().manual_seed(int(crop_seed))
-        return crops, torch.Generator(self.device).manual_seed(int(mask_seed))
-
     def step(self) -> torch.Tensor:
         """One optimisation step; returns the loss as a tensor on the device (reading it would wait for the
         step)."""
         o = self.options
-        crops, generator = self._generators(self.iteration)
+        crops, generator = step_generators([o.seed, self.rank, self.iteration], self.device)
         clean = sample_batch(self.pool, o.batch, self.objective.source_crop(o.crop), crops)
         for group in self.optimizer.param_groups:
             group["lr"] = scheduled_rate(o, self.iteration)
@@ -175,10 +150,7 @@ class Trainer:
         loss.backward()
         self.objective.clip(self.model.parameters())
         self.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - o.ema)
-            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
-                e.copy_(b)
+        update_ema(self.ema, self.model, o.ema)
         self.iteration += 1
         return loss.detach()
 
@@ -241,14 +213,30 @@ class Trainer:
         if report.iteration:
             record["loss"] = report.loss
         record.update(report.validation or {})
-        with (self.workdir / "log.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        checkpoint.append_log(self.workdir, record)
 
     # ---------------------------------------------------------------------------------- the card
 
     def write_card(self, folder: Path) -> registry.ModelCard:
         """The card of the EMA weights so far, saved in `folder`."""
         return registry.save(self.ema, training_card(self), folder)
+
+
+def step_generators(key: list[int], device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """A step's generators from its key (seed, rank, iteration): CPU torch (crop positions) and device torch
+    (noise, masks); torch's global generator (drop-path) is seeded for the step too."""
+    global_seed, crop_seed, mask_seed = np.random.SeedSequence(key).generate_state(3, dtype=np.uint64)
+    torch.manual_seed(int(global_seed))
+    crops = torch.Generator().manual_seed(int(crop_seed))
+    return crops, torch.Generator(device).manual_seed(int(mask_seed))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """Move the EMA weights a share 1 - `decay` towards the model's; buffers are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mdn import registry
 from mdn.errors import MdnError
+from mdn.training import checkpoint
 from mdn.training.devices import end_distributed, init_distributed
 from mdn.training.loop import Progress, Trainer
 from mdn.training.options import TrainOptions, parse_duration
@@ -59,10 +60,10 @@ class Sitting:
             self.trainer.resume()
 
     def _claim_name(self, name: str, overwrite: bool) -> None:
-        taken = [p for p in (self.workdir / "checkpoint.pt", self.card_folder / f"{name}.json") if p.exists()]
+        taken = [p for p in (self.workdir / checkpoint.CHECKPOINT, self.card_folder / f"{name}.json") if p.exists()]
         if taken and not overwrite:
             raise NameTaken(name, taken)
-        for path in (*taken, self.workdir / "log.jsonl", self.card_folder / f"{name}.pt"):
+        for path in (*taken, self.workdir / checkpoint.LOG, self.card_folder / f"{name}.pt"):
             path.unlink(missing_ok=True)
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
