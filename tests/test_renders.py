@@ -6,20 +6,21 @@ import numpy as np
 import pytest
 
 from mdn import bench, metrics, renders, tonemap
+from mdn.renders import cornell
 
 pytestmark = pytest.mark.skipif(not renders.available(), reason="mitsuba is not installed")
 
 
 @pytest.fixture(autouse=True)
 def _small_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(renders, "SIZE", 32)
-    monkeypatch.setattr(renders, "MAX_SPP", 64)
+    monkeypatch.setattr(cornell, "SIZE", 32)
+    monkeypatch.setattr(cornell, "MAX_SPP", 64)
 
 
 def test_renders_are_cached_hdr_and_less_noisy_with_more_samples() -> None:
     reference = renders.render("cornell", 256)
     assert reference.shape == (32, 32, 3) and reference.dtype == np.float32 and reference.max() > 0
-    assert renders._cache("cornell", 256).is_file()
+    assert cornell._cache("cornell", 256).is_file()
     np.testing.assert_array_equal(renders.render("cornell", 256), reference)
     display = tonemap.ToneMap.fit(reference)
     psnr = {spp: metrics.psnr(display.forward(renders.render("cornell", spp)), display.forward(reference))

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -174,15 +175,18 @@ def test_the_cli_trains_a_card_that_denoise_runs(photos: Path, tmp_path: Path) -
     assert np.isfinite(metrics.psnr(denoised / 65535, clean))
 
 
-def test_a_level_range_draws_each_crops_level_and_is_recorded() -> None:
+def test_a_level_range_draws_each_crops_level_and_is_recorded(tmp_path: Path) -> None:
     """Blind training: every crop at its own Gaussian sigma from the range; validation stays at `level`."""
-    options = training.TrainOptions(name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0))
+    iio.imwrite(tmp_path / "grey.png", np.full((64, 64, 3), 128, np.uint8))
+    options = training.TrainOptions(
+        name="u", data=[], config="unet-tiny", mask=False, level_range=(5.0, 50.0), validation=[str(tmp_path)]
+    )
     objective = objectives.MaskedDenoising(options, torch.float32)
     clean = torch.full((64, 3, 32, 32), 0.5)
     sigmas = (objective.noisy(clean, torch.Generator().manual_seed(0)) - clean).std(dim=(1, 2, 3)) * 255
     assert 4 < sigmas.min() < 10 and 45 < sigmas.max() < 52 and sigmas.std() > 8
-    validation = objective.validation([np.full((64, 64, 3), 0.5, np.float32)])
-    assert np.std(validation.noisy["gaussian"][0] - 0.5) * 255 == pytest.approx(15, rel=0.1)
+    validation = objective.validation(print)
+    assert np.std(validation.noisy["gaussian"][0] - 128 / 255) * 255 == pytest.approx(15, rel=0.1)
     assert "levels 5-50" in objective.describe() and "--level-range 5,50" in options.command()
     assert training.TrainOptions.from_recipe(json.loads(json.dumps(asdict(options)))) == options
     with pytest.raises(MdnError, match="level_range"):

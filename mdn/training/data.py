@@ -86,7 +86,9 @@ def training_pool(pool: list[np.ndarray], device: torch.device) -> list[torch.Te
 
 
 def validation_references(options: TrainOptions, warn: Callable[[str], None]) -> list[np.ndarray]:
-    """The run's clean validation images (H, W, 3)."""
+    """The run's clean validation images (H, W, 3), none without `validation` files."""
+    if not options.validation:
+        return []
     references = load_images(options.validation, 64, warn)
     if not references:
         raise MdnError(f"no usable validation images in {', '.join(options.validation)}")

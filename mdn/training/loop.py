@@ -27,7 +27,7 @@ from mdn.engine import use_threads
 from mdn.errors import MdnError
 from mdn.training import checkpoint
 from mdn.training.card import training_card
-from mdn.training.data import sample_batch, training_pool, validation_references
+from mdn.training.data import sample_batch, training_pool
 from mdn.training.devices import training_device, training_dtype
 from mdn.training.options import TrainOptions, objective_class
 from mdn.training.schedule import SCHEDULES, Budget, scheduled_rate
@@ -81,8 +81,7 @@ class Trainer:
         self.scores: dict[str, float] = {}
         """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
         self.pool = training_pool(self.objective.images(self._warn), self.device)
-        references = validation_references(options, self._warn) if options.validation and not self.rank else []
-        self.validation = None if self.rank else self.objective.validation(references)
+        self.validation = None if self.rank else self.objective.validation(self._warn)
         self.parallel: nn.Module = self.model
         if self.world > 1:
             self.parallel = nn.parallel.DistributedDataParallel(

@@ -26,7 +26,7 @@ from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
-from mdn.training.data import clean_images
+from mdn.training.data import clean_images, validation_references
 
 if TYPE_CHECKING:
     from mdn.training.options import TrainOptions
@@ -80,8 +80,9 @@ class Objective(Protocol[Validation]):
         """The card's inference settings (`EngineOptions` fields), how its network is meant to run."""
         ...
 
-    def validation(self, references: list[np.ndarray]) -> Validation | None:
-        """The fixed validation data made from clean (H, W, 3) references (None: nothing to validate on)."""
+    def validation(self, warn: Callable[[str], None]) -> Validation | None:
+        """The fixed validation data, from the run's `validation` files or its own data (None: nothing to
+        validate on)."""
         ...
 
     def score(self, validation: Validation, model: nn.Module) -> dict[str, float]:
@@ -289,7 +290,8 @@ class MaskedDenoising:
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
         return clean_images(self.options, self.source_crop(self.options.crop), warn)
 
-    def validation(self, references: list[np.ndarray]) -> ValidationSet | None:
+    def validation(self, warn: Callable[[str], None]) -> ValidationSet | None:
+        references = validation_references(self.options, warn)
         return ValidationSet.make(references, self.options.level) if references else None
 
     def score(self, validation: ValidationSet, model: nn.Module) -> dict[str, float]:
@@ -373,7 +375,8 @@ class MaskedFill:
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
         return clean_images(self.options, self.options.crop, warn)
 
-    def validation(self, references: list[np.ndarray]) -> list[np.ndarray] | None:
+    def validation(self, warn: Callable[[str], None]) -> list[np.ndarray] | None:
+        references = validation_references(self.options, warn)
         return [_centre_crop(r, 192) for r in references] if references else None
 
     def score(self, validation: list[np.ndarray], model: nn.Module) -> dict[str, float]:

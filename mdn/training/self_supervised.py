@@ -148,7 +148,7 @@ class SelfSupervised:
     def inference(self) -> dict[str, Any]:
         return dict(self.card.inference)
 
-    def validation(self, references: list[np.ndarray]) -> list[torch.Tensor]:
+    def validation(self, warn: Callable[[str], None]) -> list[torch.Tensor]:
         """Fixed crops of the training images, drawn from the run's seed."""
         pool = self.pool or self.images(lambda message: None)
         rng = np.random.default_rng([self.options.seed, 11])

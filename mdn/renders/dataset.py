@@ -1,0 +1,129 @@
+"""A render training set made by mdn itself: procedural scenes at low sample counts beside their references.
+
+Each scene is a folder `scene-NNNNNN` holding one EXR per sample count (`spp-0004.exr`, ...) and `reference.exr`,
+each with the beauty pass (R, G, B), the albedo (`albedo.R/G/B`) and the shading normal (`normal.X/Y/Z`), as
+a renderer writes them for a denoiser. Every render has its own seed, so the noise of two files is independent.
+A scene is rendered into a temporary folder and renamed when complete: a generation stopped at any moment
+resumes with the scenes it lacks, and a finished scene is never rendered again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+
+from mdn.errors import MdnError
+from mdn.renders import backend, procedural
+from mdn.renders.backend import Buffers
+
+LAYERS = {"beauty": ("R", "G", "B"), "albedo": ("albedo.R", "albedo.G", "albedo.B"),
+          "normal": ("normal.X", "normal.Y", "normal.Z")}  # fmt: skip
+"""Channel names of each buffer in the files."""
+
+HELD_OUT = 1_000_000
+"""Scene numbers from here on are kept for evaluation: they draw textures from other photos."""
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """What each scene of a set is rendered at."""
+
+    spps: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    reference_spp: int = 1024
+    scene: procedural.SceneOptions = field(default_factory=procedural.SceneOptions)
+
+
+def scene_folder(root: Path, number: int) -> Path:
+    return root / f"scene-{number:06d}"
+
+
+def noisy_name(spp: int) -> str:
+    return f"spp-{spp:04d}.exr"
+
+
+def write_buffers(path: Path, buffers: Buffers) -> None:
+    """Write a render's buffers as one half-float EXR (values clipped to half's range)."""
+    channels = {
+        name: np.ascontiguousarray(np.clip(plane[..., i], -65504, 65504).astype(np.float16))
+        for plane, names in zip(buffers, LAYERS.values(), strict=True)
+        for i, name in enumerate(names)
+    }
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, channels).write(str(path))
+
+
+def read_buffers(path: Path) -> Buffers:
+    """A render's buffers (float32) from a file `write_buffers` wrote."""
+    channels = OpenEXR.File(str(path), separate_channels=True).channels()
+    try:
+        planes = [
+            np.stack([channels[n].pixels for n in names], axis=-1).astype(np.float32) for names in LAYERS.values()
+        ]
+    except KeyError as exc:
+        raise MdnError(f"not a render of the training set: no channel {exc.args[0]}", path) from exc
+    return Buffers(*planes)
+
+
+def render_scene(root: Path, number: int, textures: Sequence[Path], options: DatasetOptions, threads: int = 0) -> Path:
+    """Render scene `number` at every sample count and its reference into `root`, unless it is there."""
+    folder = scene_folder(root, number)
+    if folder.is_dir():
+        return folder
+    scene = procedural.scene(number, textures, options.scene)
+    tmp = root / f".{folder.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for k, spp in enumerate((*options.spps, options.reference_spp)):
+        buffers = backend.render(scene, spp, seed=number * 64 + k, threads=threads)
+        write_buffers(tmp / (noisy_name(spp) if k < len(options.spps) else "reference.exr"), buffers)
+    os.replace(tmp, folder)
+    return folder
+
+
+def generate(
+    root: Path,
+    numbers: range,
+    textures: Sequence[Path],
+    options: DatasetOptions = DatasetOptions(),
+    deadline: float | None = None,
+    threads: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Render the scenes `numbers` that `root` lacks, stopping before a scene would start past `deadline` (a
+    `time.monotonic()` value); returns the scene folders present. `root/dataset.json` records the options and
+    textures; a set is only ever extended with the options it was made with."""
+    root.mkdir(parents=True, exist_ok=True)
+    record = {"options": asdict(options), "textures": [p.name for p in textures], "variant": backend.variant()}
+    manifest = root / "dataset.json"
+    if manifest.is_file():
+        kept = json.loads(manifest.read_text())
+        if kept["options"] != json.loads(json.dumps(record["options"])):
+            raise MdnError("the set was made with other options; give another folder", root)
+    else:
+        manifest.write_text(json.dumps(record, indent=1) + "\n")
+    done = [n for n in numbers if scene_folder(root, n).is_dir()]
+    if progress:
+        progress(len(done), len(numbers))
+    for number in numbers:
+        if scene_folder(root, number).is_dir():
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        render_scene(root, number, textures, options, threads)
+        done.append(number)
+        if progress:
+            progress(len(done), len(numbers))
+    return [scene_folder(root, n) for n in sorted(done)]
+
+
+def scenes(root: Path) -> list[Path]:
+    """The complete scene folders of a set."""
+    return sorted(p for p in root.glob("scene-*") if p.is_dir())
