@@ -26,6 +26,7 @@ from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtyp
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
+from mdn.renders import dataset
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""
@@ -168,37 +169,67 @@ def as_16_bit(pixels: np.ndarray) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * 65535) / 65535
 
 
+def parse_spps(text: str) -> tuple[int, ...]:
+    """'4,16' -> (4, 16): sample counts per pixel, each at least 1."""
+    try:
+        spps = tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        spps = ()
+    if not spps or min(spps) < 1:
+        raise MdnError(f"--spp takes whole sample counts of at least 1, comma-separated; got {text!r}")
+    return spps
+
+
+def render_cases(
+    spps: tuple[int, ...], reference_spp: int, render_set: Path | None = None
+) -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
+    """(scene, spp, noisy, reference) linear HDR renders: the Cornell-box variations rendered (and cached) at
+    `spps` and `reference_spp`, or the scenes of a render set (`renders.dataset`) at those of `spps` it holds,
+    beside its references."""
+    if render_set is None:
+        for scene in renders.scenes():
+            reference = renders.render(scene, reference_spp)
+            for spp in spps:
+                yield scene, spp, renders.render(scene, spp), reference
+        return
+    folders = dataset.scenes(render_set)
+    if not folders:
+        raise MdnError("no render scenes here (scripts/render_data.py makes them)", render_set)
+    for folder in folders:
+        reference = dataset.read_buffers(folder / "reference.exr").beauty
+        for spp in spps:
+            if (folder / dataset.noisy_name(spp)).is_file():
+                yield folder.name, spp, dataset.read_buffers(folder / dataset.noisy_name(spp)).beauty, reference
+
+
 def render_quality(
     models: list[str],
     spps: tuple[int, ...] = (16, 64),
     reference_spp: int = 1024,
     options: EngineOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    render_set: Path | None = None,
 ) -> list[Score]:
-    """Score models on Monte Carlo renders: each sees the noisy render tone-mapped (OIDN sees linear HDR, as it
-    expects); outputs and reference are scored through the tone map fitted on the noisy render."""
+    """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
+    linear HDR, as it expects); outputs and reference are scored through the tone map fitted on the noisy render."""
     functions = denoisers(models, options)
-    names = list(renders.scenes())
-    total, done = len(models) * len(names) * len(spps), 0
+    cases = list(render_cases(spps, reference_spp, render_set))
+    total, done = len(models) * len(cases), 0
     if progress:
         progress(done, total)
     scores = []
-    for scene in names:
-        reference = renders.render(scene, reference_spp)
-        for spp in spps:
-            noisy = renders.render(scene, spp)
-            display = tonemap.ToneMap.fit(noisy)
-            shown, clean = display.forward(noisy), display.forward(reference)
-            for name, denoise in functions.items():
-                start = time.perf_counter()
-                out = display.forward(peers.oidn_hdr(noisy)) if name == "oidn" else denoise(shown)
-                seconds = time.perf_counter() - start
-                scores.append(
-                    Score(name, "render", spp, scene, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
-                )
-                done += 1
-                if progress:
-                    progress(done, total)
+    for scene, spp, noisy, reference in cases:
+        display = tonemap.ToneMap.fit(noisy)
+        shown, clean = display.forward(noisy), display.forward(reference)
+        for name, denoise in functions.items():
+            start = time.perf_counter()
+            out = display.forward(peers.oidn_hdr(noisy)) if name == "oidn" else denoise(shown)
+            seconds = time.perf_counter() - start
+            psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
+            scores.append(Score(name, "render", spp, scene, psnr, ssim, seconds))
+            done += 1
+            if progress:
+                progress(done, total)
     return scores
 
 
@@ -581,6 +612,8 @@ class Study:
     grid: list[tuple[str, float]]
     references: dict[str, np.ndarray]
     renders: bool = False
+    spps: tuple[int, ...] = (16, 64)
+    render_set: Path | None = None
 
     @classmethod
     def make(
@@ -593,11 +626,14 @@ class Study:
         quick: bool = False,
         grid: str | None = None,
         renders: bool = False,
+        spps: tuple[int, ...] = (16, 64),
+        render_set: Path | None = None,
     ) -> Study:
         """`models` default to `noisy`, every denoising card and the installed peers; zero-shot methods (MPI
         presets, zs-n2n) join them and make the zero-shot grid the default one. `sources`: clean references (see
         `load_references`); `quick`: a 96-pixel crop of one of them and two noises; `grid` as `parse_grid` takes
-        it (default: every noise at the paper's levels)."""
+        it (default: every noise at the paper's levels; "none": renders alone). Renders: at `spps`, the Cornell
+        boxes or the scenes of `render_set`."""
         methods = zeroshot_methods or []
         names = list(models or [NOISY, *denoise_cards(), *peers.available()])
         names += [method if method == ZS_N2N else MPI_PREFIX + method for method in methods]
@@ -605,7 +641,8 @@ class Study:
         if quick:
             references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
         default = "gaussian:15;poisson:2" if quick else ZEROSHOT_GRID if methods else ""
-        return cls(names, parse_grid(grid or default) or default_grid(), references, renders)
+        chosen = [] if grid == "none" else parse_grid(grid or default) or default_grid()
+        return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
 
     def run(
         self,
@@ -620,5 +657,7 @@ class Study:
 
         scores = quality(self.models, self.grid, self.references, options, seed, stage("bench"))
         if self.renders:
-            scores += render_quality(self.models, options=options, progress=stage("renders"))
+            scores += render_quality(
+                self.models, self.spps, options=options, progress=stage("renders"), render_set=self.render_set
+            )
         return scores

@@ -374,12 +374,15 @@ def bench_command(
     models: Annotated[str | None, _opt("--models", "Comma-separated cards or peers (default: noisy, every card, "
                                        "installed peers).")] = None,
     noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type, paper "
-                                           "levels).")] = None,
+                                           "levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "
                                                  "(default noises: the zero-shot grid).")] = None,
     grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid.")] = False,
     quick: Annotated[bool, _opt("--quick", "One small image, two noises: a few seconds.")] = False,
-    renders: Annotated[bool, _opt("--renders", "Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp.")] = False,
+    renders: Annotated[bool, _opt("--renders", "Add Monte Carlo renders (Mitsuba 3) at --spp.")] = False,
+    spps: Annotated[str, _opt("--spp", "Renders: samples per pixel, comma-separated.")] = "16,64",
+    render_set: Annotated[Path | None, _opt("--render-set", "Renders: the scenes of a render set (made by "
+                                            "scripts/render_data.py --held-out) instead of the Cornell boxes.")] = None,
     speed: Annotated[bool, _opt("--speed", "Measure MP/s and peak memory instead of quality.")] = False,
     with_peers: Annotated[bool, _opt("--peers", "Speed: add the installed peers (OIDN, BM3D), each row's ratio to "
                                      "one.")] = False,
@@ -426,7 +429,15 @@ def bench_command(
         display.write_rows(speeds.to_json(), csv_path, json_path)
         return
     study = bench.Study.make(
-        _listed(models), _listed(zeroshot_methods), images_, grey=grey, quick=quick, grid=noise_grid, renders=renders
+        _listed(models),
+        _listed(zeroshot_methods),
+        images_,
+        grey=grey,
+        quick=quick,
+        grid=noise_grid,
+        renders=renders,
+        spps=bench.parse_spps(spps),
+        render_set=render_set,
     )
     with display.stage_bars(quiet) as progress:
         scores = study.run(options, seed, progress)

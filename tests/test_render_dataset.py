@@ -1,4 +1,5 @@
-"""The procedural render training set: varied scenes from seeds, independent noise, resumable generation."""
+"""The procedural render training set (varied scenes from seeds, independent noise, resumable generation), the
+render objective that learns from it, and the bench on its held-out scenes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from mdn import bench, registry, training
 from mdn.errors import MdnError
+from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import backend, dataset, procedural
 
 pytestmark = pytest.mark.skipif(not backend.available(), reason="mitsuba is not installed")
@@ -64,3 +68,45 @@ def test_a_set_keeps_its_options(tmp_path: Path, textures: list[Path]) -> None:
 
 def test_a_passed_deadline_renders_nothing(tmp_path: Path, textures: list[Path]) -> None:
     assert dataset.generate(tmp_path, range(2), textures, TINY, deadline=0.0, threads=1) == []
+
+
+@pytest.fixture(scope="module")
+def render_set(tmp_path_factory: pytest.TempPathFactory, textures: list[Path]) -> Path:
+    folder = tmp_path_factory.mktemp("renders")
+    options = dataset.DatasetOptions(spps=(1, 4), reference_spp=64, scene=procedural.SceneOptions(size=32))
+    dataset.generate(folder, range(2), textures, options, threads=1)
+    return folder
+
+
+def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = UNET_SIZES["unet-tiny"]
+    start = registry.ModelCard("start", "unet", config.to_dict(), "", "", description="random, for tests")
+    start = registry.save(UNet(config), start, tmp_path / "start")
+    options = training.TrainOptions.create(
+        name="r", data=[str(render_set)], objective="render", init=str(start.path), validation=[str(render_set)],
+        iters=150, batch=8, crop=16, lr=3e-3, warmup=0, ema=0.9, validate_every=150, threads=1,
+    )  # fmt: skip
+    sitting = training.Sitting(options, tmp_path / "run", tmp_path / "cards")
+    for _ in sitting.run():
+        pass
+    card = sitting.write_card()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["psnr"] > log[0]["psnr"] + 3 and log[-1]["psnr_4spp"] > log[-1]["noisy_psnr_4spp"] + 1
+    assert card.training["render_scenes"] == 2 and "2 procedural Monte Carlo render scenes" in card.description
+    assert card.training["initialised_from"]["card"] == "start"
+
+
+def test_render_training_needs_scenes(tmp_path: Path) -> None:
+    options = training.TrainOptions.create(name="r", data=[str(tmp_path)], objective="render", threads=1)
+    with pytest.raises(MdnError, match="no render scenes"):
+        training.Sitting(options, tmp_path / "run", tmp_path / "cards")
+
+
+def test_the_bench_scores_a_render_set_per_scene_and_sample_count(render_set: Path) -> None:
+    scores = bench.render_quality(["noisy"], (1, 4, 16), render_set=render_set)
+    assert {(s.image, s.level) for s in scores} == {(f"scene-00000{i}", spp) for i in range(2) for spp in (1, 4)}
+    by = {(s.image, s.level): s.psnr for s in scores}
+    assert all(by[scene, 4] > by[scene, 1] for scene in ("scene-000000", "scene-000001"))
+    with pytest.raises(MdnError, match="--spp"):
+        bench.parse_spps("4,x")

@@ -8,9 +8,12 @@ from typing import Any, ClassVar
 
 from mdn.errors import MdnError
 from mdn.training.objectives import MaskedDenoising, MaskedFill, Objective
+from mdn.training.render import RenderDenoising
 from mdn.training.self_supervised import SelfSupervised
 
-OBJECTIVES: dict[str, type[Objective[Any]]] = {o.name: o for o in (MaskedDenoising, MaskedFill, SelfSupervised)}
+OBJECTIVES: dict[str, type[Objective[Any]]] = {
+    o.name: o for o in (MaskedDenoising, MaskedFill, SelfSupervised, RenderDenoising)
+}
 """Objective name -> class, for `TrainOptions.objective`."""
 
 
