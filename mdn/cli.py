@@ -23,7 +23,6 @@ from mdn import (
     noise,
     per_file,
     registry,
-    tonemap,
     training,
     volumes,
 )
@@ -140,23 +139,24 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    loaded = mdn.load_model(model)
     settings = {
         "passes": passes, "input_mask": input_mask, "seed": seed, "device": device, "precision": precision,
         "tile": tile, "overlap": overlap, "batch": tile_batch, "max_memory": max_memory,
         "attention_mask": attention_mask,
     }  # fmt: skip
-    options = inference.options(loaded.card, **settings)  # a bad setting is a usage error before any file is read
+    models = inference.ModelChoice(model, settings)  # a bad setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
+        loaded, options = models.for_image(context.image.hdr)
         return inference.run(pixels, loaded, options, progress.steps, context.info)
 
     def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:
+        loaded, options = models.for_image(hdr=False)
         return volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
                                progress=progress)  # fmt: skip
 
     run.volume = volume  # type: ignore[attr-defined]
-    run.fit = tonemap.fitter(loaded.card.transform)  # type: ignore[attr-defined]
+    run.fit = models.fit  # type: ignore[attr-defined]
     return run
 
 

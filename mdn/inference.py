@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from mdn import registry, tonemap
 from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling, parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
+from mdn.images import Image
 from mdn.registry import Model, ModelCard, network_config
+from mdn.tonemap import DisplayTransform
 
 
 def options(
@@ -61,3 +64,26 @@ def run(
     if info is not None:
         info.update(model=model.name, tiles=engine.tiles_run, tile=engine.tile, device=str(engine.device))
     return result
+
+
+class ModelChoice:
+    """The model for each image of a batch, with its engine options: the named card, or with no name the default
+    card, and for HDR renders the card marked default for them (`ModelCard.default_hdr`), loaded when the first
+    render comes. `settings`: `options`' keyword arguments; a setting the engine refuses raises at once."""
+
+    def __init__(self, name: str | None, settings: dict[str, Any]) -> None:
+        self.name, self.settings = name, settings
+        self.chosen: dict[bool, tuple[Model, EngineOptions]] = {}
+        self.for_image(hdr=False)
+
+    def for_image(self, hdr: bool) -> tuple[Model, EngineOptions]:
+        render = hdr and self.name is None
+        if render not in self.chosen:
+            card = registry.find(self.name) if self.name is not None else registry.default_card(hdr=render)
+            model = registry.load_model(card)
+            self.chosen[render] = model, options(model.card, **self.settings)
+        return self.chosen[render]
+
+    def fit(self, image: Image) -> DisplayTransform:
+        """The display transform of an image for its model (`tonemap.fitter` of the card's own transform)."""
+        return tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)

@@ -65,6 +65,8 @@ class ModelCard:
     description: str = ""
     task: str = "denoise"
     default: bool = False
+    default_hdr: bool = False
+    """The card `mdn denoise` takes for HDR renders (EXR) when no model is named, instead of the default."""
     tile_overlap: int = 32
     inference: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] = field(default_factory=dict)
@@ -109,10 +111,11 @@ def cards() -> dict[str, ModelCard]:
     return found
 
 
-def default_card(task: str = "denoise") -> ModelCard:
-    """The card marked default for a task."""
-    for card in cards().values():
-        if card.default and card.task == task:
+def default_card(task: str = "denoise", hdr: bool = False) -> ModelCard:
+    """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one."""
+    found = cards().values()
+    for card in [*(c for c in found if hdr and c.default_hdr), *(c for c in found if c.default)]:
+        if card.task == task:
             return card
     raise MdnError(f"no default {task} model is installed (see mdn models)")
 

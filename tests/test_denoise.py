@@ -120,3 +120,26 @@ def test_models_lists_and_shows_cards(tiny_card) -> None:
     result = runner.invoke(app, ["models", "show", str(tiny_card.path)])
     assert result.exit_code == 0 and '"architecture": "masked-swinir"' in result.output
     assert runner.invoke(app, ["models"]).exit_code == 0
+
+
+def test_renders_take_the_render_default_unless_a_model_is_named(tmp_path: Path, tiny_card) -> None:
+    from mdn import registry
+
+    card = registry.ModelCard.from_file(tiny_card.path)
+    card.name, card.default_hdr = "render-tiny", True
+    registry.save(registry.load(card), card, registry.user_dir())
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "photo.png").write_bytes(imagecodecs.png_encode(data.astronaut()[:48, :48]))
+    rng = np.random.default_rng(2)
+    OpenEXR.File({}, {c: (rng.random((48, 48)) * 4).astype(np.float32) for c in "RGB"}).write(str(folder / "r.exr"))
+
+    def models(*extra: str) -> dict[str, str]:
+        report = tmp_path / "report.json"
+        result = runner.invoke(app, ["denoise", str(folder), "-o", str(tmp_path / "out"), "--json", str(report),
+                                     "--overwrite", "--quiet", *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return {Path(f["input"]).name: f["info"]["model"] for f in json.loads(report.read_text())["files"]}
+
+    assert models() == {"photo.png": registry.default_card().name, "r.exr": "render-tiny"}
+    assert models("--model", str(tiny_card.path)) == {"photo.png": "tiny", "r.exr": "tiny"}
