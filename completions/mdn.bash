@@ -8,7 +8,7 @@ _mdn() {
     case "$cmd" in
         denoise)
             case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--seed|--scheduler|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --seed --scheduler --attention-mask --no-attention-mask --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         noise)
             case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
@@ -19,12 +19,12 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
-            case "$prev" in --name|--data|--noisy|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--level-range|--grey-share|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads|--precision|--device|--input-mask-range|--attention-mask-ratio|--attention-kernel) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--name --data --noisy --objective --config --iters --until --time-budget --batch --crop --lr --warmup --schedule --init --noise --level --level-range --grey-share --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --precision --device --workdir --resume --overwrite --finish --output -o --quiet -q --no-mask --input-mask-range --attention-mask-ratio --compile --attention-kernel --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --name|--data|--noisy|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--level-range|--grey-share|--aux-share|--ema|--dead-leaves|--val|--validate-every|--checkpoint-every|--seed|--threads|--precision|--device|--input-mask-range|--attention-mask-ratio|--attention-kernel) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--name --data --noisy --objective --config --iters --until --time-budget --batch --crop --lr --warmup --schedule --init --noise --level --level-range --grey-share --aux-share --ema --dead-leaves --val --validate-every --checkpoint-every --seed --threads --precision --device --workdir --resume --overwrite --finish --output -o --quiet -q --no-mask --input-mask-range --attention-mask-ratio --compile --attention-kernel --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         bench)
-            case "$prev" in --models|--noise|--zeroshot|--sizes|--runs|--tile|--device|--precision|--seed|--threads|--configs|--attention-kernel|--batch|--crop) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --speed --peers --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --threads --train-speed --configs --attention-kernel --compile --batch --crop --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --models|--noise|--zeroshot|--spp|--sizes|--runs|--tile|--device|--precision|--seed|--threads|--configs|--attention-kernel|--batch|--crop) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --spp --render-set --speed --peers --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --threads --train-speed --configs --attention-kernel --compile --batch --crop --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi

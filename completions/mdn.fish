@@ -18,6 +18,8 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Sh
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l albedo -r -F -d "Renders: the albedo buffer's file (default: the EXR's albedo layer, if any), for a render card that takes it"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l normal -r -F -d "Renders: the normal buffer's file (default: the EXR's normal layer, if any)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l suffix -r -d 'Output name suffix when -o is not given'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l recursive -s r -d 'Search directories recursively'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overwrite -d 'Replace existing output files, inputs included'
@@ -75,7 +77,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise, fill, self-supervised'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise, fill, self-supervised, render'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run (200,000; --noisy: 4,000)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
@@ -90,6 +92,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l grey-share -r -d 'Share of crops made grey, the same noise in every channel (as grey images run)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l aux-share -r -d "Render training: share of crops that see the render's albedo and normal (0: a card without them)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights (0.999; --noisy: 0.99)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'
@@ -112,11 +115,13 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.comp
 complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels)"
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels; none: renders alone)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at 16 and 64 spp'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at --spp'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l spp -r -d 'Renders: samples per pixel, comma-separated'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l render-set -r -F -d 'Renders: the scenes of a render set (made by scripts/render_data.py --held-out) instead of the Cornell boxes'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l speed -d 'Measure MP/s and peak memory instead of quality'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l peers -d "Speed: add the installed peers (OIDN, BM3D), each row's ratio to one"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'

@@ -134,6 +134,10 @@ def denoise_command(
                                           "cluster: a scheduler address, or local[:N] for N local workers.")] = None,
     attention_mask: Annotated[bool, _research("--attention-mask/--no-attention-mask",
                                               "Mask attention as in training.")] = ENGINE.attention_mask,
+    albedo: Annotated[Path | None, _opt("--albedo", "Renders: the albedo buffer's file (default: the EXR's albedo "
+                                        "layer, if any), for a render card that takes it.")] = None,
+    normal: Annotated[Path | None, _opt("--normal", "Renders: the normal buffer's file (default: the EXR's normal "
+                                        "layer, if any).")] = None,
 ) -> per_file.FileWork | None:  # fmt: skip
     """Denoise photos, microscopy and renders with a trained model.
 
@@ -148,7 +152,9 @@ def denoise_command(
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         loaded, options = models.for_image(context.image.hdr)
-        return inference.run(pixels, loaded, options, progress.steps, context.info)
+        planes = inference.with_auxiliary(pixels, loaded, context.image, albedo, normal)
+        context.info["auxiliary"] = planes.shape[-1] > pixels.shape[-1]
+        return inference.run(planes, loaded, options, progress.steps, context.info)
 
     def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:
         loaded, options = models.for_image(hdr=False)
@@ -262,6 +268,8 @@ def train_command(
                                             "range (validation stays at --level).")] = None,
     grey_share: Annotated[float, _opt("--grey-share", "Share of crops made grey, the same noise in every "
                                       "channel (as grey images run).")] = TRAIN.grey_share,
+    aux_share: Annotated[float, _opt("--aux-share", "Render training: share of crops that see the render's albedo "
+                                     "and normal (0: a card without them).")] = TRAIN.aux_share,
     ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
                                       f"{NOISY['ema']}).")] = None,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
@@ -301,7 +309,7 @@ def train_command(
     options = training.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
-        level_range=level_range and training.parse_range(level_range), grey_share=grey_share,
+        level_range=level_range and training.parse_range(level_range), grey_share=grey_share, aux_share=aux_share,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, validation=validation or [],
         validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads,

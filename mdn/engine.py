@@ -148,6 +148,8 @@ class Engine:
         reuses = getattr(model, "reuses_freed_memory", True)
         self.release_every = TILES_PER_RELEASE if self.device.type == "cpu" and not reuses else 0
         self.channels: int = model.config.channels
+        self.aux: int = getattr(model.config, "aux", 0)
+        """Auxiliary channels planes carry after their image's (a render's albedo and normal): in, not out."""
         self.window: int = model.config.window
         self.dtype = pick_dtype(options.precision, self.device)
         self.batch = options.batch or (4 if self.device.type != "cpu" else 1)
@@ -170,7 +172,8 @@ class Engine:
         return n * self.options.passes * len(self._grid(h + (-h) % self.window, w + (-w) % self.window))
 
     def __call__(self, planes: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
-        """Denoise every plane; returns float32 planes of the same shape. `progress` gets (tiles done, in all)."""
+        """Denoise every plane; returns float32 planes of the same shape (less the auxiliary channels). `progress`
+        gets (tiles done, in all)."""
         total = self.count_tiles(planes.shape)
         done = 0
 
@@ -180,7 +183,7 @@ class Engine:
             if progress:
                 progress(done, total)
 
-        result = np.empty_like(planes, dtype=np.float32)
+        result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
         for index, plane in enumerate(planes):
             self._plane(plane, index, advance, result[index])
         return result
@@ -193,9 +196,10 @@ class Engine:
         height, width = plane.shape[:2]
         pad_h, pad_w = (-height) % self.window, (-width) % self.window
         padded = np.pad(plane, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else plane
-        image = torch.from_numpy(np.asarray(padded, dtype=np.float32)).to(self.device)
+        image = self._with_aux(torch.from_numpy(np.asarray(padded, dtype=np.float32)).to(self.device))
         in_place = self.device.type == "cpu" and not (pad_h or pad_w)
-        total = torch.from_numpy(result) if in_place else torch.empty(image.shape, device=self.device)
+        shape = (*image.shape[:2], result.shape[-1])
+        total = torch.from_numpy(result) if in_place else torch.empty(shape, device=self.device)
         self._run_with_retry(image, index, total, advance)
         host = total[:height, :width].cpu().numpy()
         if not in_place:
@@ -280,10 +284,21 @@ class Engine:
         y0, x0 = min(y for _, (y, _) in tiles), min(x for _, (_, x) in tiles)
         y1, x1 = max(y for _, (y, _) in tiles) + th, max(x for _, (_, x) in tiles) + tw
         box = _reflected_read(read, (height, width), (y0, y1), (x0, x1))
-        image = torch.from_numpy(np.ascontiguousarray(box, dtype=np.float32)).to(self.device)
-        total = torch.empty(image.shape, device=self.device)
+        channels = self._image_channels(box.shape[-1])
+        image = self._with_aux(torch.from_numpy(np.ascontiguousarray(box, dtype=np.float32)).to(self.device))
+        total = torch.empty((*image.shape[:2], channels), device=self.device)
         self._blend(image, grid, tiles, (y0, x0), index, total, lambda _: None)
         return total[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0].cpu().numpy()
+
+    def _image_channels(self, channels: int) -> int:
+        """The image's channels in planes of `channels`: all of them, or those before the auxiliary ones."""
+        return channels - self.aux if channels > self.channels else channels
+
+    def _with_aux(self, image: torch.Tensor) -> torch.Tensor:
+        """An (H, W, C) image with its auxiliary channels: zeros (none given) appended when it has none."""
+        if not self.aux or image.shape[-1] > self.channels:
+            return image
+        return torch.cat([image, image.new_zeros((*image.shape[:2], self.aux))], dim=-1)
 
     def _generator(self, plane: int, pass_: int, tile: int) -> torch.Generator:
         """The seeded generator of one (plane, pass, tile)."""
@@ -294,8 +309,8 @@ class Engine:
         """The network on a (B, h, w, C) batch of tiles on the device, sample i drawing its masks from
         generators[i]; float32 (B, h, w, C') out, C' the network's channels. Grey tiles run replicated."""
         x = batch.permute(0, 3, 1, 2)
-        if x.shape[1] == 1 and self.channels == 3:
-            x = x.expand(-1, 3, -1, -1)
+        if x.shape[1] - self.aux == 1 and self.channels == 3:
+            x = torch.cat([x[:, :1].expand(-1, 3, -1, -1), x[:, 1:]], dim=1)
         if self.options.input_mask:
             x = input_mask(x, (self.options.input_mask,) * 2, generators)
         with autocast(self.device, self.dtype):

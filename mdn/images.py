@@ -326,13 +326,16 @@ def _known_unit(unit: int) -> bool:
 
 
 def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
-    """Colour layers of one EXR part: prefix ('' for the unnamed layer) -> [R, G, B] or [Y] channel names."""
+    """Colour layers of one EXR part: prefix ('' for the unnamed layer) -> [R, G, B], [X, Y, Z] (a named layer
+    of a renderer's normals) or [Y] channel names."""
     layers: dict[str, list[str]] = {}
     prefixes = {name.rpartition(".")[0] for name in channels}
     for prefix in sorted(prefixes):
         dot = f"{prefix}." if prefix else ""
         if all(f"{dot}{c}" in channels for c in "RGB"):
             layers[prefix] = [f"{dot}{c}" for c in "RGB"]
+        elif prefix and all(f"{dot}{c}" in channels for c in "XYZ"):
+            layers[prefix] = [f"{dot}{c}" for c in "XYZ"]
         elif f"{dot}Y" in channels:
             layers[prefix] = [f"{dot}Y"]
     return layers
@@ -356,6 +359,11 @@ def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]
         layer = f"{part}.{prefix}" if prefix in repeated else prefix
         named.setdefault(layer if prefix else part if named else "beauty", (i, prefix, names))
     return named
+
+
+def exr_layers(path: Path) -> list[str]:
+    """The names `read` takes as `layer` for an EXR file, the default first."""
+    return list(_exr_layer_names(OpenEXR.File(str(path), separate_channels=True)))
 
 
 def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:

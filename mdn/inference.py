@@ -4,6 +4,7 @@ checked, then the tiled engine over display-range planes."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling, pa
 from mdn.errors import MdnError
 from mdn.images import Image
 from mdn.registry import Model, ModelCard, network_config
+from mdn.renders import aux
 from mdn.tonemap import DisplayTransform
 
 
@@ -87,3 +89,21 @@ class ModelChoice:
     def fit(self, image: Image) -> DisplayTransform:
         """The display transform of an image for its model (`tonemap.fitter` of the card's own transform)."""
         return tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)
+
+
+def with_auxiliary(
+    planes: np.ndarray, model: Model, image: Image, albedo: Path | None = None, normal: Path | None = None
+) -> np.ndarray:
+    """Display-range planes (N, H, W, C) with the render's albedo and normal appended when the model takes them
+    and the render has them (`aux.read`: given files, else the EXR's own layers); as they are otherwise (the
+    engine then shows the model none)."""
+    if not getattr(network_config(model.card), "aux", 0):
+        if albedo or normal:
+            raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
+        return planes
+    found = aux.read(image.path, albedo, normal) if image.path is not None or albedo or normal else None
+    if found is None:
+        return planes
+    if found.shape[:3] != planes.shape[:3]:
+        raise MdnError(f"albedo and normal are {found.shape[1:3]}, the render {planes.shape[1:3]}", image.path)
+    return np.concatenate([planes, found], axis=-1)

@@ -51,6 +51,8 @@ class UNetConfig:
     a test image's pixels enter as a training crop's visible ones did (a SwinIR token carries its own pixel)."""
     dropout: float = 0.0
     """Channel dropout before the last convolution, in training only."""
+    aux: int = 0
+    """Auxiliary input channels after the image's (a render's albedo and normal); the output has `channels`."""
 
     @property
     def window(self) -> int:
@@ -134,7 +136,8 @@ def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
 
 
 class UNet(nn.Module):
-    """(B, C, H, W) noisy images in [0, 1] -> denoised, H and W multiples of `config.window`."""
+    """(B, C + aux, H, W) noisy images in [0, 1] and their auxiliary channels -> (B, C, H, W) denoised, H and W
+    multiples of `config.window`."""
 
     reuses_freed_memory = False
     """Its large feature maps leave holes in a heap that keeps freed blocks (`mdn.allocator`), so the engine
@@ -145,7 +148,8 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        first = PartialConv(config.channels, w[0], config.own_pixel) if config.partial else _conv(config.channels, w[0])
+        inputs = config.channels + config.aux
+        first = PartialConv(inputs, w[0], config.own_pixel) if config.partial else _conv(inputs, w[0])
         self.first = nn.ModuleList([first, _conv(w[0], w[0])])
         self.down = nn.ModuleList(_conv(w[i - 1], w[i]) for i in range(1, len(w)))
         self.bottom = _conv(w[-1], w[-1])
@@ -179,4 +183,4 @@ class UNet(nn.Module):
             y = F.dropout2d(y, self.config.dropout, self.training)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
             out = self.last(y.float())
-            return x + out if self.config.residual else out
+            return x[:, : self.config.channels] + out if self.config.residual else out

@@ -44,13 +44,35 @@ def append_log(workdir: Path, record: dict[str, Any]) -> None:
 
 
 def start_weights(model: nn.Module, name: str, objective: Objective, config: str) -> dict[str, Any]:
-    """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was."""
+    """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was. A
+    network that takes more input channels than the card's (auxiliary inputs) gets zero weights for them, so it
+    starts as the card was."""
     card = registry.find(name, task=objective.task)
     architecture = objective.architecture
     if card.architecture != architecture:
         raise MdnError(f"init {name}: a {card.architecture} card cannot start a {architecture} run")
+    state = registry.load(card).state_dict()
+    for key, wanted in model.state_dict().items():
+        have = state.get(key)
+        if (
+            have is not None
+            and have.dim() == 4
+            and wanted.shape[1] > have.shape[1]
+            and wanted.shape[0] == have.shape[0]
+        ):
+            state[key] = torch.cat(
+                [have, have.new_zeros((have.shape[0], wanted.shape[1] - have.shape[1], *have.shape[2:]))], 1
+            )
     try:
-        model.load_state_dict(registry.load(card).state_dict())
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise MdnError(f"init {name}: its network differs from config {config}") from exc
     return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
+
+
+def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A convolution's weight with zeros for the input channels `shape` has beyond it (unchanged otherwise)."""
+    extra = shape[1] - weight.shape[1] if weight.dim() == 4 and len(shape) == 4 else 0
+    if extra <= 0 or shape[0] != weight.shape[0] or shape[2:] != weight.shape[2:]:
+        return weight
+    return torch.cat([weight, weight.new_zeros((weight.shape[0], extra, *weight.shape[2:]))], dim=1)

@@ -3,13 +3,16 @@
 Each training image is a low-sample render beside its reference, both through the tone map fitted on the noisy
 render alone, as `mdn denoise` fits it on an EXR (`tonemap.RenderTransform`): the network learns in the display
 range it will run in, where the tone map does for HDR what OIDN's transfer function does. L1 to the reference.
+With `aux_share`, the network also takes the render's albedo and normal (`mdn.renders.aux`), and a share of
+the crops sees them as absent (zeros), so that one card serves renders with and without them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -19,7 +22,8 @@ from torch import nn
 from mdn import metrics, registry
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
-from mdn.renders import dataset
+from mdn.nets.unet import UNet
+from mdn.renders import aux, dataset
 from mdn.tonemap import ToneMap
 from mdn.training.objectives import fused_where_supported
 
@@ -38,18 +42,29 @@ def scene_folders(sources: list[str]) -> list[Path]:
     return found
 
 
-def displayed_pairs(scene: Path, spps: tuple[int, ...] | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(spp, noisy, reference) of a scene, each (H, W, 3) through the tone map fitted on that noisy render."""
+class Example(NamedTuple):
+    """One low-sample render of a scene: its beauty pass and reference (H, W, 3) through the tone map fitted on
+    that render, and its albedo and normal as the network takes them (H, W, 6, `aux.network_input`)."""
+
+    spp: int
+    noisy: np.ndarray
+    reference: np.ndarray
+    aux: np.ndarray
+
+
+def examples(scene: Path, spps: tuple[int, ...] | None = None) -> list[Example]:
+    """A scene's renders (at `spps`, default all), each with its reference and auxiliary buffers."""
     reference = dataset.read_buffers(scene / "reference.exr").beauty
-    pairs = []
+    found = []
     for path in sorted(scene.glob("spp-*.exr")):
         spp = int(path.stem.removeprefix("spp-"))
         if spps is not None and spp not in spps:
             continue
-        noisy = dataset.read_buffers(path).beauty
-        display = ToneMap.fit(noisy)
-        pairs.append((spp, display.forward(noisy), display.forward(reference)))
-    return pairs
+        noisy = dataset.read_buffers(path)
+        display = ToneMap.fit(noisy.beauty)
+        inputs = aux.network_input(noisy.albedo, noisy.normal)
+        found.append(Example(spp, display.forward(noisy.beauty), display.forward(reference), inputs))
+    return found
 
 
 class RenderDenoising:
@@ -80,22 +95,33 @@ class RenderDenoising:
             raise MdnError(f"init {options.init}: a {self.card.architecture} card; render training needs a U-Net")
         self.scenes: list[Path] = []
 
+    @property
+    def aux_channels(self) -> int:
+        return aux.CHANNELS if self.options.aux_share else 0
+
     def describe(self) -> str:
-        return f"U-Net fine-tuned from {self.card.name} on {len(self.scenes)} procedural Monte Carlo render scenes"
+        inputs = ", albedo and normal optional" if self.aux_channels else ""
+        scenes = f"{len(self.scenes)} procedural Monte Carlo render scenes"
+        return f"U-Net for renders{inputs}, fine-tuned from {self.card.name} on {scenes}"
 
     def build(self) -> nn.Module:
-        """The init card's network, in channels-last layout (its convolutions run 1.5x faster on CPU)."""
-        return registry.build(self.card).to(memory_format=torch.channels_last)
+        """The init card's network (channels-last: its convolutions run 1.5x faster on CPU), taking the
+        auxiliary inputs when the run has them (`checkpoint.start_weights` starts their weights at zero)."""
+        config = registry.network_config(self.card)
+        if config.aux and not self.aux_channels:
+            raise MdnError(f"init {self.card.name} takes albedo and normal: train it with --aux-share")
+        return UNet(replace(config, aux=self.aux_channels)).to(memory_format=torch.channels_last)
 
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
-        """Every (noisy, reference) pair of the render sets as one (H, W, 6) image, so that crops keep them aligned."""
+        """Every render of the render sets as one (H, W, 6) image (noisy, reference), or (H, W, 12) (noisy,
+        albedo and normal, reference) with auxiliary inputs, so that crops keep them aligned."""
         self.scenes = scene_folders(self.options.data)
         if not self.scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.data)} (scripts/render_data.py makes them)")
         return [
-            np.concatenate([noisy, reference], axis=-1).astype(np.float32)
+            np.concatenate([e.noisy, *([e.aux] if self.aux_channels else []), e.reference], axis=-1)
             for scene in self.scenes
-            for _, noisy, reference in displayed_pairs(scene)
+            for e in examples(scene)
         ]
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
@@ -108,8 +134,12 @@ class RenderDenoising:
         return crop
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """L1 between the network's output on the noisy half of (B, 6, H, W) crops and their reference half."""
-        noisy, reference = clean[:, :3], clean[:, 3:]
+        """L1 between the network's output on the inputs of (B, 6 or 12, H, W) crops and their reference (the last
+        three channels); each crop sees its auxiliary inputs with probability `aux_share`, else zeros."""
+        noisy, reference = clean[:, :-3], clean[:, -3:]
+        if self.aux_channels:
+            seen = torch.rand(len(clean), generator=generator, device=clean.device) < self.options.aux_share
+            noisy = torch.cat([noisy[:, :3], noisy[:, 3:] * seen[:, None, None, None]], dim=1)
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = model(noisy.contiguous(memory_format=torch.channels_last))
         return F.l1_loss(out.float(), reference)
@@ -117,23 +147,29 @@ class RenderDenoising:
     def inference(self) -> dict[str, Any]:
         return dict(self.card.inference)
 
-    def validation(self, warn: Callable[[str], None]) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    def validation(self, warn: Callable[[str], None]) -> list[Example] | None:
         """Held-back scenes (`--val`, render sets) at VALIDATION_SPPS."""
         scenes = scene_folders(self.options.validation)
         if self.options.validation and not scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.validation)}")
-        return [pair for scene in scenes for pair in displayed_pairs(scene, VALIDATION_SPPS)] or None
+        return [example for scene in scenes for example in examples(scene, VALIDATION_SPPS)] or None
 
-    def score(self, validation: list[tuple[int, np.ndarray, np.ndarray]], model: nn.Module) -> dict[str, float]:
-        """Mean PSNR (dB) of the tone-mapped output and of the input, per sample count and over all of them."""
+    def score(self, validation: list[Example], model: nn.Module) -> dict[str, float]:
+        """Mean PSNR (dB) of the tone-mapped output (beauty alone; `aux_psnr_*` with albedo and normal) and of
+        the input, per sample count and over all of them."""
         engine = Engine(model, EngineOptions(device=str(next(model.parameters()).device), **self.inference()))
         found: dict[str, list[float]] = {}
-        for spp, noisy, reference in validation:
-            found.setdefault(f"psnr_{spp}spp", []).append(metrics.psnr(engine(noisy[None])[0], reference))
-            found.setdefault(f"noisy_psnr_{spp}spp", []).append(metrics.psnr(noisy, reference))
+        for e in validation:
+            found.setdefault(f"psnr_{e.spp}spp", []).append(metrics.psnr(engine(e.noisy[None])[0], e.reference))
+            found.setdefault(f"noisy_psnr_{e.spp}spp", []).append(metrics.psnr(e.noisy, e.reference))
+            if self.aux_channels:
+                out = engine(np.concatenate([e.noisy, e.aux], axis=-1)[None])[0]
+                found.setdefault(f"aux_psnr_{e.spp}spp", []).append(metrics.psnr(out, e.reference))
         scores = {key: float(np.mean(values)) for key, values in found.items()}
         scores["psnr"] = float(np.mean([v for k, v in scores.items() if k.startswith("psnr_")]))
         scores["noisy_psnr"] = float(np.mean([v for k, v in scores.items() if k.startswith("noisy_psnr_")]))
+        if self.aux_channels:
+            scores["aux_psnr"] = float(np.mean([v for k, v in scores.items() if k.startswith("aux_psnr_")]))
         return scores
 
     def card_fields(self) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""A render's auxiliary buffers, albedo and normal, as a render card takes them beside the beauty pass.
+
+Renderers write them as EXR layers (OIDN's and most engines' `albedo` and `normal`, Blender Cycles' `Denoising
+Albedo` and `Denoising Normal` in a view layer) or as files of their own. The network sees albedo in [0, 1] and
+the normal mapped from [-1, 1] to [0, 1]; a render without them gets six zero channels, which training showed it
+as "none given".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mdn import images
+from mdn.errors import MdnError
+
+CHANNELS = 6
+"""Albedo (3) then normal (3)."""
+
+LAYER_NAMES = {"albedo": ("albedo", "denoising albedo"), "normal": ("normal", "denoising normal")}
+"""Layer names (case aside, after any view-layer prefix) that hold each buffer, in order of preference."""
+
+
+def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """(..., H, W, 6) float32: albedo clipped to [0, 1], then the normal mapped from [-1, 1] to [0, 1]."""
+    mapped = (np.clip(normal, -1.0, 1.0) + 1.0) / 2.0
+    return np.concatenate([np.clip(albedo, 0.0, 1.0), mapped], axis=-1).astype(np.float32)
+
+
+def find_layer(layers: list[str], buffer: str) -> str | None:
+    """The first of an EXR's layer names that holds `buffer` (albedo or normal), if any."""
+    for wanted in LAYER_NAMES[buffer]:
+        for layer in layers:
+            if layer.lower().rpartition(".")[2] == wanted:
+                return layer
+    return None
+
+
+def read(path: Path, albedo: Path | None = None, normal: Path | None = None) -> np.ndarray | None:
+    """The (N, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers; None
+    when the render has neither (one without the other is refused)."""
+    layers = images.exr_layers(path) if images.format_of(path) == "exr" else []
+    found = {}
+    for buffer, given in (("albedo", albedo), ("normal", normal)):
+        layer = None if given else find_layer(layers, buffer)
+        if given:
+            found[buffer] = images.read(given).pixels
+        elif layer is not None:
+            found[buffer] = images.read(path, layer=layer).pixels
+    if not found:
+        return None
+    if len(found) == 1:
+        (present,) = found
+        raise MdnError(f"a render card takes albedo and normal together; only the {present} was found", path)
+    if found["albedo"].shape != found["normal"].shape or found["albedo"].shape[-1] != 3:
+        raise MdnError("albedo and normal must be RGB / XYZ buffers of the render's size", path)
+    return network_input(found["albedo"], found["normal"])

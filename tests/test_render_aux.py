@@ -1,0 +1,101 @@
+"""A render card's albedo and normal inputs: the network, the engine, the start from a card without them, and
+`mdn denoise` reading them from an EXR's layers or from files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import OpenEXR
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mdn import registry
+from mdn.cli import app
+from mdn.engine import Engine, EngineOptions
+from mdn.errors import MdnError
+from mdn.nets.unet import UNET_SIZES, UNet
+from mdn.renders import aux
+from mdn.training.checkpoint import start_weights
+
+runner = CliRunner()
+TINY = replace(UNET_SIZES["unet-tiny"], aux=aux.CHANNELS)
+
+
+def _card(folder: Path, config=TINY, name: str = "render-aux") -> registry.ModelCard:
+    torch.manual_seed(0)
+    card = registry.ModelCard(name, "unet", config.to_dict(), "", "", description="random, for tests")
+    return registry.save(UNet(config), card, folder)
+
+
+def test_the_engine_feeds_auxiliary_channels_and_returns_the_image_alone() -> None:
+    torch.manual_seed(0)
+    net = UNet(TINY)
+    rng = np.random.default_rng(0)
+    planes = rng.random((1, 100, 150, 3 + aux.CHANNELS), dtype=np.float32)
+    whole = Engine(net, EngineOptions(device="cpu", tile=256))(planes)
+    tiled = Engine(net, EngineOptions(device="cpu", tile=64, overlap=16))(planes)
+    assert whole.shape == (1, 100, 150, 3)
+    assert np.abs(tiled - whole).max() <= 3e-3  # as for any U-Net: seams within the blend
+    bare = Engine(net, EngineOptions(device="cpu", tile=256))(planes[..., :3])
+    zeros = np.concatenate([planes[..., :3], np.zeros_like(planes[..., 3:])], axis=-1)
+    np.testing.assert_allclose(bare, Engine(net, EngineOptions(device="cpu", tile=256))(zeros), atol=1e-6)
+    assert not np.allclose(bare, whole, atol=1e-4)
+
+
+def test_a_card_without_them_starts_a_network_with_them_as_it_was(tmp_path: Path) -> None:
+    plain = _card(tmp_path, UNET_SIZES["unet-tiny"], "plain")
+
+    class Objective:
+        task, architecture = "denoise", "unet"
+
+    wider = UNet(TINY)
+    start_weights(wider, str(plain.path), Objective(), "unet-tiny")
+    x = torch.rand(1, 3, 32, 32)
+    given = torch.cat([x, torch.rand(1, aux.CHANNELS, 32, 32)], dim=1)
+    torch.testing.assert_close(wider.eval()(given), registry.load(plain)(x))
+
+
+def _render(path: Path, layers: dict[str, str]) -> None:
+    rng = np.random.default_rng(3)
+    channels = {c: (rng.random((32, 32)) * 3).astype(np.float32) for c in "RGB"}
+    for name, kind in layers.items():
+        for c in "RGB" if kind == "rgb" else "XYZ":
+            channels[f"{name}.{c}"] = (rng.random((32, 32)) * (1 if kind == "rgb" else 2) - (kind != "rgb")).astype(
+                np.float32
+            )
+    OpenEXR.File({}, channels).write(str(path))
+
+
+def test_denoise_reads_albedo_and_normal_from_the_exr_or_from_files(tmp_path: Path) -> None:
+    card = _card(tmp_path / "cards")
+    _render(tmp_path / "cycles.exr", {"ViewLayer.Denoising Albedo": "rgb", "ViewLayer.Denoising Normal": "xyz"})
+    _render(tmp_path / "bare.exr", {})
+    _render(tmp_path / "buffers.exr", {"albedo": "rgb", "normal": "xyz"})
+
+    def used(*args: str) -> bool:
+        report = tmp_path / "r.json"
+        result = runner.invoke(app, ["denoise", *args, "--model", str(card.path), "-o", str(tmp_path / "out.exr"),
+                                     "--overwrite", "--quiet", "--json", str(report)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return json.loads(report.read_text())["files"][0]["info"]["auxiliary"]
+
+    assert used(str(tmp_path / "cycles.exr")) and not used(str(tmp_path / "bare.exr"))
+    assert used(str(tmp_path / "bare.exr"), "--albedo", str(tmp_path / "buffers.exr"), "--normal",
+                str(tmp_path / "buffers.exr"))  # fmt: skip
+    result = runner.invoke(app, ["denoise", str(tmp_path / "bare.exr"), "--model", str(card.path), "--albedo",
+                                 str(tmp_path / "buffers.exr"), "-o", str(tmp_path / "x.exr")])  # fmt: skip
+    assert result.exit_code != 0 and "only the albedo" in result.output
+
+
+def test_a_card_without_auxiliary_inputs_refuses_them(tmp_path: Path, tiny_card) -> None:
+    _render(tmp_path / "bare.exr", {"albedo": "rgb", "normal": "xyz"})
+    result = runner.invoke(app, ["denoise", str(tmp_path / "bare.exr"), "--model", str(tiny_card.path), "--albedo",
+                                 str(tmp_path / "bare.exr"), "-o", str(tmp_path / "x.exr")])  # fmt: skip
+    assert result.exit_code != 0 and "takes no albedo" in result.output
+    _render(tmp_path / "half.exr", {"albedo": "rgb"})
+    with pytest.raises(MdnError, match="together"):
+        aux.read(tmp_path / "half.exr")
