@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import platformdirs
@@ -26,7 +27,7 @@ from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtyp
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
-from mdn.renders import dataset
+from mdn.renders import aux, dataset
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""
@@ -180,17 +181,29 @@ def parse_spps(text: str) -> tuple[int, ...]:
     return spps
 
 
-def render_cases(
-    spps: tuple[int, ...], reference_spp: int, render_set: Path | None = None
-) -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
-    """(scene, spp, noisy, reference) linear HDR renders: the Cornell-box variations rendered (and cached) at
-    `spps` and `reference_spp`, or the scenes of a render set (`renders.dataset`) at those of `spps` it holds,
-    beside its references."""
+WITH_AUX = "+aux"
+"""A render bench model name's suffix (`oidn+aux`, `CARD+aux`): the model also gets the albedo and normal."""
+
+
+class RenderCase(NamedTuple):
+    """One noisy render and its reference (linear HDR, H x W x 3), with its albedo and normal when it has them."""
+
+    scene: str
+    spp: int
+    noisy: np.ndarray
+    reference: np.ndarray
+    albedo: np.ndarray | None = None
+    normal: np.ndarray | None = None
+
+
+def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | None = None) -> Iterator[RenderCase]:
+    """The Cornell-box variations rendered (and cached) at `spps` and `reference_spp`, or the scenes of a render
+    set (`renders.dataset`) at those of `spps` it holds, beside its references, with their albedo and normal."""
     if render_set is None:
         for scene in renders.scenes():
             reference = renders.render(scene, reference_spp)
             for spp in spps:
-                yield scene, spp, renders.render(scene, spp), reference
+                yield RenderCase(scene, spp, renders.render(scene, spp), reference)
         return
     folders = dataset.scenes(render_set)
     if not folders:
@@ -199,7 +212,8 @@ def render_cases(
         reference = dataset.read_buffers(folder / "reference.exr").beauty
         for spp in spps:
             if (folder / dataset.noisy_name(spp)).is_file():
-                yield folder.name, spp, dataset.read_buffers(folder / dataset.noisy_name(spp)).beauty, reference
+                noisy = dataset.read_buffers(folder / dataset.noisy_name(spp))
+                yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
 
 
 def render_quality(
@@ -211,22 +225,32 @@ def render_quality(
     render_set: Path | None = None,
 ) -> list[Score]:
     """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
-    linear HDR, as it expects); outputs and reference are scored through the tone map fitted on the noisy render."""
-    functions = denoisers(models, options)
+    linear HDR, as it expects); outputs and reference are scored through the tone map fitted on the noisy render.
+    Names ending in WITH_AUX also get the render's albedo and normal (render sets have them)."""
+    functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
+    if render_set is None and any(name.endswith(WITH_AUX) for name in models):
+        raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
     cases = list(render_cases(spps, reference_spp, render_set))
     total, done = len(models) * len(cases), 0
     if progress:
         progress(done, total)
     scores = []
-    for scene, spp, noisy, reference in cases:
-        display = tonemap.ToneMap.fit(noisy)
-        shown, clean = display.forward(noisy), display.forward(reference)
-        for name, denoise in functions.items():
+    for case in cases:
+        display = tonemap.ToneMap.fit(case.noisy)
+        shown, clean = display.forward(case.noisy), display.forward(case.reference)
+        for name in models:
+            base, with_aux = name.removesuffix(WITH_AUX), name.endswith(WITH_AUX)
             start = time.perf_counter()
-            out = display.forward(peers.oidn_hdr(noisy)) if name == "oidn" else denoise(shown)
+            if base == "oidn":
+                buffers = (case.albedo, case.normal) if with_aux else (None, None)
+                out = display.forward(peers.oidn_hdr(case.noisy, *buffers))
+            elif with_aux:
+                out = functions[base](np.concatenate([shown, aux.network_input(case.albedo, case.normal)], axis=-1))
+            else:
+                out = functions[base](shown)
             seconds = time.perf_counter() - start
             psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
-            scores.append(Score(name, "render", spp, scene, psnr, ssim, seconds))
+            scores.append(Score(name, "render", case.spp, case.scene, psnr, ssim, seconds))
             done += 1
             if progress:
                 progress(done, total)
@@ -655,7 +679,8 @@ class Study:
         def stage(name: str) -> Callable[[int, int], None] | None:
             return functools.partial(progress, name) if progress else None
 
-        scores = quality(self.models, self.grid, self.references, options, seed, stage("bench"))
+        plain = [name for name in self.models if not name.endswith(WITH_AUX)]
+        scores = quality(plain, self.grid, self.references, options, seed, stage("bench")) if self.grid else []
         if self.renders:
             scores += render_quality(
                 self.models, self.spps, options=options, progress=stage("renders"), render_set=self.render_set

@@ -42,11 +42,15 @@ def _oidn(noisy: np.ndarray) -> np.ndarray:
     return np.clip(out.mean(axis=-1, keepdims=True) if noisy.shape[-1] == 1 else out, 0, 1)
 
 
-def oidn_hdr(noisy: np.ndarray) -> np.ndarray:
-    """OIDN on scene-linear HDR colour, as render engineers run it."""
+def oidn_hdr(noisy: np.ndarray, albedo: np.ndarray | None = None, normal: np.ndarray | None = None) -> np.ndarray:
+    """OIDN on scene-linear HDR colour, as render engineers run it, with the albedo and normal when given."""
     import pyoidn
 
-    return pyoidn.denoise(np.ascontiguousarray(np.maximum(noisy, 0), np.float32), hdr=True, quality="high")
+    def buffer(x: np.ndarray | None, low: float) -> np.ndarray | None:
+        return None if x is None else np.ascontiguousarray(np.clip(x, low, 1.0), np.float32)
+
+    colour = np.ascontiguousarray(np.maximum(noisy, 0), np.float32)
+    return pyoidn.denoise(colour, buffer(albedo, 0.0), buffer(normal, -1.0), hdr=True, quality="high")
 
 
 PEERS: dict[str, tuple[str, Denoise]] = {"bm3d": ("bm3d", _bm3d), "oidn": ("pyoidn", _oidn)}

@@ -110,3 +110,20 @@ def test_the_bench_scores_a_render_set_per_scene_and_sample_count(render_set: Pa
     assert all(by[scene, 4] > by[scene, 1] for scene in ("scene-000000", "scene-000001"))
     with pytest.raises(MdnError, match="--spp"):
         bench.parse_spps("4,x")
+
+
+def test_the_bench_gives_albedo_and_normal_to_names_that_ask(render_set: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from mdn import peers
+    from mdn.renders import aux
+
+    config = replace(UNET_SIZES["unet-tiny"], aux=aux.CHANNELS)
+    card = registry.ModelCard("r-aux", "unet", config.to_dict(), "", "", description="random, for tests")
+    path = str(registry.save(UNet(config), card, tmp_path).path)
+    names = [path, f"{path}+aux", *(["oidn", "oidn+aux"] if "oidn" in peers.available() else [])]
+    scores = bench.render_quality(names, (4,), render_set=render_set)
+    by = {(s.model, s.image): s.psnr for s in scores}
+    assert len(by) == len(names) * 2 and by[path, "scene-000000"] != by[f"{path}+aux", "scene-000000"]
+    with pytest.raises(MdnError, match="render-set"):
+        bench.render_quality(["oidn+aux"], (4,))
