@@ -39,6 +39,15 @@ def test_a_scene_is_its_number(textures: list[Path]) -> None:
         part.get("type") for n in range(40) for part in procedural.scene(n, textures).values() if isinstance(part, dict)
     }
     assert {"sphere", "cube", "cylinder", "rectangle", "envmap", "constant"} <= kinds
+    room = procedural.scene(7, textures, procedural.SceneOptions(size=16, rooms=1.0))
+    assert {"floor", "ceiling", "back", "front", "left", "right", "light0", "sensor"} <= set(room)
+    assert "environment" not in room and str(room) != str(first)
+
+
+def test_a_closed_room_renders_lit_from_inside(tmp_path: Path, textures: list[Path]) -> None:
+    room = procedural.scene(3, textures, procedural.SceneOptions(size=16, rooms=1.0))
+    buffers = backend.render(room, 16, seed=0, threads=1)
+    assert np.isfinite(buffers.beauty).all() and buffers.beauty.mean() > 0.01 and (buffers.albedo > 0).mean() > 0.9
 
 
 def test_generation_writes_every_buffer_and_resumes(tmp_path: Path, textures: list[Path]) -> None:

@@ -24,12 +24,15 @@ METALS = ("Au", "Ag", "Al", "Cu", "Cr", "W")
 
 @dataclass(frozen=True)
 class SceneOptions:
-    """What varies: image size, path depth and how busy a scene is."""
+    """What varies: image size, path depth, how busy a scene is, and the share of closed rooms."""
 
     size: int = 128
     max_depth: tuple[int, int] = (5, 12)
     objects: tuple[int, int] = (2, 6)
     lights: tuple[int, int] = (1, 3)
+    rooms: float = 0.0
+    """The share of scenes that are closed rooms lit by small ceiling lights, seen from inside: light that
+    reaches most surfaces only after bounces, the noisiest case for a path tracer (a Cornell box's)."""
 
 
 def _rgb(value: Sequence[float]) -> dict[str, Any]:
@@ -144,10 +147,57 @@ def _camera(rng: np.random.Generator, size: int, walled: bool) -> dict[str, Any]
     }
 
 
+def _room(rng: np.random.Generator, textures: Sequence[Path], options: SceneOptions) -> dict[str, Any]:
+    """A closed box room (floor, ceiling, four walls) with objects, one or two small ceiling lights facing down,
+    and a camera inside near a wall looking across it."""
+    T = mitsuba().ScalarTransform4f
+    width, depth, height = (float(v) for v in rng.uniform([4.0, 4.0, 2.5], [8.0, 8.0, 4.0]))
+    walls = [{"type": "diffuse", "reflectance": _rgb(_colour(rng, 0.2, 0.85))} for _ in range(2)]
+    faces = {
+        "floor": (T().rotate([1, 0, 0], -90) @ T().scale([width / 2, depth / 2, 1]), material(rng, textures)),
+        "ceiling": (T().translate([0, height, 0]) @ T().rotate([1, 0, 0], 90) @ T().scale([width / 2, depth / 2, 1]),
+                    walls[0]),
+        "back": (T().translate([0, height / 2, -depth / 2]) @ T().scale([width / 2, height / 2, 1]), walls[1]),
+        "front": (T().translate([0, height / 2, depth / 2]) @ T().rotate([0, 1, 0], 180)
+                  @ T().scale([width / 2, height / 2, 1]), walls[1]),
+        "left": (T().translate([-width / 2, height / 2, 0]) @ T().rotate([0, 1, 0], 90)
+                 @ T().scale([depth / 2, height / 2, 1]), walls[0]),
+        "right": (T().translate([width / 2, height / 2, 0]) @ T().rotate([0, 1, 0], -90)
+                  @ T().scale([depth / 2, height / 2, 1]), walls[1]),
+    }  # fmt: skip
+    parts: dict[str, Any] = {
+        name: {"type": "rectangle", "to_world": place, "bsdf": bsdf} for name, (place, bsdf) in faces.items()
+    }
+    for i in range(int(rng.integers(*options.objects, endpoint=True))):
+        parts[f"object{i}"] = _object(rng, material(rng, textures))
+    for i in range(int(rng.integers(1, 2, endpoint=True))):
+        size = float(rng.uniform(0.2, 0.7))
+        x, z = rng.uniform(-0.35, 0.35, size=2) * [width, depth]
+        colour = np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.5, 1.0)])
+        place = T().translate([float(x), height - 0.01, float(z)]) @ T().rotate([1, 0, 0], 90) @ T().scale(size)
+        emitter = {"type": "area", "radiance": _rgb(colour * rng.uniform(5, 25) / size**2)}
+        parts[f"light{i}"] = {"type": "rectangle", "to_world": place, "emitter": emitter}
+    angle = rng.uniform(0, 2 * np.pi)
+    eye = float(rng.uniform(0.6, height - 0.5))
+    origin = [float(0.42 * width * np.cos(angle)), eye, float(0.42 * depth * np.sin(angle))]
+    target = [float(rng.uniform(-0.5, 0.5)), float(rng.uniform(0.3, 1.0)), float(rng.uniform(-0.5, 0.5))]
+    parts["sensor"] = {
+        "type": "perspective",
+        "fov": float(rng.uniform(45, 70)),
+        "to_world": T().look_at(origin=origin, target=target, up=[0, 1, 0]),
+        "sampler": {"type": "independent"},
+        "film": {"type": "hdrfilm", "width": options.size, "height": options.size, "rfilter": {"type": "box"}},
+    }
+    return parts
+
+
 def scene(seed: int, textures: Sequence[Path] = (), options: SceneOptions = SceneOptions()) -> dict[str, Any]:
     """The scene dictionary of number `seed` (textures: image files to draw textures and environments from)."""
     rng = np.random.default_rng([seed, 0x5CE7E])
     T = mitsuba().ScalarTransform4f
+    if options.rooms and rng.random() < options.rooms:
+        depth = int(rng.integers(*options.max_depth, endpoint=True))
+        return {"type": "scene", "integrator": {"type": "path", "max_depth": depth}, **_room(rng, textures, options)}
     floor = T().rotate([1, 0, 0], -90) @ T().scale(6)
     walled = bool(rng.random() < 0.5)
     parts: dict[str, Any] = {
