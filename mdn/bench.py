@@ -666,6 +666,8 @@ class Study:
             references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
         default = "gaussian:15;poisson:2" if quick else ZEROSHOT_GRID if methods else ""
         chosen = [] if grid == "none" else parse_grid(grid or default) or default_grid()
+        if not chosen and not (renders or render_set):
+            raise MdnError("--noise none leaves nothing to measure: add --renders or --render-set")
         return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
 
     def run(
