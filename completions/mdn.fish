@@ -85,7 +85,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l time-budget -r -d 'Sto
 complete -c mdn -n '__fish_seen_subcommand_from train' -l batch -r -d 'Crops per step, per process (8; --noisy: 16)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l crop -r -d 'Crop size in pixels (64; fill: 128)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l lr -r -d 'Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine)'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up (0; render: 100)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -r -d 'Learning-rate decay: step, cosine'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path; --noisy: unet)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'

@@ -258,7 +258,8 @@ def train_command(
                                            f"{NOISY['batch']}).")] = None,
     crop: Annotated[int | None, _opt("--crop", "Crop size in pixels (64; fill: 128).")] = None,
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine).")] = None,
-    warmup: Annotated[int, _opt("--warmup", "Steps of linear learning-rate warm-up.")] = TRAIN.warmup,
+    warmup: Annotated[int | None, _opt("--warmup", f"Steps of linear learning-rate warm-up ({TRAIN.warmup}; "
+                                       "render: 100).")] = None,
     schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(SCHEDULES)}.")] = None,
     init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path; --noisy: "
                                      f"{NOISY['init']}).")] = None,

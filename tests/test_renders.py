@@ -37,3 +37,12 @@ def test_render_rows_join_the_bench(tiny_card) -> None:
     scores = bench.render_quality(["noisy", str(tiny_card.path)], spps=(4,), reference_spp=64)
     assert {s.noise for s in scores} == {"render"} and {s.level for s in scores} == {4}
     assert len(scores) == 2 * len(renders.scenes())
+
+
+def test_the_shipped_render_card_takes_renders_and_beats_the_photo_default_on_them() -> None:
+    from mdn import registry
+
+    assert registry.default_card(hdr=True).name == "unet-render" and registry.default_card().name == "unet"
+    scores = bench.render_quality(["noisy", "unet", "unet-render"], spps=(4,), reference_spp=256)
+    mean = {m: np.mean([s.psnr for s in scores if s.model == m]) for m in ("noisy", "unet", "unet-render")}
+    assert mean["unet-render"] > mean["unet"] + 1 > mean["noisy"] + 1
