@@ -112,8 +112,9 @@ def cards() -> dict[str, ModelCard]:
 
 
 def default_card(task: str = "denoise", hdr: bool = False) -> ModelCard:
-    """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one."""
-    found = cards().values()
+    """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one. A
+    user's card so marked comes before a built-in one."""
+    found = list(reversed(cards().values()))
     for card in [*(c for c in found if hdr and c.default_hdr), *(c for c in found if c.default)]:
         if card.task == task:
             return card
