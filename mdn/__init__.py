@@ -62,8 +62,9 @@ def denoise(
     `model`: a card name, the path of a card's JSON, a card, a model from `load_model` (loaded once for many
     images), or None for the default card (`mdn denoise` takes `unet-render` for EXR renders; here, name it).
     `passes` and `input_mask` default to the card's own settings. `tile` (0: from `max_memory`), `overlap`,
-    `batch`, `device` (auto, cpu, cuda, cuda:N, mps) and `precision` (fp32, bf16, fp16, auto) set how it runs; `progress` gets (tiles done, tiles in all) and `info`, when
-    given, the model, tiles, tile and device. Returns the image in the input's layout and type.
+    `batch`, `device` (auto, cpu, cuda, cuda:N, mps) and `precision` (fp32, bf16, fp16, auto) set how it runs;
+    `progress` gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device.
+    Returns the image in the input's layout and type.
 
         >>> clean = mdn.denoise(noisy, "small-baseline", tile=256)
     """
