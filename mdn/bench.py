@@ -209,11 +209,9 @@ def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | N
     if not folders:
         raise MdnError("no render scenes here (scripts/render_data.py makes them)", render_set)
     for folder in folders:
-        reference = dataset.read_buffers(folder / "reference.exr").beauty
-        for spp in spps:
-            if (folder / dataset.noisy_name(spp)).is_file():
-                noisy = dataset.read_buffers(folder / dataset.noisy_name(spp))
-                yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
+        reference = dataset.reference(folder).beauty
+        for spp, noisy in dataset.noisy_renders(folder, spps):
+            yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
 
 
 def render_quality(
@@ -227,9 +225,9 @@ def render_quality(
     """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
     linear HDR, as it expects); outputs and reference are scored through the tone map fitted on the noisy render.
     Names ending in WITH_AUX also get the render's albedo and normal (render sets have them)."""
-    functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
     if render_set is None and any(name.endswith(WITH_AUX) for name in models):
         raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
+    functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
     cases = list(render_cases(spps, reference_spp, render_set))
     total, done = len(models) * len(cases), 0
     if progress:

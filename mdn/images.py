@@ -361,9 +361,21 @@ def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]
     return named
 
 
-def exr_layers(path: Path) -> list[str]:
-    """The names `read` takes as `layer` for an EXR file, the default first."""
-    return list(_exr_layer_names(OpenEXR.File(str(path), separate_channels=True)))
+def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """Float32 (H, W, C) pixels of an EXR's layers, NaN and Inf replaced, from one read of the file: for each key
+    of `wanted`, the first of its names (in lower case) that a layer has after any view-layer prefix
+    ("ViewLayer.Denoising Albedo" is "denoising albedo"); keys with no such layer are left out."""
+    exr = OpenEXR.File(str(path), separate_channels=True)
+    named = _exr_layer_names(exr)
+    found = {}
+    for key, candidates in wanted.items():
+        layer = next((n for c in candidates for n in named if n.lower().rpartition(".")[2] == c), None)
+        if layer is not None:
+            part, _, names = named[layer]
+            pixels = np.stack([exr.parts[part].channels[n].pixels for n in names], axis=-1).astype(np.float32)
+            _sanitise(pixels)
+            found[key] = pixels
+    return found
 
 
 def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:

@@ -101,7 +101,7 @@ def with_auxiliary(
         if albedo or normal:
             raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
         return planes
-    found = aux.read(image.path, albedo, normal) if image.path is not None or albedo or normal else None
+    found = aux.read(image.path, albedo, normal)
     if found is None:
         return planes
     if found.shape[:3] != planes.shape[:3]:

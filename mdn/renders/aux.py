@@ -28,26 +28,13 @@ def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(albedo, 0.0, 1.0), mapped], axis=-1).astype(np.float32)
 
 
-def find_layer(layers: list[str], buffer: str) -> str | None:
-    """The first of an EXR's layer names that holds `buffer` (albedo or normal), if any."""
-    for wanted in LAYER_NAMES[buffer]:
-        for layer in layers:
-            if layer.lower().rpartition(".")[2] == wanted:
-                return layer
-    return None
-
-
 def read(path: Path, albedo: Path | None = None, normal: Path | None = None) -> np.ndarray | None:
-    """The (N, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers; None
-    when the render has neither (one without the other is refused)."""
-    layers = images.exr_layers(path) if images.format_of(path) == "exr" else []
-    found = {}
-    for buffer, given in (("albedo", albedo), ("normal", normal)):
-        layer = None if given else find_layer(layers, buffer)
-        if given:
-            found[buffer] = images.read(given).pixels
-        elif layer is not None:
-            found[buffer] = images.read(path, layer=layer).pixels
+    """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers (one
+    read); None when the render has neither (one without the other is refused)."""
+    given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
+    wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
+    found = images.read_exr_layers(path, wanted) if wanted and images.format_of(path) == "exr" else {}
+    found.update({buffer: images.read(file).pixels[0] for buffer, file in given.items()})
     if not found:
         return None
     if len(found) == 1:
@@ -55,4 +42,4 @@ def read(path: Path, albedo: Path | None = None, normal: Path | None = None) -> 
         raise MdnError(f"a render card takes albedo and normal together; only the {present} was found", path)
     if found["albedo"].shape != found["normal"].shape or found["albedo"].shape[-1] != 3:
         raise MdnError("albedo and normal must be RGB / XYZ buffers of the render's size", path)
-    return network_input(found["albedo"], found["normal"])
+    return network_input(found["albedo"], found["normal"])[None]

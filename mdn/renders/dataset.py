@@ -28,6 +28,9 @@ LAYERS = {"beauty": ("R", "G", "B"), "albedo": ("albedo.R", "albedo.G", "albedo.
           "normal": ("normal.X", "normal.Y", "normal.Z")}  # fmt: skip
 """Channel names of each buffer in the files."""
 
+REFERENCE = "reference.exr"
+"""The file of a scene's reference render."""
+
 HELD_OUT = 1_000_000
 """Scene numbers from here on are kept for evaluation: they draw textures from other photos."""
 
@@ -83,7 +86,7 @@ def render_scene(root: Path, number: int, textures: Sequence[Path], options: Dat
     tmp.mkdir(parents=True)
     for k, spp in enumerate((*options.spps, options.reference_spp)):
         buffers = backend.render(scene, spp, seed=number * 64 + k, threads=threads)
-        write_buffers(tmp / (noisy_name(spp) if k < len(options.spps) else "reference.exr"), buffers)
+        write_buffers(tmp / (noisy_name(spp) if k < len(options.spps) else REFERENCE), buffers)
     os.replace(tmp, folder)
     return folder
 
@@ -127,3 +130,14 @@ def generate(
 def scenes(root: Path) -> list[Path]:
     """The complete scene folders of a set."""
     return sorted(p for p in root.glob("scene-*") if p.is_dir())
+
+
+def reference(scene: Path) -> Buffers:
+    """A scene's reference render."""
+    return read_buffers(scene / REFERENCE)
+
+
+def noisy_renders(scene: Path, spps: tuple[int, ...] | None = None) -> list[tuple[int, Buffers]]:
+    """A scene's low-sample renders (those at `spps`, default all) with their sample counts, fewest first."""
+    counts = sorted(int(p.stem.removeprefix("spp-")) for p in scene.glob("spp-*.exr"))
+    return [(spp, read_buffers(scene / noisy_name(spp))) for spp in counts if spps is None or spp in spps]

@@ -105,6 +105,43 @@ def fused_where_supported(
     return kind(parameters, fused=fused or None, **settings)
 
 
+class CardFineTuning:
+    """What objectives that fine-tune a trained U-Net card (`init`) share: the card, its network's defaults
+    (no masks, batch 16, cosine decay), Adam without clipping, and the card's own inference settings."""
+
+    task = "denoise"
+    architecture = "unet"
+    purpose: ClassVar[str] = "fine-tuning"
+    """What the objective does, for its error messages."""
+    defaults: ClassVar[dict[str, Any]] = {
+        "config": "",
+        "init": "unet",
+        "mask": False,
+        "batch": 16,
+        "schedule": "cosine",
+    }
+
+    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
+        if not options.init:
+            raise MdnError(f"{self.purpose} starts from a trained denoiser: give --init (e.g. unet)")
+        self.options, self.dtype = options, dtype
+        self.card = registry.find(options.init)
+        if self.card.architecture != self.architecture:
+            raise MdnError(f"init {options.init}: a {self.card.architecture} card; {self.purpose} needs a U-Net")
+
+    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
+
+    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
+        """No gradient clipping."""
+
+    def source_crop(self, crop: int) -> int:
+        return crop
+
+    def inference(self) -> dict[str, Any]:
+        return dict(self.card.inference)
+
+
 UNSEEN_NOISES: tuple[tuple[str, float], ...] = (
     ("speckle", 0.024),
     ("poisson", 2.5),

@@ -9,7 +9,7 @@ the crops sees them as absent (zeros), so that one card serves renders with and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -25,7 +25,7 @@ from mdn.errors import MdnError
 from mdn.nets.unet import UNet
 from mdn.renders import aux, dataset
 from mdn.tonemap import ToneMap
-from mdn.training.objectives import fused_where_supported
+from mdn.training.objectives import CardFineTuning
 
 if TYPE_CHECKING:
     from mdn.training.options import TrainOptions
@@ -38,7 +38,7 @@ def scene_folders(sources: list[str]) -> list[Path]:
     """The complete scenes of render sets (folders of scene folders) or single scene folders."""
     found: list[Path] = []
     for source in map(Path, sources):
-        found += [source] if (source / "reference.exr").is_file() else dataset.scenes(source)
+        found += [source] if (source / dataset.REFERENCE).is_file() else dataset.scenes(source)
     return found
 
 
@@ -54,45 +54,27 @@ class Example(NamedTuple):
 
 def examples(scene: Path, spps: tuple[int, ...] | None = None) -> list[Example]:
     """A scene's renders (at `spps`, default all), each with its reference and auxiliary buffers."""
-    reference = dataset.read_buffers(scene / "reference.exr").beauty
+    reference = dataset.reference(scene).beauty
     found = []
-    for path in sorted(scene.glob("spp-*.exr")):
-        spp = int(path.stem.removeprefix("spp-"))
-        if spps is not None and spp not in spps:
-            continue
-        noisy = dataset.read_buffers(path)
+    for spp, noisy in dataset.noisy_renders(scene, spps):
         display = ToneMap.fit(noisy.beauty)
         inputs = aux.network_input(noisy.albedo, noisy.normal)
         found.append(Example(spp, display.forward(noisy.beauty), display.forward(reference), inputs))
     return found
 
 
-class RenderDenoising:
+class RenderDenoising(CardFineTuning):
     """Fine-tune a denoiser card (`init`, `unet` by default) on renders beside their references."""
 
     name = "render"
-    task = "denoise"
-    architecture = "unet"
     score_name = "validation_renders"
+    purpose = "render training"
     defaults: ClassVar[dict[str, Any]] = {
-        "config": "",
-        "init": "unet",
-        "mask": False,
-        "iters": 4000,
-        "batch": 16,
-        "lr": 2e-4,
-        "warmup": 100,
-        "schedule": "cosine",
-        "validate_every": 500,
-    }
+        **CardFineTuning.defaults, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500,
+    }  # fmt: skip
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        if not options.init:
-            raise MdnError("render training starts from a trained denoiser: give --init (e.g. unet)")
-        self.options, self.dtype = options, dtype
-        self.card = registry.find(options.init)
-        if self.card.architecture != self.architecture:
-            raise MdnError(f"init {options.init}: a {self.card.architecture} card; render training needs a U-Net")
+        super().__init__(options, dtype)
         self.scenes: list[Path] = []
 
     @property
@@ -124,15 +106,6 @@ class RenderDenoising:
             for e in examples(scene)
         ]
 
-    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
-
-    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
-        """No gradient clipping."""
-
-    def source_crop(self, crop: int) -> int:
-        return crop
-
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """L1 between the network's output on the inputs of (B, 6 or 12, H, W) crops and their reference (the last
         three channels); each crop sees its auxiliary inputs with probability `aux_share`, else zeros."""
@@ -143,9 +116,6 @@ class RenderDenoising:
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = model(noisy.contiguous(memory_format=torch.channels_last))
         return F.l1_loss(out.float(), reference)
-
-    def inference(self) -> dict[str, Any]:
-        return dict(self.card.inference)
 
     def validation(self, warn: Callable[[str], None]) -> list[Example] | None:
         """Held-back scenes (`--val`, render sets) at VALIDATION_SPPS."""

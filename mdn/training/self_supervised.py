@@ -14,7 +14,7 @@ of the mean squared error on fixed crops, given as an estimated PSNR in the stab
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +26,7 @@ from torch import nn
 from mdn import images, registry
 from mdn.errors import MdnError
 from mdn.stabilise import PoissonGaussian, Stabiliser
-from mdn.training.objectives import fused_where_supported
+from mdn.training.objectives import CardFineTuning
 
 if TYPE_CHECKING:
     from mdn.training.options import TrainOptions
@@ -40,34 +40,20 @@ SURE_STEP = 1e-3
 """The finite-difference step of the Monte-Carlo divergence, in the [0, 1] range."""
 
 
-class SelfSupervised:
+class SelfSupervised(CardFineTuning):
     """Fine-tune a denoiser card (`init`, `unet` by default) on noisy images stabilised by their fitted noise."""
 
     name = "self-supervised"
-    task = "denoise"
-    architecture = "unet"
     score_name = "validation_self_supervised"
+    purpose = "learning from noisy data"
     defaults: ClassVar[dict[str, Any]] = {
-        "config": "",
-        "init": "unet",
-        "mask": False,
-        "iters": 4000,
-        "batch": 16,
-        "lr": 1e-4,
-        "schedule": "cosine",
-        "ema": 0.99,
-        "validate_every": 250,
-    }
+        **CardFineTuning.defaults, "iters": 4000, "lr": 1e-4, "ema": 0.99, "validate_every": 250,
+    }  # fmt: skip
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        if not options.init:
-            raise MdnError("learning from noisy data starts from a trained denoiser: give --init (e.g. unet)")
+        super().__init__(options, dtype)
         if options.validation:
             raise MdnError("learning from noisy data validates on its own data (SURE): --val takes no files here")
-        self.options, self.dtype = options, dtype
-        self.card = registry.find(options.init)
-        if self.card.architecture != self.architecture:
-            raise MdnError(f"init {options.init}: a {self.card.architecture} card; noisy-data training needs a U-Net")
         self.stabiliser: Stabiliser | None = None
         self.files: list[dict[str, Any]] = []
         self.pool: list[np.ndarray] = []
@@ -124,15 +110,6 @@ class SelfSupervised:
             raise MdnError(f"the noisy images must come from one camera: one sample type and channel count ({found})")
         return planes, kinds.pop()[1]
 
-    def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-        return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
-
-    def clip(self, parameters: Iterator[nn.Parameter]) -> None:
-        """No gradient clipping."""
-
-    def source_crop(self, crop: int) -> int:
-        return crop
-
     @property
     def sigma(self) -> float:
         assert self.stabiliser is not None, "images() fits the noise first"
@@ -144,9 +121,6 @@ class SelfSupervised:
         with torch.autocast(clean.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             out = run(model, clean + RECORRUPTION * noise)
         return F.mse_loss(out.float(), clean - noise / RECORRUPTION)
-
-    def inference(self) -> dict[str, Any]:
-        return dict(self.card.inference)
 
     def validation(self, warn: Callable[[str], None]) -> list[torch.Tensor]:
         """Fixed crops of the training images, drawn from the run's seed."""
