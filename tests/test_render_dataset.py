@@ -75,6 +75,18 @@ def test_a_set_keeps_its_options(tmp_path: Path, textures: list[Path]) -> None:
         dataset.generate(tmp_path, range(1), textures, dataset.DatasetOptions(), threads=1)
 
 
+def test_a_set_made_before_an_option_existed_grows_with_its_default(tmp_path: Path, textures: list[Path]) -> None:
+    dataset.generate(tmp_path, range(1), textures, TINY, threads=1)
+    manifest = tmp_path / "dataset.json"
+    record = json.loads(manifest.read_text())
+    del record["options"]["scene"]["rooms"]
+    manifest.write_text(json.dumps(record))
+    assert len(dataset.generate(tmp_path, range(2), textures, TINY, threads=1)) == 2
+    with pytest.raises(MdnError, match="other options"):
+        rooms = dataset.DatasetOptions(TINY.spps, TINY.reference_spp, procedural.SceneOptions(size=16, rooms=1.0))
+        dataset.generate(tmp_path, range(3), textures, rooms, threads=1)
+
+
 def test_a_passed_deadline_renders_nothing(tmp_path: Path, textures: list[Path]) -> None:
     assert dataset.generate(tmp_path, range(2), textures, TINY, deadline=0.0, threads=1) == []
 

@@ -91,6 +91,14 @@ def render_scene(root: Path, number: int, textures: Sequence[Path], options: Dat
     return folder
 
 
+def _with_defaults(kept: dict, defaults: dict) -> dict:
+    """Recorded options with the defaults of options added since the set was made (JSON types)."""
+    merged = json.loads(json.dumps(defaults))
+    for key, value in kept.items():
+        merged[key] = _with_defaults(value, merged[key]) if isinstance(value, dict) and key in merged else value
+    return merged
+
+
 def generate(
     root: Path,
     numbers: range,
@@ -107,8 +115,8 @@ def generate(
     record = {"options": asdict(options), "textures": [p.name for p in textures], "variant": backend.variant()}
     manifest = root / "dataset.json"
     if manifest.is_file():
-        kept = json.loads(manifest.read_text())
-        if kept["options"] != json.loads(json.dumps(record["options"])):
+        kept = _with_defaults(json.loads(manifest.read_text())["options"], asdict(DatasetOptions()))
+        if kept != json.loads(json.dumps(record["options"])):
             raise MdnError("the set was made with other options; give another folder", root)
     else:
         manifest.write_text(json.dumps(record, indent=1) + "\n")
