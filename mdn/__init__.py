@@ -44,6 +44,8 @@ def denoise(
     axes: str | None = None,
     hdr: bool = False,
     layer: str | None = None,
+    albedo: str | os.PathLike[str] | None = None,
+    normal: str | os.PathLike[str] | None = None,
     passes: int | None = None,
     input_mask: float | None = None,
     seed: int = 0,
@@ -60,25 +62,33 @@ def denoise(
     """Denoise an image with a trained model, as `mdn denoise` does.
 
     `model`: a card name, the path of a card's JSON, a card, a model from `load_model` (loaded once for many
-    images), or None for the default card (`mdn denoise` takes `unet-render` for EXR renders; here, name it).
-    `passes` and `input_mask` default to the card's own settings. `tile` (0: from `max_memory`), `overlap`,
-    `batch`, `device` (auto, cpu, cuda, cuda:N, mps) and `precision` (fp32, bf16, fp16, auto) set how it runs;
-    `progress` gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device.
-    Returns the image in the input's layout and type.
+    images), or None for the default card (for HDR input, an EXR file or `hdr=True`, the card marked default for
+    renders). A render card also takes the render's albedo and normal: `albedo` and `normal` files, else the
+    EXR's own layers when it has them. `passes` and `input_mask` default to the card's own settings. `tile` (0:
+    from `max_memory`), `overlap`, `batch`, `device` (auto, cpu, cuda, cuda:N, mps) and `precision` (fp32, bf16,
+    fp16, auto) set how it runs; `progress` gets (tiles done, tiles in all) and `info`, when given, the model,
+    tiles, tile and device. Returns the image in the input's layout and type.
 
         >>> clean = mdn.denoise(noisy, "small-baseline", tile=256)
     """
+    from pathlib import Path
+
     from mdn import arrays, inference, registry, tonemap
 
-    loaded = registry.load_model(model)
+    picture = arrays.load(image, axes, hdr, layer)
+    loaded = registry.load_model(registry.default_card(hdr=picture.hdr) if model is None else model)
     settings = inference.options(
         loaded.card, passes=passes, input_mask=input_mask, seed=seed, device=device, precision=precision,
         tile=tile, overlap=overlap, batch=batch, max_memory=max_memory, attention_mask=attention_mask,
     )  # fmt: skip
-    return arrays.apply(
-        image, lambda planes: inference.run(planes, loaded, settings, progress, info), axes=axes, hdr=hdr,
-        layer=layer, fit=tonemap.fitter(loaded.card.transform),
-    )  # fmt: skip
+    buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
+
+    def work(planes: np.ndarray) -> np.ndarray:
+        return inference.run(
+            inference.with_auxiliary(planes, loaded, picture, *buffers), loaded, settings, progress, info
+        )
+
+    return arrays.apply(picture, work, fit=tonemap.fitter(loaded.card.transform))
 
 
 def denoise_volume(

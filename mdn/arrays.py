@@ -16,8 +16,12 @@ ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""
 
 
-def load(image: ImageLike, axes: str | None = None, hdr: bool = False, layer: str | None = None) -> images.Image:
-    """An array as `images.from_array` lays it out, or a file as `images.read` reads it."""
+def load(
+    image: ImageLike | images.Image, axes: str | None = None, hdr: bool = False, layer: str | None = None
+) -> images.Image:
+    """An array as `images.from_array` lays it out, or a file as `images.read` reads it (an `Image` as it is)."""
+    if isinstance(image, images.Image):
+        return image
     if isinstance(image, str | os.PathLike):
         if axes is not None or hdr:
             raise MdnError("axes and hdr describe arrays; a file says its own", image)
@@ -28,7 +32,7 @@ def load(image: ImageLike, axes: str | None = None, hdr: bool = False, layer: st
 
 
 def apply(
-    image: ImageLike,
+    image: ImageLike | images.Image,
     work: Callable[[np.ndarray], np.ndarray],
     *,
     axes: str | None = None,

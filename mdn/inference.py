@@ -12,7 +12,7 @@ import numpy as np
 from mdn import registry, tonemap
 from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling, parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.images import Image
+from mdn.images import ARRAY, Image
 from mdn.registry import Model, ModelCard, network_config
 from mdn.renders import aux
 from mdn.tonemap import DisplayTransform
@@ -101,7 +101,7 @@ def with_auxiliary(
         if albedo or normal:
             raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
         return planes
-    found = aux.read(image.path, albedo, normal)
+    found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
     if found is None:
         return planes
     if found.shape[:3] != planes.shape[:3]:

@@ -99,3 +99,27 @@ def test_a_card_without_auxiliary_inputs_refuses_them(tmp_path: Path, tiny_card)
     _render(tmp_path / "half.exr", {"albedo": "rgb"})
     with pytest.raises(MdnError, match="together"):
         aux.read(tmp_path / "half.exr")
+
+
+def test_the_api_takes_the_render_default_and_its_buffers_as_the_cli_does(tmp_path: Path) -> None:
+    import mdn
+
+    card = registry.ModelCard.from_file(_card(tmp_path / "cards").path)
+    card.name, card.default_hdr = "render-default", True
+    registry.save(registry.load(card), card, registry.user_dir())
+    _render(tmp_path / "buffers.exr", {"albedo": "rgb", "normal": "xyz"})
+    _render(tmp_path / "bare.exr", {})
+    info: dict = {}
+    out = mdn.denoise(tmp_path / "buffers.exr", info=info)
+    assert info["model"] == "render-default"
+    result = runner.invoke(app, ["denoise", str(tmp_path / "buffers.exr"), "-o", str(tmp_path / "cli.exr"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    cli = OpenEXR.File(str(tmp_path / "cli.exr"), separate_channels=True).channels()
+    np.testing.assert_array_equal(out[..., 0], cli["R"].pixels)
+    given = mdn.denoise(tmp_path / "bare.exr", albedo=tmp_path / "buffers.exr", normal=tmp_path / "buffers.exr")
+    assert not np.array_equal(given, mdn.denoise(tmp_path / "bare.exr"))
+    beauty = OpenEXR.File(str(tmp_path / "bare.exr"), separate_channels=True).channels()
+    pixels = np.stack([beauty[c].pixels for c in "RGB"], axis=-1)
+    in_memory: dict = {}
+    np.testing.assert_array_equal(mdn.denoise(pixels, hdr=True, info=in_memory), mdn.denoise(tmp_path / "bare.exr"))
+    assert in_memory["model"] == "render-default"

@@ -28,12 +28,14 @@ def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(albedo, 0.0, 1.0), mapped], axis=-1).astype(np.float32)
 
 
-def read(path: Path, albedo: Path | None = None, normal: Path | None = None) -> np.ndarray | None:
+def read(path: Path | None, albedo: Path | None = None, normal: Path | None = None) -> np.ndarray | None:
     """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers (one
-    read); None when the render has neither (one without the other is refused)."""
+    read; `path` None for a render held in memory); None when the render has neither (one without the other is
+    refused)."""
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
-    found = images.read_exr_layers(path, wanted) if wanted and images.format_of(path) == "exr" else {}
+    exr = path is not None and images.format_of(path) == "exr"
+    found = images.read_exr_layers(path, wanted) if wanted and exr else {}
     found.update({buffer: images.read(file).pixels[0] for buffer, file in given.items()})
     if not found:
         return None
