@@ -108,6 +108,22 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
 
 
+def test_stripe_images_hold_fine_periodic_texture_that_dead_leaves_lack() -> None:
+    def peaked(image: np.ndarray) -> float:
+        """The share of the fine band's energy (above 0.2 cycles per pixel) in its 1 % strongest frequencies:
+        high for gratings, low for the broadband spectrum of edges."""
+        spectrum = np.abs(np.fft.fft2(image.mean(axis=-1) - image.mean())) ** 2
+        frequency = np.hypot(*np.meshgrid(np.fft.fftfreq(image.shape[0]), np.fft.fftfreq(image.shape[1])))
+        band = np.sort(spectrum[frequency > 0.2])[::-1]
+        return float(band[: len(band) // 100].sum() / band.sum())
+
+    striped = training.stripes(4, 128, np.random.default_rng(0))
+    leaves = training.dead_leaves(4, 128, np.random.default_rng(0))
+    assert all(s.shape == (128, 128, 3) and s.dtype == np.float32 and 0 <= s.min() <= s.max() <= 1 for s in striped)
+    assert np.mean([peaked(s) for s in striped]) > 2 * np.mean([peaked(d) for d in leaves])
+    np.testing.assert_array_equal(striped[0], training.stripes(1, 128, np.random.default_rng(0))[0])
+
+
 @pytest.mark.parametrize("kind", [k for k in noise.NOISE_TYPES if k != "practical"])  # practical: the next test
 def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path, tmp_path: Path, kind: str) -> None:
     level = noise.NOISE_TYPES[kind].default_level

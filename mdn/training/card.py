@@ -32,7 +32,9 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
             "command": o.command(),
             "sittings": trainer.sittings(),
             "recipe": asdict(o),
-            "data": o.data + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else []),
+            "data": o.data
+            + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else [])
+            + ([f"{o.stripes} stripe images"] if o.stripes else []),
             **own.get("training", {}),
             "validation_images": o.validation,
             "iterations": trainer.iteration,

@@ -1,5 +1,5 @@
-"""Training data: clean images from files, procedural dead-leaves images, the pool on the training device, and
-random crops drawn from it."""
+"""Training data: clean images from files, procedural dead-leaves and stripe images, the pool on the training
+device, and random crops drawn from it."""
 
 from __future__ import annotations
 
@@ -54,6 +54,38 @@ def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndar
     return result
 
 
+def stripes(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Dead-leaves images whose leaves are striped: each disc a grating of random orientation, phase, slight
+    bend and frequency (log-uniform from 0.03 cycles per pixel up to near the Nyquist limit), between two random
+    colours, from sine to nearly square; a quarter of the discs plain. Fine periodic texture (cloth, blinds,
+    brickwork, and what decimation leaves of them) that photos hold too little of for a network to learn to keep
+    it under noise."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    result = []
+    for _ in range(count):
+        image = np.zeros((size, size, 3), np.float32)
+        covered = np.zeros((size, size), bool)
+        while covered.mean() < 0.995:
+            radius = size * 0.05 / (1 - rng.random() * (1 - (0.05 / 0.6) ** 2)) ** 0.5
+            cy, cx = rng.random(2) * size
+            disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2) & ~covered
+            low, high = rng.random(3), rng.random(3)
+            if rng.random() < 0.25:
+                image[disc] = low
+            else:
+                angle, bend = rng.random() * np.pi, rng.normal(0, 0.3) / size
+                frequency = np.exp(rng.uniform(np.log(0.03), np.log(0.48)))
+                along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+                across = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)
+                phase = 2 * np.pi * frequency * (along + bend * across**2) + rng.random() * 2 * np.pi
+                sharpness = rng.uniform(0.5, 4)
+                wave = 0.5 + 0.5 * np.tanh(sharpness * np.sin(phase[disc])) / np.tanh(sharpness)
+                image[disc] = low + (high - low) * wave[:, None]
+            covered |= disc
+        result.append(image.astype(np.float32))
+    return result
+
+
 def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator) -> torch.Tensor:
     """Random crops, area-weighted over the pool of (C, H, W) tensors, each in one of the 8 flips/rotations:
     (B, C, crop, crop) on the pool's device. Positions come from the CPU `generator`; pixels never leave the
@@ -71,10 +103,11 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
 
 
 def clean_images(options: TrainOptions, crop: int, warn: Callable[[str], None]) -> list[np.ndarray]:
-    """A run's clean training images (its data and dead-leaves images), all at least `crop` on a side."""
+    """A run's clean training images (its data, dead-leaves and stripe images), all at least `crop` on a side."""
     o = options
     pool = load_images(o.data, crop, warn) if o.data else []
     pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
+    pool += stripes(o.stripes, 256, np.random.default_rng([o.seed, 11]))
     if not pool:
         raise MdnError(f"no usable training images in {', '.join(o.data)}")
     return pool

@@ -50,6 +50,8 @@ class TrainOptions:
     """The attention mask ratio."""
     ema: float = 0.999
     dead_leaves: int = 0
+    stripes: int = 0
+    """Procedural images of striped leaves added to the data (`data.stripes`): fine periodic texture."""
     validation: list[str] = field(default_factory=list)
     validate_every: int = 500
     checkpoint_every: int = 500
