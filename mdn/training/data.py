@@ -37,53 +37,56 @@ def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) 
     return found
 
 
-def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Procedural images of overlapping discs with power-law radii (Lee, Mumford and Huang 2001)."""
+Paint = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
+"""A leaf's pixels: (rng, its (N,) y and (N,) x offsets from the disc's centre) -> (N, 3) colours."""
+
+
+def _leaves(
+    count: int, size: int, rng: np.random.Generator, radii: tuple[float, float], paint: Paint
+) -> list[np.ndarray]:
+    """Images of overlapping discs (the first on top) with power-law radii between `radii` times `size`, until
+    99.5 % is covered; each disc painted by `paint`."""
+    smallest, largest = radii
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     result = []
     for _ in range(count):
         image = np.zeros((size, size, 3), np.float32)
         covered = np.zeros((size, size), bool)
         while covered.mean() < 0.995:
-            radius = size * 0.02 / (1 - rng.random() * (1 - (0.02 / 0.5) ** 2)) ** 0.5
+            radius = size * smallest / (1 - rng.random() * (1 - (smallest / largest) ** 2)) ** 0.5
             cy, cx = rng.random(2) * size
             disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2) & ~covered
-            image[disc] = rng.random(3)
+            image[disc] = paint(rng, yy[disc] - cy, xx[disc] - cx)
             covered |= disc
         result.append(image)
     return result
 
 
+def dead_leaves(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Procedural images of overlapping discs with power-law radii (Lee, Mumford and Huang 2001)."""
+    return _leaves(count, size, rng, (0.02, 0.5), lambda rng, y, x: rng.random(3))
+
+
+def _grating(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Stripes between two random colours at a random orientation, phase, slight bend and frequency (log-uniform
+    from 0.03 cycles per pixel to near the Nyquist limit), from sine to nearly square; a quarter plain."""
+    low, high = rng.random(3), rng.random(3)
+    if rng.random() < 0.25:
+        return np.broadcast_to(low, (len(y), 3))
+    angle, bend = rng.random() * np.pi, rng.normal(0, 0.3) / 256
+    frequency = np.exp(rng.uniform(np.log(0.03), np.log(0.48)))
+    along, across = x * np.cos(angle) + y * np.sin(angle), y * np.cos(angle) - x * np.sin(angle)
+    phase = 2 * np.pi * frequency * (along + bend * across**2) + rng.random() * 2 * np.pi
+    sharpness = rng.uniform(0.5, 4)
+    wave = 0.5 + 0.5 * np.tanh(sharpness * np.sin(phase)) / np.tanh(sharpness)
+    return low + (high - low) * wave[:, None]
+
+
 def stripes(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Dead-leaves images whose leaves are striped: each disc a grating of random orientation, phase, slight
-    bend and frequency (log-uniform from 0.03 cycles per pixel up to near the Nyquist limit), between two random
-    colours, from sine to nearly square; a quarter of the discs plain. Fine periodic texture (cloth, blinds,
-    brickwork, and what decimation leaves of them) that photos hold too little of for a network to learn to keep
-    it under noise."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    result = []
-    for _ in range(count):
-        image = np.zeros((size, size, 3), np.float32)
-        covered = np.zeros((size, size), bool)
-        while covered.mean() < 0.995:
-            radius = size * 0.05 / (1 - rng.random() * (1 - (0.05 / 0.6) ** 2)) ** 0.5
-            cy, cx = rng.random(2) * size
-            disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2) & ~covered
-            low, high = rng.random(3), rng.random(3)
-            if rng.random() < 0.25:
-                image[disc] = low
-            else:
-                angle, bend = rng.random() * np.pi, rng.normal(0, 0.3) / size
-                frequency = np.exp(rng.uniform(np.log(0.03), np.log(0.48)))
-                along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
-                across = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)
-                phase = 2 * np.pi * frequency * (along + bend * across**2) + rng.random() * 2 * np.pi
-                sharpness = rng.uniform(0.5, 4)
-                wave = 0.5 + 0.5 * np.tanh(sharpness * np.sin(phase[disc])) / np.tanh(sharpness)
-                image[disc] = low + (high - low) * wave[:, None]
-            covered |= disc
-        result.append(image.astype(np.float32))
-    return result
+    """Dead-leaves images whose leaves are striped (`_grating`): fine periodic texture (cloth, blinds, brickwork,
+    and what decimation leaves of them) that photos hold too little of for a network to learn to keep it under
+    noise."""
+    return _leaves(count, size, rng, (0.05, 0.6), _grating)
 
 
 def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator) -> torch.Tensor:
