@@ -5,8 +5,7 @@ degradation model: the clean picture is first resized the way the web resizes (s
 decimation, whose aliasing then belongs to the picture, not to the noise), then a random subset of noise steps
 is applied in random order (Gaussian with independent, grey or channel-correlated colour; Poisson shot noise;
 speckle; a simulated camera pipeline; spatially correlated noise; salt and pepper), and most images end as a
-JPEG at a random quality, so that the noise is compressed with the picture. Shares of the images get plain white
-noise alone, nothing at all, or a few impulses alone.
+JPEG at a random quality, so that the noise is compressed with the picture.
 
 Each step is a small class acting on a (B, C, H, W) batch in [0, 1] on any device, with every random number
 drawn from the `torch.Generator` passed in, per image. JPEG is real libjpeg (through imagecodecs), run on the
@@ -213,26 +212,17 @@ PRACTICAL_NOISES: tuple[Sometimes, ...] = (
 PRACTICAL_JPEG = Sometimes(Jpeg(), 0.6)
 """The last step: most pictures people have are JPEGs."""
 
-PLAIN = Sometimes(ColourGaussian(5.0, 50.0, coloured=False), 0.45)
+PLAIN = Sometimes(ColourGaussian(5.0, 50.0, coloured=False), 0.35)
 """The share of images that get plain white Gaussian noise alone, at any strength: the blind-Gaussian recipe the
 default card was trained on, kept so that raw sensor-like noise is not given up for the rest."""
-
-CLEAN = 0.04
-"""The share of images left as they are: a clean picture, fine texture and all, must come back unchanged."""
-
-IMPULSES = Sometimes(SaltPepper(0.0002, 0.005), 0.04)
-"""The share of images given a few impulses alone (dead pixels, dust): they must go, and nothing else."""
 
 
 def practical_noise(x: Tensor, generator: torch.Generator, strength: float = 1.0) -> Tensor:
     """The practical model's noise on a (B, C, H, W) batch: for `PLAIN`'s share of the images plain white noise,
-    `CLEAN`'s share none, `IMPULSES`' share a few impulses; for the rest each noise step with its probability,
-    in a random order per batch, then JPEG; amplitudes scaled by `strength` (not the clean and impulse shares)."""
-    kind = _uniform(x, generator)
-    plain, clean = kind < PLAIN.p, kind < PLAIN.p + CLEAN
-    impulses = kind < PLAIN.p + CLEAN + IMPULSES.p
-    white, dusty = PLAIN.step(x, generator), IMPULSES.step(x, generator)
-    source = x
+    for the rest each noise step with its probability, in a random order per batch, then JPEG; amplitudes scaled
+    by `strength`."""
+    plain = _chance(x, generator, PLAIN.p)
+    white = PLAIN.step(x, generator)
     order = torch.randperm(len(PRACTICAL_NOISES), generator=generator, device=generator.device).tolist()
     for i in order:
         step = PRACTICAL_NOISES[i]
@@ -241,7 +231,7 @@ def practical_noise(x: Tensor, generator: torch.Generator, strength: float = 1.0
             x = torch.where(chosen, _strength(step.step, strength)(x, generator), x)
     chosen = _chance(x, generator, PRACTICAL_JPEG.p)
     x = torch.where(chosen, PRACTICAL_JPEG.step(x, generator), x) if bool(chosen.any()) else x
-    return torch.where(plain, white, torch.where(clean, source, torch.where(impulses, dusty, x)))
+    return torch.where(plain, white, x)
 
 
 RESIZE_MODES = ("nearest", "bilinear", "bicubic", "area")
@@ -250,19 +240,16 @@ and area averaging (none)."""
 
 
 def web_resize(x: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """(B, C, S, S) crops, S >= 2 size -> (B, C, size, size) clean targets as the web shrinks pictures: 35 % kept
-    at full resolution (a central `size` crop), 35 % decimated by exactly 2 (half of them by plain decimation,
-    every other row and column, the commonest thumbnail; the rest in a random kernel), 30 % shrunk by a factor in
-    U(1, 2) in a random kernel."""
+    """(B, C, S, S) crops, S >= 2 size -> (B, C, size, size) clean targets as the web shrinks pictures: 40 % kept
+    at full resolution (a central `size` crop), 30 % decimated by exactly 2 in a random kernel, 30 % shrunk by a
+    factor in U(1, 2) in a random kernel."""
     b, _, s, _ = x.shape
     if s < 2 * size:
         raise ValueError(f"web_resize needs crops of at least {2 * size}, got {s}")
     draws = torch.rand((b, 3), generator=generator, device=generator.device).tolist()
     out = []
     for image, (kind, factor, mode) in zip(x, draws, strict=True):
-        source = size if kind < 0.35 else 2 * size if kind < 0.7 else round(size * (1 + factor))
-        if source == 2 * size and factor < 0.5:
-            mode = 0.0  # nearest: plain decimation
+        source = size if kind < 0.4 else 2 * size if kind < 0.7 else round(size * (1 + factor))
         top = (s - source) // 2
         region = image[None, :, top : top + source, top : top + source]
         if source == size:

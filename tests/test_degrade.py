@@ -27,8 +27,8 @@ def test_web_resize_keeps_some_crops_whole_and_decimates_others_without_a_low_pa
     assert out.shape == (64, 3, 64, 64)
     whole = [torch.equal(o, x[0, :, 32:96, 32:96]) for o in out]
     decimated = [torch.equal(o, x[0, :, ::2, ::2]) for o in out]
-    assert 12 <= sum(whole) <= 36  # 35 % kept at full resolution
-    assert 8 <= sum(decimated) <= 22  # plain decimation by exactly 2 (about 22 %): aliased
+    assert 12 <= sum(whole) <= 40  # 40 % kept at full resolution
+    assert 1 <= sum(decimated) <= 12  # nearest decimation by exactly 2: aliased
     assert torch.equal(out, degrade.web_resize(x, 64, generator()))
     with pytest.raises(ValueError, match="128"):
         degrade.web_resize(x[..., :100, :100], 64, generator())
@@ -40,18 +40,7 @@ def test_practical_noise_is_seeded_clipped_and_grows_with_strength() -> None:
     assert torch.equal(mild, degrade.practical_noise(x, generator(1), 0.3))
     assert float(strong.min()) >= 0 and float(strong.max()) <= 1
     error = [float(((y - x) ** 2).mean()) for y in (mild, strong)]
-    assert error[1] > 2 * error[0] > 0  # plain white noise (45 % of the images) does not scale
-
-
-def test_some_pictures_stay_clean_and_some_get_only_a_few_impulses() -> None:
-    x = photo(32).repeat(400, 1, 1, 1)
-    out = degrade.practical_noise(x, generator(2), 1.0)
-    changed = out != x
-    clean = ~changed.flatten(1).any(dim=1)
-    impulses = ~clean & ((out == 0) | (out == 1) | ~changed).flatten(1).all(dim=1)
-    assert 6 <= int(impulses.sum()) <= 30  # 4 %
-    assert 12 <= int(clean.sum()) <= 45  # 4 %, and the mixes that drew no step and no JPEG (about 2 %)
-    assert float(changed[impulses].float().mean()) < 0.006
+    assert error[1] > 2.5 * error[0] > 0  # plain white noise (a third of the images) does not scale
 
 
 def test_jpeg_is_real_8_bit_jpeg_whose_error_falls_with_quality() -> None:
