@@ -19,7 +19,6 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-import imagecodecs
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -157,6 +156,8 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """An (H, W, C) image in [0, 1] through a baseline JPEG at `quality` (libjpeg, 4:2:0 chroma for colour), back
     in [0, 1] as float32: the 8-bit rounding and the compression a camera or a website applies."""
     pixels = np.ascontiguousarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    import imagecodecs  # here: training without JPEG steps runs where imagecodecs is absent (a GPU machine)
+
     encoded = imagecodecs.jpeg8_encode(pixels[..., 0].copy() if pixels.shape[-1] == 1 else pixels, level=int(quality))
     decoded = imagecodecs.jpeg8_decode(encoded).reshape(pixels.shape)
     return decoded.astype(np.float32) / 255

@@ -9,6 +9,7 @@ Steps:
 
     prepare   here, on the CPU: build the training pack and fetch the wheels the GPU machine lacks
     check     there: CUDA tests, inference speed, training speed (sdpa vs flex, eager vs compiled), then train
+    plan      there: time each run's step (eager and compiled) and fix the step count that fits --budget (plan.json)
     train     there: train every run of --runs for --budget (resuming those that came back)
     collect   here: copy a slot's returned files into sittings/
     finish    here: write the model card of each run from its checkpoint, for `mdn bench` to judge
@@ -66,7 +67,19 @@ MASKED_RECIPE = (
 warm-up that learned fastest in the first GPU measurements of the small masked net (lr 1e-3 after 500 warm-up
 steps: 21.6 dB at 2,800 steps, against 21.4 at 5,700 for lr 2e-4)."""
 
+MASKED_CNN_RECIPE = (
+    "--config", "unet-partial", "--lr", "1e-3", "--warmup", "1000", "--schedule", "cosine", "--precision", "bf16",
+    "--dead-leaves", "40", "--stripes", "40", "--validate-every", "2000", "--checkpoint-every", "2000",
+)  # fmt: skip
+"""The masked U-Net (partial first convolution, the paper's 75-85 % input mask, sigma 15) with the recipe of its
+CPU ablation (docs/training.md), at the paper's sample count: 12.8M crops of 64², here 100K steps of 128."""
+
 RUNS_BY_NAME = {
+    "unet-masked": Run("unet-masked", MASKED_CNN_RECIPE, batch=128, iters=100_000),
+    "unet-twin": Run("unet-twin", (*MASKED_CNN_RECIPE, "--no-mask"), batch=128, iters=100_000),
+    "unet-masked-r20": Run(
+        "unet-masked-r20", (*MASKED_CNN_RECIPE, "--input-mask-range", "0.15,0.25"), batch=128, iters=100_000
+    ),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
     "fill-mpi": Run(
@@ -78,7 +91,8 @@ RUNS_BY_NAME = {
     ),
 }
 """The sitting's runs: the masked card and its unmasked twin on the same data, iterations and recipe (the claim
-needs both), and MPI's fill network at its own width (747K parameters) and recipe for zero-shot on GPUs."""
+needs both), the same pair on the masked U-Net, and MPI's fill network at its own width (747K parameters) and
+recipe for zero-shot on GPUs."""
 
 
 @dataclass
@@ -96,6 +110,7 @@ class Settings:
     fill_config: str | None
     batch: int | None
     crop: int | None
+    iters: int | None
     compile: bool
     kernel: str
     speed_configs: str
@@ -122,11 +137,11 @@ def train_args(run: Run, s: Settings, workdir: Path, cards: Path) -> list[str]:
     """The `mdn train` options of `run` under the sitting's settings (the same for training and for the card)."""
     flags = list(run.flags)
     fill = "--objective" in flags
-    if s.fill_config if fill else s.config:
+    if (s.fill_config if fill else s.config) and "--config" in flags:
         flags[flags.index("--config") + 1] = s.fill_config if fill else s.config
     args = [
         "train", "--data", str(s.pack / "train"), "--val", str(s.pack / "val"), "--name", run.name,
-        "--iters", str(run.iters), "--batch", str(s.batch or run.batch), "--crop", str(s.crop or run.crop),
+        "--iters", str(s.iters or run.iters), "--batch", str(s.batch or run.batch), "--crop", str(s.crop or run.crop),
         "--device", s.device, "--workdir", str(workdir), "--output", str(cards), "--quiet", *flags,
     ]  # fmt: skip
     if not fill:
@@ -248,6 +263,47 @@ def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -
     return best["kernel"], best["compiled"]
 
 
+def plan(s: Settings) -> dict:
+    """Time one step of each run (eager, and compiled unless --no-compile), keep the faster setting for all of them,
+    and fix the step count that trains every run, one after another, within the budget (at most the runs' own
+    schedule, in thousands); written to `plan.json`, which `train` then follows in every slot."""
+    from mdn.bench import train_speed
+
+    settings = [False, True] if s.compile else [False]
+    seconds_per_step: dict[bool, float] = {}
+    rows = []
+    for compiled in settings:
+        total = 0.0
+        for name in s.runs:
+            run = RUNS_BY_NAME[name]
+            flags = run.flags
+            config = flags[flags.index("--config") + 1]
+            row = train_speed(
+                s.config or config, "--no-mask" not in flags, s.batch or run.batch, s.crop or run.crop,
+                device=s.device, precision="bf16", compile=compiled,
+            )  # fmt: skip
+            log(f"{name}: {row.it_per_s:.1f} it/s" + (" compiled" if compiled else ""))
+            rows.append({"run": name, **row.to_json()})
+            total += 1 / row.it_per_s
+        seconds_per_step[compiled] = total
+    compiled = min(seconds_per_step, key=seconds_per_step.__getitem__)
+    longest = min(s.iters or RUNS_BY_NAME[name].iters for name in s.runs)
+    iters = min(longest, max(1000, int(s.budget / seconds_per_step[compiled]) // 1000 * 1000))
+    result = {"iters": iters, "compile": compiled, "budget_s": s.budget, "speed": rows}
+    (s.out / "plan.json").write_text(json.dumps(result, indent=1) + "\n")
+    log(f"plan: {iters} steps per run" + (", compiled" if compiled else ", eager"))
+    return result
+
+
+def follow_plan(s: Settings) -> None:
+    """Take the step count and compile setting of the carried `plan.json`, where `plan` wrote one."""
+    path = s.carried / "plan.json"
+    if path.is_file() and s.iters is None:
+        planned = json.loads(path.read_text())
+        s.iters, s.compile = planned["iters"], planned["compile"] and s.compile
+        log(f"following {path}: {s.iters} steps" + (", compiled" if s.compile else ", eager"))
+
+
 def collect(source: Path, carried: Path) -> None:
     """Copy one slot's returned files (runs, speed tables, log) into `carried`, which the next slot takes along."""
     carried.mkdir(parents=True, exist_ok=True)
@@ -259,6 +315,8 @@ def collect(source: Path, carried: Path) -> None:
                     shutil.copy2(source / name / file, carried / name / file)
             print(f"{name}: {_last_record(carried / name / 'log.jsonl')}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if (source / "plan.json").is_file():
+        shutil.copy2(source / "plan.json", carried / "plan.json")
     for file in ("speed.json", "inference.json", "sitting.log"):
         kept = file.replace(".", f"-{stamp}.")
         if (source / file).is_file():
@@ -311,20 +369,21 @@ def _size(folder: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("prepare", "check", "train", "collect", "finish"))
+    parser.add_argument("step", choices=("prepare", "check", "plan", "train", "collect", "finish"))
     parser.add_argument("source", nargs="?", type=Path, help="collect: the folder a slot's files came back to")
     parser.add_argument("--output", "-o", dest="out", type=Path, default=Path(os.environ.get("OUT", "sitting-out")))
     parser.add_argument("--pack", type=Path, default=PACK)
     parser.add_argument("--carried", type=Path, default=RUNS, help="the runs that travel between slots")
     runs_help = "comma-separated: " + ", ".join(RUNS_BY_NAME)
     parser.add_argument("--runs", default="paper-masked,paper-baseline", help=runs_help)
-    parser.add_argument("--budget", default="9m", help="the slot's wall time (check, train): e.g. 9m or 540s")
+    parser.add_argument("--budget", default="9m", help="a slot's wall time; plan: all runs' training (9m, 540s)")
     parser.add_argument("--margin", default="20s", help="time kept back at the end of a slot")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--config", help="SwinIR size instead of the runs' own (dry runs: tiny)")
     parser.add_argument("--fill-config", help="fill network size instead of its own (dry runs: grey-fast)")
     parser.add_argument("--batch", type=int, help="crops per step instead of the runs' own")
     parser.add_argument("--crop", type=int, help="crop size instead of the runs' own")
+    parser.add_argument("--iters", type=int, help="schedule length instead of the plan's or the runs' own")
     parser.add_argument("--no-compile", action="store_true", help="train eagerly")
     parser.add_argument("--attention-kernel", default="auto", help="until `check` measures the fastest")
     parser.add_argument("--speed-configs", default="small,paper", help="check: sizes to measure, smallest first")
@@ -338,19 +397,22 @@ def main() -> None:
     settings = Settings(
         a.out, a.pack, a.carried, [r for r in a.runs.split(",") if r], parse_duration(a.budget),
         parse_duration(a.margin), a.device,
-        a.config, a.fill_config, a.batch, a.crop, not a.no_compile, a.attention_kernel,
+        a.config, a.fill_config, a.batch, a.crop, a.iters, not a.no_compile, a.attention_kernel,
         a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least), a.photo_size,
     )  # fmt: skip
     unknown = set(settings.runs) - set(RUNS_BY_NAME)
     if unknown:
         parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
-    if a.step in ("check", "train"):
+    if a.step in ("check", "plan", "train"):
         settings.out.mkdir(parents=True, exist_ok=True)
     if a.step == "prepare":
         prepare(a.max_mib)
     elif a.step == "check":
         sys.exit(0 if check(settings, start + settings.budget) else 1)
+    elif a.step == "plan":
+        plan(settings)
     elif a.step == "train":
+        follow_plan(settings)
         if a.attention_kernel == "auto":
             settings.kernel, settings.compile = fastest_masked(
                 measured_speed(a.carried), a.config or "paper", "auto", settings.compile
@@ -362,6 +424,7 @@ def main() -> None:
             parser.error("collect needs the folder the files came back to")
         collect(a.source, a.carried)
     else:
+        follow_plan(settings)
         finish(settings, a.cards)
 
 

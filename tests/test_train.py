@@ -24,7 +24,7 @@ from mdn import degrade, noise, registry, training
 from mdn.cli import app
 from mdn.engine import pick_dtype
 from mdn.errors import MdnError
-from mdn.training import objectives
+from mdn.training import devices, objectives
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +237,14 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
     assert card.training["iterations"] == 3
     assert [(h["from"], h["to"]) for h in card.training["sittings"]] == [(0, 2), (2, 3)]
     assert "--iters 4" in card.training["sittings"][1]["command"]
+    assert {h["hardware"] for h in card.training["sittings"]} == {card.training["hardware"]}
+
+
+def test_hardware_names_the_gpu_a_run_trained_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"Fake GPU {device.index}")
+    assert devices.hardware(torch.device("cuda", 1), 1) == "Fake GPU 1"
+    assert devices.hardware(torch.device("cuda", 0), 2) == "2 x Fake GPU 0"
+    assert devices.hardware(torch.device("cpu"), 1).endswith(f"CPU, {torch.get_num_threads()} threads")
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")

@@ -40,8 +40,16 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
             "iterations": trainer.iteration,
             **({"initialised_from": trainer.initialised_from} if trainer.initialised_from else {}),
             "seconds": round(trainer.seconds),
-            "hardware": hardware(trainer.device, trainer.world),
+            "hardware": trained_on(trainer),
             "torch": torch.__version__,
         },
         scores={objective.score_name: trainer.scores} if trainer.scores else {},
     )
+
+
+def trained_on(trainer: Trainer) -> str:
+    """The machines the run's sittings trained on (a card may be finished elsewhere: on the CPU after a GPU
+    sitting); sittings recorded before machines were, and a run with none, count as this one."""
+    here = hardware(trainer.device, trainer.world)
+    machines = [sitting.get("hardware", here) for sitting in trainer.sittings()] or [here]
+    return ", ".join(dict.fromkeys(machines))

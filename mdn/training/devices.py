@@ -40,7 +40,7 @@ def training_device(name: str, rank: int) -> torch.device:
 
 def hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
-        what = torch.cuda.getdevice_name(device)
+        what = torch.cuda.get_device_name(device)
     else:
         what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     return f"{world} x {what}" if world > 1 else what

@@ -28,7 +28,7 @@ from mdn.errors import MdnError
 from mdn.training import checkpoint
 from mdn.training.card import training_card
 from mdn.training.data import sample_batch, training_pool
-from mdn.training.devices import training_device, training_dtype
+from mdn.training.devices import hardware, training_device, training_dtype
 from mdn.training.options import TrainOptions, objective_class
 from mdn.training.schedule import SCHEDULES, Budget, scheduled_rate
 
@@ -129,9 +129,14 @@ class Trainer:
         self.sitting_start = self.iteration
 
     def sittings(self) -> list[dict[str, Any]]:
-        """The sittings of this run so far: each command and the steps it ran (a resumed run may change options,
-        e.g. extend iters, so one command line alone may not reproduce it)."""
-        sitting = {"command": self.options.command(), "from": self.sitting_start, "to": self.iteration}
+        """The sittings of this run so far: each command, the steps it ran and where (a resumed run may change
+        options, e.g. extend iters, or move between machines, so one command line alone may not reproduce it)."""
+        sitting = {
+            "command": self.options.command(),
+            "from": self.sitting_start,
+            "to": self.iteration,
+            "hardware": hardware(self.device, self.world),
+        }
         return [*self.history, sitting] if self.iteration > self.sitting_start else list(self.history)
 
     # ------------------------------------------------------------------------------------ the loop
