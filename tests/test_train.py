@@ -103,6 +103,14 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
     crops = training.sample_batch([image], 64, 16, torch.Generator().manual_seed(0))
     assert crops.shape == (64, 3, 16, 16)
     assert {crop.flatten().tolist().__repr__() for crop in crops} == orientations
+    pool = [torch.rand(3, 40, 50), torch.rand(3, 64, 36)]
+    expected, generator = [], torch.Generator().manual_seed(2)
+    for i in torch.multinomial(torch.tensor([2000.0, 2304.0], dtype=torch.float64), 32, True, generator=generator):
+        y, x = (int(torch.randint(n - 16 + 1, (1,), generator=generator)) for n in pool[i].shape[1:])
+        turns, flip = torch.randint(4, (2,), generator=generator).tolist()
+        patch = torch.rot90(pool[i][:, y : y + 16, x : x + 16], turns, dims=(1, 2))
+        expected.append(patch.flip(2) if flip % 2 else patch)
+    assert torch.equal(training.sample_batch(pool, 32, 16, torch.Generator().manual_seed(2)), torch.stack(expected))
     small, large = torch.zeros(3, 32, 32), torch.ones(3, 128, 128)
     picks = training.sample_batch([small, large], 400, 32, torch.Generator().manual_seed(1)).mean(dim=(1, 2, 3))
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
