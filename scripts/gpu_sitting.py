@@ -263,16 +263,16 @@ def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -
     return best["kernel"], best["compiled"]
 
 
-def plan(s: Settings) -> dict:
+def plan(s: Settings) -> None:
     """Time one step of each run (eager, and compiled unless --no-compile), keep the faster setting for all of them,
     and fix the step count that trains every run, one after another, within the budget (at most the runs' own
     schedule, in thousands); written to `plan.json`, which `train` then follows in every slot."""
     from mdn.bench import train_speed
 
-    settings = [False, True] if s.compile else [False]
+    compile_choices = [False, True] if s.compile else [False]
     seconds_per_step: dict[bool, float] = {}
     rows = []
-    for compiled in settings:
+    for compiled in compile_choices:
         total = 0.0
         for name in s.runs:
             run = RUNS_BY_NAME[name]
@@ -287,12 +287,11 @@ def plan(s: Settings) -> dict:
             total += 1 / row.it_per_s
         seconds_per_step[compiled] = total
     compiled = min(seconds_per_step, key=seconds_per_step.__getitem__)
-    longest = min(s.iters or RUNS_BY_NAME[name].iters for name in s.runs)
-    iters = min(longest, max(1000, int(s.budget / seconds_per_step[compiled]) // 1000 * 1000))
+    shortest = min(s.iters or RUNS_BY_NAME[name].iters for name in s.runs)
+    iters = min(shortest, max(1000, int(s.budget / seconds_per_step[compiled]) // 1000 * 1000))
     result = {"iters": iters, "compile": compiled, "budget_s": s.budget, "speed": rows}
     (s.out / "plan.json").write_text(json.dumps(result, indent=1) + "\n")
     log(f"plan: {iters} steps per run" + (", compiled" if compiled else ", eager"))
-    return result
 
 
 def follow_plan(s: Settings) -> None:
