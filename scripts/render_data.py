@@ -4,6 +4,7 @@ Usage:
     python scripts/render_data.py data/renders/train --scenes 400 --minutes 60 --textures data/photos/train
     python scripts/render_data.py data/renders/val --scenes 16 --held-out --textures data/photos/val
     python scripts/render_data.py data/renders/rooms --scenes 200 --rooms 1 --textures data/photos/train
+    python scripts/render_data.py data/renders/boxes --scenes 150 --boxes 1 --textures data/photos/train
 
 Time-bounded and resumable: run it again (with a larger --scenes, or after a stop) and it renders only the
 scenes the folder lacks. --held-out numbers scenes from `dataset.HELD_OUT` on, for evaluation sets that share
@@ -32,12 +33,15 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true", help="number scenes for evaluation")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument("--rooms", type=float, default=0.0, help="share of scenes that are closed rooms (default 0)")
+    parser.add_argument(
+        "--boxes", type=float, default=0.0, help="share of scenes that are Cornell-like boxes (default 0)"
+    )
     parser.add_argument("--reference-spp", type=int, default=1024, help="reference samples per pixel")
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all)")
     args = parser.parse_args()
     textures = sorted(p for folder in args.textures for p in folder.rglob("*") if p.suffix.lower() in IMAGE_TYPES)
     first = dataset.HELD_OUT if args.held_out else 0
-    scene = procedural.SceneOptions(size=args.size, rooms=args.rooms)
+    scene = procedural.SceneOptions(size=args.size, rooms=args.rooms, boxes=args.boxes)
     options = dataset.DatasetOptions(reference_spp=args.reference_spp, scene=scene)
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -50,6 +50,19 @@ def test_a_closed_room_renders_lit_from_inside(tmp_path: Path, textures: list[Pa
     assert np.isfinite(buffers.beauty).all() and buffers.beauty.mean() > 0.01 and (buffers.albedo > 0).mean() > 0.9
 
 
+def test_a_cornell_like_box_is_open_towards_its_camera_and_lit(textures: list[Path]) -> None:
+    options = procedural.SceneOptions(size=16, boxes=1.0)
+    boxes = [procedural.scene(n, textures, options) for n in range(12)]
+    for box in boxes:
+        assert {"floor", "ceiling", "back", "left", "right", "light0", "sensor"} <= set(box)
+        assert "front" not in box and "environment" not in box
+        camera_z = np.asarray(box["sensor"]["to_world"].matrix)[2, 3]
+        assert camera_z > -np.asarray(box["back"]["to_world"].matrix)[2, 3]  # outside, beyond the open front
+    assert len({str(box["left"]["bsdf"]) for box in boxes}) == len(boxes)
+    buffers = backend.render(boxes[0], 16, seed=0, threads=1)
+    assert np.isfinite(buffers.beauty).all() and buffers.beauty.mean() > 0.01
+
+
 def test_generation_writes_every_buffer_and_resumes(tmp_path: Path, textures: list[Path]) -> None:
     made = dataset.generate(tmp_path, range(2), textures, TINY, threads=1)
     assert [p.name for p in made] == ["scene-000000", "scene-000001"]

@@ -33,6 +33,9 @@ class SceneOptions:
     rooms: float = 0.0
     """The share of scenes that are closed rooms lit by small ceiling lights, seen from inside: light that
     reaches most surfaces only after bounces, the noisiest case for a path tracer (a Cornell box's)."""
+    boxes: float = 0.0
+    """The share of scenes that are Cornell-like boxes: five walls (two of them strongly coloured) open towards
+    a camera outside, one or two small lights under the ceiling, a few objects inside, nothing beyond."""
 
 
 def _rgb(value: Sequence[float]) -> dict[str, Any]:
@@ -191,6 +194,83 @@ def _room(rng: np.random.Generator, textures: Sequence[Path], options: SceneOpti
     return parts
 
 
+def _saturated(rng: np.random.Generator) -> list[float]:
+    """A strongly coloured wall: one or two channels high, the rest low, as a Cornell box's red and green."""
+    colour = rng.uniform(0.02, 0.12, size=3)
+    colour[rng.permutation(3)[: rng.integers(1, 3, endpoint=True)]] = rng.uniform(0.3, 0.75)
+    return [float(v) for v in colour]
+
+
+def _box_object(rng: np.random.Generator, bsdf: dict[str, Any], width: float, depth: float) -> dict[str, Any]:
+    """A block, a sphere or a cylinder standing on the box's floor, away from its walls."""
+    T = mitsuba().ScalarTransform4f
+    x, z = float(rng.uniform(-0.6, 0.6) * width), float(rng.uniform(-0.6, 0.45) * depth)
+    turn = T().rotate([0, 1, 0], float(rng.uniform(0, 90)))
+    kind = rng.choice(["block", "sphere", "cylinder"], p=[0.55, 0.25, 0.2])
+    if kind == "sphere":
+        radius = float(rng.uniform(0.15, 0.4) * width)
+        return {"type": "sphere", "center": [x, radius, z], "radius": radius, "bsdf": bsdf}
+    side, tall = float(rng.uniform(0.15, 0.35) * width), float(rng.uniform(0.15, 0.65))
+    if kind == "block":
+        place = T().translate([x, tall, z]) @ turn @ T().scale([side, tall, side])
+        return {"type": "cube", "to_world": place, "bsdf": bsdf}
+    place = T().translate([x, 0.0, z]) @ T().rotate([1, 0, 0], -90) @ T().scale([side, side, 2 * tall])
+    return {"type": "cylinder", "to_world": place, "bsdf": bsdf}
+
+
+def _box(rng: np.random.Generator, textures: Sequence[Path], options: SceneOptions) -> dict[str, Any]:
+    """A Cornell-like box: floor, ceiling and back wall pale, the side walls two strong colours (now and then a
+    texture or a glossy material instead), one or two small ceiling lights, one to three objects, and a camera
+    outside the open front framing the inside."""
+    T = mitsuba().ScalarTransform4f
+    width, height, depth = (float(v) for v in rng.uniform([0.8, 1.6, 0.8], [1.3, 2.4, 1.3]))
+    pale = [{"type": "diffuse", "reflectance": _rgb(_colour(rng, 0.45, 0.85))} for _ in range(2)]
+    sides = [{"type": "diffuse", "reflectance": _rgb(_saturated(rng))} for _ in range(2)]
+    floor = material(rng, textures) if rng.random() < 0.25 else pale[0]
+    back = {"type": "diffuse", "reflectance": _texture(rng, textures)} if textures and rng.random() < 0.2 else pale[1]
+    faces = {
+        "floor": (T().rotate([1, 0, 0], -90) @ T().scale([width, depth, 1]), floor),
+        "ceiling": (T().translate([0, height, 0]) @ T().rotate([1, 0, 0], 90) @ T().scale([width, depth, 1]),
+                    pale[0]),
+        "back": (T().translate([0, height / 2, -depth]) @ T().scale([width, height / 2, 1]), back),
+        "left": (T().translate([-width, height / 2, 0]) @ T().rotate([0, 1, 0], 90)
+                 @ T().scale([depth, height / 2, 1]), sides[0]),
+        "right": (T().translate([width, height / 2, 0]) @ T().rotate([0, 1, 0], -90)
+                  @ T().scale([depth, height / 2, 1]), sides[1]),
+    }  # fmt: skip
+    parts: dict[str, Any] = {
+        name: {"type": "rectangle", "to_world": place, "bsdf": bsdf} for name, (place, bsdf) in faces.items()
+    }
+    for i in range(int(rng.integers(1, 3, endpoint=True))):
+        bsdf = material(rng, textures) if rng.random() < 0.5 else {"type": "diffuse", "reflectance": _rgb(_colour(rng))}
+        parts[f"object{i}"] = _box_object(rng, bsdf, width, depth)
+    colour = np.array([1.0, rng.uniform(0.6, 1.0), rng.uniform(0.3, 1.0)])[:: 1 if rng.random() < 0.8 else -1]
+    for i in range(1 if rng.random() < 0.8 else 2):
+        half = rng.uniform(0.1, 0.3, size=2) * [width, depth]
+        x, z = rng.uniform(-0.3, 0.3, size=2) * [width, depth]
+        place = (T().translate([float(x), height - 0.005, float(z)]) @ T().rotate([1, 0, 0], 90)
+                 @ T().scale([float(half[0]), float(half[1]), 1]))  # fmt: skip
+        radiance = colour * rng.uniform(8, 30) * 0.044 / float(half[0] * half[1])
+        parts[f"light{i}"] = {
+            "type": "rectangle",
+            "to_world": place,
+            "emitter": {"type": "area", "radiance": _rgb(radiance)},
+        }
+    fov = float(rng.uniform(25, 45))
+    reach = max(width, height / 2) / np.tan(np.radians(fov / 2)) * rng.uniform(0.9, 1.2)
+    origin = [float(rng.uniform(-0.15, 0.15) * width), float(height / 2 + rng.uniform(-0.15, 0.15) * height),
+              float(depth + reach)]  # fmt: skip
+    target = [float(rng.uniform(-0.1, 0.1) * width), float(height / 2 + rng.uniform(-0.1, 0.1) * height), 0.0]
+    parts["sensor"] = {
+        "type": "perspective",
+        "fov": fov,
+        "to_world": T().look_at(origin=origin, target=target, up=[0, 1, 0]),
+        "sampler": {"type": "independent"},
+        "film": {"type": "hdrfilm", "width": options.size, "height": options.size, "rfilter": {"type": "box"}},
+    }
+    return parts
+
+
 def scene(seed: int, textures: Sequence[Path] = (), options: SceneOptions = SceneOptions()) -> dict[str, Any]:
     """The scene dictionary of number `seed` (textures: image files to draw textures and environments from)."""
     rng = np.random.default_rng([seed, 0x5CE7E])
@@ -198,6 +278,9 @@ def scene(seed: int, textures: Sequence[Path] = (), options: SceneOptions = Scen
     if options.rooms and rng.random() < options.rooms:
         depth = int(rng.integers(*options.max_depth, endpoint=True))
         return {"type": "scene", "integrator": {"type": "path", "max_depth": depth}, **_room(rng, textures, options)}
+    if options.boxes and rng.random() < options.boxes:
+        depth = int(rng.integers(*options.max_depth, endpoint=True))
+        return {"type": "scene", "integrator": {"type": "path", "max_depth": depth}, **_box(rng, textures, options)}
     floor = T().rotate([1, 0, 0], -90) @ T().scale(6)
     walled = bool(rng.random() < 0.5)
     parts: dict[str, Any] = {
