@@ -126,7 +126,8 @@ def denoise_command(
     device: Device = ENGINE.device,
     precision: Precision = ENGINE.precision,
     max_memory: Annotated[str, _opt("--max-memory", "Memory budget for tiles.")] = f"{ENGINE.max_memory >> 30}G",
-    passes: Annotated[int | None, _opt("--passes", "Stochastic passes to average (default: the card's, or 1).")] = None,
+    passes: Annotated[int | None, _opt("--passes", "Passes to average, each over the image flipped or turned its "
+                                       "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
     seed: Seed = 0,

@@ -35,14 +35,41 @@ TILES_PER_RELEASE = 8
 whose freed blocks malloc does not all reuse (`reuses_freed_memory` False) its free pages go back to the kernel
 after this many tiles (`allocator.release_freed_memory`)."""
 
+SYMMETRIES = (0, 4, 2, 6, 1, 5, 3, 7)
+"""The order in which passes take the eight flips and quarter turns of the square (`turn`): two passes see the
+tile and its mirror image, four every symmetry that keeps a tile's shape, eight all of them."""
+
+
+def turn(tile: torch.Tensor, k: int) -> torch.Tensor:
+    """Symmetry k (0-7) of an (H, W, C) tile: k % 4 quarter turns, then a left-right flip when k >= 4."""
+    if k == 0:
+        return tile
+    turned = torch.rot90(tile, k % 4, dims=(0, 1))
+    return turned.flip(1) if k >= 4 else turned
+
+
+def unturn(tile: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of `turn(tile, k)`."""
+    if k == 0:
+        return tile
+    return torch.rot90(tile.flip(1) if k >= 4 else tile, -(k % 4), dims=(0, 1))
+
+
+def symmetry(pass_: int, square: bool) -> int:
+    """The symmetry pass `pass_` runs with: SYMMETRIES in turn, only the shape-keeping first four for an oblong
+    tile."""
+    return SYMMETRIES[pass_ % (8 if square else 4)]
+
+
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How to run a network over an image. `passes` stochastic passes are averaged; `input_mask` hides that
-    share of the input pixels in every pass, drawn afresh, the way masked training showed them to the net."""
+    """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
+    its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
+    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net."""
 
     tile: int = 0
     overlap: int = 32
@@ -239,23 +266,29 @@ class Engine:
     ) -> None:
         """Every pass of the numbered `tiles` of `grid` into `total`, blended and normalised; `image` and `total`
         hold the grid's pixels from `origin` on. Work goes in batches of (tile, pass) pairs, the passes of a tile
-        side by side, each pair drawing its masks from its own generator (numbered by its place in the whole
-        grid), so that neither the batch size nor the tiles left out change a pixel's result."""
+        side by side, each pair turned by its pass's symmetry and drawing its masks from its own generator
+        (numbered by its place in the whole grid), so that neither the batch size nor the tiles left out change a
+        pixel's result."""
         (th, tw), passes, (oy, ox) = grid.size, self.options.passes, origin
         ramps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        work = [(y - oy, x - ox, self._generator(index, k, t)) for t, (y, x) in tiles for k in range(passes)]
+        work = [
+            (y - oy, x - ox, symmetry(k, th == tw), self._generator(index, k, t))
+            for t, (y, x) in tiles
+            for k in range(passes)
+        ]
         total.zero_()
         for start in range(0, len(work), self.batch):
             group = work[start : start + self.batch]
-            batch = torch.stack([image[y : y + th, x : x + tw] for y, x, _ in group])
-            outputs = self._forward(batch, [generator for _, _, generator in group])
+            batch = torch.stack([turn(image[y : y + th, x : x + tw], k) for y, x, k, _ in group])
+            outputs = self._forward(batch, [generator for *_, generator in group])
             if outputs.shape[-1] != total.shape[-1]:
                 outputs = outputs.mean(dim=-1, keepdim=True)
-            for (y, x, _), out in zip(group, outputs, strict=True):
+            for (y, x, k, _), out in zip(group, outputs, strict=True):
                 if (y, x) not in ramps:
                     ramps[y, x] = tuple(torch.from_numpy(r).to(self.device) for r in grid.ramps(y + oy, x + ox))
                 ramp_y, ramp_x = ramps[y, x]
-                total[y : y + th, x : x + tw] += out.mul_(ramp_y[:, None, None]).mul_(ramp_x[None, :, None])
+                weighted = unturn(out, k).mul_(ramp_y[:, None, None]).mul_(ramp_x[None, :, None])
+                total[y : y + th, x : x + tw] += weighted
             self.tiles_run += len(group)
             if self.release_every and self.tiles_run % self.release_every < len(group):
                 allocator.release_freed_memory()
