@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdn import allocator
+from mdn import allocator, noise_level
 from mdn.errors import MdnError
 from mdn.nets.swinir import input_mask
 from mdn.tiling import TileGrid
@@ -69,7 +69,8 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
-    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net."""
+    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `self_check`
+    blends each whole plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
 
     tile: int = 0
     overlap: int = 32
@@ -80,6 +81,7 @@ class EngineOptions:
     seed: int = 0
     attention_mask: bool = True
     input_mask: float = 0.0
+    self_check: bool = False
     max_memory: int = 2 << 30
 
 
@@ -183,6 +185,8 @@ class Engine:
         self.tile = options.tile or self._tile_for_budget(options.max_memory)
         check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
+        self.kept_shares: list[float] = []
+        """With `self_check`: the share of the network's change kept in each plane of the last call."""
 
     def _tile_for_budget(self, budget: int) -> int:
         """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
@@ -211,8 +215,12 @@ class Engine:
                 progress(done, total)
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
+        self.kept_shares = []
         for index, plane in enumerate(planes):
             self._plane(plane, index, advance, result[index])
+            if self.options.self_check:
+                result[index], share = noise_level.self_checked(plane[..., : result.shape[-1]], result[index])
+                self.kept_shares.append(share)
         return result
 
     @torch.inference_mode()
@@ -306,7 +314,8 @@ class Engine:
         (H, W, C) `shape` plane, bit for bit, from the parts of the plane that `read(rows, columns)` returns as
         float32 (h, w, C) display-range pixels: only the tiles of the whole plane's grid that touch the region
         run, on the pixels they would see there (the plane's reflected border included), with their weights.
-        Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes."""
+        Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes,
+        which runs without the self-check (it needs the whole plane's output)."""
         height, width, _ = shape
         padded = height + (-height) % self.window, width + (-width) % self.window
         grid = self._grid(*padded)

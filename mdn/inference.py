@@ -23,13 +23,15 @@ def options(
     *,
     passes: int | None = None,
     input_mask: float | None = None,
+    self_check: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
-    """Engine options for `card`: its inference settings (passes, input mask) and tile overlap unless given
-    here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the engine would refuse."""
-    given = {"passes": passes, "input_mask": input_mask}
+    """Engine options for `card`: its inference settings (passes, input mask, self-check) and tile overlap unless
+    given here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the engine would
+    refuse."""
+    given = {"passes": passes, "input_mask": input_mask, "self_check": self_check}
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("passes", 1) < 1:
         raise MdnError("--passes must be at least 1")
@@ -65,6 +67,8 @@ def run(
     result = engine(planes, progress)
     if info is not None:
         info.update(model=model.name, tiles=engine.tiles_run, tile=engine.tile, device=str(engine.device))
+        if settings.self_check:
+            info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
     return result
 
 
