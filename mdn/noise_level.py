@@ -62,12 +62,15 @@ def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
 
 
 def noise_variance(image: np.ndarray) -> float:
-    """Mean noise variance per channel of an (H, W, C) image in [0, 1], C 1 or 3: measured in chroma (grey:
-    in the image), at full resolution, or on every other pixel where that finds more than `CORRELATED_FROM`."""
+    """Mean noise variance per channel of an (H, W, C) image in [0, 1], C 1 or 3. Colour: in chroma, at full
+    resolution, or on every other pixel where that finds more than `CORRELATED_FROM`. Grey, which has no chroma
+    to hide texture from: at full resolution only (every other pixel of a clean grey photo finds 8-16/255)."""
     image = np.asarray(image, dtype=np.float32)
-    planes = (image @ _OPPONENT[1:].T) if image.shape[-1] == 3 else image
-    white = patch_noise_variance(planes)
-    spaced = patch_noise_variance(planes, step=2)
+    if image.shape[-1] != 3:
+        return patch_noise_variance(image)
+    chroma = image @ _OPPONENT[1:].T
+    white = patch_noise_variance(chroma)
+    spaced = patch_noise_variance(chroma, step=2)
     return max(white, spaced) if spaced > CORRELATED_FROM else white
 
 
