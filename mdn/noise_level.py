@@ -74,13 +74,19 @@ def noise_variance(image: np.ndarray) -> float:
     return max(white, spaced) if spaced > CORRELATED_FROM else white
 
 
+def input_share(error_var: float, noise_var: float, memorised: float = 0.0) -> float:
+    """The input's share in the blend of a denoised image with its input that minimises the expected error,
+    for an output of error variance `error_var` whose change removed all but a `memorised` share of noise of
+    variance `noise_var` (0: the output's error is independent of the noise, the Wiener weight)."""
+    kept = 1 - memorised
+    denominator = error_var + kept**2 * noise_var
+    return max(0.0, (error_var - memorised * kept * noise_var) / denominator) if denominator > 0 else 0.0
+
+
 def kept_share(noise_var: float, change_var: float) -> float:
-    """The share of a denoiser's change to keep: noise / (noise + the output's estimated error), where the
-    error is the mean squared change less the noise (a change made of noise alone is all kept)."""
-    error_var = max(change_var - noise_var, 0.0)
-    if noise_var + error_var <= 0:
-        return 1.0
-    return noise_var / (noise_var + error_var)
+    """The share of a denoiser's change to keep, 1 - `input_share`, with the output's error estimated as the mean
+    squared change less the noise (a change made of noise alone is all kept)."""
+    return 1.0 - input_share(max(change_var - noise_var, 0.0), noise_var)
 
 
 def self_checked(noisy: np.ndarray, denoised: np.ndarray) -> tuple[np.ndarray, float]:

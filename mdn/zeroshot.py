@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from mdn.engine import MIN_TILE, ProgressCallback, autocast
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
+from mdn.noise_level import input_share
 from mdn.stabilise import IMMERKAER, binned_variances
 from mdn.tiling import TileGrid
 
@@ -159,12 +160,6 @@ def _gain(noise_var: float, held: float, trained: float, weight: float, floor: f
     return 10 * math.log10(noise_var / error)
 
 
-def best_weight(error_var: float, memorised: float, noise_var: float) -> float:
-    """The input's share in the blend that minimises `blend_error`."""
-    kept = 1 - memorised
-    return max(0.0, (error_var - memorised * kept * noise_var) / (error_var + kept**2 * noise_var))
-
-
 def noise_variance(image: np.ndarray, bins: int = 16) -> float:
     """Mean variance of pixel-independent noise in (H, W, C), signal-dependent noise included: each channel's
     response to Immerkaer's operator (1996, `stabilise.IMMERKAER`) is sorted by local (3x3) brightness into
@@ -203,8 +198,8 @@ def self_checked(noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray) -> 
     spread = float(np.std(held)) / math.sqrt(held.size) if held.size > 1 else residual
     check = SelfCheck(noise_var, error_var, memorised, 1.0, residual, spread, trained_residual)
     if check.fill_gain_db > 0:
-        check = dataclasses.replace(check, weight=best_weight(error_var, memorised, noise_var))
-    held_weight = 1.0 if check.weight == 1.0 else best_weight(error_var, 0.0, noise_var)
+        check = dataclasses.replace(check, weight=input_share(error_var, noise_var, memorised))
+    held_weight = 1.0 if check.weight == 1.0 else input_share(error_var, noise_var)
     weight = np.where(holdout[..., None], np.float32(held_weight), np.float32(check.weight))
     blended = (1 - weight) * filled + weight * np.clip(noisy, 0.0, 1.0)
     return blended.astype(np.float32), check
