@@ -75,23 +75,20 @@ def denoise(
     """
     from pathlib import Path
 
-    from mdn import arrays, inference, registry, tonemap
+    from mdn import arrays, inference
 
     picture = arrays.load(image, axes, hdr, layer)
-    loaded = registry.load_model(registry.default_card(hdr=picture.hdr) if model is None else model)
-    settings = inference.options(
-        loaded.card, passes=passes, input_mask=input_mask, self_check=self_check, seed=seed, device=device,
-        precision=precision, tile=tile, overlap=overlap, batch=batch, max_memory=max_memory,
-        attention_mask=attention_mask,
+    settings = dict(
+        passes=passes, input_mask=input_mask, self_check=self_check, seed=seed, device=device, precision=precision,
+        tile=tile, overlap=overlap, batch=batch, max_memory=max_memory, attention_mask=attention_mask,
     )  # fmt: skip
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
+    models = inference.ModelChoice(model, settings, *buffers)
 
     def work(planes: np.ndarray) -> np.ndarray:
-        return inference.run(
-            inference.with_auxiliary(planes, loaded, picture, *buffers), loaded, settings, progress, info
-        )
+        return inference.run(*models.inputs(planes, picture), progress, info)
 
-    return arrays.apply(picture, work, fit=tonemap.fitter(loaded.card.transform))
+    return arrays.apply(picture, work, fit=models.fit)
 
 
 def denoise_volume(

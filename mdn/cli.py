@@ -152,11 +152,11 @@ def denoise_command(
         "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch, "max_memory": max_memory,
         "attention_mask": attention_mask,
     }  # fmt: skip
-    models = inference.ModelChoice(model, settings)  # a bad setting is a usage error before any file is read
+    models = inference.ModelChoice(model, settings, albedo, normal)
+    models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        loaded, options = models.for_image(context.image.hdr)
-        planes = inference.with_auxiliary(pixels, loaded, context.image, albedo, normal)
+        planes, loaded, options = models.inputs(pixels, context.image)
         context.info["auxiliary"] = planes.shape[-1] > pixels.shape[-1]
         return inference.run(planes, loaded, options, progress.steps, context.info)
 

@@ -89,7 +89,7 @@ def print_models(cards: list[registry.ModelCard]) -> None:
     for card in cards:
         table.add_row(
             card.name, card.task, f"{card.parameters:,}", card.description, f"{card.training.get('iterations', 0):,}",
-            "*" if card.default else "renders" if card.default_hdr else "",
+            "*" if card.default else "renders" if card.default_hdr else "renders+aux" if card.default_hdr_aux else "",
         )  # fmt: skip
     out.print(table)
 

@@ -73,41 +73,57 @@ def run(
 
 
 class ModelChoice:
-    """The model for each image of a batch, with its engine options: the named card, or with no name the default
-    card, and for HDR renders the card marked default for them (`ModelCard.default_hdr`), loaded when the first
-    render comes. `settings`: `options`' keyword arguments; a setting the engine refuses raises at once."""
+    """The model for each image of a batch, with its engine options: the named card (a name, JSON path, card or
+    loaded model), or with none the default card; for HDR renders the card marked default for them
+    (`ModelCard.default_hdr`), and for renders that bring albedo and normal the one marked default for those
+    (`default_hdr_aux`), as OIDN keeps weights for each set of inputs. Each is loaded when its first image comes.
+    `settings`: `options`' keyword arguments, a setting the engine refuses raising when its model loads. `albedo`
+    and `normal`: buffer files given for every render (else each EXR's own layers)."""
 
-    def __init__(self, name: str | None, settings: dict[str, Any]) -> None:
-        self.name, self.settings = name, settings
-        self.chosen: dict[bool, tuple[Model, EngineOptions]] = {}
-        self.for_image(hdr=False)
+    def __init__(
+        self,
+        model: str | Path | ModelCard | Model | None,
+        settings: dict[str, Any],
+        albedo: Path | None = None,
+        normal: Path | None = None,
+    ) -> None:
+        self.model, self.settings, self.buffers = model, settings, (albedo, normal)
+        self.chosen: dict[tuple[bool, bool], tuple[Model, EngineOptions]] = {}
 
-    def for_image(self, hdr: bool) -> tuple[Model, EngineOptions]:
-        render = hdr and self.name is None
-        if render not in self.chosen:
-            card = registry.find(self.name) if self.name is not None else registry.default_card(hdr=render)
+    def for_image(self, hdr: bool, aux: bool = False) -> tuple[Model, EngineOptions]:
+        """The model and options for an image (`hdr`: a render; `aux`: one with albedo and normal)."""
+        key = (hdr and self.model is None, aux and hdr and self.model is None)
+        if key not in self.chosen:
+            card = self.model if self.model is not None else registry.default_card(hdr=key[0], aux=key[1])
             model = registry.load_model(card)
-            self.chosen[render] = model, options(model.card, **self.settings)
-        return self.chosen[render]
+            self.chosen[key] = model, options(model.card, **self.settings)
+        return self.chosen[key]
 
     def fit(self, image: Image) -> DisplayTransform:
-        """The display transform of an image for its model (`tonemap.fitter` of the card's own transform)."""
+        """The display transform of an image for its model (`tonemap.fitter` of the card's own transform; a
+        render's cards with and without buffers share theirs, `registry.default_card`)."""
         return tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)
 
+    def inputs(self, planes: np.ndarray, image: Image) -> tuple[np.ndarray, Model, EngineOptions]:
+        """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with
+        the render's albedo and normal appended when the model takes them and the render has them (`aux.read`:
+        given files, else the EXR's own layers), the render default then swapped for the one for buffers."""
+        model, settings = self.for_image(image.hdr)
+        albedo, normal = self.buffers
+        if not _takes_aux(model):
+            if albedo or normal:
+                raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
+            return planes, model, settings
+        found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
+        if found is None:
+            return planes, model, settings
+        if found.shape[:3] != planes.shape[:3]:
+            raise MdnError(f"albedo and normal are {found.shape[1:3]}, the render {planes.shape[1:3]}", image.path)
+        with_buffers, buffer_settings = self.for_image(image.hdr, aux=True)
+        if _takes_aux(with_buffers):
+            model, settings = with_buffers, buffer_settings
+        return np.concatenate([planes, found], axis=-1), model, settings
 
-def with_auxiliary(
-    planes: np.ndarray, model: Model, image: Image, albedo: Path | None = None, normal: Path | None = None
-) -> np.ndarray:
-    """Display-range planes (N, H, W, C) with the render's albedo and normal appended when the model takes them
-    and the render has them (`aux.read`: given files, else the EXR's own layers); as they are otherwise (the
-    engine then shows the model none)."""
-    if not getattr(network_config(model.card), "aux", 0):
-        if albedo or normal:
-            raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
-        return planes
-    found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
-    if found is None:
-        return planes
-    if found.shape[:3] != planes.shape[:3]:
-        raise MdnError(f"albedo and normal are {found.shape[1:3]}, the render {planes.shape[1:3]}", image.path)
-    return np.concatenate([planes, found], axis=-1)
+
+def _takes_aux(model: Model) -> bool:
+    return bool(getattr(network_config(model.card), "aux", 0))

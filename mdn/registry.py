@@ -67,6 +67,8 @@ class ModelCard:
     default: bool = False
     default_hdr: bool = False
     """The card `mdn denoise` takes for HDR renders (EXR) when no model is named, instead of the default."""
+    default_hdr_aux: bool = False
+    """The card it takes for HDR renders that bring albedo and normal (a card trained with them alone)."""
     tile_overlap: int = 32
     inference: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] = field(default_factory=dict)
@@ -111,14 +113,17 @@ def cards() -> dict[str, ModelCard]:
     return found
 
 
-def default_card(task: str = "denoise", hdr: bool = False) -> ModelCard:
-    """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one. A
+def default_card(task: str = "denoise", hdr: bool = False, aux: bool = False) -> ModelCard:
+    """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one,
+    and with `aux` too the one for renders with albedo and normal if it works in the same pixel transform. A
     user's card so marked comes before a built-in one."""
-    found = list(reversed(cards().values()))
-    for card in [*(c for c in found if hdr and c.default_hdr), *(c for c in found if c.default)]:
-        if card.task == task:
-            return card
-    raise MdnError(f"no default {task} model is installed (see mdn models)")
+    found = [card for card in reversed(cards().values()) if card.task == task]
+    plain = [card for card in found if card.default]
+    renders = [card for card in found if hdr and card.default_hdr] + plain
+    if not renders:
+        raise MdnError(f"no default {task} model is installed (see mdn models)")
+    with_buffers = [c for c in found if hdr and aux and c.default_hdr_aux and c.transform == renders[0].transform]
+    return [*with_buffers, *renders][0]
 
 
 def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCard:

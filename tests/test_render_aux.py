@@ -123,3 +123,35 @@ def test_the_api_takes_the_render_default_and_its_buffers_as_the_cli_does(tmp_pa
     in_memory: dict = {}
     np.testing.assert_array_equal(mdn.denoise(pixels, hdr=True, info=in_memory), mdn.denoise(tmp_path / "bare.exr"))
     assert in_memory["model"] == "render-default"
+
+
+def test_renders_with_buffers_take_the_card_made_for_them(tmp_path: Path) -> None:
+    import mdn
+
+    for name, flag in (("render-default", "default_hdr"), ("render-buffers", "default_hdr_aux")):
+        card = registry.ModelCard.from_file(_card(tmp_path / "cards", name=name).path)
+        setattr(card, flag, True)
+        registry.save(registry.load(card), card, registry.user_dir())
+    _render(tmp_path / "buffers.exr", {"albedo": "rgb", "normal": "xyz"})
+    _render(tmp_path / "bare.exr", {})
+
+    def model(path: Path, **given: Path) -> str:
+        info: dict = {}
+        mdn.denoise(path, info=info, **given)
+        return info["model"]
+
+    assert model(tmp_path / "buffers.exr") == "render-buffers" and model(tmp_path / "bare.exr") == "render-default"
+    files = {"albedo": tmp_path / "buffers.exr", "normal": tmp_path / "buffers.exr"}
+    assert model(tmp_path / "bare.exr", **files) == "render-buffers"
+    report = tmp_path / "r.json"
+    result = runner.invoke(app, ["denoise", str(tmp_path / "buffers.exr"), str(tmp_path / "bare.exr"), "-o",
+                                 str(tmp_path / "out"), "--quiet", "--json", str(report)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    chosen = {Path(f["input"]).name: f["info"]["model"] for f in json.loads(report.read_text())["files"]}
+    assert chosen == {"buffers.exr": "render-buffers", "bare.exr": "render-default"}
+    assert registry.default_card(hdr=True, aux=True).name == "render-buffers"
+    assert registry.default_card(aux=True).name == registry.default_card().name  # photos never take it
+    buffers = registry.find("render-buffers")
+    buffers.transform = {"kind": "other"}
+    registry.save(registry.load(buffers), buffers, registry.user_dir())
+    assert registry.default_card(hdr=True, aux=True).name == "render-default"  # another pixel transform: not taken
