@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.swinir import MASK_VALUE, Generators, per_sample
 
 
@@ -53,6 +54,9 @@ class UNetConfig:
     """Channel dropout before the last convolution, in training only."""
     aux: int = 0
     """Auxiliary input channels after the image's (a render's albedo and normal); the output has `channels`."""
+    self_similarity: int = 0
+    """Window side (in half-resolution positions) of two non-local blocks after the decoder's half-resolution
+    level (`WindowSelfSimilarity`, plain and shifted windows); 0: none."""
 
     @property
     def window(self) -> int:
@@ -67,7 +71,7 @@ class UNetConfig:
     def activation_bytes_per_pixel(self) -> int:
         """Float32 bytes of the largest activations alive at once in inference, per image pixel: the first
         level's skip, its decoder's concatenation and the convolution's output."""
-        return 4 * 5 * self.widths[0]
+        return 4 * 5 * self.widths[0] + self.self_similarity**2  # attention weights: n² floats per 4 pixels
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "widths": list(self.widths)}
@@ -84,8 +88,10 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-partial": UNetConfig(residual=False, partial=True),
     "unet-own-pixel": UNetConfig(residual=False, partial=True, own_pixel=True),
     "unet-dropout": UNetConfig(dropout=0.5),
+    "unet-nonlocal": UNetConfig(self_similarity=16),
 }
-"""Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, and the masked designs."""
+"""Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
+(with self-similarity blocks)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -156,6 +162,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(
             nn.ModuleList([_conv(w[i + 1] + w[i], w[i]), _conv(w[i], w[i])]) for i in range(len(w) - 1)
         )
+        n = config.self_similarity
+        self.similar = (
+            nn.Sequential(WindowSelfSimilarity(w[1], n), WindowSelfSimilarity(w[1], n, shifted=True)) if n else None
+        )
         self.last = _conv(w[0], config.channels)
         self.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout for convolutions
 
@@ -179,6 +189,8 @@ class UNet(nn.Module):
             merge, refine = self.up[level]
             y = torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skips[level]], dim=1)
             y = conv(refine, conv(merge, y))
+            if level == 1 and self.similar is not None:
+                y = self.similar(y)
         if self.config.dropout:
             y = F.dropout2d(y, self.config.dropout, self.training)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256

@@ -63,11 +63,18 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
             state[key] = torch.cat(
                 [have, have.new_zeros((have.shape[0], wanted.shape[1] - have.shape[1], *have.shape[2:]))], 1
             )
+    added = {key: value for key, value in model.state_dict().items() if key not in state and _starts_as_identity(key)}
     try:
-        model.load_state_dict(state)
+        model.load_state_dict({**state, **added})
     except RuntimeError as exc:
         raise MdnError(f"init {name}: its network differs from config {config}") from exc
     return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
+
+
+def _starts_as_identity(key: str) -> bool:
+    """Whether a weight belongs to a block that leaves its input as it is until trained (a U-Net's
+    self-similarity blocks), so that a card without it can start a network with it."""
+    return key.startswith("similar.")
 
 
 def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
