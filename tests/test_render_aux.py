@@ -59,6 +59,24 @@ def test_a_card_without_them_starts_a_network_with_them_as_it_was(tmp_path: Path
     torch.testing.assert_close(wider.eval()(given), registry.load(plain)(x))
 
 
+def test_the_buffers_own_encoder_starts_as_the_card_and_then_guides_both_levels(tmp_path: Path) -> None:
+    card = _card(tmp_path)
+
+    class Objective:
+        task, architecture = "denoise", "unet"
+
+    encoded = UNet(replace(TINY, aux_encoder=8))
+    start_weights(encoded, str(card.path), Objective(), "unet-aux-encoder")
+    x = torch.rand(1, 3 + aux.CHANNELS, 32, 32)
+    torch.testing.assert_close(encoded.eval()(x), registry.load(card)(x))
+    for level, projection in enumerate(encoded.aux_encoder.into):
+        torch.nn.init.normal_(projection.weight)
+        other = x.clone()
+        other[:, 3:] = torch.rand(1, aux.CHANNELS, 32, 32)
+        assert not torch.allclose(encoded(other), encoded(x)), level
+        torch.nn.init.zeros_(projection.weight)
+
+
 def _render(path: Path, layers: dict[str, str]) -> None:
     rng = np.random.default_rng(3)
     channels = {c: (rng.random((32, 32)) * 3).astype(np.float32) for c in "RGB"}

@@ -131,6 +131,24 @@ def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tm
     assert card.training["initialised_from"]["card"] == "start"
 
 
+def test_a_render_card_gains_an_encoder_for_its_buffers_by_config(render_set: Path, tmp_path: Path) -> None:
+    def sitting(**given) -> training.Sitting:
+        options = training.TrainOptions.create(
+            name="r", data=[str(render_set)], objective="render", init="unet-render", iters=2, batch=2, crop=16,
+            threads=1, **given,
+        )  # fmt: skip
+        return training.Sitting(options, tmp_path / "run", tmp_path / "cards", overwrite=True)
+
+    run = sitting(config="unet-aux-encoder", aux_share=1.0)
+    for _ in run.run():
+        pass
+    assert run.write_card().config["aux_encoder"] == 32
+    with pytest.raises(MdnError, match="needs a U-Net config"):
+        sitting(config="paper", aux_share=1.0)
+    with pytest.raises(MdnError, match="with --aux-share"):
+        sitting(config="unet-aux-encoder")
+
+
 def test_render_training_needs_scenes(tmp_path: Path) -> None:
     options = training.TrainOptions.create(name="r", data=[str(tmp_path)], objective="render", threads=1)
     with pytest.raises(MdnError, match="no render scenes"):

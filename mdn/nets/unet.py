@@ -54,6 +54,9 @@ class UNetConfig:
     """Channel dropout before the last convolution, in training only."""
     aux: int = 0
     """Auxiliary input channels after the image's (a render's albedo and normal); the output has `channels`."""
+    aux_encoder: int = 0
+    """Width of the auxiliary channels' own encoder (`AuxEncoder`), whose features join the first two levels'
+    through projections that start at zero; 0: the auxiliary channels enter with the image alone."""
     self_similarity: int = 0
     """Window side (in half-resolution positions) of two non-local blocks after the decoder's half-resolution
     level (`WindowSelfSimilarity`, plain and shifted windows); 0: none."""
@@ -89,9 +92,10 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-own-pixel": UNetConfig(residual=False, partial=True, own_pixel=True),
     "unet-dropout": UNetConfig(dropout=0.5),
     "unet-nonlocal": UNetConfig(self_similarity=16),
+    "unet-aux-encoder": UNetConfig(aux=6, aux_encoder=32),
 }
 """Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
-(with self-similarity blocks)."""
+(with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -141,6 +145,27 @@ def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
     return conv(x * (1 - hidden)) + F.conv2d(x * hidden, centre)
 
 
+class AuxEncoder(nn.Module):
+    """A render's auxiliary channels (albedo, normal) through convolutions of their own, to features added to a
+    U-Net's full- and half-resolution levels by 1x1 projections that start at zero (so a card without it starts
+    a network with it as it was). Where they enter the first convolution alone they share its 32 filters with the
+    noisy image, and their weights, started at zero, stay small (a tenth of the image's after 22,000 steps)."""
+
+    def __init__(self, aux: int, width: int, levels: tuple[int, int]) -> None:
+        super().__init__()
+        self.full = nn.ModuleList([_conv(aux, width), _conv(width, width)])
+        self.coarse = _conv(width, width)
+        self.into = nn.ModuleList(nn.Conv2d(width, channels, 1) for channels in levels)
+        for projection in self.into:
+            nn.init.zeros_(projection.weight)
+            nn.init.zeros_(projection.bias)
+
+    def forward(self, aux: Tensor) -> tuple[Tensor, Tensor]:
+        full = F.relu(self.full[1](F.relu(self.full[0](aux))))
+        coarse = F.relu(self.coarse(F.max_pool2d(full, 2)))
+        return self.into[0](full), self.into[1](coarse)
+
+
 class UNet(nn.Module):
     """(B, C + aux, H, W) noisy images in [0, 1] and their auxiliary channels -> (B, C, H, W) denoised, H and W
     multiples of `config.window`."""
@@ -162,6 +187,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(
             nn.ModuleList([_conv(w[i + 1] + w[i], w[i]), _conv(w[i], w[i])]) for i in range(len(w) - 1)
         )
+        self.aux_encoder = AuxEncoder(config.aux, config.aux_encoder, (w[0], w[1])) if config.aux_encoder else None
         n = config.self_similarity
         self.similar = (
             nn.Sequential(WindowSelfSimilarity(w[1], n), WindowSelfSimilarity(w[1], n, shifted=True)) if n else None
@@ -181,9 +207,14 @@ class UNet(nn.Module):
         skips = []
         first, second = self.first
         y = conv(second, conv(first, x) if not self.config.partial else F.relu(first(x), inplace=True))
-        for layer in self.down:
+        guides = self.aux_encoder(x[:, self.config.channels :]) if self.aux_encoder is not None else None
+        for level, layer in enumerate(self.down):
+            if level == 0 and guides is not None:
+                y = y + guides[0]
             skips.append(y)
             y = conv(layer, F.max_pool2d(y, 2))
+            if level == 0 and guides is not None:
+                y = y + guides[1]
         y = conv(self.bottom, y)
         for level in reversed(range(len(self.up))):
             merge, refine = self.up[level]

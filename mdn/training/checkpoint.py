@@ -73,8 +73,8 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
 
 def _starts_as_identity(key: str) -> bool:
     """Whether a weight belongs to a block that leaves its input as it is until trained (a U-Net's
-    self-similarity blocks), so that a card without it can start a network with it."""
-    return key.startswith("similar.")
+    self-similarity blocks, its auxiliary encoder), so that a card without it can start a network with it."""
+    return key.startswith(("similar.", "aux_encoder."))
 
 
 def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from mdn import metrics, registry
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
-from mdn.nets.unet import UNet
+from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import aux, dataset
 from mdn.tonemap import ToneMap
 from mdn.training.objectives import CardFineTuning
@@ -87,11 +87,18 @@ class RenderDenoising(CardFineTuning):
         return f"U-Net for renders{inputs}, fine-tuned from {self.card.name} on {scenes}"
 
     def build(self) -> nn.Module:
-        """The init card's network (channels-last: its convolutions run 1.5x faster on CPU), taking the
-        auxiliary inputs when the run has them (`checkpoint.start_weights` starts their weights at zero)."""
+        """The init card's network, or `--config`'s U-Net (the card's widths, with added blocks), channels-last
+        (its convolutions run 1.5x faster on CPU), taking the auxiliary inputs when the run has them
+        (`checkpoint.start_weights` starts their weights and added blocks as the card was)."""
         config = registry.network_config(self.card)
         if config.aux and not self.aux_channels:
             raise MdnError(f"init {self.card.name} takes albedo and normal: train it with --aux-share")
+        if self.options.config:
+            if self.options.config not in UNET_SIZES:
+                raise MdnError(f"objective render needs a U-Net config ({', '.join(UNET_SIZES)})")
+            config = UNET_SIZES[self.options.config]
+        if config.aux_encoder and not self.aux_channels:
+            raise MdnError(f"--config {self.options.config} encodes albedo and normal: train it with --aux-share")
         return UNet(replace(config, aux=self.aux_channels)).to(memory_format=torch.channels_last)
 
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
