@@ -5,12 +5,17 @@ A U-Net sees a few dozen pixels around each one; a picture's repeated structure 
 aliased pattern) lies further apart. Non-local networks (NLRN, Liu et al. 2018; N3Net, Plötz and Roth 2018) add a
 stage that compares patches across a search window and averages the matches; here that is attention inside
 square windows of one U-Net level, with queries and keys from a 3x3 convolution (a patch descriptor) and a second
-block over windows shifted by half, so that no position is cut off at a window's edge. The output projection
-starts at zero: a network with the blocks added starts as the one without them.
+block over windows shifted by half, so that no position is cut off at a window's edge. A learned sharpness
+scales the similarities (started at 4x the usual 1/sqrt(d)), so that the softmax can pick the few best matches
+as block matching does rather than average the window. The output projection starts at zero: a network with
+the blocks added starts as the one without them.
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -24,6 +29,7 @@ class WindowSelfSimilarity(nn.Module):
         self.window, self.shifted = window, shifted
         self.keys = nn.Conv2d(channels, key_channels, 3, padding=1)
         self.values = nn.Conv2d(channels, channels, 1)
+        self.sharpness = nn.Parameter(torch.tensor(math.log(4.0)))
         self.out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -36,7 +42,8 @@ class WindowSelfSimilarity(nn.Module):
         if self.shifted:
             y = y.roll((-(n // 2), -(n // 2)), dims=(2, 3))
         keys, values = self.keys(y), self.values(y)
-        gathered = F.scaled_dot_product_attention(_windows(keys, n), _windows(keys, n), _windows(values, n))
+        keys = _windows(keys, n)
+        gathered = F.scaled_dot_product_attention(keys * self.sharpness.exp(), keys, _windows(values, n))
         out = _unwindow(gathered, n, b, y.shape[2], y.shape[3])
         if self.shifted:
             out = out.roll((n // 2, n // 2), dims=(2, 3))
