@@ -115,6 +115,12 @@ class ModelChoice:
                 raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
             return planes, model, settings
         found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
+        if found is None and _needs_aux(model):
+            raise MdnError(
+                f"model {model.name} was trained with albedo and normal always given: give them (EXR layers or "
+                "--albedo and --normal) or take a card that works without them",
+                image.path,
+            )
         if found is None:
             return planes, model, settings
         if found.shape[:3] != planes.shape[:3]:
@@ -127,3 +133,8 @@ class ModelChoice:
 
 def _takes_aux(model: Model) -> bool:
     return bool(getattr(network_config(model.card), "aux", 0))
+
+
+def _needs_aux(model: Model) -> bool:
+    """Whether the card never saw a render without its buffers in training (`mdn train --aux-share 1`)."""
+    return model.card.training.get("recipe", {}).get("aux_share", 0.0) >= 1.0

@@ -149,6 +149,7 @@ def test_renders_with_buffers_take_the_card_made_for_them(tmp_path: Path) -> Non
     for name, flag in (("render-default", "default_hdr"), ("render-buffers", "default_hdr_aux")):
         card = registry.ModelCard.from_file(_card(tmp_path / "cards", name=name).path)
         setattr(card, flag, True)
+        card.training["recipe"] = {"aux_share": 1.0 if flag == "default_hdr_aux" else 0.5}
         registry.save(registry.load(card), card, registry.user_dir())
     _render(tmp_path / "buffers.exr", {"albedo": "rgb", "normal": "xyz"})
     _render(tmp_path / "bare.exr", {})
@@ -167,6 +168,9 @@ def test_renders_with_buffers_take_the_card_made_for_them(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     chosen = {Path(f["input"]).name: f["info"]["model"] for f in json.loads(report.read_text())["files"]}
     assert chosen == {"buffers.exr": "render-buffers", "bare.exr": "render-default"}
+    result = runner.invoke(app, ["denoise", str(tmp_path / "bare.exr"), "--model", "render-buffers", "-o",
+                                 str(tmp_path / "x.exr")])  # fmt: skip
+    assert result.exit_code != 0 and "always given" in result.output and "bare.exr" in result.output
     assert registry.default_card(hdr=True, aux=True).name == "render-buffers"
     assert registry.default_card(aux=True).name == registry.default_card().name  # photos never take it
     buffers = registry.find("render-buffers")
