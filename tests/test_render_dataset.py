@@ -149,6 +149,17 @@ def test_a_render_card_gains_an_encoder_for_its_buffers_by_config(render_set: Pa
         sitting(config="unet-aux-encoder")
 
 
+def test_the_shipped_buffers_card_uses_them_better_than_the_render_card(render_set: Path) -> None:
+    from mdn import registry
+
+    assert registry.default_card(hdr=True, aux=True).name == "unet-render-aux"
+    names = ["unet-render+aux", "unet-render-aux+aux", "unet-render-aux"]
+    scores = bench.render_quality(names, (1, 4), render_set=render_set)
+    mean = {name: np.mean([s.psnr for s in scores if s.model == name]) for name in names}
+    assert mean["unet-render-aux+aux"] > mean["unet-render+aux"] + 0.1  # +0.62 dB on these scenes
+    assert mean["unet-render-aux+aux"] > mean["unet-render-aux"] + 0.5  # +1.38: the card leans on its buffers
+
+
 def test_render_training_needs_scenes(tmp_path: Path) -> None:
     options = training.TrainOptions.create(name="r", data=[str(tmp_path)], objective="render", threads=1)
     with pytest.raises(MdnError, match="no render scenes"):

@@ -82,7 +82,8 @@ class RenderDenoising(CardFineTuning):
         return aux.CHANNELS if self.options.aux_share else 0
 
     def describe(self) -> str:
-        inputs = ", albedo and normal optional" if self.aux_channels else ""
+        share = self.options.aux_share
+        inputs = ", albedo and normal always given" if share >= 1 else ", albedo and normal optional" if share else ""
         scenes = f"{len(self.scenes)} procedural Monte Carlo render scenes"
         return f"U-Net for renders{inputs}, fine-tuned from {self.card.name} on {scenes}"
 
