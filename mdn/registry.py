@@ -115,15 +115,25 @@ def cards() -> dict[str, ModelCard]:
 
 def default_card(task: str = "denoise", hdr: bool = False, aux: bool = False) -> ModelCard:
     """The card marked default for a task; with `hdr`, the one marked default for HDR renders if there is one,
-    and with `aux` too the one for renders with albedo and normal if it works in the same pixel transform. A
-    user's card so marked comes before a built-in one."""
+    and with `aux` too the one for renders with albedo and normal if it works in the same pixel transform and is
+    not a built-in one beside a user's render card. A user's card so marked comes before a built-in one."""
     found = [card for card in reversed(cards().values()) if card.task == task]
     plain = [card for card in found if card.default]
     renders = [card for card in found if hdr and card.default_hdr] + plain
     if not renders:
         raise MdnError(f"no default {task} model is installed (see mdn models)")
-    with_buffers = [c for c in found if hdr and aux and c.default_hdr_aux and c.transform == renders[0].transform]
-    return [*with_buffers, *renders][0]
+    chosen = renders[0]
+    with_buffers = [
+        card
+        for card in found
+        if hdr and aux and card.default_hdr_aux and card.transform == chosen.transform
+        and _built_in(card) <= _built_in(chosen)
+    ]  # fmt: skip
+    return [*with_buffers, chosen][0]
+
+
+def _built_in(card: ModelCard) -> bool:
+    return card.path is not None and card.path.parent == builtin_dir()
 
 
 def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCard:
