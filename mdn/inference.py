@@ -115,13 +115,13 @@ class ModelChoice:
                 raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
             return planes, model, settings
         found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
-        if found is None and _needs_aux(model):
-            raise MdnError(
-                f"model {model.name} was trained with albedo and normal always given: give them (EXR layers or "
-                "--albedo and --normal) or take a card that works without them",
-                image.path,
-            )
         if found is None:
+            if _needs_aux(model):
+                raise MdnError(
+                    f"model {model.name} was trained with albedo and normal always given: give them (EXR layers or "
+                    "--albedo and --normal) or take a card that works without them",
+                    image.path,
+                )
             return planes, model, settings
         if found.shape[:3] != planes.shape[:3]:
             raise MdnError(f"albedo and normal are {found.shape[1:3]}, the render {planes.shape[1:3]}", image.path)

@@ -45,36 +45,25 @@ def append_log(workdir: Path, record: dict[str, Any]) -> None:
 
 def start_weights(model: nn.Module, name: str, objective: Objective, config: str) -> dict[str, Any]:
     """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was. A
-    network that takes more input channels than the card's (auxiliary inputs) gets zero weights for them, so it
-    starts as the card was."""
+    network that takes more input channels than the card's (auxiliary inputs) gets zero weights for them, and
+    blocks the card lacks that the network names in `starts_as_identity` keep their own, so it starts as the card
+    was."""
     card = registry.find(name, task=objective.task)
     architecture = objective.architecture
     if card.architecture != architecture:
         raise MdnError(f"init {name}: a {card.architecture} card cannot start a {architecture} run")
     state = registry.load(card).state_dict()
+    prefixes = tuple(getattr(model, "starts_as_identity", ()))
     for key, wanted in model.state_dict().items():
-        have = state.get(key)
-        if (
-            have is not None
-            and have.dim() == 4
-            and wanted.shape[1] > have.shape[1]
-            and wanted.shape[0] == have.shape[0]
-        ):
-            state[key] = torch.cat(
-                [have, have.new_zeros((have.shape[0], wanted.shape[1] - have.shape[1], *have.shape[2:]))], 1
-            )
-    added = {key: value for key, value in model.state_dict().items() if key not in state and _starts_as_identity(key)}
+        if key in state:
+            state[key] = _widened(state[key], wanted.shape)
+        elif prefixes and key.startswith(prefixes):
+            state[key] = wanted  # a block the card lacks, which leaves its input as it is until trained
     try:
-        model.load_state_dict({**state, **added})
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise MdnError(f"init {name}: its network differs from config {config}") from exc
     return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
-
-
-def _starts_as_identity(key: str) -> bool:
-    """Whether a weight belongs to a block that leaves its input as it is until trained (a U-Net's
-    self-similarity blocks, its auxiliary encoder), so that a card without it can start a network with it."""
-    return key.startswith(("similar.", "aux_encoder."))
 
 
 def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
