@@ -433,6 +433,23 @@ def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path
     assert state["iteration"] > 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_between_steps_ends_the_run_at_its_next_step_with_a_checkpoint(
+    photos: Path, tmp_path: Path, signum: int
+) -> None:
+    """The signal lands while the caller (a progress bar) holds control, not the loop: the loop still saves."""
+    trainer = training.Trainer(_options(photos, iters=50, checkpoint_every=1000), tmp_path, log=lambda _: None)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        for report in trainer.run():
+            seen.append(report.iteration)
+            if report.iteration == 3:
+                os.kill(os.getpid(), signum)
+    assert seen == [1, 2, 3]
+    assert torch.load(trainer.checkpoint_path, weights_only=True)["iteration"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+
+
 def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> None:
     """The card's score is the last validation (of the EMA weights it saves), not the best one seen."""
     (tmp_path / "run").mkdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -161,28 +162,30 @@ class Trainer:
     def run(self, until: int | None = None, deadline: float | None = None) -> Iterator[Progress]:
         """Train to `until` (default: the whole run) or until the next step would end past `deadline` (a
         `time.monotonic()` value) with time left for the last validation and checkpoint, yielding progress;
-        checkpoints on the way, at the stop and on Ctrl-C. A fresh run logs the validation of its starting
-        weights as iteration 0. `stopped_early` tells afterwards whether the deadline ended it."""
+        checkpoints on the way and at the stop. A fresh run logs the validation of its starting weights as
+        iteration 0. `stopped_early` tells afterwards whether the deadline ended it. Ctrl-C or SIGTERM ends the
+        run at the end of its step with a checkpoint, then raises KeyboardInterrupt; a second one raises at once."""
         o = self.options
         until = min(until or o.iters, o.iters)
         budget = Budget(deadline)
-        if self.iteration == 0 and self.rank == 0 and self.validation is not None:
-            with budget.finishing():
-                self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
-        self.model.train()
-        losses: list[torch.Tensor] = []
-        loss = float("nan")
-        self.stopped_early = False
-        stop = self._agree(budget.spent())
-        with _interrupt_saves(self):
+        with _stop_requests() as interrupted:
+            if self.iteration == 0 and self.rank == 0 and self.validation is not None:
+                with budget.finishing():
+                    self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
+            self.model.train()
+            losses: list[torch.Tensor] = []
+            loss = float("nan")
+            self.stopped_early = False
+            stop = self._agree(budget.spent(), interrupted.is_set())
             while self.iteration < until and not stop:
                 start = time.perf_counter()
                 losses.append(self.step())
                 self.seconds += time.perf_counter() - start
                 budget.stepped()
-                stop = self._agree(budget.spent())  # decided before this step's validation and checkpoint
+                stop = self._agree(budget.spent(), interrupted.is_set())  # before validation and checkpoint
                 last = self.iteration == until or stop
                 validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or last)
+                validating = validating and not interrupted.is_set()
                 checkpointing = self.iteration % o.checkpoint_every == 0 or last
                 if len(losses) == LOSS_EVERY or validating or checkpointing:
                     loss = float(torch.stack(losses).mean())
@@ -194,16 +197,23 @@ class Trainer:
                         self._append_log(report)
                     if checkpointing:
                         self.save_checkpoint()
+                if stop and interrupted.is_set():
+                    raise KeyboardInterrupt
                 yield report
+            if interrupted.is_set() and self.iteration < until:
+                if not self.checkpoint_path.exists():
+                    self.save_checkpoint()  # interrupted before the first step: a run that can be resumed
+                raise KeyboardInterrupt
         self.stopped_early = self.iteration < until
 
-    def _agree(self, stop: bool) -> bool:
-        """Rank 0's stop decision, shared with every process of a distributed run (all stop at the same step)."""
+    def _agree(self, spent: bool, interrupted: bool) -> bool:
+        """Whether to stop after this step, the same in every process of a distributed run: rank 0's time budget,
+        or an interruption of any process."""
         if self.world == 1:
-            return stop
-        flag = torch.tensor([float(stop)], device=self.device)
-        dist.broadcast(flag, 0)
-        return bool(flag.item())
+            return spent or interrupted
+        flags = torch.tensor([float(spent and self.rank == 0), float(interrupted)], device=self.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags.max().item())
 
     def validate(self) -> dict[str, float] | None:
         if self.validation is None:
@@ -244,16 +254,23 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_saves(trainer: Trainer) -> Iterator[None]:
-    """Save a checkpoint when the run is interrupted (Ctrl-C or SIGTERM), then let the interruption through."""
-    previous = signal.getsignal(signal.SIGTERM)
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    except KeyboardInterrupt:
-        trainer.save_checkpoint()
-        raise
-    finally:
+def _stop_requests() -> Iterator[threading.Event]:
+    """While inside, the first Ctrl-C or SIGTERM sets the event (the loop stops at the end of its step and saves)
+    and a second raises KeyboardInterrupt at once. Handlers can only be set in the main thread; elsewhere the
+    signals keep theirs."""
+    requested = threading.Event()
+
+    def request(signum: int, frame: object) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous)
+            previous[signum] = signal.signal(signum, request)
+    try:
+        yield requested
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
