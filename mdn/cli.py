@@ -279,6 +279,9 @@ def train_command(
                                       f"{NOISY['ema']}).")] = None,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
     stripes: Annotated[int, _opt("--stripes", "Add this many procedural images of fine stripes.")] = TRAIN.stripes,
+    textiles: Annotated[int, _opt("--textiles", "Add this many procedural images of cloth (stripes, plaids).")] = (
+        TRAIN.textiles
+    ),
     validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).")] = None,
     validate_every: Annotated[int | None, _opt("--validate-every", f"Validate and log every N steps ("
                                                f"{TRAIN.validate_every}; --noisy: {NOISY['validate_every']}).")] = None,
@@ -317,9 +320,9 @@ def train_command(
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
         level_range=level_range and training.parse_range(level_range), grey_share=grey_share, aux_share=aux_share,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
-        attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, validation=validation or [],
-        validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads,
-        precision=precision, compile=compile_, device=device, attention_kernel=kernel,
+        attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
+        validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
+        threads=threads, precision=precision, compile=compile_, device=device, attention_kernel=kernel,
     )  # fmt: skip
     log = functools.partial(console.print, soft_wrap=True)
     try:

@@ -116,7 +116,7 @@ def test_crops_take_all_eight_orientations_weighted_by_area() -> None:
     assert 0.9 < float(picks.mean()) < 0.97  # large holds 16/17 of the area
 
 
-def test_stripe_images_hold_fine_periodic_texture_that_dead_leaves_lack() -> None:
+def test_stripe_and_textile_images_hold_fine_periodic_texture_that_dead_leaves_lack() -> None:
     def peaked(image: np.ndarray) -> float:
         """The share of the fine band's energy (above 0.2 cycles per pixel) in its 1 % strongest frequencies:
         high for gratings, low for the broadband spectrum of edges."""
@@ -130,6 +130,9 @@ def test_stripe_images_hold_fine_periodic_texture_that_dead_leaves_lack() -> Non
     assert all(s.shape == (128, 128, 3) and s.dtype == np.float32 and 0 <= s.min() <= s.max() <= 1 for s in striped)
     assert np.mean([peaked(s) for s in striped]) > 2 * np.mean([peaked(d) for d in leaves])
     np.testing.assert_array_equal(striped[0], training.stripes(1, 128, np.random.default_rng(0))[0])
+    cloth = training.textiles(4, 128, np.random.default_rng(0))
+    assert all(c.shape == (128, 128, 3) and c.dtype == np.float32 and 0 <= c.min() <= c.max() <= 1 for c in cloth)
+    assert np.mean([peaked(c) for c in cloth]) > 2 * np.mean([peaked(d) for d in leaves])
 
 
 @pytest.mark.parametrize("kind", [k for k in noise.NOISE_TYPES if k != "practical"])  # practical: the next test

@@ -4,7 +4,7 @@ checkpoints (`loop`), the card it writes, and the sittings a run is made of.
 `mdn train` and Python users enter through `TrainOptions` and `Sitting` (or `Trainer` for one run in a folder).
 """
 
-from mdn.training.data import dead_leaves, load_images, sample_batch, stripes
+from mdn.training.data import dead_leaves, load_images, sample_batch, stripes, textiles
 from mdn.training.devices import end_distributed, init_distributed, training_dtype
 from mdn.training.loop import LOSS_EVERY, Progress, Trainer
 from mdn.training.options import TrainOptions, objective_class, parse_duration, parse_range
@@ -30,5 +30,6 @@ __all__ = [
     "sample_batch",
     "scheduled_rate",
     "stripes",
+    "textiles",
     "training_dtype",
 ]

@@ -34,7 +34,8 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
             "recipe": asdict(o),
             "data": o.data
             + ([f"{o.dead_leaves} dead-leaves images"] if o.dead_leaves else [])
-            + ([f"{o.stripes} stripe images"] if o.stripes else []),
+            + ([f"{o.stripes} stripe images"] if o.stripes else [])
+            + ([f"{o.textiles} textile images"] if o.textiles else []),
             **own.get("training", {}),
             "validation_images": o.validation,
             "iterations": trainer.iteration,

@@ -89,6 +89,40 @@ def stripes(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]
     return _leaves(count, size, rng, (0.05, 0.6), _grating)
 
 
+def _weave(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Cloth: one grating (stripes) or two crossing ones (plaid, check), each thread colour a random contrast
+    (log-uniform, 3-100 %) away from the ground, frequencies log-uniform from 0.03 cycles per pixel to near the
+    Nyquist limit, warped by a fold and shaded along it."""
+    ground = rng.random(3)
+    contrast = np.exp(rng.uniform(np.log(0.03), 0.0, size=3))[:, None]
+    threads = ground + contrast * (rng.random((3, 3)) - ground)
+    angle = rng.random() * np.pi
+    fold_frequency, fold_phase = rng.uniform(0.005, 0.05), rng.random() * 2 * np.pi
+    across = y * np.cos(angle) - x * np.sin(angle)
+    fold = np.sin(2 * np.pi * fold_frequency * across + fold_phase)
+    warp = rng.uniform(0, 4) * fold
+    waves = []
+    for turn in (0.0, np.pi / 2 + rng.normal(0, 0.05))[: 1 + (rng.random() < 0.5)]:
+        a = angle + turn
+        along = x * np.cos(a) + y * np.sin(a) + warp
+        frequency = np.exp(rng.uniform(np.log(0.03), np.log(0.48)))
+        sharpness = rng.uniform(0.5, 4)
+        phase = 2 * np.pi * frequency * along + rng.random() * 2 * np.pi
+        waves.append(0.5 + 0.5 * np.tanh(sharpness * np.sin(phase)) / np.tanh(sharpness))
+    first, second = waves[0][:, None], (waves[1] if len(waves) > 1 else np.zeros_like(waves[0]))[:, None]
+    colour = ground + first * (threads[0] - ground) + second * (threads[1] - ground)
+    colour = colour + first * second * (threads[2] - threads[0] - threads[1] + ground)
+    shade = 1 - rng.uniform(0, 0.4) * (0.5 + 0.5 * fold)[:, None]
+    return np.clip(colour * shade, 0, 1)
+
+
+def textiles(count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Dead-leaves images whose leaves are cloth (`_weave`): stripes and plaids of any contrast, folded and
+    shaded, the fine repeated texture (barbara's tablecloth and scarf) that a network trained on photos smooths
+    away under noise."""
+    return _leaves(count, size, rng, (0.08, 0.6), _weave)
+
+
 def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: torch.Generator) -> torch.Tensor:
     """Random crops, area-weighted over the pool of (C, H, W) tensors, each in one of the 8 flips/rotations:
     (B, C, crop, crop) on the pool's device. Positions come from the CPU `generator`; pixels never leave the
@@ -106,11 +140,13 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
 
 
 def clean_images(options: TrainOptions, crop: int, warn: Callable[[str], None]) -> list[np.ndarray]:
-    """A run's clean training images (its data, dead-leaves and stripe images), all at least `crop` on a side."""
+    """A run's clean training images (its data, dead-leaves, stripe and textile images), all at least `crop` on
+    a side."""
     o = options
     pool = load_images(o.data, crop, warn) if o.data else []
     pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
     pool += stripes(o.stripes, 256, np.random.default_rng([o.seed, 11]))
+    pool += textiles(o.textiles, 256, np.random.default_rng([o.seed, 13]))
     if not pool:
         raise MdnError(f"no usable training images in {', '.join(o.data)}")
     return pool

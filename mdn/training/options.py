@@ -52,6 +52,8 @@ class TrainOptions:
     dead_leaves: int = 0
     stripes: int = 0
     """Procedural images of striped leaves added to the data (`data.stripes`): fine periodic texture."""
+    textiles: int = 0
+    """Procedural images of cloth added to the data (`data.textiles`): stripes and plaids of any contrast."""
     validation: list[str] = field(default_factory=list)
     validate_every: int = 500
     checkpoint_every: int = 500
