@@ -97,6 +97,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l aux-share -r -d "Rende
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights (0.999; --noisy: 0.99)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l stripes -r -d 'Add this many procedural images of fine stripes'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l textiles -r -d 'Add this many procedural images of cloth (stripes, plaids)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l validate-every -r -d 'Validate and log every N steps (500; --noisy: 250)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l checkpoint-every -r -d 'Checkpoint every N steps'
