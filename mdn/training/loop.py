@@ -176,16 +176,17 @@ class Trainer:
             losses: list[torch.Tensor] = []
             loss = float("nan")
             self.stopped_early = False
-            stop = self._agree(budget.spent(), interrupted.is_set())
-            while self.iteration < until and not stop:
+            spent, stopped = self._agree(budget.spent(), interrupted.is_set())
+            while self.iteration < until and not (spent or stopped):
                 start = time.perf_counter()
                 losses.append(self.step())
                 self.seconds += time.perf_counter() - start
                 budget.stepped()
-                stop = self._agree(budget.spent(), interrupted.is_set())  # before validation and checkpoint
-                last = self.iteration == until or stop
+                spent, stopped = self._agree(budget.spent(), interrupted.is_set())  # before validating, saving
+                if stopped:
+                    break  # saved below, without a validation
+                last = self.iteration == until or spent
                 validating = self.rank == 0 and (self.iteration % o.validate_every == 0 or last)
-                validating = validating and not interrupted.is_set()
                 checkpointing = self.iteration % o.checkpoint_every == 0 or last
                 if len(losses) == LOSS_EVERY or validating or checkpointing:
                     loss = float(torch.stack(losses).mean())
@@ -197,23 +198,20 @@ class Trainer:
                         self._append_log(report)
                     if checkpointing:
                         self.save_checkpoint()
-                if stop and interrupted.is_set():
-                    raise KeyboardInterrupt
                 yield report
-            if interrupted.is_set() and self.iteration < until:
-                if not self.checkpoint_path.exists():
-                    self.save_checkpoint()  # interrupted before the first step: a run that can be resumed
+            if stopped:
+                self.save_checkpoint()
                 raise KeyboardInterrupt
         self.stopped_early = self.iteration < until
 
-    def _agree(self, spent: bool, interrupted: bool) -> bool:
-        """Whether to stop after this step, the same in every process of a distributed run: rank 0's time budget,
-        or an interruption of any process."""
+    def _agree(self, spent: bool, interrupted: bool) -> tuple[bool, bool]:
+        """Whether rank 0's time budget is spent and whether any process was interrupted, the same in every
+        process of a distributed run (all stop at the same step, and the same way)."""
         if self.world == 1:
-            return spent or interrupted
+            return spent, interrupted
         flags = torch.tensor([float(spent and self.rank == 0), float(interrupted)], device=self.device)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags.max().item())
+        return bool(flags[0].item()), bool(flags[1].item())
 
     def validate(self) -> dict[str, float] | None:
         if self.validation is None:
