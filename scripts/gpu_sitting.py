@@ -74,8 +74,13 @@ MASKED_CNN_RECIPE = (
 """The masked U-Net (partial first convolution, the paper's 75-85 % input mask, sigma 15) with the recipe of its
 CPU ablation (docs/training.md), at the paper's sample count: 12.8M crops of 64², here 100K steps of 128."""
 
+MASKED_CNN_CONTINUED = (*MASKED_CNN_RECIPE, "--init", "docs/runs/unet-masked.json", "--lr", "5e-4", "--warmup", "500")
+"""The masked U-Net of the first sitting (28,000 steps, its card in docs/runs/) on from its weights with a fresh,
+lower cosine (its checkpoint did not outlive that sitting): the way to the paper's 12.8M crops in sittings."""
+
 RUNS_BY_NAME = {
     "unet-masked": Run("unet-masked", MASKED_CNN_RECIPE, batch=128, iters=100_000),
+    "unet-masked-on": Run("unet-masked-on", MASKED_CNN_CONTINUED, batch=128, iters=72_000),
     "unet-twin": Run("unet-twin", (*MASKED_CNN_RECIPE, "--no-mask"), batch=128, iters=100_000),
     "unet-masked-r20": Run(
         "unet-masked-r20", (*MASKED_CNN_RECIPE, "--input-mask-range", "0.15,0.25"), batch=128, iters=100_000
