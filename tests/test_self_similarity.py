@@ -4,16 +4,13 @@ with them as it was."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from mdn import registry
 from mdn.engine import Engine, EngineOptions
 from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.unet import UNET_SIZES, UNet
-from mdn.training.checkpoint import start_weights
 
 TINY = replace(UNET_SIZES["unet-tiny"], self_similarity=4)
 
@@ -43,20 +40,11 @@ def test_each_position_sees_its_window_and_the_shifted_one_bridges_their_edges()
     assert _reach(odd, (11, 11))[10:12, 10:12].all() and _reach(odd, (11, 11)).sum() == 4  # edge window, padded
 
 
-def test_a_card_without_the_blocks_starts_a_network_with_them_as_it_was(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    plain = UNet(UNET_SIZES["unet-tiny"])
-    card = registry.save(
-        plain, registry.ModelCard("plain", "unet", UNET_SIZES["unet-tiny"].to_dict(), "", ""), tmp_path
-    )
-
-    class Objective:
-        task, architecture = "denoise", "unet"
-
-    wider = UNet(TINY)
-    start_weights(wider, str(card.path), Objective(), "unet-tiny")
+def test_a_card_without_the_blocks_starts_a_network_with_them_as_it_was(plain_tiny_unet) -> None:
+    plain, start = plain_tiny_unet
+    wider = start(UNet(TINY))
     x = torch.rand(1, 3, 32, 48)
-    torch.testing.assert_close(wider.eval()(x), plain.eval()(x))
+    torch.testing.assert_close(wider(x), plain(x))
 
 
 def test_tiles_meet_within_the_blend_as_for_any_u_net() -> None:

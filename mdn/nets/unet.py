@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdn.nets.dct import DctShrinkage
 from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.swinir import MASK_VALUE, Generators, per_sample
 
@@ -60,6 +61,11 @@ class UNetConfig:
     self_similarity: int = 0
     """Window side (in half-resolution positions) of two non-local blocks after the decoder's half-resolution
     level (`WindowSelfSimilarity`, plain and shifted windows); 0: none."""
+    dct_sigmas: tuple[float, ...] = ()
+    """Noise levels (0-255) of `DctShrinkage` estimates of the input: the network denoises the input moved
+    towards them by learned shares (`dct_blend` in all to start), the residual taken from that blend; (): none."""
+    dct_blend: float = 0.5
+    """The estimates' starting share of the blend, split evenly between the levels."""
 
     @property
     def window(self) -> int:
@@ -77,11 +83,11 @@ class UNetConfig:
         return 4 * 5 * self.widths[0] + self.self_similarity**2  # attention weights: n² floats per 4 pixels
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "widths": list(self.widths)}
+        return {**asdict(self), "widths": list(self.widths), "dct_sigmas": list(self.dct_sigmas)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
-        return cls(**{**data, "widths": tuple(data["widths"])})
+        return cls(**{**data, "widths": tuple(data["widths"]), "dct_sigmas": tuple(data.get("dct_sigmas", ()))})
 
 
 UNET_SIZES: dict[str, UNetConfig] = {
@@ -93,9 +99,11 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-dropout": UNetConfig(dropout=0.5),
     "unet-nonlocal": UNetConfig(self_similarity=16),
     "unet-aux-encoder": UNetConfig(aux=6, aux_encoder=32),
+    "unet-dct": UNetConfig(dct_sigmas=(10.0, 18.0, 32.0)),
 }
 """Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
-(with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder)."""
+(with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder),
+`unet-dct` (the input blended with sliding-DCT hard-thresholding estimates at three noise levels first)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -171,9 +179,10 @@ class UNet(nn.Module):
     """(B, C + aux, H, W) noisy images in [0, 1] and their auxiliary channels -> (B, C, H, W) denoised, H and W
     multiples of `config.window`."""
 
-    starts_as_identity = ("aux_encoder.", "similar.")
-    """Blocks that leave the network as it was until trained, so a card without them can start it
-    (`training.checkpoint.start_weights`)."""
+    starts_as_identity = ("aux_encoder.", "similar.", "dct_blend")
+    """Blocks a card without them can start with their own first values (`training.checkpoint.start_weights`):
+    they leave the network as it was until trained, but for the DCT blend, which starts the card on a blend of
+    its input and the estimates (neutral to +0.2 dB untrained: docs/training.md)."""
 
     reuses_freed_memory = False
     """Its large feature maps leave holes in a heap that keeps freed blocks (`mdn.allocator`), so the engine
@@ -184,6 +193,9 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
+        self.dct = DctShrinkage(config.dct_sigmas, config.channels) if config.dct_sigmas else None
+        levels = len(config.dct_sigmas)
+        self.dct_blend = nn.Parameter(torch.full((levels,), config.dct_blend / levels)) if levels else None
         inputs = config.channels + config.aux
         first = PartialConv(inputs, w[0], config.own_pixel) if config.partial else _conv(inputs, w[0])
         self.first = nn.ModuleList([first, _conv(w[0], w[0])])
@@ -211,6 +223,11 @@ class UNet(nn.Module):
 
         skips = []
         first, second = self.first
+        c = self.config.channels
+        if self.dct is not None:
+            image = x[:, :c]
+            moves = (self.dct(image).unflatten(1, (-1, c)) - image.unsqueeze(1)) * self.dct_blend[:, None, None, None]
+            x = torch.cat([image + moves.sum(dim=1), x[:, c:]], dim=1)
         y = conv(second, conv(first, x) if not self.config.partial else F.relu(first(x), inplace=True))
         guides = self.aux_encoder(x[:, self.config.channels :]) if self.aux_encoder is not None else None
         if guides is not None:
@@ -231,4 +248,4 @@ class UNet(nn.Module):
             y = F.dropout2d(y, self.config.dropout, self.training)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
             out = self.last(y.float())
-            return x[:, : self.config.channels] + out if self.config.residual else out
+            return x[:, :c] + out if self.config.residual else out
