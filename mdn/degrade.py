@@ -15,11 +15,13 @@ trains on `practical_pair`, which also returns the resized clean target.
 
 from __future__ import annotations
 
+import io
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import PIL.Image
 import torch
 import torch.nn.functional as F
 
@@ -154,12 +156,14 @@ class SaltPepper(Step):
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """An (H, W, C) image in [0, 1] through a baseline JPEG at `quality` (libjpeg, 4:2:0 chroma for colour), back
-    in [0, 1] as float32: the 8-bit rounding and the compression a camera or a website applies."""
+    in [0, 1] as float32: the 8-bit rounding and the compression a camera or a website applies. Through Pillow,
+    which every machine with imageio has (imagecodecs' libjpeg gives the same pixels; a test holds them equal)."""
     pixels = np.ascontiguousarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-    import imagecodecs  # here: training without JPEG steps runs where imagecodecs is absent (a GPU machine)
-
-    encoded = imagecodecs.jpeg8_encode(pixels[..., 0].copy() if pixels.shape[-1] == 1 else pixels, level=int(quality))
-    decoded = imagecodecs.jpeg8_decode(encoded).reshape(pixels.shape)
+    encoded = io.BytesIO()
+    PIL.Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(
+        encoded, "JPEG", quality=int(quality), subsampling=2
+    )
+    decoded = np.asarray(PIL.Image.open(encoded)).reshape(pixels.shape)
     return decoded.astype(np.float32) / 255
 
 

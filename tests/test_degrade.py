@@ -52,6 +52,15 @@ def test_jpeg_is_real_8_bit_jpeg_whose_error_falls_with_quality() -> None:
     assert grey.shape == (64, 64, 1) and metrics.psnr(grey, image[..., :1]) > 30
 
 
+def test_jpeg_gives_the_pixels_of_libjpeg_through_imagecodecs_too() -> None:
+    imagecodecs = pytest.importorskip("imagecodecs")
+    image = photo(64)[0].permute(1, 2, 0).numpy()
+    pixels = np.round(image * 255).astype(np.uint8)
+    for quality in (30, 85, 95):
+        theirs = imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(pixels, level=quality))
+        np.testing.assert_array_equal(np.round(degrade.jpeg(image, quality) * 255).astype(np.uint8), theirs)
+
+
 def test_colour_gaussian_draws_independent_grey_and_channel_correlated_noise() -> None:
     x = torch.full((200, 3, 32, 32), 0.5)
     noise = degrade.ColourGaussian(20, 20)(x, generator()) - 0.5
