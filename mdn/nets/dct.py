@@ -1,14 +1,16 @@
-"""Sliding-window DCT hard thresholding, the first stage of BM3D without its block matching, as a fixed network
-stage.
+"""Sliding-window DCT shrinkage, the first stage of BM3D without its block matching, as a learned network stage.
 
 Fine repeated texture (woven cloth, railings, a thumbnail's aliased stripes) is sparse in an 8x8 DCT: a few large
 coefficients carry it, and independent noise spreads evenly over all 64. Hard thresholding at 2.7 sigma keeps the
 first and drops most of the second, so it keeps texture that a narrow convolutional network trained on photos
 flattens (docs/training.md, "Barbara is texture, not distance": BM3D's block matching was worth 0.3 dB on barbara's
-thumbnail, its transform shrinkage the rest). On smooth ground it rings; a network decides where to trust it.
+thumbnail, its transform shrinkage the rest). Alone, at the right sigma, it already beats `unet-practical` on the
+bench's sigma-15 and thumbnail means; on smooth ground it rings, and the sigma is unknown, so here it is the first stage
+of a network: its gains are learned, and the network denoises what it leaves, residual taken from it.
 
-Patches overlap (`stride` < `size`) and are aggregated with BM3D's weights, 1 / (coefficients kept), in an
-orthonormal opponent colour space, where independent noise stays independent and of the same strength.
+Patches overlap (`stride` < `size`) and are averaged uniformly (as good as BM3D's 1 / kept weights here, and
+linear, so that any number of levels costs one transform), in an orthonormal opponent colour space, where
+independent noise stays independent and of the same strength.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from torch import Tensor, nn
 THRESHOLD = 2.7
 """Hard threshold in noise standard deviations (BM3D's lambda_3D for its first stage)."""
 BAND = 32
-"""Rows per band: the stage's 16 coefficients per pixel and level stay in cache band by band (2.4 times faster
-than the whole tile at once on 512² tiles, one thread)."""
+"""Rows per band: a band's 16 coefficients per pixel and channel stay in cache (`unet-dct` at 1024², one thread:
+0.305 MP/s in bands, 0.184 with each 512² tile at once; `unet` 0.38)."""
 
 
 def dct_basis(size: int) -> Tensor:
@@ -54,48 +56,61 @@ def aggregation_kernel(basis: Tensor, stride: int) -> Tensor:
     return kernel.reshape(stride * stride, size * size, k, k).contiguous()
 
 
-class DctShrinkage(nn.Module):
-    """(B, C, H, W) in [0, 1] -> (B, C * len(sigmas), H, W): the image hard-thresholded in overlapping size x size
-    DCTs at each noise level of `sigmas` (0-255 scale), one estimate per level. No trained parameters."""
+class DctShrink(nn.Module):
+    """(B, C, H, W) -> (B, C, H, W): each overlapping size x size DCT coefficient of the image (in the opponent
+    colour space) scaled by a learned gain that falls with its magnitude, then the patches averaged back.
 
-    def __init__(self, sigmas: tuple[float, ...], channels: int = 3, size: int = 8, stride: int = 2) -> None:
+    The gain of a coefficient c is 1 - sum_k share[k] * [|c| <= 2.7 sigma_k]: a staircase that keeps what stands
+    above the highest threshold and shrinks what falls below the lower ones, with shares learned per colour
+    channel, frequency and level (the patch mean keeps gain 1). With all shares at s / L it is exactly the image
+    blended with hard thresholding at every level: (1 - s) x + (s / L) sum_k HT_sigma_k(x), patches averaged
+    uniformly. One pass of the transform whatever the number of levels."""
+
+    def __init__(
+        self, sigmas: tuple[float, ...], channels: int = 3, share: float = 0.5, size: int = 8, stride: int = 2
+    ) -> None:
         super().__init__()
         if size % stride:
             raise ValueError(f"stride {stride} must divide the patch size {size}")
-        self.sigmas, self.size, self.stride = tuple(sigmas), size, stride
+        self.size, self.stride = size, stride
+        self.thresholds = [THRESHOLD * sigma / 255 for sigma in sorted(sigmas)]
+        self.shares = nn.Parameter(torch.full((channels, len(sigmas), size * size), share / len(sigmas)))
         basis = dct_basis(size)
-        self.register_buffer("basis", basis, persistent=False)
+        k = size // stride  # the transform as a convolution of the image's stride x stride blocks
+        blocks = basis.reshape(size * size, 1, k, stride, k, stride).permute(0, 1, 3, 5, 2, 4)
+        self.register_buffer(
+            "analyse", blocks.reshape(size * size, stride * stride, k, k).contiguous(), persistent=False
+        )
         self.register_buffer("aggregate", aggregation_kernel(basis, stride), persistent=False)
         self.register_buffer("colour", opponent(channels), persistent=False)
+        ac = torch.ones(size * size)
+        ac[0] = 0.0
+        self.register_buffer("ac", ac, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
         n, s = self.size, self.stride
-        pad = n - s  # every pixel then lies in (n / s)² patches, borders included
-        with torch.autocast(x.device.type, enabled=False):  # thresholds need full precision
+        pad = n - s
+        with torch.autocast(x.device.type, enabled=False):
             y = torch.einsum("dc,bchw->bdhw", self.colour, x.float()).reshape(b * c, 1, h, w)
             y = F.pad(y, (pad, pad + (-w) % s, pad, pad + (-h) % s), mode="reflect")
+            shares = (self.shares * self.ac / 2).repeat(b, 1, 1)  # halved: a step is (1 + sign) / 2
             rows = y.shape[-2] - 2 * pad
-            bands = [self._band(y[..., r : min(r + BAND, rows) + 2 * pad, :]) for r in range(0, rows, BAND)]
-            out = torch.cat(bands, dim=-2)[..., :h, pad : pad + w].reshape(len(self.sigmas), b, c, h, w)
-            estimates = torch.einsum("dc,lbdhw->blchw", self.colour, out).reshape(b, -1, h, w)
-        return estimates.to(x.dtype)
+            bands = [self._band(y[..., r : min(r + BAND, rows) + 2 * pad, :], shares) for r in range(0, rows, BAND)]
+            out = torch.cat(bands, dim=-2)[..., :h, pad : pad + w].reshape(b, c, h, w)
+            return torch.einsum("dc,bdhw->bchw", self.colour, out).to(x.dtype)
 
-    def _band(self, y: Tensor) -> Tensor:
-        """(levels B C, 1, rows, W) estimates of the rows of a padded band `y` (B C, 1, rows + 2 pad, W) past its
-        padding, which hold every patch that covers them: bands give the whole image's result."""
+    def _band(self, y: Tensor, shares: Tensor) -> Tensor:
         n, s = self.size, self.stride
         k, pad = n // s, n - s
-        coefficients = F.conv2d(y, self.basis, stride=s)  # (B C, n², grid)
-        magnitude = coefficients.abs()
-        magnitude[:, 0] = torch.inf  # the patch's mean always stays
-        kept, weights = [], []
-        for sigma in self.sigmas:
-            keep = magnitude > THRESHOLD * sigma / 255
-            weight = 1.0 / keep.sum(dim=1, keepdim=True, dtype=y.dtype)
-            kept.append(torch.where(keep, coefficients, 0.0).mul_(weight))
-            weights.append(weight)
-        summed = F.pixel_shuffle(F.conv2d(torch.cat(kept), self.aggregate, padding=k - 1), s)
-        ones = torch.ones(1, 1, k, k, dtype=y.dtype, device=y.device)
-        norm = F.conv2d(torch.cat(weights), ones, padding=k - 1).repeat_interleave(s, 2).repeat_interleave(s, 3)
-        return (summed / norm)[..., pad : y.shape[-2] - pad, :]
+        blocks = F.pixel_unshuffle(y, s).contiguous(memory_format=torch.channels_last)
+        coefficients = F.conv2d(blocks, self.analyse)  # (B C, n², grid), channels last
+        bc, _, gh, gw = coefficients.shape
+        flat = coefficients.permute(0, 2, 3, 1).reshape(bc, gh * gw, n * n)  # a view: frequencies innermost
+        magnitude = flat.abs()
+        shrink = torch.zeros_like(flat)
+        for level, threshold in enumerate(self.thresholds):  # float steps: boolean masks take a slow path
+            shrink += torch.sign(threshold - magnitude).add_(1).mul_(shares[:, level, None, :])
+        kept = (flat - flat * shrink).reshape(bc, gh, gw, n * n).permute(0, 3, 1, 2)
+        summed = F.pixel_shuffle(F.conv2d(kept, self.aggregate, padding=k - 1), s)
+        return summed[..., pad : y.shape[-2] - pad, :] / (k * k)

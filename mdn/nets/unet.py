@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.nets.dct import DctShrinkage
+from mdn.nets.dct import DctShrink
 from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.swinir import MASK_VALUE, Generators, per_sample
 
@@ -62,10 +62,11 @@ class UNetConfig:
     """Window side (in half-resolution positions) of two non-local blocks after the decoder's half-resolution
     level (`WindowSelfSimilarity`, plain and shifted windows); 0: none."""
     dct_sigmas: tuple[float, ...] = ()
-    """Noise levels (0-255) of `DctShrinkage` estimates of the input: the network denoises the input moved
-    towards them by learned shares (`dct_blend` in all to start), the residual taken from that blend; (): none."""
+    """Noise levels (0-255) of a `DctShrink` stage before the network: the input's overlapping 8x8 DCT
+    coefficients shrunk by learned gains at these levels' thresholds, the residual taken from its output; ():
+    none."""
     dct_blend: float = 0.5
-    """The estimates' starting share of the blend, split evenly between the levels."""
+    """The stage's starting shrinkage: the input blended with hard thresholding at its levels by this share."""
 
     @property
     def window(self) -> int:
@@ -179,7 +180,7 @@ class UNet(nn.Module):
     """(B, C + aux, H, W) noisy images in [0, 1] and their auxiliary channels -> (B, C, H, W) denoised, H and W
     multiples of `config.window`."""
 
-    starts_as_identity = ("aux_encoder.", "similar.", "dct_blend")
+    starts_as_identity = ("aux_encoder.", "similar.", "dct.")
     """Blocks a card without them can start with their own first values (`training.checkpoint.start_weights`):
     they leave the network as it was until trained, but for the DCT blend, which starts the card on a blend of
     its input and the estimates (neutral to +0.2 dB untrained: docs/training.md)."""
@@ -193,9 +194,7 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.dct = DctShrinkage(config.dct_sigmas, config.channels) if config.dct_sigmas else None
-        levels = len(config.dct_sigmas)
-        self.dct_blend = nn.Parameter(torch.full((levels,), config.dct_blend / levels)) if levels else None
+        self.dct = DctShrink(config.dct_sigmas, config.channels, config.dct_blend) if config.dct_sigmas else None
         inputs = config.channels + config.aux
         first = PartialConv(inputs, w[0], config.own_pixel) if config.partial else _conv(inputs, w[0])
         self.first = nn.ModuleList([first, _conv(w[0], w[0])])
@@ -225,9 +224,7 @@ class UNet(nn.Module):
         first, second = self.first
         c = self.config.channels
         if self.dct is not None:
-            image = x[:, :c]
-            moves = (self.dct(image).unflatten(1, (-1, c)) - image.unsqueeze(1)) * self.dct_blend[:, None, None, None]
-            x = torch.cat([image + moves.sum(dim=1), x[:, c:]], dim=1)
+            x = torch.cat([self.dct(x[:, :c]), x[:, c:]], dim=1)
         y = conv(second, conv(first, x) if not self.config.partial else F.relu(first(x), inplace=True))
         guides = self.aux_encoder(x[:, self.config.channels :]) if self.aux_encoder is not None else None
         if guides is not None:
