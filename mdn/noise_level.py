@@ -29,7 +29,7 @@ CORRELATED_FROM = (7 / 255) ** 2
 """The variance on every other pixel above which it is taken as the noise's (correlated noise); below it, the
 texture that measure also picks up would outweigh a light noise, and the full-resolution measure stands."""
 
-_OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=np.float32) / np.sqrt(
+OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=np.float32) / np.sqrt(
     np.array([[3], [2], [6]], dtype=np.float32)
 )
 """Orthonormal luminance and two chroma axes: channel-independent noise has the same variance along each."""
@@ -68,7 +68,7 @@ def noise_variance(image: np.ndarray) -> float:
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] != 3:
         return patch_noise_variance(image)
-    chroma = image @ _OPPONENT[1:].T
+    chroma = image @ OPPONENT[1:].T
     white = patch_noise_variance(chroma)
     spaced = patch_noise_variance(chroma, step=2)
     return max(white, spaced) if spaced > CORRELATED_FROM else white

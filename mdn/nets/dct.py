@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdn.noise_level import OPPONENT
+
 THRESHOLD = 2.7
 """Hard threshold in noise standard deviations (BM3D's lambda_3D for its first stage)."""
 BAND = 32
@@ -37,11 +39,9 @@ def dct_basis(size: int) -> Tensor:
 
 
 def opponent(channels: int) -> Tensor:
-    """(C, C) orthonormal colour transform: luminance and two opponent chroma axes for RGB, identity for grey."""
-    if channels != 3:
-        return torch.eye(channels)
-    rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0], [1.0, 1.0, -2.0]])
-    return rows / rows.norm(dim=1, keepdim=True)
+    """(C, C) orthonormal colour transform: the noise measure's luminance and opponent chroma axes for RGB
+    (`noise_level.OPPONENT`), identity for grey."""
+    return torch.from_numpy(OPPONENT.copy()) if channels == 3 else torch.eye(channels)
 
 
 def aggregation_kernel(basis: Tensor, stride: int) -> Tensor:

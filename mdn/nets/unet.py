@@ -226,7 +226,7 @@ class UNet(nn.Module):
         if self.dct is not None:
             x = torch.cat([self.dct(x[:, :c]), x[:, c:]], dim=1)
         y = conv(second, conv(first, x) if not self.config.partial else F.relu(first(x), inplace=True))
-        guides = self.aux_encoder(x[:, self.config.channels :]) if self.aux_encoder is not None else None
+        guides = self.aux_encoder(x[:, c:]) if self.aux_encoder is not None else None
         if guides is not None:
             y = y + guides[0]
         for level, layer in enumerate(self.down):
