@@ -273,6 +273,8 @@ def train_command(
                                             "range (validation stays at --level).")] = None,
     grey_share: Annotated[float, _opt("--grey-share", "Share of crops made grey, the same noise in every "
                                       "channel (as grey images run).")] = TRAIN.grey_share,
+    thumbnail_share: Annotated[float, _opt("--thumbnail-share", "Practical noise: share of crops made web "
+                                           "thumbnails (decimated by 2, plain white noise).")] = TRAIN.thumbnail_share,
     aux_share: Annotated[float, _opt("--aux-share", "Render training: share of crops that see the render's albedo "
                                      "and normal (0: a card without them).")] = TRAIN.aux_share,
     ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
@@ -318,7 +320,8 @@ def train_command(
     options = training.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
-        level_range=level_range and training.parse_range(level_range), grey_share=grey_share, aux_share=aux_share,
+        level_range=level_range and training.parse_range(level_range), grey_share=grey_share,
+        thumbnail_share=thumbnail_share, aux_share=aux_share,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,

@@ -225,18 +225,25 @@ default card was trained on, kept so that raw sensor-like noise is not given up 
 def practical_noise(x: Tensor, generator: torch.Generator, strength: float = 1.0) -> Tensor:
     """The practical model's noise on a (B, C, H, W) batch: for `PLAIN`'s share of the images plain white noise,
     for the rest each noise step with its probability, in a random order per batch, then JPEG; amplitudes scaled
-    by `strength`."""
+    by `strength`. Each step runs on the images that draw it alone (the camera and JPEG go image by image)."""
     plain = _chance(x, generator, PLAIN.p)
     white = PLAIN.step(x, generator)
     order = torch.randperm(len(PRACTICAL_NOISES), generator=generator, device=generator.device).tolist()
     for i in order:
         step = PRACTICAL_NOISES[i]
-        chosen = _chance(x, generator, step.p)
-        if bool(chosen.any()):
-            x = torch.where(chosen, _strength(step.step, strength)(x, generator), x)
-    chosen = _chance(x, generator, PRACTICAL_JPEG.p)
-    x = torch.where(chosen, PRACTICAL_JPEG.step(x, generator), x) if bool(chosen.any()) else x
+        x = _on_chosen(_strength(step.step, strength), x, _chance(x, generator, step.p) & ~plain, generator)
+    x = _on_chosen(PRACTICAL_JPEG.step, x, _chance(x, generator, PRACTICAL_JPEG.p) & ~plain, generator)
     return torch.where(plain, white, x)
+
+
+def _on_chosen(step: Step, x: Tensor, chosen: Tensor, generator: torch.Generator) -> Tensor:
+    """x with `step` applied to the images where `chosen` (B, 1, 1, 1) holds, the others as they are."""
+    index = chosen.flatten().nonzero().flatten()
+    if not len(index):
+        return x
+    out = x.clone()
+    out[index] = step(x[index], generator)
+    return out
 
 
 RESIZE_MODES = ("nearest", "bilinear", "bicubic", "area")
@@ -267,8 +274,18 @@ def web_resize(x: Tensor, size: int, generator: torch.Generator) -> Tensor:
     return torch.cat(out)
 
 
-def practical_pair(x: Tensor, size: int, generator: torch.Generator, strength: float = 1.0) -> tuple[Tensor, Tensor]:
+def practical_pair(
+    x: Tensor, size: int, generator: torch.Generator, strength: float = 1.0, thumbnails: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """Training pairs from (B, C, S, S) clean crops, S >= 2 size: the web-resized clean target and its practical
-    noisy copy, each (B, C, size, size)."""
+    noisy copy, each (B, C, size, size). A share `thumbnails` of the pairs are web thumbnails instead: the crop's
+    centre decimated by 2 (every other row and column, so it aliases) under `PLAIN`'s white noise, the case the
+    rest of the mix holds only a few percent of."""
     clean = web_resize(x, size, generator)
-    return clean, practical_noise(clean, generator, strength)
+    noisy = practical_noise(clean, generator, strength)
+    if thumbnails <= 0:
+        return clean, noisy
+    top = (x.shape[-1] - 2 * size) // 2
+    small = x[..., top : top + 2 * size : 2, top : top + 2 * size : 2]
+    chosen = _chance(small, generator, thumbnails)
+    return torch.where(chosen, small, clean), torch.where(chosen, PLAIN.step(small, generator), noisy)

@@ -78,6 +78,14 @@ MASKED_CNN_CONTINUED = (*MASKED_CNN_RECIPE, "--init", "docs/runs/unet-masked.jso
 """The masked U-Net of the first sitting (28,000 steps, its card in docs/runs/) on from its weights with a fresh,
 lower cosine (its checkpoint did not outlive that sitting): the way to the paper's 12.8M crops in sittings."""
 
+PRACTICAL_RECIPE = (
+    "--init", "models/unet-practical.json", "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25",
+    "--no-mask", "--dead-leaves", "40", "--lr", "2e-4", "--warmup", "100", "--schedule", "cosine",
+    "--precision", "bf16", "--validate-every", "1000", "--checkpoint-every", "500",
+)  # fmt: skip
+"""The practical-photos default (`unet-practical`) on from its card on its own mix (docs/training.md), at 64
+crops of 128² a step: its CPU probes' recipe, four times the crops per step and four times the pixels per crop."""
+
 RUNS_BY_NAME = {
     "unet-masked": Run("unet-masked", MASKED_CNN_RECIPE, batch=128, iters=100_000),
     "unet-masked-on": Run("unet-masked-on", MASKED_CNN_CONTINUED, batch=128, iters=72_000),
@@ -87,6 +95,16 @@ RUNS_BY_NAME = {
     ),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
+    "practical-dct-thumbs": Run(
+        "practical-dct-thumbs",
+        ("--config", "unet-dct", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"),
+        crop=128,
+        iters=4000,
+    ),
+    "practical-thumbs": Run(
+        "practical-thumbs", ("--config", "unet", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"), crop=128, iters=4000
+    ),
+    "practical-dct": Run("practical-dct", ("--config", "unet-dct", *PRACTICAL_RECIPE), crop=128, iters=4000),
     "fill-mpi": Run(
         "fill-mpi",
         ("--objective", "fill", "--config", "syn", "--validate-every", "2000", "--checkpoint-every", "1000"),
@@ -97,7 +115,8 @@ RUNS_BY_NAME = {
 }
 """The sitting's runs: the masked card and its unmasked twin on the same data, iterations and recipe (the claim
 needs both), the same pair on the masked U-Net, and MPI's fill network at its own width (747K parameters) and
-recipe for zero-shot on GPUs."""
+recipe for zero-shot on GPUs; and the practical-photos successor: the DCT-shrinkage stage, a fifth of the
+crops web thumbnails, and each alone."""
 
 
 @dataclass

@@ -43,6 +43,22 @@ def test_practical_noise_is_seeded_clipped_and_grows_with_strength() -> None:
     assert error[1] > 2.5 * error[0] > 0  # plain white noise (a third of the images) does not scale
 
 
+def test_practical_pairs_hold_the_share_of_web_thumbnails_asked_for() -> None:
+    x = photo().repeat(64, 1, 1, 1)
+    clean, noisy = degrade.practical_pair(x, 64, generator(2))
+    same = degrade.practical_pair(x, 64, generator(2), thumbnails=0.0)
+    assert torch.equal(clean, same[0]) and torch.equal(noisy, same[1])  # no share: the mix as it was
+    clean, noisy = degrade.practical_pair(x, 64, generator(2), thumbnails=0.5)
+    thumbnail = x[0, :, ::2, ::2]
+    chosen = [bool(torch.equal(c, thumbnail)) for c in clean]
+    assert 22 <= sum(chosen) <= 44  # the share, beside the mix's own few decimated crops
+    residual = (noisy - clean)[torch.tensor(chosen)]
+    spread = residual.flatten(1).std(dim=1) * 255
+    assert float(spread.min()) > 3 and float(spread.max()) < 50  # plain white noise of std 5-50, clipped
+    channels = residual.permute(1, 0, 2, 3).flatten(1)
+    assert abs(float(torch.corrcoef(channels)[0, 1])) < 0.05  # independent in every channel
+
+
 def test_jpeg_is_real_8_bit_jpeg_whose_error_falls_with_quality() -> None:
     image = photo(64)[0].permute(1, 2, 0).numpy()
     low, high = (degrade.jpeg(image, q) for q in (30, 95))

@@ -162,14 +162,16 @@ def test_every_training_noise_is_drawn_on_the_device_never_in_numpy(photos: Path
 def test_practical_training_shrinks_twice_larger_crops_and_noises_them_on_the_device(
     photos: Path, tmp_path: Path
 ) -> None:
-    options = _options(photos, noise="practical", level_range=(0.5, 1.5), grey_share=0.5, validation=[])
+    options = _options(
+        photos, noise="practical", level_range=(0.5, 1.5), grey_share=0.5, thumbnail_share=0.2, validation=[]
+    )
     trainer = training.Trainer(options, tmp_path, log=lambda _: None)
     pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
     practical_pair = degrade.practical_pair
 
-    def recorded(x: torch.Tensor, size: int, generator: torch.Generator, strength: float):
-        assert 0.5 <= strength <= 1.5 and generator.device == x.device
-        pairs.append(practical_pair(x, size, generator, strength))
+    def recorded(x: torch.Tensor, size: int, generator: torch.Generator, strength: float, thumbnails: float):
+        assert 0.5 <= strength <= 1.5 and generator.device == x.device and thumbnails == 0.2
+        pairs.append(practical_pair(x, size, generator, strength, thumbnails))
         return pairs[-1]
 
     with pytest.MonkeyPatch.context() as patch:
@@ -177,7 +179,14 @@ def test_practical_training_shrinks_twice_larger_crops_and_noises_them_on_the_de
         patch.setattr(np.random, "default_rng", lambda *_: pytest.fail("numpy noise drawn in a training step"))
         for _ in range(3):
             assert math.isfinite(trainer.step())
-    assert "practical noise at strengths 0.5-1.5" in trainer.objective.describe()
+    assert "practical noise at strengths 0.5-1.5, web-resized, 50% of crops grey, 20% web thumbnails" in (
+        trainer.objective.describe()
+    )
+    assert "--thumbnail-share 0.2" in trainer.options.command()
+    with pytest.raises(MdnError, match="thumbnail_share needs the practical noise"):
+        training.Trainer(_options(photos, thumbnail_share=0.2), tmp_path, log=lambda _: None)
+    with pytest.raises(MdnError, match="thumbnail_share must be in"):
+        _options(photos, noise="practical", thumbnail_share=1.5)
     for clean, noisy in pairs:
         assert clean.shape == noisy.shape == (2, 3, 32, 32) and clean.device == trainer.device
     noisy_crops = [trainer.objective.pairs(c, torch.Generator().manual_seed(i)) for i, c in enumerate(

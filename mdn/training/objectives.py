@@ -224,6 +224,8 @@ class MaskedDenoising:
                 "train it unmasked, or choose unet-partial or unet-feature-mask"
             )
         self.practical = options.noise == noise.PracticalNoise.name
+        if options.thumbnail_share and not self.practical:
+            raise MdnError(f"thumbnail_share needs the practical noise, got noise {options.noise!r}")
         if not self.practical:
             self.noise = noise.make_noise(options.noise, options.level)
         for level in options.level_range:
@@ -237,6 +239,7 @@ class MaskedDenoising:
         network = "U-Net" if self.architecture == "unet" else "SwinIR"
         kind = f"Masked {network}" if o.mask else f"Plain (no-mask baseline) {network}"
         grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
+        grey += f", {o.thumbnail_share:.0%} web thumbnails" if o.thumbnail_share else ""
         return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}"
 
     def source_crop(self, crop: int) -> int:
@@ -250,7 +253,8 @@ class MaskedDenoising:
         if self.practical:
             low, high = self.options.level_range or (1.0, 1.0)
             strength = low + (high - low) * float(torch.rand((), generator=generator, device=generator.device))
-            clean, noisy = degrade.practical_pair(clean, self.options.crop, generator, strength)
+            thumbnails = self.options.thumbnail_share
+            clean, noisy = degrade.practical_pair(clean, self.options.crop, generator, strength, thumbnails)
         else:
             clean, noisy = self.noise.reference_on_device(clean), self.noisy(clean, generator)
         if not self.options.grey_share:

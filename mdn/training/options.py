@@ -40,6 +40,9 @@ class TrainOptions:
     `level`); empty: every crop at `level`."""
     grey_share: float = 0.0
     """The share of crops made grey, with the same noise in every channel, as grey images reach the network."""
+    thumbnail_share: float = 0.0
+    """Practical training: the share of crops made web thumbnails (decimated by 2, plain white noise;
+    `degrade.practical_pair`)."""
     aux_share: float = 0.0
     """Render training: the share of crops that see the render's albedo and normal (the rest see none, so the
     card takes renders with or without them); 0: a card without those inputs."""
@@ -77,6 +80,8 @@ class TrainOptions:
             raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
         if not 0 <= self.grey_share <= 1:
             raise MdnError(f"grey_share must be in [0, 1], got {self.grey_share:g}")
+        if not 0 <= self.thumbnail_share <= 1:
+            raise MdnError(f"thumbnail_share must be in [0, 1], got {self.thumbnail_share:g}")
         if not 0 <= self.aux_share <= 1:
             raise MdnError(f"aux_share must be in [0, 1], got {self.aux_share:g}")
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
