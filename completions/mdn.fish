@@ -93,6 +93,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l grey-share -r -d 'Share of crops made grey, the same noise in every channel (as grey images run)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l thumbnail-share -r -d 'Practical noise: share of crops made web thumbnails (decimated by 2, plain white noise)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l aux-share -r -d "Render training: share of crops that see the render's albedo and normal (0: a card without them)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights (0.999; --noisy: 0.99)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
