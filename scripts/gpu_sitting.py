@@ -86,6 +86,13 @@ PRACTICAL_RECIPE = (
 """The practical-photos default (`unet-practical`) on from its card on its own mix (docs/training.md), at 64
 crops of 128² a step: its CPU probes' recipe, four times the crops per step and four times the pixels per crop."""
 
+DEFAULT_CONTINUED = (
+    *PRACTICAL_RECIPE, "--config", "unet-dct", "--init", "models/unet-dct-practical.json", "--lr", "1e-4",
+    "--thumbnail-share", "0.2",
+)  # fmt: skip
+"""The default (`unet-dct-practical`) on from its card on its own recipe at half the rate: the control for the
+runs that change its data (procedural cloth for barbara's texture, more thumbnails)."""
+
 RUNS_BY_NAME = {
     "unet-masked": Run("unet-masked", MASKED_CNN_RECIPE, batch=128, iters=100_000),
     "unet-masked-on": Run("unet-masked-on", MASKED_CNN_CONTINUED, batch=128, iters=72_000),
@@ -105,6 +112,14 @@ RUNS_BY_NAME = {
         "practical-thumbs", ("--config", "unet", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"), crop=128, iters=4000
     ),
     "practical-dct": Run("practical-dct", ("--config", "unet-dct", *PRACTICAL_RECIPE), crop=128, iters=4000),
+    "default-on": Run("default-on", DEFAULT_CONTINUED, crop=128, iters=4000),
+    "default-textiles": Run("default-textiles", (*DEFAULT_CONTINUED, "--textiles", "150"), crop=128, iters=4000),
+    "default-textiles-thumbs": Run(
+        "default-textiles-thumbs",
+        (*DEFAULT_CONTINUED, "--textiles", "150", "--thumbnail-share", "0.35"),
+        crop=128,
+        iters=4000,
+    ),
     "fill-mpi": Run(
         "fill-mpi",
         ("--objective", "fill", "--config", "syn", "--validate-every", "2000", "--checkpoint-every", "1000"),
@@ -115,8 +130,8 @@ RUNS_BY_NAME = {
 }
 """The sitting's runs: the masked card and its unmasked twin on the same data, iterations and recipe (the claim
 needs both), the same pair on the masked U-Net, and MPI's fill network at its own width (747K parameters) and
-recipe for zero-shot on GPUs; and the practical-photos successor: the DCT-shrinkage stage, a fifth of the
-crops web thumbnails, and each alone."""
+recipe for zero-shot on GPUs; the practical-photos successor: the DCT-shrinkage stage, a fifth of the crops
+web thumbnails, and each alone; and the default on from there, with procedural cloth and more thumbnails."""
 
 
 @dataclass
