@@ -281,11 +281,17 @@ def practical_pair(
     noisy copy, each (B, C, size, size). A share `thumbnails` of the pairs are web thumbnails instead: the crop's
     centre decimated by 2 (every other row and column, so it aliases) under `PLAIN`'s white noise, the case the
     rest of the mix holds only a few percent of."""
-    clean = web_resize(x, size, generator)
-    noisy = practical_noise(clean, generator, strength)
     if thumbnails <= 0:
-        return clean, noisy
+        clean = web_resize(x, size, generator)
+        return clean, practical_noise(clean, generator, strength)
     top = (x.shape[-1] - 2 * size) // 2
-    small = x[..., top : top + 2 * size : 2, top : top + 2 * size : 2]
-    chosen = _chance(small, generator, thumbnails)
-    return torch.where(chosen, small, clean), torch.where(chosen, PLAIN.step(small, generator), noisy)
+    clean = x[..., top : top + 2 * size : 2, top : top + 2 * size : 2].clone()
+    noisy = torch.empty_like(clean)
+    chosen = _chance(x, generator, thumbnails).flatten()
+    thumbs, rest = chosen.nonzero().flatten(), (~chosen).nonzero().flatten()
+    if len(rest):
+        clean[rest] = web_resize(x[rest], size, generator)
+        noisy[rest] = practical_noise(clean[rest], generator, strength)
+    if len(thumbs):
+        noisy[thumbs] = PLAIN.step(clean[thumbs], generator)
+    return clean, noisy

@@ -78,20 +78,26 @@ MASKED_CNN_CONTINUED = (*MASKED_CNN_RECIPE, "--init", "docs/runs/unet-masked.jso
 """The masked U-Net of the first sitting (28,000 steps, its card in docs/runs/) on from its weights with a fresh,
 lower cosine (its checkpoint did not outlive that sitting): the way to the paper's 12.8M crops in sittings."""
 
-PRACTICAL_RECIPE = (
-    "--init", "models/unet-practical.json", "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25",
-    "--no-mask", "--dead-leaves", "40", "--lr", "2e-4", "--warmup", "100", "--schedule", "cosine",
-    "--precision", "bf16", "--validate-every", "1000", "--checkpoint-every", "500",
+PRACTICAL_MIX = (
+    "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
+    "--warmup", "100", "--schedule", "cosine", "--precision", "bf16", "--validate-every", "1000",
+    "--checkpoint-every", "500",
 )  # fmt: skip
-"""The practical-photos default (`unet-practical`) on from its card on its own mix (docs/training.md), at 64
-crops of 128² a step: its CPU probes' recipe, four times the crops per step and four times the pixels per crop."""
+"""The practical-photos cards' mix and schedule (docs/training.md) at 64 crops of 128² a step: their CPU probes'
+recipe, four times the crops per step and four times the pixels per crop."""
 
-DEFAULT_CONTINUED = (
-    *PRACTICAL_RECIPE, "--config", "unet-dct", "--init", "models/unet-dct-practical.json", "--lr", "1e-4",
-    "--thumbnail-share", "0.2",
-)  # fmt: skip
-"""The default (`unet-dct-practical`) on from its card on its own recipe at half the rate: the control for the
-runs that change its data (procedural cloth for barbara's texture, more thumbnails)."""
+PRACTICAL_RECIPE = ("--init", "models/unet-practical.json", "--lr", "2e-4", *PRACTICAL_MIX)
+"""`unet-practical` on from its card on its own mix."""
+
+DEFAULT_CONTINUED = ("--config", "unet-dct", "--init", "models/unet-dct-practical.json", "--lr", "1e-4", *PRACTICAL_MIX)
+"""The default (`unet-dct-practical`) on from its card on its own mix at half the rate: with its 20 % thumbnails
+the control for the runs that change its data (procedural cloth for barbara's texture, more thumbnails)."""
+
+
+def practical_run(name: str, *flags: str) -> Run:
+    """A run on the practical mix: 4,000 steps of 64 crops of 128²."""
+    return Run(name, flags, crop=128, iters=4000)
+
 
 RUNS_BY_NAME = {
     "unet-masked": Run("unet-masked", MASKED_CNN_RECIPE, batch=128, iters=100_000),
@@ -102,23 +108,19 @@ RUNS_BY_NAME = {
     ),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
-    "practical-dct-thumbs": Run(
-        "practical-dct-thumbs",
-        ("--config", "unet-dct", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"),
-        crop=128,
-        iters=4000,
+    "practical-dct-thumbs": practical_run(
+        "practical-dct-thumbs", "--config", "unet-dct", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"
     ),
-    "practical-thumbs": Run(
-        "practical-thumbs", ("--config", "unet", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"), crop=128, iters=4000
+    "practical-thumbs": practical_run(
+        "practical-thumbs", "--config", "unet", *PRACTICAL_RECIPE, "--thumbnail-share", "0.2"
     ),
-    "practical-dct": Run("practical-dct", ("--config", "unet-dct", *PRACTICAL_RECIPE), crop=128, iters=4000),
-    "default-on": Run("default-on", DEFAULT_CONTINUED, crop=128, iters=4000),
-    "default-textiles": Run("default-textiles", (*DEFAULT_CONTINUED, "--textiles", "150"), crop=128, iters=4000),
-    "default-textiles-thumbs": Run(
-        "default-textiles-thumbs",
-        (*DEFAULT_CONTINUED, "--textiles", "150", "--thumbnail-share", "0.35"),
-        crop=128,
-        iters=4000,
+    "practical-dct": practical_run("practical-dct", "--config", "unet-dct", *PRACTICAL_RECIPE),
+    "default-on": practical_run("default-on", *DEFAULT_CONTINUED, "--thumbnail-share", "0.2"),
+    "default-textiles": practical_run(
+        "default-textiles", *DEFAULT_CONTINUED, "--thumbnail-share", "0.2", "--textiles", "150"
+    ),
+    "default-textiles-thumbs": practical_run(
+        "default-textiles-thumbs", *DEFAULT_CONTINUED, "--thumbnail-share", "0.35", "--textiles", "150"
     ),
     "fill-mpi": Run(
         "fill-mpi",

@@ -239,8 +239,8 @@ class MaskedDenoising:
         network = "U-Net" if self.architecture == "unet" else "SwinIR"
         kind = f"Masked {network}" if o.mask else f"Plain (no-mask baseline) {network}"
         grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
-        grey += f", {o.thumbnail_share:.0%} web thumbnails" if o.thumbnail_share else ""
-        return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}"
+        thumbnails = f", {o.thumbnail_share:.0%} web thumbnails" if o.thumbnail_share else ""
+        return f"{kind}, {o.config} size, trained on {o.noise} noise at {levels}{grey}{thumbnails}"
 
     def source_crop(self, crop: int) -> int:
         """Practical training shrinks twice larger crops the way the web does (`degrade.web_resize`)."""
