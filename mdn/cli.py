@@ -130,6 +130,9 @@ def denoise_command(
                                        "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
+    detail: Annotated[bool | None, _opt("--detail/--no-detail", "Put back the texture the network smoothed: what "
+                                        "it removed that stands above the image's own noise in 8x8 DCTs (default: "
+                                        "the card's).")] = None,
     self_check: Annotated[bool | None, _opt("--self-check/--no-self-check", "Measure each image's noise and blend "
                                             "the input back where the card would do worse (default: the "
                                             "card's).")] = None,
@@ -148,9 +151,9 @@ def denoise_command(
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
     settings = {
-        "passes": passes, "input_mask": input_mask, "self_check": self_check, "seed": seed, "device": device,
-        "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch, "max_memory": max_memory,
-        "attention_mask": attention_mask,
+        "passes": passes, "input_mask": input_mask, "detail": detail, "self_check": self_check, "seed": seed,
+        "device": device, "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch,
+        "max_memory": max_memory, "attention_mask": attention_mask,
     }  # fmt: skip
     models = inference.ModelChoice(model, settings, albedo, normal)
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdn import allocator, noise_level
+from mdn import allocator, detail, noise_level
 from mdn.errors import MdnError
 from mdn.nets.swinir import input_mask
 from mdn.tiling import TileGrid
@@ -69,7 +69,8 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
-    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `self_check`
+    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `detail`
+    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`); `self_check`
     blends each whole plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
 
     tile: int = 0
@@ -81,6 +82,7 @@ class EngineOptions:
     seed: int = 0
     attention_mask: bool = True
     input_mask: float = 0.0
+    detail: bool = False
     self_check: bool = False
     max_memory: int = 2 << 30
 
@@ -218,6 +220,8 @@ class Engine:
         self.kept_shares = []
         for index, plane in enumerate(planes):
             self._plane(plane, index, advance, result[index])
+            if self.options.detail:
+                detail.restore_detail(plane[..., : result.shape[-1]], result[index], self.device, out=result[index])
             if self.options.self_check:
                 result[index], share = noise_level.self_checked(plane[..., : result.shape[-1]], result[index])
                 self.kept_shares.append(share)
@@ -315,7 +319,7 @@ class Engine:
         float32 (h, w, C) display-range pixels: only the tiles of the whole plane's grid that touch the region
         run, on the pixels they would see there (the plane's reflected border included), with their weights.
         Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes,
-        which runs without the self-check (it needs the whole plane's output)."""
+        which runs without the detail stage and the self-check (they measure the whole plane's output)."""
         height, width, _ = shape
         padded = height + (-height) % self.window, width + (-width) % self.window
         grid = self._grid(*padded)

@@ -23,15 +23,16 @@ def options(
     *,
     passes: int | None = None,
     input_mask: float | None = None,
+    detail: bool | None = None,
     self_check: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
-    """Engine options for `card`: its inference settings (passes, input mask, self-check) and tile overlap unless
-    given here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the engine would
-    refuse."""
-    given = {"passes": passes, "input_mask": input_mask, "self_check": self_check}
+    """Engine options for `card`: its inference settings (passes, input mask, detail, self-check) and tile
+    overlap unless given here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the
+    engine would refuse."""
+    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "self_check": self_check}
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("passes", 1) < 1:
         raise MdnError("--passes must be at least 1")

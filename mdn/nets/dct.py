@@ -44,6 +44,15 @@ def opponent(channels: int) -> Tensor:
     return torch.from_numpy(OPPONENT.copy()) if channels == 3 else torch.eye(channels)
 
 
+def analysis_kernel(basis: Tensor, stride: int) -> Tensor:
+    """(size², stride², k, k), k = size / stride: the transform of every patch on a stride grid as a plain
+    convolution of the image's stride x stride blocks (`pixel_unshuffle`), which runs on the fast path everywhere."""
+    size = basis.shape[-1]
+    k = size // stride
+    blocks = basis.reshape(size * size, 1, k, stride, k, stride).permute(0, 1, 3, 5, 2, 4)
+    return blocks.reshape(size * size, stride * stride, k, k).contiguous()
+
+
 def aggregation_kernel(basis: Tensor, stride: int) -> Tensor:
     """(stride², size², k, k), k = size / stride: the convolution over the grid of patch coefficients that sums
     every patch's inverse DCT into the pixels it covers, one output channel per position in a stride x stride
@@ -76,11 +85,7 @@ class DctShrink(nn.Module):
         self.thresholds = [THRESHOLD * sigma / 255 for sigma in sorted(sigmas)]
         self.shares = nn.Parameter(torch.full((channels, len(sigmas), size * size), share / len(sigmas)))
         basis = dct_basis(size)
-        k = size // stride  # the transform as a convolution of the image's stride x stride blocks
-        blocks = basis.reshape(size * size, 1, k, stride, k, stride).permute(0, 1, 3, 5, 2, 4)
-        self.register_buffer(
-            "analyse", blocks.reshape(size * size, stride * stride, k, k).contiguous(), persistent=False
-        )
+        self.register_buffer("analyse", analysis_kernel(basis, stride), persistent=False)
         self.register_buffer("aggregate", aggregation_kernel(basis, stride), persistent=False)
         self.register_buffer("colour", opponent(channels), persistent=False)
         ac = torch.ones(size * size)

@@ -26,7 +26,7 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
         weights="",
         sha256="",
         description=objective.describe(),
-        inference=objective.inference(),
+        inference=_inference(trainer),
         transform=own.get("transform", {}),
         training={
             "command": o.command(),
@@ -46,6 +46,13 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
         },
         scores={objective.score_name: trainer.scores} if trainer.scores else {},
     )
+
+
+def _inference(trainer: Trainer) -> dict:
+    """How the card runs: its objective's settings, and the detail stage where the card it started from ran it
+    (the stage follows a photo network, whatever its weights)."""
+    settings = trainer.objective.inference()
+    return {"detail": True, **settings} if trainer.initialised_from.get("detail") else settings
 
 
 def trained_on(trainer: Trainer) -> str:

@@ -44,7 +44,8 @@ def append_log(workdir: Path, record: dict[str, Any]) -> None:
 
 
 def start_weights(model: nn.Module, name: str, objective: Objective, config: str) -> dict[str, Any]:
-    """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was. A
+    """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was (and
+    `detail` when the card runs the detail stage, which the new card then runs too). A
     network that takes more input channels than the card's (auxiliary inputs) gets zero weights for them, and
     blocks the card lacks that the network names in `starts_as_identity` keep their own, so it starts as the card
     was."""
@@ -63,7 +64,8 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise MdnError(f"init {name}: its network differs from config {config}") from exc
-    return {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
+    start = {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
+    return {**start, "detail": True} if card.inference.get("detail") else start
 
 
 def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
