@@ -106,7 +106,7 @@ class Speckle(Step):
 @dataclass(frozen=True)
 class Camera(Step):
     """A simulated camera: Brooks et al.'s unprocess, shot and read noise, process (`noise.IspNoise`), its noise
-    std times U(low, high) per image."""
+    std times U(low, high) per image, the batch at once."""
 
     low: float = 0.5
     high: float = 3.0
@@ -114,8 +114,7 @@ class Camera(Step):
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         from mdn.noise import IspNoise
 
-        scale = _uniform(x, generator, self.low, self.high).flatten().tolist()
-        return torch.cat([IspNoise(s).on_device(image[None], generator) for s, image in zip(scale, x, strict=True)])
+        return IspNoise.at_levels(x, generator, _uniform(x, generator, self.low, self.high)).clamp_(0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -410,6 +410,12 @@ class IspNoise(NoiseModel):
         return rgb[..., 1:2] if grey else rgb
 
     def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.at_levels(x, generator, self.level)
+
+    @staticmethod
+    def at_levels(x: torch.Tensor, generator: torch.Generator, level: float | torch.Tensor) -> torch.Tensor:
+        """`on_device` before clipping, at a level per image: a number, or a (B, 1, 1, 1) tensor (the practical
+        mix draws one per image), the whole batch in one pass."""
         b, c, h, w = x.shape
         if min(h, w) < 2:
             raise MdnError(f"isp noise needs images of at least 2x2 pixels, got {tuple(x.shape)}")
@@ -417,7 +423,7 @@ class IspNoise(NoiseModel):
         log_shot = math.log(1e-4) + (math.log(0.012) - math.log(1e-4)) * _uniform(x, generator, (b, 1, 1, 1))
         read = torch.exp(2.18 * log_shot + 1.20 + 0.26 * _normal(x, generator, (b, 1, 1, 1)))
         raw = cameras.unprocess(x.expand(b, 3, h, w) if c == 1 else x)
-        std = self.level * torch.sqrt(raw * log_shot.exp() + read)
+        std = level * torch.sqrt(raw * log_shot.exp() + read)
         rgb = cameras.process(raw + std * _normal(raw, generator))
         return rgb[:, 1:2] if c == 1 else rgb
 

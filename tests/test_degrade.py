@@ -113,3 +113,21 @@ def test_camera_jpeg_compresses_the_noise_with_the_picture() -> None:
     gaussian = make_noise("gaussian", 25)(image, np.random.default_rng(0))
     assert np.allclose(noisy * 255, np.round(noisy * 255), atol=1e-4)
     assert metrics.psnr(noisy, image) > metrics.psnr(gaussian, image) + 0.5  # JPEG smooths part of the noise away
+
+
+def test_the_camera_step_draws_a_level_per_image_in_one_batched_pass() -> None:
+    """`IspNoise.at_levels`: a tensor of equal levels is the plain level bit for bit; a higher level per image
+    gives that image more noise from the same draws."""
+    from mdn.noise import IspNoise
+
+    x = torch.full((6, 3, 32, 32), 0.4)
+    plain = IspNoise(1.5).on_device(x, torch.Generator().manual_seed(3))
+    same = IspNoise.at_levels(x, torch.Generator().manual_seed(3), torch.full((6, 1, 1, 1), 1.5)).clamp(0, 1)
+    assert torch.equal(plain, same)
+    levels = torch.tensor([1.0, 3.0] * 3).view(6, 1, 1, 1)
+    low = IspNoise.at_levels(x, torch.Generator().manual_seed(4), 1.0)
+    mixed = IspNoise.at_levels(x, torch.Generator().manual_seed(4), levels)
+    error = lambda y: (y - x).flatten(1).std(dim=1)  # noqa: E731
+    assert torch.equal(mixed[0::2], low[0::2]) and bool((error(mixed)[1::2] > 1.5 * error(low)[1::2]).all())
+    out = degrade.Camera()(x, torch.Generator().manual_seed(5))
+    assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
