@@ -13,7 +13,10 @@ absolute coefficient; correlated and JPEG-shaped noise differ per frequency), ti
 the denoised picture (the median over frequencies, in 16 brightness bins: Poisson, speckle and camera noise grow
 with the signal). A patch whose own factor is twice its brightness's is taken as it is (an impulse spreads over
 every frequency of the patches that hold it), so salt and pepper stays out. The DC coefficients stay out too:
-noise clipped at black or white has a mean the network rightly removed.
+noise clipped at black or white has a mean the network rightly removed. Texture that covers most of a picture at
+one frequency raises that frequency's measured noise and stays smoothed; noise that varies with the light rather
+than with brightness (Monte Carlo renders) is partly put back (docs/training.md, "Texture put back after the
+network").
 """
 
 from __future__ import annotations
