@@ -119,7 +119,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-mask-ratio -
 complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.compile the network (fixed shapes): for GPUs; slower on CPU'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards or peers (default: noisy, every card, installed peers)'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (CARD+no-detail: without its detail stage) or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels; none: renders alone)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid'

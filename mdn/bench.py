@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +35,9 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 NOISY = "noisy"
 ZS_N2N = "zs-n2n"
 MPI_PREFIX = "mpi-"
+WITHOUT_DETAIL = "+no-detail"
+"""A bench model name's suffix (`CARD+no-detail`): the card's network without the detail stage it runs after it,
+as `mdn denoise --no-detail` runs it, so that one run compares both."""
 ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"
 """The zero-shot grid: light and heavy levels of the noises zero-shot denoising meets (photon counting first,
 as in microscopy), with correlated noise to check that methods assuming pixel-independent noise do no harm."""
@@ -101,10 +104,18 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
     return noisy
 
 
+def _card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
+    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or for `CARD+no-detail`
+    without its detail stage."""
+    card = registry.find(name.removesuffix(WITHOUT_DETAIL))
+    settings = inference.as_card_runs(card, options or EngineOptions())
+    return card, replace(settings, detail=False) if name.endswith(WITHOUT_DETAIL) else settings
+
+
 def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
-    """Name -> (H, W, C) denoise function, for model cards, installed peers, zero-shot methods (`mpi-PRESET`,
-    `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`, MPI takes the grey fill card as `mdn zeroshot`
-    does for grey images) and `noisy` (the identity)."""
+    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`: without the detail stage), installed
+    peers, zero-shot methods (`mpi-PRESET`, `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`, MPI takes
+    the grey fill card as `mdn zeroshot` does for grey images) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
     device = pick_device((options or EngineOptions()).device)
     dtype = pick_dtype(zeroshot_run.PRECISION, device)
@@ -125,8 +136,8 @@ def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool
                 raise MdnError(f"peer {name!r} needs the {package} package (pip install {package})")
             found[name] = function
         else:
-            card = registry.find(name)
-            engine = Engine(registry.load(card), inference.as_card_runs(card, options or EngineOptions()))
+            card, settings = _card_runs(name, options)
+            engine = Engine(registry.load(card), settings)
             found[name] = lambda x, engine=engine: engine(x[None])[0]
     return found
 
@@ -413,7 +424,7 @@ def _is_size(name: str) -> bool:
 def _network(name: str, kernel: str) -> torch.nn.Module:
     """A model card or a network size (see `_is_size`), computing its attention with `kernel`."""
     if not _is_size(name):
-        network = registry.load(registry.find(name))
+        network = registry.load(registry.find(name.removesuffix(WITHOUT_DETAIL)))
     else:
         network = MaskedSwinIR(SIZES[name]) if name in SIZES else UNet(UNET_SIZES[name])
     return network.use_attention(kernel) if isinstance(network, MaskedSwinIR) else network
@@ -426,8 +437,8 @@ def speed(
     own inference settings (the masked card's passes count)."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
-    if not _is_size(model):  # a card runs as it is used: its passes, input mask and tile overlap
-        options = inference.as_card_runs(registry.find(model), options or EngineOptions())
+    if not _is_size(model):  # a card runs as it is used: its passes, input mask, detail stage and tile overlap
+        options = _card_runs(model, options)[1]
     engine = Engine(_network(model, kernel), options)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
     engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])

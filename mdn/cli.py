@@ -394,8 +394,8 @@ def _listed(text: str | None) -> list[str] | None:
 def bench_command(
     images_: Annotated[list[str] | None, typer.Argument(help="Clean reference images (default: the bundled "
                                                         "sample set).")] = None,
-    models: Annotated[str | None, _opt("--models", "Comma-separated cards or peers (default: noisy, every card, "
-                                       "installed peers).")] = None,
+    models: Annotated[str | None, _opt("--models", "Comma-separated cards (CARD+no-detail: without its detail "
+                                       "stage) or peers (default: noisy, every card, installed peers).")] = None,
     noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type, paper "
                                            "levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "
