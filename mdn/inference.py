@@ -63,11 +63,13 @@ def run(
     progress: ProgressCallback | None = None,
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size and device."""
+    """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device and whether
+    the detail stage ran."""
     engine = Engine(model.net, settings)
     result = engine(planes, progress)
     if info is not None:
         info.update(model=model.name, tiles=engine.tiles_run, tile=engine.tile, device=str(engine.device))
+        info.update(detail=settings.detail)
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
     return result

@@ -87,7 +87,9 @@ def test_the_default_card_puts_barbaras_stripes_back() -> None:
     """The default runs with `detail`: barbara's woven stripes at sigma 15 gain over the network alone."""
     clean = sample("barbara")
     noisy = gaussian(clean, 15)
-    plain = mdn.denoise(noisy, detail=False, device="cpu")
-    default = mdn.denoise(noisy, device="cpu")
+    reports: list[dict] = [{}, {}]
+    plain = mdn.denoise(noisy, detail=False, device="cpu", info=reports[0])
+    default = mdn.denoise(noisy, device="cpu", info=reports[1])
+    assert [report["detail"] for report in reports] == [False, True]
     assert np.array_equal(default, detail.restore_detail(noisy, plain))
     assert psnr(default, clean) > psnr(plain, clean) + 2.0
