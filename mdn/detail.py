@@ -65,10 +65,10 @@ def restore_detail(
     axis = np.full(channels, 1 / math.sqrt(channels), dtype=np.float32)
     level = np.asarray(denoised, dtype=np.float32) @ axis
     with torch.inference_mode():
-        brightness = patch_sums(_padded(level, device), STRIDE)
-        level -= np.asarray(noisy[..., :channels], dtype=np.float32) @ axis  # now minus the residual
-        detail = _restore(_padded(np.negative(level, out=level), device), brightness)
-    del level
+        brightness = _patch_sums(_padded(level, device), STRIDE)
+        residual = np.subtract(np.asarray(noisy[..., :channels], dtype=np.float32) @ axis, level, out=level)
+        detail = _restore(_padded(residual, device), brightness)
+    del level, residual
     pad = SIZE - STRIDE
     detail = detail[pad : pad + height, pad : pad + width].cpu().numpy()
     for rows in range(0, height, ROWS):  # row blocks: temporaries stay a block's
@@ -118,7 +118,7 @@ class _Noise:
         basis = dct_basis(SIZE).to(residual.device)
         coefficients = F.conv2d(residual, basis, stride=STRIDE * every)[0].flatten(1).T  # (n, 64)
         self.sigma = (MAD * coefficients.abs().median(dim=0).values).clamp_min(1e-8)
-        own = own_factor(coefficients.abs() / self.sigma)
+        own = _own_factor(coefficients.abs() / self.sigma)
         brightness = brightness[::every, ::every].flatten()
         quantiles = torch.linspace(0, 1, BINS + 1, device=brightness.device)[1:-1]
         self.edges = torch.quantile(brightness, quantiles)
@@ -135,7 +135,7 @@ class _Noise:
         above = _steps(magnitudes, (IMPULSE / MAD) * factor).sum(dim=-1, keepdim=True)  # the DC scores 0
         impulse = (2 * above > SIZE * SIZE - 1)[..., 0]
         if impulse.any():
-            factor[impulse] = own_factor(magnitudes[impulse])[:, None]
+            factor[impulse] = _own_factor(magnitudes[impulse])[:, None]
         return factor
 
 
@@ -144,12 +144,12 @@ def _steps(values: Tensor, thresholds: Tensor) -> Tensor:
     return torch.sign(values - thresholds).clamp_(min=0)
 
 
-def own_factor(magnitudes: Tensor) -> Tensor:
+def _own_factor(magnitudes: Tensor) -> Tensor:
     """(n,): the noise factor of each of (n, 64) patches' score magnitudes alone, their median over the AC."""
     return MAD * magnitudes[:, 1:].median(dim=1).values
 
 
-def patch_sums(plane: Tensor, stride: int) -> Tensor:
+def _patch_sums(plane: Tensor, stride: int) -> Tensor:
     """(gh, gw): each patch's DC coefficient (its sum over SIZE), as brightness."""
     return F.avg_pool2d(plane, SIZE, stride)[0, 0] * SIZE
 

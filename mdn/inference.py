@@ -68,8 +68,13 @@ def run(
     engine = Engine(model.net, settings)
     result = engine(planes, progress)
     if info is not None:
-        info.update(model=model.name, tiles=engine.tiles_run, tile=engine.tile, device=str(engine.device))
-        info.update(detail=settings.detail)
+        info.update(
+            model=model.name,
+            tiles=engine.tiles_run,
+            tile=engine.tile,
+            device=str(engine.device),
+            detail=settings.detail,
+        )
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
     return result
