@@ -15,7 +15,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -r -d 'aut
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Passes to average, each over the image flipped or turned its own way: 8 for the last tenths of a dB (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l detail -l no-detail -d "Put back the texture the network smoothed: what it removed that stands above the image's own noise in 8x8 DCTs (default: the card's)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l detail -l no-detail -d "Put back the texture the network smoothed (what it removed that stands above the image's own noise in 8x8 DCTs), then filter groups of similar patches with that as pilot (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l self-check -l no-self-check -d "Measure each image's noise and blend the input back where the card would do worse (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'

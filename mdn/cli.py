@@ -130,9 +130,10 @@ def denoise_command(
                                        "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
-    detail: Annotated[bool | None, _opt("--detail/--no-detail", "Put back the texture the network smoothed: what "
-                                        "it removed that stands above the image's own noise in 8x8 DCTs (default: "
-                                        "the card's).")] = None,
+    detail: Annotated[bool | None, _opt("--detail/--no-detail", "Put back the texture the network smoothed (what "
+                                        "it removed that stands above the image's own noise in 8x8 DCTs), then "
+                                        "filter groups of similar patches with that as pilot (default: the "
+                                        "card's).")] = None,
     self_check: Annotated[bool | None, _opt("--self-check/--no-self-check", "Measure each image's noise and blend "
                                             "the input back where the card would do worse (default: the "
                                             "card's).")] = None,

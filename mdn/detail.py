@@ -16,7 +16,8 @@ every frequency of the patches that hold it), so salt and pepper stays out. The 
 noise clipped at black or white has a mean the network rightly removed. Texture that covers most of a picture at
 one frequency raises that frequency's measured noise and stays smoothed; noise that varies with the light rather
 than with brightness (Monte Carlo renders) is partly put back (docs/training.md, "Texture put back after the
-network").
+network"). The engine then refines the result by collaborative Wiener filtering with it as pilot (`wiener`), which
+measures its noise with `Noise` too.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ def restore_detail(
     axis = np.full(channels, 1 / math.sqrt(channels), dtype=np.float32)
     level = np.asarray(denoised, dtype=np.float32) @ axis
     with torch.inference_mode():
-        brightness = _patch_sums(_padded(level, device), STRIDE)
+        brightness = patch_sums(padded(level, device), STRIDE)
         residual = np.subtract(np.asarray(noisy[..., :channels], dtype=np.float32) @ axis, level, out=level)
-        detail = _restore(_padded(residual, device), brightness)
+        detail = _restore(padded(residual, device), brightness)
     del level, residual
     pad = SIZE - STRIDE
     detail = detail[pad : pad + height, pad : pad + width].cpu().numpy()
@@ -79,7 +80,7 @@ def restore_detail(
     return out
 
 
-def _padded(plane: np.ndarray, device: torch.device | str) -> Tensor:
+def padded(plane: np.ndarray, device: torch.device | str) -> Tensor:
     """(1, 1, H', W'): the plane reflected by SIZE - STRIDE on every side, and on the bottom and right to a whole
     number of strides, so that patches every STRIDE pixels cover every pixel SIZE / STRIDE squared times."""
     pad = SIZE - STRIDE
@@ -109,7 +110,7 @@ class _Transform:
         return F.pixel_shuffle(F.conv2d(grid, self.aggregate, padding=SIZE // STRIDE - 1), STRIDE)
 
 
-class _Noise:
+class Noise:
     """The residual's noise, measured on at most SAMPLES patches: a standard deviation per frequency (`sigma`,
     (64,)) times a factor per brightness bin (`edges` between bins, `factor` per bin)."""
 
@@ -149,7 +150,7 @@ def _own_factor(magnitudes: Tensor) -> Tensor:
     return MAD * magnitudes[:, 1:].median(dim=1).values
 
 
-def _patch_sums(plane: Tensor, stride: int) -> Tensor:
+def patch_sums(plane: Tensor, stride: int) -> Tensor:
     """(gh, gw): each patch's DC coefficient (its sum over SIZE), as brightness."""
     return F.avg_pool2d(plane, SIZE, stride)[0, 0] * SIZE
 
@@ -158,7 +159,7 @@ def _restore(residual: Tensor, brightness: Tensor) -> Tensor:
     """(H', W'): the texture in the padded residual, given each patch's brightness (gh, gw), estimated band by
     band of patch rows: scores above THRESHOLD times their patch's noise factor kept, then each score weighted by
     the kept estimate's share of signal (the empirical Wiener step)."""
-    noise = _Noise(residual, brightness)
+    noise = Noise(residual, brightness)
     transform = _Transform(noise.sigma)
     rows, cols = brightness.shape
     row_count, col_count = (_coverage(n, residual.device) for n in (rows, cols))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdn import allocator, detail, noise_level
+from mdn import allocator, detail, noise_level, wiener
 from mdn.errors import MdnError
 from mdn.nets.swinir import input_mask
 from mdn.tiling import TileGrid
@@ -70,7 +70,8 @@ class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
     of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `detail`
-    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`); `self_check`
+    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then refines it by
+    collaborative Wiener filtering of the input with it as pilot (`wiener.collaborative_wiener`); `self_check`
     blends each whole plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
 
     tile: int = 0
@@ -221,7 +222,9 @@ class Engine:
         for index, plane in enumerate(planes):
             self._plane(plane, index, advance, result[index])
             if self.options.detail:
-                detail.restore_detail(plane[..., : result.shape[-1]], result[index], self.device, out=result[index])
+                noisy = plane[..., : result.shape[-1]]
+                detail.restore_detail(noisy, result[index], self.device, out=result[index])
+                wiener.collaborative_wiener(noisy, result[index], self.device, out=result[index])
             if self.options.self_check:
                 result[index], share = noise_level.self_checked(plane[..., : result.shape[-1]], result[index])
                 self.kept_shares.append(share)

@@ -1,13 +1,17 @@
-"""Texture put back from what the network removed: gained where it was smoothed, nothing added where it was not."""
+"""The stages after the network: texture put back from what it removed (gained where it was smoothed, nothing
+added where it was not), then collaborative Wiener filtering with its output as pilot (noise taken out where
+patches repeat, nothing put back)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
 import mdn
-from mdn import bench, detail
+from mdn import bench, detail, wiener
 from mdn.metrics import psnr
 from mdn.noise import make_noise
 
@@ -29,26 +33,31 @@ def gaussian(clean: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return make_noise("gaussian", sigma)(clean, np.random.default_rng(seed))
 
 
-def test_texture_a_blur_flattened_comes_back() -> None:
-    clean = stripes()
+@pytest.mark.parametrize(
+    ("stage", "picture", "blur", "gain"),
+    [(detail.restore_detail, stripes, 1.5, 3.0), (wiener.collaborative_wiener, lambda: sample("barbara"), 1.0, 1.5)],
+)
+def test_what_a_blur_flattened_comes_back(
+    stage: Callable, picture: Callable[[], np.ndarray], blur: float, gain: float
+) -> None:
+    clean = picture()
     noisy = gaussian(clean, 15)
-    blurred = gaussian_filter(noisy, sigma=(1.5, 1.5, 0))
-    restored = detail.restore_detail(noisy, blurred)
-    assert psnr(restored, clean) > psnr(blurred, clean) + 3.0
+    blurred = gaussian_filter(noisy, sigma=(blur, blur, 0))
+    assert psnr(stage(noisy, blurred), clean) > psnr(blurred, clean) + gain
 
 
-def test_a_perfect_output_gets_almost_nothing_of_the_noise_back() -> None:
+@pytest.mark.parametrize(("stage", "kept"), [(detail.restore_detail, 0.05), (wiener.collaborative_wiener, 0.25)])
+def test_a_perfect_output_keeps_little_of_the_noise(stage: Callable, kept: float) -> None:
     clean = sample("kodim23")
     noisy = gaussian(clean, 25)
-    restored = detail.restore_detail(noisy, clean)
-    assert np.sqrt(np.mean((restored - clean) ** 2)) < 0.05 * np.sqrt(np.mean((noisy - clean) ** 2))
+    assert np.sqrt(np.mean((stage(noisy, clean) - clean) ** 2)) < kept * np.sqrt(np.mean((noisy - clean) ** 2))
 
 
-def test_impulses_the_network_removed_stay_out() -> None:
+@pytest.mark.parametrize(("stage", "kept"), [(detail.restore_detail, 0.01), (wiener.collaborative_wiener, 0.05)])
+def test_impulses_the_network_removed_stay_out(stage: Callable, kept: float) -> None:
     clean = sample("ladybird")
     noisy = make_noise("saltpepper", 0.01)(clean, np.random.default_rng(0))
-    restored = detail.restore_detail(noisy, clean)
-    assert np.mean((restored - clean) ** 2) < 0.01 * np.mean((noisy - clean) ** 2)
+    assert np.mean((stage(noisy, clean) - clean) ** 2) < kept * np.mean((noisy - clean) ** 2)
 
 
 def test_bands_give_the_whole_image_result(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,10 +71,11 @@ def test_bands_give_the_whole_image_result(monkeypatch: pytest.MonkeyPatch) -> N
     assert np.abs(whole - smoothed).max() > 0.01
 
 
+@pytest.mark.parametrize("stage", [detail.restore_detail, wiener.collaborative_wiener])
 @pytest.mark.parametrize("shape", [(5, 40, 3), (40, 7, 1)])
-def test_images_smaller_than_a_patch_pass_unchanged(shape: tuple[int, int, int]) -> None:
+def test_images_smaller_than_a_patch_pass_unchanged(stage: Callable, shape: tuple[int, int, int]) -> None:
     denoised = np.full(shape, 0.5, dtype=np.float32)
-    assert np.array_equal(detail.restore_detail(denoised + 0.1, denoised), denoised)
+    assert np.array_equal(stage(denoised + 0.1, denoised), denoised)
 
 
 def test_grey_planes_get_their_texture_back() -> None:
@@ -84,12 +94,39 @@ def test_output_stays_in_range() -> None:
 
 
 def test_the_default_card_puts_barbaras_stripes_back() -> None:
-    """The default runs with `detail`: barbara's woven stripes at sigma 15 gain over the network alone."""
+    """The default runs with `detail` (texture put back, then collaborative Wiener filtering): barbara's woven
+    stripes at sigma 15 gain over the network alone."""
     clean = sample("barbara")
     noisy = gaussian(clean, 15)
     reports: list[dict] = [{}, {}]
     plain = mdn.denoise(noisy, detail=False, device="cpu", info=reports[0])
     default = mdn.denoise(noisy, device="cpu", info=reports[1])
     assert [report["detail"] for report in reports] == [False, True]
-    assert np.array_equal(default, detail.restore_detail(noisy, plain))
+    assert np.array_equal(default, wiener.collaborative_wiener(noisy, detail.restore_detail(noisy, plain)))
     assert psnr(default, clean) > psnr(plain, clean) + 2.0
+
+
+def test_wiener_bands_give_the_whole_image_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    clean = gaussian_filter(rng.random((75, 90, 3), dtype=np.float32), sigma=(2, 2, 0))
+    noisy = gaussian(clean, 20)
+    pilot = gaussian_filter(noisy, sigma=(1, 1, 0))
+    whole = wiener.collaborative_wiener(noisy, pilot)
+    monkeypatch.setattr(wiener, "BAND_REFERENCES", 7)  # bands of a single row of references
+    assert np.abs(wiener.collaborative_wiener(noisy, pilot) - whole).max() < 1e-5
+    assert np.abs(whole - pilot).max() > 0.01
+
+
+def test_wiener_on_grey_planes_and_odd_sizes() -> None:
+    clean = sample("barbara")[:101, :77].mean(axis=-1, keepdims=True)
+    noisy = gaussian(clean, 15)
+    pilot = gaussian_filter(noisy, sigma=(1.0, 1.0, 0))
+    refined = wiener.collaborative_wiener(noisy, pilot)
+    assert refined.shape == clean.shape and psnr(refined, clean) > psnr(pilot, clean) + 0.3
+
+
+def test_wiener_output_stays_in_range() -> None:
+    clean = np.clip(sample("astronaut") * 2 - 0.5, 0, 1)
+    noisy = gaussian(clean, 25)
+    refined = wiener.collaborative_wiener(noisy, gaussian_filter(noisy, sigma=(1, 1, 0)).clip(0, 1))
+    assert refined.min() >= 0 and refined.max() <= 1

@@ -1,0 +1,184 @@
+"""A denoised picture refined by collaborative Wiener filtering of the noisy one: BM3D's second stage (Dabov et al.
+2007) with the denoised picture as its pilot.
+
+Patches similar to each other (found in the pilot, which has no noise to mislead the search) are stacked into a
+group; in the group's 3D transform (an 8x8 DCT per patch, a Haar transform across the patches) the noisy
+coefficients are weighted by the pilot's share of signal, `pilot² / (pilot² + noise²)`, and the groups' estimates
+are averaged back into pixels. Repetition across a picture (cloth, brick, a thumbnail's aliased stripes) is where a
+network of a few hundred thousand weights falls short of the noise's floor and where grouping wins it back.
+
+The noise is measured as the detail stage measures it (`detail.Noise`): per DCT frequency and per brightness, in
+what the pilot removed, so nobody gives a sigma and JPEG-shaped, correlated or signal-dependent noise gets its own
+weights; a group whose own residual is noisier than that (noise that follows the light, not the brightness, as
+in Monte Carlo renders) takes its own level. Each patch's 2D DC stays the pilot's (the mean of noise clipped at
+black, which the network rightly took out). Colour pictures are filtered in the opponent space (luminance and two
+chroma axes), all with the luminance's groups.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mdn.detail import MAD, SIZE, STRIDE, Noise, padded, patch_sums
+from mdn.nets.dct import dct_basis, opponent
+
+STEP = 5
+"""A reference patch every 5 pixels each way: every 4 gained 0.016 dB on six of the bench's noises for 1.4x the
+time, every 3 (BM3D's) 0.03."""
+RADIUS = 8
+"""Similar patches are searched within 8 pixels each way of the reference (17 x 17 candidates)."""
+GROUP = 16
+"""Patches per group: the reference and its 15 nearest in the pilot."""
+NOISE_SCALE = 1.2
+"""The measured noise is taken 1.2 times as strong: what the pilot removed holds a little texture, and weights
+from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Gaussian sigma 15: +0.01, +0.01 and
++0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
+OWN_MEMBERS = 4
+"""A group's own noise is measured in its first 4 patches (252 AC coefficients of the residual)."""
+BAND_REFERENCES = 1 << 14
+"""Reference patches per band: a band's groups take about 64 MB a plane."""
+
+
+def collaborative_wiener(
+    noisy: np.ndarray, pilot: np.ndarray, device: torch.device | str = "cpu", out: np.ndarray | None = None
+) -> np.ndarray:
+    """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering,
+    computed on `device`, into `out` (which may be `pilot` itself) or a new array; values kept within [0, 1] unless
+    the pilot's pixel was outside."""
+    height, width, channels = pilot.shape
+    out = np.empty_like(pilot) if out is None else out
+    if min(height, width) < SIZE + RADIUS:
+        out[...] = pilot
+        return out
+    axes = opponent(channels).to(device)
+    with torch.inference_mode():
+        to_planes = _Planes(height, width, device)
+        guide = to_planes(np.asarray(pilot, dtype=np.float32), axes)
+        observed = to_planes(np.asarray(noisy[..., :channels], dtype=np.float32), axes)
+        groups = _Groups(guide[0], to_planes.padded_shape)
+        brightness = patch_sums(padded(guide[0].cpu().numpy(), device), STRIDE)
+        estimates = _estimates(observed, guide, groups, brightness)[:, :height, :width]
+        refined = torch.einsum("dc,dhw->hwc", axes, estimates)
+    np.clip(refined.cpu().numpy(), np.minimum(pilot, 0), np.maximum(pilot, 1), out=out)
+    return out
+
+
+class _Planes:
+    """(H, W, C) pictures as (C, H', W') opponent planes, reflected at the bottom and right to whole reference
+    steps: every pixel is in some reference patch."""
+
+    def __init__(self, height: int, width: int, device: torch.device | str) -> None:
+        self.extra = [(-(n - SIZE)) % STEP for n in (height, width)]
+        self.padded_shape = (height + self.extra[0], width + self.extra[1])
+        self.device = device
+
+    def __call__(self, picture: np.ndarray, axes: Tensor) -> Tensor:
+        planes = torch.einsum("dc,hwc->dhw", axes, torch.from_numpy(picture).to(self.device))
+        return F.pad(planes[None], (0, self.extra[1], 0, self.extra[0]), mode="reflect")[0]
+
+
+class _Groups:
+    """The GROUP patches nearest each reference patch in a (H, W) guide plane (squared distance over the patch,
+    within RADIUS), as the flat indices of their top-left pixels: `corners` (N, GROUP), references in row-major
+    order on the STEP grid (`rows` x `cols`)."""
+
+    def __init__(self, guide: Tensor, shape: tuple[int, int]) -> None:
+        height, width = shape
+        self.rows, self.cols = (height - SIZE) // STEP + 1, (width - SIZE) // STEP + 1
+        far = float(guide.abs().max()) * 4 + 1  # outside the picture: never nearer than a patch inside
+        wide = F.pad(guide[None, None], (RADIUS,) * 4, value=far)[0, 0]
+        span = 2 * RADIUS + 1
+        band = max(1, BAND_REFERENCES // self.cols)
+        corners = []
+        for first in range(0, self.rows, band):
+            last = min(first + band, self.rows)
+            top, bottom = STEP * first, STEP * (last - 1) + SIZE
+            centre = guide[top:bottom]
+            distances = []
+            for dy in range(span):
+                rows = wide[top + dy : bottom + dy]  # (h, W + 2R)
+                shifted = rows.unfold(1, width, 1).permute(1, 0, 2)  # (span, h, W): every dx
+                square = (shifted - centre).square_()
+                distances.append(F.avg_pool2d(square[:, None], SIZE, STEP)[:, 0])  # (span, rows, cols)
+            distances = torch.cat(distances).flatten(1).T  # (n, span²), offsets dy-major
+            nearest = distances.topk(GROUP, dim=1, largest=False, sorted=True).indices
+            dy, dx = nearest // span - RADIUS, nearest % span - RADIUS
+            ref_y = STEP * torch.arange(first, last, device=guide.device).repeat_interleave(self.cols)
+            ref_x = STEP * torch.arange(self.cols, device=guide.device).repeat(last - first)
+            corners.append((ref_y[:, None] + dy) * width + ref_x[:, None] + dx)
+        self.corners = torch.cat(corners)
+        sums = F.avg_pool2d(guide[None, None], SIZE, 1) * SIZE
+        self.brightness = F.pad(sums, (0, SIZE - 1, 0, SIZE - 1)).flatten()
+        """Each patch's DC in the guide, by its corner's flat index in the (H', W') plane: the patch's brightness."""
+        self.width = width
+        pixel = torch.arange(SIZE, device=guide.device)
+        self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
+
+
+def _estimates(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor) -> Tensor:
+    """(C, H', W'): the opponent planes' collaborative Wiener estimates from their noisy and pilot planes, band by
+    band of reference patches, every plane with the same groups."""
+    device = observed.device
+    channels = len(observed)
+    noises = [Noise(padded((observed[c] - guide[c]).cpu().numpy(), device), brightness) for c in range(channels)]
+    basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
+    across = _haar(GROUP).to(device)
+    numerator = torch.zeros(observed.shape, device=device).flatten(1)
+    weights = torch.zeros_like(numerator)  # the group weights at each patch's corner
+    noisy_planes, pilot_planes = observed.flatten(1), guide.flatten(1)
+    for first in range(0, len(groups.corners), BAND_REFERENCES):
+        corners = groups.corners[first : first + BAND_REFERENCES].T.contiguous()  # (GROUP, n): member-major
+        where = (corners[..., None] + groups.pixels).flatten()
+        brightness_of_members = groups.brightness[corners]
+        for c, noise in enumerate(noises):
+            noisy, pilot = (
+                (plane[where].view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE)
+                for plane in (noisy_planes[c], pilot_planes[c])
+            )
+            weight, values = _group_estimates(noisy, pilot, noise, brightness_of_members, across)
+            numerator[c].index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
+            weights[c].index_add_(0, corners.flatten(), weight.repeat(GROUP))
+    height, width = observed.shape[1:]
+    corners_before = F.pad(weights.view(channels, 1, height, width), (SIZE - 1, 0, SIZE - 1, 0))
+    covering = F.avg_pool2d(corners_before, SIZE, 1)[:, 0] * (SIZE * SIZE)  # the weights of a pixel's patches
+    return numerator.view_as(observed).div_(covering)
+
+
+def _group_estimates(
+    noisy: Tensor, pilot: Tensor, noise: Noise, brightness: Tensor, across: Tensor
+) -> tuple[Tensor, Tensor]:
+    """From (GROUP, n, 64) patch spectra of the noisy and pilot planes: each group's weight (n,) and its
+    estimate's patch spectra, weighted (GROUP, n, 64)."""
+    magnitudes = (noisy - pilot).abs_().div_(noise.sigma)
+    magnitudes[..., 0] = 0.0  # the DC is no evidence of noise (the detail stage's scores leave it out too)
+    factors = noise.factors(magnitudes, brightness)  # (GROUP, n, 1): a patch's own on impulses
+    own = MAD * magnitudes[:OWN_MEMBERS, :, 1:].transpose(0, 1).flatten(1).median(dim=1).values  # (n,)
+    del magnitudes
+    # the group's noise: its patches' mean square factor, or what its own residual says where that is more
+    group_square = torch.maximum(factors.square_().mean(dim=0), own.square_()[:, None])  # (n, 1)
+    variance = (noise.sigma * NOISE_SCALE).square() * group_square  # (n, 64)
+    noisy, pilot = ((across @ spectra.view(GROUP, -1)).view_as(spectra) for spectra in (noisy, pilot))
+    means = pilot[..., 0].clone()
+    gain = pilot.square_()
+    gain.div_(gain + variance)
+    estimate = noisy.mul_(gain)
+    estimate[..., 0] = means  # each patch's DC stays the pilot's
+    gain[..., 0] = 1.0
+    weight = gain.square_().mul_(variance).sum(dim=(0, 2)).clamp_min_(1e-20).reciprocal_()  # BM3D's (n,)
+    values = (across.T @ estimate.view(GROUP, -1)).view_as(estimate)
+    return weight, values.mul_(weight[:, None])
+
+
+def _haar(size: int) -> Tensor:
+    """(size, size) orthonormal Haar transform, `size` a power of 2; row 0 the mean."""
+    matrix = torch.ones(1, 1)
+    step = torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, -1.0]])
+    while matrix.shape[0] < size:
+        n = matrix.shape[0]
+        matrix = torch.cat([torch.kron(matrix, step[0]), torch.kron(torch.eye(n), step[1])]) / math.sqrt(2)
+    return matrix
