@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mdn.detail import MAD, SIZE, STRIDE, Noise, padded, patch_sums
+from mdn.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
 from mdn.nets.dct import dct_basis, opponent
 
 STEP = 5
@@ -40,8 +40,8 @@ from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Ga
 +0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
 OWN_MEMBERS = 4
 """A group's own noise is measured in its first 4 patches (252 AC coefficients of the residual)."""
-BAND_REFERENCES = 1 << 14
-"""Reference patches per band: a band's groups take about 64 MB a plane."""
+BAND_REFERENCES = 1 << 13
+"""Reference patches per band: a band's spectra take 32 MB each."""
 
 
 def collaborative_wiener(
@@ -55,31 +55,39 @@ def collaborative_wiener(
     if min(height, width) < SIZE + RADIUS:
         out[...] = pilot
         return out
-    axes = opponent(channels).to(device)
+    axes = opponent(channels)
     with torch.inference_mode():
-        to_planes = _Planes(height, width, device)
-        guide = to_planes(np.asarray(pilot, dtype=np.float32), axes)
-        observed = to_planes(np.asarray(noisy[..., :channels], dtype=np.float32), axes)
-        groups = _Groups(guide[0], to_planes.padded_shape)
-        brightness = patch_sums(padded(guide[0].cpu().numpy(), device), STRIDE)
-        estimates = _estimates(observed, guide, groups, brightness)[:, :height, :width]
-        refined = torch.einsum("dc,dhw->hwc", axes, estimates)
-    np.clip(refined.cpu().numpy(), np.minimum(pilot, 0), np.maximum(pilot, 1), out=out)
+        to_plane = _Planes(height, width, device)
+        luminance = to_plane(pilot, axes[0])
+        groups = _Groups(luminance, to_plane.padded_shape)
+        brightness = patch_sums(padded(luminance.cpu().numpy(), device), STRIDE)
+        refined = torch.zeros(height, width, channels, device=device)
+        for index, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
+            guide = luminance if index == 0 else to_plane(pilot, axis)
+            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness)[:height, :width]
+            for channel, share in enumerate(axis.tolist()):
+                refined[..., channel].add_(estimate, alpha=share)
+            del guide, estimate
+        refined = refined.cpu().numpy()
+    for rows in range(0, height, ROWS):  # row blocks: the bounds' temporaries stay a block's
+        block = slice(rows, rows + ROWS)
+        np.clip(refined[block], np.minimum(pilot[block], 0), np.maximum(pilot[block], 1), out=out[block])
     return out
 
 
 class _Planes:
-    """(H, W, C) pictures as (C, H', W') opponent planes, reflected at the bottom and right to whole reference
-    steps: every pixel is in some reference patch."""
+    """(H, W, C) pictures as (H', W') opponent planes, reflected at the bottom and right to whole reference steps:
+    every pixel is in some reference patch."""
 
     def __init__(self, height: int, width: int, device: torch.device | str) -> None:
         self.extra = [(-(n - SIZE)) % STEP for n in (height, width)]
         self.padded_shape = (height + self.extra[0], width + self.extra[1])
         self.device = device
 
-    def __call__(self, picture: np.ndarray, axes: Tensor) -> Tensor:
-        planes = torch.einsum("dc,hwc->dhw", axes, torch.from_numpy(picture).to(self.device))
-        return F.pad(planes[None], (0, self.extra[1], 0, self.extra[0]), mode="reflect")[0]
+    def __call__(self, picture: np.ndarray, axis: Tensor) -> Tensor:
+        """(H', W'): the picture's plane along one opponent `axis` (C,)."""
+        plane = torch.from_numpy(np.asarray(picture, dtype=np.float32) @ axis.numpy()).to(self.device)
+        return F.pad(plane[None, None], (0, self.extra[1], 0, self.extra[0]), mode="reflect")[0, 0]
 
 
 class _Groups:
@@ -120,32 +128,25 @@ class _Groups:
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
-def _estimates(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor) -> Tensor:
-    """(C, H', W'): the opponent planes' collaborative Wiener estimates from their noisy and pilot planes, band by
-    band of reference patches, every plane with the same groups."""
+def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor) -> Tensor:
+    """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes, band by band of
+    reference patches."""
     device = observed.device
-    channels = len(observed)
-    noises = [Noise(padded((observed[c] - guide[c]).cpu().numpy(), device), brightness) for c in range(channels)]
+    noise = Noise(padded((observed - guide).cpu().numpy(), device), brightness)
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
-    numerator = torch.zeros(observed.shape, device=device).flatten(1)
+    numerator = torch.zeros(observed.numel(), device=device)
     weights = torch.zeros_like(numerator)  # the group weights at each patch's corner
-    noisy_planes, pilot_planes = observed.flatten(1), guide.flatten(1)
+    planes = observed.flatten(), guide.flatten()
     for first in range(0, len(groups.corners), BAND_REFERENCES):
         corners = groups.corners[first : first + BAND_REFERENCES].T.contiguous()  # (GROUP, n): member-major
         where = (corners[..., None] + groups.pixels).flatten()
-        brightness_of_members = groups.brightness[corners]
-        for c, noise in enumerate(noises):
-            noisy, pilot = (
-                (plane[where].view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE)
-                for plane in (noisy_planes[c], pilot_planes[c])
-            )
-            weight, values = _group_estimates(noisy, pilot, noise, brightness_of_members, across)
-            numerator[c].index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
-            weights[c].index_add_(0, corners.flatten(), weight.repeat(GROUP))
-    height, width = observed.shape[1:]
-    corners_before = F.pad(weights.view(channels, 1, height, width), (SIZE - 1, 0, SIZE - 1, 0))
-    covering = F.avg_pool2d(corners_before, SIZE, 1)[:, 0] * (SIZE * SIZE)  # the weights of a pixel's patches
+        noisy, pilot = ((plane[where].view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE) for plane in planes)
+        weight, values = _group_estimates(noisy, pilot, noise, groups.brightness[corners], across)
+        numerator.index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
+        weights.index_add_(0, corners.flatten(), weight.repeat(GROUP))
+    corners_before = F.pad(weights.view(1, 1, *observed.shape), (SIZE - 1, 0, SIZE - 1, 0))
+    covering = F.avg_pool2d(corners_before, SIZE, 1)[0, 0] * (SIZE * SIZE)  # the weights of a pixel's patches
     return numerator.view_as(observed).div_(covering)
 
 
