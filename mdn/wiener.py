@@ -123,14 +123,13 @@ class _Groups:
         sums = F.avg_pool2d(guide[None, None], SIZE, 1) * SIZE
         self.brightness = F.pad(sums, (0, SIZE - 1, 0, SIZE - 1)).flatten()
         """Each patch's DC in the guide, by its corner's flat index in the (H', W') plane: the patch's brightness."""
-        self.width = width
         pixel = torch.arange(SIZE, device=guide.device)
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
 def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor) -> Tensor:
     """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes, band by band of
-    reference patches."""
+    reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`)."""
     device = observed.device
     noise = Noise(padded((observed - guide).cpu().numpy(), device), brightness)
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
