@@ -8,7 +8,7 @@ _mdn() {
     case "$cmd" in
         denoise)
             case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--seed|--scheduler|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --detail --no-detail --self-check --no-self-check --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --detail --no-detail --wiener --no-wiener --self-check --no-self-check --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         noise)
             case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac

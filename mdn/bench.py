@@ -35,9 +35,10 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 NOISY = "noisy"
 ZS_N2N = "zs-n2n"
 MPI_PREFIX = "mpi-"
-WITHOUT_DETAIL = "+no-detail"
-"""A bench model name's suffix (`CARD+no-detail`): the card's network without the detail stage it runs after it,
-as `mdn denoise --no-detail` runs it, so that one run compares both."""
+WITHOUT = {"+no-detail": {"detail": False}, "+no-wiener": {"wiener": False}}
+"""A bench model name's suffixes: `CARD+no-detail`, the card's network without the detail stage it runs after it,
+as `mdn denoise --no-detail` runs it; `CARD+no-wiener`, the detail stage without its Wiener filtering
+(`--no-wiener`); so that one run compares them."""
 ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"
 """The zero-shot grid: light and heavy levels of the noises zero-shot denoising meets (photon counting first,
 as in microscopy), with correlated noise to check that methods assuming pixel-independent noise do no harm."""
@@ -105,17 +106,18 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
 
 
 def _card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
-    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or for `CARD+no-detail`
-    without its detail stage."""
-    card = registry.find(name.removesuffix(WITHOUT_DETAIL))
+    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `WITHOUT`
+    says."""
+    suffix = next((suffix for suffix in WITHOUT if name.endswith(suffix)), "")
+    card = registry.find(name.removesuffix(suffix))
     settings = inference.as_card_runs(card, options or EngineOptions())
-    return card, replace(settings, detail=False) if name.endswith(WITHOUT_DETAIL) else settings
+    return card, replace(settings, **WITHOUT.get(suffix, {}))
 
 
 def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
-    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`: without the detail stage), installed
-    peers, zero-shot methods (`mpi-PRESET`, `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`, MPI takes
-    the grey fill card as `mdn zeroshot` does for grey images) and `noisy` (the identity)."""
+    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`, `CARD+no-wiener`: see `WITHOUT`),
+    installed peers, zero-shot methods (`mpi-PRESET`, `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`,
+    MPI takes the grey fill card as `mdn zeroshot` does for grey images) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}
     device = pick_device((options or EngineOptions()).device)
     dtype = pick_dtype(zeroshot_run.PRECISION, device)
@@ -424,7 +426,7 @@ def _is_size(name: str) -> bool:
 def _network(name: str, kernel: str) -> torch.nn.Module:
     """A model card or a network size (see `_is_size`), computing its attention with `kernel`."""
     if not _is_size(name):
-        network = registry.load(registry.find(name.removesuffix(WITHOUT_DETAIL)))
+        network = registry.load(_card_runs(name, None)[0])
     else:
         network = MaskedSwinIR(SIZES[name]) if name in SIZES else UNet(UNET_SIZES[name])
     return network.use_attention(kernel) if isinstance(network, MaskedSwinIR) else network

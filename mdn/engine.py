@@ -70,8 +70,9 @@ class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
     of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `detail`
-    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then refines it by
-    collaborative Wiener filtering of the input with it as pilot (`wiener.collaborative_wiener`); `self_check`
+    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, with
+    `wiener`, refines it by collaborative Wiener filtering of the input with it as pilot
+    (`wiener.collaborative_wiener`); `self_check`
     blends each whole plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
 
     tile: int = 0
@@ -84,6 +85,7 @@ class EngineOptions:
     attention_mask: bool = True
     input_mask: float = 0.0
     detail: bool = False
+    wiener: bool = True
     self_check: bool = False
     max_memory: int = 2 << 30
 
@@ -224,7 +226,8 @@ class Engine:
             if self.options.detail:
                 noisy = plane[..., : result.shape[-1]]
                 detail.restore_detail(noisy, result[index], self.device, out=result[index])
-                wiener.collaborative_wiener(noisy, result[index], self.device, out=result[index])
+                if self.options.wiener:
+                    wiener.collaborative_wiener(noisy, result[index], self.device, out=result[index])
             if self.options.self_check:
                 result[index], share = noise_level.self_checked(plane[..., : result.shape[-1]], result[index])
                 self.kept_shares.append(share)

@@ -24,15 +24,16 @@ def options(
     passes: int | None = None,
     input_mask: float | None = None,
     detail: bool | None = None,
+    wiener: bool | None = None,
     self_check: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
-    """Engine options for `card`: its inference settings (passes, input mask, detail, self-check) and tile
+    """Engine options for `card`: its inference settings (passes, input mask, detail, Wiener, self-check) and tile
     overlap unless given here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the
     engine would refuse."""
-    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "self_check": self_check}
+    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "wiener": wiener, "self_check": self_check}
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("passes", 1) < 1:
         raise MdnError("--passes must be at least 1")
@@ -64,7 +65,7 @@ def run(
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device and whether
-    the detail stage ran."""
+    the detail stage and its Wiener filtering ran."""
     engine = Engine(model.net, settings)
     result = engine(planes, progress)
     if info is not None:
@@ -74,6 +75,7 @@ def run(
             tile=engine.tile,
             device=str(engine.device),
             detail=settings.detail,
+            wiener=settings.detail and settings.wiener,
         )
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])

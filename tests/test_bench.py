@@ -35,18 +35,20 @@ def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Pat
     assert "gaussian" in second.output
 
 
-def test_a_card_without_its_detail_stage_is_benched_beside_it() -> None:
-    """`CARD+no-detail` is the card as `mdn denoise --no-detail` runs it, in the same run as the card itself."""
+@pytest.mark.parametrize(("suffix", "setting"), [("+no-detail", {"detail": False}), ("+no-wiener", {"wiener": False})])
+def test_a_card_without_a_stage_is_benched_beside_it(suffix: str, setting: dict[str, bool]) -> None:
+    """`CARD+no-detail` is the card as `mdn denoise --no-detail` runs it (`+no-wiener`: `--no-wiener`), in the same
+    run as the card itself."""
     import mdn
 
     clean = bench.load_references([str(bench.SAMPLES / "barbara.png")])["barbara"][:96, :96]
     noisy = bench.noisy_input(clean, "barbara", "gaussian", 15.0, 0)
-    found = bench.denoisers(["unet-dct-practical", "unet-dct-practical+no-detail"], EngineOptions(device="cpu"))
-    plain = found["unet-dct-practical+no-detail"](noisy)
-    assert np.array_equal(plain, mdn.denoise(noisy, "unet-dct-practical", detail=False, device="cpu"))
-    assert not np.array_equal(found["unet-dct-practical"](noisy), plain)
-    row = bench.speed("unet-dct-practical+no-detail", (64, 64), runs=1, options=EngineOptions(device="cpu"))
-    assert row.model == "unet-dct-practical+no-detail"
+    name = "unet-dct-practical" + suffix
+    found = bench.denoisers(["unet-dct-practical", name], EngineOptions(device="cpu"))
+    without = found[name](noisy)
+    assert np.array_equal(without, mdn.denoise(noisy, "unet-dct-practical", device="cpu", **setting))
+    assert not np.array_equal(found["unet-dct-practical"](noisy), without)
+    assert bench.speed(name, (64, 64), runs=1, options=EngineOptions(device="cpu")).model == name
 
 
 def test_grid_parsing_and_defaults() -> None:

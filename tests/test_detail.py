@@ -98,11 +98,13 @@ def test_the_default_card_puts_barbaras_stripes_back() -> None:
     stripes at sigma 15 gain over the network alone."""
     clean = sample("barbara")
     noisy = gaussian(clean, 15)
-    reports: list[dict] = [{}, {}]
+    reports: list[dict] = [{}, {}, {}]
     plain = mdn.denoise(noisy, detail=False, device="cpu", info=reports[0])
-    default = mdn.denoise(noisy, device="cpu", info=reports[1])
-    assert [report["detail"] for report in reports] == [False, True]
-    assert np.array_equal(default, wiener.collaborative_wiener(noisy, detail.restore_detail(noisy, plain)))
+    texture = mdn.denoise(noisy, wiener=False, device="cpu", info=reports[1])
+    default = mdn.denoise(noisy, device="cpu", info=reports[2])
+    assert [(report["detail"], report["wiener"]) for report in reports] == [(False, False), (True, False), (True, True)]
+    assert np.array_equal(texture, detail.restore_detail(noisy, plain))
+    assert np.array_equal(default, wiener.collaborative_wiener(noisy, texture))
     assert psnr(default, clean) > psnr(plain, clean) + 2.0
 
 
