@@ -156,8 +156,7 @@ def denoise_command(
     """
     settings = {
         "passes": passes, "input_mask": input_mask, "detail": detail, "wiener": wiener, "self_check": self_check,
-        "seed": seed,
-        "device": device, "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch,
+        "seed": seed, "device": device, "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch,
         "max_memory": max_memory, "attention_mask": attention_mask,
     }  # fmt: skip
     models = inference.ModelChoice(model, settings, albedo, normal)

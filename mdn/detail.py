@@ -80,12 +80,14 @@ def restore_detail(
     return out
 
 
-def padded(plane: np.ndarray, device: torch.device | str) -> Tensor:
-    """(1, 1, H', W'): the plane reflected by SIZE - STRIDE on every side, and on the bottom and right to a whole
-    number of strides, so that patches every STRIDE pixels cover every pixel SIZE / STRIDE squared times."""
+def padded(plane: np.ndarray | Tensor, device: torch.device | str) -> Tensor:
+    """(1, 1, H', W'): the (H, W) plane (an array, or a tensor already on `device`) reflected by SIZE - STRIDE on
+    every side, and on the bottom and right to a whole number of strides, so that patches every STRIDE pixels
+    cover every pixel SIZE / STRIDE squared times."""
     pad = SIZE - STRIDE
     extra = [(-(n + 2 * pad - SIZE)) % STRIDE for n in plane.shape]
-    tensor = torch.from_numpy(np.ascontiguousarray(plane))[None, None].to(device)
+    tensor = plane if isinstance(plane, Tensor) else torch.from_numpy(np.ascontiguousarray(plane))
+    tensor = tensor[None, None].to(device)
     return F.pad(tensor, (pad, pad + extra[1], pad, pad + extra[0]), mode="reflect")
 
 

@@ -223,13 +223,13 @@ class Engine:
         self.kept_shares = []
         for index, plane in enumerate(planes):
             self._plane(plane, index, advance, result[index])
+            noisy = plane[..., : result.shape[-1]]
             if self.options.detail:
-                noisy = plane[..., : result.shape[-1]]
                 detail.restore_detail(noisy, result[index], self.device, out=result[index])
                 if self.options.wiener:
                     wiener.collaborative_wiener(noisy, result[index], self.device, out=result[index])
             if self.options.self_check:
-                result[index], share = noise_level.self_checked(plane[..., : result.shape[-1]], result[index])
+                result[index], share = noise_level.self_checked(noisy, result[index])
                 self.kept_shares.append(share)
         return result
 

@@ -60,7 +60,7 @@ def collaborative_wiener(
         to_plane = _Planes(height, width, device)
         luminance = to_plane(pilot, axes[0])
         groups = _Groups(luminance, to_plane.padded_shape)
-        brightness = patch_sums(padded(luminance.cpu().numpy(), device), STRIDE)
+        brightness = patch_sums(padded(luminance, device), STRIDE)
         refined = torch.zeros(height, width, channels, device=device)
         for index, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
             guide = luminance if index == 0 else to_plane(pilot, axis)
@@ -131,7 +131,7 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
     """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes, band by band of
     reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`)."""
     device = observed.device
-    noise = Noise(padded((observed - guide).cpu().numpy(), device), brightness)
+    noise = Noise(padded(observed - guide, device), brightness)
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
     numerator = torch.zeros(observed.numel(), device=device)
