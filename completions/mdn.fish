@@ -10,8 +10,8 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l model -s m -r -d 'Mo
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l tile -r -d 'Tile size in pixels (0: from --max-memory)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overlap -r -d "Tile overlap (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l tile-batch -r -d 'Tiles per forward pass (0: 1 on CPU, 4 on GPU)'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l device -r -d 'Where to run; auto: a GPU where there is one, else the CPU'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -r -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Passes to average, each over the image flipped or turned its own way: 8 for the last tenths of a dB (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
@@ -28,7 +28,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l recursive -s r -d 'S
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -r -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l threads -r -d 'CPU threads (0: one per core)'
@@ -44,16 +44,16 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l recursive -s r -d 'Sea
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -r -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l shard -r -d 'K/N: take every N-th file from the K-th (0 <= K < N), for Slurm arrays and farms'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -r -d 'MPI settings: full, fast, real, microscopy (default: full on RGB, microscopy on grey)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l method -r -d 'mpi, or zs-n2n (no pre-trained model needed)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l model -s m -r -d "Fill card (default: the preset's; grey: fill-grey)"
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -r -d 'MPI settings (default: full on RGB, microscopy on grey)'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l method -r -d 'zs-n2n needs no pre-trained model'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l model -s m -r -d 'Fill card (see mdn models)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l iters -r -d 'Iterations per image (or tile)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l beta -r -d 'MPI: EMA weight of the running fill'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l mask-ratio -r -d 'MPI: share of pixels hidden per step'
@@ -62,8 +62,8 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l time-budget -r -d '
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l share -d 'MPI, stacks: continue each slice from the previous one'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l tile -r -d 'MPI: tile size for large images (512)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overlap -r -d 'MPI: tile overlap (default: 32)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -r -d 'Where to run; auto: a GPU where there is one, else the CPU'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l precision -r -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: no held-out pixels, no blending back toward the input'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l suffix -r -d 'Output name suffix when -o is not given'
@@ -71,7 +71,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l recursive -s r -d '
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -r -d "Sample type of the output: uint8, uint16, float16, float32 (default: input's)"
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -r -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l threads -r -d 'CPU threads (0: one per core)'
@@ -80,7 +80,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn: denoise, fill, self-supervised, render'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -r -d 'What to learn'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run (200,000; --noisy: 4,000)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
@@ -89,7 +89,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l batch -r -d 'Crops per
 complete -c mdn -n '__fish_seen_subcommand_from train' -l crop -r -d 'Crop size in pixels (64; fill: 128)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l lr -r -d 'Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up (0; render: 100)'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -r -d 'Learning-rate decay: step, cosine'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -r -d "Learning-rate decay (default: the objective's)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path; --noisy: unet)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
@@ -106,7 +106,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l validate-every -r -d '
 complete -c mdn -n '__fish_seen_subcommand_from train' -l checkpoint-every -r -d 'Checkpoint every N steps'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU threads (0: torch's default)"
-complete -c mdn -n '__fish_seen_subcommand_from train' -l precision -r -d 'fp32, bf16 or auto (bf16 where native)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l precision -r -d 'auto: bf16 where the hardware computes it natively'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l device -r -d 'auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Checkpoint and log folder'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
@@ -133,8 +133,8 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l peers -d "Speed: add t
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l sizes -r -d 'Speed: square sizes or WxH, comma-separated'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l runs -r -d 'Speed: timed runs per size (median reported)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l tile -r -d 'Tile size (0: from the memory budget)'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l device -r -d 'auto, cpu, cuda, cuda:N or mps'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l precision -r -d 'auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l device -r -d 'Where to run; auto: a GPU where there is one, else the CPU'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l precision -r -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l csv -r -F -d 'Write every score (or speed row) as CSV'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l json -r -F -d 'Write every score (or speed row) as JSON'

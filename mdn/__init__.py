@@ -217,9 +217,10 @@ def models() -> list[ModelCard]:
     return list(registry.cards().values())
 
 
-def load_model(name: str | os.PathLike[str] | None = None, task: str = "denoise") -> Model:
-    """A model card (by name or JSON path; None: the task's default) with its network loaded, for `denoise`
-    (or, for a fill card, `denoise_zeroshot`) to run many images without reloading it.
+def load_model(name: str | os.PathLike[str] | None = None, task: str | None = None) -> Model:
+    """A model card (by name or JSON path; None: the default of `task`, denoise unless given) with its network
+    loaded, for `denoise` (or, for a fill card, `denoise_zeroshot`) to run many images without reloading it;
+    `task` given, a card for another task is refused.
 
     >>> model = mdn.load_model("small-baseline")
     """

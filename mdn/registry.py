@@ -87,6 +87,33 @@ class ModelCard:
     def parameters(self) -> int:
         return int(self.training.get("parameters", 0))
 
+    @property
+    def steps(self) -> int:
+        """Optimisation steps in all the sittings that made these weights: this card's run and the earlier
+        sittings it continued (a card it was fine-tuned from has its own)."""
+        earlier = self.training.get("earlier_sittings") or []
+        return int(self.training.get("iterations", 0)) + sum(int(s["to"]) - int(s["from"]) for s in earlier)
+
+    @property
+    def stages(self) -> list[str]:
+        """What `mdn denoise` runs with this card by default, in order: the network, then the stages its
+        inference settings turn on."""
+        run = self.inference
+        stages = ["network" if run.get("passes", 1) == 1 else f"network x{run['passes']} passes"]
+        if run.get("detail"):
+            stages += ["texture"] + (["Wiener"] if run.get("wiener", True) else [])
+        return stages + (["self-check"] if run.get("self_check") else [])
+
+    @property
+    def role(self) -> str:
+        """What the card is the default for, in words ('' for none)."""
+        if self.default:
+            return "default" if self.task == "denoise" else f"default {self.task}"
+        return "renders" if self.default_hdr else "renders+aux" if self.default_hdr_aux else ""
+
+    def __repr__(self) -> str:
+        return f"ModelCard({self.name!r}, task={self.task!r}, architecture={self.architecture!r})"
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("path")
@@ -199,14 +226,36 @@ class Model:
     def name(self) -> str:
         return self.card.name
 
+    def __repr__(self) -> str:
+        device = next(self.net.parameters()).device
+        return f"Model({self.name!r}, {self.card.architecture}, {self.card.parameters:,} parameters, {device})"
 
-def load_model(model: str | os.PathLike[str] | ModelCard | Model | None, task: str = "denoise") -> Model:
-    """A card given by name, JSON path or itself (None: the task's default) with its network loaded; a Model
-    comes back as it is."""
+
+TASKS = {"denoise": "mdn denoise", "fill": "mdn zeroshot"}
+"""A card's task -> the command that runs it."""
+
+
+def check_task(card: ModelCard, task: str) -> ModelCard:
+    """`card` when it is a card for `task`, else an MdnError naming the card, what it is for and what to take."""
+    if card.task != task:
+        ours = TASKS.get(card.task, f"the {card.task} task")
+        raise MdnError(
+            f"model {card.name} is a {card.task} card, for {ours}; {TASKS.get(task, task)} takes a {task} card "
+            f"(see mdn models)"
+        )
+    return card
+
+
+def load_model(model: str | os.PathLike[str] | ModelCard | Model | None, task: str | None = "denoise") -> Model:
+    """A card given by name, JSON path or itself (None: `task`'s default) with its network loaded; a Model comes
+    back as it is. A card for another task than `task` is refused (task None: any card)."""
     if isinstance(model, Model):
-        return model
-    card = model if isinstance(model, ModelCard) else find(model, task)
-    return Model(card, load(card))
+        card = model.card
+    else:
+        card = model if isinstance(model, ModelCard) else find(model, task or "denoise")
+    if task is not None:
+        check_task(card, task)
+    return model if isinstance(model, Model) else Model(card, load(card))
 
 
 def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:

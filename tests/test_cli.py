@@ -278,7 +278,7 @@ def test_a_plain_rgb_render_is_its_beauty_layer(tmp_path: Path) -> None:
 
 
 def test_former_option_names_become_todays_with_one_warning_each(capsys: pytest.CaptureFixture[str]) -> None:
-    from mdn.former_options import current
+    from mdn.cli.former_options import current
 
     args = ["--data", "d", "--bf16", "--out=cards", "--input-mask", "0.7,0.8", "--attention-mask", "0.5", "--", "--out"]
     assert list(current("train", args)) == [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import typer
-import typer.core
 
-from mdn.report import console
+from mdn.cli.report import console
+from mdn.cli.usage import Command
 
 FORMER: dict[str, dict[str, tuple[str, ...]]] = {
     "denoise": {"--batch": ("--tile-batch",)},
@@ -38,7 +38,7 @@ def current(command: str, args: list[str]) -> Iterator[str]:
         yield from (*now[:-1], now[-1] + equals + value)
 
 
-class FormerOptions(typer.core.TyperCommand):
+class FormerOptions(Command):
     """A command that still takes its options' former names (see `FORMER`)."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:

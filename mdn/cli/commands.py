@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
@@ -17,23 +17,23 @@ from mdn import (
     __version__,
     batch,
     bench,
-    display,
     engine,
     inference,
     noise,
-    per_file,
     registry,
     training,
     volumes,
 )
 from mdn import zeroshot_run as zs
+from mdn.cli import display, per_file
+from mdn.cli.former_options import FormerOptions
+from mdn.cli.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
+from mdn.cli.report import BatchProgress, console, out
+from mdn.cli.usage import EXIT_USAGE, Command, Group
 from mdn.errors import MdnError
-from mdn.former_options import FormerOptions
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES
-from mdn.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
-from mdn.report import BatchProgress, console, out
 from mdn.training import SCHEDULES
 from mdn.training.options import OBJECTIVES
 from mdn.training.self_supervised import SelfSupervised
@@ -46,6 +46,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    cls=Group,
 )
 
 P = ParamSpec("P")
@@ -53,8 +55,6 @@ P = ParamSpec("P")
 logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damaged tags as errors; mdn reports the file
 
-EXIT_USAGE = 2
-"""The command line itself is wrong: bad option, no inputs."""
 ENGINE = engine.EngineOptions()
 """The library's inference defaults, which the options show and keep."""
 TRAIN = training.TrainOptions(name="", data=[])
@@ -70,15 +70,24 @@ def _opt(names: str, help: str, **more: Any) -> Any:
     return typer.Option(*names.split(), help=help, **more)
 
 
+def _choices(names: Iterable[str]) -> str:
+    """The metavar listing an option's choices: <a|b|c>."""
+    return f"<{'|'.join(names)}>"
+
+
 def _research(names: str, help: str) -> Any:
     """A typer option in the Research panel of the help."""
     return _opt(names, help, rich_help_panel=RESEARCH)
 
 
 Seed = Annotated[int, _opt("--seed", "Random seed: the same seed gives the same bytes.")]
-Device = Annotated[str, _opt("--device", "auto, cpu, cuda, cuda:N or mps.")]
-PRECISION_HELP = "auto (bf16 where the hardware computes it natively), fp32, bf16 or fp16."
-Precision = Annotated[str, _opt("--precision", PRECISION_HELP)]
+Device = Annotated[
+    str,
+    _opt("--device", "Where to run; auto: a GPU where there is one, else the CPU.", metavar="<auto|cpu|cuda[:N]|mps>"),
+]
+PRECISION_HELP = "Number format; auto: bf16 where the hardware computes it natively, else fp32."
+PRECISIONS = _choices(("auto", "fp32", "bf16", "fp16"))
+Precision = Annotated[str, _opt("--precision", PRECISION_HELP, metavar=PRECISIONS)]
 KERNEL_HELP = "Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)"
 
 
@@ -119,7 +128,8 @@ def _user_errors(command: Callable[P, None]) -> Callable[P, None]:
 @_user_errors
 @per_file.command(suffix="_denoised")
 def denoise_command(
-    model: Annotated[str | None, _opt("--model -m", "Model card name or path to its JSON (see mdn models).")] = None,
+    model: Annotated[str | None, _opt("--model -m", "Model card name or path to its JSON (see mdn models).",
+                                      show_default="the card mdn models marks default; EXR: renders")] = None,
     tile: Annotated[int, _opt("--tile", "Tile size in pixels (0: from --max-memory).")] = ENGINE.tile,
     overlap: Annotated[int | None, _opt("--overlap", "Tile overlap (default: the card's).")] = None,
     tile_batch: Annotated[int, _opt("--tile-batch", "Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = ENGINE.batch,
@@ -177,11 +187,13 @@ def denoise_command(
     return run
 
 
-@app.command("noise", no_args_is_help=True)
+@app.command("noise", no_args_is_help=True, cls=Command)
 @_user_errors
 @per_file.command(suffix="_noisy")
 def noise_command(
-    noise_type: Annotated[str, _opt("--type -t", "Noise type (see --list).")] = "gaussian",
+    noise_type: Annotated[str, _opt("--type -t", "Noise type (see --list).", metavar=_choices(noise.NOISE_TYPES))] = (
+        "gaussian"
+    ),
     level: Annotated[float | None, _opt("--level -l", "Noise level (default: the type's).")] = None,
     seed: Seed = 0,
     list_types: Annotated[bool, _opt("--list", "List noise types, parameters and levels.")] = False,
@@ -203,14 +215,16 @@ def noise_command(
     return add
 
 
-@app.command("zeroshot", no_args_is_help=True)
+@app.command("zeroshot", no_args_is_help=True, cls=Command)
 @_user_errors
 @per_file.command(suffix="_zeroshot")
 def zeroshot_command(
-    preset_name: Annotated[str | None, _opt("--preset", f"MPI settings: {', '.join(PRESETS)} (default: "
-                                            f"{zs.DEFAULT_PRESET_RGB} on RGB, {zs.DEFAULT_PRESET} on grey).")] = None,
-    method: Annotated[str, _opt("--method", "mpi, or zs-n2n (no pre-trained model needed).")] = "mpi",
-    model: Annotated[str | None, _opt("--model -m", "Fill card (default: the preset's; grey: fill-grey).")] = None,
+    preset_name: Annotated[str | None, _opt("--preset", f"MPI settings (default: {zs.DEFAULT_PRESET_RGB} on RGB, "
+                           f"{zs.DEFAULT_PRESET} on grey).", metavar=_choices(PRESETS))] = None,
+    method: Annotated[str, _opt("--method", "zs-n2n needs no pre-trained model.",
+                                metavar=_choices(zs.METHODS))] = "mpi",
+    model: Annotated[str | None, _opt("--model -m", "Fill card (see mdn models).",
+                                                 show_default="the preset's; grey: fill-grey")] = None,
     iters: Annotated[int | None, _opt("--iters", "Iterations per image (or tile).")] = None,
     beta: Annotated[float | None, _opt("--beta", "MPI: EMA weight of the running fill.")] = None,
     mask_ratio: Annotated[float | None, _opt("--mask-ratio", "MPI: share of pixels hidden per step.")] = None,
@@ -257,7 +271,7 @@ def train_command(
     data: Annotated[list[str] | None, _opt("--data", "Clean training images: files or folders (repeatable).")] = None,
     noisy: Annotated[list[str] | None, _opt("--noisy", "Instead of --data: noisy images of one camera (files, folders, "
                                             "TIFF stacks; repeatable), learned from without clean data.")] = None,
-    objective: Annotated[str, _opt("--objective", f"What to learn: {', '.join(OBJECTIVES)}.")] = TRAIN.objective,
+    objective: Annotated[str, _opt("--objective", "What to learn.", metavar=_choices(OBJECTIVES))] = TRAIN.objective,
     config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
                                        f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
     iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
@@ -271,7 +285,8 @@ def train_command(
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine).")] = None,
     warmup: Annotated[int | None, _opt("--warmup", f"Steps of linear learning-rate warm-up ({TRAIN.warmup}; "
                                        "render: 100).")] = None,
-    schedule: Annotated[str | None, _opt("--schedule", f"Learning-rate decay: {', '.join(SCHEDULES)}.")] = None,
+    schedule: Annotated[str | None, _opt("--schedule", "Learning-rate decay (default: the objective's).",
+                                         metavar=_choices(SCHEDULES))] = None,
     init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path; --noisy: "
                                      f"{NOISY['init']}).")] = None,
     noise_type: Annotated[str, _opt("--noise", "Training noise type.")] = TRAIN.noise,
@@ -297,7 +312,8 @@ def train_command(
     checkpoint_every: Annotated[int, _opt("--checkpoint-every", "Checkpoint every N steps.")] = TRAIN.checkpoint_every,
     seed: Seed = TRAIN.seed,
     threads: Annotated[int, _opt("--threads", "CPU threads (0: torch's default).")] = TRAIN.threads,
-    precision: Annotated[str, _opt("--precision", "fp32, bf16 or auto (bf16 where native).")] = TRAIN.precision,
+    precision: Annotated[str, _opt("--precision", "auto: bf16 where the hardware computes it natively.",
+                                    metavar=_choices(("auto", "fp32", "bf16")))] = TRAIN.precision,
     device: Annotated[str, _opt("--device", "auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N.")] = TRAIN.device,
     workdir: Annotated[Path | None, _opt("--workdir", "Checkpoint and log folder.")] = None,
     resume: Annotated[bool, _opt("--resume", "Continue the run in --workdir.")] = False,
@@ -363,7 +379,7 @@ def train_command(
         log(f"wrote model card {card.path} ({done}){go_on}")
 
 
-models_app = typer.Typer(no_args_is_help=False)
+models_app = typer.Typer(no_args_is_help=False, rich_markup_mode=None)
 app.add_typer(models_app, name="models")
 
 
@@ -377,15 +393,21 @@ def models_command(context: typer.Context) -> None:
         display.print_models(mdn.models())
 
 
-@models_app.command("show")
+@models_app.command("show", cls=Command)
 @_user_errors
-def models_show(name: Annotated[str, typer.Argument(help="Card name or path.")]) -> None:
-    """Print one model card: architecture, training record and scores.
+def models_show(
+    name: Annotated[str, typer.Argument(help="Card name or path.", metavar="NAME")],
+    as_json: Annotated[bool, _opt("--json", "Print the whole card as JSON.")] = False,
+) -> None:
+    """Show one model card: what it is, what it runs, its training and scores (--json: the card itself).
 
     Example: mdn models show unet
     """
     card = registry.find(name)
-    out.print_json(data={**card.to_json(), "path": str(card.path)})
+    if as_json:
+        out.print_json(data={**card.to_json(), "path": str(card.path)})
+    else:
+        display.print_card(card)
 
 
 def _listed(text: str | None) -> list[str] | None:
@@ -396,8 +418,8 @@ def _listed(text: str | None) -> list[str] | None:
 @app.command("bench", cls=FormerOptions)
 @_user_errors
 def bench_command(
-    images_: Annotated[list[str] | None, typer.Argument(help="Clean reference images (default: the bundled "
-                                                        "sample set).")] = None,
+    images_: Annotated[list[str] | None, typer.Argument(metavar="IMAGES", help="Clean reference images (default: "
+                                                        "the bundled sample set).")] = None,
     models: Annotated[str | None, _opt("--models", "Comma-separated cards (CARD+no-detail: without its detail "
                                        "stage; CARD+no-wiener: without its Wiener filtering) or peers (default: "
                                        "noisy, every card, installed peers).")] = None,
@@ -418,8 +440,8 @@ def bench_command(
     runs: Annotated[int, _opt("--runs", "Speed: timed runs per size (median reported).")] = 3,
     tile: Annotated[int, _opt("--tile", "Tile size (0: from the memory budget).")] = ENGINE.tile,
     device: Device = ENGINE.device,
-    precision: Annotated[str | None, _opt("--precision", PRECISION_HELP, show_default=f"{ENGINE.precision}; "
-                                          f"train speed: {TRAIN.precision}")] = None,
+    precision: Annotated[str | None, _opt("--precision", PRECISION_HELP, metavar=PRECISIONS,
+                                          show_default=f"{ENGINE.precision}; train speed: {TRAIN.precision}")] = None,
     seed: Seed = 0,
     csv_path: Annotated[Path | None, _opt("--csv", "Write every score (or speed row) as CSV.")] = None,
     json_path: Annotated[Path | None, _opt("--json", "Write every score (or speed row) as JSON.")] = None,
@@ -476,8 +498,3 @@ def bench_command(
     if plot_path is not None:
         bench.plot(scores, plot_path)
         console.print(f"wrote {plot_path}")
-
-
-def main() -> None:
-    """Console entry point."""
-    app()

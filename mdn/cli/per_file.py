@@ -18,9 +18,9 @@ import numpy as np
 import typer
 
 from mdn import batch, images, tonemap, volumes
+from mdn.cli.report import BatchProgress, console, print_summary
 from mdn.engine import use_threads
 from mdn.errors import MdnError
-from mdn.report import BatchProgress, console, print_summary
 
 EXIT_FAILED = 1
 """Some inputs of a batch failed, or the work itself did."""
@@ -31,7 +31,8 @@ FileWork = Callable[[np.ndarray, batch.FileContext, BatchProgress], np.ndarray]
 """A command's work on one file's pixels: `batch.Work` with the bars it reports its steps to."""
 
 Inputs = Annotated[
-    list[str] | None, typer.Argument(help="Image files, directories or glob patterns.", show_default=False)
+    list[str] | None,
+    typer.Argument(metavar="IMAGES", help="Image files, directories or glob patterns.", show_default=False),
 ]
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Output file (one input) or directory (many inputs).")
@@ -43,7 +44,11 @@ SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave input
 Layer = Annotated[str | None, typer.Option("--layer", help="EXR layer or part to process (default: beauty).")]
 Dtype = Annotated[
     str | None,
-    typer.Option("--dtype", help="Sample type of the output: uint8, uint16, float16, float32 (default: input's)."),
+    typer.Option(
+        "--dtype",
+        help="Sample type of the output (default: the input's, or the closest its format stores).",
+        metavar="<uint8|uint16|float16|float32>",
+    ),
 ]
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]

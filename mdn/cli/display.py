@@ -14,7 +14,7 @@ from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
 
 from mdn import bench, noise, registry, training
-from mdn.report import console, out
+from mdn.cli.report import console, out
 
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
@@ -85,13 +85,57 @@ def print_noise_types() -> None:
 
 
 def print_models(cards: list[registry.ModelCard]) -> None:
-    table = Table("name", "task", "parameters", "what it is", "iterations", "default")
-    for card in cards:
-        table.add_row(
-            card.name, card.task, f"{card.parameters:,}", card.description, f"{card.training.get('iterations', 0):,}",
-            "*" if card.default else "renders" if card.default_hdr else "renders+aux" if card.default_hdr_aux else "",
-        )  # fmt: skip
-    out.print(table)
+    """One line per card, names whole at any width: what it is for, its size, its training steps, and what it
+    runs (the stages after its network where it has them) before its description, cut to the width left."""
+    rows = [
+        (card.name, _use(card), _count(card.parameters), f"{card.steps:,}",
+         (" → ".join(card.stages) + ": " if len(card.stages) > 1 else "") + card.description)
+        for card in cards
+    ]  # fmt: skip
+    headings = ("name", "for", "params", "steps", "what it is")
+    widths = [max(len(row[index]) for row in [headings, *rows]) for index in range(4)]
+    room = max(out.width - sum(widths) - 2 * len(widths), 20)
+    for number, row in enumerate([headings, *rows]):
+        cells = [cell.ljust(width) if index < 2 else cell.rjust(width) for index, (cell, width) in
+                 enumerate(zip(row, widths, strict=False))]  # fmt: skip
+        text = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
+        out.print("  ".join([*cells, text]), style="bold" if number == 0 else None, soft_wrap=True, markup=False)
+    out.print("default: mdn denoise's card; renders: for EXR renders. More: mdn models show NAME", soft_wrap=True)
+
+
+def print_card(card: registry.ModelCard) -> None:
+    """A model card in a few lines: what it is, what it runs, how it was trained and scored, and its files."""
+    training = card.training
+    role = {"default": "the default of mdn denoise", "renders": "mdn denoise's card for EXR renders",
+            "renders+aux": "mdn denoise's card for EXR renders with albedo and normal"}.get(card.role)  # fmt: skip
+    lines = [
+        f"[bold]{card.name}[/]" + (f" ({role})" if role else ""),
+        f"  what it is  {card.description}",
+        f"  used by     {registry.TASKS.get(card.task, card.task)}",
+        f"  network     {card.architecture}, {card.parameters:,} parameters",
+        f"  runs        {' → '.join(card.stages)}",
+        f"  trained     {card.steps:,} steps" + (f" on {training['hardware']}" if training.get("hardware") else ""),
+    ]
+    if training.get("initialised_from"):
+        lines.append(f"  started at  {training['initialised_from'].get('card', '?')}'s weights")
+    for name, score in card.scores.items():
+        if isinstance(score, dict) and "psnr" in score:
+            noisy = f" (input {score['noisy_psnr']:.2f})" if "noisy_psnr" in score else ""
+            lines.append(f"  scored      {name}: {score['psnr']:.2f} dB{noisy}")
+    lines.append(f"  card        {card.path}")
+    lines.append("  (mdn models show NAME --json prints the whole card)")
+    for line in lines:
+        out.print(line, soft_wrap=True)
+
+
+def _use(card: registry.ModelCard) -> str:
+    """What a card is for in the list: its default role, else the command that runs its task."""
+    return card.role or ("denoise" if card.task == "denoise" else "zeroshot" if card.task == "fill" else card.task)
+
+
+def _count(number: int) -> str:
+    """1234567 -> '1.2 M', 47937 -> '47.9 k'."""
+    return f"{number / 1e6:.1f} M" if number >= 1e6 else f"{number / 1e3:.1f} k" if number >= 1e3 else str(number)
 
 
 @contextmanager

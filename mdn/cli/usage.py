@@ -1,0 +1,66 @@
+"""How the command line shows its help and its usage errors: plain help that lists arguments by name, choices
+and defaults, and every usage error as one `error:` line, as every other error is."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+import typer.core
+from rich.markup import escape
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+from mdn.cli.report import console
+
+EXIT_USAGE = 2
+"""The command line itself is wrong: bad option, no inputs."""
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose help names its arguments as their metavar says (`INPUTS...`), without a type beside it."""
+
+    def format_options(self, ctx: typer.Context, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((param.metavar or (param.name or "").upper(), record[1]))
+            else:
+                options.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+class Group(typer.core.TyperGroup):
+    """The app: a usage error (an unknown option, a bad value, a missing argument) is one line naming the
+    command's help, on stderr, with exit status 2; help asked for by giving no arguments is printed as help."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as shown:
+            typer.echo(shown.format_message())
+            status = 0
+        except ClickException as error:
+            context = getattr(error, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            console.print(f"[red]error[/]: {escape(error.format_message() + hint)}", soft_wrap=True)
+            status = error.exit_code
+        except typer.Abort:
+            status = 1
+        if not standalone_mode:
+            return status
+        sys.exit(status if isinstance(status, int) else 0)
