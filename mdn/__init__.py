@@ -19,7 +19,6 @@ it (`layer` picks an EXR layer). Alpha is never touched. The same seed gives the
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,6 +58,7 @@ def denoise(
     batch: int = 0,
     max_memory: int | str = "2G",
     attention_mask: bool = True,
+    threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
@@ -71,7 +71,8 @@ def denoise(
     smoothed, measured against the image's own noise, then, unless `wiener` is False, filter groups of similar
     patches with that as pilot) and `self_check` (blend the input back by the image's own noise where the card
     would do worse) default to the card's own settings. `tile` (0: from `max_memory`), `overlap`, `batch`,
-    `device` (auto, cpu, cuda, cuda:N, mps) and `precision` (fp32, bf16, fp16, auto) set how it runs; `progress`
+    `device` (auto, cpu, cuda, cuda:N, mps), `precision` (fp32, bf16, fp16, auto) and `threads` (CPU threads for
+    the call; 0: torch's setting) set how it runs; `progress`
     gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device. Returns the image
     in the input's layout and type.
 
@@ -79,7 +80,7 @@ def denoise(
     """
     from pathlib import Path
 
-    from mdn import arrays, inference
+    from mdn import arrays, engine, inference
 
     picture = arrays.load(image, axes, hdr, layer)
     settings = dict(
@@ -93,7 +94,8 @@ def denoise(
     def work(planes: np.ndarray) -> np.ndarray:
         return inference.run(*models.inputs(planes, picture), progress, info)
 
-    return arrays.apply(picture, work, fit=models.fit)
+    with engine.threads(threads):
+        return arrays.apply(picture, work, fit=models.fit)
 
 
 def denoise_volume(
@@ -103,26 +105,29 @@ def denoise_volume(
     *,
     scheduler: str | None = None,
     overwrite: bool = False,
+    threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Denoise a zarr array or OME-Zarr image chunk by chunk into a new store, as `mdn denoise in.zarr -o
     out.zarr` does: equal to the whole volume denoised at once, memory bounded by a chunk, an interrupted run
     taken up where it stopped. `scheduler`: a dask.distributed scheduler address (or `local:N`) to run the
-    chunks on; `settings`: `denoise`'s tile, overlap, device, precision, seed and so on. Needs the distributed
-    extra (`pip install 'mdn[distributed]'`); returns what the report records.
+    chunks on; `threads`: CPU threads for the call; `settings`: `denoise`'s tile, overlap, device, precision,
+    seed and so on. Needs the distributed extra (`pip install 'mdn[distributed]'`); returns what the report
+    records.
 
         >>> mdn.denoise_volume("cells.ome.zarr", "clean.ome.zarr", scheduler="tcp://10.0.0.5:8786")
     """
     from pathlib import Path
 
-    from mdn import inference, registry, volumes
+    from mdn import engine, inference, registry, volumes
 
     loaded = registry.load_model(model)
     options = inference.options(loaded.card, **settings)
-    return volumes.denoise(
-        Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
-    )
+    with engine.threads(threads):
+        return volumes.denoise(
+            Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
+        )
 
 
 def denoise_zeroshot(
@@ -138,7 +143,7 @@ def denoise_zeroshot(
     beta: float | None = None,
     mask_ratio: float | None = None,
     lr: float | None = None,
-    time_budget: float | None = None,
+    time_budget: float | str | None = None,
     share: bool = False,
     self_check: bool = True,
     tile: int | None = None,
@@ -146,6 +151,7 @@ def denoise_zeroshot(
     device: str = "auto",
     precision: str = "auto",
     seed: int = 0,
+    threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
@@ -154,16 +160,19 @@ def denoise_zeroshot(
 
     `preset` (MPI: full, fast, real, microscopy; default full on RGB, microscopy on grey) with `iters`, `beta`,
     `mask_ratio` and `lr` overriding it; `model`: the fill card (default: the preset's, fill-grey for grey
-    images). `time_budget` (seconds) stops in time and returns what it has. MPI only: `share` continues each slice
-    of a stack from the previous one, `tile` and `overlap` fine-tune large images tile by tile, and the self-check
-    blends the input back where the fill looks worse (`self_check=False`: the plain fill). `progress` gets
+    images). `time_budget` (seconds, or a duration such as "2m") stops in time and returns what it has. MPI
+    only: `share` continues each slice of a stack from the previous one, `tile` and `overlap` fine-tune large
+    images tile by tile, and the self-check blends the input back where the fill looks worse (`self_check=False`:
+    the plain fill). `threads` caps the CPU threads for the call (0: torch's setting). `progress` gets
     (iterations done, in all); `info`, when given, the method, model, iterations, device, precision, the
     self-check's estimates and its warnings (without `info` they are issued with `warnings.warn`). Returns the
     image in the input's layout and type.
 
         >>> clean = mdn.denoise_zeroshot(cells, preset="fast", time_budget=30)
     """
-    from mdn import arrays, zeroshot_run
+    import warnings
+
+    from mdn import arrays, engine, zeroshot_run
 
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
@@ -179,7 +188,8 @@ def denoise_zeroshot(
                 warnings.warn(verdict, stacklevel=4)
         return result
 
-    return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
+    with engine.threads(threads):
+        return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
 
 
 def add_noise(
@@ -227,3 +237,8 @@ def load_model(name: str | os.PathLike[str] | None = None, task: str | None = No
     from mdn import registry
 
     return registry.load_model(name, task)
+
+
+def __dir__() -> list[str]:
+    """What `dir(mdn)` lists: the API, not the module's own imports."""
+    return sorted([*__all__, "__version__"])

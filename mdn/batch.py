@@ -11,6 +11,7 @@ import functools
 import glob
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -103,6 +104,10 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     """
     if output is None:
         return [Job(p, p.with_name(f"{p.stem}{suffix}{p.suffix}")) for p in inputs]
+    if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
+        supported = ", ".join(sorted(images.FORMATS))
+        raise MdnError(f"cannot write {output.suffix!r} images (supported: {supported}; a folder: a name without one)",
+                       output)  # fmt: skip
     if output.suffix.lower() in images.FORMATS and not output.is_dir():
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
@@ -110,6 +115,11 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     absolute = [Path(os.path.abspath(p)) for p in inputs]
     root = os.path.commonpath([p.parent for p in absolute])
     return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
+
+
+def _extension(path: Path) -> bool:
+    """Whether a path ends in what looks like a file extension (.gif, .jpg2) rather than part of a folder's name."""
+    return bool(re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{0,4}", path.suffix))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

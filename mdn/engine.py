@@ -8,9 +8,10 @@ and the plane retried. The caller fits normalisation or tone mapping once per im
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,18 @@ def parse_size(text: str) -> int:
         raise MdnError(f"not a memory size: {text!r} (e.g. 512M, 4G)")
     number, unit = match.groups()
     return int(float(number) * 1024 ** "kmgt".find(unit) * 1024) if unit else int(float(number))
+
+
+@contextlib.contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Compute with `count` CPU threads while inside (0: as before), then go back to the count before."""
+    before = torch.get_num_threads()
+    use_threads(count)
+    try:
+        yield
+    finally:
+        if count:
+            torch.set_num_threads(before)
 
 
 def use_threads(count: int) -> None:

@@ -14,6 +14,7 @@ import torch
 from mdn import allocator, registry, zeroshot
 from mdn.engine import ProgressCallback, pick_device, pick_dtype
 from mdn.errors import MdnError
+from mdn.units import parse_duration
 
 METHODS = ("mpi", "zs-n2n")
 DEFAULT_PRESET_RGB, DEFAULT_PRESET = "full", "microscopy"
@@ -41,7 +42,8 @@ class Settings:
     beta: float | None
     mask_ratio: float | None
     lr: float | None
-    time_budget: float | None
+    time_budget: float | str | None
+    """Seconds, or a duration such as 90s or 1m (`units.parse_duration`): seconds once made."""
     share: bool
     self_check: bool
     tile: int | None
@@ -57,6 +59,22 @@ class Settings:
             raise MdnError(f"--method must be mpi or zs-n2n, got {self.method!r}")
         if self.method == "zs-n2n" and (refused := self.mpi_only()):
             raise MdnError(f"{', '.join(refused)} {'applies' if len(refused) == 1 else 'apply'} to --method mpi only")
+        if self.iters is not None and self.iters < 1:
+            raise MdnError(f"--iters must be at least 1, got {self.iters}")
+        if self.lr is not None and not self.lr > 0:
+            raise MdnError(f"--lr must be more than 0, got {self.lr:g}")
+        if self.beta is not None and not 0 <= self.beta < 1:
+            raise MdnError(f"--beta must be in [0, 1), got {self.beta:g}")
+        if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
+            raise MdnError(f"--mask-ratio must be in (0, 1), got {self.mask_ratio:g}")
+        if self.time_budget is not None:
+            object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
+        if isinstance(self.model, registry.Model):
+            registry.check_task(self.model.card, "fill")
+        elif self.model is not None:
+            registry.check_task(
+                self.model if isinstance(self.model, registry.ModelCard) else registry.find(self.model), "fill"
+            )
         pick_dtype(self.precision, pick_device(self.device))
 
     def mpi_only(self) -> list[str]:

@@ -347,7 +347,7 @@ def test_a_write_failing_halfway_leaves_no_temporary_file(tmp_path: Path, monkey
     path = tmp_path / "in.png"
     path.write_bytes(imagecodecs.png_encode(_random((5, 6), "uint8")))
 
-    def disk_full(tmp: Path, raw: np.ndarray, source) -> None:
+    def disk_full(tmp: Path, raw: np.ndarray, source, photo) -> None:
         tmp.write_bytes(b"\x89PNG half")
         raise OSError(28, "No space left on device")
 

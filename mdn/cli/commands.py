@@ -229,7 +229,8 @@ def zeroshot_command(
     beta: Annotated[float | None, _opt("--beta", "MPI: EMA weight of the running fill.")] = None,
     mask_ratio: Annotated[float | None, _opt("--mask-ratio", "MPI: share of pixels hidden per step.")] = None,
     lr: Annotated[float | None, _opt("--lr", "Adam learning rate.")] = None,
-    time_budget: Annotated[float | None, _opt("--time-budget", "Seconds per file: stop in time with a result.")] = None,
+    time_budget: Annotated[str | None, _opt("--time-budget", "Per file: stop in time with a result (e.g. 90s, 2m, "
+                                            "1h30m).")] = None,
     share: Annotated[bool, _opt("--share", "MPI, stacks: continue each slice from the previous one.")] = False,
     tile: Annotated[int | None, _opt("--tile", f"MPI: tile size for large images ({zs.TILE}).")] = None,
     overlap: Annotated[int | None, _opt("--overlap", f"MPI: tile overlap (default: {zs.OVERLAP}).")] = None,
@@ -268,9 +269,11 @@ def zeroshot_command(
 @_user_errors
 def train_command(
     name: Annotated[str, _opt("--name", "Name of the model card to write.")],
-    data: Annotated[list[str] | None, _opt("--data", "Clean training images: files or folders (repeatable).")] = None,
+    data: Annotated[list[str] | None, _opt("--data", "Clean training images: files or folders (repeatable).",
+                                                  metavar="<path>")] = None,
     noisy: Annotated[list[str] | None, _opt("--noisy", "Instead of --data: noisy images of one camera (files, folders, "
-                                            "TIFF stacks; repeatable), learned from without clean data.")] = None,
+                                            "TIFF stacks; repeatable), learned from without clean data.",
+                                            metavar="<path>")] = None,
     objective: Annotated[str, _opt("--objective", "What to learn.", metavar=_choices(OBJECTIVES))] = TRAIN.objective,
     config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
                                        f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
@@ -306,7 +309,8 @@ def train_command(
     textiles: Annotated[int, _opt("--textiles", "Add this many procedural images of cloth (stripes, plaids).")] = (
         TRAIN.textiles
     ),
-    validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).")] = None,
+    validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).",
+                                                         metavar="<path>")] = None,
     validate_every: Annotated[int | None, _opt("--validate-every", f"Validate and log every N steps ("
                                                f"{TRAIN.validate_every}; --noisy: {NOISY['validate_every']}).")] = None,
     checkpoint_every: Annotated[int, _opt("--checkpoint-every", "Checkpoint every N steps.")] = TRAIN.checkpoint_every,

@@ -100,7 +100,7 @@ def print_models(cards: list[registry.ModelCard]) -> None:
                  enumerate(zip(row, widths, strict=False))]  # fmt: skip
         text = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
         out.print("  ".join([*cells, text]), style="bold" if number == 0 else None, soft_wrap=True, markup=False)
-    out.print("default: mdn denoise's card; renders: for EXR renders. More: mdn models show NAME", soft_wrap=True)
+    out.print("default: mdn denoise's card; renders: for EXR files. More: mdn models show NAME", soft_wrap=True)
 
 
 def print_card(card: registry.ModelCard) -> None:

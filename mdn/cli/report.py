@@ -28,8 +28,8 @@ class BatchProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=quiet,
-            transient=False,
+            disable=quiet or not console.is_terminal,  # a log or a pipe gets the results alone
+            transient=True,  # gone when the batch ends: the summary, or the one line of a single file, stays
         )
         self._files = self._progress.add_task("files", total=total_files)
         self._steps: int | None = None
@@ -51,13 +51,12 @@ class BatchProgress:
         self._describe()
 
     def result(self, result: Result) -> None:
-        """Called as each file's result is final: done and skipped files advance the bar, failed ones are
-        counted beside it."""
+        """Called as each file's result is final: every file advances the bar, failed ones are also counted
+        beside it."""
         if result.status == "failed":
             self._failed += 1
             self._describe()
-        else:
-            self._progress.advance(self._files)
+        self._progress.advance(self._files)
 
     def _describe(self) -> None:
         failed = f" [red]({self._failed} failed)[/]" if self._failed else ""
@@ -86,8 +85,13 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
         return
     if (planned or len(results)) == 1:
         if results and results[0].status != "failed":
-            verb = "wrote" if results[0].status == "done" else "skipped, exists:"
-            out.print(f"{verb} {_short(results[0].output)}", soft_wrap=True)
+            result = results[0]
+            if result.status == "done":
+                what = result.info.get("model") or result.info.get("noise")
+                out.print(f"wrote {_short(result.output)} ({what + ', ' if what else ''}{result.seconds:.1f} s)",
+                          soft_wrap=True)  # fmt: skip
+            else:
+                out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True)
         return
     table = Table(title="summary", title_justify="left")
     for column in ("input", "output", "status", "seconds"):

@@ -19,19 +19,20 @@ EXIT_USAGE = 2
 
 
 class Command(typer.core.TyperCommand):
-    """A command whose help names its arguments as their metavar says (`INPUTS...`), without a type beside it."""
+    """A command whose help names its arguments as their metavar says (`IMAGES`), without a type beside it, and
+    lists each help panel's options (`rich_help_panel`, e.g. Research) after the everyday ones."""
 
     def format_options(self, ctx: typer.Context, formatter: Any) -> None:
-        arguments, options = [], []
+        sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx)
             if record is None:
                 continue
             if param.param_type_name == "argument":
-                arguments.append((param.metavar or (param.name or "").upper(), record[1]))
+                sections["Arguments"].append((param.metavar or (param.name or "").upper(), record[1]))
             else:
-                options.append(record)
-        for title, records in (("Arguments", arguments), ("Options", options)):
+                sections.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        for title, records in sections.items():
             if records:
                 with formatter.section(title):
                     formatter.write_dl(records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -145,12 +144,3 @@ def parse_range(text: str) -> tuple[float, float]:
         return float(low), float(high or low)
     except ValueError:
         raise MdnError(f"expected LOW,HIGH numbers such as 0.75,0.85, got {text!r}") from None
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as 90, 90s, 9m, 1h30m or 2.5h."""
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text)
-    if not parts or not any(parts.groups()):
-        raise MdnError(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
-    hours, minutes, seconds = (float(g or 0) for g in parts.groups())
-    return 3600 * hours + 60 * minutes + seconds

@@ -12,7 +12,8 @@ from mdn.errors import MdnError
 from mdn.training import checkpoint
 from mdn.training.devices import end_distributed, init_distributed
 from mdn.training.loop import Progress, Trainer
-from mdn.training.options import TrainOptions, parse_duration
+from mdn.training.options import TrainOptions
+from mdn.units import parse_duration
 
 
 class NameTaken(MdnError):

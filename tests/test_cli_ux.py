@@ -1,0 +1,231 @@
+"""A newcomer's first hour, held as a user meets it through the real command line: one-line errors, metadata
+kept, outputs that are what they were asked to be, tables that read at 80 columns, help that lists choices
+and defaults, and an API that shows what it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms, PngImagePlugin
+
+import mdn
+from mdn.errors import MdnError
+
+ROOT = Path(__file__).resolve().parent.parent
+RNG = np.random.default_rng(5)
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+EXPOSURE = 0x829A
+"""EXIF's exposure time, in EXIF's own sub-directory."""
+
+
+def mdn_cli(*args: object, columns: int = 80, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`mdn ARGS` in a child process as a user runs it, its output piped (not a terminal), at `columns`."""
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
+    command = [sys.executable, "-m", "mdn", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small camera JPEG with EXIF (make, model, software, exposure), an ICC profile and 300 dpi."""
+    path = tmp_path_factory.mktemp("photos") / "ok.jpg"
+    exif = Image.Exif()
+    exif.update({271: "Canon", 272: "EOS R5", 305: "Firmware 1.8"})
+    exif.get_ifd(0x8769)[EXPOSURE] = 0.004
+    pixels = RNG.integers(40, 200, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95, exif=exif.tobytes(), icc_profile=ICC, dpi=(300, 300))
+    return path
+
+
+def _camera(image: Image.Image) -> tuple[object, ...]:
+    exif = image.getexif()
+    return exif.get(271), exif.get(272), exif.get(305)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("command", "card", "words"),
+    [("denoise", "fill-grey", ("fill-grey", "fill card", "mdn zeroshot")),
+     ("zeroshot", "unet", ("unet", "denoise card", "mdn denoise"))],
+)  # fmt: skip
+def test_a_card_of_the_wrong_kind_is_one_line_naming_it_and_what_it_is_for(
+    photo: Path, tmp_path: Path, command: str, card: str, words: tuple[str, ...]
+) -> None:
+    result = mdn_cli(command, photo, "-o", tmp_path / "out.png", "--model", card)
+    assert result.returncode == 2
+    _one_error_line(result, *words)
+    assert not (tmp_path / "out.png").exists()
+    with pytest.raises(MdnError, match=f"model {card} is a"):
+        (mdn.denoise if command == "denoise" else mdn.denoise_zeroshot)(np.zeros((16, 16, 3), np.uint8), model=card)
+
+
+def test_an_unknown_output_extension_is_refused_not_made_a_folder(photo: Path, tmp_path: Path) -> None:
+    result = mdn_cli("denoise", photo, "-o", tmp_path / "x.gif")
+    assert result.returncode == 2
+    _one_error_line(result, "x.gif", "'.gif'", ".png")
+    assert not (tmp_path / "x.gif").exists()
+
+
+@pytest.mark.parametrize("iters", ["0", "-3"])
+def test_zeroshot_needs_at_least_one_iteration(photo: Path, tmp_path: Path, iters: str) -> None:
+    result = mdn_cli("zeroshot", photo, "-o", tmp_path / "z.png", "--iters", iters)
+    assert result.returncode == 2
+    _one_error_line(result, "--iters must be at least 1")
+    assert not (tmp_path / "z.png").exists()
+
+
+def test_every_time_budget_takes_the_same_durations(photo: Path, tmp_path: Path) -> None:
+    result = mdn_cli("zeroshot", photo, "-o", tmp_path / "z.png", "--iters", "3", "--time-budget", "1m", "--preset",
+                     "fast")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote ") and "fill-syn" in result.stdout
+    assert mdn_cli("zeroshot", photo, "--time-budget", "soon").returncode == 2
+    with pytest.raises(MdnError, match="more than 0 seconds"):
+        mdn.denoise_zeroshot(np.zeros((16, 16, 3), np.uint8), time_budget="0s")
+
+
+def test_a_usage_error_is_one_line_with_nothing_before_it(photo: Path) -> None:
+    _one_error_line(mdn_cli("denoise", photo, "--no-such-option"), "--no-such-option", "mdn denoise --help")
+    _one_error_line(mdn_cli("zeroshot", photo, "--iters", "many"), "--iters", "mdn zeroshot --help")
+    _one_error_line(mdn_cli("noise", photo, "--type", "gausian"), "did you mean gaussian")
+
+
+def test_a_failed_file_prints_its_error_alone_and_a_batch_counts_every_file(photo: Path, tmp_path: Path) -> None:
+    single = mdn_cli("denoise", tmp_path / "missing.png")
+    assert single.returncode == 1
+    _one_error_line(single, "missing.png", "does not exist")
+    missing = [tmp_path / f"gone{i}.png" for i in range(4)]
+    batch = mdn_cli("noise", photo, *missing, "-o", tmp_path / "out")
+    assert batch.returncode == 1
+    errors = [line for line in batch.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 4 and all(line.endswith("does not exist") for line in errors)
+    assert "1 done, 4 failed" in batch.stderr
+
+
+def test_a_single_file_line_names_the_card_and_the_seconds(photo: Path, tmp_path: Path) -> None:
+    result = mdn_cli("denoise", photo, "-o", tmp_path / "clean.png", "--model", "unet")
+    assert result.returncode == 0 and result.stderr == ""
+    line = result.stdout.strip()
+    assert line.startswith(f"wrote {tmp_path / 'clean.png'} (unet, ") and line.endswith(" s)")
+
+
+# -------------------------------------------------------------------------------------------- metadata
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+def test_a_photos_exif_profile_and_dpi_are_kept_in_every_photo_format(photo: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"clean{suffix}"
+    assert mdn_cli("denoise", photo, "-o", out, "--model", "unet").returncode == 0
+    with Image.open(out) as image:
+        assert _camera(image) == ("Canon", "EOS R5", "Firmware 1.8")
+        assert image.info.get("icc_profile") == ICC
+        if suffix != ".webp":  # WebP has no resolution field
+            assert [round(d) for d in image.info["dpi"]] == [300, 300]
+        if suffix != ".tif":  # TIFF keeps EXIF's first-directory fields, not its sub-directory
+            assert image.getexif().get_ifd(0x8769)[EXPOSURE] == pytest.approx(0.004)
+
+
+def test_a_pngs_text_and_dpi_survive_and_a_tiffs_tags_and_profile(tmp_path: Path) -> None:
+    pixels = RNG.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Ann")
+    info.add_itxt("Title", "Straße im Regen")
+    Image.fromarray(pixels).save(tmp_path / "a.png", pnginfo=info, dpi=(150, 150), icc_profile=ICC)
+    assert mdn_cli("noise", tmp_path / "a.png", "-o", tmp_path / "b.png").returncode == 0
+    with Image.open(tmp_path / "b.png") as image:
+        assert image.text == {"Author": "Ann", "Title": "Straße im Regen"}
+        assert [round(d) for d in image.info["dpi"]] == [150, 150] and image.info["icc_profile"] == ICC
+    tifffile.imwrite(tmp_path / "c.tif", pixels, photometric="rgb", iccprofile=ICC, resolution=(72, 72),
+                     resolutionunit="INCH", extratags=[(271, "s", 0, "Nikon", True)], software="Capture")  # fmt: skip
+    assert mdn_cli("noise", tmp_path / "c.tif", "-o", tmp_path / "d.tif").returncode == 0
+    with tifffile.TiffFile(tmp_path / "d.tif") as tif:
+        tags = tif.pages.first.tags
+        assert tags[271].value == "Nikon" and tags[305].value == "Capture" and bytes(tags[34675].value) == ICC
+
+
+# -------------------------------------------------------------------------------------- tables and help
+
+
+def test_the_models_table_reads_at_80_columns() -> None:
+    result = mdn_cli("models", columns=80)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and max(map(len, lines)) <= 80
+    cards = mdn.models()
+    assert len(lines) <= len(cards) + 3
+    rows = {line.split()[0]: line for line in lines[1:] if line.split() and line.split()[0] in {c.name for c in cards}}
+    assert set(rows) == {card.name for card in cards}  # every name whole
+    assert "40,000" in rows["unet"]  # all the sittings' steps, not the last one's
+    default = next(card for card in cards if card.default)
+    assert "network → texture → Wiener" in rows[default.name] and " default " in rows[default.name]
+
+
+def test_models_show_is_a_short_summary_and_json_on_request() -> None:
+    summary = mdn_cli("models", "show", "unet-dct-practical").stdout.splitlines()
+    assert 5 <= len(summary) <= 15 and "the default of mdn denoise" in summary[0]
+    assert any("network → texture → Wiener" in line for line in summary)
+    assert '"architecture": "unet"' in mdn_cli("models", "show", "unet-dct-practical", "--json").stdout
+
+
+@pytest.mark.parametrize("command", ["denoise", "zeroshot", "noise", "train", "bench", "models show"])
+def test_help_lists_choices_and_defaults_and_no_type_names(command: str) -> None:
+    text = mdn_cli(*command.split(), "--help", columns=120).stdout
+    for placeholder in ("<bool>", "<list[str]>", "images_", "╭"):
+        assert placeholder not in text, f"mdn {command} --help shows {placeholder}"
+    choices = {
+        "denoise": ["<auto|fp32|bf16|fp16>", "<auto|cpu|cuda[:N]|mps>", "[default: (the card mdn models marks"],
+        "zeroshot": ["<full|fast|real|microscopy>", "<mpi|zs-n2n>", "90s"],
+        "noise": ["<gaussian|speckle|poisson"],
+        "train": ["<denoise|fill|self-supervised|render>", "<step|cosine>", "9m"],
+        "bench": ["[IMAGES]..."],
+        "models show": ["--json"],
+    }[command]
+    words = " ".join(text.split())  # the help wraps at 80 columns
+    assert all(choice in words for choice in choices), text
+
+
+def test_version_answers_without_loading_torch() -> None:
+    code = (
+        "import sys; from mdn.cli import main; sys.argv = ['mdn', '--version']; main(); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["mdn", mdn.__version__, "False"]
+
+
+# ------------------------------------------------------------------------------------------------- API
+
+
+def test_the_api_shows_what_it_is() -> None:
+    assert [name for name in dir(mdn) if not name.startswith("_")] == sorted(mdn.__all__)
+    model = mdn.load_model("unet")
+    assert repr(model) == f"Model('unet', unet, {model.card.parameters:,} parameters, cpu)"
+    assert repr(model.card) == "ModelCard('unet', task='denoise', architecture='unet')"
+    with pytest.raises(MdnError, match="fill card"):
+        mdn.load_model("fill-grey", task="denoise")
+    assert mdn.load_model("fill-grey").card.task == "fill"
+
+
+def test_threads_in_the_api_hold_for_the_call_alone() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+    mdn.denoise(
+        np.zeros((16, 16, 3), np.uint8), "unet", threads=1, progress=lambda *_: seen.append(torch.get_num_threads())
+    )
+    assert seen and set(seen) == {1} and torch.get_num_threads() == before
