@@ -17,6 +17,6 @@ def parse_duration(text: str | float) -> float:
             raise MdnError(f"expected a duration such as 90s, 9m or 1h30m, got {text!r}")
         hours, minutes, seconds = (float(g or 0) for g in parts.groups())
         seconds += 3600 * hours + 60 * minutes
-    if not seconds > 0:
-        raise MdnError(f"a time budget must be more than 0 seconds, got {text!r}")
+    if not seconds >= 0:
+        raise MdnError(f"a duration cannot be negative, got {text!r}")
     return seconds

@@ -138,7 +138,6 @@ def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
     result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", report)
     assert result.exit_code == 1
     assert "broken.png" in result.output and "2 done, 1 failed" in result.output
-    assert "(1 failed)" in result.output and "2/3" in result.output and "3/3" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
     assert files["a.png"]["status"] == "done" and files["broken.png"]["status"] == "failed"

@@ -96,8 +96,8 @@ def test_every_time_budget_takes_the_same_durations(photo: Path, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("wrote ") and "fill-syn" in result.stdout
     assert mdn_cli("zeroshot", photo, "--time-budget", "soon").returncode == 2
-    with pytest.raises(MdnError, match="more than 0 seconds"):
-        mdn.denoise_zeroshot(np.zeros((16, 16, 3), np.uint8), time_budget="0s")
+    with pytest.raises(MdnError, match="cannot be negative"):
+        mdn.denoise_zeroshot(np.zeros((16, 16, 3), np.uint8), time_budget=-1)
 
 
 def test_a_usage_error_is_one_line_with_nothing_before_it(photo: Path) -> None:
@@ -116,6 +116,25 @@ def test_a_failed_file_prints_its_error_alone_and_a_batch_counts_every_file(phot
     errors = [line for line in batch.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 4 and all(line.endswith("does not exist") for line in errors)
     assert "1 done, 4 failed" in batch.stderr
+
+
+def test_the_files_bar_counts_failed_files_and_ends_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mdn.batch import Job, Result
+    from mdn.cli import report
+
+    screen = StringIO()
+    monkeypatch.setattr(report, "console", Console(file=screen, force_terminal=True, width=100, color_system=None))
+    with report.BatchProgress(5) as bar:
+        for index in range(5):
+            job = Job(Path(f"in{index}.png"), Path(f"out{index}.png"))
+            bar.file(job)
+            bar.result(Result(job.input, job.output, "done" if index == 0 else "failed"))
+    frames = screen.getvalue()
+    assert "in4.png (4 failed)" in frames and "5/5" in frames
 
 
 def test_a_single_file_line_names_the_card_and_the_seconds(photo: Path, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_unknown_model_is_a_usage_error_with_suggestion(tmp_path: Path, tiny_car
 
 
 def test_models_lists_and_shows_cards(tiny_card) -> None:
-    result = runner.invoke(app, ["models", "show", str(tiny_card.path)])
+    result = runner.invoke(app, ["models", "show", str(tiny_card.path), "--json"])
     assert result.exit_code == 0 and '"architecture": "masked-swinir"' in result.output
     assert runner.invoke(app, ["models"]).exit_code == 0
 

@@ -124,7 +124,12 @@ def _user_errors(command: Callable[P, None]) -> Callable[P, None]:
     return wrapper
 
 
-@app.command("denoise", no_args_is_help=True, cls=FormerOptions)
+@app.command(
+    "denoise",
+    no_args_is_help=True,
+    cls=FormerOptions,
+    short_help="Denoise photos, microscopy and renders with a trained model.",
+)
 @_user_errors
 @per_file.command(suffix="_denoised")
 def denoise_command(
@@ -187,7 +192,12 @@ def denoise_command(
     return run
 
 
-@app.command("noise", no_args_is_help=True, cls=Command)
+@app.command(
+    "noise",
+    no_args_is_help=True,
+    cls=Command,
+    short_help="Add the paper's test noises, or photos' real ones, to images.",
+)
 @_user_errors
 @per_file.command(suffix="_noisy")
 def noise_command(
@@ -215,7 +225,9 @@ def noise_command(
     return add
 
 
-@app.command("zeroshot", no_args_is_help=True, cls=Command)
+@app.command(
+    "zeroshot", no_args_is_help=True, cls=Command, short_help="Denoise single images with no clean data (MPI, ZS-N2N)."
+)
 @_user_errors
 @per_file.command(suffix="_zeroshot")
 def zeroshot_command(
@@ -265,7 +277,12 @@ def zeroshot_command(
     return run
 
 
-@app.command("train", no_args_is_help=True, cls=FormerOptions)
+@app.command(
+    "train",
+    no_args_is_help=True,
+    cls=FormerOptions,
+    short_help="Train a denoiser, or fit one to a camera's noisy images.",
+)
 @_user_errors
 def train_command(
     name: Annotated[str, _opt("--name", "Name of the model card to write.")],
@@ -384,7 +401,7 @@ def train_command(
 
 
 models_app = typer.Typer(no_args_is_help=False, rich_markup_mode=None)
-app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="models", short_help="List the installed model cards; show NAME: one card.")
 
 
 @models_app.callback(invoke_without_command=True)
@@ -397,7 +414,7 @@ def models_command(context: typer.Context) -> None:
         display.print_models(mdn.models())
 
 
-@models_app.command("show", cls=Command)
+@models_app.command("show", cls=Command, short_help="One model card in a few lines (--json: the card).")
 @_user_errors
 def models_show(
     name: Annotated[str, typer.Argument(help="Card name or path.", metavar="NAME")],
@@ -419,7 +436,7 @@ def _listed(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
-@app.command("bench", cls=FormerOptions)
+@app.command("bench", cls=FormerOptions, short_help="Measure models: quality, speed and memory.")
 @_user_errors
 def bench_command(
     images_: Annotated[list[str] | None, typer.Argument(metavar="IMAGES", help="Clean reference images (default: "
