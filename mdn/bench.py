@@ -109,7 +109,7 @@ def _card_runs(name: str, options: EngineOptions | None) -> tuple[registry.Model
     """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `WITHOUT`
     says."""
     suffix = next((suffix for suffix in WITHOUT if name.endswith(suffix)), "")
-    card = registry.find(name.removesuffix(suffix))
+    card = registry.check_task(registry.find(name.removesuffix(suffix)), "denoise")
     settings = inference.as_card_runs(card, options or EngineOptions())
     return card, replace(settings, **WITHOUT.get(suffix, {}))
 

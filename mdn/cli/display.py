@@ -142,7 +142,8 @@ def _count(number: int) -> str:
 def stage_bars(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback (stage, done, total) drawing one bar per stage, each added as its stage starts."""
     tasks: dict[str, TaskID] = {}
-    with Progress(*Progress.get_default_columns(), console=console, disable=quiet) as progress:
+    shown = not quiet and console.is_terminal  # a log or a pipe gets the tables alone
+    with Progress(*Progress.get_default_columns(), console=console, disable=not shown, transient=True) as progress:
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

@@ -10,9 +10,13 @@ from typing import Any
 import typer
 import typer.core
 from rich.markup import escape
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from mdn.cli.report import console
+
+try:  # typer vendors click from 0.2x on; before, it used click itself
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 EXIT_USAGE = 2
 """The command line itself is wrong: bad option, no inputs."""
