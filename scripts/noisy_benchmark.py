@@ -1,7 +1,7 @@
 """Learning from noisy data, side by side at equal wall time: `mdn train --noisy` then `mdn denoise --model`,
 `mdn zeroshot --preset microscopy` and `--method zs-n2n`, CAREamics' N2V2 (an optional peer in its own
 environment) and the shipped default with no training, on held-out procedural fluorescence stacks
-(`mdn.specimens`) recorded by cameras of several gains.
+(`mdn.noise.specimens`) recorded by cameras of several gains.
 
     python scripts/noisy_benchmark.py runs/noisy-bench --minutes 5 --peer-minutes 10 \
         --careamics-python ~/careamics/bin/python
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from mdn import specimens
+from mdn.noise import specimens
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {"gain32": (911, 32.0), "gain64": (922, 64.0), "gain128": (933, 128.0)}

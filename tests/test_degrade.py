@@ -7,8 +7,8 @@ import pytest
 import torch
 from skimage import data
 
-from mdn import degrade, metrics
-from mdn.noise import make_noise
+from mdn import metrics
+from mdn.noise import degrade, make_noise
 
 
 def photo(size: int = 128) -> torch.Tensor:

@@ -11,9 +11,10 @@ import tifffile
 import torch
 from typer.testing import CliRunner
 
-from mdn import images, registry, specimens, tonemap
+from mdn import images, registry, tonemap
 from mdn.cli import app
 from mdn.errors import MdnError
+from mdn.noise import specimens
 from mdn.stabilise import PoissonGaussian, Stabiliser
 from mdn.training import Trainer, TrainOptions
 from mdn.training.self_supervised import run, sure

@@ -20,10 +20,11 @@ import torch
 from skimage import data
 from typer.testing import CliRunner
 
-from mdn import degrade, noise, registry, training
+from mdn import noise, registry, training
 from mdn.cli import app
 from mdn.engine import pick_dtype
 from mdn.errors import MdnError
+from mdn.noise import degrade
 from mdn.training import devices, objectives
 
 

@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
-from mdn import degrade, metrics, noise, registry
+from mdn import metrics, noise, registry
 from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
 from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
+from mdn.noise import degrade
 from mdn.training.data import clean_images, validation_references
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ JPEG at a random quality, so that the noise is compressed with the picture.
 
 Each step is a small class acting on a (B, C, H, W) batch in [0, 1] on any device, with every random number
 drawn from the `torch.Generator` passed in, per image. JPEG is real libjpeg (through imagecodecs), run on the
-host. `noise.py` wraps these steps as noise types for `mdn noise` and `mdn bench`; `mdn train --noise practical`
+host. `models.py` wraps these steps as noise types for `mdn noise` and `mdn bench`; `mdn train --noise practical`
 trains on `practical_pair`, which also returns the resized clean target.
 """
 
@@ -24,6 +24,8 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
+
+from mdn.noise.camera import IspNoise
 
 Tensor = torch.Tensor
 
@@ -112,8 +114,6 @@ class Camera(Step):
     high: float = 3.0
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        from mdn.noise import IspNoise
-
         return IspNoise.at_levels(x, generator, _uniform(x, generator, self.low, self.high)).clamp_(0.0, 1.0)
 
 
