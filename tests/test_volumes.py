@@ -83,12 +83,12 @@ def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, mon
         return written(job, unit)
 
     monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", 2 << 30)  # a chunk per unit
-    monkeypatch.setattr(volumes, "denoise_unit", failing_after_four)
+    monkeypatch.setattr(volumes.chunks, "denoise_unit", failing_after_four)  # as each unit runs
     result = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
     assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output
     assert "chunk 0.1.1: disk went away" in result.output
     assert len(list((target / volumes.PROGRESS).iterdir())) == 4
-    monkeypatch.setattr(volumes, "denoise_unit", written)
+    monkeypatch.setattr(volumes.chunks, "denoise_unit", written)
     report = tmp_path / "report.json"
     assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--json", report).exit_code == 0
     assert json.loads(report.read_text())["files"][0]["info"]["resumed_from"] == 4

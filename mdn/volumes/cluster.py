@@ -1,7 +1,7 @@
 """Chunks of a volume as tasks on a dask.distributed cluster: a local one, or any scheduler address that a user's
 dask-jobqueue (Slurm, PBS), Kubernetes or cloud cluster gives.
 
-Each task denoises and writes a unit of adjacent chunks (`volumes.denoise_unit`); a worker opens the stores and
+Each task denoises and writes a unit of adjacent chunks (`chunks.denoise_unit`); a worker opens the stores and
 loads the model once for all the units it runs. A task that fails is retried; one that keeps failing is named in
 the result, never dropped. Workers must see the input and output paths (a shared file system, as on a cluster).
 """
@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mdn.errors import MdnError
-from mdn.volumes import Unit, VolumeJob, denoise_unit, unit_name
+from mdn.volumes.chunks import VolumeJob, denoise_unit
+from mdn.volumes.store import Unit, unit_name
 
 RETRIES = 2
 """Times a failed chunk is tried again, on any worker, before it is reported."""

@@ -1,0 +1,114 @@
+"""Chunked volumes: zarr arrays and OME-Zarr images, denoised chunk by chunk in bounded memory.
+
+A volume's planes are its last two axes (Y, X); every other axis (T, C, Z, or any) indexes planes, which run as
+grey images, as the planes of a TIFF stack do. Each output chunk is the engine's `region` of its planes: the
+tiles of the whole plane's grid that touch the chunk, read from the source as they are needed, blended with the
+whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
+rounding. Adjacent chunks of a plane are denoised together in units (within `--max-memory`), so that the tiles
+that chunk borders cut run once per unit. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF)
+comes from one pass over the source. Memory is bounded by a unit and a tile around it.
+
+The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
+an OME-Zarr image level 0 is denoised and every other level of its multiscales rebuilt from it by block means.
+Chunks are written as they finish, and a marker per chunk (in `.mdn-progress`, removed at the end) lets an
+interrupted run go on where it stopped. Chunks run in this process or as tasks on a dask.distributed cluster
+(`cluster`). `store` opens, mirrors and finishes the stores; `chunks` denoises units of chunks.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mdn import registry, tonemap
+from mdn.engine import EngineOptions
+from mdn.errors import MdnError
+from mdn.volumes.chunks import UNIT_BYTES_PER_VOXEL, VolumeJob, denoise_unit, run_here, units_of
+from mdn.volumes.cluster import run_on_cluster
+from mdn.volumes.store import (
+    PROGRESS,
+    Unit,
+    Volume,
+    chunk_name,
+    display_range,
+    finish,
+    is_volume,
+    output_path,
+    prepare_target,
+)
+
+if TYPE_CHECKING:
+    from mdn.zeroshot_run import Settings as ZeroShotSettings
+
+
+def plan(
+    source: Path,
+    target: Path,
+    card: registry.ModelCard | None,
+    options: EngineOptions | None,
+    overwrite: bool,
+    zeroshot: ZeroShotSettings | None = None,
+) -> tuple[Volume, VolumeJob, list[Unit], list[str]]:
+    """The job, the units with chunks left to do and the names of the chunks done, for denoising `source` into
+    `target` with a card and its options, or with zero-shot settings (units of whole planes), the output created
+    or reopened."""
+    volume = Volume.open(source)
+    volume.check()
+    done = prepare_target(volume, target, overwrite)
+    array = volume.array
+    path = None
+    if zeroshot is None:
+        if card is None or card.path is None or options is None:
+            raise MdnError("a card saved to a file and its options are needed to denoise a volume")
+        path = str(card.path)
+    camera = card is not None and card.transform
+    transform = tonemap.camera_transform(card.transform, array.dtype, source) if camera else display_range(array)
+    job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
+    budget = sys.maxsize if zeroshot or options is None else options.max_memory // UNIT_BYTES_PER_VOXEL
+    units = units_of(array.shape, array.chunks, budget)
+    units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
+    return volume, job, units, done
+
+
+def denoise(
+    source: Path,
+    target: Path,
+    model: registry.Model | None,
+    options: EngineOptions | None,
+    *,
+    zeroshot: ZeroShotSettings | None = None,
+    overwrite: bool = False,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Denoise a zarr volume or OME-Zarr image chunk by chunk into `target` (going on with an interrupted run
+    there) with a card, or plane by plane with `zeroshot` settings, in this process or on the dask cluster at
+    `scheduler`; `progress` gets (chunks done, chunks in all). Returns what a report records; raises MdnError
+    naming the chunks that failed."""
+    volume, job, units, done = plan(source, target, model and model.card, options, overwrite, zeroshot)
+    total = int(np.prod([-(-n // c) for n, c in zip(volume.array.shape, job.chunks, strict=True)]))
+    written = set(done)
+    if progress:
+        progress(len(written), total)
+    failed: list[str] = []
+    finished = run_on_cluster(job, units, scheduler, failed) if scheduler else run_here(job, units, failed)
+    for names in finished:
+        written.update(names)
+        if progress:
+            progress(len(written), total)
+    if failed:
+        missing = total - len(written)
+        raise MdnError(f"{missing} of {total} chunks failed ({'; '.join(failed[:3])}); run again to retry them",
+                       target)  # fmt: skip
+    finish(volume, target)
+    return {
+        "model": model.name if model else f"zeroshot {zeroshot.method}", "chunks": total, "units": len(units),
+        "resumed_from": len(done), "shape": list(volume.array.shape),
+    }  # fmt: skip
+
+
+__all__ = ["PROGRESS", "Volume", "VolumeJob", "denoise", "denoise_unit", "is_volume", "output_path", "plan"]
