@@ -35,7 +35,7 @@ from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES
 from mdn.training import SCHEDULES
-from mdn.training.options import OBJECTIVES
+from mdn.training.options import OBJECTIVE_DEFAULTS
 from mdn.training.self_supervised import SelfSupervised
 from mdn.zeroshot import PRESETS
 
@@ -291,7 +291,8 @@ def train_command(
     noisy: Annotated[list[str] | None, _opt("--noisy", "Instead of --data: noisy images of one camera (files, folders, "
                                             "TIFF stacks; repeatable), learned from without clean data.",
                                             metavar="<path>")] = None,
-    objective: Annotated[str, _opt("--objective", "What to learn.", metavar=_choices(OBJECTIVES))] = TRAIN.objective,
+    objective: Annotated[str, _opt("--objective", "What to learn.",
+                                   metavar=_choices(OBJECTIVE_DEFAULTS))] = TRAIN.objective,
     config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
                                        f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
     iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "

@@ -7,13 +7,15 @@ checkpoints (`loop`), the card it writes, and the sittings a run is made of.
 from mdn.training.data import dead_leaves, load_images, sample_batch, stripes, textiles
 from mdn.training.devices import end_distributed, init_distributed, training_dtype
 from mdn.training.loop import LOSS_EVERY, Progress, Trainer
-from mdn.training.options import TrainOptions, objective_class, parse_range
+from mdn.training.options import TrainOptions, parse_range
+from mdn.training.recipes import OBJECTIVES, objective_class
 from mdn.training.schedule import SCHEDULES, scheduled_rate
 from mdn.training.sitting import NameTaken, NothingTrained, Sitting
 from mdn.units import parse_duration
 
 __all__ = [
     "LOSS_EVERY",
+    "OBJECTIVES",
     "SCHEDULES",
     "NameTaken",
     "NothingTrained",

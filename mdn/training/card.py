@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from mdn import registry
 from mdn.training.devices import hardware
+from mdn.training.objectives import Objective
+from mdn.training.options import TrainOptions
 
-if TYPE_CHECKING:
-    from mdn.training.loop import Trainer
+
+class Run(Protocol):
+    """What a card is written from: a run's options, objective and network, and its record so far (a `Trainer`
+    is one)."""
+
+    options: TrainOptions
+    objective: Objective[Any]
+    model: nn.Module
+    iteration: int
+    initialised_from: dict[str, Any]
+    seconds: float
+    scores: dict[str, Any]
+    device: torch.device
+    world: int
+
+    def sittings(self) -> list[dict[str, Any]]: ...
 
 
-def training_card(trainer: Trainer) -> registry.ModelCard:
+def training_card(trainer: Run) -> registry.ModelCard:
     """The card of a run's weights so far: command, sittings, recipe, data, time and hardware, latest scores."""
     o, objective = trainer.options, trainer.objective
     own = objective.card_fields()
@@ -48,14 +65,14 @@ def training_card(trainer: Trainer) -> registry.ModelCard:
     )
 
 
-def _inference(trainer: Trainer) -> dict:
+def _inference(trainer: Run) -> dict:
     """How the card runs: its objective's settings, and the detail stage where the card it started from ran it
     (the stage follows a photo network, whatever its weights)."""
     settings = trainer.objective.inference()
     return {"detail": True, **settings} if trainer.initialised_from.get("detail") else settings
 
 
-def trained_on(trainer: Trainer) -> str:
+def trained_on(trainer: Run) -> str:
     """The machines the run's sittings trained on (a card may be finished elsewhere: on the CPU after a GPU
     sitting); sittings recorded before machines were, and a run with none, count as this one."""
     here = hardware(trainer.device, trainer.world)

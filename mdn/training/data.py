@@ -4,16 +4,13 @@ device, and random crops drawn from it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mdn import images, tonemap
 from mdn.errors import MdnError
-
-if TYPE_CHECKING:
-    from mdn.training.options import TrainOptions
+from mdn.training.options import TrainOptions
 
 
 def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:

@@ -30,7 +30,8 @@ from mdn.training import checkpoint
 from mdn.training.card import training_card
 from mdn.training.data import sample_batch, training_pool
 from mdn.training.devices import hardware, training_device, training_dtype
-from mdn.training.options import TrainOptions, objective_class
+from mdn.training.options import TrainOptions
+from mdn.training.recipes import objective_class
 from mdn.training.schedule import SCHEDULES, Budget, scheduled_rate
 
 LOSS_EVERY = 25

@@ -1,6 +1,6 @@
 """What a training run learns, behind one protocol: masked denoising (the masked-training paper) and MPI's fill
 pre-training, each with its network, optimiser, loss, inference settings and validation (the third, learning from
-noisy data alone, is `mdn.training.self_supervised`; `mdn.training.options.OBJECTIVES` names them all).
+noisy data alone, is `mdn.training.self_supervised`; `mdn.training.recipes.OBJECTIVES` names them all).
 
 `mdn.training.loop.Trainer` owns everything else of a run (data, schedule, EMA, checkpoints, devices, distribution) and
 talks to its objective only through `Objective`.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -28,9 +28,7 @@ from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
 from mdn.noise import degrade
 from mdn.training.data import clean_images, validation_references
-
-if TYPE_CHECKING:
-    from mdn.training.options import TrainOptions
+from mdn.training.options import FINE_TUNING, OBJECTIVE_DEFAULTS, TrainOptions
 
 Validation = TypeVar("Validation")
 
@@ -114,13 +112,7 @@ class CardFineTuning:
     architecture = "unet"
     purpose: ClassVar[str] = "fine-tuning"
     """What the objective does, for its error messages."""
-    defaults: ClassVar[dict[str, Any]] = {
-        "config": "",
-        "init": "unet",
-        "mask": False,
-        "batch": 16,
-        "schedule": "cosine",
-    }
+    defaults: ClassVar[dict[str, Any]] = FINE_TUNING
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         if not options.init:
@@ -210,7 +202,7 @@ class MaskedDenoising:
 
     name = task = "denoise"
     score_name = "validation_gaussian"
-    defaults: ClassVar[dict[str, Any]] = {}
+    defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         if options.config not in SIZES and options.config not in UNET_SIZES:
@@ -358,13 +350,7 @@ class MaskedFill:
     name = task = "fill"
     architecture = "skip"
     score_name = "validation_hidden_pixels"
-    defaults: ClassVar[dict[str, Any]] = {
-        "config": "syn",
-        "crop": 128,
-        "lr": 2e-3,
-        "schedule": "cosine",
-        "input_mask": (0.3, 0.3),
-    }
+    defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         self.options = options

@@ -1,4 +1,6 @@
-"""Every knob of a training run, the command line that gives them, and the parsers of its ranges and durations."""
+"""Every knob of a training run, each objective's own defaults, the command line that gives them, and the parser
+of its ranges. A leaf of the training package: it names the objectives and imports none of them
+(`recipes.OBJECTIVES` maps the names to their classes)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from mdn.errors import MdnError
-from mdn.training.objectives import MaskedDenoising, MaskedFill, Objective
-from mdn.training.render import RenderDenoising
-from mdn.training.self_supervised import SelfSupervised
 
-OBJECTIVES: dict[str, type[Objective[Any]]] = {
-    o.name: o for o in (MaskedDenoising, MaskedFill, SelfSupervised, RenderDenoising)
+FINE_TUNING: dict[str, Any] = {"config": "", "init": "unet", "mask": False, "batch": 16, "schedule": "cosine"}
+"""What the objectives that fine-tune a trained U-Net card share: its network's own config, no masks, batch 16,
+cosine decay."""
+NOISY_OBJECTIVE = "self-supervised"
+"""The objective `mdn train --noisy` runs."""
+OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "denoise": {},
+    "fill": {"config": "syn", "crop": 128, "lr": 2e-3, "schedule": "cosine", "input_mask": (0.3, 0.3)},
+    NOISY_OBJECTIVE: {**FINE_TUNING, "iters": 4000, "lr": 1e-4, "ema": 0.99, "validate_every": 250},
+    "render": {**FINE_TUNING, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500},
 }
-"""Objective name -> class, for `TrainOptions.objective`."""
+"""Objective name -> its `TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask)."""
 
 
 @dataclass
@@ -90,7 +97,10 @@ class TrainOptions:
     def create(cls, **given: Any) -> TrainOptions:
         """Options for an objective: its own defaults, then what was given (None: the default)."""
         given = {key: value for key, value in given.items() if value is not None}
-        return cls(**{**objective_class(given.get("objective", "denoise")).defaults, **given})
+        name = given.get("objective", "denoise")
+        if name not in OBJECTIVE_DEFAULTS:
+            raise MdnError(f"unknown objective {name!r} (choose from {', '.join(OBJECTIVE_DEFAULTS)})")
+        return cls(**{**OBJECTIVE_DEFAULTS[name], **given})
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> TrainOptions:
@@ -108,10 +118,10 @@ class TrainOptions:
     def command(self) -> str:
         """The `mdn train` command line that gives these options (defaults left out)."""
         defaults = TrainOptions.create(name="", data=[], objective=self.objective)
-        noisy = self.objective == SelfSupervised.name
+        noisy = self.objective == NOISY_OBJECTIVE
         parts = ["mdn train"]
         for key, value in asdict(self).items():
-            if key == "objective" and value in ("denoise", SelfSupervised.name):
+            if key == "objective" and value in ("denoise", NOISY_OBJECTIVE):
                 continue
             if key == "data" and noisy:
                 parts.extend(f"--noisy {item}" for item in value)
@@ -128,13 +138,6 @@ class TrainOptions:
             else:
                 parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
         return " ".join(parts)
-
-
-def objective_class(name: str) -> type[Objective[Any]]:
-    """The objective of a name in `OBJECTIVES`."""
-    if name not in OBJECTIVES:
-        raise MdnError(f"unknown objective {name!r} (choose from {', '.join(OBJECTIVES)})")
-    return OBJECTIVES[name]
 
 
 def parse_range(text: str) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -26,9 +26,7 @@ from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import aux, dataset
 from mdn.tonemap import ToneMap
 from mdn.training.objectives import CardFineTuning
-
-if TYPE_CHECKING:
-    from mdn.training.options import TrainOptions
+from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
 VALIDATION_SPPS = (4, 16)
 """Sample counts validation scores, as the issue's and the bench's render rows do."""
@@ -69,9 +67,7 @@ class RenderDenoising(CardFineTuning):
     name = "render"
     score_name = "validation_renders"
     purpose = "render training"
-    defaults: ClassVar[dict[str, Any]] = {
-        **CardFineTuning.defaults, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500,
-    }  # fmt: skip
+    defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         super().__init__(options, dtype)

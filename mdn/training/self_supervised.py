@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,9 +27,7 @@ from mdn import images, registry
 from mdn.errors import MdnError
 from mdn.stabilise import PoissonGaussian, Stabiliser
 from mdn.training.objectives import CardFineTuning
-
-if TYPE_CHECKING:
-    from mdn.training.options import TrainOptions
+from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
 RECORRUPTION = 0.5
 """a: the share of the noise spread added to the input (Pang et al.'s choice); the target carries 1 / a."""
@@ -46,9 +44,7 @@ class SelfSupervised(CardFineTuning):
     name = "self-supervised"
     score_name = "validation_self_supervised"
     purpose = "learning from noisy data"
-    defaults: ClassVar[dict[str, Any]] = {
-        **CardFineTuning.defaults, "iters": 4000, "lr": 1e-4, "ema": 0.99, "validate_every": 250,
-    }  # fmt: skip
+    defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         super().__init__(options, dtype)
