@@ -164,7 +164,7 @@ def denoise_command(
                                         "layer, if any), for a render card that takes it.")] = None,
     normal: Annotated[Path | None, _opt("--normal", "Renders: the normal buffer's file (default: the EXR's normal "
                                         "layer, if any).")] = None,
-) -> per_file.FileWork | None:  # fmt: skip
+) -> per_file.Work | None:  # fmt: skip
     """Denoise photos, microscopy and renders with a trained model.
 
     Example: mdn denoise photo.png -o clean.png --passes 4
@@ -187,9 +187,7 @@ def denoise_command(
         return volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
                                progress=progress)  # fmt: skip
 
-    run.volume = volume  # type: ignore[attr-defined]
-    run.fit = models.fit  # type: ignore[attr-defined]
-    return run
+    return per_file.Work(run, volume=volume, fit=models.fit)
 
 
 @app.command(
@@ -207,7 +205,7 @@ def noise_command(
     level: Annotated[float | None, _opt("--level -l", "Noise level (default: the type's).")] = None,
     seed: Seed = 0,
     list_types: Annotated[bool, _opt("--list", "List noise types, parameters and levels.")] = False,
-) -> per_file.FileWork | None:  # fmt: skip
+) -> per_file.Work | None:  # fmt: skip
     """Add synthetic noise of the masked-training paper's test types to images.
 
     Example: mdn noise photo.png -o noisy.png --type poisson --level 2.5 --seed 0
@@ -222,7 +220,7 @@ def noise_command(
         file_seed = noise.file_seed(seed, context.image.path.name)
         return mdn.add_noise(pixels, noise_type, level, seed=file_seed, axes="ZYXS")
 
-    return add
+    return per_file.Work(add)
 
 
 @app.command(
@@ -251,7 +249,7 @@ def zeroshot_command(
     seed: Seed = 0,
     no_self_check: Annotated[bool, _research("--no-self-check", "MPI: no held-out pixels, no blending back toward "
                                              "the input.")] = False,
-) -> per_file.FileWork | None:  # fmt: skip
+) -> per_file.Work | None:  # fmt: skip
     """Denoise one image with no clean data: MPI fine-tunes a masked-fill network on the image itself.
 
     Example: mdn zeroshot cells.tif --iters 1000 -o cells_clean.tif
@@ -273,8 +271,7 @@ def zeroshot_command(
         return volumes.denoise(source, target, None, None, zeroshot=zs.Settings(**settings), overwrite=overwrite,
                                progress=progress)  # fmt: skip
 
-    run.volume = volume  # type: ignore[attr-defined]
-    return run
+    return per_file.Work(run, volume=volume)
 
 
 @app.command(

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from mdn import batch, images, tonemap, volumes
 from mdn.cli.report import BatchProgress, console, print_summary
 from mdn.engine import use_threads
 from mdn.errors import MdnError
+from mdn.tonemap import DisplayTransform
 
 EXIT_FAILED = 1
 """Some inputs of a batch failed, or the work itself did."""
@@ -29,6 +31,19 @@ EXIT_INTERRUPTED = 130
 
 FileWork = Callable[[np.ndarray, batch.FileContext, BatchProgress], np.ndarray]
 """A command's work on one file's pixels: `batch.Work` with the bars it reports its steps to."""
+VolumeWork = Callable[[Path, Path, bool, Callable[[int, int], None]], dict[str, Any]]
+"""A command's work on one zarr volume: (source, target, overwrite, progress) -> what its report records."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a per-file command does: `each` file's pixels; `volume`, a whole zarr volume (None: the command
+    takes no volumes); `fit`, each image's display transform (the card's own, or `tonemap.fit`)."""
+
+    each: FileWork
+    volume: VolumeWork | None = None
+    fit: Callable[[images.Image], DisplayTransform] = tonemap.fit
+
 
 Inputs = Annotated[
     list[str] | None,
@@ -76,12 +91,12 @@ def _file_options(
     """The options every per-file command takes, as typer reads them from a signature."""
 
 
-def command(suffix: str) -> Callable[[Callable[..., FileWork | None]], Callable[..., None]]:
+def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[..., None]]:
     """A per-file command made of a function of the command's own options that returns its work on each file (None:
     nothing to run): the inputs, -o and the other file options (`suffix` the default output suffix) join its
     signature around its own options, and the files are run; a status other than 0 exits with it."""
 
-    def make(own: Callable[..., FileWork | None]) -> Callable[..., None]:
+    def make(own: Callable[..., Work | None]) -> Callable[..., None]:
         files = inspect.signature(_file_options, eval_str=True).parameters
         first, rest = [files["inputs"], files["output"]], [p for n, p in files.items() if n not in ("inputs", "output")]
         rest = [p.replace(default=suffix) if p.name == "suffix" else p for p in rest]
@@ -108,7 +123,7 @@ def run(
     inputs: list[str] | None,
     output: Path | None,
     suffix: str,
-    work: FileWork,
+    work: Work,
     *,
     recursive: bool,
     overwrite: bool,
@@ -127,7 +142,7 @@ def run(
     part = batch.parse_shard(shard) if shard is not None else None
     stores = [Path(i) for i in inputs if volumes.is_volume(i)]
     files = [i for i in inputs if not volumes.is_volume(i)]
-    if stores and not hasattr(work, "volume"):
+    if stores and work.volume is None:
         raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
     found = batch.expand_inputs(files, recursive, skip_suffix=suffix if output is None else "") if files else []
     several = len(found) + len(stores) > 1
@@ -143,11 +158,11 @@ def run(
             with BatchProgress(len(jobs) + len(volume_jobs), quiet=quiet) as progress:
                 try:
                     results = batch.run(
-                        jobs, functools.partial(work, progress=progress), overwrite=overwrite,
+                        jobs, functools.partial(work.each, progress=progress), overwrite=overwrite,
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
-                        on_result=progress.result, stop=stop, fit=getattr(work, "fit", tonemap.fit),
+                        on_result=progress.result, stop=stop, fit=work.fit,
                     )  # fmt: skip
-                    results += [_volume(job, work, progress, overwrite, skip_existing) for job in volume_jobs]
+                    results += [_volume(job, work.volume, progress, overwrite, skip_existing) for job in volume_jobs]
                 except batch.Interrupted as interrupted:
                     results, planned = interrupted.results, interrupted.planned
             stop.set()  # from here on a Ctrl-C stops at once
@@ -169,16 +184,16 @@ def run(
 
 
 def _volume(
-    job: batch.Job, work: FileWork, progress: BatchProgress, overwrite: bool, skip_existing: bool
+    job: batch.Job, volume: VolumeWork, progress: BatchProgress, overwrite: bool, skip_existing: bool
 ) -> batch.Result:
-    """One zarr volume through the command's `work.volume`, as a batch result."""
+    """One zarr volume through the command's `volume` work, as a batch result."""
     progress.file(job)
     start = time.perf_counter()
     if skip_existing and job.output.exists() and not (job.output / volumes.PROGRESS).exists():
         result = batch.Result(job.input, job.output, "skipped")
     else:
         try:
-            info = work.volume(job.input, job.output, overwrite=overwrite, progress=progress.steps)  # type: ignore[attr-defined]
+            info = volume(job.input, job.output, overwrite, progress.steps)
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
         except MdnError as exc:
             result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
