@@ -80,7 +80,8 @@ def denoise(
     """
     from pathlib import Path
 
-    from mdn import arrays, engine, inference
+    from mdn import arrays, inference
+    from mdn import device as compute
 
     picture = arrays.load(image, axes, hdr, layer)
     settings = dict(
@@ -94,7 +95,7 @@ def denoise(
     def work(planes: np.ndarray) -> np.ndarray:
         return inference.run(*models.inputs(planes, picture), progress, info)
 
-    with engine.threads(threads):
+    with compute.threads(threads):
         return arrays.apply(picture, work, fit=models.fit)
 
 
@@ -120,11 +121,12 @@ def denoise_volume(
     """
     from pathlib import Path
 
-    from mdn import engine, inference, registry, volumes
+    from mdn import device as compute
+    from mdn import inference, registry, volumes
 
     loaded = registry.load_model(model)
     options = inference.options(loaded.card, **settings)
-    with engine.threads(threads):
+    with compute.threads(threads):
         return volumes.denoise(
             Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
         )
@@ -172,7 +174,8 @@ def denoise_zeroshot(
     """
     import warnings
 
-    from mdn import arrays, engine, zeroshot_run
+    from mdn import arrays, zeroshot_run
+    from mdn import device as compute
 
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
@@ -188,7 +191,7 @@ def denoise_zeroshot(
                 warnings.warn(verdict, stacklevel=4)
         return result
 
-    with engine.threads(threads):
+    with compute.threads(threads):
         return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
 
 

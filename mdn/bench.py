@@ -23,7 +23,8 @@ import platformdirs
 import torch
 
 from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, training, zeroshot, zeroshot_run
-from mdn.engine import PRECISIONS, Engine, EngineOptions, pick_device, pick_dtype
+from mdn.device import PRECISIONS, pick_device, pick_dtype
+from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from mdn import registry, tonemap
-from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling, parse_size, pick_device, pick_dtype
+from mdn.device import parse_size, pick_device, pick_dtype
+from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling
 from mdn.errors import MdnError
 from mdn.images import ARRAY, Image
 from mdn.registry import Model, ModelCard, network_config

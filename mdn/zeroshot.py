@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.engine import MIN_TILE, ProgressCallback, autocast
+from mdn.device import autocast
+from mdn.engine import MIN_TILE, ProgressCallback
 from mdn.errors import MdnError
 from mdn.nets.skip import SkipNet
-from mdn.noise_level import input_share
 from mdn.stabilise import IMMERKAER, binned_variances
+from mdn.stages.noise_level import input_share
 from mdn.tiling import TileGrid
 
 

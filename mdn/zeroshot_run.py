@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from mdn import allocator, registry, zeroshot
-from mdn.engine import ProgressCallback, pick_device, pick_dtype
+from mdn.device import pick_device, pick_dtype
+from mdn.engine import ProgressCallback
 from mdn.errors import MdnError
 from mdn.units import parse_duration
 

@@ -11,9 +11,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 import mdn
-from mdn import bench, detail, wiener
+from mdn import bench
 from mdn.metrics import psnr
 from mdn.noise import make_noise
+from mdn.stages import detail, wiener
 
 
 def sample(name: str) -> np.ndarray:

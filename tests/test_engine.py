@@ -11,7 +11,8 @@ import torch
 from skimage import data
 
 from mdn import registry
-from mdn.engine import Engine, EngineOptions, parse_size, pick_dtype, turn, unturn
+from mdn.device import parse_size, pick_dtype
+from mdn.engine import Engine, EngineOptions, turn, unturn
 from mdn.errors import MdnError
 from mdn.metrics import psnr
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig

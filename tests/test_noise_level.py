@@ -7,9 +7,10 @@ import pytest
 from skimage import data
 
 import mdn
-from mdn import bench, noise_level
+from mdn import bench
 from mdn.metrics import psnr
 from mdn.noise import make_noise
+from mdn.stages import noise_level
 
 
 def sample(name: str) -> np.ndarray:

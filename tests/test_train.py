@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from mdn import noise, registry, training
 from mdn.cli import app
-from mdn.engine import pick_dtype
+from mdn.device import pick_dtype
 from mdn.errors import MdnError
 from mdn.noise import degrade
 from mdn.training import devices, objectives

@@ -30,6 +30,7 @@ from mdn.cli.former_options import FormerOptions
 from mdn.cli.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
 from mdn.cli.report import BatchProgress, console, out
 from mdn.cli.usage import EXIT_USAGE, Command, Group
+from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -482,7 +483,7 @@ def bench_command(
 
     Example: mdn bench --models unet,small-baseline --plot study.png
     """
-    engine.use_threads(threads)
+    use_threads(threads)
     if train_speed:
         settings = {"device": device, "precision": precision, "compile": compile_, "windows": runs}
         rows = bench.train_speed_rows(_listed(configs), _listed(kernels), batch_size, crop, **settings)

@@ -20,7 +20,7 @@ import typer
 
 from mdn import batch, images, tonemap, volumes
 from mdn.cli.report import BatchProgress, console, print_summary
-from mdn.engine import use_threads
+from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.tonemap import DisplayTransform
 

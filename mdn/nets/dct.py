@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mdn.noise_level import OPPONENT
+OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=np.float32) / np.sqrt(
+    np.array([[3], [2], [6]], dtype=np.float32)
+)
+"""Orthonormal luminance and two chroma axes: channel-independent noise has the same variance along each."""
+
 
 THRESHOLD = 2.7
 """Hard threshold in noise standard deviations (BM3D's lambda_3D for its first stage)."""
@@ -40,7 +45,7 @@ def dct_basis(size: int) -> Tensor:
 
 def opponent(channels: int) -> Tensor:
     """(C, C) orthonormal colour transform: the noise measure's luminance and opponent chroma axes for RGB
-    (`noise_level.OPPONENT`), identity for grey."""
+    (`OPPONENT`), identity for grey."""
     return torch.from_numpy(OPPONENT.copy()) if channels == 3 else torch.eye(channels)
 
 

@@ -10,7 +10,7 @@ import platform
 import torch
 import torch.distributed as dist
 
-from mdn.engine import pick_device, pick_dtype
+from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
 
 

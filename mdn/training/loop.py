@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mdn import allocator, registry
-from mdn.engine import use_threads
+from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.training import checkpoint
 from mdn.training.card import training_card

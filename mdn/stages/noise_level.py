@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from mdn.nets.dct import OPPONENT
+
 PATCH = 7
 """Side of the patches whose covariance is measured."""
 
@@ -28,11 +30,6 @@ MAX_PATCHES = 200_000
 CORRELATED_FROM = (7 / 255) ** 2
 """The variance on every other pixel above which it is taken as the noise's (correlated noise); below it, the
 texture that measure also picks up would outweigh a light noise, and the full-resolution measure stands."""
-
-OPPONENT = np.array([[1, 1, 1], [1, -1, 0], [1, 1, -2]], dtype=np.float32) / np.sqrt(
-    np.array([[3], [2], [6]], dtype=np.float32)
-)
-"""Orthonormal luminance and two chroma axes: channel-independent noise has the same variance along each."""
 
 
 def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:

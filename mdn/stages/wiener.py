@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mdn.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
 from mdn.nets.dct import dct_basis, opponent
+from mdn.stages.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
 
 STEP = 5
 """A reference patch every 5 pixels each way: every 4 gained 0.016 dB on six of the bench's noises for 1.4x the

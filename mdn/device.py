@@ -1,0 +1,81 @@
+"""Where and how mdn computes: the device (CUDA, Apple MPS or the CPU), the compute type and its autocast, the
+CPU threads, and memory sizes as users write them. Every job needs these; they import nothing of mdn's but its
+error."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import torch
+
+from mdn.errors import MdnError
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
+
+
+def parse_size(text: str) -> int:
+    """'512M', '4G', '2GiB' or a number of bytes -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise MdnError(f"not a memory size: {text!r} (e.g. 512M, 4G)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "kmgt".find(unit) * 1024) if unit else int(float(number))
+
+
+@contextlib.contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Compute with `count` CPU threads while inside (0: as before), then go back to the count before."""
+    before = torch.get_num_threads()
+    use_threads(count)
+    try:
+        yield
+    finally:
+        if count:
+            torch.set_num_threads(before)
+
+
+def use_threads(count: int) -> None:
+    """Compute with `count` CPU threads from now on (0: torch's default, one per core it sees)."""
+    if count < 0:
+        raise MdnError(f"threads must be 0 (all cores) or more, got {count}")
+    if count:
+        torch.set_num_threads(count)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise MdnError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MdnError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast type for a --precision name; 'auto' is bfloat16 where the device computes it natively
+    (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or AMX), else float32."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise MdnError(f"unknown precision {precision!r} (auto, {', '.join(PRECISIONS)})")
+        return PRECISIONS[precision]
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to `dtype` on `device`; a no-op for float32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
