@@ -42,7 +42,8 @@ def keep_freed_memory() -> bool:
 
 def release_freed_memory() -> None:
     """Hand the heap's free pages back to the kernel (glibc's malloc_trim; a no-op elsewhere): for networks whose
-    large feature maps leave holes that malloc does not reuse, every few tiles (`mdn.engine.TILES_PER_RELEASE`)."""
+    large feature maps leave holes that malloc does not reuse, every few tiles
+    (`mdn.inference.engine.TILES_PER_RELEASE`)."""
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:

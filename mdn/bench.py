@@ -24,8 +24,8 @@ import torch
 
 from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, training, zeroshot, zeroshot_run
 from mdn.device import PRECISIONS, pick_device, pick_dtype
-from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import aux, dataset

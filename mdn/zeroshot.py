@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mdn.device import autocast
-from mdn.engine import MIN_TILE, ProgressCallback
 from mdn.errors import MdnError
+from mdn.inference.engine import MIN_TILE, ProgressCallback
+from mdn.inference.tiling import TileGrid
 from mdn.nets.skip import SkipNet
 from mdn.stabilise import IMMERKAER, binned_variances
 from mdn.stages.noise_level import input_share
-from mdn.tiling import TileGrid
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import torch
 
 from mdn import allocator, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
-from mdn.engine import ProgressCallback
 from mdn.errors import MdnError
+from mdn.inference.engine import ProgressCallback
 from mdn.units import parse_duration
 
 METHODS = ("mpi", "zs-n2n")

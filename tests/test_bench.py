@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from mdn import bench, metrics, peers, zeroshot
 from mdn.cli import app
-from mdn.engine import EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import EngineOptions
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mdn import registry
-from mdn.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.metrics import psnr
 from mdn.nets.dct import THRESHOLD, DctShrink, dct_basis, opponent
 from mdn.nets.unet import UNET_SIZES, UNet

@@ -12,11 +12,11 @@ from skimage import data
 
 from mdn import registry
 from mdn.device import parse_size, pick_dtype
-from mdn.engine import Engine, EngineOptions, turn, unturn
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions, turn, unturn
+from mdn.inference.tiling import TileGrid, balanced_tile, tile_positions
 from mdn.metrics import psnr
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
-from mdn.tiling import TileGrid, balanced_tile, tile_positions
 
 
 def _cpu(**options) -> EngineOptions:

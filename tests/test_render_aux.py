@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from mdn import registry
 from mdn.cli import app
-from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import aux
 from mdn.training.checkpoint import start_weights

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from mdn.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.unet import UNET_SIZES, UNet
 

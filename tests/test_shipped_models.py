@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mdn import bench, metrics, registry, training
 from mdn.cli import app
-from mdn.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions
 
 SHIPPED = sorted(registry.builtin_dir().glob("*.json"))
 

@@ -8,7 +8,8 @@ import numpy as np
 import OpenEXR
 import tifffile
 
-from mdn import engine, images, metrics, registry, tonemap
+from mdn import images, metrics, registry, tonemap
+from mdn.inference import engine
 
 RNG = np.random.default_rng(3)
 

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from mdn import allocator, metrics, noise, registry, training
 from mdn.cli import app
-from mdn.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, PartialConv, UNet, UNetConfig, neighbour_masked
 from mdn.training import objectives

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from mdn import registry
 from mdn import zeroshot as zeroshot_module
 from mdn.cli import app
-from mdn.engine import MIN_TILE
 from mdn.errors import MdnError
+from mdn.inference.engine import MIN_TILE
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.zeroshot import (

@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from mdn import metrics, noise, registry
-from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets import swinir
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdn import metrics, registry
-from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import aux, dataset
 from mdn.tonemap import ToneMap

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mdn import registry, tonemap
-from mdn.engine import EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import EngineOptions
 from mdn.volumes.chunks import UNIT_BYTES_PER_VOXEL, VolumeJob, denoise_unit, run_here, units_of
 from mdn.volumes.cluster import run_on_cluster
 from mdn.volumes.store import (

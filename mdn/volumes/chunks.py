@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mdn import registry, tonemap
-from mdn.engine import Engine, EngineOptions
 from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.stabilise import Stabiliser
 
 if TYPE_CHECKING:

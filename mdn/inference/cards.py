@@ -11,9 +11,9 @@ import numpy as np
 
 from mdn import registry, tonemap
 from mdn.device import parse_size, pick_device, pick_dtype
-from mdn.engine import Engine, EngineOptions, ProgressCallback, check_tiling
 from mdn.errors import MdnError
 from mdn.images import ARRAY, Image
+from mdn.inference.engine import Engine, EngineOptions, ProgressCallback, check_tiling
 from mdn.registry import Model, ModelCard, network_config
 from mdn.renders import aux
 from mdn.tonemap import DisplayTransform

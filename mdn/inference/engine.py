@@ -19,9 +19,9 @@ from torch import nn
 from mdn import allocator
 from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
+from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
 from mdn.stages import detail, noise_level, wiener
-from mdn.tiling import TileGrid
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
