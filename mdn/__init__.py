@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from mdn.arrays import ImageLike
+    from mdn.io.arrays import ImageLike
     from mdn.registry import Model, ModelCard
     from mdn.zeroshot_run import FillModel
 
@@ -80,8 +80,9 @@ def denoise(
     """
     from pathlib import Path
 
-    from mdn import arrays, inference
     from mdn import device as compute
+    from mdn import inference
+    from mdn.io import arrays
 
     picture = arrays.load(image, axes, hdr, layer)
     settings = dict(
@@ -174,8 +175,9 @@ def denoise_zeroshot(
     """
     import warnings
 
-    from mdn import arrays, zeroshot_run
     from mdn import device as compute
+    from mdn import zeroshot_run
+    from mdn.io import arrays
 
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
@@ -213,7 +215,8 @@ def add_noise(
     """
     import numpy as np
 
-    from mdn import arrays, noise
+    from mdn import noise
+    from mdn.io import arrays
 
     model = noise.make_noise(kind, level)
     rng = np.random.default_rng(seed)

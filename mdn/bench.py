@@ -22,13 +22,14 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import images, inference, metrics, noise, peers, registry, renders, tonemap, training, zeroshot, zeroshot_run
+from mdn import inference, metrics, noise, peers, registry, renders, training, zeroshot, zeroshot_run
 from mdn.device import PRECISIONS, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
+from mdn.io import buffers, images, tonemap
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
-from mdn.renders import aux, dataset
+from mdn.renders import dataset
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""
@@ -79,7 +80,7 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
 def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
     """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
     given files and folders, or the bundled samples."""
-    from mdn.batch import expand_inputs
+    from mdn.io.batch import expand_inputs
 
     paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
     references = {}
@@ -254,10 +255,10 @@ def render_quality(
             base, with_aux = name.removesuffix(WITH_AUX), name.endswith(WITH_AUX)
             start = time.perf_counter()
             if base == "oidn":
-                buffers = (case.albedo, case.normal) if with_aux else (None, None)
-                out = display.forward(peers.oidn_hdr(case.noisy, *buffers))
+                given = (case.albedo, case.normal) if with_aux else (None, None)
+                out = display.forward(peers.oidn_hdr(case.noisy, *given))
             elif with_aux:
-                out = functions[base](np.concatenate([shown, aux.network_input(case.albedo, case.normal)], axis=-1))
+                out = functions[base](np.concatenate([shown, buffers.network_input(case.albedo, case.normal)], axis=-1))
             else:
                 out = functions[base](shown)
             seconds = time.perf_counter() - start

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from mdn import batch, images, noise
+from mdn import noise
 from mdn.errors import MdnError
+from mdn.io import batch, images
 
 
 def _inputs(folder: Path) -> list[Path]:

@@ -16,8 +16,9 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from mdn import __version__, batch
+from mdn import __version__
 from mdn.cli import app
+from mdn.io import batch
 from mdn.noise import NOISE_TYPES
 
 runner = CliRunner()

@@ -129,8 +129,8 @@ def test_the_files_bar_counts_failed_files_and_ends_full(monkeypatch: pytest.Mon
 
     from rich.console import Console
 
-    from mdn.batch import Job, Result
     from mdn.cli import report
+    from mdn.io.batch import Job, Result
 
     screen = StringIO()
     monkeypatch.setattr(report, "console", Console(file=screen, force_terminal=True, width=100, color_system=None))

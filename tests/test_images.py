@@ -12,8 +12,8 @@ import OpenEXR
 import pytest
 import tifffile
 
-from mdn import images
 from mdn.errors import MdnError
+from mdn.io import images
 
 RNG = np.random.default_rng(7)
 

@@ -11,9 +11,10 @@ import tifffile
 import torch
 from typer.testing import CliRunner
 
-from mdn import images, registry, tonemap
+from mdn import registry
 from mdn.cli import app
 from mdn.errors import MdnError
+from mdn.io import images, tonemap
 from mdn.noise import specimens
 from mdn.stabilise import PoissonGaussian, Stabiliser
 from mdn.training import Trainer, TrainOptions

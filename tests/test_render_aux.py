@@ -17,12 +17,12 @@ from mdn import registry
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
+from mdn.io import buffers
 from mdn.nets.unet import UNET_SIZES, UNet
-from mdn.renders import aux
 from mdn.training.checkpoint import start_weights
 
 runner = CliRunner()
-TINY = replace(UNET_SIZES["unet-tiny"], aux=aux.CHANNELS)
+TINY = replace(UNET_SIZES["unet-tiny"], aux=buffers.CHANNELS)
 
 
 def _card(folder: Path, config=TINY, name: str = "render-aux") -> registry.ModelCard:
@@ -35,7 +35,7 @@ def test_the_engine_feeds_auxiliary_channels_and_returns_the_image_alone() -> No
     torch.manual_seed(0)
     net = UNet(TINY)
     rng = np.random.default_rng(0)
-    planes = rng.random((1, 100, 150, 3 + aux.CHANNELS), dtype=np.float32)
+    planes = rng.random((1, 100, 150, 3 + buffers.CHANNELS), dtype=np.float32)
     whole = Engine(net, EngineOptions(device="cpu", tile=256))(planes)
     tiled = Engine(net, EngineOptions(device="cpu", tile=64, overlap=16))(planes)
     assert whole.shape == (1, 100, 150, 3)
@@ -55,7 +55,7 @@ def test_a_card_without_them_starts_a_network_with_them_as_it_was(tmp_path: Path
     wider = UNet(TINY)
     start_weights(wider, str(plain.path), Objective(), "unet-tiny")
     x = torch.rand(1, 3, 32, 32)
-    given = torch.cat([x, torch.rand(1, aux.CHANNELS, 32, 32)], dim=1)
+    given = torch.cat([x, torch.rand(1, buffers.CHANNELS, 32, 32)], dim=1)
     torch.testing.assert_close(wider.eval()(given), registry.load(plain)(x))
 
 
@@ -67,12 +67,12 @@ def test_the_buffers_own_encoder_starts_as_the_card_and_then_guides_both_levels(
 
     encoded = UNet(replace(TINY, aux_encoder=8))
     start_weights(encoded, str(card.path), Objective(), "unet-aux-encoder")
-    x = torch.rand(1, 3 + aux.CHANNELS, 32, 32)
+    x = torch.rand(1, 3 + buffers.CHANNELS, 32, 32)
     torch.testing.assert_close(encoded.eval()(x), registry.load(card)(x))
     for level, projection in enumerate(encoded.aux_encoder.into):
         torch.nn.init.normal_(projection.weight)
         other = x.clone()
-        other[:, 3:] = torch.rand(1, aux.CHANNELS, 32, 32)
+        other[:, 3:] = torch.rand(1, buffers.CHANNELS, 32, 32)
         assert not torch.allclose(encoded(other), encoded(x)), level
         torch.nn.init.zeros_(projection.weight)
 
@@ -116,7 +116,7 @@ def test_a_card_without_auxiliary_inputs_refuses_them(tmp_path: Path, tiny_card)
     assert result.exit_code != 0 and "takes no albedo" in result.output
     _render(tmp_path / "half.exr", {"albedo": "rgb"})
     with pytest.raises(MdnError, match="together"):
-        aux.read(tmp_path / "half.exr")
+        buffers.read(tmp_path / "half.exr")
 
 
 def test_the_api_takes_the_render_default_and_its_buffers_as_the_cli_does(tmp_path: Path) -> None:

@@ -179,9 +179,9 @@ def test_the_bench_gives_albedo_and_normal_to_names_that_ask(render_set: Path, t
     from dataclasses import replace
 
     from mdn import peers
-    from mdn.renders import aux
+    from mdn.io import buffers
 
-    config = replace(UNET_SIZES["unet-tiny"], aux=aux.CHANNELS)
+    config = replace(UNET_SIZES["unet-tiny"], aux=buffers.CHANNELS)
     card = registry.ModelCard("r-aux", "unet", config.to_dict(), "", "", description="random, for tests")
     path = str(registry.save(UNet(config), card, tmp_path).path)
     names = [path, f"{path}+aux", *(["oidn", "oidn+aux"] if "oidn" in peers.available() else [])]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mdn import bench, metrics, renders, tonemap
+from mdn import bench, metrics, renders
+from mdn.io import tonemap
 from mdn.renders import cornell
 
 pytestmark = pytest.mark.skipif(not renders.available(), reason="mitsuba is not installed")

@@ -8,8 +8,9 @@ import numpy as np
 import OpenEXR
 import tifffile
 
-from mdn import images, metrics, registry, tonemap
+from mdn import metrics, registry
 from mdn.inference import engine
+from mdn.io import images, tonemap
 
 RNG = np.random.default_rng(3)
 

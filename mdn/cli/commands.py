@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 import mdn
-from mdn import __version__, batch, bench, inference, noise, registry, training, volumes
+from mdn import __version__, bench, inference, noise, registry, training, volumes
 from mdn import zeroshot_run as zs
 from mdn.cli import display, per_file
 from mdn.cli.former_options import FormerOptions
@@ -23,6 +23,7 @@ from mdn.cli.usage import EXIT_USAGE, Command, Group
 from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.inference import engine
+from mdn.io import batch
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES

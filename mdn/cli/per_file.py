@@ -18,11 +18,12 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from mdn import batch, images, tonemap, volumes
+from mdn import volumes
 from mdn.cli.report import BatchProgress, console, print_summary
 from mdn.device import use_threads
 from mdn.errors import MdnError
-from mdn.tonemap import DisplayTransform
+from mdn.io import batch, images, tonemap
+from mdn.io.tonemap import DisplayTransform
 
 EXIT_FAILED = 1
 """Some inputs of a batch failed, or the work itself did."""

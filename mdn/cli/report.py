@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mdn.batch import Job, Result
+from mdn.io.batch import Job, Result
 
 console = Console(stderr=True, highlight=False)
 """Progress, warnings and errors."""

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from mdn import registry, tonemap
+from mdn import registry
 from mdn.device import parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.images import ARRAY, Image
 from mdn.inference.engine import Engine, EngineOptions, ProgressCallback, check_tiling
+from mdn.io import buffers, tonemap
+from mdn.io.images import ARRAY, Image
+from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
-from mdn.renders import aux
-from mdn.tonemap import DisplayTransform
 
 
 def options(
@@ -117,7 +117,7 @@ class ModelChoice:
 
     def inputs(self, planes: np.ndarray, image: Image) -> tuple[np.ndarray, Model, EngineOptions]:
         """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with
-        the render's albedo and normal appended when the model takes them and the render has them (`aux.read`:
+        the render's albedo and normal appended when the model takes them and the render has them (`buffers.read`:
         given files, else the EXR's own layers), the render default then swapped for the one for buffers."""
         model, settings = self.for_image(image.hdr)
         albedo, normal = self.buffers
@@ -125,7 +125,7 @@ class ModelChoice:
             if albedo or normal:
                 raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
             return planes, model, settings
-        found = aux.read(None if image.source.format == ARRAY else image.path, albedo, normal)
+        found = buffers.read(None if image.source.format == ARRAY else image.path, albedo, normal)
         if found is None:
             if _needs_aux(model):
                 raise MdnError(

@@ -3,7 +3,7 @@
 Each training image is a low-sample render beside its reference, both through the tone map fitted on the noisy
 render alone, as `mdn denoise` fits it on an EXR (`tonemap.RenderTransform`): the network learns in the display
 range it will run in, where the tone map does for HDR what OIDN's transfer function does. L1 to the reference.
-With `aux_share`, the network also takes the render's albedo and normal (`mdn.renders.aux`), and a share of
+With `aux_share`, the network also takes the render's albedo and normal (`mdn.io.buffers`), and a share of
 the crops sees them as absent (zeros), so that one card serves renders with and without them.
 """
 
@@ -22,9 +22,10 @@ from torch import nn
 from mdn import metrics, registry
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
+from mdn.io import buffers
+from mdn.io.tonemap import ToneMap
 from mdn.nets.unet import UNET_SIZES, UNet
-from mdn.renders import aux, dataset
-from mdn.tonemap import ToneMap
+from mdn.renders import dataset
 from mdn.training.objectives import CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
@@ -42,7 +43,7 @@ def scene_folders(sources: list[str]) -> list[Path]:
 
 class Example(NamedTuple):
     """One low-sample render of a scene: its beauty pass and reference (H, W, 3) through the tone map fitted on
-    that render, and its albedo and normal as the network takes them (H, W, 6, `aux.network_input`)."""
+    that render, and its albedo and normal as the network takes them (H, W, 6, `buffers.network_input`)."""
 
     spp: int
     noisy: np.ndarray
@@ -56,7 +57,7 @@ def examples(scene: Path, spps: tuple[int, ...] | None = None) -> list[Example]:
     found = []
     for spp, noisy in dataset.noisy_renders(scene, spps):
         display = ToneMap.fit(noisy.beauty)
-        inputs = aux.network_input(noisy.albedo, noisy.normal)
+        inputs = buffers.network_input(noisy.albedo, noisy.normal)
         found.append(Example(spp, display.forward(noisy.beauty), display.forward(reference), inputs))
     return found
 
@@ -75,7 +76,7 @@ class RenderDenoising(CardFineTuning):
 
     @property
     def aux_channels(self) -> int:
-        return aux.CHANNELS if self.options.aux_share else 0
+        return buffers.CHANNELS if self.options.aux_share else 0
 
     def describe(self) -> str:
         share = self.options.aux_share

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdn import images, registry
+from mdn import registry
 from mdn.errors import MdnError
+from mdn.io import images
 from mdn.stabilise import PoissonGaussian, Stabiliser
 from mdn.training.objectives import CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
@@ -76,7 +77,7 @@ class SelfSupervised(CardFineTuning):
 
     def _read(self, warn: Callable[[str], None]) -> tuple[list[np.ndarray], int]:
         """Every plane (H, W, C) of the files, all of one sample type and channel count; the files' record."""
-        from mdn.batch import expand_inputs
+        from mdn.io.batch import expand_inputs
 
         planes: list[np.ndarray] = []
         kinds = set()

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mdn import registry, tonemap
+from mdn import registry
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
+from mdn.io import tonemap
 from mdn.volumes.chunks import UNIT_BYTES_PER_VOXEL, VolumeJob, denoise_unit, run_here, units_of
 from mdn.volumes.cluster import run_on_cluster
 from mdn.volumes.store import (

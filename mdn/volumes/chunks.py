@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mdn import registry, tonemap
+from mdn import registry
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
+from mdn.io import tonemap
 from mdn.stabilise import Stabiliser
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mdn import images, tonemap
 from mdn.errors import MdnError
+from mdn.io import images, tonemap
 
 PROGRESS = ".mdn-progress"
 """The folder of an output volume that marks its finished chunks while a run is under way."""

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.images import ARRAY, Image
+from mdn.io.images import ARRAY, Image
 from mdn.stabilise import Stabiliser
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import OpenEXR
 import tifffile
 
-from mdn import metadata
 from mdn.errors import MdnError
-from mdn.metadata import Metadata
+from mdn.io import metadata
+from mdn.io.metadata import Metadata
 
 FORMATS: dict[str, str] = {
     ".png": "png",

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mdn import images, tonemap
 from mdn.errors import MdnError
+from mdn.io import images, tonemap
 
 ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mdn import images
 from mdn.errors import MdnError
+from mdn.io import images
 
 CHANNELS = 6
 """Albedo (3) then normal (3)."""

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mdn import images, tonemap
 from mdn.errors import MdnError
+from mdn.io import images, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
