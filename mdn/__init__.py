@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from mdn.io.arrays import ImageLike
     from mdn.registry import Model, ModelCard
-    from mdn.zeroshot_run import FillModel
+    from mdn.zeroshot.run import FillModel
 
 __version__ = "0.1.0"
 
@@ -176,8 +176,8 @@ def denoise_zeroshot(
     import warnings
 
     from mdn import device as compute
-    from mdn import zeroshot_run
     from mdn.io import arrays
+    from mdn.zeroshot import run as zeroshot_run
 
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,

@@ -22,7 +22,7 @@ import numpy as np
 import platformdirs
 import torch
 
-from mdn import inference, metrics, noise, peers, registry, renders, training, zeroshot, zeroshot_run
+from mdn import inference, metrics, noise, peers, registry, renders, training, zeroshot
 from mdn.device import PRECISIONS, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
@@ -30,6 +30,7 @@ from mdn.io import buffers, images, tonemap
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import dataset
+from mdn.zeroshot import run as zeroshot_run
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The bundled sample set: crops of images held back from the shipped models' training."""

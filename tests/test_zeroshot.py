@@ -15,25 +15,16 @@ from skimage import data
 from typer.testing import CliRunner
 
 from mdn import registry
-from mdn import zeroshot as zeroshot_module
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.inference.engine import MIN_TILE
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
-from mdn.zeroshot import (
-    PRESETS,
-    Filled,
-    IterativeFill,
-    Preset,
-    _Progress,
-    holdout_mask,
-    mpi_tiled,
-    noise_variance,
-    pair_downsample,
-    self_checked,
-    zs_n2n,
-)
+from mdn.zeroshot import PRESETS, IterativeFill, Preset, mpi_tiled, zs_n2n
+from mdn.zeroshot import mpi as zeroshot_mpi
+from mdn.zeroshot.mpi import Filled, Progress
+from mdn.zeroshot.self_check import holdout_mask, noise_variance, self_checked
+from mdn.zeroshot.zs_n2n import pair_downsample
 
 GREY = SkipConfig(channels=1, mask_channels=1, width=16, scales=3)
 FAST = PRESETS["fast"]
@@ -248,7 +239,7 @@ def test_held_out_pixels_are_never_shown_to_the_net(noisy: np.ndarray) -> None:
     assert 0.09 < held.mean() < 0.11  # 64 x 64: at least 2000 pixels, at most 10 %
     net = _net()
     fill = IterativeFill(net, dataclasses.replace(FAST, iters=1, beta=0.0, mask_ratio=0.0), seed=2)
-    out = fill.run(noisy, None, _Progress(1, None), held)
+    out = fill.run(noisy, None, Progress(1, None), held)
     hidden = torch.from_numpy(held).float()[None, None]
     with torch.no_grad():
         x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
@@ -396,11 +387,11 @@ def test_cli_zs_n2n_refuses_what_only_mpi_has(tmp_path, option: list[str]) -> No
 
 def test_unshuffle_groups_each_sub_pixel_phase_and_inverts_exactly() -> None:
     image = torch.rand(1, 3, 7, 9)
-    phases = zeroshot_module._unshuffled(image, 2)
+    phases = zeroshot_mpi.unshuffled(image, 2)
     assert phases.shape == (4, 3, 4, 5)
     for phase, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         assert torch.equal(phases[phase, :, : (8 - dy) // 2, : (10 - dx) // 2], image[0, :, dy::2, dx::2])
-    assert torch.equal(zeroshot_module._shuffled(phases, 2)[..., :7, :9], image)
+    assert torch.equal(zeroshot_mpi.shuffled(phases, 2)[..., :7, :9], image)
 
 
 def test_real_preset_fills_the_four_sub_images_as_a_batch() -> None:

@@ -14,7 +14,6 @@ import typer
 
 import mdn
 from mdn import __version__, bench, inference, noise, registry, training, volumes
-from mdn import zeroshot_run as zs
 from mdn.cli import display, per_file
 from mdn.cli.former_options import FormerOptions
 from mdn.cli.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
@@ -31,6 +30,7 @@ from mdn.training import SCHEDULES
 from mdn.training.options import OBJECTIVE_DEFAULTS
 from mdn.training.self_supervised import SelfSupervised
 from mdn.zeroshot import PRESETS
+from mdn.zeroshot import run as zs
 
 app = typer.Typer(
     name="mdn",

@@ -43,7 +43,7 @@ from mdn.volumes.store import (
 )
 
 if TYPE_CHECKING:
-    from mdn.zeroshot_run import Settings as ZeroShotSettings
+    from mdn.zeroshot.run import Settings as ZeroShotSettings
 
 
 def plan(

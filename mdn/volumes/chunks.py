@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -18,11 +18,6 @@ from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 from mdn.io import tonemap
 from mdn.stabilise import Stabiliser
-
-if TYPE_CHECKING:
-    from mdn.zeroshot_run import Settings as ZeroShotSettings
-
-
 from mdn.volumes.store import (
     PROGRESS,
     Unit,
@@ -35,6 +30,8 @@ from mdn.volumes.store import (
     unit_name,
     zarr_module,
 )
+from mdn.zeroshot import run as zeroshot_run
+from mdn.zeroshot.run import Settings as ZeroShotSettings
 
 
 @dataclass(frozen=True)
@@ -67,8 +64,6 @@ def _opened(job: VolumeJob) -> tuple[Any, Any, Engine]:
 
 def _zeroshot_plane(read: Callable[[slice, slice], np.ndarray], size: tuple[int, int], job: VolumeJob) -> np.ndarray:
     """One whole plane through the job's zero-shot method, as `mdn zeroshot` runs a single image."""
-    from mdn import zeroshot_run
-
     plane = read(slice(0, size[0]), slice(0, size[1]))[None]
     result, _ = zeroshot_run.run(plane, job.zeroshot)
     return result[0]
