@@ -11,6 +11,7 @@ import argparse
 import torch
 
 from mdn import bench, metrics, registry, zeroshot
+from mdn.device import pick_dtype
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     references = bench.load_references(None, grey=True)
     net = registry.load(registry.find(zeroshot.fill_card(args.preset, grey=True), task="fill"))
-    dtype = bench.pick_dtype("auto", torch.device("cpu"))
+    dtype = pick_dtype("auto", torch.device("cpu"))
     inside, errors = 0, []
     print("| noise | level | image | estimated (dB) | range | measured | inside |\n|---|---|---|---|---|---|---|")
     for kind, level in bench.parse_grid(args.noise):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mdn import bench, peers
+from mdn import bench, metrics, peers
 from mdn.errors import MdnError
 
 
@@ -27,7 +27,7 @@ def test_installed_peer_denoises_colour_and_grey(peer: str, channels: int) -> No
     noisy = bench.noisy_input(clean, f"astronaut-{channels}", "gaussian", 25, seed=0)
     out = bench.denoisers([peer])[peer](noisy)
     assert out.shape == clean.shape
-    assert bench.metrics.psnr(out, clean) > bench.metrics.psnr(noisy, clean) + 3
+    assert metrics.psnr(out, clean) > metrics.psnr(noisy, clean) + 3
 
 
 def test_missing_peer_package_is_a_clear_error(monkeypatch) -> None:

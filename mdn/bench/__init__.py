@@ -1,0 +1,49 @@
+"""What a model is worth: PSNR/SSIM over models x noise types x levels x images (`grid`, with renders in
+`renders`), summarised in tables (`tables`), and speed and memory (`speed`); `Study` is one run of `mdn bench`.
+
+Noisy inputs come from fixed seeds (per image, noise and level) and are cached on disk, so two runs of the
+same grid give identical numbers. `noisy` stands for the unprocessed input, the floor of every row.
+"""
+
+from mdn.bench.grid import (
+    MPI_PREFIX,
+    NOISY,
+    SAMPLES,
+    WITHOUT,
+    ZEROSHOT_GRID,
+    ZS_N2N,
+    Score,
+    as_16_bit,
+    default_grid,
+    denoise_cards,
+    denoisers,
+    engine_options,
+    load_references,
+    noisy_input,
+    parse_grid,
+    quality,
+)
+from mdn.bench.renders import WITH_AUX, RenderCase, parse_spps, render_cases, render_quality
+from mdn.bench.speed import (
+    Speed,
+    SpeedTable,
+    TrainSpeed,
+    parse_sizes,
+    peak_rss,
+    peer_speed,
+    speed,
+    speed_ratios,
+    speed_table,
+    train_speed,
+    train_speed_rows,
+)
+from mdn.bench.study import Study
+from mdn.bench.tables import least_gain, markdown, per_image, plot, standard_error, summarise
+
+__all__ = [
+    "MPI_PREFIX", "NOISY", "SAMPLES", "WITHOUT", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "RenderCase", "Score",
+    "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "default_grid", "denoise_cards", "denoisers",
+    "engine_options", "least_gain", "load_references", "markdown", "noisy_input", "parse_grid", "parse_sizes",
+    "parse_spps", "peak_rss", "peer_speed", "per_image", "plot", "quality", "render_cases", "render_quality",
+    "speed", "speed_ratios", "speed_table", "standard_error", "summarise", "train_speed", "train_speed_rows",
+]  # fmt: skip

@@ -1,0 +1,193 @@
+"""The quality grid: clean references, noisy inputs from fixed seeds (cached on disk, so two runs give identical
+numbers), the denoisers a name stands for (cards, `CARD+no-detail`, peers, zero-shot methods, `noisy`), and
+PSNR/SSIM over models x noise types x levels x images."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from mdn import inference, metrics, noise, peers, registry, zeroshot
+from mdn.device import pick_device, pick_dtype
+from mdn.errors import MdnError
+from mdn.inference.engine import Engine, EngineOptions
+from mdn.io import images
+from mdn.zeroshot import run as zeroshot_run
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+"""The bundled sample set: crops of images held back from the shipped models' training."""
+
+
+NOISY = "noisy"
+
+
+ZS_N2N = "zs-n2n"
+
+
+MPI_PREFIX = "mpi-"
+
+
+WITHOUT = {"+no-detail": {"detail": False}, "+no-wiener": {"wiener": False}}
+"""A bench model name's suffixes: `CARD+no-detail`, the card's network without the detail stage it runs after it,
+as `mdn denoise --no-detail` runs it; `CARD+no-wiener`, the detail stage without its Wiener filtering
+(`--no-wiener`); so that one run compares them."""
+
+
+ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"
+"""The zero-shot grid: light and heavy levels of the noises zero-shot denoising meets (photon counting first,
+as in microscopy), with correlated noise to check that methods assuming pixel-independent noise do no harm."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One cell of the quality grid."""
+
+    model: str
+    noise: str
+    level: float
+    image: str
+    psnr: float
+    ssim: float
+    seconds: float
+
+
+def default_grid() -> list[tuple[str, float]]:
+    """Every noise type at each of its levels, but for photon counting (the zero-shot grid's) and the random
+    practical mix (a training distribution, not a case)."""
+    skipped = ("photon", "practical")
+    return [(name, level) for name, kind in noise.NOISE_TYPES.items() if name not in skipped for level in kind.levels]
+
+
+def parse_grid(text: str) -> list[tuple[str, float]]:
+    """'gaussian:15,25;poisson' -> [(gaussian, 15), (gaussian, 25), (poisson, each paper level)]."""
+    grid = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, levels = item.partition(":")
+        kind = noise.make_noise(name)
+        values = [float(v) for v in levels.split(",")] if levels else list(type(kind).levels)
+        grid.extend((kind.name, noise.make_noise(name, v).level) for v in values)
+    return grid
+
+
+def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
+    """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
+    given files and folders, or the bundled samples."""
+    from mdn.io.batch import expand_inputs
+
+    paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
+    references = {}
+    for path in paths:
+        plane = images.read(path).pixels[0]
+        if grey:
+            references[path.stem] = plane.mean(axis=-1, keepdims=True)
+        else:
+            references[path.stem] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+    return references
+
+
+def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed: int) -> np.ndarray:
+    """The noisy version of a reference, from a seed fixed by (seed, image, noise, level), cached on disk."""
+    key = hashlib.sha256(f"{image}|{kind}|{level:g}|{seed}|{reference.shape}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(reference.tobytes()).hexdigest()[:16]
+    cache = Path(platformdirs.user_cache_dir("mdn")) / "bench" / f"{key}-{digest}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    rng = np.random.default_rng(int(key, 16))
+    noisy = noise.make_noise(kind, level)(reference, rng)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, noisy)
+    return noisy
+
+
+def card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
+    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `WITHOUT`
+    says."""
+    suffix = next((suffix for suffix in WITHOUT if name.endswith(suffix)), "")
+    card = registry.check_task(registry.find(name.removesuffix(suffix)), "denoise")
+    settings = inference.as_card_runs(card, options or EngineOptions())
+    return card, replace(settings, **WITHOUT.get(suffix, {}))
+
+
+def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
+    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`, `CARD+no-wiener`: see `WITHOUT`),
+    installed peers, zero-shot methods (`mpi-PRESET`, `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`,
+    MPI takes the grey fill card as `mdn zeroshot` does for grey images) and `noisy` (the identity)."""
+    found: dict[str, peers.Denoise] = {}
+    device = pick_device((options or EngineOptions()).device)
+    dtype = pick_dtype(zeroshot_run.PRECISION, device)
+    for name in names:
+        if name == NOISY:
+            found[name] = lambda x: x
+        elif name == ZS_N2N:
+            runner = zeroshot.ZeroShot(zeroshot.ZS_N2N_PRESET, seed=0, device=device, dtype=dtype)
+            found[name] = lambda x, runner=runner: runner(x[None])[0]
+        elif name.startswith(MPI_PREFIX) and name.removeprefix(MPI_PREFIX) in zeroshot.PRESETS:
+            preset = name.removeprefix(MPI_PREFIX)
+            net = registry.load(registry.find(zeroshot.fill_card(preset, grey), task="fill"))
+            runner = zeroshot.ZeroShot(zeroshot.PRESETS[preset], net, device=device, dtype=dtype)
+            found[name] = lambda x, runner=runner: runner(x[None])[0]
+        elif name in peers.PEERS:
+            package, function = peers.PEERS[name]
+            if name not in peers.available():
+                raise MdnError(f"peer {name!r} needs the {package} package (pip install {package})")
+            found[name] = function
+        else:
+            card, settings = card_runs(name, options)
+            engine = Engine(registry.load(card), settings)
+            found[name] = lambda x, engine=engine: engine(x[None])[0]
+    return found
+
+
+def quality(
+    models: list[str],
+    grid: list[tuple[str, float]],
+    references: dict[str, np.ndarray],
+    options: EngineOptions | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Score]:
+    """Score every model on every (noise, level) and image; grey references (H, W, 1) make a grey grid, whose
+    noisy inputs and outputs pass through 16 bits as a microscopist's TIFF files would."""
+    grey = any(r.shape[-1] == 1 for r in references.values())
+    functions = denoisers(models, options, grey)
+    total, done = len(models) * len(grid) * len(references), 0
+    if progress:
+        progress(done, total)
+    scores = []
+    for kind, level in grid:
+        for image, picture in references.items():
+            noisy = noisy_input(picture, image, kind, level, seed)
+            clean = noise.make_noise(kind, level).reference(picture)
+            noisy = as_16_bit(noisy) if grey else noisy
+            for name, denoise in functions.items():
+                start = time.perf_counter()
+                out = as_16_bit(denoise(noisy)) if grey else denoise(noisy)
+                seconds = time.perf_counter() - start
+                scores.append(
+                    Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
+                )
+                done += 1
+                if progress:
+                    progress(done, total)
+    return scores
+
+
+def as_16_bit(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as a 16-bit file holds them: clipped to [0, 1] and rounded to 1/65535."""
+    return np.round(np.clip(pixels, 0.0, 1.0) * 65535) / 65535
+
+
+def engine_options(tile: int = 0, device: str = "auto", precision: str | None = None, seed: int = 0) -> EngineOptions:
+    """How the bench runs the cards: the engine's own precision unless one is given."""
+    return EngineOptions(tile=tile, device=device, seed=seed, **({"precision": precision} if precision else {}))
+
+
+def denoise_cards() -> list[str]:
+    """The names of the installed denoising cards."""
+    return [card.name for card in registry.cards().values() if card.task == "denoise"]

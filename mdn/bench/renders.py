@@ -1,0 +1,103 @@
+"""Monte Carlo renders on the bench: the Cornell boxes or a render set's scenes at some samples per pixel beside
+their references, scored tone-mapped, with albedo and normal for the names that ask (`+aux`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mdn import metrics, peers, renders
+from mdn.bench.grid import Score, denoisers
+from mdn.errors import MdnError
+from mdn.inference.engine import EngineOptions
+from mdn.io import buffers, tonemap
+from mdn.renders import dataset
+
+
+def parse_spps(text: str) -> tuple[int, ...]:
+    """'4,16' -> (4, 16): sample counts per pixel, each at least 1."""
+    try:
+        spps = tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        spps = ()
+    if not spps or min(spps) < 1:
+        raise MdnError(f"--spp takes whole sample counts of at least 1, comma-separated; got {text!r}")
+    return spps
+
+
+WITH_AUX = "+aux"
+"""A render bench model name's suffix (`oidn+aux`, `CARD+aux`): the model also gets the albedo and normal."""
+
+
+class RenderCase(NamedTuple):
+    """One noisy render and its reference (linear HDR, H x W x 3), with its albedo and normal when it has them."""
+
+    scene: str
+    spp: int
+    noisy: np.ndarray
+    reference: np.ndarray
+    albedo: np.ndarray | None = None
+    normal: np.ndarray | None = None
+
+
+def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | None = None) -> Iterator[RenderCase]:
+    """The Cornell-box variations rendered (and cached) at `spps` and `reference_spp`, or the scenes of a render
+    set (`renders.dataset`) at those of `spps` it holds, beside its references, with their albedo and normal."""
+    if render_set is None:
+        for scene in renders.scenes():
+            reference = renders.render(scene, reference_spp)
+            for spp in spps:
+                yield RenderCase(scene, spp, renders.render(scene, spp), reference)
+        return
+    folders = dataset.scenes(render_set)
+    if not folders:
+        raise MdnError("no render scenes here (scripts/render_data.py makes them)", render_set)
+    for folder in folders:
+        reference = dataset.reference(folder).beauty
+        for spp, noisy in dataset.noisy_renders(folder, spps):
+            yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
+
+
+def render_quality(
+    models: list[str],
+    spps: tuple[int, ...] = (16, 64),
+    reference_spp: int = 1024,
+    options: EngineOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    render_set: Path | None = None,
+) -> list[Score]:
+    """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
+    linear HDR, as it expects); outputs and reference are scored through the tone map fitted on the noisy render.
+    Names ending in WITH_AUX also get the render's albedo and normal (render sets have them)."""
+    if render_set is None and any(name.endswith(WITH_AUX) for name in models):
+        raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
+    functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
+    cases = list(render_cases(spps, reference_spp, render_set))
+    total, done = len(models) * len(cases), 0
+    if progress:
+        progress(done, total)
+    scores = []
+    for case in cases:
+        display = tonemap.ToneMap.fit(case.noisy)
+        shown, clean = display.forward(case.noisy), display.forward(case.reference)
+        for name in models:
+            base, with_aux = name.removesuffix(WITH_AUX), name.endswith(WITH_AUX)
+            start = time.perf_counter()
+            if base == "oidn":
+                given = (case.albedo, case.normal) if with_aux else (None, None)
+                out = display.forward(peers.oidn_hdr(case.noisy, *given))
+            elif with_aux:
+                out = functions[base](np.concatenate([shown, buffers.network_input(case.albedo, case.normal)], axis=-1))
+            else:
+                out = functions[base](shown)
+            seconds = time.perf_counter() - start
+            psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
+            scores.append(Score(name, "render", case.spp, case.scene, psnr, ssim, seconds))
+            done += 1
+            if progress:
+                progress(done, total)
+    return scores

@@ -1,0 +1,90 @@
+"""A bench run as `mdn bench` asks for it: its models, images, grid and renders, run with stage progress."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdn import peers
+from mdn.bench.grid import (
+    MPI_PREFIX,
+    NOISY,
+    ZEROSHOT_GRID,
+    ZS_N2N,
+    Score,
+    default_grid,
+    denoise_cards,
+    load_references,
+    parse_grid,
+    quality,
+)
+from mdn.bench.renders import WITH_AUX, render_quality
+from mdn.errors import MdnError
+from mdn.inference.engine import EngineOptions
+
+
+@dataclass(frozen=True)
+class Study:
+    """A quality grid as `mdn bench` runs it: models, (noise, level) pairs, clean references, and whether Monte
+    Carlo renders join."""
+
+    models: list[str]
+    grid: list[tuple[str, float]]
+    references: dict[str, np.ndarray]
+    renders: bool = False
+    spps: tuple[int, ...] = (16, 64)
+    render_set: Path | None = None
+
+    @classmethod
+    def make(
+        cls,
+        models: list[str] | None = None,
+        zeroshot_methods: list[str] | None = None,
+        sources: list[str] | None = None,
+        *,
+        grey: bool = False,
+        quick: bool = False,
+        grid: str | None = None,
+        renders: bool = False,
+        spps: tuple[int, ...] = (16, 64),
+        render_set: Path | None = None,
+    ) -> Study:
+        """`models` default to `noisy`, every denoising card and the installed peers; zero-shot methods (MPI
+        presets, zs-n2n) join them and make the zero-shot grid the default one. `sources`: clean references (see
+        `load_references`); `quick`: a 96-pixel crop of one of them and two noises; `grid` as `parse_grid` takes
+        it (default: every noise at the paper's levels; "none": renders alone). Renders: at `spps`, the Cornell
+        boxes or the scenes of `render_set`."""
+        methods = zeroshot_methods or []
+        names = list(models or [NOISY, *denoise_cards(), *peers.available()])
+        names += [method if method == ZS_N2N else MPI_PREFIX + method for method in methods]
+        references = load_references(sources, grey)
+        if quick:
+            references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
+        default = "gaussian:15;poisson:2" if quick else ZEROSHOT_GRID if methods else ""
+        chosen = [] if grid == "none" else parse_grid(grid or default) or default_grid()
+        if not chosen and not (renders or render_set):
+            raise MdnError("--noise none leaves nothing to measure: add --renders or --render-set")
+        return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
+
+    def run(
+        self,
+        options: EngineOptions | None = None,
+        seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Score]:
+        """The scores of the grid, then of the renders; `progress` gets (stage: bench or renders, done, total)."""
+
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            return functools.partial(progress, name) if progress else None
+
+        plain = [name for name in self.models if not name.endswith(WITH_AUX)]
+        scores = quality(plain, self.grid, self.references, options, seed, stage("bench")) if self.grid else []
+        if self.renders:
+            scores += render_quality(
+                self.models, self.spps, options=options, progress=stage("renders"), render_set=self.render_set
+            )
+        return scores
