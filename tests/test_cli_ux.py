@@ -24,9 +24,11 @@ EXPOSURE = 0x829A
 """EXIF's exposure time, in EXIF's own sub-directory."""
 
 
-def mdn_cli(*args: object, columns: int = 80, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`mdn ARGS` in a child process as a user runs it, its output piped (not a terminal), at `columns`."""
-    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
+def mdn_cli(*args: object, columns: int | None = 80, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`mdn ARGS` in a child process as a user runs it, its output piped (not a terminal), at `columns` (None: as
+    a pipe into a file or another program, with no COLUMNS set)."""
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"} | {"NO_COLOR": "1"}
+    env |= {"COLUMNS": str(columns)} if columns else {}
     command = [sys.executable, "-m", "mdn", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
@@ -198,6 +200,12 @@ def test_the_models_table_reads_at_80_columns() -> None:
     assert "40,000" in rows["unet"]  # all the sittings' steps, not the last one's
     default = next(card for card in cards if card.default)
     assert "network → texture → Wiener" in rows[default.name] and " default " in rows[default.name]
+
+
+def test_tables_on_a_pipe_cut_nothing() -> None:
+    lines = mdn_cli("models", columns=None).stdout.splitlines()
+    assert not any("…" in line for line in lines)
+    assert any("MPI fill network (grey-fast), pre-trained on 30% one shared mask" in line for line in lines)
 
 
 def test_models_show_is_a_short_summary_and_json_on_request() -> None:

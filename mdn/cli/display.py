@@ -14,7 +14,7 @@ from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
 
 from mdn import bench, noise, registry, training
-from mdn.cli.report import console, out
+from mdn.cli.report import PIPED, console, out
 
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
@@ -94,7 +94,7 @@ def print_models(cards: list[registry.ModelCard]) -> None:
     ]  # fmt: skip
     headings = ("name", "for", "params", "steps", "what it is")
     widths = [max(len(row[index]) for row in [headings, *rows]) for index in range(4)]
-    room = max(out.width - sum(widths) - 2 * len(widths), 20)
+    room = max(out.width - sum(widths) - 2 * len(widths), 20) if not PIPED else max(len(row[-1]) for row in rows)
     for number, row in enumerate([headings, *rows]):
         cells = [cell.ljust(width) if index < 2 else cell.rjust(width) for index, (cell, width) in
                  enumerate(zip(row, widths, strict=False))]  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -13,7 +15,12 @@ from mdn.io.batch import Job, Result
 
 console = Console(stderr=True, highlight=False)
 """Progress, warnings and errors."""
-out = Console(highlight=False)
+PIPED_WIDTH = 200
+"""The width tables take on a pipe or in a file (unless COLUMNS says otherwise), where nothing wraps them: wide
+enough that no cell is cut."""
+PIPED = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+"""Results go to a pipe or a file, where lines are read whole rather than wrapped at a screen's width."""
+out = Console(highlight=False, width=PIPED_WIDTH if PIPED else None)
 """Results a user may pipe or redirect."""
 
 
