@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def print_card(card: registry.ModelCard) -> None:
     role = {"default": "the default of mdn denoise", "renders": "mdn denoise's card for EXR renders",
             "renders+aux": "mdn denoise's card for EXR renders with albedo and normal"}.get(card.role)  # fmt: skip
     lines = [
-        f"[bold]{card.name}[/]" + (f" ({role})" if role else ""),
+        f"[bold]{escape(card.name)}[/]" + (f" ({role})" if role else ""),
         f"  what it is  {card.description}",
         f"  used by     {registry.TASKS.get(card.task, card.task)}",
         f"  network     {card.architecture}, {card.parameters:,} parameters",
@@ -124,8 +125,9 @@ def print_card(card: registry.ModelCard) -> None:
             lines.append(f"  scored      {name}: {score['psnr']:.2f} dB{noisy}")
     lines.append(f"  card        {card.path}")
     lines.append("  (mdn models show NAME --json prints the whole card)")
-    for line in lines:
-        out.print(line, soft_wrap=True)
+    out.print(lines[0], soft_wrap=True)
+    for line in lines[1:]:
+        out.print(line, soft_wrap=True, markup=False)  # descriptions and paths may hold brackets
 
 
 def _use(card: registry.ModelCard) -> str:
