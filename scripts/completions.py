@@ -24,6 +24,8 @@ class Option:
     help: str
     takes_value: bool
     takes_path: bool
+    choices: tuple[str, ...] = ()
+    """The values the help lists for it (a metavar such as <auto|fp32|bf16|fp16>), offered as completions."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0].rstrip(".") if text else ""
 
 
+def _choices(metavar: str | None) -> tuple[str, ...]:
+    """'<auto|cpu|cuda[:N]|mps>' -> ('auto', 'cpu', 'cuda', 'mps'); no choices for any other metavar."""
+    if not metavar or not (metavar.startswith("<") and metavar.endswith(">")) or "|" not in metavar:
+        return ()
+    return tuple(choice.split("[")[0] for choice in metavar[1:-1].split("|"))
+
+
 def commands() -> list[Command]:
     """The app's commands and their options, in definition order (a `--help` option added to each)."""
     group = typer.main.get_command(app)
@@ -48,6 +57,7 @@ def commands() -> list[Command]:
                 _first_line(p.help),
                 not getattr(p, "is_flag", False),
                 "path" in str(p.type_descriptor).lower(),
+                _choices(p.metavar),
             )
             for p in command.params
             if p.param_type_name == "option"
@@ -72,6 +82,11 @@ def bash(cmds: list[Command]) -> str:
         valued = "|".join(n for o in c.options if o.takes_value and not o.takes_path for n in o.names)
         words = " ".join(n for o in c.options for n in o.names)
         lines.append(f"        {c.name})")
+        for o in c.options:
+            if o.choices:
+                listed = "|".join(o.names)
+                lines.append(f'            case "$prev" in {listed}) COMPREPLY=($(compgen -W "{" ".join(o.choices)}" '
+                             '-- "$cur")); return ;; esac')  # fmt: skip
         if valued:
             lines.append(f'            case "$prev" in {valued}) return ;; esac')
         lines.append(
@@ -107,6 +122,7 @@ def zsh(cmds: list[Command]) -> str:
         lines.append("            _arguments \\")
         for o in c.options:
             value = ":value:_files" if o.takes_path else (":value: " if o.takes_value else "")
+            value = f":value:({' '.join(o.choices)})" if o.choices else value
             for name in o.names:
                 lines.append(f"                '{name}[{_zsh_escape(o.help)}]{value}' \\")
         lines.append("                '*:file:_files'")
@@ -124,6 +140,7 @@ def fish(cmds: list[Command]) -> str:
         for o in c.options:
             flags = " ".join(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}" for n in o.names)
             value = " -r -F" if o.takes_path else (" -r" if o.takes_value else "")
+            value = f" -x -a {' '.join(o.choices)!r}" if o.choices else value
             lines.append(f"complete -c mdn -n '__fish_seen_subcommand_from {c.name}' {flags}{value} -d {o.help!r}")
     lines.append("")
     return "\n".join(lines)

@@ -47,3 +47,18 @@ def test_completion_scripts_parse(shell: str, name: str) -> None:
         pytest.skip(f"{shell} is not installed")
     flag = ["--no-execute"] if shell == "fish" else ["-n"]
     subprocess.run([shell, *flag, str(ROOT / "completions" / name)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [("mdn denoise --precision b", ["bf16"]), ("mdn zeroshot --preset m", ["microscopy"]),
+     ("mdn denoise --device c", ["cpu", "cuda"]), ("mdn noise --type salt", ["saltpepper"])],
+)  # fmt: skip
+def test_bash_offers_the_choices_an_option_lists(words: str, offered: list[str]) -> None:
+    script = (
+        f"source {ROOT / 'completions' / 'mdn.bash'}; COMP_WORDS=({words}); COMP_CWORD={len(words.split()) - 1}; "
+        'complete() { :; }; _mdn; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert sorted(result.stdout.split()) == offered
