@@ -132,7 +132,7 @@ def print_card(card: registry.ModelCard) -> None:
 
 def _use(card: registry.ModelCard) -> str:
     """What a card is for in the list: its default role, else the command that runs its task."""
-    return card.role or ("denoise" if card.task == "denoise" else "zeroshot" if card.task == "fill" else card.task)
+    return card.role or registry.TASKS.get(card.task, card.task).removeprefix("mdn ")
 
 
 def _count(number: int) -> str:

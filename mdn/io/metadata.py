@@ -38,9 +38,8 @@ class Metadata:
 
 
 def read(path: Path, fmt: str) -> Metadata:
-    """The metadata of a PNG, JPEG or WebP file (nothing for other formats: TIFF's comes with its tags)."""
-    if fmt == "png":
-        return read_png(path.read_bytes())
+    """The metadata of a JPEG or WebP file, through Pillow (nothing for other formats: a PNG's comes from the bytes
+    its reader has already, `read_png`; a TIFF's with its tags, `from_tiff`)."""
     if fmt not in ("jpeg", "webp"):
         return Metadata()
     from PIL import Image
