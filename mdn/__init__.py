@@ -48,6 +48,7 @@ def denoise(
     passes: int | None = None,
     input_mask: float | None = None,
     detail: bool | None = None,
+    quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
     seed: int = 0,
@@ -68,9 +69,10 @@ def denoise(
     images), or None for the default card (for HDR input, an EXR file or `hdr=True`, the card marked default for
     renders). A render card also takes the render's albedo and normal: `albedo` and `normal` files, else the
     EXR's own layers when it has them. `passes`, `input_mask`, `detail` (put back the texture the network
-    smoothed, measured against the image's own noise, then, unless `wiener` is False, filter groups of similar
-    patches with that as pilot) and `self_check` (blend the input back by the image's own noise where the card
-    would do worse) default to the card's own settings. `tile` (0: from `max_memory`), `overlap`, `batch`,
+    smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
+    "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast") and `self_check`
+    (blend the input back by the image's own noise where the card would do worse) default to the card's own
+    settings. `tile` (0: from `max_memory`), `overlap`, `batch`,
     `device` (auto, cpu, cuda, cuda:N, mps), `precision` (fp32, bf16, fp16, auto) and `threads` (CPU threads for
     the call; 0: torch's setting) set how it runs; `progress`
     gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device. Returns the image
@@ -86,7 +88,8 @@ def denoise(
 
     picture = arrays.load(image, axes, hdr, layer)
     settings = dict(
-        passes=passes, input_mask=input_mask, detail=detail, wiener=wiener, self_check=self_check, seed=seed,
+        passes=passes, input_mask=input_mask, detail=detail, quality=quality, wiener=wiener, self_check=self_check,
+        seed=seed,
         device=device, precision=precision, tile=tile, overlap=overlap, batch=batch, max_memory=max_memory,
         attention_mask=attention_mask,
     )  # fmt: skip

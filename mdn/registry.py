@@ -101,7 +101,7 @@ class ModelCard:
         run = self.inference
         stages = ["network" if run.get("passes", 1) == 1 else f"network x{run['passes']} passes"]
         if run.get("detail"):
-            stages += ["texture"] + (["Wiener"] if run.get("wiener", True) else [])
+            stages += ["texture"] + (["Wiener"] if run.get("quality") != "fast" else [])
         return stages + (["self-check"] if run.get("self_check") else [])
 
     @property

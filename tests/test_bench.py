@@ -35,10 +35,14 @@ def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Pat
     assert "gaussian" in second.output
 
 
-@pytest.mark.parametrize(("suffix", "setting"), [("+no-detail", {"detail": False}), ("+no-wiener", {"wiener": False})])
-def test_a_card_without_a_stage_is_benched_beside_it(suffix: str, setting: dict[str, bool]) -> None:
-    """`CARD+no-detail` is the card as `mdn denoise --no-detail` runs it (`+no-wiener`: `--no-wiener`), in the same
-    run as the card itself."""
+@pytest.mark.parametrize(
+    ("suffix", "setting"),
+    [("+no-detail", {"detail": False}), ("+no-wiener", {"wiener": False}), ("+fast", {"quality": "fast"}),
+     ("+high", {"quality": "high"})],
+)  # fmt: skip
+def test_a_card_without_a_stage_is_benched_beside_it(suffix: str, setting: dict[str, bool | str]) -> None:
+    """`CARD+no-detail` is the card as `mdn denoise --no-detail` runs it (`+no-wiener`: `--no-wiener`; `+fast`,
+    `+high`: `--quality`), in the same run as the card itself."""
     import mdn
 
     clean = bench.load_references([str(bench.SAMPLES / "barbara.png")])["barbara"][:96, :96]

@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import gaussian_filter
 
 import mdn
 from mdn import bench
+from mdn.errors import MdnError
 from mdn.metrics import psnr
 from mdn.noise import make_noise
 from mdn.stages import detail, wiener
@@ -107,6 +109,24 @@ def test_the_default_card_puts_barbaras_stripes_back() -> None:
     assert np.array_equal(texture, detail.restore_detail(noisy, plain))
     assert np.array_equal(default, wiener.collaborative_wiener(noisy, texture))
     assert psnr(default, clean) > psnr(plain, clean) + 2.0
+
+
+def test_quality_chooses_the_search_after_the_texture() -> None:
+    """`quality`: fast is the texture stage alone (`wiener=False` too), balanced (the default) and high filter with
+    their own searches, high's denser grid and wider search finding more groups; an unknown one is refused."""
+    clean = sample("barbara")[:128, :128]
+    noisy = gaussian(clean, 25)
+    texture = mdn.denoise(noisy, quality="fast", device="cpu")
+    assert np.array_equal(texture, mdn.denoise(noisy, wiener=False, device="cpu"))
+    high = mdn.denoise(noisy, quality="high", device="cpu")
+    assert np.array_equal(high, wiener.collaborative_wiener(noisy, texture, search=wiener.QUALITY["high"]))
+    assert np.array_equal(mdn.denoise(noisy, device="cpu"), mdn.denoise(noisy, quality="balanced", device="cpu"))
+    plane = torch.from_numpy(texture[..., 0].copy())
+    counts = {q: len(wiener._Groups(plane, plane.shape, s).corners) for q, s in wiener.QUALITY.items()}
+    assert counts["high"] > 1.3 * counts["balanced"]
+    assert psnr(high, clean) > psnr(texture, clean) + 0.3
+    with pytest.raises(MdnError, match="--quality must be one of fast, balanced, high"):
+        mdn.denoise(noisy, quality="best")
 
 
 def test_wiener_bands_give_the_whole_image_result(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from mdn.bench.grid import (
     MPI_PREFIX,
     NOISY,
     SAMPLES,
-    WITHOUT,
+    VARIANTS,
     ZEROSHOT_GRID,
     ZS_N2N,
     Score,
@@ -41,7 +41,7 @@ from mdn.bench.study import Study
 from mdn.bench.tables import least_gain, markdown, per_image, plot, standard_error, summarise
 
 __all__ = [
-    "MPI_PREFIX", "NOISY", "SAMPLES", "WITHOUT", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "RenderCase", "Score",
+    "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "RenderCase", "Score",
     "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "default_grid", "denoise_cards", "denoisers",
     "engine_options", "least_gain", "load_references", "markdown", "noisy_input", "parse_grid", "parse_sizes",
     "parse_spps", "peak_rss", "peer_speed", "per_image", "plot", "quality", "render_cases", "render_quality",

@@ -16,7 +16,7 @@ import platformdirs
 from mdn import inference, metrics, noise, peers, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.inference.engine import Engine, EngineOptions
+from mdn.inference.engine import QUALITIES, Engine, EngineOptions
 from mdn.io import images
 from mdn.zeroshot import run as zeroshot_run
 
@@ -33,10 +33,14 @@ ZS_N2N = "zs-n2n"
 MPI_PREFIX = "mpi-"
 
 
-WITHOUT = {"+no-detail": {"detail": False}, "+no-wiener": {"wiener": False}}
+VARIANTS = {
+    "+no-detail": {"detail": False},
+    "+no-wiener": {"quality": "fast"},
+    **{f"+{quality}": {"quality": quality} for quality in QUALITIES},
+}
 """A bench model name's suffixes: `CARD+no-detail`, the card's network without the detail stage it runs after it,
-as `mdn denoise --no-detail` runs it; `CARD+no-wiener`, the detail stage without its Wiener filtering
-(`--no-wiener`); so that one run compares them."""
+as `mdn denoise --no-detail` runs it; `CARD+fast`, `+balanced`, `+high`, the card at that `--quality`
+(`+no-wiener` is `+fast`); so that one run compares them."""
 
 
 ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"
@@ -106,16 +110,16 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
 
 
 def card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
-    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `WITHOUT`
+    """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `VARIANTS`
     says."""
-    suffix = next((suffix for suffix in WITHOUT if name.endswith(suffix)), "")
+    suffix = next((suffix for suffix in VARIANTS if name.endswith(suffix)), "")
     card = registry.check_task(registry.find(name.removesuffix(suffix)), "denoise")
     settings = inference.as_card_runs(card, options or EngineOptions())
-    return card, replace(settings, **WITHOUT.get(suffix, {}))
+    return card, replace(settings, **VARIANTS.get(suffix, {}))
 
 
 def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
-    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`, `CARD+no-wiener`: see `WITHOUT`),
+    """Name -> (H, W, C) denoise function, for model cards (`CARD+no-detail`, `CARD+fast`...: see `VARIANTS`),
     installed peers, zero-shot methods (`mpi-PRESET`, `zs-n2n`, at `mdn zeroshot`'s default precision; with `grey`,
     MPI takes the grey fill card as `mdn zeroshot` does for grey images) and `noisy` (the identity)."""
     found: dict[str, peers.Denoise] = {}

@@ -142,9 +142,12 @@ def denoise_command(
                                         "it removed that stands above the image's own noise in 8x8 DCTs), then "
                                         "filter groups of similar patches with that as pilot (default: the "
                                         "card's).")] = None,
-    wiener: Annotated[bool | None, _opt("--wiener/--no-wiener", "With the detail stage, the filtering of groups of "
-                                        "similar patches: about 0.3 dB, 2.6x the time on a CPU (default: the "
-                                        "card's, or on).")] = None,
+    quality: Annotated[str | None, _opt("--quality", "With the detail stage, what follows it: fast (nothing), balanced "
+                                 "or high (filtering groups of similar patches: about 0.3 dB for 2.5x the time on "
+                                 "a CPU, high +0.04 dB for 1.5x balanced's).",
+                                 metavar=_choices(engine.QUALITIES), show_default=ENGINE.quality)] = None,
+    wiener: Annotated[bool | None, _opt("--wiener/--no-wiener", "--no-wiener: --quality fast.",
+                                        hidden=True)] = None,
     self_check: Annotated[bool | None, _opt("--self-check/--no-self-check", "Measure each image's noise and blend "
                                             "the input back where the card would do worse (default: the "
                                             "card's).")] = None,
@@ -163,9 +166,9 @@ def denoise_command(
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
     settings = {
-        "passes": passes, "input_mask": input_mask, "detail": detail, "wiener": wiener, "self_check": self_check,
-        "seed": seed, "device": device, "precision": precision, "tile": tile, "overlap": overlap, "batch": tile_batch,
-        "max_memory": max_memory, "attention_mask": attention_mask,
+        "passes": passes, "input_mask": input_mask, "detail": detail, "quality": quality, "wiener": wiener,
+        "self_check": self_check, "seed": seed, "device": device, "precision": precision, "tile": tile,
+        "overlap": overlap, "batch": tile_batch, "max_memory": max_memory, "attention_mask": attention_mask,
     }  # fmt: skip
     models = inference.ModelChoice(model, settings, albedo, normal)
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
@@ -433,8 +436,8 @@ def bench_command(
     images_: Annotated[list[str] | None, typer.Argument(metavar="IMAGES", help="Clean reference images (default: "
                                                         "the bundled sample set).")] = None,
     models: Annotated[str | None, _opt("--models", "Comma-separated cards (CARD+no-detail: without its detail "
-                                       "stage; CARD+no-wiener: without its Wiener filtering) or peers (default: "
-                                       "noisy, every card, installed peers).")] = None,
+                                       "stage; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers "
+                                       "(default: noisy, every card, installed peers).")] = None,
     noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type, paper "
                                            "levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "

@@ -12,7 +12,7 @@ import numpy as np
 from mdn import registry
 from mdn.device import parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.inference.engine import Engine, EngineOptions, ProgressCallback, check_tiling
+from mdn.inference.engine import QUALITIES, Engine, EngineOptions, ProgressCallback, check_tiling
 from mdn.io import buffers, tonemap
 from mdn.io.images import ARRAY, Image
 from mdn.io.tonemap import DisplayTransform
@@ -25,17 +25,22 @@ def options(
     passes: int | None = None,
     input_mask: float | None = None,
     detail: bool | None = None,
+    quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
-    """Engine options for `card`: its inference settings (passes, input mask, detail, Wiener, self-check) and tile
-    overlap unless given here, `settings` (EngineOptions' fields) as given. Raises MdnError for a setting the
-    engine would refuse."""
-    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "wiener": wiener, "self_check": self_check}
+    """Engine options for `card`: its inference settings (passes, input mask, detail, quality, self-check) and tile
+    overlap unless given here, `settings` (EngineOptions' fields) as given; `wiener` False means quality fast.
+    Raises MdnError for a setting the engine would refuse."""
+    if wiener is False:
+        quality = "fast"
+    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "quality": quality, "self_check": self_check}
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
+    if inference.get("quality", EngineOptions.quality) not in QUALITIES:
+        raise MdnError(f"--quality must be one of {', '.join(QUALITIES)}, got {inference['quality']!r}")
     if inference.get("passes", 1) < 1:
         raise MdnError("--passes must be at least 1")
     if not 0 <= inference.get("input_mask", 0.0) < 1:
@@ -65,8 +70,8 @@ def run(
     progress: ProgressCallback | None = None,
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device and whether
-    the detail stage and its Wiener filtering ran."""
+    """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device, whether
+    the detail stage and its Wiener filtering ran, and the quality."""
     engine = Engine(model.net, settings)
     result = engine(planes, progress)
     if info is not None:
@@ -76,7 +81,8 @@ def run(
             tile=engine.tile,
             device=str(engine.device),
             detail=settings.detail,
-            wiener=settings.detail and settings.wiener,
+            wiener=settings.detail and settings.quality != "fast",
+            quality=settings.quality,
         )
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])

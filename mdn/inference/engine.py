@@ -31,6 +31,10 @@ MIN_TILE = 64
 MAX_TILE = 512
 """The largest tile chosen from a memory budget."""
 
+QUALITIES = ("fast", "balanced", "high")
+"""What runs after the detail stage, OIDN's names: nothing (fast), or collaborative Wiener filtering searching as
+`wiener.QUALITY` says (balanced, the default; high)."""
+
 TILES_PER_RELEASE = 8
 """On the CPU, the heap keeps freed blocks for the next tiles (`allocator.keep_freed_memory`), and for a network
 whose freed blocks malloc does not all reuse (`reuses_freed_memory` False) its free pages go back to the kernel
@@ -67,10 +71,10 @@ class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
     of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `detail`
-    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, with
-    `wiener`, refines it by collaborative Wiener filtering of the input with it as pilot
-    (`wiener.collaborative_wiener`); `self_check`
-    blends each whole plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
+    puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, at
+    `quality` balanced or high (not fast), refines it by collaborative Wiener filtering of the input with it as
+    pilot (`wiener.collaborative_wiener`, searching as `wiener.QUALITY` says); `self_check` blends each whole
+    plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
 
     tile: int = 0
     overlap: int = 32
@@ -82,7 +86,7 @@ class EngineOptions:
     attention_mask: bool = True
     input_mask: float = 0.0
     detail: bool = False
-    wiener: bool = True
+    quality: str = "balanced"
     self_check: bool = False
     max_memory: int = 2 << 30
 
@@ -170,8 +174,9 @@ class Engine:
             noisy = plane[..., : result.shape[-1]]
             if self.options.detail:
                 detail.restore_detail(noisy, result[index], self.device, out=result[index])
-                if self.options.wiener:
-                    wiener.collaborative_wiener(noisy, result[index], self.device, out=result[index])
+                search = wiener.QUALITY.get(self.options.quality)
+                if search:
+                    wiener.collaborative_wiener(noisy, result[index], self.device, result[index], search)
             if self.options.self_check:
                 result[index], share = noise_level.self_checked(noisy, result[index])
                 self.kept_shares.append(share)

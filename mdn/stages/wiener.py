@@ -18,6 +18,7 @@ chroma axes), all with the luminance's groups.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,39 +28,54 @@ from torch import Tensor
 from mdn.nets.dct import dct_basis, opponent
 from mdn.stages.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
 
-STEP = 5
-"""A reference patch every 5 pixels each way: every 4 gained 0.016 dB on six of the bench's noises for 1.4x the
-time, every 3 (BM3D's) 0.03."""
-RADIUS = 8
-"""Similar patches are searched within 8 pixels each way of the reference (17 x 17 candidates)."""
+
+@dataclass(frozen=True)
+class Search:
+    """Where a picture's groups come from: a reference patch every `step` pixels each way, its similar patches
+    searched within `radius` pixels each way of it."""
+
+    step: int
+    radius: int
+
+
+QUALITY = {"balanced": Search(step=6, radius=6), "high": Search(step=5, radius=8)}
+"""The searches of `mdn denoise --quality` (`fast` filters nothing): `high`, and `balanced`, the default, 0.04 dB
+below it on the bench's mean of nine noises in 0.66x its time (docs/performance.md). A reference every 4 pixels
+gained 0.016 dB over every 5 for 1.4x the time, every 3 (BM3D's) 0.03 for 5.7x."""
+
 GROUP = 16
 """Patches per group: the reference and its 15 nearest in the pilot."""
 NOISE_SCALE = 1.2
 """The measured noise is taken 1.2 times as strong: what the pilot removed holds a little texture, and weights
 from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Gaussian sigma 15: +0.01, +0.01 and
 +0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
-OWN_MEMBERS = 4
-"""A group's own noise is measured in its first 4 patches (252 AC coefficients of the residual)."""
+OWN_MEMBERS = 1
+"""A group's own noise is measured in its reference patch alone (63 AC coefficients of the residual): on the
+bench's nine noises +0.26 dB on salt and pepper against its first 4 patches, the rest unchanged, and less work."""
 BAND_REFERENCES = 1 << 13
 """Reference patches per band: a band's spectra take 32 MB each."""
 
 
 def collaborative_wiener(
-    noisy: np.ndarray, pilot: np.ndarray, device: torch.device | str = "cpu", out: np.ndarray | None = None
+    noisy: np.ndarray,
+    pilot: np.ndarray,
+    device: torch.device | str = "cpu",
+    out: np.ndarray | None = None,
+    search: Search = QUALITY["balanced"],
 ) -> np.ndarray:
-    """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering,
-    computed on `device`, into `out` (which may be `pilot` itself) or a new array; values kept within [0, 1] unless
-    the pilot's pixel was outside."""
+    """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering
+    of the groups `search` finds, computed on `device`, into `out` (which may be `pilot` itself) or a new array;
+    values kept within [0, 1] unless the pilot's pixel was outside."""
     height, width, channels = pilot.shape
     out = np.empty_like(pilot) if out is None else out
-    if min(height, width) < SIZE + RADIUS:
+    if min(height, width) < SIZE + search.radius:
         out[...] = pilot
         return out
     axes = opponent(channels)
     with torch.inference_mode():
-        to_plane = _Planes(height, width, device)
+        to_plane = _Planes(height, width, search.step, device)
         luminance = to_plane(pilot, axes[0])
-        groups = _Groups(luminance, to_plane.padded_shape)
+        groups = _Groups(luminance, to_plane.padded_shape, search)
         brightness = patch_sums(padded(luminance, device), STRIDE)
         refined = torch.zeros(height, width, channels, device=device)
         for index, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
@@ -76,11 +92,11 @@ def collaborative_wiener(
 
 
 class _Planes:
-    """(H, W, C) pictures as (H', W') opponent planes, reflected at the bottom and right to whole reference steps:
+    """(H, W, C) pictures as (H', W') opponent planes, reflected at the bottom and right to whole reference `step`s:
     every pixel is in some reference patch."""
 
-    def __init__(self, height: int, width: int, device: torch.device | str) -> None:
-        self.extra = [(-(n - SIZE)) % STEP for n in (height, width)]
+    def __init__(self, height: int, width: int, step: int, device: torch.device | str) -> None:
+        self.extra = [(-(n - SIZE)) % step for n in (height, width)]
         self.padded_shape = (height + self.extra[0], width + self.extra[1])
         self.device = device
 
@@ -92,32 +108,33 @@ class _Planes:
 
 class _Groups:
     """The GROUP patches nearest each reference patch in a (H, W) guide plane (squared distance over the patch,
-    within RADIUS), as the flat indices of their top-left pixels: `corners` (N, GROUP), references in row-major
-    order on the STEP grid (`rows` x `cols`)."""
+    within the search's radius), as the flat indices of their top-left pixels: `corners` (N, GROUP), references in
+    row-major order on the search's grid (`rows` x `cols`)."""
 
-    def __init__(self, guide: Tensor, shape: tuple[int, int]) -> None:
+    def __init__(self, guide: Tensor, shape: tuple[int, int], search: Search) -> None:
         height, width = shape
-        self.rows, self.cols = (height - SIZE) // STEP + 1, (width - SIZE) // STEP + 1
+        step, radius = search.step, search.radius
+        self.rows, self.cols = (height - SIZE) // step + 1, (width - SIZE) // step + 1
         far = float(guide.abs().max()) * 4 + 1  # outside the picture: never nearer than a patch inside
-        wide = F.pad(guide[None, None], (RADIUS,) * 4, value=far)[0, 0]
-        span = 2 * RADIUS + 1
+        wide = F.pad(guide[None, None], (radius,) * 4, value=far)[0, 0]
+        span = 2 * radius + 1
         band = max(1, BAND_REFERENCES // self.cols)
         corners = []
         for first in range(0, self.rows, band):
             last = min(first + band, self.rows)
-            top, bottom = STEP * first, STEP * (last - 1) + SIZE
+            top, bottom = step * first, step * (last - 1) + SIZE
             centre = guide[top:bottom]
             distances = []
             for dy in range(span):
                 rows = wide[top + dy : bottom + dy]  # (h, W + 2R)
                 shifted = rows.unfold(1, width, 1).permute(1, 0, 2)  # (span, h, W): every dx
                 square = (shifted - centre).square_()
-                distances.append(F.avg_pool2d(square[:, None], SIZE, STEP)[:, 0])  # (span, rows, cols)
+                distances.append(F.avg_pool2d(square[:, None], SIZE, step)[:, 0])  # (span, rows, cols)
             distances = torch.cat(distances).flatten(1).T  # (n, span²), offsets dy-major
             nearest = distances.topk(GROUP, dim=1, largest=False, sorted=True).indices
-            dy, dx = nearest // span - RADIUS, nearest % span - RADIUS
-            ref_y = STEP * torch.arange(first, last, device=guide.device).repeat_interleave(self.cols)
-            ref_x = STEP * torch.arange(self.cols, device=guide.device).repeat(last - first)
+            dy, dx = nearest // span - radius, nearest % span - radius
+            ref_y = step * torch.arange(first, last, device=guide.device).repeat_interleave(self.cols)
+            ref_x = step * torch.arange(self.cols, device=guide.device).repeat(last - first)
             corners.append((ref_y[:, None] + dy) * width + ref_x[:, None] + dx)
         self.corners = torch.cat(corners)
         sums = F.avg_pool2d(guide[None, None], SIZE, 1) * SIZE
