@@ -173,14 +173,22 @@ class Engine:
             self._plane(plane, index, advance, result[index])
             noisy = plane[..., : result.shape[-1]]
             if self.options.detail:
+                self._release()
                 detail.restore_detail(noisy, result[index], self.device, out=result[index])
                 search = wiener.QUALITY.get(self.options.quality)
                 if search:
+                    self._release()
                     wiener.collaborative_wiener(noisy, result[index], self.device, result[index], search)
             if self.options.self_check:
                 result[index], share = noise_level.self_checked(noisy, result[index])
                 self.kept_shares.append(share)
         return result
+
+    def _release(self) -> None:
+        """Before a stage on the CPU: the heap's free pages back to the kernel, so that the stage's temporaries
+        start from what is live, not from the network's or the last stage's high-water mark."""
+        if self.device.type == "cpu":
+            allocator.release_freed_memory()
 
     @torch.inference_mode()
     def _plane(self, plane: np.ndarray, index: int, advance: Callable[[int], None], result: np.ndarray) -> None:
