@@ -87,12 +87,7 @@ def denoise(
     from mdn.io import arrays
 
     picture = arrays.load(image, axes, hdr, layer)
-    settings = dict(
-        passes=passes, input_mask=input_mask, detail=detail, quality=quality, wiener=wiener, self_check=self_check,
-        seed=seed,
-        device=device, precision=precision, tile=tile, overlap=overlap, batch=batch, max_memory=max_memory,
-        attention_mask=attention_mask,
-    )  # fmt: skip
+    settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
 

@@ -18,6 +18,7 @@ from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import QUALITIES, Engine, EngineOptions
 from mdn.io import images
+from mdn.io.batch import expand_inputs
 from mdn.zeroshot import run as zeroshot_run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -82,8 +83,6 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
 def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
     """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
     given files and folders, or the bundled samples."""
-    from mdn.io.batch import expand_inputs
-
     paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
     references = {}
     for path in paths:

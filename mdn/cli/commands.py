@@ -165,11 +165,7 @@ def denoise_command(
 
     Example: mdn denoise photo.png -o clean.png --passes 4
     """
-    settings = {
-        "passes": passes, "input_mask": input_mask, "detail": detail, "quality": quality, "wiener": wiener,
-        "self_check": self_check, "seed": seed, "device": device, "precision": precision, "tile": tile,
-        "overlap": overlap, "batch": tile_batch, "max_memory": max_memory, "attention_mask": attention_mask,
-    }  # fmt: skip
+    settings = inference.run_settings({**locals(), "batch": tile_batch})
     models = inference.ModelChoice(model, settings, albedo, normal)
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
 

@@ -4,6 +4,7 @@ checked, then the tiled engine over display-range planes."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,18 @@ from mdn.io import buffers, tonemap
 from mdn.io.images import ARRAY, Image
 from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
+
+RUN_SETTINGS = (
+    "passes", "input_mask", "detail", "quality", "wiener", "self_check", "seed", "device", "precision", "tile",
+    "overlap", "batch", "max_memory", "attention_mask",
+)  # fmt: skip
+"""The keyword arguments of `options` that `mdn denoise` and `mdn.denoise` take from their callers."""
+
+
+def run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """`options`' keyword arguments (`RUN_SETTINGS`) from a call's own arguments (its `locals()`), so that the
+    command and the API name them once."""
+    return {name: arguments[name] for name in RUN_SETTINGS}
 
 
 def options(

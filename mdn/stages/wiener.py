@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mdn import allocator
 from mdn.nets.dct import dct_basis, opponent
 from mdn.stages.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
 
@@ -83,6 +84,7 @@ def collaborative_wiener(
         luminance = to_plane(out, axes[0])
         groups = _Groups(luminance, to_plane.padded_shape, search)
         brightness = patch_sums(padded(luminance, device), STRIDE)
+        allocator.release_freed_memory()  # the search's temporaries, before the planes' buffers come
         guide: Tensor | None = luminance
         del luminance
         for axis in axes:  # one opponent plane at a time: the memory of one
@@ -94,6 +96,7 @@ def collaborative_wiener(
                 block = slice(rows, rows + ROWS)
                 out[block] += correction[block, :, None] * axis.numpy()
             del correction
+            allocator.release_freed_memory()
     bounds.clip(out)
     return out
 
@@ -103,15 +106,18 @@ class _Bounds:
     few such pixels' values kept, not a picture of bounds)."""
 
     def __init__(self, pilot: np.ndarray) -> None:
-        flat = pilot.reshape(-1)
-        self.outside = np.flatnonzero((flat < 0) | (flat > 1))
+        flat, block = pilot.reshape(-1), ROWS << 12
+        self.outside = np.concatenate(
+            [start + np.flatnonzero((part < 0) | (part > 1)) for start in range(0, flat.size, block)
+             for part in [flat[start : start + block]]]
+        )  # fmt: skip
         self.values = flat[self.outside]
 
     def clip(self, picture: np.ndarray) -> None:
         """Clip the (contiguous) `picture` in place."""
         flat = picture.reshape(-1)
         refined = flat[self.outside]
-        for start in range(0, flat.size, ROWS << 12):
+        for start in range(0, flat.size, ROWS << 12):  # in blocks: no picture-sized temporaries
             block = flat[start : start + (ROWS << 12)]
             np.clip(block, 0, 1, out=block)
         flat[self.outside] = np.clip(refined, np.minimum(self.values, 0), np.maximum(self.values, 1))
@@ -140,12 +146,13 @@ class _Groups:
     def __init__(self, guide: Tensor, shape: tuple[int, int], search: Search) -> None:
         height, width = shape
         step, radius = search.step, search.radius
+        index = torch.int32 if height * width < 2**31 else torch.int64  # flat indices: half the memory of int64
         self.rows, self.cols = (height - SIZE) // step + 1, (width - SIZE) // step + 1
-        far = float(guide.abs().max()) * 4 + 1  # outside the picture: never nearer than a patch inside
+        far = max(float(guide.max()), -float(guide.min())) * 4 + 1  # outside: never nearer than a patch inside
         wide = F.pad(guide[None, None], (radius,) * 4, value=far)[0, 0]
         span = 2 * radius + 1
         band = max(1, BAND_REFERENCES // self.cols)
-        corners = []
+        self.corners = torch.empty(self.rows * self.cols, GROUP, dtype=index, device=guide.device)
         for first in range(0, self.rows, band):
             last = min(first + band, self.rows)
             top, bottom = step * first, step * (last - 1) + SIZE
@@ -161,12 +168,15 @@ class _Groups:
             dy, dx = nearest // span - radius, nearest % span - radius
             ref_y = step * torch.arange(first, last, device=guide.device).repeat_interleave(self.cols)
             ref_x = step * torch.arange(self.cols, device=guide.device).repeat(last - first)
-            corners.append((ref_y[:, None] + dy) * width + ref_x[:, None] + dx)
-        self.corners = torch.cat(corners)
-        sums = F.avg_pool2d(guide[None, None], SIZE, 1) * SIZE
-        self.brightness = F.pad(sums, (0, SIZE - 1, 0, SIZE - 1)).flatten()
-        """Each patch's DC in the guide, by its corner's flat index in the (H', W') plane: the patch's brightness."""
-        pixel = torch.arange(SIZE, device=guide.device)
+            self.corners[first * self.cols : last * self.cols] = (ref_y[:, None] + dy) * width + ref_x[:, None] + dx
+        del wide
+        sums = F.avg_pool2d(guide[None, None], SIZE, 1)[0, 0].mul_(SIZE)
+        self.brightness = torch.empty(self.corners.shape, device=guide.device)
+        for start in range(0, len(self.corners), BAND_REFERENCES):  # bands: no picture-sized index temporaries
+            corners = self.corners[start : start + BAND_REFERENCES]
+            self.brightness[start : start + BAND_REFERENCES] = sums[corners // width, corners % width]
+        """(N, GROUP): each member patch's DC in the guide, its brightness."""
+        pixel = torch.arange(SIZE, device=guide.device, dtype=index)
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
@@ -175,21 +185,29 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
     reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`)."""
     device = observed.device
     noise = Noise(padded(observed - guide, device), brightness)
+    allocator.release_freed_memory()  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
     numerator = torch.zeros(observed.numel(), device=device)
     weights = torch.zeros_like(numerator)  # the group weights at each patch's corner
     planes = observed.flatten(), guide.flatten()
     for first in range(0, len(groups.corners), BAND_REFERENCES):
-        corners = groups.corners[first : first + BAND_REFERENCES].T.contiguous()  # (GROUP, n): member-major
+        band = slice(first, first + BAND_REFERENCES)
+        corners = groups.corners[band].T.contiguous()  # (GROUP, n): member-major
         where = (corners[..., None] + groups.pixels).flatten()
         noisy, pilot = ((plane[where].view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE) for plane in planes)
-        weight, values = _group_estimates(noisy, pilot, noise, groups.brightness[corners], across)
+        weight, values = _group_estimates(noisy, pilot, noise, groups.brightness[band].T, across)
         numerator.index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
         weights.index_add_(0, corners.flatten(), weight.repeat(GROUP))
-    corners_before = F.pad(weights.view(1, 1, *observed.shape), (SIZE - 1, 0, SIZE - 1, 0))
-    covering = F.avg_pool2d(corners_before, SIZE, 1)[0, 0] * (SIZE * SIZE)  # the weights of a pixel's patches
-    return numerator.view_as(observed).div_(covering)
+    shape = observed.shape
+    del observed, planes  # the caller's noisy plane goes before the covering's temporaries come
+    numerator, weights = numerator.view(shape), weights.view(shape)
+    for top in range(0, shape[0], ROWS):  # row blocks: the covering's temporaries stay a block's
+        above = min(top, SIZE - 1)  # rows of corners above the block whose patches reach into it
+        corners_before = F.pad(weights[None, None, top - above : top + ROWS], (SIZE - 1, 0, SIZE - 1 - above, 0))
+        covering = F.avg_pool2d(corners_before, SIZE, 1)[0, 0]  # the mean weight of a pixel's patches
+        numerator[top : top + ROWS].div_(covering).div_(SIZE * SIZE)
+    return numerator
 
 
 def _group_estimates(

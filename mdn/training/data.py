@@ -10,13 +10,12 @@ import torch
 
 from mdn.errors import MdnError
 from mdn.io import images, tonemap
+from mdn.io.batch import expand_inputs
 from mdn.training.options import TrainOptions
 
 
 def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:
     """Clean RGB training images (H, W, 3) in [0, 1] from files and folders (searched recursively)."""
-    from mdn.io.batch import expand_inputs
-
     found = []
     for path in expand_inputs(sources, recursive=True):
         try:

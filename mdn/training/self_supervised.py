@@ -26,6 +26,7 @@ from torch import nn
 from mdn import registry
 from mdn.errors import MdnError
 from mdn.io import images
+from mdn.io.batch import expand_inputs
 from mdn.stabilise import PoissonGaussian, Stabiliser
 from mdn.training.objectives import CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
@@ -77,8 +78,6 @@ class SelfSupervised(CardFineTuning):
 
     def _read(self, warn: Callable[[str], None]) -> tuple[list[np.ndarray], int]:
         """Every plane (H, W, C) of the files, all of one sample type and channel count; the files' record."""
-        from mdn.io.batch import expand_inputs
-
         planes: list[np.ndarray] = []
         kinds = set()
         for path in expand_inputs(self.options.data, recursive=True):
