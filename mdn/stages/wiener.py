@@ -53,6 +53,10 @@ from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Ga
 OWN_MEMBERS = 1
 """A group's own noise is measured in its reference patch alone (63 AC coefficients of the residual): on the
 bench's nine noises +0.26 dB on salt and pepper against its first 4 patches, the rest unchanged, and less work."""
+TRIM_PIXELS = 1 << 22
+"""From 4 MP on, the stage hands its freed temporaries back to the kernel between its phases (a 24 MP photo
+through the default: 1.54 GB at peak instead of 1.82); below, the page faults that follow cost more than the
+memory is worth (10 % of the stage's time at 1 MP)."""
 BAND_REFERENCES = 1 << 11
 """Reference patches per band: a band's spectra take 8 MB each (2^13 took as long, with 0.3 GB more at 24 MP)."""
 
@@ -84,7 +88,7 @@ def collaborative_wiener(
         luminance = to_plane(out, axes[0])
         groups = _Groups(luminance, to_plane.padded_shape, search)
         brightness = patch_sums(padded(luminance, device), STRIDE)
-        allocator.release_freed_memory()  # the search's temporaries, before the planes' buffers come
+        _trim(height * width)  # the search's temporaries, before the planes' buffers come
         guide: Tensor | None = luminance
         del luminance
         for axis in axes:  # one opponent plane at a time: the memory of one
@@ -96,9 +100,15 @@ def collaborative_wiener(
                 block = slice(rows, rows + ROWS)
                 out[block] += correction[block, :, None] * axis.numpy()
             del correction
-            allocator.release_freed_memory()
+            _trim(height * width)
     bounds.clip(out)
     return out
+
+
+def _trim(pixels: int) -> None:
+    """The heap's free pages back to the kernel for a picture of TRIM_PIXELS or more."""
+    if pixels >= TRIM_PIXELS:
+        allocator.release_freed_memory()
 
 
 class _Bounds:
@@ -185,7 +195,7 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
     reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`)."""
     device = observed.device
     noise = Noise(padded(observed - guide, device), brightness)
-    allocator.release_freed_memory()  # the residual's pages, before the sums' come
+    _trim(observed.numel())  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
     numerator = torch.zeros(observed.numel(), device=device)
