@@ -16,7 +16,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Me
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Passes to average, each over the image flipped or turned its own way: 8 for the last tenths of a dB (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l detail -l no-detail -d "Put back the texture the network smoothed (what it removed that stands above the image's own noise in 8x8 DCTs), then filter groups of similar patches with that as pilot (default: the card's)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quality -x -a 'fast balanced high' -d "With the detail stage, what follows it: fast (nothing), balanced or high (filtering groups of similar patches: about 0.3 dB for 2.5x the time on a CPU, high +0.04 dB for 1.5x balanced's)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quality -x -a 'fast balanced high' -d "With the detail stage, what follows it: fast (nothing), balanced or high (filtering groups of similar patches: about 0.3 dB for 2.6x the time on a CPU; high +0.04 dB for 1.2x balanced's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l wiener -l no-wiener -d '--no-wiener: --quality fast'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l self-check -l no-self-check -d "Measure each image's noise and blend the input back where the card would do worse (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'

@@ -153,3 +153,19 @@ def test_wiener_output_stays_in_range() -> None:
     noisy = gaussian(clean, 25)
     refined = wiener.collaborative_wiener(noisy, gaussian_filter(noisy, sigma=(1, 1, 0)).clip(0, 1))
     assert refined.min() >= 0 and refined.max() <= 1
+
+
+def test_wiener_in_place_equals_a_new_array_and_keeps_the_pilots_range() -> None:
+    """Refined into the pilot itself or into a new array, the same result; where the pilot lies above 1 (an HDR
+    highlight) the output may too, up to the pilot's value, and every other pixel is clipped to [0, 1]."""
+    clean = sample("barbara")[:96, :96].copy()
+    clean[40:56, 40:56] = 1.3
+    noisy = clean + np.random.default_rng(0).normal(0, 0.1, clean.shape).astype(np.float32)
+    pilot = gaussian_filter(noisy, sigma=(1, 1, 0))
+    fresh = wiener.collaborative_wiener(noisy, pilot)
+    same = pilot.copy()
+    assert wiener.collaborative_wiener(noisy, same, out=same) is same
+    assert np.array_equal(same, fresh)
+    bright = pilot > 1
+    assert fresh[~bright].min() >= 0 and fresh[~bright].max() <= 1
+    assert np.all(fresh[bright] <= pilot[bright]) and fresh[bright].mean() > 1.2

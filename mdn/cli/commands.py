@@ -143,8 +143,8 @@ def denoise_command(
                                         "filter groups of similar patches with that as pilot (default: the "
                                         "card's).")] = None,
     quality: Annotated[str | None, _opt("--quality", "With the detail stage, what follows it: fast (nothing), balanced "
-                                 "or high (filtering groups of similar patches: about 0.3 dB for 2.5x the time on "
-                                 "a CPU, high +0.04 dB for 1.5x balanced's).",
+                                 "or high (filtering groups of similar patches: about 0.3 dB for 2.6x the time on "
+                                 "a CPU; high +0.04 dB for 1.2x balanced's).",
                                  metavar=_choices(engine.QUALITIES), show_default=ENGINE.quality)] = None,
     wiener: Annotated[bool | None, _opt("--wiener/--no-wiener", "--no-wiener: --quality fast.",
                                         hidden=True)] = None,
