@@ -110,11 +110,11 @@ def denoise_volume(
     **settings: Any,
 ) -> dict[str, Any]:
     """Denoise a zarr array or OME-Zarr image chunk by chunk into a new store, as `mdn denoise in.zarr -o
-    out.zarr` does: equal to the whole volume denoised at once, memory bounded by a chunk, an interrupted run
-    taken up where it stopped. `scheduler`: a dask.distributed scheduler address (or `local:N`) to run the
-    chunks on; `threads`: CPU threads for the call; `settings`: `denoise`'s tile, overlap, device, precision,
-    seed and so on. Needs the distributed extra (`pip install 'mdn[distributed]'`); returns what the report
-    records.
+    out.zarr` does: equal to the whole volume denoised at once, memory bounded by a chunk (by a plane where the
+    card's stages measure whole planes, as the default's do), an interrupted run taken up where it stopped.
+    `scheduler`: a dask.distributed scheduler address (or `local:N`) to run the chunks on; `threads`: CPU
+    threads for the call; `settings`: `denoise`'s tile, overlap, device, precision, seed and so on. Needs the
+    distributed extra (`pip install 'mdn[distributed]'`); returns what the report records.
 
         >>> mdn.denoise_volume("cells.ome.zarr", "clean.ome.zarr", scheduler="tcp://10.0.0.5:8786")
     """

@@ -32,26 +32,39 @@ def _stack(planes: int = 3, height: int = 150, width: int = 133) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    """A zarr array chunked across planes, rows and columns, and the same stack denoised from a TIFF."""
+def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """A zarr array chunked across planes, rows and columns, and the same stack denoised from a TIFF by the
+    default, with its stages and with the network alone (`--no-detail`)."""
     folder = tmp_path_factory.mktemp("volume")
     stack = _stack()
     zarr.create_array(str(folder / "cells.zarr"), data=stack, chunks=(2, 64, 48))
     tifffile.imwrite(folder / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    reference = _invoke("denoise", folder / "cells.tif", "-o", folder / "reference.tif", *TILE, "--no-detail")
-    assert reference.exit_code == 0  # chunks run without the plane-wide detail stage
-    return folder, tifffile.imread(folder / "reference.tif")
+    references = {}
+    for name, flags in {"default": [], "network": ["--no-detail"]}.items():
+        result = _invoke("denoise", folder / "cells.tif", "-o", folder / f"{name}.tif", *TILE, *flags)
+        assert result.exit_code == 0, result.output
+        references[name] = tifffile.imread(folder / f"{name}.tif")
+    assert np.abs(references["default"].astype(int) - references["network"]).max() > 20  # the stages count
+    return folder, references
 
 
-@pytest.mark.parametrize("unit_voxels", [1, 4 * 64 * 48, None])  # a chunk, 2 chunks, a plane's chunks per unit
+@pytest.mark.parametrize(
+    ("flags", "unit_voxels", "units"),
+    [([], 1, 2), ([], None, 2), (["--no-detail"], 1, 18), (["--no-detail"], 4 * 64 * 48, 12),
+     (["--no-detail"], None, 2)],
+)  # fmt: skip
 def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
-    volume, tmp_path: Path, monkeypatch, unit_voxels: int | None
+    volume, tmp_path: Path, monkeypatch, flags: list[str], unit_voxels: int | None, units: int
 ) -> None:
-    folder, reference = volume
+    """Chunk by chunk (units of one chunk, two, or a plane's), the network alone equals the TIFF run; with the
+    default's stages, which measure whole planes, units are whole planes whatever the budget, and the volume
+    equals the TIFF run through the default too."""
+    folder, references = volume
+    reference = references["network" if flags else "default"]
     if unit_voxels:
         monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", (2 << 30) // unit_voxels)  # of the default --max-memory
     report = tmp_path / "report.json"
-    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--json", report)
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, *flags, "--json", report)
     assert result.exit_code == 0, result.output
     out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")
     assert out.dtype == np.uint16 and out.chunks == (2, 64, 48)
@@ -60,19 +73,20 @@ def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
     assert not (tmp_path / "clean.zarr" / volumes.PROGRESS).exists()
     info = json.loads(report.read_text())["files"][0]["info"]
     assert info["chunks"] == 2 * 3 * 3 and info["resumed_from"] == 0
-    assert info["units"] == {1: 18, 4 * 64 * 48: 12, None: 2}[unit_voxels]
+    assert info["units"] == units
 
 
 def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> None:
-    folder, reference = volume
+    folder, references = volume
     result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--scheduler", "local:2")
     assert result.exit_code == 0, result.output
-    assert np.abs(zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:].astype(int) - reference).max() <= 1
+    assert np.abs(zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:].astype(int) - references["default"]).max() <= 1
 
 
 def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, monkeypatch) -> None:
-    folder, reference = volume
+    folder, references = volume
     target = tmp_path / "clean.zarr"
+    plain = ("--no-detail", *TILE)  # the network alone, so that units can be single chunks
     written = volumes.denoise_unit
     calls = []
 
@@ -84,15 +98,15 @@ def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, mon
 
     monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", 2 << 30)  # a chunk per unit
     monkeypatch.setattr(volumes.chunks, "denoise_unit", failing_after_four)  # as each unit runs
-    result = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
+    result = _invoke("denoise", folder / "cells.zarr", "-o", target, *plain)
     assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output
     assert "chunk 0.1.1: disk went away" in result.output
     assert len(list((target / volumes.PROGRESS).iterdir())) == 4
     monkeypatch.setattr(volumes.chunks, "denoise_unit", written)
     report = tmp_path / "report.json"
-    assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--json", report).exit_code == 0
+    assert _invoke("denoise", folder / "cells.zarr", "-o", target, *plain, "--json", report).exit_code == 0
     assert json.loads(report.read_text())["files"][0]["info"]["resumed_from"] == 4
-    assert np.abs(zarr.open(str(target), mode="r")[:].astype(int) - reference).max() <= 1
+    assert np.abs(zarr.open(str(target), mode="r")[:].astype(int) - references["network"]).max() <= 1
     again = _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE)
     assert again.exit_code == 1 and "exists" in again.output  # a finished output is not redone without --overwrite
     assert _invoke("denoise", folder / "cells.zarr", "-o", target, *TILE, "--skip-existing").exit_code == 0
@@ -135,8 +149,8 @@ def test_the_api_denoises_a_float_volume_as_the_float_tiff_is(tmp_path: Path) ->
     stack = _stack(2, 70, 90).astype(np.float32) / 4096
     zarr.create_array(str(tmp_path / "float.zarr"), data=stack, chunks=(1, 32, 64), zarr_format=2)
     tifffile.imwrite(tmp_path / "float.tif", stack, imagej=True, metadata={"axes": "ZYX"})
-    reference = _invoke("denoise", tmp_path / "float.tif", "-o", tmp_path / "reference.tif", *TILE, "--no-detail")
-    assert reference.exit_code == 0  # chunks run without the plane-wide detail stage
+    reference = _invoke("denoise", tmp_path / "float.tif", "-o", tmp_path / "reference.tif", *TILE)
+    assert reference.exit_code == 0  # the default's stages run on whole planes of the volume too
     info = mdn.denoise_volume(tmp_path / "float.zarr", tmp_path / "clean.zarr", tile=64)
     assert info["chunks"] == 2 * 3 * 2
     out = zarr.open(str(tmp_path / "clean.zarr"), mode="r")

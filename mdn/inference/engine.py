@@ -170,19 +170,27 @@ class Engine:
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
         self.kept_shares = []
         for index, plane in enumerate(planes):
-            self._plane(plane, index, advance, result[index])
-            noisy = plane[..., : result.shape[-1]]
-            if self.options.detail:
-                self._release()
-                detail.restore_detail(noisy, result[index], self.device, out=result[index])
-                search = wiener.QUALITY.get(self.options.quality)
-                if search:
-                    self._release()
-                    wiener.collaborative_wiener(noisy, result[index], self.device, result[index], search)
-            if self.options.self_check:
-                result[index], share = noise_level.self_checked(noisy, result[index])
-                self.kept_shares.append(share)
+            self.denoise_plane(plane, index, result[index], advance)
         return result
+
+    def denoise_plane(
+        self, plane: np.ndarray, index: int, out: np.ndarray, advance: Callable[[int], None] = lambda _: None
+    ) -> None:
+        """One (H, W, C) plane into `out` (H, W, C'), as `__call__` denoises plane `index` of a stack: the network
+        over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
+        measure the whole plane."""
+        self._plane(plane, index, advance, out)
+        noisy = plane[..., : out.shape[-1]]
+        if self.options.detail:
+            self._release()
+            detail.restore_detail(noisy, out, self.device, out=out)
+            search = wiener.QUALITY.get(self.options.quality)
+            if search:
+                self._release()
+                wiener.collaborative_wiener(noisy, out, self.device, out, search)
+        if self.options.self_check:
+            out[...], share = noise_level.self_checked(noisy, out)
+            self.kept_shares.append(share)
 
     def _release(self) -> None:
         """Before a stage on the CPU: the heap's free pages back to the kernel, so that the stage's temporaries
@@ -281,8 +289,8 @@ class Engine:
         (H, W, C) `shape` plane, bit for bit, from the parts of the plane that `read(rows, columns)` returns as
         float32 (h, w, C) display-range pixels: only the tiles of the whole plane's grid that touch the region
         run, on the pixels they would see there (the plane's reflected border included), with their weights.
-        Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes,
-        which runs without the detail stage and the self-check (they measure the whole plane's output)."""
+        Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes
+        without the stages after the network (they measure the whole plane's output: `denoise_plane` runs them)."""
         height, width, _ = shape
         padded = height + (-height) % self.window, width + (-width) % self.window
         grid = self._grid(*padded)

@@ -55,8 +55,9 @@ def plan(
     zeroshot: ZeroShotSettings | None = None,
 ) -> tuple[Volume, VolumeJob, list[Unit], list[str]]:
     """The job, the units with chunks left to do and the names of the chunks done, for denoising `source` into
-    `target` with a card and its options, or with zero-shot settings (units of whole planes), the output created
-    or reopened."""
+    `target` with a card and its options, or with zero-shot settings, the output created or reopened. Units are
+    whole planes where what runs measures the whole plane (zero-shot fitting, a card's detail stage and
+    self-check), else blocks of chunks within the memory budget."""
     volume = Volume.open(source)
     volume.check()
     done = prepare_target(volume, target, overwrite)
@@ -69,7 +70,8 @@ def plan(
     camera = card is not None and card.transform
     transform = tonemap.camera_transform(card.transform, array.dtype, source) if camera else display_range(array)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
-    budget = sys.maxsize if zeroshot or options is None else options.max_memory // UNIT_BYTES_PER_VOXEL
+    whole_planes = zeroshot or options is None or options.detail or options.self_check  # they measure a plane
+    budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL
     units = units_of(array.shape, array.chunks, budget)
     units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
     return volume, job, units, done
