@@ -1,6 +1,5 @@
-"""Where the default's stages after the network spend their time: the texture stage, collaborative Wiener
-filtering at each quality and its block matching timed alone on a square photo (median of runs), beside the
-network, then the
+"""Where the default's stages after the network spend their time: the texture stage, collaborative Wiener filtering at
+each quality and its block matching timed alone on a square photo (median of runs), beside the network, then the
 balanced Wiener stage's operations from torch's profiler. The heap keeps freed memory as the engine has it do
 (`allocator.keep_freed_memory`): without it, fresh pages for every band's temporaries double the Wiener stage's
 time.

@@ -31,7 +31,7 @@ MIN_TILE = 64
 MAX_TILE = 512
 """The largest tile chosen from a memory budget."""
 
-QUALITIES = ("fast", "balanced", "high")
+QUALITIES = ("fast", *wiener.QUALITY)
 """What runs after the detail stage, OIDN's names: nothing (fast), or collaborative Wiener filtering searching as
 `wiener.QUALITY` says (balanced, the default; high)."""
 
@@ -89,6 +89,12 @@ class EngineOptions:
     quality: str = "balanced"
     self_check: bool = False
     max_memory: int = 2 << 30
+
+    @property
+    def plane_stages(self) -> bool:
+        """Whether stages that measure the whole plane run after the network (`Engine.denoise_plane`; a region
+        of a plane cannot run them)."""
+        return self.detail or self.self_check
 
 
 def check_tiling(tile: int, overlap: int, window: int) -> None:

@@ -18,6 +18,7 @@ chroma axes), all with the luminance's groups.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,22 +116,28 @@ class _Bounds:
     """What the refined picture is clipped to: [0, 1], or as far as the pilot's own pixel lies outside it (the
     few such pixels' values kept, not a picture of bounds)."""
 
+    BLOCK = ROWS << 12
+    """Values at a time: no picture-sized temporaries."""
+
     def __init__(self, pilot: np.ndarray) -> None:
-        flat, block = pilot.reshape(-1), ROWS << 12
-        self.outside = np.concatenate(
-            [start + np.flatnonzero((part < 0) | (part > 1)) for start in range(0, flat.size, block)
-             for part in [flat[start : start + block]]]
-        )  # fmt: skip
+        flat = pilot.reshape(-1)
+        outside = [start + np.flatnonzero((part < 0) | (part > 1)) for start, part in _blocks(flat)]
+        self.outside = np.concatenate(outside)
         self.values = flat[self.outside]
 
     def clip(self, picture: np.ndarray) -> None:
         """Clip the (contiguous) `picture` in place."""
         flat = picture.reshape(-1)
         refined = flat[self.outside]
-        for start in range(0, flat.size, ROWS << 12):  # in blocks: no picture-sized temporaries
-            block = flat[start : start + (ROWS << 12)]
-            np.clip(block, 0, 1, out=block)
+        for _, part in _blocks(flat):
+            np.clip(part, 0, 1, out=part)
         flat[self.outside] = np.clip(refined, np.minimum(self.values, 0), np.maximum(self.values, 1))
+
+
+def _blocks(flat: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, view) of a flat array's blocks of `_Bounds.BLOCK` values."""
+    for start in range(0, flat.size, _Bounds.BLOCK):
+        yield start, flat[start : start + _Bounds.BLOCK]
 
 
 class _Planes:
@@ -182,10 +189,10 @@ class _Groups:
         del wide
         sums = F.avg_pool2d(guide[None, None], SIZE, 1)[0, 0].mul_(SIZE)
         self.brightness = torch.empty(self.corners.shape, device=guide.device)
+        """(N, GROUP): each member patch's DC in the guide, its brightness."""
         for start in range(0, len(self.corners), BAND_REFERENCES):  # bands: no picture-sized index temporaries
             corners = self.corners[start : start + BAND_REFERENCES]
             self.brightness[start : start + BAND_REFERENCES] = sums[corners // width, corners % width]
-        """(N, GROUP): each member patch's DC in the guide, its brightness."""
         pixel = torch.arange(SIZE, device=guide.device, dtype=index)
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 

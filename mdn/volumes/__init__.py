@@ -70,7 +70,7 @@ def plan(
     camera = card is not None and card.transform
     transform = tonemap.camera_transform(card.transform, array.dtype, source) if camera else display_range(array)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
-    whole_planes = zeroshot or options is None or options.detail or options.self_check  # they measure a plane
+    whole_planes = zeroshot or options is None or options.plane_stages  # they measure a plane
     budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL
     units = units_of(array.shape, array.chunks, budget)
     units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
