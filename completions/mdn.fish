@@ -15,6 +15,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -x -a 'aut
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Passes to average, each over the image flipped or turned its own way: 8 for the last tenths of a dB (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l impulses -l no-impulses -d "Fill pixels stuck at black or white that their neighbours do not share (salt and pepper, dead and hot pixels) before the network; --no-impulses keeps them, e.g. one-pixel stars (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l detail -l no-detail -d "Put back the texture the network smoothed (what it removed that stands above the image's own noise in 8x8 DCTs), then filter groups of similar patches with that as pilot (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quality -x -a 'fast balanced high' -d "With the detail stage, what follows it: fast (nothing), balanced or high (filtering groups of similar patches: about 0.3 dB for 2.6x the time on a CPU; high +0.04 dB for 1.2x balanced's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l wiener -l no-wiener -d '--no-wiener: --quality fast'
@@ -121,7 +122,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-mask-ratio -
 complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.compile the network (fixed shapes): for GPUs; slower on CPU'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (CARD+no-detail: without its detail stage; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, every card, installed peers)'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (CARD+no-detail: without its detail stage; CARD+no-impulses: without filling impulses; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels; none: renders alone)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid'

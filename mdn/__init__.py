@@ -47,6 +47,7 @@ def denoise(
     normal: str | os.PathLike[str] | None = None,
     passes: int | None = None,
     input_mask: float | None = None,
+    impulses: bool | None = None,
     detail: bool | None = None,
     quality: str | None = None,
     wiener: bool | None = None,
@@ -68,7 +69,8 @@ def denoise(
     `model`: a card name, the path of a card's JSON, a card, a model from `load_model` (loaded once for many
     images), or None for the default card (for HDR input, an EXR file or `hdr=True`, the card marked default for
     renders). A render card also takes the render's albedo and normal: `albedo` and `normal` files, else the
-    EXR's own layers when it has them. `passes`, `input_mask`, `detail` (put back the texture the network
+    EXR's own layers when it has them. `passes`, `input_mask`, `impulses` (fill values stuck at black or white
+    that their neighbours do not share before the network), `detail` (put back the texture the network
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
     "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast") and `self_check`
     (blend the input back by the image's own noise where the card would do worse) default to the card's own

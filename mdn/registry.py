@@ -96,10 +96,11 @@ class ModelCard:
 
     @property
     def stages(self) -> list[str]:
-        """What `mdn denoise` runs with this card by default, in order: the network, then the stages its
-        inference settings turn on."""
+        """What `mdn denoise` runs with this card by default, in order: the network and the stages its inference
+        settings turn on around it."""
         run = self.inference
-        stages = ["network" if run.get("passes", 1) == 1 else f"network x{run['passes']} passes"]
+        stages = ["impulses"] if run.get("impulses") else []
+        stages += ["network" if run.get("passes", 1) == 1 else f"network x{run['passes']} passes"]
         if run.get("detail"):
             stages += ["texture"] + (["Wiener"] if run.get("quality") != "fast" else [])
         return stages + (["self-check"] if run.get("self_check") else [])

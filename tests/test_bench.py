@@ -36,17 +36,20 @@ def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    ("suffix", "setting"),
-    [("+no-detail", {"detail": False}), ("+no-wiener", {"wiener": False}), ("+fast", {"quality": "fast"}),
-     ("+high", {"quality": "high"})],
+    ("suffix", "setting", "noise"),
+    [("+no-detail", {"detail": False}, ("gaussian", 15.0)), ("+no-wiener", {"wiener": False}, ("gaussian", 15.0)),
+     ("+fast", {"quality": "fast"}, ("gaussian", 15.0)), ("+high", {"quality": "high"}, ("gaussian", 15.0)),
+     ("+no-impulses", {"impulses": False}, ("saltpepper", 0.02))],
 )  # fmt: skip
-def test_a_card_without_a_stage_is_benched_beside_it(suffix: str, setting: dict[str, bool | str]) -> None:
+def test_a_card_without_a_stage_is_benched_beside_it(
+    suffix: str, setting: dict[str, bool | str], noise: tuple[str, float]
+) -> None:
     """`CARD+no-detail` is the card as `mdn denoise --no-detail` runs it (`+no-wiener`: `--no-wiener`; `+fast`,
-    `+high`: `--quality`), in the same run as the card itself."""
+    `+high`: `--quality`; `+no-impulses`: `--no-impulses`), in the same run as the card itself."""
     import mdn
 
     clean = bench.load_references([str(bench.SAMPLES / "barbara.png")])["barbara"][:96, :96]
-    noisy = bench.noisy_input(clean, "barbara", "gaussian", 15.0, 0)
+    noisy = bench.noisy_input(clean, "barbara", *noise, 0)
     name = "unet-dct-practical" + suffix
     found = bench.denoisers(["unet-dct-practical", name], EngineOptions(device="cpu"))
     without = found[name](noisy)

@@ -199,7 +199,9 @@ def test_the_models_table_reads_at_80_columns() -> None:
     assert set(rows) == {card.name for card in cards}  # every name whole
     assert "40,000" in rows["unet"]  # all the sittings' steps, not the last one's
     default = next(card for card in cards if card.default)
-    assert "network → texture → Wiener" in rows[default.name] and " default " in rows[default.name]
+    assert "impulses → network → texture" in rows[default.name] and " default " in rows[default.name]
+    wide = mdn_cli("models", columns=120).stdout
+    assert "impulses → network → texture → Wiener: U-Net" in wide  # what it runs, then what it is
 
 
 def test_tables_on_a_pipe_cut_nothing() -> None:
@@ -211,7 +213,7 @@ def test_tables_on_a_pipe_cut_nothing() -> None:
 def test_models_show_is_a_short_summary_and_json_on_request() -> None:
     summary = mdn_cli("models", "show", "unet-dct-practical").stdout.splitlines()
     assert 5 <= len(summary) <= 15 and "the default of mdn denoise" in summary[0]
-    assert any("network → texture → Wiener" in line for line in summary)
+    assert any("impulses → network → texture → Wiener" in line for line in summary)
     assert '"architecture": "unet"' in mdn_cli("models", "show", "unet-dct-practical", "--json").stdout
 
 

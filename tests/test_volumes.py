@@ -16,6 +16,7 @@ from mdn.cli import app
 zarr = pytest.importorskip("zarr")
 runner = CliRunner()
 TILE = ("--tile", "64")  # several tiles per plane, so that chunks cut through tiles
+ALONE = ["--no-detail", "--no-impulses"]  # the network alone: no stage before or after it measures a whole plane
 
 
 def _invoke(*args: object):
@@ -34,13 +35,13 @@ def _stack(planes: int = 3, height: int = 150, width: int = 133) -> np.ndarray:
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
     """A zarr array chunked across planes, rows and columns, and the same stack denoised from a TIFF by the
-    default, with its stages and with the network alone (`--no-detail`)."""
+    default, with its stages and with the network alone (`--no-detail --no-impulses`)."""
     folder = tmp_path_factory.mktemp("volume")
     stack = _stack()
     zarr.create_array(str(folder / "cells.zarr"), data=stack, chunks=(2, 64, 48))
     tifffile.imwrite(folder / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     references = {}
-    for name, flags in {"default": [], "network": ["--no-detail"]}.items():
+    for name, flags in {"default": [], "network": ALONE}.items():
         result = _invoke("denoise", folder / "cells.tif", "-o", folder / f"{name}.tif", *TILE, *flags)
         assert result.exit_code == 0, result.output
         references[name] = tifffile.imread(folder / f"{name}.tif")
@@ -50,8 +51,7 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np
 
 @pytest.mark.parametrize(
     ("flags", "unit_voxels", "units"),
-    [([], 1, 2), ([], None, 2), (["--no-detail"], 1, 18), (["--no-detail"], 4 * 64 * 48, 12),
-     (["--no-detail"], None, 2)],
+    [([], 1, 2), ([], None, 2), (ALONE, 1, 18), (ALONE, 4 * 64 * 48, 12), (ALONE, None, 2)],
 )  # fmt: skip
 def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
     volume, tmp_path: Path, monkeypatch, flags: list[str], unit_voxels: int | None, units: int
@@ -86,7 +86,7 @@ def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> N
 def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, monkeypatch) -> None:
     folder, references = volume
     target = tmp_path / "clean.zarr"
-    plain = ("--no-detail", *TILE)  # the network alone, so that units can be single chunks
+    plain = (*ALONE, *TILE)  # the network alone, so that units can be single chunks
     written = volumes.denoise_unit
     calls = []
 

@@ -138,6 +138,10 @@ def denoise_command(
                                        "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
+    impulses: Annotated[bool | None, _opt("--impulses/--no-impulses", "Fill pixels stuck at black or white that "
+                                          "their neighbours do not share (salt and pepper, dead and hot pixels) "
+                                          "before the network; --no-impulses keeps them, e.g. one-pixel stars "
+                                          "(default: the card's).")] = None,
     detail: Annotated[bool | None, _opt("--detail/--no-detail", "Put back the texture the network smoothed (what "
                                         "it removed that stands above the image's own noise in 8x8 DCTs), then "
                                         "filter groups of similar patches with that as pilot (default: the "
@@ -432,8 +436,9 @@ def bench_command(
     images_: Annotated[list[str] | None, typer.Argument(metavar="IMAGES", help="Clean reference images (default: "
                                                         "the bundled sample set).")] = None,
     models: Annotated[str | None, _opt("--models", "Comma-separated cards (CARD+no-detail: without its detail "
-                                       "stage; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers "
-                                       "(default: noisy, every card, installed peers).")] = None,
+                                       "stage; CARD+no-impulses: without filling impulses; CARD+fast, "
+                                       "CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, "
+                                       "every card, installed peers).")] = None,
     noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type, paper "
                                            "levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "

@@ -20,8 +20,8 @@ from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
 
 RUN_SETTINGS = (
-    "passes", "input_mask", "detail", "quality", "wiener", "self_check", "seed", "device", "precision", "tile",
-    "overlap", "batch", "max_memory", "attention_mask",
+    "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "seed", "device", "precision",
+    "tile", "overlap", "batch", "max_memory", "attention_mask",
 )  # fmt: skip
 """The keyword arguments of `options` that `mdn denoise` and `mdn.denoise` take from their callers."""
 
@@ -37,6 +37,7 @@ def options(
     *,
     passes: int | None = None,
     input_mask: float | None = None,
+    impulses: bool | None = None,
     detail: bool | None = None,
     quality: str | None = None,
     wiener: bool | None = None,
@@ -45,12 +46,15 @@ def options(
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
-    """Engine options for `card`: its inference settings (passes, input mask, detail, quality, self-check) and tile
-    overlap unless given here, `settings` (EngineOptions' fields) as given; `wiener` False means quality fast.
-    Raises MdnError for a setting the engine would refuse."""
+    """Engine options for `card`: its inference settings (passes, input mask, impulses, detail, quality,
+    self-check) and tile overlap unless given here, `settings` (EngineOptions' fields) as given; `wiener` False
+    means quality fast. Raises MdnError for a setting the engine would refuse."""
     if wiener is False:
         quality = "fast"
-    given = {"passes": passes, "input_mask": input_mask, "detail": detail, "quality": quality, "self_check": self_check}
+    given = {
+        "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail, "quality": quality,
+        "self_check": self_check,
+    }  # fmt: skip
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("quality", EngineOptions.quality) not in QUALITIES:
         raise MdnError(f"--quality must be one of {', '.join(QUALITIES)}, got {inference['quality']!r}")
@@ -84,7 +88,7 @@ def run(
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device, whether
-    the detail stage and its Wiener filtering ran, and the quality."""
+    the detail stage and its Wiener filtering ran, the quality, and the impulses filled (where that stage ran)."""
     engine = Engine(model.net, settings)
     result = engine(planes, progress)
     if info is not None:
@@ -97,6 +101,8 @@ def run(
             wiener=settings.detail and settings.quality != "fast",
             quality=settings.quality,
         )
+        if settings.impulses:
+            info.update(impulses=engine.impulses_filled)
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
     return result

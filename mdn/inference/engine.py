@@ -21,7 +21,7 @@ from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
-from mdn.stages import detail, noise_level, wiener
+from mdn.stages import detail, impulse, noise_level, wiener
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -70,7 +70,9 @@ def symmetry(pass_: int, square: bool) -> int:
 class EngineOptions:
     """How to run a network over an image. `passes` passes are averaged, each over the tiles flipped or turned
     its own way (`symmetry`: the geometric self-ensemble), drawing its own masks; `input_mask` hides that share
-    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `detail`
+    of the input pixels in every pass, drawn afresh, the way masked training showed them to the net; `impulses`
+    fills each plane's impulses (values stuck at black or white) before the network (`impulse.fill_impulses`),
+    and the stages after it see the filled plane as its input; `detail`
     puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, at
     `quality` balanced or high (not fast), refines it by collaborative Wiener filtering of the input with it as
     pilot (`wiener.collaborative_wiener`, searching as `wiener.QUALITY` says); `self_check` blends each whole
@@ -85,6 +87,7 @@ class EngineOptions:
     seed: int = 0
     attention_mask: bool = True
     input_mask: float = 0.0
+    impulses: bool = False
     detail: bool = False
     quality: str = "balanced"
     self_check: bool = False
@@ -94,7 +97,7 @@ class EngineOptions:
     def plane_stages(self) -> bool:
         """Whether stages that measure the whole plane run after the network (`Engine.denoise_plane`; a region
         of a plane cannot run them)."""
-        return self.detail or self.self_check
+        return self.impulses or self.detail or self.self_check
 
 
 def check_tiling(tile: int, overlap: int, window: int) -> None:
@@ -146,6 +149,8 @@ class Engine:
         self.tiles_run = 0
         self.kept_shares: list[float] = []
         """With `self_check`: the share of the network's change kept in each plane of the last call."""
+        self.impulses_filled = 0
+        """With `impulses`: the values filled in the planes of the last call."""
 
     def _tile_for_budget(self, budget: int) -> int:
         """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
@@ -174,7 +179,7 @@ class Engine:
                 progress(done, total)
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
-        self.kept_shares = []
+        self.kept_shares, self.impulses_filled = [], 0
         for index, plane in enumerate(planes):
             self.denoise_plane(plane, index, result[index], advance)
         return result
@@ -185,6 +190,8 @@ class Engine:
         """One (H, W, C) plane into `out` (H, W, C'), as `__call__` denoises plane `index` of a stack: the network
         over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
         measure the whole plane."""
+        if self.options.impulses:
+            plane = self._impulses_filled(plane, out.shape[-1])
         self._plane(plane, index, advance, out)
         noisy = plane[..., : out.shape[-1]]
         if self.options.detail:
@@ -197,6 +204,14 @@ class Engine:
         if self.options.self_check:
             out[...], share = noise_level.self_checked(noisy, out)
             self.kept_shares.append(share)
+
+    def _impulses_filled(self, plane: np.ndarray, channels: int) -> np.ndarray:
+        """The (H, W, C) plane with the impulses of its first `channels` filled (itself where it has none)."""
+        image, count = impulse.fill_impulses(np.asarray(plane[..., :channels], dtype=np.float32))
+        self.impulses_filled += count
+        if not count:
+            return plane
+        return np.concatenate([image, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else image
 
     def _release(self) -> None:
         """Before a stage on the CPU: the heap's free pages back to the kernel, so that the stage's temporaries
