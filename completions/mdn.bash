@@ -27,7 +27,7 @@ _mdn() {
             case "$prev" in --precision) COMPREPLY=($(compgen -W "auto fp32 bf16 fp16" -- "$cur")); return ;; esac
             case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32" -- "$cur")); return ;; esac
             case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--precision|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --no-share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --objective) COMPREPLY=($(compgen -W "denoise fill self-supervised render" -- "$cur")); return ;; esac

@@ -61,7 +61,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l beta -r -d 'MPI: EM
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l mask-ratio -r -d 'MPI: share of pixels hidden per step'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l lr -r -d 'Adam learning rate'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l time-budget -r -d 'Per file: stop in time with a result (e.g. 90s, 2m, 1h30m)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l share -d 'MPI, stacks: continue each slice from the previous one'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l share -l no-share -d "MPI, stacks: continue each slice from the previous one's network, for a quarter of the iterations (default: on)"
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l tile -r -d 'MPI: tile size for large images (512)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overlap -r -d 'MPI: tile overlap (default: 32)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -x -a 'auto cpu cuda mps' -d 'Where to run; auto: a GPU where there is one, else the CPU'

@@ -147,7 +147,7 @@ def denoise_zeroshot(
     mask_ratio: float | None = None,
     lr: float | None = None,
     time_budget: float | str | None = None,
-    share: bool = False,
+    share: bool | None = None,
     self_check: bool = True,
     tile: int | None = None,
     overlap: int | None = None,
@@ -164,7 +164,8 @@ def denoise_zeroshot(
     `preset` (MPI: full, fast, real, microscopy; default full on RGB, microscopy on grey) with `iters`, `beta`,
     `mask_ratio` and `lr` overriding it; `model`: the fill card (default: the preset's, fill-grey for grey
     images). `time_budget` (seconds, or a duration such as "2m") stops in time and returns what it has. MPI
-    only: `share` continues each slice of a stack from the previous one, `tile` and `overlap` fine-tune large
+    only: `share` (default on) continues each slice of a stack from the previous one's network for a quarter of
+    the iterations (`share=False`: every slice from the pre-trained weights), `tile` and `overlap` fine-tune large
     images tile by tile, and the self-check blends the input back where the fill looks worse (`self_check=False`:
     the plain fill). `threads` caps the CPU threads for the call (0: torch's setting). `progress` gets
     (iterations done, in all); `info`, when given, the method, model, iterations, device, precision, the

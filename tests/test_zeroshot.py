@@ -20,7 +20,7 @@ from mdn.errors import MdnError
 from mdn.inference.engine import MIN_TILE
 from mdn.metrics import psnr
 from mdn.nets.skip import SkipConfig, SkipNet
-from mdn.zeroshot import PRESETS, IterativeFill, Preset, mpi_tiled, zs_n2n
+from mdn.zeroshot import PRESETS, IterativeFill, Preset, ZeroShot, mpi_tiled, zs_n2n
 from mdn.zeroshot import mpi as zeroshot_mpi
 from mdn.zeroshot.mpi import Filled, Progress
 from mdn.zeroshot.self_check import holdout_mask, noise_variance, self_checked
@@ -403,3 +403,40 @@ def test_real_preset_fills_the_four_sub_images_as_a_batch() -> None:
     changed = out != noisy.clip(0, 1)
     assert out.shape == noisy.shape and np.isfinite(out).all()
     assert np.array_equal(changed[..., 0], changed[..., 2]) and 0.85 < changed[..., 0].mean() < 0.95
+
+
+class _Constant(SkipNet):
+    """A fill network that predicts 0.25 everywhere (and still trains: its output depends on its weights)."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return 0.25 + 0.0 * super().forward(x, mask)
+
+
+def test_the_fill_average_keeps_nothing_of_the_noisy_start() -> None:
+    """A pixel filled n times held beta^n of the noisy image the running fill started from; that start is taken
+    out, so five steps average their predictions alone: every filled pixel comes out 0.25, where it was 0.95 of
+    the noisy value before; a pixel never hidden stays as it came."""
+    torch.manual_seed(0)
+    net = _Constant(SkipConfig(channels=1, mask_channels=1, width=8, scales=2))
+    preset = Preset(mask_ratio=0.3, shared_mask=True, iters=5, beta=0.99)
+    noisy = np.random.default_rng(0).uniform(0.5, 1.0, (32, 32, 1)).astype(np.float32)
+    out = IterativeFill(net, preset, seed=0).run(noisy, None, Progress(5, None))
+    filled = out != noisy
+    assert 0.7 < filled.mean() < 0.95  # 1 - 0.7^5 of the pixels were hidden at least once
+    np.testing.assert_allclose(out[filled], 0.25, atol=1e-5)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_continued_slice_runs_a_quarter_of_the_iterations(share: bool) -> None:
+    """With `share` each slice after the first continues its network for CONTINUED of the preset's iterations;
+    without, every slice starts from the pre-trained weights and runs them all."""
+    torch.manual_seed(0)
+    net = SkipNet(SkipConfig(channels=1, mask_channels=1, width=8, scales=2))
+    preset = dataclasses.replace(PRESETS["microscopy"], iters=8)
+    reports: list[tuple[int, int]] = []
+    stack = np.random.default_rng(0).uniform(0.2, 0.8, (3, 32, 32, 1)).astype(np.float32)
+    runner = ZeroShot(preset, net, share=share, progress=lambda done, total: reports.append((done, total)))
+    runner(stack)
+    iterations = [8, 2, 2] if share else [8, 8, 8]
+    assert runner.iterations == iterations
+    assert reports[-1] == (sum(iterations), sum(iterations)) and len(reports) == sum(iterations)

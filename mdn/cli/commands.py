@@ -237,7 +237,8 @@ def zeroshot_command(
     lr: Annotated[float | None, _opt("--lr", "Adam learning rate.")] = None,
     time_budget: Annotated[str | None, _opt("--time-budget", "Per file: stop in time with a result (e.g. 90s, 2m, "
                                             "1h30m).")] = None,
-    share: Annotated[bool, _opt("--share", "MPI, stacks: continue each slice from the previous one.")] = False,
+    share: Annotated[bool | None, _opt("--share/--no-share", "MPI, stacks: continue each slice from the previous "
+                                       "one's network, for a quarter of the iterations (default: on).")] = None,
     tile: Annotated[int | None, _opt("--tile", f"MPI: tile size for large images ({zs.TILE}).")] = None,
     overlap: Annotated[int | None, _opt("--overlap", f"MPI: tile overlap (default: {zs.OVERLAP}).")] = None,
     device: Device = "auto",

@@ -11,6 +11,7 @@ diagonal half-resolution sub-images of the noisy image, each the target of the o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ from mdn.inference.engine import ProgressCallback
 from mdn.inference.tiling import TileGrid
 from mdn.nets.skip import SkipNet
 from mdn.zeroshot.mpi import IterativeFill, end_time, mpi_tiled
-from mdn.zeroshot.presets import FILL_CARDS, PRESETS, ZS_N2N_PRESET, Preset, fill_card
+from mdn.zeroshot.presets import CONTINUED, FILL_CARDS, PRESETS, ZS_N2N_PRESET, Preset, fill_card
 from mdn.zeroshot.self_check import SMALL_GAIN_DB, SelfCheck
 from mdn.zeroshot.zs_n2n import zs_n2n
 
@@ -31,7 +32,8 @@ class ZeroShot:
 
     A grey net denoises colour planes channel by channel; a colour net with one shared mask sees grey planes
     replicated and averaged back. With `share`, each slice of a stack continues the previous slice's
-    fine-tuned network and optimiser instead of starting again from the pre-trained weights. MPI's
+    fine-tuned network and optimiser instead of starting again from the pre-trained weights, for CONTINUED of
+    the preset's iterations. A time budget is shared by the slices in proportion to their iterations. MPI's
     self-check of every plane (and channel group) of the last call is in `checks`.
     """
 
@@ -55,18 +57,24 @@ class ZeroShot:
         self.net = net.to(self.device) if net is not None else None
         self.self_check = self_check
         self.checks: list[SelfCheck] = []
+        self.iterations: list[int] = []
+        """The iterations each plane (and channel group) of the last call was given."""
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
+        steps = [self._steps(index) for index in range(len(runs))]
+        self.iterations = [step.iters for step in steps]
+        work = [step.iters * self._tiles(planes.shape[1:]) for step in steps]
         end = end_time(self.time_budget)
         done, fill, result = 0, None, np.empty_like(planes)
         self.checks = []
         for index, (plane, channels) in enumerate(runs):
-            budget = None if end is None else max(0.0, (end - time.monotonic()) / (len(runs) - index))
+            share = steps[index].iters / sum(step.iters for step in steps[index:])
+            budget = None if end is None else max(0.0, (end - time.monotonic()) * share)
 
             def report(step: int, total: int, base: int = done) -> None:
                 if self.progress:
-                    self.progress(base + step, total * len(runs))
+                    self.progress(base + step, sum(work))
 
             image = planes[plane][..., channels]
             if self.net is None:
@@ -81,14 +89,20 @@ class ZeroShot:
                 if not self.share or fill is None:
                     fill = IterativeFill(self.net, self.preset, self.seed, self.dtype)
                 out, check = mpi_tiled(
-                    fitted, self.net, self.preset, tile=self.tile, overlap=self.overlap, time_budget=budget,
+                    fitted, self.net, steps[index], tile=self.tile, overlap=self.overlap, time_budget=budget,
                     progress=report, fill=fill, self_check=self.self_check,
                 )  # fmt: skip
                 self.checks += [check] if check else []
                 out = out.mean(axis=-1, keepdims=True) if out.shape[-1] > image.shape[-1] else out
             result[plane][..., channels] = out
-            done += self.preset.iters * self._tiles(image.shape)
+            done += work[index]
         return result
+
+    def _steps(self, index: int) -> Preset:
+        """The preset run `index` runs: the preset, or fewer iterations where it continues the one before."""
+        if not self.share or index == 0 or self.net is None:
+            return self.preset
+        return dataclasses.replace(self.preset, iters=max(1, round(self.preset.iters * CONTINUED)))
 
     def _channel_groups(self, channels: int) -> list[list[int]]:
         if self.net is not None and self.net.config.channels == 1 and channels > 1:
@@ -104,6 +118,6 @@ class ZeroShot:
 
 
 __all__ = [
-    "FILL_CARDS", "PRESETS", "SMALL_GAIN_DB", "ZS_N2N_PRESET", "IterativeFill", "Preset", "SelfCheck", "ZeroShot",
-    "fill_card", "mpi_tiled", "zs_n2n",
+    "CONTINUED", "FILL_CARDS", "PRESETS", "SMALL_GAIN_DB", "ZS_N2N_PRESET", "IterativeFill", "Preset", "SelfCheck",
+    "ZeroShot", "fill_card", "mpi_tiled", "zs_n2n",
 ]  # fmt: skip

@@ -74,10 +74,11 @@ class IterativeFill:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.dtype = dtype
 
-    def step(self, noisy: Tensor, output: Tensor, holdout: Tensor | None = None) -> Tensor:
+    def step(self, noisy: Tensor, output: Tensor, start: Tensor, holdout: Tensor | None = None) -> Tensor:
         """One iteration on noisy (N, C, H, W): predict hidden pixels (a mask of its own for each of the N),
         fill them into output (returned updated) with the prediction from before this step's update, then
-        fine-tune on the hidden pixels. Held-out pixels (N, 1, H, W) are always hidden and never trained on."""
+        fine-tune on the hidden pixels. `start` (N, C or 1, H, W), each pixel's weight of the noisy image output
+        started from, is updated in place. Held-out pixels (N, 1, H, W) are always hidden and never trained on."""
         batch, channels, height, width = noisy.shape
         shape = (batch, 1 if self.preset.shared_mask else channels, height, width)
         draw = torch.rand(shape, generator=self.generator, device=self.device)
@@ -91,6 +92,7 @@ class IterativeFill:
         prediction = prediction.float()
         beta = self.preset.beta
         output = torch.where(hidden.bool(), beta * output + (1 - beta) * prediction.detach(), output)
+        start.mul_(1 - (1 - beta) * hidden)
         loss = F.mse_loss(prediction * trained, noisy * trained)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -98,11 +100,19 @@ class IterativeFill:
         return output
 
     def run(
-        self, noisy: np.ndarray, deadline: float | None, progress: Progress, holdout: np.ndarray | None = None
+        self,
+        noisy: np.ndarray,
+        deadline: float | None,
+        progress: Progress,
+        holdout: np.ndarray | None = None,
+        iters: int | None = None,
     ) -> np.ndarray:
-        """All iterations on one (H, W, C) image, or as many as fit before `deadline` (time.monotonic()), with
-        the (H, W) `holdout` pixels never trained on; returns the running output, initialised to the noisy
-        image, unclipped."""
+        """`iters` iterations (default: the preset's) on one (H, W, C) image, or as many as fit before `deadline`
+        (time.monotonic()), with
+        the (H, W) `holdout` pixels never trained on; returns the running output, unclipped. The running output
+        starts as the noisy image, of which a pixel filled n times still holds beta^n: that start is taken out
+        of every pixel's average (Adam's bias correction), so that a short run, a continued stack's slice,
+        averages its predictions alone (a quarter of `microscopy`'s iterations left 40 % of the noise in)."""
         height, width = noisy.shape[:2]
         x = unshuffled(torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None], self.preset.unshuffle)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
@@ -110,18 +120,14 @@ class IterativeFill:
         if holdout is not None:
             held = unshuffled(torch.from_numpy(holdout).to(x.dtype)[None, None], self.preset.unshuffle).to(self.device)
         output = x.clone()
-        steps = 0
-        for _ in range(self.preset.iters):
+        start = torch.ones((x.shape[0], 1 if self.preset.shared_mask else x.shape[1], *x.shape[2:]), device=x.device)
+        for _ in range(self.preset.iters if iters is None else iters):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            output = self.step(x, output, held)
+            output = self.step(x, output, start, held)
             progress.advance()
-            steps += 1
-        start_weight = self.preset.beta**steps
-        if held is not None and steps and 0 < start_weight < 1:
-            # held-out pixels were filled at every step: remove the noisy start from their average
-            debiased = (output - start_weight * x) / (1 - start_weight)
-            output = torch.where(held.bool(), debiased, output)
+        filled = start < 1
+        output = torch.where(filled, (output - start * x) / (1 - start).clamp_min(1e-12), output)
         output = shuffled(output, self.preset.unshuffle)[..., :height, :width]
         return output[0].permute(1, 2, 0).cpu().numpy()
 
@@ -168,8 +174,8 @@ def mpi_tiled(
     fine-tuned in turn continuing one network and optimiser (as MPI's eval_real.py) and blended with fading
     edges. The time budget is shared evenly by the
     tiles still to run; progress counts iterations over all tiles. Pass `fill` to continue its network and
-    optimiser (the previous slice of a stack) instead of starting from `net`. The self-check holds out the
-    same pixels in every tile and blends the whole image at once."""
+    optimiser (the previous slice of a stack) instead of starting from `net`, for `preset`'s iterations. The
+    self-check holds out the same pixels in every tile and blends the whole image at once."""
     image = as_image(noisy, net.config.channels)
     if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
         raise MdnError(f"tiles need at least {MIN_TILE} pixels and an overlap in [0, tile/2], got {tile}, {overlap}")
@@ -185,7 +191,7 @@ def mpi_tiled(
         now = time.monotonic()
         deadline = None if end is None else now + (end - now) / (len(tiles) - index)
         held = None if holdout is None else holdout[y : y + th, x : x + tw]
-        out = fill.run(image[y : y + th, x : x + tw], deadline, counter, held)
+        out = fill.run(image[y : y + th, x : x + tw], deadline, counter, held, preset.iters)
         total[y : y + th, x : x + tw] += out * grid.weight(y, x)
     rows, columns = grid.coverage()
     out = np.clip(total / rows[:, None, None] / columns[None, :, None], 0.0, 1.0)

@@ -45,7 +45,8 @@ class Settings:
     lr: float | None
     time_budget: float | str | None
     """Seconds, or a duration such as 90s or 1m (`units.parse_duration`): seconds once made."""
-    share: bool
+    share: bool | None
+    """MPI on stacks: continue each slice from the previous one (None: yes)."""
     self_check: bool
     tile: int | None
     overlap: int | None
@@ -83,8 +84,9 @@ class Settings:
         fill card, tiles or self-check."""
         given = {
             "--preset": self.preset is not None, "--model": self.model is not None, "--beta": self.beta is not None,
-            "--mask-ratio": self.mask_ratio is not None, "--share": self.share, "--tile": self.tile is not None,
-            "--overlap": self.overlap is not None, "--no-self-check": not self.self_check,
+            "--mask-ratio": self.mask_ratio is not None, "--share": self.share is not None,
+            "--tile": self.tile is not None, "--overlap": self.overlap is not None,
+            "--no-self-check": not self.self_check,
         }  # fmt: skip
         return [option for option, set_ in given.items() if set_]
 
@@ -135,7 +137,7 @@ def run(
     dtype = pick_dtype(settings.precision, device)
     runner = zeroshot.ZeroShot(
         preset, model.net if model else None, seed=settings.seed, tile=TILE if settings.tile is None else settings.tile,
-        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=settings.share,
+        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=settings.share is not False,
         time_budget=settings.time_budget, device=device, dtype=dtype, progress=progress,
         self_check=settings.self_check,
     )  # fmt: skip
@@ -145,6 +147,8 @@ def run(
             method=settings.method, model=model and model.name, iters=preset.iters, device=str(device),
             precision=str(dtype).removeprefix("torch."),
         )  # fmt: skip
+        if len(runner.iterations) > 1 and len(set(runner.iterations)) > 1:
+            info["continued_iters"] = runner.iterations[-1]  # a stack's slices after the first
         if runner.checks:
             info["self_check"] = [check.to_json() for check in runner.checks]
     return result, verdicts(runner.checks, settings.preset_name(channels))
