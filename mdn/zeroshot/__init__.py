@@ -65,16 +65,17 @@ class ZeroShot:
         steps = [self._steps(index) for index in range(len(runs))]
         self.iterations = [step.iters for step in steps]
         work = [step.iters * self._tiles(planes.shape[1:]) for step in steps]
+        total = sum(work)
         end = end_time(self.time_budget)
         done, fill, result = 0, None, np.empty_like(planes)
         self.checks = []
         for index, (plane, channels) in enumerate(runs):
-            share = steps[index].iters / sum(step.iters for step in steps[index:])
-            budget = None if end is None else max(0.0, (end - time.monotonic()) * share)
+            portion = steps[index].iters / sum(step.iters for step in steps[index:])  # of the time left
+            budget = None if end is None else max(0.0, (end - time.monotonic()) * portion)
 
-            def report(step: int, total: int, base: int = done) -> None:
+            def report(step: int, _: int, base: int = done) -> None:
                 if self.progress:
-                    self.progress(base + step, sum(work))
+                    self.progress(base + step, total)
 
             image = planes[plane][..., channels]
             if self.net is None:

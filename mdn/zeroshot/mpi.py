@@ -108,11 +108,11 @@ class IterativeFill:
         iters: int | None = None,
     ) -> np.ndarray:
         """`iters` iterations (default: the preset's) on one (H, W, C) image, or as many as fit before `deadline`
-        (time.monotonic()), with
-        the (H, W) `holdout` pixels never trained on; returns the running output, unclipped. The running output
-        starts as the noisy image, of which a pixel filled n times still holds beta^n: that start is taken out
-        of every pixel's average (Adam's bias correction), so that a short run, a continued stack's slice,
-        averages its predictions alone (a quarter of `microscopy`'s iterations left 40 % of the noise in)."""
+        (time.monotonic()), with the (H, W) `holdout` pixels never trained on; returns the running output,
+        unclipped. The running output starts as the noisy image, of which a pixel filled n times still holds
+        beta^n: that start is taken out of every pixel's average (Adam's bias correction), so that a short run, a
+        continued stack's slice, averages its predictions alone (a quarter of `microscopy`'s iterations kept
+        about half of the noisy image: 33.4 dB against 38.5 with the correction, docs/zeroshot.md)."""
         height, width = noisy.shape[:2]
         x = unshuffled(torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None], self.preset.unshuffle)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
