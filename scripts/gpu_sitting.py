@@ -8,6 +8,7 @@ travels to the next slot (and, committed, to the next sitting), and every run re
 Steps:
 
     prepare   here, on the CPU: build the training pack and fetch the wheels the GPU machine lacks
+    speed     there: the default pipeline on a 24 MP photo end to end and its engine, stage by stage
     check     there: CUDA tests, inference speed, training speed (sdpa vs flex, eager vs compiled), then train
     plan      there: time each run's step (eager and compiled) and fix the step count that fits --budget (plan.json)
     train     there: train every run of --runs for --budget (resuming those that came back)
@@ -78,6 +79,10 @@ MASKED_CNN_CONTINUED = (*MASKED_CNN_RECIPE, "--init", "docs/runs/unet-masked.jso
 """The masked U-Net of the first sitting (28,000 steps, its card in docs/runs/) on from its weights with a fresh,
 lower cosine (its checkpoint did not outlive that sitting): the way to the paper's 12.8M crops in sittings."""
 
+KPN_RECIPE = tuple("unet-kpn" if flag == "unet-partial" else flag for flag in MASKED_CNN_RECIPE)
+"""The masked U-Net's recipe for `unet-kpn`, the same network predicting two 5x5 kernels per pixel (IDF's
+output: a weighted average of input pixels) instead of pixels."""
+
 PRACTICAL_MIX = (
     "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
     "--warmup", "100", "--schedule", "cosine", "--precision", "bf16", "--validate-every", "1000",
@@ -106,6 +111,8 @@ RUNS_BY_NAME = {
     "unet-masked-r20": Run(
         "unet-masked-r20", (*MASKED_CNN_RECIPE, "--input-mask-range", "0.15,0.25"), batch=128, iters=100_000
     ),
+    "kpn-masked": Run("kpn-masked", KPN_RECIPE, batch=128, iters=10_000),
+    "kpn-twin": Run("kpn-twin", (*KPN_RECIPE, "--no-mask"), batch=128, iters=10_000),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
     "practical-dct-thumbs": practical_run(
@@ -132,8 +139,9 @@ RUNS_BY_NAME = {
 }
 """The sitting's runs: the masked card and its unmasked twin on the same data, iterations and recipe (the claim
 needs both), the same pair on the masked U-Net, and MPI's fill network at its own width (747K parameters) and
-recipe for zero-shot on GPUs; the practical-photos successor: the DCT-shrinkage stage, a fifth of the crops
-web thumbnails, and each alone; and the default on from there, with procedural cloth and more thumbnails."""
+recipe for zero-shot on GPUs; the kernel-predicting U-Net masked and its twin (IDF's output on mdn's network);
+the practical-photos successor: the DCT-shrinkage stage, a fifth of the crops web thumbnails, and each alone;
+and the default on from there, with procedural cloth and more thumbnails."""
 
 
 @dataclass
@@ -254,21 +262,29 @@ def check(s: Settings, deadline: float) -> bool:
 
 
 def inference_speed(s: Settings) -> None:
-    """Time the default card on a photo of `photo_size` end to end (`mdn denoise` JPEG to JPEG, three runs) and
-    the engine alone on the default, the former default and the paper size, into `inference.json`."""
+    """Time the default card on a photo of `photo_size` end to end (`mdn denoise` JPEG to JPEG: three runs as
+    it is, two at `--quality fast` and two of the network alone) and the engine the same ways and `unet`'s, into
+    `inference.json`."""
     width, height = (int(n) for n in s.photo_size.split("x"))
     folder = Path(tempfile.mkdtemp(prefix="photo-"))
     photo = write_photo(folder / "photo.jpg", width, height, s.pack / "val")
     denoise = ["denoise", str(photo), "-o", str(folder / "out.jpg"), "--overwrite", "--device", s.device, "--quiet"]
-    seconds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        code = mdn(*denoise, timeout=60 * s.slack)
-        seconds.append(round(time.perf_counter() - start, 2) if code == 0 else None)
-    log(f"mdn denoise, {s.photo_size} JPEG end to end: {seconds} s")
+    seconds: dict[str, list[float | None]] = {}
+    for label, flags, runs in (
+        ("default", (), 3),
+        ("fast", ("--quality", "fast"), 2),
+        ("network", ("--no-detail",), 2),
+    ):
+        for _ in range(runs):
+            start = time.perf_counter()
+            code = mdn(*denoise, *flags, timeout=60 * s.slack)
+            seconds.setdefault(label, []).append(round(time.perf_counter() - start, 2) if code == 0 else None)
+        log(f"mdn denoise {' '.join(flags)}, {s.photo_size} JPEG end to end: {seconds[label]} s")
     table = folder / "speed.json"
-    models = ["--models", "unet,small-baseline,paper", "--sizes", s.photo_size, "--runs", "1"]
-    mdn("bench", "--speed", "--device", s.device, *models, "--json", str(table), timeout=120 * s.slack)
+    default = "unet-dct-practical"
+    names = f"{default},{default}+fast,{default}+no-detail,unet"
+    models = ["--models", names, "--sizes", s.photo_size, "--runs", "2"]
+    mdn("bench", "--speed", "--device", s.device, *models, "--json", str(table), timeout=180 * s.slack)
     engine = json.loads(table.read_text()) if table.is_file() else []
     record = {"photo": s.photo_size, "denoise_seconds": seconds, "engine": engine}
     (s.out / "inference.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -411,7 +427,7 @@ def _size(folder: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("prepare", "check", "plan", "train", "collect", "finish"))
+    parser.add_argument("step", choices=("prepare", "speed", "check", "plan", "train", "collect", "finish"))
     parser.add_argument("source", nargs="?", type=Path, help="collect: the folder a slot's files came back to")
     parser.add_argument("--output", "-o", dest="out", type=Path, default=Path(os.environ.get("OUT", "sitting-out")))
     parser.add_argument("--pack", type=Path, default=PACK)
@@ -446,10 +462,12 @@ def main() -> None:
     unknown = set(settings.runs) - set(RUNS_BY_NAME)
     if unknown:
         parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
-    if a.step in ("check", "plan", "train"):
+    if a.step in ("speed", "check", "plan", "train"):
         settings.out.mkdir(parents=True, exist_ok=True)
     if a.step == "prepare":
         prepare(a.max_mib)
+    elif a.step == "speed":
+        inference_speed(settings)
     elif a.step == "check":
         sys.exit(0 if check(settings, start + settings.budget) else 1)
     elif a.step == "plan":

@@ -67,6 +67,12 @@ class UNetConfig:
     none."""
     dct_blend: float = 0.5
     """The stage's starting shrinkage: the input blended with hard thresholding at its levels by this share."""
+    kernel: int = 0
+    """Side of the per-pixel kernels of a kernel-predicting output (`KernelFilter`): the network predicts
+    weights and the output is a weighted average of input pixels, as IDF's (Kim et al. 2025) and KPCN's; 0: the
+    network predicts pixels."""
+    kernel_passes: int = 1
+    """With `kernel`: how many kernels are applied one after the other, each to the last one's output."""
 
     @property
     def window(self) -> int:
@@ -101,10 +107,12 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-nonlocal": UNetConfig(self_similarity=16),
     "unet-aux-encoder": UNetConfig(aux=6, aux_encoder=32),
     "unet-dct": UNetConfig(dct_sigmas=(10.0, 18.0, 32.0)),
+    "unet-kpn": UNetConfig(residual=False, partial=True, kernel=5, kernel_passes=2),
 }
 """Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
 (with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder),
-`unet-dct` (the input blended with sliding-DCT hard-thresholding estimates at three noise levels first)."""
+`unet-dct` (the input blended with sliding-DCT hard-thresholding estimates at three noise levels first),
+`unet-kpn` (the masked U-Net predicting two 5x5 kernels per pixel, applied in turn to the input)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -152,6 +160,32 @@ def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
     convolution of the visible positions plus its centre tap at the hidden ones."""
     centre = conv.weight[:, :, 1:2, 1:2]
     return conv(x * (1 - hidden)) + F.conv2d(x * hidden, centre)
+
+
+class KernelFilter(nn.Module):
+    """Per-pixel kernels applied in turn: (B, C, H, W) image and (B, passes * k², H, W) logits -> the image
+    filtered by each pass's softmax-normalised k x k kernel (shared by the channels), so every output pixel is a
+    convex combination of input pixels. The first pass weighs only the visible pixels (`visible_pixels`), so a
+    masked training crop is averaged over what it shows and a test image over all of it."""
+
+    def __init__(self, side: int, passes: int) -> None:
+        super().__init__()
+        self.side, self.passes = side, passes
+
+    def forward(self, image: Tensor, logits: Tensor) -> Tensor:
+        k, r = self.side, self.side // 2
+        h, w = image.shape[-2:]
+        shown = visible_pixels(image)
+        image = image * shown
+        for pass_logits in logits.float().split(k * k, dim=1):
+            weights = torch.exp(pass_logits - pass_logits.amax(dim=1, keepdim=True))
+            source = F.pad(torch.cat([image, shown], dim=1), (r, r, r, r))  # outside the image: not shown
+            total = torch.zeros_like(source[..., r : r + h, r : r + w])
+            for tap in range(k * k):
+                dy, dx = divmod(tap, k)
+                total = total + weights[:, tap : tap + 1] * source[..., dy : dy + h, dx : dx + w]
+            image, shown = total[:, :-1] / total[:, -1:].clamp(min=1e-12), torch.ones_like(shown)
+        return image
 
 
 class AuxEncoder(nn.Module):
@@ -208,7 +242,8 @@ class UNet(nn.Module):
         self.similar = (
             nn.Sequential(WindowSelfSimilarity(w[1], n), WindowSelfSimilarity(w[1], n, shifted=True)) if n else None
         )
-        self.last = _conv(w[0], config.channels)
+        self.kernels = KernelFilter(config.kernel, config.kernel_passes) if config.kernel else None
+        self.last = _conv(w[0], config.kernel**2 * config.kernel_passes if config.kernel else config.channels)
         self.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout for convolutions
 
     def forward(self, x: Tensor, generator: Generators = None, attention_mask: bool = True) -> Tensor:
@@ -245,4 +280,6 @@ class UNet(nn.Module):
             y = F.dropout2d(y, self.config.dropout, self.training)
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
             out = self.last(y.float())
+            if self.kernels is not None:
+                return self.kernels(x[:, :c].float(), out)
             return x[:, :c] + out if self.config.residual else out
