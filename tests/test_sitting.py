@@ -79,8 +79,16 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
         _script(ROOT / "scripts" / "gpu_sitting.py", "collect", out, "--carried", carried)
         if slot == "slot1":
             inference = json.loads((out / "inference.json").read_text())
-            assert len(inference["denoise_seconds"]) == 3 and None not in inference["denoise_seconds"]
-            assert {row["model"] for row in inference["engine"]} == {"unet", "small-baseline", "paper"}
+            runs = {label: len(seconds) for label, seconds in inference["denoise_seconds"].items()}
+            assert runs == {"default": 3, "fast": 2, "network": 2}
+            assert all(None not in seconds for seconds in inference["denoise_seconds"].values())
+            default = "unet-dct-practical"
+            assert {row["model"] for row in inference["engine"]} == {
+                default,
+                f"{default}+fast",
+                f"{default}+no-detail",
+                "unet",
+            }
         steps.append(torch.load(carried / "paper-masked" / "checkpoint.pt", weights_only=True)["iteration"])
     speed = json.loads(next(carried.glob("speed-*.json")).read_text())
     assert {(r["config"], r["kernel"], r["masked"]) for r in speed} == {

@@ -21,7 +21,7 @@ from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.inference.engine import TILES_PER_RELEASE, Engine, EngineOptions
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
-from mdn.nets.unet import UNET_SIZES, PartialConv, UNet, UNetConfig, neighbour_masked
+from mdn.nets.unet import UNET_SIZES, KernelFilter, PartialConv, UNet, UNetConfig, neighbour_masked
 from mdn.training import objectives
 
 SMALL = UNetConfig(widths=(8, 16, 24))
@@ -124,6 +124,37 @@ def test_feature_masks_are_drawn_from_the_generator_and_switch_off() -> None:
     assert not torch.allclose(first, net(x, generator=torch.Generator().manual_seed(2)))
     torch.testing.assert_close(net(x, attention_mask=False), net(x, attention_mask=False))
     assert net.config.stochastic and not UNET_SIZES["unet-partial"].stochastic
+
+
+def test_predicted_kernels_average_the_visible_pixels_and_nothing_else() -> None:
+    """Equal logits make one pass a box mean over the pixels shown (the image border and hidden pixels left
+    out); any logits give a convex combination of the pixels shown, whatever lies under the hidden ones."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 12, 12)
+    box = KernelFilter(3, 1)(x, torch.zeros(2, 9, 12, 12))
+    torch.testing.assert_close(box, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+    hidden = torch.rand(2, 1, 12, 12) < 0.7
+    masked = torch.where(hidden, torch.full_like(x, MASK_VALUE), x)
+    logits = torch.randn(2, 2 * 25, 12, 12) * 3
+    out = KernelFilter(5, 2)(masked, logits)
+    shown = x[~hidden.expand_as(x)]
+    assert out.min() >= shown.min() - 1e-6 and out.max() <= shown.max() + 1e-6
+    constant = torch.where(hidden, torch.full_like(x, MASK_VALUE), torch.full_like(x, 0.3))
+    torch.testing.assert_close(KernelFilter(5, 2)(constant, logits), torch.full_like(x, 0.3))
+    one = KernelFilter(3, 1)(masked, torch.zeros(2, 9, 12, 12))
+    y, x0 = 6, 4
+    window = (~hidden)[0, 0, y - 1 : y + 2, x0 - 1 : x0 + 2]
+    if window.any():
+        torch.testing.assert_close(one[0, :, y, x0], x[0, :, y - 1 : y + 2, x0 - 1 : x0 + 2][:, window].mean(dim=1))
+
+
+def test_a_kernel_predicting_unet_outputs_an_image_within_its_input_range() -> None:
+    torch.manual_seed(0)
+    net = UNet(replace(UNET_SIZES["unet-kpn"], widths=(8, 16)))
+    assert net.last.out_channels == 2 * 25
+    x = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    out = net(x)
+    assert out.shape == x.shape and out.min() >= 0.25 - 1e-6 and out.max() <= 0.75 + 1e-6
 
 
 @pytest.mark.parametrize("config", ["unet-tiny", "unet", "unet-dropout"])
