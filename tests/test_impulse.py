@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import mdn
-from mdn import bench
+from mdn import bench, registry
+from mdn.inference.engine import Engine, EngineOptions
 from mdn.metrics import psnr
 from mdn.noise import make_noise
 from mdn.stages import impulse
@@ -77,9 +78,25 @@ def test_fills_from_farther_neighbours_where_the_nearest_are_impulses() -> None:
     plane[21, 20] = 0.9  # the one clean neighbour of (20, 20): its fill
     where = np.flatnonzero((plane == 0) | (plane == 1))  # the 3x3 block's centre has no clean neighbour within 1
     out = plane.copy()
-    impulse._fill(plane, out, where)
+    filled, values = impulse._fill(plane, where)
+    assert sorted(filled) == sorted(where)
+    out.flat[filled] = values
     np.testing.assert_allclose(out[14:17, 14:17], 0.3)
     assert out[20, 20] == pytest.approx(0.3)  # the median of its eight: seven at 0.3, one at 0.9
+
+
+def test_the_engine_fills_impulses_in_its_input_and_puts_them_back(grey: dict[str, np.ndarray]) -> None:
+    """The fills go into the caller's float32 planes for the run (no second copy of the picture) and the planes
+    end as they came; a read-only input is filled in a copy, with the same result."""
+    dotted = noisy(grey["kodim23"], "saltpepper", 0.02)[None].astype(np.float32)
+    before = dotted.copy()
+    options = EngineOptions(impulses=True)
+    engine = Engine(registry.load(registry.find("unet")), options)
+    out = engine(dotted)
+    assert engine.impulses_filled > 100
+    np.testing.assert_array_equal(dotted, before)
+    dotted.flags.writeable = False
+    np.testing.assert_array_equal(engine(dotted), out)
 
 
 def test_the_default_removes_grey_salt_and_pepper(grey: dict[str, np.ndarray]) -> None:

@@ -190,28 +190,41 @@ class Engine:
         """One (H, W, C) plane into `out` (H, W, C'), as `__call__` denoises plane `index` of a stack: the network
         over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
         measure the whole plane."""
+        replaced = None
         if self.options.impulses:
-            plane = self._impulses_filled(plane, out.shape[-1])
-        self._plane(plane, index, advance, out)
-        noisy = plane[..., : out.shape[-1]]
-        if self.options.detail:
-            self._release()
-            detail.restore_detail(noisy, out, self.device, out=out)
-            search = wiener.QUALITY.get(self.options.quality)
-            if search:
+            plane, replaced = self._impulses_filled(plane, out.shape[-1])
+        try:
+            self._plane(plane, index, advance, out)
+            noisy = plane[..., : out.shape[-1]]
+            if self.options.detail:
                 self._release()
-                wiener.collaborative_wiener(noisy, out, self.device, out, search)
-        if self.options.self_check:
-            out[...], share = noise_level.self_checked(noisy, out)
-            self.kept_shares.append(share)
+                detail.restore_detail(noisy, out, self.device, out=out)
+                search = wiener.QUALITY.get(self.options.quality)
+                if search:
+                    self._release()
+                    wiener.collaborative_wiener(noisy, out, self.device, out, search)
+            if self.options.self_check:
+                out[...], share = noise_level.self_checked(noisy, out)
+                self.kept_shares.append(share)
+        finally:
+            if replaced is not None:
+                impulse.apply_fills(plane, replaced)
 
-    def _impulses_filled(self, plane: np.ndarray, channels: int) -> np.ndarray:
-        """The (H, W, C) plane with the impulses of its first `channels` filled (itself where it has none)."""
-        image, count = impulse.fill_impulses(np.asarray(plane[..., :channels], dtype=np.float32))
+    def _impulses_filled(self, plane: np.ndarray, channels: int) -> tuple[np.ndarray, impulse.Fills | None]:
+        """The (H, W, C) plane with the impulses of its first `channels` filled, and what the fills replaced where
+        they went into `plane` itself (a writable float32 plane: put back when the plane is done, so that the
+        caller's array ends as it came and no second copy of the picture is held), None where they went into a
+        copy or there were none."""
+        fills = impulse.impulse_fills(np.asarray(plane[..., :channels], dtype=np.float32))
+        count = sum(len(where) for where, _ in fills)
         self.impulses_filled += count
         if not count:
-            return plane
-        return np.concatenate([image, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else image
+            return plane, None
+        if plane.dtype == np.float32 and plane.flags.writeable:
+            return plane, impulse.apply_fills(plane, fills)
+        filled = np.array(plane, dtype=np.float32)
+        impulse.apply_fills(filled, fills)
+        return filled, None
 
     def _release(self) -> None:
         """Before a stage on the CPU: the heap's free pages back to the kernel, so that the stage's temporaries
