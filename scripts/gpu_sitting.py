@@ -123,6 +123,18 @@ RUNS_BY_NAME = {
     ),
     "practical-dct": practical_run("practical-dct", "--config", "unet-dct", *PRACTICAL_RECIPE),
     "default-on": practical_run("default-on", *DEFAULT_CONTINUED, "--thumbnail-share", "0.2"),
+    "default-kpn": practical_run(
+        "default-kpn",
+        "--config",
+        "unet-dct-kpn",
+        "--init",
+        "models/unet-dct-practical.json",
+        "--lr",
+        "2e-4",
+        *PRACTICAL_MIX,
+        "--thumbnail-share",
+        "0.2",
+    ),
     "default-textiles": practical_run(
         "default-textiles", *DEFAULT_CONTINUED, "--thumbnail-share", "0.2", "--textiles", "150"
     ),
@@ -141,7 +153,8 @@ RUNS_BY_NAME = {
 needs both), the same pair on the masked U-Net, and MPI's fill network at its own width (747K parameters) and
 recipe for zero-shot on GPUs; the kernel-predicting U-Net masked and its twin (IDF's output on mdn's network);
 the practical-photos successor: the DCT-shrinkage stage, a fifth of the crops web thumbnails, and each alone;
-and the default on from there, with procedural cloth and more thumbnails."""
+and the default on from there, with procedural cloth and more thumbnails, and with a kernel output (its network's
+features, the last convolution afresh predicting two 5x5 kernels per pixel)."""
 
 
 @dataclass

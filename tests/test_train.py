@@ -236,19 +236,19 @@ def test_init_starts_from_a_card_and_records_it(photos: Path, tmp_path: Path) ->
         training.Trainer(_options(photos, init=str(card.path), config="small"), tmp_path / "b", log=lambda _: None)
 
 
-def test_a_card_started_from_one_with_the_detail_stage_runs_it_too(photos: Path, tmp_path: Path) -> None:
+def test_a_card_started_from_one_with_the_stages_runs_them_too(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     first = training.Trainer(_options(photos, iters=2), tmp_path / "a", log=lambda _: None)
     list(first.run())
     card = first.write_card(tmp_path / "cards")
     assert "detail" not in card.inference
     text = json.loads(card.path.read_text())
-    card.path.write_text(json.dumps({**text, "inference": {"detail": True}}))
+    card.path.write_text(json.dumps({**text, "inference": {"detail": True, "impulses": True, "quality": "high"}}))
     (tmp_path / "b").mkdir()
     second = training.Trainer(_options(photos, init=str(card.path), name="t2"), tmp_path / "b", log=lambda _: None)
     list(second.run(until=1))
     inference = second.write_card(tmp_path / "cards").inference
-    assert inference == {**card.inference, "detail": True}  # the objective's own settings kept beside it
+    assert inference == {**card.inference, "detail": True, "impulses": True}  # the objective's own kept beside
 
 
 def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> None:

@@ -157,6 +157,24 @@ def test_a_kernel_predicting_unet_outputs_an_image_within_its_input_range() -> N
     assert out.shape == x.shape and out.min() >= 0.25 - 1e-6 and out.max() <= 0.75 + 1e-6
 
 
+def test_a_kernel_output_starts_afresh_on_the_features_of_a_card_that_predicted_pixels(tmp_path: Path) -> None:
+    """`--init` from a pixel-predicting card: every layer but the output convolution (3 channels there, 50 here)
+    comes from the card; the output keeps its own start, and a card of another shape is still refused."""
+    from mdn.training.checkpoint import start_weights
+
+    pixels = UNet(replace(UNET_SIZES["unet"], widths=(8, 16)))
+    card = registry.save(pixels, registry.ModelCard("pixels", "unet", pixels.config.to_dict(), "", ""), tmp_path)
+    kernels = UNet(replace(UNET_SIZES["unet"], widths=(8, 16), residual=False, kernel=5, kernel_passes=2))
+    own_last = kernels.last.weight.detach().clone()
+    options = training.TrainOptions(name="k", data=[], config="unet", mask=False)
+    start_weights(kernels, str(card.path), objectives.MaskedDenoising(options, torch.float32), "unet-kpn")
+    torch.testing.assert_close(kernels.first[0].weight, pixels.first[0].weight)
+    torch.testing.assert_close(kernels.last.weight, own_last)
+    wider = UNet(replace(UNET_SIZES["unet"], widths=(8, 24)))
+    with pytest.raises(MdnError, match="differs"):
+        start_weights(wider, str(card.path), objectives.MaskedDenoising(options, torch.float32), "unet")
+
+
 @pytest.mark.parametrize("config", ["unet-tiny", "unet", "unet-dropout"])
 def test_a_masked_run_of_a_unet_without_an_in_network_mask_is_refused(config: str) -> None:
     options = training.TrainOptions(name="u", data=[], config=config)

@@ -108,11 +108,13 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-aux-encoder": UNetConfig(aux=6, aux_encoder=32),
     "unet-dct": UNetConfig(dct_sigmas=(10.0, 18.0, 32.0)),
     "unet-kpn": UNetConfig(residual=False, partial=True, kernel=5, kernel_passes=2),
+    "unet-dct-kpn": UNetConfig(residual=False, dct_sigmas=(10.0, 18.0, 32.0), kernel=5, kernel_passes=2),
 }
 """Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
 (with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder),
 `unet-dct` (the input blended with sliding-DCT hard-thresholding estimates at three noise levels first),
-`unet-kpn` (the masked U-Net predicting two 5x5 kernels per pixel, applied in turn to the input)."""
+`unet-kpn` (the masked U-Net predicting two 5x5 kernels per pixel, applied in turn to the input) and
+`unet-dct-kpn` (the default's network with that output)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -218,6 +220,10 @@ class UNet(nn.Module):
     """Blocks a card without them can start with their own first values (`training.checkpoint.start_weights`):
     they leave the network as it was until trained, but for the DCT blend, which starts the card on a blend of
     its input and the estimates (neutral to +0.2 dB untrained: docs/training.md)."""
+
+    fresh_when_reshaped = ("last.",)
+    """Layers that start afresh where a card's differ in shape (`training.checkpoint.start_weights`): the output
+    convolution, which predicts kernels (50 channels) where the card predicted pixels (3)."""
 
     reuses_freed_memory = False
     """Its large feature maps leave holes in a heap that keeps freed blocks (`mdn.allocator`), so the engine

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mdn import registry
+from mdn.training.checkpoint import INHERITED_STAGES
 from mdn.training.devices import hardware
 from mdn.training.objectives import Objective
 from mdn.training.options import TrainOptions
@@ -66,10 +67,10 @@ def training_card(trainer: Run) -> registry.ModelCard:
 
 
 def _inference(trainer: Run) -> dict:
-    """How the card runs: its objective's settings, and the detail stage where the card it started from ran it
-    (the stage follows a photo network, whatever its weights)."""
-    settings = trainer.objective.inference()
-    return {"detail": True, **settings} if trainer.initialised_from.get("detail") else settings
+    """How the card runs: its objective's settings, and the stages the card it started from ran
+    (`checkpoint.INHERITED_STAGES`: they go with a photo network, whatever its weights)."""
+    stages = {stage: True for stage in INHERITED_STAGES if trainer.initialised_from.get(stage)}
+    return {**stages, **trainer.objective.inference()}
 
 
 def trained_on(trainer: Run) -> str:

@@ -43,20 +43,29 @@ def append_log(workdir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+INHERITED_STAGES = ("impulses", "detail")
+"""The stages around a photo network that a card started from one that runs them runs too, whatever its
+weights."""
+
+
 def start_weights(model: nn.Module, name: str, objective: Objective, config: str) -> dict[str, Any]:
     """Load a card's weights (a finished run of the objective's network) into `model`; returns what it was (and
-    `detail` when the card runs the detail stage, which the new card then runs too). A
+    each of `INHERITED_STAGES` the card runs, which the new card then runs too). A
     network that takes more input channels than the card's (auxiliary inputs) gets zero weights for them, and
     blocks the card lacks that the network names in `starts_as_identity` keep their own, so it starts as the card
-    was."""
+    was; layers it names in `fresh_when_reshaped` keep their own where the card's differ in shape (a kernel output
+    on a card that predicted pixels)."""
     card = registry.find(name, task=objective.task)
     architecture = objective.architecture
     if card.architecture != architecture:
         raise MdnError(f"init {name}: a {card.architecture} card cannot start a {architecture} run")
     state = registry.load(card).state_dict()
     prefixes = tuple(getattr(model, "starts_as_identity", ()))
+    fresh = tuple(getattr(model, "fresh_when_reshaped", ()))
     for key, wanted in model.state_dict().items():
-        if key in state:
+        if key in state and fresh and key.startswith(fresh) and state[key].shape != wanted.shape:
+            state[key] = wanted  # an output the card did not have: learned from its features afresh
+        elif key in state:
             state[key] = _widened(state[key], wanted.shape)
         elif prefixes and key.startswith(prefixes):
             state[key] = wanted  # a block the card lacks, which leaves its input as it is until trained
@@ -65,7 +74,7 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
     except RuntimeError as exc:
         raise MdnError(f"init {name}: its network differs from config {config}") from exc
     start = {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
-    return {**start, "detail": True} if card.inference.get("detail") else start
+    return {**start, **{stage: True for stage in INHERITED_STAGES if card.inference.get(stage)}}
 
 
 def _widened(weight: torch.Tensor, shape: torch.Size) -> torch.Tensor:
