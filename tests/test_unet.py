@@ -131,17 +131,17 @@ def test_predicted_kernels_average_the_visible_pixels_and_nothing_else() -> None
     out); any logits give a convex combination of the pixels shown, whatever lies under the hidden ones."""
     torch.manual_seed(0)
     x = torch.rand(2, 3, 12, 12)
-    box = KernelFilter(3, 1)(x, torch.zeros(2, 9, 12, 12))
+    box = KernelFilter(3)(x, torch.zeros(2, 9, 12, 12))
     torch.testing.assert_close(box, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
     hidden = torch.rand(2, 1, 12, 12) < 0.7
     masked = torch.where(hidden, torch.full_like(x, MASK_VALUE), x)
     logits = torch.randn(2, 2 * 25, 12, 12) * 3
-    out = KernelFilter(5, 2)(masked, logits)
+    out = KernelFilter(5)(masked, logits)
     shown = x[~hidden.expand_as(x)]
     assert out.min() >= shown.min() - 1e-6 and out.max() <= shown.max() + 1e-6
     constant = torch.where(hidden, torch.full_like(x, MASK_VALUE), torch.full_like(x, 0.3))
-    torch.testing.assert_close(KernelFilter(5, 2)(constant, logits), torch.full_like(x, 0.3))
-    one = KernelFilter(3, 1)(masked, torch.zeros(2, 9, 12, 12))
+    torch.testing.assert_close(KernelFilter(5)(constant, logits), torch.full_like(x, 0.3))
+    one = KernelFilter(3)(masked, torch.zeros(2, 9, 12, 12))
     y, x0 = 6, 4
     window = (~hidden)[0, 0, y - 1 : y + 2, x0 - 1 : x0 + 2]
     if window.any():

@@ -216,7 +216,7 @@ class Engine:
         caller's array ends as it came and no second copy of the picture is held), None where they went into a
         copy or there were none."""
         fills = impulse.impulse_fills(np.asarray(plane[..., :channels], dtype=np.float32))
-        count = sum(len(where) for where, _ in fills)
+        count = impulse.filled_count(fills)
         self.impulses_filled += count
         if not count:
             return plane, None

@@ -165,14 +165,14 @@ def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
 
 
 class KernelFilter(nn.Module):
-    """Per-pixel kernels applied in turn: (B, C, H, W) image and (B, passes * k², H, W) logits -> the image
-    filtered by each pass's softmax-normalised k x k kernel (shared by the channels), so every output pixel is a
-    convex combination of input pixels. The first pass weighs only the visible pixels (`visible_pixels`), so a
+    """Per-pixel kernels applied in turn: (B, C, H, W) image and (B, passes * k², H, W) logits (as many passes as
+    the logits hold) -> the image filtered by each pass's softmax-normalised k x k kernel (shared by the
+    channels), so every output pixel is a convex combination of input pixels. The first pass weighs only the visible pixels (`visible_pixels`), so a
     masked training crop is averaged over what it shows and a test image over all of it."""
 
-    def __init__(self, side: int, passes: int) -> None:
+    def __init__(self, side: int) -> None:
         super().__init__()
-        self.side, self.passes = side, passes
+        self.side = side
 
     def forward(self, image: Tensor, logits: Tensor) -> Tensor:
         k, r = self.side, self.side // 2
@@ -248,7 +248,7 @@ class UNet(nn.Module):
         self.similar = (
             nn.Sequential(WindowSelfSimilarity(w[1], n), WindowSelfSimilarity(w[1], n, shifted=True)) if n else None
         )
-        self.kernels = KernelFilter(config.kernel, config.kernel_passes) if config.kernel else None
+        self.kernels = KernelFilter(config.kernel) if config.kernel else None
         self.last = _conv(w[0], config.kernel**2 * config.kernel_passes if config.kernel else config.channels)
         self.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout for convolutions
 

@@ -59,6 +59,11 @@ def impulse_fills(image: np.ndarray) -> Fills:
     return [_fill(np.ascontiguousarray(image[..., c]), where) for c, where in enumerate(found)]
 
 
+def filled_count(fills: Fills) -> int:
+    """How many values `fills` fills."""
+    return sum(len(where) for where, _ in fills)
+
+
 def apply_fills(image: np.ndarray, fills: Fills) -> np.ndarray:
     """Write `fills` into the (H, W, C) `image` in place; returns the values they replaced (in the same layout),
     for `apply_fills(image, replaced)` to put back."""
@@ -75,7 +80,7 @@ def fill_impulses(image: np.ndarray) -> tuple[np.ndarray, int]:
     """The (H, W, C) float32 `image` in [0, 1] with its impulses filled (a new array; `image` itself where it has
     none), and how many values were filled."""
     fills = impulse_fills(image)
-    count = sum(len(where) for where, _ in fills)
+    count = filled_count(fills)
     if not count:
         return image, 0
     filled = image.copy()

@@ -147,7 +147,7 @@ def run(
             method=settings.method, model=model and model.name, iters=preset.iters, device=str(device),
             precision=str(dtype).removeprefix("torch."),
         )  # fmt: skip
-        if len(runner.iterations) > 1 and len(set(runner.iterations)) > 1:
+        if len(set(runner.iterations)) > 1:
             info["continued_iters"] = runner.iterations[-1]  # a stack's slices after the first
         if runner.checks:
             info["self_check"] = [check.to_json() for check in runner.checks]
