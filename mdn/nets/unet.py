@@ -167,8 +167,9 @@ def neighbour_masked(conv: nn.Conv2d, x: Tensor, hidden: Tensor) -> Tensor:
 class KernelFilter(nn.Module):
     """Per-pixel kernels applied in turn: (B, C, H, W) image and (B, passes * k², H, W) logits (as many passes as
     the logits hold) -> the image filtered by each pass's softmax-normalised k x k kernel (shared by the
-    channels), so every output pixel is a convex combination of input pixels. The first pass weighs only the visible pixels (`visible_pixels`), so a
-    masked training crop is averaged over what it shows and a test image over all of it."""
+    channels), so every output pixel is a convex combination of input pixels. The first pass weighs only the
+    visible pixels (`visible_pixels`), so a masked training crop is averaged over what it shows and a test image
+    over all of it."""
 
     def __init__(self, side: int) -> None:
         super().__init__()
