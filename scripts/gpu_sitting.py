@@ -83,6 +83,10 @@ KPN_RECIPE = tuple("unet-kpn" if flag == "unet-partial" else flag for flag in MA
 """The masked U-Net's recipe for `unet-kpn`, the same network predicting two 5x5 kernels per pixel (IDF's
 output: a weighted average of input pixels) instead of pixels."""
 
+KPN_REFINE_RECIPE = tuple("unet-kpn-refine" if flag == "unet-partial" else flag for flag in MASKED_CNN_RECIPE)
+"""The same recipe for `unet-kpn-refine`: one 5x5 kernel pass, then six iterations of a small dynamic filter
+(IDF's iteration) on its output."""
+
 PRACTICAL_MIX = (
     "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
     "--warmup", "100", "--schedule", "cosine", "--precision", "bf16", "--validate-every", "1000",
@@ -113,6 +117,12 @@ RUNS_BY_NAME = {
     ),
     "kpn-masked": Run("kpn-masked", KPN_RECIPE, batch=128, iters=10_000),
     "kpn-twin": Run("kpn-twin", (*KPN_RECIPE, "--no-mask"), batch=128, iters=10_000),
+    "kpn-refine-masked": Run(
+        "kpn-refine-masked", (*KPN_REFINE_RECIPE, "--validate-every", "1000"), batch=128, iters=5000
+    ),
+    "kpn-refine-twin": Run(
+        "kpn-refine-twin", (*KPN_REFINE_RECIPE, "--no-mask", "--validate-every", "1000"), batch=128, iters=5000
+    ),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
     "practical-dct-thumbs": practical_run(

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mdn.nets.dct import DctShrink
+from mdn.nets.dynamic_filter import DynamicFilter
 from mdn.nets.self_similarity import WindowSelfSimilarity
 from mdn.nets.swinir import MASK_VALUE, Generators, per_sample
 
@@ -73,6 +74,11 @@ class UNetConfig:
     network predicts pixels."""
     kernel_passes: int = 1
     """With `kernel`: how many kernels are applied one after the other, each to the last one's output."""
+    refine: int = 0
+    """Iterations of a `DynamicFilter` on the output: 3x3 kernels predicted from the estimate itself, the same
+    small network each time (IDF's iteration); 0: none."""
+    refine_width: int = 32
+    """With `refine`: the dynamic filter's feature channels."""
 
     @property
     def window(self) -> int:
@@ -109,12 +115,14 @@ UNET_SIZES: dict[str, UNetConfig] = {
     "unet-dct": UNetConfig(dct_sigmas=(10.0, 18.0, 32.0)),
     "unet-kpn": UNetConfig(residual=False, partial=True, kernel=5, kernel_passes=2),
     "unet-dct-kpn": UNetConfig(residual=False, dct_sigmas=(10.0, 18.0, 32.0), kernel=5, kernel_passes=2),
+    "unet-kpn-refine": UNetConfig(residual=False, partial=True, kernel=5, kernel_passes=1, refine=6),
 }
 """Named U-Nets: `unet-tiny` for smoke tests, `unet` for the CPU default, the masked designs and `unet-nonlocal`
 (with self-similarity blocks), `unet-aux-encoder` (a render card's albedo and normal through their own encoder),
 `unet-dct` (the input blended with sliding-DCT hard-thresholding estimates at three noise levels first),
 `unet-kpn` (the masked U-Net predicting two 5x5 kernels per pixel, applied in turn to the input) and
-`unet-dct-kpn` (the default's network with that output)."""
+`unet-dct-kpn` (the default's network with that output), `unet-kpn-refine` (one 5x5 kernel pass, then six
+iterations of a small dynamic filter on the result)."""
 
 
 def _conv(inputs: int, outputs: int) -> nn.Conv2d:
@@ -250,6 +258,7 @@ class UNet(nn.Module):
             nn.Sequential(WindowSelfSimilarity(w[1], n), WindowSelfSimilarity(w[1], n, shifted=True)) if n else None
         )
         self.kernels = KernelFilter(config.kernel) if config.kernel else None
+        self.refine = DynamicFilter(config.channels, config.refine_width, config.refine) if config.refine else None
         self.last = _conv(w[0], config.kernel**2 * config.kernel_passes if config.kernel else config.channels)
         self.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout for convolutions
 
@@ -288,5 +297,7 @@ class UNet(nn.Module):
         with torch.autocast(x.device.type, enabled=False):  # float32 out: bf16 would round pixels to 1/256
             out = self.last(y.float())
             if self.kernels is not None:
-                return self.kernels(x[:, :c].float(), out)
-            return x[:, :c] + out if self.config.residual else out
+                out = self.kernels(x[:, :c].float(), out)
+            elif self.config.residual:
+                out = x[:, :c] + out
+            return self.refine(out, generator) if self.refine is not None else out
