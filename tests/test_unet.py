@@ -20,6 +20,7 @@ from mdn import allocator, metrics, noise, registry, training
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.inference.engine import TILES_PER_RELEASE, Engine, EngineOptions
+from mdn.nets.dynamic_filter import DynamicFilter, neighbours
 from mdn.nets.swinir import MASK_VALUE, MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, KernelFilter, PartialConv, UNet, UNetConfig, neighbour_masked
 from mdn.training import objectives
@@ -154,6 +155,38 @@ def test_a_kernel_predicting_unet_outputs_an_image_within_its_input_range() -> N
     assert net.last.out_channels == 2 * 25
     x = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
     out = net(x)
+    assert out.shape == x.shape and out.min() >= 0.25 - 1e-6 and out.max() <= 0.75 + 1e-6
+
+
+def test_a_dynamic_filter_averages_neighbours_and_mixes_with_its_input_only_in_training() -> None:
+    """Any weights give, per pixel, a convex combination of its neighbours (the output within their range, a
+    flat image unchanged); training mixes each iteration with its input by a share drawn from the generator,
+    so the same seed gives the same output and another seed another."""
+    torch.manual_seed(0)
+    block = DynamicFilter(channels=3, width=8, iterations=1).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        out = block(x)
+        taps = neighbours(x, 2)
+        assert (out >= taps.amin(dim=2) - 1e-6).all() and (out <= taps.amax(dim=2) + 1e-6).all()
+        assert not torch.allclose(out, x)
+        flat = torch.full_like(x, 0.4)
+        torch.testing.assert_close(DynamicFilter(3, 8, 4).eval()(flat), flat)
+        block.train()
+        first = block(x, torch.Generator().manual_seed(1))
+        torch.testing.assert_close(block(x, torch.Generator().manual_seed(1)), first)
+        assert not torch.allclose(block(x, torch.Generator().manual_seed(2)), first)
+    assert neighbours(x, 1)[:, :, 4].equal(x) and neighbours(x, 2)[0, :, 0, 5, 5].equal(x[0, :, 3, 3])
+
+
+def test_a_refined_kernel_unet_keeps_its_configuration_and_its_input_range() -> None:
+    torch.manual_seed(0)
+    config = replace(UNET_SIZES["unet-kpn-refine"], widths=(8, 16), refine_width=8)
+    net = UNet(UNetConfig.from_dict(config.to_dict())).eval()
+    assert net.config == config and net.refine is not None and net.refine.iterations == 6
+    x = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    with torch.no_grad():
+        out = net(x)
     assert out.shape == x.shape and out.min() >= 0.25 - 1e-6 and out.max() <= 0.75 + 1e-6
 
 

@@ -64,7 +64,7 @@ class DynamicFilter(nn.Module):
         distance = (taps - centre).abs().mean(dim=1) / scale
         logits = self.kernels(self.features(torch.cat([image / scale, distance], dim=1)))
         weights = logits.abs().pow(self.power)
-        weights = weights / weights.sum(dim=1, keepdim=True).add(1e-6)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)  # sums to 1: no darkening
         filtered = (taps * weights[:, None]).sum(dim=2)
         if not self.training:
             return filtered
