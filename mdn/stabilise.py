@@ -148,6 +148,19 @@ class Stabiliser:
         return cls(PoissonGaussian(**data["noise"]), float(data["low"]), float(data["high"]))
 
 
+def stabiliser_for(planes: Sequence[np.ndarray]) -> Stabiliser | None:
+    """The transform that evens out the noise of one recording's grey (H, W) planes where it grows with the
+    signal (a photon-counting camera's raw data), fitted from the planes themselves; None where no line with a
+    positive gain fits. A negative offset (a pedestal) is taken as none, so that the transform keeps every value
+    of the planes apart, the darkest included. On held-out 16-bit micrographs the default gained 3.2 dB with it
+    and nothing was lost on Gaussian noise (docs/microscopy.md)."""
+    try:
+        noise = PoissonGaussian.fit(planes)
+    except MdnError:
+        return None
+    return Stabiliser.fit(PoissonGaussian(noise.gain, max(noise.offset, 0.0)), planes)
+
+
 def _anscombe(noise: PoissonGaussian, x: np.ndarray) -> np.ndarray:
     """2 sqrt(x / gain + 3/8 + offset / gain^2): unit-variance noise in the units of photons."""
     g = noise

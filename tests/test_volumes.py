@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 
 from mdn import volumes
 from mdn.cli import app
+from mdn.io import images, tonemap
+from mdn.noise import specimens
+from mdn.stabilise import Stabiliser
 
 zarr = pytest.importorskip("zarr")
 runner = CliRunner()
@@ -171,3 +174,16 @@ def test_zeroshot_fits_each_plane_of_a_volume_as_it_fits_a_single_image(tmp_path
     assert np.abs(out[0].astype(int) - tifffile.imread(tmp_path / "one_clean.tif")).max() <= 1
     info = json.loads(report.read_text())["files"][0]["info"]
     assert info["model"] == "zeroshot mpi" and info["chunks"] == 4 and info["units"] == 1
+
+
+def test_a_volume_of_photon_noise_is_stabilised_as_its_tiff_is(tmp_path: Path) -> None:
+    """The transform fitted plane by plane from a zarr volume is the one fitted to the same stack read from a TIFF:
+    a `Stabiliser` with the same noise and range."""
+    clean = specimens.fluorescence_stack(3, 80, seed=6161)
+    stack = specimens.Microscope(counts_per_photon=32.0).record(clean, np.random.default_rng(6162))
+    zarr.create_array(str(tmp_path / "cells.zarr"), data=stack, chunks=(1, 40, 40))
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    from_volume = volumes.store.noisy_range(zarr.open(str(tmp_path / "cells.zarr"), mode="r"))
+    from_file = tonemap.fit_noisy(images.read(tmp_path / "cells.tif"))
+    assert isinstance(from_volume, Stabiliser) and from_volume == from_file
+    assert abs(from_volume.noise.gain * 65535 / 32 - 1) < 0.2

@@ -9,7 +9,9 @@ work and undone with `inverse` after it:
   pixel's largest channel, keeping its hue, and a 2.2 gamma), whose inverse restores local means.
 
 A card fitted to one camera's noisy images (`mdn train --noisy`) fixes its own transform instead, the same for
-every image (`mdn.stabilise.Stabiliser`); `fitter` gives the one a card asks for.
+every image (`mdn.stabilise.Stabiliser`); `fitter` gives the one a card asks for. Any other card denoises a grey
+16-bit or float file through the stabilising transform fitted to that file where its noise grows with the
+signal (`fit_noisy`), and through `fit`'s otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from mdn.errors import MdnError
 from mdn.io.images import ARRAY, Image
-from mdn.stabilise import Stabiliser
+from mdn.stabilise import Stabiliser, stabiliser_for
 
 
 class DisplayTransform(Protocol):
@@ -168,11 +170,21 @@ def fit(image: Image) -> DisplayTransform:
     return Identity()
 
 
+def fit_noisy(image: Image) -> DisplayTransform:
+    """The transform for a noisy image on its way to a denoiser: `fit`'s, but for a grey 16-bit or float file
+    whose noise grows with the signal (a photon-counting camera's), which gets the stabilising transform fitted
+    to its own planes (`stabilise.stabiliser_for`): its noise then comes out Gaussian and even."""
+    transform = fit(image)
+    if isinstance(transform, Stretch) and image.pixels.shape[-1] == 1:
+        return stabiliser_for(list(image.pixels[..., 0])) or transform
+    return transform
+
+
 def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:
-    """How a card's images are fitted: `fit`, or the camera's `Stabiliser` the card keeps in `transform`, which
-    refuses images of another sample type than the camera's."""
+    """How a card's images are fitted: `fit_noisy`, or the camera's `Stabiliser` the card keeps in `transform`,
+    which refuses images of another sample type than the camera's."""
     if not transform:
-        return fit
+        return fit_noisy
     return lambda image: camera_transform(transform, "HDR" if image.hdr else image.source.layout.dtype, image.path)
 
 

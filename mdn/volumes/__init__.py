@@ -5,8 +5,9 @@ grey images, as the planes of a TIFF stack do. Each output chunk is the engine's
 tiles of the whole plane's grid that touch the chunk, read from the source as they are needed, blended with the
 whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
 rounding. Adjacent chunks of a plane are denoised together in units (within `--max-memory`), so that the tiles
-that chunk borders cut run once per unit. The display range (the volume's own minimum and maximum, as for a 16-bit TIFF)
-comes from one pass over the source. Memory is bounded by a unit and a tile around it.
+that chunk borders cut run once per unit. The display transform (as for a 16-bit TIFF: photon noise stabilised,
+fitted plane by plane, else the volume's own minimum and maximum) comes from passes over the source. Memory
+is bounded by a unit and a tile around it.
 
 The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
 an OME-Zarr image level 0 is denoised and every other level of its multiscales rebuilt from it by block means.
@@ -38,6 +39,7 @@ from mdn.volumes.store import (
     display_range,
     finish,
     is_volume,
+    noisy_range,
     output_path,
     prepare_target,
 )
@@ -68,7 +70,10 @@ def plan(
             raise MdnError("a card saved to a file and its options are needed to denoise a volume")
         path = str(card.path)
     camera = card is not None and card.transform
-    transform = tonemap.camera_transform(card.transform, array.dtype, source) if camera else display_range(array)
+    if camera:
+        transform = tonemap.camera_transform(card.transform, array.dtype, source)
+    else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
+        transform = display_range(array) if zeroshot else noisy_range(array)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
     whole_planes = zeroshot or options is None or options.plane_stages  # they measure a plane
     budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL

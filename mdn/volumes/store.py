@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from mdn.errors import MdnError
 from mdn.io import images, tonemap
+from mdn.stabilise import Stabiliser, stabiliser_for
 
 PROGRESS = ".mdn-progress"
 """The folder of an output volume that marks its finished chunks while a run is under way."""
@@ -115,6 +117,39 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     scale = sample_scale(array.dtype)
     low, high = (np.float32(v) / scale for v in (low, high)) if np.isfinite(low) else (np.float32(0),) * 2
     return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
+
+
+class _Planes(Sequence[np.ndarray]):
+    """A volume's planes as float32 in the file's [0, 1] scale, each read when it is asked for (as `chunks`
+    reads them), so that a fit over them holds one plane at a time."""
+
+    def __init__(self, array: Any) -> None:
+        self.array, self.scale = array, sample_scale(array.dtype)
+        self.stack = array.shape[:-2]
+
+    def __len__(self) -> int:
+        return int(np.prod(self.stack))
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        plane = np.unravel_index(index, self.stack) if self.stack else ()
+        return np.nan_to_num(np.asarray(self.array[tuple(int(i) for i in plane)], dtype=np.float32) / self.scale)
+
+
+def noisy_range(array: Any) -> tonemap.Stretch | tonemap.Identity | Stabiliser:
+    """The transform a file of this sample type gets on its way to a denoiser (`tonemap.fit_noisy`): the
+    stabilising transform fitted to the volume's planes where their noise grows with the signal, else
+    `display_range`."""
+    if array.dtype == np.uint8:
+        return tonemap.Identity()
+    return stabiliser_for(_Planes(array)) or display_range(array)
 
 
 def bounding_box(chunks: Unit) -> Chunk:
