@@ -66,6 +66,11 @@ class PoissonGaussian:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def in_units(self, dtype: np.dtype) -> dict[str, float]:
+        """Gain and offset in the stored units of `dtype` samples (counts for integers), rounded for a report."""
+        scale = float(np.iinfo(dtype).max) if np.dtype(dtype).kind in "ui" else 1.0
+        return {"gain": float(f"{self.gain * scale:.4g}"), "offset": float(f"{self.offset * scale**2:.4g}")}
+
 
 def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each interior pixel's 5x5 mean and its Immerkaer response, over the pixels where both are defined."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -166,15 +167,22 @@ def test_a_noisy_grey_16_bit_file_is_stabilised_for_a_denoiser_and_other_kinds_a
 
 def test_the_default_denoises_photon_noise_better_stabilised_than_stretched(tmp_path: Path, monkeypatch) -> None:
     """The same 16-bit micrograph through `mdn denoise`, stabilised (as it runs) and stretched (as before): the
-    stabilised run is at least 1 dB closer to the signal (1.56 here, 3.2 on held-out stacks, docs/microscopy.md)."""
+    stabilised run is at least 1 dB closer to the signal (1.56 here, 3.2 on held-out stacks, docs/microscopy.md),
+    and its report gives the camera's gain in counts per photon."""
     path, signal = _micrograph(tmp_path, frames=1, size=128)
     scores = {}
     for name in ("stabilised", "stretched"):
         if name == "stretched":
             monkeypatch.setattr(tonemap, "fit_noisy", tonemap.fit)
-        out = tmp_path / f"{name}.tif"
-        result = CliRunner().invoke(app, ["denoise", str(path), "-o", str(out), "--threads", "1", "-q"])
+        out, report = tmp_path / f"{name}.tif", tmp_path / f"{name}.json"
+        arguments = ["denoise", str(path), "-o", str(out), "--threads", "1", "-q", "--json", str(report)]
+        result = CliRunner().invoke(app, arguments)
         assert result.exit_code == 0, result.output
+        noise = json.loads(report.read_text())["files"][0]["info"].get("photon_noise")
+        if name == "stabilised":
+            assert 64 * 0.85 < noise["gain"] < 64 * 1.15 and noise["offset"] > 0  # counts per photon, read noise²
+        else:
+            assert noise is None
         error = tifffile.imread(out).astype(np.float64) - signal[0]
         scores[name] = 10 * np.log10(np.ptp(signal) ** 2 / np.mean(error**2))
     assert scores["stabilised"] > scores["stretched"] + 1.0, scores
