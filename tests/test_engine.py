@@ -243,3 +243,25 @@ def test_cuda_engine_matches_the_cpu(model, photo, kernel: str) -> None:
     gpu_model = copy.deepcopy(model).use_attention(kernel)
     gpu = Engine(gpu_model, EngineOptions(device="cuda", precision="fp32", **options))(photo)
     np.testing.assert_allclose(gpu, cpu, atol=2e-3)
+
+
+def test_the_network_runs_again_on_its_output_only_while_heavy_noise_remains() -> None:
+    """`repeat_above`: at sigma 50, far beyond the sigma-15 card's training noise, the network runs again on its
+    own output (at most REPEATS times) and comes closer to the clean picture; at sigma 10 it runs once and gives
+    the bytes of a run without the option."""
+    from mdn.inference import engine as engine_module
+
+    model = registry.load_model("unet-kpn-s15").net
+    clean = (data.astronaut()[:128, 192:320] / 255).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for sigma, repeats in ((50, True), (10, False)):
+        noisy = np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)[None]
+        once = Engine(model, _cpu())(noisy)[0]
+        engine = Engine(model, _cpu(repeat_above=5.0))
+        again = engine(noisy)[0]
+        if repeats:
+            assert 1 <= engine.repeats[0] <= engine_module.REPEATS
+            assert psnr(again, clean) > psnr(once, clean) + 0.5
+        else:
+            assert engine.repeats == [0]
+            np.testing.assert_array_equal(again, once)

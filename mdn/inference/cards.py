@@ -105,6 +105,8 @@ def run(
             info.update(impulses=engine.impulses_filled)
         if settings.self_check:
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
+        if settings.repeat_above:
+            info.update(repeats=engine.repeats)
     return result
 
 

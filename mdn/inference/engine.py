@@ -35,6 +35,9 @@ QUALITIES = ("fast", *wiener.QUALITY)
 """What runs after the detail stage, OIDN's names: nothing (fast), or collaborative Wiener filtering searching as
 `wiener.QUALITY` says (balanced, the default; high)."""
 
+REPEATS = 2
+"""At most this many more runs of the network on its own output (`EngineOptions.repeat_above`)."""
+
 TILES_PER_RELEASE = 8
 """On the CPU, the heap keeps freed blocks for the next tiles (`allocator.keep_freed_memory`), and for a network
 whose freed blocks malloc does not all reuse (`reuses_freed_memory` False) its free pages go back to the kernel
@@ -76,7 +79,10 @@ class EngineOptions:
     puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, at
     `quality` balanced or high (not fast), refines it by collaborative Wiener filtering of the input with it as
     pilot (`wiener.collaborative_wiener`, searching as `wiener.QUALITY` says); `self_check` blends each whole
-    plane's input back into its output by the plane's own noise (`noise_level.self_checked`)."""
+    plane's input back into its output by the plane's own noise (`noise_level.self_checked`); `repeat_above`
+    (noise standard deviation in 1/255) runs the network again on its own output, up to REPEATS times, while the
+    output's measured noise (`noise_level.noise_variance`) is above it (IDF's iteration, where noise is heavier
+    than the network's training noise); 0: once."""
 
     tile: int = 0
     overlap: int = 32
@@ -91,13 +97,14 @@ class EngineOptions:
     detail: bool = False
     quality: str = "balanced"
     self_check: bool = False
+    repeat_above: float = 0.0
     max_memory: int = 2 << 30
 
     @property
     def plane_stages(self) -> bool:
         """Whether stages that measure the whole plane run after the network (`Engine.denoise_plane`; a region
         of a plane cannot run them)."""
-        return self.impulses or self.detail or self.self_check
+        return self.impulses or self.detail or self.self_check or self.repeat_above > 0
 
 
 def check_tiling(tile: int, overlap: int, window: int) -> None:
@@ -148,6 +155,8 @@ class Engine:
         check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
         self.kept_shares: list[float] = []
+        self.repeats: list[int] = []
+        """How many more times the network ran on each plane's output (`repeat_above`)."""
         """With `self_check`: the share of the network's change kept in each plane of the last call."""
         self.impulses_filled = 0
         """With `impulses`: the values filled in the planes of the last call."""
@@ -179,7 +188,7 @@ class Engine:
                 progress(done, total)
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
-        self.kept_shares, self.impulses_filled = [], 0
+        self.kept_shares, self.repeats, self.impulses_filled = [], [], 0
         for index, plane in enumerate(planes):
             self.denoise_plane(plane, index, result[index], advance)
         return result
@@ -195,6 +204,7 @@ class Engine:
             plane, replaced = self._impulses_filled(plane, out.shape[-1])
         try:
             self._plane(plane, index, advance, out)
+            self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
             if self.options.detail:
                 self._release()
@@ -209,6 +219,21 @@ class Engine:
         finally:
             if replaced is not None:
                 impulse.apply_fills(plane, replaced)
+
+    def _repeat(self, plane: np.ndarray, index: int, out: np.ndarray) -> None:
+        """The network again on its own output `out` (with the plane's auxiliary channels), in place, while the
+        output's measured noise is above `repeat_above` (at most REPEATS times)."""
+        threshold = (self.options.repeat_above / 255) ** 2
+        if not threshold:
+            return
+        self.repeats.append(0)
+        for _ in range(REPEATS):
+            if noise_level.noise_variance(out) <= threshold:
+                return
+            self.repeats[-1] += 1
+            channels = out.shape[-1]
+            again = np.concatenate([out, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else out.copy()
+            self._plane(again, index, lambda _: None, out)
 
     def _impulses_filled(self, plane: np.ndarray, channels: int) -> tuple[np.ndarray, impulse.Fills | None]:
         """The (H, W, C) plane with the impulses of its first `channels` filled, and what the fills replaced where
