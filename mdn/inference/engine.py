@@ -155,9 +155,9 @@ class Engine:
         check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
         self.kept_shares: list[float] = []
-        self.repeats: list[int] = []
-        """How many more times the network ran on each plane's output (`repeat_above`)."""
         """With `self_check`: the share of the network's change kept in each plane of the last call."""
+        self.repeats: list[int] = []
+        """With `repeat_above`: how many more times the network ran on each plane's output in the last call."""
         self.impulses_filled = 0
         """With `impulses`: the values filled in the planes of the last call."""
 
