@@ -15,7 +15,7 @@ from mdn.cli import app
 from mdn.inference import engine
 from mdn.io import images, tonemap
 from mdn.noise import specimens
-from mdn.stabilise import Stabiliser
+from mdn.stabilise import Stabiliser, stabiliser_for
 
 RNG = np.random.default_rng(3)
 
@@ -186,3 +186,24 @@ def test_the_default_denoises_photon_noise_better_stabilised_than_stretched(tmp_
         error = tifffile.imread(out).astype(np.float64) - signal[0]
         scores[name] = 10 * np.log10(np.ptp(signal) ** 2 / np.mean(error**2))
     assert scores["stabilised"] > scores["stretched"] + 1.0, scores
+
+
+def test_a_large_recording_is_fitted_from_a_few_evenly_spaced_planes() -> None:
+    """Fitting 40 planes of 1024² (42 M pixels) reads 4 of them (the first and last among them), each once, and
+    finds the camera's gain from them."""
+    rng = np.random.default_rng(7)
+    signal = np.linspace(0.05, 0.9, 1024, dtype=np.float32)[None].repeat(1024, axis=0)
+
+    reads: list[int] = []
+
+    class Recording(list):
+        def __getitem__(self, index):
+            reads.append(index)
+            return (rng.poisson(signal * 2000) / 2000).astype(np.float32)
+
+        def __len__(self) -> int:
+            return 40
+
+    transform = stabiliser_for(Recording())
+    assert sorted(reads) == [0, 13, 26, 39]
+    assert transform is not None and abs(transform.noise.gain * 2000 - 1) < 0.15
