@@ -6,8 +6,8 @@ tiles of the whole plane's grid that touch the chunk, read from the source as th
 whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
 rounding. Adjacent chunks of a plane are denoised together in units (within `--max-memory`), so that the tiles
 that chunk borders cut run once per unit. The display transform (as for a 16-bit TIFF: photon noise stabilised,
-fitted plane by plane, else the volume's own minimum and maximum) comes from passes over the source. Memory
-is bounded by a unit and a tile around it.
+fitted from a few evenly spaced planes, else the volume's own minimum and maximum) comes from reading the source
+before. Memory is bounded by a unit and a tile around it.
 
 The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
 an OME-Zarr image level 0 is denoised and every other level of its multiscales rebuilt from it by block means.
