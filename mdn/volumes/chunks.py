@@ -25,6 +25,7 @@ from mdn.volumes.store import (
     bounding_box,
     chunk_name,
     chunks_of,
+    read_pixels,
     sample_scale,
     stored,
     unit_name,
@@ -83,7 +84,7 @@ def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
         index = int(np.ravel_multi_index(plane, source.shape[:-2])) if plane else 0
 
         def read(r: slice, c: slice, plane: tuple[int, ...] = plane) -> np.ndarray:
-            pixels = np.nan_to_num(np.asarray(source[(*plane, r, c)], dtype=np.float32) / scale)
+            pixels = read_pixels(source, (*plane, r, c), scale)
             return job.transform.forward(pixels)[..., None]
 
         if engine is None:

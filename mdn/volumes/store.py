@@ -103,6 +103,12 @@ def sample_scale(dtype: np.dtype) -> np.float32:
     return np.float32(np.iinfo(dtype).max if dtype.kind == "u" else 1.0)
 
 
+def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
+    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN as 0: how the planes
+    are read for their transform's fit and for the network alike."""
+    return np.nan_to_num(np.asarray(array[index], dtype=np.float32) / scale)
+
+
 def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     """The transform a file of this sample type gets (`tonemap.fit`): 8-bit as it is, 16-bit and float
     stretched from the volume's own minimum and maximum, found chunk by chunk."""
@@ -140,7 +146,7 @@ class _Planes(Sequence[np.ndarray]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         plane = np.unravel_index(index, self.stack) if self.stack else ()
-        return np.nan_to_num(np.asarray(self.array[tuple(int(i) for i in plane)], dtype=np.float32) / self.scale)
+        return read_pixels(self.array, tuple(int(i) for i in plane), self.scale)
 
 
 def noisy_range(array: Any) -> tonemap.Stretch | tonemap.Identity | Stabiliser:
