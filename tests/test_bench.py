@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mdn import bench, metrics, peers, zeroshot
 from mdn.cli import app
 from mdn.errors import MdnError
-from mdn.inference.engine import EngineOptions
+from mdn.inference.engine import Engine, EngineOptions
 
 runner = CliRunner()
 
@@ -70,6 +70,17 @@ def test_speed_reports_throughput_and_memory(tiny_card) -> None:
     row = bench.speed(str(tiny_card.path), (96, 128), runs=3, options=EngineOptions(device="cpu"))
     assert row.mp_per_s * row.seconds == pytest.approx(96 * 128 / 1e6)  # the median run, in both units
     assert row.peak_rss_mb > 50 and row.device == "cpu" and row.size == "128x96"
+
+
+def test_speed_times_grey_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--speed --grey` times the cards on a grey picture (one channel), as grey files reach them."""
+    seen: list[tuple[int, ...]] = []
+    call = Engine.__call__
+    monkeypatch.setattr(
+        Engine, "__call__", lambda self, planes, *a: seen.append(planes.shape) or call(self, planes, *a)
+    )
+    row = bench.speed_table(["unet"], [(64, 96)], 1, EngineOptions(device="cpu"), grey=True).rows[0]
+    assert row.size == "96x64" and seen[-1] == (1, 64, 96, 1)
 
 
 def test_train_speed_times_whole_training_steps() -> None:

@@ -94,12 +94,17 @@ def _network(name: str, kernel: str) -> torch.nn.Module:
 
 
 def speed(
-    model: str, size: tuple[int, int], runs: int, options: EngineOptions | None = None, kernel: str = "auto"
+    model: str,
+    size: tuple[int, int],
+    runs: int,
+    options: EngineOptions | None = None,
+    kernel: str = "auto",
+    channels: int = 3,
 ) -> Speed:
-    """Median MP/s over `runs` timed runs after a warm-up, with peak host (and GPU) memory; a card runs with its
-    own inference settings (the masked card's passes count)."""
+    """Median MP/s over `runs` timed runs after a warm-up on a picture of `channels` (3, or 1 for grey), with peak
+    host (and GPU) memory; a card runs with its own inference settings (the masked card's passes count)."""
     height, width = size
-    image = np.random.default_rng(0).random((1, height, width, 3), dtype=np.float32)
+    image = np.random.default_rng(0).random((1, height, width, channels), dtype=np.float32)
     if not _is_size(model):  # a card runs as it is used: its passes, input mask, detail stage and tile overlap
         options = card_runs(model, options)[1]
     engine = Engine(_network(model, kernel), options)
@@ -138,13 +143,13 @@ def _timed(
     )  # fmt: skip
 
 
-def peer_speed(name: str, size: tuple[int, int], runs: int) -> Speed:
+def peer_speed(name: str, size: tuple[int, int], runs: int, channels: int = 3) -> Speed:
     """`speed` for an installed peer (its own threads and precision), on the same image the cards see."""
     if name not in peers.available():
         raise MdnError(f"peer {name!r} needs the {peers.PEERS[name][0]} package (pip install {peers.PEERS[name][0]})")
     denoise = peers.PEERS[name][1]
     height, width = size
-    image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    image = np.random.default_rng(0).random((height, width, channels), dtype=np.float32)
     denoise(image[: min(height, 256), : min(width, 256)])
     return Speed(name, *_timed(lambda: denoise(image), runs, size), 0, "cpu", "its own", "-", 0, 1, 0)
 
@@ -271,13 +276,17 @@ def speed_table(
     options: EngineOptions | None = None,
     kernels: list[str] | None = None,
     with_peers: bool = False,
+    grey: bool = False,
 ) -> SpeedTable:
     """`speed` of each model (default: every denoising card) with each attention kernel (default: auto) at each
-    size; `with_peers` adds the installed peers, which run their own way."""
+    size, on colour or `grey` pictures; `with_peers` adds the installed peers, which run their own way."""
+    channels = 1 if grey else 3
     names = list(models or denoise_cards())
     names += [p for p in peers.available() if with_peers and p not in names]
     rows = [
-        peer_speed(name, size, runs) if name in peers.PEERS else speed(name, size, runs, options, kernel)
+        peer_speed(name, size, runs, channels)
+        if name in peers.PEERS
+        else speed(name, size, runs, options, kernel, channels)
         for name in names
         for kernel in (["-"] if name in peers.PEERS else kernels or ["auto"])
         for size in sizes

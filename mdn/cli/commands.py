@@ -444,7 +444,8 @@ def bench_command(
                                            "levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "
                                                  "(default noises: the zero-shot grid).")] = None,
-    grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid.")] = False,
+    grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid; "
+                               "speed: grey pictures.")] = False,
     quick: Annotated[bool, _opt("--quick", "One small image, two noises: a few seconds.")] = False,
     renders: Annotated[bool, _opt("--renders", "Add Monte Carlo renders (Mitsuba 3) at --spp.")] = False,
     spps: Annotated[str, _opt("--spp", "Renders: samples per pixel, comma-separated.")] = "16,64",
@@ -490,7 +491,7 @@ def bench_command(
     options = bench.engine_options(tile, device, precision, seed)
     if speed:
         speeds = bench.speed_table(
-            _listed(models), bench.parse_sizes(sizes), runs, options, _listed(kernels), with_peers
+            _listed(models), bench.parse_sizes(sizes), runs, options, _listed(kernels), with_peers, grey
         )
         display.print_speed(speeds)
         display.write_rows(speeds.to_json(), csv_path, json_path)

@@ -78,7 +78,7 @@ class EngineOptions:
     and the stages after it see the filled plane as its input; `detail`
     puts back the texture each whole plane's network output smoothed (`detail.restore_detail`), then, at
     `quality` balanced or high (not fast), refines it by collaborative Wiener filtering of the input with it as
-    pilot (`wiener.collaborative_wiener`, searching as `wiener.QUALITY` says); `self_check` blends each whole
+    pilot (`wiener.collaborative_wiener`, searching as `wiener.search_for` says); `self_check` blends each whole
     plane's input back into its output by the plane's own noise (`noise_level.self_checked`); `repeat_above`
     (noise standard deviation in 1/255) runs the network again on its own output, up to REPEATS times, while the
     output's measured noise (`noise_level.noise_variance`) is above it (IDF's iteration, where noise is heavier
@@ -209,7 +209,7 @@ class Engine:
             if self.options.detail:
                 self._release()
                 detail.restore_detail(noisy, out, self.device, out=out)
-                search = wiener.QUALITY.get(self.options.quality)
+                search = wiener.search_for(self.options.quality, out.shape[-1])
                 if search:
                     self._release()
                     wiener.collaborative_wiener(noisy, out, self.device, out, search)

@@ -44,6 +44,19 @@ QUALITY = {"balanced": Search(step=6, radius=6), "high": Search(step=5, radius=8
 """The searches of `mdn denoise --quality` (`fast` filters nothing): `high`, and `balanced`, the default, 0.04 dB
 below it on the bench's mean of nine noises in 0.66x its time (docs/performance.md). A reference every 4 pixels
 gained 0.016 dB over every 5 for 1.4x the time, every 3 (BM3D's) 0.03 for 5.7x."""
+GREY_QUALITY = {"balanced": Search(step=4, radius=12), "high": Search(step=3, radius=12)}
+"""The searches for a grey picture, whose groups filter one plane instead of three: a reference every 4 pixels
+within 12 (every 3 at `high`): 1.6 s a grey megapixel on 2 cores (0.56 with the colour search; a colour
+megapixel's stage takes 1.3). Against the colour searches on grey: +0.02 to +0.10 dB on every noise type of the
+bench's grey set, +0.06 to +0.09 on a validation set of other crops of its photos, +0.06 to +0.12 on a held-out
+set (docs/bench.md)."""
+
+
+def search_for(quality: str, channels: int) -> Search | None:
+    """The search of `mdn denoise --quality` for a picture of `channels` channels (GREY_QUALITY for one), None
+    for `fast` (no filtering)."""
+    return (GREY_QUALITY if channels == 1 else QUALITY).get(quality)
+
 
 GROUP = 16
 """Patches per group: the reference and its 15 nearest in the pilot."""
