@@ -200,12 +200,13 @@ class _Groups:
             ref_x = step * torch.arange(self.cols, device=guide.device).repeat(last - first)
             self.corners[first * self.cols : last * self.cols] = (ref_y[:, None] + dy) * width + ref_x[:, None] + dx
         del wide
-        sums = F.avg_pool2d(guide[None, None], SIZE, 1)[0, 0].mul_(SIZE)
+        sums = F.avg_pool2d(guide[None, None], SIZE, 1)[0, 0].mul_(SIZE).flatten()  # rows of width - SIZE + 1
         self.brightness = torch.empty(self.corners.shape, device=guide.device)
         """(N, GROUP): each member patch's DC in the guide, its brightness."""
         for start in range(0, len(self.corners), BAND_REFERENCES):  # bands: no picture-sized index temporaries
             corners = self.corners[start : start + BAND_REFERENCES]
-            self.brightness[start : start + BAND_REFERENCES] = sums[corners // width, corners % width]
+            at = (corners - (SIZE - 1) * (corners // width)).flatten()  # the corner's place in `sums`
+            self.brightness[start : start + BAND_REFERENCES] = sums.index_select(0, at).view_as(corners)
         pixel = torch.arange(SIZE, device=guide.device, dtype=index)
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
@@ -225,7 +226,10 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
         band = slice(first, first + BAND_REFERENCES)
         corners = groups.corners[band].T.contiguous()  # (GROUP, n): member-major
         where = (corners[..., None] + groups.pixels).flatten()
-        noisy, pilot = ((plane[where].view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE) for plane in planes)
+        noisy, pilot = (  # index_select: int32 indices gathered as they are (indexing widens them to int64 first)
+            (plane.index_select(0, where).view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE)
+            for plane in planes
+        )
         weight, values = _group_estimates(noisy, pilot, noise, groups.brightness[band].T, across)
         numerator.index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
         weights.index_add_(0, corners.flatten(), weight.repeat(GROUP))
