@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from mdn.errors import MdnError
+from mdn.nets.iterative import IterativeConfig, IterativeFilterNet
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNet, UNetConfig
 
 NETWORKS: dict[str, tuple[Any, Callable[[Any], nn.Module]]] = {
+    "dynamic-filter": (IterativeConfig, IterativeFilterNet),
     "masked-swinir": (SwinIRConfig, MaskedSwinIR),
     "skip": (SkipConfig, SkipNet),
     "unet": (UNetConfig, UNet),
@@ -188,7 +190,8 @@ def sha256(path: Path) -> str:
 
 
 def network_config(card: ModelCard) -> Any:
-    """The card's network configuration (a `SwinIRConfig`, `UNetConfig` or `SkipConfig`), without building it."""
+    """The card's network configuration (a `SwinIRConfig`, `UNetConfig`, `IterativeConfig` or `SkipConfig`),
+    without building it."""
     if card.architecture not in NETWORKS:
         raise MdnError(f"unknown architecture {card.architecture!r} in model card", card.path)
     return NETWORKS[card.architecture][0].from_dict(card.config)

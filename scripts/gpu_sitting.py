@@ -87,6 +87,15 @@ KPN_REFINE_RECIPE = tuple("unet-kpn-refine" if flag == "unet-partial" else flag 
 """The same recipe for `unet-kpn-refine`: one 5x5 kernel pass, then six iterations of a small dynamic filter
 (IDF's iteration) on its output."""
 
+DYNAMIC_RECIPE = (
+    "--config", "dynamic", "--lr", "1e-3", "--warmup", "500", "--schedule", "cosine", "--precision", "bf16",
+    "--dead-leaves", "40", "--stripes", "40", "--validate-every", "1000", "--checkpoint-every", "1000",
+)  # fmt: skip
+"""IDF's design in mdn (`dynamic`: one 3x3 kernel predictor iterated ten times, about 54K parameters), Gaussian
+sigma 15 alone, 32 crops of 128² a step (IDF's own recipe: 8 a step for 50,000 steps at lr 1e-4), a cosine from
+1e-3 (a CPU probe learned steadily at that rate); the twin runs it unmasked as IDF trains, the masked run with
+the paper's 75-85 % input mask."""
+
 PRACTICAL_MIX = (
     "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
     "--warmup", "100", "--schedule", "cosine", "--precision", "bf16", "--validate-every", "1000",
@@ -122,6 +131,14 @@ RUNS_BY_NAME = {
     ),
     "kpn-refine-twin": Run(
         "kpn-refine-twin", (*KPN_REFINE_RECIPE, "--no-mask", "--validate-every", "1000"), batch=128, iters=5000
+    ),
+    "dynamic-twin": Run("dynamic-twin", (*DYNAMIC_RECIPE, "--no-mask"), batch=32, crop=128, iters=20_000),
+    "dynamic-masked": Run(
+        "dynamic-masked",
+        tuple("dynamic-partial" if flag == "dynamic" else flag for flag in DYNAMIC_RECIPE),
+        batch=32,
+        crop=128,
+        iters=20_000,
     ),
     "paper-masked": Run("paper-masked", ("--config", "paper", *MASKED_RECIPE)),
     "paper-baseline": Run("paper-baseline", ("--config", "paper", "--no-mask", *MASKED_RECIPE)),
@@ -189,6 +206,11 @@ class Settings:
     speed_kernels: str
     train_at_least: float
     photo_size: str
+    side_by_side: float = 0.0
+    """plan: the share of its own speed each run keeps when all train side by side (0: they train one after
+    another)."""
+    quick_speed: bool = False
+    """speed: the default alone, twice end to end and twice in the engine, beside its network alone."""
     slack: float = 1.0
     """Multiplies the fixed time limits of the check's steps (tests, timings): above 1 on a slow or busy machine."""
 
@@ -293,11 +315,8 @@ def inference_speed(s: Settings) -> None:
     photo = write_photo(folder / "photo.jpg", width, height, s.pack / "val")
     denoise = ["denoise", str(photo), "-o", str(folder / "out.jpg"), "--overwrite", "--device", s.device, "--quiet"]
     seconds: dict[str, list[float | None]] = {}
-    for label, flags, runs in (
-        ("default", (), 3),
-        ("fast", ("--quality", "fast"), 2),
-        ("network", ("--no-detail",), 2),
-    ):
+    timed = [("default", (), 3), ("fast", ("--quality", "fast"), 2), ("network", ("--no-detail",), 2)]
+    for label, flags, runs in [("default", (), 2)] if s.quick_speed else timed:
         for _ in range(runs):
             start = time.perf_counter()
             code = mdn(*denoise, *flags, timeout=60 * s.slack)
@@ -305,7 +324,7 @@ def inference_speed(s: Settings) -> None:
         log(f"mdn denoise {' '.join(flags)}, {s.photo_size} JPEG end to end: {seconds[label]} s")
     table = folder / "speed.json"
     default = "unet-dct-practical"
-    names = f"{default},{default}+fast,{default}+no-detail,unet"
+    names = f"{default},{default}+no-detail" if s.quick_speed else f"{default},{default}+fast,{default}+no-detail,unet"
     models = ["--models", names, "--sizes", s.photo_size, "--runs", "2"]
     mdn("bench", "--speed", "--device", s.device, *models, "--json", str(table), timeout=180 * s.slack)
     engine = json.loads(table.read_text()) if table.is_file() else []
@@ -347,15 +366,16 @@ def fastest_masked(rows: list[dict], config: str, kernel: str, compiled: bool) -
 
 def plan(s: Settings) -> None:
     """Time one step of each run (eager, and compiled unless --no-compile), keep the faster setting for all of them,
-    and fix the step count that trains every run, one after another, within the budget (at most the runs' own
-    schedule, in thousands); written to `plan.json`, which `train` then follows in every slot."""
+    and fix the step count that trains every run, one after another (or side by side, each at the share of its
+    own speed that `--side-by-side` says), within the budget (at most the runs' own schedule, in thousands);
+    written to `plan.json`, which `train` then follows in every slot."""
     from mdn.bench import train_speed
 
     compile_choices = [False, True] if s.compile else [False]
     seconds_per_step: dict[bool, float] = {}
     rows = []
     for compiled in compile_choices:
-        total = 0.0
+        total = slowest = 0.0
         for name in s.runs:
             run = RUNS_BY_NAME[name]
             flags = run.flags
@@ -367,7 +387,8 @@ def plan(s: Settings) -> None:
             log(f"{name}: {row.it_per_s:.1f} it/s" + (" compiled" if compiled else ""))
             rows.append({"run": name, **row.to_json()})
             total += 1 / row.it_per_s
-        seconds_per_step[compiled] = total
+            slowest = max(slowest, 1 / (row.it_per_s * s.side_by_side)) if s.side_by_side else 0.0
+        seconds_per_step[compiled] = slowest or total
     compiled = min(seconds_per_step, key=seconds_per_step.__getitem__)
     shortest = min(s.iters or RUNS_BY_NAME[name].iters for name in s.runs)
     iters = min(shortest, max(1000, int(s.budget / seconds_per_step[compiled]) // 1000 * 1000))
@@ -471,6 +492,13 @@ def main() -> None:
     parser.add_argument("--speed-kernels", default="sdpa,flex", help="check: attention kernels to compare")
     parser.add_argument("--train-at-least", default="3m", help="check: time kept for training after measuring")
     parser.add_argument("--photo-size", default="6000x4000", help="check: the photo timed end to end ('' skips it)")
+    parser.add_argument(
+        "--side-by-side",
+        type=float,
+        default=0.0,
+        help="plan: each run's share of its own speed when all train side by side (0: one after another)",
+    )
+    parser.add_argument("--quick-speed", action="store_true", help="speed: the default twice, beside its network")
     parser.add_argument("--slack", type=float, default=1.0, help="check: multiply its steps' time limits (slow CPUs)")
     parser.add_argument("--cards", type=Path, default=ROOT / "runs" / "cards", help="finish: where the cards go")
     parser.add_argument("--max-mib", type=float, default=24.0, help="prepare: the pack's size limit")
@@ -480,7 +508,8 @@ def main() -> None:
         a.out, a.pack, a.carried, [r for r in a.runs.split(",") if r], parse_duration(a.budget),
         parse_duration(a.margin), a.device,
         a.config, a.fill_config, a.batch, a.crop, a.iters, not a.no_compile, a.attention_kernel,
-        a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least), a.photo_size, a.slack,
+        a.speed_configs, a.speed_kernels, parse_duration(a.train_at_least), a.photo_size, a.side_by_side,
+        a.quick_speed, a.slack,
     )  # fmt: skip
     unknown = set(settings.runs) - set(RUNS_BY_NAME)
     if unknown:

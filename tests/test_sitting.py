@@ -125,3 +125,15 @@ def test_a_plan_fixes_the_step_count_that_every_slot_follows(pack: Path, tmp_pat
     state = torch.load(out / "unet-twin" / "checkpoint.pt", weights_only=True)
     assert state["options"]["iters"] == planned["iters"] and state["options"]["mask"] is False
     assert 0 < state["iteration"] < planned["iters"]
+
+
+def test_a_side_by_side_plan_sizes_the_slowest_run_at_its_share_of_its_speed(pack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "slot"
+    script = ROOT / "scripts" / "gpu_sitting.py"
+    _script(script, "plan", "--runs", "dynamic-twin,dynamic-masked", "--budget", "1h", "--side-by-side", "0.5",
+            "--device", "cpu", "--batch", "2", "--crop", "32", "--no-compile", "--pack", pack,
+            "--output", out)  # fmt: skip
+    planned = json.loads((out / "plan.json").read_text())
+    assert [row["masked"] for row in planned["speed"]] == [False, True]
+    seconds_per_step = max(1 / (0.5 * row["it_per_s"]) for row in planned["speed"])
+    assert planned["iters"] == min(20_000, max(1000, int(3600 / seconds_per_step) // 1000 * 1000))

@@ -23,6 +23,7 @@ from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.inference import engine
 from mdn.io import batch
+from mdn.nets.iterative import ITERATIVE_SIZES
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES
@@ -287,8 +288,9 @@ def train_command(
                                             metavar="<path>")] = None,
     objective: Annotated[str, _opt("--objective", "What to learn.",
                                    metavar=_choices(OBJECTIVE_DEFAULTS))] = TRAIN.objective,
-    config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES])} (denoise; a U-Net "
-                                       f"trains with --no-mask); {', '.join(SKIP_SIZES)} (fill).")] = None,
+    config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])} "
+                                       "(denoise; a U-Net trains with --no-mask unless partial, a dynamic filter "
+                                       f"unless dynamic-partial); {', '.join(SKIP_SIZES)} (fill).")] = None,
     iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
                                       f"--noisy: {NOISY['iters']:,}).")] = None,
     until: Annotated[int | None, _opt("--until", "Stop (with a checkpoint) at this step.")] = None,

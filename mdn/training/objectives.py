@@ -23,6 +23,7 @@ from mdn import metrics, noise, registry
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 from mdn.nets import swinir
+from mdn.nets.iterative import ITERATIVE_SIZES
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
@@ -195,6 +196,15 @@ UNET_PASSES = 4
 U-Net runs at 2.4-2.7x OIDN's speed and feature masks cost about 1.5x, so 4 passes stay near half OIDN's."""
 
 
+ARCHITECTURE_OF = {**dict.fromkeys(UNET_SIZES, "unet"), **dict.fromkeys(ITERATIVE_SIZES, "dynamic-filter")}
+"""Denoising config name -> its architecture (the rest are SwinIR sizes)."""
+
+NETWORK_NAMES = {"unet": "U-Net", "dynamic-filter": "iterative dynamic filter", "masked-swinir": "SwinIR"}
+
+ITERATIVE_CLIP = 0.1
+"""Gradient norm clip of an iterative dynamic filter (IDF's recipe: ten passes of one block compound a step)."""
+
+
 class MaskedDenoising:
     """The masked-training objective: noisy crops, input mask, attention mask, L1 to the clean crop; the
     network's forward pass autocasts to `dtype` (float32: none). A U-Net config trains the same way without the
@@ -205,16 +215,21 @@ class MaskedDenoising:
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        if options.config not in SIZES and options.config not in UNET_SIZES:
-            known = ", ".join([*SIZES, *UNET_SIZES])
+        if options.config not in {**SIZES, **UNET_SIZES, **ITERATIVE_SIZES}:
+            known = ", ".join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])
             raise MdnError(f"objective denoise needs config one of {known}, got {options.config!r}")
         self.options, self.dtype = options, dtype
-        self.architecture = "unet" if options.config in UNET_SIZES else "masked-swinir"
+        self.architecture = ARCHITECTURE_OF.get(options.config, "masked-swinir")
         unet = UNET_SIZES.get(options.config)
         if unet and options.mask and not (unet.partial or unet.feature_mask):
             raise MdnError(
                 f"config {options.config} has no in-network mask, and the input mask alone does not pay on a U-Net: "
                 "train it unmasked, or choose unet-partial or unet-feature-mask"
+            )
+        iterative = ITERATIVE_SIZES.get(options.config)
+        if iterative and options.mask and not iterative.partial:
+            raise MdnError(
+                f"config {options.config} cannot see masked pixels: train it unmasked, or choose dynamic-partial"
             )
         self.practical = options.noise == noise.PracticalNoise.name
         if options.thumbnail_share and not self.practical:
@@ -229,7 +244,7 @@ class MaskedDenoising:
         levels = "levels {:g}-{:g}".format(*o.level_range) if o.level_range else f"level {o.level:g}"
         if self.practical:
             levels = "strengths {:g}-{:g}, web-resized".format(*(o.level_range or (1, 1)))
-        network = "U-Net" if self.architecture == "unet" else "SwinIR"
+        network = NETWORK_NAMES[self.architecture]
         kind = f"Masked {network}" if o.mask else f"Plain (no-mask baseline) {network}"
         grey = f", {o.grey_share:.0%} of crops grey" if o.grey_share else ""
         thumbnails = f", {o.thumbnail_share:.0%} web thumbnails" if o.thumbnail_share else ""
@@ -279,6 +294,9 @@ class MaskedDenoising:
         o = self.options
         if self.architecture == "unet":
             return registry.ARCHITECTURES[self.architecture](self._unet_config().to_dict())
+        if self.architecture == "dynamic-filter":
+            iterative = ITERATIVE_SIZES[o.config]
+            return registry.ARCHITECTURES[self.architecture](replace(iterative, partial=o.mask).to_dict())
         config = SIZES[o.config]
         config = SwinIRConfig(**{**asdict(config), "attention_mask_ratio": o.attention_mask if o.mask else 0.0})
         return registry.ARCHITECTURES[self.architecture](config.to_dict()).use_attention(o.attention_kernel)
@@ -295,7 +313,9 @@ class MaskedDenoising:
         return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
 
     def clip(self, parameters: Iterator[nn.Parameter]) -> None:
-        """No gradient clipping in the paper's recipe."""
+        """No gradient clipping in the paper's recipe; an iterative dynamic filter's norm clipped to ITERATIVE_CLIP."""
+        if self.architecture == "dynamic-filter":
+            torch.nn.utils.clip_grad_norm_(list(parameters), ITERATIVE_CLIP)
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """L1 between the clean crops (B, C, H, W) and the network's output on their noisy, masked copies; noise
@@ -314,7 +334,7 @@ class MaskedDenoising:
         as in training (the mean ratio), and 8 such passes are averaged: unmasked inputs left it far from its
         training conditions (on the bench this lifted the unseen-noise mean of the 6000-iteration small card
         from 21.6 to 25.0 dB)."""
-        if not self.options.mask:
+        if not self.options.mask or self.architecture == "dynamic-filter":
             return {}
         if self.architecture == "unet":
             return {"passes": UNET_PASSES} if self._unet_config().stochastic else {}
