@@ -83,7 +83,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of th
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -x -a 'denoise fill self-supervised render' -d 'What to learn'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct, unet-kpn, unet-dct-kpn, unet-kpn-refine (denoise; a U-Net trains with --no-mask); syn, real, grey, syn-fast, grey-fast (fill)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct, unet-kpn, unet-dct-kpn, unet-kpn-refine, dynamic, dynamic-partial, dynamic-tiny (denoise; a U-Net trains with --no-mask unless partial, a dynamic filter unless dynamic-partial); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run (200,000; --noisy: 4,000)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l time-budget -r -d 'Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint and a card; --resume goes on'

@@ -94,7 +94,8 @@ DYNAMIC_RECIPE = (
 """IDF's design in mdn (`dynamic`: one 3x3 kernel predictor iterated ten times, about 54K parameters), Gaussian
 sigma 15 alone, 32 crops of 128² a step (IDF's own recipe: 8 a step for 50,000 steps at lr 1e-4), a cosine from
 1e-3 (a CPU probe learned steadily at that rate); the twin runs it unmasked as IDF trains, the masked run with
-the paper's 75-85 % input mask."""
+the paper's 75-85 % input mask. `dynamic-grey` is the twin with a quarter of its crops grey (sitting 7's twin,
+which saw none, barely filters a grey picture: its noise is the same in every channel)."""
 
 PRACTICAL_MIX = (
     "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
@@ -133,6 +134,9 @@ RUNS_BY_NAME = {
         "kpn-refine-twin", (*KPN_REFINE_RECIPE, "--no-mask", "--validate-every", "1000"), batch=128, iters=5000
     ),
     "dynamic-twin": Run("dynamic-twin", (*DYNAMIC_RECIPE, "--no-mask"), batch=32, crop=128, iters=20_000),
+    "dynamic-grey": Run(
+        "dynamic-grey", (*DYNAMIC_RECIPE, "--no-mask", "--grey-share", "0.25"), batch=32, crop=128, iters=10_000
+    ),
     "dynamic-masked": Run(
         "dynamic-masked",
         tuple("dynamic-partial" if flag == "dynamic" else flag for flag in DYNAMIC_RECIPE),
