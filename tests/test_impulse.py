@@ -9,7 +9,7 @@ import pytest
 
 import mdn
 from mdn import bench, registry
-from mdn.inference.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions, grey_in_colour
 from mdn.metrics import psnr
 from mdn.noise import make_noise
 from mdn.stages import impulse
@@ -108,3 +108,19 @@ def test_the_default_removes_grey_salt_and_pepper(grey: dict[str, np.ndarray]) -
     assert info["impulses"] > 0.9 * np.sum(np.abs(dotted - clean) > 0.25)
     assert psnr(with_stage, clean) > psnr(without, clean) + 8
     assert psnr(with_stage, clean) > psnr(dotted, clean) + 12
+
+
+def test_a_grey_picture_stored_in_colour_is_denoised_as_grey(grey: dict[str, np.ndarray]) -> None:
+    """Three equal channels (a scanner's RGB file of a grey picture) run the grey path: the impulses found, the
+    same pixels in every channel as the picture read as grey; a picture one pixel off grey stays colour."""
+    clean = grey["kodim23"]
+    dotted = noisy(clean, "saltpepper", 0.02)
+    as_grey = mdn.denoise(dotted, threads=2)
+    as_colour = mdn.denoise(np.repeat(dotted, 3, axis=-1), threads=2)
+    assert as_colour.shape == (*dotted.shape[:-1], 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(as_colour[..., channel], as_grey[..., 0])
+    assert psnr(as_colour[..., :1], clean) > psnr(dotted, clean) + 12
+    tinted = np.repeat(dotted, 3, axis=-1)
+    tinted[0, 0, 2] = min(1.0, tinted[0, 0, 2] + 0.01)
+    assert not grey_in_colour(tinted) and grey_in_colour(np.repeat(dotted, 3, axis=-1))

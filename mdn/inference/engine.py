@@ -116,6 +116,18 @@ def check_tiling(tile: int, overlap: int, window: int) -> None:
         raise MdnError(f"--overlap must be in [0, {tile // 2}], got {overlap}")
 
 
+def grey_in_colour(plane: np.ndarray) -> bool:
+    """Whether an (H, W, C) plane is a grey picture stored in colour: three channels, all equal (a scanner's or a
+    converter's RGB file of a grey picture). Its noise is the same in every channel, which the stages' chroma
+    measures cannot see and the impulse test takes for colour."""
+    if plane.shape[-1] != 3:
+        return False
+    sample = plane[::17, ::13]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return False
+    return bool(np.array_equal(plane[..., 0], plane[..., 1]) and np.array_equal(plane[..., 0], plane[..., 2]))
+
+
 RegionReader = Callable[[slice, slice], np.ndarray]
 """Reads rows and columns of a plane as float32 (h, w, C) display-range pixels."""
 
@@ -198,7 +210,13 @@ class Engine:
     ) -> None:
         """One (H, W, C) plane into `out` (H, W, C'), as `__call__` denoises plane `index` of a stack: the network
         over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
-        measure the whole plane."""
+        measure the whole plane. A grey picture stored as three equal channels runs as grey, its output given to
+        all three: the same pixels as the picture read as grey."""
+        if out.shape[-1] == 3 and grey_in_colour(plane):
+            grey = np.empty((*out.shape[:-1], 1), np.float32)
+            self.denoise_plane(plane[..., :1], index, grey, advance)
+            out[...] = grey
+            return
         replaced = None
         if self.options.impulses:
             plane, replaced = self._impulses_filled(plane, out.shape[-1])
