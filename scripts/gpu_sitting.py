@@ -95,7 +95,9 @@ DYNAMIC_RECIPE = (
 sigma 15 alone, 32 crops of 128² a step (IDF's own recipe: 8 a step for 50,000 steps at lr 1e-4), a cosine from
 1e-3 (a CPU probe learned steadily at that rate); the twin runs it unmasked as IDF trains, the masked run with
 the paper's 75-85 % input mask. `dynamic-grey` is the twin with a quarter of its crops grey (sitting 7's twin,
-which saw none, barely filters a grey picture: its noise is the same in every channel)."""
+which saw none, barely filters a grey picture: its noise is the same in every channel), and
+`dynamic-correlation-grey` the same with bounded patch correlations as its tap features (IDF's colour correlation
+is bounded; mdn's distance is not, which may be why impulses, far outside sigma 15, get past it)."""
 
 PRACTICAL_MIX = (
     "--noise", "practical", "--level-range", "0.2,1.5", "--grey-share", "0.25", "--no-mask", "--dead-leaves", "40",
@@ -136,6 +138,18 @@ RUNS_BY_NAME = {
     "dynamic-twin": Run("dynamic-twin", (*DYNAMIC_RECIPE, "--no-mask"), batch=32, crop=128, iters=20_000),
     "dynamic-grey": Run(
         "dynamic-grey", (*DYNAMIC_RECIPE, "--no-mask", "--grey-share", "0.25"), batch=32, crop=128, iters=10_000
+    ),
+    "dynamic-correlation-grey": Run(
+        "dynamic-correlation-grey",
+        (
+            *(("dynamic-correlation" if flag == "dynamic" else flag) for flag in DYNAMIC_RECIPE),
+            "--no-mask",
+            "--grey-share",
+            "0.25",
+        ),
+        batch=32,
+        crop=128,
+        iters=10_000,
     ),
     "dynamic-masked": Run(
         "dynamic-masked",

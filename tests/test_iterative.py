@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mdn import registry, training
 from mdn.cli import app
 from mdn.errors import MdnError
-from mdn.nets.iterative import ITERATIVE_SIZES, IterativeFilterNet
+from mdn.nets.iterative import ITERATIVE_SIZES, IterativeFilterNet, patch_correlation
 from mdn.nets.swinir import MASK_VALUE, input_mask
 from mdn.training import objectives
 
@@ -88,3 +88,27 @@ def test_mdn_train_writes_a_card_that_mdn_denoise_runs(tmp_path: Path) -> None:
     assert denoised.exit_code == 0, denoised.output
     result = tifffile.imread(out)
     assert result.shape == (96, 128, 3) and result.dtype == data.coffee().dtype
+
+
+def test_patch_correlations_are_bounded_one_at_the_centre_and_work_on_grey() -> None:
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    for dilation in (1, 2):
+        correlation = patch_correlation(image, dilation)
+        assert correlation.shape == (1, 9, 32, 32)
+        assert correlation.abs().max() <= 1 + 1e-4
+        torch.testing.assert_close(correlation[:, 4], torch.ones(1, 32, 32), atol=1e-3, rtol=0)
+    stripes = torch.arange(32.0).remainder(2).expand(1, 1, 32, 32).transpose(-1, -2).contiguous()  # rows alternate
+    along = patch_correlation(stripes, 1)[0, :, 8:-8, 8:-8]
+    assert along[3].mean() > 0.99 and along[1].mean() < -0.99  # the tap beside: same row; above: the other row
+    assert patch_correlation(torch.full((1, 1, 16, 16), 0.3), 1).abs().max() < 1e-3
+
+
+def test_a_correlation_filter_is_convex_too_and_unknown_similarities_are_refused() -> None:
+    net = IterativeFilterNet(replace(SMALL, similarity="correlation")).eval()
+    image = 0.2 + 0.5 * torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        out = net(image)
+    assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
+    with pytest.raises(MdnError, match="similarity"):
+        replace(SMALL, similarity="cosine")

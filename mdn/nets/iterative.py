@@ -19,13 +19,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mdn.errors import MdnError
 from mdn.nets.dynamic_filter import SIDE, neighbours
 from mdn.nets.swinir import Generators, per_sample
 from mdn.nets.unet import visible_pixels
 
 TAPS = SIDE * SIDE
+SIMILARITIES = ("distance", "correlation")
 FLOOR = 1e-20
 """Added to every tap's weight: a pixel whose shown taps all weigh (nearly) nothing takes their mean, not 0."""
 
@@ -41,6 +44,15 @@ class IterativeConfig:
     """Kernels are |logit|^power over their sum: a tap can weigh exactly nothing (an outlier's)."""
     partial: bool = False
     """Pixels at `MASK_VALUE` are hidden (masked training); a test image has none."""
+    similarity: str = "distance"
+    """What the kernel predictor sees of each tap beside the estimate: `distance`, its mean absolute difference
+    to the centre on the estimate's scale (unbounded), or `correlation`, the normalised cross-correlation of the
+    3x3 patches around it and around the centre (bounded in [-1, 1], as IDF's colour correlation is, and defined
+    on grey pictures too)."""
+
+    def __post_init__(self) -> None:
+        if self.similarity not in SIMILARITIES:
+            raise MdnError(f"unknown tap similarity {self.similarity!r} (one of {', '.join(SIMILARITIES)})")
 
     @property
     def window(self) -> int:
@@ -66,10 +78,27 @@ class IterativeConfig:
 ITERATIVE_SIZES: dict[str, IterativeConfig] = {
     "dynamic": IterativeConfig(),
     "dynamic-partial": IterativeConfig(partial=True),
+    "dynamic-correlation": IterativeConfig(similarity="correlation"),
     "dynamic-tiny": IterativeConfig(width=8, iterations=2),
 }
-"""Named iterative filters: `dynamic` (IDF's size: 64 features, ten iterations, about 45K parameters), the same
-for masked training (`dynamic-partial`), and `dynamic-tiny` for smoke tests."""
+"""Named iterative filters: `dynamic` (IDF's size: 64 features, ten iterations, about 54K parameters), the same
+for masked training (`dynamic-partial`), with bounded patch correlations as its tap features
+(`dynamic-correlation`), and `dynamic-tiny` for smoke tests."""
+
+
+def patch_correlation(image: Tensor, dilation: int, eps: float = 1e-6) -> Tensor:
+    """(B, C, H, W) -> (B, 9, H, W): for each tap at `dilation`, the normalised cross-correlation of the 3x3
+    patch (all channels) around it with the one around the centre, in [-1, 1]; flat patches give about 0."""
+
+    def box(x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+    mean = box(image.mean(dim=1, keepdim=True))
+    variance = (box(image.square().mean(dim=1, keepdim=True)) - mean.square()).clamp(min=0)
+    cross = box((image[:, :, None] * neighbours(image, dilation)).mean(dim=1))
+    covariance = cross - mean * neighbours(mean, dilation)[:, 0]
+    correlation = covariance / (variance * neighbours(variance, dilation)[:, 0] + eps).sqrt()
+    return correlation.clamp(-1, 1)  # at the borders the replicated patches' supports differ
 
 
 def _rms(x: Tensor) -> Tensor:
@@ -126,7 +155,10 @@ class IterativeFilterNet(nn.Module):
         taps = neighbours(image, dilation)
         scale = _rms(image)
         centre = taps[:, :, TAPS // 2 : TAPS // 2 + 1]
-        distance = (taps - centre).abs().mean(dim=1) / scale
+        if self.config.similarity == "correlation":
+            distance = patch_correlation(image / scale, dilation)
+        else:
+            distance = (taps - centre).abs().mean(dim=1) / scale
         inputs = [image / scale, distance]
         if visible is not None:
             shown = neighbours(visible, dilation)[:, 0]  # (B, 9, H, W)
