@@ -393,7 +393,7 @@ def plan(s: Settings) -> None:
     seconds_per_step: dict[bool, float] = {}
     rows = []
     for compiled in compile_choices:
-        total = slowest = 0.0
+        step_seconds = []
         for name in s.runs:
             run = RUNS_BY_NAME[name]
             flags = run.flags
@@ -404,9 +404,9 @@ def plan(s: Settings) -> None:
             )  # fmt: skip
             log(f"{name}: {row.it_per_s:.1f} it/s" + (" compiled" if compiled else ""))
             rows.append({"run": name, **row.to_json()})
-            total += 1 / row.it_per_s
-            slowest = max(slowest, 1 / (row.it_per_s * s.side_by_side)) if s.side_by_side else 0.0
-        seconds_per_step[compiled] = slowest or total
+            step_seconds.append(1 / row.it_per_s)
+        side_by_side = max(step_seconds) / s.side_by_side if s.side_by_side else 0.0
+        seconds_per_step[compiled] = side_by_side or sum(step_seconds)
     compiled = min(seconds_per_step, key=seconds_per_step.__getitem__)
     shortest = min(s.iters or RUNS_BY_NAME[name].iters for name in s.runs)
     iters = min(shortest, max(1000, int(s.budget / seconds_per_step[compiled]) // 1000 * 1000))

@@ -28,7 +28,7 @@ def neighbours(image: Tensor, dilation: int) -> Tensor:
     return torch.stack([padded[..., y * d : y * d + h, x * d : x * d + w] for y in range(3) for x in range(3)], dim=2)
 
 
-def _rms(x: Tensor) -> Tensor:
+def rms(x: Tensor) -> Tensor:
     """Each sample's root mean square, (B, 1, 1, 1)."""
     return x.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
 
@@ -59,7 +59,7 @@ class DynamicFilter(nn.Module):
     def step(self, image: Tensor, dilation: int, generator: Generators = None) -> Tensor:
         """One iteration: predict the kernels from `image`, filter it, and in training mix the result with it."""
         taps = neighbours(image, dilation)
-        scale = _rms(image)
+        scale = rms(image)
         centre = taps[:, :, SIDE * SIDE // 2 : SIDE * SIDE // 2 + 1]
         distance = (taps - centre).abs().mean(dim=1) / scale
         logits = self.kernels(self.features(torch.cat([image / scale, distance], dim=1)))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mdn.errors import MdnError
-from mdn.nets.dynamic_filter import SIDE, neighbours
+from mdn.nets.dynamic_filter import SIDE, neighbours, rms
 from mdn.nets.swinir import Generators, per_sample
 from mdn.nets.unet import visible_pixels
 
@@ -101,11 +101,6 @@ def patch_correlation(image: Tensor, dilation: int, eps: float = 1e-6) -> Tensor
     return correlation.clamp(-1, 1)  # at the borders the replicated patches' supports differ
 
 
-def _rms(x: Tensor) -> Tensor:
-    """Each sample's root mean square, (B, 1, 1, 1)."""
-    return x.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
-
-
 class ResidualGate(nn.Module):
     """Features (B, F, H, W) scaled per channel by a gate in (0, 1) read from the mean and spread of the last
     iteration's residual per image channel, relative to the picture's brightness."""
@@ -153,17 +148,16 @@ class IterativeFilterNet(nn.Module):
         """One iteration: the kernels from `image` and the last `residual`, the filtered image and, with hidden
         pixels, which pixels are shown after it (those with a shown tap)."""
         taps = neighbours(image, dilation)
-        scale = _rms(image)
-        centre = taps[:, :, TAPS // 2 : TAPS // 2 + 1]
+        scale = rms(image)
         if self.config.similarity == "correlation":
-            distance = patch_correlation(image / scale, dilation)
+            similarity = patch_correlation(image / scale, dilation)
         else:
-            distance = (taps - centre).abs().mean(dim=1) / scale
-        inputs = [image / scale, distance]
+            similarity = (taps - taps[:, :, TAPS // 2 : TAPS // 2 + 1]).abs().mean(dim=1) / scale
         if visible is not None:
             shown = neighbours(visible, dilation)[:, 0]  # (B, 9, H, W)
-            distance = distance * shown * visible
-            inputs = [image / scale, distance, visible]
+            inputs = [image / scale, similarity * shown * visible, visible]
+        else:
+            inputs = [image / scale, similarity]
         features = self.gate(self.features(torch.cat(inputs, dim=1)), residual, scale)
         weights = self.kernels(features).abs().pow(self.config.power).add(FLOOR)
         if visible is not None:

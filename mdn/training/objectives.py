@@ -215,7 +215,7 @@ class MaskedDenoising:
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        if options.config not in {**SIZES, **UNET_SIZES, **ITERATIVE_SIZES}:
+        if options.config not in SIZES and options.config not in ARCHITECTURE_OF:
             known = ", ".join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])
             raise MdnError(f"objective denoise needs config one of {known}, got {options.config!r}")
         self.options, self.dtype = options, dtype
