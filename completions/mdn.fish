@@ -12,7 +12,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overlap -r -d "Tile 
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l tile-batch -r -d 'Tiles per forward pass (0: 1 on CPU, 4 on GPU)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l device -x -a 'auto cpu cuda mps' -d 'Where to run; auto: a GPU where there is one, else the CPU'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l max-memory -r -d 'Memory budget for tiles, volume units and the stages (a larger plane runs them window by window)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l passes -r -d "Passes to average, each over the image flipped or turned its own way: 8 for the last tenths of a dB (default: the card's, or 1)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l input-mask -r -d "Share of input pixels hidden in every pass (default: the card's, or 0)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l impulses -l no-impulses -d "Fill pixels stuck at black or white that their neighbours do not share (salt and pepper, dead and hot pixels) before the network; --no-impulses keeps them, e.g. one-pixel stars (default: the card's)"

@@ -27,6 +27,11 @@ response has variance 36 v."""
 FIT_PIXELS = 4_000_000
 """Pixels sampled for the fit and for the transform's range, about: a bin of 80,000 pixels gives its variance
 to about 0.5 %, and a stack of any size is fitted in bounded memory."""
+LARGE_PLANE = 4 * FIT_PIXELS
+"""A plane past this many pixels is fitted from crops of it (`_crops`): the fit's float64 temporaries of a whole
+67 MP plane took 2.6 GB."""
+CROPS = 4
+"""Crops along each side of a large plane."""
 
 
 @dataclass(frozen=True)
@@ -153,14 +158,14 @@ class Stabiliser:
         return cls(PoissonGaussian(**data["noise"]), float(data["low"]), float(data["high"]))
 
 
-def stabiliser_for(planes: Sequence[np.ndarray]) -> Stabiliser | None:
+def stabiliser_for(planes: Sequence[Any]) -> Stabiliser | None:
     """The transform that evens out the noise of one recording's grey (H, W) planes where it grows with the
     signal (a photon-counting camera's raw data), fitted from the planes themselves (evenly spaced ones holding
-    FIT_PIXELS or more: `_spread`); None where no line with a positive gain fits. A negative offset (a pedestal)
-    is taken as none, so that the transform keeps every value of the planes apart, the darkest included. On
-    held-out 16-bit micrographs the default gained 3.3 dB with it and nothing was lost on Gaussian noise
-    (docs/microscopy.md)."""
-    chosen = _spread(planes)
+    FIT_PIXELS or more: `_spread`; crops of a large one: `_crops`); None where no line with a positive gain
+    fits. A negative offset (a pedestal) is taken as none, so that the transform keeps every value of the planes
+    apart, the darkest included. On held-out 16-bit micrographs the default gained 3.3 dB with it and nothing was
+    lost on Gaussian noise (docs/microscopy.md)."""
+    chosen = [crop for plane in _spread(planes) for crop in _crops(plane)]
     try:
         noise = PoissonGaussian.fit(chosen)
     except MdnError:
@@ -168,13 +173,25 @@ def stabiliser_for(planes: Sequence[np.ndarray]) -> Stabiliser | None:
     return Stabiliser.fit(PoissonGaussian(noise.gain, max(noise.offset, 0.0)), chosen)
 
 
-def _spread(planes: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _spread(planes: Sequence[Any]) -> list[Any]:
     """Evenly spaced planes (the first and last among them) holding at least FIT_PIXELS pixels, or all of them:
     each read once, so that a large volume's fit reads a few planes, not the volume."""
     first = planes[0]
     wanted = min(len(planes), max(1, math.ceil(FIT_PIXELS / max(first.size, 1))))
     indices = np.linspace(0, len(planes) - 1, wanted).round().astype(int)
     return [first if i == 0 else planes[int(i)] for i in indices]
+
+
+def _crops(plane: Any) -> list[np.ndarray]:
+    """A plane as an array, or, past LARGE_PLANE pixels, as CROPS x CROPS evenly spread crops of FIT_PIXELS in
+    all: a slide scan's fit holds a few megapixels, not its plane (`plane` an array, or any object that reads a
+    region when indexed by rows and columns and has a `shape`)."""
+    height, width = plane.shape[:2]
+    if height * width <= LARGE_PLANE:
+        return [np.asarray(plane)]
+    side = math.isqrt(FIT_PIXELS // CROPS**2)
+    tops, lefts = ([round((n - side) * (k + 0.5) / CROPS) for k in range(CROPS)] for n in (height, width))
+    return [np.asarray(plane[y : y + side, x : x + side]) for y in tops for x in lefts]
 
 
 def _anscombe(noise: PoissonGaussian, x: np.ndarray) -> np.ndarray:

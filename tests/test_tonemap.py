@@ -10,7 +10,7 @@ import OpenEXR
 import tifffile
 from typer.testing import CliRunner
 
-from mdn import metrics, registry
+from mdn import metrics, registry, stabilise
 from mdn.cli import app
 from mdn.inference import engine
 from mdn.io import images, tonemap
@@ -207,3 +207,32 @@ def test_a_large_recording_is_fitted_from_a_few_evenly_spaced_planes() -> None:
     transform = stabiliser_for(Recording())
     assert sorted(reads) == [0, 13, 26, 39]
     assert transform is not None and abs(transform.noise.gain * 2000 - 1) < 0.15
+
+
+def test_a_large_plane_is_fitted_from_crops_of_it(monkeypatch) -> None:
+    """A plane past LARGE_PLANE pixels is read as 16 evenly spread crops of FIT_PIXELS in all (a lazy volume
+    plane reads no more), which find the camera's gain as the whole plane does."""
+    monkeypatch.setattr(stabilise, "FIT_PIXELS", 250_000)
+    monkeypatch.setattr(stabilise, "LARGE_PLANE", 1_000_000)
+    rng = np.random.default_rng(8)
+    signal = np.linspace(0.05, 0.9, 1400, dtype=np.float32)[None].repeat(1200, axis=0)
+    plane = (rng.poisson(signal * 2000) / 2000).astype(np.float32)
+    regions: list[tuple[slice, slice]] = []
+
+    class Lazy:
+        shape = plane.shape
+        size = plane.size
+
+        def __getitem__(self, region):
+            regions.append(region)
+            return plane[region]
+
+    transform = stabiliser_for([Lazy()])
+    assert len(regions) == 16 and sum(plane[r].size for r in regions) <= 250_000
+    assert len({r[1].start for r in regions}) == 4 and min(r[1].start for r in regions) < 200 < 1200 < max(
+        r[1].stop for r in regions
+    )
+    monkeypatch.setattr(stabilise, "LARGE_PLANE", plane.size)
+    whole = stabiliser_for([plane])
+    assert transform is not None and whole is not None
+    assert abs(transform.noise.gain / whole.noise.gain - 1) < 0.05 and abs(transform.noise.gain * 2000 - 1) < 0.15

@@ -15,6 +15,7 @@ from mdn.cli import app
 from mdn.io import images, tonemap
 from mdn.noise import specimens
 from mdn.stabilise import Stabiliser
+from mdn.stages import windows
 
 zarr = pytest.importorskip("zarr")
 runner = CliRunner()
@@ -77,6 +78,28 @@ def test_a_chunked_volume_equals_the_same_stack_denoised_from_tiff(
     info = json.loads(report.read_text())["files"][0]["info"]
     assert info["chunks"] == 2 * 3 * 3 and info["resumed_from"] == 0
     assert info["units"] == units
+
+
+def test_planes_too_large_for_whole_stages_run_them_by_windows_in_units_of_chunks(
+    volume, tmp_path: Path, monkeypatch
+) -> None:
+    """A plane whose stages would not fit the memory budget runs them window by window with statistics from
+    sample boxes: a volume's units are then blocks of chunks again, and the volume equals the same stack from a
+    TIFF, which runs its planes that way too."""
+    folder, references = volume
+    monkeypatch.setattr(windows, "BYTES_PER_PIXEL", 1 << 20)  # every plane too large
+    monkeypatch.setattr(windows, "window_for", lambda budget: 64)  # 3 x 3 windows a plane
+    monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", (2 << 30) // (64 * 48))  # a chunk per unit
+    result = _invoke("denoise", folder / "cells.tif", "-o", tmp_path / "windowed.tif", *TILE)
+    assert result.exit_code == 0, result.output
+    reference = tifffile.imread(tmp_path / "windowed.tif").astype(int)
+    difference = np.abs(reference - references["default"])
+    assert difference.max() > 0 and difference.mean() < 2  # the windows' path, close to the whole planes'
+    report = tmp_path / "report.json"
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["files"][0]["info"]["units"] == 18
+    assert np.abs(zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:].astype(int) - reference).max() <= 1
 
 
 def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> None:

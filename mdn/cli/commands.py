@@ -134,7 +134,8 @@ def denoise_command(
     tile_batch: Annotated[int, _opt("--tile-batch", "Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = ENGINE.batch,
     device: Device = ENGINE.device,
     precision: Precision = ENGINE.precision,
-    max_memory: Annotated[str, _opt("--max-memory", "Memory budget for tiles.")] = f"{ENGINE.max_memory >> 30}G",
+    max_memory: Annotated[str, _opt("--max-memory", "Memory budget for tiles, volume units and the stages "
+                                    "(a larger plane runs them window by window).")] = f"{ENGINE.max_memory >> 30}G",
     passes: Annotated[int | None, _opt("--passes", "Passes to average, each over the image flipped or turned its "
                                        "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
     input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "

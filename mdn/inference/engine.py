@@ -8,6 +8,7 @@ and the plane retried. The caller fits normalisation or tone mapping once per im
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
-from mdn.stages import detail, impulse, noise_level, wiener
+from mdn.stages import detail, impulse, noise_level, wiener, windows
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -102,9 +103,23 @@ class EngineOptions:
 
     @property
     def plane_stages(self) -> bool:
-        """Whether stages that measure the whole plane run after the network (`Engine.denoise_plane`; a region
-        of a plane cannot run them)."""
+        """Whether stages that measure the whole plane run around the network (`Engine.denoise_plane`)."""
         return self.impulses or self.detail or self.self_check or self.repeat_above > 0
+
+    def windowed(self, shape: tuple[int, int, int]) -> bool:
+        """Whether an (H, W, C) plane's stages run window by window (`stages.windows`: the impulse, texture and
+        Wiener stages of a plane too large for the memory budget; `Engine.refined_region`), not whole."""
+        local = (self.impulses or self.detail) and not (self.self_check or self.repeat_above > 0)
+        return local and windows.too_large(shape, self.max_memory)
+
+    @property
+    def stage_window(self) -> int:
+        """The side of the windows a large plane's stages run in (`windowed`)."""
+        return windows.window_for(self.max_memory)
+
+    def whole_planes(self, shape: tuple[int, int, int]) -> bool:
+        """Whether a plane of this (H, W, C) shape runs whole: its stages measure and refine the whole plane."""
+        return self.plane_stages and not self.windowed(shape)
 
 
 def check_tiling(tile: int, overlap: int, window: int) -> None:
@@ -130,6 +145,11 @@ def grey_in_colour(plane: np.ndarray) -> bool:
 
 RegionReader = Callable[[slice, slice], np.ndarray]
 """Reads rows and columns of a plane as float32 (h, w, C) display-range pixels."""
+
+
+def _slicer(plane: np.ndarray) -> RegionReader:
+    """A reader of an array's rows and columns."""
+    return lambda rows, columns: plane[rows, columns]
 
 
 def _reflected_read(
@@ -217,11 +237,22 @@ class Engine:
             self.denoise_plane(plane[..., :1], index, grey, advance)
             out[...] = grey
             return
+        windowed = self.options.windowed(out.shape)
+        boxes = self._sample_boxes(out.shape[:2]) if windowed else []
+        thresholds = (
+            windows.impulse_thresholds(_slicer(plane), boxes, out.shape[-1])
+            if boxes and self.options.impulses
+            else None
+        )
         replaced = None
         if self.options.impulses:
-            plane, replaced = self._impulses_filled(plane, out.shape[-1])
+            plane, replaced = self._impulses_filled(plane, out.shape[-1], thresholds)
         try:
             self._plane(plane, index, advance, out)
+            if windowed:
+                if self.options.detail:
+                    self._refine_windows(plane[..., : out.shape[-1]], out, boxes, thresholds)
+                return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
             if self.options.detail:
@@ -253,12 +284,14 @@ class Engine:
             again = np.concatenate([out, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else out.copy()
             self._plane(again, index, lambda _: None, out)
 
-    def _impulses_filled(self, plane: np.ndarray, channels: int) -> tuple[np.ndarray, impulse.Fills | None]:
-        """The (H, W, C) plane with the impulses of its first `channels` filled, and what the fills replaced where
-        they went into `plane` itself (a writable float32 plane: put back when the plane is done, so that the
-        caller's array ends as it came and no second copy of the picture is held), None where they went into a
-        copy or there were none."""
-        fills = impulse.impulse_fills(np.asarray(plane[..., :channels], dtype=np.float32))
+    def _impulses_filled(
+        self, plane: np.ndarray, channels: int, thresholds: list[float] | None = None
+    ) -> tuple[np.ndarray, impulse.Fills | None]:
+        """The (H, W, C) plane with the impulses of its first `channels` filled (by the plane's own thresholds or
+        `thresholds`), and what the fills replaced where they went into `plane` itself (a writable float32 plane:
+        put back when the plane is done, so that the caller's array ends as it came and no second copy of the
+        picture is held), None where they went into a copy or there were none."""
+        fills = impulse.impulse_fills(np.asarray(plane[..., :channels], dtype=np.float32), thresholds)
         count = impulse.filled_count(fills)
         self.impulses_filled += count
         if not count:
@@ -268,6 +301,61 @@ class Engine:
         filled = np.array(plane, dtype=np.float32)
         impulse.apply_fills(filled, fills)
         return filled, None
+
+    def _refine_windows(
+        self, noisy: np.ndarray, out: np.ndarray, boxes: list[windows.Box], thresholds: list[float] | None
+    ) -> None:
+        """The texture and Wiener stages of a large plane window by window, in place in `out` (which holds the
+        network's output), with the statistics of its sample `boxes`."""
+        self._release()
+        search = wiener.search_for(self.options.quality, out.shape[-1])
+        size = out.shape[:2]
+        statistics = windows.measure(_slicer(noisy), _slicer(out), size, boxes, search, self.device, thresholds)
+        windows.refine_plane(noisy, out, statistics, search, self.device, self.options.stage_window)
+
+    def _sample_boxes(self, size: tuple[int, int]) -> list[windows.Box]:
+        """The boxes a large plane's statistics are measured on, each inside one of the network's tiles."""
+        grid = self._grid(size[0] + (-size[0]) % self.window, size[1] + (-size[1]) % self.window)
+        return windows.sample_boxes(grid.rows, grid.columns, grid.size, size)
+
+    def plane_statistics(self, read: RegionReader, shape: tuple[int, int, int], index: int = 0) -> windows.Statistics:
+        """What the stages measure over plane `index` of an (H, W, C) `shape` plane (`windows.measure`), read
+        region by region through `read` and its network's `region`s."""
+        size, channels = shape[:2], self._image_channels(shape[-1])
+        boxes = self._sample_boxes(size)
+        thresholds = windows.impulse_thresholds(read, boxes, channels) if self.options.impulses else None
+        source = windows.filled(read, size, thresholds) if thresholds else read
+        if not self.options.detail:
+            return windows.Statistics(thresholds, None, None)
+        search = wiener.search_for(self.options.quality, channels)
+        network = functools.partial(self._network_region, source, shape, index)
+        return windows.measure(source, network, size, boxes, search, self.device, thresholds)
+
+    def refined_region(
+        self,
+        read: RegionReader,
+        shape: tuple[int, int, int],
+        rows: slice,
+        columns: slice,
+        index: int,
+        statistics: windows.Statistics,
+    ) -> np.ndarray:
+        """Rows and columns of what `__call__` returns for plane `index` of an (H, W, C) `shape` plane that runs
+        its stages window by window (`EngineOptions.windowed`), bit for bit, given the plane's `statistics`
+        (`plane_statistics`): memory bounded by the region and its windows, not by the plane."""
+        size = shape[:2]
+        source = windows.filled(read, size, statistics.impulses) if statistics.impulses else read
+        network = functools.partial(self._network_region, source, shape, index)
+        if statistics.detail is None:
+            return network(rows, columns)
+        search = wiener.search_for(self.options.quality, self._image_channels(shape[-1]))
+        window = self.options.stage_window
+        return windows.refine(source, network, size, rows, columns, statistics, search, self.device, window)
+
+    def _network_region(
+        self, read: RegionReader, shape: tuple[int, int, int], index: int, rows: slice, columns: slice
+    ) -> np.ndarray:
+        return self.region(read, shape, rows, columns, index)
 
     def _release(self) -> None:
         """Before a stage on the CPU: the heap's free pages back to the kernel, so that the stage's temporaries

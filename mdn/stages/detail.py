@@ -53,11 +53,16 @@ MAD = 1.4826
 
 
 def restore_detail(
-    noisy: np.ndarray, denoised: np.ndarray, device: torch.device | str = "cpu", out: np.ndarray | None = None
+    noisy: np.ndarray,
+    denoised: np.ndarray,
+    device: torch.device | str = "cpu",
+    out: np.ndarray | None = None,
+    noise: Noise | None = None,
 ) -> np.ndarray:
     """The (H, W, C) float32 `denoised` image with the texture it removed from `noisy` (its first C channels) put
     back along the channels' mean axis (luminance), computed on `device`, into `out` (which may be `denoised`
-    itself) or a new array; values kept within [0, 1] unless the denoised pixel was outside."""
+    itself) or a new array; values kept within [0, 1] unless the denoised pixel was outside. The residual's noise
+    is measured in it, or given (`noise`: measured over a whole plane of which this is a window)."""
     height, width, channels = denoised.shape
     out = np.empty_like(denoised) if out is None else out
     if min(height, width) < SIZE:
@@ -68,7 +73,7 @@ def restore_detail(
     with torch.inference_mode():
         brightness = patch_sums(padded(level, device), STRIDE)
         residual = np.subtract(np.asarray(noisy[..., :channels], dtype=np.float32) @ axis, level, out=level)
-        detail = _restore(padded(residual, device), brightness)
+        detail = _restore(padded(residual, device), brightness, noise)
     del level, residual
     pad = SIZE - STRIDE
     detail = detail[pad : pad + height, pad : pad + width].cpu().numpy()
@@ -113,16 +118,13 @@ class _Transform:
 
 
 class Noise:
-    """The residual's noise, measured on at most SAMPLES patches: a standard deviation per frequency (`sigma`,
-    (64,)) times a factor per brightness bin (`edges` between bins, `factor` per bin)."""
+    """A residual's noise: a standard deviation per frequency (`sigma`, (64,)) times a factor per brightness bin
+    (`edges` between bins, `factor` per bin), from (n, 64) DCT coefficients of the residual's patches (the DC's
+    place included) and the (n,) brightness of the same patches (`measure` samples a residual plane)."""
 
-    def __init__(self, residual: Tensor, brightness: Tensor) -> None:
-        every = max(1, math.ceil(math.sqrt(brightness.numel() / SAMPLES)))  # every so many patches each way
-        basis = dct_basis(SIZE).to(residual.device)
-        coefficients = F.conv2d(residual, basis, stride=STRIDE * every)[0].flatten(1).T  # (n, 64)
+    def __init__(self, coefficients: Tensor, brightness: Tensor) -> None:
         self.sigma = (MAD * coefficients.abs().median(dim=0).values).clamp_min(1e-8)
         own = _own_factor(coefficients.abs() / self.sigma)
-        brightness = brightness[::every, ::every].flatten()
         quantiles = torch.linspace(0, 1, BINS + 1, device=brightness.device)[1:-1]
         self.edges = torch.quantile(brightness, quantiles)
         which = torch.bucketize(brightness, self.edges)
@@ -130,6 +132,12 @@ class Noise:
         self.factor = torch.stack(
             [own[which == b].median() if (which == b).any() else overall for b in range(BINS)]
         ).clamp_min(1e-8)
+
+    @classmethod
+    def measure(cls, residual: Tensor, brightness: Tensor) -> Noise:
+        """The noise of a padded (1, 1, H', W') residual plane whose patches on the stride grid have brightness
+        (gh, gw), measured on at most SAMPLES of them (a regular grid)."""
+        return cls(*noise_samples(residual, brightness, max(1, math.ceil(math.sqrt(brightness.numel() / SAMPLES)))))
 
     def factors(self, magnitudes: Tensor, brightness: Tensor) -> Tensor:
         """(gh, gw, 1): the noise factor of each patch from its (gh, gw, 64) score magnitudes: its brightness's,
@@ -140,6 +148,14 @@ class Noise:
         if impulse.any():
             factor[impulse] = _own_factor(magnitudes[impulse])[:, None]
         return factor
+
+
+def noise_samples(residual: Tensor, brightness: Tensor, every: int) -> tuple[Tensor, Tensor]:
+    """(n, 64) DCT coefficients and (n,) brightness of every `every`-th patch each way of a padded (1, 1, H', W')
+    residual plane's stride grid, whose patches have brightness (gh, gw)."""
+    basis = dct_basis(SIZE).to(residual.device)
+    coefficients = F.conv2d(residual, basis, stride=STRIDE * every)[0].flatten(1).T
+    return coefficients, brightness[::every, ::every].flatten()
 
 
 def _steps(values: Tensor, thresholds: Tensor) -> Tensor:
@@ -157,11 +173,11 @@ def patch_sums(plane: Tensor, stride: int) -> Tensor:
     return F.avg_pool2d(plane, SIZE, stride)[0, 0] * SIZE
 
 
-def _restore(residual: Tensor, brightness: Tensor) -> Tensor:
+def _restore(residual: Tensor, brightness: Tensor, noise: Noise | None) -> Tensor:
     """(H', W'): the texture in the padded residual, given each patch's brightness (gh, gw), estimated band by
     band of patch rows: scores above THRESHOLD times their patch's noise factor kept, then each score weighted by
     the kept estimate's share of signal (the empirical Wiener step)."""
-    noise = Noise(residual, brightness)
+    noise = Noise.measure(residual, brightness) if noise is None else noise
     transform = _Transform(noise.sigma)
     rows, cols = brightness.shape
     row_count, col_count = (_coverage(n, residual.device) for n in (rows, cols))

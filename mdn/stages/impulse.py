@@ -44,13 +44,15 @@ Fills = list[tuple[np.ndarray, np.ndarray]]
 """Per channel: the flat indices (into the (H, W) plane) of the values to fill, and their fills."""
 
 
-def impulse_fills(image: np.ndarray) -> Fills:
+def impulse_fills(image: np.ndarray, thresholds: list[float] | None = None) -> Fills:
     """The fills of the (H, W, C) float32 `image`'s impulses, per channel: a few values, where a filled copy
-    would hold the whole picture again (288 MB at 24 MP)."""
+    would hold the whole picture again (288 MB at 24 MP). The ROAD thresholds per channel are measured on the
+    image (`threshold`), or given (measured on a whole plane of which this is a window)."""
     height, width, channels = image.shape
     if min(height, width) < 3:
         return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(channels)]
-    found = [_impulses(np.ascontiguousarray(image[..., c])) for c in range(channels)]
+    planes = [np.ascontiguousarray(image[..., c]) for c in range(channels)]
+    found = [_impulses(p, thresholds[c] if thresholds else None) for c, p in enumerate(planes)]
     if channels > 1:
         every = found[0]
         for other in found[1:]:
@@ -88,26 +90,39 @@ def fill_impulses(image: np.ndarray) -> tuple[np.ndarray, int]:
     return filled, count
 
 
-def _impulses(plane: np.ndarray) -> np.ndarray:
-    """Sorted flat indices of a (H, W) plane's impulses."""
+def sampled_roads(plane: np.ndarray, every: int | None = None) -> np.ndarray:
+    """The ROAD of every `every`-th pixel each way of a (H, W) plane (by default of at most SAMPLES pixels)."""
+    height, width = plane.shape
+    every = every or max(1, math.ceil(math.sqrt(height * width / SAMPLES)))
+    rows, cols = np.meshgrid(np.arange(0, height, every), np.arange(0, width, every), indexing="ij")
+    return road(plane, rows.ravel(), cols.ravel())[0]
+
+
+def threshold(roads: np.ndarray) -> float:
+    """The ROAD above which values at 0 or 1 are impulses in a plane whose sampled ROADs are `roads`: FLOOR, or
+    TYPICAL times their median (how far neighbours lie in its texture and noise)."""
+    return max(FLOOR, TYPICAL * float(np.median(roads)))
+
+
+def _impulses(plane: np.ndarray, above: float | None) -> np.ndarray:
+    """Sorted flat indices of a (H, W) plane's impulses, at a ROAD above `above` (the plane's `threshold` if
+    None)."""
     candidates = _candidates(plane)
     if not len(candidates):
         return candidates
-    height, width = plane.shape
-    every = max(1, math.ceil(math.sqrt(height * width / SAMPLES)))
-    rows, cols = np.meshgrid(np.arange(0, height, every), np.arange(0, width, every), indexing="ij")
-    threshold = max(FLOOR, TYPICAL * float(np.median(_road(plane, rows.ravel(), cols.ravel())[0])))
+    width = plane.shape[1]
+    above = threshold(sampled_roads(plane)) if above is None else above
     found = []
     for start in range(0, len(candidates), CHUNK):  # a clipped sky's millions of candidates, a chunk at a time
         chunk = candidates[start : start + CHUNK]
-        road, second = _road(plane, *np.divmod(chunk, width))
-        found.append(chunk[(road > threshold) & (second > SECOND * threshold)])
+        distance, second = road(plane, *np.divmod(chunk, width))
+        found.append(chunk[(distance > above) & (second > SECOND * above)])
     return np.concatenate(found)
 
 
 def _candidates(plane: np.ndarray) -> np.ndarray:
     """Flat indices of a (H, W) plane's values at 0 or 1 that at most one of their four nearest neighbours shares
-    (a clipped area's values share theirs with all four; `_road`'s second-nearest test would keep none of them)."""
+    (a clipped area's values share theirs with all four; `road`'s second-nearest test would keep none of them)."""
     equal = np.zeros(plane.shape, dtype=np.uint8)
     across = plane[:, 1:] == plane[:, :-1]
     equal[:, 1:] += across
@@ -118,7 +133,7 @@ def _candidates(plane: np.ndarray) -> np.ndarray:
     return np.flatnonzero(((plane == 0) | (plane == 1)) & (equal < 2))
 
 
-def _road(plane: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def road(plane: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each given pixel's sum of the NEAREST smallest absolute differences to its eight neighbours (reflected at
     the borders), and the second smallest."""
     height, width = plane.shape

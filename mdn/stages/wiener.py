@@ -81,6 +81,7 @@ def collaborative_wiener(
     device: torch.device | str = "cpu",
     out: np.ndarray | None = None,
     search: Search = QUALITY["balanced"],
+    noises: list[Noise] | None = None,
 ) -> np.ndarray:
     """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering
     of the groups `search` finds, computed on `device`, into `out` (which may be `pilot` itself) or a new array;
@@ -88,7 +89,8 @@ def collaborative_wiener(
 
     The opponent planes are refined one at a time and their corrections added into `out` straight away: the axes
     are orthonormal, so a plane's correction leaves the others' projections as the pilot's, and no picture-sized
-    buffer is added (a 24 MP photo's planes take 96 MB each)."""
+    buffer is added (a 24 MP photo's planes take 96 MB each). Each plane's noise is measured in it, or given
+    (`noises`, one per opponent axis: measured over a whole plane of which this is a window)."""
     height, width, channels = pilot.shape
     out = np.empty_like(pilot) if out is None else out
     if out is not pilot:
@@ -105,9 +107,10 @@ def collaborative_wiener(
         _trim(height * width)  # the search's temporaries, before the planes' buffers come
         guide: Tensor | None = luminance
         del luminance
-        for axis in axes:  # one opponent plane at a time: the memory of one
+        for a, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
             guide = to_plane(out, axis) if guide is None else guide
-            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness)
+            noise = noises[a] if noises else None
+            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise)
             correction = estimate[:height, :width].sub_(guide[:height, :width]).cpu().numpy()
             guide = estimate = None
             for rows in range(0, height, ROWS):  # row blocks: the products' temporaries stay a block's
@@ -211,11 +214,13 @@ class _Groups:
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
-def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor) -> Tensor:
+def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor, noise: Noise | None) -> Tensor:
     """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes, band by band of
-    reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`)."""
+    reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`); the
+    residual's noise measured unless given."""
     device = observed.device
-    noise = Noise(padded(observed - guide, device), brightness)
+    if noise is None:
+        noise = Noise.measure(padded(observed - guide, device), brightness)
     _trim(observed.numel())  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)

@@ -6,8 +6,10 @@ tiles of the whole plane's grid that touch the chunk, read from the source as th
 whole plane's weights, so that the chunk equals what the whole volume read from a TIFF gives, bit for bit before
 rounding. Adjacent chunks of a plane are denoised together in units (within `--max-memory`), so that the tiles
 that chunk borders cut run once per unit. The display transform (as for a 16-bit TIFF: photon noise stabilised,
-fitted from a few evenly spaced planes, else the volume's own minimum and maximum) comes from reading the source
-before. Memory is bounded by a unit and a tile around it.
+fitted from a few evenly spaced planes or crops of a large one, else the volume's own minimum and maximum) comes
+from reading the source before. The stages around the network run on whole planes where they fit the budget, else
+window by window with the plane's statistics measured first (`stages.windows`). Memory is bounded by a unit and a
+tile around it (a plane, where its stages run whole).
 
 The output mirrors the input: the same zarr format, shape, chunks, sample type, compressors and attributes; for
 an OME-Zarr image level 0 is denoised and every other level of its multiscales rebuilt from it by block means.
@@ -58,8 +60,9 @@ def plan(
 ) -> tuple[Volume, VolumeJob, list[Unit], list[str]]:
     """The job, the units with chunks left to do and the names of the chunks done, for denoising `source` into
     `target` with a card and its options, or with zero-shot settings, the output created or reopened. Units are
-    whole planes where what runs measures the whole plane (zero-shot fitting, a card's detail stage and
-    self-check), else blocks of chunks within the memory budget."""
+    whole planes where what runs measures and refines the whole plane (zero-shot fitting, a card's stages on a
+    plane they fit whole, its self-check), else blocks of chunks within the memory budget (of whole windows where
+    a plane's stages run window by window)."""
     volume = Volume.open(source)
     volume.check()
     done = prepare_target(volume, target, overwrite)
@@ -75,9 +78,11 @@ def plan(
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
         transform = display_range(array) if zeroshot else noisy_range(array)
     job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
-    whole_planes = zeroshot or options is None or options.plane_stages  # they measure a plane
+    plane = (*array.shape[-2:], 1)
+    whole_planes = zeroshot or options is None or options.whole_planes(plane)  # they measure a whole plane
     budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL
-    units = units_of(array.shape, array.chunks, budget)
+    window = options.stage_window if options is not None and options.windowed(plane) else 0
+    units = units_of(array.shape, array.chunks, budget, window)
     units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
     return volume, job, units, done
 

@@ -18,6 +18,7 @@ from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 from mdn.io import tonemap
 from mdn.stabilise import Stabiliser
+from mdn.stages import windows
 from mdn.volumes.store import (
     PROGRESS,
     Unit,
@@ -70,6 +71,23 @@ def _zeroshot_plane(read: Callable[[slice, slice], np.ndarray], size: tuple[int,
     return result[0]
 
 
+def _reader(job: VolumeJob, source: Any, plane: tuple[int, ...]) -> Callable[[slice, slice], np.ndarray]:
+    """A reader of rows and columns of one plane of the source, in the display range as (h, w, 1) pixels."""
+    scale = sample_scale(source.dtype)
+
+    def read(rows: slice, columns: slice) -> np.ndarray:
+        return job.transform.forward(read_pixels(source, (*plane, rows, columns), scale))[..., None]
+
+    return read
+
+
+@functools.lru_cache(maxsize=2)
+def _plane_statistics(job: VolumeJob, plane: tuple[int, ...], index: int) -> windows.Statistics:
+    """What the stages measure over one plane that runs them window by window, measured once per process."""
+    source, _, engine = _opened(job)
+    return engine.plane_statistics(_reader(job, source, plane), (*source.shape[-2:], 1), index)
+
+
 def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
     """Denoise a unit of adjacent chunks of the job's level-0 array (the tiles they share run once), write each
     chunk and mark it done; returns their names."""
@@ -77,18 +95,16 @@ def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
     box = bounding_box(unit)
     stack, rows, columns = box[:-2], box[-2], box[-1]
     height, width = source.shape[-2:]
-    scale = sample_scale(source.dtype)
     result = np.empty([s.stop - s.start for s in box], np.float32)
     for offset in np.ndindex(*result.shape[:-2]):
         plane = tuple(s.start + i for s, i in zip(stack, offset, strict=True))
         index = int(np.ravel_multi_index(plane, source.shape[:-2])) if plane else 0
-
-        def read(r: slice, c: slice, plane: tuple[int, ...] = plane) -> np.ndarray:
-            pixels = read_pixels(source, (*plane, r, c), scale)
-            return job.transform.forward(pixels)[..., None]
-
+        read = _reader(job, source, plane)
         if engine is None:
             part = _zeroshot_plane(read, (height, width), job)
+        elif engine.options.windowed((height, width, 1)):  # the stages window by window, with the plane's statistics
+            statistics = _plane_statistics(job, plane, index)
+            part = engine.refined_region(read, (height, width, 1), rows, columns, index, statistics)
         elif (rows.start, rows.stop, columns.start, columns.stop) == (0, height, 0, width):
             part = np.empty((height, width, 1), np.float32)  # a whole plane: the network, then its stages
             engine.denoise_plane(read(rows, columns), index, part)
@@ -111,13 +127,15 @@ voxels. Adjacent chunks of a plane's rows and columns are grouped up to it, so t
 run once per unit, not once per chunk."""
 
 
-def units_of(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int) -> list[Unit]:
+def units_of(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int, window: int = 0) -> list[Unit]:
     """The chunk grid grouped into units: the chunks of one stack position, in blocks of rows and columns of
-    chunks holding at most `budget` voxels (at least one chunk)."""
+    chunks holding at most `budget` voxels (at least one chunk); with a `window` side (the stages' windows,
+    `stages.windows`), blocks of whole windows where chunks tile them, so that no window runs twice."""
     per_unit = max(1, budget // int(np.prod(chunks)))
     counts = [-(-n // c) for n, c in zip(shape, chunks, strict=True)]
-    across = min(counts[-1], per_unit)
-    down = min(counts[-2], max(1, per_unit // across))
+    step_y, step_x = (window // c if window and window % c == 0 else 1 for c in chunks[-2:])
+    across = min(counts[-1], max(step_x, per_unit // step_y // step_x * step_x))
+    down = min(counts[-2], max(step_y, per_unit // across // step_y * step_y))
     grid = chunks_of(shape, chunks)
     by_index = {tuple(s.start // c for s, c in zip(chunk, chunks, strict=True)): chunk for chunk in grid}
     units = []

@@ -125,9 +125,26 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
 
 
-class _Planes(Sequence[np.ndarray]):
-    """A volume's planes as float32 in the file's [0, 1] scale, each read when it is asked for (as `chunks`
-    reads them), so that a fit over them holds one plane at a time."""
+class _Plane:
+    """One plane of a volume, read when it is indexed by rows and columns (a region) or taken as an array (all of
+    it), as float32 in the file's [0, 1] scale: a fit reads crops of a large plane (`stabilise._crops`)."""
+
+    def __init__(self, array: Any, plane: tuple[int, ...], scale: np.float32) -> None:
+        self.array, self.plane, self.scale = array, plane, scale
+        self.shape: tuple[int, int] = tuple(array.shape[-2:])
+        self.size = self.shape[0] * self.shape[1]
+
+    def __getitem__(self, region: tuple[slice, slice]) -> np.ndarray:
+        return read_pixels(self.array, (*self.plane, *region), self.scale)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        pixels = read_pixels(self.array, self.plane, self.scale)
+        return pixels if dtype is None else pixels.astype(dtype)
+
+
+class _Planes(Sequence[_Plane]):
+    """A volume's planes, each read when it is used (as `chunks` reads them), so that a fit over them holds one
+    plane, or crops of one, at a time."""
 
     def __init__(self, array: Any) -> None:
         self.array, self.scale = array, sample_scale(array.dtype)
@@ -137,16 +154,16 @@ class _Planes(Sequence[np.ndarray]):
         return int(np.prod(self.stack))
 
     @overload
-    def __getitem__(self, index: int) -> np.ndarray: ...
+    def __getitem__(self, index: int) -> _Plane: ...
     @overload
-    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
-    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+    def __getitem__(self, index: slice) -> list[_Plane]: ...
+    def __getitem__(self, index: int | slice) -> _Plane | list[_Plane]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if not 0 <= index < len(self):
             raise IndexError(index)
         plane = np.unravel_index(index, self.stack) if self.stack else ()
-        return read_pixels(self.array, tuple(int(i) for i in plane), self.scale)
+        return _Plane(self.array, tuple(int(i) for i in plane), self.scale)
 
 
 def noisy_range(array: Any) -> tonemap.Stretch | tonemap.Identity | Stabiliser:

@@ -1,0 +1,97 @@
+"""The stages of a plane too large to hold them whole, window by window: each window's margin is wide enough
+that the result is the whole plane's given the same statistics, and any region gets the same pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from mdn import bench
+from mdn.inference.tiling import TileGrid
+from mdn.noise import make_noise
+from mdn.stages import detail, impulse, wiener, windows
+
+
+def _picture(channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy 400 x 380 picture (barbara, reflected) with salt and pepper, and a blurred pilot of it (a
+    network's smoothed output)."""
+    clean = bench.load_references([str(bench.SAMPLES / "barbara.png")])["barbara"]  # 256 x 256
+    clean = np.pad(clean, ((0, 144), (0, 124), (0, 0)), mode="reflect")
+    clean = clean[..., :channels] if channels == 3 else clean.mean(axis=-1, keepdims=True)
+    noisy = make_noise("gaussian", 20)(clean, np.random.default_rng(0)).astype(np.float32)
+    salt = np.random.default_rng(1).random(noisy.shape[:2]) < 0.002
+    noisy[salt] = 1.0
+    pilot = gaussian_filter(noisy, sigma=(1.2, 1.2, 0)).astype(np.float32)
+    return noisy, pilot
+
+
+def _slicer(plane: np.ndarray) -> windows.Reader:
+    return lambda rows, columns: plane[rows, columns]
+
+
+def _boxes(size: tuple[int, int], tile: int = 128) -> list[windows.Box]:
+    """Sample boxes in the engine's tiles of at most `tile` pixels."""
+    grid = TileGrid.cover(*size, tile, 32)
+    return windows.sample_boxes(grid.rows, grid.columns, grid.size, size)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_windows_give_the_whole_planes_stages_given_the_same_statistics(monkeypatch, channels: int) -> None:
+    """Windows of 128 pixels with their margins: the texture and Wiener stages of the whole plane with the same
+    statistics to float rounding, where windows without a margin leave seams."""
+    noisy, pilot = _picture(channels)
+    search = wiener.search_for("balanced", channels)
+    statistics = windows.measure(
+        _slicer(noisy), _slicer(pilot), noisy.shape[:2], _boxes(noisy.shape[:2]), search, "cpu"
+    )
+    whole = detail.restore_detail(noisy, pilot, noise=statistics.detail)
+    wiener.collaborative_wiener(noisy, whole, out=whole, search=search, noises=statistics.wiener)
+    windowed = pilot.copy()
+    windows.refine_plane(noisy, windowed, statistics, search, "cpu", 128)
+    assert np.abs(windowed - whole).max() < 1e-4
+    assert np.abs(windowed - pilot).mean() > 0.01  # the stages did work
+    monkeypatch.setattr(windows, "MARGIN", 0)
+    seams = pilot.copy()
+    windows.refine_plane(noisy, seams, statistics, search, "cpu", 128)
+    assert np.abs(seams - whole).max() > 0.05
+
+
+def test_any_region_gets_the_same_pixels() -> None:
+    noisy, pilot = _picture(3)
+    search = wiener.search_for("balanced", 3)
+    statistics = windows.measure(
+        _slicer(noisy), _slicer(pilot), noisy.shape[:2], _boxes(noisy.shape[:2]), search, "cpu"
+    )
+    plane = pilot.copy()
+    windows.refine_plane(noisy, plane, statistics, search, "cpu", 128)
+    for rows, columns in [
+        (slice(0, 400), slice(0, 380)),
+        (slice(37, 251), slice(118, 380)),
+        (slice(399, 400), slice(0, 5)),
+    ]:
+        region = windows.refine(
+            _slicer(noisy), _slicer(pilot), (400, 380), rows, columns, statistics, search, "cpu", 128
+        )
+        assert np.array_equal(region, plane[rows, columns])
+
+
+def test_statistics_from_sample_boxes_are_the_whole_planes_within_a_few_percent() -> None:
+    """The noise measured on 9 boxes of a plane, as on the whole plane: per frequency within 5 % on average (the
+    boxes hold more or less of the stripes), the impulse threshold within 10 %; and a region's impulses filled
+    by the plane's thresholds are the whole plane's."""
+    noisy, pilot = _picture(1)
+    big = np.tile(noisy, (3, 3, 1))  # 1200 x 1140: 9 boxes of 201 (half a tile) cover a quarter
+    boxes = _boxes(big.shape[:2], 512)
+    statistics = windows.measure(_slicer(big), _slicer(np.tile(pilot, (3, 3, 1))), big.shape[:2], boxes, None, "cpu")
+    residual = detail.padded(noisy[..., 0] - pilot[..., 0], "cpu")
+    whole = detail.Noise.measure(residual, detail.patch_sums(detail.padded(pilot[..., 0], "cpu"), detail.STRIDE))
+    assert np.abs(statistics.detail.sigma.numpy() / whole.sigma.numpy() - 1).mean() < 0.05
+    thresholds = windows.impulse_thresholds(_slicer(big), boxes, 1)
+    own = impulse.threshold(impulse.sampled_roads(big[..., 0]))
+    assert abs(thresholds[0] / own - 1) < 0.1
+    filled = big.copy()
+    impulse.apply_fills(filled, impulse.impulse_fills(big, thresholds))
+    assert (filled != big).sum() > 100
+    read = windows.filled(_slicer(big), big.shape[:2], thresholds)
+    assert np.array_equal(read(slice(300, 520), slice(17, 400)), filled[300:520, 17:400])
