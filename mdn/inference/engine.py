@@ -230,7 +230,8 @@ class Engine:
     ) -> None:
         """One (H, W, C) plane into `out` (H, W, C'), as `__call__` denoises plane `index` of a stack: the network
         over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
-        measure the whole plane. A grey picture stored as three equal channels runs as grey, its output given to
+        measure the whole plane (and refine it window by window where it is too large for them whole:
+        `EngineOptions.windowed`). A grey picture stored as three equal channels runs as grey, its output given to
         all three: the same pixels as the picture read as grey."""
         if out.shape[-1] == 3 and grey_in_colour(plane):
             grey = np.empty((*out.shape[:-1], 1), np.float32)
@@ -355,6 +356,7 @@ class Engine:
     def _network_region(
         self, read: RegionReader, shape: tuple[int, int, int], index: int, rows: slice, columns: slice
     ) -> np.ndarray:
+        """`region` with the reader, shape and plane first: the network's output as a reader of regions."""
         return self.region(read, shape, rows, columns, index)
 
     def _release(self) -> None:
@@ -455,7 +457,7 @@ class Engine:
         float32 (h, w, C) display-range pixels: only the tiles of the whole plane's grid that touch the region
         run, on the pixels they would see there (the plane's reflected border included), with their weights.
         Memory is bounded by the region and a tile around it, not by the plane: the chunk-wise path for volumes
-        without the stages after the network (they measure the whole plane's output: `denoise_plane` runs them)."""
+        without the stages around the network (`refined_region` adds them where a plane runs them by windows)."""
         height, width, _ = shape
         padded = height + (-height) % self.window, width + (-width) % self.window
         grid = self._grid(*padded)
