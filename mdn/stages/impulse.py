@@ -51,8 +51,9 @@ def impulse_fills(image: np.ndarray, thresholds: list[float] | None = None) -> F
     height, width, channels = image.shape
     if min(height, width) < 3:
         return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(channels)]
-    planes = [np.ascontiguousarray(image[..., c]) for c in range(channels)]
-    found = [_impulses(p, thresholds[c] if thresholds else None) for c, p in enumerate(planes)]
+    found = [  # one channel's contiguous copy at a time
+        _impulses(np.ascontiguousarray(image[..., c]), thresholds[c] if thresholds else None) for c in range(channels)
+    ]
     if channels > 1:
         every = found[0]
         for other in found[1:]:
