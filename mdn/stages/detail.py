@@ -68,7 +68,7 @@ def restore_detail(
     if min(height, width) < SIZE:
         out[...] = denoised
         return out
-    axis = np.full(channels, 1 / math.sqrt(channels), dtype=np.float32)
+    axis = luminance_axis(channels)
     level = np.asarray(denoised, dtype=np.float32) @ axis
     with torch.inference_mode():
         brightness = patch_sums(padded(level, device), STRIDE)
@@ -83,6 +83,11 @@ def restore_detail(
         after = before + detail[block, :, None] * axis
         out[block] = np.clip(after, np.minimum(before, 0), np.maximum(before, 1), out=after)
     return out
+
+
+def luminance_axis(channels: int) -> np.ndarray:
+    """(C,): the channels' mean axis, unit length: where the texture is measured and put back."""
+    return np.full(channels, 1 / math.sqrt(channels), dtype=np.float32)
 
 
 def padded(plane: np.ndarray | Tensor, device: torch.device | str) -> Tensor:

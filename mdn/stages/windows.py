@@ -136,7 +136,7 @@ def measure(
     channels = pairs[0][1].shape[-1]
     axes = opponent(channels)
     with torch.inference_mode():
-        axis = np.full(channels, 1 / math.sqrt(channels), dtype=np.float32)  # the texture stage's luminance
+        axis = detail.luminance_axis(channels)
         removed = []
         for (_, inner), (noisy, net) in zip(boxes, pairs, strict=True):
             level = net[inner] @ axis
