@@ -71,6 +71,9 @@ class ModelCard:
     """The card `mdn denoise` takes for HDR renders (EXR) when no model is named, instead of the default."""
     default_hdr_aux: bool = False
     """The card it takes for HDR renders that bring albedo and normal (a card trained with them alone)."""
+    grey: str = ""
+    """The card whose network runs this card's grey pictures (one channel, or three equal ones) before this card's
+    own stages, as OIDN keeps weights for each set of inputs; empty: this card's network runs them too."""
     tile_overlap: int = 32
     inference: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +228,8 @@ class Model:
 
     card: ModelCard
     net: nn.Module
+    grey_net: nn.Module | None = None
+    """The network for grey pictures (`ModelCard.grey`), where the card names one."""
 
     @property
     def name(self) -> str:
@@ -259,7 +264,19 @@ def load_model(model: str | os.PathLike[str] | ModelCard | Model | None, task: s
         card = model if isinstance(model, ModelCard) else find(model, task or "denoise")
     if task is not None:
         check_task(card, task)
-    return model if isinstance(model, Model) else Model(card, load(card))
+    return model if isinstance(model, Model) else Model(card, load(card), load_grey(card))
+
+
+def load_grey(card: ModelCard) -> nn.Module | None:
+    """The network of the card that `card.grey` names, loaded; None where it names none. Refused unless it does
+    the card's task on the same inputs (channels, auxiliary channels)."""
+    if not card.grey:
+        return None
+    grey = check_task(find(card.grey, card.task), card.task)
+    ours, theirs = network_config(card), network_config(grey)
+    if (ours.channels, getattr(ours, "aux", 0)) != (theirs.channels, getattr(theirs, "aux", 0)):
+        raise MdnError(f"the grey model {grey.name} takes other inputs than {card.name}", card.path)
+    return load(grey)
 
 
 def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:

@@ -114,6 +114,13 @@ DEFAULT_CONTINUED = ("--config", "unet-dct", "--init", "models/unet-dct-practica
 """The default (`unet-dct-practical`) on from its card on its own mix at half the rate: with its 20 % thumbnails
 the control for the runs that change its data (procedural cloth for barbara's texture, more thumbnails)."""
 
+GREY_MIX = tuple(
+    "1.0" if previous == "--grey-share" else flag
+    for previous, flag in zip(("", *PRACTICAL_MIX[:-1]), PRACTICAL_MIX, strict=True)
+)
+"""The practical mix with every crop grey: the default's grey network (`unet-dct-grey`, a CPU fine-tune of 14,000
+steps of 16 crops of 96²) on from its card at GPU scale."""
+
 
 def practical_run(name: str, *flags: str) -> Run:
     """A run on the practical mix: 4,000 steps of 64 crops of 128²."""
@@ -177,6 +184,18 @@ RUNS_BY_NAME = {
         "--lr",
         "2e-4",
         *PRACTICAL_MIX,
+        "--thumbnail-share",
+        "0.2",
+    ),
+    "grey-network": practical_run(
+        "grey-network",
+        "--config",
+        "unet-dct",
+        "--init",
+        "models/unet-dct-grey.json",
+        "--lr",
+        "1e-4",
+        *GREY_MIX,
         "--thumbnail-share",
         "0.2",
     ),

@@ -200,6 +200,7 @@ def test_the_models_table_reads_at_80_columns() -> None:
     assert "40,000" in rows["unet"]  # all the sittings' steps, not the last one's
     default = next(card for card in cards if card.default)
     assert "impulses → network → texture" in rows[default.name] and " default " in rows[default.name]
+    assert " grey " in rows[default.grey]  # the network its grey pictures run through
     wide = mdn_cli("models", columns=120).stdout
     assert "impulses → network → texture → Wiener: U-Net" in wide  # what it runs, then what it is
 

@@ -56,6 +56,17 @@ def test_default_denoiser_gains_on_held_back_gaussian_15() -> None:
     assert gain >= MIN_GAIN_DB, gain
 
 
+def test_the_defaults_grey_network_gains_on_a_held_back_grey_picture() -> None:
+    """Its own weights for grey pictures (`ModelCard.grey`) beat the colour network's on astronaut in grey at
+    Gaussian sigma 25, the network alone (29.53 against 29.45 dB when it shipped)."""
+    model = registry.load_model(None)
+    assert model.grey_net is not None
+    clean = bench.load_references(None)["astronaut"].mean(axis=-1, keepdims=True)
+    noisy = bench.noisy_input(clean, "astronaut", "gaussian", 25, seed=0)
+    colour, grey = (Engine(model.net, EngineOptions(tile=256), net)(noisy[None])[0] for net in (None, model.grey_net))
+    assert metrics.psnr(grey, clean) >= metrics.psnr(colour, clean) + 0.03
+
+
 def test_bundled_example_is_denoised(tmp_path: Path) -> None:
     """The README's first command: Poisson (alpha 2) noise on a crop of scikit-image's astronaut."""
     example = Path(__file__).resolve().parent.parent / "examples" / "astronaut_poisson.png"

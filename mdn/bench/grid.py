@@ -143,7 +143,7 @@ def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool
             found[name] = function
         else:
             card, settings = card_runs(name, options)
-            engine = Engine(registry.load(card), settings)
+            engine = Engine(registry.load(card), settings, registry.load_grey(card))
             found[name] = lambda x, engine=engine: engine(x[None])[0]
     return found
 

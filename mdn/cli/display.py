@@ -88,8 +88,9 @@ def print_noise_types() -> None:
 def print_models(cards: list[registry.ModelCard]) -> None:
     """One line per card, names whole at any width: what it is for, its size, its training steps, and what it
     runs (the stages after its network where it has them) before its description, cut to the width left."""
+    greys = {card.grey: card for card in cards if card.grey}
     rows = [
-        (card.name, _use(card), _count(card.parameters), f"{card.steps:,}",
+        (card.name, _use(card, greys.get(card.name)), _count(card.parameters), f"{card.steps:,}",
          (" → ".join(card.stages) + ": " if len(card.stages) > 1 else "") + card.description)
         for card in cards
     ]  # fmt: skip
@@ -115,6 +116,7 @@ def print_card(card: registry.ModelCard) -> None:
         f"  used by     {registry.TASKS.get(card.task, card.task)}",
         f"  network     {card.architecture}, {card.parameters:,} parameters",
         f"  runs        {' → '.join(card.stages)}",
+        *([f"  grey        grey pictures through {card.grey}'s network, then these stages"] if card.grey else []),
         f"  trained     {card.steps:,} steps" + (f" on {training['hardware']}" if training.get("hardware") else ""),
     ]
     if training.get("initialised_from"):
@@ -130,8 +132,11 @@ def print_card(card: registry.ModelCard) -> None:
         out.print(line, soft_wrap=True, markup=False)  # descriptions and paths may hold brackets
 
 
-def _use(card: registry.ModelCard) -> str:
-    """What a card is for in the list: its default role, else the command that runs its task."""
+def _use(card: registry.ModelCard, grey_of: registry.ModelCard | None = None) -> str:
+    """What a card is for in the list: its default role, 'grey' for the network of the default's grey pictures
+    (`grey_of`: the card that names it), else the command that runs its task."""
+    if grey_of is not None and grey_of.default:
+        return "grey"
     return card.role or registry.TASKS.get(card.task, card.task).removeprefix("mdn ")
 
 

@@ -89,7 +89,7 @@ def run(
 ) -> np.ndarray:
     """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device, whether
     the detail stage and its Wiener filtering ran, the quality, and the impulses filled (where that stage ran)."""
-    engine = Engine(model.net, settings)
+    engine = Engine(model.net, settings, model.grey_net)
     result = engine(planes, progress)
     if info is not None:
         info.update(

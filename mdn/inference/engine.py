@@ -169,10 +169,14 @@ def _reflected_read(
 class Engine:
     """Runs a denoising network over (N, H, W, C) planes in [0, 1] display range."""
 
-    def __init__(self, model: nn.Module, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, options: EngineOptions | None = None, grey_model: nn.Module | None = None
+    ) -> None:
         self.options = options = options or EngineOptions()
         self.device = pick_device(options.device)
         self.model = model.to(self.device).eval()
+        self.grey_model = grey_model.to(self.device).eval() if grey_model is not None else None
+        """The network for grey tiles (`ModelCard.grey`), taking them as `model` does; None: `model` runs them."""
         if self.device.type == "cpu":
             allocator.keep_freed_memory()
         reuses = getattr(model, "reuses_freed_memory", True)
@@ -491,12 +495,15 @@ class Engine:
 
     def _forward(self, batch: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """The network on a (B, h, w, C) batch of tiles on the device, sample i drawing its masks from
-        generators[i]; float32 (B, h, w, C') out, C' the network's channels. Grey tiles run replicated."""
+        generators[i]; float32 (B, h, w, C') out, C' the network's channels. Grey tiles run replicated, through the
+        grey network where there is one."""
         x = batch.permute(0, 3, 1, 2)
-        if x.shape[1] - self.aux == 1 and self.channels == 3:
+        grey = x.shape[1] - self.aux == 1
+        if grey and self.channels == 3:
             x = torch.cat([x[:, :1].expand(-1, 3, -1, -1), x[:, 1:]], dim=1)
         if self.options.input_mask:
             x = input_mask(x, (self.options.input_mask,) * 2, generators)
+        network = self.grey_model if grey and self.grey_model is not None else self.model
         with autocast(self.device, self.dtype):
-            y = self.model(x, generator=generators, attention_mask=self.options.attention_mask)
+            y = network(x, generator=generators, attention_mask=self.options.attention_mask)
         return y.float().permute(0, 2, 3, 1)

@@ -60,7 +60,10 @@ def _opened(job: VolumeJob) -> tuple[Any, Any, Engine]:
     source, target = Volume.open(job.source), zarr.open(job.target, mode="r+")
     if source.levels:
         target = target[source.levels[0]]
-    engine = Engine(registry.load_model(job.card).net, job.options) if job.zeroshot is None else None
+    engine = None
+    if job.zeroshot is None:
+        model = registry.load_model(job.card)
+        engine = Engine(model.net, job.options, model.grey_net)
     return source.array, target, engine
 
 
