@@ -118,7 +118,7 @@ GREY_MIX = tuple(
     "1.0" if previous == "--grey-share" else flag
     for previous, flag in zip(("", *PRACTICAL_MIX[:-1]), PRACTICAL_MIX, strict=True)
 )
-"""The practical mix with every crop grey: the default's grey network (`unet-dct-grey`, a CPU fine-tune of 14,000
+"""The practical mix with every crop grey: the default's grey network (`unet-dct-grey`, a CPU fine-tune of 20,000
 steps of 16 crops of 96²) on from its card at GPU scale."""
 
 
