@@ -105,9 +105,10 @@ def speed(
     host (and GPU) memory; a card runs with its own inference settings (the masked card's passes count)."""
     height, width = size
     image = np.random.default_rng(0).random((1, height, width, channels), dtype=np.float32)
+    grey = None
     if not _is_size(model):  # a card runs as it is used: its passes, input mask, detail stage and tile overlap
-        options = card_runs(model, options)[1]
-    grey = registry.load_grey(card_runs(model, None)[0]) if channels == 1 and not _is_size(model) else None
+        card, options = card_runs(model, options)
+        grey = registry.load_grey(card) if channels == 1 else None  # and its grey pictures through its grey network
     engine = Engine(_network(model, kernel), options, grey)
     # A GPU warms up on the whole image: kernels compile and autotune for each tile shape.
     engine(image if engine.device.type == "cuda" else image[:, : min(height, 256), : min(width, 256)])
