@@ -67,7 +67,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overlap -r -d 'MPI:
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -x -a 'auto cpu cuda mps' -d 'Where to run; auto: a GPU where there is one, else the CPU'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l seed -r -d 'Random seed: the same seed gives the same bytes'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: no held-out pixels, no blending back toward the input'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: the fill alone (no held-out pixels, no blend with the input, no Wiener stage)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l suffix -r -d 'Output name suffix when -o is not given'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l recursive -s r -d 'Search directories recursively'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overwrite -d 'Replace existing output files, inputs included'

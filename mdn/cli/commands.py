@@ -246,8 +246,8 @@ def zeroshot_command(
     device: Device = "auto",
     precision: Precision = zs.PRECISION,
     seed: Seed = 0,
-    no_self_check: Annotated[bool, _research("--no-self-check", "MPI: no held-out pixels, no blending back toward "
-                                             "the input.")] = False,
+    no_self_check: Annotated[bool, _research("--no-self-check", "MPI: the fill alone (no held-out pixels, no blend "
+                                             "with the input, no Wiener stage).")] = False,
 ) -> per_file.Work | None:  # fmt: skip
     """Denoise one image with no clean data: MPI fine-tunes a masked-fill network on the image itself.
 

@@ -18,6 +18,7 @@ from mdn.errors import MdnError
 from mdn.inference.engine import MIN_TILE, ProgressCallback
 from mdn.inference.tiling import TileGrid
 from mdn.nets.skip import SkipNet
+from mdn.stages.wiener import collaborative_wiener, search_for
 from mdn.zeroshot.presets import Preset
 from mdn.zeroshot.self_check import SelfCheck, holdout_mask, self_checked
 
@@ -195,4 +196,20 @@ def mpi_tiled(
         total[y : y + th, x : x + tw] += out * grid.weight(y, x)
     rows, columns = grid.coverage()
     out = np.clip(total / rows[:, None, None] / columns[None, :, None], 0.0, 1.0)
-    return Filled(*self_checked(image, out, holdout)) if holdout is not None and counter.done else Filled(out, None)
+    return refined(image, out, holdout) if holdout is not None and counter.done else Filled(out, None)
+
+
+REFINE_SEARCH = "balanced"
+"""The default's Wiener search (`mdn denoise`'s `--quality`) that refines a self-checked fill."""
+
+
+def refined(noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray) -> Filled:
+    """The fill (H, W, C) blended with the noisy image pixel by pixel by the self-check (`self_checked`), then, as
+    BM3D's second stage refines its first, the pilot of the default's collaborative Wiener stage: the fill's own
+    error floor (a fill from neighbours smooths fine texture) is where grouping similar patches wins back detail.
+    An image the self-check gives back as it came is left so."""
+    blended, check = self_checked(noisy, filled, holdout)
+    search = search_for(REFINE_SEARCH, blended.shape[-1])
+    if check.weight < 1.0 and search is not None:
+        blended = collaborative_wiener(noisy, blended, out=blended, search=search)
+    return Filled(blended, check)
