@@ -1,5 +1,6 @@
-"""MPI's self-check against the truth on the grey zero-shot grid: per case the estimated gain, its range and the
-measured PSNR gain (the bench's noisy inputs, `mdn zeroshot`'s default precision, one thread).
+"""MPI's self-check against the truth on the grey zero-shot grid: per case the estimated gain (of the fill at one
+blend weight), its range and the output's measured PSNR gain, which the range's low end should never exceed (the
+bench's noisy inputs, `mdn zeroshot`'s default precision, one thread).
 
     python scripts/selfcheck_grid.py --preset fast
 """
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     net = registry.load(registry.find(zeroshot.fill_card(args.preset, grey=True), task="fill"))
     dtype = pick_dtype("auto", torch.device("cpu"))
     inside, errors = 0, []
-    print("| noise | level | image | estimated (dB) | range | measured | inside |\n|---|---|---|---|---|---|---|")
+    print("| noise | level | image | estimated (dB) | range | measured | above the floor |")
+    print("|---|---|---|---|---|---|---|")
     for kind, level in bench.parse_grid(args.noise):
         for name, clean in references.items():
             noisy = bench.noisy_input(clean, name, kind, level, 0)
@@ -33,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
             check = runner.checks[0]
             low, high = check.gain_range_db
             measured = metrics.psnr(out, clean) - metrics.psnr(noisy, clean)
-            hit = low - 0.05 <= measured <= high + 0.05  # the PSNRs are 8-bit: allow their rounding
+            hit = low - 0.05 <= measured  # the PSNRs are 8-bit: allow their rounding
             inside += hit
             errors.append(check.gain_db - measured)
             row = f"| {kind} | {level:g} | {name} | {check.gain_db:.2f} | {low:.2f}-{high:.2f} | {measured:.2f} |"
             print(f"{row} {'yes' if hit else 'NO'} |", flush=True)
-    print(f"\n{inside} of {len(errors)} measured gains inside the range; point estimate minus measured gain: "
+    print(f"\n{inside} of {len(errors)} measured gains at or above the range's low end; estimate minus measured: "
           f"{min(errors):+.2f} to {max(errors):+.2f} dB")  # fmt: skip
     return 0 if inside == len(errors) else 1
 
