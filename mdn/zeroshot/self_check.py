@@ -32,9 +32,9 @@ SMALL_GAIN_DB = 1.0
 LOCAL_WINDOW = 7
 """Side of the window around each pixel in which the blend measures the fill's error (its own pixel left out):
 a fill from neighbours misses texture and edges and is right on flat ground, so the input is given back where
-the fill errs. Against one weight for the image, on grey photos at photon peaks 160, 40 and 10 with `fast`:
-+1.1, +0.3 and -0.3 dB alone, +2.5, +1.6 and +0.8 with the Wiener stage after it; windows of 11 and 15 did
-less (docs/zeroshot.md)."""
+the fill errs. Against one weight for the image, on grey validation photos at photon peaks 160, 40 and 10
+with `fast`: +1.05, +0.31 and -0.25 dB alone, +2.26, +1.53 and +0.72 with the Wiener stage after it (`mpi.refined`);
+windows of 11 to 21 did less (docs/zeroshot.md)."""
 
 
 NOISE_VAR_LOW = 0.85
