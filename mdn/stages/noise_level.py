@@ -75,9 +75,16 @@ def input_share(error_var: float, noise_var: float, memorised: float = 0.0) -> f
     """The input's share in the blend of a denoised image with its input that minimises the expected error,
     for an output of error variance `error_var` whose change removed all but a `memorised` share of noise of
     variance `noise_var` (0: the output's error is independent of the noise, the Wiener weight)."""
+    return float(input_shares(np.float64(error_var), np.float64(noise_var), np.float64(memorised)))
+
+
+def input_shares(error_var: np.ndarray, noise_var: np.ndarray, memorised: np.ndarray | float = 0.0) -> np.ndarray:
+    """`input_share` for arrays of each (broadcast), element by element: a pixel's own share."""
     kept = 1 - memorised
+    numerator = error_var - memorised * kept * noise_var
     denominator = error_var + kept**2 * noise_var
-    return max(0.0, (error_var - memorised * kept * noise_var) / denominator) if denominator > 0 else 0.0
+    share = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+    return np.maximum(share, 0, out=share)
 
 
 def kept_share(noise_var: float, change_var: float) -> float:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mdn.stabilise import IMMERKAER, binned_variances
-from mdn.stages.noise_level import input_share
+from mdn.stages.noise_level import input_share, input_shares
 
 HOLDOUT = (0.02, 2000, 0.1)
 """Pixels MPI never shows the network and never trains on: 2 % of an image, at least 2000 but at most 10 %.
@@ -165,7 +165,7 @@ def local_mean(values: np.ndarray, size: int = LOCAL_WINDOW) -> np.ndarray:
 def local_weights(
     noisy: np.ndarray, filled: np.ndarray, holdout: np.ndarray, memorised: float, bins: Bins
 ) -> np.ndarray:
-    """(H, W, C): each pixel's share of the input in the blend that minimises its expected error (as `input_share`),
+    """(H, W, C): each pixel's share of the input in the blend that minimises its expected error (`input_shares`),
     from the fill's error measured around it: the mean squared difference from the noisy values over
     `LOCAL_WINDOW` less the noise the fill kept, with each pixel's own noise variance (`noise_map` of the noisy
     image's `bins`) and the share `memorised` of it the fill reproduces where it trained (none at held-out pixels)."""
@@ -173,10 +173,7 @@ def local_weights(
     memorised_here = np.where(holdout[..., None], np.float32(0), np.float32(memorised))
     kept = 1 - memorised_here
     error = np.maximum(local_mean((filled - noisy) ** 2) - kept**2 * noise, 0.0)
-    numerator = error - memorised_here * kept * noise
-    denominator = error + kept**2 * noise
-    weight = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-    return np.clip(weight, 0.0, 1.0, out=weight)
+    return input_shares(error, noise, memorised_here)
 
 
 def holdout_mask(height: int, width: int, seed: int) -> np.ndarray:
