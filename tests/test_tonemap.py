@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import OpenEXR
+import pytest
 import tifffile
 from typer.testing import CliRunner
 
@@ -131,6 +132,24 @@ def test_a_denoised_render_beats_its_input_and_a_plain_pass_and_keeps_whites_whi
     wall = np.isclose(clean[0, ..., 2] / clean[0, ..., 0], 0.6) & (clean[0, ..., 0] > 1.0)  # bright, warm white
     red, green, blue = out[0][wall].mean(axis=0)
     assert abs(green / red / 0.8 - 1) < 0.02 and abs(blue / red / 0.6 - 1) < 0.02
+
+
+def test_a_render_comes_back_no_brighter_than_its_own_pixels_nearby() -> None:
+    """A dark render with one firefly, exposed so that its lit floor sits near white: a network's overshoot to
+    white there would come back at the firefly's value (the image's peak); bounded, every pixel stays within the
+    brightest input pixel of its 5 x 5 square, and the firefly's own square may still reach it."""
+    floor = np.full((40, 40, 3), 0.05)
+    floor[:, :30] = 1e-5  # most of the picture near black: a large exposure
+    floor[20, 35] = 30.0
+    transform = tonemap.RenderTransform.fit(floor)
+    assert transform.forward(np.full((1, 1, 3), 0.05)).max() > 0.95
+    white = np.full_like(floor, 1.0)
+    out = transform.inverse(white)
+    brightest = tonemap.local_max(floor.max(axis=-1), 2)
+    assert (out.max(axis=-1) <= brightest * (1 + 1e-6)).all()
+    assert out[0, 35].max() == pytest.approx(0.05) and out[20, 35].max() > 1.0
+    unbounded = transform.tonemap.inverse(white) * tonemap.MEAN_LIMIT**-1  # the means restored, no bound
+    assert unbounded[0, 35].max() == pytest.approx(30.0 / tonemap.MEAN_LIMIT)  # what the inverse gave before
 
 
 def _micrograph(tmp_path: Path, frames: int = 2, size: int = 96) -> tuple[Path, np.ndarray]:

@@ -6,7 +6,8 @@ work and undone with `inverse` after it:
 - `Stretch` for 16-bit and float data that use part of their range (microscopy): an affine map of the
   image's own range onto [0, 1];
 - `RenderTransform` for scene-linear HDR renders (EXR): `ToneMap` (exposure, Reinhard's x / (1 + x) on each
-  pixel's largest channel, keeping its hue, and a 2.2 gamma), whose inverse restores local means.
+  pixel's largest channel, keeping its hue, and a 2.2 gamma), whose inverse restores local means and keeps each
+  pixel within the brightest of the render's own pixels around it.
 
 A card fitted to one camera's noisy images (`mdn train --noisy`) fixes its own transform instead, the same for
 every image (`mdn.stabilise.Stabiliser`); `fitter` gives the one a card asks for. Any other card denoises a grey
@@ -114,21 +115,34 @@ MEAN_RADIUS = 10
 MEAN_LIMIT = 1.25
 """The most `RenderTransform` scales a neighbourhood up (or 1 / this down) to restore its mean."""
 
+BRIGHTEST_RADIUS = 2
+"""Half-width of the square (5 x 5) whose brightest input pixel bounds each output pixel of `RenderTransform`."""
+
 
 @dataclass(frozen=True)
 class RenderTransform:
-    """`ToneMap` for a render, whose inverse also restores each neighbourhood's mean, per channel, to that of the
-    linear image it was fitted on. Monte Carlo noise is heavy where the tone map bends most: a denoiser's
-    estimate of the mean in display range is the mean of the compressed values, lower than the compressed mean
-    (Jensen), and lower still in the weaker channels, which left bright areas 5-16 % dark and pink. The local
-    mean of the noisy render is unbiased, and over a box of about 400 pixels nearly free of its noise."""
+    """`ToneMap` for a render, whose inverse restores each neighbourhood's mean, per channel, to that of the
+    linear image it was fitted on, and keeps each pixel's largest channel within the brightest input pixel around
+    it (`BRIGHTEST_RADIUS`).
+
+    The bound: near white the tone map's inverse magnifies a display error without limit, up to the image's peak
+    (a firefly's value), so a network's overshoot there came back as blown pixels, worst in dark renders and in
+    boxes seen from black, whose exposure puts lit surfaces near white. A denoised Monte Carlo pixel averages the
+    samples around it, so it has no business above the brightest of them.
+
+    The means: Monte Carlo noise is heavy where the tone map bends most: a denoiser's estimate of the mean in
+    display range is the mean of the compressed values, lower than the compressed mean (Jensen), and lower still
+    in the weaker channels, which left bright areas 5-16 % dark and pink. The local mean of the noisy render is
+    unbiased, and over a box of about 400 pixels nearly free of its noise."""
 
     tonemap: ToneMap
     local_mean: np.ndarray = field(repr=False, compare=False)
+    brightest: np.ndarray = field(repr=False, compare=False)
+    """Each pixel's bound: the largest channel magnitude of the fitted image around it."""
 
     @classmethod
     def fit(cls, x: np.ndarray) -> RenderTransform:
-        return cls(ToneMap.fit(x), local_mean(x))
+        return cls(ToneMap.fit(x), local_mean(x), local_max(np.abs(x).max(axis=-1)))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.tonemap.forward(x)
@@ -138,7 +152,25 @@ class RenderTransform:
         found = local_mean(x)
         ratio = np.ones_like(found)
         np.divide(self.local_mean, found, out=ratio, where=(found > 0) & (self.local_mean > 0))
-        return cap(x * np.clip(ratio, 1 / MEAN_LIMIT, MEAN_LIMIT), self.tonemap.peak).astype(y.dtype)
+        x *= np.clip(ratio, 1 / MEAN_LIMIT, MEAN_LIMIT)
+        largest = np.abs(x).max(axis=-1, keepdims=True)
+        x *= np.minimum(1.0, self.brightest[..., None] / np.maximum(largest, 1e-30))
+        return cap(x, self.tonemap.peak).astype(y.dtype)
+
+
+def local_max(x: np.ndarray, radius: int = BRIGHTEST_RADIUS) -> np.ndarray:
+    """Each pixel's largest value over planes (..., H, W) within a square of 2 radius + 1 pixels a side (the
+    pixels inside the image)."""
+    out = x.copy()
+    for axis in (-2, -1):
+        source, size = out.copy(), out.shape[axis]
+        for shift in range(1, radius + 1):
+            ahead = [slice(None)] * out.ndim
+            behind = [slice(None)] * out.ndim
+            ahead[axis], behind[axis] = slice(shift, None), slice(None, size - shift)
+            np.maximum(out[tuple(behind)], source[tuple(ahead)], out=out[tuple(behind)])
+            np.maximum(out[tuple(ahead)], source[tuple(behind)], out=out[tuple(ahead)])
+    return out
 
 
 def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
