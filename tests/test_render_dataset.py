@@ -129,6 +129,7 @@ def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tm
     assert log[-1]["psnr"] > log[0]["psnr"] + 3 and log[-1]["psnr_4spp"] > log[-1]["noisy_psnr_4spp"] + 1
     assert card.training["render_scenes"] == 2 and "2 procedural Monte Carlo render scenes" in card.description
     assert card.training["initialised_from"]["card"] == "start"
+    assert card.inference == {"passes": 4}  # the render averaged over 4 flips and turns (docs/renders.md)
 
 
 def test_a_render_card_gains_an_encoder_for_its_buffers_by_config(render_set: Path, tmp_path: Path) -> None:

@@ -62,6 +62,12 @@ def examples(scene: Path, spps: tuple[int, ...] | None = None) -> list[Example]:
     return found
 
 
+RENDER_PASSES = 4
+"""Passes a render card averages (`EngineOptions.passes`: the render flipped and turned): on 14 held-out scenes
++0.15 dB at 4 spp and +0.18 at 16 for `unet-render`, +0.22 and +0.19 for `unet-render-aux`, for 4 times the
+network's time (docs/renders.md)."""
+
+
 class RenderDenoising(CardFineTuning):
     """Fine-tune a denoiser card (`init`, `unet` by default) on renders beside their references."""
 
@@ -77,6 +83,9 @@ class RenderDenoising(CardFineTuning):
     @property
     def aux_channels(self) -> int:
         return buffers.CHANNELS if self.options.aux_share else 0
+
+    def inference(self) -> dict[str, Any]:
+        return {**super().inference(), "passes": RENDER_PASSES}
 
     def describe(self) -> str:
         share = self.options.aux_share
