@@ -62,12 +62,10 @@ def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | N
             yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
 
 
-def _as_written(name: str, noisy: np.ndarray) -> tonemap.RenderTransform | None:
-    """How `mdn denoise` takes a card's output on this render back to linear HDR (None for OIDN, `noisy` and the
-    zero-shot methods, scored on their display-range output)."""
-    if name in (*peers.PEERS, NOISY, ZS_N2N) or name.startswith(MPI_PREFIX):
-        return None
-    return tonemap.RenderTransform.fit(noisy)
+def _is_card(name: str) -> bool:
+    """Whether a bench name is a card, whose render `mdn denoise` writes back through `tonemap.RenderTransform`
+    (OIDN, `noisy` and the zero-shot methods are scored on their own output)."""
+    return name not in (*peers.PEERS, NOISY, ZS_N2N) and not name.startswith(MPI_PREFIX)
 
 
 def render_quality(
@@ -81,8 +79,7 @@ def render_quality(
     """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
     linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn denoise` writes it
     (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted on the noisy
-    render. Names ending in WITH_AUX also get the render's albedo and normal (render sets
-    have them)."""
+    render. Names ending in WITH_AUX also get the render's albedo and normal (render sets have them)."""
     if render_set is None and any(name.endswith(WITH_AUX) for name in models):
         raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
     functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
@@ -92,11 +89,11 @@ def render_quality(
         progress(done, total)
     scores = []
     for case in cases:
-        display = tonemap.ToneMap.fit(case.noisy)
+        written = tonemap.RenderTransform.fit(case.noisy)  # its tone map is the display's
+        display = written.tonemap
         shown, clean = display.forward(case.noisy), display.forward(case.reference)
         for name in models:
             base, with_aux = name.removesuffix(WITH_AUX), name.endswith(WITH_AUX)
-            back = _as_written(base, case.noisy)
             start = time.perf_counter()
             if base == "oidn":
                 given = (case.albedo, case.normal) if with_aux else (None, None)
@@ -105,8 +102,8 @@ def render_quality(
                 out = functions[base](np.concatenate([shown, buffers.network_input(case.albedo, case.normal)], axis=-1))
             else:
                 out = functions[base](shown)
-            if back is not None:
-                out = display.forward(back.inverse(out))
+            if _is_card(base):
+                out = display.forward(written.inverse(out))
             seconds = time.perf_counter() - start
             psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
             scores.append(Score(name, "render", case.spp, case.scene, psnr, ssim, seconds))
