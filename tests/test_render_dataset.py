@@ -130,6 +130,7 @@ def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tm
     assert card.training["render_scenes"] == 2 and "2 procedural Monte Carlo render scenes" in card.description
     assert card.training["initialised_from"]["card"] == "start"
     assert card.inference == {"passes": 4}  # the render averaged over 4 flips and turns (docs/renders.md)
+    assert card.transform == {"headroom": 8.0}  # `mdn denoise` fits its EXRs with the tone map it learnt in
 
 
 def test_a_render_card_gains_an_encoder_for_its_buffers_by_config(render_set: Path, tmp_path: Path) -> None:

@@ -152,6 +152,26 @@ def test_a_render_comes_back_no_brighter_than_its_own_pixels_nearby() -> None:
     assert unbounded[0, 35].max() == pytest.approx(30.0 / tonemap.MEAN_LIMIT)  # what the inverse gave before
 
 
+def test_a_headroom_lowers_the_exposure_of_a_render_with_bright_lit_parts_alone(tmp_path: Path) -> None:
+    """A box seen from black: the log-average exposure puts its lit floor far past white (x 179 here); with a
+    headroom of 8 the 99.5th percentile of brightness maps to 8, and a card that keeps a headroom in its
+    `transform` gets its EXR fitted so; an evenly lit render keeps its exposure."""
+    box = np.full((40, 40, 3), 1e-4)
+    box[:, 30:] = 1.0
+    plain, roomy = tonemap.ToneMap.fit(box), tonemap.ToneMap.fit(box, headroom=8.0)
+    assert plain.exposure > 150 and roomy.exposure == pytest.approx(8.0)
+    assert roomy.forward(np.ones((1, 1, 3)))[0, 0, 0] < 0.96 < plain.forward(np.ones((1, 1, 3)))[0, 0, 0]
+    even = RNG.uniform(0.5, 1.5, (40, 40, 3))
+    assert tonemap.ToneMap.fit(even, headroom=8.0) == tonemap.ToneMap.fit(even)
+    path = tmp_path / "box.exr"
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"RGB": box.astype(np.float32)}) as exr:
+        exr.write(str(path))
+    fitted = tonemap.fitter({"headroom": 8.0})(images.read(path))
+    assert isinstance(fitted, tonemap.RenderTransform) and fitted.tonemap.exposure == pytest.approx(8.0, rel=1e-3)
+    assert not tonemap.is_camera({"headroom": 8.0})
+
+
 def _micrograph(tmp_path: Path, frames: int = 2, size: int = 96) -> tuple[Path, np.ndarray]:
     """A 16-bit sCMOS recording of a procedural specimen (64 counts per photon, read noise 20) and its signal."""
     clean = specimens.fluorescence_stack(frames, size, seed=5151)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mdn import metrics, peers, renders
-from mdn.bench.grid import MPI_PREFIX, NOISY, ZS_N2N, Score, denoisers
+from mdn.bench.grid import MPI_PREFIX, NOISY, ZS_N2N, Score, card_runs, denoisers
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
 from mdn.io import buffers, tonemap
@@ -76,24 +76,31 @@ def render_quality(
     progress: Callable[[int, int], None] | None = None,
     render_set: Path | None = None,
 ) -> list[Score]:
-    """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (OIDN sees
-    linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn denoise` writes it
-    (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted on the noisy
-    render. Names ending in WITH_AUX also get the render's albedo and normal (render sets have them)."""
+    """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (a card with
+    its own headroom; OIDN sees linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn
+    denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted
+    on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo and normal (render
+    sets have them)."""
     if render_set is None and any(name.endswith(WITH_AUX) for name in models):
         raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
-    functions = denoisers(list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models)), options)
+    bases = list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models))
+    functions = denoisers(bases, options)
+    headrooms = {  # each card runs in the tone map it was trained in (`tonemap.fitter`)
+        base: float(card_runs(base, options)[0].transform.get("headroom", 0.0)) for base in bases if _is_card(base)
+    }
     cases = list(render_cases(spps, reference_spp, render_set))
     total, done = len(models) * len(cases), 0
     if progress:
         progress(done, total)
     scores = []
     for case in cases:
-        written = tonemap.RenderTransform.fit(case.noisy)  # its tone map is the display's
-        display = written.tonemap
-        shown, clean = display.forward(case.noisy), display.forward(case.reference)
+        display = tonemap.ToneMap.fit(case.noisy)
+        clean = display.forward(case.reference)
+        written = {h: tonemap.RenderTransform.fit(case.noisy, h) for h in {0.0, *headrooms.values()}}
         for name in models:
             base, with_aux = name.removesuffix(WITH_AUX), name.endswith(WITH_AUX)
+            transform = written[headrooms.get(base, 0.0)]
+            shown = transform.forward(case.noisy)
             start = time.perf_counter()
             if base == "oidn":
                 given = (case.albedo, case.normal) if with_aux else (None, None)
@@ -103,7 +110,7 @@ def render_quality(
             else:
                 out = functions[base](shown)
             if _is_card(base):
-                out = display.forward(written.inverse(out))
+                out = display.forward(transform.inverse(out))
             seconds = time.perf_counter() - start
             psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
             scores.append(Score(name, "render", case.spp, case.scene, psnr, ssim, seconds))

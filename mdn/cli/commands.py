@@ -317,6 +317,8 @@ def train_command(
                                            "thumbnails (decimated by 2, plain white noise).")] = TRAIN.thumbnail_share,
     aux_share: Annotated[float, _opt("--aux-share", "Render training: share of crops that see the render's albedo "
                                      "and normal (0: a card without them).")] = TRAIN.aux_share,
+    headroom: Annotated[float | None, _opt("--headroom", "Render training: the tone map's exposure keeps the 99.5th "
+                                           "percentile of brightness at most this (8; 0: no bound).")] = None,
     ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
                                       f"{NOISY['ema']}).")] = None,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
@@ -363,7 +365,7 @@ def train_command(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
         level_range=level_range and training.parse_range(level_range), grey_share=grey_share,
-        thumbnail_share=thumbnail_share, aux_share=aux_share,
+        thumbnail_share=thumbnail_share, aux_share=aux_share, headroom=headroom,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,

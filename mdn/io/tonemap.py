@@ -17,6 +17,7 @@ signal (`fit_noisy`), and through `fit`'s otherwise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,6 +68,13 @@ class Stretch:
         return (y * y.dtype.type(self.high - self.low) + y.dtype.type(self.low)).astype(y.dtype)
 
 
+HEADROOM_PERCENTILE = 99.5
+"""The brightness percentile a headroom bounds: the exposure at the log-average puts the lit surfaces of a dark
+render (a box seen from black) near white, where a network has no room left to tell them apart (exposure times
+this percentile: a median 46 for boxes, 1.2 for rooms); a card trained with a headroom of 8 keeps them at most
+at 8, compressed to 0.89 (docs/renders.md)."""
+
+
 @dataclass(frozen=True)
 class ToneMap:
     """Scene-linear HDR -> display, keeping each pixel's hue: the pixel's largest magnitude m goes through
@@ -75,7 +83,8 @@ class ToneMap:
     network's colour error is not stretched channel by channel: Reinhard per channel had turned bright whites
     pink, and taken a render's relative MSE from 0.066 to 1.18 where this map takes it to 0.041.
 
-    The exposure e puts the log-average luminance at `key` (Reinhard et al. 2002). The map is odd and strictly
+    The exposure e puts the log-average luminance at `key` (Reinhard et al. 2002), or lower where `fit` is given a
+    headroom (`HEADROOM_PERCENTILE`). The map is odd and strictly
     monotonic, so negative values from reconstruction filters survive the round trip. `inverse` caps each
     pixel's largest magnitude at the image's own peak, so a network's overshoot near white cannot become a
     firefly.
@@ -86,11 +95,17 @@ class ToneMap:
     gamma: float = 2.2
 
     @classmethod
-    def fit(cls, x: np.ndarray, key: float = 0.18) -> ToneMap:
-        """Exposure from the whole image's log-average luminance; peak from its largest magnitude."""
+    def fit(cls, x: np.ndarray, key: float = 0.18, headroom: float = 0.0) -> ToneMap:
+        """Exposure from the whole image's log-average luminance, lowered where needed so that the brightness at
+        `HEADROOM_PERCENTILE` maps to at most `headroom` before compression (0: no such bound); peak from the
+        largest magnitude."""
         magnitude = np.abs(x.astype(np.float64))
         log_average = float(np.exp(np.mean(np.log(magnitude.mean(axis=-1) + 1e-6))))
-        return cls(key / max(log_average, 1e-6), float(magnitude.max()))
+        exposure = key / max(log_average, 1e-6)
+        if headroom > 0:
+            bright = float(np.percentile(magnitude.max(axis=-1), HEADROOM_PERCENTILE))
+            exposure = min(exposure, headroom / bright) if bright > 0 else exposure
+        return cls(exposure, float(magnitude.max()))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         linear = x.astype(np.float64)
@@ -141,8 +156,9 @@ class RenderTransform:
     """Each pixel's bound: the largest channel magnitude of the fitted image around it."""
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> RenderTransform:
-        return cls(ToneMap.fit(x), local_mean(x), local_max(np.abs(x).max(axis=-1)))
+    def fit(cls, x: np.ndarray, headroom: float = 0.0) -> RenderTransform:
+        """The transform of a render `x` (H, W, C), its tone map with `headroom` (`ToneMap.fit`)."""
+        return cls(ToneMap.fit(x, headroom=headroom), local_mean(x), local_max(np.abs(x).max(axis=-1)))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.tonemap.forward(x)
@@ -189,11 +205,11 @@ def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
     return mean
 
 
-def fit(image: Image) -> DisplayTransform:
-    """The transform for an image: RenderTransform for HDR, Stretch for 16-bit or float files, else Identity (a
-    float array is display-referred: its values are taken as they are)."""
+def fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
+    """The transform for an image: RenderTransform for HDR (its tone map with `headroom`), Stretch for 16-bit or
+    float files, else Identity (a float array is display-referred: its values are taken as they are)."""
     if image.hdr:
-        return RenderTransform.fit(image.pixels)
+        return RenderTransform.fit(image.pixels, headroom)
     dtype = image.source.layout.dtype
     if image.source.format == ARRAY and dtype.kind == "f":
         return Identity()
@@ -202,22 +218,29 @@ def fit(image: Image) -> DisplayTransform:
     return Identity()
 
 
-def fit_noisy(image: Image) -> DisplayTransform:
+def fit_noisy(image: Image, headroom: float = 0.0) -> DisplayTransform:
     """The transform for a noisy image on its way to a denoiser: `fit`'s, but for a grey 16-bit or float file
     whose noise grows with the signal (a photon-counting camera's), which gets the stabilising transform fitted
     to its own planes (`stabilise.stabiliser_for`): its noise then comes out Gaussian and even."""
-    transform = fit(image)
+    transform = fit(image, headroom)
     if isinstance(transform, Stretch) and image.pixels.shape[-1] == 1:
         return stabiliser_for(list(image.pixels[..., 0])) or transform
     return transform
 
 
 def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:
-    """How a card's images are fitted: `fit_noisy`, or the camera's `Stabiliser` the card keeps in `transform`,
-    which refuses images of another sample type than the camera's."""
-    if not transform:
-        return fit_noisy
-    return lambda image: camera_transform(transform, "HDR" if image.hdr else image.source.layout.dtype, image.path)
+    """How a card's images are fitted: `fit_noisy` (with the render tone map's `headroom` the card keeps in
+    `transform`, if any), or the camera's `Stabiliser` it keeps there, which refuses images of another sample
+    type than the camera's."""
+    if is_camera(transform):
+        return lambda image: camera_transform(transform, "HDR" if image.hdr else image.source.layout.dtype, image.path)
+    headroom = float(transform.get("headroom", 0.0))
+    return functools.partial(fit_noisy, headroom=headroom) if headroom else fit_noisy
+
+
+def is_camera(transform: dict[str, Any]) -> bool:
+    """Whether a card's `transform` is a camera's fixed one (`mdn train --noisy`), not fitted per image."""
+    return "stabiliser" in transform
 
 
 def camera_transform(transform: dict[str, Any], dtype: object, path: object) -> Stabiliser:

@@ -18,7 +18,7 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
     "denoise": {},
     "fill": {"config": "syn", "crop": 128, "lr": 2e-3, "schedule": "cosine", "input_mask": (0.3, 0.3)},
     NOISY_OBJECTIVE: {**FINE_TUNING, "iters": 4000, "lr": 1e-4, "ema": 0.99, "validate_every": 250},
-    "render": {**FINE_TUNING, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500},
+    "render": {**FINE_TUNING, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500, "headroom": 8.0},
 }
 """Objective name -> its `TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask)."""
 
@@ -52,6 +52,9 @@ class TrainOptions:
     aux_share: float = 0.0
     """Render training: the share of crops that see the render's albedo and normal (the rest see none, so the
     card takes renders with or without them); 0: a card without those inputs."""
+    headroom: float = 0.0
+    """Render training: the tone map's exposure lowered so that the 99.5th percentile of brightness maps to at
+    most this (`tonemap.ToneMap.fit`); 0: the log-average alone."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
     """The range the input mask ratio of each crop is drawn from."""
@@ -90,6 +93,8 @@ class TrainOptions:
             raise MdnError(f"thumbnail_share must be in [0, 1], got {self.thumbnail_share:g}")
         if not 0 <= self.aux_share <= 1:
             raise MdnError(f"aux_share must be in [0, 1], got {self.aux_share:g}")
+        if self.headroom < 0:
+            raise MdnError(f"headroom must be 0 or more, got {self.headroom:g}")
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
             raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
 

@@ -1,8 +1,10 @@
 """Learning Monte Carlo render noise from mdn's own render sets (`mdn.renders.dataset`).
 
 Each training image is a low-sample render beside its reference, both through the tone map fitted on the noisy
-render alone, as `mdn denoise` fits it on an EXR (`tonemap.RenderTransform`): the network learns in the display
-range it will run in, where the tone map does for HDR what OIDN's transfer function does. L1 to the reference.
+render alone, with the run's headroom, as `mdn denoise` fits it on an EXR for the card (`tonemap.RenderTransform`,
+the card's `transform`): the network learns in the display range it will run in, where the tone map does for HDR
+what OIDN's transfer function does. L1 to the reference. Validation scores the render as `mdn denoise` writes it,
+through the tone map without headroom, as the bench does (`mdn.bench.renders`).
 With `aux_share`, the network also takes the render's albedo and normal (`mdn.io.buffers`), and a share of
 the crops sees them as absent (zeros), so that one card serves renders with and without them.
 """
@@ -23,7 +25,7 @@ from mdn import metrics, registry
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 from mdn.io import buffers
-from mdn.io.tonemap import ToneMap
+from mdn.io.tonemap import RenderTransform, ToneMap
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import dataset
 from mdn.training.objectives import CardFineTuning
@@ -41,9 +43,9 @@ def scene_folders(sources: list[str]) -> list[Path]:
     return found
 
 
-class Example(NamedTuple):
-    """One low-sample render of a scene: its beauty pass and reference (H, W, 3) through the tone map fitted on
-    that render, and its albedo and normal as the network takes them (H, W, 6, `buffers.network_input`)."""
+class Case(NamedTuple):
+    """One low-sample render of a scene: its beauty pass and reference (H, W, 3), linear or through a tone map,
+    and its albedo and normal as the network takes them (H, W, 6, `buffers.network_input`)."""
 
     spp: int
     noisy: np.ndarray
@@ -51,14 +53,22 @@ class Example(NamedTuple):
     aux: np.ndarray
 
 
-def examples(scene: Path, spps: tuple[int, ...] | None = None) -> list[Example]:
-    """A scene's renders (at `spps`, default all), each with its reference and auxiliary buffers."""
+def cases(scene: Path, spps: tuple[int, ...] | None = None) -> list[Case]:
+    """A scene's renders (at `spps`, default all), linear, each with its reference and auxiliary buffers."""
     reference = dataset.reference(scene).beauty
+    return [
+        Case(spp, noisy.beauty, reference, buffers.network_input(noisy.albedo, noisy.normal))
+        for spp, noisy in dataset.noisy_renders(scene, spps)
+    ]
+
+
+def examples(scene: Path, headroom: float) -> list[Case]:
+    """A scene's renders as training sees them: each render and its reference through the tone map fitted on
+    that render with `headroom`."""
     found = []
-    for spp, noisy in dataset.noisy_renders(scene, spps):
-        display = ToneMap.fit(noisy.beauty)
-        inputs = buffers.network_input(noisy.albedo, noisy.normal)
-        found.append(Example(spp, display.forward(noisy.beauty), display.forward(reference), inputs))
+    for case in cases(scene):
+        display = ToneMap.fit(case.noisy, headroom=headroom)
+        found.append(case._replace(noisy=display.forward(case.noisy), reference=display.forward(case.reference)))
     return found
 
 
@@ -66,6 +76,16 @@ RENDER_PASSES = 4
 """Passes a render card averages (`EngineOptions.passes`: the render flipped and turned): on 14 held-out scenes
 +0.15 dB at 4 spp and +0.18 at 16 for `unet-render`, +0.22 and +0.19 for `unet-render-aux`, for 4 times the
 network's time (docs/renders.md)."""
+
+
+def written_psnr(engine: Engine, case: Case, headroom: float, aux: bool = False) -> float:
+    """PSNR (dB) of a render as `mdn denoise` writes it for a card trained with `headroom` (with its albedo and
+    normal if `aux`), against the reference, both through the tone map fitted on the noisy render alone."""
+    written = RenderTransform.fit(case.noisy, headroom)
+    shown = written.forward(case.noisy)
+    out = engine((np.concatenate([shown, case.aux], axis=-1) if aux else shown)[None])[0]
+    display = ToneMap.fit(case.noisy)
+    return metrics.psnr(display.forward(written.inverse(out)), display.forward(case.reference))
 
 
 class RenderDenoising(CardFineTuning):
@@ -117,7 +137,7 @@ class RenderDenoising(CardFineTuning):
         return [
             np.concatenate([e.noisy, *([e.aux] if self.aux_channels else []), e.reference], axis=-1)
             for scene in self.scenes
-            for e in examples(scene)
+            for e in examples(scene, self.options.headroom)
         ]
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -131,24 +151,27 @@ class RenderDenoising(CardFineTuning):
             out = model(noisy.contiguous(memory_format=torch.channels_last))
         return F.l1_loss(out.float(), reference)
 
-    def validation(self, warn: Callable[[str], None]) -> list[Example] | None:
+    def validation(self, warn: Callable[[str], None]) -> list[Case] | None:
         """Held-back scenes (`--val`, render sets) at VALIDATION_SPPS."""
         scenes = scene_folders(self.options.validation)
         if self.options.validation and not scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.validation)}")
-        return [example for scene in scenes for example in examples(scene, VALIDATION_SPPS)] or None
+        return [case for scene in scenes for case in cases(scene, VALIDATION_SPPS)] or None
 
-    def score(self, validation: list[Example], model: nn.Module) -> dict[str, float]:
-        """Mean PSNR (dB) of the tone-mapped output (beauty alone; `aux_psnr_*` with albedo and normal) and of
-        the input, per sample count and over all of them."""
+    def score(self, validation: list[Case], model: nn.Module) -> dict[str, float]:
+        """Mean PSNR (dB) of the render as `mdn denoise` writes it (beauty alone; `aux_psnr_*` with albedo and
+        normal) and of the input, both through the tone map fitted on the noisy render without headroom, per
+        sample count and over all of them."""
         engine = Engine(model, EngineOptions(device=str(next(model.parameters()).device), **self.inference()))
         found: dict[str, list[float]] = {}
-        for e in validation:
-            found.setdefault(f"psnr_{e.spp}spp", []).append(metrics.psnr(engine(e.noisy[None])[0], e.reference))
-            found.setdefault(f"noisy_psnr_{e.spp}spp", []).append(metrics.psnr(e.noisy, e.reference))
+        for case in validation:
+            display = ToneMap.fit(case.noisy)
+            noisy_psnr = metrics.psnr(display.forward(case.noisy), display.forward(case.reference))
+            found.setdefault(f"psnr_{case.spp}spp", []).append(written_psnr(engine, case, self.options.headroom))
+            found.setdefault(f"noisy_psnr_{case.spp}spp", []).append(noisy_psnr)
             if self.aux_channels:
-                out = engine(np.concatenate([e.noisy, e.aux], axis=-1)[None])[0]
-                found.setdefault(f"aux_psnr_{e.spp}spp", []).append(metrics.psnr(out, e.reference))
+                aux_psnr = written_psnr(engine, case, self.options.headroom, aux=True)
+                found.setdefault(f"aux_psnr_{case.spp}spp", []).append(aux_psnr)
         scores = {key: float(np.mean(values)) for key, values in found.items()}
         scores["psnr"] = float(np.mean([v for k, v in scores.items() if k.startswith("psnr_")]))
         scores["noisy_psnr"] = float(np.mean([v for k, v in scores.items() if k.startswith("noisy_psnr_")]))
@@ -157,4 +180,9 @@ class RenderDenoising(CardFineTuning):
         return scores
 
     def card_fields(self) -> dict[str, Any]:
-        return {"training": {"render_scenes": len(self.scenes), "render_sets": self.options.data}}
+        """The tone map's headroom the card was trained with, as its `transform` (`tonemap.fitter`)."""
+        headroom = self.options.headroom
+        return {
+            "transform": {"headroom": headroom} if headroom else {},
+            "training": {"render_scenes": len(self.scenes), "render_sets": self.options.data},
+        }

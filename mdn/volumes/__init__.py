@@ -72,8 +72,7 @@ def plan(
         if card is None or card.path is None or options is None:
             raise MdnError("a card saved to a file and its options are needed to denoise a volume")
         path = str(card.path)
-    camera = card is not None and card.transform
-    if camera:
+    if card is not None and tonemap.is_camera(card.transform):
         transform = tonemap.camera_transform(card.transform, array.dtype, source)
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
         transform = display_range(array) if zeroshot else noisy_range(array)
