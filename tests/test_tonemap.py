@@ -154,8 +154,9 @@ def test_a_render_comes_back_no_brighter_than_its_own_pixels_nearby() -> None:
 
 def test_a_headroom_lowers_the_exposure_of_a_render_with_bright_lit_parts_alone(tmp_path: Path) -> None:
     """A box seen from black: the log-average exposure puts its lit floor far past white (x 179 here); with a
-    headroom of 8 the 99.5th percentile of brightness maps to 8, and a card that keeps a headroom in its
-    `transform` gets its EXR fitted so; an evenly lit render keeps its exposure."""
+    headroom of 8 the 95th percentile of brightness maps to 8, and a card that keeps a headroom in its
+    `transform` gets its EXR fitted so; an evenly lit render keeps its exposure, and so does one with its light
+    in view (1 % of the frame, as in a Cornell box)."""
     box = np.full((40, 40, 3), 1e-4)
     box[:, 30:] = 1.0
     plain, roomy = tonemap.ToneMap.fit(box), tonemap.ToneMap.fit(box, headroom=8.0)
@@ -163,6 +164,9 @@ def test_a_headroom_lowers_the_exposure_of_a_render_with_bright_lit_parts_alone(
     assert roomy.forward(np.ones((1, 1, 3)))[0, 0, 0] < 0.96 < plain.forward(np.ones((1, 1, 3)))[0, 0, 0]
     even = RNG.uniform(0.5, 1.5, (40, 40, 3))
     assert tonemap.ToneMap.fit(even, headroom=8.0) == tonemap.ToneMap.fit(even)
+    lit = even.copy()
+    lit[:4, :4] = 500.0
+    assert tonemap.ToneMap.fit(lit, headroom=8.0) == tonemap.ToneMap.fit(lit)
     path = tmp_path / "box.exr"
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with OpenEXR.File(header, {"RGB": box.astype(np.float32)}) as exr:

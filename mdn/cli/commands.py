@@ -317,7 +317,7 @@ def train_command(
                                            "thumbnails (decimated by 2, plain white noise).")] = TRAIN.thumbnail_share,
     aux_share: Annotated[float, _opt("--aux-share", "Render training: share of crops that see the render's albedo "
                                      "and normal (0: a card without them).")] = TRAIN.aux_share,
-    headroom: Annotated[float | None, _opt("--headroom", "Render training: the tone map's exposure keeps the 99.5th "
+    headroom: Annotated[float | None, _opt("--headroom", "Render training: the tone map's exposure keeps the 95th "
                                            "percentile of brightness at most this (8; 0: no bound).")] = None,
     ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
                                       f"{NOISY['ema']}).")] = None,

@@ -53,7 +53,7 @@ class TrainOptions:
     """Render training: the share of crops that see the render's albedo and normal (the rest see none, so the
     card takes renders with or without them); 0: a card without those inputs."""
     headroom: float = 0.0
-    """Render training: the tone map's exposure lowered so that the 99.5th percentile of brightness maps to at
+    """Render training: the tone map's exposure lowered so that the 95th percentile of brightness maps to at
     most this (`tonemap.ToneMap.fit`); 0: the log-average alone."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
