@@ -50,6 +50,9 @@ ROWS = 256
 """Rows at a time when the texture is added back."""
 MAD = 1.4826
 """Standard deviation over the median absolute value, for Gaussian noise."""
+DARK = 0.4
+"""Brightness (a patch's sum, 8 times its mean) below which a bin says nothing of how the noise grows with the
+signal: there the noise is clipped at black."""
 
 
 def restore_detail(
@@ -125,7 +128,9 @@ class _Transform:
 class Noise:
     """A residual's noise: a standard deviation per frequency (`sigma`, (64,)) times a factor per brightness bin
     (`edges` between bins, `factor` per bin), from (n, 64) DCT coefficients of the residual's patches (the DC's
-    place included) and the (n,) brightness of the same patches (`measure` samples a residual plane)."""
+    place included) and the (n,) brightness of the same patches (`measure` samples a residual plane); how it grows
+    with the signal is `dependence`: the slope of log factor over log brightness (about 0 for Gaussian, JPEG and
+    aliasing noise, 0.5 for Poisson, 1 for speckle)."""
 
     def __init__(self, coefficients: Tensor, brightness: Tensor) -> None:
         self.sigma = (MAD * coefficients.abs().median(dim=0).values).clamp_min(1e-8)
@@ -137,6 +142,7 @@ class Noise:
         self.factor = torch.stack(
             [own[which == b].median() if (which == b).any() else overall for b in range(BINS)]
         ).clamp_min(1e-8)
+        self.dependence = _dependence(brightness, which, self.factor)
 
     @classmethod
     def measure(cls, residual: Tensor, brightness: Tensor) -> Noise:
@@ -153,6 +159,21 @@ class Noise:
         if impulse.any():
             factor[impulse] = _own_factor(magnitudes[impulse])[:, None]
         return factor
+
+
+def _dependence(brightness: Tensor, which: Tensor, factor: Tensor) -> float:
+    """The least-squares slope of log `factor` over the log of each bin's median `brightness`, over the bins above
+    DARK holding at least 20 patches; 0 where fewer than three bins do."""
+    points = [
+        (float(inside.median().log()), float(factor[b].log()))
+        for b in range(BINS)
+        if len(inside := brightness[which == b]) >= 20 and float(inside.median()) > DARK
+    ]
+    if len(points) < 3:
+        return 0.0
+    x, y = np.array(points).T
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / max(float((x * x).sum()), 1e-12))
 
 
 def noise_samples(residual: Tensor, brightness: Tensor, every: int) -> tuple[Tensor, Tensor]:

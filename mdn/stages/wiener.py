@@ -61,9 +61,15 @@ def search_for(quality: str, channels: int) -> Search | None:
 GROUP = 16
 """Patches per group: the reference and its 15 nearest in the pilot."""
 NOISE_SCALE = 1.2
-"""The measured noise is taken 1.2 times as strong: what the pilot removed holds a little texture, and weights
-from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Gaussian sigma 15: +0.01, +0.01 and
-+0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
+"""The measured noise is taken 1.2 times as strong in colour pictures: what the pilot removed holds a little
+texture, and weights from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Gaussian sigma
+15: +0.01, +0.01 and +0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
+GREY_NOISE_SCALE = (0.9, 0.7, 1.5)
+"""A grey picture's scale: 0.9 plus 0.7 per unit of the noise's growth with the signal (`Noise.dependence`), at
+most 1.5. Its own network leaves a better pilot, so noise that ignores the signal wants less than colour's 1.2
+(Gaussian, JPEG, aliasing: best at 0.7-1.0), and noise that grows with it more (Poisson at 1.2-1.3, speckle at
+1.5): the pilot's brightness, by which the noise is looked up, misleads most where the noise follows it
+(docs/bench.md)."""
 OWN_MEMBERS = 1
 """A group's own noise is measured in its reference patch alone (63 AC coefficients of the residual): on the
 bench's nine noises +0.26 dB on salt and pepper against its first 4 patches, the rest unchanged, and less work."""
@@ -110,7 +116,7 @@ def collaborative_wiener(
         for a, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
             guide = to_plane(out, axis) if guide is None else guide
             noise = noises[a] if noises else None
-            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise)
+            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise, channels)
             correction = estimate[:height, :width].sub_(guide[:height, :width]).cpu().numpy()
             guide = estimate = None
             for rows in range(0, height, ROWS):  # row blocks: the products' temporaries stay a block's
@@ -214,13 +220,24 @@ class _Groups:
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
-def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor, noise: Noise | None) -> Tensor:
-    """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes, band by band of
-    reference patches; `brightness` is the luminance's patch sums on the detail stage's grid (`detail.Noise`); the
-    residual's noise measured unless given."""
+def noise_scale(noise: Noise, channels: int) -> float:
+    """How much stronger than measured the noise of a picture of `channels` channels is taken."""
+    if channels != 1:
+        return NOISE_SCALE
+    base, per_dependence, most = GREY_NOISE_SCALE
+    return min(max(base + per_dependence * noise.dependence, base), most)
+
+
+def _estimate(
+    observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor, noise: Noise | None, channels: int
+) -> Tensor:
+    """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes (of a picture of
+    `channels` channels), band by band of reference patches; `brightness` is the luminance's patch sums on the
+    detail stage's grid (`detail.Noise`); the residual's noise measured unless given."""
     device = observed.device
     if noise is None:
         noise = Noise.measure(padded(observed - guide, device), brightness)
+    scale = noise_scale(noise, channels)
     _trim(observed.numel())  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
@@ -235,7 +252,7 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
             (plane.index_select(0, where).view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE)
             for plane in planes
         )
-        weight, values = _group_estimates(noisy, pilot, noise, groups.brightness[band].T, across)
+        weight, values = _group_estimates(noisy, pilot, noise, scale, groups.brightness[band].T, across)
         numerator.index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
         weights.index_add_(0, corners.flatten(), weight.repeat(GROUP))
     shape = observed.shape
@@ -250,10 +267,10 @@ def _estimate(observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tens
 
 
 def _group_estimates(
-    noisy: Tensor, pilot: Tensor, noise: Noise, brightness: Tensor, across: Tensor
+    noisy: Tensor, pilot: Tensor, noise: Noise, scale: float, brightness: Tensor, across: Tensor
 ) -> tuple[Tensor, Tensor]:
     """From (GROUP, n, 64) patch spectra of the noisy and pilot planes: each group's weight (n,) and its
-    estimate's patch spectra, weighted (GROUP, n, 64)."""
+    estimate's patch spectra, weighted (GROUP, n, 64), the noise taken `scale` times as measured."""
     magnitudes = (noisy - pilot).abs_().div_(noise.sigma)
     magnitudes[..., 0] = 0.0  # the DC is no evidence of noise (the detail stage's scores leave it out too)
     factors = noise.factors(magnitudes, brightness)  # (GROUP, n, 1): a patch's own on impulses
@@ -261,7 +278,7 @@ def _group_estimates(
     del magnitudes
     # the group's noise: its patches' mean square factor, or what its own residual says where that is more
     group_square = torch.maximum(factors.square_().mean(dim=0), own.square_()[:, None])  # (n, 1)
-    variance = (noise.sigma * NOISE_SCALE).square() * group_square  # (n, 64)
+    variance = (noise.sigma * scale).square() * group_square  # (n, 64)
     noisy, pilot = ((across @ spectra.view(GROUP, -1)).view_as(spectra) for spectra in (noisy, pilot))
     means = pilot[..., 0].clone()
     gain = pilot.square_()
