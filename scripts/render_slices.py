@@ -1,6 +1,7 @@
 """Where a render card loses to OIDN: its error against OIDN's on a render set, sliced by scene and by pixel.
 
     python scripts/render_slices.py data/renders/heldout --spp 4,16 --threads 2
+    python scripts/render_slices.py data/renders/handbuilt --threads 2     # scripts/handbuilt_renders.py's scenes
 
 Every scene of the set (`scripts/render_data.py`) at each sample count, beauty only: the card as `mdn denoise`
 writes an EXR (`mdn.denoise(..., hdr=True)`: the render's tone map, the network, the inverse) and OIDN on the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,18 @@ def scene_kind(number: int, options: procedural.SceneOptions, textures: list[Pat
     return "+".join([kind, *extras])
 
 
+def scene_kinds(render_set: Path) -> Callable[[Path], str]:
+    """A scene folder's kind: drawn again from the set's `dataset.json` for a generated set, else the name its
+    `scene.txt` gives (a hand-built set: `scripts/handbuilt_renders.py`)."""
+    manifest = render_set / "dataset.json"
+    if not manifest.is_file():
+        return lambda folder: (folder / "scene.txt").read_text().split(",")[0].strip()
+    recorded = json.loads(manifest.read_text())
+    options = procedural.SceneOptions(**recorded["options"]["scene"])
+    textures = [Path(name) for name in recorded.get("textures", [])]
+    return lambda folder: scene_kind(int(folder.name.rsplit("-", 1)[1]), options, textures)
+
+
 def squared_errors(out: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """(H, W) per-pixel squared error over the channels in 8 bits, one-pixel border dropped as `metrics.psnr` does."""
     difference = metrics.to_uint8(out).astype(np.float64) - metrics.to_uint8(clean).astype(np.float64)
@@ -71,14 +85,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spps = tuple(int(s) for s in args.spp.split(","))
-    recorded = json.loads((args.render_set / "dataset.json").read_text())
-    scene_options = procedural.SceneOptions(**recorded["options"]["scene"])
-    textures = [Path(name) for name in recorded.get("textures", [])]
+    kind_of = scene_kinds(args.render_set)
     model = mdn.load_model(args.model or registry.default_card(hdr=True).name)
     by_case: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     pixels: dict[int, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     for folder in dataset.scenes(args.render_set):
-        kind = scene_kind(int(folder.name.rsplit("-", 1)[1]), scene_options, textures)
+        kind = kind_of(folder)
         reference = dataset.reference(folder).beauty
         for spp, noisy in dataset.noisy_renders(folder, spps):
             display = tonemap.ToneMap.fit(noisy.beauty)

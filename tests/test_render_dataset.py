@@ -3,8 +3,10 @@ render objective that learns from it, and the bench on its held-out scenes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -192,3 +194,38 @@ def test_the_bench_gives_albedo_and_normal_to_names_that_ask(render_set: Path, t
     assert len(by) == len(names) * 2 and by[path, "scene-000000"] != by[f"{path}+aux", "scene-000000"]
     with pytest.raises(MdnError, match="render-set"):
         bench.render_quality(["oidn+aux"], (4,))
+
+
+def _script(name: str) -> ModuleType:
+    """A module of scripts/, loaded from its file."""
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_hand_built_set_is_seven_named_scenes_the_slices_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scripts/handbuilt_renders.py` writes seven scene folders in the training set's format (noisy renders, a
+    reference, each with its buffers) named in `scene.txt`, which `scripts/render_slices.py` takes as their kinds;
+    a second run renders nothing again; the filter is the one asked for."""
+    hand = _script("handbuilt_renders")
+    monkeypatch.setattr(hand, "SIZE", 16)
+    monkeypatch.setattr(hand, "SPPS", (1, 2))
+    monkeypatch.setattr(hand, "REFERENCE_SPP", 4)
+    assert {s["sensor"]["film"]["rfilter"]["type"] for s in hand.scenes("gaussian").values()} == {"gaussian"}
+    monkeypatch.setattr("sys.argv", ["handbuilt_renders.py", str(tmp_path), "--threads", "1"])
+    hand.main()
+    folders = dataset.scenes(tmp_path)
+    assert len(folders) == 7
+    noisy = dict(dataset.noisy_renders(folders[0]))
+    assert sorted(noisy) == [1, 2] and noisy[1].beauty.shape == (16, 16, 3)
+    assert dataset.reference(folders[0]).albedo.shape == (16, 16, 3)
+    kinds = [_script("render_slices").scene_kinds(tmp_path)(folder) for folder in folders]
+    assert kinds == ["cornell", "spheres", "dim-side", "small-light", "silver-box", "glossy", "up-view"]
+    written = {folder: folder.stat().st_mtime_ns for folder in folders}
+    hand.main()
+    assert {folder: folder.stat().st_mtime_ns for folder in folders} == written
