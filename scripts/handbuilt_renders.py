@@ -17,8 +17,6 @@ are kept.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -86,15 +84,9 @@ def main() -> None:
         folder = dataset.scene_folder(args.folder, FIRST + k)
         if folder.is_dir():
             continue
-        partial = args.folder / f".{folder.name}.tmp"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        for j, spp in enumerate((*SPPS, REFERENCE_SPP)):
-            buffers = backend.render(scene, spp, seed=9000 + 97 * k + j, threads=args.threads)
-            name_of = dataset.REFERENCE if spp == REFERENCE_SPP else dataset.noisy_name(spp)
-            dataset.write_buffers(partial / name_of, buffers)
-        (partial / "scene.txt").write_text(f"{name}, {args.filter} filter\n")
-        os.replace(partial, folder)
+        seeds = [9000 + 97 * k + j for j in range(len(SPPS) + 1)]
+        label = f"{name}, {args.filter} filter"
+        dataset.write_scene(folder, scene, SPPS, REFERENCE_SPP, seeds, args.threads, label)
         print(f"{folder.name}: {name} ({time.monotonic() - started:.0f} s)", flush=True)
 
 

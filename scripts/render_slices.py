@@ -51,10 +51,10 @@ def scene_kind(number: int, options: procedural.SceneOptions, textures: list[Pat
 
 def scene_kinds(render_set: Path) -> Callable[[Path], str]:
     """A scene folder's kind: drawn again from the set's `dataset.json` for a generated set, else the name its
-    `scene.txt` gives (a hand-built set: `scripts/handbuilt_renders.py`)."""
+    `dataset.SCENE_NAME` file gives (a hand-built set: `scripts/handbuilt_renders.py`)."""
     manifest = render_set / "dataset.json"
     if not manifest.is_file():
-        return lambda folder: (folder / "scene.txt").read_text().split(",")[0].strip()
+        return lambda folder: (folder / dataset.SCENE_NAME).read_text().split(",")[0].strip()
     recorded = json.loads(manifest.read_text())
     options = procedural.SceneOptions(**recorded["options"]["scene"])
     textures = [Path(name) for name in recorded.get("textures", [])]

@@ -30,6 +30,8 @@ LAYERS = {"beauty": ("R", "G", "B"), "albedo": ("albedo.R", "albedo.G", "albedo.
 
 REFERENCE = "reference.exr"
 """The file of a scene's reference render."""
+SCENE_NAME = "scene.txt"
+"""The file naming a hand-built scene (generated scenes are named by their number)."""
 
 HELD_OUT = 1_000_000
 """Scene numbers from here on are kept for evaluation: they draw textures from other photos."""
@@ -80,13 +82,30 @@ def render_scene(root: Path, number: int, textures: Sequence[Path], options: Dat
     folder = scene_folder(root, number)
     if folder.is_dir():
         return folder
+    seeds = [number * 64 + k for k in range(len(options.spps) + 1)]
     scene = procedural.scene(number, textures, options.scene)
-    tmp = root / f".{folder.name}.tmp"
+    return write_scene(folder, scene, options.spps, options.reference_spp, seeds, threads)
+
+
+def write_scene(
+    folder: Path,
+    scene: dict,
+    spps: Sequence[int],
+    reference_spp: int,
+    seeds: Sequence[int],
+    threads: int = 0,
+    name: str | None = None,
+) -> Path:
+    """Render a scene dictionary at each of `spps` and at `reference_spp` (one seed each, in that order) into a
+    scene folder, through a temporary folder renamed when complete; `name` goes to its `SCENE_NAME` file."""
+    tmp = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for k, spp in enumerate((*options.spps, options.reference_spp)):
-        buffers = backend.render(scene, spp, seed=number * 64 + k, threads=threads)
-        write_buffers(tmp / (noisy_name(spp) if k < len(options.spps) else REFERENCE), buffers)
+    for k, (spp, seed) in enumerate(zip((*spps, reference_spp), seeds, strict=True)):
+        buffers = backend.render(scene, spp, seed=seed, threads=threads)
+        write_buffers(tmp / (noisy_name(spp) if k < len(spps) else REFERENCE), buffers)
+    if name is not None:
+        (tmp / SCENE_NAME).write_text(name + "\n")
     os.replace(tmp, folder)
     return folder
 

@@ -138,11 +138,11 @@ class Noise:
         quantiles = torch.linspace(0, 1, BINS + 1, device=brightness.device)[1:-1]
         self.edges = torch.quantile(brightness, quantiles)
         which = torch.bucketize(brightness, self.edges)
+        bins = [which == b for b in range(BINS)]
         overall = own.median()
-        self.factor = torch.stack(
-            [own[which == b].median() if (which == b).any() else overall for b in range(BINS)]
-        ).clamp_min(1e-8)
-        self.dependence = _dependence(brightness, which, self.factor)
+        factors = [own[inside].median() if inside.any() else overall for inside in bins]
+        self.factor = torch.stack(factors).clamp_min(1e-8)
+        self.dependence = _dependence([brightness[inside] for inside in bins], self.factor)
 
     @classmethod
     def measure(cls, residual: Tensor, brightness: Tensor) -> Noise:
@@ -161,13 +161,13 @@ class Noise:
         return factor
 
 
-def _dependence(brightness: Tensor, which: Tensor, factor: Tensor) -> float:
-    """The least-squares slope of log `factor` over the log of each bin's median `brightness`, over the bins above
-    DARK holding at least 20 patches; 0 where fewer than three bins do."""
+def _dependence(brightness: list[Tensor], factor: Tensor) -> float:
+    """The least-squares slope of log `factor` over the log of each bin's median brightness (`brightness`: the
+    patches' of each bin), over the bins above DARK holding at least 20 patches; 0 where fewer than three bins do."""
     points = [
         (float(inside.median().log()), float(factor[b].log()))
-        for b in range(BINS)
-        if len(inside := brightness[which == b]) >= 20 and float(inside.median()) > DARK
+        for b, inside in enumerate(brightness)
+        if len(inside) >= 20 and float(inside.median()) > DARK
     ]
     if len(points) < 3:
         return 0.0
