@@ -3,15 +3,15 @@
 Usage:
     python scripts/handbuilt_renders.py data/renders/handbuilt --threads 1
     python scripts/handbuilt_renders.py data/renders/handbuilt-gaussian --filter gaussian --threads 1
+    python scripts/handbuilt_renders.py data/renders/handbuilt-256 --size 256 --threads 1
 
-Seven scenes built from `mitsuba.cornell_box()`, none from the procedural generator the render cards train on:
-the plain box; glass and gold spheres; a dim view from inside, near a corner; a light a sixth the size and as
-bright in all; a silver tall box; a glossy plastic and a glass sphere; a low view up at a gold sphere under a dim
-light. 160 x 160 pixels, 4 and 16 samples per pixel and a 1,024-sample reference, written as the training set's
-scene folders (beauty, albedo, normal), so `scripts/render_slices.py` and `mdn bench --render-set` read them. A
-box reconstruction filter by default (noise per pixel, as the training set has it); `--filter gaussian` gives
-Mitsuba's default film filter, whose noise is correlated over neighbouring pixels. Resumable: scenes present
-are kept.
+Seven scenes built from `mitsuba.cornell_box()`, none from the procedural generator the render cards train on: the
+plain box; glass and gold spheres; a dim view from inside, near a corner; a light a sixth the size and as bright in
+all; a silver tall box; a glossy plastic and a glass sphere; a low view up at a gold sphere under a dim light. 160 x
+160 pixels (`--size`), 4 and 16 samples per pixel and a 1,024-sample reference, written as the training set's scene
+folders (beauty, albedo, normal), so `scripts/render_slices.py` and `mdn bench --render-set` read them. A box
+reconstruction filter by default (noise per pixel, as the training set has it); `--filter gaussian` gives Mitsuba's
+default film filter, whose noise is correlated over neighbouring pixels. Resumable: scenes present are kept.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def _sphere(x: float, z: float, radius: float, bsdf: dict) -> dict:
     return {"type": "sphere", "center": [x, -1 + radius, z], "radius": radius, "bsdf": bsdf}
 
 
-def scenes(rfilter: str) -> dict[str, dict[str, Any]]:
-    """Scene dictionaries by name, each with a SIZE x SIZE film and the reconstruction filter `rfilter`."""
+def scenes(rfilter: str, size: int = SIZE) -> dict[str, dict[str, Any]]:
+    """Scene dictionaries by name, each with a `size` x `size` film and the reconstruction filter `rfilter`."""
     mi = backend.mitsuba()
     transform = mi.ScalarTransform4f
 
     def box(light: float = 1.0, boxes: bool = True) -> dict[str, Any]:
         scene = mi.cornell_box()
-        scene["sensor"]["film"] = {"type": "hdrfilm", "width": SIZE, "height": SIZE, "rfilter": {"type": rfilter}}
+        scene["sensor"]["film"] = {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": rfilter}}
         radiance = {"type": "rgb", "value": [v * light for v in LIGHT]}
         scene["light"] = {**scene["light"], "emitter": {"type": "area", "radiance": radiance}}
         return scene if boxes else {k: v for k, v in scene.items() if k not in ("small-box", "large-box")}
@@ -76,16 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where the scene folders go")
     parser.add_argument("--filter", choices=("box", "gaussian"), default="box", help="film reconstruction filter")
+    parser.add_argument("--size", type=int, default=SIZE, help=f"image side in pixels (default {SIZE})")
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    for k, (name, scene) in enumerate(scenes(args.filter).items()):
+    for k, (name, scene) in enumerate(scenes(args.filter, args.size).items()):
         folder = dataset.scene_folder(args.folder, FIRST + k)
         if folder.is_dir():
             continue
         seeds = [9000 + 97 * k + j for j in range(len(SPPS) + 1)]
-        label = f"{name}, {args.filter} filter"
+        label = f"{name}, {args.filter} filter" + (f", {args.size} px" if args.size != SIZE else "")
         dataset.write_scene(folder, scene, SPPS, REFERENCE_SPP, seeds, args.threads, label)
         print(f"{folder.name}: {name} ({time.monotonic() - started:.0f} s)", flush=True)
 

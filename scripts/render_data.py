@@ -5,6 +5,7 @@ Usage:
     python scripts/render_data.py data/renders/val --scenes 16 --held-out --textures data/photos/val
     python scripts/render_data.py data/renders/rooms --scenes 200 --rooms 1 --textures data/photos/train
     python scripts/render_data.py data/renders/boxes --scenes 150 --boxes 1 --textures data/photos/train
+    python scripts/render_data.py data/renders/train256 --first 1000 --size 256 --textures data/photos/train
 
 Time-bounded and resumable: run it again (with a larger --scenes, or after a stop) and it renders only the
 scenes the folder lacks. --held-out numbers scenes from `dataset.HELD_OUT` on, for evaluation sets that share
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="stop starting new scenes after this long")
     parser.add_argument("--textures", type=Path, action="append", default=[], help="folder of photos for textures")
     parser.add_argument("--held-out", action="store_true", help="number scenes for evaluation")
+    parser.add_argument("--first", type=int, default=0, help="number of the first scene, after --held-out's base")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument("--rooms", type=float, default=0.0, help="share of scenes that are closed rooms (default 0)")
     parser.add_argument(
@@ -40,7 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all)")
     args = parser.parse_args()
     textures = sorted(p for folder in args.textures for p in folder.rglob("*") if p.suffix.lower() in IMAGE_TYPES)
-    first = dataset.HELD_OUT if args.held_out else 0
+    first = (dataset.HELD_OUT if args.held_out else 0) + args.first
     scene = procedural.SceneOptions(size=args.size, rooms=args.rooms, boxes=args.boxes)
     options = dataset.DatasetOptions(reference_spp=args.reference_spp, scene=scene)
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None

@@ -211,13 +211,13 @@ def test_the_hand_built_set_is_seven_named_scenes_the_slices_read(
 ) -> None:
     """`scripts/handbuilt_renders.py` writes seven scene folders in the training set's format (noisy renders, a
     reference, each with its buffers) named in `scene.txt`, which `scripts/render_slices.py` takes as their kinds;
-    a second run renders nothing again; the filter is the one asked for."""
+    a second run renders nothing again; the filter and size are the ones asked for."""
     hand = _script("handbuilt_renders")
-    monkeypatch.setattr(hand, "SIZE", 16)
     monkeypatch.setattr(hand, "SPPS", (1, 2))
     monkeypatch.setattr(hand, "REFERENCE_SPP", 4)
-    assert {s["sensor"]["film"]["rfilter"]["type"] for s in hand.scenes("gaussian").values()} == {"gaussian"}
-    monkeypatch.setattr("sys.argv", ["handbuilt_renders.py", str(tmp_path), "--threads", "1"])
+    films = [s["sensor"]["film"] for s in hand.scenes("gaussian", 16).values()]
+    assert {(f["rfilter"]["type"], f["width"], f["height"]) for f in films} == {("gaussian", 16, 16)}
+    monkeypatch.setattr("sys.argv", ["handbuilt_renders.py", str(tmp_path), "--size", "16", "--threads", "1"])
     hand.main()
     folders = dataset.scenes(tmp_path)
     assert len(folders) == 7
@@ -229,3 +229,46 @@ def test_the_hand_built_set_is_seven_named_scenes_the_slices_read(
     written = {folder: folder.stat().st_mtime_ns for folder in folders}
     hand.main()
     assert {folder: folder.stat().st_mtime_ns for folder in folders} == written
+
+
+def test_render_data_numbers_scenes_from_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`scripts/render_data.py --first N` starts the set's scene numbers at N (after --held-out's base), so that
+    a set at another size draws scenes no other set has; the size asked for is the renders' size."""
+    argv = ["render_data.py", str(tmp_path), "--scenes", "1", "--first", "5", "--size", "16"]
+    monkeypatch.setattr("sys.argv", [*argv, "--reference-spp", "2", "--threads", "1"])
+    _script("render_data").main()
+    (folder,) = dataset.scenes(tmp_path)
+    assert folder.name == "scene-000005"
+    assert dataset.reference(folder).beauty.shape == (16, 16, 3)
+    monkeypatch.setattr("sys.argv", [*argv, "--held-out", "--reference-spp", "2", "--threads", "1"])
+    _script("render_data").main()
+    assert [f.name for f in dataset.scenes(tmp_path)] == ["scene-000005", "scene-1000005"]
+
+
+def test_the_scale_probe_scores_a_card_and_oidn_per_size_and_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scripts/render_scales.py` renders the scene's reference once per size into its cache, then scores each
+    card and OIDN on fresh renders: one table row per size and sample count, the card's lead over OIDN with its
+    spread over the seeds."""
+    pytest.importorskip("pyoidn")
+    scales = _script("render_scales")
+    monkeypatch.setattr(scales, "REFERENCE_SPP", 8)
+    argv = ["render_scales.py", "--sizes", "16,24", "--seeds", "2", "--cache", str(tmp_path), "--threads", "1"]
+    monkeypatch.setattr("sys.argv", [*argv, "--model", "unet-render"])
+    scales.main()
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16 |") or line.startswith("| 24 |")
+    ]
+    assert [row.split("|")[1:3] for row in rows] == [
+        [" 16 ", " 4 "],
+        [" 16 ", " 16 "],
+        [" 24 ", " 4 "],
+        [" 24 ", " 16 "],
+    ]
+    for row in rows:
+        card, oidn = row.split("|")[3], float(row.split("|")[4])
+        psnr, lead = float(card.split()[0]), float(card.split("(")[1].split()[0])
+        assert lead == pytest.approx(psnr - oidn, abs=0.011) and 10 < oidn < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cornell-16", "cornell-24"]
+    assert dataset.reference(tmp_path / "cornell-24").beauty.shape == (24, 24, 3)
