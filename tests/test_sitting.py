@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOT_FILE_LIMIT = 16 * 2**20
 
 
-def _script(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def _script(*args: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run a script to its end; `timeout` only guards against a hang (a busy 2-core machine took over 300 s for a
+    side-by-side plan's speed measurements)."""
     command = [sys.executable, *map(str, args)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
