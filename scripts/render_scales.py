@@ -59,11 +59,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     models = [mdn.load_model(name) for name in args.model or [registry.default_card(hdr=True).name]]
     mi = backend.mitsuba(args.threads)
+    handbuilt = _handbuilt()
     print(f"{args.scene}: card - OIDN (PSNR dB), mean ± standard error over {args.seeds} renders")
     print(f"| size | spp | {' | '.join(m.name for m in models)} | OIDN |")
     print("|---|---|" + "---|" * (len(models) + 1))
     for size in (int(s) for s in args.sizes.split(",")):
-        description = _handbuilt().scenes("box", size)[args.scene]
+        description = handbuilt.scenes("box", size)[args.scene]
         ref = reference(description, args.cache / f"{args.scene}-{size}", args.threads, f"{args.scene}, {size} px")
         scene = mi.load_dict(description)
         for spp in SPPS:
