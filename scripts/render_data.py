@@ -5,6 +5,7 @@ Usage:
     python scripts/render_data.py data/renders/val --scenes 16 --held-out --textures data/photos/val
     python scripts/render_data.py data/renders/rooms --scenes 200 --rooms 1 --textures data/photos/train
     python scripts/render_data.py data/renders/boxes --scenes 150 --boxes 1 --textures data/photos/train
+    python scripts/render_data.py data/renders/mirrors --scenes 80 --boxes 1 --mirrors 0.7 --first 4000 --size 160
     python scripts/render_data.py data/renders/train256 --first 1000 --size 256 --textures data/photos/train
 
 Time-bounded and resumable: run it again (with a larger --scenes, or after a stop) and it renders only the
@@ -38,12 +39,15 @@ def main() -> None:
     parser.add_argument(
         "--boxes", type=float, default=0.0, help="share of scenes that are Cornell-like boxes (default 0)"
     )
+    parser.add_argument(
+        "--mirrors", type=float, default=0.0, help="share of a box's objects that are large polished metal (default 0)"
+    )
     parser.add_argument("--reference-spp", type=int, default=1024, help="reference samples per pixel")
     parser.add_argument("--threads", type=int, default=0, help="renderer threads (0: all)")
     args = parser.parse_args()
     textures = sorted(p for folder in args.textures for p in folder.rglob("*") if p.suffix.lower() in IMAGE_TYPES)
     first = (dataset.HELD_OUT if args.held_out else 0) + args.first
-    scene = procedural.SceneOptions(size=args.size, rooms=args.rooms, boxes=args.boxes)
+    scene = procedural.SceneOptions(size=args.size, rooms=args.rooms, boxes=args.boxes, mirrors=args.mirrors)
     options = dataset.DatasetOptions(reference_spp=args.reference_spp, scene=scene)
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

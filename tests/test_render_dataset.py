@@ -65,6 +65,32 @@ def test_a_cornell_like_box_is_open_towards_its_camera_and_lit(textures: list[Pa
     assert np.isfinite(buffers.beauty).all() and buffers.beauty.mean() > 0.01
 
 
+def test_mirrors_put_large_polished_metal_in_boxes_and_leave_other_scenes_as_they_were(textures: list[Path]) -> None:
+    plain, mirrored = (
+        procedural.SceneOptions(size=16, boxes=0.5),
+        procedural.SceneOptions(size=16, boxes=1.0, mirrors=1.0),
+    )
+    assert str(procedural.scene(5, textures, plain)) == str(
+        procedural.scene(5, textures, procedural.SceneOptions(size=16, boxes=0.5, mirrors=0.0))
+    )
+    boxes = [procedural.scene(n, textures, mirrored) for n in range(8)]
+    sizes = []  # each object's half-width over its box's half-width: 0.15 at least for a plain one, 0.24 for these
+    for box in boxes:
+        width = np.asarray(box["right"]["to_world"].matrix)[0, 3]
+        for name, part in box.items():
+            if name.startswith("object"):
+                assert part["bsdf"]["type"] == "roughconductor" and part["bsdf"]["alpha"] <= 0.1
+                side = (
+                    part["radius"]
+                    if part["type"] == "sphere"
+                    else np.linalg.norm(np.asarray(part["to_world"].matrix)[:3, 0])
+                )
+                sizes.append(side / width)
+    assert len(sizes) >= 8 and min(sizes) >= 0.15 * 1.6 - 1e-6
+    buffers = backend.render(boxes[0], 16, seed=0, threads=1)
+    assert np.isfinite(buffers.beauty).all() and buffers.beauty.mean() > 0.01
+
+
 def test_generation_writes_every_buffer_and_resumes(tmp_path: Path, textures: list[Path]) -> None:
     made = dataset.generate(tmp_path, range(2), textures, TINY, threads=1)
     assert [p.name for p in made] == ["scene-000000", "scene-000001"]

@@ -36,6 +36,9 @@ class SceneOptions:
     boxes: float = 0.0
     """The share of scenes that are Cornell-like boxes: five walls (two of them strongly coloured) open towards
     a camera outside, one or two small lights under the ceiling, a few objects inside, nothing beyond."""
+    mirrors: float = 0.0
+    """The share of a box's objects that are large polished metal (a silver block, a gold sphere; roughness
+    0.01-0.1): mirror images of the walls and the light, where 4 samples leave the noisiest reflections."""
 
 
 def _rgb(value: Sequence[float]) -> dict[str, Any]:
@@ -201,16 +204,26 @@ def _saturated(rng: np.random.Generator) -> list[float]:
     return [float(v) for v in colour]
 
 
-def _box_object(rng: np.random.Generator, bsdf: dict[str, Any], width: float, depth: float) -> dict[str, Any]:
-    """A block, a sphere or a cylinder standing on the box's floor, away from its walls."""
+def _polished_metal(rng: np.random.Generator) -> dict[str, Any]:
+    """A nearly mirror-like conductor: silver or gold most often, roughness 0.01-0.1."""
+    metal = str(rng.choice(["Ag", "Au", "Al", "Cu"], p=[0.4, 0.3, 0.2, 0.1]))
+    return {"type": "roughconductor", "material": metal, "alpha": float(rng.uniform(0.01, 0.1))}
+
+
+def _box_object(
+    rng: np.random.Generator, bsdf: dict[str, Any], width: float, depth: float, large: bool = False
+) -> dict[str, Any]:
+    """A block, a sphere or a cylinder standing on the box's floor, away from its walls (`large`: about twice
+    as wide and taller)."""
     T = mitsuba().ScalarTransform4f
     x, z = float(rng.uniform(-0.6, 0.6) * width), float(rng.uniform(-0.6, 0.45) * depth)
     turn = T().rotate([0, 1, 0], float(rng.uniform(0, 90)))
     kind = rng.choice(["block", "sphere", "cylinder"], p=[0.55, 0.25, 0.2])
+    grow = 1.6 if large else 1.0
     if kind == "sphere":
-        radius = float(rng.uniform(0.15, 0.4) * width)
+        radius = float(rng.uniform(0.15, 0.4) * width * grow)
         return {"type": "sphere", "center": [x, radius, z], "radius": radius, "bsdf": bsdf}
-    side, tall = float(rng.uniform(0.15, 0.35) * width), float(rng.uniform(0.15, 0.65))
+    side, tall = float(rng.uniform(0.15, 0.35) * width * grow), float(rng.uniform(0.15, 0.65) * grow)
     if kind == "block":
         place = T().translate([x, tall, z]) @ turn @ T().scale([side, tall, side])
         return {"type": "cube", "to_world": place, "bsdf": bsdf}
@@ -242,6 +255,9 @@ def _box(rng: np.random.Generator, textures: Sequence[Path], options: SceneOptio
         name: {"type": "rectangle", "to_world": place, "bsdf": bsdf} for name, (place, bsdf) in faces.items()
     }
     for i in range(int(rng.integers(1, 3, endpoint=True))):
+        if options.mirrors and rng.random() < options.mirrors:
+            parts[f"object{i}"] = _box_object(rng, _polished_metal(rng), width, depth, large=True)
+            continue
         bsdf = material(rng, textures) if rng.random() < 0.5 else {"type": "diffuse", "reflectance": _rgb(_colour(rng))}
         parts[f"object{i}"] = _box_object(rng, bsdf, width, depth)
     colour = np.array([1.0, rng.uniform(0.6, 1.0), rng.uniform(0.3, 1.0)])[:: 1 if rng.random() < 0.8 else -1]
