@@ -298,3 +298,10 @@ def test_the_scale_probe_scores_a_card_and_oidn_per_size_and_count(
         assert lead == pytest.approx(psnr - oidn, abs=0.011) and 10 < oidn < 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cornell-16", "cornell-24"]
     assert dataset.reference(tmp_path / "cornell-24").beauty.shape == (24, 24, 3)
+    # the same renders (seeds) scored without the frame's outer 4 pixels: other figures, the header says so
+    monkeypatch.setattr("sys.argv", [*argv[:2], "16", *argv[3:], "--model", "unet-render", "--border", "4"])
+    scales.main()
+    out = capsys.readouterr().out
+    inner = [line for line in out.splitlines() if line.startswith("| 16 |")]
+    assert "4 px at each edge left out" in out and len(inner) == 2
+    assert [row.split("|")[4] for row in inner] != [row.split("|")[4] for row in rows[:2]]
