@@ -100,6 +100,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l grey-share -r -d 'Shar
 complete -c mdn -n '__fish_seen_subcommand_from train' -l thumbnail-share -r -d 'Practical noise: share of crops made web thumbnails (decimated by 2, plain white noise)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l aux-share -r -d "Render training: share of crops that see the render's albedo and normal (0: a card without them)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l headroom -r -d "Render training: the tone map's exposure keeps the 95th percentile of brightness at most this (8; 0: no bound)"
+complete -c mdn -n '__fish_seen_subcommand_from train' -l headroom-percentile -r -d 'Render training: the percentile --headroom bounds in the training crops (the card keeps 95)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of the saved EMA weights (0.999; --noisy: 0.99)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l stripes -r -d 'Add this many procedural images of fine stripes'

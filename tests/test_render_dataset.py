@@ -16,6 +16,7 @@ from mdn import bench, registry, training
 from mdn.errors import MdnError
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import backend, dataset, procedural
+from mdn.training import render
 
 pytestmark = pytest.mark.skipif(not backend.available(), reason="mitsuba is not installed")
 
@@ -159,6 +160,20 @@ def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tm
     assert card.training["initialised_from"]["card"] == "start"
     assert card.inference == {"passes": 4}  # the render averaged over 4 flips and turns (docs/renders.md)
     assert card.transform == {"headroom": 8.0}  # `mdn denoise` fits its EXRs with the tone map it learnt in
+    assert card.training["recipe"]["headroom_percentile"] == 95.0
+
+
+def test_render_training_bounds_the_percentile_it_is_given(render_set: Path) -> None:
+    """`--headroom-percentile` moves the training crops' bound: a percentile past the scene's lit share darkens
+    them (the card itself keeps `mdn denoise`'s 95th); options refuse a percentile outside [50, 100]."""
+    scene = dataset.scenes(render_set)[0]
+    usual, bright = render.examples(scene, 0.5), render.examples(scene, 0.5, 100.0)
+    assert [e.spp for e in usual] == [e.spp for e in bright]
+    assert all(b.reference.mean() < u.reference.mean() for u, b in zip(usual, bright, strict=True))
+    options = training.TrainOptions.create(name="r", data=["x"], objective="render", headroom_percentile=99.5)
+    assert options.headroom_percentile == 99.5 and options.headroom == 8.0
+    with pytest.raises(MdnError, match="headroom_percentile"):
+        training.TrainOptions.create(name="r", data=["x"], objective="render", headroom_percentile=101)
 
 
 def test_a_render_card_gains_an_encoder_for_its_buffers_by_config(render_set: Path, tmp_path: Path) -> None:

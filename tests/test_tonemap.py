@@ -167,6 +167,9 @@ def test_a_headroom_lowers_the_exposure_of_a_render_with_bright_lit_parts_alone(
     lit = even.copy()
     lit[:4, :4] = 500.0
     assert tonemap.ToneMap.fit(lit, headroom=8.0) == tonemap.ToneMap.fit(lit)
+    # the same light bounded at the 99.5th percentile instead (as render training may ask): the light maps to 8
+    darker = tonemap.ToneMap.fit(lit, headroom=8.0, percentile=99.5)
+    assert darker.exposure == pytest.approx(8.0 / 500.0) and darker.exposure < tonemap.ToneMap.fit(lit).exposure / 10
     path = tmp_path / "box.exr"
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with OpenEXR.File(header, {"RGB": box.astype(np.float32)}) as exr:

@@ -319,6 +319,9 @@ def train_command(
                                      "and normal (0: a card without them).")] = TRAIN.aux_share,
     headroom: Annotated[float | None, _opt("--headroom", "Render training: the tone map's exposure keeps the 95th "
                                            "percentile of brightness at most this (8; 0: no bound).")] = None,
+    headroom_percentile: Annotated[float, _research("--headroom-percentile", "Render training: the percentile "
+                                                    "--headroom bounds in the training crops (the card keeps 95).")
+                                   ] = TRAIN.headroom_percentile,
     ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
                                       f"{NOISY['ema']}).")] = None,
     dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
@@ -366,6 +369,7 @@ def train_command(
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
         level_range=level_range and training.parse_range(level_range), grey_share=grey_share,
         thumbnail_share=thumbnail_share, aux_share=aux_share, headroom=headroom,
+        headroom_percentile=headroom_percentile,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,

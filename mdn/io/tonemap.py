@@ -96,15 +96,17 @@ class ToneMap:
     gamma: float = 2.2
 
     @classmethod
-    def fit(cls, x: np.ndarray, key: float = 0.18, headroom: float = 0.0) -> ToneMap:
+    def fit(
+        cls, x: np.ndarray, key: float = 0.18, headroom: float = 0.0, percentile: float = HEADROOM_PERCENTILE
+    ) -> ToneMap:
         """Exposure from the whole image's log-average luminance, lowered where needed so that the brightness at
-        `HEADROOM_PERCENTILE` maps to at most `headroom` before compression (0: no such bound); peak from the
-        largest magnitude."""
+        `percentile` maps to at most `headroom` before compression (0: no such bound); peak from the largest
+        magnitude."""
         magnitude = np.abs(x.astype(np.float64))
         log_average = float(np.exp(np.mean(np.log(magnitude.mean(axis=-1) + 1e-6))))
         exposure = key / max(log_average, 1e-6)
         if headroom > 0:
-            bright = float(np.percentile(magnitude.max(axis=-1), HEADROOM_PERCENTILE))
+            bright = float(np.percentile(magnitude.max(axis=-1), percentile))
             exposure = min(exposure, headroom / bright) if bright > 0 else exposure
         return cls(exposure, float(magnitude.max()))
 

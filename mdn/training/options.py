@@ -55,6 +55,9 @@ class TrainOptions:
     headroom: float = 0.0
     """Render training: the tone map's exposure lowered so that the 95th percentile of brightness maps to at
     most this (`tonemap.ToneMap.fit`); 0: the log-average alone."""
+    headroom_percentile: float = 95.0
+    """Render training: the brightness percentile the headroom bounds in the training crops' tone map (the card
+    keeps `mdn denoise`'s, `tonemap.HEADROOM_PERCENTILE`, and is validated in it)."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
     """The range the input mask ratio of each crop is drawn from."""
@@ -95,6 +98,8 @@ class TrainOptions:
             raise MdnError(f"aux_share must be in [0, 1], got {self.aux_share:g}")
         if self.headroom < 0:
             raise MdnError(f"headroom must be 0 or more, got {self.headroom:g}")
+        if not 50 <= self.headroom_percentile <= 100:
+            raise MdnError(f"headroom_percentile must be in [50, 100], got {self.headroom_percentile:g}")
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
             raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
 

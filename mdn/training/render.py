@@ -25,7 +25,7 @@ from mdn import metrics, registry
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 from mdn.io import buffers
-from mdn.io.tonemap import RenderTransform, ToneMap
+from mdn.io.tonemap import HEADROOM_PERCENTILE, RenderTransform, ToneMap
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import dataset
 from mdn.training.objectives import CardFineTuning
@@ -62,12 +62,12 @@ def cases(scene: Path, spps: tuple[int, ...] | None = None) -> list[Case]:
     ]
 
 
-def examples(scene: Path, headroom: float) -> list[Case]:
+def examples(scene: Path, headroom: float, percentile: float = HEADROOM_PERCENTILE) -> list[Case]:
     """A scene's renders as training sees them: each render and its reference through the tone map fitted on
-    that render with `headroom`."""
+    that render with `headroom` at `percentile`."""
     found = []
     for case in cases(scene):
-        display = ToneMap.fit(case.noisy, headroom=headroom)
+        display = ToneMap.fit(case.noisy, headroom=headroom, percentile=percentile)
         found.append(case._replace(noisy=display.forward(case.noisy), reference=display.forward(case.reference)))
     return found
 
@@ -137,7 +137,7 @@ class RenderDenoising(CardFineTuning):
         return [
             np.concatenate([e.noisy, *([e.aux] if self.aux_channels else []), e.reference], axis=-1)
             for scene in self.scenes
-            for e in examples(scene, self.options.headroom)
+            for e in examples(scene, self.options.headroom, self.options.headroom_percentile)
         ]
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
