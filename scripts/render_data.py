@@ -5,7 +5,7 @@ Usage:
     python scripts/render_data.py data/renders/val --scenes 16 --held-out --textures data/photos/val
     python scripts/render_data.py data/renders/rooms --scenes 200 --rooms 1 --textures data/photos/train
     python scripts/render_data.py data/renders/boxes --scenes 150 --boxes 1 --textures data/photos/train
-    python scripts/render_data.py data/renders/mirrors --scenes 80 --boxes 1 --mirrors 0.7 --first 4000 --size 160
+    python scripts/render_data.py data/renders/mirrors160 --scenes 80 --boxes 1 --mirrors 0.7 --first 4000 --size 160
     python scripts/render_data.py data/renders/train256 --first 1000 --size 256 --textures data/photos/train
 
 Time-bounded and resumable: run it again (with a larger --scenes, or after a stop) and it renders only the

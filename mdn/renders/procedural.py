@@ -213,8 +213,8 @@ def _polished_metal(rng: np.random.Generator) -> dict[str, Any]:
 def _box_object(
     rng: np.random.Generator, bsdf: dict[str, Any], width: float, depth: float, large: bool = False
 ) -> dict[str, Any]:
-    """A block, a sphere or a cylinder standing on the box's floor, away from its walls (`large`: about twice
-    as wide and taller)."""
+    """A block, a sphere or a cylinder standing on the box's floor, away from its walls (`large`: 1.6 times as
+    wide and as tall)."""
     T = mitsuba().ScalarTransform4f
     x, z = float(rng.uniform(-0.6, 0.6) * width), float(rng.uniform(-0.6, 0.45) * depth)
     turn = T().rotate([0, 1, 0], float(rng.uniform(0, 90)))
