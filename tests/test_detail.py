@@ -212,12 +212,12 @@ def test_the_noise_says_how_it_grows_with_the_signal(kind: str, level: float, lo
 def test_grey_pictures_take_their_noise_by_how_it_grows(
     monkeypatch: pytest.MonkeyPatch, kind: str, level: float
 ) -> None:
-    """A grey picture's Wiener stage takes noise that ignores the signal at 0.9 times as measured and noise that
+    """A grey picture's Wiener stage takes noise that ignores the signal at 0.95 times as measured and noise that
     grows with it stronger, up to 1.5; colour keeps 1.2 whatever the noise. On barbara's grey, under a thumbnail's
     aliasing (flat) and under speckle (growing), the grey scale beats colour's (+0.39 and +0.16 dB)."""
     flat, growing = (detail.Noise(torch.ones(10, 64), torch.ones(10)) for _ in range(2))
     flat.dependence, growing.dependence = -0.1, 1.2
-    assert wiener.noise_scale(flat, 1) == pytest.approx(0.9) and wiener.noise_scale(growing, 1) == 1.5
+    assert wiener.noise_scale(flat, 1) == pytest.approx(0.95) and wiener.noise_scale(growing, 1) == 1.5
     assert wiener.noise_scale(flat, 3) == wiener.noise_scale(growing, 3) == wiener.NOISE_SCALE
     clean = sample("barbara").mean(axis=-1, keepdims=True)
     noise = make_noise(kind, level)
@@ -228,3 +228,19 @@ def test_grey_pictures_take_their_noise_by_how_it_grows(
     monkeypatch.setattr(wiener, "GREY_NOISE_SCALE", (wiener.NOISE_SCALE, 0.0, wiener.NOISE_SCALE))
     as_colour = wiener.collaborative_wiener(noisy, pilot, search=search)
     assert psnr(grey, reference) > psnr(as_colour, reference) + 0.08
+
+
+def test_grey_groups_take_their_own_noise_only_when_it_stands_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grey picture's group takes the noise its reference patch measures only where that is more than twice its
+    brightness's (colour's wherever it is more): on barbara's grey at sigma 15, whose pilot smoothed its stripes
+    into the residual, that beats colour's rule (+0.05 dB)."""
+    assert wiener.own_above(1) == wiener.GREY_OWN_ABOVE > 1 and wiener.own_above(3) == 1.0
+    clean = sample("barbara").mean(axis=-1, keepdims=True)
+    noise = make_noise("gaussian", 15)
+    noisy, reference = noise(clean, np.random.default_rng(0)), noise.reference(clean)
+    pilot = mdn.denoise(noisy, quality="fast", device="cpu")
+    search = wiener.GREY_QUALITY["balanced"]
+    grey = wiener.collaborative_wiener(noisy, pilot, search=search)
+    monkeypatch.setattr(wiener, "GREY_OWN_ABOVE", 1.0)
+    as_colour = wiener.collaborative_wiener(noisy, pilot, search=search)
+    assert psnr(grey, reference) > psnr(as_colour, reference) + 0.03

@@ -64,15 +64,20 @@ NOISE_SCALE = 1.2
 """The measured noise is taken 1.2 times as strong in colour pictures: what the pilot removed holds a little
 texture, and weights from a pilot are optimistic (against 1.0 on thumbnails at sigma 15 and 25 and Gaussian sigma
 15: +0.01, +0.01 and +0.13 dB, and the worst image 0.04 dB above its pilot instead of 0.16 below)."""
-GREY_NOISE_SCALE = (0.9, 0.7, 1.5)
-"""A grey picture's scale: 0.9 plus 0.7 per unit of the noise's growth with the signal (`Noise.dependence`), at
+GREY_NOISE_SCALE = (0.95, 0.7, 1.5)
+"""A grey picture's scale: 0.95 plus 0.7 per unit of the noise's growth with the signal (`Noise.dependence`), at
 most 1.5. Its own network leaves a better pilot, so noise that ignores the signal wants less than colour's 1.2
-(Gaussian, JPEG, aliasing: best at 0.7-1.0), and noise that grows with it more (Poisson at 1.2-1.3, speckle at
-1.5): the pilot's brightness, by which the noise is looked up, misleads most where the noise follows it
-(docs/bench.md)."""
+(Gaussian, JPEG, aliasing), and noise that grows with it more (Poisson at 1.2-1.3, speckle at 1.5): the pilot's
+brightness, by which the noise is looked up, misleads most where the noise follows it (docs/bench.md)."""
 OWN_MEMBERS = 1
 """A group's own noise is measured in its reference patch alone (63 AC coefficients of the residual): on the
 bench's nine noises +0.26 dB on salt and pepper against its first 4 patches, the rest unchanged, and less work."""
+GREY_OWN_ABOVE = 2.0
+"""A grey picture's group takes its own noise only where that is more than twice what its brightness says (an
+impulse, as the detail stage's `IMPULSE`); colour's wherever it is more. A median over 63 coefficients scatters,
+so taking the larger of the two wherever it is larger overstates the noise of most groups, and more where the
+pilot smoothed texture into the residual: on grey +0.04 dB over the validation set's fifteen cases, salt and
+pepper within 0.04 (docs/bench.md)."""
 TRIM_PIXELS = 1 << 22
 """From 4 MP on, the stage hands its freed temporaries back to the kernel between its phases (a 24 MP photo
 through the default: 1.54 GB at peak instead of 1.82); below, the page faults that follow cost more than the
@@ -228,6 +233,11 @@ def noise_scale(noise: Noise, channels: int) -> float:
     return min(max(base + per_dependence * noise.dependence, base), most)
 
 
+def own_above(channels: int) -> float:
+    """How many times its brightness's noise a group's own must be to be taken, in a picture of `channels`."""
+    return GREY_OWN_ABOVE if channels == 1 else 1.0
+
+
 def _estimate(
     observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor, noise: Noise | None, channels: int
 ) -> Tensor:
@@ -237,7 +247,7 @@ def _estimate(
     device = observed.device
     if noise is None:
         noise = Noise.measure(padded(observed - guide, device), brightness)
-    scale = noise_scale(noise, channels)
+    scale, own_ratio = noise_scale(noise, channels), own_above(channels)
     _trim(observed.numel())  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)
@@ -252,7 +262,7 @@ def _estimate(
             (plane.index_select(0, where).view(-1, SIZE * SIZE) @ basis.T).view(GROUP, -1, SIZE * SIZE)
             for plane in planes
         )
-        weight, values = _group_estimates(noisy, pilot, noise, scale, groups.brightness[band].T, across)
+        weight, values = _group_estimates(noisy, pilot, noise, scale, groups.brightness[band].T, across, own_ratio)
         numerator.index_add_(0, where, (values.view(-1, SIZE * SIZE) @ basis).flatten())
         weights.index_add_(0, corners.flatten(), weight.repeat(GROUP))
     shape = observed.shape
@@ -267,17 +277,19 @@ def _estimate(
 
 
 def _group_estimates(
-    noisy: Tensor, pilot: Tensor, noise: Noise, scale: float, brightness: Tensor, across: Tensor
+    noisy: Tensor, pilot: Tensor, noise: Noise, scale: float, brightness: Tensor, across: Tensor, above: float = 1.0
 ) -> tuple[Tensor, Tensor]:
     """From (GROUP, n, 64) patch spectra of the noisy and pilot planes: each group's weight (n,) and its
-    estimate's patch spectra, weighted (GROUP, n, 64), the noise taken `scale` times as measured."""
+    estimate's patch spectra, weighted (GROUP, n, 64), the noise taken `scale` times as measured and a group's
+    own where it is more than `above` times its patches'."""
     magnitudes = (noisy - pilot).abs_().div_(noise.sigma)
     magnitudes[..., 0] = 0.0  # the DC is no evidence of noise (the detail stage's scores leave it out too)
     factors = noise.factors(magnitudes, brightness)  # (GROUP, n, 1): a patch's own on impulses
     own = MAD * magnitudes[:OWN_MEMBERS, :, 1:].transpose(0, 1).flatten(1).median(dim=1).values  # (n,)
     del magnitudes
     # the group's noise: its patches' mean square factor, or what its own residual says where that is more
-    group_square = torch.maximum(factors.square_().mean(dim=0), own.square_()[:, None])  # (n, 1)
+    group_square, own_square = factors.square_().mean(dim=0), own.square_()[:, None]  # (n, 1)
+    group_square = torch.where(own_square > above**2 * group_square, own_square, group_square)
     variance = (noise.sigma * scale).square() * group_square  # (n, 64)
     noisy, pilot = ((across @ spectra.view(GROUP, -1)).view_as(spectra) for spectra in (noisy, pilot))
     means = pilot[..., 0].clone()
