@@ -208,6 +208,14 @@ def test_the_noise_says_how_it_grows_with_the_signal(kind: str, level: float, lo
     assert low < noise.dependence < high
 
 
+def grey_barbara(kind: str, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Barbara's grey under a noise (seed 0): the noisy picture, its reference and the fast mode's output as pilot."""
+    clean = sample("barbara").mean(axis=-1, keepdims=True)
+    noise = make_noise(kind, level)
+    noisy = noise(clean, np.random.default_rng(0))
+    return noisy, noise.reference(clean), mdn.denoise(noisy, quality="fast", device="cpu")
+
+
 @pytest.mark.parametrize(("kind", "level"), [("aliased", 15), ("speckle", 0.036)])
 def test_grey_pictures_take_their_noise_by_how_it_grows(
     monkeypatch: pytest.MonkeyPatch, kind: str, level: float
@@ -219,10 +227,7 @@ def test_grey_pictures_take_their_noise_by_how_it_grows(
     flat.dependence, growing.dependence = -0.1, 1.2
     assert wiener.noise_scale(flat, 1) == pytest.approx(0.95) and wiener.noise_scale(growing, 1) == 1.5
     assert wiener.noise_scale(flat, 3) == wiener.noise_scale(growing, 3) == wiener.NOISE_SCALE
-    clean = sample("barbara").mean(axis=-1, keepdims=True)
-    noise = make_noise(kind, level)
-    noisy, reference = noise(clean, np.random.default_rng(0)), noise.reference(clean)
-    pilot = mdn.denoise(noisy, quality="fast", device="cpu")
+    noisy, reference, pilot = grey_barbara(kind, level)
     search = wiener.GREY_QUALITY["balanced"]
     grey = wiener.collaborative_wiener(noisy, pilot, search=search)
     monkeypatch.setattr(wiener, "GREY_NOISE_SCALE", (wiener.NOISE_SCALE, 0.0, wiener.NOISE_SCALE))
@@ -235,10 +240,7 @@ def test_grey_groups_take_their_own_noise_only_when_it_stands_out(monkeypatch: p
     brightness's (colour's wherever it is more): on barbara's grey at sigma 15, whose pilot smoothed its stripes
     into the residual, that beats colour's rule (+0.05 dB)."""
     assert wiener.own_above(1) == wiener.GREY_OWN_ABOVE > 1 and wiener.own_above(3) == 1.0
-    clean = sample("barbara").mean(axis=-1, keepdims=True)
-    noise = make_noise("gaussian", 15)
-    noisy, reference = noise(clean, np.random.default_rng(0)), noise.reference(clean)
-    pilot = mdn.denoise(noisy, quality="fast", device="cpu")
+    noisy, reference, pilot = grey_barbara("gaussian", 15)
     search = wiener.GREY_QUALITY["balanced"]
     grey = wiener.collaborative_wiener(noisy, pilot, search=search)
     monkeypatch.setattr(wiener, "GREY_OWN_ABOVE", 1.0)
