@@ -277,7 +277,7 @@ def _estimate(
 
 
 def _group_estimates(
-    noisy: Tensor, pilot: Tensor, noise: Noise, scale: float, brightness: Tensor, across: Tensor, above: float = 1.0
+    noisy: Tensor, pilot: Tensor, noise: Noise, scale: float, brightness: Tensor, across: Tensor, above: float
 ) -> tuple[Tensor, Tensor]:
     """From (GROUP, n, 64) patch spectra of the noisy and pilot planes: each group's weight (n,) and its
     estimate's patch spectra, weighted (GROUP, n, 64), the noise taken `scale` times as measured and a group's

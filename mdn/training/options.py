@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from mdn.errors import MdnError
+from mdn.io.tonemap import HEADROOM_PERCENTILE
 
 FINE_TUNING: dict[str, Any] = {"config": "", "init": "unet", "mask": False, "batch": 16, "schedule": "cosine"}
 """What the objectives that fine-tune a trained U-Net card share: its network's own config, no masks, batch 16,
@@ -53,11 +54,11 @@ class TrainOptions:
     """Render training: the share of crops that see the render's albedo and normal (the rest see none, so the
     card takes renders with or without them); 0: a card without those inputs."""
     headroom: float = 0.0
-    """Render training: the tone map's exposure lowered so that the 95th percentile of brightness maps to at
-    most this (`tonemap.ToneMap.fit`); 0: the log-average alone."""
-    headroom_percentile: float = 95.0
+    """Render training: the tone map's exposure lowered so that the brightness at `headroom_percentile` maps to
+    at most this (`tonemap.ToneMap.fit`); 0: the log-average alone."""
+    headroom_percentile: float = HEADROOM_PERCENTILE
     """Render training: the brightness percentile the headroom bounds in the training crops' tone map (the card
-    keeps `mdn denoise`'s, `tonemap.HEADROOM_PERCENTILE`, and is validated in it)."""
+    keeps `mdn denoise`'s, this default, and is validated in it)."""
     mask: bool = True
     input_mask: tuple[float, float] = (0.75, 0.85)
     """The range the input mask ratio of each crop is drawn from."""
