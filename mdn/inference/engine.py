@@ -249,14 +249,18 @@ class Engine:
             if boxes and self.options.impulses
             else None
         )
-        replaced = None
+        replaced, filled = None, 0.0  # the share of the plane's values filled as impulses
+        if thresholds:  # a windowed plane's share from its sample boxes, as `plane_statistics` measures it
+            filled = windows.impulse_share(_slicer(plane), boxes, thresholds)
         if self.options.impulses:
+            before = self.impulses_filled
             plane, replaced = self._impulses_filled(plane, out.shape[-1], thresholds)
+            filled = filled if thresholds else (self.impulses_filled - before) / (out[..., 0].size * out.shape[-1])
         try:
             self._plane(plane, index, advance, out)
             if windowed:
                 if self.options.detail:
-                    self._refine_windows(plane[..., : out.shape[-1]], out, boxes, thresholds)
+                    self._refine_windows(plane[..., : out.shape[-1]], out, boxes, thresholds, filled)
                 return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
@@ -266,7 +270,7 @@ class Engine:
                 search = wiener.search_for(self.options.quality, out.shape[-1])
                 if search:
                     self._release()
-                    wiener.collaborative_wiener(noisy, out, self.device, out, search)
+                    wiener.collaborative_wiener(noisy, out, self.device, out, search, impulses=filled)
             if self.options.self_check:
                 out[...], share = noise_level.self_checked(noisy, out)
                 self.kept_shares.append(share)
@@ -308,14 +312,20 @@ class Engine:
         return filled, None
 
     def _refine_windows(
-        self, noisy: np.ndarray, out: np.ndarray, boxes: list[windows.Box], thresholds: list[float] | None
+        self,
+        noisy: np.ndarray,
+        out: np.ndarray,
+        boxes: list[windows.Box],
+        thresholds: list[float] | None,
+        filled: float,
     ) -> None:
         """The texture and Wiener stages of a large plane window by window, in place in `out` (which holds the
-        network's output), with the statistics of its sample `boxes`."""
+        network's output), with the statistics of its sample `boxes` (a `filled` share of whose values were
+        impulses)."""
         self._release()
         search = wiener.search_for(self.options.quality, out.shape[-1])
         size = out.shape[:2]
-        statistics = windows.measure(_slicer(noisy), _slicer(out), size, boxes, search, self.device, thresholds)
+        statistics = windows.measure(_slicer(noisy), _slicer(out), size, boxes, search, self.device, thresholds, filled)
         windows.refine_plane(noisy, out, statistics, search, self.device, self.options.stage_window)
 
     def _sample_boxes(self, size: tuple[int, int]) -> list[windows.Box]:
@@ -334,7 +344,8 @@ class Engine:
             return windows.Statistics(thresholds, None, None)
         search = wiener.search_for(self.options.quality, channels)
         network = functools.partial(self._network_region, source, shape, index)
-        return windows.measure(source, network, size, boxes, search, self.device, thresholds)
+        filled = windows.impulse_share(read, boxes, thresholds) if thresholds else 0.0
+        return windows.measure(source, network, size, boxes, search, self.device, thresholds, filled)
 
     def refined_region(
         self,

@@ -9,10 +9,11 @@ network of a few hundred thousand weights falls short of the noise's floor and w
 
 The noise is measured as the detail stage measures it (`detail.Noise`): per DCT frequency and per brightness, in
 what the pilot removed, so nobody gives a sigma and JPEG-shaped, correlated or signal-dependent noise gets its own
-weights; a group whose own residual is noisier than that (noise that follows the light, not the brightness, as
-in Monte Carlo renders) takes its own level. Each patch's 2D DC stays the pilot's (the mean of noise clipped at
-black, which the network rightly took out). Colour pictures are filtered in the opponent space (luminance and two
-chroma axes), all with the luminance's groups.
+weights; a group whose own residual is noisier than that (noise that follows the light, not the brightness, as in
+Monte Carlo renders) takes its own level. A grey pilot that kept part of a light noise (a stabilised specimen's)
+shows it: the noisy plane's finest frequencies then hold more than the residual says (`kept_noise`). Each patch's 2D
+DC stays the pilot's (the mean of noise clipped at black, which the network rightly took out). Colour pictures are
+filtered in the opponent space (luminance and two chroma axes), all with the luminance's groups.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ GREY_NOISE_SCALE = (0.95, 0.7, 1.5)
 most 1.5. Its own network leaves a better pilot, so noise that ignores the signal wants less than colour's 1.2
 (Gaussian, JPEG, aliasing), and noise that grows with it more (Poisson at 1.2-1.3, speckle at 1.5): the pilot's
 brightness, by which the noise is looked up, misleads most where the noise follows it (docs/bench.md)."""
+KEPT_FREQUENCIES = tuple(u * SIZE + v for u in range(SIZE // 2, SIZE) for v in range(SIZE // 2, SIZE))
+"""The finest DCT frequencies (both indices 4 to 7), where a picture holds little but its noise."""
+KEPT_FROM = 1.25
+"""A grey picture whose noisy plane holds this many times or more the residual's noise at the finest frequencies
+(the median ratio over them) had part of its noise kept by the pilot, which the residual then understates: its
+scale is at least that ratio (at most GREY_NOISE_SCALE's). Stabilised specimens read 1.32 to 1.69, every
+Gaussian, JPEG, thumbnail and correlated case of the photo validation set 1.0 to 1.26 (docs/microscopy.md)."""
+KEPT_IMPULSES = 5e-4
+"""Nor where this share or more of the plane's values were impulses filled before the network: the filled plane
+holds little noise, and the ratio reads its texture (salt and pepper 1.6 to 2.0; a share of at least 1.7e-3, where
+no other noise of the bench fills more than 1.3e-4)."""
 OWN_MEMBERS = 1
 """A group's own noise is measured in its reference patch alone (63 AC coefficients of the residual): on the
 bench's nine noises +0.26 dB on salt and pepper against its first 4 patches, the rest unchanged, and less work."""
@@ -92,7 +104,8 @@ def collaborative_wiener(
     device: torch.device | str = "cpu",
     out: np.ndarray | None = None,
     search: Search = QUALITY["balanced"],
-    noises: list[Noise] | None = None,
+    noises: PlaneNoise | None = None,
+    impulses: float = 0.0,
 ) -> np.ndarray:
     """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering
     of the groups `search` finds, computed on `device`, into `out` (which may be `pilot` itself) or a new array;
@@ -101,7 +114,8 @@ def collaborative_wiener(
     The opponent planes are refined one at a time and their corrections added into `out` straight away: the axes
     are orthonormal, so a plane's correction leaves the others' projections as the pilot's, and no picture-sized
     buffer is added (a 24 MP photo's planes take 96 MB each). Each plane's noise is measured in it, or given
-    (`noises`, one per opponent axis: measured over a whole plane of which this is a window)."""
+    (`noises`: measured over a whole plane of which this is a window); `impulses` is the share of the noisy
+    plane's values that were impulses filled before the network."""
     height, width, channels = pilot.shape
     out = np.empty_like(pilot) if out is None else out
     if out is not pilot:
@@ -120,8 +134,11 @@ def collaborative_wiener(
         del luminance
         for a, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
             guide = to_plane(out, axis) if guide is None else guide
-            noise = noises[a] if noises else None
-            estimate = _estimate(to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise, channels)
+            noise = noises.axes[a] if noises else None
+            kept = noises.kept if noises else (None if channels == 1 and impulses < KEPT_IMPULSES else 1.0)
+            estimate = _estimate(
+                to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise, channels, kept
+            )
             correction = estimate[:height, :width].sub_(guide[:height, :width]).cpu().numpy()
             guide = estimate = None
             for rows in range(0, height, ROWS):  # row blocks: the products' temporaries stay a block's
@@ -225,12 +242,32 @@ class _Groups:
         self.pixels = (pixel[:, None] * width + pixel).flatten()  # a patch's pixels from its corner
 
 
-def noise_scale(noise: Noise, channels: int) -> float:
-    """How much stronger than measured the noise of a picture of `channels` channels is taken."""
+@dataclass(frozen=True)
+class PlaneNoise:
+    """A picture's noise as the stage weighs it, measured over a whole plane: per opponent axis (`axes`), and how
+    much of it a grey pilot kept (`kept_noise`; 1.0 where none, or for colour)."""
+
+    axes: list[Noise]
+    kept: float = 1.0
+
+
+def kept_noise(noisy: Noise, residual: Noise) -> float:
+    """How many times the residual's noise the noisy plane holds at the finest frequencies (the median ratio over
+    KEPT_FREQUENCIES, each measured as `Noise` measures it): about 1 where the pilot kept none of it."""
+    frequencies = list(KEPT_FREQUENCIES)
+    return float((noisy.sigma[frequencies] / residual.sigma[frequencies]).median())
+
+
+def noise_scale(noise: Noise, channels: int, kept: float = 1.0) -> float:
+    """How much stronger than measured the noise of a picture of `channels` channels is taken, `kept` times the
+    residual's noise standing in its noisy plane (`kept_noise`)."""
     if channels != 1:
         return NOISE_SCALE
     base, per_dependence, most = GREY_NOISE_SCALE
-    return min(max(base + per_dependence * noise.dependence, base), most)
+    scale = max(base + per_dependence * noise.dependence, base)
+    if kept >= KEPT_FROM:
+        scale = max(scale, kept)
+    return min(scale, most)
 
 
 def own_above(channels: int) -> float:
@@ -239,15 +276,24 @@ def own_above(channels: int) -> float:
 
 
 def _estimate(
-    observed: Tensor, guide: Tensor, groups: _Groups, brightness: Tensor, noise: Noise | None, channels: int
+    observed: Tensor,
+    guide: Tensor,
+    groups: _Groups,
+    brightness: Tensor,
+    noise: Noise | None,
+    channels: int,
+    kept: float | None,
 ) -> Tensor:
     """(H', W'): an opponent plane's collaborative Wiener estimate from its noisy and pilot planes (of a picture of
     `channels` channels), band by band of reference patches; `brightness` is the luminance's patch sums on the
-    detail stage's grid (`detail.Noise`); the residual's noise measured unless given."""
+    detail stage's grid (`detail.Noise`); the residual's noise and the noise the pilot `kept` measured unless
+    given."""
     device = observed.device
     if noise is None:
         noise = Noise.measure(padded(observed - guide, device), brightness)
-    scale, own_ratio = noise_scale(noise, channels), own_above(channels)
+    if kept is None:
+        kept = kept_noise(Noise.measure(padded(observed, device), brightness), noise)
+    scale, own_ratio = noise_scale(noise, channels, kept), own_above(channels)
     _trim(observed.numel())  # the residual's pages, before the sums' come
     basis = dct_basis(SIZE).to(device).reshape(SIZE * SIZE, SIZE * SIZE)  # (frequencies, pixels)
     across = _haar(GROUP).to(device)

@@ -69,11 +69,11 @@ def too_large(shape: tuple[int, int, int], budget: int) -> bool:
 @dataclass
 class Statistics:
     """What the stages measure over a whole plane: the impulse thresholds per channel (`impulse.threshold`), the
-    texture stage's noise (`detail.Noise`) and the Wiener stage's per opponent axis."""
+    texture stage's noise (`detail.Noise`) and the Wiener stage's (`wiener.PlaneNoise`)."""
 
     impulses: list[float] | None
     detail: detail.Noise | None
-    wiener: list[detail.Noise] | None
+    wiener: wiener.PlaneNoise | None
 
 
 def impulse_thresholds(read: Reader, boxes: list[Box], channels: int) -> list[float]:
@@ -86,6 +86,16 @@ def impulse_thresholds(read: Reader, boxes: list[Box], channels: int) -> list[fl
         for c, plane in enumerate(roads):
             plane.append(impulse.sampled_roads(np.ascontiguousarray(block[..., c]), every))
     return [impulse.threshold(np.concatenate(r)) for r in roads]
+
+
+def impulse_share(read: Reader, boxes: list[Box], thresholds: list[float]) -> float:
+    """The share of the values in the plane's sample `boxes` that its impulse `thresholds` fill."""
+    filled = values = 0
+    for box in boxes:
+        block = np.asarray(read(*box), dtype=np.float32)[..., : len(thresholds)]
+        filled += impulse.filled_count(impulse.impulse_fills(np.ascontiguousarray(block), thresholds))
+        values += block.size
+    return filled / max(values, 1)
 
 
 def filled(read: Reader, size: tuple[int, int], thresholds: list[float]) -> Reader:
@@ -126,10 +136,12 @@ def measure(
     search: wiener.Search | None,
     device: torch.device | str,
     impulses: list[float] | None = None,
+    impulses_filled: float = 0.0,
 ) -> Statistics:
     """The plane's statistics from its sample `boxes`, given its (impulse-filled) pixels and its network's output:
     the texture stage's noise in what the network removed, then, with a `search`, the Wiener stage's in what the
-    texture stage's result removed (each box refined with its margin, as `refine` would)."""
+    texture stage's result removed (each box refined with its margin, as `refine` would), and for a grey plane
+    whose filled share of impulses (`impulses_filled`) is below `wiener.KEPT_IMPULSES` the noise its pilot kept."""
     every = _every(boxes)
     boxes = [_with_margin(box, size, SAMPLE_MARGIN) for box in boxes]
     pairs = [(np.asarray(read(*outer), np.float32), np.asarray(network(*outer), np.float32)) for outer, _ in boxes]
@@ -152,7 +164,12 @@ def measure(
         per_axis = [
             _noise([(noisy @ a - out @ a, out @ lum) for noisy, out in refined], every, device) for a in axes.numpy()
         ]
-    return Statistics(impulses, texture, per_axis)
+        kept = 1.0
+        if channels == 1 and impulses_filled < wiener.KEPT_IMPULSES:
+            kept = wiener.kept_noise(
+                _noise([(noisy @ lum, out @ lum) for noisy, out in refined], every, device), per_axis[0]
+            )
+    return Statistics(impulses, texture, wiener.PlaneNoise(per_axis, kept))
 
 
 def refine(
