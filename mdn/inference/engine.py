@@ -249,13 +249,14 @@ class Engine:
             if boxes and self.options.impulses
             else None
         )
-        replaced, filled = None, 0.0  # the share of the plane's values filled as impulses
-        if thresholds:  # a windowed plane's share from its sample boxes, as `plane_statistics` measures it
-            filled = windows.impulse_share(_slicer(plane), boxes, thresholds)
+        replaced, filled = None, 0.0  # filled: the share of the plane's values filled as impulses
         if self.options.impulses:
-            before = self.impulses_filled
+            if thresholds:  # a windowed plane's from its sample boxes, as `plane_statistics` measures it
+                filled = windows.impulse_share(_slicer(plane), boxes, thresholds)
+            count = self.impulses_filled
             plane, replaced = self._impulses_filled(plane, out.shape[-1], thresholds)
-            filled = filled if thresholds else (self.impulses_filled - before) / (out[..., 0].size * out.shape[-1])
+            if not thresholds:
+                filled = (self.impulses_filled - count) / out.size
         try:
             self._plane(plane, index, advance, out)
             if windowed:
