@@ -271,7 +271,7 @@ class Engine:
                 search = wiener.search_for(self.options.quality, out.shape[-1])
                 if search:
                     self._release()
-                    wiener.collaborative_wiener(noisy, out, self.device, out, search, impulses=filled)
+                    wiener.collaborative_wiener(noisy, out, self.device, out, search, impulses_filled=filled)
             if self.options.self_check:
                 out[...], share = noise_level.self_checked(noisy, out)
                 self.kept_shares.append(share)

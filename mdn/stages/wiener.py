@@ -105,7 +105,7 @@ def collaborative_wiener(
     out: np.ndarray | None = None,
     search: Search = QUALITY["balanced"],
     noises: PlaneNoise | None = None,
-    impulses: float = 0.0,
+    impulses_filled: float = 0.0,
 ) -> np.ndarray:
     """The (H, W, C) float32 `pilot` refined from `noisy` (its first C channels) by collaborative Wiener filtering
     of the groups `search` finds, computed on `device`, into `out` (which may be `pilot` itself) or a new array;
@@ -114,7 +114,7 @@ def collaborative_wiener(
     The opponent planes are refined one at a time and their corrections added into `out` straight away: the axes
     are orthonormal, so a plane's correction leaves the others' projections as the pilot's, and no picture-sized
     buffer is added (a 24 MP photo's planes take 96 MB each). Each plane's noise is measured in it, or given
-    (`noises`: measured over a whole plane of which this is a window); `impulses` is the share of the noisy
+    (`noises`: measured over a whole plane of which this is a window); `impulses_filled` is the share of the noisy
     plane's values that were impulses filled before the network."""
     height, width, channels = pilot.shape
     out = np.empty_like(pilot) if out is None else out
@@ -124,6 +124,7 @@ def collaborative_wiener(
         return out
     bounds = _Bounds(out)
     axes = opponent(channels)
+    kept = noises.kept if noises else (None if channels == 1 and impulses_filled < KEPT_IMPULSES else 1.0)
     with torch.inference_mode():
         to_plane = _Planes(height, width, search.step, device)
         luminance = to_plane(out, axes[0])
@@ -135,7 +136,6 @@ def collaborative_wiener(
         for a, axis in enumerate(axes):  # one opponent plane at a time: the memory of one
             guide = to_plane(out, axis) if guide is None else guide
             noise = noises.axes[a] if noises else None
-            kept = noises.kept if noises else (None if channels == 1 and impulses < KEPT_IMPULSES else 1.0)
             estimate = _estimate(
                 to_plane(noisy[..., :channels], axis), guide, groups, brightness, noise, channels, kept
             )
