@@ -6,6 +6,9 @@ environment) and the shipped default with no training, on held-out procedural fl
     python scripts/noisy_benchmark.py runs/noisy-bench --minutes 5 --peer-minutes 10 \
         --careamics-python ~/careamics/bin/python
 
+`--seed-offset N` records other specimens (a set no choice was made on); `--train-init CARD` starts `mdn train
+--noisy` from another card.
+
 Every method runs as a user runs it, in its own process with the same thread count, and is timed from start to
 written output (training, prediction and model loading included). PSNR is the mean over frames against the
 clean stack, on the clean stack's range. Writes results.json in the folder and prints a markdown table.
@@ -36,8 +39,10 @@ def psnr(out: np.ndarray, clean: np.ndarray) -> float:
     return float(np.mean([10 * np.log10(span**2 / np.mean((o - c) ** 2)) for o, c in zip(out, clean, strict=True)]))
 
 
-def make_stack(folder: Path, name: str, frames: int, size: int) -> tuple[Path, np.ndarray]:
+def make_stack(folder: Path, name: str, frames: int, size: int, seed_offset: int = 0) -> tuple[Path, np.ndarray]:
+    """The stack `name` of STACKS (its specimen seed moved by `seed_offset`: another set) and its clean signal."""
     seed, gain = STACKS[name]
+    seed += seed_offset
     clean = specimens.fluorescence_stack(frames, size, seed)
     camera = specimens.Microscope(counts_per_photon=gain)
     path = folder / f"{name}.tif"
@@ -65,6 +70,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--careamics-python", type=Path, help="python of an environment with careamics")
     parser.add_argument("--methods", default="default,train-noisy,zeroshot,n2v2")
+    parser.add_argument("--seed-offset", type=int, default=0, help="other specimens: each stack's seed plus this")
+    parser.add_argument("--train-init", help="the card `mdn train --noisy` starts from (default: its own)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     mdn = [sys.executable, "-m", "mdn"]
@@ -72,7 +79,7 @@ def main() -> None:
     results_path = args.folder / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in args.stacks.split(","):
-        noisy, clean = make_stack(args.folder, name, args.frames, args.size)
+        noisy, clean = make_stack(args.folder, name, args.frames, args.size, args.seed_offset)
         row = results.setdefault(name, {})
         row["noisy"] = {"psnr": psnr(tifffile.imread(noisy).astype(np.float64), clean), "seconds": 0.0}
         for method in args.methods.split(","):
@@ -86,6 +93,7 @@ def main() -> None:
                 train = [*mdn, "train", "--noisy", str(noisy), "--name", name, "--time-budget", f"{args.minutes}m",
                          "--threads", str(args.threads), "-o", str(cards), "--overwrite", "-q",
                          "--workdir", str(args.folder / "runs" / name)]  # fmt: skip
+                train += ["--init", args.train_init] if args.train_init else []
                 denoise = [*mdn, "denoise", str(noisy), "-o", str(out), "--model", str(cards / f"{name}.json"),
                            "--overwrite", *threads]  # fmt: skip
                 shutil.rmtree(args.folder / "runs" / name, ignore_errors=True)
