@@ -92,7 +92,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l crop -r -d 'Crop size 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l lr -r -d 'Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up (0; render: 100)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -x -a 'step cosine' -d "Learning-rate decay (default: the objective's)"
-complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path; --noisy: unet)"
+complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path; --noisy: unet-dct-practical)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'

@@ -73,7 +73,8 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
     assert result.exit_code == 0, result.output
     card = registry.ModelCard.from_file(tmp_path / "cards" / "scope.json")
     assert card.task == "denoise" and card.training["iterations"] == 4
-    assert card.training["initialised_from"]["card"] == "unet"
+    assert card.training["initialised_from"]["card"] == "unet-dct-practical"
+    assert card.inference["impulses"] and card.inference["detail"]  # the default's stages come with it
     assert card.training["command"].startswith(f"mdn train --name scope --noisy {tmp_path / 'stack.tif'}")
     (record,) = card.training["noisy_data"]
     assert record["shape"] == [3, 128, 128] and record["dtype"] == "uint16" and len(record["sha256"]) == 64

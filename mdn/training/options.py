@@ -18,10 +18,19 @@ NOISY_OBJECTIVE = "self-supervised"
 OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
     "denoise": {},
     "fill": {"config": "syn", "crop": 128, "lr": 2e-3, "schedule": "cosine", "input_mask": (0.3, 0.3)},
-    NOISY_OBJECTIVE: {**FINE_TUNING, "iters": 4000, "lr": 1e-4, "ema": 0.99, "validate_every": 250},
+    NOISY_OBJECTIVE: {
+        **FINE_TUNING,
+        "init": "unet-dct-practical",
+        "iters": 4000,
+        "lr": 1e-4,
+        "ema": 0.99,
+        "validate_every": 250,
+    },
     "render": {**FINE_TUNING, "iters": 4000, "lr": 2e-4, "warmup": 100, "validate_every": 500, "headroom": 8.0},
 }
-"""Objective name -> its `TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask)."""
+"""Objective name -> its `TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask).
+`mdn train --noisy` starts from the default card, whose stages its card inherits: on held-out microscopy stacks
++0.29 dB over starting from `unet` at equal time (docs/microscopy.md)."""
 
 
 @dataclass

@@ -41,7 +41,8 @@ SURE_STEP = 1e-3
 
 
 class SelfSupervised(CardFineTuning):
-    """Fine-tune a denoiser card (`init`, `unet` by default) on noisy images stabilised by their fitted noise."""
+    """Fine-tune a denoiser card (`init`, the default card by default) on noisy images stabilised by their fitted
+    noise."""
 
     name = "self-supervised"
     score_name = "validation_self_supervised"
