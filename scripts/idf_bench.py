@@ -7,6 +7,7 @@ rows in `mdn bench --json`'s format, so that its tables and paired differences c
     git clone https://github.com/dongjinkim9/IDF /path/to/IDF      # code and ~600 KB checkpoints
     pip install omegaconf                                           # the checkpoints pickle its objects
     python scripts/idf_bench.py /path/to/IDF --json idf.json --threads 1
+    python scripts/idf_bench.py /path/to/IDF data/photos/val --noise "speckle:0.024;poisson:2.5" --json val.json
 
 The inputs are normalised as its `configs/models/idfnet.yaml` says (per-channel mean and deviation, sigma_data
 0.5) and it runs its 10 iterations without early halting, as its demo does by default.
@@ -61,6 +62,8 @@ def denoiser(net: torch.nn.Module):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkout", type=Path, help="a checkout of IDF's repository")
+    parser.add_argument("images", nargs="*", help="clean references, as `mdn bench IMAGES` (default: its samples)")
+    parser.add_argument("--noise", help="the grid, as `mdn bench --noise` (default: its whole grid)")
     parser.add_argument("--checkpoint", default="idf_g_15", help="idf_g_15 (Gaussian sigma 15 alone), idf_gp, ...")
     parser.add_argument("--json", type=Path, required=True, help="rows as `mdn bench --json` writes them")
     parser.add_argument("--threads", type=int, default=1)
@@ -68,9 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = denoiser(load(args.checkout, args.checkpoint))
-    references = bench.load_references(None)
+    references = bench.load_references(args.images or None)
     rows = []
-    for kind, level in bench.default_grid():
+    for kind, level in bench.parse_grid(args.noise) if args.noise else bench.default_grid():
         for image, picture in references.items():
             noisy = bench.noisy_input(picture, image, kind, level, args.seed)
             clean = noise.make_noise(kind, level).reference(picture)
