@@ -107,6 +107,8 @@ def run(
             info.update(kept_share=[round(share, 3) for share in engine.kept_shares])
         if settings.repeat_above:
             info.update(repeats=engine.repeats)
+        if settings.coarse:
+            info.update(coarse=engine.coarse_runs)
     return result
 
 

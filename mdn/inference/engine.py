@@ -22,7 +22,7 @@ from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
-from mdn.stages import detail, impulse, noise_level, wiener, windows
+from mdn.stages import coarse, detail, impulse, noise_level, wiener, windows
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -83,7 +83,9 @@ class EngineOptions:
     plane's input back into its output by the plane's own noise (`noise_level.self_checked`); `repeat_above`
     (noise standard deviation in 1/255) runs the network again on its own output, up to REPEATS times, while the
     output's measured noise (`noise_level.noise_variance`) is above it (IDF's iteration, where noise is heavier
-    than the network's training noise); 0: once."""
+    than the network's training noise); 0: once; `coarse` runs it on each whole colour plane halved where the
+    plane's noise is correlated (`noise_level.correlated`) and takes the output's coarse band from that run
+    (`stages.coarse`), before the stages after the network."""
 
     tile: int = 0
     overlap: int = 32
@@ -99,17 +101,18 @@ class EngineOptions:
     quality: str = "balanced"
     self_check: bool = False
     repeat_above: float = 0.0
+    coarse: bool = False
     max_memory: int = 2 << 30
 
     @property
     def plane_stages(self) -> bool:
         """Whether stages that measure the whole plane run around the network (`Engine.denoise_plane`)."""
-        return self.impulses or self.detail or self.self_check or self.repeat_above > 0
+        return self.impulses or self.detail or self.self_check or self.repeat_above > 0 or self.coarse
 
     def windowed(self, shape: tuple[int, int, int]) -> bool:
         """Whether an (H, W, C) plane's stages run window by window (`stages.windows`: the impulse, texture and
         Wiener stages of a plane too large for the memory budget; `Engine.refined_region`), not whole."""
-        local = (self.impulses or self.detail) and not (self.self_check or self.repeat_above > 0)
+        local = (self.impulses or self.detail) and not (self.self_check or self.repeat_above > 0 or self.coarse)
         return local and windows.too_large(shape, self.max_memory)
 
     @property
@@ -194,6 +197,8 @@ class Engine:
         """With `self_check`: the share of the network's change kept in each plane of the last call."""
         self.repeats: list[int] = []
         """With `repeat_above`: how many more times the network ran on each plane's output in the last call."""
+        self.coarse_runs: list[bool] = []
+        """With `coarse`: whether each whole plane of the last call took its coarse band from a halved run."""
         self.impulses_filled = 0
         """With `impulses`: the values filled in the planes of the last call."""
 
@@ -224,7 +229,7 @@ class Engine:
                 progress(done, total)
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
-        self.kept_shares, self.repeats, self.impulses_filled = [], [], 0
+        self.kept_shares, self.repeats, self.coarse_runs, self.impulses_filled = [], [], [], 0
         for index, plane in enumerate(planes):
             self.denoise_plane(plane, index, result[index], advance)
         return result
@@ -265,6 +270,7 @@ class Engine:
                 return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
+            self._coarse(plane, noisy, index, out)
             if self.options.detail:
                 self._release()
                 detail.restore_detail(noisy, out, self.device, out=out)
@@ -293,6 +299,19 @@ class Engine:
             channels = out.shape[-1]
             again = np.concatenate([out, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else out.copy()
             self._plane(again, index, lambda _: None, out)
+
+    def _coarse(self, plane: np.ndarray, noisy: np.ndarray, index: int, out: np.ndarray) -> None:
+        """With `coarse`, where the `noisy` plane's noise is correlated: `out`'s coarse band, in place, from the
+        network run on the plane (with its auxiliary channels) halved."""
+        if not self.options.coarse:
+            return
+        self.coarse_runs.append(noise_level.correlated(noisy))
+        if not self.coarse_runs[-1]:
+            return
+        half = coarse.halved(plane)
+        estimate = np.empty((*half.shape[:2], out.shape[-1]), np.float32)
+        self._plane(half, index, lambda _: None, estimate)
+        coarse.with_coarse_band(out, estimate)
 
     def _impulses_filled(
         self, plane: np.ndarray, channels: int, thresholds: list[float] | None = None

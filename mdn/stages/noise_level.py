@@ -8,10 +8,11 @@ The noise variance comes from the smallest eigenvalues of the covariance of 7x7 
 ICCV 2015): noise independent from pixel to pixel adds the same variance to every direction, while image
 structure occupies few. It is measured in the two chroma channels of an opponent colour space, since texture is
 mostly luminance and leaves chroma nearly to the noise. Spatially correlated noise (box-filtered, demosaicked)
-hides from full-resolution patches; it shows on every other pixel, where its neighbours no longer correlate much,
-but so does more texture: that measure is taken only where it finds clearly more than a light noise
-(`CORRELATED_FROM`). Noise left in luminance alone, as JPEG compression leaves it, is not seen: the check then
-keeps less of the card's change than it could.
+hides from full-resolution patches; it shows on every other pixel, where its neighbours correlate less, but so
+does more texture: that measure is taken only where it finds clearly more than a light noise (`CORRELATED_FROM`),
+and where it finds that much more than full resolution does (`correlated`), so is every third pixel's, past a
+3x3 box's reach. Noise left in luminance alone, as JPEG compression leaves it, is not seen: the check then keeps
+less of the card's change than it could.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ MAX_PATCHES = 200_000
 
 CORRELATED_FROM = (7 / 255) ** 2
 """The variance on every other pixel above which it is taken as the noise's (correlated noise); below it, the
-texture that measure also picks up would outweigh a light noise, and the full-resolution measure stands."""
+texture that measure also picks up would outweigh a light noise, and the full-resolution measure stands; above
+it by as much again, the noise is `correlated`."""
 
 
 def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
@@ -60,15 +62,36 @@ def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
 
 def noise_variance(image: np.ndarray) -> float:
     """Mean noise variance per channel of an (H, W, C) image in [0, 1], C 1 or 3. Colour: in chroma, at full
-    resolution, or on every other pixel where that finds more than `CORRELATED_FROM`. Grey, which has no chroma
-    to hide texture from: at full resolution only (every other pixel of a clean grey photo finds 8-16/255)."""
+    resolution, or where every other pixel finds more than `CORRELATED_FROM`, the more of that and it; where the
+    noise is `correlated`, the more of every other and every third pixel's. Grey, which has no chroma to hide
+    texture from: at full resolution only (every other pixel of a clean grey photo finds 8-16/255)."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] != 3:
         return patch_noise_variance(image)
+    white, spaced = _chroma_variances(image)
+    if spaced <= CORRELATED_FROM:
+        return white
+    if spaced - white <= CORRELATED_FROM:
+        return max(white, spaced)
+    # box-filtered noise still correlates by a third on every other pixel, whose smallest eigenvalues understate it
+    return max(spaced, patch_noise_variance(image @ OPPONENT[1:].T, step=3))
+
+
+def correlated(image: np.ndarray) -> bool:
+    """Whether an (H, W, 3) colour image in [0, 1] holds spatially correlated noise: every other pixel finds
+    more than `CORRELATED_FROM` above the variance that full resolution finds (white noise finds the same on
+    both). Grey pictures are never taken as correlated: texture alone passes that test."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[-1] != 3:
+        return False
+    white, spaced = _chroma_variances(image)
+    return spaced - white > CORRELATED_FROM
+
+
+def _chroma_variances(image: np.ndarray) -> tuple[float, float]:
+    """The noise variance of a colour image's chroma at full resolution and on every other pixel."""
     chroma = image @ OPPONENT[1:].T
-    white = patch_noise_variance(chroma)
-    spaced = patch_noise_variance(chroma, step=2)
-    return max(white, spaced) if spaced > CORRELATED_FROM else white
+    return patch_noise_variance(chroma), patch_noise_variance(chroma, step=2)
 
 
 def input_share(error_var: float, noise_var: float, memorised: float = 0.0) -> float:
