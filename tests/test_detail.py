@@ -296,3 +296,11 @@ def test_impulses_filled_leave_the_grey_scale_as_measured(monkeypatch: pytest.Mo
     unguarded = mdn.denoise(noisy, device="cpu", threads=1)
     assert seen[-1] > wiener.KEPT_FROM
     assert psnr(guarded, clean) > psnr(unguarded, clean) + 0.3
+
+
+@pytest.mark.parametrize("width", [63, 64, 1])
+def test_row_medians_are_torchs_medians(width: int) -> None:
+    """Introselect on the CPU gives the very values of torch's median, the lower middle one for an even count,
+    for a strided view as well."""
+    values = torch.randn(500, width + 1, generator=torch.Generator().manual_seed(width))[:, 1:]
+    assert torch.equal(detail.row_medians(values), values.median(dim=1).values)

@@ -191,7 +191,17 @@ def _steps(values: Tensor, thresholds: Tensor) -> Tensor:
 
 def _own_factor(magnitudes: Tensor) -> Tensor:
     """(n,): the noise factor of each of (n, 64) patches' score magnitudes alone, their median over the AC."""
-    return MAD * magnitudes[:, 1:].median(dim=1).values
+    return MAD * row_medians(magnitudes[:, 1:])
+
+
+def row_medians(values: Tensor) -> Tensor:
+    """(n,): the median of each row of (n, m) values (the lower of the middle two where m is even, as torch's); on
+    the CPU by introselect (numpy's partition: the same values as torch's sort-based median, in under half its
+    time for rows of 63)."""
+    if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
+        return values.median(dim=1).values
+    middle = (values.shape[1] - 1) // 2
+    return torch.from_numpy(np.partition(values.numpy(), middle, axis=1)[:, middle])
 
 
 def patch_sums(plane: Tensor, stride: int) -> Tensor:

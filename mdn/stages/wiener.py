@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mdn import allocator
 from mdn.nets.dct import dct_basis, opponent
-from mdn.stages.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums
+from mdn.stages.detail import MAD, ROWS, SIZE, STRIDE, Noise, padded, patch_sums, row_medians
 
 
 @dataclass(frozen=True)
@@ -331,7 +331,7 @@ def _group_estimates(
     magnitudes = (noisy - pilot).abs_().div_(noise.sigma)
     magnitudes[..., 0] = 0.0  # the DC is no evidence of noise (the detail stage's scores leave it out too)
     factors = noise.factors(magnitudes, brightness)  # (GROUP, n, 1): a patch's own on impulses
-    own = MAD * magnitudes[:OWN_MEMBERS, :, 1:].transpose(0, 1).flatten(1).median(dim=1).values  # (n,)
+    own = MAD * row_medians(magnitudes[:OWN_MEMBERS, :, 1:].transpose(0, 1).flatten(1))  # (n,)
     del magnitudes
     # the group's noise: its patches' mean square factor, or what its own residual says where that is more
     group_square, own_square = factors.square_().mean(dim=0), own.square_()[:, None]  # (n, 1)
