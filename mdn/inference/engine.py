@@ -270,7 +270,8 @@ class Engine:
                 return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
-            self._coarse(plane, noisy, index, out)
+            measure = noise_level.Measure(noisy)  # the coarse pass's test and the self-check read it once
+            self._coarse(plane, measure, index, out)
             if self.options.detail:
                 self._release()
                 detail.restore_detail(noisy, out, self.device, out=out)
@@ -279,7 +280,7 @@ class Engine:
                     self._release()
                     wiener.collaborative_wiener(noisy, out, self.device, out, search, impulses_filled=filled)
             if self.options.self_check:
-                out[...], share = noise_level.self_checked(noisy, out)
+                out[...], share = noise_level.self_checked(noisy, out, measure)
                 self.kept_shares.append(share)
         finally:
             if replaced is not None:
@@ -300,12 +301,12 @@ class Engine:
             again = np.concatenate([out, plane[..., channels:]], axis=-1) if plane.shape[-1] > channels else out.copy()
             self._plane(again, index, lambda _: None, out)
 
-    def _coarse(self, plane: np.ndarray, noisy: np.ndarray, index: int, out: np.ndarray) -> None:
-        """With `coarse`, where the `noisy` plane's noise is correlated: `out`'s coarse band, in place, from the
-        network run on the plane (with its auxiliary channels) halved."""
+    def _coarse(self, plane: np.ndarray, measure: noise_level.Measure, index: int, out: np.ndarray) -> None:
+        """With `coarse`, where the plane's noise is correlated (`measure`, its noisy channels'): `out`'s coarse
+        band, in place, from the network run on the plane (with its auxiliary channels) halved."""
         if not self.options.coarse:
             return
-        self.coarse_runs.append(noise_level.correlated(noisy))
+        self.coarse_runs.append(measure.correlated)
         if not self.coarse_runs[-1]:
             return
         half = coarse.halved(plane)

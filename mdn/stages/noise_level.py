@@ -17,6 +17,8 @@ less of the card's change than it could.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -65,38 +67,56 @@ def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
     return float(max(eigenvalues[-1], 0.0))
 
 
+class Measure:
+    """An image's noise as the self-check and the coarse pass read it, each part measured once, when first asked:
+    `variance`, the mean noise variance per channel of an (H, W, C) image in [0, 1], C 1 or 3 (colour: in chroma,
+    at full resolution, or where every other pixel finds more than `CORRELATED_FROM`, the more of that and it;
+    where the noise is `correlated`, the more of every other and every third pixel's; grey, which has no chroma to
+    hide texture from: at full resolution only, as every other pixel of a clean grey photo finds 8-16/255), and
+    `correlated`, whether a colour image holds spatially correlated noise: every other pixel finds more than
+    `CORRELATED_ABOVE` above the variance that full resolution finds (white noise finds the same on both). Grey
+    pictures are never taken as correlated: texture alone passes that test."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = np.asarray(image, dtype=np.float32)
+
+    @functools.cached_property
+    def _chroma(self) -> np.ndarray:
+        return self.image @ OPPONENT[1:].T
+
+    @functools.cached_property
+    def _white_and_spaced(self) -> tuple[float, float]:
+        """The chroma's noise variance at full resolution and on every other pixel."""
+        return patch_noise_variance(self._chroma), patch_noise_variance(self._chroma, step=2)
+
+    @functools.cached_property
+    def correlated(self) -> bool:
+        if self.image.shape[-1] != 3:
+            return False
+        white, spaced = self._white_and_spaced
+        return spaced - white > CORRELATED_ABOVE
+
+    @functools.cached_property
+    def variance(self) -> float:
+        if self.image.shape[-1] != 3:
+            return patch_noise_variance(self.image)
+        white, spaced = self._white_and_spaced
+        if spaced <= CORRELATED_FROM:
+            return white
+        if not self.correlated:
+            return max(white, spaced)
+        # box-filtered noise still correlates by a third on every other pixel, whose smallest eigenvalues understate
+        return max(spaced, patch_noise_variance(self._chroma, step=3))
+
+
 def noise_variance(image: np.ndarray) -> float:
-    """Mean noise variance per channel of an (H, W, C) image in [0, 1], C 1 or 3. Colour: in chroma, at full
-    resolution, or where every other pixel finds more than `CORRELATED_FROM`, the more of that and it; where the
-    noise is `correlated`, the more of every other and every third pixel's. Grey, which has no chroma to hide
-    texture from: at full resolution only (every other pixel of a clean grey photo finds 8-16/255)."""
-    image = np.asarray(image, dtype=np.float32)
-    if image.shape[-1] != 3:
-        return patch_noise_variance(image)
-    white, spaced = _chroma_variances(image)
-    if spaced <= CORRELATED_FROM:
-        return white
-    if spaced - white <= CORRELATED_ABOVE:
-        return max(white, spaced)
-    # box-filtered noise still correlates by a third on every other pixel, whose smallest eigenvalues understate it
-    return max(spaced, patch_noise_variance(image @ OPPONENT[1:].T, step=3))
+    """`Measure.variance` of an (H, W, C) image in [0, 1]."""
+    return Measure(image).variance
 
 
 def correlated(image: np.ndarray) -> bool:
-    """Whether an (H, W, 3) colour image in [0, 1] holds spatially correlated noise: every other pixel finds
-    more than `CORRELATED_ABOVE` above the variance that full resolution finds (white noise finds the same on
-    both). Grey pictures are never taken as correlated: texture alone passes that test."""
-    image = np.asarray(image, dtype=np.float32)
-    if image.shape[-1] != 3:
-        return False
-    white, spaced = _chroma_variances(image)
-    return spaced - white > CORRELATED_ABOVE
-
-
-def _chroma_variances(image: np.ndarray) -> tuple[float, float]:
-    """The noise variance of a colour image's chroma at full resolution and on every other pixel."""
-    chroma = image @ OPPONENT[1:].T
-    return patch_noise_variance(chroma), patch_noise_variance(chroma, step=2)
+    """`Measure.correlated` of an (H, W, C) image in [0, 1]."""
+    return Measure(image).correlated
 
 
 def input_share(error_var: float, noise_var: float, memorised: float = 0.0) -> float:
@@ -121,10 +141,12 @@ def kept_share(noise_var: float, change_var: float) -> float:
     return 1.0 - input_share(max(change_var - noise_var, 0.0), noise_var)
 
 
-def self_checked(noisy: np.ndarray, denoised: np.ndarray) -> tuple[np.ndarray, float]:
-    """The denoised (H, W, C) image with the input blended back by `kept_share`, and the share kept."""
+def self_checked(noisy: np.ndarray, denoised: np.ndarray, measure: Measure | None = None) -> tuple[np.ndarray, float]:
+    """The denoised (H, W, C) image with the input blended back by `kept_share`, and the share kept; `measure`:
+    the noisy image's, where the caller has one already."""
     change = denoised - noisy
-    share = kept_share(noise_variance(noisy), float(np.mean(np.square(change, dtype=np.float64))))
+    variance = (measure or Measure(noisy)).variance
+    share = kept_share(variance, float(np.mean(np.square(change, dtype=np.float64))))
     if share >= 1.0:
         return denoised, 1.0
     return (noisy + np.float32(share) * change).astype(np.float32), share
