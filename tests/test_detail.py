@@ -157,6 +157,28 @@ def test_wiener_output_stays_in_range() -> None:
     assert refined.min() >= 0 and refined.max() <= 1
 
 
+@pytest.mark.parametrize("quality", ["balanced", "high"])
+def test_wiener_groups_start_with_their_reference_on_flat_ground(quality: str) -> None:
+    """Where many patches are as near as the reference itself (a clipped sky: every distance 0), each group still
+    holds its reference first, so every pixel lies in a group and the output is finite (a pixel in no group once
+    made a 0/0 that the noise measure spread over the whole picture)."""
+    clean = np.full((80, 96, 3), 1.0, dtype=np.float32)
+    clean[:, 60:] = sample("astronaut")[:80, :36]
+    noisy = np.clip(gaussian(clean, 25), 0, 1)
+    pilot = clean.copy()
+    search = wiener.QUALITY[quality]
+    planes = wiener._Planes(80, 96, search.step, "cpu")
+    guide = planes(pilot, wiener.opponent(3)[0])
+    groups = wiener._Groups(guide, planes.padded_shape, search)
+    width = planes.padded_shape[1]
+    y = search.step * torch.arange(groups.rows).repeat_interleave(groups.cols)
+    x = search.step * torch.arange(groups.cols).repeat(groups.rows)
+    assert torch.equal(groups.corners[:, 0].long(), y * width + x)
+    refined = wiener.collaborative_wiener(noisy, pilot, search=search)
+    assert np.isfinite(refined).all()
+    assert np.abs(refined[:, :50] - 1.0).max() < 0.02  # the flat white stays white
+
+
 def test_wiener_in_place_equals_a_new_array_and_keeps_the_pilots_range() -> None:
     """Refined into the pilot itself or into a new array, the same result; where the pilot lies above 1 (an HDR
     highlight) the output may too, up to the pilot's value, and every other pixel is clipped to [0, 1]."""

@@ -202,7 +202,9 @@ class _Planes:
 class _Groups:
     """The GROUP patches nearest each reference patch in a (H, W) guide plane (squared distance over the patch,
     within the search's radius), as the flat indices of their top-left pixels: `corners` (N, GROUP), references in
-    row-major order on the search's grid (`rows` x `cols`)."""
+    row-major order on the search's grid (`rows` x `cols`), each group's first member its reference (where other
+    patches are as near, flat or clipped ground, the reference still counts: its own noise is measured in it, and
+    the references cover every pixel)."""
 
     def __init__(self, guide: Tensor, shape: tuple[int, int], search: Search) -> None:
         height, width = shape
@@ -225,6 +227,7 @@ class _Groups:
                 square = (shifted - centre).square_()
                 distances.append(F.avg_pool2d(square[:, None], SIZE, step)[:, 0])  # (span, rows, cols)
             distances = torch.cat(distances).flatten(1).T  # (n, span²), offsets dy-major
+            distances[:, radius * span + radius] = -1.0  # the reference first, before any patch as near as it
             nearest = distances.topk(GROUP, dim=1, largest=False, sorted=True).indices
             dy, dx = nearest // span - radius, nearest % span - radius
             ref_y = step * torch.arange(first, last, device=guide.device).repeat_interleave(self.cols)
