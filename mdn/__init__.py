@@ -52,6 +52,7 @@ def denoise(
     quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
+    keep_clean: bool | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
@@ -72,9 +73,10 @@ def denoise(
     EXR's own layers when it has them. `passes`, `input_mask`, `impulses` (fill values stuck at black or white
     that their neighbours do not share before the network), `detail` (put back the texture the network
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
-    "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast") and `self_check`
-    (blend the input back by the image's own noise where the card would do worse) default to the card's own
-    settings. `tile` (0: from `max_memory`), `overlap`, `batch`,
+    "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast"), `self_check`
+    (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give a colour
+    image whose noise measures clean back as it came, but for impulses) default to the card's own settings.
+    `tile` (0: from `max_memory`), `overlap`, `batch`,
     `device` (auto, cpu, cuda, cuda:N, mps), `precision` (fp32, bf16, fp16, auto) and `threads` (CPU threads for
     the call; 0: torch's setting) set how it runs; `progress`
     gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device. Returns the image

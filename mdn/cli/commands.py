@@ -157,6 +157,9 @@ def denoise_command(
     self_check: Annotated[bool | None, _opt("--self-check/--no-self-check", "Measure each image's noise and blend "
                                             "the input back where the card would do worse (default: the "
                                             "card's).")] = None,
+    keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a colour picture whose noise "
+                                            "measures clean back as it came, but for impulses (default: the "
+                                            "card's).")] = None,
     seed: Seed = 0,
     scheduler: Annotated[str | None, _opt("--scheduler", "zarr volumes: run their chunks on a dask.distributed "
                                           "cluster: a scheduler address, or local[:N] for N local workers.")] = None,

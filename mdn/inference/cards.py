@@ -20,8 +20,8 @@ from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
 
 RUN_SETTINGS = (
-    "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "seed", "device", "precision",
-    "tile", "overlap", "batch", "max_memory", "attention_mask",
+    "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "keep_clean", "seed", "device",
+    "precision", "tile", "overlap", "batch", "max_memory", "attention_mask",
 )  # fmt: skip
 """The keyword arguments of `options` that `mdn denoise` and `mdn.denoise` take from their callers."""
 
@@ -42,18 +42,19 @@ def options(
     quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
+    keep_clean: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
     **settings: Any,
 ) -> EngineOptions:
     """Engine options for `card`: its inference settings (passes, input mask, impulses, detail, quality,
-    self-check) and tile overlap unless given here, `settings` (EngineOptions' fields) as given; `wiener` False
-    means quality fast. Raises MdnError for a setting the engine would refuse."""
+    self-check, clean kept) and tile overlap unless given here, `settings` (EngineOptions' fields) as given;
+    `wiener` False means quality fast. Raises MdnError for a setting the engine would refuse."""
     if wiener is False:
         quality = "fast"
     given = {
         "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail, "quality": quality,
-        "self_check": self_check,
+        "self_check": self_check, "keep_clean": keep_clean,
     }  # fmt: skip
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("quality", EngineOptions.quality) not in QUALITIES:
@@ -109,6 +110,8 @@ def run(
             info.update(repeats=engine.repeats)
         if settings.coarse:
             info.update(coarse=engine.coarse_runs)
+        if settings.keep_clean:
+            info.update(clean=engine.clean)
     return result
 
 

@@ -22,6 +22,7 @@ from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
+from mdn.stages import clean as keep
 from mdn.stages import coarse, detail, impulse, noise_level, wiener, windows
 
 ProgressCallback = Callable[[int, int], None]
@@ -85,7 +86,8 @@ class EngineOptions:
     output's measured noise (`noise_level.noise_variance`) is above it (IDF's iteration, where noise is heavier
     than the network's training noise); 0: once; `coarse` runs it on each whole colour plane halved where the
     plane's noise is correlated (`noise_level.correlated`) and takes the output's coarse band from that run
-    (`stages.coarse`), before the stages after the network."""
+    (`stages.coarse`), before the stages after the network; `keep_clean` gives a clean colour plane whose only
+    fault is impulses its input back wherever the output does not stand out from it (`stages.clean`)."""
 
     tile: int = 0
     overlap: int = 32
@@ -102,11 +104,13 @@ class EngineOptions:
     self_check: bool = False
     repeat_above: float = 0.0
     coarse: bool = False
+    keep_clean: bool = False
     max_memory: int = 2 << 30
 
     @property
     def plane_stages(self) -> bool:
-        """Whether stages that measure the whole plane run around the network (`Engine.denoise_plane`)."""
+        """Whether stages that measure the whole plane run around the network (`Engine.denoise_plane`;
+        `keep_clean` acts only where `impulses` filled some)."""
         return self.impulses or self.detail or self.self_check or self.repeat_above > 0 or self.coarse
 
     def windowed(self, shape: tuple[int, int, int]) -> bool:
@@ -201,6 +205,9 @@ class Engine:
         """With `coarse`: whether each whole plane of the last call took its coarse band from a halved run."""
         self.impulses_filled = 0
         """With `impulses`: the values filled in the planes of the last call."""
+        self.clean: list[bool] = []
+        """With `keep_clean`: whether each plane of the last call was a clean picture with impulses and kept its
+        input but for them (`stages.clean`)."""
 
     def _tile_for_budget(self, budget: int) -> int:
         """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
@@ -230,6 +237,7 @@ class Engine:
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
         self.kept_shares, self.repeats, self.coarse_runs, self.impulses_filled = [], [], [], 0
+        self.clean = []
         for index, plane in enumerate(planes):
             self.denoise_plane(plane, index, result[index], advance)
         return result
@@ -254,6 +262,7 @@ class Engine:
             if boxes and self.options.impulses
             else None
         )
+        given = plane  # until `finally` puts back what filling replaced in place, its impulses are filled too
         replaced, filled = None, 0.0  # filled: the share of the plane's values filled as impulses
         if self.options.impulses:
             if thresholds:  # a windowed plane's from its sample boxes, as `plane_statistics` measures it
@@ -262,11 +271,13 @@ class Engine:
             plane, replaced = self._impulses_filled(plane, out.shape[-1], thresholds)
             if not thresholds:
                 filled = (self.impulses_filled - count) / out.size
+        clean = False
         try:
             self._plane(plane, index, advance, out)
             if windowed:
                 if self.options.detail:
                     self._refine_windows(plane[..., : out.shape[-1]], out, boxes, thresholds, filled)
+                clean = self._clean(plane[..., : out.shape[-1]], out, boxes, filled)
                 return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
@@ -282,9 +293,31 @@ class Engine:
             if self.options.self_check:
                 out[...], share = noise_level.self_checked(noisy, out, measure)
                 self.kept_shares.append(share)
+            clean = self._clean(noisy, out, [], filled, measure)
         finally:
             if replaced is not None:
                 impulse.apply_fills(plane, replaced)
+            if clean:
+                keep.keep_input(given[..., : out.shape[-1]], out)
+
+    def _clean(
+        self,
+        filled: np.ndarray,
+        out: np.ndarray,
+        boxes: list[windows.Box],
+        share: float,
+        measure: noise_level.Measure | None = None,
+    ) -> bool:
+        """With `keep_clean`, whether the (H, W, C) plane whose impulses (a `share` of its values) were filled to
+        `filled` is a clean picture with impulses (`stages.clean`), measured whole (`measure`, if taken) or over
+        its sample `boxes`; noted in `clean`."""
+        if not self.options.keep_clean:
+            return False
+        variance = (lambda: measure.variance) if measure else (lambda: keep.plane_variance(filled, boxes))
+        self.clean.append(
+            keep.is_clean(out.shape[-1], share, variance, lambda: keep.mean_square_change(filled, out, boxes))
+        )
+        return self.clean[-1]
 
     def _repeat(self, plane: np.ndarray, index: int, out: np.ndarray) -> None:
         """The network again on its own output `out` (with the plane's auxiliary channels), in place, while the
