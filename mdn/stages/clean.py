@@ -70,8 +70,9 @@ def mean_square_change(plane: np.ndarray, out: np.ndarray, boxes: list[tuple[sli
     over the sample `boxes` of a large one."""
     if boxes:
         return float(np.mean([np.mean(np.square(out[box] - plane[box])) for box in boxes]))
-    total = sum(float(np.sum(np.square(out[top : top + ROWS] - plane[top : top + ROWS]))) for top in range(
-        0, out.shape[0], ROWS))  # fmt: skip
+    total = 0.0
+    for top in range(0, out.shape[0], ROWS):
+        total += float(np.sum(np.square(out[top : top + ROWS] - plane[top : top + ROWS])))
     return total / out.size
 
 
