@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 import mdn
-from mdn import bench
+from mdn import bench, registry
+from mdn.inference import cards
+from mdn.inference.engine import Engine
 from mdn.metrics import psnr
 from mdn.noise import make_noise
-from mdn.stages import clean
+from mdn.stages import clean, windows
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,19 @@ def test_other_photos_run_the_stages_as_before(kodim23: np.ndarray, kind: str, l
     out = mdn.denoise(image, threads=2, info=info)
     assert info["clean"] == [False]
     np.testing.assert_array_equal(out, mdn.denoise(image, keep_clean=False, threads=2))
+
+
+def test_a_large_plane_run_by_windows_keeps_its_pixels_too(kodim23: np.ndarray, monkeypatch) -> None:
+    """A plane whose stages run window by window is measured on its sample boxes and kept the same way."""
+    dotted = noisy(kodim23, "saltpepper", 0.004)
+    model = registry.load_model("unet-dct-practical")
+    options = cards.options(model.card, tile=128)
+    monkeypatch.setattr(windows, "BYTES_PER_PIXEL", 1 << 20)
+    monkeypatch.setattr(windows, "window_for", lambda budget: 128)
+    assert options.windowed(dotted.shape)
+    engine = Engine(model.net, options)
+    out = engine(dotted[None])[0]
+    assert engine.clean == [True]
+    untouched = np.all(dotted == kodim23, axis=-1)
+    np.testing.assert_array_equal(out[untouched], kodim23[untouched])
+    assert psnr(out, kodim23) > psnr(dotted, kodim23) + 15
