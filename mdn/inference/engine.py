@@ -313,7 +313,7 @@ class Engine:
         its sample `boxes`; noted in `clean`."""
         if not self.options.keep_clean:
             return False
-        variance = (lambda: measure.variance) if measure else (lambda: keep.plane_variance(filled, boxes))
+        variance = (lambda: measure.variance) if measure else (lambda: keep.boxes_variance(filled, boxes))
         self.clean.append(
             keep.is_clean(out.shape[-1], share, variance, lambda: keep.mean_square_change(filled, out, boxes))
         )

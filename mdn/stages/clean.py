@@ -4,11 +4,14 @@ Salt and pepper in its classical form, and a sensor's dead and hot pixels, strik
 sound picture. The default's network, trained on noise of sigma 5-50, smooths the rest of such a picture to the
 texture it learned, and the stages after it keep that: at density 0.002 on the bench's colour pictures the output
 lay 10 dB below the picture with its impulses merely filled. A colour plane counts as such a picture when the
-engine filled impulses in at least IMPULSES of its values, its chroma measures less than CLEAN_BELOW of noise once
-they are filled (`noise_level.Measure`, as the self-check reads it), and the output lies within CHANGED (RMS) of
-the filled plane: a camera JPEG holds its noise in luminance, where the chroma measure cannot see it, and there the
-output takes more away. Then the output keeps the input's value wherever the two lie within STANDS_OUT of each
-other, and its own where they lie further apart: the impulses, filled or not, and nothing else.
+engine filled impulses in at least `wiener.KEPT_IMPULSES` of its values (the share from which the Wiener stage too
+takes the filled plane for salt and pepper: on the bench's colour pictures salt and pepper at 0.002 fills 1.4e-3
+or more, no other noise more than 4.3e-4, clean pictures and camera JPEGs at most 3.6e-5), its chroma measures
+less than CLEAN_BELOW of noise once they are filled (`noise_level.Measure`, as the self-check reads it), and the
+output lies within CHANGED (RMS) of the filled plane: a camera JPEG holds its noise in luminance, where the chroma
+measure cannot see it, and there the output takes more away. Then the output keeps the input's value wherever
+the two lie within STANDS_OUT of each other, and its own where they lie further apart: the impulses, filled or
+not, and nothing else.
 
 Left out: grey planes (a grey picture's texture measures as noise: 4.5/255 on the median clean bench picture) and
 clean pictures without impulses, which cannot be told here from a light camera JPEG: both run the stages as before.
@@ -20,12 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mdn.stages import noise_level
-
-IMPULSES = 5e-4
-"""The share of a plane's values filled as impulses from which it may be such a picture: salt and pepper at 0.002
-fills 1.4e-3 or more on the bench's pictures, no other noise of the bench more than 4.3e-4 (speckle), clean
-pictures and camera JPEGs at most 3.6e-5."""
+from mdn.stages import noise_level, wiener
 
 CLEAN_BELOW = 1.5
 """Chroma noise standard deviation (in 1/255), measured on the filled plane, under which the rest of the picture
@@ -51,17 +49,15 @@ def is_clean(channels: int, filled_share: float, variance: Callable[[], float], 
     output's change to the filled plane, each asked only if the tests before it pass."""
     return (
         channels == 3
-        and filled_share >= IMPULSES
+        and filled_share >= wiener.KEPT_IMPULSES
         and variance() < (CLEAN_BELOW / 255) ** 2
         and change() < (CHANGED / 255) ** 2
     )
 
 
-def plane_variance(plane: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:
-    """The chroma noise variance of an (H, W, 3) plane as the self-check measures it: over the whole plane or,
-    for a large one, the median over its sample `boxes`."""
-    if not boxes:
-        return noise_level.noise_variance(plane)
+def boxes_variance(plane: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:
+    """The chroma noise variance of a large (H, W, 3) plane as the self-check measures a whole one
+    (`noise_level.Measure`): the median over its sample `boxes`."""
     return float(np.median([noise_level.noise_variance(plane[box]) for box in boxes]))
 
 
