@@ -11,8 +11,8 @@ _mdn() {
             case "$prev" in --precision) COMPREPLY=($(compgen -W "auto fp32 bf16 fp16" -- "$cur")); return ;; esac
             case "$prev" in --quality) COMPREPLY=($(compgen -W "fast balanced high" -- "$cur")); return ;; esac
             case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32" -- "$cur")); return ;; esac
-            case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--quality|--seed|--scheduler|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --impulses --no-impulses --detail --no-detail --quality --wiener --no-wiener --self-check --no-self-check --keep-clean --no-keep-clean --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--quality|--strength|--seed|--scheduler|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --impulses --no-impulses --detail --no-detail --quality --wiener --no-wiener --self-check --no-self-check --strength --keep-clean --no-keep-clean --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         noise)
             case "$prev" in --type|-t) COMPREPLY=($(compgen -W "gaussian speckle poisson photon correlated saltpepper isp mixture aliased jpeg practical" -- "$cur")); return ;; esac

@@ -52,6 +52,7 @@ def denoise(
     quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
+    strength: float | str | None = None,
     keep_clean: bool | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -75,7 +76,9 @@ def denoise(
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
     "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast"), `self_check`
     (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give a colour
-    image whose noise measures clean back as it came, but for impulses) default to the card's own settings.
+    image whose noise measures clean back as it came, but for impulses) default to the card's own settings;
+    `strength`, the share of the change kept (1: all of it; "auto": where a colour image came out little changed,
+    the share its measured noise explains), to all.
     `tile` (0: from `max_memory`), `overlap`, `batch`,
     `device` (auto, cpu, cuda, cuda:N, mps), `precision` (fp32, bf16, fp16, auto) and `threads` (CPU threads for
     the call; 0: torch's setting) set how it runs; `progress`

@@ -39,10 +39,12 @@ VARIANTS = {
     "+no-impulses": {"impulses": False},
     "+no-wiener": {"quality": "fast"},
     **{f"+{quality}": {"quality": quality} for quality in QUALITIES},
+    "+strength-auto": {"light_check": True},
 }
 """A bench model name's suffixes: `CARD+no-detail`, the card's network without the detail stage it runs after it,
 as `mdn denoise --no-detail` runs it; `CARD+no-impulses`, without the impulses filled before it; `CARD+fast`,
-`+balanced`, `+high`, the card at that `--quality` (`+no-wiener` is `+fast`); so that one run compares them."""
+`+balanced`, `+high`, the card at that `--quality` (`+no-wiener` is `+fast`); `CARD+strength-auto`, as
+`--strength auto` runs it; so that one run compares them."""
 
 
 ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50"

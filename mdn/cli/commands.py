@@ -157,6 +157,11 @@ def denoise_command(
     self_check: Annotated[bool | None, _opt("--self-check/--no-self-check", "Measure each image's noise and blend "
                                             "the input back where the card would do worse (default: the "
                                             "card's).")] = None,
+    strength: Annotated[str | None, _opt("--strength", "The share of the denoiser's change to keep, from 0 (the "
+                                         "input) to 1 (all of it), or auto: where a colour picture comes out little "
+                                         "changed, the share its measured noise explains (clean and lightly noisy "
+                                         "pictures keep their texture; a camera's light noise can hide from that "
+                                         "measure).", metavar="auto|0-1", show_default="1")] = None,
     keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a colour picture whose noise "
                                             "measures clean back as it came, but for impulses (default: the "
                                             "card's).")] = None,

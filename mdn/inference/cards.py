@@ -4,6 +4,7 @@ checked, then the tiled engine over display-range planes."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
 
 RUN_SETTINGS = (
-    "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "keep_clean", "seed", "device",
-    "precision", "tile", "overlap", "batch", "max_memory", "attention_mask",
+    "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "strength", "keep_clean",
+    "seed", "device", "precision", "tile", "overlap", "batch", "max_memory", "attention_mask",
 )  # fmt: skip
 """The keyword arguments of `options` that `mdn denoise` and `mdn.denoise` take from their callers."""
 
@@ -30,6 +31,22 @@ def run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """`options`' keyword arguments (`RUN_SETTINGS`) from a call's own arguments (its `locals()`), so that the
     command and the API name them once."""
     return {name: arguments[name] for name in RUN_SETTINGS}
+
+
+def strength_settings(strength: float | str | None) -> dict[str, Any]:
+    """The engine settings a `--strength` stands for: "auto", the light-noise check (`stages.light`); a number in
+    [0, 1], the share of the change kept; None, the card's own."""
+    if strength is None:
+        return {}
+    if strength == "auto":
+        return {"light_check": True}
+    try:
+        share = float(strength)
+    except (TypeError, ValueError):
+        share = math.nan
+    if not 0 <= share <= 1:
+        raise MdnError(f"--strength must be auto or a number from 0 to 1, got {strength!r}")
+    return {"strength": share, "light_check": False}
 
 
 def options(
@@ -42,6 +59,7 @@ def options(
     quality: str | None = None,
     wiener: bool | None = None,
     self_check: bool | None = None,
+    strength: float | str | None = None,
     keep_clean: bool | None = None,
     overlap: int | None = None,
     max_memory: int | str = 2 << 30,
@@ -49,12 +67,13 @@ def options(
 ) -> EngineOptions:
     """Engine options for `card`: its inference settings (passes, input mask, impulses, detail, quality,
     self-check, clean kept) and tile overlap unless given here, `settings` (EngineOptions' fields) as given;
-    `wiener` False means quality fast. Raises MdnError for a setting the engine would refuse."""
+    `wiener` False means quality fast; `strength` a share of the output's change to keep in [0, 1], or "auto"
+    for the light-noise check's. Raises MdnError for a setting the engine would refuse."""
     if wiener is False:
         quality = "fast"
     given = {
         "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail, "quality": quality,
-        "self_check": self_check, "keep_clean": keep_clean,
+        "self_check": self_check, "keep_clean": keep_clean, **strength_settings(strength),
     }  # fmt: skip
     inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
     if inference.get("quality", EngineOptions.quality) not in QUALITIES:
@@ -110,6 +129,8 @@ def run(
             info.update(repeats=engine.repeats)
         if settings.coarse:
             info.update(coarse=engine.coarse_runs)
+        if settings.light_check or settings.strength != 1:
+            info.update(kept_change=[round(share, 3) for share in engine.light_shares])
         if settings.keep_clean:
             info.update(clean=engine.clean)
     return result

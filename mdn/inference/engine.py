@@ -23,7 +23,7 @@ from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
 from mdn.nets.swinir import input_mask
 from mdn.stages import clean as keep
-from mdn.stages import coarse, detail, impulse, noise_level, wiener, windows
+from mdn.stages import coarse, detail, impulse, light, noise_level, wiener, windows
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
@@ -86,8 +86,11 @@ class EngineOptions:
     output's measured noise (`noise_level.noise_variance`) is above it (IDF's iteration, where noise is heavier
     than the network's training noise); 0: once; `coarse` runs it on each whole colour plane halved where the
     plane's noise is correlated (`noise_level.correlated`) and takes the output's coarse band from that run
-    (`stages.coarse`), before the stages after the network; `keep_clean` gives a clean colour plane whose only
-    fault is impulses its input back wherever the output does not stand out from it (`stages.clean`)."""
+    (`stages.coarse`), before the stages after the network; `light_check` keeps, where the output changed a colour
+    plane's (impulse-filled) input little, only the share of the change that the input's measured noise explains
+    (`stages.light`), and `strength` that share of whatever change is kept (1: all); `keep_clean` gives a clean
+    colour plane whose only fault is impulses its input back wherever the output does not stand out from it
+    (`stages.clean`)."""
 
     tile: int = 0
     overlap: int = 32
@@ -104,6 +107,8 @@ class EngineOptions:
     self_check: bool = False
     repeat_above: float = 0.0
     coarse: bool = False
+    light_check: bool = False
+    strength: float = 1.0
     keep_clean: bool = False
     max_memory: int = 2 << 30
 
@@ -111,7 +116,8 @@ class EngineOptions:
     def plane_stages(self) -> bool:
         """Whether stages that measure the whole plane run around the network (`Engine.denoise_plane`;
         `keep_clean` acts only where `impulses` filled some)."""
-        return self.impulses or self.detail or self.self_check or self.repeat_above > 0 or self.coarse
+        stages = self.impulses or self.detail or self.self_check or self.light_check or self.strength != 1
+        return stages or self.repeat_above > 0 or self.coarse
 
     def windowed(self, shape: tuple[int, int, int]) -> bool:
         """Whether an (H, W, C) plane's stages run window by window (`stages.windows`: the impulse, texture and
@@ -205,6 +211,9 @@ class Engine:
         """With `coarse`: whether each whole plane of the last call took its coarse band from a halved run."""
         self.impulses_filled = 0
         """With `impulses`: the values filled in the planes of the last call."""
+        self.light_shares: list[float] = []
+        """With `light_check` or a `strength`: the share of the output's change kept in each plane of the last
+        call."""
         self.clean: list[bool] = []
         """With `keep_clean`: whether each plane of the last call was a clean picture with impulses and kept its
         input but for them (`stages.clean`)."""
@@ -237,7 +246,7 @@ class Engine:
 
         result = np.empty((*planes.shape[:-1], self._image_channels(planes.shape[-1])), dtype=np.float32)
         self.kept_shares, self.repeats, self.coarse_runs, self.impulses_filled = [], [], [], 0
-        self.clean = []
+        self.clean, self.light_shares = [], []
         for index, plane in enumerate(planes):
             self.denoise_plane(plane, index, result[index], advance)
         return result
@@ -278,6 +287,7 @@ class Engine:
                 if self.options.detail:
                     self._refine_windows(plane[..., : out.shape[-1]], out, boxes, thresholds, filled)
                 clean = self._clean(plane[..., : out.shape[-1]], out, boxes, filled)
+                self._light(plane[..., : out.shape[-1]], out, boxes, filled, clean)
                 return
             self._repeat(plane, index, out)
             noisy = plane[..., : out.shape[-1]]
@@ -294,6 +304,7 @@ class Engine:
                 out[...], share = noise_level.self_checked(noisy, out, measure)
                 self.kept_shares.append(share)
             clean = self._clean(noisy, out, [], filled, measure)
+            self._light(noisy, out, [], filled, clean)
         finally:
             if replaced is not None:
                 impulse.apply_fills(plane, replaced)
@@ -318,6 +329,22 @@ class Engine:
             keep.is_clean(out.shape[-1], share, variance, lambda: keep.mean_square_change(filled, out, boxes))
         )
         return self.clean[-1]
+
+    def _light(self, plane: np.ndarray, out: np.ndarray, boxes: list[windows.Box], filled: float, clean: bool) -> None:
+        """`out` (H, W, C), in place, keeping `strength` of its change to `plane` (whose impulses, a `filled`
+        share of its values, were filled) and, with `light_check`, of that the share `stages.light` finds, measured
+        whole or over the plane's sample `boxes`; all of it where the plane is `clean` (`_clean`: its rule keeps
+        the input's pixels and the output's filled impulses, which the check would pull back toward their fills)."""
+        if not self.options.light_check and self.options.strength == 1:
+            return
+        share = self.options.strength
+        if self.options.light_check and not clean:
+            variance = (lambda: light.boxes_variance(plane, boxes)) if boxes else (lambda: light.noise_variance(plane))
+            change = functools.partial(keep.mean_square_change, plane, out, boxes)
+            share *= light.kept_share(out.shape[-1], change, variance, filled)
+        self.light_shares.append(share)
+        if share < 1.0:
+            light.keep_share(plane, out, share)
 
     def _repeat(self, plane: np.ndarray, index: int, out: np.ndarray) -> None:
         """The network again on its own output `out` (with the plane's auxiliary channels), in place, while the
@@ -412,15 +439,21 @@ class Engine:
     ) -> np.ndarray:
         """Rows and columns of what `__call__` returns for plane `index` of an (H, W, C) `shape` plane that runs
         its stages window by window (`EngineOptions.windowed`), bit for bit, given the plane's `statistics`
-        (`plane_statistics`): memory bounded by the region and its windows, not by the plane."""
+        (`plane_statistics`): memory bounded by the region and its windows, not by the plane. (Colour planes'
+        light-noise check and clean rule, which measure the whole plane's output, are left out.)"""
         size = shape[:2]
         source = windows.filled(read, size, statistics.impulses) if statistics.impulses else read
         network = functools.partial(self._network_region, source, shape, index)
         if statistics.detail is None:
-            return network(rows, columns)
-        search = wiener.search_for(self.options.quality, self._image_channels(shape[-1]))
-        window = self.options.stage_window
-        return windows.refine(source, network, size, rows, columns, statistics, search, self.device, window)
+            result = network(rows, columns)
+        else:
+            search = wiener.search_for(self.options.quality, self._image_channels(shape[-1]))
+            window = self.options.stage_window
+            result = windows.refine(source, network, size, rows, columns, statistics, search, self.device, window)
+        if self.options.strength != 1:
+            given = np.asarray(source(rows, columns), dtype=np.float32)[..., : result.shape[-1]]
+            light.keep_share(given, result, self.options.strength)
+        return result
 
     def _network_region(
         self, read: RegionReader, shape: tuple[int, int, int], index: int, rows: slice, columns: slice

@@ -41,30 +41,41 @@ of sigma 40 finds (9.2/255)^2 to (10.2/255)^2 more on the bench's pictures, whit
 the scale of two pixels."""
 
 
-def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
-    """Variance of pixel-independent noise in (H, W, C) channels, from the tail of the eigenvalues of their 7x7
-    patch covariance, the largest tail whose mean is not above its median (Chen et al. 2015); with `step`, of
-    the patches of every `step`-th pixel (all step x step phases pooled)."""
+def sampled_patches(planes: np.ndarray, step: int = 1) -> np.ndarray:
+    """The (N, PATCH, PATCH) patches of (H, W, C) channels that the measures read: of every `step`-th pixel (all
+    step x step phases and channels pooled), on a regular grid sparse enough for at most about MAX_PATCHES."""
     height, width = planes.shape[0] // step, planes.shape[1] // step
     if min(height, width) < PATCH:
-        return 0.0
+        return np.empty((0, PATCH, PATCH))
     count = step * step * planes.shape[-1] * (height - PATCH + 1) * (width - PATCH + 1)
     stride = max(1, int(np.ceil(np.sqrt(count / MAX_PATCHES))))
-    patches = np.concatenate(
-        [
-            sliding_window_view(planes[i::step, j::step, c], (PATCH, PATCH))[::stride, ::stride].reshape(-1, PATCH**2)
-            for i in range(step)
-            for j in range(step)
-            for c in range(planes.shape[-1])
-        ]
-    ).astype(np.float64)
-    patches -= patches.mean(axis=0)
-    eigenvalues = np.linalg.eigvalsh(patches.T @ patches / len(patches))[::-1]
+    windows = (
+        sliding_window_view(planes[i::step, j::step, c], (PATCH, PATCH))[::stride, ::stride]
+        for i in range(step)
+        for j in range(step)
+        for c in range(planes.shape[-1])
+    )
+    return np.concatenate([w.reshape(-1, PATCH, PATCH) for w in windows]).astype(np.float64)
+
+
+def tail_variance(patches: np.ndarray) -> float:
+    """Variance of pixel-independent noise in (N, PATCH, PATCH) patches: the mean of the tail of the eigenvalues
+    of their covariance, the largest tail whose mean is not above its median (Chen et al. 2015)."""
+    flat = patches.reshape(len(patches), -1)
+    flat = flat - flat.mean(axis=0)
+    eigenvalues = np.linalg.eigvalsh(flat.T @ flat / len(flat))[::-1]
     for first in range(len(eigenvalues)):
         tail = eigenvalues[first:]
         if tail.mean() <= np.median(tail):
             return float(max(tail.mean(), 0.0))
     return float(max(eigenvalues[-1], 0.0))
+
+
+def patch_noise_variance(planes: np.ndarray, step: int = 1) -> float:
+    """Variance of pixel-independent noise in (H, W, C) channels, from their 7x7 patches' covariance
+    (`tail_variance`); with `step`, of the patches of every `step`-th pixel (all step x step phases pooled)."""
+    patches = sampled_patches(planes, step)
+    return tail_variance(patches) if len(patches) else 0.0
 
 
 class Measure:
