@@ -1,25 +1,28 @@
-"""A colour picture with little noise keeps most of itself: the light-noise check.
+"""A colour picture with little noise keeps most of itself: the light-noise check (`--strength auto`).
 
 The default's network and stages were trained and tuned for noise of sigma 3-50; given a clean picture, or one
 with the noise of a camera at its base sensitivity, they still take away what they would take from such noise,
 fine texture with it: on the validation crops clean colour pictures came out at 41 dB, sigma 1 noise 7 dB below
 its input. Where the output's change to its (impulse-filled) input is small (`LIGHT_BELOW`), the check measures
 the input's noise and keeps a share of the change by it, as the self-check does (`noise_level.self_checked`),
-with two differences that let it run on every colour picture the default meets:
+with two differences:
 
-- The noise is measured in chroma (`noise_level.Measure`) and in luminance, where it is measured on weak-texture
-  patches only (Liu, Tanaka and Okutomi, "Single-image noise level estimation for blind denoising", 2013): the
-  patches whose steps noise alone explains, re-selected as the estimate falls, so that texture does not count as
-  noise; per quarter of the picture's brightness, the largest (noise that grows with the signal measures most
-  where the picture is brightest). Noise that a JPEG left coarser than a pixel hides from full-resolution
-  patches: where every other pixel's patches find clearly more (`COARSER`), that is taken instead.
+- The noise is measured in chroma (`noise_level.Measure`), also on every other pixel, where a camera's
+  demosaicked noise shows (on the validation crops full resolution read under half of what every other pixel
+  did), and in luminance on weak-texture patches only (Liu, Tanaka and Okutomi, "Single-image noise level
+  estimation for blind denoising", 2013): the patches whose steps noise alone explains, re-selected as the
+  estimate falls, so that texture does not count as noise; per quarter of the picture's brightness, the largest
+  (noise that grows with the signal measures most where the picture is brightest). Noise that a JPEG left
+  coarser than a pixel hides from full-resolution patches: where every other pixel's find clearly more
+  (`COARSER`), that is taken instead.
 - The share kept is `KEPT_FACTOR` times the noise over the change: a denoiser's output still holds part of the
   noise it was given, so its error is more than its change less the noise (the self-check's estimate; Stein's
   unbiased risk estimate adds twice the noise times the share of it the output passes).
 
 Grey planes are left out: a camera's light noise, demosaicked, holds little at a pixel's scale and hides from
 both luminance measures, and a grey picture has no chroma to show it (on the grey validation crops the check
-lost 0.2-3 dB on light camera noise).
+lost 0.2-3 dB on light camera noise). In colour it can still hide (a held-out photo lost 4.5 dB before the
+chroma's every other pixel was measured too), which is why the check is asked for, not the default.
 """
 
 from __future__ import annotations
@@ -97,14 +100,16 @@ def brightness_variances(luminance: np.ndarray, step: int = 1) -> list[float]:
 def noise_variance(image: np.ndarray) -> float:
     """The noise variance of an (H, W, C) image in [0, 1], C 1 or 3, as the check reads it: its luminance's
     weak-texture noise at the brightness where it is largest (every other pixel's, where that is `COARSER`),
-    or a colour image's chroma noise (`noise_level.Measure`) where that is larger."""
+    or a colour image's chroma noise (`noise_level.Measure`), at full resolution or on every other pixel
+    (a camera's demosaicked noise), where that is larger."""
     luminance = image @ OPPONENT[0] if image.shape[-1] == 3 else image[..., 0]
     variance = max(brightness_variances(luminance))
     coarser = float(np.median(brightness_variances(luminance, step=2)))
     if coarser > COARSER**2 * variance:
         variance = coarser
     if image.shape[-1] == 3:
-        variance = max(variance, noise_level.Measure(image).variance)
+        measure = noise_level.Measure(image)
+        variance = max(variance, measure.variance, measure.white_and_spaced[1])
     return variance
 
 

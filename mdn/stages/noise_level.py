@@ -96,7 +96,7 @@ class Measure:
         return self.image @ OPPONENT[1:].T
 
     @functools.cached_property
-    def _white_and_spaced(self) -> tuple[float, float]:
+    def white_and_spaced(self) -> tuple[float, float]:
         """The chroma's noise variance at full resolution and on every other pixel."""
         return patch_noise_variance(self._chroma), patch_noise_variance(self._chroma, step=2)
 
@@ -104,14 +104,14 @@ class Measure:
     def correlated(self) -> bool:
         if self.image.shape[-1] != 3:
             return False
-        white, spaced = self._white_and_spaced
+        white, spaced = self.white_and_spaced
         return spaced - white > CORRELATED_ABOVE
 
     @functools.cached_property
     def variance(self) -> float:
         if self.image.shape[-1] != 3:
             return patch_noise_variance(self.image)
-        white, spaced = self._white_and_spaced
+        white, spaced = self.white_and_spaced
         if spaced <= CORRELATED_FROM:
             return white
         if not self.correlated:
