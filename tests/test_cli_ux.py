@@ -152,6 +152,11 @@ def test_a_single_file_line_names_the_card_and_the_seconds(photo: Path, tmp_path
     assert line.startswith(f"wrote {tmp_path / 'clean.png'} (unet, ") and line.endswith(" s)")
 
 
+def test_a_single_file_line_says_what_share_of_the_change_a_strength_kept(photo: Path, tmp_path: Path) -> None:
+    result = mdn_cli("denoise", photo, "-o", tmp_path / "half.png", "--model", "unet", "--strength", "0.5")
+    assert result.returncode == 0 and "(unet, kept 50 % of the change, " in result.stdout
+
+
 # -------------------------------------------------------------------------------------------- metadata
 
 

@@ -81,6 +81,14 @@ class BatchProgress:
             self._steps = None
 
 
+def _kept(shares: list[float] | None) -> str:
+    """`--strength`'s share of the change kept, as the line after a file says it: none where all was kept."""
+    if not shares or min(shares) >= 1:
+        return ""
+    low, high = round(100 * min(shares)), round(100 * max(shares))
+    return f"kept {low} % of the change" if low == high else f"kept {low}-{high} % of the change"
+
+
 def print_summary(results: list[Result], quiet: bool = False, planned: int | None = None) -> None:
     """Warnings and errors always; a table of all files when several were planned, unless quiet."""
     for result in results:
@@ -94,9 +102,9 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
         if results and results[0].status != "failed":
             result = results[0]
             if result.status == "done":
-                what = result.info.get("model") or result.info.get("noise")
-                out.print(f"wrote {_short(result.output)} ({what + ', ' if what else ''}{result.seconds:.1f} s)",
-                          soft_wrap=True)  # fmt: skip
+                what = [result.info.get("model") or result.info.get("noise"), _kept(result.info.get("kept_change"))]
+                what = "".join(f"{part}, " for part in what if part)
+                out.print(f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True)
             else:
                 out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True)
         return
