@@ -102,6 +102,27 @@ def test_planes_too_large_for_whole_stages_run_them_by_windows_in_units_of_chunk
     assert np.abs(zarr.open(str(tmp_path / "clean.zarr"), mode="r")[:].astype(int) - reference).max() <= 1
 
 
+@pytest.mark.parametrize("windowed", [False, True])
+def test_a_strength_keeps_the_same_share_of_a_volume_as_of_its_tiff(
+    volume, tmp_path: Path, monkeypatch, windowed: bool
+) -> None:
+    """`--strength 0.5` keeps half of each plane's change, whole planes or regions of planes run window by
+    window alike: the volume equals the TIFF run, which lies halfway between the input and the full change."""
+    folder, references = volume
+    if windowed:
+        monkeypatch.setattr(windows, "BYTES_PER_PIXEL", 1 << 20)
+        monkeypatch.setattr(windows, "window_for", lambda budget: 64)
+        monkeypatch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", (2 << 30) // (64 * 48))
+    half = ("--strength", "0.5")
+    result = _invoke("denoise", folder / "cells.tif", "-o", tmp_path / "half.tif", *TILE, *half)
+    assert result.exit_code == 0, result.output
+    reference = tifffile.imread(tmp_path / "half.tif").astype(int)
+    assert np.abs(reference - (_stack().astype(int) + references["default"]) / 2).mean() < 3
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "half.zarr", *TILE, *half)
+    assert result.exit_code == 0, result.output
+    assert np.abs(zarr.open(str(tmp_path / "half.zarr"), mode="r")[:].astype(int) - reference).max() <= 1
+
+
 def test_a_two_worker_cluster_gives_the_same_volume(volume, tmp_path: Path) -> None:
     folder, references = volume
     result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "clean.zarr", *TILE, "--scheduler", "local:2")
