@@ -21,7 +21,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quality -x -a 'fast 
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l wiener -l no-wiener -d '--no-wiener: --quality fast'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l self-check -l no-self-check -d "Measure each image's noise and blend the input back where the card would do worse (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l strength -r -d "The share of the denoiser's change to keep, from 0 (the input) to 1 (all of it), or auto: where a colour picture comes out little changed, the share its measured noise explains (clean and lightly noisy pictures keep their texture; a camera's light noise can hide from that measure)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l keep-clean -l no-keep-clean -d "Give a colour picture whose noise measures clean back as it came, but for impulses (default: the card's)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l keep-clean -l no-keep-clean -d "Give a picture whose noise measures clean back as it came, but for impulses (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'

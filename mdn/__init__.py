@@ -75,7 +75,7 @@ def denoise(
     that their neighbours do not share before the network), `detail` (put back the texture the network
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
     "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast"), `self_check`
-    (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give a colour
+    (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give an
     image whose noise measures clean back as it came, but for impulses) default to the card's own settings;
     `strength`, the share of the change kept (1: all of it; "auto": where a colour image came out little changed,
     the share its measured noise explains), to all.

@@ -162,7 +162,7 @@ def denoise_command(
                                          "changed, the share its measured noise explains (clean and lightly noisy "
                                          "pictures keep their texture; a camera's light noise can hide from that "
                                          "measure).", metavar="auto|0-1", show_default="1")] = None,
-    keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a colour picture whose noise "
+    keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a picture whose noise "
                                             "measures clean back as it came, but for impulses (default: the "
                                             "card's).")] = None,
     seed: Seed = 0,

@@ -89,7 +89,7 @@ class EngineOptions:
     (`stages.coarse`), before the stages after the network; `light_check` keeps, where the output changed a colour
     plane's (impulse-filled) input little, only the share of the change that the input's measured noise explains
     (`stages.light`), and `strength` that share of whatever change is kept (1: all); `keep_clean` gives a clean
-    colour plane whose only fault is impulses its input back wherever the output does not stand out from it
+    plane whose only fault is impulses its input back wherever the output does not stand out from it
     (`stages.clean`)."""
 
     tile: int = 0
@@ -324,10 +324,8 @@ class Engine:
         its sample `boxes`; noted in `clean`."""
         if not self.options.keep_clean:
             return False
-        variance = (lambda: measure.variance) if measure else (lambda: keep.boxes_variance(filled, boxes))
-        self.clean.append(
-            keep.is_clean(out.shape[-1], share, variance, lambda: keep.mean_square_change(filled, out, boxes))
-        )
+        variance = functools.partial(keep.noise_variance, filled, boxes, measure)
+        self.clean.append(keep.is_clean(share, variance, lambda: keep.mean_square_change(filled, out, boxes)))
         return self.clean[-1]
 
     def _light(self, plane: np.ndarray, out: np.ndarray, boxes: list[windows.Box], filled: float, clean: bool) -> None:

@@ -1,20 +1,23 @@
-"""A clean colour picture whose only fault is impulses keeps its pixels: only the impulses change.
+"""A clean picture whose only fault is impulses keeps its pixels: only the impulses change.
 
 Salt and pepper in its classical form, and a sensor's dead and hot pixels, strike a few values of an otherwise
 sound picture. The default's network, trained on noise of sigma 5-50, smooths the rest of such a picture to the
 texture it learned, and the stages after it keep that: at density 0.002 on the bench's colour pictures the output
-lay 10 dB below the picture with its impulses merely filled. A colour plane counts as such a picture when the
-engine filled impulses in at least `wiener.KEPT_IMPULSES` of its values (the share from which the Wiener stage too
-takes the filled plane for salt and pepper: on the bench's colour pictures salt and pepper at 0.002 fills 1.4e-3
-or more, no other noise more than 4.3e-4, clean pictures and camera JPEGs at most 3.6e-5), its chroma measures
-less than CLEAN_BELOW of noise once they are filled (`noise_level.Measure`, as the self-check reads it), and the
-output lies within CHANGED (RMS) of the filled plane: a camera JPEG holds its noise in luminance, where the chroma
-measure cannot see it, and there the output takes more away. Then the output keeps the input's value wherever
-the two lie within STANDS_OUT of each other, and its own where they lie further apart: the impulses, filled or
-not, and nothing else.
+lay 10 dB below the picture with its impulses merely filled. A plane counts as such a picture when the engine
+filled impulses in at least `wiener.KEPT_IMPULSES` of its values (the share from which the Wiener stage too takes
+the filled plane for salt and pepper: on the bench's colour pictures salt and pepper at 0.002 fills 1.4e-3 or
+more, no other noise more than 4.3e-4, clean pictures and camera JPEGs at most 3.6e-5) and in less than
+`light.FILLED_FROM` (denser impulses leave fills whose errors the measures read as texture), its noise measures
+less than CLEAN_BELOW once they are filled, and the output lies within CHANGED (RMS) of the filled plane: a
+camera JPEG holds its noise in luminance, where the chroma measure cannot see it, and there the output takes more
+away. A colour plane's noise is measured in its chroma (`noise_level.Measure`, as the self-check reads it); a
+grey plane's, which has none, on its weak-texture patches (`light.noise_variance`: a clean grey picture's texture
+measures as noise on all its patches, 4.5/255 on the median clean bench picture). Then the output keeps the
+input's value wherever the two lie within STANDS_OUT of each other, and its own where they lie further apart: the
+impulses, filled or not, and nothing else.
 
-Left out: grey planes (a grey picture's texture measures as noise: 4.5/255 on the median clean bench picture) and
-clean pictures without impulses, which cannot be told here from a light camera JPEG: both run the stages as before.
+Left out: clean pictures without impulses, which cannot be told here from a light camera JPEG: they run the
+stages as before.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mdn.stages import noise_level, wiener
+from mdn.stages import light, noise_level, wiener
 
 CLEAN_BELOW = 1.5
-"""Chroma noise standard deviation (in 1/255), measured on the filled plane, under which the rest of the picture
-counts as clean. Chosen on the validation crops: clean pictures measure 0.35-1.0, salt and pepper at 0.002
+"""Noise standard deviation (in 1/255), measured on the filled plane, under which the rest of the picture counts as
+clean. Chosen on the validation crops: in chroma clean pictures measure 0.35-1.0, salt and pepper at 0.002
 0.63-1.21, at 0.02 1.72-3.25, Gaussian sigma 2 2.03-2.24, camera noise 7 or more (the measure sees correlated
-noise on every other pixel)."""
+noise on every other pixel); grey, on weak-texture patches, salt and pepper at 0.002-0.02 0.16-1.89, Gaussian
+sigma 2 with salt and pepper 0.002 2.04-2.50."""
 
 CHANGED = 4.0
 """RMS of the output's change to the filled plane (in 1/255) under which the output only smoothed a clean picture:
@@ -43,22 +47,27 @@ ROWS = 256
 """Rows compared at a time: a 24 MP picture's whole difference would take 288 MB."""
 
 
-def is_clean(channels: int, filled_share: float, variance: Callable[[], float], change: Callable[[], float]) -> bool:
-    """Whether a plane of `channels` channels, of whose values a `filled_share` were filled as impulses, is a
-    clean picture with impulses: `variance()` its chroma noise variance and `change()` the mean square of the
-    output's change to the filled plane, each asked only if the tests before it pass."""
+def is_clean(filled_share: float, variance: Callable[[], float], change: Callable[[], float]) -> bool:
+    """Whether a plane of whose values a `filled_share` were filled as impulses is a clean picture with impulses:
+    `variance()` its noise variance (`noise_variance`) and `change()` the mean square of the output's change to the
+    filled plane, each asked only if the tests before it pass."""
     return (
-        channels == 3
-        and filled_share >= wiener.KEPT_IMPULSES
+        wiener.KEPT_IMPULSES <= filled_share < light.FILLED_FROM
         and variance() < (CLEAN_BELOW / 255) ** 2
         and change() < (CHANGED / 255) ** 2
     )
 
 
-def boxes_variance(plane: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:
-    """The chroma noise variance of a large (H, W, 3) plane as the self-check measures a whole one
-    (`noise_level.Measure`): the median over its sample `boxes`."""
-    return float(np.median([noise_level.noise_variance(plane[box]) for box in boxes]))
+def noise_variance(
+    plane: np.ndarray, boxes: list[tuple[slice, slice]], measure: noise_level.Measure | None = None
+) -> float:
+    """The noise variance of an (H, W, C) filled plane as the rule reads it: a colour plane's in chroma (`measure`,
+    if taken), a grey one's on its weak-texture patches; of a large plane, the median over its sample `boxes`."""
+    if boxes:
+        return float(np.median([noise_variance(plane[box], []) for box in boxes]))
+    if plane.shape[-1] == 3:
+        return (measure or noise_level.Measure(plane)).variance
+    return light.noise_variance(plane)
 
 
 def mean_square_change(plane: np.ndarray, out: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:
