@@ -437,8 +437,8 @@ class Engine:
     ) -> np.ndarray:
         """Rows and columns of what `__call__` returns for plane `index` of an (H, W, C) `shape` plane that runs
         its stages window by window (`EngineOptions.windowed`), bit for bit, given the plane's `statistics`
-        (`plane_statistics`): memory bounded by the region and its windows, not by the plane. (Colour planes'
-        light-noise check and clean rule, which measure the whole plane's output, are left out.)"""
+        (`plane_statistics`): memory bounded by the region and its windows, not by the plane. (The clean rule
+        and the light-noise check, which measure the plane's output, are left out.)"""
         size = shape[:2]
         source = windows.filled(read, size, statistics.impulses) if statistics.impulses else read
         network = functools.partial(self._network_region, source, shape, index)
