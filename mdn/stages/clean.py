@@ -43,9 +43,6 @@ STANDS_OUT = 0.1
 """How far (in [0, 1]) the output must lie from a clean picture's value to be taken: an impulse lies further, the
 network's smoothing of the rest nearer."""
 
-ROWS = 256
-"""Rows compared at a time: a 24 MP picture's whole difference would take 288 MB."""
-
 
 def is_clean(filled_share: float, variance: Callable[[], float], change: Callable[[], float]) -> bool:
     """Whether a plane of whose values a `filled_share` were filled as impulses is a clean picture with impulses:
@@ -76,13 +73,13 @@ def mean_square_change(plane: np.ndarray, out: np.ndarray, boxes: list[tuple[sli
     if boxes:
         return float(np.mean([np.mean(np.square(out[box] - plane[box])) for box in boxes]))
     total = 0.0
-    for top in range(0, out.shape[0], ROWS):
-        total += float(np.sum(np.square(out[top : top + ROWS] - plane[top : top + ROWS])))
+    for top in range(0, out.shape[0], light.ROWS):
+        total += float(np.sum(np.square(out[top : top + light.ROWS] - plane[top : top + light.ROWS])))
     return total / out.size
 
 
 def keep_input(image: np.ndarray, out: np.ndarray) -> None:
     """`out` (H, W, C), in place: `image`'s value wherever the two lie within STANDS_OUT, its own elsewhere."""
-    for top in range(0, out.shape[0], ROWS):
-        given, result = image[top : top + ROWS], out[top : top + ROWS]
+    for top in range(0, out.shape[0], light.ROWS):
+        given, result = image[top : top + light.ROWS], out[top : top + light.ROWS]
         np.copyto(result, given, where=np.abs(given - result) <= STANDS_OUT)

@@ -61,7 +61,8 @@ lie where the impulses were, which the patch measures read as texture (salt and 
 about 0.05, at 0.02 about 0.02)."""
 
 ROWS = 256
-"""Rows blended at a time (`keep_share`): no second copy of a 24 MP picture."""
+"""Rows a step over a whole plane takes at a time (this blend, `clean`'s comparisons): a 24 MP picture's whole
+difference would take 288 MB."""
 
 MIN_PATCHES = 4 * noise_level.PATCH**2
 """The fewest patches a covariance of theirs is measured on: four per dimension."""
