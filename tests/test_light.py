@@ -33,11 +33,11 @@ def luminance(image: np.ndarray) -> np.ndarray:
 
 
 def test_weak_texture_patches_measure_the_noise_and_not_the_texture() -> None:
-    """All patches' eigenvalue tail (Chen et al.) takes a clean photo's texture for noise of sigma 8; its
-    weak-texture patches find less than 1, and the sigma of white noise added to it."""
+    """All patches' eigenvalue tail (Chen et al.) takes a clean photo's texture for noise of sigma above 6 (8.2);
+    its weak-texture patches find less than 1, and the sigma of white noise added to it."""
     astronaut = bench.load_references(None)["astronaut"]
     clean = noise_level.sampled_patches(luminance(astronaut)[..., None])
-    assert np.sqrt(light.weak_texture_variance(clean)) * 255 < 1 < np.sqrt(noise_level.tail_variance(clean)) * 255 / 8
+    assert np.sqrt(light.weak_texture_variance(clean)) * 255 < 1 < np.sqrt(noise_level.tail_variance(clean)) * 255 / 6
     for sigma, within in ((2.0, 0.4), (4.0, 0.15), (8.0, 0.1)):  # light noise lets mild texture in
         patches = noise_level.sampled_patches(luminance(noisy(astronaut, "gaussian", sigma))[..., None])
         assert np.sqrt(light.weak_texture_variance(patches)) * 255 == pytest.approx(sigma, rel=within)
