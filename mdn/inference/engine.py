@@ -337,7 +337,7 @@ class Engine:
             return
         share = self.options.strength
         if self.options.light_check and not clean:
-            variance = (lambda: light.boxes_variance(plane, boxes)) if boxes else (lambda: light.noise_variance(plane))
+            variance = functools.partial(light.noise_variance, plane, boxes)
             change = functools.partial(keep.mean_square_change, plane, out, boxes)
             share *= light.kept_share(out.shape[-1], change, variance, filled)
         self.light_shares.append(share)

@@ -60,11 +60,11 @@ def noise_variance(
 ) -> float:
     """The noise variance of an (H, W, C) filled plane as the rule reads it: a colour plane's in chroma (`measure`,
     if taken), a grey one's on its weak-texture patches; of a large plane, the median over its sample `boxes`."""
+    if plane.shape[-1] != 3:
+        return light.noise_variance(plane, boxes)
     if boxes:
-        return float(np.median([noise_variance(plane[box], []) for box in boxes]))
-    if plane.shape[-1] == 3:
-        return (measure or noise_level.Measure(plane)).variance
-    return light.noise_variance(plane)
+        return float(np.median([noise_level.Measure(plane[box]).variance for box in boxes]))
+    return (measure or noise_level.Measure(plane)).variance
 
 
 def mean_square_change(plane: np.ndarray, out: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:

@@ -27,7 +27,7 @@ chroma's every other pixel was measured too), which is why the check is asked fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -99,11 +99,13 @@ def brightness_variances(luminance: np.ndarray, step: int = 1) -> list[float]:
     return [weak_texture_variance(patches[group]) for group in np.array_split(order, BRIGHTNESS_BINS)]
 
 
-def noise_variance(image: np.ndarray) -> float:
+def noise_variance(image: np.ndarray, boxes: Sequence[tuple[slice, slice]] = ()) -> float:
     """The noise variance of an (H, W, C) image in [0, 1], C 1 or 3, as the check reads it: its luminance's
     weak-texture noise at the brightness where it is largest (every other pixel's, where that is `COARSER`),
     or a colour image's chroma noise (`noise_level.Measure`), at full resolution or on every other pixel
-    (a camera's demosaicked noise), where that is larger."""
+    (a camera's demosaicked noise), where that is larger; of a large image, the median over its sample `boxes`."""
+    if boxes:
+        return float(np.median([noise_variance(image[box]) for box in boxes]))
     luminance = image @ OPPONENT[0] if image.shape[-1] == 3 else image[..., 0]
     variance = max(brightness_variances(luminance))
     coarser = float(np.median(brightness_variances(luminance, step=2)))
@@ -113,12 +115,6 @@ def noise_variance(image: np.ndarray) -> float:
         measure = noise_level.Measure(image)
         variance = max(variance, measure.variance, measure.white_and_spaced[1])
     return variance
-
-
-def boxes_variance(image: np.ndarray, boxes: list[tuple[slice, slice]]) -> float:
-    """`noise_variance` of a large (H, W, C) image, too large to measure whole: the median over its sample
-    `boxes`."""
-    return float(np.median([noise_variance(image[box]) for box in boxes]))
 
 
 def kept_share(channels: int, change: Callable[[], float], variance: Callable[[], float], filled: float) -> float:
