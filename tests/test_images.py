@@ -9,6 +9,7 @@ import imagecodecs
 import imageio.v3 as iio
 import numpy as np
 import OpenEXR
+import PIL.Image
 import pytest
 import tifffile
 
@@ -302,6 +303,8 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
         ("garbage.jpg", b"\xff\xd8\xffnot really", "cannot read JPEG"),
         ("empty.tif", "empty", "image is empty"),
         ("complex.tif", "complex", "unsupported sample type complex64"),
+        ("print.jpg", "cmyk", "unsupported JPEG colour model CMYK"),
+        ("print.tif", "cmyk", "unsupported TIFF colour model SEPARATED"),
     ],
 )
 def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, content, message: str) -> None:
@@ -312,6 +315,10 @@ def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, c
         tifffile.imwrite(path, np.zeros((0, 5), np.uint8))
     elif content == "complex":
         tifffile.imwrite(path, np.zeros((4, 5), np.complex64))
+    elif content == "cmyk" and path.suffix == ".jpg":
+        PIL.Image.fromarray(_random((16, 24, 3), "uint8")).convert("CMYK").save(path)
+    elif content == "cmyk":
+        tifffile.imwrite(path, _random((16, 24, 4), "uint8"), photometric="separated")
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(MdnError, match=message) as info:

@@ -248,6 +248,7 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             raw = imagecodecs.png_decode(data)
             layout, meta = _plain_layout(raw), {"photo": metadata.read_png(data)}
         else:
+            _check_colour_model(path, fmt)
             raw = iio.imread(path)
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
     except MdnError:
@@ -258,6 +259,21 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             reason = f"not a {fmt.upper()} file"
         raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
     return _image(raw, Source(path, fmt, layout, meta), hdr=fmt == "exr")
+
+
+def _check_colour_model(path: Path, fmt: str) -> None:
+    """An MdnError for a file that Pillow decodes in a colour model mdn does not denoise: CMYK (a JPEG's print
+    separation), whose four channels would otherwise pass for RGB and alpha. Bytes Pillow cannot open are left to
+    the decoder's own error."""
+    from PIL import Image as Pillow
+
+    try:
+        with Pillow.open(path) as opened:
+            mode = opened.mode
+    except Exception:  # Pillow raises anything from OSError to SyntaxError on a bad file
+        return
+    if mode == "CMYK":
+        raise MdnError(f"unsupported {fmt.upper()} colour model CMYK (a print separation: convert it to RGB)", path)
 
 
 ARRAY = "array"
