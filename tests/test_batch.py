@@ -136,3 +136,12 @@ def test_an_interrupted_batch_keeps_the_files_before_it(tmp_path: Path, how: str
     handled = ["0.png"] if how == "raised" else ["0.png", "1.png"]
     assert [r.input.name for r in info.value.results] == handled and info.value.planned == 6
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == handled
+
+
+def test_a_work_step_error_naming_no_file_names_the_input(tmp_path: Path) -> None:
+    def refuse(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+        raise MdnError("too small for this step")
+
+    inputs = _inputs(tmp_path / "in")
+    results = batch.run(batch.plan(inputs[:1], tmp_path / "out", ""), refuse)
+    assert results[0].status == "failed" and results[0].error == f"{inputs[0]}: too small for this step"

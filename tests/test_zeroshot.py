@@ -137,6 +137,23 @@ def test_mismatched_net_and_image_are_user_errors(noisy: np.ndarray) -> None:
         _mpi(noisy, _net(SkipConfig(width=16, scales=3)), FAST)
 
 
+@pytest.mark.parametrize("shape", [(3, 3, 1), (2, 40, 1)])
+def test_an_image_too_small_to_learn_from_is_refused_by_both_methods(shape: tuple[int, ...]) -> None:
+    tiny = np.full(shape, 0.5, np.float32)
+    with pytest.raises(MdnError, match="at least 4x4 pixels"):
+        _mpi(tiny, _net(), FAST)
+    with pytest.raises(MdnError, match="at least 4x4 pixels"):
+        zs_n2n(tiny, iters=2)
+    out = _mpi(np.random.default_rng(0).random((4, 4, 1), np.float32), _net(), dataclasses.replace(FAST, iters=3))
+    assert out.image.shape == (4, 4, 1) and np.isfinite(out.image).all()
+
+
+def test_a_fit_that_diverges_is_an_error_not_an_image(noisy: np.ndarray, monkeypatch) -> None:
+    monkeypatch.setattr(IterativeFill, "run", lambda self, image, *args, **kwargs: np.full_like(image, np.nan))
+    with pytest.raises(MdnError, match="zero-shot fitting diverged"):
+        _mpi(noisy, _net(), FAST)
+
+
 def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:
     image = np.random.default_rng(2).random((100, 150, 1), dtype=np.float32)
     calls: list[tuple[int, int]] = []
@@ -365,6 +382,20 @@ def test_cli_zeroshot_reports_its_self_check_and_warns_when_it_cannot_help(tmp_p
     assert check["estimated_gain_db_low"] == check["estimated_gain_db_high"] == 0.0
     assert "improves this image by an estimated 0.0-0.0 dB only" in " ".join(result.output.split())
     assert np.array_equal(tifffile.imread(tmp_path / "b.tif"), tifffile.imread(tmp_path / "a.tif"))
+
+
+def test_cli_zeroshot_names_the_file_too_small_for_it_and_writes_nothing(tmp_path) -> None:
+    torch.manual_seed(0)
+    config = SkipConfig(channels=1, mask_channels=1, width=8, scales=2)
+    card = registry.ModelCard("fill-grey", "skip", config.to_dict(), "", "", task="fill")
+    registry.save(SkipNet(config), card, registry.user_dir())
+    (tmp_path / "tiny.png").write_bytes(imagecodecs.png_encode(data.camera()[:3, :3]))
+    (tmp_path / "fine.png").write_bytes(imagecodecs.png_encode(data.camera()[:16, :16]))
+    args = ["zeroshot", str(tmp_path / "tiny.png"), str(tmp_path / "fine.png"), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--iters", "2"])
+    assert result.exit_code == 1, result.output
+    assert f"error: {tmp_path / 'tiny.png'}: zero-shot denoising needs" in " ".join(result.output.split())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fine.png"]
 
 
 def test_cli_zeroshot_rejects_an_unknown_precision(tmp_path) -> None:

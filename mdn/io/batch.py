@@ -292,9 +292,13 @@ def _store(image: images.Image, result: Result, *, overwrite: bool, dtype: str |
 
 
 def _failed(result: Result, exc: MdnError | MemoryError, start: float) -> Result:
-    """Mark a result failed by `exc`, counting the time since `start`."""
+    """Mark a result failed by `exc`, counting the time since `start`; an error that names no file names the input
+    (a work step's, e.g. an image too small for it)."""
     result.status = "failed"
-    result.error = str(exc) if isinstance(exc, MdnError) else f"{result.input}: out of memory"
+    if isinstance(exc, MdnError):
+        result.error = str(exc) if exc.path is not None else f"{result.input}: {exc}"
+    else:
+        result.error = f"{result.input}: out of memory"
     result.seconds += time.perf_counter() - start
     return result
 

@@ -30,12 +30,21 @@ class Filled(NamedTuple):
     check: SelfCheck | None
 
 
+MIN_SIDE = 4
+"""The fewest pixels a side of an image MPI fine-tunes on: with both sides at most 3 its network's weights turned
+NaN within three steps (every such size tried, colour and grey), and there is nothing to learn from either."""
+
+
 def as_image(noisy: np.ndarray, channels: int | None = None) -> np.ndarray:
-    """Check that noisy is (H, W, C) with C = channels (any C when None) and at least 2x2; float32 copy."""
+    """Check that noisy is (H, W, C) with C = channels (any C when None) and at least MIN_SIDE a side; float32
+    copy."""
     image = np.asarray(noisy, dtype=np.float32)
-    if image.ndim != 3 or (channels is not None and image.shape[-1] != channels) or min(image.shape[:2]) < 2:
+    if image.ndim != 3 or (channels is not None and image.shape[-1] != channels) or min(image.shape[:2]) < MIN_SIDE:
         wanted = f"(H, W, {channels})" if channels is not None else "(H, W, C)"
-        raise MdnError(f"zero-shot denoising needs an {wanted} image of at least 2x2 pixels, got shape {image.shape}")
+        raise MdnError(
+            f"zero-shot denoising needs an {wanted} image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got shape "
+            f"{image.shape}"
+        )
     return image
 
 
@@ -195,7 +204,10 @@ def mpi_tiled(
         out = fill.run(image[y : y + th, x : x + tw], deadline, counter, held, preset.iters)
         total[y : y + th, x : x + tw] += out * grid.weight(y, x)
     rows, columns = grid.coverage()
-    out = np.clip(total / rows[:, None, None] / columns[None, :, None], 0.0, 1.0)
+    out = total / rows[:, None, None] / columns[None, :, None]
+    if not np.isfinite(out).all():  # a fit that diverged: nothing to write
+        raise MdnError("zero-shot fitting diverged (its output is not finite); try another --seed or --precision fp32")
+    np.clip(out, 0.0, 1.0, out=out)
     return refined(image, out, holdout) if holdout is not None and counter.done else Filled(out, None)
 
 
