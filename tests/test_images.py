@@ -108,6 +108,19 @@ def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dt
         assert b.pages.first.resolutionunit == a.pages.first.resolutionunit
 
 
+def test_a_jpeg_compressed_ycbcr_tiff_reads_as_rgb_and_writes_back_as_rgb(tmp_path: Path) -> None:
+    y, x = np.mgrid[0:48, 0:64]
+    pixels = np.stack([40 + 3 * x, 200 - 3 * y, 60 + 2 * (x + y)], axis=-1).astype(np.uint8)  # smooth colour ramps
+    tifffile.imwrite(tmp_path / "scan.tif", pixels, compression="jpeg")
+    image = images.read(tmp_path / "scan.tif")
+    assert image.pixels.shape == (1, 48, 64, 3)  # planes: one
+    assert np.abs(image.pixels[0] * 255 - pixels).mean() < 3  # decoded to RGB: JPEG's loss, not YCbCr's values
+    images.write(image, tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.RGB
+        assert np.array_equal(tif.asarray(), images.to_array(image))
+
+
 def test_tiff_with_a_damaged_resolution_unit_is_written_without_its_resolution(tmp_path: Path) -> None:
     """A ResolutionUnit outside the TIFF enumeration had crashed the write; the pixels come back, the resolution
     is dropped."""
@@ -305,6 +318,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
         ("complex.tif", "complex", "unsupported sample type complex64"),
         ("print.jpg", "cmyk", "unsupported JPEG colour model CMYK"),
         ("print.tif", "cmyk", "unsupported TIFF colour model SEPARATED"),
+        ("signed.tif", "int16", "unsupported sample type int16 [(]signed: convert it to uint16 or float32[)]"),
     ],
 )
 def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, content, message: str) -> None:
@@ -317,6 +331,8 @@ def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, c
         tifffile.imwrite(path, np.zeros((4, 5), np.complex64))
     elif content == "cmyk" and path.suffix == ".jpg":
         PIL.Image.fromarray(_random((16, 24, 3), "uint8")).convert("CMYK").save(path)
+    elif content == "int16":
+        tifffile.imwrite(path, np.zeros((4, 5), np.int16))
     elif content == "cmyk":
         tifffile.imwrite(path, _random((16, 24, 4), "uint8"), photometric="separated")
     elif content is not None:

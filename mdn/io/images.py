@@ -183,7 +183,8 @@ def _check_layout(path: Path, layout: Layout) -> None:
     if layout.samples > 4:
         raise MdnError(f"unsupported layout: {layout.samples} samples per pixel (1 to 4 are supported)", path)
     if layout.dtype.kind not in "uf" or layout.dtype.itemsize > 8:
-        raise MdnError(f"unsupported sample type {layout.dtype}", path)
+        hint = {"i": " (signed: convert it to uint16 or float32)", "b": " (1-bit: convert it to 8-bit grey)"}
+        raise MdnError(f"unsupported sample type {layout.dtype}{hint.get(layout.dtype.kind, '')}", path)
 
 
 def quantised(planes: np.ndarray, dtype: np.dtype, rows: int = 256) -> np.ndarray:
@@ -319,16 +320,22 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         raw = series.asarray()
         page = tif.pages.first
         axes = series.axes
-        if "S" in axes and page.photometric not in (
-            tifffile.PHOTOMETRIC.RGB,
-            tifffile.PHOTOMETRIC.MINISBLACK,
+        decoded_rgb = page.photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
+        if (
+            "S" in axes
+            and not decoded_rgb
+            and page.photometric
+            not in (
+                tifffile.PHOTOMETRIC.RGB,
+                tifffile.PHOTOMETRIC.MINISBLACK,
+            )
         ):
             raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
         compression = page.compression.name
         meta: dict[str, Any] = {
             "imagej": tif.imagej_metadata if tif.is_imagej else None,
             "description": None if tif.is_imagej else page.description or None,
-            "photometric": page.photometric.name.lower(),
+            "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
             "planarconfig": page.planarconfig.name.lower() if "S" in axes else None,
             "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
             "extrasamples": page.extrasamples or None,
