@@ -22,6 +22,11 @@ RNG = np.random.default_rng(5)
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 EXPOSURE = 0x829A
 """EXIF's exposure time, in EXIF's own sub-directory."""
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/></rdf:RDF></x:xmpmeta>'
+)
+"""An XMP packet: a catalogue's rating, as photo tools keep ratings, keywords and captions."""
 
 
 def mdn_cli(*args: object, columns: int | None = 80, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,7 +54,7 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exif.update({271: "Canon", 272: "EOS R5", 305: "Firmware 1.8"})
     exif.get_ifd(0x8769)[EXPOSURE] = 0.004
     pixels = RNG.integers(40, 200, (48, 64, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, quality=95, exif=exif.tobytes(), icc_profile=ICC, dpi=(300, 300))
+    Image.fromarray(pixels).save(path, quality=95, exif=exif.tobytes(), icc_profile=ICC, dpi=(300, 300), xmp=XMP)
     return path
 
 
@@ -161,9 +166,16 @@ def test_a_single_file_line_says_what_share_of_the_change_a_strength_kept(photo:
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
-def test_a_photos_exif_profile_and_dpi_are_kept_in_every_photo_format(photo: Path, tmp_path: Path, suffix: str) -> None:
+def test_a_photos_exif_profile_xmp_and_dpi_are_kept_in_every_photo_format(
+    photo: Path, tmp_path: Path, suffix: str
+) -> None:
     out = tmp_path / f"clean{suffix}"
     assert mdn_cli("denoise", photo, "-o", out, "--model", "unet").returncode == 0
+    again = tmp_path / "again.jpg"  # read back from this format into a JPEG: the packet travels both ways
+    assert mdn_cli("noise", out, "-o", again).returncode == 0
+    with Image.open(again) as image:
+        assert image.info.get("xmp") == XMP
+    assert XMP in out.read_bytes()
     with Image.open(out) as image:
         assert _camera(image) == ("Canon", "EOS R5", "Firmware 1.8")
         assert image.info.get("icc_profile") == ICC

@@ -1,6 +1,7 @@
-"""What a photo carries besides its pixels: EXIF, the ICC colour profile, its resolution (dpi) and text, read
-from JPEG, PNG, WebP and TIFF and written back into any of them, so that a denoised photo keeps its camera
-record and looks the same in a colour-managed viewer.
+"""What a photo carries besides its pixels: EXIF, the ICC colour profile, XMP (ratings, keywords, captions,
+an editor's settings), its resolution (dpi) and text, read from JPEG, PNG, WebP and TIFF and written back into any
+of them, so that a denoised photo keeps its camera record and catalogue entry and looks the same in a
+colour-managed viewer.
 
 PNG chunks are read and written here (the file is walked chunk by chunk without decoding the pixels, and the
 chunks are put after the header of a PNG encoded elsewhere); JPEG and WebP go through Pillow; TIFF keeps its
@@ -17,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 EXIF_HEADER = b"Exif\x00\x00"
+XMP_KEYWORD = "XML:com.adobe.xmp"
+"""The iTXt keyword under which a PNG keeps its XMP packet."""
+TIFF_XMP_TAG = 700
+"""The TIFF tag of the XMP packet."""
 TIFF_EXIF_TAGS = {271: "Make", 272: "Model", 305: "Software", 306: "DateTime", 315: "Artist", 33432: "Copyright"}
 """EXIF fields that a TIFF keeps in its first directory, by tag number."""
 _INCH = 0.0254
@@ -26,15 +31,17 @@ _INCH = 0.0254
 @dataclass(frozen=True)
 class Metadata:
     """A photo's metadata: `exif` as Pillow keeps it (b"Exif\\0\\0" and a TIFF structure), the ICC profile's
-    bytes, the resolution in dots per inch and text fields (PNG's keywords; a JPEG comment as "Comment")."""
+    bytes, the resolution in dots per inch, text fields (PNG's keywords; a JPEG comment as "Comment") and the XMP
+    packet's bytes."""
 
     exif: bytes | None = None
     icc: bytes | None = None
     dpi: tuple[float, float] | None = None
     text: dict[str, str] = field(default_factory=dict)
+    xmp: bytes | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.exif or self.icc or self.dpi or self.text)
+        return bool(self.exif or self.icc or self.dpi or self.text or self.xmp)
 
 
 def read(path: Path, fmt: str) -> Metadata:
@@ -53,6 +60,7 @@ def read(path: Path, fmt: str) -> Metadata:
             icc=info.get("icc_profile") or None,
             dpi=_dpi(info.get("dpi")),
             text=text if comment else {},
+            xmp=_xmp(info.get("xmp")),
         )
 
 
@@ -69,6 +77,8 @@ def pillow_options(meta: Metadata | None, fmt: str) -> dict[str, Any]:
         options["dpi"] = tuple(round(d) for d in meta.dpi)
     if "Comment" in meta.text and fmt == "jpeg":
         options["comment"] = meta.text["Comment"].encode()
+    if meta.xmp:
+        options["xmp"] = meta.xmp
     return options
 
 
@@ -105,7 +115,8 @@ def read_png(data: bytes) -> Metadata:
                 text[key] = value
         except (ValueError, zlib.error, UnicodeDecodeError):
             continue  # a damaged chunk of metadata is left behind, not the image
-    return Metadata(exif, icc, dpi, text)
+    xmp = text.pop(XMP_KEYWORD, None)
+    return Metadata(exif, icc, dpi, text, xmp.encode("utf-8") if xmp else None)
 
 
 def _png_text(kind: bytes, body: bytes) -> tuple[str, str]:
@@ -136,7 +147,8 @@ def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
         chunks.append(_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
     if meta.exif:
         chunks.append(_chunk(b"eXIf", meta.exif.removeprefix(EXIF_HEADER)))
-    for key, value in meta.text.items():
+    text = {**meta.text, XMP_KEYWORD: meta.xmp.decode("utf-8", "replace")} if meta.xmp else meta.text
+    for key, value in text.items():
         name = key.encode("latin-1", "replace")[:79]
         chunks.append(_chunk(b"iTXt", name + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     header_end = 8 + 12 + struct.unpack(">I", encoded[8:12])[0]
@@ -156,7 +168,8 @@ def from_tiff(page: Any, dpi: tuple[float, float] | None) -> Metadata:
         if tag in page.tags and isinstance(page.tags[tag].value, str) and page.tags[tag].value:
             exif[tag] = page.tags[tag].value
     icc = page.tags[34675].value if 34675 in page.tags else None
-    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=bytes(icc) if icc else None, dpi=dpi)
+    xmp = page.tags[TIFF_XMP_TAG].value if TIFF_XMP_TAG in page.tags else None
+    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=bytes(icc) if icc else None, dpi=dpi, xmp=_xmp(xmp))
 
 
 def tiff_options(meta: Metadata | None) -> dict[str, Any]:
@@ -177,6 +190,8 @@ def tiff_options(meta: Metadata | None) -> dict[str, Any]:
         fields = {tag: exif[tag] for tag in TIFF_EXIF_TAGS if isinstance(exif.get(tag), str) and exif[tag].isascii()}
         options["extratags"] = [(tag, "s", 0, value, True) for tag, value in fields.items() if tag != 305]
         options["software"] = fields.get(305, False)
+    if meta.xmp:
+        options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(meta.xmp), meta.xmp, True))
     return options
 
 
@@ -184,6 +199,15 @@ def _with_header(exif: bytes | None) -> bytes | None:
     if not exif:
         return None
     return exif if exif.startswith(EXIF_HEADER) else EXIF_HEADER + exif
+
+
+def _xmp(value: Any) -> bytes | None:
+    """An XMP packet as bytes (Pillow and tifffile give bytes, a tuple of byte values or text), None if empty."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return bytes(value)
 
 
 def _dpi(value: Any) -> tuple[float, float] | None:
