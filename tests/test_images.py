@@ -319,6 +319,8 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
         ("print.jpg", "cmyk", "unsupported JPEG colour model CMYK"),
         ("print.tif", "cmyk", "unsupported TIFF colour model SEPARATED"),
         ("signed.tif", "int16", "unsupported sample type int16 [(]signed: convert it to uint16 or float32[)]"),
+        ("moving.png", "animated", "animated PNG of 3 frames: mdn takes still images"),
+        ("moving.webp", "animated", "animated WEBP of 3 frames: mdn takes still images"),
     ],
 )
 def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, content, message: str) -> None:
@@ -331,6 +333,9 @@ def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, c
         tifffile.imwrite(path, np.zeros((4, 5), np.complex64))
     elif content == "cmyk" and path.suffix == ".jpg":
         PIL.Image.fromarray(_random((16, 24, 3), "uint8")).convert("CMYK").save(path)
+    elif content == "animated":
+        frames = [PIL.Image.fromarray(_random((16, 24, 3), "uint8")) for _ in range(3)]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, lossless=True)
     elif content == "int16":
         tifffile.imwrite(path, np.zeros((4, 5), np.int16))
     elif content == "cmyk":

@@ -246,10 +246,11 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             import imagecodecs  # imported where needed: training and its tests run without it
 
             data = path.read_bytes()
+            _check_still(path, fmt, metadata.png_frames(data))
             raw = imagecodecs.png_decode(data)
             layout, meta = _plain_layout(raw), {"photo": metadata.read_png(data)}
         else:
-            _check_colour_model(path, fmt)
+            _check_pillow_image(path, fmt)
             raw = iio.imread(path)
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
     except MdnError:
@@ -262,19 +263,28 @@ def read(path: str | Path, layer: str | None = None) -> Image:
     return _image(raw, Source(path, fmt, layout, meta), hdr=fmt == "exr")
 
 
-def _check_colour_model(path: Path, fmt: str) -> None:
-    """An MdnError for a file that Pillow decodes in a colour model mdn does not denoise: CMYK (a JPEG's print
-    separation), whose four channels would otherwise pass for RGB and alpha. Bytes Pillow cannot open are left to
-    the decoder's own error."""
+def _check_pillow_image(path: Path, fmt: str) -> None:
+    """An MdnError for a file that Pillow decodes as something mdn would get wrong: CMYK (a JPEG's print
+    separation, whose four channels would pass for RGB and alpha) or an animation (whose frames after the first
+    would be lost). Bytes Pillow cannot open are left to the decoder's own error."""
     from PIL import Image as Pillow
 
     try:
         with Pillow.open(path) as opened:
-            mode = opened.mode
+            mode, frames = opened.mode, getattr(opened, "n_frames", 1)
     except Exception:  # Pillow raises anything from OSError to SyntaxError on a bad file
         return
     if mode == "CMYK":
         raise MdnError(f"unsupported {fmt.upper()} colour model CMYK (a print separation: convert it to RGB)", path)
+    _check_still(path, fmt, frames)
+
+
+def _check_still(path: Path, fmt: str, frames: int) -> None:
+    """An MdnError for an animated file, whose frames after the first a still image's output would lose."""
+    if frames > 1:
+        raise MdnError(
+            f"animated {fmt.upper()} of {frames} frames: mdn takes still images (save the frames apart)", path
+        )
 
 
 ARRAY = "array"

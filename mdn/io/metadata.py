@@ -119,6 +119,16 @@ def read_png(data: bytes) -> Metadata:
     return Metadata(exif, icc, dpi, text, xmp.encode("utf-8") if xmp else None)
 
 
+def png_frames(data: bytes) -> int:
+    """How many frames a PNG file's bytes hold: an animated PNG's count (its acTL chunk), else 1."""
+    for kind, body in _chunks(data):
+        if kind == b"acTL" and len(body) >= 4:
+            return max(1, struct.unpack(">I", body[:4])[0])
+        if kind == b"IDAT":
+            break  # acTL comes before the image data
+    return 1
+
+
 def _png_text(kind: bytes, body: bytes) -> tuple[str, str]:
     key, _, rest = body.partition(b"\x00")
     if kind == b"tEXt":
