@@ -320,6 +320,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatc
         ("print.tif", "cmyk", "unsupported TIFF colour model SEPARATED"),
         ("signed.tif", "int16", "unsupported sample type int16 [(]signed: convert it to uint16 or float32[)]"),
         ("moving.png", "animated", "animated PNG of 3 frames: mdn takes still images"),
+        ("two.tif", "two images", "TIFF holds 2 images [(]40x48, 20x24x3[)]: mdn takes one"),
         ("moving.webp", "animated", "animated WEBP of 3 frames: mdn takes still images"),
     ],
 )
@@ -336,6 +337,10 @@ def test_bad_input_raises_one_error_naming_the_file(tmp_path: Path, name: str, c
     elif content == "animated":
         frames = [PIL.Image.fromarray(_random((16, 24, 3), "uint8")) for _ in range(3)]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    elif content == "two images":
+        with tifffile.TiffWriter(path) as tif:
+            tif.write(_random((40, 48), "uint8"))
+            tif.write(_random((20, 24, 3), "uint8"), photometric="rgb")
     elif content == "int16":
         tifffile.imwrite(path, np.zeros((4, 5), np.int16))
     elif content == "cmyk":

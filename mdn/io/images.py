@@ -326,6 +326,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise MdnError("cannot read TIFF (corrupt or truncated?): no image found", path)
+        if len(tif.series) > 1:  # more images than one output keeps (a reduced-resolution preview is no series)
+            shapes = ", ".join("x".join(map(str, series.shape)) for series in tif.series[:4])
+            raise MdnError(f"TIFF holds {len(tif.series)} images ({shapes}): mdn takes one (save them apart)", path)
         series = tif.series[0]
         raw = series.asarray()
         page = tif.pages.first
