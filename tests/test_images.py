@@ -108,6 +108,14 @@ def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dt
         assert b.pages.first.resolutionunit == a.pages.first.resolutionunit
 
 
+def test_a_picture_past_pillows_decompression_bomb_limit_is_read(tmp_path: Path, monkeypatch) -> None:
+    pixels = _random((60, 80, 3), "uint8")
+    PIL.Image.fromarray(pixels).save(tmp_path / "panorama.jpg", quality=100)
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)  # 4,800 pixels: past twice the limit, Pillow's error
+    image = images.read(tmp_path / "panorama.jpg")
+    assert image.pixels.shape == (1, 60, 80, 3) and image.source.meta["photo"] is not None
+
+
 def test_a_jpeg_compressed_ycbcr_tiff_reads_as_rgb_and_writes_back_as_rgb(tmp_path: Path) -> None:
     y, x = np.mgrid[0:48, 0:64]
     pixels = np.stack([40 + 3 * x, 200 - 3 * y, 60 + 2 * (x + y)], axis=-1).astype(np.uint8)  # smooth colour ramps

@@ -266,9 +266,12 @@ def read(path: str | Path, layer: str | None = None) -> Image:
 def _check_pillow_image(path: Path, fmt: str) -> None:
     """An MdnError for a file that Pillow decodes as something mdn would get wrong: CMYK (a JPEG's print
     separation, whose four channels would pass for RGB and alpha) or an animation (whose frames after the first
-    would be lost). Bytes Pillow cannot open are left to the decoder's own error."""
+    would be lost). Bytes Pillow cannot open are left to the decoder's own error. Pillow's guard against
+    decompression bombs (a web server's, refusing pictures over 179 MP) is lifted for the process: the files are
+    the user's own, and a stitched panorama runs in tiles and windows like any photo."""
     from PIL import Image as Pillow
 
+    Pillow.MAX_IMAGE_PIXELS = None
     try:
         with Pillow.open(path) as opened:
             mode, frames = opened.mode, getattr(opened, "n_frames", 1)
