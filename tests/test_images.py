@@ -269,6 +269,19 @@ def test_dtype_option_changes_bit_depth(tmp_path: Path) -> None:
         images.write(images.read(path), tmp_path / "out.png", dtype="float32")
 
 
+def test_a_linear_exr_written_as_png_or_16_bit_tiff_is_srgb_encoded_and_as_exr_stays_linear(tmp_path: Path) -> None:
+    linear = np.zeros((4, 6, 3), np.float32)
+    linear[:, :2], linear[:, 2:4], linear[:, 4:] = 0.18, 0.5, 3.0  # mid grey, half, a highlight
+    OpenEXR.File({"type": OpenEXR.scanlineimage}, {"RGB": linear}).write(str(tmp_path / "render.exr"))
+    image = images.read(tmp_path / "render.exr")
+    images.write(image, tmp_path / "view.png")
+    assert iio.imread(tmp_path / "view.png")[0, ::2, 0].tolist() == [118, 188, 255]
+    images.write(image, tmp_path / "view.tif", dtype="uint16")
+    assert tifffile.imread(tmp_path / "view.tif")[0, ::2, 0].tolist() == [30_235, 48_192, 65_535]
+    images.write(image, tmp_path / "copy.exr")
+    assert np.array_equal(images.read(tmp_path / "copy.exr").pixels, image.pixels)
+
+
 def test_format_conversion_writes_the_target_format(tmp_path: Path) -> None:
     path = tmp_path / "in.tif"
     tifffile.imwrite(path, _random((8, 9, 3), "uint16"), photometric="rgb")

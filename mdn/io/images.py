@@ -461,7 +461,8 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     """Write `image` to `path` atomically, in the path's format.
 
     When the format is the source's, dtype, axes and metadata are kept (EXR: every other channel and part
-    too). `dtype` changes the stored sample type. An existing file is refused unless `overwrite`.
+    too). `dtype` changes the stored sample type; scene-linear values (an EXR's) stored as integers are
+    sRGB-encoded (`srgb_encoded`). An existing file is refused unless `overwrite`.
     """
     path = Path(path)
     fmt = format_of(path)
@@ -473,11 +474,19 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     source = image.source
     same = fmt == source.format
     layout = _target_layout(image, fmt, dtype) if not same or dtype else source.layout
-    raw = from_planes(image.pixels, image.alpha, layout)
+    pixels = srgb_encoded(image.pixels) if image.hdr and layout.dtype.kind == "u" else image.pixels
+    raw = from_planes(pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
     photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
     write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo))
     return path
+
+
+def srgb_encoded(linear: np.ndarray) -> np.ndarray:
+    """Scene-linear values as an integer image file shows them: clipped to [0, 1] and sRGB-encoded (IEC 61966-2-1),
+    as viewers read PNG, JPEG and 8/16-bit TIFF (a render's linear 0.18 is 118 of 255, not 46)."""
+    values = np.clip(linear, 0.0, 1.0)
+    return np.where(values <= 0.0031308, 12.92 * values, 1.055 * np.power(values, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
