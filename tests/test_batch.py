@@ -145,3 +145,13 @@ def test_a_work_step_error_naming_no_file_names_the_input(tmp_path: Path) -> Non
     inputs = _inputs(tmp_path / "in")
     results = batch.run(batch.plan(inputs[:1], tmp_path / "out", ""), refuse)
     assert results[0].status == "failed" and results[0].error == f"{inputs[0]}: too small for this step"
+
+
+def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(tmp_path: Path) -> None:
+    (tmp_path / "shoot").mkdir()
+    for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp"):
+        (tmp_path / "shoot" / name).write_bytes(b"raw")
+    with pytest.raises(MdnError, match=r"no image files found in .*shoot [(]2 camera raw files: develop them"):
+        batch.expand_inputs([tmp_path / "shoot"])
+    with pytest.raises(MdnError, match=r"IMG_0001\.CR2: camera raw files are not read: develop it into a 16-bit TIFF"):
+        images.read(tmp_path / "shoot" / "IMG_0001.CR2")

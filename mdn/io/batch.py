@@ -86,7 +86,11 @@ def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False, skip_su
         else:
             found.append(path)
     if not found:
-        raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}")
+        folders = [Path(item) for item in inputs if Path(item).is_dir()]
+        raw = sum(p.suffix.lower() in images.CAMERA_RAW for f in folders for p in f.glob("**/*" if recursive else "*"))
+        files = "1 camera raw file: develop it" if raw == 1 else f"{raw} camera raw files: develop them"
+        hint = f" ({files} into 16-bit TIFF or PNG first)" if raw else ""
+        raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}{hint}")
     return list(dict.fromkeys(found))
 
 

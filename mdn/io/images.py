@@ -36,6 +36,12 @@ FORMATS: dict[str, str] = {
     ".exr": "exr",
 }
 """File extension -> format name."""
+CAMERA_RAW = frozenset(
+    {".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".kdc", ".mef", ".mos", ".mrw", ".nef"}
+    | {".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f"}
+)
+"""Camera raw extensions: mdn denoises developed pictures, so these get a hint instead of a bare refusal."""
+RAW_HINT = "camera raw files are not read: develop it into a 16-bit TIFF or PNG first"
 
 _DTYPES: dict[str, tuple[str, ...]] = {
     "png": ("uint8", "uint16"),
@@ -219,6 +225,8 @@ def _sanitise(pixels: np.ndarray) -> int:
 def format_of(path: Path) -> str:
     """The format name for a path's extension, or an MdnError naming the supported ones."""
     fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None and path.suffix.lower() in CAMERA_RAW:
+        raise MdnError(RAW_HINT, path)
     if fmt is None:
         supported = ", ".join(sorted(FORMATS))
         raise MdnError(f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported})", path)
