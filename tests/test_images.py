@@ -108,6 +108,15 @@ def test_tiff_roundtrip_keeps_pixels_axes_and_metadata(tmp_path: Path, shape, dt
         assert b.pages.first.resolutionunit == a.pages.first.resolutionunit
 
 
+def test_a_camera_jpeg_holding_a_preview_reads_its_main_picture(tmp_path: Path) -> None:
+    y, x = np.mgrid[0:48, 0:64]
+    main = PIL.Image.fromarray(np.stack([40 + 3 * x, 200 - 3 * y, 60 + 2 * (x + y)], axis=-1).astype(np.uint8))
+    main.save(tmp_path / "camera.jpg", format="MPO", save_all=True, append_images=[main.resize((32, 24))], quality=100)
+    image = images.read(tmp_path / "camera.jpg")  # MPO: not an animation to refuse
+    assert image.pixels.shape == (1, 48, 64, 3)
+    assert np.abs(image.pixels[0] * 255 - np.asarray(main)).mean() < 2
+
+
 def test_a_picture_past_pillows_decompression_bomb_limit_is_read(tmp_path: Path, monkeypatch) -> None:
     pixels = _random((60, 80, 3), "uint8")
     PIL.Image.fromarray(pixels).save(tmp_path / "panorama.jpg", quality=100)

@@ -287,7 +287,8 @@ def _check_pillow_image(path: Path, fmt: str) -> None:
         return
     if mode == "CMYK":
         raise MdnError(f"unsupported {fmt.upper()} colour model CMYK (a print separation: convert it to RGB)", path)
-    _check_still(path, fmt, frames)
+    if fmt != "jpeg":  # a camera JPEG's further pictures (MPO: a large preview, a depth map) are no animation
+        _check_still(path, fmt, frames)
 
 
 def _check_still(path: Path, fmt: str, frames: int) -> None:
