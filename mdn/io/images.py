@@ -346,15 +346,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         page = tif.pages.first
         axes = series.axes
         decoded_rgb = page.photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
-        if (
-            "S" in axes
-            and not decoded_rgb
-            and page.photometric
-            not in (
-                tifffile.PHOTOMETRIC.RGB,
-                tifffile.PHOTOMETRIC.MINISBLACK,
-            )
-        ):
+        colour_models = (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK)
+        if "S" in axes and not decoded_rgb and page.photometric not in colour_models:
             raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
         compression = page.compression.name
         meta: dict[str, Any] = {
