@@ -41,7 +41,6 @@ CAMERA_RAW = frozenset(
     | {".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f"}
 )
 """Camera raw extensions: mdn denoises developed pictures, so these get a hint instead of a bare refusal."""
-RAW_HINT = "camera raw files are not read: develop it into a 16-bit TIFF or PNG first"
 
 _DTYPES: dict[str, tuple[str, ...]] = {
     "png": ("uint8", "uint16"),
@@ -226,7 +225,7 @@ def format_of(path: Path) -> str:
     """The format name for a path's extension, or an MdnError naming the supported ones."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None and path.suffix.lower() in CAMERA_RAW:
-        raise MdnError(RAW_HINT, path)
+        raise MdnError("camera raw files are not read: develop it into a 16-bit TIFF or PNG first", path)
     if fmt is None:
         supported = ", ".join(sorted(FORMATS))
         raise MdnError(f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported})", path)
@@ -484,11 +483,17 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     return path
 
 
-def srgb_encoded(linear: np.ndarray) -> np.ndarray:
-    """Scene-linear values as an integer image file shows them: clipped to [0, 1] and sRGB-encoded (IEC 61966-2-1),
-    as viewers read PNG, JPEG and 8/16-bit TIFF (a render's linear 0.18 is 118 of 255, not 46)."""
-    values = np.clip(linear, 0.0, 1.0)
-    return np.where(values <= 0.0031308, 12.92 * values, 1.055 * np.power(values, 1 / 2.4) - 0.055).astype(np.float32)
+def srgb_encoded(linear: np.ndarray, rows: int = 256) -> np.ndarray:
+    """(N, H, W, C) scene-linear values as an integer image file shows them: clipped to [0, 1] and sRGB-encoded
+    (IEC 61966-2-1), as viewers read PNG, JPEG and 8/16-bit TIFF (a render's linear 0.18 is 118 of 255, not 46); a
+    band of `rows` rows at a time, so that the temporaries stay a band's."""
+    out = np.empty(linear.shape, np.float32)
+    for plane in range(linear.shape[0]):
+        for top in range(0, linear.shape[1], rows):
+            values = np.clip(linear[plane, top : top + rows], 0.0, 1.0)
+            curve = np.power(values, 1 / 2.4) * 1.055 - 0.055
+            out[plane, top : top + rows] = np.where(values <= 0.0031308, 12.92 * values, curve)
+    return out
 
 
 def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
