@@ -240,6 +240,34 @@ def test_exr_multipart_picks_the_beauty_part(tmp_path: Path) -> None:
     assert [p.name() for p in parts] == ["depth", "beauty"]
 
 
+@pytest.mark.parametrize("parts", [1, 2])
+def test_an_exr_cut_short_is_refused_not_written_without_the_part(tmp_path: Path, parts: int) -> None:
+    whole, cut = tmp_path / "whole.exr", tmp_path / "cut.exr"
+    noise = {c: RNG.random((64, 64)).astype("float32") for c in "RGB"}
+    header = {"compression": OpenEXR.NO_COMPRESSION, "type": OpenEXR.scanlineimage}
+    names = ("beauty", "spec")[:parts]
+    OpenEXR.File([OpenEXR.Part(dict(header), dict(noise), name) for name in names]).write(str(whole))
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) - 8000])  # inside the last part's pixels
+    which = "the pixels of part 1 \\(spec\\)" if parts == 2 else "its pixels"
+    with pytest.raises(MdnError, match=f"cannot read EXR \\(corrupt or truncated\\?\\): {which} could not be read"):
+        images.read(cut)
+    assert images.read(whole).pixels.shape == (1, 64, 64, 3)
+
+
+def test_an_exr_alpha_of_another_type_is_written_back_as_it_came(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.exr"
+    channels = {c: RNG.random((6, 7)).astype("float16") for c in "RGB"}
+    channels["A"] = RNG.random((6, 7)).astype("float32")
+    _write_exr(path, channels)
+    image = images.read(path)
+    assert image.pixels.shape == (1, 6, 7, 3) and image.alpha is None
+    images.write(image.with_pixels(image.pixels * 0), tmp_path / "out.exr")
+    after = _exr_channels(tmp_path / "out.exr")
+    assert after["A"].dtype == np.float32 and after["R"].dtype == np.float16 and not after["R"].any()
+    np.testing.assert_array_equal(after["A"], channels["A"])
+
+
 def test_exr_nan_and_inf_are_replaced_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "firefly.exr"
     channels = {c: np.full((4, 5), 0.5, "float16") for c in "RGB"}

@@ -413,7 +413,7 @@ def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str,
     """Float32 (H, W, C) pixels of an EXR's layers, NaN and Inf replaced, from one read of the file: for each key
     of `wanted`, the first of its names (in lower case) that a layer has after any view-layer prefix
     ("ViewLayer.Denoising Albedo" is "denoising albedo"); keys with no such layer are left out."""
-    exr = OpenEXR.File(str(path), separate_channels=True)
+    exr = _open_exr(path)
     named = _exr_layer_names(exr)
     found = {}
     for key, candidates in wanted.items():
@@ -438,19 +438,34 @@ def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[i
     return named[layer]
 
 
-def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
+def _open_exr(path: Path) -> OpenEXR.File:
+    """An EXR file with every channel of every part its headers list, or an MdnError: OpenEXR's reader leaves
+    out a part whose pixels it cannot read (a file cut short), which would then be missing from the output."""
     exr = OpenEXR.File(str(path), separate_channels=True)
+    listed = OpenEXR.File(str(path), header_only=True).parts
+    for index, part in enumerate(listed):
+        names = {channel.name for channel in part.header.get("channels", [])}
+        read = exr.parts[index].channels if index < len(exr.parts) else {}
+        if not names <= set(read):
+            which = f"part {index} ({part.name()})" if len(listed) > 1 and part.name() else f"part {index}"
+            what = f"the pixels of {which}" if len(listed) > 1 else "its pixels"
+            raise MdnError(f"cannot read EXR (corrupt or truncated?): {what} could not be read", path)
+    return exr
+
+
+def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
+    exr = _open_exr(path)
     part_index, prefix, names = _pick_exr_layer(path, exr, layer)
     channels = exr.parts[part_index].channels
-    alpha_name = f"{prefix}.A" if prefix else "A"
-    if alpha_name in channels:
-        names = [*names, alpha_name]
-    arrays = [channels[name].pixels for name in names]
     if any(channels[name].xSampling != 1 or channels[name].ySampling != 1 for name in names):
         raise MdnError("unsupported EXR layout: subsampled channels", path)
-    dtypes = {a.dtype for a in arrays}
+    dtypes = {channels[name].pixels.dtype for name in names}
     if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
         raise MdnError("unsupported EXR layout: layer channels must share one half or float type", path)
+    alpha = channels.get(f"{prefix}.A" if prefix else "A")
+    if alpha is not None and alpha.pixels.dtype in dtypes and alpha.pixels.shape == channels[names[0]].pixels.shape:
+        names = [*names, alpha.name]  # an alpha of another type or sampling is written back as it came, as others
+    arrays = [channels[name].pixels for name in names]
     raw = np.stack(arrays, axis=-1)
     return raw, Layout("YXS", tuple(raw.shape), raw.dtype), {"file": exr, "part": part_index, "names": names}
 
