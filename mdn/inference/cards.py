@@ -166,7 +166,8 @@ class ModelChoice:
     def fit(self, image: Image) -> DisplayTransform:
         """The display transform of an image for its model (`tonemap.fitter` of the card's own transform; a
         render's cards with and without buffers share theirs, `registry.default_card`)."""
-        return tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)
+        transform = tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)
+        return tonemap.FlatKept.around(transform, image.pixels)
 
     def inputs(self, planes: np.ndarray, image: Image) -> tuple[np.ndarray, Model, EngineOptions]:
         """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with

@@ -21,6 +21,7 @@ from mdn import allocator
 from mdn.device import autocast, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.tiling import TileGrid
+from mdn.io import tonemap
 from mdn.nets.swinir import input_mask
 from mdn.stages import clean as keep
 from mdn.stages import coarse, detail, impulse, light, noise_level, wiener, windows
@@ -258,7 +259,9 @@ class Engine:
         over its tiles (`advance` gets the tiles as they finish), then the stages the options turn on, which
         measure the whole plane (and refine it window by window where it is too large for them whole:
         `EngineOptions.windowed`). A grey picture stored as three equal channels runs as grey, its output given to
-        all three: the same pixels as the picture read as grey."""
+        all three: the same pixels as the picture read as grey. A plane each of whose channels holds one value (a
+        blank or saturated frame) comes back as it came: it has no noise, and a network's small offsets on flat
+        ground would show in 16 bits."""
         if out.shape[-1] == 3 and grey_in_colour(plane):
             grey = np.empty((*out.shape[:-1], 1), np.float32)
             self.denoise_plane(plane[..., :1], index, grey, advance)
@@ -272,6 +275,7 @@ class Engine:
             else None
         )
         given = plane  # until `finally` puts back what filling replaced in place, its impulses are filled too
+        flat = tonemap.flat_values(plane[..., : out.shape[-1]]) is not None
         replaced, filled = None, 0.0  # filled: the share of the plane's values filled as impulses
         if self.options.impulses:
             if thresholds:  # a windowed plane's from its sample boxes, as `plane_statistics` measures it
@@ -310,6 +314,8 @@ class Engine:
                 impulse.apply_fills(plane, replaced)
             if clean:
                 keep.keep_input(given[..., : out.shape[-1]], out)
+            if flat:
+                out[...] = given[..., : out.shape[-1]]
 
     def _clean(
         self,

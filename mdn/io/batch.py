@@ -24,7 +24,6 @@ import numpy as np
 
 from mdn.errors import MdnError
 from mdn.io import images, tonemap
-from mdn.stabilise import Stabiliser
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -277,8 +276,9 @@ def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info
-    if isinstance(loaded.transform, Stabiliser):  # the photon noise the file was stabilised for, in its units
-        result.info["photon_noise"] = loaded.transform.noise.in_units(loaded.image.source.layout.dtype)
+    stabiliser = tonemap.stabiliser_of(loaded.transform)
+    if stabiliser is not None:  # the photon noise the file was stabilised for, in its units
+        result.info["photon_noise"] = stabiliser.noise.in_units(loaded.image.source.layout.dtype)
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
     return io.submit(_store, loaded.image.with_pixels(pixels), result, overwrite=overwrite, dtype=dtype)

@@ -231,6 +231,45 @@ def fit_noisy(image: Image, headroom: float = 0.0) -> DisplayTransform:
     return transform
 
 
+def flat_values(plane: np.ndarray) -> np.ndarray | None:
+    """The (C,) values of an (H, W, C) plane each of whose channels holds one value, else None."""
+    channels = plane.reshape(-1, plane.shape[-1])
+    low = channels.min(axis=0)
+    return low if (low == channels.max(axis=0)).all() else None
+
+
+@dataclass(frozen=True)
+class FlatKept:
+    """A denoiser's transform that gives the planes of the image each of whose channels held one value (a blank
+    or saturated frame: no noise to take) back as they came, as `inverse` of `inner` alone need not (the
+    stabiliser's unbiased inverse lifts a constant: 1000 came back as 1035)."""
+
+    inner: DisplayTransform
+    values: dict[int, np.ndarray]
+    """Plane index -> its channels' values."""
+
+    @classmethod
+    def around(cls, transform: DisplayTransform, pixels: np.ndarray) -> DisplayTransform:
+        """`transform` itself where no (H, W, C) plane of the (N, H, W, C) `pixels` is flat."""
+        values = {index: value for index, plane in enumerate(pixels) if (value := flat_values(plane)) is not None}
+        return cls(transform, values) if values else transform
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.forward(x)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        out = self.inner.inverse(y)
+        for index, value in self.values.items():
+            out[index] = value
+        return out
+
+
+def stabiliser_of(transform: DisplayTransform) -> Stabiliser | None:
+    """The stabiliser a transform runs through, if any."""
+    inner = transform.inner if isinstance(transform, FlatKept) else transform
+    return inner if isinstance(inner, Stabiliser) else None
+
+
 def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:
     """How a card's images are fitted: `fit_noisy` (with the render tone map's `headroom` the card keeps in
     `transform`, if any), or the camera's `Stabiliser` it keeps there, which refuses images of another sample
