@@ -11,8 +11,9 @@ An image is a numpy array or a file path. Arrays: (H, W) grey, (H, W, C) with C 
 RGB, RGBA), (Z, H, W) a grey stack when the last axis is longer than 4, or (Z, H, W, C); `axes` (tifffile's
 letters, e.g. "ZYX") overrides the guess. Integer arrays (uint8, uint16) are scaled by their type's maximum,
 16-bit ones stretched from their own range as 16-bit files are, and come back in their type, rounded and
-clipped, never wrapped. Float arrays are display-referred values in [0, 1], taken as they are (`hdr=True`:
-scene-linear renders, tone-mapped as EXR files are) and come back as the same float type, unclipped. A file is
+clipped, never wrapped. Float arrays within [0, 1] are display-referred values, taken as they are; with values
+outside they are stretched from their own range as float TIFF files are (`hdr=True`: scene-linear renders,
+tone-mapped as EXR files are); they come back as the same float type, unclipped. A file is
 read as the command line reads it, and its result comes back as an array laid out and typed as the file stores
 it (`layer` picks an EXR layer). Alpha is never touched. The same seed gives the same result.
 """
@@ -20,6 +21,8 @@ it (`layer` picks an EXR layer). Alpha is never touched. The same seed gives the
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from mdn.errors import MdnError
 
 if TYPE_CHECKING:
     import os
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["add_noise", "denoise", "denoise_volume", "denoise_zeroshot", "load_model", "models"]
+__all__ = ["MdnError", "add_noise", "denoise", "denoise_volume", "denoise_zeroshot", "load_model", "models"]
 
 
 def denoise(

@@ -59,6 +59,18 @@ def test_a_16_bit_tiff_stack_array_gives_the_clis_bytes(tmp_path: Path, tiny_car
     np.testing.assert_array_equal(out, expected)
 
 
+def test_a_float_array_outside_0_1_gives_the_clis_bytes_for_its_float_tiff(tmp_path: Path, tiny_card) -> None:
+    """Counts or a background-subtracted signal as floats are stretched from their own range, as the same values
+    in a float TIFF are; taken as they were, they came back damaged (10.0-11.0 as 12.4-14.0)."""
+    noisy = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    for values in (noisy * 4, noisy + 10, noisy * 1000 - 200):
+        tifffile.imwrite(tmp_path / "a.tif", values)
+        _cli("denoise", tmp_path / "a.tif", "-o", tmp_path / "b.tif", "--model", tiny_card.path, "--overwrite", "-q")
+        out = mdn.denoise(values, tiny_card.path)
+        np.testing.assert_array_equal(out, tifffile.imread(tmp_path / "b.tif"))
+        assert values.min() <= out.min() and out.max() <= values.max()
+
+
 @pytest.mark.parametrize(
     ("shape", "dtype", "axes"),
     [
@@ -167,6 +179,7 @@ def test_models_lists_cards_and_a_loaded_model_runs_as_its_name(tiny_card) -> No
 
 def test_user_errors_name_the_problem(tiny_card) -> None:
     photo = data.astronaut()[:64, :64]
+    assert mdn.MdnError is MdnError and "MdnError" in dir(mdn)
     with pytest.raises(MdnError, match="unknown model 'small-maskd'"):
         mdn.denoise(photo, "small-maskd")
     with pytest.raises(MdnError, match="--passes must be at least 1"):

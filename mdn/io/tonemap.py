@@ -210,11 +210,12 @@ def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
 
 def fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
     """The transform for an image: RenderTransform for HDR (its tone map with `headroom`), Stretch for 16-bit or
-    float files, else Identity (a float array is display-referred: its values are taken as they are)."""
+    float files, else Identity (a float array within [0, 1] is display-referred: its values are taken as they are;
+    one with values outside is stretched from its own range as a float file is)."""
     if image.hdr:
         return RenderTransform.fit(image.pixels, headroom)
     dtype = image.source.layout.dtype
-    if image.source.format == ARRAY and dtype.kind == "f":
+    if image.source.format == ARRAY and dtype.kind == "f" and image.pixels.min() >= 0 and image.pixels.max() <= 1:
         return Identity()
     if dtype.kind == "f" or dtype.itemsize > 1:
         return Stretch.fit(image.pixels)
