@@ -161,6 +161,22 @@ def test_imagej_hyperstack_is_split_into_grey_planes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(image.pixels[5, ..., 0], stack[0, 2, 1] / np.float32(65535))
 
 
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_palette_tiff_reads_as_its_colours_and_writes_back_as_rgb(tmp_path: Path, deep: bool) -> None:
+    indices = RNG.integers(0, 4, (6, 7)).astype(np.uint8)
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, :4] = np.array([[0, 255, 0, 128], [0, 0, 255, 128], [0, 0, 0, 128]]) * 257 + (3 if deep else 0)
+    tifffile.imwrite(tmp_path / "labels.tif", indices, photometric="palette", colormap=colormap)
+    image = images.read(tmp_path / "labels.tif")
+    expected = np.moveaxis(colormap, 0, -1)[indices] / (65535 if deep else 257 * 255)
+    assert image.source.layout.dtype == (np.uint16 if deep else np.uint8)
+    np.testing.assert_allclose(image.pixels[0], expected, atol=1e-7)
+    images.write(image, tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.RGB
+        np.testing.assert_array_equal(tif.asarray(), np.moveaxis(colormap, 0, -1)[indices] // (1 if deep else 257))
+
+
 def _write_exr(path: Path, channels: dict[str, np.ndarray], compression=OpenEXR.PIZ_COMPRESSION) -> None:
     header = {"compression": compression, "type": OpenEXR.scanlineimage}
     OpenEXR.File(header, dict(channels)).write(str(path))

@@ -345,15 +345,18 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         page = tif.pages.first
         axes = series.axes
         decoded_rgb = page.photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
+        palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and "S" not in axes and page.colormap is not None
+        if palette:
+            raw, axes, decoded_rgb = _palette_colours(raw, page.colormap), axes + "S", True
         colour_models = (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK)
         if "S" in axes and not decoded_rgb and page.photometric not in colour_models:
             raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
         compression = page.compression.name
         meta: dict[str, Any] = {
             "imagej": tif.imagej_metadata if tif.is_imagej else None,
-            "description": None if tif.is_imagej else page.description or None,
+            "description": None if tif.is_imagej or (palette and tif.is_shaped) else page.description or None,
             "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
-            "planarconfig": page.planarconfig.name.lower() if "S" in axes else None,
+            "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if "S" in axes else None,
             "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
             "extrasamples": page.extrasamples or None,
         }
@@ -366,6 +369,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
                 dpi = tuple(per_inch * numerator / denominator for numerator, denominator in meta["resolution"])
         meta["photo"] = metadata.from_tiff(page, dpi)
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """A palette (indexed colour) TIFF's pixels as the RGB colours its (3, N) colour map gives them, as a palette
+    PNG reads: 8-bit where the map holds 8-bit colours (each a multiple of 257), else 16-bit. Its indices are no
+    brightness to denoise (a 0-7 label map came back as 2-4, its colour map dropped)."""
+    colours = np.moveaxis(colormap, 0, -1)[indices]
+    return (colours // 257).astype(np.uint8) if not (colormap % 257).any() else colours.astype(np.uint16)
 
 
 def _known_unit(unit: int) -> bool:
