@@ -147,6 +147,31 @@ def test_a_work_step_error_naming_no_file_names_the_input(tmp_path: Path) -> Non
     assert results[0].status == "failed" and results[0].error == f"{inputs[0]}: too small for this step"
 
 
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_output_its_format_cannot_hold_fails_before_the_work(tmp_path: Path, overlap: bool) -> None:
+    """An alpha channel into JPEG or BMP (Pillow's own words after the work, or a BMP read back opaque), a stack
+    into PNG: refused before the file's work runs, the other files done."""
+    rgba = np.random.default_rng(0).integers(0, 256, (8, 9, 4), dtype=np.uint8)
+    (tmp_path / "rgba.png").write_bytes(imagecodecs.png_encode(rgba))
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 8, 9), np.uint8), imagej=True)
+    (tmp_path / "rgb.png").write_bytes(imagecodecs.png_encode(np.ascontiguousarray(rgba[..., :3])))
+    inputs = [tmp_path / name for name in ("rgba.png", "rgba.png", "stack.tif", "rgb.png")]
+    outputs = ["a.jpg", "a.bmp", "s.png", "c.jpg"]
+    jobs = [batch.Job(source, tmp_path / "out" / name) for source, name in zip(inputs, outputs, strict=True)]
+    worked: list[str] = []
+
+    def work(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+        worked.append(context.image.path.name)
+        return pixels
+
+    results = batch.run(jobs, work, overlap=overlap)
+    assert [r.status for r in results] == ["failed", "failed", "failed", "done"] and worked == ["rgb.png"]
+    assert results[0].error == f"{inputs[0]}: JPEG cannot hold its alpha channel: write PNG, WebP or TIFF"
+    assert results[1].error.endswith("BMP cannot hold its alpha channel: write PNG, WebP or TIFF")
+    assert results[2].error.endswith("a stack of 3 images can only be written as TIFF")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.jpg"]
+
+
 def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(tmp_path: Path) -> None:
     (tmp_path / "shoot").mkdir()
     for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp"):

@@ -193,7 +193,7 @@ def run(
     already handed over are finished, and `Interrupted` carries the results so far.
     """
     results: list[Future[Result]] = []
-    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer, fit=fit)
+    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer, dtype=dtype, fit=fit)
     io = ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline()
     interrupted = False
     try:
@@ -241,6 +241,7 @@ def _load(
     overwrite: bool,
     skip_existing: bool,
     layer: str | None,
+    dtype: str | None,
     fit: Callable[[images.Image], tonemap.DisplayTransform],
 ) -> _Loaded | Result:
     """Read a job's input and fit its display transform; a finished Result when it is skipped or fails."""
@@ -253,6 +254,7 @@ def _load(
         if job.output.exists() and not overwrite:
             raise MdnError("exists; refusing to overwrite it (use --overwrite or --skip-existing)", job.output)
         image = images.read(job.input, layer=layer)
+        images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before the work
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
         transform = fit(image)

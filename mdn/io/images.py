@@ -500,7 +500,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
         raise MdnError("is a directory, expected an output file name", path)
     source = image.source
     same = fmt == source.format
-    layout = _target_layout(image, fmt, dtype) if not same or dtype else source.layout
+    layout = target_layout(image, path, dtype)
     pixels = srgb_encoded(image.pixels) if image.hdr and layout.dtype.kind == "u" else image.pixels
     raw = from_planes(pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
@@ -520,6 +520,21 @@ def srgb_encoded(linear: np.ndarray, rows: int = 256) -> np.ndarray:
             curve = np.power(values, 1 / 2.4) * 1.055 - 0.055
             out[plane, top : top + rows] = np.where(values <= 0.0031308, 12.92 * values, curve)
     return out
+
+
+NO_ALPHA = ("jpeg", "bmp")
+"""Formats that cannot hold an alpha channel (Pillow writes a BMP's as a fourth channel it reads back opaque)."""
+
+
+def target_layout(image: Image, path: Path, dtype: str | None = None) -> Layout:
+    """The stored layout for writing `image` to `path` (in `dtype`, or the closest to the source's), or an
+    MdnError naming the image when that format cannot store it: checked before the work, not after."""
+    fmt = format_of(path)
+    if image.alpha is not None and fmt in NO_ALPHA:
+        raise MdnError(f"{fmt.upper()} cannot hold its alpha channel: write PNG, WebP or TIFF", image.path)
+    if fmt == image.source.format and not dtype:
+        return image.source.layout
+    return _target_layout(image, fmt, dtype)
 
 
 def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
