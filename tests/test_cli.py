@@ -146,6 +146,19 @@ def test_batch_keeps_going_summarises_and_exits_1(tmp_path: Path) -> None:
     assert imagecodecs.png_decode((tmp_path / "out" / "b.png").read_bytes()).dtype == np.uint16
 
 
+def test_a_report_that_cannot_be_written_is_refused_before_any_file(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png(folder / "a.png")
+    (tmp_path / "blocker").write_text("a file where the report's folder should be")
+    result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", tmp_path / "blocker" / "report.json")
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+    assert f"{tmp_path / 'blocker'} is a file, not a folder" in result.output
+    result = _invoke("noise", folder, "-o", tmp_path / "out", "--json", tmp_path)
+    assert result.exit_code == 2 and "is a directory, expected a file name" in result.output
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*"))
+
+
 def test_recursive_batch_mirrors_the_tree_under_the_output_folder(tmp_path: Path) -> None:
     for name in ("shoot/a.png", "shoot/day1/a.png", "shoot/day2/deep/b.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -247,13 +260,6 @@ def test_an_output_path_through_a_file_is_one_error_line(tmp_path: Path) -> None
         f"error: {source}/out.png: cannot write: {source} is a file, not a folder"
     )
     assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
-
-
-def test_a_report_that_cannot_be_written_is_an_error_after_the_work(tmp_path: Path) -> None:
-    source = _png(tmp_path / "a.png")
-    result = _invoke("noise", source, "--json", tmp_path / "a.png" / "report.json")
-    assert result.exit_code == 1 and (tmp_path / "a_noisy.png").is_file()
-    assert f"report.json: cannot write: {source} is a file, not a folder" in result.output
 
 
 def test_libpng_warnings_about_a_colour_profile_stay_quiet(tmp_path: Path) -> None:

@@ -141,6 +141,8 @@ def run(
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     part = batch.parse_shard(shard) if shard is not None else None
+    if json_report is not None:
+        images.check_writable(json_report)
     stores = [Path(i) for i in inputs if volumes.is_volume(i)]
     files = [i for i in inputs if not volumes.is_volume(i)]
     if stores and work.volume is None:

@@ -577,6 +577,23 @@ def write_atomic(path: Path, write_to: Callable[[Path], None]) -> None:
             _discard(tmp)
 
 
+def check_writable(path: Path) -> None:
+    """An MdnError naming `path` now where a file could not be written there later (a folder in its place, a
+    file where a folder should be, no permission, a read-only disk): a report checked before the batch, not after
+    its hours of work. Folders missing on the way are made, as the write would make them."""
+    if path.is_dir():
+        raise MdnError("is a directory, expected a file name", path)
+    tmp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary(path)
+    except OSError as exc:
+        raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
+    finally:
+        if tmp is not None:
+            _discard(tmp)
+
+
 _PENDING: set[Path] = set()
 """Temporary files of writes in flight, for `remove_partial_writes`."""
 _PENDING_LOCK = threading.Lock()
