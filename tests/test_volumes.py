@@ -188,6 +188,11 @@ def test_bad_volumes_fail_with_one_line_naming_them(tmp_path: Path) -> None:
     assert "missing.zarr" in result.output and "Traceback" not in result.output
     noise = _invoke("noise", tmp_path / "plain.zarr")
     assert noise.exit_code == 2 and "taken by mdn denoise and mdn zeroshot only" in noise.output
+    colour = zarr.open_array(str(tmp_path / "rgb.zarr"), mode="w", shape=(2, 40, 48, 3), dtype="uint16")
+    colour[:] = 1000
+    result = _invoke("denoise", tmp_path / "rgb.zarr", "-o", tmp_path / "rgb_out.zarr")
+    assert result.exit_code == 1 and not (tmp_path / "rgb_out.zarr").exists()
+    assert "rgb.zarr: zarr array of shape (2, 40, 48, 3) ends in an axis of 3 (colour channels?)" in result.output
 
 
 def test_the_api_denoises_a_float_volume_as_the_float_tiff_is(tmp_path: Path) -> None:
