@@ -271,6 +271,15 @@ def test_an_exr_cut_short_is_refused_not_written_without_the_part(tmp_path: Path
     assert images.read(whole).pixels.shape == (1, 64, 64, 3)
 
 
+def test_a_luminance_and_chroma_exr_is_refused_not_denoised_in_luminance_alone(tmp_path: Path) -> None:
+    path = tmp_path / "yc.exr"
+    _write_exr(path, {c: RNG.random((6, 7)).astype("float16") for c in ("Y", "RY", "BY")})
+    with pytest.raises(MdnError, match=r"luminance and chroma \(Y, RY, BY\); convert it to RGB"):
+        images.read(path)
+    _write_exr(path, {"Y": RNG.random((6, 7)).astype("float16")})
+    assert images.read(path).pixels.shape == (1, 6, 7, 1)
+
+
 def test_an_exr_alpha_of_another_type_is_written_back_as_it_came(tmp_path: Path) -> None:
     path = tmp_path / "mixed.exr"
     channels = {c: RNG.random((6, 7)).astype("float16") for c in "RGB"}

@@ -468,6 +468,9 @@ def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[s
     exr = _open_exr(path)
     part_index, prefix, names = _pick_exr_layer(path, exr, layer)
     channels = exr.parts[part_index].channels
+    dot = f"{prefix}." if prefix else ""
+    if names == [f"{dot}Y"] and {f"{dot}RY", f"{dot}BY"} <= set(channels):  # its colour would stay noisy
+        raise MdnError("unsupported EXR layout: luminance and chroma (Y, RY, BY); convert it to RGB", path)
     if any(channels[name].xSampling != 1 or channels[name].ySampling != 1 for name in names):
         raise MdnError("unsupported EXR layout: subsampled channels", path)
     dtypes = {channels[name].pixels.dtype for name in names}
