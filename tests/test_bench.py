@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -33,6 +34,23 @@ def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Pat
     assert 23.5 < noisy["psnr"] < 26.0
     assert (tmp_path / "a.csv").read_text().startswith("model,noise,level,image,psnr,ssim,seconds")
     assert "gaussian" in second.output
+
+
+def test_a_report_over_a_reference_or_of_an_unknown_type_is_refused_before_the_bench(tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    picture = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    (refs / "a.png").write_bytes(imagecodecs.png_encode(picture))
+    before = (refs / "a.png").read_bytes()
+    args = ["bench", str(refs), "--models", "noisy", "--noise", "gaussian:15", "--quiet"]
+    for option in ("--markdown", "--json", "--csv", "--plot"):
+        result = runner.invoke(app, [*args, option, str(refs / "a.png")])
+        assert result.exit_code == 2 and "is one of the inputs; refusing to write a report over it" in result.output
+    assert (refs / "a.png").read_bytes() == before
+    result = runner.invoke(app, [*args, "--plot", str(tmp_path / "study.xyz")])
+    assert result.exit_code == 2 and "a plot is written as .png" in result.output
+    written = runner.invoke(app, [*args, "--json", str(tmp_path / "new" / "deep" / "r.json")])
+    assert written.exit_code == 0 and json.loads((tmp_path / "new" / "deep" / "r.json").read_text())
 
 
 @pytest.mark.parametrize(

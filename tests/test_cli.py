@@ -159,6 +159,23 @@ def test_a_report_that_cannot_be_written_is_refused_before_any_file(tmp_path: Pa
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*"))
 
 
+def test_a_report_never_replaces_an_input_or_a_file_that_holds_no_report(tmp_path: Path) -> None:
+    source = _png(tmp_path / "a.png")
+    before = source.read_bytes()
+    for report in (source, tmp_path / "a_noisy.png"):  # an input, or the output it would replace
+        result = _invoke("noise", source, "--json", report, "--overwrite")
+        assert result.exit_code == 2 and "refusing to write a report over it" in result.output
+    assert source.read_bytes() == before and not (tmp_path / "a_noisy.png").exists()
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes, not JSON")
+    result = _invoke("noise", source, "--json", notes)
+    assert result.exit_code == 2 and "exists and holds no report" in result.output
+    assert notes.read_text() == "my notes, not JSON"
+    assert _invoke("noise", source, "--json", notes, "--overwrite").exit_code == 0
+    assert _invoke("noise", source, "--json", notes, "--overwrite").exit_code == 0  # an earlier report: replaced
+    assert json.loads(notes.read_text())["done"] == 1
+
+
 def test_recursive_batch_mirrors_the_tree_under_the_output_folder(tmp_path: Path) -> None:
     for name in ("shoot/a.png", "shoot/day1/a.png", "shoot/day2/deep/b.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

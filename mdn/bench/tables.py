@@ -9,6 +9,7 @@ import numpy as np
 
 from mdn import noise
 from mdn.bench.grid import NOISY, Score
+from mdn.io import images
 
 
 def summarise(scores: list[Score]) -> dict[tuple[str, float], dict[str, tuple[float, float]]]:
@@ -99,5 +100,5 @@ def plot(scores: list[Score], path: Path) -> None:
     axes[0][0].set_ylabel("PSNR (dB)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    images.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)

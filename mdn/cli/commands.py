@@ -22,7 +22,7 @@ from mdn.cli.usage import EXIT_USAGE, Command, Group
 from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.inference import engine
-from mdn.io import batch
+from mdn.io import batch, images
 from mdn.nets.iterative import ITERATIVE_SIZES
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -499,6 +499,12 @@ def bench_command(
     Example: mdn bench --models unet,small-baseline --plot study.png
     """
     use_threads(threads)
+    references = batch.expand_inputs(images_ or [str(bench.SAMPLES)], recursive=True) if not train_speed else []
+    for path in (csv_path, json_path, markdown_path, plot_path):
+        if path is not None:
+            batch.check_report(path, references)
+    if plot_path is not None:
+        batch.check_plot(plot_path)
     if train_speed:
         settings = {"device": device, "precision": precision, "compile": compile_, "windows": runs}
         rows = bench.train_speed_rows(_listed(configs), _listed(kernels), batch_size, crop, **settings)
@@ -529,7 +535,8 @@ def bench_command(
     display.print_quality(scores, study.models)
     display.write_rows([asdict(s) for s in scores], csv_path, json_path)
     if markdown_path is not None:
-        markdown_path.write_text(bench.markdown(scores))
+        table = bench.markdown(scores)
+        images.write_atomic(markdown_path, lambda tmp: tmp.write_text(table))
     if plot_path is not None:
         bench.plot(scores, plot_path)
         console.print(f"wrote {plot_path}")

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from mdn import bench, noise, registry, training
 from mdn.cli.report import PIPED, console, out
+from mdn.io import images
 
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
@@ -69,12 +70,17 @@ def _tiling(row: bench.Speed) -> str:
 def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) -> None:
     """Write the rows as a JSON list and as CSV, where asked."""
     if json_path is not None:
-        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+        text = json.dumps(rows, indent=2) + "\n"
+        images.write_atomic(json_path, lambda tmp: tmp.write_text(text))
     if csv_path is not None and rows:
-        with csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+
+        def write_csv(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+        images.write_atomic(csv_path, write_csv)
 
 
 def print_noise_types() -> None:

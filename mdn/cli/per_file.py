@@ -141,8 +141,6 @@ def run(
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     part = batch.parse_shard(shard) if shard is not None else None
-    if json_report is not None:
-        images.check_writable(json_report)
     stores = [Path(i) for i in inputs if volumes.is_volume(i)]
     files = [i for i in inputs if not volumes.is_volume(i)]
     if stores and work.volume is None:
@@ -153,6 +151,8 @@ def run(
         batch.Job(s, volumes.output_path(s, output, suffix, several)) for s in stores
     ]
     jobs = batch.shard(jobs, *part) if part else jobs
+    if json_report is not None:
+        batch.check_report(json_report, [*found, *stores, *(job.output for job in jobs)], overwrite)
     volume_jobs = [j for j in jobs if j.input in stores]
     jobs = [j for j in jobs if j.input not in stores]
     planned: int | None = None

@@ -323,6 +323,38 @@ class _Inline(Executor):
         return _finished(fn(*args, **kwargs))
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff", ".webp")
+"""The file types a plot is written as (matplotlib's by the name)."""
+
+
+def check_report(path: Path, inputs: Iterable[Path], overwrite: bool = False) -> None:
+    """An MdnError naming `path`, before any work, where a report could not or should not be written there: one
+    of the command's `inputs` (never replaced by a report, whatever `--overwrite` says), an existing file that is
+    no earlier JSON report unless `overwrite`, a plot of a type it cannot be, or a path no file can be written to.
+    """
+    if any(path.resolve() == source.resolve() for source in inputs):
+        raise MdnError("is one of the inputs; refusing to write a report over it", path)
+    if path.is_file() and not overwrite and path.suffix.lower() == ".json" and not _earlier_report(path):
+        raise MdnError("exists and holds no report; refusing to overwrite it (use --overwrite)", path)
+    images.check_writable(path)
+
+
+def check_plot(path: Path) -> None:
+    """An MdnError naming `path` for a plot of a file type matplotlib does not write."""
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise MdnError(f"a plot is written as {', '.join(PLOT_SUFFIXES)}, not {path.suffix or 'a bare name'}", path)
+
+
+def _earlier_report(path: Path) -> bool:
+    """Whether a file holds a JSON report (an object or a list of rows), which a new one may replace."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(64).lstrip()
+    except OSError:
+        return False
+    return start[:1] in (b"{", b"[")
+
+
 def write_report(
     results: list[Result], path: Path, planned: int | None = None, shard: tuple[int, int] | None = None
 ) -> None:
