@@ -177,6 +177,22 @@ def test_a_palette_tiff_reads_as_its_colours_and_writes_back_as_rgb(tmp_path: Pa
         np.testing.assert_array_equal(tif.asarray(), np.moveaxis(colormap, 0, -1)[indices] // (1 if deep else 257))
 
 
+def test_a_tiff_stack_written_at_another_size_records_its_new_shape(tmp_path: Path) -> None:
+    """tifffile's own shape record went into the output as it came: a stack of 2 written at half size (a
+    thumbnail's noise) then read as one image of 32 x 32, its second slice lost."""
+    tifffile.imwrite(tmp_path / "stack.tif", RNG.integers(0, 60000, (2, 64, 64)).astype(np.uint16))
+    image = images.read(tmp_path / "stack.tif")
+    images.write(image.with_pixels(image.pixels[:, ::2, ::2]), tmp_path / "half.tif")
+    half = images.read(tmp_path / "half.tif")
+    assert half.pixels.shape == (2, 32, 32, 1)
+    np.testing.assert_array_equal(half.pixels, image.pixels[:, ::2, ::2])
+    tifffile.imwrite(
+        tmp_path / "four.tif", RNG.integers(0, 255, (2, 3, 8, 9)).astype(np.uint8), photometric="minisblack"
+    )
+    images.write(images.read(tmp_path / "four.tif"), tmp_path / "four_out.tif")
+    assert tifffile.imread(tmp_path / "four_out.tif").shape == (2, 3, 8, 9)
+
+
 def _write_exr(path: Path, channels: dict[str, np.ndarray], compression=OpenEXR.PIZ_COMPRESSION) -> None:
     header = {"compression": compression, "type": OpenEXR.scanlineimage}
     OpenEXR.File(header, dict(channels)).write(str(path))

@@ -354,7 +354,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         compression = page.compression.name
         meta: dict[str, Any] = {
             "imagej": tif.imagej_metadata if tif.is_imagej else None,
-            "description": None if tif.is_imagej or (palette and tif.is_shaped) else page.description or None,
+            "description": None if tif.is_imagej or _shape_record(page.description) else page.description or None,
+            "shaped": tif.is_shaped,  # tifffile's own record of the shape, written anew for the output's
             "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
             "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if "S" in axes else None,
             "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
@@ -369,6 +370,11 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
                 dpi = tuple(per_inch * numerator / denominator for numerator, denominator in meta["resolution"])
         meta["photo"] = metadata.from_tiff(page, dpi)
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _shape_record(description: str) -> bool:
+    """Whether a TIFF description is tifffile's own record of the array's shape, not a user's text."""
+    return description.startswith('{"shape":')
 
 
 def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
@@ -697,8 +703,8 @@ def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, photo: Meta
             if k not in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack")
         }
         kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
-    else:
-        kwargs["metadata"] = None
+    else:  # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
+        kwargs["metadata"] = {} if meta.get("shaped") else None
         kwargs["description"] = _tiff_text(meta.get("description"))
     tifffile.imwrite(path, raw, **kwargs)
 
