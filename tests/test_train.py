@@ -186,7 +186,7 @@ def test_practical_training_shrinks_twice_larger_crops_and_noises_them_on_the_de
     assert "--thumbnail-share 0.2" in trainer.options.command()
     with pytest.raises(MdnError, match="thumbnail_share needs the practical noise"):
         training.Trainer(_options(photos, thumbnail_share=0.2), tmp_path, log=lambda _: None)
-    with pytest.raises(MdnError, match="thumbnail_share must be in"):
+    with pytest.raises(MdnError, match="--thumbnail-share must be in"):
         _options(photos, noise="practical", thumbnail_share=1.5)
     for clean, noisy in pairs:
         assert clean.shape == noisy.shape == (2, 3, 32, 32) and clean.device == trainer.device
@@ -435,6 +435,9 @@ def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tm
     assert again.exit_code == 0, again.output
     assert registry.ModelCard.from_file(card.path).sha256 != card.sha256
     assert [json.loads(line)["iteration"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [2]
+    other = runner.invoke(app, [*args, "--iters", "4", "--resume", "--config", "small"])
+    assert other.exit_code == 2 and "Traceback" not in other.output and "size mismatch" not in other.output
+    assert "its checkpoint holds a network of --config tiny, not small" in other.output
 
 
 def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path) -> None:
@@ -510,9 +513,24 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         (["--input-mask-range", "0.9,0.5"], "0 <= LOW <= HIGH < 1"),
         (["--input-mask-range", "most"], "expected LOW,HIGH numbers"),
         (["--precision", "fp16"], "fp16 cannot train"),
+        (["--lr", "-0.001"], "--lr must be more than 0, got -0.001"),
+        (["--iters", "0"], "--iters must be 1 or more, got 0"),
+        (["--until", "-1"], "--until must be 1 or more, got -1"),
+        (["--batch", "0"], "--batch must be 1 or more"),
+        (["--crop", "0"], "--crop must be 16 or more"),
+        (["--validate-every", "0"], "--validate-every must be 1 or more"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be 1 or more"),
+        (["--warmup", "-5"], "--warmup must be 0 or more"),
+        (["--dead-leaves", "-3"], "--dead-leaves must be 0 or more"),
+        (["--ema", "1.5"], "--ema must be in [0, 1)"),
+        (["--grey-share", "2"], "--grey-share must be in [0, 1]"),
+        (["--name", "runs/x"], "--name must be a plain file name"),
+        (["--name", "../x"], "--name must be a plain file name"),
+        (["--name", "unet-dct-practical"], "--name unet-dct-practical is a shipped card's name"),
     ):
         result = runner.invoke(app, _train_args(photos, tmp_path, *more))
         assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, more
+        assert "\n" not in result.output.strip() and not (tmp_path / "cards").exists(), more
 
 
 def test_cli_fails_when_the_budget_ends_before_the_first_step(photos: Path, tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damaged tags
 
 ENGINE = engine.EngineOptions()
 """The library's inference defaults, which the options show and keep."""
-TRAIN = training.TrainOptions(name="", data=[])
+TRAIN = training.TrainOptions(name="defaults", data=[])
 """The library's training defaults (the denoise objective's), which the options show and keep."""
 NOISY = SelfSupervised.defaults
 """The defaults `--noisy` training takes instead, which the options show."""
@@ -370,6 +370,10 @@ def train_command(
     """
     if (data is None) == (noisy is None):
         _fail("give the training images: clean ones with --data, or a camera's noisy ones with --noisy")
+    if until is not None and until < 1:
+        _fail(f"--until must be 1 or more, got {until}")
+    if (registry.builtin_dir() / f"{name}.json").is_file():  # its card would stand in for the shipped one
+        _fail(f"--name {name} is a shipped card's name: choose another")
     if noisy is not None:
         data, objective = noisy, SelfSupervised.name
     options = training.TrainOptions.create(

@@ -121,7 +121,15 @@ class Trainer:
     def resume(self) -> None:
         """Continue from the working folder's checkpoint."""
         state = checkpoint.load(self.workdir, self.device)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError:  # another network: a size mismatch in every layer, as many lines
+            trained = state.get("options", {}).get("config", "another")
+            raise MdnError(
+                f"its checkpoint holds a network of --config {trained}, not {self.options.config}: resume with the "
+                "run's own options, or start afresh with --overwrite",
+                self.workdir,
+            ) from None
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration, self.seconds = state["iteration"], state["seconds"]

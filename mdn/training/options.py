@@ -33,6 +33,10 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
 +0.29 dB over starting from `unet` at equal time (docs/microscopy.md)."""
 
 
+MIN_CROP = 16
+"""The smallest training crop: the U-Net's coarsest level is a sixteenth of it."""
+
+
 @dataclass
 class TrainOptions:
     """Every knob of a run; the defaults follow the paper, and `create` gives an objective's own."""
@@ -97,21 +101,32 @@ class TrainOptions:
     """`mdn train` options whose names differ from the fields'."""
 
     def __post_init__(self) -> None:
+        if not self.name or self.name.startswith(".") or any(c in self.name for c in "/\\"):
+            raise MdnError(f"--name must be a plain file name (no folders, not hidden), got {self.name!r}")
         low, high = self.input_mask
         if not 0 <= low <= high < 1:
-            raise MdnError(f"input_mask must be a range LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
-        if not 0 <= self.grey_share <= 1:
-            raise MdnError(f"grey_share must be in [0, 1], got {self.grey_share:g}")
-        if not 0 <= self.thumbnail_share <= 1:
-            raise MdnError(f"thumbnail_share must be in [0, 1], got {self.thumbnail_share:g}")
-        if not 0 <= self.aux_share <= 1:
-            raise MdnError(f"aux_share must be in [0, 1], got {self.aux_share:g}")
-        if self.headroom < 0:
-            raise MdnError(f"headroom must be 0 or more, got {self.headroom:g}")
-        if not 50 <= self.headroom_percentile <= 100:
-            raise MdnError(f"headroom_percentile must be in [50, 100], got {self.headroom_percentile:g}")
+            flag = self.flag("input_mask")
+            raise MdnError(f"{flag} must be LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
+        at_least = {"iters": 1, "batch": 1, "crop": MIN_CROP, "warmup": 0, "validate_every": 1, "checkpoint_every": 1}
+        at_least |= {"dead_leaves": 0, "stripes": 0, "textiles": 0, "headroom": 0, "level": 0, "seed": 0}
+        for key, least in at_least.items():
+            if getattr(self, key) < least:
+                raise MdnError(f"{self.flag(key)} must be {least} or more, got {getattr(self, key):g}")
+        within = {"grey_share": (0, 1), "thumbnail_share": (0, 1), "aux_share": (0, 1)}
+        within |= {"attention_mask": (0, 1), "headroom_percentile": (50, 100)}
+        for key, (least, most) in within.items():
+            if not least <= getattr(self, key) <= most:
+                raise MdnError(f"{self.flag(key)} must be in [{least}, {most}], got {getattr(self, key):g}")
+        if not self.lr > 0:
+            raise MdnError(f"--lr must be more than 0, got {self.lr:g}")
+        if not 0 <= self.ema < 1:
+            raise MdnError(f"--ema must be in [0, 1) (the share of the average kept each step), got {self.ema:g}")
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
-            raise MdnError(f"level_range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
+            raise MdnError(f"--level-range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
+
+    def flag(self, key: str) -> str:
+        """The `mdn train` option that sets the field `key`."""
+        return self.FLAGS.get(key, "--" + key.replace("_", "-"))
 
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
@@ -137,7 +152,7 @@ class TrainOptions:
 
     def command(self) -> str:
         """The `mdn train` command line that gives these options (defaults left out)."""
-        defaults = TrainOptions.create(name="", data=[], objective=self.objective)
+        defaults = TrainOptions.create(name="defaults", data=[], objective=self.objective)
         noisy = self.objective == NOISY_OBJECTIVE
         parts = ["mdn train"]
         for key, value in asdict(self).items():
@@ -148,7 +163,7 @@ class TrainOptions:
                 continue
             if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue
-            flag = self.FLAGS.get(key, "--" + key.replace("_", "-"))
+            flag = self.flag(key)
             if isinstance(value, bool):
                 parts.append(flag)
             elif isinstance(value, list):
