@@ -211,5 +211,11 @@ def test_a_study_adds_zero_shot_methods_and_their_grid() -> None:
 
 def test_speed_sizes_are_squares_or_width_by_height() -> None:
     assert bench.parse_sizes("1024, 6000x4000") == [(1024, 1024), (4000, 6000)]
-    with pytest.raises(MdnError, match="not a size: 'big'"):
-        bench.parse_sizes("64,big")
+    for wrong in ("big", "0", "-64", "64x", "64x0"):
+        with pytest.raises(MdnError, match=f"not a size: '{wrong}'"):
+            bench.parse_sizes(f"64,{wrong}")
+    for wrong in ("gaussian:abc", "gaussian:15:25", "gaussian:15,,25"):
+        with pytest.raises(MdnError, match=f"--noise '{wrong}': levels are numbers"):
+            bench.parse_grid(f"poisson;{wrong}")
+    result = runner.invoke(app, ["bench", "--speed", "--sizes", "64", "--runs", "0"])
+    assert result.exit_code == 2 and "--runs must be 1 or more" in result.output

@@ -78,7 +78,10 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
     for item in filter(None, (part.strip() for part in text.split(";"))):
         name, _, levels = item.partition(":")
         kind = noise.make_noise(name)
-        values = [float(v) for v in levels.split(",")] if levels else list(type(kind).levels)
+        try:
+            values = [float(v) for v in levels.split(",")] if levels else list(type(kind).levels)
+        except ValueError:
+            raise MdnError(f"--noise {item!r}: levels are numbers, e.g. 'gaussian:15,25;poisson'") from None
         grid.extend((kind.name, noise.make_noise(name, v).level) for v in values)
     return grid
 

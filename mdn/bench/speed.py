@@ -248,11 +248,14 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     """'1024,6000x4000' -> [(1024, 1024), (4000, 6000)]: (height, width) of squares and WxH sizes."""
     sizes = []
     for item in text.split(","):
-        width, _, height = item.strip().partition("x")
+        width, x, height = item.strip().partition("x")
         try:
-            sizes.append((int(height or width), int(width)))
+            size = int(height if x else width), int(width)
         except ValueError:
-            raise MdnError(f"not a size: {item!r} (e.g. 1024 or 6000x4000)") from None
+            size = (0, 0)
+        if min(size) < 1:
+            raise MdnError(f"not a size: {item!r} (e.g. 1024 or 6000x4000)")
+        sizes.append(size)
     return sizes
 
 

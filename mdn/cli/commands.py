@@ -503,6 +503,8 @@ def bench_command(
     Example: mdn bench --models unet,small-baseline --plot study.png
     """
     use_threads(threads)
+    if runs < 1:
+        _fail(f"--runs must be 1 or more, got {runs}")
     references = batch.expand_inputs(images_ or [str(bench.SAMPLES)], recursive=True) if not train_speed else []
     for path in (csv_path, json_path, markdown_path, plot_path):
         if path is not None:
