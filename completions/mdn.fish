@@ -22,7 +22,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l wiener -l no-wiener 
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l self-check -l no-self-check -d "Measure each image's noise and blend the input back where the card would do worse (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l strength -r -d "The share of the denoiser's change to keep, from 0 (the input) to 1 (all of it), or auto: where a colour picture comes out little changed, the share its measured noise explains (clean and lightly noisy pictures keep their texture; a camera's light noise can hide from that measure)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l keep-clean -l no-keep-clean -d "Give a picture whose noise measures clean back as it came, but for impulses (default: the card's)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l albedo -r -F -d "Renders: the albedo buffer's file (default: the EXR's albedo layer, if any), for a render card that takes it"
@@ -41,7 +41,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l help -s h -d 'Show h
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l type -s t -x -a 'gaussian speckle poisson photon correlated saltpepper isp mixture aliased jpeg practical' -d 'Noise type (see --list)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l level -s l -r -d "Noise level (default: the type's)"
-complete -c mdn -n '__fish_seen_subcommand_from noise' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l list -d 'List noise types, parameters and levels'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l suffix -r -d 'Output name suffix when -o is not given'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l recursive -s r -d 'Search directories recursively'
@@ -68,7 +68,7 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l tile -r -d 'MPI: ti
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overlap -r -d 'MPI: tile overlap (default: 32)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -x -a 'auto cpu cuda mps' -d 'Where to run; auto: a GPU where there is one, else the CPU'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: the fill alone (no held-out pixels, no blend with the input, no Wiener stage)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l suffix -r -d 'Output name suffix when -o is not given'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l recursive -s r -d 'Search directories recursively'
@@ -110,7 +110,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l textiles -r -d 'Add th
 complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l validate-every -r -d 'Validate and log every N steps (500; --noisy: 250)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l checkpoint-every -r -d 'Checkpoint every N steps'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU threads (0: torch's default)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l precision -x -a 'auto fp32 bf16' -d 'auto: bf16 where the hardware computes it natively'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l device -r -d 'auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N'
@@ -141,7 +141,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l runs -r -d 'Speed: tim
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l tile -r -d 'Tile size (0: from the memory budget)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l device -x -a 'auto cpu cuda mps' -d 'Where to run; auto: a GPU where there is one, else the CPU'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l seed -r -d 'Random seed: the same seed gives the same bytes'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l csv -r -F -d 'Write every score (or speed row) as CSV'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l json -r -F -d 'Write every score (or speed row) as JSON'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l plot -r -F -d 'Plot PSNR against level (matplotlib)'

@@ -228,7 +228,10 @@ def add_noise(
     from mdn.io import arrays
 
     model = noise.make_noise(kind, level)
-    rng = np.random.default_rng(seed)
+    try:
+        rng = np.random.default_rng(seed)
+    except (ValueError, TypeError) as exc:
+        raise MdnError(f"seed must be a non-negative integer (or a numpy Generator): {exc}") from None
     return arrays.apply(image, lambda planes: model(planes, rng), axes=axes, hdr=hdr, layer=layer)
 
 

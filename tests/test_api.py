@@ -180,6 +180,13 @@ def test_models_lists_cards_and_a_loaded_model_runs_as_its_name(tiny_card) -> No
 def test_user_errors_name_the_problem(tiny_card) -> None:
     photo = data.astronaut()[:64, :64]
     assert mdn.MdnError is MdnError and "MdnError" in dir(mdn)
+    with pytest.raises(MdnError, match="--seed must be 0 to 4294967295, got -1"):
+        mdn.denoise(photo, tiny_card.path, seed=-1)
+    with pytest.raises(MdnError, match="seed must be a non-negative integer"):
+        mdn.add_noise(photo, "gaussian", 15, seed=-1)
+    for seed in ("-1", str(2**32)):
+        result = runner.invoke(app, ["noise", "any.png", "--seed", seed])
+        assert result.exit_code == 2 and "Invalid value for '--seed'" in result.output
     with pytest.raises(MdnError, match="unknown model 'small-maskd'"):
         mdn.denoise(photo, "small-maskd")
     with pytest.raises(MdnError, match="--passes must be at least 1"):

@@ -74,7 +74,11 @@ def _research(names: str, help: str) -> Any:
     return _opt(names, help, rich_help_panel=RESEARCH)
 
 
-Seed = Annotated[int, _opt("--seed", "Random seed: the same seed gives the same bytes.")]
+Seed = Annotated[
+    int,
+    _opt("--seed", "Random seed (0 to 2^32 - 1): the same seed gives the same bytes.", min=0,
+         max=inference.SEEDS - 1, metavar="<int>"),
+]  # fmt: skip
 Device = Annotated[
     str,
     _opt("--device", "Where to run; auto: a GPU where there is one, else the CPU.", metavar="<auto|cpu|cuda[:N]|mps>"),

@@ -2,6 +2,6 @@
 `tiling`), and a card's own settings merged with the caller's, the model for each image and its inputs
 (`cards`)."""
 
-from mdn.inference.cards import ModelChoice, as_card_runs, options, run, run_settings
+from mdn.inference.cards import SEEDS, ModelChoice, as_card_runs, options, run, run_settings
 
-__all__ = ["ModelChoice", "as_card_runs", "options", "run", "run_settings"]
+__all__ = ["SEEDS", "ModelChoice", "as_card_runs", "options", "run", "run_settings"]

@@ -49,6 +49,10 @@ def strength_settings(strength: float | str | None) -> dict[str, Any]:
     return {"strength": share, "light_check": False}
 
 
+SEEDS = 2**32
+"""Seeds are 0 to 2^32 - 1 (numpy's and torch's generators both take them)."""
+
+
 def options(
     card: ModelCard,
     *,
@@ -82,6 +86,8 @@ def options(
         raise MdnError("--passes must be at least 1")
     if not 0 <= inference.get("input_mask", 0.0) < 1:
         raise MdnError("--input-mask must be in [0, 1)")
+    if not 0 <= settings.get("seed", 0) < SEEDS:
+        raise MdnError(f"--seed must be 0 to {SEEDS - 1}, got {settings['seed']}")
     result = EngineOptions(
         overlap=card.tile_overlap if overlap is None else overlap,
         max_memory=parse_size(max_memory) if isinstance(max_memory, str) else max_memory,
