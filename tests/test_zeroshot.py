@@ -422,9 +422,15 @@ def test_zs_n2n_stops_in_its_time_budget_and_gives_the_input_when_no_step_fitted
 def test_cli_zs_n2n_honours_the_time_budget(tmp_path) -> None:
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
     args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--method", "zs-n2n", "-q"]
-    result = CliRunner().invoke(app, [*args, "--time-budget", "0"])
+    result = CliRunner().invoke(app, [*args, "--time-budget", "0", "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(imagecodecs.png_decode((tmp_path / "b.png").read_bytes()), data.camera()[:32, :32])
+    assert "the time budget ran out before the first iteration: the input came back as it was" in result.output
+    info = json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]
+    assert info["iters"] == 2000 and info["iters_run"] == [0]
+    full = CliRunner().invoke(app, [*args, "--iters", "3", "--overwrite", "--json", str(tmp_path / "r.json")])
+    info = json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]
+    assert full.exit_code == 0 and info["iters"] == 3 and "iters_run" not in info and "time budget" not in full.output
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

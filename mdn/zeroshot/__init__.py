@@ -59,6 +59,8 @@ class ZeroShot:
         self.checks: list[SelfCheck] = []
         self.iterations: list[int] = []
         """The iterations each plane (and channel group) of the last call was given."""
+        self.iterations_run: list[int] = []
+        """The iterations each ran (fewer where a time budget stopped it)."""
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
@@ -68,12 +70,15 @@ class ZeroShot:
         total = sum(work)
         end = end_time(self.time_budget)
         done, fill, result = 0, None, np.empty_like(planes)
-        self.checks = []
+        self.checks, self.iterations_run = [], []
         for index, (plane, channels) in enumerate(runs):
             portion = steps[index].iters / sum(step.iters for step in steps[index:])  # of the time left
             budget = None if end is None else max(0.0, (end - time.monotonic()) * portion)
+            tiles = work[index] // steps[index].iters
+            self.iterations_run.append(0)
 
-            def report(step: int, _: int, base: int = done) -> None:
+            def report(step: int, _: int, base: int = done, tiles: int = tiles) -> None:
+                self.iterations_run[-1] = step // tiles
                 if self.progress:
                     self.progress(base + step, total)
 

@@ -149,9 +149,14 @@ def run(
         )  # fmt: skip
         if len(set(runner.iterations)) > 1:
             info["continued_iters"] = runner.iterations[-1]  # a stack's slices after the first
+        if runner.iterations_run != runner.iterations:  # a time budget stopped them
+            info["iters_run"] = runner.iterations_run
         if runner.checks:
             info["self_check"] = [check.to_json() for check in runner.checks]
-    return result, verdicts(runner.checks, settings.preset_name(channels))
+    found = verdicts(runner.checks, settings.preset_name(channels))
+    if 0 in runner.iterations_run:
+        found.append("the time budget ran out before the first iteration: the input came back as it was")
+    return result, found
 
 
 def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
