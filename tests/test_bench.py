@@ -209,6 +209,27 @@ def test_a_study_adds_zero_shot_methods_and_their_grid() -> None:
     assert bench.Study.make(["noisy"]).grid == bench.default_grid()
 
 
+def test_a_wide_table_is_split_into_tables_that_fit_and_no_cell_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from mdn.cli import display
+
+    names = [f"card-with-a-long-name-{i}" for i in range(9)]
+    scores = [bench.Score(name, "gaussian", 15.0, "astronaut", 30 + i / 7, 0.9, 0.1) for i, name in enumerate(names)]
+    for width in (80, 1000):
+        text = io.StringIO()
+        monkeypatch.setattr(display, "out", Console(file=text, width=width, highlight=False))
+        display.print_quality(scores, names)
+        lines = text.getvalue().splitlines()
+        assert "…" not in text.getvalue() and max(map(len, lines)) <= width
+        assert all(name in text.getvalue() for name in names)
+        tables = sum("┃ noise" in line for line in lines)
+        assert tables == 1 if width == 1000 else tables > 1
+        assert "31.14 / 0.900" in text.getvalue()
+
+
 def test_speed_sizes_are_squares_or_width_by_height() -> None:
     assert bench.parse_sizes("1024, 6000x4000") == [(1024, 1024), (4000, 6000)]
     for wrong in ("big", "0", "-64", "64x", "64x0"):

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.progress import Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from mdn import bench, noise, registry, training
 from mdn.cli.report import PIPED, console, out
@@ -21,7 +22,7 @@ from mdn.io import images
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
     """Mean PSNR / SSIM per (noise, level) and model, the best PSNR of each row in bold."""
-    table = Table("noise", "level", *names, title="PSNR (dB) / SSIM, mean over images", title_justify="left")
+    rows = []
     for (kind, level), cells in bench.summarise(scores).items():
         best = max(cells[m][0] for m in names)
         values = [
@@ -29,8 +30,29 @@ def print_quality(scores: list[bench.Score], names: list[str]) -> None:
             f"{cells[m][0]:.2f} / {cells[m][1]:.3f}"
             for m in names
         ]  # fmt: skip
-        table.add_row(kind, f"{level:g}", *values)
-    out.print(table)
+        rows.append([kind, f"{level:g}", *values])
+    print_wide(["noise", "level", *names], rows, keys=2, title="PSNR (dB) / SSIM, mean over images")
+
+
+def print_wide(headers: list[str], rows: list[list[str]], keys: int = 1, title: str | None = None) -> None:
+    """A table whose columns after the first `keys` go into as many tables as the terminal's width needs, each
+    repeating the key columns: no cell is cut short (at 80 columns every score read "3…")."""
+    cells = [headers, *([Text.from_markup(cell).plain for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) + 3 for i in range(len(headers))]  # a cell's padding and rule
+    room = max(out.width - sum(widths[:keys]) - 1, 1)
+    groups: list[list[int]] = [[]]
+    for column in range(keys, len(headers)):
+        if groups[-1] and sum(widths[c] for c in groups[-1]) + widths[column] > room:
+            groups.append([])
+        groups[-1].append(column)
+    for number, group in enumerate(groups):
+        shown = [*range(keys), *group]
+        table = Table(*(headers[c] for c in shown), title=title if number == 0 else None, title_justify="left")
+        for column in table.columns:
+            column.no_wrap = True
+        for row in rows:
+            table.add_row(*(row[c] for c in shown))
+        out.print(table)
 
 
 def print_train_speed(rows: list[bench.TrainSpeed]) -> None:
@@ -49,15 +71,15 @@ def print_train_speed(rows: list[bench.TrainSpeed]) -> None:
 def print_speed(speeds: bench.SpeedTable) -> None:
     reference = speeds.reference
     columns = ["model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel"]
-    table = Table(*columns, "tile", *([f"vs {reference}"] if reference else []))
-    for r, ratio in zip(speeds.rows, speeds.ratios, strict=True):
-        table.add_row(
+    rows = [
+        [
             r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
-            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel,
-            _tiling(r),
+            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel, _tiling(r),
             *([f"{ratio:.2f}x" if ratio is not None else "-"] if reference else []),
-        )  # fmt: skip
-    out.print(table)
+        ]
+        for r, ratio in zip(speeds.rows, speeds.ratios, strict=True)
+    ]  # fmt: skip
+    print_wide([*columns, "tile", *([f"vs {reference}"] if reference else [])], rows, keys=2)
 
 
 def _tiling(row: bench.Speed) -> str:
