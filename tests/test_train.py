@@ -435,7 +435,16 @@ def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tm
     assert again.exit_code == 0, again.output
     assert registry.ModelCard.from_file(card.path).sha256 != card.sha256
     assert [json.loads(line)["iteration"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [2]
-    other = runner.invoke(app, [*args, "--iters", "4", "--resume", "--config", "small"])
+    longer = runner.invoke(app, [*args, "--iters", "3", "--resume", "--threads", "1", "--seed", "1"])
+    assert longer.exit_code == 0 and "other options" not in longer.output  # a longer run, another machine
+    noisier = runner.invoke(
+        app, [*args, "--iters", "4", "--resume", "--seed", "1", "--noise", "poisson", "--level", "2"]
+    )
+    assert noisier.exit_code == 0, noisier.output
+    assert "resumed at step 3 with other options than the run's: --noise poisson (was gaussian), --level 2.0 (was " in (
+        noisier.output
+    )
+    other = runner.invoke(app, [*args, "--iters", "5", "--resume", "--config", "small"])
     assert other.exit_code == 2 and "Traceback" not in other.output and "size mismatch" not in other.output
     assert "its checkpoint holds a network of --config tiny, not small" in other.output
 

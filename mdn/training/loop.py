@@ -51,6 +51,32 @@ class Progress:
     validation: dict[str, float] | None = None
 
 
+HOW_IT_RUNS = (
+    "iters",
+    "threads",
+    "device",
+    "precision",
+    "compile",
+    "attention_kernel",
+    "validate_every",
+    "checkpoint_every",
+)
+"""Options a resumed run may change without changing what it learns (a longer schedule, another machine)."""
+
+
+def changed_options(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """`--flag value (was value)` for each option of a resumed run that differs from its checkpoint's, but for
+    HOW_IT_RUNS: the card then describes steps that ran otherwise (a Gaussian run resumed on Poisson noise)."""
+    changed = []
+    for key, value in now.items():
+        was = before.get(key, value)
+        if key not in HOW_IT_RUNS and (list(was) if isinstance(was, tuple | list) else was) != (
+            list(value) if isinstance(value, tuple | list) else value
+        ):
+            changed.append(f"{TrainOptions.flag_of(key)} {value} (was {was})")
+    return changed
+
+
 class Trainer:
     """One training run in a working folder: `checkpoint.pt`, `log.jsonl` and finally the model card."""
 
@@ -133,6 +159,9 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration, self.seconds = state["iteration"], state["seconds"]
+        changed = changed_options(state.get("options", {}), asdict(self.options))
+        if changed:
+            self._warn(f"resumed at step {self.iteration:,} with other options than the run's: {', '.join(changed)}")
         self.scores = state.get("scores", state.get("best", {}))  # checkpoints before 2026-11 named it "best"
         self.history = state.get("history", [])
         self.initialised_from = state.get("initialised_from", {})

@@ -105,18 +105,18 @@ class TrainOptions:
             raise MdnError(f"--name must be a plain file name (no folders, not hidden), got {self.name!r}")
         low, high = self.input_mask
         if not 0 <= low <= high < 1:
-            flag = self.flag("input_mask")
+            flag = self.flag_of("input_mask")
             raise MdnError(f"{flag} must be LOW,HIGH with 0 <= LOW <= HIGH < 1, got {low:g},{high:g}")
         at_least = {"iters": 1, "batch": 1, "crop": MIN_CROP, "warmup": 0, "validate_every": 1, "checkpoint_every": 1}
         at_least |= {"dead_leaves": 0, "stripes": 0, "textiles": 0, "headroom": 0, "level": 0, "seed": 0}
         for key, least in at_least.items():
             if getattr(self, key) < least:
-                raise MdnError(f"{self.flag(key)} must be {least} or more, got {getattr(self, key):g}")
+                raise MdnError(f"{self.flag_of(key)} must be {least} or more, got {getattr(self, key):g}")
         within = {"grey_share": (0, 1), "thumbnail_share": (0, 1), "aux_share": (0, 1)}
         within |= {"attention_mask": (0, 1), "headroom_percentile": (50, 100)}
         for key, (least, most) in within.items():
             if not least <= getattr(self, key) <= most:
-                raise MdnError(f"{self.flag(key)} must be in [{least}, {most}], got {getattr(self, key):g}")
+                raise MdnError(f"{self.flag_of(key)} must be in [{least}, {most}], got {getattr(self, key):g}")
         if not self.lr > 0:
             raise MdnError(f"--lr must be more than 0, got {self.lr:g}")
         if not 0 <= self.ema < 1:
@@ -124,9 +124,10 @@ class TrainOptions:
         if self.level_range and not (len(self.level_range) == 2 and 0 < self.level_range[0] <= self.level_range[1]):
             raise MdnError(f"--level-range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.level_range}")
 
-    def flag(self, key: str) -> str:
+    @classmethod
+    def flag_of(cls, key: str) -> str:
         """The `mdn train` option that sets the field `key`."""
-        return self.FLAGS.get(key, "--" + key.replace("_", "-"))
+        return cls.FLAGS.get(key, "--" + key.replace("_", "-"))
 
     @classmethod
     def create(cls, **given: Any) -> TrainOptions:
@@ -163,7 +164,7 @@ class TrainOptions:
                 continue
             if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue
-            flag = self.flag(key)
+            flag = self.flag_of(key)
             if isinstance(value, bool):
                 parts.append(flag)
             elif isinstance(value, list):
