@@ -217,7 +217,8 @@ def add_noise(
     layer: str | None = None,
 ) -> np.ndarray:
     """The image with synthetic noise, as `mdn noise` adds it: `kind` gaussian, speckle, poisson, photon,
-    correlated, saltpepper, isp or mixture, at `level` (None: the kind's default), drawn from
+    correlated, saltpepper, isp, mixture, or a photo's: aliased (a web thumbnail: the result is half the size),
+    jpeg or practical, at `level` (None: the kind's default; `mdn noise --list`), drawn from
     `numpy.random.default_rng(seed)`. Returns the image in the input's layout and type.
 
         >>> noisy = mdn.add_noise(photo, "poisson", 2.5, seed=0)

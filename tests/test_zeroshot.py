@@ -380,7 +380,7 @@ def test_cli_zeroshot_reports_its_self_check_and_warns_when_it_cannot_help(tmp_p
     check = json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]["self_check"][0]
     assert check["input_weight"] == 1.0 and check["fill_gain_db"] < 0 and check["estimated_gain_db"] == 0.0
     assert check["estimated_gain_db_low"] == check["estimated_gain_db_high"] == 0.0
-    assert "improves this image by an estimated 0.0-0.0 dB only" in " ".join(result.output.split())
+    assert "improves this image by an estimated 0.0 to 0.0 dB only" in " ".join(result.output.split())
     assert np.array_equal(tifffile.imread(tmp_path / "b.tif"), tifffile.imread(tmp_path / "a.tif"))
 
 
@@ -396,6 +396,12 @@ def test_cli_zeroshot_names_the_file_too_small_for_it_and_writes_nothing(tmp_pat
     assert result.exit_code == 1, result.output
     assert f"error: {tmp_path / 'tiny.png'}: zero-shot denoising needs" in " ".join(result.output.split())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fine.png"]
+
+
+def test_cli_zeroshot_refuses_a_tile_too_small_before_any_file(tmp_path) -> None:
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), "--tile", "7", "-q"])
+    assert result.exit_code == 2 and "--tile must be at least 64 pixels, got 7" in result.output
 
 
 def test_cli_zeroshot_rejects_an_unknown_precision(tmp_path) -> None:

@@ -14,7 +14,7 @@ import torch
 from mdn import allocator, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.inference.engine import ProgressCallback
+from mdn.inference.engine import MIN_TILE, ProgressCallback
 from mdn.units import parse_duration
 
 METHODS = ("mpi", "zs-n2n")
@@ -69,6 +69,8 @@ class Settings:
             raise MdnError(f"--beta must be in [0, 1), got {self.beta:g}")
         if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
             raise MdnError(f"--mask-ratio must be in (0, 1), got {self.mask_ratio:g}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise MdnError(f"--tile must be at least {MIN_TILE} pixels, got {self.tile}")
         if self.time_budget is not None:
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
         if isinstance(self.model, registry.Model):
@@ -175,7 +177,7 @@ def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
     if least.gain_db < zeroshot.SMALL_GAIN_DB:
         low, high = least.gain_range_db
         found.append(
-            f"self-check: --preset {preset} improves this image by an estimated {low:.1f}-{high:.1f} dB only; "
+            f"self-check: --preset {preset} improves this image by an estimated {low:.1f} to {high:.1f} dB only; "
             "try --method zs-n2n or another preset"
         )
     return found
