@@ -171,7 +171,7 @@ def test_render_training_bounds_the_percentile_it_is_given(render_set: Path) -> 
     assert all(b.reference.mean() < u.reference.mean() for u, b in zip(usual, bright, strict=True))
     options = training.TrainOptions.create(name="r", data=["x"], objective="render", headroom_percentile=99.5)
     assert options.headroom_percentile == 99.5 and options.headroom == 8.0
-    with pytest.raises(MdnError, match="headroom_percentile"):
+    with pytest.raises(MdnError, match="--headroom-percentile must be in"):
         training.TrainOptions.create(name="r", data=["x"], objective="render", headroom_percentile=101)
 
 
