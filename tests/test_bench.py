@@ -45,7 +45,7 @@ def test_a_report_over_a_reference_or_of_an_unknown_type_is_refused_before_the_b
     args = ["bench", str(refs), "--models", "noisy", "--noise", "gaussian:15", "--quiet"]
     for option in ("--markdown", "--json", "--csv", "--plot"):
         result = runner.invoke(app, [*args, option, str(refs / "a.png")])
-        assert result.exit_code == 2 and "is one of the inputs; refusing to write a report over it" in result.output
+        assert result.exit_code == 2 and "is an input or a result of this command; refusing" in result.output
     assert (refs / "a.png").read_bytes() == before
     result = runner.invoke(app, [*args, "--plot", str(tmp_path / "study.xyz")])
     assert result.exit_code == 2 and "a plot is written as .png" in result.output

@@ -327,13 +327,12 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff
 """The file types a plot is written as (matplotlib's by the name)."""
 
 
-def check_report(path: Path, inputs: Iterable[Path], overwrite: bool = False) -> None:
+def check_report(path: Path, files: Iterable[Path], overwrite: bool = False) -> None:
     """An MdnError naming `path`, before any work, where a report could not or should not be written there: one
-    of the command's `inputs` (never replaced by a report, whatever `--overwrite` says), an existing file that is
-    no earlier JSON report unless `overwrite`, a plot of a type it cannot be, or a path no file can be written to.
-    """
-    if any(path.resolve() == source.resolve() for source in inputs):
-        raise MdnError("is one of the inputs; refusing to write a report over it", path)
+    of the command's `files` (its inputs and results, never replaced by a report whatever `--overwrite` says), an
+    existing file that holds no earlier JSON report unless `overwrite`, or a path no file can be written to."""
+    if any(path.resolve() == file.resolve() for file in files):
+        raise MdnError("is an input or a result of this command; refusing to write a report over it", path)
     if path.is_file() and not overwrite and path.suffix.lower() == ".json" and not _earlier_report(path):
         raise MdnError("exists and holds no report; refusing to overwrite it (use --overwrite)", path)
     images.check_writable(path)
