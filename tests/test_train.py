@@ -435,6 +435,8 @@ def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tm
     assert again.exit_code == 0, again.output
     assert registry.ModelCard.from_file(card.path).sha256 != card.sha256
     assert [json.loads(line)["iteration"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [2]
+    behind = runner.invoke(app, [*args, "--resume", "--seed", "1", "--until", "2"])
+    assert behind.exit_code == 2 and "--until 2: the run is at step 2 already" in behind.output
     longer = runner.invoke(app, [*args, "--iters", "3", "--resume", "--threads", "1", "--seed", "1"])
     assert longer.exit_code == 0 and "other options" not in longer.output  # a longer run, another machine
     noisier = runner.invoke(
@@ -525,6 +527,7 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         (["--lr", "-0.001"], "--lr must be more than 0, got -0.001"),
         (["--iters", "0"], "--iters must be 1 or more, got 0"),
         (["--until", "-1"], "--until must be 1 or more, got -1"),
+        (["--until", "200000"], "--until 200,000 is past --iters 100,000"),
         (["--batch", "0"], "--batch must be 1 or more"),
         (["--crop", "0"], "--crop must be 16 or more"),
         (["--validate-every", "0"], "--validate-every must be 1 or more"),

@@ -391,6 +391,8 @@ def train_command(
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
         threads=threads, precision=precision, compile=compile_, device=device, attention_kernel=kernel,
     )  # fmt: skip
+    if until is not None and until > options.iters:
+        _fail(f"--until {until:,} is past --iters {options.iters:,}")
     log = functools.partial(console.print, soft_wrap=True)
     try:
         sitting = training.Sitting(
@@ -402,6 +404,9 @@ def train_command(
             "--overwrite to start afresh, or choose another --name"
         )
     trainer = sitting.trainer
+    if until is not None and until <= trainer.iteration:  # a resumed run
+        sitting.close()
+        _fail(f"--until {until:,}: the run is at step {trainer.iteration:,} already")
     if not finish:
         try:
             display.train_progress(sitting, until, quiet or trainer.rank != 0)
