@@ -374,8 +374,6 @@ def train_command(
     """
     if (data is None) == (noisy is None):
         _fail("give the training images: clean ones with --data, or a camera's noisy ones with --noisy")
-    if until is not None and until < 1:
-        _fail(f"--until must be 1 or more, got {until}")
     if (registry.builtin_dir() / f"{name}.json").is_file():  # its card would stand in for the shipped one
         _fail(f"--name {name} is a shipped card's name: choose another")
     if noisy is not None:
@@ -391,6 +389,8 @@ def train_command(
         validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
         threads=threads, precision=precision, compile=compile_, device=device, attention_kernel=kernel,
     )  # fmt: skip
+    if until is not None and until < 1:
+        _fail(f"--until must be 1 or more, got {until}")
     if until is not None and until > options.iters:
         _fail(f"--until {until:,} is past --iters {options.iters:,}")
     log = functools.partial(console.print, soft_wrap=True)
