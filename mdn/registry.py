@@ -6,12 +6,12 @@ user data directory. `--model` accepts a card name or a path to a card's JSON fi
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import json
 import os
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,23 +127,92 @@ class ModelCard:
 
     @classmethod
     def from_file(cls, path: Path) -> ModelCard:
+        """The card in a JSON file; an MdnError naming the file and what is wrong with it."""
         try:
             data = json.loads(path.read_text())
-            return cls(**data, path=path)
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise MdnError(f"not a valid model card: {exc}", path) from None
+        problem = card_problem(data)
+        if problem:
+            raise MdnError(f"not a valid model card: {problem}", path)
+        return cls(**data, path=path)
+
+
+FIELD_TYPES: dict[str, type] = {
+    "name": str, "architecture": str, "config": dict, "weights": str, "sha256": str, "description": str,
+    "task": str, "default": bool, "default_hdr": bool, "default_hdr_aux": bool, "grey": str, "tile_overlap": int,
+    "inference": dict, "transform": dict, "training": dict, "scores": dict,
+}  # fmt: skip
+"""A card's JSON fields and their types (`ModelCard`'s fields but its path)."""
+REQUIRED = ("name", "architecture", "config", "weights", "sha256")
+TYPE_NAMES = {str: "text", dict: "an object", bool: "true or false", int: "a whole number"}
+
+
+def card_problem(data: Any) -> str:
+    """What makes `data` (a card's parsed JSON) no card, in words; '' where it is one."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    missing = [name for name in REQUIRED if name not in data]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    unknown = [name for name in data if name not in FIELD_TYPES]
+    if unknown:
+        return f"fields this version of mdn does not know: {', '.join(unknown)} (written by a newer mdn?)"
+    for name, value in data.items():
+        kind = FIELD_TYPES[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{name} is {json.dumps(value)[:40]}, not {TYPE_NAMES[kind]}"
+    if not data["name"].strip():
+        return "its name is empty"
+    training = data.get("training", {})
+    for name in ("iterations", "parameters"):
+        if not _whole(training.get(name, 0)):
+            return f"training.{name} is {json.dumps(training[name])[:40]}, not a whole number"
+    sittings = training.get("earlier_sittings") or []
+    if not isinstance(sittings, list) or not all(
+        isinstance(s, dict) and _whole(s.get("from")) and _whole(s.get("to")) for s in sittings
+    ):
+        return "training.earlier_sittings is not a list of {from, to} steps"
+    return ""
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def cards() -> dict[str, ModelCard]:
-    """All cards by name; a user card shadows a built-in one of the same name. Other JSON files are ignored."""
+    """All cards by name; a user card shadows a built-in one of the same name. Files that are no card are left
+    out (`problems` names them)."""
+    return _scan()[0]
+
+
+def problems() -> list[MdnError]:
+    """What `cards` leaves out or has to choose: a user's JSON file in the models folder that is no card (named
+    as `--model` would name it), and two user cards of one name (the one whose file has that name is taken)."""
+    return _scan()[1]
+
+
+def _scan() -> tuple[dict[str, ModelCard], list[MdnError]]:
     found: dict[str, ModelCard] = {}
+    issues: list[MdnError] = []
     for folder in (builtin_dir(), user_dir()):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.json")):
-                with contextlib.suppress(MdnError):
-                    card = ModelCard.from_file(path)
-                    found[card.name] = card
-    return found
+        if not folder.is_dir():
+            continue
+        mine: dict[str, ModelCard] = {}
+        for path in sorted(folder.glob("*.json")):
+            try:
+                card = ModelCard.from_file(path)
+            except MdnError as exc:
+                issues.append(exc)
+                continue
+            other = mine.get(card.name)
+            if other is not None:
+                kept, left = (card, other) if path.stem == card.name else (other, card)
+                issues.append(MdnError(f"another card is also named {card.name!r}; {kept.path} is taken", left.path))
+                card = kept
+            mine[card.name] = card
+        found.update(mine)
+    return found, issues
 
 
 def default_card(task: str = "denoise", hdr: bool = False, aux: bool = False) -> ModelCard:
@@ -174,11 +243,18 @@ def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCar
     if name is None:
         return default_card(task)
     path = Path(name)
-    if path.suffix == ".json" and path.is_file():
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise MdnError("is a folder, not a model card" if path.exists() else "no such model card file", path)
         return ModelCard.from_file(path)
-    available = cards()
+    if path.suffix == ".pt":
+        raise MdnError("is a weight file; --model takes a card's name or its JSON file (see mdn models)", path)
+    available, issues = _scan()
     if str(name) in available:
         return available[str(name)]
+    for issue in issues:  # the user's card of that name that could not be read
+        if issue.path is not None and issue.path.stem == str(name):
+            raise issue
     close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else f" (available: {', '.join(available) or 'none'})"
     raise MdnError(f"unknown model {str(name)!r}{hint}")
@@ -197,7 +273,11 @@ def network_config(card: ModelCard) -> Any:
     without building it."""
     if card.architecture not in NETWORKS:
         raise MdnError(f"unknown architecture {card.architecture!r} in model card", card.path)
-    return NETWORKS[card.architecture][0].from_dict(card.config)
+    try:
+        return NETWORKS[card.architecture][0].from_dict(card.config)
+    except (TypeError, KeyError, ValueError) as exc:
+        reason = f"missing {exc}" if isinstance(exc, KeyError) else re.sub(r"^\w+\.__init__\(\) ", "", str(exc))
+        raise MdnError(f"not a valid model card: its {card.architecture} config: {reason}", card.path) from None
 
 
 def build(card: ModelCard) -> nn.Module:
@@ -216,10 +296,23 @@ def load(card: ModelCard) -> nn.Module:
     model = build(card)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        state = {k: v.float() for k, v in state.items()}
     except (RuntimeError, pickle.UnpicklingError, AttributeError) as exc:
         raise MdnError(f"cannot load weights: {str(exc).splitlines()[0]}", weights) from None
+    mismatch = _mismatch(model.state_dict(), state)
+    if mismatch:
+        raise MdnError(f"the weights are for another network than its card's config ({mismatch})", weights)
+    model.load_state_dict(state)
     return model.eval()
+
+
+def _mismatch(wanted: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """How two state dicts differ, in words ('' where their names and shapes agree)."""
+    missing = [k for k in wanted if k not in given]
+    extra = [k for k in given if k not in wanted]
+    shapes = [k for k in wanted if k in given and wanted[k].shape != given[k].shape]
+    parts = [f"{len(missing)} tensors missing", f"{len(extra)} unknown", f"{len(shapes)} of another shape"]
+    return ", ".join(part for part, found in zip(parts, (missing, extra, shapes), strict=True) if found)
 
 
 @dataclass(frozen=True)

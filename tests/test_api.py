@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 import sys
 import zlib
@@ -203,3 +206,14 @@ def test_help_shows_the_api_and_importing_mdn_leaves_torch_alone() -> None:
     assert shown.startswith("False")
     for signature in ("denoise(image", "denoise_zeroshot(image", "add_noise(image", "models()", "load_model(name"):
         assert signature in shown
+
+
+def test_a_card_whose_inference_settings_are_not_the_engines_is_refused(tiny_card, tmp_path: Path) -> None:
+    photo = data.astronaut()[:64, :64]
+    for settings, words in [({"passes": "4"}, "inference setting passes is '4'"),
+                            ({"sharpen": True}, "inference setting 'sharpen' is not known here")]:  # fmt: skip
+        path = tmp_path / "odd.json"
+        path.write_text(json.dumps({**json.loads(tiny_card.path.read_text()), "inference": settings}))
+        shutil.copy(tiny_card.weights_path, tmp_path / tiny_card.weights)
+        with pytest.raises(MdnError, match=f"odd\\.json: not a valid model card: {re.escape(words)}"):
+            mdn.denoise(photo, path)

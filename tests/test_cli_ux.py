@@ -282,3 +282,13 @@ def test_threads_in_the_api_hold_for_the_call_alone() -> None:
         np.zeros((16, 16, 3), np.uint8), "unet", threads=1, progress=lambda *_: seen.append(torch.get_num_threads())
     )
     assert seen and set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_brackets_in_paths_and_names_are_printed_as_they_are(tmp_path: Path) -> None:
+    folder = tmp_path / "shots [a]"
+    folder.mkdir()
+    (folder / "bad.png").write_bytes(b"not a png")
+    failed = mdn_cli("denoise", folder / "bad.png", "--threads", "1", columns=None)
+    assert failed.returncode == 1 and "shots [a]/bad.png: cannot read PNG" in failed.stderr
+    shown = mdn_cli("models", "show", "[/draft]", columns=None)
+    assert shown.returncode == 2 and "unknown model '[/draft]'" in shown.stderr and "Traceback" not in shown.stderr

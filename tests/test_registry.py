@@ -50,3 +50,78 @@ def test_broken_card_names_the_file(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"name": "x"}))
     with pytest.raises(MdnError, match=r"bad\.json: not a valid model card"):
         registry.find(bad)
+
+
+def _card_data(tiny_card, **changes: object) -> dict:
+    return {**json.loads(tiny_card.path.read_text()), **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"config": "unet"}, 'config is "unet", not an object'),
+        ({"training": {"iterations": "about 5000"}}, 'training.iterations is "about 5000", not a whole number'),
+        ({"name": 5}, "name is 5, not text"),
+        ({"default": "yes"}, 'default is "yes", not true or false'),
+        ({"heads_per_stage": 4}, "fields this version of mdn does not know: heads_per_stage"),
+        ({"training": {"earlier_sittings": [{"from": 0}]}}, "earlier_sittings is not a list"),
+    ],
+)
+def test_a_card_of_wrong_fields_is_refused_in_words(tiny_card, tmp_path: Path, changes, words) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(_card_data(tiny_card, **changes)))
+    with pytest.raises(MdnError, match=r"odd\.json: not a valid model card: ") as caught:
+        registry.ModelCard.from_file(path)
+    assert words in str(caught.value)
+
+
+def test_broken_user_cards_are_named_not_called_unknown(tiny_card) -> None:
+    user = registry.user_dir()
+    shutil.copytree(tiny_card.path.parent, user, dirs_exist_ok=True)
+    (user / "scope.json").write_text(json.dumps({"name": "scope"}))
+    (user / "mycam.json").write_text('{"name": "mycam", "archi')
+    assert "tiny" in registry.cards() and "scope" not in registry.cards()
+    assert sorted(p.path.name for p in registry.problems()) == ["mycam.json", "scope.json"]
+    with pytest.raises(MdnError, match=r"scope\.json: not a valid model card: missing architecture, config"):
+        registry.find("scope")
+    with pytest.raises(MdnError, match=r"mycam\.json: not a valid model card"):
+        registry.find("mycam")
+
+
+def test_of_two_user_cards_of_one_name_the_one_its_file_names_is_taken(tiny_card) -> None:
+    user = registry.user_dir()
+    shutil.copytree(tiny_card.path.parent, user, dirs_exist_ok=True)
+    (user / "zz-backup.json").write_text(json.dumps(_card_data(tiny_card, description="an old copy")))
+    assert registry.find("tiny").path == user / "tiny.json"
+    (problem,) = registry.problems()
+    assert problem.path == user / "zz-backup.json" and "also named 'tiny'" in str(problem)
+
+
+def test_a_card_path_that_is_missing_or_a_weight_file_is_said_so(tiny_card, tmp_path: Path) -> None:
+    with pytest.raises(MdnError, match=r"cards/my-cam\.json: no such model card file"):
+        registry.find("cards/my-cam.json")
+    with pytest.raises(MdnError, match=r"tiny\.pt: is a weight file; --model takes a card's name or its JSON"):
+        registry.find(tiny_card.path.parent / "tiny.pt")
+
+
+def test_weights_of_another_network_are_said_so(tiny_card, tmp_path: Path) -> None:
+    folder = tmp_path / "other"
+    shutil.copytree(tiny_card.path.parent, folder)
+    weights = folder / "tiny.pt"
+    torch.save({"conv.weight": torch.zeros(3, 3, 3, 3)}, weights)
+    card = registry.ModelCard.from_file(folder / "tiny.json")
+    card.sha256 = registry.sha256(weights)
+    with pytest.raises(
+        MdnError, match=r"for another network than its card's config \(\d+ tensors missing, 1 unknown\)"
+    ):
+        registry.load(card)
+
+
+def test_a_config_the_network_does_not_take_is_refused_in_words(tiny_card, tmp_path: Path) -> None:
+    path = tmp_path / "newer.json"
+    data = _card_data(tiny_card)
+    path.write_text(json.dumps({**data, "config": {**data["config"], "attention_heads": 7}}))
+    with pytest.raises(
+        MdnError, match=r"newer\.json: not a valid model card: its masked-swinir config: .*attention_heads"
+    ):
+        registry.network_config(registry.ModelCard.from_file(path))

@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 import mdn
 from mdn import __version__, bench, inference, noise, registry, training, volumes
@@ -105,7 +106,7 @@ def main_options(
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    console.print(f"[red]error[/]: {message}", soft_wrap=True)
+    console.print(f"[red]error[/]: {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -393,7 +394,7 @@ def train_command(
         _fail(f"--until must be 1 or more, got {until}")
     if until is not None and until > options.iters:
         _fail(f"--until {until:,} is past --iters {options.iters:,}")
-    log = functools.partial(console.print, soft_wrap=True)
+    log = functools.partial(console.print, soft_wrap=True, markup=False)
     try:
         sitting = training.Sitting(
             options, workdir, output, resume=resume or finish, overwrite=overwrite, time_budget=time_budget, log=log
@@ -437,6 +438,9 @@ def models_command(context: typer.Context) -> None:
     """
     if context.invoked_subcommand is None:
         display.print_models(mdn.models())
+        for problem in registry.problems():
+            if problem.path is not None and problem.path.parent == registry.user_dir():
+                console.print(f"[yellow]warning[/]: {escape(str(problem))}", soft_wrap=True)
 
 
 @models_app.command("show", cls=Command, short_help="One model card in a few lines (--json: the card).")
@@ -554,4 +558,4 @@ def bench_command(
         images.write_atomic(markdown_path, lambda tmp: tmp.write_text(table))
     if plot_path is not None:
         bench.plot(scores, plot_path)
-        console.print(f"wrote {plot_path}")
+        console.print(f"wrote {plot_path}", markup=False)

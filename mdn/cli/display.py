@@ -148,10 +148,11 @@ def print_card(card: registry.ModelCard) -> None:
         f"  trained     {card.steps:,} steps" + (f" on {training['hardware']}" if training.get("hardware") else ""),
     ]
     if training.get("initialised_from"):
-        lines.append(f"  started at  {training['initialised_from'].get('card', '?')}'s weights")
+        started = training["initialised_from"]
+        lines.append(f"  started at  {started.get('card', '?') if isinstance(started, dict) else started}'s weights")
     for name, score in card.scores.items():
-        if isinstance(score, dict) and "psnr" in score:
-            noisy = f" (input {score['noisy_psnr']:.2f})" if "noisy_psnr" in score else ""
+        if isinstance(score, dict) and isinstance(score.get("psnr"), int | float):
+            noisy = f" (input {score['noisy_psnr']:.2f})" if isinstance(score.get("noisy_psnr"), int | float) else ""
             lines.append(f"  scored      {name}: {score['psnr']:.2f} dB{noisy}")
     lines.append(f"  card        {card.path}")
     lines.append("  (mdn models show NAME --json prints the whole card)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import typer
+from rich.markup import escape
 
 from mdn.cli.report import console
 from mdn.cli.usage import Command
@@ -34,7 +35,7 @@ def current(command: str, args: list[str]) -> Iterator[str]:
             yield arg
             continue
         now = former[name]
-        console.print(f"[yellow]warning[/]: {name} is now {' '.join(now)}", soft_wrap=True)
+        console.print(f"[yellow]warning[/]: {escape(name)} is now {escape(' '.join(now))}", soft_wrap=True)
         yield from (*now[:-1], now[-1] + equals + value)
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from mdn import volumes
 from mdn.cli.report import BatchProgress, console, print_summary
@@ -175,7 +176,7 @@ def run(
                 try:
                     batch.write_report(results, json_report, planned, part)
                 except MdnError as exc:
-                    console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+                    console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
                     failed = True
     except KeyboardInterrupt:  # before the batch started
         console.print("[yellow]interrupted[/] before any file")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -93,9 +94,9 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
     """Warnings and errors always; a table of all files when several were planned, unless quiet."""
     for result in results:
         for warning in result.warnings:
-            console.print(f"[yellow]warning[/]: {result.input}: {warning}", soft_wrap=True)
+            console.print(f"[yellow]warning[/]: {escape(f'{result.input}: {warning}')}", soft_wrap=True)
         if result.error:
-            console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
+            console.print(f"[red]error[/]: {escape(str(result.error))}", soft_wrap=True)
     if quiet:
         return
     if (planned or len(results)) == 1:
@@ -104,16 +105,18 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
             if result.status == "done":
                 what = [result.info.get("model") or result.info.get("noise"), _kept(result.info.get("kept_change"))]
                 what = "".join(f"{part}, " for part in what if part)
-                out.print(f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True)
+                out.print(f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True, markup=False)
             else:
-                out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True)
+                out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True, markup=False)
         return
     table = Table(title="summary", title_justify="left")
     for column in ("input", "output", "status", "seconds"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
     colours = {"done": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
-        table.add_row(str(r.input), _short(r.output), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}")
+        table.add_row(
+            escape(str(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
+        )
     console.print(table)
     counts = {status: sum(r.status == status for r in results) for status in colours}
     console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n))

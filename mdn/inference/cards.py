@@ -73,6 +73,7 @@ def options(
     self-check, clean kept) and tile overlap unless given here, `settings` (EngineOptions' fields) as given;
     `wiener` False means quality fast; `strength` a share of the output's change to keep in [0, 1], or "auto"
     for the light-noise check's. Raises MdnError for a setting the engine would refuse."""
+    _check_settings(card)
     if wiener is False:
         quality = "fast"
     given = {
@@ -100,9 +101,24 @@ def options(
     return result
 
 
+def _check_settings(card: ModelCard) -> None:
+    """An MdnError naming the card where its inference settings are not the engine's, or of another type."""
+    defaults = {field.name: field.default for field in dataclasses.fields(EngineOptions)}
+    for name, value in card.inference.items():
+        if name not in defaults:
+            raise MdnError(f"not a valid model card: inference setting {name!r} is not known here", card.path)
+        wanted = type(defaults[name])
+        fits = isinstance(value, wanted) and (wanted is bool or not isinstance(value, bool))
+        if wanted is float:
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        if not fits:
+            raise MdnError(f"not a valid model card: inference setting {name} is {value!r}", card.path)
+
+
 def as_card_runs(card: ModelCard, options: EngineOptions) -> EngineOptions:
     """`options` with the card's own inference settings and tile overlap: the card as `mdn denoise` runs it when
     no option overrides them."""
+    _check_settings(card)
     return dataclasses.replace(options, overlap=card.tile_overlap, **card.inference)
 
 
