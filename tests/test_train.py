@@ -545,6 +545,34 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         assert "\n" not in result.output.strip() and not (tmp_path / "cards").exists(), more
 
 
+def test_cli_refuses_noisy_training_with_clean_data_or_another_objective(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = runner.invoke(app, _train_args(photos, tmp_path, "--noisy", str(photos)))
+    assert both.exit_code == 2 and "--data and --noisy: give one" in both.output
+    args = _train_args(photos, tmp_path, "--objective", "render")
+    args[args.index("--data")] = "--noisy"
+    other = runner.invoke(app, args)
+    assert (
+        other.exit_code == 2 and "--noisy trains the self-supervised objective, not --objective render" in other.output
+    )
+
+
+def test_a_fresh_run_leaves_weights_of_its_name_alone_and_needs_a_folder_for_cards(
+    photos: Path, tmp_path: Path
+) -> None:
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "budget.pt").write_bytes(b"the user's own weights")
+    runner = CliRunner()
+    taken = runner.invoke(app, _train_args(photos, tmp_path, "--iters", "2"))
+    assert taken.exit_code == 2 and "budget.pt" in taken.output
+    assert (cards / "budget.pt").read_bytes() == b"the user's own weights"
+    args = _train_args(photos, tmp_path, "--iters", "2")
+    args[args.index("--output") + 1] = str(cards / "budget.pt")
+    blocked = runner.invoke(app, args)
+    assert blocked.exit_code == 2 and "budget.pt: is a file; the model cards need a folder there" in blocked.output
+
+
 def test_cli_fails_when_the_budget_ends_before_the_first_step(photos: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--time-budget", "0s"))
     assert result.exit_code == 1 and "the time budget ran out before the first step" in result.output

@@ -373,8 +373,12 @@ def train_command(
 
     Example: mdn train --noisy stacks/ --name my-scope --time-budget 10m
     """
+    if data is not None and noisy is not None:
+        _fail("--data and --noisy: give one (clean images with --data, or a camera's noisy ones with --noisy)")
     if (data is None) == (noisy is None):
         _fail("give the training images: clean ones with --data, or a camera's noisy ones with --noisy")
+    if noisy is not None and objective not in (TRAIN.objective, SelfSupervised.name):
+        _fail(f"--noisy trains the {SelfSupervised.name} objective, not --objective {objective}")
     if (registry.builtin_dir() / f"{name}.json").is_file():  # its card would stand in for the shipped one
         _fail(f"--name {name} is a shipped card's name: choose another")
     if noisy is not None:

@@ -53,6 +53,10 @@ class Sitting:
         self.workdir = workdir or registry.user_dir().parent / "runs" / options.name
         self.cards = cards
         self.card_folder = cards or registry.user_dir()
+        for folder, what in ((self.card_folder, "the model cards"), (self.workdir, "the run's checkpoints")):
+            blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+            if not blocking.is_dir():
+                raise MdnError(f"is a file; {what} need a folder there", blocking)
         if not resume:
             self._claim_name(options.name, overwrite)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -61,10 +65,11 @@ class Sitting:
             self.trainer.resume()
 
     def _claim_name(self, name: str, overwrite: bool) -> None:
-        taken = [p for p in (self.workdir / checkpoint.CHECKPOINT, self.card_folder / f"{name}.json") if p.exists()]
+        card = self.card_folder / f"{name}.json"
+        taken = [p for p in (self.workdir / checkpoint.CHECKPOINT, card, card.with_suffix(".pt")) if p.exists()]
         if taken and not overwrite:
             raise NameTaken(name, taken)
-        for path in (*taken, self.workdir / checkpoint.LOG, self.card_folder / f"{name}.pt"):
+        for path in (*taken, self.workdir / checkpoint.LOG):
             path.unlink(missing_ok=True)
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
