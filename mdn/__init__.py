@@ -74,8 +74,9 @@ def denoise(
     `model`: a card name, the path of a card's JSON, a card, a model from `load_model` (loaded once for many
     images), or None for the default card (for HDR input, an EXR file or `hdr=True`, the card marked default for
     renders). A render card also takes the render's albedo and normal: `albedo` and `normal` files, else the
-    EXR's own layers when it has them. `passes`, `input_mask`, `impulses` (fill values stuck at black or white
-    that their neighbours do not share before the network), `detail` (put back the texture the network
+    EXR's own layers when it has both (one alone is warned of and left out). `passes`, `input_mask`, `impulses`
+    (fill values stuck at black or white that their neighbours do not share before the network), `detail` (put
+    back the texture the network
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
     "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast"), `self_check`
     (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give an
@@ -101,8 +102,13 @@ def denoise(
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
 
+    def warn(message: str) -> None:
+        import warnings
+
+        warnings.warn(f"{picture.path}: {message}", stacklevel=5)
+
     def work(planes: np.ndarray) -> np.ndarray:
-        return inference.run(*models.inputs(planes, picture), progress, info)
+        return inference.run(*models.inputs(planes, picture, warn), progress, info)
 
     with compute.threads(threads):
         return arrays.apply(picture, work, fit=models.fit)

@@ -488,3 +488,17 @@ def test_a_write_failing_halfway_leaves_no_temporary_file(tmp_path: Path, monkey
         images.write(images.read(path), tmp_path / "sub" / "new.png")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.png", "sub"]
     assert not images._PENDING
+
+
+def test_an_exr_of_named_layers_gives_its_beauty_pass_or_asks_which(tmp_path: Path) -> None:
+    blender = {f"ViewLayer.{layer}.{c}": RNG.random((6, 7)).astype("float32") for layer in ("AO", "Combined")
+               for c in "RGB"}  # fmt: skip
+    path = tmp_path / "blender.exr"
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {**blender}).write(str(path))
+    np.testing.assert_array_equal(images.read(path).pixels[0, ..., 1], blender["ViewLayer.Combined.G"])
+    passes = {f"{layer}.{c}": RNG.random((6, 7)).astype("float32") for layer in ("diffuse", "specular") for c in "RGB"}
+    path = tmp_path / "passes.exr"
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {**passes}).write(str(path))
+    with pytest.raises(MdnError, match=r"which layer is the beauty pass\? pick one with --layer \(diffuse, specular\)"):
+        images.read(path)
+    np.testing.assert_array_equal(images.read(path, layer="specular").pixels[0, ..., 0], passes["specular.R"])

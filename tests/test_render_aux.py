@@ -114,9 +114,52 @@ def test_a_card_without_auxiliary_inputs_refuses_them(tmp_path: Path, tiny_card)
     result = runner.invoke(app, ["denoise", str(tmp_path / "bare.exr"), "--model", str(tiny_card.path), "--albedo",
                                  str(tmp_path / "bare.exr"), "-o", str(tmp_path / "x.exr")])  # fmt: skip
     assert result.exit_code != 0 and "takes no albedo" in result.output
+
+
+def test_a_render_with_one_buffer_runs_on_its_beauty_and_says_so(tmp_path: Path) -> None:
+    card = _card(tmp_path / "cards")
     _render(tmp_path / "half.exr", {"albedo": "rgb"})
-    with pytest.raises(MdnError, match="together"):
-        buffers.read(tmp_path / "half.exr")
+    said: list[str] = []
+    assert buffers.read(tmp_path / "half.exr", warn=said.append) is None
+    assert said == ["it has an albedo layer but no normal: denoised from its beauty alone"]
+    result = runner.invoke(app, ["denoise", str(tmp_path / "half.exr"), "--model", str(card.path), "-o",
+                                 str(tmp_path / "x.exr")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "half.exr: it has an albedo layer but no normal: denoised from its beauty alone" in result.output
+    with pytest.raises(MdnError, match="together"):  # a file given alone is a mistake, not a render's choice
+        buffers.read(tmp_path / "half.exr", albedo=tmp_path / "half.exr")
+
+
+def test_buffer_files_are_checked_one_by_one_and_png_normals_decoded(tmp_path: Path) -> None:
+    from PIL import Image
+
+    _render(tmp_path / "bare.exr", {})
+    rng = np.random.default_rng(1)
+    normal = rng.random((32, 32, 3)) * 2 - 1
+    stored = np.round((normal + 1) / 2 * 255).astype(np.uint8)
+    Image.fromarray(stored).save(tmp_path / "normal.png")
+    Image.fromarray(stored).save(tmp_path / "albedo.png")
+    Image.fromarray(stored[..., 0]).save(tmp_path / "grey.png")
+    Image.fromarray(stored[:16]).save(tmp_path / "short.png")
+    planes = buffers.read(tmp_path / "bare.exr", tmp_path / "albedo.png", tmp_path / "normal.png")
+    np.testing.assert_allclose(planes[0, ..., 3:], stored / 255, atol=1e-6)  # the network's own [0, 1] encoding
+    with pytest.raises(MdnError, match=r"grey\.png: the albedo buffer has 1 channel, not 3"):
+        buffers.read(tmp_path / "bare.exr", tmp_path / "grey.png", tmp_path / "normal.png")
+    with pytest.raises(MdnError, match=r"short\.png: the albedo is 32x32, the normal 32x16"):
+        buffers.read(tmp_path / "bare.exr", tmp_path / "albedo.png", tmp_path / "short.png")
+
+
+def test_buffer_files_are_one_renders_so_a_batch_is_refused(tmp_path: Path) -> None:
+    card = _card(tmp_path / "cards")
+    (tmp_path / "shots").mkdir()
+    for name in ("a.exr", "b.exr"):
+        _render(tmp_path / "shots" / name, {})
+    _render(tmp_path / "buffers.exr", {"albedo": "rgb", "normal": "xyz"})
+    result = runner.invoke(app, ["denoise", str(tmp_path / "shots"), "--model", str(card.path), "--albedo",
+                                 str(tmp_path / "buffers.exr"), "--normal", str(tmp_path / "buffers.exr"), "-o",
+                                 str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2 and "are one render's buffers: give one input, not 2" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_api_takes_the_render_default_and_its_buffers_as_the_cli_does(tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ def denoise_command(
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        planes, loaded, options = models.inputs(pixels, context.image)
+        planes, loaded, options = models.inputs(pixels, context.image, context.warnings.append)
         context.info["auxiliary"] = planes.shape[-1] > pixels.shape[-1]
         return inference.run(planes, loaded, options, progress.steps, context.info)
 
@@ -198,7 +198,9 @@ def denoise_command(
         return volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
                                progress=progress)  # fmt: skip
 
-    return per_file.Work(run, volume=volume, fit=models.fit)
+    buffers = " and ".join(f"--{name} {path}" for name, path in (("albedo", albedo), ("normal", normal)) if path)
+    one_input = f"{buffers} are one render's buffers" if buffers else ""
+    return per_file.Work(run, volume=volume, fit=models.fit, one_input=one_input)
 
 
 @app.command(

@@ -40,11 +40,14 @@ VolumeWork = Callable[[Path, Path, bool, Callable[[int, int], None]], dict[str, 
 @dataclass(frozen=True)
 class Work:
     """What a per-file command does: `each` file's pixels; `volume`, a whole zarr volume (None: the command
-    takes no volumes); `fit`, each image's display transform (the card's own, or `tonemap.fit`)."""
+    takes no volumes); `fit`, each image's display transform (the card's own, or `tonemap.fit`); `one_input`,
+    why it takes one input alone where it does."""
 
     each: FileWork
     volume: VolumeWork | None = None
     fit: Callable[[images.Image], DisplayTransform] = tonemap.fit
+    one_input: str = ""
+    """Why this work takes one input only ('' where it takes a batch): the options say so."""
 
 
 Inputs = Annotated[
@@ -148,6 +151,8 @@ def run(
         raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
     found = batch.expand_inputs(files, recursive, skip_suffix=suffix if output is None else "") if files else []
     several = len(found) + len(stores) > 1
+    if several and work.one_input:
+        raise MdnError(f"{work.one_input}: give one input, not {len(found) + len(stores)}")
     jobs = (batch.plan(found, output, suffix) if found else []) + [
         batch.Job(s, volumes.output_path(s, output, suffix, several)) for s in stores
     ]

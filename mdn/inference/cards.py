@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,9 @@ class ModelChoice:
         transform = tonemap.fitter(self.for_image(image.hdr)[0].card.transform)(image)
         return tonemap.FlatKept.around(transform, image.pixels)
 
-    def inputs(self, planes: np.ndarray, image: Image) -> tuple[np.ndarray, Model, EngineOptions]:
+    def inputs(
+        self, planes: np.ndarray, image: Image, warn: Callable[[str], None] | None = None
+    ) -> tuple[np.ndarray, Model, EngineOptions]:
         """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with
         the render's albedo and normal appended when the model takes them and the render has them (`buffers.read`:
         given files, else the EXR's own layers), the render default then swapped for the one for buffers."""
@@ -201,7 +203,7 @@ class ModelChoice:
             if albedo or normal:
                 raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
             return planes, model, settings
-        found = buffers.read(None if image.source.format == ARRAY else image.path, albedo, normal)
+        found = buffers.read(None if image.source.format == ARRAY else image.path, albedo, normal, warn)
         if found is None:
             if _needs_aux(model):
                 raise MdnError(

@@ -8,6 +8,7 @@ as "none given".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +29,43 @@ def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(albedo, 0.0, 1.0), mapped], axis=-1).astype(np.float32)
 
 
-def read(path: Path | None, albedo: Path | None = None, normal: Path | None = None) -> np.ndarray | None:
+def read(
+    path: Path | None,
+    albedo: Path | None = None,
+    normal: Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> np.ndarray | None:
     """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers (one
-    read; `path` None for a render held in memory); None when the render has neither (one without the other is
-    refused)."""
+    read; `path` None for a render held in memory); None when the render has neither. An EXR with one of its
+    layers and not the other runs on its beauty alone (`warn` says so); one buffer file without the other is
+    refused. Normals from a file of whole numbers (PNG, 8- or 16-bit TIFF) are decoded from [0, 1] to [-1, 1]."""
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
     exr = path is not None and images.format_of(path) == "exr"
     found = images.read_exr_layers(path, wanted) if wanted and exr else {}
-    found.update({buffer: images.read(file).pixels[0] for buffer, file in given.items()})
+    where = {buffer: f"{path}: its {buffer} layer" for buffer in found}
+    if len(found) == 1 and not given:
+        (present,) = found
+        if warn is not None:
+            warn(f"it has an {present} layer but no {'normal' if present == 'albedo' else 'albedo'}: "
+                 "denoised from its beauty alone")  # fmt: skip
+        return None
+    for buffer, file in given.items():
+        image = images.read(file)
+        pixels = image.pixels[0]
+        if buffer == "normal" and np.issubdtype(image.source.layout.dtype, np.integer):
+            pixels = pixels * 2.0 - 1.0  # stored as (n + 1) / 2
+        found[buffer], where[buffer] = pixels, str(file)
     if not found:
         return None
     if len(found) == 1:
         (present,) = found
         raise MdnError(f"a render card takes albedo and normal together; only the {present} was found", path)
-    if found["albedo"].shape != found["normal"].shape or found["albedo"].shape[-1] != 3:
-        raise MdnError("albedo and normal must be RGB / XYZ buffers of the render's size", path)
+    for buffer in ("albedo", "normal"):
+        if found[buffer].shape[-1] != 3:
+            channels = found[buffer].shape[-1]
+            raise MdnError(f"the {buffer} buffer has {channels} channel{'s' * (channels > 1)}, not 3", where[buffer])
+    if found["albedo"].shape != found["normal"].shape:
+        sizes = {b: "x".join(map(str, found[b].shape[1::-1])) for b in found}
+        raise MdnError(f"the albedo is {sizes['albedo']}, the normal {sizes['normal']}", where["normal"])
     return network_input(found["albedo"], found["normal"])[None]

@@ -410,8 +410,7 @@ def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]
     """Every colour layer of every part by the name `--layer` takes -> (part index, prefix, channel names).
 
     The first layer without a prefix (plain R, G, B or Y) is "beauty"; a prefixed layer goes by its prefix
-    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name. The first name is
-    the default: beauty, else the first layer found.
+    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name.
     """
     found = [
         (i, prefix, names) for i, part in enumerate(exr.parts) for prefix, names in _exr_layers(part.channels).items()
@@ -443,13 +442,25 @@ def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str,
     return found
 
 
+BEAUTY_NAMES = ("beauty", "combined", "rgba", "rgb", "image", "ci", "c", "color", "colour")
+"""What renderers call the beauty pass in a layer's last name (lower case; Blender's ViewLayer.Combined, Karma's
+C, RenderMan's Ci), best first: the layer taken from an EXR with no plain R, G, B unless `--layer` says."""
+
+
+def _beauty_rank(name: str) -> int:
+    return -1 if name == "beauty" else BEAUTY_NAMES.index(name.lower().rpartition(".")[2])
+
+
 def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[int, str, list[str]]:
     """Find (part index, layer prefix, channel names) for the requested layer or the default (beauty)."""
     named = _exr_layer_names(exr)
     if not named:
         raise MdnError("EXR has no RGB or Y layer", path)
     if layer is None:
-        return next(iter(named.values()))
+        beauty = [n for n in named if n == "beauty" or n.lower().rpartition(".")[2] in BEAUTY_NAMES]
+        if beauty or len(named) == 1:
+            return named[min(beauty, key=lambda n: _beauty_rank(n)) if beauty else next(iter(named))]
+        raise MdnError(f"which layer is the beauty pass? pick one with --layer ({', '.join(named)})", path)
     if layer not in named:
         raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
     return named[layer]
