@@ -51,6 +51,18 @@ def test_a_report_over_a_reference_or_of_an_unknown_type_is_refused_before_the_b
     assert result.exit_code == 2 and "a plot is written as .png" in result.output
     written = runner.invoke(app, [*args, "--json", str(tmp_path / "new" / "deep" / "r.json")])
     assert written.exit_code == 0 and json.loads((tmp_path / "new" / "deep" / "r.json").read_text())
+    photo = tmp_path / "keep.png"
+    photo.write_bytes(before)
+    (tmp_path / "notes.md").write_text("# my notes\n")
+    for option, path in (("--csv", photo), ("--plot", photo), ("--markdown", tmp_path / "notes.md")):
+        result = runner.invoke(app, [*args, option, str(path)])
+        assert result.exit_code == 2 and "refusing to" in result.output, option
+    assert photo.read_bytes() == before and (tmp_path / "notes.md").read_text() == "# my notes\n"
+    assert "remove it or choose another name" in result.output
+    for option, name in (("--csv", "a.csv"), ("--markdown", "t.md"), ("--plot", "study.jpg")):
+        for _ in range(2):  # the second run replaces the first's report
+            again = runner.invoke(app, [*args, option, str(tmp_path / name)])
+            assert again.exit_code == 0, (option, again.output)
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,16 @@ def test_a_report_never_replaces_an_input_or_a_file_that_holds_no_report(tmp_pat
     assert _invoke("noise", source, "--json", notes, "--overwrite").exit_code == 0
     assert _invoke("noise", source, "--json", notes, "--overwrite").exit_code == 0  # an earlier report: replaced
     assert json.loads(notes.read_text())["done"] == 1
+    other = _png(tmp_path / "b.png")  # `--json *.png`: the shell gave the first photo as the report's name
+    photo = other.read_bytes()
+    for more in ([], ["--overwrite"]):
+        result = _invoke("noise", source, "--json", other, *more)
+        assert result.exit_code == 2 and "exists and is not a text file; refusing to write a report" in result.output
+    assert other.read_bytes() == photo
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes, with commas")
+    result = _invoke("noise", source, "--json", text)
+    assert result.exit_code == 2 and "holds no report" in result.output and text.read_text().startswith("my")
 
 
 def test_recursive_batch_mirrors_the_tree_under_the_output_folder(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Ctrl-C in a batch: what was done is reported and kept, nothing half-written is left, exit 130."""
+"""Ctrl-C (or SIGTERM: `kill`, a batch system's stop) in a batch: what was done is reported and kept, nothing
+half-written is left, exit 130 (143)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def _hidden(folder: Path) -> list[str]:
     return [p.name for p in folder.glob(".*")] if folder.is_dir() else []
 
 
-def test_ctrl_c_in_a_batch_reports_what_was_done_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_in_a_batch_reports_what_was_done_and_exits_130(tmp_path: Path, stop: signal.Signals) -> None:
     sources = []
     for i in range(4):
         sources.append(tmp_path / f"{i}.png")
@@ -48,9 +50,9 @@ def test_ctrl_c_in_a_batch_reports_what_was_done_and_exits_130(tmp_path: Path) -
         "--precision", "fp32", "--json", report,
     )  # fmt: skip
     _when(lambda: (out / "0.png").exists(), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + stop, stderr
     files = json.loads(report.read_text())
     done = [Path(f["output"]).name for f in files["files"] if f["status"] == "done"]
     assert 1 <= len(done) < 4 and files["interrupted"] and files["planned"] == 4
@@ -67,16 +69,18 @@ def large_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_during_a_large_write_leaves_no_temporary_file(large_png: Path, tmp_path: Path, presses: int) -> None:
+@pytest.mark.parametrize(("presses", "stop"), [(1, signal.SIGINT), (2, signal.SIGINT), (1, signal.SIGTERM)])
+def test_ctrl_c_during_a_large_write_leaves_no_temporary_file(
+    large_png: Path, tmp_path: Path, presses: int, stop: signal.Signals
+) -> None:
     out = tmp_path / "out"
     process = _start("noise", large_png, "-o", out / "noisy.png", "--json", tmp_path / "report.json")
     _when(lambda: bool(_hidden(out)), process)
     for _ in range(presses):
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         time.sleep(0.05)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + stop, stderr
     assert _hidden(out) == [] and "Traceback" not in stderr
     if presses == 1:  # the write in flight is finished and reported
         assert "interrupted after 1 of 1 files" in stderr

@@ -100,5 +100,19 @@ def plot(scores: list[Score], path: Path) -> None:
     axes[0][0].set_ylabel("PSNR (dB)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    images.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    images.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, **_maker(path.suffix.lower())))
     plt.close(fig)
+
+
+def _maker(suffix: str) -> dict:
+    """savefig's arguments that name matplotlib in files Pillow writes (PNG, SVG, PDF and EPS name it anyway),
+    so that the next run knows the file for its own plot (`batch.check_report`)."""
+    from PIL import Image
+
+    if suffix in (".jpg", ".jpeg"):
+        return {"pil_kwargs": {"comment": b"matplotlib"}}
+    if suffix in (".tif", ".tiff", ".webp"):
+        exif = Image.Exif()
+        exif[0x0131] = "matplotlib"  # Software
+        return {"pil_kwargs": {"tiffinfo": exif} if suffix != ".webp" else {"exif": exif.tobytes()}}
+    return {}

@@ -527,7 +527,7 @@ def bench_command(
     references = batch.expand_inputs(images_ or [str(bench.SAMPLES)], recursive=True) if not train_speed else []
     for path in (csv_path, json_path, markdown_path, plot_path):
         if path is not None:
-            batch.check_report(path, references)
+            batch.check_report(path, references, plot=path == plot_path, remedy="remove it or choose another name")
     if plot_path is not None:
         batch.check_plot(plot_path)
     if train_speed:

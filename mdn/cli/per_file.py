@@ -29,7 +29,7 @@ from mdn.io.tonemap import DisplayTransform
 EXIT_FAILED = 1
 """Some inputs of a batch failed, or the work itself did."""
 EXIT_INTERRUPTED = 130
-"""Stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+"""Stopped by Ctrl-C (128 + SIGINT, as shells report it; SIGTERM gives 143)."""
 
 FileWork = Callable[[np.ndarray, batch.FileContext, BatchProgress], np.ndarray]
 """A command's work on one file's pixels: `batch.Work` with the bars it reports its steps to."""
@@ -162,6 +162,7 @@ def run(
     volume_jobs = [j for j in jobs if j.input in stores]
     jobs = [j for j in jobs if j.input not in stores]
     planned: int | None = None
+    stop = StopRequest()
     try:
         with _interrupts() as stop:
             with BatchProgress(len(jobs) + len(volume_jobs), quiet=quiet) as progress:
@@ -185,10 +186,10 @@ def run(
                     failed = True
     except KeyboardInterrupt:  # before the batch started
         console.print("[yellow]interrupted[/] before any file")
-        return EXIT_INTERRUPTED
+        return stop.status
     if planned is not None:
         console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
-        return EXIT_INTERRUPTED
+        return stop.status
     return EXIT_FAILED if failed else 0
 
 
@@ -210,23 +211,36 @@ def _volume(
     return result
 
 
+class StopRequest(threading.Event):
+    """Set by the first Ctrl-C or SIGTERM; `signal` is the one that came (the exit status is 128 + it)."""
+
+    signal: int = signal.SIGINT
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signal
+
+
 @contextlib.contextmanager
-def _interrupts() -> Iterator[threading.Event]:
-    """Ctrl-C while inside: the first sets the event and raises KeyboardInterrupt (the event keeps it where a
-    finaliser swallows the exception); once the event is set, a Ctrl-C removes the temporary files of writes in
-    flight and exits at once with 130."""
-    stop = threading.Event()
+def _interrupts() -> Iterator[StopRequest]:
+    """Ctrl-C or SIGTERM (a batch system's stop, `kill`, `timeout`) while inside: the first sets the event and
+    raises KeyboardInterrupt (the event keeps it where a finaliser swallows the exception), so that the batch
+    stops with its summary and report; once the event is set, another removes the temporary files of writes in
+    flight and exits at once."""
+    stop = StopRequest()
 
     def handle(signum: int, frame: object) -> None:
         if stop.is_set():
             images.remove_partial_writes()
             os.write(2, b"\ninterrupted again: stopped at once\n")
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(128 + signum)
+        stop.signal = signum
         stop.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

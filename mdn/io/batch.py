@@ -327,14 +327,23 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff
 """The file types a plot is written as (matplotlib's by the name)."""
 
 
-def check_report(path: Path, files: Iterable[Path], overwrite: bool = False) -> None:
-    """An MdnError naming `path`, before any work, where a report could not or should not be written there: one
-    of the command's `files` (its inputs and results, never replaced by a report whatever `--overwrite` says), an
-    existing file that holds no earlier JSON report unless `overwrite`, or a path no file can be written to."""
+def check_report(
+    path: Path, files: Iterable[Path], overwrite: bool = False, *, plot: bool = False, remedy: str = "use --overwrite"
+) -> None:
+    """An MdnError naming `path`, before any work, where a report (a `plot`: an image of one) could not or should
+    not be written there: one of the command's `files` (its inputs and results, never replaced by a report
+    whatever `--overwrite` says), an existing file that is not text (an image named where the report's name was
+    meant; for a plot, an image matplotlib did not make), an existing text file that holds no earlier report of
+    its kind unless `overwrite` (`remedy` says what else to do), or a path no file can be written to."""
     if any(path.resolve() == file.resolve() for file in files):
         raise MdnError("is an input or a result of this command; refusing to write a report over it", path)
-    if path.is_file() and not overwrite and path.suffix.lower() == ".json" and not _earlier_report(path):
-        raise MdnError("exists and holds no report; refusing to overwrite it (use --overwrite)", path)
+    if path.is_file():
+        kind = _plot_kind(path) if plot else _report_kind(path)
+        if kind is None:
+            what = "an image matplotlib did not make" if plot else "not a text file"
+            raise MdnError(f"exists and is {what}; refusing to write a report over it", path)
+        if not kind and not overwrite:
+            raise MdnError(f"exists and holds no report; refusing to overwrite it ({remedy})", path)
     images.check_writable(path)
 
 
@@ -344,14 +353,33 @@ def check_plot(path: Path) -> None:
         raise MdnError(f"a plot is written as {', '.join(PLOT_SUFFIXES)}, not {path.suffix or 'a bare name'}", path)
 
 
-def _earlier_report(path: Path) -> bool:
-    """Whether a file holds a JSON report (an object or a list of rows), which a new one may replace."""
+def _report_kind(path: Path) -> bool | None:
+    """Whether a file holds an earlier report of the kind its name says (JSON: an object or a list; CSV: a header
+    of plain column names; Markdown: a table), which a new one may replace; None where it is not text."""
     try:
         with path.open("rb") as file:
-            start = file.read(64).lstrip()
+            start = file.read(4096)
+        text = start.decode("utf-8", errors="strict" if len(start) < 4096 else "ignore")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "\0" in text:
+        return None
+    first = text.lstrip().split("\n", 1)[0].strip()
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return re.fullmatch(r"[\w.]+(,[\w.]+)+", first) is not None
+    if suffix in (".md", ".markdown"):
+        return first.startswith("|")
+    return first[:1] in ("{", "[")
+
+
+def _plot_kind(path: Path) -> bool | None:
+    """True for an earlier plot (matplotlib names itself near the start of the PNG, SVG and PDF it writes)."""
+    try:
+        with path.open("rb") as file:
+            return b"matplotlib" in file.read(1 << 16).lower() or None
     except OSError:
-        return False
-    return start[:1] in (b"{", b"[")
+        return None
 
 
 def write_report(
