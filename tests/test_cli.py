@@ -354,3 +354,41 @@ def test_threads_sets_the_cpu_threads_of_every_computing_command(tmp_path: Path,
         assert result.exit_code == 2 and "threads must be 0" in result.output
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        _png(folder / name)
+    (tmp_path / "results").write_text("a file where the output folder should be")
+    for args, words in (
+        (["-o", tmp_path / "results"], "results: is a file; -o needs a folder for 2 inputs"),
+        (["--suffix", "/clean"], "--suffix is added to each file's name and cannot hold a folder: '/clean'"),
+        (["-o", tmp_path / "out", "--overwrite", "--skip-existing"], "--overwrite and --skip-existing: give one"),
+    ):
+        result = _invoke("noise", folder, *args)
+        assert result.exit_code == 2 and words in result.output, args
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"] and not (tmp_path / "out").exists()
+
+
+def test_a_file_named_twice_runs_once_and_a_rerun_leaves_its_own_results_alone(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "photos"
+    (folder / "trip").mkdir(parents=True)
+    _png(folder / "a.png")
+    _png(folder / "trip" / "b.png")
+    monkeypatch.chdir(tmp_path)
+    once = _invoke("noise", "photos/a.png", folder / "a.png", "./photos/a.png", "-o", "out")
+    assert once.exit_code == 0 and "summary" not in once.output and (tmp_path / "out" / "a.png").exists()
+    for more in ([], ["--skip-existing"]):  # the second run, as a user finishing an interrupted batch runs it
+        result = _invoke("noise", "-r", "photos", "-o", "photos/noisy", *more)
+        assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png"))
+    assert written == ["a.png", "noisy/a.png", "noisy/trip/b.png", "trip/b.png"]
+
+
+def test_an_unreadable_input_is_said_so_not_called_corrupt(tmp_path: Path, monkeypatch) -> None:
+    source = _png(tmp_path / "locked.png")
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != source)
+    result = _invoke("noise", source, "-o", tmp_path / "out.png")
+    assert result.exit_code == 1 and "locked.png: cannot read: permission denied" in result.output

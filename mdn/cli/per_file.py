@@ -144,12 +144,14 @@ def run(
     output."""
     if not inputs:
         raise MdnError("no inputs given (see --help)")
+    if overwrite and skip_existing:
+        raise MdnError("--overwrite and --skip-existing: give one")
     part = batch.parse_shard(shard) if shard is not None else None
     stores = [Path(i) for i in inputs if volumes.is_volume(i)]
     files = [i for i in inputs if not volumes.is_volume(i)]
     if stores and work.volume is None:
         raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
-    found = batch.expand_inputs(files, recursive, skip_suffix=suffix if output is None else "") if files else []
+    found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
     several = len(found) + len(stores) > 1
     if several and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {len(found) + len(stores)}")

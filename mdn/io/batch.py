@@ -64,19 +64,24 @@ class Result:
         return data
 
 
-def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False, skip_suffix: str = "") -> list[Path]:
-    """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list.
+def expand_inputs(
+    inputs: Iterable[str | Path], recursive: bool = False, skip_suffix: str = "", results: Path | None = None
+) -> list[Path]:
+    """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list, each
+    file once however it was spelt.
 
     A named file is kept even if its type is unsupported, so that it fails with a clear message; files found
-    inside directories or by patterns are filtered to supported types, leaving out earlier results whose
-    name ends in `skip_suffix` (so that running a command twice on a folder does not process its own output).
+    inside directories or by patterns are filtered to supported types, leaving out earlier results: names that
+    end in `skip_suffix`, and files inside the `results` folder (so that running a command twice on a folder does
+    not process its own output).
     """
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p, skip_suffix)))
+            below = _results_below(path, results)
+            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p, skip_suffix) and not below(p)))
         elif path.exists():
             found.append(path)
         elif glob.has_magic(str(item)):
@@ -90,7 +95,18 @@ def expand_inputs(inputs: Iterable[str | Path], recursive: bool = False, skip_su
         files = "1 camera raw file: develop it" if raw == 1 else f"{raw} camera raw files: develop them"
         hint = f" ({files} into 16-bit TIFF or PNG first)" if raw else ""
         raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}{hint}")
-    return list(dict.fromkeys(found))
+    unique: dict[str, Path] = {}
+    for path in found:
+        unique.setdefault(os.path.abspath(path), path)
+    return list(unique.values())
+
+
+def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]:
+    """Whether a file found in `folder` lies in the `results` folder below it (a command's own earlier output)."""
+    inside = Path(os.path.abspath(results)) if results is not None else None
+    if inside is None or inside == Path(os.path.abspath(folder)):
+        return lambda path: False
+    return lambda path: Path(os.path.abspath(path)).is_relative_to(inside)
 
 
 def _is_image(path: Path, skip_suffix: str = "") -> bool:
@@ -106,6 +122,8 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     file. Otherwise `output` is a directory that mirrors the inputs' tree below their common folder: a flat
     folder gives DIR/NAME.EXT, a recursive search DIR/SUB/NAME.EXT.
     """
+    if "/" in suffix or os.sep in suffix:
+        raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
     if output is None:
         return [Job(p, p.with_name(f"{p.stem}{suffix}{p.suffix}")) for p in inputs]
     if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
@@ -116,6 +134,9 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
         return [Job(inputs[0], output)]
+    blocking = next((p for p in (output, *output.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
     absolute = [Path(os.path.abspath(p)) for p in inputs]
     root = os.path.commonpath([p.parent for p in absolute])
     return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]

@@ -244,6 +244,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise MdnError("file is empty", path)
     if layer is not None and fmt != "exr":
         raise MdnError("--layer applies to EXR files only", path)
+    if not os.access(path, os.R_OK):
+        raise MdnError("cannot read: permission denied", path)
     try:
         if fmt == "exr":
             raw, layout, meta = _read_exr(path, layer)
@@ -262,6 +264,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
     except MdnError:
         raise
+    except PermissionError:
+        raise MdnError("cannot read: permission denied", path) from None
     except Exception as exc:  # decoders raise anything from OSError to SyntaxError on a bad file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if reason.startswith("Could not find a backend"):  # imageio's words when no decoder takes the bytes
