@@ -437,6 +437,8 @@ def test_cli_refuses_a_taken_name_unless_resumed_or_overwritten(photos: Path, tm
     assert [json.loads(line)["iteration"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [2]
     behind = runner.invoke(app, [*args, "--resume", "--seed", "1", "--until", "2"])
     assert behind.exit_code == 2 and "--until 2: the run is at step 2 already" in behind.output
+    shorter = runner.invoke(app, [*args, "--iters", "1", "--resume", "--seed", "1"])
+    assert shorter.exit_code == 2 and "--iters 1: the run is at step 2 already" in shorter.output
     longer = runner.invoke(app, [*args, "--iters", "3", "--resume", "--threads", "1", "--seed", "1"])
     assert longer.exit_code == 0 and "other options" not in longer.output  # a longer run, another machine
     noisier = runner.invoke(
@@ -490,7 +492,19 @@ def test_a_signal_between_steps_ends_the_run_at_its_next_step_with_a_checkpoint(
                 os.kill(os.getpid(), signum)
     assert seen == [1, 2, 3]
     assert torch.load(trainer.checkpoint_path, weights_only=True)["iteration"] == 4
+    assert (trainer.saved_iteration, trainer.stopped_by) == (4, signum)  # the CLI's message and exit status
     assert {s: signal.getsignal(s) for s in before} == before  # handlers given back as they were
+
+
+def test_a_second_signal_stops_at_once_and_the_checkpoint_step_is_the_one_saved(photos: Path, tmp_path: Path) -> None:
+    trainer = training.Trainer(_options(photos, iters=50, checkpoint_every=2), tmp_path, log=lambda _: None)
+    with pytest.raises(KeyboardInterrupt):
+        for report in trainer.run():
+            if report.iteration == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)  # raises here, in the caller, before the loop saves step 3
+    assert trainer.iteration == 3 and trainer.stopped_by == signal.SIGTERM
+    assert trainer.saved_iteration == torch.load(trainer.checkpoint_path, weights_only=True)["iteration"] == 2
 
 
 def test_the_card_scores_the_weights_it_saves(photos: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import mdn
 from mdn import __version__, bench, inference, noise, registry, training, volumes
 from mdn.cli import display, per_file
 from mdn.cli.former_options import FormerOptions
-from mdn.cli.per_file import EXIT_FAILED, EXIT_INTERRUPTED, Quiet
+from mdn.cli.per_file import EXIT_FAILED, Quiet
 from mdn.cli.report import BatchProgress, console, out
 from mdn.cli.usage import EXIT_USAGE, Command, Group
 from mdn.device import use_threads
@@ -414,14 +414,20 @@ def train_command(
     if until is not None and until <= trainer.iteration:  # a resumed run
         sitting.close()
         _fail(f"--until {until:,}: the run is at step {trainer.iteration:,} already")
+    if options.iters < trainer.iteration:
+        sitting.close()
+        _fail(f"--iters {options.iters:,}: the run is at step {trainer.iteration:,} already")
     if not finish:
         try:
             display.train_progress(sitting, until, quiet or trainer.rank != 0)
         except KeyboardInterrupt:
-            if trainer.rank == 0:
-                log(f"interrupted at step {trainer.iteration:,}; checkpoint in {trainer.checkpoint_path}\n"
-                    f"continue with: {sitting.resume_command()}")  # fmt: skip
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            saved = trainer.saved_iteration
+            if trainer.rank == 0 and saved is None:
+                log(f"interrupted at step {trainer.iteration:,}, before its first checkpoint")
+            elif trainer.rank == 0:
+                log(f"interrupted at step {trainer.iteration:,}; checkpoint of step {saved:,} in "
+                    f"{trainer.checkpoint_path}\ncontinue with: {sitting.resume_command()}")  # fmt: skip
+            raise typer.Exit(128 + trainer.stopped_by) from None
         except training.NothingTrained as exc:
             _fail(str(exc), EXIT_FAILED)
     card = sitting.write_card()

@@ -106,6 +106,10 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
         self.stopped_early = False
+        self.saved_iteration: int | None = None
+        """The step of the checkpoint in the working folder (None: none yet)."""
+        self.stopped_by = signal.SIGINT
+        """The signal that interrupted the run (Ctrl-C's SIGINT, or SIGTERM)."""
         self.scores: dict[str, float] = {}
         """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
         self.pool = training_pool(self.objective.images(self._warn), self.device)
@@ -143,6 +147,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
         }
         checkpoint.save(self.workdir, state)
+        self.saved_iteration = self.iteration
 
     def resume(self) -> None:
         """Continue from the working folder's checkpoint."""
@@ -159,6 +164,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration, self.seconds = state["iteration"], state["seconds"]
+        self.saved_iteration = self.iteration
         changed = changed_options(state.get("options", {}), asdict(self.options))
         if changed:
             self._warn(f"resumed at step {self.iteration:,} with other options than the run's: {', '.join(changed)}")
@@ -206,7 +212,7 @@ class Trainer:
         o = self.options
         until = min(until or o.iters, o.iters)
         budget = Budget(deadline)
-        with _stop_requests() as interrupted:
+        with _stop_requests(lambda signum: setattr(self, "stopped_by", signum)) as interrupted:
             if self.iteration == 0 and self.rank == 0 and self.validation is not None:
                 with budget.finishing():
                     self._append_log(Progress(0, o.iters, float("nan"), 0.0, self.validate()))
@@ -290,13 +296,14 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @contextlib.contextmanager
-def _stop_requests() -> Iterator[threading.Event]:
+def _stop_requests(noted: Callable[[int], None]) -> Iterator[threading.Event]:
     """While inside, the first Ctrl-C or SIGTERM sets the event (the loop stops at the end of its step and saves)
-    and a second raises KeyboardInterrupt at once. Handlers can only be set in the main thread; elsewhere the
-    signals keep theirs."""
+    and a second raises KeyboardInterrupt at once; `noted` is told each signal. Handlers can only be set in the
+    main thread; elsewhere the signals keep theirs."""
     requested = threading.Event()
 
     def request(signum: int, frame: object) -> None:
+        noted(signum)
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
