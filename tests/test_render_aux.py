@@ -113,7 +113,7 @@ def test_a_card_without_auxiliary_inputs_refuses_them(tmp_path: Path, tiny_card)
     _render(tmp_path / "bare.exr", {"albedo": "rgb", "normal": "xyz"})
     result = runner.invoke(app, ["denoise", str(tmp_path / "bare.exr"), "--model", str(tiny_card.path), "--albedo",
                                  str(tmp_path / "bare.exr"), "-o", str(tmp_path / "x.exr")])  # fmt: skip
-    assert result.exit_code != 0 and "takes no albedo" in result.output
+    assert result.exit_code == 2 and "takes no albedo" in result.output  # a usage error before any file
 
 
 def test_a_render_with_one_buffer_runs_on_its_beauty_and_says_so(tmp_path: Path) -> None:

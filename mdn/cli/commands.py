@@ -187,6 +187,7 @@ def denoise_command(
     settings = inference.run_settings({**locals(), "batch": tile_batch})
     models = inference.ModelChoice(model, settings, albedo, normal)
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
+    models.check_buffers()
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         planes, loaded, options = models.inputs(pixels, context.image, context.warnings.append)

@@ -185,6 +185,13 @@ class ModelChoice:
             self.chosen[key] = model, options(model.card, **self.settings)
         return self.chosen[key]
 
+    def check_buffers(self) -> None:
+        """An MdnError, before any file, where buffer files are given for a named model that takes none."""
+        if self.model is not None and any(self.buffers):
+            model = self.for_image(hdr=True)[0]
+            if not _takes_aux(model):
+                raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
+
     def fit(self, image: Image) -> DisplayTransform:
         """The display transform of an image for its model (`tonemap.fitter` of the card's own transform; a
         render's cards with and without buffers share theirs, `registry.default_card`)."""
