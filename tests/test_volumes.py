@@ -236,3 +236,78 @@ def test_a_volume_of_photon_noise_is_stabilised_as_its_tiff_is(tmp_path: Path) -
     from_file = tonemap.fit_noisy(images.read(tmp_path / "cells.tif"))
     assert isinstance(from_volume, Stabiliser) and from_volume == from_file
     assert abs(from_volume.noise.gain * 65535 / 32 - 1) < 0.2
+
+
+def test_a_volume_is_never_replaced_by_its_own_output_nor_written_over_what_is_no_store(tmp_path: Path) -> None:
+    stack = _stack(2, 64, 48)
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=stack, chunks=(1, 32, 24))
+    (tmp_path / "taken.zarr").write_text("a file named like a store")
+    (tmp_path / "notes.zarr").mkdir()
+    (tmp_path / "notes.zarr" / "keep.txt").write_text("a user's folder")
+    for output, words in (
+        (tmp_path / "vol.zarr", "vol.zarr: is the input volume or inside it: a volume is not denoised in place"),
+        (tmp_path / "taken.zarr", "taken.zarr: is a file, not a zarr store or a folder; refusing to replace it"),
+        (tmp_path / "notes.zarr", "notes.zarr: is a folder but no zarr store; refusing to replace it"),
+    ):
+        result = _invoke("denoise", tmp_path / "vol.zarr", "-o", output, "--overwrite", *ALONE)
+        assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output, output
+    np.testing.assert_array_equal(zarr.open(str(tmp_path / "vol.zarr"), mode="r")[:], stack)
+    assert (tmp_path / "notes.zarr" / "keep.txt").exists() and (tmp_path / "taken.zarr").is_file()
+
+
+def test_an_unfinished_output_of_another_volume_is_not_taken_up(tmp_path: Path, monkeypatch) -> None:
+    zarr.create_array(str(tmp_path / "a.zarr"), data=_stack(2, 64, 48).astype(np.uint8), chunks=(1, 32, 24))
+    zarr.create_array(str(tmp_path / "b.zarr"), data=_stack(3, 64, 48), chunks=(1, 32, 24))
+    monkeypatch.setattr(volumes.chunks, "denoise_unit", lambda job, unit: (_ for _ in ()).throw(OSError("stop")))
+    assert _invoke("denoise", tmp_path / "a.zarr", "-o", tmp_path / "out.zarr", *ALONE).exit_code == 1
+    monkeypatch.undo()
+    result = _invoke("denoise", tmp_path / "b.zarr", "-o", tmp_path / "out.zarr", *ALONE)
+    assert result.exit_code == 1
+    assert "holds an unfinished run of another volume (uint8 (2, 64, 48), not uint16 (3, 64, 48))" in result.output
+
+
+def test_infinite_samples_are_replaced_as_in_a_float_tiff(tmp_path: Path) -> None:
+    stack = np.random.default_rng(0).random((2, 64, 48), dtype=np.float32)
+    stack[0, 10, 10], stack[1, 5, 5] = np.inf, np.nan
+    zarr.create_array(str(tmp_path / "inf.zarr"), data=stack, chunks=(1, 32, 24))
+    result = _invoke("denoise", tmp_path / "inf.zarr", "-o", tmp_path / "out.zarr")
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(zarr.open(str(tmp_path / "out.zarr"), mode="r")[:]).all()
+
+
+def test_the_output_mirrors_shards_filters_names_and_key_encoding(tmp_path: Path) -> None:
+    from numcodecs import Delta
+
+    stack = _stack(2, 64, 48)
+    sharded = zarr.create_array(str(tmp_path / "v3.zarr"), shape=stack.shape, dtype=stack.dtype, chunks=(1, 16, 16),
+                                shards=(1, 32, 48), dimension_names=("z", "y", "x"))  # fmt: skip
+    sharded[:] = stack
+    old = zarr.create_array(str(tmp_path / "v2.zarr"), shape=stack.shape, dtype=stack.dtype, chunks=(1, 32, 24),
+                            zarr_format=2, filters=[Delta(dtype="<u2")],
+                            chunk_key_encoding={"name": "v2", "separator": "/"})  # fmt: skip
+    old[:] = stack
+    for name in ("v3", "v2"):
+        result = _invoke("denoise", tmp_path / f"{name}.zarr", "-o", tmp_path / f"{name}-out.zarr", *ALONE)
+        assert result.exit_code == 0, result.output
+    out = zarr.open_array(str(tmp_path / "v3-out.zarr"), mode="r")
+    assert out.shards == (1, 32, 48) and out.metadata.dimension_names == ("z", "y", "x")
+    assert np.abs(out[:].astype(int) - stack).mean() > 50
+    out = zarr.open_array(str(tmp_path / "v2-out.zarr"), mode="r")
+    assert out.filters == (Delta(dtype="<u2"),) and out.metadata.dimension_separator == "/"
+
+
+def test_a_bad_scheduler_and_ctrl_c_in_a_volume_are_said_as_for_files(volume, tmp_path: Path, monkeypatch) -> None:
+    folder, _ = volume
+    for address, words in (("local:abc", "local:N takes a number of workers, 1 or more, not 'abc'"),
+                           ("local:0", "not '0'"), ("a b", "not 'a b'")):  # fmt: skip
+        result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "out.zarr", "--scheduler", address)
+        assert result.exit_code == 2 and words in result.output, address
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(volumes, "denoise", interrupted)
+    report = tmp_path / "r.json"
+    result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "out.zarr", "--json", report)
+    assert result.exit_code == 130 and "interrupted after 0 of 1 files" in result.output
+    assert json.loads(report.read_text())["interrupted"] is True

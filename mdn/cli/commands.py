@@ -188,6 +188,8 @@ def denoise_command(
     models = inference.ModelChoice(model, settings, albedo, normal)
     models.for_image(hdr=False)  # a bad model or setting is a usage error before any file is read
     models.check_buffers()
+    if scheduler is not None:
+        volumes.check_address(scheduler)
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         planes, loaded, options = models.inputs(pixels, context.image, context.warnings.append)

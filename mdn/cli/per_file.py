@@ -174,7 +174,12 @@ def run(
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
                         on_result=progress.result, stop=stop, fit=work.fit,
                     )  # fmt: skip
-                    results += [_volume(job, work.volume, progress, overwrite, skip_existing) for job in volume_jobs]
+                    for job in volume_jobs:
+                        try:
+                            results.append(_volume(job, work.volume, progress, overwrite, skip_existing))
+                        except KeyboardInterrupt:  # its written chunks are kept and marked: a rerun goes on
+                            planned = len(jobs) + len(volume_jobs)
+                            break
                 except batch.Interrupted as interrupted:
                     results, planned = interrupted.results, interrupted.planned
             stop.set()  # from here on a Ctrl-C stops at once

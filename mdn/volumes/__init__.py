@@ -32,7 +32,7 @@ from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
 from mdn.io import tonemap
 from mdn.volumes.chunks import UNIT_BYTES_PER_VOXEL, VolumeJob, denoise_unit, run_here, units_of
-from mdn.volumes.cluster import run_on_cluster
+from mdn.volumes.cluster import check_address, run_on_cluster
 from mdn.volumes.store import (
     PROGRESS,
     Unit,
@@ -44,6 +44,7 @@ from mdn.volumes.store import (
     noisy_range,
     output_path,
     prepare_target,
+    write_grid,
 )
 
 if TYPE_CHECKING:
@@ -76,13 +77,14 @@ def plan(
         transform = tonemap.camera_transform(card.transform, array.dtype, source)
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
         transform = display_range(array) if zeroshot else noisy_range(array)
-    job = VolumeJob(str(source), str(target), path, options, transform, tuple(array.chunks), zeroshot)
+    grid = write_grid(array)
+    job = VolumeJob(str(source), str(target), path, options, transform, grid, zeroshot)
     plane = (*array.shape[-2:], 1)
     whole_planes = zeroshot or options is None or options.whole_planes(plane)  # they measure a whole plane
     budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL
     window = options.stage_window if options is not None and options.windowed(plane) else 0
-    units = units_of(array.shape, array.chunks, budget, window)
-    units = [u for u in units if any(chunk_name(c, array.chunks) not in done for c in u)]
+    units = units_of(array.shape, grid, budget, window)
+    units = [u for u in units if any(chunk_name(c, grid) not in done for c in u)]
     return volume, job, units, done
 
 
@@ -123,4 +125,14 @@ def denoise(
     }  # fmt: skip
 
 
-__all__ = ["PROGRESS", "Volume", "VolumeJob", "denoise", "denoise_unit", "is_volume", "output_path", "plan"]
+__all__ = [
+    "PROGRESS",
+    "Volume",
+    "VolumeJob",
+    "check_address",
+    "denoise",
+    "denoise_unit",
+    "is_volume",
+    "output_path",
+    "plan",
+]

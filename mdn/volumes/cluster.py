@@ -8,6 +8,7 @@ the result, never dropped. Workers must see the input and output paths (a shared
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,19 +20,37 @@ RETRIES = 2
 """Times a failed chunk is tried again, on any worker, before it is reported."""
 
 
+def local_workers(address: str) -> int | None:
+    """N for `local` (2) or `local:N` (N >= 1); None for another address. An MdnError for a bad N."""
+    if address != "local" and not address.startswith("local:"):
+        return None
+    count = address.partition(":")[2] or "2"
+    if not count.isdigit() or int(count) < 1:
+        raise MdnError(f"--scheduler local:N takes a number of workers, 1 or more, not {count!r}")
+    return int(count)
+
+
+def check_address(address: str) -> None:
+    """An MdnError, before any work, for a `--scheduler` that is neither local[:N] nor a scheduler's address
+    (tcp://HOST:PORT, HOST:PORT, or another protocol's)."""
+    if local_workers(address) is None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+(:\d+)?/?", address):
+        raise MdnError(f"--scheduler takes local, local:N or a scheduler's address (tcp://HOST:PORT), not {address!r}")
+
+
 def client(address: str) -> Any:
     """A dask.distributed client: `local` (or `local:N`) starts a cluster of N single-threaded worker processes
     on this machine (default 2), anything else is a scheduler's address."""
+    check_address(address)
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise MdnError("--scheduler needs the distributed extra: pip install 'mdn[distributed]'") from None
-    if address == "local" or address.startswith("local:"):
-        workers = int(address.partition(":")[2] or 2)
+    workers = local_workers(address)
+    if workers is not None:
         return Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
     try:
         return Client(address, timeout="20s")
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise MdnError(f"cannot reach the dask scheduler at {address}: {exc}") from None
 
 

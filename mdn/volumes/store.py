@@ -5,6 +5,7 @@ progress markers of the chunks done."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,9 +117,15 @@ def sample_scale(dtype: np.dtype) -> np.float32:
 
 
 def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
-    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN as 0: how the planes
-    are read for their transform's fit and for the network alike."""
-    return np.nan_to_num(np.asarray(array[index], dtype=np.float32) / scale)
+    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN as 0 and +-Inf as the
+    largest finite magnitude read (as a file's are, `images.read`): how the planes are read for their transform's
+    fit and for the network alike."""
+    pixels = np.asarray(array[index], dtype=np.float32) / scale
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        finite = pixels[np.isfinite(pixels)]
+        top = float(np.abs(finite).max()) if finite.size else 0.0
+        pixels = np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=-top)
+    return pixels
 
 
 def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
@@ -200,12 +207,34 @@ def stored(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return pixels.astype(dtype)
 
 
+def check_target(source: Path, target: Path) -> None:
+    """An MdnError naming `target` where a volume's output cannot go there whatever `--overwrite` says: the input
+    itself (or a store inside it, or around it: a volume is read while its output is written), a file, a folder
+    that holds no zarr store, or a path below a file."""
+    inside, around = (Path(os.path.abspath(p)) for p in (target, source))
+    if inside == around or inside.is_relative_to(around) or around.is_relative_to(inside):
+        raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another -o)",
+                       target)  # fmt: skip
+    blocking = next((p for p in (target, *target.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise MdnError("is a file, not a zarr store or a folder; refusing to replace it", blocking)
+    if target.is_dir() and any(target.iterdir()) and not any((target / name).exists() for name in ZARR_MARKERS):
+        raise MdnError("is a folder but no zarr store; refusing to replace it", target)
+
+
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+"""The files that make a folder a zarr store (v3, v2 array, v2 group)."""
+
+
 def prepare_target(volume: Volume, target: Path, overwrite: bool) -> list[str]:
     """Create the output store mirroring `volume` (format, shapes, chunks, sample types, compressors and
-    attributes), or open an interrupted one; returns the names of the chunks already done."""
+    attributes), or open an interrupted one; returns the names of the chunks already done (`check_target`
+    refuses what cannot be replaced)."""
     zarr = zarr_module()
+    check_target(volume.path, target)
     progress = target / PROGRESS
     if target.exists() and progress.is_dir() and not overwrite:
+        _check_same(volume, target)
         return sorted(p.name for p in progress.iterdir())
     if target.exists():
         if not overwrite:
@@ -218,12 +247,44 @@ def prepare_target(volume: Volume, target: Path, overwrite: bool) -> list[str]:
     for name, array in arrays.items():
         settings = {"shape": array.shape, "chunks": array.chunks, "dtype": array.dtype, "attributes": dict(array.attrs)}
         settings |= {"compressors": array.compressors, "fill_value": array.fill_value}
+        settings |= {"shards": array.shards, "filters": array.filters, "chunk_key_encoding": _key_encoding(array)}
+        if array.metadata.zarr_format == 3:
+            settings |= {"dimension_names": array.metadata.dimension_names, "serializer": array.serializer}
+        else:
+            settings |= {"order": array.order}
         if name:
             group.create_array(name, **settings)
         else:
             zarr.create_array(str(target), zarr_format=array.metadata.zarr_format, **settings)
     progress.mkdir()
     return []
+
+
+def write_grid(array: Any) -> tuple[int, ...]:
+    """The blocks a volume's output is written in: its shards where it has them (a shard is one file, written
+    whole by one task), else its chunks."""
+    return tuple(array.shards or array.chunks)
+
+
+def _key_encoding(array: Any) -> dict[str, str]:
+    """How the array names its chunks' files (zarr v2's separator, v3's encoding), for its mirror."""
+    metadata = array.metadata
+    if metadata.zarr_format == 2:
+        return {"name": "v2", "separator": metadata.dimension_separator}
+    return metadata.chunk_key_encoding.to_dict()
+
+
+def _check_same(volume: Volume, target: Path) -> None:
+    """An MdnError where an unfinished output is not this volume's (another shape, chunks or sample type)."""
+    try:
+        output = Volume.open(target).array
+    except MdnError:
+        output = None
+    ours = volume.array
+    if output is None or (output.shape, write_grid(output), output.dtype) != (ours.shape, write_grid(ours), ours.dtype):
+        found = f"{output.dtype} {output.shape}" if output is not None else "no array"
+        raise MdnError(f"holds an unfinished run of another volume ({found}, not {ours.dtype} {ours.shape}); "
+                       "--overwrite to start afresh", target)  # fmt: skip
 
 
 def rebuild_levels(volume: Volume, target: Path) -> None:
