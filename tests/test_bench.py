@@ -252,3 +252,15 @@ def test_speed_sizes_are_squares_or_width_by_height() -> None:
             bench.parse_grid(f"poisson;{wrong}")
     result = runner.invoke(app, ["bench", "--speed", "--sizes", "64", "--runs", "0"])
     assert result.exit_code == 2 and "--runs must be 1 or more" in result.output
+
+
+def test_references_too_small_or_options_of_the_other_bench_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "refs").mkdir()
+    tiny = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    (tmp_path / "refs" / "tiny.png").write_bytes(imagecodecs.png_encode(tiny))
+    result = runner.invoke(app, ["bench", str(tmp_path / "refs"), "--models", "noisy", "--noise", "gaussian:15"])
+    assert result.exit_code == 2 and "tiny.png: is 8x8: too small to score" in result.output
+    speed = runner.invoke(app, ["bench", "--speed", "--plot", str(tmp_path / "p.png"), "--noise", "gaussian:15"])
+    assert speed.exit_code == 2 and "--plot, --noise: for the quality bench, not --speed" in speed.output
+    quality = runner.invoke(app, ["bench", "--sizes", "64", "--peers"])
+    assert quality.exit_code == 2 and "--peers, --sizes: for --speed, not the quality bench" in quality.output

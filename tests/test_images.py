@@ -502,3 +502,16 @@ def test_an_exr_of_named_layers_gives_its_beauty_pass_or_asks_which(tmp_path: Pa
     with pytest.raises(MdnError, match=r"which layer is the beauty pass\? pick one with --layer \(diffuse, specular\)"):
         images.read(path)
     np.testing.assert_array_equal(images.read(path, layer="specular").pixels[0, ..., 0], passes["specular.R"])
+
+
+def test_a_render_made_smaller_by_a_noise_is_written_as_its_layer(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mdn.cli import app
+
+    channels = {c: RNG.random((16, 20)).astype("float32") * 3 for c in "RGB"}
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, channels).write(str(tmp_path / "render.exr"))
+    result = CliRunner().invoke(app, ["noise", str(tmp_path / "render.exr"), "--type", "aliased", "-o",
+                                      str(tmp_path / "aliased.exr")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert images.read(tmp_path / "aliased.exr").pixels.shape == (1, 8, 10, 3)

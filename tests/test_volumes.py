@@ -311,3 +311,43 @@ def test_a_bad_scheduler_and_ctrl_c_in_a_volume_are_said_as_for_files(volume, tm
     result = _invoke("denoise", folder / "cells.zarr", "-o", tmp_path / "out.zarr", "--json", report)
     assert result.exit_code == 130 and "interrupted after 0 of 1 files" in result.output
     assert json.loads(report.read_text())["interrupted"] is True
+
+
+def test_volumes_found_in_folders_and_patterns_and_twins_kept_apart(tmp_path: Path) -> None:
+    for folder in ("in/a", "in/b"):
+        zarr.create_array(str(tmp_path / folder / "vol.zarr"), data=_stack(1, 48, 40), chunks=(1, 48, 40))
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(tmp_path / "in" / "photo.png")
+    result = _invoke("denoise", tmp_path / "in", "-r", "-o", tmp_path / "out", *ALONE)
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").iterdir()) == ["a", "b", "photo.png"]
+    assert (tmp_path / "out" / "a" / "vol.zarr").is_dir() and (tmp_path / "out" / "b" / "vol.zarr").is_dir()
+    pattern = _invoke("denoise", str(tmp_path / "in" / "*" / "*.zarr"), "-o", tmp_path / "again", *ALONE)
+    assert pattern.exit_code == 0 and "2 done" in pattern.output
+    typed = _invoke("denoise", tmp_path / "in" / "a" / "vol.zarr", "-o", tmp_path / "f.zarr", "--dtype", "float32")
+    assert typed.exit_code == 2 and "--dtype applies to image files" in typed.output
+
+
+def test_an_array_of_a_store_goes_beside_the_store_not_into_it(tmp_path: Path) -> None:
+    group = zarr.open_group(str(tmp_path / "store.zarr"), mode="w")
+    group.create_array("raw", data=_stack(1, 48, 40), chunks=(1, 48, 40))
+    result = _invoke("denoise", tmp_path / "store.zarr" / "raw", *ALONE)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "store_raw_denoised.zarr").is_dir()
+    assert list(zarr.open_group(str(tmp_path / "store.zarr"), mode="r").keys()) == ["raw"]
+    inside = _invoke("denoise", tmp_path / "store.zarr" / "raw", "-o", tmp_path / "store.zarr" / "clean.zarr")
+    assert inside.exit_code == 1 and "is the input volume or inside it" in inside.output
+
+
+def test_zeroshot_shares_a_time_budget_among_a_volumes_planes(tmp_path: Path, monkeypatch) -> None:
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=_stack(4, 32, 32), chunks=(1, 32, 32))
+    budgets = []
+
+    def fitted(plane, settings):
+        budgets.append(settings.time_budget)
+        return plane, []
+
+    monkeypatch.setattr(volumes.chunks.zeroshot_run, "run", fitted)
+    result = _invoke("zeroshot", tmp_path / "vol.zarr", "-o", tmp_path / "out.zarr", "--time-budget", "8s")
+    assert result.exit_code == 0, result.output
+    assert budgets == [2.0] * 4

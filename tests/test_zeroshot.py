@@ -152,6 +152,8 @@ def test_a_fit_that_diverges_is_an_error_not_an_image(noisy: np.ndarray, monkeyp
     monkeypatch.setattr(IterativeFill, "run", lambda self, image, *args, **kwargs: np.full_like(image, np.nan))
     with pytest.raises(MdnError, match="zero-shot fitting diverged"):
         _mpi(noisy, _net(), FAST)
+    with pytest.raises(MdnError, match=r"zero-shot fitting diverged .* try a lower --lr"):
+        zs_n2n(noisy, iters=2, lr=1e12)
 
 
 def test_mpi_tiled_covers_a_large_image_with_one_continued_run() -> None:

@@ -86,6 +86,10 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
     return grid
 
 
+SMALLEST = 16
+"""The shortest side of a reference the bench scores: SSIM's 11-pixel window, with room to slide."""
+
+
 def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
     """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
     given files and folders, or the bundled samples."""
@@ -93,6 +97,11 @@ def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, 
     references = {}
     for path in paths:
         plane = images.read(path).pixels[0]
+        if min(plane.shape[:2]) < SMALLEST:
+            height, width = plane.shape[:2]
+            raise MdnError(f"is {width}x{height}: too small to score (SSIM needs {SMALLEST} pixels a side)", path)
+        if path.stem in references:
+            raise MdnError(f"two references are named {path.stem!r}: the bench names pictures by file name", path)
         if grey:
             references[path.stem] = plane.mean(axis=-1, keepdims=True)
         else:

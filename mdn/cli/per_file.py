@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import inspect
 import os
 import signal
@@ -147,16 +148,27 @@ def run(
     if overwrite and skip_existing:
         raise MdnError("--overwrite and --skip-existing: give one")
     part = batch.parse_shard(shard) if shard is not None else None
-    stores = [Path(i) for i in inputs if volumes.is_volume(i)]
-    files = [i for i in inputs if not volumes.is_volume(i)]
+    pattern = {i: glob.has_magic(i) and not Path(i).exists() for i in inputs}
+    stores = [Path(i) for i in inputs if volumes.is_volume(i) and not pattern[i]]
+    files = [i for i in inputs if not volumes.is_volume(i) or pattern[i]]
     if stores and work.volume is None:
         raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
-    found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
+    held = _volumes_in(files, recursive, output) if work.volume is not None else []
+    stores += [store for store in held if store not in stores]
+    if stores and dtype is not None:
+        raise MdnError("--dtype applies to image files; a zarr volume's output keeps its sample type", stores[0])
+    try:
+        found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
+    except MdnError:
+        if not held:  # folders and patterns that hold volumes alone
+            raise
+        found = []
     several = len(found) + len(stores) > 1
     if several and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {len(found) + len(stores)}")
+    root = Path(os.path.commonpath([os.path.abspath(s.parent) for s in stores])) if len(stores) > 1 else None
     jobs = (batch.plan(found, output, suffix) if found else []) + [
-        batch.Job(s, volumes.output_path(s, output, suffix, several)) for s in stores
+        batch.Job(s, volumes.output_path(s, output, suffix, several, root)) for s in stores
     ]
     jobs = batch.shard(jobs, *part) if part else jobs
     if json_report is not None:
@@ -198,6 +210,23 @@ def run(
         console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
         return stop.status
     return EXIT_FAILED if failed else 0
+
+
+def _volumes_in(items: list[str], recursive: bool, results: Path | None) -> list[Path]:
+    """The zarr stores that folders (their own, or all below with `recursive`) and glob patterns among `items`
+    hold, sorted; none inside another store, none inside the `results` folder."""
+    found: list[Path] = []
+    for item in items:
+        if glob.has_magic(item) and not Path(item).exists():
+            candidates = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
+        elif Path(item).is_dir():
+            candidates = sorted(p for p in Path(item).glob("**/*" if recursive else "*") if p.is_dir())
+        else:
+            continue
+        found += [p for p in candidates if volumes.is_volume(p)]
+    outside = Path(os.path.abspath(results)) if results is not None else None
+    kept = [p for p in found if not (outside and Path(os.path.abspath(p)).is_relative_to(outside))]
+    return [p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)]
 
 
 def _volume(

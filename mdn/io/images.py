@@ -738,6 +738,11 @@ def _encode_exr(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
         return
     exr: OpenEXR.File = source.meta["file"]
     channels = exr.parts[source.meta["part"]].channels
+    if raw.shape[:2] != channels[source.meta["names"][0]].pixels.shape:  # a noise that decimates: the layer alone
+        names = source.meta["names"]
+        fresh = {name: np.ascontiguousarray(raw[..., i]) for i, name in enumerate(names)}
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, fresh).write(str(path))
+        return
     for i, name in enumerate(source.meta["names"]):
         channels[name].pixels = np.ascontiguousarray(raw[..., i])
     exr.write(str(path))

@@ -167,7 +167,11 @@ class RenderTransform:
         return self.tonemap.forward(x)
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
+        """The tone map's inverse, the local means restored and pixels bounded; a result of another size than the
+        render (a noise that decimates it) gets the tone map's inverse alone."""
         x = self.tonemap.inverse(y).astype(np.float64)
+        if x.shape[-3:-1] != self.local_mean.shape[-3:-1]:
+            return cap(x, self.tonemap.peak).astype(y.dtype)
         found = local_mean(x)
         ratio = np.ones_like(found)
         np.divide(self.local_mean, found, out=ratio, where=(found > 0) & (self.local_mean > 0))

@@ -20,6 +20,7 @@ interrupted run go on where it stopped. Chunks run in this process or as tasks o
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,13 +79,15 @@ def plan(
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
         transform = display_range(array) if zeroshot else noisy_range(array)
     grid = write_grid(array)
-    job = VolumeJob(str(source), str(target), path, options, transform, grid, zeroshot)
     plane = (*array.shape[-2:], 1)
     whole_planes = zeroshot or options is None or options.whole_planes(plane)  # they measure a whole plane
     budget = sys.maxsize if whole_planes else options.max_memory // UNIT_BYTES_PER_VOXEL
     window = options.stage_window if options is not None and options.windowed(plane) else 0
     units = units_of(array.shape, grid, budget, window)
     units = [u for u in units if any(chunk_name(c, grid) not in done for c in u)]
+    if zeroshot is not None and zeroshot.time_budget and units:  # a file's budget, shared by the planes left
+        zeroshot = dataclasses.replace(zeroshot, time_budget=zeroshot.time_budget / len(units))
+    job = VolumeJob(str(source), str(target), path, options, transform, grid, zeroshot)
     return volume, job, units, done
 
 

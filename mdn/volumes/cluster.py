@@ -9,6 +9,7 @@ the result, never dropped. Workers must see the input and output paths (a shared
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,11 +60,12 @@ def run_on_cluster(job: VolumeJob, units: list[Unit], address: str, failed: list
     are written, and appends the units that failed every try, with their errors, to `failed`."""
     from distributed import as_completed
 
+    run = uuid.uuid4().hex[:12]  # a scheduler shared by several runs keeps each run's tasks apart
     with client(address) as cluster:
         names = {}
         for unit in units:
             name = unit_name(unit, job.chunks)
-            key = f"mdn-{name.replace(' ', '-')}"
+            key = f"mdn-{run}-{name.replace(' ', '-')}"
             names[cluster.submit(denoise_unit, job, unit, key=key, retries=RETRIES, pure=False)] = name
         for future in as_completed(list(names)):
             if future.status == "error":

@@ -212,7 +212,8 @@ def check_target(source: Path, target: Path) -> None:
     itself (or a store inside it, or around it: a volume is read while its output is written), a file, a folder
     that holds no zarr store, or a path below a file."""
     inside, around = (Path(os.path.abspath(p)) for p in (target, source))
-    if inside == around or inside.is_relative_to(around) or around.is_relative_to(inside):
+    store = _store_around(source) or around
+    if inside == around or inside.is_relative_to(store) or around.is_relative_to(inside):
         raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another -o)",
                        target)  # fmt: skip
     blocking = next((p for p in (target, *target.parents) if p.exists()), None)
@@ -320,11 +321,27 @@ def unit_name(unit: Unit, chunks: tuple[int, ...]) -> str:
     return f"chunk {first}" if len(unit) == 1 else f"chunks {first}-{last}"
 
 
-def output_path(source: Path, output: Path | None, suffix: str, several: bool) -> Path:
-    """Where a volume's result goes: NAME{suffix}.zarr beside it, `output` itself (one volume, a .zarr path), or
-    `output`/NAME.zarr."""
+def output_path(source: Path, output: Path | None, suffix: str, several: bool, root: Path | None = None) -> Path:
+    """Where a volume's result goes: NAME{suffix}.zarr beside it (an array inside a store: beside the store, as
+    STORE_ARRAY{suffix}.zarr), `output` itself (one volume, a .zarr path), or below `output` as below `root`
+    (the folder its batch's volumes share; default: its own folder), as files mirror their tree."""
     if output is None:
+        store = _store_around(source)
+        if store is not None:
+            inner = "_".join(Path(os.path.abspath(source)).relative_to(store).parts)
+            return store.with_name(f"{store.stem}_{inner}{suffix}.zarr")
         return source.with_name(f"{source.stem}{suffix}{source.suffix or '.zarr'}")
     if output.suffix.lower() == ".zarr" and not several:
         return output
-    return output / source.name
+    if root is None:
+        return output / source.name
+    return output / Path(os.path.abspath(source)).relative_to(Path(os.path.abspath(root)))
+
+
+def _store_around(path: Path) -> Path | None:
+    """The outermost zarr store that holds `path` below its top (None where it is a store's top or in none)."""
+    found = None
+    for parent in Path(os.path.abspath(path)).parents:
+        if any((parent / name).exists() for name in ZARR_MARKERS):
+            found = parent
+    return found

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mdn.device import autocast
+from mdn.errors import MdnError
 from mdn.inference.engine import ProgressCallback
 from mdn.nets.noise_net import NoiseNet
 from mdn.zeroshot.mpi import Progress, as_image, end_time
@@ -71,4 +72,6 @@ def zs_n2n(
         return np.clip(image, 0.0, 1.0)
     with torch.no_grad(), autocast(device, dtype):
         out = net.denoise(y).float()
+    if not torch.isfinite(out).all():  # a fit that diverged: nothing to write
+        raise MdnError("zero-shot fitting diverged (its output is not finite); try a lower --lr or --precision fp32")
     return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
