@@ -326,6 +326,8 @@ def test_volumes_found_in_folders_and_patterns_and_twins_kept_apart(tmp_path: Pa
     assert pattern.exit_code == 0 and "2 done" in pattern.output
     typed = _invoke("denoise", tmp_path / "in" / "a" / "vol.zarr", "-o", tmp_path / "f.zarr", "--dtype", "float32")
     assert typed.exit_code == 2 and "--dtype applies to image files" in typed.output
+    tiff = _invoke("denoise", tmp_path / "in" / "a" / "vol.zarr", "-o", tmp_path / "out.tif")
+    assert tiff.exit_code == 2 and "out.tif: a zarr volume is written as a .zarr store, not .tif" in tiff.output
 
 
 def test_an_array_of_a_store_goes_beside_the_store_not_into_it(tmp_path: Path) -> None:

@@ -333,6 +333,8 @@ def output_path(source: Path, output: Path | None, suffix: str, several: bool, r
         return source.with_name(f"{source.stem}{suffix}{source.suffix or '.zarr'}")
     if output.suffix.lower() == ".zarr" and not several:
         return output
+    if output.suffix.lower() in images.FORMATS and not output.is_dir():
+        raise MdnError(f"a zarr volume is written as a .zarr store, not {output.suffix}", output)
     if root is None:
         return output / source.name
     return output / Path(os.path.abspath(source)).relative_to(Path(os.path.abspath(root)))
