@@ -206,7 +206,10 @@ def mpi_tiled(
     rows, columns = grid.coverage()
     out = total / rows[:, None, None] / columns[None, :, None]
     if not np.isfinite(out).all():  # a fit that diverged: nothing to write
-        raise MdnError("zero-shot fitting diverged (its output is not finite); try another --seed or --precision fp32")
+        raise MdnError(
+            "zero-shot fitting diverged (its output is not finite); try a lower --lr, another --seed or "
+            "--precision fp32"
+        )
     np.clip(out, 0.0, 1.0, out=out)
     return refined(image, out, holdout) if holdout is not None and counter.done else Filled(out, None)
 
