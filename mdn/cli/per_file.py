@@ -148,21 +148,9 @@ def run(
     if overwrite and skip_existing:
         raise MdnError("--overwrite and --skip-existing: give one")
     part = batch.parse_shard(shard) if shard is not None else None
-    pattern = {i: glob.has_magic(i) and not Path(i).exists() for i in inputs}
-    stores = [Path(i) for i in inputs if volumes.is_volume(i) and not pattern[i]]
-    files = [i for i in inputs if not volumes.is_volume(i) or pattern[i]]
-    if stores and work.volume is None:
-        raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
-    held = _volumes_in(files, recursive, output) if work.volume is not None else []
-    stores += [store for store in held if store not in stores]
+    found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix)
     if stores and dtype is not None:
         raise MdnError("--dtype applies to image files; a zarr volume's output keeps its sample type", stores[0])
-    try:
-        found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
-    except MdnError:
-        if not held:  # folders and patterns that hold volumes alone
-            raise
-        found = []
     several = len(found) + len(stores) > 1
     if several and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {len(found) + len(stores)}")
@@ -210,6 +198,27 @@ def run(
         console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
         return stop.status
     return EXIT_FAILED if failed else 0
+
+
+def _inputs(
+    inputs: list[str], volumes_taken: bool, recursive: bool, output: Path | None, suffix: str
+) -> tuple[list[Path], list[Path]]:
+    """The image files and the zarr stores that the inputs name, hold (folders) or match (patterns); stores only
+    where the command takes volumes (one named otherwise is an MdnError)."""
+    pattern = {i: glob.has_magic(i) and not Path(i).exists() for i in inputs}
+    stores = [Path(i) for i in inputs if volumes.is_volume(i) and not pattern[i]]
+    files = [i for i in inputs if not volumes.is_volume(i) or pattern[i]]
+    if stores and not volumes_taken:
+        raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
+    held = _volumes_in(files, recursive, output) if volumes_taken else []
+    stores += [store for store in held if store not in stores]
+    try:
+        found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
+    except MdnError:
+        if not held:  # folders and patterns that hold volumes alone
+            raise
+        found = []
+    return found, stores
 
 
 def _volumes_in(items: list[str], recursive: bool, results: Path | None) -> list[Path]:
