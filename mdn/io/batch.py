@@ -134,8 +134,8 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
         return [Job(inputs[0], output)]
-    blocking = next((p for p in (output, *output.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
+    blocking = images.file_in_the_way(output)
+    if blocking is not None:
         raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
     absolute = [Path(os.path.abspath(p)) for p in inputs]
     root = os.path.commonpath([p.parent for p in absolute])

@@ -652,9 +652,16 @@ def remove_partial_writes() -> None:
             tmp.unlink()
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that stands where `folder` (or a folder on the way to it) would be: `folder` itself or its
+    nearest existing parent when that is not a folder; None where the folder is or can be made."""
+    nearest = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def _write_failure(path: Path, exc: OSError | RuntimeError) -> str:
     """Why a write failed, in words: a file standing where a folder is needed, else the system's reason."""
-    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(path.parent)
     if blocking is not None:
         return f"{blocking} is a file, not a folder"
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mdn import registry
 from mdn.errors import MdnError
+from mdn.io import images
 from mdn.training import checkpoint
 from mdn.training.devices import end_distributed, init_distributed
 from mdn.training.loop import Progress, Trainer
@@ -54,8 +55,8 @@ class Sitting:
         self.cards = cards
         self.card_folder = cards or registry.user_dir()
         for folder, what in ((self.card_folder, "the model cards"), (self.workdir, "the run's checkpoints")):
-            blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
-            if not blocking.is_dir():
+            blocking = images.file_in_the_way(folder)
+            if blocking is not None:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
         if not resume:
             self._claim_name(options.name, overwrite)

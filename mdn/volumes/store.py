@@ -29,11 +29,14 @@ Unit = tuple[Chunk, ...]
 """Adjacent chunks of one stack position, denoised together."""
 
 
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+"""The files that make a folder a zarr store (v3, v2 array, v2 group)."""
+
+
 def is_volume(path: str | Path) -> bool:
     """Whether `path` names a zarr store (a `.zarr` folder, or a folder holding zarr metadata)."""
     path = Path(path)
-    markers = ("zarr.json", ".zarray", ".zgroup")
-    return path.suffix.lower() == ".zarr" or (path.is_dir() and any((path / m).is_file() for m in markers))
+    return path.suffix.lower() == ".zarr" or (path.is_dir() and any((path / m).is_file() for m in ZARR_MARKERS))
 
 
 def zarr_module() -> Any:
@@ -216,15 +219,11 @@ def check_target(source: Path, target: Path) -> None:
     if inside == around or inside.is_relative_to(store) or around.is_relative_to(inside):
         raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another -o)",
                        target)  # fmt: skip
-    blocking = next((p for p in (target, *target.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
+    blocking = images.file_in_the_way(target)
+    if blocking is not None:
         raise MdnError("is a file, not a zarr store or a folder; refusing to replace it", blocking)
     if target.is_dir() and any(target.iterdir()) and not any((target / name).exists() for name in ZARR_MARKERS):
         raise MdnError("is a folder but no zarr store; refusing to replace it", target)
-
-
-ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
-"""The files that make a folder a zarr store (v3, v2 array, v2 group)."""
 
 
 def prepare_target(volume: Volume, target: Path, overwrite: bool) -> list[str]:
