@@ -190,7 +190,7 @@ class ModelChoice:
         if self.model is not None and any(self.buffers):
             model = self.for_image(hdr=True)[0]
             if not _takes_aux(model):
-                raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
+                raise _takes_no_buffers(model)
 
     def fit(self, image: Image) -> DisplayTransform:
         """The display transform of an image for its model (`tonemap.fitter` of the card's own transform; a
@@ -208,7 +208,7 @@ class ModelChoice:
         albedo, normal = self.buffers
         if not _takes_aux(model):
             if albedo or normal:
-                raise MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
+                raise _takes_no_buffers(model)
             return planes, model, settings
         found = buffers.read(None if image.source.format == ARRAY else image.path, albedo, normal, warn)
         if found is None:
@@ -225,6 +225,10 @@ class ModelChoice:
         if _takes_aux(with_buffers):
             model, settings = with_buffers, buffer_settings
         return np.concatenate([planes, found], axis=-1), model, settings
+
+
+def _takes_no_buffers(model: Model) -> MdnError:
+    return MdnError(f"model {model.name} takes no albedo or normal (a render card with them does)")
 
 
 def _takes_aux(model: Model) -> bool:
