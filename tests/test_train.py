@@ -587,6 +587,14 @@ def test_a_fresh_run_leaves_weights_of_its_name_alone_and_needs_a_folder_for_car
     assert blocked.exit_code == 2 and "budget.pt: is a file; the model cards need a folder there" in blocked.output
 
 
+def test_a_run_refused_for_its_data_leaves_no_run_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    args = _train_args(tmp_path / "empty", tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.output.startswith("error: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_fails_when_the_budget_ends_before_the_first_step(photos: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--time-budget", "0s"))
     assert result.exit_code == 1 and "the time budget ran out before the first step" in result.output

@@ -60,8 +60,14 @@ class Sitting:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
         if not resume:
             self._claim_name(options.name, overwrite)
+        made = not self.workdir.exists()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.trainer = Trainer(options, self.workdir, log)
+        try:
+            self.trainer = Trainer(options, self.workdir, log)
+        except MdnError:  # bad data or options: no empty run folder left behind
+            if made and not any(self.workdir.iterdir()):
+                self.workdir.rmdir()
+            raise
         if resume:
             self.trainer.resume()
 
