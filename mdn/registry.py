@@ -183,16 +183,17 @@ def _whole(value: Any) -> bool:
 def cards() -> dict[str, ModelCard]:
     """All cards by name; a user card shadows a built-in one of the same name. Files that are no card are left
     out (`problems` names them)."""
-    return _scan()[0]
+    return scan()[0]
 
 
 def problems() -> list[MdnError]:
     """What `cards` leaves out or has to choose: a user's JSON file in the models folder that is no card (named
     as `--model` would name it), and two user cards of one name (the one whose file has that name is taken)."""
-    return _scan()[1]
+    return scan()[1]
 
 
-def _scan() -> tuple[dict[str, ModelCard], list[MdnError]]:
+def scan() -> tuple[dict[str, ModelCard], list[MdnError]]:
+    """`cards` and `problems` from one read of the models folders."""
     found: dict[str, ModelCard] = {}
     issues: list[MdnError] = []
     for folder in (builtin_dir(), user_dir()):
@@ -249,7 +250,7 @@ def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCar
         return ModelCard.from_file(path)
     if path.suffix == ".pt":
         raise MdnError("is a weight file; --model takes a card's name or its JSON file (see mdn models)", path)
-    available, issues = _scan()
+    available, issues = scan()
     if str(name) in available:
         return available[str(name)]
     for issue in issues:  # the user's card of that name that could not be read

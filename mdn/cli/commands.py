@@ -452,8 +452,9 @@ def models_command(context: typer.Context) -> None:
     Example: mdn models
     """
     if context.invoked_subcommand is None:
-        display.print_models(mdn.models())
-        for problem in registry.problems():
+        found, problems = registry.scan()
+        display.print_models(list(found.values()))
+        for problem in problems:
             if problem.path is not None and problem.path.parent == registry.user_dir():
                 console.print(f"[yellow]warning[/]: {escape(str(problem))}", soft_wrap=True)
 
