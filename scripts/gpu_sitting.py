@@ -284,8 +284,12 @@ def train_args(run: Run, s: Settings, workdir: Path, cards: Path) -> list[str]:
 
 def train_runs(s: Settings, seconds: float) -> bool:
     """Train every run of the sitting side by side for `seconds`, each resuming where it came back from; returns
-    whether all of them ended well."""
-    cards = Path(tempfile.mkdtemp(prefix="cards-"))
+    whether all of them ended well. Their interim cards go to a scratch folder: `finish` writes the real ones."""
+    with tempfile.TemporaryDirectory(prefix="cards-") as scratch:
+        return _train_side_by_side(s, seconds, Path(scratch))
+
+
+def _train_side_by_side(s: Settings, seconds: float, cards: Path) -> bool:
     threads = str(max(1, (os.cpu_count() or 1) // len(s.runs)))
     env = {**os.environ, "OMP_NUM_THREADS": threads}  # side by side, the runs share the cores rather than fight
     processes = []
