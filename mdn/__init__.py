@@ -20,7 +20,10 @@ it (`layer` picks an EXR layer). Alpha is never touched. The same seed gives the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+import inspect
+import re
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mdn.errors import MdnError
 
@@ -38,7 +41,46 @@ __version__ = "0.1.0"
 
 __all__ = ["MdnError", "add_noise", "denoise", "denoise_volume", "denoise_zeroshot", "load_model", "models"]
 
+_Function = TypeVar("_Function", bound="Callable[..., Any]")
+_OPTION = re.compile(r"--(no-)?([a-z][a-z0-9-]*)")
+_OPTION_KEYWORDS = {"tile-batch": "batch"}
+"""Command-line options whose keyword is not their name with underscores."""
 
+
+def _in_keywords(text: str, function: Callable[..., Any]) -> str:
+    """`text` with the command line's options that are `function`'s keywords in their spelling (`--tile`: `tile`,
+    `--no-self-check`: `self_check=False`): the checks and advice the API shares with the commands name options."""
+    keywords = inspect.signature(function).parameters
+
+    def spelled(match: re.Match[str]) -> str:
+        negated, option = match.groups()
+        keyword = _OPTION_KEYWORDS.get(option, option.replace("-", "_"))
+        if keyword not in keywords:
+            return match.group(0)
+        return f"{keyword}=False" if negated else keyword
+
+    return _OPTION.sub(spelled, text)
+
+
+def _keyword_errors(function: _Function) -> _Function:
+    """`function` raising its MdnErrors in its keywords' spelling (`_in_keywords`)."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except MdnError as error:
+            raise MdnError(_in_keywords(error.message, function), error.path) from None
+
+    return call  # type: ignore[return-value]
+
+
+def _check_info(info: object) -> None:
+    if info is not None and not isinstance(info, dict):
+        raise MdnError(f"info must be a dict to fill in, got {type(info).__name__}")
+
+
+@_keyword_errors
 def denoise(
     image: ImageLike,
     model: str | os.PathLike[str] | ModelCard | Model | None = None,
@@ -97,6 +139,7 @@ def denoise(
     from mdn import inference
     from mdn.io import arrays
 
+    _check_info(info)
     picture = arrays.load(image, axes, hdr, layer)
     settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
@@ -105,7 +148,7 @@ def denoise(
     def warn(message: str) -> None:
         import warnings
 
-        warnings.warn(f"{picture.path}: {message}", stacklevel=5)
+        warnings.warn(f"{picture.path}: {message}", stacklevel=6)
 
     def work(planes: np.ndarray) -> np.ndarray:
         return inference.run(*models.inputs(planes, picture, warn), progress, info)
@@ -114,6 +157,7 @@ def denoise(
         return arrays.apply(picture, work, fit=models.fit)
 
 
+@_keyword_errors
 def denoise_volume(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -134,6 +178,7 @@ def denoise_volume(
 
         >>> mdn.denoise_volume("cells.ome.zarr", "clean.ome.zarr", scheduler="tcp://10.0.0.5:8786")
     """
+    import warnings
     from pathlib import Path
 
     from mdn import device as compute
@@ -142,11 +187,15 @@ def denoise_volume(
     loaded = registry.load_model(model)
     options = inference.options(loaded.card, **settings)
     with compute.threads(threads):
-        return volumes.denoise(
+        info = volumes.denoise(
             Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
         )
+    if info.get("nonfinite"):
+        warnings.warn(f"{source}: {info['nonfinite']} NaN/Inf values replaced", stacklevel=3)
+    return info
 
 
+@_keyword_errors
 def denoise_zeroshot(
     image: ImageLike,
     method: str = "mpi",
@@ -194,6 +243,7 @@ def denoise_zeroshot(
     from mdn.io import arrays
     from mdn.zeroshot import run as zeroshot_run
 
+    _check_info(info)
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
         precision, seed,
@@ -201,17 +251,19 @@ def denoise_zeroshot(
 
     def work(planes: np.ndarray) -> np.ndarray:
         result, verdicts = zeroshot_run.run(planes, settings, progress, info)
+        verdicts = [_in_keywords(verdict, denoise_zeroshot) for verdict in verdicts]
         if info is not None:
             info["warnings"] = verdicts
         else:
             for verdict in verdicts:
-                warnings.warn(verdict, stacklevel=4)
+                warnings.warn(verdict, stacklevel=5)
         return result
 
     with compute.threads(threads):
         return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
 
 
+@_keyword_errors
 def add_noise(
     image: ImageLike,
     kind: str = "gaussian",
@@ -252,16 +304,24 @@ def models() -> list[ModelCard]:
     return list(registry.cards().values())
 
 
+@_keyword_errors
 def load_model(name: str | os.PathLike[str] | None = None, task: str | None = None) -> Model:
-    """A model card (by name or JSON path; None: the default of `task`, denoise unless given) with its network
-    loaded, for `denoise` (or, for a fill card, `denoise_zeroshot`) to run many images without reloading it;
-    `task` given, a card for another task is refused.
+    """A model card (by name or JSON path) with its network loaded, for `denoise` (or, for a fill card,
+    `denoise_zeroshot`) to run many images without reloading it. `task` "denoise" or "zeroshot" (the card's
+    "fill") refuses a card for the other; None with no task is the default denoise card, with "zeroshot" the
+    fill card of the full preset on colour images.
 
     >>> model = mdn.load_model("small-baseline")
+    >>> fill = mdn.load_model("fill-grey", "zeroshot")
     """
-    from mdn import registry
+    from mdn import registry, zeroshot
 
-    return registry.load_model(name, task)
+    tasks = {"denoise": "denoise", "zeroshot": "fill", "fill": "fill", None: None}
+    if task not in tasks:
+        raise MdnError(f"task must be denoise or zeroshot, got {task!r}")
+    if name is None and tasks[task] == "fill":
+        name = zeroshot.fill_card("full", grey=False)
+    return registry.load_model(name, tasks[task])
 
 
 def __dir__() -> list[str]:

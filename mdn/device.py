@@ -5,6 +5,8 @@ error."""
 from __future__ import annotations
 
 import contextlib
+import numbers
+import os
 import re
 from collections.abc import Iterator
 
@@ -37,10 +39,15 @@ def threads(count: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+THREADS_PER_CORE = 4
+"""The most threads per core `--threads` takes: more only slow a run down (and a million crash torch's pool)."""
+
+
 def use_threads(count: int) -> None:
     """Compute with `count` CPU threads from now on (0: torch's default, one per core it sees)."""
-    if count < 0:
-        raise MdnError(f"threads must be 0 (all cores) or more, got {count}")
+    most = THREADS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= most:
+        raise MdnError(f"--threads must be a whole number from 0 (all cores) to {most}, got {count!r}")
     if count:
         torch.set_num_threads(count)
 
@@ -59,6 +66,8 @@ def pick_device(name: str = "auto") -> torch.device:
         raise MdnError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MdnError("--device cuda asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MdnError("--device mps asked for, but no Apple GPU is available")
     return device
 
 

@@ -12,5 +12,5 @@ class MdnError(Exception):
     """
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else None
+        self.message, self.path = message, Path(path) if path is not None else None
         super().__init__(f"{path}: {message}" if path is not None else message)

@@ -243,6 +243,8 @@ def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCar
     """A card by name or by path to its JSON file; None gives the task's default."""
     if name is None:
         return default_card(task)
+    if not isinstance(name, str | os.PathLike):
+        raise MdnError(f"a model is a card's name, its JSON file, a ModelCard or a loaded Model, not {name!r}")
     path = Path(name)
     if path.suffix == ".json":
         if not path.is_file():

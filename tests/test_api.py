@@ -166,6 +166,7 @@ def test_mpi_self_check_goes_to_info_or_to_warnings(grey_fill_card) -> None:
     np.testing.assert_array_equal(out, image)
     assert info["model"] == "fill-grey" and info["self_check"][0]["input_weight"] == 1.0
     assert any("looked" in warning for warning in info["warnings"])
+    assert any("preset microscopy" in w for w in info["warnings"]) and not any("--" in w for w in info["warnings"])
     with pytest.warns(UserWarning, match="self-check: the fine-tuned fill alone looked"):
         mdn.denoise_zeroshot(image, iters=3)
 
@@ -183,7 +184,7 @@ def test_models_lists_cards_and_a_loaded_model_runs_as_its_name(tiny_card) -> No
 def test_user_errors_name_the_problem(tiny_card) -> None:
     photo = data.astronaut()[:64, :64]
     assert mdn.MdnError is MdnError and "MdnError" in dir(mdn)
-    with pytest.raises(MdnError, match="--seed must be 0 to 4294967295, got -1"):
+    with pytest.raises(MdnError, match=r"^seed must be 0 to 4294967295, got -1"):
         mdn.denoise(photo, tiny_card.path, seed=-1)
     with pytest.raises(MdnError, match="seed must be a non-negative integer"):
         mdn.add_noise(photo, "gaussian", 15, seed=-1)
@@ -192,12 +193,55 @@ def test_user_errors_name_the_problem(tiny_card) -> None:
         assert result.exit_code == 2 and "Invalid value for '--seed'" in result.output
     with pytest.raises(MdnError, match="unknown model 'small-maskd'"):
         mdn.denoise(photo, "small-maskd")
-    with pytest.raises(MdnError, match="--passes must be at least 1"):
+    with pytest.raises(MdnError, match=r"^passes must be at least 1"):
         mdn.denoise(photo, tiny_card.path, passes=0)
     with pytest.raises(MdnError, match="unsupported sample type int16"):
         mdn.denoise(photo.astype(np.int16), tiny_card.path)
     with pytest.raises(MdnError, match="axes 'YX' do not name the 3 axes"):
         mdn.denoise(photo, tiny_card.path, axes="YX")
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"tile": 100}, "tile must be a multiple of 8 and at least 64, got 100"),
+        ({"self_check": "yes"}, "self_check must be True or False, got 'yes'"),
+        ({"passes": "3"}, "passes must be a whole number, got '3'"),
+        ({"seed": 1.5}, "seed must be a whole number, got 1.5"),
+        ({"batch": -1}, "batch must be 0 (1 on a CPU, 4 on a GPU) or more, got -1"),
+        ({"max_memory": "1K"}, "max_memory must be at least 64M (the stages' smallest window), got '1K'"),
+        ({"threads": 2.5}, "threads must be a whole number from 0 (all cores) to"),
+        ({"threads": 10**6}, "threads must be a whole number from 0 (all cores) to"),  # crashed torch's pool
+        ({"model": 5}, "a model is a card's name, its JSON file, a ModelCard or a loaded Model, not 5"),
+        ({"info": []}, "info must be a dict to fill in, got list"),
+    ],
+)
+def test_a_wrong_setting_is_an_mdn_error_in_the_keywords_spelling(tiny_card, settings: dict, words: str) -> None:
+    photo = data.astronaut()[:64, :64]
+    with pytest.raises(MdnError, match="^" + re.escape(words)) as error:
+        mdn.denoise(photo, **{"model": tiny_card.path, **settings})
+    assert "--" not in str(error.value)  # the command line's options are not the API's keywords
+    with pytest.raises(MdnError, match=r"^mask_ratio must be in \(0, 1\), got 3"):
+        mdn.denoise_zeroshot(photo, mask_ratio=3)
+
+
+def test_load_model_takes_the_commands_tasks(grey_fill_card, tiny_card) -> None:
+    assert mdn.load_model("fill-grey", "zeroshot").card.task == "fill"
+    assert mdn.load_model(tiny_card.path, "denoise").name == "tiny"
+    with pytest.raises(MdnError, match="model tiny is a denoise card, for mdn denoise; mdn zeroshot takes a fill"):
+        mdn.load_model(tiny_card.path, "zeroshot")
+    with pytest.raises(MdnError, match="task must be denoise or zeroshot, got 'bogus'"):
+        mdn.load_model("fill-grey", "bogus")
+
+
+def test_a_tensor_is_taken_as_its_array_and_warnings_point_at_the_caller(tiny_card) -> None:
+    photo = data.astronaut()[:64, :64].astype(np.float32) / 255
+    expected = mdn.denoise(photo, tiny_card.path)
+    np.testing.assert_array_equal(mdn.denoise(torch.tensor(photo, requires_grad=True), tiny_card.path), expected)
+    photo[3, 3] = np.nan
+    with pytest.warns(UserWarning, match="3 NaN/Inf values replaced") as caught:
+        mdn.denoise(photo, tiny_card.path)
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
 
 
 def test_help_shows_the_api_and_importing_mdn_leaves_torch_alone() -> None:

@@ -350,8 +350,9 @@ def test_threads_sets_the_cpu_threads_of_every_computing_command(tmp_path: Path,
         extra = ["--iters", "2"] if command == "zeroshot" else []
         assert _invoke(command, source, "--threads", "1", *extra).exit_code == 0
         assert torch.get_num_threads() == 1
-        result = _invoke(command, source, "--threads", "-1", "--overwrite", *extra)
-        assert result.exit_code == 2 and "threads must be 0" in result.output
+        for wrong in ("-1", "1000000"):  # a million threads crashed torch's thread pool
+            result = _invoke(command, source, "--threads", wrong, "--overwrite", *extra)
+            assert result.exit_code == 2 and "--threads must be a whole number from 0 (all cores) to" in result.output
     finally:
         torch.set_num_threads(before)
 
@@ -370,6 +371,32 @@ def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: P
         result = _invoke("noise", folder, *args)
         assert result.exit_code == 2 and words in result.output, args
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"] and not (tmp_path / "out").exists()
+
+
+def test_a_format_that_holds_fewer_bits_is_warned_of_unless_dtype_asks_for_it(tmp_path: Path) -> None:
+    source = _png(tmp_path / "deep.png", dtype="uint16")
+    tifffile.imwrite(tmp_path / "float.tif", np.full((48, 40), 0.5, np.float32))
+    for name, words in (
+        ("deep.png", "its uint16 samples are written as uint8: JPEG holds no more (PNG or TIFF keeps 16 bits)"),
+        ("float.tif", "its float32 samples are written as uint8: JPEG holds no more (TIFF or EXR keeps floats)"),
+    ):
+        result = _invoke("noise", tmp_path / name, "-o", tmp_path / f"{name}.jpg")
+        assert result.exit_code == 0 and words in result.output, result.output
+    quiet = _invoke("noise", source, "-o", tmp_path / "asked.png", "--dtype", "uint8")
+    assert quiet.exit_code == 0 and "samples are written as" not in quiet.output
+    same = _invoke("noise", source, "-o", tmp_path / "deep_noisy.tif")
+    assert same.exit_code == 0 and "samples are written as" not in same.output
+
+
+def test_engine_settings_out_of_range_are_usage_errors(tmp_path: Path) -> None:
+    source = _png(tmp_path / "photo.png")
+    for args, words in (
+        (["--tile-batch", "-1"], "--tile-batch must be 0 (1 on a CPU, 4 on a GPU) or more, got -1"),  # a traceback
+        (["--max-memory", "10M"], "--max-memory must be at least 64M (the stages' smallest window), got '10M'"),
+    ):
+        result = _invoke("denoise", source, "-o", tmp_path / "out.png", *args)
+        assert result.exit_code == 2 and words in result.output, args
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_a_file_named_twice_runs_once_and_a_rerun_leaves_its_own_results_alone(tmp_path: Path, monkeypatch) -> None:

@@ -347,6 +347,70 @@ def test_dtype_option_changes_bit_depth(tmp_path: Path) -> None:
         images.write(images.read(path), tmp_path / "out.png", dtype="float32")
 
 
+@pytest.mark.parametrize(("name", "dtype", "low"), [("out.png", None, 0.0), ("out.tif", "uint8", -500.0)])
+def test_a_float_tiff_outside_0_1_written_as_integers_is_stretched_from_its_own_range(
+    tmp_path: Path, name: str, dtype: str | None, low: float
+) -> None:
+    x = np.arange(128)
+    ramp = np.tile(low + x * 1000 / 127, (4, 1)).astype(np.float32)  # physical units: low .. low + 1000
+    tifffile.imwrite(tmp_path / "in.tif", ramp)
+    image = images.read(tmp_path / "in.tif")
+    assert image.source.value_range == (low, low + 1000)
+    images.write(image, tmp_path / name, dtype=dtype)
+    out = iio.imread(tmp_path / name)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], np.rint(x * 255 / 127))  # ImageJ's 8-bit picture, not 99 % white
+    undershoot = image.with_pixels(image.pixels - 5)  # the result's own range does not move the stretch
+    images.write(undershoot, tmp_path / name, dtype=dtype, overwrite=True)
+    expected = np.clip(np.rint((x * 1000 / 127 - 5) * 255 / 1000), 0, 255)
+    np.testing.assert_array_equal(iio.imread(tmp_path / name)[0], expected)
+    np.testing.assert_array_equal(images.to_array(images.from_array(ramp)), ramp)  # arrays: float in, float out
+    unit = np.tile(np.linspace(0.25, 0.75, 9, dtype=np.float32), (3, 1))  # within [0, 1]: clipped, not stretched
+    tifffile.imwrite(tmp_path / "unit.tif", unit)
+    image = images.read(tmp_path / "unit.tif")
+    images.write(image.with_pixels(image.pixels - 0.3), tmp_path / f"unit_{name}", dtype=dtype)
+    expected = np.clip(np.rint((unit[0] - 0.3) * 255), 0, 255)
+    np.testing.assert_array_equal(iio.imread(tmp_path / f"unit_{name}")[0], expected)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["uint32", "uint64"])
+def test_32_and_64_bit_white_stays_white(tmp_path: Path, dtype: str) -> None:
+    top = np.iinfo(dtype).max
+    planes = np.array([0.0, 0.5, 1.0, 1.5, -0.5], np.float32).reshape(1, 1, 5, 1)
+    half = 2 ** (np.iinfo(dtype).bits - 1)
+    assert images.quantised(planes, np.dtype(dtype)).ravel().tolist() == [0, half, top, top, 0]
+    stored = np.array([[0, half, top]], dtype)
+    np.testing.assert_array_equal(images.to_array(images.from_array(stored)), stored)
+    tifffile.imwrite(tmp_path / "in.tif", np.tile(stored, (3, 1)))
+    images.write(images.read(tmp_path / "in.tif"), tmp_path / "out.tif")
+    back = tifffile.imread(tmp_path / "out.tif")
+    assert back.dtype == np.dtype(dtype) and back.tolist() == [[0, half, top]] * 3
+
+
+@pytest.mark.parametrize("value", [None, 5, b"abc", np.array(3.0), np.zeros(5), [[1, 2], [3]]])
+def test_from_array_refuses_what_is_no_image_array_in_one_line(value) -> None:
+    with pytest.raises(MdnError, match=r"^expected an image array") as error:
+        images.from_array(value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_pillow_image_is_taken_in_its_colours_not_its_palette_indices_or_bits() -> None:
+    colours = np.array([[10, 200, 30], [250, 20, 90], [0, 0, 255], [128, 128, 128]], np.uint8)
+    rgb = colours[np.arange(24).reshape(4, 6) % 4]
+    palette = PIL.Image.fromarray(rgb).quantize(colors=4)
+    assert palette.mode == "P" and np.asarray(palette).max() == 3  # indices 0 .. 3
+    image = images.from_array(palette)
+    assert image.alpha is None
+    np.testing.assert_array_equal(np.rint(image.pixels[0] * 255), rgb)
+    palette.info["transparency"] = 2
+    assert images.from_array(palette).alpha[0, ..., 0].tolist() == (np.asarray(palette) != 2).tolist()
+    bits = PIL.Image.fromarray(rgb[..., 0] > 100)  # mode "1"
+    assert images.from_array(bits).pixels[0, ..., 0].tolist() == (rgb[..., 0] > 100).tolist()
+    cmyk = PIL.Image.fromarray(rgb).convert("CMYK")
+    assert images.from_array(cmyk).pixels.shape == (1, 4, 6, 3) and images.from_array(cmyk).alpha is None
+
+
 def test_a_linear_exr_written_as_png_or_16_bit_tiff_is_srgb_encoded_and_as_exr_stays_linear(tmp_path: Path) -> None:
     linear = np.zeros((4, 6, 3), np.float32)
     linear[:, :2], linear[:, 2:4], linear[:, 4:] = 0.18, 0.5, 3.0  # mid grey, half, a highlight

@@ -267,12 +267,18 @@ def test_an_unfinished_output_of_another_volume_is_not_taken_up(tmp_path: Path, 
 
 
 def test_infinite_samples_are_replaced_as_in_a_float_tiff(tmp_path: Path) -> None:
+    import mdn
+
     stack = np.random.default_rng(0).random((2, 64, 48), dtype=np.float32)
     stack[0, 10, 10], stack[1, 5, 5] = np.inf, np.nan
     zarr.create_array(str(tmp_path / "inf.zarr"), data=stack, chunks=(1, 32, 24))
-    result = _invoke("denoise", tmp_path / "inf.zarr", "-o", tmp_path / "out.zarr")
+    result = _invoke("denoise", tmp_path / "inf.zarr", "-o", tmp_path / "out.zarr", "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     assert np.isfinite(zarr.open(str(tmp_path / "out.zarr"), mode="r")[:]).all()
+    assert "2 NaN/Inf values replaced" in result.output  # as a float TIFF's are reported
+    assert json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]["nonfinite"] == 2
+    with pytest.warns(UserWarning, match="2 NaN/Inf values replaced"):
+        mdn.denoise_volume(tmp_path / "inf.zarr", tmp_path / "api.zarr", tile=64)
 
 
 def test_the_output_mirrors_shards_filters_names_and_key_encoding(tmp_path: Path) -> None:

@@ -250,6 +250,8 @@ def _volume(
         try:
             info = volume(job.input, job.output, overwrite, progress.steps)
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
+            if info.get("nonfinite"):
+                result.warnings.append(f"{info['nonfinite']} NaN/Inf values replaced")
         except MdnError as exc:
             result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
     progress.result(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def strength_settings(strength: float | str | None) -> dict[str, Any]:
 
 SEEDS = 2**32
 """Seeds are 0 to 2^32 - 1 (numpy's and torch's generators both take them)."""
+MIN_MEMORY = 64 << 20
+"""The smallest memory budget: the stages' smallest window takes a quarter of it (`stages.windows.window_for`)."""
 
 
 def options(
@@ -80,7 +83,10 @@ def options(
         "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail, "quality": quality,
         "self_check": self_check, "keep_clean": keep_clean, **strength_settings(strength),
     }  # fmt: skip
-    inference = {**card.inference, **{k: v for k, v in given.items() if v is not None}}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    memory = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+    _check_types({**chosen, **settings, "overlap": overlap, "max_memory": memory})
+    inference = {**card.inference, **chosen}
     if inference.get("quality", EngineOptions.quality) not in QUALITIES:
         raise MdnError(f"--quality must be one of {', '.join(QUALITIES)}, got {inference['quality']!r}")
     if inference.get("passes", 1) < 1:
@@ -89,11 +95,13 @@ def options(
         raise MdnError("--input-mask must be in [0, 1)")
     if not 0 <= settings.get("seed", 0) < SEEDS:
         raise MdnError(f"--seed must be 0 to {SEEDS - 1}, got {settings['seed']}")
+    if settings.get("batch", 0) < 0:
+        raise MdnError(f"--tile-batch must be 0 (1 on a CPU, 4 on a GPU) or more, got {settings['batch']}")
+    if memory < MIN_MEMORY:
+        raise MdnError(f"--max-memory must be at least {MIN_MEMORY >> 20}M (the stages' smallest window), got "
+                       f"{max_memory!r}")  # fmt: skip
     result = EngineOptions(
-        overlap=card.tile_overlap if overlap is None else overlap,
-        max_memory=parse_size(max_memory) if isinstance(max_memory, str) else max_memory,
-        **settings,
-        **inference,
+        overlap=card.tile_overlap if overlap is None else overlap, max_memory=memory, **settings, **inference
     )
     pick_dtype(result.precision, pick_device(result.device))
     if result.tile:
@@ -101,17 +109,37 @@ def options(
     return result
 
 
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(EngineOptions)}
+_KINDS = {bool: "True or False", int: "a whole number", float: "a number", str: "text"}
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether `value` is of the kind of an EngineOptions field whose default is `default` (numpy's numbers too;
+    a whole number for a float, never a bool for a number)."""
+    wanted = type(default)
+    if wanted is bool:
+        return isinstance(value, bool | np.bool_)
+    numeric = numbers.Real if wanted is float else numbers.Integral
+    if wanted in (int, float):
+        return isinstance(value, numeric) and not isinstance(value, bool | np.bool_)
+    return isinstance(value, wanted)
+
+
+def _check_types(settings: Mapping[str, Any]) -> None:
+    """An MdnError for a caller's setting of another kind than its EngineOptions field (the API's callers: the
+    command line's are typed by their options); None is the card's own."""
+    for name, value in settings.items():
+        if value is not None and name in _DEFAULTS and not _fits(value, _DEFAULTS[name]):
+            option = "tile-batch" if name == "batch" else name.replace("_", "-")
+            raise MdnError(f"--{option} must be {_KINDS[type(_DEFAULTS[name])]}, got {value!r}")
+
+
 def _check_settings(card: ModelCard) -> None:
     """An MdnError naming the card where its inference settings are not the engine's, or of another type."""
-    defaults = {field.name: field.default for field in dataclasses.fields(EngineOptions)}
     for name, value in card.inference.items():
-        if name not in defaults:
+        if name not in _DEFAULTS:
             raise MdnError(f"not a valid model card: inference setting {name!r} is not known here", card.path)
-        wanted = type(defaults[name])
-        fits = isinstance(value, wanted) and (wanted is bool or not isinstance(value, bool))
-        if wanted is float:
-            fits = isinstance(value, int | float) and not isinstance(value, bool)
-        if not fits:
+        if not _fits(value, _DEFAULTS[name]):
             raise MdnError(f"not a valid model card: inference setting {name} is {value!r}", card.path)
 
 

@@ -28,6 +28,8 @@ def load(
         return images.read(image, layer)
     if layer is not None:
         raise MdnError("layer picks an EXR layer; an array has none")
+    if callable(getattr(image, "detach", None)):  # a torch tensor, on any device, with or without its graph
+        image = image.detach().cpu().numpy()
     return images.from_array(image, axes, hdr)
 
 
@@ -45,7 +47,7 @@ def apply(
     replaced first, with a warning."""
     picture = load(image, axes, hdr, layer)
     if picture.nonfinite:
-        warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=3)
+        warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=4)
     transform = fit(picture)
     pixels = transform.inverse(work(transform.forward(picture.pixels)))
     return images.to_array(picture.with_pixels(pixels))

@@ -275,7 +275,9 @@ def _load(
         if job.output.exists() and not overwrite:
             raise MdnError("exists; refusing to overwrite it (use --overwrite or --skip-existing)", job.output)
         image = images.read(job.input, layer=layer)
-        images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before the work
+        stored = images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before
+        if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
+            result.warnings.append(lost)
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
         transform = fit(image)
@@ -284,6 +286,16 @@ def _load(
         return _failed(result, exc, start)
     result.seconds = time.perf_counter() - start
     return _Loaded(image, transform, pixels, result)
+
+
+def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | None:
+    """The warning for an output format that holds fewer bits than the input had (a 16-bit TIFF or a float one
+    written as JPEG), where `--dtype` did not ask for it; None where nothing is lost."""
+    read, fmt = image.source.layout.dtype, images.format_of(output).upper()
+    if stored.kind == "f" or (read.kind == "u" and stored.itemsize >= read.itemsize):
+        return None
+    keeps = "PNG or TIFF keeps 16 bits" if read.kind == "u" else "TIFF or EXR keeps floats"
+    return f"its {read} samples are written as {stored}: {fmt} holds no more ({keeps})"
 
 
 def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool, dtype: str | None) -> Future[Result]:

@@ -89,6 +89,8 @@ class Source:
     format: str
     layout: Layout
     meta: dict[str, Any] = field(default_factory=dict)
+    value_range: tuple[float, float] | None = None
+    """The finite min and max of a float source's colour samples as read (None for integers)."""
 
 
 @dataclass
@@ -195,16 +197,30 @@ def _check_layout(path: Path, layout: Layout) -> None:
 def quantised(planes: np.ndarray, dtype: np.dtype, rows: int = 256) -> np.ndarray:
     """Float planes in [0, 1] -> unsigned integers, rounded and clipped, a band of `rows` rows at a time: scaled,
     rounded and clipped in place in one float band (2x faster than separate arrays), so that a 24 MP photo
-    needs a few MB beside its result instead of another float copy."""
-    top = np.float32(_scale(dtype))
+    needs a few MB beside its result instead of another float copy. 32- and 64-bit integers take float64 bands
+    (float32 rounds 2**32 - 1 up to 2**32, which wrapped white to 0)."""
+    dtype = np.dtype(dtype)
+    work = np.float64 if dtype.itemsize >= 4 else np.float32
+    top = work(_scale(dtype))
     out = np.empty(planes.shape, dtype)
     for plane, target in zip(planes, out, strict=True):
         for start in range(0, plane.shape[0], rows):
-            band = np.multiply(plane[start : start + rows], top)
-            np.rint(band, out=band)
-            np.clip(band, 0, top, out=band)
-            target[start : start + rows] = band
+            target[start : start + rows] = _quantised_band(plane[start : start + rows], top, dtype)
     return out
+
+
+def _quantised_band(band: np.ndarray, top: np.floating, dtype: np.dtype) -> np.ndarray:
+    """One band of `quantised`: scaled by `top`, rounded and clipped to what `dtype` holds. 2**64 - 1 has no float:
+    values that reach it become the type's maximum."""
+    scaled = np.multiply(band, top, dtype=top.dtype)
+    np.rint(scaled, out=scaled)
+    if int(top) <= np.iinfo(dtype).max:
+        return np.clip(scaled, 0, top, out=scaled)
+    white = scaled >= top
+    np.clip(scaled, 0, np.nextafter(top, 0), out=scaled)
+    result = scaled.astype(dtype)
+    result[white] = np.iinfo(dtype).max
+    return result
 
 
 def _sanitise(pixels: np.ndarray) -> int:
@@ -262,6 +278,8 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             _check_pillow_image(path, fmt)
             raw = iio.imread(path)
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
+            if fmt == "jpeg":
+                meta["jpeg"] = _jpeg_settings(path)
     except MdnError:
         raise
     except PermissionError:
@@ -294,6 +312,52 @@ def _check_pillow_image(path: Path, fmt: str) -> None:
         _check_still(path, fmt, frames)
 
 
+JPEG_QUALITY = 95
+"""The quality JPEG is written at, or the input JPEG's where that is higher."""
+_IJG_LUMINANCE = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ]
+).ravel()
+"""libjpeg's luminance quantisation table at quality 50 (the JPEG standard's Annex K), which its quality scales."""
+
+
+def _jpeg_settings(path: Path) -> dict[str, Any]:
+    """Pillow's save options that re-encode a JPEG as it was made: its chroma subsampling, progressive scans,
+    and its quality where above `JPEG_QUALITY`."""
+    from PIL import Image as Pillow
+    from PIL import JpegImagePlugin
+
+    with Pillow.open(path) as opened:
+        sampling = JpegImagePlugin.get_sampling(opened)  # -1 for grey
+        tables = getattr(opened, "quantization", None) or {}
+        settings: dict[str, Any] = {"quality": max(JPEG_QUALITY, _jpeg_quality(tables.get(0)))}
+        if sampling >= 0:
+            settings["subsampling"] = sampling
+        if opened.info.get("progressive"):
+            settings["progressive"] = True
+    return settings
+
+
+def _jpeg_quality(table: Any) -> int:
+    """The libjpeg quality (1 to 100) whose luminance table is nearest a JPEG's in sum, 0 without one: cheap, and
+    close for a camera's own tables too."""
+    if table is None or len(table) != 64:
+        return 0
+    total = int(np.sum(table))
+    qualities = np.arange(1, 101)
+    scales = np.where(qualities < 50, 5000 // qualities, 200 - 2 * qualities)
+    sums = np.clip((_IJG_LUMINANCE[None] * scales[:, None] + 50) // 100, 1, 255).sum(axis=1)
+    return int(qualities[::-1][np.argmin(np.abs(sums[::-1] - total))])  # the highest quality of an equal sum
+
+
 def _check_still(path: Path, fmt: str, frames: int) -> None:
     """An MdnError for an animated file, whose frames after the first a still image's output would lose."""
     if frames > 1:
@@ -307,18 +371,53 @@ ARRAY = "array"
 
 
 def from_array(array: np.ndarray, axes: str | None = None, hdr: bool = False) -> Image:
-    """An Image of a numpy array, laid out as `axes` says (tifffile's letters: Y, X, S for samples, any other a
-    stack axis) or, by default, as its shape suggests: (H, W); (H, W, S) with S = 1 to 4 (grey, grey + alpha,
-    RGB, RGBA); (Z, H, W) when the last axis is longer than 4; (Z, H, W, S). `hdr` marks scene-linear values."""
-    array = np.asarray(array)
+    """An Image of a numpy array (or anything numpy takes as one: a Pillow image in its colours), laid out as `axes`
+    says (tifffile's letters: Y, X, S for samples, any other a stack axis) or, by default, as its shape suggests:
+    (H, W); (H, W, S) with S = 1 to 4 (grey, grey + alpha, RGB, RGBA); (Z, H, W) when the last axis is longer than
+    4; (Z, H, W, S). `hdr` marks scene-linear values."""
+    array = _as_array(array)
     if axes is None:
-        guessed = {2: "YX", 3: "YXS" if array.shape[-1] <= 4 else "ZYX", 4: "ZYXS"}
-        if array.ndim not in guessed:
+        if array.ndim not in (2, 3, 4):
             raise MdnError(f"expected an (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C) array, got shape {array.shape}")
-        axes = guessed[array.ndim]
+        axes = {2: "YX", 3: "YXS" if array.shape[-1] <= 4 else "ZYX", 4: "ZYXS"}[array.ndim]
     if len(axes) != array.ndim or len(set(axes.upper())) != len(axes):
         raise MdnError(f"axes {axes!r} do not name the {array.ndim} axes of an array of shape {array.shape} once each")
     return _image(array, Source(Path(f"<{ARRAY}>"), ARRAY, Layout(axes.upper(), array.shape, array.dtype)), hdr=hdr)
+
+
+_PILLOW_MODES = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}
+_PILLOW_MODES |= dict.fromkeys(("CMYK", "YCbCr", "LAB", "HSV"), "RGB")
+"""Pillow modes whose samples are no grey, RGB or alpha values (bits, premultiplied or other colour models) ->
+the mode they are converted to before their array is taken. "P" goes to RGB or RGBA (`_pillow_colours`)."""
+
+
+def _as_array(image: Any) -> np.ndarray:
+    """A numpy array of an image array, or an MdnError naming what came instead (None, a number, bytes)."""
+    try:
+        array = np.asarray(_pillow_colours(image))
+    except Exception as exc:  # a torch tensor that needs grad, a ragged list, ...: anything numpy refuses
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MdnError(f"expected an image array, got a {_type_name(image)} numpy cannot take: {reason}") from None
+    if array.ndim < 2 or array.dtype.kind in "OSUV":
+        got = f"a {array.dtype} array of shape {array.shape}" if isinstance(image, np.ndarray) else _type_name(image)
+        raise MdnError(f"expected an image array (H, W[, C]) or a stack (Z, H, W[, C]) of numbers, got {got}")
+    return array
+
+
+def _type_name(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _pillow_colours(image: Any) -> Any:
+    """A Pillow image converted to grey, RGB or RGBA where its mode holds something else (a palette's indices,
+    bits, CMYK); anything else as it is."""
+    from PIL import Image as Pillow
+
+    if not isinstance(image, Pillow.Image):
+        return image
+    if image.mode == "P":
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return image.convert(_PILLOW_MODES[image.mode]) if image.mode in _PILLOW_MODES else image
 
 
 def to_array(image: Image) -> np.ndarray:
@@ -331,10 +430,21 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     layout = source.layout
     _check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
+    if layout.dtype.kind == "f":
+        source = dataclasses.replace(source, value_range=_finite_range(pixels))
     nonfinite = _sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += _sanitise(alpha)
     return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
+
+
+def _finite_range(pixels: np.ndarray) -> tuple[float, float] | None:
+    """The finite min and max of float pixels (NaN and Inf left out), None where none is finite."""
+    low, high = float(pixels.min()), float(pixels.max())
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high
+    finite = pixels[np.isfinite(pixels)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
@@ -372,7 +482,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
             per_inch = {tifffile.RESUNIT.INCH: 1.0, tifffile.RESUNIT.CENTIMETER: 2.54}.get(page.resolutionunit)
             if per_inch:
                 dpi = tuple(per_inch * numerator / denominator for numerator, denominator in meta["resolution"])
-        meta["photo"] = metadata.from_tiff(page, dpi)
+        text = None if tif.is_ome else meta["description"]  # OME-XML records the layout: no text to carry
+        meta["photo"] = metadata.from_tiff(page, dpi, text)
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
 
 
@@ -525,12 +636,31 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     source = image.source
     same = fmt == source.format
     layout = target_layout(image, path, dtype)
-    pixels = srgb_encoded(image.pixels) if image.hdr and layout.dtype.kind == "u" else image.pixels
+    pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
     raw = from_planes(pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
     photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
     write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo))
     return path
+
+
+def _for_integers(image: Image) -> np.ndarray:
+    """The pixels as an integer file holds them, in [0, 1] before rounding: scene-linear ones sRGB-encoded; a float
+    file's whose values as read left [0, 1] (physical units) stretched from its own min and max, as ImageJ makes an
+    8-bit picture of them; others as they are (a small undershoot of [0, 1] data is clipped)."""
+    if image.hdr:
+        return srgb_encoded(image.pixels)
+    low, high = image.source.value_range or (0.0, 1.0)
+    if (low >= 0.0 and high <= 1.0) or high <= low:
+        return image.pixels
+    return stretched(image.pixels, low, high)
+
+
+def stretched(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Float32 pixels with `low` at 0 and `high` at 1, a new array."""
+    out = np.subtract(pixels, np.float32(low), dtype=np.float32)
+    out *= np.float32(1.0 / (high - low))
+    return out
 
 
 def srgb_encoded(linear: np.ndarray, rows: int = 256) -> np.ndarray:
@@ -690,7 +820,8 @@ def _encode_png(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
 
 
 def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
-    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", quality=95, **metadata.pillow_options(photo, "jpeg"))
+    settings = {"quality": JPEG_QUALITY, **(source.meta.get("jpeg", {}) if source else {})}
+    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", **settings, **metadata.pillow_options(photo, "jpeg"))
 
 
 def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
@@ -727,7 +858,7 @@ def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, photo: Meta
         kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
     else:  # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
         kwargs["metadata"] = {} if meta.get("shaped") else None
-        kwargs["description"] = _tiff_text(meta.get("description"))
+        kwargs["description"] = _tiff_text(meta.get("description") if source else metadata.description(photo))
     tifffile.imwrite(path, raw, **kwargs)
 
 

@@ -6,7 +6,8 @@ colour-managed viewer.
 PNG chunks are read and written here (the file is walked chunk by chunk without decoding the pixels, and the
 chunks are put after the header of a PNG encoded elsewhere); JPEG and WebP go through Pillow; TIFF keeps its
 profile, resolution and the EXIF fields that TIFF stores in its first directory (make, model, software, date,
-artist, copyright), not EXIF's own sub-directory.
+artist, copyright, orientation), not EXIF's own sub-directory. A description crosses formats as PNG's Description,
+a TIFF's ImageDescription or a JPEG comment; PNG's colour chunks (gAMA, cHRM, sRGB) go into PNG alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ XMP_KEYWORD = "XML:com.adobe.xmp"
 TIFF_XMP_TAG = 700
 """The TIFF tag of the XMP packet."""
 TIFF_EXIF_TAGS = {271: "Make", 272: "Model", 305: "Software", 306: "DateTime", 315: "Artist", 33432: "Copyright"}
-"""EXIF fields that a TIFF keeps in its first directory, by tag number."""
+"""EXIF's text fields that a TIFF keeps in its first directory, by tag number."""
+ORIENTATION_TAG = 274
+"""EXIF's and TIFF's Orientation (a SHORT, 1 to 8): how a viewer turns the stored pixels."""
+DESCRIPTION_KEYS = ("Description", "Comment", "Title")
+"""PNG text keys that stand for a picture's description where a format has one text field, best first."""
+JPEG_COMMENT_BYTES = 65533
+"""The most a JPEG comment holds (its segment's 16-bit length counts itself): a longer description is left out."""
+PNG_COLOUR_CHUNKS = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1}
+"""PNG chunks that say how to show the values (gamma, primaries, sRGB intent) -> their length: kept into PNG."""
 _INCH = 0.0254
 """Metres in an inch: PNG gives resolution per metre."""
 
@@ -31,17 +40,25 @@ _INCH = 0.0254
 @dataclass(frozen=True)
 class Metadata:
     """A photo's metadata: `exif` as Pillow keeps it (b"Exif\\0\\0" and a TIFF structure), the ICC profile's
-    bytes, the resolution in dots per inch, text fields (PNG's keywords; a JPEG comment as "Comment") and the XMP
-    packet's bytes."""
+    bytes, the resolution in dots per inch, text fields (PNG's keywords; a JPEG comment as "Comment", a TIFF's
+    ImageDescription as "Description"), the XMP packet's bytes and a PNG's colour chunks (type -> body)."""
 
     exif: bytes | None = None
     icc: bytes | None = None
     dpi: tuple[float, float] | None = None
     text: dict[str, str] = field(default_factory=dict)
     xmp: bytes | None = None
+    png_colour: dict[bytes, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.exif or self.icc or self.dpi or self.text or self.xmp)
+        return bool(self.exif or self.icc or self.dpi or self.text or self.xmp or self.png_colour)
+
+
+def description(meta: Metadata | None) -> str | None:
+    """The text that stands for the picture's description in a format with one text field (a TIFF's
+    ImageDescription, a JPEG comment): PNG's Description, else its Comment, else its Title."""
+    text = meta.text if meta else {}
+    return next((text[key] for key in DESCRIPTION_KEYS if text.get(key)), None)
 
 
 def read(path: Path, fmt: str) -> Metadata:
@@ -75,8 +92,9 @@ def pillow_options(meta: Metadata | None, fmt: str) -> dict[str, Any]:
         options["icc_profile"] = meta.icc
     if meta.dpi and fmt == "jpeg":
         options["dpi"] = tuple(round(d) for d in meta.dpi)
-    if "Comment" in meta.text and fmt == "jpeg":
-        options["comment"] = meta.text["Comment"].encode()
+    comment = (description(meta) or "").encode()
+    if fmt == "jpeg" and 0 < len(comment) <= JPEG_COMMENT_BYTES:
+        options["comment"] = comment
     if meta.xmp:
         options["xmp"] = meta.xmp
     return options
@@ -101,9 +119,12 @@ def read_png(data: bytes) -> Metadata:
     """The metadata in a PNG file's bytes."""
     exif = icc = dpi = None
     text: dict[str, str] = {}
+    colour: dict[bytes, bytes] = {}
     for kind, body in _chunks(data):
         try:
-            if kind == b"eXIf":
+            if kind in PNG_COLOUR_CHUNKS and len(body) == PNG_COLOUR_CHUNKS[kind]:
+                colour[kind] = body
+            elif kind == b"eXIf":
                 exif = EXIF_HEADER + body
             elif kind == b"iCCP":
                 icc = zlib.decompress(body[body.index(b"\x00") + 2 :])
@@ -116,7 +137,7 @@ def read_png(data: bytes) -> Metadata:
         except (ValueError, zlib.error, UnicodeDecodeError):
             continue  # a damaged chunk of metadata is left behind, not the image
     xmp = text.pop(XMP_KEYWORD, None)
-    return Metadata(exif, icc, dpi, text, xmp.encode("utf-8") if xmp else None)
+    return Metadata(exif, icc, dpi, text, xmp.encode("utf-8") if xmp else None, colour)
 
 
 def png_frames(data: bytes) -> int:
@@ -149,7 +170,7 @@ def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
     """An encoded PNG with `meta`'s chunks put right after its header (IHDR), where every reader finds them."""
     if not meta:
         return encoded
-    chunks = []
+    chunks = [_chunk(kind, body) for kind, body in meta.png_colour.items()]
     if meta.icc:
         chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc)))
     if meta.dpi:
@@ -168,26 +189,40 @@ def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
 # ------------------------------------------------------------------------------------------------ TIFF
 
 
-def from_tiff(page: Any, dpi: tuple[float, float] | None) -> Metadata:
+def from_tiff(page: Any, dpi: tuple[float, float] | None, text: str | None = None) -> Metadata:
     """The metadata of a tifffile page: its ICC profile and EXIF's fields in its first directory (as EXIF), with
-    its resolution in dots per inch."""
+    its resolution in dots per inch and `text`, its description (None where it records the file's layout)."""
     from PIL import Image
 
     exif = Image.Exif()
     for tag in TIFF_EXIF_TAGS:
         if tag in page.tags and isinstance(page.tags[tag].value, str) and page.tags[tag].value:
             exif[tag] = page.tags[tag].value
+    orientation = page.tags[ORIENTATION_TAG].value if ORIENTATION_TAG in page.tags else None
+    if _orientation(orientation):
+        exif[ORIENTATION_TAG] = int(orientation)
     icc = page.tags[34675].value if 34675 in page.tags else None
     xmp = page.tags[TIFF_XMP_TAG].value if TIFF_XMP_TAG in page.tags else None
-    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=bytes(icc) if icc else None, dpi=dpi, xmp=_xmp(xmp))
+    return Metadata(
+        exif=exif.tobytes() if len(exif) else None,
+        icc=bytes(icc) if icc else None,
+        dpi=dpi,
+        text={"Description": text} if text else {},
+        xmp=_xmp(xmp),
+    )
+
+
+def _orientation(value: Any) -> bool:
+    """Whether a tag's value is an orientation a TIFF can store (1 to 8; a damaged file may hold anything)."""
+    return isinstance(value, int) and 1 <= value <= 8
 
 
 def tiff_options(meta: Metadata | None) -> dict[str, Any]:
     """tifffile.imwrite's options that write `meta`: the profile, the resolution, EXIF's first-directory
     fields as tags (the Software tag as it was, or none rather than tifffile's own name)."""
-    if not meta:
-        return {}
     options: dict[str, Any] = {"software": False}
+    if not meta:
+        return options
     if meta.icc:
         options["iccprofile"] = meta.icc
     if meta.dpi:
@@ -200,6 +235,8 @@ def tiff_options(meta: Metadata | None) -> dict[str, Any]:
         fields = {tag: exif[tag] for tag in TIFF_EXIF_TAGS if isinstance(exif.get(tag), str) and exif[tag].isascii()}
         options["extratags"] = [(tag, "s", 0, value, True) for tag, value in fields.items() if tag != 305]
         options["software"] = fields.get(305, False)
+        if _orientation(exif.get(ORIENTATION_TAG)):
+            options["extratags"].append((ORIENTATION_TAG, "H", 1, exif[ORIENTATION_TAG], True))
     if meta.xmp:
         options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(meta.xmp), meta.xmp, True))
     return options

@@ -39,6 +39,7 @@ from mdn.volumes.store import (
     Unit,
     Volume,
     chunk_name,
+    count_nonfinite,
     display_range,
     finish,
     is_volume,
@@ -104,8 +105,8 @@ def denoise(
 ) -> dict[str, Any]:
     """Denoise a zarr volume or OME-Zarr image chunk by chunk into `target` (going on with an interrupted run
     there) with a card, or plane by plane with `zeroshot` settings, in this process or on the dask cluster at
-    `scheduler`; `progress` gets (chunks done, chunks in all). Returns what a report records; raises MdnError
-    naming the chunks that failed."""
+    `scheduler`; `progress` gets (chunks done, chunks in all). Returns what a report records (`nonfinite`: the
+    NaN/Inf samples replaced, where any); raises MdnError naming the chunks that failed."""
     volume, job, units, done = plan(source, target, model and model.card, options, overwrite, zeroshot)
     total = int(np.prod([-(-n // c) for n, c in zip(volume.array.shape, job.chunks, strict=True)]))
     written = set(done)
@@ -122,10 +123,12 @@ def denoise(
         raise MdnError(f"{missing} of {total} chunks failed ({'; '.join(failed[:3])}); run again to retry them",
                        target)  # fmt: skip
     finish(volume, target)
-    return {
+    info = {
         "model": model.name if model else f"zeroshot {zeroshot.method}", "chunks": total, "units": len(units),
         "resumed_from": len(done), "shape": list(volume.array.shape),
     }  # fmt: skip
+    nonfinite = count_nonfinite(volume.array)
+    return {**info, "nonfinite": nonfinite} if nonfinite else info
 
 
 __all__ = [

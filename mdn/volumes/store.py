@@ -131,6 +131,14 @@ def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.nda
     return pixels
 
 
+def count_nonfinite(array: Any) -> int:
+    """How many NaN and +-Inf samples a float volume holds (read chunk by chunk; 0 for integers): what
+    `read_pixels` replaces, counted once for the warning a file's replacements get."""
+    if array.dtype.kind != "f":
+        return 0
+    return sum(int(np.count_nonzero(~np.isfinite(array[chunk]))) for chunk in chunks_of(array.shape, array.chunks))
+
+
 def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     """The transform a file of this sample type gets (`tonemap.fit`): 8-bit as it is, 16-bit and float
     stretched from the volume's own minimum and maximum, found chunk by chunk."""
