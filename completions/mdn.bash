@@ -7,33 +7,37 @@ _mdn() {
     fi
     case "$cmd" in
         denoise)
+            case "$prev" in --model|-m) COMPREPLY=($(compgen -W "small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15" -- "$cur")); return ;; esac
             case "$prev" in --device) COMPREPLY=($(compgen -W "auto cpu cuda mps" -- "$cur")); return ;; esac
             case "$prev" in --precision) COMPREPLY=($(compgen -W "auto fp32 bf16 fp16" -- "$cur")); return ;; esac
             case "$prev" in --quality) COMPREPLY=($(compgen -W "fast balanced high" -- "$cur")); return ;; esac
-            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32" -- "$cur")); return ;; esac
+            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32 float64" -- "$cur")); return ;; esac
             case "$prev" in --model|-m|--tile|--overlap|--tile-batch|--device|--precision|--max-memory|--passes|--input-mask|--quality|--strength|--seed|--scheduler|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --model -m --tile --overlap --tile-batch --device --precision --max-memory --passes --input-mask --impulses --no-impulses --detail --no-detail --quality --wiener --no-wiener --self-check --no-self-check --strength --keep-clean --no-keep-clean --seed --scheduler --attention-mask --no-attention-mask --albedo --normal --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         noise)
             case "$prev" in --type|-t) COMPREPLY=($(compgen -W "gaussian speckle poisson photon correlated saltpepper isp mixture aliased jpeg practical" -- "$cur")); return ;; esac
-            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32" -- "$cur")); return ;; esac
+            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32 float64" -- "$cur")); return ;; esac
             case "$prev" in --type|-t|--level|-l|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --type -t --level -l --seed --list --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         zeroshot)
             case "$prev" in --preset) COMPREPLY=($(compgen -W "full fast real microscopy" -- "$cur")); return ;; esac
             case "$prev" in --method) COMPREPLY=($(compgen -W "mpi zs-n2n" -- "$cur")); return ;; esac
+            case "$prev" in --model|-m) COMPREPLY=($(compgen -W "fill-grey fill-syn" -- "$cur")); return ;; esac
             case "$prev" in --device) COMPREPLY=($(compgen -W "auto cpu cuda mps" -- "$cur")); return ;; esac
             case "$prev" in --precision) COMPREPLY=($(compgen -W "auto fp32 bf16 fp16" -- "$cur")); return ;; esac
-            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32" -- "$cur")); return ;; esac
+            case "$prev" in --dtype) COMPREPLY=($(compgen -W "uint8 uint16 float16 float32 float64" -- "$cur")); return ;; esac
             case "$prev" in --preset|--method|--model|-m|--iters|--beta|--mask-ratio|--lr|--time-budget|--tile|--overlap|--device|--precision|--seed|--suffix|--layer|--dtype|--threads|--shard) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--output -o --preset --method --model -m --iters --beta --mask-ratio --lr --time-budget --share --no-share --tile --overlap --device --precision --seed --no-self-check --suffix --recursive -r --overwrite --skip-existing --layer --dtype --json --quiet -q --threads --shard --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         train)
             case "$prev" in --objective) COMPREPLY=($(compgen -W "denoise fill self-supervised render" -- "$cur")); return ;; esac
             case "$prev" in --schedule) COMPREPLY=($(compgen -W "step cosine" -- "$cur")); return ;; esac
+            case "$prev" in --init) COMPREPLY=($(compgen -W "fill-grey fill-syn small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15" -- "$cur")); return ;; esac
             case "$prev" in --precision) COMPREPLY=($(compgen -W "auto fp32 bf16" -- "$cur")); return ;; esac
-            case "$prev" in --name|--data|--noisy|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--level-range|--grey-share|--thumbnail-share|--aux-share|--headroom|--headroom-percentile|--ema|--dead-leaves|--stripes|--textiles|--val|--validate-every|--checkpoint-every|--seed|--threads|--precision|--device|--input-mask-range|--attention-mask-ratio|--attention-kernel) return ;; esac
+            case "$prev" in --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return ;; esac
+            case "$prev" in --name|--objective|--config|--iters|--until|--time-budget|--batch|--crop|--lr|--warmup|--schedule|--init|--noise|--level|--level-range|--grey-share|--thumbnail-share|--aux-share|--headroom|--headroom-percentile|--ema|--dead-leaves|--stripes|--textiles|--validate-every|--checkpoint-every|--seed|--threads|--precision|--device|--input-mask-range|--attention-mask-ratio|--attention-kernel) return ;; esac
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--name --data --noisy --objective --config --iters --until --time-budget --batch --crop --lr --warmup --schedule --init --noise --level --level-range --grey-share --thumbnail-share --aux-share --headroom --headroom-percentile --ema --dead-leaves --stripes --textiles --val --validate-every --checkpoint-every --seed --threads --precision --device --workdir --resume --overwrite --finish --output -o --quiet -q --no-mask --input-mask-range --attention-mask-ratio --compile --attention-kernel --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         bench)
@@ -43,7 +47,8 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --spp --render-set --speed --peers --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --threads --train-speed --configs --attention-kernel --compile --batch --crop --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
-            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+            if [[ $COMP_CWORD -eq 2 && "$cur" != -* ]]; then COMPREPLY=($(compgen -W "show" -- "$cur")); return; fi
+            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json --help -h" -- "$cur")); else COMPREPLY=($(compgen -W "fill-grey fill-syn small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15" -- "$cur")); fi
             ;;
     esac
 }

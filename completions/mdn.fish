@@ -6,7 +6,7 @@ complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot tr
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a bench -d 'Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed'
 complete -c mdn -f -n 'not __fish_seen_subcommand_from denoise noise zeroshot train bench models' -a models -d 'List the installed model cards; `mdn models show NAME` prints one'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l model -s m -r -d 'Model card name or path to its JSON (see mdn models)'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l model -s m -x -a 'small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15' -d 'Model card name or path to its JSON (see mdn models)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l tile -r -d 'Tile size in pixels (0: from --max-memory)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overlap -r -d "Tile overlap (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l tile-batch -r -d 'Tiles per forward pass (0: 1 on CPU, 4 on GPU)'
@@ -32,7 +32,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l recursive -s r -d 'S
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -x -a 'uint8 uint16 float16 float32' -d "Sample type of the output (default: the input's, or the closest its format stores)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l threads -r -d 'CPU threads (0: one per core)'
@@ -48,7 +48,7 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l recursive -s r -d 'Sea
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -x -a 'uint8 uint16 float16 float32' -d "Sample type of the output (default: the input's, or the closest its format stores)"
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l threads -r -d 'CPU threads (0: one per core)'
@@ -57,7 +57,7 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l help -s h -d 'Show hel
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l output -s o -r -F -d 'Output file (one input) or directory (many inputs)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l preset -x -a 'full fast real microscopy' -d 'MPI settings (default: full on RGB, microscopy on grey)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l method -x -a 'mpi zs-n2n' -d 'zs-n2n needs no pre-trained model'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l model -s m -r -d 'Fill card (see mdn models)'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l model -s m -x -a 'fill-grey fill-syn' -d 'Fill card (see mdn models)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l iters -r -d 'Iterations per image (or tile)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l beta -r -d 'MPI: EMA weight of the running fill'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l mask-ratio -r -d 'MPI: share of pixels hidden per step'
@@ -75,15 +75,15 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l recursive -s r -d '
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overwrite -d 'Replace existing output files, inputs included'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l layer -r -d 'EXR layer or part to process (default: beauty)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -x -a 'uint8 uint16 float16 float32' -d "Sample type of the output (default: the input's, or the closest its format stores)"
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l json -r -F -d 'Write a per-file JSON report here'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l shard -r -d 'K/N: take every N-th file from the K-th (0 <= K < N), for Slurm arrays and farms'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of the model card to write'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -d 'Clean training images: files or folders (repeatable)'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -F -d 'Clean training images: files or folders (repeatable)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -F -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -x -a 'denoise fill self-supervised render' -d 'What to learn'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct, unet-kpn, unet-dct-kpn, unet-kpn-refine, dynamic, dynamic-partial, dynamic-correlation, dynamic-tiny (denoise; a U-Net trains with --no-mask unless partial, a dynamic filter unless dynamic-partial); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run (200,000; --noisy: 4,000)'
@@ -94,7 +94,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l crop -r -d 'Crop size 
 complete -c mdn -n '__fish_seen_subcommand_from train' -l lr -r -d 'Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l warmup -r -d 'Steps of linear learning-rate warm-up (0; render: 100)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l schedule -x -a 'step cosine' -d "Learning-rate decay (default: the objective's)"
-complete -c mdn -n '__fish_seen_subcommand_from train' -l init -r -d "Start from this model card's weights (name or JSON path; --noisy: unet-dct-practical)"
+complete -c mdn -n '__fish_seen_subcommand_from train' -l init -x -a 'fill-grey fill-syn small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15' -d "Start from this model card's weights (name or JSON path; --noisy: unet-dct-practical)"
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noise -r -d 'Training noise type'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level -r -d 'Training (and validation) noise level'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l level-range -r -d 'LOW,HIGH: train each crop at a level drawn from this range (validation stays at --level)'
@@ -107,13 +107,13 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l ema -r -d 'Decay of th
 complete -c mdn -n '__fish_seen_subcommand_from train' -l dead-leaves -r -d 'Add this many procedural images'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l stripes -r -d 'Add this many procedural images of fine stripes'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l textiles -r -d 'Add this many procedural images of cloth (stripes, plaids)'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -d 'Held-back clean images to validate (repeatable)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l val -r -F -d 'Held-back clean images to validate (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l validate-every -r -d 'Validate and log every N steps (500; --noisy: 250)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l checkpoint-every -r -d 'Checkpoint every N steps'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d "CPU threads (0: torch's default)"
+complete -c mdn -n '__fish_seen_subcommand_from train' -l threads -r -d 'CPU threads (0: one per core)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l precision -x -a 'auto fp32 bf16' -d 'auto: bf16 where the hardware computes it natively'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l device -r -d 'auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l device -x -a 'auto cpu cuda' -d 'auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Checkpoint and log folder'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l overwrite -d 'Start afresh over a run or card of this --name'
@@ -155,4 +155,7 @@ complete -c mdn -n '__fish_seen_subcommand_from bench' -l compile -d 'Train spee
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l batch -r -d 'Train speed: crops per step'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l crop -r -d 'Train speed: crop size in pixels'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l help -s h -d 'Show help and exit'
+complete -c mdn -f -n '__fish_seen_subcommand_from models; and not __fish_seen_subcommand_from show' -a 'show'
+complete -c mdn -f -n '__fish_seen_subcommand_from models; and __fish_seen_subcommand_from show' -a 'fill-grey fill-syn small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15'
+complete -c mdn -n '__fish_seen_subcommand_from models' -l json -d 'Print the whole card as JSON'
 complete -c mdn -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show help and exit'

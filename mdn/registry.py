@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mdn.errors import MdnError
+from mdn.io.images import write_atomic
 from mdn.nets.iterative import IterativeConfig, IterativeFilterNet
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
@@ -290,7 +291,22 @@ def build(card: ModelCard) -> nn.Module:
 
 
 def load(card: ModelCard) -> nn.Module:
-    """The card's network with its weights, checked against the card's sha256 and loaded without pickle code."""
+    """The card's network with its weights, checked against the card's sha256 and loaded without pickle code. A
+    card that a training run saved again while it was read (`save` replaces the weights, then the card) is read
+    again once."""
+    try:
+        return _load_checked(card)
+    except MdnError as error:
+        saved = ModelCard.from_file(card.path) if card.path is not None and card.path.is_file() else None
+        if saved is None or saved.sha256 == card.sha256:
+            raise
+        try:
+            return _load_checked(saved)
+        except MdnError:
+            raise error from None
+
+
+def _load_checked(card: ModelCard) -> nn.Module:
     weights = card.weights_path
     if not weights.is_file():
         raise MdnError("weight file is missing", weights)
@@ -300,7 +316,7 @@ def load(card: ModelCard) -> nn.Module:
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         state = {k: v.float() for k, v in state.items()}
-    except (RuntimeError, pickle.UnpicklingError, AttributeError) as exc:
+    except (RuntimeError, pickle.UnpicklingError, AttributeError, EOFError, OSError) as exc:
         raise MdnError(f"cannot load weights: {str(exc).splitlines()[0]}", weights) from None
     mismatch = _mismatch(model.state_dict(), state)
     if mismatch:
@@ -379,8 +395,10 @@ def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:
     """Write the weights and the card (with the weights' sha256) into `folder`; return the saved card."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{card.name}.pt"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    write_atomic(weights, lambda tmp: torch.save(state, tmp))  # a reader never sees half a file (`load`)
     card.weights, card.sha256, card.path = weights.name, sha256(weights), folder / f"{card.name}.json"
     card.training.setdefault("parameters", sum(p.numel() for p in model.parameters()))
-    card.path.write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    text = json.dumps(card.to_json(), indent=2) + "\n"
+    write_atomic(card.path, lambda tmp: tmp.write_text(text))
     return card

@@ -6,6 +6,7 @@ scripts differ from what this produces.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,11 @@ import typer.main
 
 from mdn.cli import app
 
-OUT = Path(__file__).resolve().parent.parent / "completions"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "completions"
 FILES = {"bash": "mdn.bash", "zsh": "_mdn", "fish": "mdn.fish"}
+CARD_OPTIONS = {("denoise", "--model"): "denoise", ("zeroshot", "--model"): "fill", ("train", "--init"): None}
+"""Options that take a card's name -> the task of the cards offered (None: any)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class Command:
     name: str
     help: str
     options: tuple[Option, ...]
+    subcommands: tuple[str, ...] = ()
+    """A group's commands (`mdn models show`), offered as its first word."""
+    arguments: tuple[str, ...] = ()
+    """The words offered for its other arguments (a group's: card names); none: files."""
 
 
 def _first_line(text: str | None) -> str:
@@ -46,24 +54,39 @@ def _choices(metavar: str | None) -> tuple[str, ...]:
     return tuple(choice.split("[")[0] for choice in metavar[1:-1].split("|"))
 
 
+def card_names(task: str | None = None) -> tuple[str, ...]:
+    """The shipped cards' names (of `task`, None: all), sorted."""
+    files = (ROOT / "models").glob("*.json")
+    cards = {path.stem: json.loads(path.read_text()).get("task", "denoise") for path in files}
+    return tuple(sorted(name for name, kind in cards.items() if task is None or kind == task))
+
+
+def _options(command_name: str, params: list) -> list[Option]:
+    """A command's options: paths by their type or metavar, choices by their metavar or as card names."""
+    options = []
+    for p in params:
+        if p.param_type_name != "option":
+            continue
+        card_task = next((t for (c, o), t in CARD_OPTIONS.items() if c == command_name and o in p.opts), False)
+        choices = card_names(card_task) if card_task is not False else _choices(p.metavar)
+        takes_path = "path" in str(p.type_descriptor.annotation).lower() or p.metavar == "<path>"
+        names = tuple(p.opts + p.secondary_opts)
+        options.append(Option(names, _first_line(p.help), not getattr(p, "is_flag", False), takes_path, choices))
+    return options
+
+
 def commands() -> list[Command]:
-    """The app's commands and their options, in definition order (a `--help` option added to each)."""
+    """The app's commands and their options, in definition order (a `--help` option added to each); a group's
+    subcommands' options merged into its own, its arguments the shipped cards' names."""
     group = typer.main.get_command(app)
     found = []
+    help_option = Option(("--help", "-h"), "Show help and exit", False, False)
     for name, command in group.commands.items():
-        options = [
-            Option(
-                tuple(p.opts + p.secondary_opts),
-                _first_line(p.help),
-                not getattr(p, "is_flag", False),
-                "path" in str(p.type_descriptor).lower(),
-                _choices(p.metavar),
-            )
-            for p in command.params
-            if p.param_type_name == "option"
-        ]
-        options.append(Option(("--help", "-h"), "Show help and exit", False, False))
-        found.append(Command(name, _first_line(command.help), tuple(options)))
+        subcommands = getattr(command, "commands", {})
+        params = [*command.params, *(p for sub in subcommands.values() for p in sub.params)]
+        options = (*_options(name, params), help_option)
+        arguments = card_names() if subcommands else ()
+        found.append(Command(name, _first_line(command.help), options, tuple(subcommands), arguments))
     return found
 
 
@@ -82,6 +105,9 @@ def bash(cmds: list[Command]) -> str:
         valued = "|".join(n for o in c.options if o.takes_value and not o.takes_path for n in o.names)
         words = " ".join(n for o in c.options for n in o.names)
         lines.append(f"        {c.name})")
+        if c.subcommands:
+            lines.append(f'            if [[ $COMP_CWORD -eq 2 && "$cur" != -* ]]; then COMPREPLY=($(compgen -W '
+                         f'"{" ".join(c.subcommands)}" -- "$cur")); return; fi')  # fmt: skip
         for o in c.options:
             if o.choices:
                 listed = "|".join(o.names)
@@ -89,9 +115,10 @@ def bash(cmds: list[Command]) -> str:
                              '-- "$cur")); return ;; esac')  # fmt: skip
         if valued:
             lines.append(f'            case "$prev" in {valued}) return ;; esac')
+        others = f'compgen -W "{" ".join(c.arguments)}" -- "$cur"' if c.arguments else 'compgen -f -- "$cur"'
         lines.append(
             f'            if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "{words}" -- "$cur")); '
-            'else COMPREPLY=($(compgen -f -- "$cur")); fi'
+            f"else COMPREPLY=($({others})); fi"
         )
         lines.append("            ;;")
     lines += ["    esac", "}", "complete -o filenames -F _mdn mdn", ""]
@@ -125,7 +152,11 @@ def zsh(cmds: list[Command]) -> str:
             value = f":value:({' '.join(o.choices)})" if o.choices else value
             for name in o.names:
                 lines.append(f"                '{name}[{_zsh_escape(o.help)}]{value}' \\")
-        lines.append("                '*:file:_files'")
+        if c.subcommands:
+            lines.append(f"                '1:command:({' '.join(c.subcommands)})' \\")
+            lines.append(f"                '2:card:({' '.join(c.arguments)})'")
+        else:
+            lines.append("                '*:file:_files'")
         lines.append("            ;;")
     lines += ["    esac", "}", '_mdn "$@"', ""]
     return "\n".join(lines)
@@ -137,6 +168,12 @@ def fish(cmds: list[Command]) -> str:
     for c in cmds:
         lines.append(f"complete -c mdn -f -n 'not __fish_seen_subcommand_from {names}' -a {c.name} -d {c.help!r}")
     for c in cmds:
+        seen = f"__fish_seen_subcommand_from {c.name}"
+        if c.subcommands:
+            words = " ".join(c.subcommands)
+            lines.append(f"complete -c mdn -f -n '{seen}; and not __fish_seen_subcommand_from {words}' -a {words!r}")
+            lines.append(f"complete -c mdn -f -n '{seen}; and __fish_seen_subcommand_from {words}' "
+                         f"-a {' '.join(c.arguments)!r}")  # fmt: skip
         for o in c.options:
             flags = " ".join(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}" for n in o.names)
             value = " -r -F" if o.takes_path else (" -r" if o.takes_value else "")

@@ -180,3 +180,48 @@ def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(t
         batch.expand_inputs([tmp_path / "shoot"])
     with pytest.raises(MdnError, match=r"IMG_0001\.CR2: camera raw files are not read: develop it into a 16-bit TIFF"):
         images.read(tmp_path / "shoot" / "IMG_0001.CR2")
+
+
+def test_an_output_another_process_writes_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    """Two workers on one folder: the output appears while this one works. Without --overwrite it is kept (the
+    check before the work is not enough: a rename replaces), with --skip-existing the file counts as skipped."""
+    inputs = _inputs(tmp_path / "in")[:2]
+    theirs = {}
+
+    def other_worker_first(pixels: np.ndarray, context: batch.FileContext) -> np.ndarray:
+        output = tmp_path / "out" / context.image.path.name
+        output.parent.mkdir(exist_ok=True)
+        theirs[output.name] = b"written by the other worker"
+        output.write_bytes(theirs[output.name])
+        return pixels
+
+    for skip, status in ((False, "failed"), (True, "skipped")):
+        for leftover in (tmp_path / "out").glob("*"):
+            leftover.unlink()
+        results = batch.run(batch.plan(inputs, tmp_path / "out", ""), other_worker_first, skip_existing=skip)
+        assert [r.status for r in results] == [status] * 2
+        assert (
+            [r.error for r in results]
+            == [
+                f"{tmp_path / 'out' / n}: exists; refusing to overwrite it (use --overwrite)"
+                for n in ("0.png", "1.png")
+            ]
+            if not skip
+            else [None] * 2
+        )
+        assert all(p.read_bytes() == theirs[p.name] for p in (tmp_path / "out").iterdir())
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]  # no temporary left
+
+
+def test_a_write_without_replace_keeps_a_file_that_appears_before_its_rename(tmp_path: Path) -> None:
+    target = tmp_path / "result.txt"
+
+    def racing(tmp: Path) -> None:
+        target.write_text("theirs")
+        tmp.write_text("mine")
+
+    with pytest.raises(images.OutputExists, match=r"result\.txt: exists; refusing to overwrite it"):
+        images.write_atomic(target, racing, replace=False)
+    assert target.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+    images.write_atomic(target, racing, replace=True)
+    assert target.read_text() == "mine"

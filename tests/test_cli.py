@@ -367,6 +367,7 @@ def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: P
         (["-o", tmp_path / "results"], "results: is a file; -o needs a folder for 2 inputs"),
         (["--suffix", "/clean"], "--suffix is added to each file's name and cannot hold a folder: '/clean'"),
         (["-o", tmp_path / "out", "--overwrite", "--skip-existing"], "--overwrite and --skip-existing: give one"),
+        (["--dtype", "abc"], "--dtype must be one of uint8, uint16, float16, float32, float64, got 'abc'"),
     ):
         result = _invoke("noise", folder, *args)
         assert result.exit_code == 2 and words in result.output, args
@@ -393,6 +394,7 @@ def test_engine_settings_out_of_range_are_usage_errors(tmp_path: Path) -> None:
     for args, words in (
         (["--tile-batch", "-1"], "--tile-batch must be 0 (1 on a CPU, 4 on a GPU) or more, got -1"),  # a traceback
         (["--max-memory", "10M"], "--max-memory must be at least 64M (the stages' smallest window), got '10M'"),
+        (["--overlap", "300"], "--overlap must be in [0, 256], got 300"),  # of the tile --max-memory gives: per file
     ):
         result = _invoke("denoise", source, "-o", tmp_path / "out.png", *args)
         assert result.exit_code == 2 and words in result.output, args

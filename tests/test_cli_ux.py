@@ -292,3 +292,18 @@ def test_brackets_in_paths_and_names_are_printed_as_they_are(tmp_path: Path) -> 
     assert failed.returncode == 1 and "shots [a]/bad.png: cannot read PNG" in failed.stderr
     shown = mdn_cli("models", "show", "[/draft]", columns=None)
     assert shown.returncode == 2 and "unknown model '[/draft]'" in shown.stderr and "Traceback" not in shown.stderr
+
+
+@pytest.mark.parametrize("columns", [None, 40])
+def test_the_batch_summary_never_cuts_a_path(tmp_path: Path, columns: int | None) -> None:
+    """Into a log (a batch system's, nohup's) the table is read whole; in a narrow terminal a path is folded."""
+    folder = tmp_path / "acquisition_2024_11_29_of_the_long_folder_names"
+    folder.mkdir()
+    names = [f"sample_plate_07_well_B0{i}_channel_dapi_z000.png" for i in (1, 2)]
+    for name in names:
+        Image.fromarray(np.full((16, 16), 128, np.uint8)).save(folder / name)
+    result = mdn_cli("noise", folder.name, "-o", "out", columns=columns, cwd=tmp_path)
+    assert result.returncode == 0 and "…" not in result.stderr, result.stderr
+    rows = [line.split("│") for line in result.stderr.splitlines() if line.startswith("│")]
+    inputs = "".join(row[1].strip() for row in rows)  # a folded cell's pieces, one under the other
+    assert inputs == "".join(f"{folder.name}/{name}" for name in names), result.stderr

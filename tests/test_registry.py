@@ -26,6 +26,26 @@ def test_load_checks_sha256(tiny_card, tmp_path: Path) -> None:
         registry.load(card)
 
 
+def test_a_card_saved_again_while_it_is_read_is_read_again_and_a_cut_file_is_an_error(tiny_card, tmp_path) -> None:
+    """A training run saves its card again (its time budget, --until) while `mdn denoise --model` reads it."""
+    folder = tmp_path / "training"
+    shutil.copytree(tiny_card.path.parent, folder)
+    read_before = registry.ModelCard.from_file(folder / "tiny.json")
+    network = registry.load(read_before)
+    with torch.no_grad():
+        next(iter(network.parameters())).add_(1)
+    saved = registry.save(network, registry.ModelCard.from_file(folder / "tiny.json"), folder)
+    assert saved.sha256 != read_before.sha256 and sorted(p.name for p in folder.iterdir()) == ["tiny.json", "tiny.pt"]
+    reloaded = registry.load(read_before)  # its sha256 is the old weights': the card is read again
+    first = next(iter(reloaded.parameters()))
+    torch.testing.assert_close(first, next(iter(network.parameters())))
+    (folder / "tiny.pt").write_bytes((folder / "tiny.pt").read_bytes()[:100])  # cut short: EOFError in torch
+    cut = registry.ModelCard.from_file(folder / "tiny.json")
+    cut.sha256 = registry.sha256(folder / "tiny.pt")
+    with pytest.raises(MdnError, match=r"tiny\.pt: cannot load weights"):
+        registry.load(cut)
+
+
 def test_weights_are_loaded_without_pickle_code(tiny_card, tmp_path: Path) -> None:
     folder = tmp_path / "evil"
     shutil.copytree(tiny_card.path.parent, folder)

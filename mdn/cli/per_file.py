@@ -68,7 +68,7 @@ Dtype = Annotated[
     typer.Option(
         "--dtype",
         help="Sample type of the output (default: the input's, or the closest its format stores).",
-        metavar="<uint8|uint16|float16|float32>",
+        metavar="<uint8|uint16|float16|float32|float64>",
     ),
 ]
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
@@ -149,6 +149,8 @@ def run(
         raise MdnError("--overwrite and --skip-existing: give one")
     part = batch.parse_shard(shard) if shard is not None else None
     found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix)
+    if dtype is not None and dtype not in images.SAMPLE_TYPES:
+        raise MdnError(f"--dtype must be one of {', '.join(images.SAMPLE_TYPES)}, got {dtype!r}")
     if stores and dtype is not None:
         raise MdnError("--dtype applies to image files; a zarr volume's output keeps its sample type", stores[0])
     several = len(found) + len(stores) > 1

@@ -14,8 +14,6 @@ from rich.table import Table
 
 from mdn.io.batch import Job, Result
 
-console = Console(stderr=True, highlight=False)
-"""Progress, warnings and errors."""
 PIPED_WIDTH = 200
 """The width tables take on a pipe or in a file (unless COLUMNS says otherwise), where nothing wraps them: wide
 enough that no cell is cut."""
@@ -23,6 +21,10 @@ PIPED = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
 """Results go to a pipe or a file, where lines are read whole rather than wrapped at a screen's width."""
 out = Console(highlight=False, width=PIPED_WIDTH if PIPED else None)
 """Results a user may pipe or redirect."""
+LOGGED = not sys.stderr.isatty() and not os.environ.get("COLUMNS")
+"""Messages go to a log file (a batch system's, nohup's), where the summary table is read whole too."""
+console = Console(stderr=True, highlight=False, width=PIPED_WIDTH if LOGGED else None)
+"""Progress, warnings, errors and a batch's summary."""
 
 
 class BatchProgress:
@@ -110,8 +112,10 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
                 out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True, markup=False)
         return
     table = Table(title="summary", title_justify="left")
-    for column in ("input", "output", "status", "seconds"):
-        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for column in ("input", "output"):
+        table.add_column(column, overflow="fold")  # a narrow terminal breaks a path, never cuts it
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
     colours = {"done": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
         table.add_row(

@@ -15,7 +15,15 @@ import numpy as np
 from mdn import registry
 from mdn.device import parse_size, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.inference.engine import QUALITIES, Engine, EngineOptions, ProgressCallback, check_tiling
+from mdn.inference.engine import (
+    QUALITIES,
+    Engine,
+    EngineOptions,
+    ProgressCallback,
+    check_tiling,
+    default_batch,
+    tile_for_budget,
+)
 from mdn.io import buffers, tonemap
 from mdn.io.images import ARRAY, Image
 from mdn.io.tonemap import DisplayTransform
@@ -103,9 +111,11 @@ def options(
     result = EngineOptions(
         overlap=card.tile_overlap if overlap is None else overlap, max_memory=memory, **settings, **inference
     )
-    pick_dtype(result.precision, pick_device(result.device))
-    if result.tile:
-        check_tiling(result.tile, result.overlap, network_config(card).window)
+    device = pick_device(result.device)
+    pick_dtype(result.precision, device)
+    config = network_config(card)
+    batch = result.batch or default_batch(device)
+    check_tiling(result.tile or tile_for_budget(config, result.max_memory, batch), result.overlap, config.window)
     return result
 
 

@@ -12,6 +12,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,6 +137,18 @@ class EngineOptions:
         return self.plane_stages and not self.windowed(shape)
 
 
+def default_batch(device: torch.device) -> int:
+    """Tiles per forward pass where `--tile-batch` is 0: 1 on a CPU, 4 on a GPU."""
+    return 4 if device.type != "cpu" else 1
+
+
+def tile_for_budget(config: Any, budget: int, batch: int) -> int:
+    """The largest tile (a multiple of the network's window, at most MAX_TILE) whose activations for `batch`
+    tiles fit the memory budget, for a network of this configuration."""
+    side = int(math.sqrt(budget / (config.activation_bytes_per_pixel() * batch)))
+    return max(MIN_TILE, min(MAX_TILE, side // config.window * config.window))
+
+
 def check_tiling(tile: int, overlap: int, window: int) -> None:
     """Refuse a tile that is not a multiple of the network's window of at least MIN_TILE, or an overlap outside
     [0, tile / 2]."""
@@ -200,8 +213,8 @@ class Engine:
         """Auxiliary channels planes carry after their image's (a render's albedo and normal): in, not out."""
         self.window: int = model.config.window
         self.dtype = pick_dtype(options.precision, self.device)
-        self.batch = options.batch or (4 if self.device.type != "cpu" else 1)
-        self.tile = options.tile or self._tile_for_budget(options.max_memory)
+        self.batch = options.batch or default_batch(self.device)
+        self.tile = options.tile or tile_for_budget(model.config, options.max_memory, self.batch)
         check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
         self.kept_shares: list[float] = []
@@ -218,12 +231,6 @@ class Engine:
         self.clean: list[bool] = []
         """With `keep_clean`: whether each plane of the last call was a clean picture with impulses and kept its
         input but for them (`stages.clean`)."""
-
-    def _tile_for_budget(self, budget: int) -> int:
-        """The largest tile (multiple of the window, at most MAX_TILE) whose activations fit the memory budget."""
-        bytes_per_pixel = self.model.config.activation_bytes_per_pixel()
-        side = int(math.sqrt(budget / (bytes_per_pixel * self.batch)))
-        return max(MIN_TILE, min(MAX_TILE, side // self.window * self.window))
 
     def _grid(self, height: int, width: int) -> TileGrid:
         return TileGrid.cover(height, width, self.tile, self.options.overlap, self.window)

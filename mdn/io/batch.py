@@ -230,7 +230,7 @@ def run(
                 loading = io.submit(load, following)
             if on_file is not None:
                 on_file(job)
-            results.append(_work(loaded, work, io, overwrite=overwrite, dtype=dtype))
+            results.append(_work(loaded, work, io, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype))
             del loaded  # the input's pixels go now: the write holds only the result
             if on_result is not None:
                 results[-1].add_done_callback(lambda future: on_result(future.result()))
@@ -298,7 +298,9 @@ def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | No
     return f"its {read} samples are written as {stored}: {fmt} holds no more ({keeps})"
 
 
-def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool, dtype: str | None) -> Future[Result]:
+def _work(
+    loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool, skip_existing: bool, dtype: str | None
+) -> Future[Result]:
     """The work step on a loaded file, then its write handed to `io`; a result finished before (skipped, failed)
     or by a failing work step comes back as it is."""
     if isinstance(loaded, Result):
@@ -316,14 +318,20 @@ def _work(loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool
         result.info["photon_noise"] = stabiliser.noise.in_units(loaded.image.source.layout.dtype)
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
-    return io.submit(_store, loaded.image.with_pixels(pixels), result, overwrite=overwrite, dtype=dtype)
+    store = functools.partial(_store, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype)
+    return io.submit(store, loaded.image.with_pixels(pixels), result)
 
 
-def _store(image: images.Image, result: Result, *, overwrite: bool, dtype: str | None) -> Result:
-    """Write a worked image atomically; returns its finished result."""
+def _store(image: images.Image, result: Result, *, overwrite: bool, skip_existing: bool, dtype: str | None) -> Result:
+    """Write a worked image atomically; returns its finished result: skipped where `skip_existing` and another
+    process (a second worker on the folder) wrote the output meanwhile."""
     start = time.perf_counter()
     try:
         images.write(image, result.output, overwrite=overwrite, dtype=dtype)
+    except images.OutputExists as exc:
+        if not skip_existing:
+            return _failed(result, exc, start)
+        result.status = "skipped"
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)
     result.seconds += time.perf_counter() - start

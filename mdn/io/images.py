@@ -51,6 +51,8 @@ _DTYPES: dict[str, tuple[str, ...]] = {
     "exr": ("float16", "float32"),
 }
 """Sample types each format can store."""
+SAMPLE_TYPES = ("uint8", "uint16", "float16", "float32", "float64")
+"""Every sample type some format stores (`--dtype`)."""
 
 _TIFF_COMPRESSIONS = {"NONE", "ADOBE_DEFLATE", "DEFLATE", "LZW", "ZSTD", "PACKBITS", "LZMA"}
 """Lossless TIFF compressions that are written back as they came; anything else is written uncompressed."""
@@ -619,6 +621,13 @@ def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[s
 # ---------------------------------------------------------------------------------------------- write
 
 
+class OutputExists(MdnError):
+    """The output file exists and was not to be replaced (it may have appeared while the work ran)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("exists; refusing to overwrite it (use --overwrite)", path)
+
+
 def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str | None = None) -> Path:
     """Write `image` to `path` atomically, in the path's format.
 
@@ -629,8 +638,9 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     path = Path(path)
     fmt = format_of(path)
     if path.exists() and not overwrite:
-        what = "is the input file" if path.resolve() == image.path.resolve() else "exists"
-        raise MdnError(f"{what}; refusing to overwrite it (use --overwrite)", path)
+        if path.resolve() == image.path.resolve():
+            raise MdnError("is the input file; refusing to overwrite it (use --overwrite)", path)
+        raise OutputExists(path)
     if path.is_dir():
         raise MdnError("is a directory, expected an output file name", path)
     source = image.source
@@ -640,7 +650,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     raw = from_planes(pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
     photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
-    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo))
+    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo), replace=overwrite)
     return path
 
 
@@ -709,10 +719,11 @@ def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
     return Layout("QYXS", (count, height, width, samples), target)
 
 
-def write_atomic(path: Path, write_to: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool = True) -> None:
     """Write through a temporary file in the target folder, then rename it into place; any failure (read-only or
     full disk, a file where a folder should be, no permission) is one MdnError naming `path`, and leaves no
-    temporary file behind.
+    temporary file behind. With `replace` False an existing file is never replaced, even one that another
+    process wrote while this one worked: OutputExists.
 
     The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
     umask) rather than the private mode of a temporary file.
@@ -723,12 +734,29 @@ def write_atomic(path: Path, write_to: Callable[[Path], None]) -> None:
         tmp = _temporary(path)
         write_to(tmp)
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except (OSError, RuntimeError) as exc:  # OpenEXR reports a file it cannot open as a RuntimeError
         raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
     finally:
         if tmp is not None:
             _discard(tmp)
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    """Give the finished `tmp` the name `path` only where no file has it: a hard link, which fails where the name
+    is taken (the rename of `os.replace` would replace it); where the file system has no hard links, a check
+    before the rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExists(path) from None
+    except OSError:  # no hard links here (FAT, some network shares)
+        if path.exists():
+            raise OutputExists(path) from None
+        os.replace(tmp, path)
 
 
 def check_writable(path: Path) -> None:
