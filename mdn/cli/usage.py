@@ -26,6 +26,11 @@ class Command(typer.core.TyperCommand):
     """A command whose help names its arguments as their metavar says (`IMAGES`), without a type beside it, and
     lists each help panel's options (`rich_help_panel`, e.g. Research) after the everyday ones."""
 
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        """The usage line's pieces, a required argument as its plain name (`NAME`, not typer's `{NAME}`)."""
+        pieces = super().collect_usage_pieces(ctx)
+        return [piece[1:].replace("}", "", 1) if piece.startswith("{") else piece for piece in pieces]
+
     def format_options(self, ctx: typer.Context, formatter: Any) -> None:
         sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
         for param in self.get_params(ctx):
