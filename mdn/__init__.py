@@ -291,7 +291,9 @@ def add_noise(
         rng = np.random.default_rng(seed)
     except (ValueError, TypeError) as exc:
         raise MdnError(f"seed must be a non-negative integer (or a numpy Generator): {exc}") from None
-    return arrays.apply(image, lambda planes: model(planes, rng), axes=axes, hdr=hdr, layer=layer)
+    return arrays.apply(
+        image, lambda planes: model(planes, rng), axes=axes, hdr=hdr, layer=layer, fit=noise.display_transform
+    )
 
 
 def models() -> list[ModelCard]:

@@ -131,3 +131,20 @@ def test_the_camera_step_draws_a_level_per_image_in_one_batched_pass() -> None:
     assert torch.equal(mixed[0::2], low[0::2]) and bool((error(mixed)[1::2] > 1.5 * error(low)[1::2]).all())
     out = degrade.Camera()(x, torch.Generator().manual_seed(5))
     assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 5, 3), (7, 1, 1)])
+def test_practical_noise_takes_images_smaller_than_the_camera_mosaic(shape: tuple[int, ...]) -> None:
+    """The camera step took 1x1 RGB pictures for some seeds to an isp error about a (1, 3, 1, 1) tensor."""
+    x = np.full(shape, 0.5, np.float32)
+    drawn = [make_noise("practical")(x, np.random.default_rng(seed)) for seed in range(24)]  # 3-6 of them failed
+    assert all(y.shape == shape and y.min() >= 0 and y.max() <= 1 for y in drawn)
+    assert len({y.tobytes() for y in drawn}) > 12
+
+
+def test_the_camera_step_passes_images_smaller_than_its_mosaic_and_draws_nothing() -> None:
+    x = torch.rand((3, 3, 1, 8), generator=generator(0))
+    used, fresh = generator(1), generator(1)
+    assert torch.equal(degrade.Camera()(x, used), x)
+    assert torch.equal(torch.rand(4, generator=used), torch.rand(4, generator=fresh))
+    assert degrade.Camera()(torch.rand((3, 3, 2, 2), generator=generator(0)), used).shape == (3, 3, 2, 2)

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import zlib
+from pathlib import Path
 
+import imageio.v3 as imageio
 import numpy as np
+import OpenEXR
 import pytest
+import tifffile
 import torch
+from rich.console import Console
+from typer.testing import CliRunner
 
+import mdn
+from mdn.cli import app, display
 from mdn.errors import MdnError
-from mdn.noise import NOISE_TYPES, Camera, Cameras, NoiseModel, make_noise
+from mdn.io import images
+from mdn.noise import NOISE_TYPES, Camera, Cameras, NoiseModel, display_transform, file_seed, make_noise
+
+runner = CliRunner()
 
 SIZE = (512, 512, 3)  # 786k samples: relative error of a std estimate is ~0.1 %
 
@@ -60,10 +74,40 @@ def test_speckle_variance_and_uniform_support(x: float) -> None:
 @pytest.mark.parametrize("x", [0.2 + 0.4 / 255, 0.5])
 def test_poisson_variance_scales_with_intensity(x: float) -> None:
     alpha = 2.0
-    q = float(np.round(np.float32(x) * 255) / 255)  # the paper quantises to 8 bit first
+    q = float(np.round(np.float32(x) * 255) / 255)  # the paper's noise is that of the signal at 8 bit
     y = noisy("poisson", flat(x), alpha)
-    assert y.mean() == pytest.approx(q, abs=4e-4)
+    assert y.mean() == pytest.approx(x, abs=4e-4)  # around the signal itself, not posterised to 8 bit
     assert y.var() == pytest.approx(alpha**2 * q / 256, rel=0.03)
+
+
+def paper_poisson(x: np.ndarray, alpha: float, seed: int) -> np.ndarray:
+    """The paper's definition as the old code drew it: q = round(255 x)/255, q + alpha (Poisson(256 q)/256 - q)."""
+    q = np.round(x * 255) / 255
+    return np.clip(q + alpha * (np.random.default_rng(seed).poisson(256 * q).astype(np.float32) / 256 - q), 0, 1)
+
+
+def test_poisson_is_the_papers_on_8_bit_data_and_does_not_posterise_16_bit() -> None:
+    eight = (np.arange(256, dtype=np.uint8).reshape(16, 16, 1).astype(np.float32) / np.float32(255)).repeat(3, -1)
+    for alpha in (2.0, 3.5):
+        assert noisy("poisson", eight, alpha, seed=5).tobytes() == paper_poisson(eight, alpha, 5).tobytes()
+    sixteen = np.linspace(0, 1, 4096, dtype=np.float32).reshape(64, 64, 1)  # 16-bit-like: 16 steps per 8-bit one
+    y = noisy("poisson", sixteen, 1e-4)
+    assert np.abs(y - sixteen).max() * 65535 < 2.5  # the noise alone; 8-bit rounding is up to 128 of 65535
+    assert len(np.unique(y)) > 3000  # posterised, it had 256 values
+    paper_noise = paper_poisson(sixteen, 1e-4, 0) - np.round(sixteen * 255) / 255
+    inside = sixteen < 0.99  # clear of the clipping at white
+    np.testing.assert_allclose((y - sixteen)[inside], paper_noise[inside], atol=1e-6)  # the paper's draws
+
+
+def test_poisson_twin_is_the_papers_on_8_bit_data_and_does_not_posterise_16_bit() -> None:
+    """Training draws exactly what it drew on 8-bit crops; other crops get the same noise on their own signal."""
+    eight = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).astype(np.float32) / np.float32(255)
+    q = torch.round(torch.from_numpy(eight).permute(0, 3, 1, 2) * 255) / 255
+    n = torch.poisson(256 * q, generator=torch.Generator().manual_seed(2)) / 256 - q
+    paper = (q + 2.5 * n).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert on_device("poisson", eight, 2.5, seed=2).tobytes() == paper.tobytes()
+    sixteen = np.linspace(0, 1, 4096, dtype=np.float32).reshape(1, 64, 64, 1)
+    assert np.abs(on_device("poisson", sixteen, 1e-4) - sixteen).max() * 65535 < 2.5
 
 
 def test_poisson_std_at_half_matches_the_notes() -> None:
@@ -139,8 +183,11 @@ def test_isp_grey_input_and_small_images() -> None:
     y = noisy("isp", x)
     assert y.shape == x.shape
     assert not np.array_equal(y, x)
-    with pytest.raises(MdnError, match="2x2"):
+    message = r"^isp noise needs images of at least 2x2 pixels, got 1x8$"  # height x width, not an array's shape
+    with pytest.raises(MdnError, match=message):
         noisy("isp", flat(0.5, (1, 8, 3)))
+    with pytest.raises(MdnError, match=message):
+        on_device("isp", flat(0.5, (2, 1, 8, 3)))
 
 
 # ---- mixture ----
@@ -209,6 +256,30 @@ def test_level_upper_limits() -> None:
         make_noise("saltpepper", 1.5)
     with pytest.raises(MdnError):
         make_noise("mixture", 6)
+
+
+@pytest.mark.parametrize("name", NOISE_TYPES)
+def test_every_type_bounds_its_level_and_draws_finite_noise_at_the_top(name: str) -> None:
+    """A huge level overflowed the draws: photon 1e20 failed in numpy, poisson and speckle at 1e300 gave NaN."""
+    low, high = NOISE_TYPES[name].limits
+    assert low == 0 and math.isfinite(high) and high >= max(NOISE_TYPES[name].levels)
+    for huge in (high * 1.01, 1e20, 1e300):
+        with pytest.raises(MdnError, match=rf"^{name} noise level must be in \(0, {high:.15g}\] \(.+\), got "):
+            make_noise(name, huge)
+    x = np.random.default_rng(7).uniform(0, 1, (2, 24, 20, 3)).astype(np.float32)
+    for y in (noisy(name, x, high), on_device(name, x, high)):
+        assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize(("name", "level"), [("photon", "1e20"), ("poisson", "1e300"), ("speckle", "1e300")])
+def test_huge_levels_are_usage_errors(name: str, level: str, tmp_path: Path) -> None:
+    imageio.imwrite(tmp_path / "a.png", (ramp() * 255).astype(np.uint8))
+    with pytest.raises(MdnError, match=rf"{name} noise level must be in \(0, "):
+        mdn.add_noise(ramp(), name, float(level))
+    result = runner.invoke(app, ["noise", str(tmp_path / "a.png"), "--type", name, "--level", level])
+    assert result.exit_code == 2, result.output
+    assert f"error: {name} noise level must be in (0, " in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "a_noisy.png").exists()
 
 
 def test_unknown_name_suggests_close_names() -> None:
@@ -280,3 +351,92 @@ def test_device_cameras_are_drawn_as_numpy_cameras_are() -> None:
 def test_device_mixture_draws_per_image() -> None:
     y = on_device("mixture", np.stack([ramp()] * 4))
     assert len({y[i].tobytes() for i in range(4)}) == 4
+
+
+# ---- mdn noise on files ----
+
+
+def test_file_seed_takes_any_file_name_and_keeps_utf8_names_seeds() -> None:
+    assert file_seed(3, "é.png") == [3, zlib.crc32("é.png".encode())]  # as before for names UTF-8 holds
+    latin1 = os.fsdecode(b"caf\xe9.png")  # not UTF-8: a name from an old share or zip
+    assert file_seed(3, latin1) == [3, zlib.crc32(b"caf\xe9.png")]
+    assert file_seed(3, latin1) != file_seed(3, "café.png")
+
+
+def test_noise_takes_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    source = tmp_path / os.fsdecode(b"caf\xe9.png")
+    imageio.imwrite(source, (ramp() * 255).astype(np.uint8))
+    result = runner.invoke(app, ["noise", str(source), "-o", str(tmp_path / "out.png"), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    expected = mdn.add_noise(imageio.imread(source), seed=[3, zlib.crc32(b"caf\xe9.png")])
+    np.testing.assert_array_equal(imageio.imread(tmp_path / "out.png"), expected)
+
+
+def render(light: float = 50.0) -> np.ndarray:
+    """A scene-linear render (32, 48, 3) with one light in view, its brightest pixel."""
+    linear = (ramp() ** 2.2 * 3).astype(np.float32)
+    linear[5, 7] = light
+    return linear
+
+
+def test_noise_on_a_render_gives_back_what_it_leaves_alone_and_keeps_the_light(tmp_path: Path) -> None:
+    """The denoiser's render transform had scaled every pixel of this render by 0.8 and cut the light to 40."""
+    linear = render()
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {"RGB": linear}).write(str(tmp_path / "lit.exr"))
+    args = ["noise", str(tmp_path / "lit.exr"), "-o", str(tmp_path / "out.exr"), "--type", "saltpepper", "--seed", "0"]
+    assert runner.invoke(app, args).exit_code == 0
+    out = OpenEXR.File(str(tmp_path / "out.exr")).channels()["RGB"].pixels
+    hit = np.any(out != linear, axis=-1)
+    assert 0.03 < hit.mean() < 0.09  # salt and pepper at 0.02 on 3 channels: 5.9 % of the pixels
+    assert out[5, 7].tolist() == [50.0] * 3 and out.max() == 50.0  # the light, untouched, as bright as it was
+    dark = np.all(out[hit] <= linear[hit], axis=-1)  # pepper; the rest carry salt, up to the light's brightness
+    assert np.abs(out[hit][~dark]).max() == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("kind", ["saltpepper", "gaussian"])
+def test_add_noise_on_a_render_is_what_the_cli_adds(kind: str, tmp_path: Path) -> None:
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {"RGB": render()}).write(str(tmp_path / "lit.exr"))
+    args = ["noise", str(tmp_path / "lit.exr"), "-o", str(tmp_path / "out.exr"), "--type", kind, "--seed", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    cli = OpenEXR.File(str(tmp_path / "out.exr")).channels()["RGB"].pixels
+    np.testing.assert_array_equal(mdn.add_noise(render(), kind, seed=[2, zlib.crc32(b"lit.exr")], hdr=True), cli)
+
+
+def test_noise_on_a_float_tiff_gives_back_what_it_leaves_alone(tmp_path: Path) -> None:
+    values = np.random.default_rng(1).uniform(-3, 11, (32, 48, 3)).astype(np.float32)  # stretched to [0, 1]
+    tifffile.imwrite(tmp_path / "f.tif", values, photometric="rgb")
+    args = ["noise", str(tmp_path / "f.tif"), "-o", str(tmp_path / "out.tif"), "--type", "saltpepper"]
+    assert runner.invoke(app, args).exit_code == 0
+    out = tifffile.imread(tmp_path / "out.tif")
+    changed = out != values
+    dots = changed & (np.isclose(out, values.min(), atol=1e-5) | np.isclose(out, values.max(), atol=1e-5))
+    assert np.array_equal(changed.any(axis=-1), dots.any(axis=-1))  # the rest came back exactly, not rounded
+    assert 0.03 < dots.any(axis=-1).mean() < 0.09
+
+
+def test_render_transform_for_noise_is_the_plain_tone_map() -> None:
+    image = images.from_array(render(), hdr=True)
+    linear = image.pixels  # (1, H, W, C) planes
+    transform = display_transform(image)
+    shown = transform.forward(linear)
+    assert shown.min() >= 0 and shown.max() < 1
+    np.testing.assert_array_equal(transform.inverse(shown), linear)  # exactly, not to float rounding
+    nudged = transform.inverse(shown + np.float32(1e-3))
+    lit = linear > 0
+    assert 1 < np.median(nudged[lit] / linear[lit]) < 1.02
+    assert nudged.max() == pytest.approx(50.0)  # capped at the light
+    assert transform.inverse(shown[:, ::2, ::2]).shape == (1, 16, 24, 3)  # aliased decimates
+
+
+@pytest.mark.parametrize("columns", [40, 30])
+def test_noise_list_keeps_the_names_users_type_whole_at_any_width(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(display, "out", Console(file=screen, width=columns, color_system=None))
+    display.print_noise_types()
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in screen.getvalue().splitlines()]
+    rows = [row for row in cells if row and row[0]]
+    assert [row[0] for row in rows] == list(NOISE_TYPES)  # no "gaussi…"
+    assert [row[2] for row in rows] == [f"{kind.default_level:g}" for kind in NOISE_TYPES.values()]
+    assert "…" not in screen.getvalue()

@@ -236,7 +236,7 @@ def noise_command(
         file_seed = noise.file_seed(seed, context.image.path.name)
         return mdn.add_noise(pixels, noise_type, level, seed=file_seed, axes="ZYXS")
 
-    return per_file.Work(add)
+    return per_file.Work(add, fit=noise.display_transform)
 
 
 @app.command(

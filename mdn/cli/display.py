@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.progress import Progress, TaskID, TextColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from mdn import bench, noise, registry, training
@@ -106,10 +106,20 @@ def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) 
 
 
 def print_noise_types() -> None:
-    table = Table("type", "level parameter", "default", "paper's levels")
-    for name, kind in noise.NOISE_TYPES.items():
-        levels = ", ".join(f"{v:g}" for v in kind.levels)
-        table.add_row(name, kind.parameter, f"{kind.default_level:g}", levels)
+    """The noise types with their parameters and levels: names and defaults, which users type, whole at any width;
+    the rest folded where the terminal is narrow, never cut."""
+    rows = [
+        (name, kind.parameter, f"{kind.default_level:g}", ", ".join(f"{v:g}" for v in kind.levels))
+        for name, kind in noise.NOISE_TYPES.items()
+    ]
+    table = Table(
+        Column("type", no_wrap=True, min_width=max(len(row[0]) for row in rows)),
+        Column("level parameter", overflow="fold"),
+        Column("default", no_wrap=True, min_width=max(len(row[2]) for row in rows)),
+        Column("paper's levels", overflow="fold"),
+    )
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 

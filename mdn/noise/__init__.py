@@ -1,7 +1,7 @@
 """Seeded noise, one package around one base (`base.NoiseModel`): the masked-training paper's test noises and
 their mixture (`models`), camera noise after Brooks et al. (`camera`), what cameras and the web do to pictures
 (`degrade`), and procedural microscopy with an sCMOS-like camera (`specimens`). `make_noise(name, level)` gives
-any of the types by name."""
+any of the types by name; `display_transform` is the map a file's pixels take into [0, 1] and back around it."""
 
 from mdn.noise.base import NoiseModel
 from mdn.noise.camera import Camera, Cameras, IspNoise
@@ -20,6 +20,7 @@ from mdn.noise.models import (
     file_seed,
     make_noise,
 )
+from mdn.noise.transform import display_transform
 
 __all__ = [
     "NOISE_TYPES",
@@ -37,6 +38,7 @@ __all__ = [
     "PracticalNoise",
     "SaltPepperNoise",
     "SpeckleNoise",
+    "display_transform",
     "file_seed",
     "make_noise",
 ]

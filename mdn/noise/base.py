@@ -30,7 +30,8 @@ class NoiseModel(ABC):
     parameter: ClassVar[str]
     levels: ClassVar[tuple[float, ...]]
     default_level: ClassVar[float]
-    limits: ClassVar[tuple[float, float]] = (0.0, math.inf)  # a valid level lies in (low, high]
+    limits: ClassVar[tuple[float, float]]
+    """A valid level lies in (low, high]; every type bounds it, so that no level overflows its draws."""
 
     def __init__(self, level: float | None = None) -> None:
         self.level = float(self.default_level) if level is None else self._checked(level)
@@ -71,8 +72,8 @@ class NoiseModel(ABC):
         except (TypeError, ValueError):
             raise MdnError(f"{self.name} noise level must be a number, got {level!r}") from None
         if not (math.isfinite(value) and low < value <= high):
-            allowed = f"> {low:g}" if math.isinf(high) else f"in ({low:g}, {high:g}]"
-            raise MdnError(f"{self.name} noise level must be {allowed} ({self.parameter}), got {level!r}")
+            allowed = f"({low:g}, {high:.15g}]"
+            raise MdnError(f"{self.name} noise level must be in {allowed} ({self.parameter}), got {level!r}")
         return value
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -183,10 +184,23 @@ class IspNoise(NoiseModel):
     parameter = "multiplier on the raw noise std (1 = the paper's defaults)"
     levels = (1.0, 2.0)
     default_level = 1.0
+    limits = (0.0, 10.0)  # 10: a noise std of about the whole range at white
+    smallest: ClassVar[int] = 2
+    """The least height and width the Bayer mosaic takes."""
+
+    @classmethod
+    def fits(cls, h: int, w: int) -> bool:
+        """Whether an image of h x w pixels is large enough for the camera's mosaic."""
+        return min(h, w) >= cls.smallest
+
+    @classmethod
+    def check_size(cls, h: int, w: int) -> None:
+        """MdnError for an image too small for the camera's mosaic."""
+        if not cls.fits(h, w):
+            raise MdnError(f"isp noise needs images of at least {cls.smallest}x{cls.smallest} pixels, got {h}x{w}")
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if min(x.shape[-3:-1]) < 2:
-            raise MdnError(f"isp noise needs images of at least 2x2 pixels, got {x.shape}")
+        self.check_size(*x.shape[-3:-1])
         return per_image(x, lambda image: self._one(image, rng))
 
     def _one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -207,8 +221,7 @@ class IspNoise(NoiseModel):
         """`on_device` before clipping, at a level per image: a number, or a (B, 1, 1, 1) tensor (the practical
         mix draws one per image), the whole batch in one pass."""
         b, c, h, w = x.shape
-        if min(h, w) < 2:
-            raise MdnError(f"isp noise needs images of at least 2x2 pixels, got {tuple(x.shape)}")
+        IspNoise.check_size(h, w)
         cameras = Cameras.random(b, generator, x.device)
         log_shot = math.log(1e-4) + (math.log(0.012) - math.log(1e-4)) * uniform(x, generator, (b, 1, 1, 1))
         read = torch.exp(2.18 * log_shot + 1.20 + 0.26 * normal(x, generator, (b, 1, 1, 1)))

@@ -108,12 +108,15 @@ class Speckle(Step):
 @dataclass(frozen=True)
 class Camera(Step):
     """A simulated camera: Brooks et al.'s unprocess, shot and read noise, process (`noise.IspNoise`), its noise
-    std times U(low, high) per image, the batch at once."""
+    std times U(low, high) per image, the batch at once. Images smaller than its mosaic (`IspNoise.smallest`)
+    pass unchanged, drawing nothing."""
 
     low: float = 0.5
     high: float = 3.0
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if not IspNoise.fits(*x.shape[-2:]):
+            return x.clone()
         return IspNoise.at_levels(x, generator, _uniform(x, generator, self.low, self.high)).clamp_(0.0, 1.0)
 
 

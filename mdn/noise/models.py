@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import zlib
 from typing import ClassVar
 
@@ -25,6 +26,7 @@ class GaussianNoise(NoiseModel):
     parameter = "sigma on the 0-255 scale"
     levels = (15.0, 25.0, 50.0)
     default_level = 15.0
+    limits = (0.0, 255.0)
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return x + (self.level / 255) * rng.standard_normal(x.shape, dtype=np.float32)
@@ -40,6 +42,7 @@ class SpeckleNoise(NoiseModel):
     parameter = "variance v of the uniform multiplicative noise"
     levels = (0.018, 0.024, 0.03, 0.036, 0.04)
     default_level = 0.024
+    limits = (0.0, 1.0)
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = math.sqrt(12 * self.level) * (rng.random(x.shape, dtype=np.float32) - 0.5)
@@ -53,7 +56,9 @@ class SpeckleNoise(NoiseModel):
 class PoissonNoise(NoiseModel):
     """The paper's scaled shot noise.
 
-    x is quantised to 8 bit, q = round(255 x)/255; n = Poisson(256 q)/256 - q per element; y = q + alpha*n.
+    The paper quantises x to 8 bit, q = round(255 x)/255, and returns q + alpha*n, n = Poisson(256 q)/256 - q per
+    element. Here the same n is added to x itself: the same numbers for 8-bit data (where q = x) and the same
+    draws for any data, but 16-bit and float images are not posterised to 8 bits under the noise.
     The paper's scale is 2^ceil(log2(#distinct values)), which is 256 for any image with >128 distinct values;
     256 is used always, so the noise does not depend on image content.
     """
@@ -62,16 +67,17 @@ class PoissonNoise(NoiseModel):
     parameter = "alpha (scale of 8-bit shot noise)"
     levels = (2.0, 2.5, 3.0, 3.5)
     default_level = 2.0
+    limits = (0.0, 16.0)  # 16: noise std 1 (the whole range) at white
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         q = np.round(x * 255) / 255
         n = rng.poisson(256 * q).astype(np.float32) / 256 - q
-        return q + self.level * n
+        return x + self.level * n
 
     def _apply_on_device(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         q = torch.round(x * 255) / 255
         n = torch.poisson(256 * q, generator=generator) / 256 - q
-        return q + self.level * n
+        return x + self.level * n
 
 
 class PhotonNoise(NoiseModel):
@@ -81,6 +87,7 @@ class PhotonNoise(NoiseModel):
     parameter = "peak (photons at white)"
     levels = (10.0, 25.0, 50.0)
     default_level = 25.0
+    limits = (0.0, 1e6)  # a real sensor's full well holds about 1e5 photons
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.poisson(self.level * x).astype(np.float32) / self.level
@@ -101,6 +108,7 @@ class CorrelatedNoise(NoiseModel):
     parameter = "sigma on the 0-255 scale, before the 3x3 box filter"
     levels = (40.0, 45.0, 50.0, 55.0, 60.0)
     default_level = 50.0
+    limits = (0.0, 255.0)
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         *lead, h, w, c = x.shape
@@ -199,6 +207,7 @@ class AliasedNoise(NoiseModel):
     parameter = "sigma on the 0-255 scale, on the picture decimated by 2"
     levels = (15.0, 25.0)
     default_level = 15.0
+    limits = (0.0, 255.0)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         return x[..., ::2, ::2, :]
@@ -223,6 +232,7 @@ class CameraJpegNoise(NoiseModel):
     parameter = "sigma on the 0-255 scale, before JPEG quality 85"
     levels = (15.0, 25.0)
     default_level = 25.0
+    limits = (0.0, 255.0)
     quality: ClassVar[int] = 85
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -280,5 +290,6 @@ def make_noise(name: str, level: float | None = None) -> NoiseModel:
 
 def file_seed(seed: int, name: str) -> list[int]:
     """The seed of one file's noise in a batch: the batch's seed and the file's name, so that files of a batch get
-    different noise and each file the same noise whatever else the batch holds."""
-    return [seed, zlib.crc32(name.encode())]
+    different noise and each file the same noise whatever else the batch holds. The name's bytes are the file
+    system's (`os.fsencode`), so that a name no text encoding holds still has its own seed."""
+    return [seed, zlib.crc32(os.fsencode(name))]
