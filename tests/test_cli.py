@@ -385,6 +385,9 @@ def test_a_format_that_holds_fewer_bits_is_warned_of_unless_dtype_asks_for_it(tm
         assert result.exit_code == 0 and words in result.output, result.output
     quiet = _invoke("noise", source, "-o", tmp_path / "asked.png", "--dtype", "uint8")
     assert quiet.exit_code == 0 and "samples are written as" not in quiet.output
+    assert imagecodecs.png_decode((tmp_path / "asked.png").read_bytes()).dtype == np.uint8  # as asked
+    assert _invoke("noise", source, "-o", tmp_path / "asked.tif", "--dtype", "float32").exit_code == 0
+    assert tifffile.imread(tmp_path / "asked.tif").dtype == np.float32
     same = _invoke("noise", source, "-o", tmp_path / "deep_noisy.tif")
     assert same.exit_code == 0 and "samples are written as" not in same.output
 

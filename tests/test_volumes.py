@@ -359,3 +359,22 @@ def test_zeroshot_shares_a_time_budget_among_a_volumes_planes(tmp_path: Path, mo
     result = _invoke("zeroshot", tmp_path / "vol.zarr", "-o", tmp_path / "out.zarr", "--time-budget", "8s")
     assert result.exit_code == 0, result.output
     assert budgets == [2.0] * 4
+
+
+def test_each_channel_of_a_volume_is_fitted_as_a_tiffs_channel_is(tmp_path: Path) -> None:
+    """Two detectors (2 and 60 counts a photon) on a channel axis its names say: each channel gets its own noise
+    fit, as the channels of an ImageJ hyperstack do, and the same bytes."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:64, 0:64]
+    blobs = sum(np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 40.0) for cx, cy in rng.uniform(8, 56, (10, 2)))
+    dim = rng.poisson((100 + 300 * blobs) / 2) * 2
+    bright = rng.poisson((1000 + 40000 * blobs) / 60) * 60
+    channels = np.clip(np.stack([dim, bright]), 0, 65535).astype(np.uint16)
+    zarr.create_array(str(tmp_path / "cells.zarr"), data=channels, chunks=(1, 32, 64), dimension_names=("c", "y", "x"))
+    tifffile.imwrite(tmp_path / "cells.tif", channels, imagej=True, metadata={"axes": "CYX"})
+    assert volumes.Volume.open(tmp_path / "cells.zarr").channel_axis == 0
+    for name in ("cells.zarr", "cells.tif"):
+        result = _invoke("denoise", tmp_path / name, "-o", tmp_path / f"out_{name}", *TILE)
+        assert result.exit_code == 0, result.output
+    volume = zarr.open(str(tmp_path / "out_cells.zarr"), mode="r")[:]
+    np.testing.assert_array_equal(volume, tifffile.imread(tmp_path / "out_cells.tif"))

@@ -110,7 +110,7 @@ def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]
 
 
 def _is_image(path: Path, skip_suffix: str = "") -> bool:
-    if skip_suffix and path.stem.endswith(skip_suffix):
+    if skip_suffix and _name_parts(path)[0].endswith(skip_suffix):
         return False
     return path.is_file() and path.suffix.lower() in images.FORMATS and not path.name.startswith(".")
 
@@ -118,14 +118,14 @@ def _is_image(path: Path, skip_suffix: str = "") -> bool:
 def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     """Name each input's output.
 
-    No `output`: NAME{suffix}.EXT next to the input. One input and an output with an image extension: that
-    file. Otherwise `output` is a directory that mirrors the inputs' tree below their common folder: a flat
-    folder gives DIR/NAME.EXT, a recursive search DIR/SUB/NAME.EXT.
+    No `output`: NAME{suffix}.EXT next to the input (an OME-TIFF's EXT: `.ome.tif`). One input and an output
+    with an image extension: that file. Otherwise `output` is a directory that mirrors the inputs' tree below
+    their common folder: a flat folder gives DIR/NAME.EXT, a recursive search DIR/SUB/NAME.EXT.
     """
     if "/" in suffix or os.sep in suffix:
         raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
     if output is None:
-        return [Job(p, p.with_name(f"{p.stem}{suffix}{p.suffix}")) for p in inputs]
+        return [Job(p, _suffixed(p, suffix)) for p in inputs]
     if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
         supported = ", ".join(sorted(images.FORMATS))
         raise MdnError(f"cannot write {output.suffix!r} images (supported: {supported}; a folder: a name without one)",
@@ -140,6 +140,23 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     absolute = [Path(os.path.abspath(p)) for p in inputs]
     root = os.path.commonpath([p.parent for p in absolute])
     return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
+
+
+OME_ENDINGS = (".ome.tif", ".ome.tiff")
+"""The endings by which Fiji and QuPath choose their OME-TIFF reader: a name's suffix goes before them."""
+
+
+def _suffixed(path: Path, suffix: str) -> Path:
+    """NAME{suffix}.EXT beside `path`."""
+    name, ext = _name_parts(path)
+    return path.with_name(f"{name}{suffix}{ext}")
+
+
+def _name_parts(path: Path) -> tuple[str, str]:
+    """A file's name as (NAME, EXT), an OME-TIFF's `.ome.tif` or `.ome.tiff` whole as its EXT."""
+    name = path.name
+    ending = next((e for e in OME_ENDINGS if name.lower().endswith(e) and len(name) > len(e)), path.suffix)
+    return name[: len(name) - len(ending)], name[len(name) - len(ending) :]
 
 
 def _extension(path: Path) -> bool:
@@ -313,9 +330,10 @@ def _work(
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info
-    stabiliser = tonemap.stabiliser_of(loaded.transform)
-    if stabiliser is not None:  # the photon noise the file was stabilised for, in its units
-        result.info["photon_noise"] = stabiliser.noise.in_units(loaded.image.source.layout.dtype)
+    units = loaded.image.source.layout.dtype  # the photon noise the file was stabilised for, in its units
+    noises = [stabiliser.noise.in_units(units) for stabiliser in tonemap.stabilisers_of(loaded.transform)]
+    if noises:  # one fit, or one per channel of a stack's C axis
+        result.info["photon_noise"] = noises[0] if len(noises) == 1 else noises
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
     store = functools.partial(_store, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import OpenEXR
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import metadata
+from mdn.io import metadata, ome
 from mdn.io.metadata import Metadata
 
 FORMATS: dict[str, str] = {
@@ -81,6 +82,16 @@ class Layout:
     @property
     def has_alpha(self) -> bool:
         return self.samples in (2, 4)
+
+    def channel_of_planes(self) -> np.ndarray | None:
+        """The index on the C axis (a stack's channels: one detector or dye each) of each of the N planes, in the
+        order `to_planes` stacks them; None without a C axis of two or more channels."""
+        stack = [(axis, size) for axis, size in zip(self.axes, self.shape, strict=True) if axis not in "YXS"]
+        sizes = [size for _, size in stack]
+        axes = [axis for axis, _ in stack]
+        if "C" not in axes or sizes[axes.index("C")] < 2:
+            return None
+        return np.indices(sizes)[axes.index("C")].ravel()
 
 
 @dataclass
@@ -462,31 +473,49 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         axes = series.axes
         decoded_rgb = page.photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression == tifffile.COMPRESSION.JPEG
         palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and "S" not in axes and page.colormap is not None
-        if palette:
+        if palette and not tif.is_imagej:  # ImageJ's palette is a LUT over grey intensities: kept as it is
             raw, axes, decoded_rgb = _palette_colours(raw, page.colormap), axes + "S", True
         colour_models = (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK)
         if "S" in axes and not decoded_rgb and page.photometric not in colour_models:
             raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
-        compression = page.compression.name
-        meta: dict[str, Any] = {
-            "imagej": tif.imagej_metadata if tif.is_imagej else None,
-            "description": None if tif.is_imagej or _shape_record(page.description) else page.description or None,
-            "shaped": tif.is_shaped,  # tifffile's own record of the shape, written anew for the output's
-            "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
-            "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if "S" in axes else None,
-            "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
-            "extrasamples": page.extrasamples or None,
-        }
-        dpi = None
-        if "XResolution" in page.tags and "YResolution" in page.tags and _known_unit(page.resolutionunit):
-            meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
-            meta["resolutionunit"] = page.resolutionunit
-            per_inch = {tifffile.RESUNIT.INCH: 1.0, tifffile.RESUNIT.CENTIMETER: 2.54}.get(page.resolutionunit)
-            if per_inch:
-                dpi = tuple(per_inch * numerator / denominator for numerator, denominator in meta["resolution"])
-        text = None if tif.is_ome else meta["description"]  # OME-XML records the layout: no text to carry
-        meta["photo"] = metadata.from_tiff(page, dpi, text)
+        meta = _tiff_meta(tif, page, "S" in axes, decoded_rgb)
+        meta["pyramid"] = _pyramid(series, page)
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, decoded_rgb: bool) -> dict[str, Any]:
+    """What writing a TIFF back the same way needs of its first page: text, colour model, encoding, resolution."""
+    compression = page.compression.name
+    meta: dict[str, Any] = {
+        "imagej": tif.imagej_metadata if tif.is_imagej else None,
+        "ome": tif.is_ome,  # its OME-XML is the description, patched for the output (`ome.patched`)
+        "description": None if tif.is_imagej or _shape_record(page.description) else page.description or None,
+        "shaped": tif.is_shaped,  # tifffile's own record of the shape, written anew for the output's
+        "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
+        "colormap": page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not decoded_rgb else None,
+        "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if samples else None,
+        "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
+        "extrasamples": page.extrasamples or None,
+        "tile": page.tile if page.tile and len(page.tile) == 2 and not any(n % 16 for n in page.tile) else None,
+    }
+    dpi = None
+    if "XResolution" in page.tags and "YResolution" in page.tags and _known_unit(page.resolutionunit):
+        meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
+        meta["resolutionunit"] = page.resolutionunit
+        per_inch = {tifffile.RESUNIT.INCH: 1.0, tifffile.RESUNIT.CENTIMETER: 2.54}.get(page.resolutionunit)
+        if per_inch:
+            dpi = tuple(per_inch * numerator / denominator for numerator, denominator in meta["resolution"])
+    text = None if tif.is_ome else meta["description"]  # OME-XML records the layout: no text to carry
+    meta["photo"] = metadata.from_tiff(page, dpi, text)
+    return meta
+
+
+def _pyramid(series: tifffile.TiffPageSeries, page: tifffile.TiffPage) -> list[tuple[int, int]]:
+    """(height, width) of every level of a pyramid kept in SubIFDs (an OME-TIFF's), the full size first; [] for
+    none."""
+    if not page.subifds or len(series.levels) < 2:
+        return []
+    return [(level.shape[level.axes.index("Y")], level.shape[level.axes.index("X")]) for level in series.levels]
 
 
 def _shape_record(description: str) -> bool:
@@ -649,6 +678,8 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
     raw = from_planes(pixels, image.alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
+    if fmt == "tiff":  # an OME-XML names the file it is in: the published name, not the temporary one's
+        encoder = functools.partial(_encode_tiff, name=path.name)
     photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
     write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo), replace=overwrite)
     return path
@@ -860,34 +891,123 @@ def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
     iio.imwrite(path, _squeeze_grey(raw), extension=".bmp")
 
 
-def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
+def _encode_tiff(
+    path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None, name: str | None = None
+) -> None:
+    """Write a TIFF (`name`: the file's name once published, which an OME-XML records; default `path`'s)."""
     meta = source.meta if source else {}
     kwargs: dict[str, Any] = {
         **metadata.tiff_options(photo),
-        "photometric": meta.get("photometric")
-        or ("rgb" if raw.shape[-1] in (3, 4) and raw.ndim >= 3 else "minisblack"),
-        "compression": meta.get("compression"),
+        **_tiff_pixel_options(raw, meta, fresh=source is None),
+        **_tiff_text_options(name or path.name, raw, source, photo),
     }
+    pyramid = meta.get("pyramid") if meta.get("imagej") is None else None  # ImageJ reads no SubIFDs
+    levels = _reduced_levels(raw, source.layout.axes, pyramid) if source is not None and pyramid else []
+    _write_tiff(path, raw, kwargs, levels)
+
+
+def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> dict[str, Any]:
+    """tifffile's options that store `raw` as the source stored its pixels (or the usual way for a `fresh` file):
+    colour model, palette, sample layout, compression, tiles and resolution."""
+    rgb = raw.shape[-1] in (3, 4) and raw.ndim >= 3
+    options: dict[str, Any] = {
+        "photometric": meta.get("photometric") or ("rgb" if rgb else "minisblack"),
+        "compression": meta.get("compression"),
+        "tile": meta.get("tile"),
+    }
+    colormap = meta.get("colormap")
+    if colormap is not None and raw.dtype.kind == "u" and colormap.shape[-1] == 2 ** (raw.dtype.itemsize * 8):
+        options["colormap"] = colormap
+    elif options["photometric"] == "palette":  # written at another depth than its palette's: grey
+        options["photometric"] = "minisblack"
     if meta.get("planarconfig"):
-        kwargs["planarconfig"] = meta["planarconfig"]
+        options["planarconfig"] = meta["planarconfig"]
     if meta.get("extrasamples"):
-        kwargs["extrasamples"] = meta["extrasamples"]
-    elif source is None and raw.shape[-1] in (2, 4):
-        kwargs["extrasamples"] = ["unassalpha"]
+        options["extrasamples"] = meta["extrasamples"]
+    elif fresh and raw.shape[-1] in (2, 4):
+        options["extrasamples"] = ["unassalpha"]
     if "resolution" in meta:
-        kwargs["resolution"] = meta["resolution"]
-        kwargs["resolutionunit"] = meta["resolutionunit"]
-    if meta.get("imagej") is not None:
+        options["resolution"] = meta["resolution"]
+        options["resolutionunit"] = meta["resolutionunit"]
+    return options
+
+
+def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> dict[str, Any]:
+    """tifffile's options that write the TIFF's text: ImageJ's metadata, an OME-XML patched for the output, the
+    source's description or a photo's, and tifffile's shape record where the source had one."""
+    meta = source.meta if source else {}
+    if source is not None and meta.get("imagej") is not None:
         imagej = {
             k: v
             for k, v in meta["imagej"].items()
             if k not in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack")
         }
-        kwargs.update(imagej=True, metadata={**imagej, "axes": source.layout.axes})
-    else:  # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
-        kwargs["metadata"] = {} if meta.get("shaped") else None
-        kwargs["description"] = _tiff_text(meta.get("description") if source else metadata.description(photo))
-    tifffile.imwrite(path, raw, **kwargs)
+        return {"imagej": True, "metadata": {**imagej, "axes": source.layout.axes}}
+    if source is not None and meta.get("ome") and meta.get("description"):
+        return _ome_options(name, raw, source)
+    # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
+    text = meta.get("description") if source else metadata.description(photo)
+    return {"metadata": {} if meta.get("shaped") else None, "description": _tiff_text(text)}
+
+
+def _ome_options(name: str, raw: np.ndarray, source: Source) -> dict[str, Any]:
+    """The OME-XML of `source` patched for `raw` written as `name`; where it cannot be (unreadable XML, a type OME
+    has no name for), none but tifffile's record of the axes, rather than XML that describes another file."""
+    axes = source.layout.axes
+    size = raw.shape[axes.index("Y")], raw.shape[axes.index("X")]
+    xml = ome.patched(source.meta["description"], raw.dtype, size, source.path.name, name)
+    if xml is None:
+        return {"metadata": {"axes": axes}, "description": None}
+    return {"metadata": None, "description": _tiff_text(xml)}
+
+
+_LEVEL_OPTIONS = ("photometric", "colormap", "planarconfig", "extrasamples", "compression", "tile")
+"""The options of level 0 that its reduced levels are written with too."""
+
+
+def _write_tiff(path: Path, raw: np.ndarray, options: dict[str, Any], levels: list[np.ndarray]) -> None:
+    """Write `raw` with `options`, and its reduced `levels` (if any) in SubIFDs of each of its pages."""
+    if not levels:
+        tifffile.imwrite(path, raw, **options)
+        return
+    shared = {key: options[key] for key in _LEVEL_OPTIONS if key in options}
+    size = raw.nbytes + sum(level.nbytes for level in levels)
+    with tifffile.TiffWriter(path, bigtiff=size > 2**32 - 2**25) as tiff:  # imwrite's own threshold
+        tiff.write(raw, subifds=len(levels), **options)
+        for level in levels:
+            tiff.write(level, subfiletype=1, metadata=None, **shared)
+
+
+def _reduced_levels(raw: np.ndarray, axes: str, pyramid: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The reduced levels of a `pyramid` ((height, width) of each level, the full size first) rebuilt from `raw`,
+    each from the one before by block means; sizes scaled where `raw` is not the full size (a noise that
+    decimates)."""
+    y, x = axes.index("Y"), axes.index("X")
+    (height, width), level, levels = pyramid[0], raw, []
+    for h, w in pyramid[1:]:
+        shape = max(1, round(h * raw.shape[y] / height)), max(1, round(w * raw.shape[x] / width))
+        level = _block_means(level, y, x, shape)
+        levels.append(level)
+    return levels
+
+
+def _block_means(array: np.ndarray, y: int, x: int, shape: tuple[int, int]) -> np.ndarray:
+    """`array` reduced to (height, width) `shape` on its axes `y` and `x` by the means of blocks of the whole
+    factor between the sizes (2 x 2 for a halving), the last row and column repeated where blocks overrun the
+    edge, as an OME-Zarr's levels are rebuilt; integers rounded."""
+    moved = np.moveaxis(array, (y, x), (0, 1))
+    factors = [max(1, round(n / m)) for n, m in zip(moved.shape[:2], shape, strict=True)]
+    cropped = moved[: shape[0] * factors[0], : shape[1] * factors[1]]
+    padding = [(0, m * f - n) for m, f, n in zip(shape, factors, cropped.shape[:2], strict=True)]
+    if any(after for _, after in padding):
+        cropped = np.pad(cropped, padding + [(0, 0)] * (moved.ndim - 2), mode="edge")
+    total = np.zeros((*shape, *moved.shape[2:]), np.float64)
+    for row in range(factors[0]):
+        for column in range(factors[1]):
+            total += cropped[row :: factors[0], column :: factors[1]]
+    total /= factors[0] * factors[1]
+    means = np.rint(total) if array.dtype.kind in "ui" else total
+    return np.moveaxis(means.astype(array.dtype), (0, 1), (y, x))
 
 
 def _tiff_text(text: str | None) -> str | bytes | None:

@@ -17,6 +17,7 @@ signal (`fit_noisy`), and through `fit`'s otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -215,7 +216,12 @@ def local_mean(x: np.ndarray, radius: int = MEAN_RADIUS) -> np.ndarray:
 def fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
     """The transform for an image: RenderTransform for HDR (its tone map with `headroom`), Stretch for 16-bit or
     float files, else Identity (a float array within [0, 1] is display-referred: its values are taken as they are;
-    one with values outside is stretched from its own range as a float file is)."""
+    one with values outside is stretched from its own range as a float file is); each channel of a stack's C axis
+    its own (`PerChannel`)."""
+    return PerChannel.around(image, functools.partial(_fit, headroom=headroom))
+
+
+def _fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
     if image.hdr:
         return RenderTransform.fit(image.pixels, headroom)
     dtype = image.source.layout.dtype
@@ -229,11 +235,55 @@ def fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
 def fit_noisy(image: Image, headroom: float = 0.0) -> DisplayTransform:
     """The transform for a noisy image on its way to a denoiser: `fit`'s, but for a grey 16-bit or float file
     whose noise grows with the signal (a photon-counting camera's), which gets the stabilising transform fitted
-    to its own planes (`stabilise.stabiliser_for`): its noise then comes out Gaussian and even."""
-    transform = fit(image, headroom)
+    to its own planes (`stabilise.stabiliser_for`): its noise then comes out Gaussian and even. Each channel of a
+    stack's C axis gets its own (`PerChannel`): two detectors' gains and ranges differ."""
+    return PerChannel.around(image, functools.partial(_fit_noisy, headroom=headroom))
+
+
+def _fit_noisy(image: Image, headroom: float = 0.0) -> DisplayTransform:
+    transform = _fit(image, headroom)
     if isinstance(transform, Stretch) and image.pixels.shape[-1] == 1:
         return stabiliser_for(list(image.pixels[..., 0])) or transform
     return transform
+
+
+@dataclass(frozen=True)
+class PerChannel:
+    """A transform fitted to each channel of a stack's C axis (an ImageJ hyperstack's or an OME image's: one
+    detector each, its own gain and range), applied to that channel's planes: one fit over all of them made a dim
+    channel's noise look like a bright one's, and its output worse than its input."""
+
+    transforms: tuple[DisplayTransform, ...]
+    channel: np.ndarray = field(repr=False, compare=False)
+    """Each plane's channel index (`Layout.channel_of_planes`)."""
+
+    @classmethod
+    def around(cls, image: Image, fit_one: Callable[[Image], DisplayTransform]) -> DisplayTransform:
+        """`fit_one` of the image, or of each channel's planes where the image's layout has channels."""
+        channel = None if image.hdr else image.source.layout.channel_of_planes()
+        if channel is None or len(channel) != len(image.pixels):
+            return fit_one(image)
+        parts = tuple(
+            fit_one(dataclasses.replace(image, pixels=image.pixels[channel == c])) for c in range(channel.max() + 1)
+        )
+        return Identity() if all(isinstance(part, Identity) for part in parts) else cls(parts, channel)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._each(x, "forward")
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return self._each(y, "inverse")
+
+    def _each(self, x: np.ndarray, way: str) -> np.ndarray:
+        out: np.ndarray | None = None
+        for index, transform in enumerate(self.transforms):
+            planes = np.flatnonzero(self.channel == index)
+            part = getattr(transform, way)(x[planes])
+            if out is None:
+                out = np.empty(x.shape, part.dtype)
+            out[planes] = part
+        assert out is not None
+        return out
 
 
 def flat_values(plane: np.ndarray) -> np.ndarray | None:
@@ -269,10 +319,11 @@ class FlatKept:
         return out
 
 
-def stabiliser_of(transform: DisplayTransform) -> Stabiliser | None:
-    """The stabiliser a transform runs through, if any."""
+def stabilisers_of(transform: DisplayTransform) -> list[Stabiliser]:
+    """The stabilisers a transform runs through: none, one, or one per channel (`PerChannel`)."""
     inner = transform.inner if isinstance(transform, FlatKept) else transform
-    return inner if isinstance(inner, Stabiliser) else None
+    parts = inner.transforms if isinstance(inner, PerChannel) else (inner,)
+    return [part for part in parts if isinstance(part, Stabiliser)]
 
 
 def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:

@@ -36,6 +36,7 @@ from mdn.volumes.chunks import UNIT_BYTES_PER_VOXEL, VolumeJob, denoise_unit, ru
 from mdn.volumes.cluster import check_address, run_on_cluster
 from mdn.volumes.store import (
     PROGRESS,
+    ByChannel,
     Unit,
     Volume,
     chunk_name,
@@ -78,7 +79,9 @@ def plan(
     if card is not None and tonemap.is_camera(card.transform):
         transform = tonemap.camera_transform(card.transform, array.dtype, source)
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
-        transform = display_range(array) if zeroshot else noisy_range(array)
+        fit = display_range if zeroshot else noisy_range
+        axis = volume.channel_axis  # each channel its own, as a file's C axis
+        transform = fit(array) if axis is None else ByChannel.fit(array, axis, fit)
     grid = write_grid(array)
     plane = (*array.shape[-2:], 1)
     whole_planes = zeroshot or options is None or options.whole_planes(plane)  # they measure a whole plane

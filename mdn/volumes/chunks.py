@@ -21,11 +21,13 @@ from mdn.stabilise import Stabiliser
 from mdn.stages import windows
 from mdn.volumes.store import (
     PROGRESS,
+    ByChannel,
     Unit,
     Volume,
     bounding_box,
     chunk_name,
     chunks_of,
+    plane_transform,
     read_pixels,
     sample_scale,
     stored,
@@ -45,7 +47,7 @@ class VolumeJob:
     target: str
     card: str | None
     options: EngineOptions | None
-    transform: tonemap.Stretch | tonemap.Identity | Stabiliser
+    transform: tonemap.Stretch | tonemap.Identity | Stabiliser | ByChannel
     chunks: tuple[int, ...]
     """The chunk shape of the source's level-0 array, which the output shares."""
     zeroshot: ZeroShotSettings | None = None
@@ -78,8 +80,10 @@ def _reader(job: VolumeJob, source: Any, plane: tuple[int, ...]) -> Callable[[sl
     """A reader of rows and columns of one plane of the source, in the display range as (h, w, 1) pixels."""
     scale = sample_scale(source.dtype)
 
+    transform = plane_transform(job.transform, plane)
+
     def read(rows: slice, columns: slice) -> np.ndarray:
-        return job.transform.forward(read_pixels(source, (*plane, rows, columns), scale))[..., None]
+        return transform.forward(read_pixels(source, (*plane, rows, columns), scale))[..., None]
 
     return read
 
@@ -113,7 +117,7 @@ def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
             engine.denoise_plane(read(rows, columns), index, part)
         else:
             part = engine.region(read, (height, width, 1), rows, columns, index)
-        result[offset] = job.transform.inverse(part[..., 0])
+        result[offset] = plane_transform(job.transform, plane).inverse(part[..., 0])
     names = []
     for chunk in unit:
         inside = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(chunk, box, strict=True))

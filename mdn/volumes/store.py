@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -83,6 +83,19 @@ class Volume:
         """The array that is denoised: level 0 of an image, or the plain array."""
         return self.root[self.levels[0]] if self.levels else self.root
 
+    @property
+    def channel_axis(self) -> int | None:
+        """The axis of the image's channels (one detector or dye each), as an OME-Zarr image's axes or a zarr v3
+        array's dimension names say; None without one of two or more channels before the plane's axes."""
+        scales = multiscales(dict(self.root.attrs)) if self.levels else None
+        axes = scales[0].get("axes") if scales else getattr(self.array.metadata, "dimension_names", None)
+        for index, axis in enumerate(axes or ()):
+            name, kind = (axis.get("name"), axis.get("type")) if isinstance(axis, dict) else (axis, None)
+            channel = kind == "channel" or str(name).lower() in ("c", "channel")
+            if channel and index < self.array.ndim - 2 and self.array.shape[index] >= 2:
+                return index
+        return None
+
     def check(self) -> None:
         """Refuse what cannot be denoised plane by plane."""
         array = self.array
@@ -153,6 +166,42 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     scale = sample_scale(array.dtype)
     low, high = (np.float32(v) / scale for v in (low, high)) if np.isfinite(low) else (np.float32(0),) * 2
     return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
+
+
+class ChannelView:
+    """One channel of an array with a channel axis, indexed as an array without that axis: what the range and
+    the noise of each channel are fitted on."""
+
+    def __init__(self, array: Any, axis: int, channel: int) -> None:
+        self.array, self.axis, self.channel, self.dtype = array, axis, channel, array.dtype
+        self.shape = tuple(array.shape[:axis] + array.shape[axis + 1 :])
+        self.chunks = tuple(array.chunks[:axis] + array.chunks[axis + 1 :])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        return self.array[(*index[: self.axis], self.channel, *index[self.axis :])]
+
+
+@dataclass(frozen=True)
+class ByChannel:
+    """A transform fitted to each channel of a volume's channel axis (as `tonemap.PerChannel` for files), applied
+    to that channel's planes."""
+
+    transforms: tuple[Any, ...]
+    axis: int
+
+    @classmethod
+    def fit(cls, array: Any, axis: int, fit_one: Callable[[Any], Any]) -> ByChannel:
+        return cls(tuple(fit_one(ChannelView(array, axis, c)) for c in range(array.shape[axis])), axis)
+
+    def for_plane(self, plane: tuple[int, ...]) -> Any:
+        """The transform of the channel a plane (its index on the stack's axes) belongs to."""
+        return self.transforms[plane[self.axis]]
+
+
+def plane_transform(transform: Any, plane: tuple[int, ...]) -> Any:
+    """The transform one plane goes through: the volume's, or its channel's."""
+    return transform.for_plane(plane) if isinstance(transform, ByChannel) else transform
 
 
 class _Plane:
