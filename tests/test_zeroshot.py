@@ -404,6 +404,10 @@ def test_cli_zeroshot_refuses_a_tile_too_small_before_any_file(tmp_path) -> None
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
     result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), "--tile", "7", "-q"])
     assert result.exit_code == 2 and "--tile must be at least 64 pixels, got 7" in result.output
+    for options, words in ((["--tile", "64", "--overlap", "64"], "--overlap must be in [0, 32] (half of --tile 64)"),
+                           (["--lr", "inf"], "--lr must be a number more than 0, got inf")):  # fmt: skip
+        result = CliRunner().invoke(app, ["zeroshot", str(tmp_path / "a.png"), *options, "-q"])
+        assert result.exit_code == 2 and words in result.output, result.output  # was a ZeroDivisionError
 
 
 def test_cli_zeroshot_rejects_an_unknown_precision(tmp_path) -> None:
@@ -522,3 +526,28 @@ def test_a_continued_slice_runs_a_quarter_of_the_iterations(share: bool) -> None
     iterations = [8, 2, 2] if share else [8, 8, 8]
     assert runner.iterations == iterations
     assert reports[-1] == (sum(iterations), sum(iterations)) and len(reports) == sum(iterations)
+
+
+def test_the_self_checks_verdicts_name_the_slices_of_a_stack_they_concern() -> None:
+    from mdn.zeroshot.run import verdicts
+    from mdn.zeroshot.self_check import SelfCheck
+
+    worse = SelfCheck(noise_var=1e-3, fill_error_var=2e-3, memorised=0.0, weight=1.0)  # the input given back
+    good = SelfCheck(noise_var=1e-3, fill_error_var=1e-4, memorised=0.0, weight=0.1)
+    assert good.gain_db > 5 and worse.fill_gain_db < 0
+    assert verdicts([good, worse, good, worse], "microscopy") == [
+        "self-check: on slices 2, 4 of 4, the fine-tuned fill alone looked 3.0 dB worse than the input; 100% of the "
+        "input was blended back",
+        "self-check: --preset microscopy improves slices 2, 4 of 4 by an estimated 0.0 to 0.0 dB only; try --method "
+        "zs-n2n or another preset",
+    ]  # a stack whose first slice was denoised was told "this image" came back unchanged
+    assert verdicts([worse], "fast")[1].startswith("self-check: --preset fast improves this image by")
+    assert verdicts([good, good], "fast") == []
+
+
+def test_a_zs_n2n_fit_that_collapses_to_black_or_white_is_an_error(noisy: np.ndarray) -> None:
+    from mdn.zeroshot.zs_n2n import collapsed
+
+    assert collapsed(np.zeros_like(noisy), noisy) and collapsed(np.ones_like(noisy), noisy)
+    assert not collapsed(np.zeros_like(noisy), np.zeros_like(noisy))  # a black picture stays black
+    assert not collapsed(np.clip(noisy, 0.01, 1), noisy)

@@ -4,6 +4,7 @@ caller's overrides, checked; the fill card for the image; and what MPI's self-ch
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -63,14 +64,17 @@ class Settings:
             raise MdnError(f"{', '.join(refused)} {'applies' if len(refused) == 1 else 'apply'} to --method mpi only")
         if self.iters is not None and self.iters < 1:
             raise MdnError(f"--iters must be at least 1, got {self.iters}")
-        if self.lr is not None and not self.lr > 0:
-            raise MdnError(f"--lr must be more than 0, got {self.lr:g}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise MdnError(f"--lr must be a number more than 0, got {self.lr:g}")
         if self.beta is not None and not 0 <= self.beta < 1:
             raise MdnError(f"--beta must be in [0, 1), got {self.beta:g}")
         if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
             raise MdnError(f"--mask-ratio must be in (0, 1), got {self.mask_ratio:g}")
         if self.tile is not None and self.tile < MIN_TILE:
             raise MdnError(f"--tile must be at least {MIN_TILE} pixels, got {self.tile}")
+        tile = TILE if self.tile is None else self.tile
+        if self.overlap is not None and not 0 <= self.overlap <= tile // 2:
+            raise MdnError(f"--overlap must be in [0, {tile // 2}] (half of --tile {tile}), got {self.overlap}")
         if self.time_budget is not None:
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
         if isinstance(self.model, registry.Model):
@@ -163,21 +167,28 @@ def run(
 
 def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
     """What a user should know from MPI's self-check: a fill that alone would have made the image worse, and
-    a result that is barely better than the input."""
-    if not checks:
-        return []
-    worst = min(checks, key=lambda check: check.fill_gain_db)
+    a result that is barely better than the input; on a stack, which slices (one check each) they concern."""
     found = []
-    if worst.fill_gain_db < 0:
+    worse = [i for i, check in enumerate(checks) if check.fill_gain_db < 0]
+    if worse:
+        worst = min((checks[i] for i in worse), key=lambda check: check.fill_gain_db)
+        where = "" if len(checks) == 1 else f"on {_slices(worse, len(checks))}, "
         found.append(
-            f"self-check: the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
+            f"self-check: {where}the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
             f"{worst.weight:.0%} of the input was blended back"
         )
-    least = min(checks, key=lambda check: check.gain_db)
-    if least.gain_db < zeroshot.SMALL_GAIN_DB:
-        low, high = least.gain_range_db
+    small = [i for i, check in enumerate(checks) if check.gain_db < zeroshot.SMALL_GAIN_DB]
+    if small:
+        low, high = min((checks[i] for i in small), key=lambda check: check.gain_db).gain_range_db
+        what = "this image" if len(checks) == 1 else _slices(small, len(checks))
         found.append(
-            f"self-check: --preset {preset} improves this image by an estimated {low:.1f} to {high:.1f} dB only; "
+            f"self-check: --preset {preset} improves {what} by an estimated {low:.1f} to {high:.1f} dB only; "
             "try --method zs-n2n or another preset"
         )
     return found
+
+
+def _slices(indices: list[int], total: int) -> str:
+    """Slices of a stack by their numbers from 1, e.g. 'slices 1, 4 of 9' (the first few of many)."""
+    named = ", ".join(str(i + 1) for i in indices[:6]) + (f" and {len(indices) - 6} more" if len(indices) > 6 else "")
+    return f"slice{'s' if len(indices) > 1 else ''} {named} of {total}"

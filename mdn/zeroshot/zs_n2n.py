@@ -74,4 +74,14 @@ def zs_n2n(
         out = net.denoise(y).float()
     if not torch.isfinite(out).all():  # a fit that diverged: nothing to write
         raise MdnError("zero-shot fitting diverged (its output is not finite); try a lower --lr or --precision fp32")
-    return np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
+    result = np.clip(out[0].permute(1, 2, 0).cpu().numpy(), 0.0, 1.0)
+    if collapsed(result, image):
+        raise MdnError("zero-shot fitting collapsed (its output is all black or all white); try a lower --lr")
+    return result
+
+
+def collapsed(result: np.ndarray, image: np.ndarray) -> bool:
+    """Whether a fit's output is one of the range's ends everywhere where its input is not near it (a learning
+    rate too high drives ZS-N2N's small network there: an all-black image written as a result)."""
+    ends = bool((result <= 0).all() or (result >= 1).all())
+    return ends and 0.02 < float(image.mean()) < 0.98
