@@ -579,3 +579,15 @@ def test_a_render_made_smaller_by_a_noise_is_written_as_its_layer(tmp_path: Path
                                       str(tmp_path / "aliased.exr")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert images.read(tmp_path / "aliased.exr").pixels.shape == (1, 8, 10, 3)
+
+
+def test_a_mipmapped_exrs_header_is_written_single_level() -> None:
+    """OpenEXR's Python binding holds level 0 alone: under a texture's mip-map header it wrote a corrupt file."""
+    tiles = OpenEXR.TileDescription()
+    tiles.xSize, tiles.ySize, tiles.mode = 32, 16, OpenEXR.MIPMAP_LEVELS
+    header = {"tiles": tiles, "type": OpenEXR.tiledimage}
+    images._one_level(header)
+    assert (header["tiles"].mode, header["tiles"].xSize, header["tiles"].ySize) == (OpenEXR.ONE_LEVEL, 32, 16)
+    scanlines = {"type": OpenEXR.scanlineimage}
+    images._one_level(scanlines)
+    assert scanlines == {"type": OpenEXR.scanlineimage}

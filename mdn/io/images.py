@@ -1031,7 +1031,25 @@ def _encode_exr(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
         return
     for i, name in enumerate(source.meta["names"]):
         channels[name].pixels = np.ascontiguousarray(raw[..., i])
+    for part in exr.parts:
+        _one_level(part.header)
     exr.write(str(path))
+
+
+def _one_level(header: dict[str, Any]) -> None:
+    """A mip- or rip-mapped part's header (a texture's) made single-level: OpenEXR's Python binding reads and
+    writes level 0 alone, and under the header's levels wrote a file with a corrupt chunk table."""
+    tiles = header.get("tiles")
+    if tiles is None or tiles.mode == OpenEXR.ONE_LEVEL:
+        return
+    single = OpenEXR.TileDescription()
+    single.xSize, single.ySize, single.mode, single.roundingMode = (
+        tiles.xSize,
+        tiles.ySize,
+        OpenEXR.ONE_LEVEL,
+        tiles.roundingMode,
+    )
+    header["tiles"] = single
 
 
 _ENCODERS = {
