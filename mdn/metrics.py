@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+PSNR_MAX = 100.0
+"""The highest PSNR reported (dB): an exact restoration scores this, not infinity, so that means stay finite.
+8-bit images below 150,000 values (e.g. 220x220 RGB) cannot score more unless exact."""
+
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """[0, 1] floats -> uint8, rounded and clipped."""
@@ -11,13 +15,14 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def psnr(estimate: np.ndarray, reference: np.ndarray, border: int = 1) -> float:
-    """PSNR in dB of two [0, 1] images (H, W[, C]) after 8-bit quantisation, `border` pixels excluded."""
+    """PSNR in dB of two [0, 1] images (H, W[, C]) after 8-bit quantisation, `border` pixels excluded, at most
+    `PSNR_MAX` (100 dB: identical images score it)."""
     a = to_uint8(estimate).astype(np.float64)
     b = to_uint8(reference).astype(np.float64)
     if border:
         a, b = a[border:-border, border:-border], b[border:-border, border:-border]
     mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return PSNR_MAX if mse == 0 else min(float(10 * np.log10(255.0**2 / mse)), PSNR_MAX)
 
 
 def _gaussian_filter_valid(x: np.ndarray, sigma: float = 1.5, radius: int = 5) -> np.ndarray:

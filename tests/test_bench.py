@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import imagecodecs
@@ -137,7 +138,8 @@ def test_plot_draws_one_panel_per_noise(tiny_card, tmp_path: Path) -> None:
     assert (tmp_path / "p.png").stat().st_size > 1000
     table = bench.markdown(scores).splitlines()
     assert table[0] == "| model | gaussian | render | mean |"
-    assert table[2] == "| a | 21.50 ± 0.00 / 0.500 | 21.50 ± 0.00 / 0.500 | 21.50 ± 0.00 / 0.500 |"
+    assert table[2] == "| a | 21.50 / 0.500 | 21.50 / 0.500 | 21.50 / 0.500 |"  # one image: no spread
+    assert table[-1] == "| b | +0.00 | +0.00 | +0.00 |"
 
 
 def test_markdown_reports_each_model_least_gain_over_its_input() -> None:
@@ -264,3 +266,163 @@ def test_references_too_small_or_options_of_the_other_bench_are_refused(tmp_path
     assert speed.exit_code == 2 and "--plot, --noise: for the quality bench, not --speed" in speed.output
     quality = runner.invoke(app, ["bench", "--sizes", "64", "--peers"])
     assert quality.exit_code == 2 and "--peers, --sizes: for --speed, not the quality bench" in quality.output
+
+
+def _picture(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(imagecodecs.png_encode(pixels.astype(np.uint8)))
+    return path
+
+
+def _scene(folder: Path, reference: bool = True, spps: tuple[int, ...] = (4,), size: int = 24) -> Path:
+    """A render set's scene folder as `renders.dataset` writes it: a reference (24x24) and noisy renders."""
+    from mdn.renders import dataset
+    from mdn.renders.backend import Buffers
+
+    def buffers(side: int, sigma: float) -> Buffers:
+        beauty = np.linspace(0, 1, side * side * 3, dtype=np.float32).reshape(side, side, 3)
+        beauty += np.random.default_rng(0).normal(0, sigma, beauty.shape).astype(np.float32)
+        return Buffers(beauty, np.full_like(beauty, 0.5), np.zeros_like(beauty))
+
+    folder.mkdir(parents=True)
+    if reference:
+        dataset.write_buffers(folder / dataset.REFERENCE, buffers(24, 0.0))
+    for spp in spps:
+        dataset.write_buffers(folder / dataset.noisy_name(spp), buffers(size, 0.1))
+    return folder
+
+
+def test_a_render_set_the_bench_cannot_score_is_refused_in_one_line_before_any_work(tmp_path: Path) -> None:
+    _scene(tmp_path / "good" / "scene-000000", spps=(4, 16))
+    _scene(tmp_path / "no-ref" / "scene-000000", reference=False)
+    _scene(tmp_path / "no-renders" / "scene-000000", spps=())
+    _scene(tmp_path / "only-4" / "scene-000000")
+    _scene(tmp_path / "only-4" / "scene-000001", spps=(1, 4))
+    _scene(tmp_path / "sizes" / "scene-000000", spps=(16,), size=20)
+    reports = [tmp_path / "r.csv", tmp_path / "r.json", tmp_path / "r.png"]
+    options = ["--csv", str(reports[0]), "--json", str(reports[1]), "--plot", str(reports[2])]
+    wanted = {
+        "missing": "missing: no such folder",
+        "no-ref": "scene-000000: an incomplete scene: no reference.exr",
+        "no-renders": "scene-000000: an incomplete scene: no low-sample render",
+        "only-4": "only-4: no renders at 16, 64 spp (its scenes hold 1, 4)",
+        "sizes": "spp-0016.exr: is 20x20 but its reference is 24x24",
+    }
+    for name, message in wanted.items():
+        args = ["bench", str(tmp_path / "ref.png"), "--models", "noisy", "--render-set", str(tmp_path / name)]
+        _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+        result = runner.invoke(app, [*args, "--noise", "gaussian:15", "--quiet", *options])
+        assert result.exit_code == 2 and message in result.output, (name, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and not any(path.exists() for path in reports)
+    scores = bench.render_quality(["noisy", "noisy"], (4, 16, 64), render_set=tmp_path / "good")  # once each
+    assert [(s.image, s.level) for s in scores] == [("scene-000000", 4), ("scene-000000", 16)]
+    assert scores[1].psnr > scores[0].psnr - 1 and all(np.isfinite(s.psnr) for s in scores)
+
+
+def test_an_exact_restoration_scores_the_psnr_cap_and_every_mean_stays_finite(tmp_path: Path) -> None:
+    """A noise too light to change an 8-bit picture leaves `noisy` exact: 100 dB, not inf (and inf ± nan)."""
+    _picture(tmp_path / "refs" / "flat.png", np.full((32, 32, 3), 100))
+    _picture(tmp_path / "refs" / "ramp.png", np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3))
+    md, csv = tmp_path / "b.md", tmp_path / "b.csv"
+    args = ["bench", str(tmp_path / "refs"), "--models", "noisy", "--noise", "gaussian:0.1,25", "--quiet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = runner.invoke(app, [*args, "--markdown", str(md), "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    psnrs = {(row["level"], row["image"]): float(row["psnr"]) for row in _csv_rows(csv)}
+    assert psnrs["0.1", "flat"] == psnrs["0.1", "ramp"] == metrics.PSNR_MAX == 100.0
+    assert 20 < psnrs["25.0", "ramp"] < 30 and "100.00 / 1.000" in result.output
+    assert "inf" not in md.read_text() + result.output and "nan" not in md.read_text()
+    mean = (psnrs["25.0", "flat"] + psnrs["25.0", "ramp"] + 200) / 4  # each image's over both levels, then over both
+    assert f"| noisy | {mean:.2f} ± " in md.read_text()
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_zero_shot_methods_are_taken_as_typed_or_as_the_bench_prints_them() -> None:
+    assert [bench.grid.zeroshot_name(m) for m in ("fast", "mpi-fast", " FAST", "zs-n2n", "ZS-N2N")] == [
+        "mpi-fast", "mpi-fast", "mpi-fast", "zs-n2n", "zs-n2n"
+    ]  # fmt: skip
+    known = r"\(full, fast, real, microscopy, zs-n2n\)"
+    for typed, hint in (("fastt", "; did you mean fast\\?"), ("mpi-fastt", "; did you mean fast\\?"),
+                        ("zs_n2n", "; did you mean zs-n2n\\?"), ("bm3d", "$")):  # fmt: skip
+        with pytest.raises(MdnError, match=f"^unknown zero-shot method '{typed}' {known}{hint}"):
+            bench.grid.zeroshot_name(typed)
+    study = bench.Study.make(["noisy"], ["mpi-fast", "fast", "zs-n2n"], quick=True)
+    assert study.models == ["noisy", "mpi-fast", "zs-n2n"]
+    result = runner.invoke(app, ["bench", "--quick", "--models", "noisy", "--zeroshot", "fastt"])
+    assert result.exit_code == 2 and "unknown zero-shot method 'fastt'" in result.output and "mpi-" not in result.output
+
+
+def test_speed_rows_hold_their_spread_as_two_numbers_and_exact_megapixels(tiny_card, tmp_path: Path) -> None:
+    csv, report = tmp_path / "s.csv", tmp_path / "s.json"
+    args = ["bench", "--speed", "--models", f"{tiny_card.path},{tiny_card.path}", "--sizes", "64,100x50,64",
+            "--runs", "2", "--device", "cpu", "--csv", str(csv), "--json", str(report)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows, cells = json.loads(report.read_text()), _csv_rows(csv)
+    assert [(r["size"], r["megapixels"]) for r in rows] == [("64x64", 0.004096), ("100x50", 0.005)]
+    assert [float(c["megapixels"]) for c in cells] == [0.004096, 0.005] and "spread" not in cells[0]
+    for row, cell in zip(rows, cells, strict=True):
+        assert row["spread_low"] <= row["mp_per_s"] <= row["spread_high"] and "spread" not in row
+        assert float(cell["spread_low"]) == row["spread_low"] and float(cell["spread_high"]) == row["spread_high"]
+    train = bench.train_speed("tiny", False, batch=1, crop=32, device="cpu", windows=1, steps=1).to_json()
+    assert train["spread_low"] == train["spread_high"] == train["it_per_s"] and "spread" not in train
+
+
+def test_a_model_named_twice_is_benched_once_everywhere(tmp_path: Path) -> None:
+    reference = _picture(tmp_path / "ref.png", np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3))
+    md, csv = tmp_path / "b.md", tmp_path / "b.csv"
+    args = ["bench", str(reference), "--models", "noisy,noisy", "--noise", "gaussian:15", "--quiet"]
+    result = runner.invoke(app, [*args, "--markdown", str(md), "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "┃ noise" in line)
+    assert header.count("noisy") == 1 and len(_csv_rows(csv)) == 1
+    assert md.read_text().count("| noisy |") == 1
+    assert bench.Study.make(["noisy", "noisy"], ["fast", "mpi-fast"], quick=True).models == ["noisy", "mpi-fast"]
+    seen: list[tuple[int, int]] = []
+    clean = bench.load_references([str(reference)])
+    scores = bench.quality(["noisy", "noisy"], [("gaussian", 15.0)], clean, progress=lambda *p: seen.append(p))
+    assert len(scores) == 1 and seen == [(0, 1), (1, 1)]
+
+
+def test_an_option_naming_nothing_is_a_usage_error(tmp_path: Path) -> None:
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    cases = {
+        ("--noise", ""): "--noise '' names no noise",
+        ("--noise", " ; "): "--noise ' ; ' names no noise",
+        ("--models", " , "): "--models ' , ' names nothing",
+        ("--zeroshot", ""): "--zeroshot '' names nothing",
+    }
+    for (option, value), message in cases.items():
+        defaults = {"--models": "noisy", "--noise": "gaussian:15", option: value}
+        result = runner.invoke(app, ["bench", str(reference), *(x for item in defaults.items() for x in item)])
+        assert result.exit_code == 2 and message in result.output, (option, value, result.output)
+    speed = runner.invoke(app, ["bench", "--speed", "--noise", ""])
+    assert speed.exit_code == 2 and "--noise: for the quality bench, not --speed" in speed.output
+
+
+def test_no_rows_still_write_both_reports(tmp_path: Path) -> None:
+    from mdn.cli import display
+
+    display.write_rows([], tmp_path / "r.csv", tmp_path / "r.json")
+    assert (tmp_path / "r.csv").read_text() == "" and json.loads((tmp_path / "r.json").read_text()) == []
+
+
+def test_a_render_set_lists_only_complete_scenes(tmp_path: Path) -> None:
+    from mdn.renders import dataset
+
+    _scene(tmp_path / "set" / "scene-000000")
+    (tmp_path / "set" / ".scene-000001.tmp").mkdir()  # a scene still rendering is not one yet
+    assert [p.name for p in dataset.scenes(tmp_path / "set")] == ["scene-000000"]
+    counts = dataset.sample_counts(tmp_path / "set" / "scene-000000")
+    (tmp_path / "set" / "scene-000000" / "spp-old.exr").write_bytes(b"a user's file")  # int('old') crashed
+    assert dataset.sample_counts(tmp_path / "set" / "scene-000000") == counts and counts
+    _scene(tmp_path / "set" / "scene-000002", reference=False)
+    with pytest.raises(MdnError, match=r"scene-000002: an incomplete scene: no reference\.exr"):
+        dataset.scenes(tmp_path / "set")

@@ -27,7 +27,17 @@ def test_psnr_and_ssim_match_scikit_image(sigma: float, grey: bool) -> None:
     assert abs(metrics.ssim(noisy, clean, border=0) - expected_ssim) < 1e-3
 
 
-def test_identical_images() -> None:
+def test_identical_images_score_the_psnr_cap() -> None:
     image = data.coffee()[:40, :40] / 255.0
-    assert metrics.psnr(image, image) == float("inf")
+    assert metrics.psnr(image, image) == metrics.PSNR_MAX == 100.0
     assert metrics.ssim(image, image) == pytest.approx(1.0)
+
+
+def test_the_psnr_cap_binds_only_past_100_db() -> None:
+    """One value off by one: 10 log10(255² N) over N values, below the cap for small images, capped for large."""
+    for side, expected in ((40, 10 * np.log10(255.0**2 * 38 * 38 * 3)), (400, 100.0)):
+        image = data.coffee()[:side, :side] / 255.0
+        changed = image.copy()
+        changed[10, 10, 0] += 1 / 255 if changed[10, 10, 0] < 1 else -1 / 255
+        assert metrics.psnr(changed, image) == pytest.approx(expected)
+    assert 10 * np.log10(255.0**2 * 398 * 398 * 3) > 100  # what it would have been

@@ -4,6 +4,7 @@ PSNR/SSIM over models x noise types x levels x images."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import time
 from collections.abc import Callable
@@ -32,6 +33,20 @@ ZS_N2N = "zs-n2n"
 
 
 MPI_PREFIX = "mpi-"
+
+
+def zeroshot_name(method: str) -> str:
+    """The bench model name of a `--zeroshot` method, any case: an MPI preset (`fast`, or `mpi-fast` as the bench
+    prints it) or zs-n2n."""
+    known = [*zeroshot.PRESETS, ZS_N2N]
+    key = method.strip().lower()
+    if key == ZS_N2N:
+        return ZS_N2N
+    if key.removeprefix(MPI_PREFIX) in zeroshot.PRESETS:
+        return MPI_PREFIX + key.removeprefix(MPI_PREFIX)
+    close = difflib.get_close_matches(key.removeprefix(MPI_PREFIX), known, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise MdnError(f"unknown zero-shot method {method!r} ({', '.join(known)}){hint}")
 
 
 VARIANTS = {
@@ -170,11 +185,11 @@ def quality(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Score]:
-    """Score every model on every (noise, level) and image; grey references (H, W, 1) make a grey grid, whose
-    noisy inputs and outputs pass through 16 bits as a microscopist's TIFF files would."""
+    """Score every model (once, if named twice) on every (noise, level) and image; grey references (H, W, 1) make a
+    grey grid, whose noisy inputs and outputs pass through 16 bits as a microscopist's TIFF files would."""
     grey = any(r.shape[-1] == 1 for r in references.values())
     functions = denoisers(models, options, grey)
-    total, done = len(models) * len(grid) * len(references), 0
+    total, done = len(functions) * len(grid) * len(references), 0
     if progress:
         progress(done, total)
     scores = []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import OpenEXR
 
 from mdn import metrics, peers, renders
 from mdn.bench.grid import MPI_PREFIX, NOISY, ZS_N2N, Score, card_runs, denoisers
@@ -62,6 +63,42 @@ def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | N
             yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
 
 
+def check_render_set(render_set: Path, spps: tuple[int, ...]) -> None:
+    """Refuse, before any work, a render set the bench cannot score at `spps`: no such folder, no scenes, a scene
+    lacking its reference or renders (`dataset.scenes`), none of `spps` in any scene, or a render of another size
+    than its reference."""
+    if not render_set.is_dir():
+        raise MdnError("no such folder" if not render_set.exists() else "not a folder", render_set)
+    folders = dataset.scenes(render_set)
+    if not folders:
+        raise MdnError("no render scenes here (scripts/render_data.py makes them)", render_set)
+    held = {folder: dataset.sample_counts(folder) for folder in folders}
+    found = sorted({spp for counts in held.values() for spp in counts})
+    if not set(spps) & set(found):
+        raise MdnError(f"no renders at {_counted(spps)} spp (its scenes hold {_counted(found)})", render_set)
+    for folder, counts in held.items():
+        size = _exr_size(folder / dataset.REFERENCE)
+        for spp in sorted(set(spps) & set(counts)):
+            path = folder / dataset.noisy_name(spp)
+            if _exr_size(path) != size:
+                raise MdnError(f"is {_exr_size(path)} but its reference is {size}", path)
+
+
+def _counted(spps: tuple[int, ...] | list[int]) -> str:
+    """(4, 16) -> '4, 16'."""
+    return ", ".join(map(str, spps))
+
+
+def _exr_size(path: Path) -> str:
+    """An EXR's size, 'WxH', from its header."""
+    try:
+        low, high = OpenEXR.File(str(path), header_only=True).header()["dataWindow"]
+    except RuntimeError:
+        raise MdnError("cannot read it as an EXR file", path) from None
+    width, height = high - low + 1
+    return f"{width}x{height}"
+
+
 def _is_card(name: str) -> bool:
     """Whether a bench name is a card, whose render `mdn denoise` writes back through `tonemap.RenderTransform`
     (OIDN, `noisy` and the zero-shot methods are scored on their own output)."""
@@ -80,9 +117,12 @@ def render_quality(
     its own headroom; OIDN sees linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn
     denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted
     on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo and normal (render
-    sets have them)."""
+    sets have them). A render set is checked first (`check_render_set`); a name given twice is scored once."""
     if render_set is None and any(name.endswith(WITH_AUX) for name in models):
         raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
+    if render_set is not None:
+        check_render_set(render_set, spps)
+    models = list(dict.fromkeys(models))
     bases = list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models))
     functions = denoisers(bases, options)
     headrooms = {  # each card runs in the tone map it was trained in (`tonemap.fitter`)

@@ -45,7 +45,16 @@ class Speed:
     passes: int = 1
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return _spread_apart(asdict(self))
+
+
+def _spread_apart(row: dict) -> dict:
+    """A row with its (min, max) `spread` as two numbers in its place, `spread_low` and `spread_high`, which a CSV
+    cell holds."""
+    fields = {}
+    for key, value in row.items():
+        fields.update({"spread_low": value[0], "spread_high": value[1]} if key == "spread" else {key: value})
+    return fields
 
 
 def _rss_bytes() -> int:
@@ -140,7 +149,7 @@ def _timed(
     megapixels = height * width / 1e6
     rates = [megapixels / s for s in seconds]
     return (
-        f"{width}x{height}", round(megapixels, 2), statistics.median(rates), (min(rates), max(rates)),
+        f"{width}x{height}", megapixels, statistics.median(rates), (min(rates), max(rates)),
         statistics.median(seconds), peak[0] // 2**20,
     )  # fmt: skip
 
@@ -180,7 +189,7 @@ class TrainSpeed:
     threads: int
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return _spread_apart(asdict(self))
 
 
 def train_speed(
@@ -234,12 +243,12 @@ def train_speed_rows(
     compile: bool = False,
     windows: int = 5,
 ) -> list[TrainSpeed]:
-    """`train_speed` of each network size with each attention kernel, masked and not."""
+    """`train_speed` of each network size with each attention kernel, masked and not (each given twice, once)."""
     settings = {"device": device, "precision": precision, "compile": compile, "windows": windows}
     return [
         train_speed(config, masked, batch, crop, kernel=kernel, **settings)
-        for config in configs
-        for kernel in kernels
+        for config in dict.fromkeys(configs)
+        for kernel in dict.fromkeys(kernels)
         for masked in (True, False)
     ]
 
@@ -284,16 +293,18 @@ def speed_table(
     grey: bool = False,
 ) -> SpeedTable:
     """`speed` of each model (default: every denoising card) with each attention kernel (default: auto) at each
-    size, on colour or `grey` pictures; `with_peers` adds the installed peers, which run their own way."""
+    size, on colour or `grey` pictures; `with_peers` adds the installed peers, which run their own way. A name,
+    kernel or size given twice runs once."""
     channels = 1 if grey else 3
-    names = list(models or denoise_cards())
+    names = list(dict.fromkeys(models or denoise_cards()))
+    kernels, sizes = list(dict.fromkeys(kernels or ["auto"])), list(dict.fromkeys(sizes))
     names += [p for p in peers.available() if with_peers and p not in names]
     rows = [
         peer_speed(name, size, runs, channels)
         if name in peers.PEERS
         else speed(name, size, runs, options, kernel, channels)
         for name in names
-        for kernel in (["-"] if name in peers.PEERS else kernels or ["auto"])
+        for kernel in (["-"] if name in peers.PEERS else kernels)
         for size in sizes
     ]
     named_peers = [n for n in names if n in peers.PEERS]

@@ -11,20 +11,34 @@ import numpy as np
 
 from mdn import peers
 from mdn.bench.grid import (
-    MPI_PREFIX,
     NOISY,
     ZEROSHOT_GRID,
-    ZS_N2N,
     Score,
     default_grid,
     denoise_cards,
     load_references,
     parse_grid,
     quality,
+    zeroshot_name,
 )
-from mdn.bench.renders import WITH_AUX, render_quality
+from mdn.bench.renders import WITH_AUX, check_render_set, render_quality
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
+
+
+def _chosen_grid(grid: str | None, quick: bool, zeroshot: bool) -> list[tuple[str, float]]:
+    """The (noise, level) pairs of `--noise` (`parse_grid`; "none": no pair), or the default: two noises when
+    `quick`, the zero-shot grid with `zeroshot` methods, else every noise at the paper's levels."""
+    if grid == "none":
+        return []
+    if grid is not None:
+        chosen = parse_grid(grid)
+        if not chosen:
+            raise MdnError(f"--noise {grid!r} names no noise (e.g. 'gaussian:15,25;poisson'; none: renders alone)")
+        return chosen
+    if quick:
+        return parse_grid("gaussian:15;poisson:2")
+    return parse_grid(ZEROSHOT_GRID) if zeroshot else default_grid()
 
 
 @dataclass(frozen=True)
@@ -54,18 +68,20 @@ class Study:
         render_set: Path | None = None,
     ) -> Study:
         """`models` default to `noisy`, every denoising card and the installed peers; zero-shot methods (MPI
-        presets, zs-n2n) join them and make the zero-shot grid the default one. `sources`: clean references (see
-        `load_references`); `quick`: a 96-pixel crop of one of them and two noises; `grid` as `parse_grid` takes
-        it (default: every noise at the paper's levels; "none": renders alone). Renders: at `spps`, the Cornell
-        boxes or the scenes of `render_set`."""
+        presets, zs-n2n: see `zeroshot_name`) join them and make the zero-shot grid the default one; a name given
+        twice runs once. `sources`: clean references (see `load_references`); `quick`: a 96-pixel crop of one of
+        them and two noises; `grid` as `parse_grid` takes it (default: every noise at the paper's levels; "none":
+        renders alone). Renders: at `spps`, the Cornell boxes or the scenes of `render_set`, checked here
+        (`check_render_set`)."""
         methods = zeroshot_methods or []
         names = list(models or [NOISY, *denoise_cards(), *peers.available()])
-        names += [method if method == ZS_N2N else MPI_PREFIX + method for method in methods]
+        names = list(dict.fromkeys([*names, *map(zeroshot_name, methods)]))
+        if render_set is not None:
+            check_render_set(render_set, spps)
         references = load_references(sources, grey)
         if quick:
             references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
-        default = "gaussian:15;poisson:2" if quick else ZEROSHOT_GRID if methods else ""
-        chosen = [] if grid == "none" else parse_grid(grid or default) or default_grid()
+        chosen = _chosen_grid(grid, quick, bool(methods))
         if not chosen and not (renders or render_set):
             raise MdnError("--noise none leaves nothing to measure: add --renders or --render-set")
         return cls(names, chosen, references, renders or render_set is not None, spps, render_set)

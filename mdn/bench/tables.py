@@ -48,7 +48,8 @@ def markdown(scores: list[Score], reference: str | None = None) -> str:
     """Tables for a README: one row per model, mean PSNR ± its standard error over images / mean SSIM per noise
     type (over levels) and over the whole grid, with each model's least gain over its input when the grid has the
     `noisy` row; then each model's difference to `reference` (default: the first model that is not `noisy`),
-    paired per image, ± its standard error: a difference within about two standard errors is not established."""
+    paired per image, ± its standard error: a difference within about two standard errors is not established.
+    One image has no spread: its cells hold the mean alone. PSNR is at most `metrics.PSNR_MAX` (100 dB)."""
     kinds = list(dict.fromkeys(s.noise for s in scores))
     models = list(dict.fromkeys(s.model for s in scores))
     gains = NOISY in models
@@ -59,7 +60,7 @@ def markdown(scores: list[Score], reference: str | None = None) -> str:
         for kind in [*kinds, None]:
             values = list(per_image(scores, model, kind).values())
             psnrs = [v[0] for v in values]
-            cells.append(f"{np.mean(psnrs):.2f} ± {standard_error(psnrs):.2f} / {np.mean([v[1] for v in values]):.3f}")
+            cells.append(f"{_with_spread(psnrs)} / {np.mean([v[1] for v in values]):.3f}")
         if gains:
             cells.append(f"{least_gain(scores, model):+.2f}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
@@ -73,9 +74,15 @@ def markdown(scores: list[Score], reference: str | None = None) -> str:
             for kind in [*kinds, None]:
                 ours, theirs = per_image(scores, model, kind), per_image(scores, reference, kind)
                 differences = [ours[i][0] - theirs[i][0] for i in ours if i in theirs]
-                cells.append(f"{np.mean(differences):+.2f} ± {standard_error(differences):.2f}")
+                cells.append(_with_spread(differences, "+"))
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _with_spread(values: list[float], sign: str = "") -> str:
+    """'31.00 ± 1.15': the mean of `values` (with `sign` "+", signed) ± its standard error, the mean alone for one."""
+    mean = f"{np.mean(values):{sign}.2f}"
+    return f"{mean} ± {standard_error(values):.2f}" if len(values) > 1 else mean
 
 
 def plot(scores: list[Score], path: Path) -> None:

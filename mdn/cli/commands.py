@@ -538,13 +538,16 @@ def bench_command(
     quality_only = {"--plot": plot_path, "--markdown": markdown_path, "--zeroshot": zeroshot_methods,
                     "--noise": noise_grid, "--renders": renders, "--render-set": render_set,
                     "--quick": quick}  # fmt: skip
-    given = [name for name, value in quality_only.items() if value]
+    given = [name for name, value in quality_only.items() if value is not None and value is not False]
     if (speed or train_speed) and given:
         _fail(f"{', '.join(given)}: for the quality bench, not {'--speed' if speed else '--train-speed'}")
     speed_only = {"--peers": with_peers, "--sizes": sizes != "1024", "--runs": runs != 3}
     given = [name for name, value in speed_only.items() if value]
     if not (speed or train_speed) and given:
         _fail(f"{', '.join(given)}: for --speed, not the quality bench")
+    for name, text in {"--models": models, "--zeroshot": zeroshot_methods}.items():
+        if text is not None and not _listed(text):
+            _fail(f"{name} {text!r} names nothing: give at least one, or leave {name} out for the default")
     references = batch.expand_inputs(images_ or [str(bench.SAMPLES)], recursive=True) if not train_speed else []
     for path in (csv_path, json_path, markdown_path, plot_path):
         if path is not None:

@@ -90,16 +90,17 @@ def _tiling(row: bench.Speed) -> str:
 
 
 def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) -> None:
-    """Write the rows as a JSON list and as CSV, where asked."""
+    """Write the rows as a JSON list and as CSV (an empty file for no rows), where asked."""
     if json_path is not None:
         text = json.dumps(rows, indent=2) + "\n"
         images.write_atomic(json_path, lambda tmp: tmp.write_text(text))
-    if csv_path is not None and rows:
+    if csv_path is not None:
 
         def write_csv(tmp: Path) -> None:
             with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+                if rows:
+                    writer.writeheader()
                 writer.writerows(rows)
 
         images.write_atomic(csv_path, write_csv)

@@ -155,8 +155,19 @@ def generate(
 
 
 def scenes(root: Path) -> list[Path]:
-    """The complete scene folders of a set."""
-    return sorted(p for p in root.glob("scene-*") if p.is_dir())
+    """The scene folders of a set, each complete: an MdnError names the first that lacks its reference or renders."""
+    found = sorted(p for p in root.glob("scene-*") if p.is_dir())
+    for folder in found:
+        _check_complete(folder)
+    return found
+
+
+def _check_complete(scene: Path) -> None:
+    """Refuse a scene folder without its reference or without any low-sample render."""
+    if not (scene / REFERENCE).is_file():
+        raise MdnError(f"an incomplete scene: no {REFERENCE}", scene)
+    if not sample_counts(scene):
+        raise MdnError(f"an incomplete scene: no low-sample render ({noisy_name(16)}, ...)", scene)
 
 
 def reference(scene: Path) -> Buffers:
@@ -164,7 +175,12 @@ def reference(scene: Path) -> Buffers:
     return read_buffers(scene / REFERENCE)
 
 
+def sample_counts(scene: Path) -> list[int]:
+    """The sample counts of a scene's low-sample renders (`spp-0016.exr`: 16), fewest first; other files, such
+    as a user's `spp-old.exr`, left alone."""
+    return sorted(int(p.stem[4:]) for p in scene.glob("spp-*.exr") if p.stem[4:].isdigit())
+
+
 def noisy_renders(scene: Path, spps: tuple[int, ...] | None = None) -> list[tuple[int, Buffers]]:
     """A scene's low-sample renders (those at `spps`, default all) with their sample counts, fewest first."""
-    counts = sorted(int(p.stem.removeprefix("spp-")) for p in scene.glob("spp-*.exr"))
-    return [(spp, read_buffers(scene / noisy_name(spp))) for spp in counts if spps is None or spp in spps]
+    return [(spp, read_buffers(scene / noisy_name(spp))) for spp in sample_counts(scene) if spps is None or spp in spps]
