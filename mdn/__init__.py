@@ -42,15 +42,22 @@ __version__ = "0.1.0"
 __all__ = ["MdnError", "add_noise", "denoise", "denoise_volume", "denoise_zeroshot", "load_model", "models"]
 
 _Function = TypeVar("_Function", bound="Callable[..., Any]")
-_OPTION = re.compile(r"--(no-)?([a-z][a-z0-9-]*)")
+_OPTION = re.compile(r"(?<![\w'\"/.-])--(no-)?([a-z][a-z0-9-]*)")
+"""An option as a message names it: not inside a word, a quoted value or a path (`'my--tile'`, `/data/--x/`)."""
 _OPTION_KEYWORDS = {"tile-batch": "batch"}
 """Command-line options whose keyword is not their name with underscores."""
 
 
 def _in_keywords(text: str, function: Callable[..., Any]) -> str:
     """`text` with the command line's options that are `function`'s keywords in their spelling (`--tile`: `tile`,
-    `--no-self-check`: `self_check=False`): the checks and advice the API shares with the commands name options."""
-    keywords = inspect.signature(function).parameters
+    `--no-self-check`: `self_check=False`): the checks and advice the API shares with the commands name options.
+    A function taking `**settings` takes `denoise`'s run settings as keywords too."""
+    parameters = inspect.signature(function).parameters
+    keywords = set(parameters)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        from mdn.inference.cards import RUN_SETTINGS
+
+        keywords |= set(RUN_SETTINGS)
 
     def spelled(match: re.Match[str]) -> str:
         negated, option = match.groups()
@@ -68,9 +75,13 @@ def _keyword_errors(function: _Function) -> _Function:
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except MdnError as error:
             raise MdnError(_in_keywords(error.message, function), error.path) from None
+        info = kwargs.get("info")
+        if isinstance(info, dict) and isinstance(info.get("warnings"), list):
+            info["warnings"] = [_in_keywords(warning, function) for warning in info["warnings"]]
+        return result
 
     return call  # type: ignore[return-value]
 
@@ -251,12 +262,11 @@ def denoise_zeroshot(
 
     def work(planes: np.ndarray) -> np.ndarray:
         result, verdicts = zeroshot_run.run(planes, settings, progress, info)
-        verdicts = [_in_keywords(verdict, denoise_zeroshot) for verdict in verdicts]
-        if info is not None:
+        if info is not None:  # in the keywords' spelling once returned (`_keyword_errors`)
             info["warnings"] = verdicts
         else:
             for verdict in verdicts:
-                warnings.warn(verdict, stacklevel=5)
+                warnings.warn(_in_keywords(verdict, denoise_zeroshot), stacklevel=5)
         return result
 
     with compute.threads(threads):
@@ -286,6 +296,8 @@ def add_noise(
     from mdn import noise
     from mdn.io import arrays
 
+    if not isinstance(kind, str):
+        raise MdnError(f"kind must be a noise's name (see mdn noise --list), got {kind!r}")
     model = noise.make_noise(kind, level)
     try:
         rng = np.random.default_rng(seed)

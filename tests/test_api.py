@@ -225,6 +225,29 @@ def test_a_wrong_setting_is_an_mdn_error_in_the_keywords_spelling(tiny_card, set
         mdn.denoise_zeroshot(photo, mask_ratio=3)
 
 
+def test_keywords_replace_options_in_messages_only_and_the_commands_keep_their_options(tmp_path: Path) -> None:
+    photo = data.astronaut()[:64, :64]
+    with pytest.raises(MdnError, match="unknown model 'my--tile'"):  # what the user typed is left as typed
+        mdn.denoise(photo, "my--tile")
+    with pytest.raises(MdnError, match=r"^quality must be one of fast, balanced, high, got '--no-self-check'"):
+        mdn.denoise(photo, quality="--no-self-check")
+    for settings, words in (
+        ({"iters": "5"}, "iters must be a whole number, got '5'"),
+        ({"lr": "1e-3"}, "lr must be a number"),
+    ):
+        with pytest.raises(MdnError, match="^" + re.escape(words)):
+            mdn.denoise_zeroshot(photo, **settings)
+    with pytest.raises(MdnError, match="kind must be a noise's name"):
+        mdn.add_noise(photo, 5)
+    with pytest.raises(MdnError, match="axes are letters such as 'ZYX', got 5"):
+        mdn.denoise(photo, axes=5)
+    assert mdn.add_noise(torch.zeros(16, 16, 3, dtype=torch.bfloat16), "gaussian").dtype == np.float32
+    iio_path = tmp_path / "a.png"
+    iio_path.write_bytes(imagecodecs.png_encode(photo))
+    result = runner.invoke(app, ["zeroshot", str(iio_path), "--method", "zs-n2n", "--lr", "1e12", "--iters", "2"])
+    assert result.exit_code == 1 and "try a lower --lr" in result.output  # the command names its option
+
+
 def test_load_model_takes_the_commands_tasks(grey_fill_card, tiny_card) -> None:
     assert mdn.load_model("fill-grey", "zeroshot").card.task == "fill"
     assert mdn.load_model(tiny_card.path, "denoise").name == "tiny"

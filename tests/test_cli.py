@@ -424,3 +424,15 @@ def test_an_unreadable_input_is_said_so_not_called_corrupt(tmp_path: Path, monke
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != source)
     result = _invoke("noise", source, "-o", tmp_path / "out.png")
     assert result.exit_code == 1 and "locked.png: cannot read: permission denied" in result.output
+
+
+def test_a_noisy_float_tiff_within_its_display_range_is_clipped_not_stretched_into_integers(tmp_path: Path) -> None:
+    """Noise overshoots a [0, 1] picture (here -0.1 to 1.1): that is no physical unit to stretch from."""
+    ramp = np.tile(np.linspace(0.1, 0.9, 9, dtype=np.float32), (8, 1))
+    ramp[0, 0], ramp[0, 1] = -0.1, 1.1
+    tifffile.imwrite(tmp_path / "noisy.tif", ramp)
+    result = _invoke("noise", tmp_path / "noisy.tif", "-o", tmp_path / "out.png", "--type", "saltpepper", "-l", "1e-9")
+    assert result.exit_code == 0, result.output
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    np.testing.assert_array_equal(out[1], np.rint(ramp[1] * 255))  # was stretched: 0.1 came out 47, not 26
+    assert out[0, 0] == 0 and out[0, 1] == 255

@@ -297,7 +297,7 @@ def test_brackets_in_paths_and_names_are_printed_as_they_are(tmp_path: Path) -> 
 @pytest.mark.parametrize("columns", [None, 40])
 def test_the_batch_summary_never_cuts_a_path(tmp_path: Path, columns: int | None) -> None:
     """Into a log (a batch system's, nohup's) the table is read whole; in a narrow terminal a path is folded."""
-    folder = tmp_path / "acquisition_2024_11_29_of_the_long_folder_names"
+    folder = tmp_path / ("acquisition_2024_11_29_of_the_long_folder_names" * 2)  # 192 characters a row and more
     folder.mkdir()
     names = [f"sample_plate_07_well_B0{i}_channel_dapi_z000.png" for i in (1, 2)]
     for name in names:
@@ -307,3 +307,8 @@ def test_the_batch_summary_never_cuts_a_path(tmp_path: Path, columns: int | None
     rows = [line.split("│") for line in result.stderr.splitlines() if line.startswith("│")]
     inputs = "".join(row[1].strip() for row in rows)  # a folded cell's pieces, one under the other
     assert inputs == "".join(f"{folder.name}/{name}" for name in names), result.stderr
+    if columns is None:  # a log: each path whole on its row, for grep
+        assert [
+            len(rows),
+            *(sum(f"{folder.name}/{n}" in line for line in result.stderr.splitlines()) for n in names),
+        ] == [2, 1, 1]

@@ -591,3 +591,46 @@ def test_a_mipmapped_exrs_header_is_written_single_level() -> None:
     scanlines = {"type": OpenEXR.scanlineimage}
     images._one_level(scanlines)
     assert scanlines == {"type": OpenEXR.scanlineimage}
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (40, 56, 2), (40, 56, 3), (40, 56, 4)])
+def test_a_png_written_as_tiff_is_one_page_of_its_samples(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """A grey PNG's (H, W, 1) array had been written as H pages of W x 1 strips, which mdn then refused to read."""
+    pixels = _random(shape, "uint8")
+    (tmp_path / "in.png").write_bytes(imagecodecs.png_encode(pixels))
+    images.write(images.read(tmp_path / "in.png"), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert (len(tif.pages), tif.pages.first.shape, tif.series[0].shape) == (1, shape, shape)
+        np.testing.assert_array_equal(tif.asarray(), pixels)
+    assert PIL.Image.open(tmp_path / "out.tif").size == (56, 40)
+    np.testing.assert_array_equal(images.read(tmp_path / "out.tif").pixels, images.read(tmp_path / "in.png").pixels)
+
+
+def _grey_jpeg(folder: Path) -> images.Image:
+    iio.imwrite(folder / "grey.jpg", _random((40, 56), "uint8"))
+    return images.read(folder / "grey.jpg")
+
+
+def _grey_exr(folder: Path) -> images.Image:
+    _write_exr(folder / "grey.exr", {"Y": RNG.random((40, 56)).astype("float32")})
+    return images.read(folder / "grey.exr")
+
+
+def _grey_stack(folder: Path) -> images.Image:
+    return images.from_array(_random((3, 40, 56), "uint16"), "ZYX")
+
+
+@pytest.mark.parametrize(("grey", "pages"), [(_grey_jpeg, 1), (_grey_exr, 1), (_grey_stack, 3)])
+def test_grey_of_another_format_written_as_tiff_is_a_page_of_each_plane(tmp_path: Path, grey, pages: int) -> None:
+    image = grey(tmp_path)
+    images.write(image, tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert [page.shape for page in tif.pages] == [(40, 56)] * pages
+    np.testing.assert_array_equal(images.read(tmp_path / "out.tif").pixels, image.pixels)
+
+
+def test_a_grey_tiff_stack_written_at_another_type_stays_a_stack(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "stack.tif", _random((3, 40, 56), "uint16"), photometric="minisblack")
+    images.write(images.read(tmp_path / "stack.tif"), tmp_path / "out.tif", dtype="uint8")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert [page.shape for page in tif.pages] == [(40, 56)] * 3 and tif.series[0].shape == (3, 40, 56)

@@ -262,23 +262,28 @@ def test_level_upper_limits() -> None:
 def test_every_type_bounds_its_level_and_draws_finite_noise_at_the_top(name: str) -> None:
     """A huge level overflowed the draws: photon 1e20 failed in numpy, poisson and speckle at 1e300 gave NaN."""
     low, high = NOISE_TYPES[name].limits
-    assert low == 0 and math.isfinite(high) and high >= max(NOISE_TYPES[name].levels)
+    assert low < min(NOISE_TYPES[name].levels) and math.isfinite(high) and high >= max(NOISE_TYPES[name].levels)
     for huge in (high * 1.01, 1e20, 1e300):
-        with pytest.raises(MdnError, match=rf"^{name} noise level must be in \(0, {high:.15g}\] \(.+\), got "):
+        with pytest.raises(MdnError, match=rf"^{name} noise level must be in \({low:g}, {high:.15g}\] \(.+\), got "):
             make_noise(name, huge)
     x = np.random.default_rng(7).uniform(0, 1, (2, 24, 20, 3)).astype(np.float32)
-    for y in (noisy(name, x, high), on_device(name, x, high)):
-        assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+    smallest = np.nextafter(low, 1.0) if low else 1e-300  # photon 1e-300 underflowed: a black image
+    for level in (high, smallest):
+        for y in (noisy(name, x, level), on_device(name, x, level)):
+            assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1, level
 
 
-@pytest.mark.parametrize(("name", "level"), [("photon", "1e20"), ("poisson", "1e300"), ("speckle", "1e300")])
-def test_huge_levels_are_usage_errors(name: str, level: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "level", "low"), [("photon", "1e20", "0.001"), ("photon", "1e-300", "0.001"), ("poisson", "1e300", "0"),
+                               ("speckle", "1e300", "0")]
+)  # fmt: skip
+def test_huge_levels_are_usage_errors(name: str, level: str, low: str, tmp_path: Path) -> None:
     imageio.imwrite(tmp_path / "a.png", (ramp() * 255).astype(np.uint8))
-    with pytest.raises(MdnError, match=rf"{name} noise level must be in \(0, "):
+    with pytest.raises(MdnError, match=rf"{name} noise level must be in \({low}, "):
         mdn.add_noise(ramp(), name, float(level))
     result = runner.invoke(app, ["noise", str(tmp_path / "a.png"), "--type", name, "--level", level])
     assert result.exit_code == 2, result.output
-    assert f"error: {name} noise level must be in (0, " in result.output and "Traceback" not in result.output
+    assert f"error: {name} noise level must be in ({low}, " in result.output and "Traceback" not in result.output
     assert not (tmp_path / "a_noisy.png").exists()
 
 

@@ -66,6 +66,20 @@ def test_an_ome_tiff_at_another_type_says_so_in_its_ome_xml(tmp_path: Path) -> N
     assert [c.get("Name") for c in pixels.findall("ome:Channel", NS)] == ["DAPI", "GFP"]
 
 
+@pytest.mark.parametrize(
+    ("dtype", "kept"), [(None, ("uint16", "12")), ("uint16", ("uint16", "12")), ("uint8", ("uint8", "8"))]
+)
+def test_a_12_bit_cameras_significant_bits_change_only_with_the_type(tmp_path: Path, dtype, kept) -> None:
+    """Viewers set the display range by SignificantBits: a 12-bit camera's uint16 written as 16 looked black."""
+    pixels, uid = _bio_formats_file(tmp_path / "cam.ome.tif")
+    xml = _ome_xml(uid, "cam.ome.tif").replace('SignificantBits="16"', 'SignificantBits="12"')
+    tifffile.imwrite(tmp_path / "cam.ome.tif", pixels // 16, description=xml.encode(), metadata=None)
+    images.write(images.read(tmp_path / "cam.ome.tif"), tmp_path / "out.ome.tif", dtype=dtype)
+    root, _, _ = _ome_of(tmp_path / "out.ome.tif")
+    written = root.find("ome:Image/ome:Pixels", NS)
+    assert (written.get("Type"), written.get("SignificantBits")) == kept
+
+
 def test_an_ome_tiff_at_half_size_has_its_sizes_and_pixel_size_rewritten(tmp_path: Path) -> None:
     pixels = RNG.integers(0, 60000, (2, 64, 64)).astype(np.uint16)
     meta = {"axes": "CYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.25}

@@ -301,7 +301,7 @@ def test_each_channel_of_a_stack_is_fitted_and_denoised_as_if_alone(tmp_path: Pa
     image = images.read(tmp_path / "hyper.tif")
     assert image.source.layout.channel_of_planes().tolist() == [0, 1]
     transform = tonemap.fit_noisy(image)
-    gains = [s.noise.in_units(np.dtype(np.uint16))["gain"] for s in tonemap.stabilisers_of(transform)]
+    gains = [noise["gain"] for noise in tonemap.photon_noise(transform, np.dtype(np.uint16))]
     assert len(gains) == 2 and 1.5 < gains[0] < 2.5 and gains[1] > 15
     result = CliRunner().invoke(app, ["denoise", str(tmp_path / "hyper.tif"), "-o", str(tmp_path / "out.tif")])
     assert result.exit_code == 0, result.output
@@ -313,3 +313,21 @@ def test_each_channel_of_a_stack_is_fitted_and_denoised_as_if_alone(tmp_path: Pa
         )
         assert alone.exit_code == 0, alone.output
         np.testing.assert_array_equal(together[index], tifffile.imread(tmp_path / f"a{index}.tif"))
+
+
+def test_an_empty_channel_takes_the_stacks_range(tmp_path: Path) -> None:
+    """A channel of one value has no range of its own: fitted alone it spanned the whole 16-bit range, and noise
+    added through it was 20 times the signal channel's."""
+    signal = np.tile(np.linspace(1000, 3000, 64), (64, 1)).astype(np.uint16)
+    tifffile.imwrite(
+        tmp_path / "two.tif", np.stack([signal, np.zeros_like(signal)]), imagej=True, metadata={"axes": "CYX"}
+    )
+    image = images.read(tmp_path / "two.tif")
+    transform = tonemap.fit(image)
+    whole, signal_alone = (tonemap.Stretch.fit(pixels) for pixels in (image.pixels, image.pixels[:1]))
+    assert transform.transforms == (signal_alone, whole)  # the empty channel the stack's range, as before channels
+    assert whole.low == 0 and signal_alone.low == pytest.approx(1000 / 65535)
+    result = CliRunner().invoke(app, ["noise", str(tmp_path / "two.tif"), "-o", str(tmp_path / "n.tif")])
+    assert result.exit_code == 0, result.output
+    noisy = tifffile.imread(tmp_path / "n.tif").reshape(2, 64, 64).astype(float)
+    assert noisy[1].std() < 3 * (noisy[0] - signal).std()

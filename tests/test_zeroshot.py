@@ -528,7 +528,7 @@ def test_a_continued_slice_runs_a_quarter_of_the_iterations(share: bool) -> None
     assert reports[-1] == (sum(iterations), sum(iterations)) and len(reports) == sum(iterations)
 
 
-def test_the_self_checks_verdicts_name_the_slices_of_a_stack_they_concern() -> None:
+def test_the_self_checks_verdicts_name_the_planes_of_a_stack_they_concern() -> None:
     from mdn.zeroshot.run import verdicts
     from mdn.zeroshot.self_check import SelfCheck
 
@@ -536,9 +536,9 @@ def test_the_self_checks_verdicts_name_the_slices_of_a_stack_they_concern() -> N
     good = SelfCheck(noise_var=1e-3, fill_error_var=1e-4, memorised=0.0, weight=0.1)
     assert good.gain_db > 5 and worse.fill_gain_db < 0
     assert verdicts([good, worse, good, worse], "microscopy") == [
-        "self-check: on slices 2, 4 of 4, the fine-tuned fill alone looked 3.0 dB worse than the input; 100% of the "
+        "self-check: on planes 2, 4 of 4, the fine-tuned fill alone looked 3.0 dB worse than the input; 100% of the "
         "input was blended back",
-        "self-check: --preset microscopy improves slices 2, 4 of 4 by an estimated 0.0 to 0.0 dB only; try --method "
+        "self-check: --preset microscopy improves planes 2, 4 of 4 by an estimated 0.0 to 0.0 dB only; try --method "
         "zs-n2n or another preset",
     ]  # a stack whose first slice was denoised was told "this image" came back unchanged
     assert verdicts([worse], "fast")[1].startswith("self-check: --preset fast improves this image by")
@@ -549,5 +549,6 @@ def test_a_zs_n2n_fit_that_collapses_to_black_or_white_is_an_error(noisy: np.nda
     from mdn.zeroshot.zs_n2n import collapsed
 
     assert collapsed(np.zeros_like(noisy), noisy) and collapsed(np.ones_like(noisy), noisy)
+    assert collapsed((noisy > 0.5).astype(np.float32), noisy)  # black and white alone: --lr 3000 wrote this
     assert not collapsed(np.zeros_like(noisy), np.zeros_like(noisy))  # a black picture stays black
     assert not collapsed(np.clip(noisy, 0.01, 1), noisy)

@@ -47,6 +47,13 @@ app = typer.Typer(
 
 P = ParamSpec("P")
 
+
+def _with_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """An API function as a command runs it: its messages name the command's options (`--lr`), not the
+    keywords (`lr`) the API's callers are told of."""
+    return getattr(function, "__wrapped__", function)
+
+
 logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs damaged tags as errors; mdn reports the file
 
@@ -234,7 +241,7 @@ def noise_command(
     def add(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         context.info.update(noise=model.name, level=model.level, seed=seed)
         file_seed = noise.file_seed(seed, context.image.path.name)
-        return mdn.add_noise(pixels, noise_type, level, seed=file_seed, axes="ZYXS")
+        return _with_options(mdn.add_noise)(pixels, noise_type, level, seed=file_seed, axes="ZYXS")
 
     return per_file.Work(add, fit=noise.display_transform)
 
@@ -280,7 +287,8 @@ def zeroshot_command(
     zs.Settings(**settings)  # a bad setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        result = mdn.denoise_zeroshot(pixels, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
+        zeroshot = _with_options(mdn.denoise_zeroshot)
+        result = zeroshot(pixels, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
         context.warnings += context.info.pop("warnings")
         return result
 

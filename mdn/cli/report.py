@@ -121,7 +121,11 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
         table.add_row(
             escape(str(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
         )
-    console.print(table)
+    if LOGGED:  # a log is read whole: the table as wide as its longest paths, none folded
+        wide = Console(stderr=True, highlight=False, width=1 << 16)
+        Console(stderr=True, highlight=False, width=wide.measure(table).maximum).print(table)
+    else:
+        console.print(table)
     counts = {status: sum(r.status == status for r in results) for status in colours}
     console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
 

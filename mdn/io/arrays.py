@@ -28,8 +28,11 @@ def load(
         return images.read(image, layer)
     if layer is not None:
         raise MdnError("layer picks an EXR layer; an array has none")
+    if axes is not None and not isinstance(axes, str):
+        raise MdnError(f"axes are letters such as 'ZYX', got {axes!r}")
     if callable(getattr(image, "detach", None)):  # a torch tensor, on any device, with or without its graph
-        image = image.detach().cpu().numpy()
+        tensor = image.detach().cpu()
+        image = (tensor.float() if str(tensor.dtype) == "torch.bfloat16" else tensor).numpy()  # numpy has no bf16
     return images.from_array(image, axes, hdr)
 
 

@@ -330,10 +330,9 @@ def _work(
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info
-    units = loaded.image.source.layout.dtype  # the photon noise the file was stabilised for, in its units
-    noises = [stabiliser.noise.in_units(units) for stabiliser in tonemap.stabilisers_of(loaded.transform)]
-    if noises:  # one fit, or one per channel of a stack's C axis
-        result.info["photon_noise"] = noises[0] if len(noises) == 1 else noises
+    noise = tonemap.photon_noise(loaded.transform, loaded.image.source.layout.dtype)
+    if noise is not None:  # the photon noise the file was stabilised for, in its units: one, or one per channel
+        result.info["photon_noise"] = noise
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
     store = functools.partial(_store, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype)

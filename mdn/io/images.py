@@ -685,6 +685,12 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     return path
 
 
+DISPLAY_MARGIN = 0.5
+"""How far beyond [0, 1] a float file's values may reach and still be display-referred (noise overshoots its
+range: a noisy [0, 1] picture spans about -0.1 to 1.1); further, they are physical units, stretched when written
+as integers."""
+
+
 def _for_integers(image: Image) -> np.ndarray:
     """The pixels as an integer file holds them, in [0, 1] before rounding: scene-linear ones sRGB-encoded; a float
     file's whose values as read left [0, 1] (physical units) stretched from its own min and max, as ImageJ makes an
@@ -692,7 +698,7 @@ def _for_integers(image: Image) -> np.ndarray:
     if image.hdr:
         return srgb_encoded(image.pixels)
     low, high = image.source.value_range or (0.0, 1.0)
-    if (low >= 0.0 and high <= 1.0) or high <= low:
+    if (low >= -DISPLAY_MARGIN and high <= 1.0 + DISPLAY_MARGIN) or high <= low:
         return image.pixels
     return stretched(image.pixels, low, high)
 
@@ -783,6 +789,9 @@ def _publish_new(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
+        if path.is_symlink() and not path.exists():  # a dangling link takes the result, as a rename gives it
+            os.replace(tmp, path)
+            return
         raise OutputExists(path) from None
     except OSError:  # no hard links here (FAT, some network shares)
         if path.exists():
@@ -863,7 +872,8 @@ def _umask() -> int:
 
 
 def _squeeze_grey(raw: np.ndarray) -> np.ndarray:
-    return raw[..., 0] if raw.ndim == 3 and raw.shape[-1] == 1 else raw
+    """A fresh (..., H, W, S) array without its sample axis where that holds one grey sample: (..., H, W)."""
+    return raw[..., 0] if raw.ndim >= 3 and raw.shape[-1] == 1 else raw
 
 
 PNG_SETTINGS = {"level": 1, "strategy": 3, "filter": 16}
@@ -903,7 +913,7 @@ def _encode_tiff(
     }
     pyramid = meta.get("pyramid") if meta.get("imagej") is None else None  # ImageJ reads no SubIFDs
     levels = _reduced_levels(raw, source.layout.axes, pyramid) if source is not None and pyramid else []
-    _write_tiff(path, raw, kwargs, levels)
+    _write_tiff(path, raw if source else _squeeze_grey(raw), kwargs, levels)  # (H, W, 1) would be H pages
 
 
 def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> dict[str, Any]:

@@ -43,7 +43,10 @@ def patched(xml: str, dtype: np.dtype, size: tuple[int, int], source: str, name:
 
 
 def _set_type(pixels: ElementTree.Element, dtype: np.dtype) -> None:
-    """Pixels Type (and SignificantBits where given) of `dtype`."""
+    """Pixels Type of `dtype`, and SignificantBits (where given) its depth where the type changes; kept where it
+    does not (a 12-bit camera's in uint16, which viewers set the display range by)."""
+    if pixels.get("Type") == OME_TYPES[dtype.name]:
+        return
     pixels.set("Type", OME_TYPES[dtype.name])
     if "SignificantBits" in pixels.attrib:
         pixels.set("SignificantBits", str(dtype.itemsize * 8))

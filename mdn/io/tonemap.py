@@ -263,8 +263,11 @@ class PerChannel:
         channel = None if image.hdr else image.source.layout.channel_of_planes()
         if channel is None or len(channel) != len(image.pixels):
             return fit_one(image)
+        whole = fit_one(image)  # an empty channel (one value) has no range of its own: it takes the stack's
+        channels = (image.pixels[channel == c] for c in range(channel.max() + 1))
         parts = tuple(
-            fit_one(dataclasses.replace(image, pixels=image.pixels[channel == c])) for c in range(channel.max() + 1)
+            whole if flat_values(planes) is not None else fit_one(dataclasses.replace(image, pixels=planes))
+            for planes in channels
         )
         return Identity() if all(isinstance(part, Identity) for part in parts) else cls(parts, channel)
 
@@ -319,11 +322,14 @@ class FlatKept:
         return out
 
 
-def stabilisers_of(transform: DisplayTransform) -> list[Stabiliser]:
-    """The stabilisers a transform runs through: none, one, or one per channel (`PerChannel`)."""
+def photon_noise(transform: DisplayTransform, dtype: np.dtype) -> dict[str, float] | list[Any] | None:
+    """The photon noise a transform was stabilised for, in the units of `dtype`: one fit's, or a list with each
+    channel's (None for a channel not stabilised: `PerChannel`); None where it stabilises nothing."""
     inner = transform.inner if isinstance(transform, FlatKept) else transform
-    parts = inner.transforms if isinstance(inner, PerChannel) else (inner,)
-    return [part for part in parts if isinstance(part, Stabiliser)]
+    if isinstance(inner, PerChannel):
+        noises = [part.noise.in_units(dtype) if isinstance(part, Stabiliser) else None for part in inner.transforms]
+        return noises if any(noises) else None
+    return inner.noise.in_units(dtype) if isinstance(inner, Stabiliser) else None
 
 
 def fitter(transform: dict[str, Any]) -> Callable[[Image], DisplayTransform]:

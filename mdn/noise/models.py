@@ -87,7 +87,7 @@ class PhotonNoise(NoiseModel):
     parameter = "peak (photons at white)"
     levels = (10.0, 25.0, 50.0)
     default_level = 25.0
-    limits = (0.0, 1e6)  # a real sensor's full well holds about 1e5 photons
+    limits = (1e-3, 1e6)  # a real sensor's full well holds about 1e5 photons; below 1e-3, float32 underflows
 
     def _apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.poisson(self.level * x).astype(np.float32) / self.level

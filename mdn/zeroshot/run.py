@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,24 @@ FillModel = str | os.PathLike[str] | registry.ModelCard | registry.Model | None
 """A fill card by name or JSON path, the card itself or its loaded model; None: the preset's for the image."""
 
 
+_KINDS: dict[str, type] = {
+    "method": str, "preset": str, "iters": int, "beta": float, "mask_ratio": float, "lr": float, "share": bool,
+    "self_check": bool, "tile": int, "overlap": int, "device": str, "precision": str, "seed": int,
+}  # fmt: skip
+"""The kind of each setting a caller gives (the API's callers: the command line's are typed by their options)."""
+_KIND_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "True or False"}
+
+
+def _is(value: object, kind: type) -> bool:
+    """Whether `value` is of `kind` (numpy's numbers too; never a bool for a number, a whole number for a float)."""
+    if kind is bool:
+        return isinstance(value, bool | np.bool_)
+    if kind in (int, float):
+        numeric = numbers.Integral if kind is int else numbers.Real
+        return isinstance(value, numeric) and not isinstance(value, bool | np.bool_)
+    return isinstance(value, kind)
+
+
 @dataclass(frozen=True)
 class Settings:
     """A zero-shot run's settings as the caller gives them (None: the method's or the preset's), checked as they
@@ -56,6 +75,11 @@ class Settings:
     seed: int
 
     def __post_init__(self) -> None:
+        for name, kind in _KINDS.items():
+            value = getattr(self, name)
+            if value is not None and not _is(value, kind):
+                option = "--" + name.replace("_", "-")
+                raise MdnError(f"{option} must be {_KIND_WORDS[kind]}, got {value!r}")
         if self.preset is not None and self.preset not in zeroshot.PRESETS:
             raise MdnError(f"unknown --preset {self.preset!r} (choose from {', '.join(zeroshot.PRESETS)})")
         if self.method not in METHODS:
@@ -189,6 +213,7 @@ def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
 
 
 def _slices(indices: list[int], total: int) -> str:
-    """Slices of a stack by their numbers from 1, e.g. 'slices 1, 4 of 9' (the first few of many)."""
+    """Planes of a stack (its slices, channels, time points, in stored order) by their numbers from 1, e.g.
+    'planes 1, 4 of 9' (the first few of many)."""
     named = ", ".join(str(i + 1) for i in indices[:6]) + (f" and {len(indices) - 6} more" if len(indices) > 6 else "")
-    return f"slice{'s' if len(indices) > 1 else ''} {named} of {total}"
+    return f"plane{'s' if len(indices) > 1 else ''} {named} of {total}"

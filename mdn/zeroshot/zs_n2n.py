@@ -80,8 +80,14 @@ def zs_n2n(
     return result
 
 
+COLLAPSED_SHARE = 0.98
+"""The share of a fit's output at the range's ends (black or white) past which it collapsed, where its input's is
+under half."""
+
+
 def collapsed(result: np.ndarray, image: np.ndarray) -> bool:
-    """Whether a fit's output is one of the range's ends everywhere where its input is not near it (a learning
-    rate too high drives ZS-N2N's small network there: an all-black image written as a result)."""
-    ends = bool((result <= 0).all() or (result >= 1).all())
-    return ends and 0.02 < float(image.mean()) < 0.98
+    """Whether a fit's output sits at the range's ends (black, white or both) almost everywhere where its input
+    does not (a learning rate too high drives ZS-N2N's small network there: an all-black image written as a
+    result)."""
+    at_ends = float(np.mean((result <= 0) | (result >= 1)))
+    return at_ends > COLLAPSED_SHARE and float(np.mean((image <= 0) | (image >= 1))) < 0.5
