@@ -76,11 +76,10 @@ def _keyword_errors(function: _Function) -> _Function:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             result = function(*args, **kwargs)
-        except MdnError as error:
-            raise MdnError(_in_keywords(error.message, function), error.path) from None
-        info = kwargs.get("info")
-        if isinstance(info, dict) and isinstance(info.get("warnings"), list):
-            info["warnings"] = [_in_keywords(warning, function) for warning in info["warnings"]]
+        except MdnError as error:  # the same error (an OutputExists stays one), in the keywords' words
+            error.message = _in_keywords(error.message, function)
+            error.args = (error.message if error.path is None else f"{error.path}: {error.message}",)
+            raise
         return result
 
     return call  # type: ignore[return-value]
@@ -156,16 +155,18 @@ def denoise(
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
 
-    def warn(message: str) -> None:
-        import warnings
-
-        warnings.warn(f"{picture.path}: {message}", stacklevel=6)
+    told: list[str] = []
 
     def work(planes: np.ndarray) -> np.ndarray:
-        return inference.run(*models.inputs(planes, picture, warn), progress, info)
+        return inference.run(*models.inputs(planes, picture, told.append), progress, info)
 
     with compute.threads(threads):
-        return arrays.apply(picture, work, fit=models.fit)
+        result = arrays.apply(picture, work, fit=models.fit)
+    for message in told:  # after the work, so that they point at the caller's line
+        import warnings
+
+        warnings.warn(f"{picture.path}: {message}", stacklevel=3)
+    return result
 
 
 @_keyword_errors
@@ -260,17 +261,20 @@ def denoise_zeroshot(
         precision, seed,
     )  # fmt: skip
 
+    told: list[str] = []
+
     def work(planes: np.ndarray) -> np.ndarray:
         result, verdicts = zeroshot_run.run(planes, settings, progress, info)
-        if info is not None:  # in the keywords' spelling once returned (`_keyword_errors`)
-            info["warnings"] = verdicts
-        else:
-            for verdict in verdicts:
-                warnings.warn(_in_keywords(verdict, denoise_zeroshot), stacklevel=5)
+        told.extend(_in_keywords(verdict, denoise_zeroshot) for verdict in verdicts)
         return result
 
     with compute.threads(threads):
-        return arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
+        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
+    if info is not None:
+        info["warnings"] = told
+    for verdict in told if info is None else ():  # after the work, so that they point at the caller's line
+        warnings.warn(verdict, stacklevel=3)
+    return result
 
 
 @_keyword_errors
@@ -329,12 +333,13 @@ def load_model(name: str | os.PathLike[str] | None = None, task: str | None = No
     >>> fill = mdn.load_model("fill-grey", "zeroshot")
     """
     from mdn import registry, zeroshot
+    from mdn.zeroshot import run as zeroshot_run
 
     tasks = {"denoise": "denoise", "zeroshot": "fill", "fill": "fill", None: None}
     if task not in tasks:
         raise MdnError(f"task must be denoise or zeroshot, got {task!r}")
     if name is None and tasks[task] == "fill":
-        name = zeroshot.fill_card("full", grey=False)
+        name = zeroshot.fill_card(zeroshot_run.DEFAULT_PRESET_RGB, grey=False)
     return registry.load_model(name, tasks[task])
 
 

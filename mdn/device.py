@@ -5,7 +5,6 @@ error."""
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 import torch
 
 from mdn.errors import MdnError
+from mdn.units import is_kind
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Compute types by option name; "auto" (see `pick_dtype`) chooses between fp32 and bf16."""
@@ -44,9 +44,9 @@ THREADS_PER_CORE = 4
 
 
 def use_threads(count: int) -> None:
-    """Compute with `count` CPU threads from now on (0: torch's default, one per core it sees)."""
+    """Compute with `count` CPU threads from now on (0: as it is, by default one per core torch sees)."""
     most = THREADS_PER_CORE * (os.cpu_count() or 1)
-    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 0 <= count <= most:
+    if not is_kind(count, int) or not 0 <= count <= most:
         raise MdnError(f"--threads must be a whole number from 0 (all cores) to {most}, got {count!r}")
     if count:
         torch.set_num_threads(count)

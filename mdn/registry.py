@@ -27,6 +27,7 @@ from mdn.nets.iterative import IterativeConfig, IterativeFilterNet
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig
 from mdn.nets.unet import UNet, UNetConfig
+from mdn.units import is_kind
 
 NETWORKS: dict[str, tuple[Any, Callable[[Any], nn.Module]]] = {
     "dynamic-filter": (IterativeConfig, IterativeFilterNet),
@@ -178,7 +179,7 @@ def card_problem(data: Any) -> str:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_kind(value, int)
 
 
 def cards() -> dict[str, ModelCard]:
@@ -297,10 +298,10 @@ def load(card: ModelCard) -> nn.Module:
     try:
         return _load_checked(card)
     except MdnError as error:
-        saved = ModelCard.from_file(card.path) if card.path is not None and card.path.is_file() else None
-        if saved is None or saved.sha256 == card.sha256:
-            raise
         try:
+            saved = ModelCard.from_file(card.path) if card.path is not None and card.path.is_file() else None
+            if saved is None or saved.sha256 == card.sha256:
+                raise error
             return _load_checked(saved)
         except MdnError:
             raise error from None

@@ -208,6 +208,8 @@ def test_user_errors_name_the_problem(tiny_card) -> None:
         ({"self_check": "yes"}, "self_check must be True or False, got 'yes'"),
         ({"passes": "3"}, "passes must be a whole number, got '3'"),
         ({"seed": 1.5}, "seed must be a whole number, got 1.5"),
+        ({"seed": None}, "seed must be a whole number, got None"),  # not a card's setting: None is no default
+        ({"max_memory": None}, "max_memory must be a whole number, got None"),
         ({"batch": -1}, "batch must be 0 (1 on a CPU, 4 on a GPU) or more, got -1"),
         ({"max_memory": "1K"}, "max_memory must be at least 64M (the stages' smallest window), got '1K'"),
         ({"threads": 2.5}, "threads must be a whole number from 0 (all cores) to"),

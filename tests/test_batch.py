@@ -203,7 +203,7 @@ def test_an_output_another_process_writes_meanwhile_is_never_replaced(tmp_path: 
         assert (
             [r.error for r in results]
             == [
-                f"{tmp_path / 'out' / n}: exists; refusing to overwrite it (use --overwrite)"
+                f"{tmp_path / 'out' / n}: exists; refusing to overwrite it (use --overwrite or --skip-existing)"
                 for n in ("0.png", "1.png")
             ]
             if not skip

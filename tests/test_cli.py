@@ -377,11 +377,20 @@ def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: P
 def test_a_format_that_holds_fewer_bits_is_warned_of_unless_dtype_asks_for_it(tmp_path: Path) -> None:
     source = _png(tmp_path / "deep.png", dtype="uint16")
     tifffile.imwrite(tmp_path / "float.tif", np.full((48, 40), 0.5, np.float32))
-    for name, words in (
-        ("deep.png", "its uint16 samples are written as uint8: JPEG holds no more (PNG or TIFF keeps 16 bits)"),
-        ("float.tif", "its float32 samples are written as uint8: JPEG holds no more (TIFF or EXR keeps floats)"),
+    for name, target, words in (
+        (
+            "deep.png",
+            "deep.jpg",
+            "its uint16 samples are written as uint8: JPEG holds no more (PNG or TIFF keeps 16 bits)",
+        ),
+        (
+            "float.tif",
+            "float.jpg",
+            "its float32 samples are written as uint8: JPEG holds no more (TIFF or EXR keeps floats)",
+        ),
+        ("float.tif", "float.png", "its float32 samples are written as uint8 (--dtype uint16 keeps more of them)"),
     ):
-        result = _invoke("noise", tmp_path / name, "-o", tmp_path / f"{name}.jpg")
+        result = _invoke("noise", tmp_path / name, "-o", tmp_path / target)
         assert result.exit_code == 0 and words in result.output, result.output
     quiet = _invoke("noise", source, "-o", tmp_path / "asked.png", "--dtype", "uint8")
     assert quiet.exit_code == 0 and "samples are written as" not in quiet.output

@@ -13,7 +13,6 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-import mdn
 from mdn import __version__, bench, inference, noise, registry, training, volumes
 from mdn.cli import display, per_file
 from mdn.cli.former_options import FormerOptions
@@ -46,12 +45,6 @@ app = typer.Typer(
 )
 
 P = ParamSpec("P")
-
-
-def _with_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """An API function as a command runs it: its messages name the command's options (`--lr`), not the
-    keywords (`lr`) the API's callers are told of."""
-    return getattr(function, "__wrapped__", function)
 
 
 logging.getLogger("imagecodecs").setLevel(logging.ERROR)  # libpng's warnings (a colour profile it dislikes) are noise
@@ -241,7 +234,7 @@ def noise_command(
     def add(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         context.info.update(noise=model.name, level=model.level, seed=seed)
         file_seed = noise.file_seed(seed, context.image.path.name)
-        return _with_options(mdn.add_noise)(pixels, noise_type, level, seed=file_seed, axes="ZYXS")
+        return model(pixels, np.random.default_rng(file_seed))  # the planes of `mdn.add_noise`, as they are
 
     return per_file.Work(add, fit=noise.display_transform)
 
@@ -287,9 +280,8 @@ def zeroshot_command(
     zs.Settings(**settings)  # a bad setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        zeroshot = _with_options(mdn.denoise_zeroshot)
-        result = zeroshot(pixels, **settings, axes="ZYXS", progress=progress.steps, info=context.info)
-        context.warnings += context.info.pop("warnings")
+        result, verdicts = zs.run(pixels, zs.Settings(**settings), progress.steps, context.info)  # as the API runs it
+        context.warnings += verdicts
         return result
 
     def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:

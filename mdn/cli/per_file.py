@@ -68,7 +68,7 @@ Dtype = Annotated[
     typer.Option(
         "--dtype",
         help="Sample type of the output (default: the input's, or the closest its format stores).",
-        metavar="<uint8|uint16|float16|float32|float64>",
+        metavar=f"<{'|'.join(images.SAMPLE_TYPES)}>",
     ),
 ]
 JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]

@@ -122,8 +122,8 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
             escape(str(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
         )
     if LOGGED:  # a log is read whole: the table as wide as its longest paths, none folded
-        wide = Console(stderr=True, highlight=False, width=1 << 16)
-        Console(stderr=True, highlight=False, width=wide.measure(table).maximum).print(table)
+        needed = console.measure(table, options=console.options.update_width(1 << 16)).maximum
+        Console(stderr=True, highlight=False, width=needed).print(table)
     else:
         console.print(table)
     counts = {status: sum(r.status == status for r in results) for status in colours}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from mdn.io import buffers, tonemap
 from mdn.io.images import ARRAY, Image
 from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
+from mdn.units import KIND_WORDS, is_kind
 
 RUN_SETTINGS = (
     "passes", "input_mask", "impulses", "detail", "quality", "wiener", "self_check", "strength", "keep_clean",
@@ -93,7 +93,8 @@ def options(
     }  # fmt: skip
     chosen = {k: v for k, v in given.items() if v is not None}
     memory = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
-    _check_types({**chosen, **settings, "overlap": overlap, "max_memory": memory})
+    _check_types({**chosen, "overlap": overlap}, card_has_one=True)
+    _check_types({**settings, "max_memory": memory}, card_has_one=False)
     inference = {**card.inference, **chosen}
     if inference.get("quality", EngineOptions.quality) not in QUALITIES:
         raise MdnError(f"--quality must be one of {', '.join(QUALITIES)}, got {inference['quality']!r}")
@@ -120,28 +121,20 @@ def options(
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(EngineOptions)}
-_KINDS = {bool: "True or False", int: "a whole number", float: "a number", str: "text"}
 
 
 def _fits(value: Any, default: Any) -> bool:
-    """Whether `value` is of the kind of an EngineOptions field whose default is `default` (numpy's numbers too;
-    a whole number for a float, never a bool for a number)."""
-    wanted = type(default)
-    if wanted is bool:
-        return isinstance(value, bool | np.bool_)
-    numeric = numbers.Real if wanted is float else numbers.Integral
-    if wanted in (int, float):
-        return isinstance(value, numeric) and not isinstance(value, bool | np.bool_)
-    return isinstance(value, wanted)
+    """Whether `value` is of the kind of an EngineOptions field whose default is `default`."""
+    return is_kind(value, type(default))
 
 
-def _check_types(settings: Mapping[str, Any]) -> None:
+def _check_types(settings: Mapping[str, Any], card_has_one: bool) -> None:
     """An MdnError for a caller's setting of another kind than its EngineOptions field (the API's callers: the
-    command line's are typed by their options); None is the card's own."""
+    command line's are typed by their options); None, where `card_has_one`, is the card's own."""
     for name, value in settings.items():
-        if value is not None and name in _DEFAULTS and not _fits(value, _DEFAULTS[name]):
+        if (value is not None or not card_has_one) and name in _DEFAULTS and not _fits(value, _DEFAULTS[name]):
             option = "tile-batch" if name == "batch" else name.replace("_", "-")
-            raise MdnError(f"--{option} must be {_KINDS[type(_DEFAULTS[name])]}, got {value!r}")
+            raise MdnError(f"--{option} must be {KIND_WORDS[type(_DEFAULTS[name])]}, got {value!r}")
 
 
 def _check_settings(card: ModelCard) -> None:

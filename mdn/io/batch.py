@@ -290,7 +290,7 @@ def _load(
         return result
     try:
         if job.output.exists() and not overwrite:
-            raise MdnError("exists; refusing to overwrite it (use --overwrite or --skip-existing)", job.output)
+            raise images.OutputExists(job.output, "--overwrite or --skip-existing")
         image = images.read(job.input, layer=layer)
         stored = images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
@@ -311,6 +311,9 @@ def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | No
     read, fmt = image.source.layout.dtype, images.format_of(output).upper()
     if stored.kind == "f" or (read.kind == "u" and stored.itemsize >= read.itemsize):
         return None
+    deeper = [t for t in images.sample_types(output) if t.startswith("u") and np.dtype(t).itemsize > stored.itemsize]
+    if deeper:  # a PNG of a float or 16-bit picture, written at 8 bits by default
+        return f"its {read} samples are written as {stored} (--dtype {deeper[-1]} keeps more of them)"
     keeps = "PNG or TIFF keeps 16 bits" if read.kind == "u" else "TIFF or EXR keeps floats"
     return f"its {read} samples are written as {stored}: {fmt} holds no more ({keeps})"
 
@@ -345,9 +348,9 @@ def _store(image: images.Image, result: Result, *, overwrite: bool, skip_existin
     start = time.perf_counter()
     try:
         images.write(image, result.output, overwrite=overwrite, dtype=dtype)
-    except images.OutputExists as exc:
+    except images.OutputExists:  # another run wrote it meanwhile
         if not skip_existing:
-            return _failed(result, exc, start)
+            return _failed(result, images.OutputExists(result.output, "--overwrite or --skip-existing"), start)
         result.status = "skipped"
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)

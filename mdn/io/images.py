@@ -52,8 +52,9 @@ _DTYPES: dict[str, tuple[str, ...]] = {
     "exr": ("float16", "float32"),
 }
 """Sample types each format can store."""
-SAMPLE_TYPES = ("uint8", "uint16", "float16", "float32", "float64")
-"""Every sample type some format stores (`--dtype`)."""
+_STORED = {t for types in _DTYPES.values() for t in types}
+SAMPLE_TYPES = tuple(sorted(_STORED, key=lambda t: (t[0] != "u", np.dtype(t).itemsize)))
+"""Every sample type some format stores (`--dtype`): uint8, uint16, float16, float32, float64."""
 
 _TIFF_COMPRESSIONS = {"NONE", "ADOBE_DEFLATE", "DEFLATE", "LZW", "ZSTD", "PACKBITS", "LZMA"}
 """Lossless TIFF compressions that are written back as they came; anything else is written uncompressed."""
@@ -653,8 +654,8 @@ def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[s
 class OutputExists(MdnError):
     """The output file exists and was not to be replaced (it may have appeared while the work ran)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__("exists; refusing to overwrite it (use --overwrite)", path)
+    def __init__(self, path: Path, remedy: str = "--overwrite") -> None:
+        super().__init__(f"exists; refusing to overwrite it (use {remedy})", path)
 
 
 def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str | None = None) -> Path:
@@ -736,6 +737,11 @@ def target_layout(image: Image, path: Path, dtype: str | None = None) -> Layout:
     if fmt == image.source.format and not dtype:
         return image.source.layout
     return _target_layout(image, fmt, dtype)
+
+
+def sample_types(path: Path) -> tuple[str, ...]:
+    """The sample types a file of this path's format stores."""
+    return _DTYPES[format_of(path)]
 
 
 def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:

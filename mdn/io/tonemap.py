@@ -263,11 +263,12 @@ class PerChannel:
         channel = None if image.hdr else image.source.layout.channel_of_planes()
         if channel is None or len(channel) != len(image.pixels):
             return fit_one(image)
-        whole = fit_one(image)  # an empty channel (one value) has no range of its own: it takes the stack's
-        channels = (image.pixels[channel == c] for c in range(channel.max() + 1))
+        channels = [image.pixels[channel == c] for c in range(channel.max() + 1)]
+        flat = [flat_values(planes) is not None for planes in channels]
+        whole = fit_one(image) if any(flat) else None  # an empty channel has no range of its own: the stack's
         parts = tuple(
-            whole if flat_values(planes) is not None else fit_one(dataclasses.replace(image, pixels=planes))
-            for planes in channels
+            whole if empty else fit_one(dataclasses.replace(image, pixels=planes))
+            for planes, empty in zip(channels, flat, strict=True)
         )
         return Identity() if all(isinstance(part, Identity) for part in parts) else cls(parts, channel)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from mdn import allocator, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import MIN_TILE, ProgressCallback
-from mdn.units import parse_duration
+from mdn.units import KIND_WORDS, is_kind, parse_duration
 
 METHODS = ("mpi", "zs-n2n")
 DEFAULT_PRESET_RGB, DEFAULT_PRESET = "full", "microscopy"
@@ -38,17 +37,6 @@ _KINDS: dict[str, type] = {
     "self_check": bool, "tile": int, "overlap": int, "device": str, "precision": str, "seed": int,
 }  # fmt: skip
 """The kind of each setting a caller gives (the API's callers: the command line's are typed by their options)."""
-_KIND_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "True or False"}
-
-
-def _is(value: object, kind: type) -> bool:
-    """Whether `value` is of `kind` (numpy's numbers too; never a bool for a number, a whole number for a float)."""
-    if kind is bool:
-        return isinstance(value, bool | np.bool_)
-    if kind in (int, float):
-        numeric = numbers.Integral if kind is int else numbers.Real
-        return isinstance(value, numeric) and not isinstance(value, bool | np.bool_)
-    return isinstance(value, kind)
 
 
 @dataclass(frozen=True)
@@ -77,9 +65,9 @@ class Settings:
     def __post_init__(self) -> None:
         for name, kind in _KINDS.items():
             value = getattr(self, name)
-            if value is not None and not _is(value, kind):
+            if value is not None and not is_kind(value, kind):
                 option = "--" + name.replace("_", "-")
-                raise MdnError(f"{option} must be {_KIND_WORDS[kind]}, got {value!r}")
+                raise MdnError(f"{option} must be {KIND_WORDS[kind]}, got {value!r}")
         if self.preset is not None and self.preset not in zeroshot.PRESETS:
             raise MdnError(f"unknown --preset {self.preset!r} (choose from {', '.join(zeroshot.PRESETS)})")
         if self.method not in METHODS:
