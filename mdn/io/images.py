@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,11 +289,11 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             raw = imagecodecs.png_decode(data)
             layout, meta = _plain_layout(raw), {"photo": metadata.read_png(data)}
         else:
-            _check_pillow_image(path, fmt)
+            settings = _check_pillow_image(path, fmt)
             raw = iio.imread(path)
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
             if fmt == "jpeg":
-                meta["jpeg"] = _jpeg_settings(path)
+                meta["jpeg"] = settings
     except MdnError:
         raise
     except PermissionError:
@@ -306,24 +306,27 @@ def read(path: str | Path, layer: str | None = None) -> Image:
     return _image(raw, Source(path, fmt, layout, meta), hdr=fmt == "exr")
 
 
-def _check_pillow_image(path: Path, fmt: str) -> None:
+def _check_pillow_image(path: Path, fmt: str) -> dict[str, Any]:
     """An MdnError for a file that Pillow decodes as something mdn would get wrong: CMYK (a JPEG's print
     separation, whose four channels would pass for RGB and alpha) or an animation (whose frames after the first
-    would be lost). Bytes Pillow cannot open are left to the decoder's own error. Pillow's guard against
-    decompression bombs (a web server's, refusing pictures over 179 MP) is lifted for the process: the files are
-    the user's own, and a stitched panorama runs in tiles and windows like any photo."""
+    would be lost); from the same opening, a JPEG's settings to re-encode it as it was made (`_jpeg_settings`).
+    Bytes Pillow cannot open are left to the decoder's own error. Pillow's guard against decompression bombs (a
+    web server's, refusing pictures over 179 MP) is lifted for the process: the files are the user's own, and a
+    stitched panorama runs in tiles and windows like any photo."""
     from PIL import Image as Pillow
 
     Pillow.MAX_IMAGE_PIXELS = None
     try:
         with Pillow.open(path) as opened:
             mode, frames = opened.mode, getattr(opened, "n_frames", 1)
+            settings = _jpeg_settings(opened) if fmt == "jpeg" else {}
     except Exception:  # Pillow raises anything from OSError to SyntaxError on a bad file
-        return
+        return {}
     if mode == "CMYK":
         raise MdnError(f"unsupported {fmt.upper()} colour model CMYK (a print separation: convert it to RGB)", path)
     if fmt != "jpeg":  # a camera JPEG's further pictures (MPO: a large preview, a depth map) are no animation
         _check_still(path, fmt, frames)
+    return settings
 
 
 JPEG_QUALITY = 95
@@ -343,20 +346,18 @@ _IJG_LUMINANCE = np.array(
 """libjpeg's luminance quantisation table at quality 50 (the JPEG standard's Annex K), which its quality scales."""
 
 
-def _jpeg_settings(path: Path) -> dict[str, Any]:
-    """Pillow's save options that re-encode a JPEG as it was made: its chroma subsampling, progressive scans,
-    and its quality where above `JPEG_QUALITY`."""
-    from PIL import Image as Pillow
+def _jpeg_settings(opened: Any) -> dict[str, Any]:
+    """Pillow's save options that re-encode an opened JPEG as it was made: its chroma subsampling, progressive
+    scans, and its quality where above `JPEG_QUALITY`."""
     from PIL import JpegImagePlugin
 
-    with Pillow.open(path) as opened:
-        sampling = JpegImagePlugin.get_sampling(opened)  # -1 for grey
-        tables = getattr(opened, "quantization", None) or {}
-        settings: dict[str, Any] = {"quality": max(JPEG_QUALITY, _jpeg_quality(tables.get(0)))}
-        if sampling >= 0:
-            settings["subsampling"] = sampling
-        if opened.info.get("progressive"):
-            settings["progressive"] = True
+    sampling = JpegImagePlugin.get_sampling(opened)  # -1 for grey
+    tables = getattr(opened, "quantization", None) or {}
+    settings: dict[str, Any] = {"quality": max(JPEG_QUALITY, _jpeg_quality(tables.get(0)))}
+    if sampling >= 0:
+        settings["subsampling"] = sampling
+    if opened.info.get("progressive"):
+        settings["progressive"] = True
     return settings
 
 
@@ -1002,28 +1003,26 @@ def _reduced_levels(raw: np.ndarray, axes: str, pyramid: list[tuple[int, int]]) 
     (height, width), level, levels = pyramid[0], raw, []
     for h, w in pyramid[1:]:
         shape = max(1, round(h * raw.shape[y] / height)), max(1, round(w * raw.shape[x] / width))
-        level = _block_means(level, y, x, shape)
+        factors = [1] * level.ndim
+        factors[y], factors[x] = max(1, round(level.shape[y] / shape[0])), max(1, round(level.shape[x] / shape[1]))
+        sizes = list(level.shape)
+        sizes[y], sizes[x] = shape
+        level = block_means(level, factors, sizes)
         levels.append(level)
     return levels
 
 
-def _block_means(array: np.ndarray, y: int, x: int, shape: tuple[int, int]) -> np.ndarray:
-    """`array` reduced to (height, width) `shape` on its axes `y` and `x` by the means of blocks of the whole
-    factor between the sizes (2 x 2 for a halving), the last row and column repeated where blocks overrun the
-    edge, as an OME-Zarr's levels are rebuilt; integers rounded."""
-    moved = np.moveaxis(array, (y, x), (0, 1))
-    factors = [max(1, round(n / m)) for n, m in zip(moved.shape[:2], shape, strict=True)]
-    cropped = moved[: shape[0] * factors[0], : shape[1] * factors[1]]
-    padding = [(0, m * f - n) for m, f, n in zip(shape, factors, cropped.shape[:2], strict=True)]
+def block_means(block: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """`block` reduced to `shape` by the means of blocks of `factors` (2 on each of two axes: a halving), cut or
+    padded to shape x factors with the last row and column repeated where blocks overrun the edge; unsigned
+    integers rounded: how an OME-Zarr's and an OME-TIFF's coarser levels are rebuilt from level 0."""
+    block = block[tuple(slice(0, n * f) for n, f in zip(shape, factors, strict=True))]
+    padding = [(0, n * f - b) for n, f, b in zip(shape, factors, block.shape, strict=True)]
     if any(after for _, after in padding):
-        cropped = np.pad(cropped, padding + [(0, 0)] * (moved.ndim - 2), mode="edge")
-    total = np.zeros((*shape, *moved.shape[2:]), np.float64)
-    for row in range(factors[0]):
-        for column in range(factors[1]):
-            total += cropped[row :: factors[0], column :: factors[1]]
-    total /= factors[0] * factors[1]
-    means = np.rint(total) if array.dtype.kind in "ui" else total
-    return np.moveaxis(means.astype(array.dtype), (0, 1), (y, x))
+        block = np.pad(block, padding, mode="edge")
+    split = block.reshape([v for n, f in zip(shape, factors, strict=True) for v in (n, f)])
+    means = split.mean(axis=tuple(range(1, 2 * len(shape), 2)), dtype=np.float64)
+    return np.rint(means).astype(block.dtype) if block.dtype.kind == "u" else means.astype(block.dtype)
 
 
 def _tiff_text(text: str | None) -> str | bytes | None:

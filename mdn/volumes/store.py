@@ -355,13 +355,8 @@ def rebuild_levels(volume: Volume, target: Path) -> None:
         factors = [max(1, round(a / b)) for a, b in zip(finest.shape, level.shape, strict=True)]
         for chunk in chunks_of(level.shape, level.chunks):
             source = tuple(slice(s.start * f, s.stop * f) for s, f in zip(chunk, factors, strict=True))
-            block = np.asarray(finest[source], dtype=np.float64)
             shape = [s.stop - s.start for s in chunk]
-            block = np.pad(block, [(0, n * f - b) for n, f, b in zip(shape, factors, block.shape, strict=True)],
-                           mode="edge")  # fmt: skip
-            means = block.reshape([v for n, f in zip(shape, factors, strict=True) for v in (n, f)])
-            means = means.mean(axis=tuple(range(1, 2 * len(shape), 2)))
-            level[chunk] = np.rint(means).astype(level.dtype) if level.dtype.kind == "u" else means.astype(level.dtype)
+            level[chunk] = images.block_means(np.asarray(finest[source]), factors, shape)
 
 
 def finish(volume: Volume, target: Path) -> None:
