@@ -14,6 +14,7 @@ import OpenEXR
 import pytest
 import tifffile
 import torch
+from PIL import Image as PilImage
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -445,3 +446,26 @@ def test_noise_list_keeps_the_names_users_type_whole_at_any_width(
     assert [row[0] for row in rows] == list(NOISE_TYPES)  # no "gaussi…"
     assert [row[2] for row in rows] == [f"{kind.default_level:g}" for kind in NOISE_TYPES.values()]
     assert "…" not in screen.getvalue()
+
+
+def test_a_decimated_picture_keeps_its_physical_size(tmp_path: Path) -> None:
+    """A thumbnail's half size spans the same microns and inches with half the pixels: an ImageJ TIFF's 10 pixels
+    a micron become 5, a photo's 300 dpi 150 (in every format it is written to), as an OME-XML's pixel size
+    doubles."""
+    grey = (np.random.default_rng(0).random((64, 48)) * 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "cells.tif", grey, imagej=True, resolution=(10, 10), metadata={"unit": "um"})
+    colour = (np.random.default_rng(1).random((64, 48, 3)) * 255).astype(np.uint8)
+    PilImage.fromarray(colour).save(tmp_path / "photo.png", dpi=(300, 300))
+    for source, target in (("cells.tif", "cells_small.tif"), ("photo.png", "small.jpg"), ("photo.png", "small.tif")):
+        args = ["noise", str(tmp_path / source), "--type", "aliased", "-o", str(tmp_path / target)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "cells_small.tif") as tif:
+        page = tif.pages[0]
+        assert page.shape == (32, 24)
+        assert page.tags["XResolution"].value == page.tags["YResolution"].value == (5, 1)
+        assert tif.imagej_metadata["unit"] == "um"
+    with PilImage.open(tmp_path / "small.jpg") as jpeg, PilImage.open(tmp_path / "small.tif") as tiff:
+        assert jpeg.size == tiff.size == (24, 32)
+        assert jpeg.info["dpi"] == (150, 150)
+        np.testing.assert_allclose([float(d) for d in tiff.info["dpi"]], (150, 150), atol=1e-3)

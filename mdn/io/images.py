@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,23 @@ class Image:
         shape = list(layout.shape)
         shape[layout.axes.index("Y")], shape[layout.axes.index("X")] = pixels.shape[1:3]
         source = dataclasses.replace(self.source, layout=dataclasses.replace(layout, shape=tuple(shape)))
-        return dataclasses.replace(self, pixels=pixels, alpha=alpha, source=source)
+        return dataclasses.replace(
+            self, pixels=pixels, alpha=alpha, source=_rescaled(source, h / pixels.shape[1], w / pixels.shape[2])
+        )
+
+
+def _rescaled(source: Source, y_shrink: float, x_shrink: float) -> Source:
+    """`source` with its resolution (a photo's dpi, a TIFF's pixels per unit) scaled to a picture `shrink` times
+    smaller made from it: a thumbnail's half size covers the same inches with half the pixels (as an OME-XML's
+    physical pixel size doubles: `ome.patched`)."""
+    meta = dict(source.meta)
+    photo = meta.get("photo")
+    if photo is not None and photo.dpi:
+        meta["photo"] = dataclasses.replace(photo, dpi=(photo.dpi[0] / x_shrink, photo.dpi[1] / y_shrink))
+    if "resolution" in meta:
+        x, y = (Fraction(*part) for part in meta["resolution"])
+        meta["resolution"] = tuple(_rational(value) for value in (x / Fraction(x_shrink), y / Fraction(y_shrink)))
+    return dataclasses.replace(source, meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------- planes
@@ -685,6 +702,12 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
     write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo), replace=overwrite)
     return path
+
+
+def _rational(value: Fraction) -> tuple[int, int]:
+    """A TIFF rational (two 32-bit parts) nearest `value`."""
+    value = value.limit_denominator(2**31)
+    return value.numerator, value.denominator
 
 
 DISPLAY_MARGIN = 0.5
