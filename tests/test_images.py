@@ -14,7 +14,7 @@ import pytest
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import images
+from mdn.io import images, library_messages
 
 RNG = np.random.default_rng(7)
 
@@ -273,7 +273,9 @@ def test_exr_multipart_picks_the_beauty_part(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("parts", [1, 2])
-def test_an_exr_cut_short_is_refused_not_written_without_the_part(tmp_path: Path, parts: int) -> None:
+def test_an_exr_cut_short_is_refused_not_written_without_the_part(
+    tmp_path: Path, parts: int, capfd: pytest.CaptureFixture[str]
+) -> None:
     whole, cut = tmp_path / "whole.exr", tmp_path / "cut.exr"
     noise = {c: RNG.random((64, 64)).astype("float32") for c in "RGB"}
     header = {"compression": OpenEXR.NO_COMPRESSION, "type": OpenEXR.scanlineimage}
@@ -285,6 +287,16 @@ def test_an_exr_cut_short_is_refused_not_written_without_the_part(tmp_path: Path
     with pytest.raises(MdnError, match=f"cannot read EXR \\(corrupt or truncated\\?\\): {which} could not be read"):
         images.read(cut)
     assert images.read(whole).pixels.shape == (1, 64, 64, 3)
+    out, err = capfd.readouterr()  # OpenEXR's own lines on the cut file (stdout and stderr) said it again
+    assert "EXR_ERR" not in err and "Exception raised" not in out, (out, err)
+
+
+def test_what_others_write_while_a_library_is_kept_quiet_comes_through(capfd: pytest.CaptureFixture[str]) -> None:
+    with library_messages.quiet():
+        os.write(2, b"cut.exr: (EXR_ERR_BAD_CHUNK_LEADER) Preparing to read scanline 32\nprogress 40 %\n")
+        os.write(1, b"Warning: Exception raised reading pixel data for part 0\nwrote out.png\n")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("wrote out.png\n", "progress 40 %\n")
 
 
 def test_a_luminance_and_chroma_exr_is_refused_not_denoised_in_luminance_alone(tmp_path: Path) -> None:

@@ -108,6 +108,10 @@ def test_generation_writes_every_buffer_and_resumes(tmp_path: Path, textures: li
     again = dataset.generate(tmp_path, range(3), textures, TINY, threads=1)
     assert len(again) == 3 and (made[0] / "reference.exr").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "dataset.json").read_text())["options"]["reference_spp"] == 64
+    data = (made[1] / "spp-0004.exr").read_bytes()  # a render cut short (a copy that stopped): one error
+    (made[1] / "spp-0004.exr").write_bytes(data[: len(data) // 2])
+    with pytest.raises(MdnError, match=r"spp-0004.exr: cannot read EXR \(corrupt or truncated\?\)"):
+        dataset.read_buffers(made[1] / "spp-0004.exr")
 
 
 def test_a_set_keeps_its_options(tmp_path: Path, textures: list[Path]) -> None:

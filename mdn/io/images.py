@@ -24,7 +24,7 @@ import OpenEXR
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import metadata, ome
+from mdn.io import library_messages, metadata, ome
 from mdn.io.metadata import Metadata
 
 FORMATS: dict[str, str] = {
@@ -594,7 +594,7 @@ def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str,
     """Float32 (H, W, C) pixels of an EXR's layers, NaN and Inf replaced, from one read of the file: for each key
     of `wanted`, the first of its names (in lower case) that a layer has after any view-layer prefix
     ("ViewLayer.Denoising Albedo" is "denoising albedo"); keys with no such layer are left out."""
-    exr = _open_exr(path)
+    exr = open_exr(path)
     named = _exr_layer_names(exr)
     found = {}
     for key, candidates in wanted.items():
@@ -631,11 +631,17 @@ def _pick_exr_layer(path: Path, exr: OpenEXR.File, layer: str | None) -> tuple[i
     return named[layer]
 
 
-def _open_exr(path: Path) -> OpenEXR.File:
+def open_exr(path: Path) -> OpenEXR.File:
     """An EXR file with every channel of every part its headers list, or an MdnError: OpenEXR's reader leaves
-    out a part whose pixels it cannot read (a file cut short), which would then be missing from the output."""
-    exr = OpenEXR.File(str(path), separate_channels=True)
-    listed = OpenEXR.File(str(path), header_only=True).parts
+    out a part whose pixels it cannot read (a file cut short), which would then be missing from the output. The
+    library's own lines about a damaged file are kept from the terminal: the error says it once."""
+    try:
+        with library_messages.quiet():
+            exr = OpenEXR.File(str(path), separate_channels=True)
+            listed = OpenEXR.File(str(path), header_only=True).parts
+    except (RuntimeError, ValueError) as exc:  # what OpenEXR raises on a file it cannot open
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MdnError(f"cannot read EXR (corrupt or truncated?): {reason}", path) from None
     for index, part in enumerate(listed):
         names = {channel.name for channel in part.header.get("channels", [])}
         read = exr.parts[index].channels if index < len(exr.parts) else {}
@@ -647,7 +653,7 @@ def _open_exr(path: Path) -> OpenEXR.File:
 
 
 def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
-    exr = _open_exr(path)
+    exr = open_exr(path)
     part_index, prefix, names = _pick_exr_layer(path, exr, layer)
     channels = exr.parts[part_index].channels
     dot = f"{prefix}." if prefix else ""

@@ -21,6 +21,7 @@ import numpy as np
 import OpenEXR
 
 from mdn.errors import MdnError
+from mdn.io import images
 from mdn.renders import backend, procedural
 from mdn.renders.backend import Buffers
 
@@ -67,7 +68,7 @@ def write_buffers(path: Path, buffers: Buffers) -> None:
 
 def read_buffers(path: Path) -> Buffers:
     """A render's buffers (float32) from a file `write_buffers` wrote."""
-    channels = OpenEXR.File(str(path), separate_channels=True).channels()
+    channels = images.open_exr(path).parts[0].channels
     try:
         planes = [
             np.stack([channels[n].pixels for n in names], axis=-1).astype(np.float32) for names in LAYERS.values()
