@@ -47,7 +47,7 @@ _mdn() {
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--models --noise --zeroshot --grey --quick --renders --spp --render-set --speed --peers --sizes --runs --tile --device --precision --seed --csv --json --plot --markdown --quiet -q --threads --train-speed --configs --attention-kernel --compile --batch --crop --help -h" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
             ;;
         models)
-            if [[ $COMP_CWORD -eq 2 && "$cur" != -* ]]; then COMPREPLY=($(compgen -W "show" -- "$cur")); return; fi
+            if [[ $COMP_CWORD -eq 2 ]]; then COMPREPLY=($(compgen -W "show --help -h" -- "$cur")); return; fi
             if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--json --help -h" -- "$cur")); else COMPREPLY=($(compgen -W "fill-grey fill-syn small-baseline unet unet-dct-grey unet-dct-practical unet-kpn-s15 unet-masked-s15 unet-practical unet-render unet-render-aux unet-twin-s15" -- "$cur")); fi
             ;;
     esac

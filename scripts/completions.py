@@ -41,6 +41,8 @@ class Command:
     """A group's commands (`mdn models show`), offered as its first word."""
     arguments: tuple[str, ...] = ()
     """The words offered for its other arguments (a group's: card names); none: files."""
+    group_options: tuple[str, ...] = ()
+    """A group's own option names, offered before its command (`mdn models --help`; `--json` is `show`'s)."""
 
 
 def _first_line(text: str | None) -> str:
@@ -86,7 +88,8 @@ def commands() -> list[Command]:
         params = [*command.params, *(p for sub in subcommands.values() for p in sub.params)]
         options = (*_options(name, params), help_option)
         arguments = card_names() if subcommands else ()
-        found.append(Command(name, _first_line(command.help), options, tuple(subcommands), arguments))
+        own = tuple(n for o in (*_options(name, command.params), help_option) for n in o.names) if subcommands else ()
+        found.append(Command(name, _first_line(command.help), options, tuple(subcommands), arguments, own))
     return found
 
 
@@ -106,8 +109,9 @@ def bash(cmds: list[Command]) -> str:
         words = " ".join(n for o in c.options for n in o.names)
         lines.append(f"        {c.name})")
         if c.subcommands:
-            lines.append(f'            if [[ $COMP_CWORD -eq 2 && "$cur" != -* ]]; then COMPREPLY=($(compgen -W '
-                         f'"{" ".join(c.subcommands)}" -- "$cur")); return; fi')  # fmt: skip
+            first = " ".join((*c.subcommands, *c.group_options))
+            lines.append(f'            if [[ $COMP_CWORD -eq 2 ]]; then COMPREPLY=($(compgen -W "{first}" -- "$cur")); '
+                         "return; fi")  # fmt: skip
         for o in c.options:
             if o.choices:
                 listed = "|".join(o.names)

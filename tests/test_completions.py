@@ -53,7 +53,8 @@ def test_completion_scripts_parse(shell: str, name: str) -> None:
 @pytest.mark.parametrize(
     ("words", "offered"),
     [("mdn denoise --precision b", ["bf16"]), ("mdn zeroshot --preset m", ["microscopy"]),
-     ("mdn denoise --device c", ["cpu", "cuda"]), ("mdn noise --type salt", ["saltpepper"])],
+     ("mdn denoise --device c", ["cpu", "cuda"]), ("mdn noise --type salt", ["saltpepper"]),
+     ("mdn models -", ["--help", "-h"]), ("mdn models show --j", ["--json"]), ("mdn models s", ["show"])],
 )  # fmt: skip
 def test_bash_offers_the_choices_an_option_lists(words: str, offered: list[str]) -> None:
     script = (
