@@ -132,7 +132,8 @@ def denoise(
     smoothed, measured against the image's own noise, then, at `quality` "balanced" (the default) or "high", not
     "fast", filter groups of similar patches with that as pilot; `wiener=False` means "fast"), `self_check`
     (blend the input back by the image's own noise where the card would do worse) and `keep_clean` (give an
-    image whose noise measures clean back as it came, but for impulses) default to the card's own settings;
+    image that measures clean once its impulses are filled back as it came, but for them) default to the card's
+    own settings;
     `strength`, the share of the change kept (1: all of it; "auto": where a colour image came out little changed,
     the share its measured noise explains), to all.
     `tile` (0: from `max_memory`), `overlap`, `batch`,
@@ -161,7 +162,7 @@ def denoise(
         return inference.run(*models.inputs(planes, picture, told.append), progress, info)
 
     with compute.threads(threads):
-        result = arrays.apply(picture, work, fit=models.fit)
+        result = arrays.apply(picture, work, fit=models.fit, fill_hidden=True)
     for message in told:  # after the work, so that they point at the caller's line
         import warnings
 
@@ -269,7 +270,7 @@ def denoise_zeroshot(
         return result
 
     with compute.threads(threads):
-        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)
+        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer, fill_hidden=True)
     if info is not None:
         info["warnings"] = told
     for verdict in told if info is None else ():  # after the work, so that they point at the caller's line

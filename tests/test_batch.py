@@ -172,6 +172,68 @@ def test_an_output_its_format_cannot_hold_fails_before_the_work(tmp_path: Path, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.jpg"]
 
 
+def _box_blur(pixels: np.ndarray, _context: object) -> np.ndarray:
+    """A work that mixes every pixel with its neighbours, as a denoiser does."""
+    padded = np.pad(pixels, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+    h, w = pixels.shape[1:3]
+    return sum(padded[:, y : y + h, x : x + w] for y in range(5) for x in range(5)) / 25
+
+
+def test_colour_under_full_transparency_reaches_no_visible_pixel_and_comes_back_as_stored(tmp_path: Path) -> None:
+    """A cut-out whose background stores black, or white: the visible pixels come out the same either way (no
+    halo from what the background hides), and the hidden colour is written back as it was."""
+    y, x = np.mgrid[0:32, 0:32]
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = 120 + 3 * x, 90 + 2 * y, 60
+    visible = (y - 16) ** 2 + (x - 16) ** 2 < 100
+    rgba[..., 3] = np.where(visible, 255, 0)
+    written = {}
+    for name, hidden in (("black", 0), ("white", 255)):
+        picture = rgba.copy()
+        picture[~visible, :3] = hidden
+        imagecodecs_png = imagecodecs.png_encode(picture)
+        (tmp_path / f"{name}.png").write_bytes(imagecodecs_png)
+        jobs = batch.plan([tmp_path / f"{name}.png"], tmp_path / "out", "")
+        (result,) = batch.run(jobs, _box_blur, fill_hidden=True)
+        assert result.status == "done", result.error
+        written[name] = imagecodecs.png_decode((tmp_path / "out" / f"{name}.png").read_bytes())
+        np.testing.assert_array_equal(written[name][~visible], picture[~visible])
+    np.testing.assert_array_equal(written["black"][visible], written["white"][visible])
+    (tmp_path / "out" / "black.png").unlink()
+    jobs = batch.plan([tmp_path / "black.png"], tmp_path / "out", "")
+    batch.run(jobs, _box_blur)  # without: the hidden black darkens the visible edge (`mdn noise` keeps it so)
+    darkened = imagecodecs.png_decode((tmp_path / "out" / "black.png").read_bytes())
+    assert darkened[visible].astype(int).sum() < written["black"][visible].astype(int).sum() - 1000
+
+
+def test_what_an_output_format_cannot_hold_is_said(tmp_path: Path) -> None:
+    """A portrait phone JPEG (EXIF orientation 6, a colour profile) written as BMP: said, not silently lost."""
+    import PIL.Image
+
+    exif = PIL.Image.Exif()
+    exif[274] = 6
+    PIL.Image.fromarray(np.full((16, 24, 3), 128, np.uint8)).save(tmp_path / "portrait.jpg", exif=exif.tobytes())
+    (result,) = batch.run(batch.plan([tmp_path / "portrait.jpg"], tmp_path / "portrait.bmp", ""), _box_blur)
+    assert result.status == "done" and result.warnings == [
+        "BMP cannot hold its EXIF, its orientation (EXIF 6: shown turned)"
+    ], result.warnings
+
+
+def test_a_linked_folder_is_searched_and_a_link_back_up_ends_the_search(tmp_path: Path) -> None:
+    """A shoot linked into a training set (`data/shoot1 -> ../shoot1`) is part of it; a link to a folder above
+    is searched once, not forever."""
+    picture = np.zeros((8, 8, 3), np.uint8)
+    for folder in ("shoot1", "data/own"):
+        (tmp_path / folder).mkdir(parents=True)
+    for name in ("shoot1/a.tif", "data/own/b.tif"):
+        tifffile.imwrite(tmp_path / name, picture)
+    (tmp_path / "data" / "shoot1").symlink_to(tmp_path / "shoot1", target_is_directory=True)
+    (tmp_path / "data" / "own" / "up").symlink_to(tmp_path / "data", target_is_directory=True)
+    found = batch.expand_inputs([tmp_path / "data"], recursive=True)
+    assert [p.relative_to(tmp_path / "data").as_posix() for p in found] == ["own/b.tif", "shoot1/a.tif"]
+    assert [p.name for p in batch.expand_inputs([tmp_path / "data" / "shoot1"])] == ["a.tif"]
+
+
 def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(tmp_path: Path) -> None:
     (tmp_path / "shoot").mkdir()
     for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp"):

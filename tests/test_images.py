@@ -115,6 +115,56 @@ def test_a_camera_jpeg_holding_a_preview_reads_its_main_picture(tmp_path: Path) 
     image = images.read(tmp_path / "camera.jpg")  # MPO: not an animation to refuse
     assert image.pixels.shape == (1, 48, 64, 3)
     assert np.abs(image.pixels[0] * 255 - np.asarray(main)).mean() < 2
+    assert image.source.meta["left_out"] == ["its 1 further picture (MPO: a second view, preview or depth map)"]
+
+
+def test_a_file_named_for_another_format_is_read_as_what_it_is(tmp_path: Path) -> None:
+    """A JPEG saved as .png or .tif (a renamed download), a TIFF as .png: read by their first bytes, as Pillow
+    reads a PNG named .jpg, and written in the format their output's name asks for."""
+    pixels = _random((24, 32, 3), "uint8")
+    PIL.Image.fromarray(pixels).save(tmp_path / "photo.jpg", quality=100)
+    tifffile.imwrite(tmp_path / "scan.tif", pixels)
+    for source, named in (("photo.jpg", "photo.png"), ("photo.jpg", "photo.tif"), ("scan.tif", "scan.png")):
+        (tmp_path / named).write_bytes((tmp_path / source).read_bytes())
+        image = images.read(tmp_path / named)
+        assert image.source.format == images.format_of(tmp_path / source) and image.pixels.shape == (1, 24, 32, 3)
+        out = images.write(image, tmp_path / f"out_{named}")
+        with PIL.Image.open(out) as written:
+            assert written.format == {".png": "PNG", ".tif": "TIFF"}[out.suffix]
+
+
+def test_an_opaque_alpha_goes_into_a_jpeg_and_a_format_too_small_is_refused_before_the_work(tmp_path: Path) -> None:
+    rgba = _random((16, 24, 4), "uint8")
+    rgba[..., 3] = 255  # a screenshot's, an export's: it carries nothing
+    PIL.Image.fromarray(rgba).save(tmp_path / "shot.png")
+    image = images.read(tmp_path / "shot.png")
+    assert image.alpha is not None and images.target_layout(image, tmp_path / "shot.jpg").shape == (16, 24, 3)
+    with PIL.Image.open(images.write(image, tmp_path / "shot.jpg")) as jpeg:
+        assert jpeg.mode == "RGB" and jpeg.size == (24, 16)
+    rgba[0, 0, 3] = 254
+    PIL.Image.fromarray(rgba).save(tmp_path / "cut.png")
+    with pytest.raises(MdnError, match=r"cut\.png: JPEG cannot hold its alpha channel"):
+        images.target_layout(images.read(tmp_path / "cut.png"), tmp_path / "cut.jpg")
+    PIL.Image.fromarray(_random((16, 16400, 3), "uint8")).save(tmp_path / "strip.png")
+    strip = images.read(tmp_path / "strip.png")
+    with pytest.raises(MdnError, match=r"strip\.png: WEBP holds at most 16,383 pixels a side, and it is 16,400x16"):
+        images.target_layout(strip, tmp_path / "strip.webp")
+    assert images.target_layout(strip, tmp_path / "strip.jpg").shape == (16, 16400, 3)
+
+
+def test_associated_alpha_is_read_as_straight_colour_and_written_back_associated(tmp_path: Path) -> None:
+    """A TIFF whose colours are multiplied by alpha (GIMP's): half-transparent orange stays orange in a PNG."""
+    straight = np.broadcast_to(np.array([200, 100, 50], np.uint8), (8, 8, 3))
+    alpha = np.full((8, 8, 1), 128, np.uint8)
+    premultiplied = np.rint(straight * (alpha / 255)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "cut.tif", np.dstack([premultiplied, alpha]), photometric="rgb",
+                     extrasamples=["assocalpha"])  # fmt: skip
+    image = images.read(tmp_path / "cut.tif")
+    np.testing.assert_allclose(image.pixels[0] * 255, straight, atol=1.0)
+    with PIL.Image.open(images.write(image, tmp_path / "cut.png")) as png:
+        np.testing.assert_allclose(np.asarray(png)[..., :3], straight, atol=1)
+    again = tifffile.imread(images.write(image, tmp_path / "again.tif"))
+    np.testing.assert_array_equal(again, np.dstack([premultiplied, alpha]))
 
 
 def test_a_picture_past_pillows_decompression_bomb_limit_is_read(tmp_path: Path, monkeypatch) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin
 
-from mdn.io import images
+from mdn.io import images, metadata
+from mdn.io.metadata import Metadata
 
 RNG = np.random.default_rng(11)
 PIXELS = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -116,3 +118,190 @@ def test_a_photo_with_no_metadata_goes_into_a_tiff_naming_no_software(tmp_path: 
     for source in (tmp_path / "in.tif", tmp_path / "in.png"):
         with tifffile.TiffFile(_convert(source, ".tif")) as tif:
             assert 305 not in tif.pages.first.tags, source.name
+
+
+def _exif(size: int = 0, orientation: int = 6, **fields: str) -> bytes:
+    """EXIF bytes (b"Exif\\0\\0" header included) with an orientation and text `fields` by name (Make, Artist: in
+    UTF-8, as cameras write them), `size` bytes in all where given (a long Software, then zeros)."""
+    exif = Image.Exif()
+    exif[274] = orientation
+    names = {name: tag for tag, name in metadata.TIFF_EXIF_TAGS.items()}
+    for name, value in fields.items():
+        exif[names[name]] = value.encode()
+    if size:
+        exif[305] = "x" * (size - 100)
+    data = exif.tobytes()
+    assert len(data) <= size or not size
+    return data + bytes(size - len(data)) if size else data
+
+
+def _xmp(size: int) -> bytes:
+    """An XMP packet of `size` bytes (an editor's history makes them long)."""
+    head, tail = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!--', b"--></x:xmpmeta>"
+    return head + b"h" * (size - len(head) - len(tail)) + tail
+
+
+def _profile(space: bytes) -> bytes:
+    """An ICC profile's header naming its colour space (b"GRAY", b"RGB ", b"CMYK"): all this module reads of it."""
+    return bytes(16) + space + b"XYZ " + bytes(104)
+
+
+def _saved(pixels: np.ndarray, fmt: str, options: dict[str, Any]) -> Image.Image:
+    """`pixels` written by Pillow with save `options`, opened again."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **options)
+    return Image.open(buffer)
+
+
+def test_an_exif_or_xmp_over_a_jpeg_segment_is_left_out_of_a_jpeg_and_kept_in_a_webp(tmp_path: Path) -> None:
+    fits = Metadata(exif=_exif(65533), xmp=_xmp(65533 - 29))  # APP1's 65533 bytes, less the XMP namespace's 29
+    with _saved(PIXELS, "JPEG", metadata.pillow_options(fits, "jpeg")) as written:
+        assert len(written.info["exif"]) == 65533 and written.info["xmp"] == fits.xmp
+    over = Metadata(exif=_exif(65534), xmp=_xmp(65533 - 28), dpi=(300, 300))
+    with _saved(PIXELS, "JPEG", metadata.pillow_options(over, "jpeg")) as written:
+        assert "exif" not in written.info and "xmp" not in written.info and written.info["dpi"] == (300, 300)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(metadata.XMP_KEYWORD, _xmp(80_000).decode())
+    Image.fromarray(PIXELS).save(tmp_path / "xmp.png", pnginfo=info)
+    Image.fromarray(PIXELS).save(tmp_path / "exif.png", exif=_exif(70_000))
+    for name in ("xmp", "exif"):
+        with Image.open(_convert(tmp_path / f"{name}.png", ".jpg")) as written:
+            assert name not in written.info, name
+    big = Metadata(exif=_exif(70_000), xmp=_xmp(80_000))  # a WebP has no such limit
+    with _saved(PIXELS, "WEBP", metadata.pillow_options(big, "webp")) as written:
+        assert written.info["exif"] == big.exif.removeprefix(metadata.EXIF_HEADER) and written.info["xmp"] == big.xmp
+
+
+def test_a_profile_goes_only_into_pixels_of_its_colour_space() -> None:
+    grey, rgb, cmyk = (_profile(space) for space in (b"GRAY", b"RGB ", b"CMYK"))
+    for pixels, fmt, kept in (
+        (PIXELS[..., 0], "JPEG", {grey, cmyk}),  # a grey JPEG
+        (PIXELS, "JPEG", {rgb, cmyk}),
+        (PIXELS[..., 0], "WEBP", {rgb, cmyk}),  # a WebP stores grey as RGB
+        (PIXELS, "WEBP", {rgb, cmyk}),
+    ):
+        for profile in (grey, rgb, cmyk):
+            options = metadata.pillow_options(Metadata(icc=profile), fmt.lower(), 1 if pixels.ndim == 2 else 3)
+            with _saved(pixels, fmt, options) as written:
+                assert (written.info.get("icc_profile") == profile) == (profile in kept), (fmt, pixels.ndim, profile)
+    for colours, profile, kept in ((1, grey, True), (1, rgb, False), (3, grey, False), (3, rgb, True), (1, cmyk, True)):
+        assert ("iccprofile" in metadata.tiff_options(Metadata(icc=profile), colours)) == kept, (colours, profile)
+
+
+def test_a_grey_photos_grey_profile_stays_out_of_a_webp_and_goes_into_a_grey_png(tmp_path: Path) -> None:
+    grey, rgb = _profile(b"GRAY"), _profile(b"RGB ")
+    Image.fromarray(PIXELS[..., 0]).save(tmp_path / "grey.jpg", quality=95, icc_profile=grey)
+    Image.fromarray(PIXELS).save(tmp_path / "rgb.jpg", quality=95, icc_profile=grey)  # a profile that does not fit
+    Image.fromarray(PIXELS[..., 0]).save(tmp_path / "grey_rgb.png", icc_profile=rgb)
+    for name, suffix, profile in (
+        ("grey.jpg", ".webp", None),
+        ("grey.jpg", ".png", grey),
+        ("rgb.jpg", ".png", None),
+        ("grey_rgb.png", ".png", None),
+    ):
+        with Image.open(_convert(tmp_path / name, suffix)) as written:
+            assert written.info.get("icc_profile") == profile, (name, suffix)
+
+
+@pytest.mark.parametrize("exif", [b"Exif\x00\x00GARBAGEGARBAGE", _exif()[:12]], ids=["no TIFF header", "cut short"])
+def test_an_unreadable_exif_is_left_out_of_a_tiff(tmp_path: Path, exif: bytes) -> None:
+    options = metadata.tiff_options(Metadata(exif=exif, dpi=(300, 300)))
+    assert "extratags" not in options and options["resolution"] == (300, 300)
+    Image.fromarray(PIXELS).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    with tifffile.TiffFile(_convert(tmp_path / "phone.jpg", ".tif")) as tif:
+        assert 274 not in tif.pages.first.tags and tif.pages.first.asarray().shape == PIXELS.shape
+    assert metadata.lost(Metadata(exif=exif), "tiff", 3) == ["its EXIF (unreadable)"]
+    assert metadata.lost(Metadata(exif=exif), "bmp", 3) == ["its EXIF"]  # its orientation unknown
+    assert metadata.lost(Metadata(exif=exif), "jpeg", 3) == []  # copied as it came
+
+
+FULL = Metadata(
+    exif=_exif(Make="Canon"),
+    icc=_profile(b"RGB "),
+    dpi=(300.0, 300.0),
+    text={"Description": "ISS, 1990", "Author": "Ann"},
+    xmp=_xmp(500),
+    png_colour={b"gAMA": GAMMA},
+)
+"""A photo's metadata of every kind, each small enough for any format."""
+
+
+def test_lost_names_nothing_that_a_format_carries_or_leaves_behind_by_design() -> None:
+    for fmt in ("png", "jpeg", "webp", "tiff", "bmp", "exr"):
+        assert metadata.lost(None, fmt, 3) == metadata.lost(Metadata(), fmt, 1) == [], fmt
+    assert metadata.lost(FULL, "png", 3) == metadata.lost(FULL, "jpeg", 3) == []
+    assert metadata.lost(FULL, "tiff", 3) == []  # EXIF's sub-directory, PNG's colour chunks and Author: by design
+    assert metadata.lost(FULL, "webp", 3) == ["its resolution (300 dpi)", "its description"]
+    resolution = Image.Exif()
+    resolution.update({282: 300.0, 283: 300.0})
+    assert metadata.lost(Metadata(exif=resolution.tobytes(), dpi=(300, 300)), "webp", 3) == []  # in its EXIF
+
+
+@pytest.mark.parametrize("fmt", ["bmp", "exr"])
+def test_lost_names_everything_present_where_a_format_carries_nothing(fmt: str) -> None:
+    resolution = [] if fmt == "bmp" else ["its resolution (300 dpi)"]  # a BMP keeps its pixels per metre
+    assert metadata.lost(FULL, fmt, 3) == [
+        "its EXIF",
+        "its orientation (EXIF 6: shown turned)",
+        "its colour profile",
+        *resolution,
+        "its XMP",
+        "its description",
+    ]
+    upright = Metadata(exif=_exif(orientation=1), dpi=(300, 150), text={"Title": "Astro"})
+    resolution = [] if fmt == "bmp" else ["its resolution (300 x 150 dpi)"]
+    assert metadata.lost(upright, fmt, 1) == ["its EXIF", *resolution, "its description"]
+
+
+def test_lost_names_what_overflows_a_jpeg_segment() -> None:
+    largest = 65533 - 29
+    fits = Metadata(exif=_exif(65533), xmp=_xmp(largest), text={"Comment": "c" * 65533})
+    assert metadata.lost(fits, "jpeg", 3) == []
+    over = Metadata(exif=_exif(65534), xmp=_xmp(largest + 1), text={"Comment": "c" * 65534})
+    assert metadata.lost(over, "jpeg", 1) == [
+        "its EXIF (65534 bytes, over JPEG's 65533)",
+        "its orientation (EXIF 6: shown turned)",
+        "its XMP (65505 bytes, over JPEG's 65504)",
+        "its description (65534 bytes, over JPEG's 65533)",
+    ]
+    big = Metadata(exif=_exif(70_000, orientation=3), xmp=_xmp(80_000), text={"Description": "é" * 40_000})
+    assert metadata.lost(big, "jpeg", 3) == [
+        "its EXIF (69 KB, over JPEG's 64 KB)",
+        "its orientation (EXIF 3: shown upside down)",
+        "its XMP (79 KB, over JPEG's 64 KB)",
+        "its description (79 KB, over JPEG's 64 KB)",
+    ]
+    assert metadata.lost(big, "webp", 3) == ["its description"] and metadata.lost(big, "png", 3) == []
+
+
+def test_lost_names_a_profile_of_another_colour_space_and_exif_text_a_tiff_cannot_hold() -> None:
+    grey, rgb = Metadata(icc=_profile(b"GRAY")), Metadata(icc=_profile(b"RGB "))
+    for fmt in ("png", "jpeg", "tiff"):
+        assert metadata.lost(grey, fmt, 1) == metadata.lost(rgb, fmt, 3) == [], fmt
+        assert metadata.lost(grey, fmt, 3) == ["its grey colour profile (the output is RGB)"], fmt
+        assert metadata.lost(rgb, fmt, 1) == ["its RGB colour profile (the output is grey)"], fmt
+    assert metadata.lost(grey, "webp", 1) == ["its grey colour profile (the output is RGB)"]  # stored as RGB
+    assert metadata.lost(Metadata(icc=_profile(b"CMYK")), "jpeg", 1) == []  # another colour space: as it was
+    assert metadata.lost(Metadata(exif=_exif(Artist="Zoë", Make="Canon")), "tiff", 3) == ["its EXIF Artist (not ASCII)"]
+
+
+def test_lost_tells_the_truth_about_what_each_written_format_holds(tmp_path: Path) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Description", "ISS, 1990")
+    info.add_itxt(metadata.XMP_KEYWORD, _xmp(500).decode())
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = _exif(Make="Canon")
+    Image.fromarray(PIXELS).save(tmp_path / "in.png", pnginfo=info, exif=exif, icc_profile=icc, dpi=(300, 300))
+    source = images.read(tmp_path / "in.png").source.meta["photo"]
+    present = {
+        "its EXIF": lambda meta: meta.exif,
+        "its colour profile": lambda meta: meta.icc,
+        "its resolution": lambda meta: meta.dpi,
+        "its XMP": lambda meta: meta.xmp,
+        "its description": metadata.description,
+    }
+    for suffix, fmt in ((".png", "png"), (".jpg", "jpeg"), (".webp", "webp"), (".tif", "tiff"), (".bmp", "bmp")):
+        named = metadata.lost(source, fmt, 3)
+        written = images.read(_convert(tmp_path / "in.png", suffix)).source.meta["photo"]
+        for item, holds in present.items():
+            assert bool(holds(written)) != any(name.startswith(item) for name in named), (fmt, item, named)

@@ -49,6 +49,8 @@ class Work:
     fit: Callable[[images.Image], DisplayTransform] = tonemap.fit
     one_input: str = ""
     """Why this work takes one input only ('' where it takes a batch): the options say so."""
+    fill_hidden: bool = True
+    """Whether the colour under full transparency is filled before the work (a denoiser's; not a noise's)."""
 
 
 Inputs = Annotated[
@@ -174,7 +176,7 @@ def run(
                     results = batch.run(
                         jobs, functools.partial(work.each, progress=progress), overwrite=overwrite,
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
-                        on_result=progress.result, stop=stop, fit=work.fit,
+                        on_result=progress.result, stop=stop, fit=work.fit, fill_hidden=work.fill_hidden,
                     )  # fmt: skip
                     for job in volume_jobs:
                         try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import alpha, images, tonemap
 
 ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""
@@ -44,13 +44,19 @@ def apply(
     hdr: bool = False,
     layer: str | None = None,
     fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
+    fill_hidden: bool = False,
 ) -> np.ndarray:
     """`work` on the image's display-range (N, H, W, C) planes (`fit` gives the transform); the result in the
     input's stored layout and sample type (integers rounded and clipped), alpha untouched. NaN and Inf are
-    replaced first, with a warning."""
+    replaced first, with a warning. `fill_hidden`: the colour under full transparency filled before the work and
+    given back after, as `batch.run` does it for a denoiser."""
     picture = load(image, axes, hdr, layer)
     if picture.nonfinite:
         warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=4)
     transform = fit(picture)
-    pixels = transform.inverse(work(transform.forward(picture.pixels)))
+    hidden = picture.alpha if fill_hidden else None
+    shown = transform.forward(picture.pixels)
+    pixels = transform.inverse(work(shown if hidden is None else alpha.fill_hidden(shown, hidden)))
+    if hidden is not None:
+        pixels = alpha.restore_hidden(pixels, picture.pixels, hidden)
     return images.to_array(picture.with_pixels(pixels))

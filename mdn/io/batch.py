@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import alpha, images, metadata, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -79,9 +79,8 @@ def expand_inputs(
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
             below = _results_below(path, results)
-            found.extend(sorted(p for p in path.glob(pattern) if _is_image(p, skip_suffix) and not below(p)))
+            found.extend(sorted(p for p in files_in(path, recursive) if _is_image(p, skip_suffix) and not below(p)))
         elif path.exists():
             found.append(path)
         elif glob.has_magic(str(item)):
@@ -91,7 +90,7 @@ def expand_inputs(
             found.append(path)
     if not found:
         folders = [Path(item) for item in inputs if Path(item).is_dir()]
-        raw = sum(p.suffix.lower() in images.CAMERA_RAW for f in folders for p in f.glob("**/*" if recursive else "*"))
+        raw = sum(p.suffix.lower() in images.CAMERA_RAW for f in folders for p in files_in(f, recursive))
         files = "1 camera raw file: develop it" if raw == 1 else f"{raw} camera raw files: develop them"
         hint = f" ({files} into 16-bit TIFF or PNG first)" if raw else ""
         raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}{hint}")
@@ -99,6 +98,22 @@ def expand_inputs(
     for path in found:
         unique.setdefault(os.path.abspath(path), path)
     return list(unique.values())
+
+
+def files_in(folder: Path, recursive: bool) -> Iterator[Path]:
+    """The entries of `folder`, and with `recursive` of every folder below it, linked folders followed (a shoot
+    linked into a training set), each real folder once (a link back up ends no search)."""
+    if not recursive:
+        yield from folder.iterdir()
+        return
+    seen: set[str] = set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        yield from (Path(root) / name for name in (*folders, *files))
 
 
 def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]:
@@ -217,6 +232,7 @@ def run(
     overlap: bool = True,
     stop: threading.Event | None = None,
     fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
+    fill_hidden: bool = False,
 ) -> list[Result]:
     """Run `work` on every job, in order; failures are recorded, never raised.
 
@@ -225,7 +241,9 @@ def run(
     results, their order, the files written and the `on_file` calls are the same either way. `on_file` is called
     as each file starts its work step, `on_result` as its result is final (on the background thread for a write).
 
-    `fit` gives each image's display transform (a card's own, `tonemap.fitter`).
+    `fit` gives each image's display transform (a card's own, `tonemap.fitter`). With `fill_hidden` (a denoiser's
+    work), the colour under full transparency is filled from its visible neighbours before the work and given back
+    after (`alpha.fill_hidden`): a cut-out's edge gets no halo from what its background hides.
 
     KeyboardInterrupt, or `stop` found set, ends the batch: the file being worked on is abandoned, the writes
     already handed over are finished, and `Interrupted` carries the results so far.
@@ -247,7 +265,9 @@ def run(
                 loading = io.submit(load, following)
             if on_file is not None:
                 on_file(job)
-            results.append(_work(loaded, work, io, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype))
+            results.append(
+                _work(loaded, work, io, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype, fill=fill_hidden)
+            )
             del loaded  # the input's pixels go now: the write holds only the result
             if on_result is not None:
                 results[-1].add_done_callback(lambda future: on_result(future.result()))
@@ -295,8 +315,11 @@ def _load(
         stored = images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
             result.warnings.append(lost)
+        if left_out := metadata.lost(image.source.meta.get("photo"), images.format_of(job.output), stored.colours):
+            result.warnings.append(f"{images.format_of(job.output).upper()} cannot hold {', '.join(left_out)}")
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
+        result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
         transform = fit(image)
         pixels = transform.forward(image.pixels)
     except (MdnError, MemoryError) as exc:
@@ -319,7 +342,14 @@ def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | No
 
 
 def _work(
-    loaded: _Loaded | Result, work: Work, io: Executor, *, overwrite: bool, skip_existing: bool, dtype: str | None
+    loaded: _Loaded | Result,
+    work: Work,
+    io: Executor,
+    *,
+    overwrite: bool,
+    skip_existing: bool,
+    dtype: str | None,
+    fill: bool = False,
 ) -> Future[Result]:
     """The work step on a loaded file, then its write handed to `io`; a result finished before (skipped, failed)
     or by a failing work step comes back as it is."""
@@ -329,7 +359,11 @@ def _work(
     result = loaded.result
     context = FileContext(loaded.image)
     try:
-        pixels = loaded.transform.inverse(work(loaded.pixels, context))
+        hidden = loaded.image.alpha if fill else None
+        shown = loaded.pixels if hidden is None else alpha.fill_hidden(loaded.pixels, hidden)
+        pixels = loaded.transform.inverse(work(shown, context))
+        if hidden is not None:  # what the file stored there, exactly
+            pixels = alpha.restore_hidden(pixels, loaded.image.pixels, hidden)
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info

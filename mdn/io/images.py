@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +255,7 @@ def _quantised_band(band: np.ndarray, top: np.floating, dtype: np.dtype) -> np.n
     return result
 
 
-def _sanitise(pixels: np.ndarray) -> int:
+def sanitise(pixels: np.ndarray) -> int:
     """Replace NaN by 0 and +-Inf by the largest finite magnitude, in place; return how many were replaced."""
     bad = ~np.isfinite(pixels)
     count = int(bad.sum())
@@ -289,10 +290,11 @@ def read(path: str | Path, layer: str | None = None) -> Image:
     fmt = format_of(path)
     if path.stat().st_size == 0:
         raise MdnError("file is empty", path)
-    if layer is not None and fmt != "exr":
-        raise MdnError("--layer applies to EXR files only", path)
     if not os.access(path, os.R_OK):
         raise MdnError("cannot read: permission denied", path)
+    fmt = _format_by_content(path, fmt)
+    if layer is not None and fmt != "exr":
+        raise MdnError("--layer applies to EXR files only", path)
     try:
         if fmt == "exr":
             raw, layout, meta = _read_exr(path, layer)
@@ -310,6 +312,7 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             raw = iio.imread(path)
             layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
             if fmt == "jpeg":
+                meta["left_out"] = settings.pop("left_out", [])
                 meta["jpeg"] = settings
     except MdnError:
         raise
@@ -321,6 +324,29 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             reason = f"not a {fmt.upper()} file"
         raise MdnError(f"cannot read {fmt.upper()} (corrupt or truncated?): {reason}", path) from None
     return _image(raw, Source(path, fmt, layout, meta), hdr=fmt == "exr")
+
+
+SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"II*\x00": "tiff",
+    b"MM\x00*": "tiff",
+    b"II+\x00": "tiff",
+    b"MM\x00+": "tiff",
+    b"v/1\x01": "exr",
+    b"BM": "bmp",
+}
+"""A file's first bytes -> its format (WebP: RIFF....WEBP, checked apart)."""
+
+
+def _format_by_content(path: Path, named: str) -> str:
+    """The format a file's first bytes say it is, or `named` (its extension's) where they say none: a JPEG saved
+    as .png is read as the JPEG it is, as Pillow reads a PNG saved as .jpg."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((fmt for signature, fmt in SIGNATURES.items() if head.startswith(signature)), named)
 
 
 def _check_pillow_image(path: Path, fmt: str) -> dict[str, Any]:
@@ -343,6 +369,9 @@ def _check_pillow_image(path: Path, fmt: str) -> dict[str, Any]:
         raise MdnError(f"unsupported {fmt.upper()} colour model CMYK (a print separation: convert it to RGB)", path)
     if fmt != "jpeg":  # a camera JPEG's further pictures (MPO: a large preview, a depth map) are no animation
         _check_still(path, fmt, frames)
+    elif frames > 1:
+        settings["left_out"] = [f"its {frames - 1} further picture{'s' if frames > 2 else ''} (MPO: a second view, "
+                                "preview or depth map)"]  # fmt: skip
     return settings
 
 
@@ -462,12 +491,21 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     layout = source.layout
     _check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
+    if alpha is not None and _associated(source):  # straight colours, as every other format holds them
+        straight = np.divide(pixels, alpha, out=np.zeros_like(pixels), where=alpha > 0)
+        pixels = np.minimum(straight, 1.0) if layout.dtype.kind == "u" else straight  # rounding: 3/2 of 2/255
     if layout.dtype.kind == "f":
         source = dataclasses.replace(source, value_range=_finite_range(pixels))
-    nonfinite = _sanitise(pixels) if layout.dtype.kind == "f" else 0
+    nonfinite = sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
-        nonfinite += _sanitise(alpha)
+        nonfinite += sanitise(alpha)
     return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
+
+
+def _associated(source: Source) -> bool:
+    """Whether a file stores its colours multiplied by its alpha (a TIFF's associated alpha, as GIMP writes it)."""
+    extra = source.meta.get("extrasamples") if source.format == "tiff" else None
+    return bool(extra) and int(extra[0]) == int(tifffile.EXTRASAMPLE.ASSOCALPHA)
 
 
 def _finite_range(pixels: np.ndarray) -> tuple[float, float] | None:
@@ -602,7 +640,7 @@ def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> dict[str,
         if layer is not None:
             part, _, names = named[layer]
             pixels = np.stack([exr.parts[part].channels[n].pixels for n in names], axis=-1).astype(np.float32)
-            _sanitise(pixels)
+            sanitise(pixels)
             found[key] = pixels
     return found
 
@@ -701,7 +739,10 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     same = fmt == source.format
     layout = target_layout(image, path, dtype)
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
-    raw = from_planes(pixels, image.alpha, layout)
+    alpha = _alpha_for(image, fmt)
+    if alpha is not None and same and _associated(source):  # multiplied again as the file keeps them
+        pixels = pixels * alpha
+    raw = from_planes(pixels, alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
     if fmt == "tiff":  # an OME-XML names the file it is in: the published name, not the temporary one's
         encoder = functools.partial(_encode_tiff, name=path.name)
@@ -758,15 +799,33 @@ NO_ALPHA = ("jpeg", "bmp")
 """Formats that cannot hold an alpha channel (Pillow writes a BMP's as a fourth channel it reads back opaque)."""
 
 
+MAX_SIDE = {"jpeg": 65500, "webp": 16383}
+"""The longest side a format's encoder writes, in pixels (libjpeg's and libwebp's limits)."""
+
+
 def target_layout(image: Image, path: Path, dtype: str | None = None) -> Layout:
     """The stored layout for writing `image` to `path` (in `dtype`, or the closest to the source's), or an
     MdnError naming the image when that format cannot store it: checked before the work, not after."""
     fmt = format_of(path)
-    if image.alpha is not None and fmt in NO_ALPHA:
+    if image.alpha is not None and fmt in NO_ALPHA and _alpha_for(image, fmt) is not None:
         raise MdnError(f"{fmt.upper()} cannot hold its alpha channel: write PNG, WebP or TIFF", image.path)
+    if max(image.height, image.width) > MAX_SIDE.get(fmt, sys.maxsize):
+        raise MdnError(
+            f"{fmt.upper()} holds at most {MAX_SIDE[fmt]:,} pixels a side, and it is {image.width:,}x"
+            f"{image.height:,}: write PNG or TIFF",
+            image.path,
+        )
     if fmt == image.source.format and not dtype:
         return image.source.layout
     return _target_layout(image, fmt, dtype)
+
+
+def _alpha_for(image: Image, fmt: str) -> np.ndarray | None:
+    """The alpha a file of `fmt` gets: none in a format without alpha where every pixel is opaque (a screenshot's,
+    an export's), which carries nothing; else the image's."""
+    if image.alpha is not None and fmt in NO_ALPHA and bool((image.alpha >= 1.0).all()):
+        return None
+    return image.alpha
 
 
 def sample_types(path: Path) -> tuple[str, ...]:
@@ -784,7 +843,7 @@ def _target_layout(image: Image, fmt: str, dtype: str | None) -> Layout:
     if fmt == image.source.format:
         return dataclasses.replace(image.source.layout, dtype=target)
     count, height, width, colours = image.pixels.shape
-    samples = colours + (image.alpha is not None)
+    samples = colours + (_alpha_for(image, fmt) is not None)
     if count == 1:
         return Layout("YXS", (height, width, samples), target)
     if fmt != "tiff":
@@ -811,7 +870,7 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
-    except (OSError, RuntimeError) as exc:  # OpenEXR reports a file it cannot open as a RuntimeError
+    except (OSError, RuntimeError, ValueError) as exc:  # OpenEXR: RuntimeError; Pillow's encoders: ValueError
         raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
     finally:
         if tmp is not None:
@@ -893,7 +952,7 @@ def file_in_the_way(folder: Path) -> Path | None:
     return nearest if nearest is not None and not nearest.is_dir() else None
 
 
-def _write_failure(path: Path, exc: OSError | RuntimeError) -> str:
+def _write_failure(path: Path, exc: Exception) -> str:
     """Why a write failed, in words: a file standing where a folder is needed, else the system's reason."""
     blocking = file_in_the_way(path.parent)
     if blocking is not None:
@@ -926,15 +985,29 @@ def _encode_png(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
 
 def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
     settings = {"quality": JPEG_QUALITY, **(source.meta.get("jpeg", {}) if source else {})}
-    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", **settings, **metadata.pillow_options(photo, "jpeg"))
+    photo_options = metadata.pillow_options(photo, "jpeg", _colours(raw))
+    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", **settings, **photo_options)
 
 
 def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
-    iio.imwrite(path, _squeeze_grey(raw), extension=".webp", lossless=True, **metadata.pillow_options(photo, "webp"))
+    photo_options = metadata.pillow_options(photo, "webp", _colours(raw))
+    iio.imwrite(path, _squeeze_grey(raw), extension=".webp", lossless=True, **photo_options)
+
+
+def _colours(raw: np.ndarray) -> int:
+    """The colour channels of a stored (..., H, W[, S]) array: 3 where it holds RGB (and alpha), else 1 (grey)."""
+    return 3 if raw.ndim >= 3 and raw.shape[-1] in (3, 4) else 1
+
+
+def _tiff_colours(raw: np.ndarray, source: Source | None) -> int:
+    """The colour channels a TIFF stores: its source's (a palette's are RGB), or a fresh (H, W, S) array's."""
+    if source is None:
+        return _colours(raw)
+    return 3 if source.meta.get("photometric") == "palette" else source.layout.colours
 
 
 def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
-    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp")
+    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp", **({"dpi": photo.dpi} if photo and photo.dpi else {}))
 
 
 def _encode_tiff(
@@ -943,7 +1016,7 @@ def _encode_tiff(
     """Write a TIFF (`name`: the file's name once published, which an OME-XML records; default `path`'s)."""
     meta = source.meta if source else {}
     kwargs: dict[str, Any] = {
-        **metadata.tiff_options(photo),
+        **metadata.tiff_options(photo, _tiff_colours(raw, source)),
         **_tiff_pixel_options(raw, meta, fresh=source is None),
         **_tiff_text_options(name or path.name, raw, source, photo),
     }

@@ -1,22 +1,30 @@
 """What a photo carries besides its pixels: EXIF, the ICC colour profile, XMP (ratings, keywords, captions,
 an editor's settings), its resolution (dpi) and text, read from JPEG, PNG, WebP and TIFF and written back into any
-of them, so that a denoised photo keeps its camera record and catalogue entry and looks the same in a
-colour-managed viewer.
+of them (a WebP has no place for the resolution or text), so that a denoised photo keeps its camera record and
+catalogue entry and looks the same in a colour-managed viewer.
 
 PNG chunks are read and written here (the file is walked chunk by chunk without decoding the pixels, and the
 chunks are put after the header of a PNG encoded elsewhere); JPEG and WebP go through Pillow; TIFF keeps its
 profile, resolution and the EXIF fields that TIFF stores in its first directory (make, model, software, date,
 artist, copyright, orientation), not EXIF's own sub-directory. A description crosses formats as PNG's Description,
 a TIFF's ImageDescription or a JPEG comment; PNG's colour chunks (gAMA, cHRM, sRGB) go into PNG alone.
+
+What cannot be written is left out rather than refused: a JPEG's EXIF, XMP or comment over its 64 KB segment, a
+colour profile whose colour space is not the output's (a grey profile on RGB pixels), an EXIF block too damaged to
+read into a TIFF's tags. `lost` names what of a photo's metadata an output will not carry, for a warning.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_KEYWORD = "XML:com.adobe.xmp"
@@ -27,10 +35,33 @@ TIFF_EXIF_TAGS = {271: "Make", 272: "Model", 305: "Software", 306: "DateTime", 3
 """EXIF's text fields that a TIFF keeps in its first directory, by tag number."""
 ORIENTATION_TAG = 274
 """EXIF's and TIFF's Orientation (a SHORT, 1 to 8): how a viewer turns the stored pixels."""
+RESOLUTION_TAGS = {282, 283}
+"""EXIF's XResolution and YResolution."""
 DESCRIPTION_KEYS = ("Description", "Comment", "Title")
 """PNG text keys that stand for a picture's description where a format has one text field, best first."""
-JPEG_COMMENT_BYTES = 65533
-"""The most a JPEG comment holds (its segment's 16-bit length counts itself): a longer description is left out."""
+JPEG_SEGMENT_BYTES = 65533
+"""The most a JPEG segment holds after its 16-bit length, which counts itself: an APP1's EXIF with its b"Exif\\0\\0"
+header or XMP with its namespace, a comment (Pillow's limit too). A packet that does not fit is left out."""
+JPEG_COMMENT_BYTES = JPEG_SEGMENT_BYTES
+"""The most a JPEG comment holds: a longer description is left out."""
+JPEG_XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
+"""What comes before the XMP packet in a JPEG's APP1 segment (29 bytes)."""
+ICC_SPACES = {1: b"GRAY", 3: b"RGB "}
+"""An ICC profile's colour space (its header's bytes 16 to 20) for pixels of 1 (grey) and 3 (colour) channels."""
+COLOURS_NAMED = {1: "grey", 3: "RGB"}
+"""What pixels of 1 and 3 channels are called in a warning."""
+ORIENTATION_SHOWN = {
+    2: "mirrored",
+    3: "upside down",
+    4: "flipped",
+    5: "turned and mirrored",
+    6: "turned",
+    7: "turned and mirrored",
+    8: "turned",
+}
+"""How a viewer shows pixels stored with an EXIF orientation other than 1 (upright)."""
+PHOTO_FORMATS = ("png", "jpeg", "webp", "tiff")
+"""The output formats whose writers carry a photo's metadata (a BMP's carries its resolution alone, an EXR's none)."""
 PNG_COLOUR_CHUNKS = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1}
 """PNG chunks that say how to show the values (gamma, primaries, sRGB intent) -> their length: kept into PNG."""
 _INCH = 0.0254
@@ -62,9 +93,9 @@ def description(meta: Metadata | None) -> str | None:
 
 
 def read(path: Path, fmt: str) -> Metadata:
-    """The metadata of a JPEG or WebP file, through Pillow (nothing for other formats: a PNG's comes from the bytes
-    its reader has already, `read_png`; a TIFF's with its tags, `from_tiff`)."""
-    if fmt not in ("jpeg", "webp"):
+    """The metadata of a JPEG, WebP or BMP file (a BMP's resolution alone), through Pillow (nothing for other
+    formats: a PNG's comes from the bytes its reader has already, `read_png`; a TIFF's with its tags, `from_tiff`)."""
+    if fmt not in ("jpeg", "webp", "bmp"):
         return Metadata()
     from PIL import Image
 
@@ -81,23 +112,43 @@ def read(path: Path, fmt: str) -> Metadata:
         )
 
 
-def pillow_options(meta: Metadata | None, fmt: str) -> dict[str, Any]:
-    """Pillow's save options that write `meta` into a JPEG or WebP."""
+def pillow_options(meta: Metadata | None, fmt: str, colours: int = 3) -> dict[str, Any]:
+    """Pillow's save options that write `meta` into a JPEG or WebP whose pixels have `colours` channels (1 grey,
+    3 colour; a WebP's are always colour): a packet over a JPEG segment and a profile of another colour space
+    are left out."""
     if not meta:
         return {}
     options: dict[str, Any] = {}
-    if meta.exif:
+    if meta.exif and (fmt != "jpeg" or _fits_jpeg(meta.exif)):
         options["exif"] = meta.exif
-    if meta.icc:
+    if meta.icc and icc_fits(meta.icc, _stored_colours(fmt, colours)):
         options["icc_profile"] = meta.icc
     if meta.dpi and fmt == "jpeg":
         options["dpi"] = tuple(round(d) for d in meta.dpi)
     comment = (description(meta) or "").encode()
-    if fmt == "jpeg" and 0 < len(comment) <= JPEG_COMMENT_BYTES:
+    if fmt == "jpeg" and comment and _fits_jpeg(comment):
         options["comment"] = comment
-    if meta.xmp:
+    if meta.xmp and (fmt != "jpeg" or _fits_jpeg(meta.xmp, JPEG_XMP_NAMESPACE)):
         options["xmp"] = meta.xmp
     return options
+
+
+def _fits_jpeg(packet: bytes, header: bytes = b"") -> bool:
+    """Whether `packet` after `header` fits in one JPEG segment."""
+    return len(header) + len(packet) <= JPEG_SEGMENT_BYTES
+
+
+def icc_fits(icc: bytes, colours: int) -> bool:
+    """Whether an ICC profile can describe pixels of `colours` channels (1 grey, 3 colour): a grey profile grey
+    ones, an RGB profile colour ones; a profile of another colour space (CMYK, Lab) or none readable is taken as
+    it is."""
+    space = icc[16:20]
+    return space not in ICC_SPACES.values() or ICC_SPACES.get(colours, space) == space
+
+
+def _stored_colours(fmt: str, colours: int) -> int:
+    """The channels an output of `fmt` stores for pixels of `colours` channels: a WebP stores grey as RGB."""
+    return 3 if fmt == "webp" else colours
 
 
 # ------------------------------------------------------------------------------------------------- PNG
@@ -167,11 +218,12 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
-    """An encoded PNG with `meta`'s chunks put right after its header (IHDR), where every reader finds them."""
+    """An encoded PNG with `meta`'s chunks put right after its header (IHDR), where every reader finds them (a
+    profile only where its colour space is the PNG's, grey or colour)."""
     if not meta:
         return encoded
     chunks = [_chunk(kind, body) for kind, body in meta.png_colour.items()]
-    if meta.icc:
+    if meta.icc and icc_fits(meta.icc, _png_colours(encoded)):
         chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc)))
     if meta.dpi:
         x, y = (round(d / _INCH) for d in meta.dpi)
@@ -184,6 +236,13 @@ def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
         chunks.append(_chunk(b"iTXt", name + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     header_end = 8 + 12 + struct.unpack(">I", encoded[8:12])[0]
     return encoded[:header_end] + b"".join(chunks) + encoded[header_end:]
+
+
+def _png_colours(encoded: bytes) -> int:
+    """The colour channels of an encoded PNG's pixels, from its header's colour type: 1 for grey (with or without
+    alpha), else 3 (RGB, a palette of RGB colours)."""
+    colour_type = encoded[25] if len(encoded) > 25 else 2
+    return 1 if colour_type in (0, 4) else 3
 
 
 # ------------------------------------------------------------------------------------------------ TIFF
@@ -217,22 +276,20 @@ def _orientation(value: Any) -> bool:
     return isinstance(value, int) and 1 <= value <= 8
 
 
-def tiff_options(meta: Metadata | None) -> dict[str, Any]:
-    """tifffile.imwrite's options that write `meta`: the profile, the resolution, EXIF's first-directory
-    fields as tags (the Software tag as it was, or none rather than tifffile's own name)."""
+def tiff_options(meta: Metadata | None, colours: int = 3) -> dict[str, Any]:
+    """tifffile.imwrite's options that write `meta` into a TIFF whose pixels have `colours` channels (1 grey, 3
+    colour): the profile where its colour space is theirs, the resolution, EXIF's first-directory fields as tags
+    (the Software tag as it was, or none rather than tifffile's own name; none from an unreadable EXIF)."""
     options: dict[str, Any] = {"software": False}
     if not meta:
         return options
-    if meta.icc:
+    if meta.icc and icc_fits(meta.icc, colours):
         options["iccprofile"] = meta.icc
     if meta.dpi:
         options.update(resolution=meta.dpi, resolutionunit="INCH")
-    if meta.exif:
-        from PIL import Image
-
-        exif = Image.Exif()
-        exif.load(meta.exif)
-        fields = {tag: exif[tag] for tag in TIFF_EXIF_TAGS if isinstance(exif.get(tag), str) and exif[tag].isascii()}
+    exif = _first_directory(meta.exif) if meta.exif else None
+    if exif is not None:
+        fields = {tag: text for tag, text in _tiff_texts(exif).items() if text.isascii()}
         options["extratags"] = [(tag, "s", 0, value, True) for tag, value in fields.items() if tag != 305]
         options["software"] = fields.get(305, False)
         if _orientation(exif.get(ORIENTATION_TAG)):
@@ -240,6 +297,125 @@ def tiff_options(meta: Metadata | None) -> dict[str, Any]:
     if meta.xmp:
         options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(meta.xmp), meta.xmp, True))
     return options
+
+
+def _tiff_texts(directory: Mapping[int, Any]) -> dict[int, str]:
+    """The text fields of EXIF's first directory that a TIFF keeps in its own (TIFF_EXIF_TAGS), by tag."""
+    return {tag: directory[tag] for tag in TIFF_EXIF_TAGS if isinstance(directory.get(tag), str)}
+
+
+def _first_directory(exif: bytes) -> Image.Exif | None:
+    """EXIF bytes' first directory as Pillow reads it (tag -> value), None where they cannot be read (damaged: no
+    TIFF header after b"Exif\\0\\0", a directory cut short)."""
+    from PIL import Image
+
+    directory = Image.Exif()
+    try:
+        directory.load(exif)
+    except (SyntaxError, ValueError, OSError, EOFError, struct.error):
+        return None
+    return directory
+
+
+# ------------------------------------------------------------------------------------------------ Lost
+
+
+def lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
+    """What of `meta` an output of format `fmt` ("png", "jpeg", "webp", "tiff", "bmp", "exr") whose pixels have
+    `colours` channels (1 grey, 3 colour) will not carry, a few words each ("its EXIF (70 KB, over JPEG's 64 KB)"),
+    for a warning; [] where nothing is lost. What this module leaves behind by design is not named: EXIF's own
+    sub-directory in a TIFF, PNG's colour chunks outside PNG, text other than the description outside PNG."""
+    if not meta:
+        return []
+    return [
+        *_lost_exif(meta.exif, fmt),
+        *_lost_profile(meta.icc, fmt, colours),
+        *_lost_resolution(meta, fmt),
+        *_lost_xmp(meta.xmp, fmt),
+        *_lost_description(description(meta), fmt),
+    ]
+
+
+def _lost_exif(exif: bytes | None, fmt: str) -> list[str]:
+    """EXIF, and the orientation it holds, where `fmt` leaves them out (a TIFF: its fields that are not ASCII)."""
+    if not exif:
+        return []
+    if fmt not in PHOTO_FORMATS:
+        why = ""
+    elif fmt == "jpeg" and not _fits_jpeg(exif):
+        why = _over_jpeg(len(exif), JPEG_SEGMENT_BYTES)
+    elif fmt == "tiff" and _first_directory(exif) is None:
+        why = "unreadable"
+    else:
+        return _lost_tiff_fields(exif) if fmt == "tiff" else []
+    return [_named("its EXIF", why), *_lost_orientation(exif)]
+
+
+def _lost_tiff_fields(exif: bytes) -> list[str]:
+    """EXIF's first-directory text fields that a TIFF's tags, ASCII, do not take."""
+    texts = _tiff_texts(_first_directory(exif) or {})
+    return [f"its EXIF {TIFF_EXIF_TAGS[tag]} (not ASCII)" for tag, text in texts.items() if not text.isascii()]
+
+
+def _lost_orientation(exif: bytes) -> list[str]:
+    """EXIF's orientation where it is not upright: left out with its EXIF, the picture is shown otherwise."""
+    directory = _first_directory(exif) or {}
+    value = directory.get(ORIENTATION_TAG)
+    if not _orientation(value) or value == 1:
+        return []
+    return [f"its orientation (EXIF {value}: shown {ORIENTATION_SHOWN[value]})"]
+
+
+def _lost_profile(icc: bytes | None, fmt: str, colours: int) -> list[str]:
+    """The colour profile where `fmt` holds none, or its colour space is not the output's."""
+    if not icc:
+        return []
+    if fmt not in PHOTO_FORMATS:
+        return ["its colour profile"]
+    stored = _stored_colours(fmt, colours)
+    if icc_fits(icc, stored):
+        return []
+    profile = next(channels for channels, space in ICC_SPACES.items() if space == icc[16:20])
+    return [f"its {COLOURS_NAMED[profile]} colour profile (the output is {COLOURS_NAMED[stored]})"]
+
+
+def _lost_resolution(meta: Metadata, fmt: str) -> list[str]:
+    """The resolution where `fmt`'s writer puts none (a WebP holds it in its EXIF alone)."""
+    if not meta.dpi or fmt in ("png", "jpeg", "tiff", "bmp"):
+        return []
+    directory = _first_directory(meta.exif) if meta.exif and fmt == "webp" else None
+    if directory is not None and set(directory) >= RESOLUTION_TAGS:
+        return []
+    x, y = (round(d) for d in meta.dpi)
+    return [f"its resolution ({x} dpi)" if x == y else f"its resolution ({x} x {y} dpi)"]
+
+
+def _lost_xmp(xmp: bytes | None, fmt: str) -> list[str]:
+    """The XMP packet where `fmt` holds none, or it overflows a JPEG's segment."""
+    if not xmp or (fmt in PHOTO_FORMATS and (fmt != "jpeg" or _fits_jpeg(xmp, JPEG_XMP_NAMESPACE))):
+        return []
+    limit = JPEG_SEGMENT_BYTES - len(JPEG_XMP_NAMESPACE)
+    return [_named("its XMP", _over_jpeg(len(xmp), limit) if fmt == "jpeg" else "")]
+
+
+def _lost_description(text: str | None, fmt: str) -> list[str]:
+    """The description where `fmt` holds no text (WebP, BMP, EXR), or it overflows a JPEG comment."""
+    if not text or fmt in ("png", "tiff") or (fmt == "jpeg" and _fits_jpeg(text.encode())):
+        return []
+    return [_named("its description", _over_jpeg(len(text.encode()), JPEG_COMMENT_BYTES) if fmt == "jpeg" else "")]
+
+
+def _over_jpeg(size: int, limit: int) -> str:
+    """Words for a packet of `size` bytes over a JPEG segment's `limit`: in KB, or in bytes where KB would not tell
+    them apart."""
+    size_kb, limit_kb = -(-size // 1024), round(limit / 1024)
+    if size_kb > limit_kb:
+        return f"{size_kb} KB, over JPEG's {limit_kb} KB"
+    return f"{size} bytes, over JPEG's {limit}"
+
+
+def _named(item: str, why: str) -> str:
+    return f"{item} ({why})" if why else item
 
 
 def _with_header(exif: bytes | None) -> bytes | None:
