@@ -21,7 +21,7 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l quality -x -a 'fast 
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l wiener -l no-wiener -d '--no-wiener: --quality fast'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l self-check -l no-self-check -d "Measure each image's noise and blend the input back where the card would do worse (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l strength -r -d "The share of the denoiser's change to keep, from 0 (the input) to 1 (all of it), or auto: where a colour picture comes out little changed, the share its measured noise explains (clean and lightly noisy pictures keep their texture; a camera's light noise can hide from that measure)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l keep-clean -l no-keep-clean -d "Give a picture whose noise measures clean back as it came, but for impulses (default: the card's)"
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l keep-clean -l no-keep-clean -d "Give a picture that measures clean once its impulses are filled back as it came, but for them (default: the card's)"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zarr volumes: run their chunks on a dask.distributed cluster: a scheduler address, or local[:N] for N local workers'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'
@@ -85,7 +85,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l name -r -d 'Name of th
 complete -c mdn -n '__fish_seen_subcommand_from train' -l data -r -F -d 'Clean training images: files or folders (repeatable)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l noisy -r -F -d 'Instead of --data: noisy images of one camera (files, folders, TIFF stacks; repeatable), learned from without clean data'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l objective -x -a 'denoise fill self-supervised render' -d 'What to learn'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct, unet-kpn, unet-dct-kpn, unet-kpn-refine, dynamic, dynamic-partial, dynamic-correlation, dynamic-tiny (denoise; a U-Net trains with --no-mask unless partial, a dynamic filter unless dynamic-partial); syn, real, grey, syn-fast, grey-fast (fill)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l config -r -d 'Network: tiny, small, medium, paper, unet-tiny, unet, unet-feature-mask, unet-partial, unet-own-pixel, unet-dropout, unet-nonlocal, unet-aux-encoder, unet-dct, unet-kpn, unet-dct-kpn, unet-kpn-refine, dynamic, dynamic-partial, dynamic-correlation, dynamic-tiny (denoise; a U-Net needs --no-mask unless partial or feature-mask, a dynamic filter unless dynamic-partial); syn, real, grey, syn-fast, grey-fast (fill)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l iters -r -d 'Optimisation steps in the whole run (200,000; --noisy: 4,000)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l until -r -d 'Stop (with a checkpoint) at this step'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l time-budget -r -d 'Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint and a card; --resume goes on'
@@ -118,7 +118,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l workdir -r -F -d 'Chec
 complete -c mdn -n '__fish_seen_subcommand_from train' -l resume -d 'Continue the run in --workdir'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l overwrite -d 'Start afresh over a run or card of this --name'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l finish -d 'Write the card from the checkpoint now, without training on'
-complete -c mdn -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Folder for the model card (default: user models)'
+complete -c mdn -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Folder for the model card (default: $MDN_MODELS_DIR, else mdn/models in the user data folder)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l quiet -s q -d 'Print errors and warnings only'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l no-mask -d 'Train the baseline: no input or attention mask'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l input-mask-range -r -d 'Input mask ratio range LOW,HIGH (0.75,0.85; fill: 0.3,0.3)'
@@ -127,7 +127,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l compile -d 'torch.comp
 complete -c mdn -n '__fish_seen_subcommand_from train' -l attention-kernel -r -d 'Attention kernel: auto, explicit, sdpa or flex (FlexAttention, compiled on GPUs)'
 complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show help and exit'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (CARD+no-detail: without its detail stage; CARD+no-impulses: without filling impulses; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, every card, installed peers)'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type, paper levels; none: renders alone)"
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type but photon and practical, paper levels; none: renders alone)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid; speed: grey pictures'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'

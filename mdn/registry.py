@@ -322,6 +322,10 @@ def _load_checked(card: ModelCard) -> nn.Module:
     mismatch = _mismatch(model.state_dict(), state)
     if mismatch:
         raise MdnError(f"the weights are for another network than its card's config ({mismatch})", weights)
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:  # they would write a black picture
+        raise MdnError(f"the weights hold NaN or Inf ({broken[0]} and {len(broken) - 1} more): a training run that "
+                       "diverged; train it again", weights)  # fmt: skip
     model.load_state_dict(state)
     return model.eval()
 

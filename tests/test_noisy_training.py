@@ -92,6 +92,37 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
     assert _psnr(result_stack.astype(np.float64), later_clean) > _psnr(later.astype(np.float64), later_clean) + 6
 
 
+def test_two_detectors_in_one_hyperstack_are_refused_not_fitted_as_one(tmp_path: Path) -> None:
+    """A channel at 2 counts a photon and one at 60 (ZCYX): one fit for both put the dim channel at 10 dB, far
+    below its noisy input; a card learns one camera's noise, so such a stack is refused, naming it."""
+    dim, bright = (_recording(3, 96, seed=7, gain=gain)[1] for gain in (2.0, 60.0))
+    tifffile.imwrite(tmp_path / "h.tif", np.stack([dim, bright], axis=1), imagej=True, metadata={"axes": "ZCYX"})
+    args = ["train", "--noisy", str(tmp_path / "h.tif"), "--name", "two", "--iters", "2", "--batch", "2",
+            "--crop", "32", "--threads", "1", "-o", str(tmp_path / "cards"),
+            "--workdir", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+    assert "h.tif: its 2 channels carry different noise" in result.output and "two detectors?" in result.output
+    assert not (tmp_path / "cards" / "two.json").exists()
+
+
+def test_sure_below_zero_gives_no_psnr_rather_than_a_clamped_one(tmp_path: Path) -> None:
+    """An 8-bit camera picture whose fitted noise exceeds what it holds: SURE's error comes out negative, and the
+    run shows and records no PSNR (it showed 120 dB, the clamp, before any step)."""
+    rng, y, x = np.random.default_rng(1), *np.mgrid[0:128, 0:128]
+    blobs = sum(np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 50.0) for cy, cx in rng.uniform(0, 128, (30, 2)))
+    picture = rng.poisson(blobs / blobs.max() * 60 + 5) * 3 + 20 + rng.normal(0, 2, blobs.shape)
+    tifffile.imwrite(tmp_path / "cam.tif", picture.clip(0, 255).astype(np.uint8))
+    args = ["train", "--noisy", str(tmp_path / "cam.tif"), "--name", "cam", "--iters", "2", "--batch", "2",
+            "--crop", "32", "--threads", "1", "-o", str(tmp_path / "cards"),
+            "--workdir", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = registry.ModelCard.from_file(tmp_path / "cards" / "cam.json").scores["validation_self_supervised"]
+    assert "psnr" not in scores and scores["sure_mse"] < 0 and scores["noisy_psnr"] > 0
+    assert "120.00" not in result.output
+
+
 def test_a_camera_card_refuses_images_of_another_sample_type(tmp_path: Path) -> None:
     stabiliser = Stabiliser(PoissonGaussian(1e-3, 0.0), 0.0, 30.0)
     fixed = tonemap.fitter({"stabiliser": stabiliser.to_dict(), "dtype": "uint16"})

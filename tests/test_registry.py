@@ -137,6 +137,17 @@ def test_weights_of_another_network_are_said_so(tiny_card, tmp_path: Path) -> No
         registry.load(card)
 
 
+def test_weights_of_a_diverged_run_are_refused_not_run_into_a_black_picture(tiny_card, tmp_path: Path) -> None:
+    folder = tmp_path / "diverged"
+    shutil.copytree(tiny_card.path.parent, folder)
+    network = registry.load(registry.ModelCard.from_file(folder / "tiny.json"))
+    with torch.no_grad():
+        next(iter(network.parameters()))[0] = float("nan")
+    card = registry.save(network, registry.ModelCard.from_file(folder / "tiny.json"), folder)
+    with pytest.raises(MdnError, match=r"tiny\.pt: the weights hold NaN or Inf \(.+ and 0 more\): a training run"):
+        registry.load(card)
+
+
 def test_a_config_the_network_does_not_take_is_refused_in_words(tiny_card, tmp_path: Path) -> None:
     path = tmp_path / "newer.json"
     data = _card_data(tiny_card)

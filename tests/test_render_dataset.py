@@ -108,6 +108,13 @@ def test_generation_writes_every_buffer_and_resumes(tmp_path: Path, textures: li
     again = dataset.generate(tmp_path, range(3), textures, TINY, threads=1)
     assert len(again) == 3 and (made[0] / "reference.exr").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "dataset.json").read_text())["options"]["reference_spp"] == 64
+    buffers = dataset.read_buffers(made[1] / "spp-0001.exr")
+    buffers.beauty[0, 0] = np.nan  # a path tracer's failed sample
+    dataset.write_buffers(made[1] / "spp-0001.exr", buffers)
+    said: list[str] = []
+    read = dataset.read_buffers(made[1] / "spp-0001.exr", said.append)
+    assert np.isfinite(read.beauty).all() and (read.beauty[0, 0] == 0).all()
+    assert said == [f"{made[1] / 'spp-0001.exr'}: 3 NaN/Inf values replaced"]
     data = (made[1] / "spp-0004.exr").read_bytes()  # a render cut short (a copy that stopped): one error
     (made[1] / "spp-0004.exr").write_bytes(data[: len(data) // 2])
     with pytest.raises(MdnError, match=r"spp-0004.exr: cannot read EXR \(corrupt or truncated\?\)"):

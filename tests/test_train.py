@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import OpenEXR
 import pytest
 import tifffile
 import torch
@@ -257,7 +258,7 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
             "--crop", "32", "--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "cards")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "broken.png" in result.output and "smaller than the 32px crop" in result.output
+    assert "broken.png" in result.output and "smaller than 32x32 pixels (--crop)" in result.output
     card = registry.ModelCard.from_file(tmp_path / "cards" / "smoke.json")
     assert card.training["iterations"] == 2 and card.training["command"].startswith("mdn train")
     assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
@@ -475,6 +476,8 @@ def test_ctrl_c_saves_and_prints_the_resume_command(photos: Path, tmp_path: Path
     assert "Traceback" not in output
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["iteration"] > 0
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")  # the weights so far, as README says
+    assert card.training["iterations"] == state["iteration"] and f"weights so far: {card.path}" in output
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -539,6 +542,12 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         (["--input-mask-range", "most"], "expected LOW,HIGH numbers"),
         (["--precision", "fp16"], "fp16 cannot train"),
         (["--lr", "-0.001"], "--lr must be more than 0, got -0.001"),
+        (["--lr", "inf"], "--lr must be finite, got inf"),
+        (["--level-range", "5,inf"], "--level-range must be finite, got 5,inf"),
+        (
+            ["--config", "unet-tiny", "--no-mask", "--crop", "33"],
+            "--crop must be a multiple of 2 for --config unet-tiny, got 33 (32 or 34 would do)",
+        ),
         (["--iters", "0"], "--iters must be 1 or more, got 0"),
         (["--until", "-1"], "--until must be 1 or more, got -1"),
         (["--until", "200000"], "--until 200,000 is past --iters 100,000"),
@@ -585,6 +594,50 @@ def test_a_fresh_run_leaves_weights_of_its_name_alone_and_needs_a_folder_for_car
     args[args.index("--output") + 1] = str(cards / "budget.pt")
     blocked = runner.invoke(app, args)
     assert blocked.exit_code == 2 and "budget.pt: is a file; the model cards need a folder there" in blocked.output
+
+
+def test_a_failed_overwrite_leaves_the_old_run_as_it_was(photos: Path, tmp_path: Path) -> None:
+    """--overwrite with a mistyped --data: the old card and checkpoint go only once the new run can start."""
+    runner = CliRunner()
+    args = [*_train_args(photos, tmp_path), "--iters", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    card = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")
+    (tmp_path / "typo").mkdir()
+    args[args.index("--data") + 1] = str(tmp_path / "typo")
+    failed = runner.invoke(app, [*args, "--overwrite"])
+    assert failed.exit_code == 2 and "no image files found in" in failed.output
+    assert registry.ModelCard.from_file(card.path).sha256 == card.sha256
+    assert (tmp_path / "run" / "checkpoint.pt").is_file() and (tmp_path / "run" / "log.jsonl").is_file()
+
+
+def test_a_run_that_diverges_stops_with_one_line_and_writes_no_card(photos: Path, tmp_path: Path) -> None:
+    args = _train_args(photos, tmp_path, "--iters", "60", "--config", "unet-tiny", "--no-mask", "--lr", "1e6")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "training diverged by step" in result.output and "a lower --lr (it was 1e+06)" in result.output
+    assert not (tmp_path / "cards" / "budget.json").exists()
+
+
+def test_nan_in_clean_training_data_is_replaced_and_said_so(tmp_path: Path) -> None:
+    render = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    render[8:20, 8:20] = np.nan  # zeros where a renderer failed: no clean content, whatever the network learns
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, {"RGB": render}) as exr:
+        exr.write(str(tmp_path / "render.exr"))
+    said: list[str] = []
+    found = training.load_images([str(tmp_path / "render.exr")], 32, said.append)
+    assert len(found) == 1 and np.isfinite(found[0]).all()
+    assert said == [f"{tmp_path / 'render.exr'}: 432 NaN/Inf values replaced"]
+
+
+def test_validation_takes_images_of_the_runs_crop(photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "val").mkdir()
+    tifffile.imwrite(tmp_path / "val" / "small.tif", data.camera()[:48, :48])
+    args = _train_args(photos, tmp_path, "--iters", "2", "--val", str(tmp_path / "val"))
+    result = CliRunner().invoke(app, [a for a in args if a != "--quiet"])  # the count is said unless quiet
+    assert result.exit_code == 0 and "small.tif" not in result.output, result.output
+    assert "training on 2 pictures (0.02 megapixels)" in result.output  # coffee and camera: tiny.tif is skipped
+    scores = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").scores
+    assert scores["validation_gaussian"]["psnr"] > 0
 
 
 def test_a_run_refused_for_its_data_leaves_no_run_folder(tmp_path: Path) -> None:

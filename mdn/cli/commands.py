@@ -167,9 +167,9 @@ def denoise_command(
                                          "changed, the share its measured noise explains (clean and lightly noisy "
                                          "pictures keep their texture; a camera's light noise can hide from that "
                                          "measure).", metavar="auto|0-1", show_default="1")] = None,
-    keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a picture whose noise "
-                                            "measures clean back as it came, but for impulses (default: the "
-                                            "card's).")] = None,
+    keep_clean: Annotated[bool | None, _opt("--keep-clean/--no-keep-clean", "Give a picture that measures "
+                                            "clean once its impulses are filled back as it came, but for them "
+                                            "(default: the card's).")] = None,
     seed: Seed = 0,
     scheduler: Annotated[str | None, _opt("--scheduler", "zarr volumes: run their chunks on a dask.distributed "
                                           "cluster: a scheduler address, or local[:N] for N local workers.")] = None,
@@ -236,7 +236,7 @@ def noise_command(
         file_seed = noise.file_seed(seed, context.image.path.name)
         return model(pixels, np.random.default_rng(file_seed))  # the planes of `mdn.add_noise`, as they are
 
-    return per_file.Work(add, fit=noise.display_transform)
+    return per_file.Work(add, fit=noise.display_transform, fill_hidden=False)
 
 
 @app.command(
@@ -308,8 +308,8 @@ def train_command(
     objective: Annotated[str, _opt("--objective", "What to learn.",
                                    metavar=_choices(OBJECTIVE_DEFAULTS))] = TRAIN.objective,
     config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])} "
-                                       "(denoise; a U-Net trains with --no-mask unless partial, a dynamic filter "
-                                       f"unless dynamic-partial); {', '.join(SKIP_SIZES)} (fill).")] = None,
+                                       "(denoise; a U-Net needs --no-mask unless partial or feature-mask, a dynamic "
+                                       f"filter unless dynamic-partial); {', '.join(SKIP_SIZES)} (fill).")] = None,
     iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
                                       f"--noisy: {NOISY['iters']:,}).")] = None,
     until: Annotated[int | None, _opt("--until", "Stop (with a checkpoint) at this step.")] = None,
@@ -362,7 +362,8 @@ def train_command(
     resume: Annotated[bool, _opt("--resume", "Continue the run in --workdir.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Start afresh over a run or card of this --name.")] = False,
     finish: Annotated[bool, _opt("--finish", "Write the card from the checkpoint now, without training on.")] = False,
-    output: Annotated[Path | None, _opt("--output -o", "Folder for the model card (default: user models).")] = None,
+    output: Annotated[Path | None, _opt("--output -o", "Folder for the model card (default: "
+                                        "$MDN_MODELS_DIR, else mdn/models in the user data folder).")] = None,
     quiet: Quiet = False,
     no_mask: Annotated[bool, _research("--no-mask", "Train the baseline: no input or attention mask.")] = False,
     input_range: Annotated[str | None, _research("--input-mask-range", "Input mask ratio range LOW,HIGH (0.75,0.85; "
@@ -415,6 +416,9 @@ def train_command(
             "--overwrite to start afresh, or choose another --name"
         )
     trainer = sitting.trainer
+    if not quiet and trainer.rank == 0:  # what was found in --data, before the hours it will take
+        megapixels = sum(picture.shape[-2] * picture.shape[-1] for picture in trainer.pool) / 1e6
+        log(f"training on {len(trainer.pool):,} pictures ({megapixels:,.2f} megapixels)")
     if until is not None and until <= trainer.iteration:  # a resumed run
         sitting.close()
         _fail(f"--until {until:,}: the run is at step {trainer.iteration:,} already")
@@ -429,10 +433,12 @@ def train_command(
             if trainer.rank == 0 and saved is None:
                 log(f"interrupted at step {trainer.iteration:,}, before its first checkpoint")
             elif trainer.rank == 0:
+                card = sitting.write_card() if saved == trainer.iteration else None  # not after a second Ctrl-C
+                wrote = f"; model card of the weights so far: {card.path}" if card is not None else ""
                 log(f"interrupted at step {trainer.iteration:,}; checkpoint of step {saved:,} in "
-                    f"{trainer.checkpoint_path}\ncontinue with: {sitting.resume_command()}")  # fmt: skip
+                    f"{trainer.checkpoint_path}{wrote}\ncontinue with: {sitting.resume_command()}")  # fmt: skip
             raise typer.Exit(128 + trainer.stopped_by) from None
-        except training.NothingTrained as exc:
+        except (training.NothingTrained, training.Diverged) as exc:
             _fail(str(exc), EXIT_FAILED)
     card = sitting.write_card()
     sitting.close()
@@ -491,8 +497,8 @@ def bench_command(
                                        "stage; CARD+no-impulses: without filling impulses; CARD+fast, "
                                        "CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, "
                                        "every card, installed peers).")] = None,
-    noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type, paper "
-                                           "levels; none: renders alone).")] = None,
+    noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type but "
+                                           "photon and practical, paper levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "
                                                  "(default noises: the zero-shot grid).")] = None,
     grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid; "

@@ -210,9 +210,8 @@ def train_progress(sitting: training.Sitting, until: int | None, quiet: bool) ->
         for report in sitting.run(until):
             if report.validation:
                 v = report.validation
-                status = f"val {v['psnr']:.2f} dB" + (
-                    f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
-                )
+                status = f"val {v['psnr']:.2f} dB" if "psnr" in v else "val n/a (SURE below zero)"
+                status += f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
             rate = report.iteration / max(report.seconds, 1e-9)
             loss = "" if math.isnan(report.loss) else f"loss {report.loss:.4f} "
             progress.update(task, completed=report.iteration, status=f"{loss}{rate:.2f} it/s {status}")

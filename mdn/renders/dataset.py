@@ -25,6 +25,9 @@ from mdn.io import images
 from mdn.renders import backend, procedural
 from mdn.renders.backend import Buffers
 
+Warn = Callable[[str], None]
+"""Told of what a read replaced (NaN/Inf samples)."""
+
 LAYERS = {"beauty": ("R", "G", "B"), "albedo": ("albedo.R", "albedo.G", "albedo.B"),
           "normal": ("normal.X", "normal.Y", "normal.Z")}  # fmt: skip
 """Channel names of each buffer in the files."""
@@ -66,8 +69,9 @@ def write_buffers(path: Path, buffers: Buffers) -> None:
     OpenEXR.File(header, channels).write(str(path))
 
 
-def read_buffers(path: Path) -> Buffers:
-    """A render's buffers (float32) from a file `write_buffers` wrote."""
+def read_buffers(path: Path, warn: Warn | None = None) -> Buffers:
+    """A render's buffers (float32) from a file `write_buffers` wrote (or a renderer in its layout), NaN and
+    +-Inf replaced as `mdn denoise` replaces them in a file, and `warn` told how many."""
     channels = images.open_exr(path).parts[0].channels
     try:
         planes = [
@@ -75,6 +79,9 @@ def read_buffers(path: Path) -> Buffers:
         ]
     except KeyError as exc:
         raise MdnError(f"not a render of the training set: no channel {exc.args[0]}", path) from exc
+    replaced = sum(images.sanitise(plane) for plane in planes)
+    if replaced and warn is not None:
+        warn(f"{path}: {replaced} NaN/Inf values replaced")
     return Buffers(*planes)
 
 
@@ -171,9 +178,9 @@ def _check_complete(scene: Path) -> None:
         raise MdnError(f"an incomplete scene: no low-sample render ({noisy_name(16)}, ...)", scene)
 
 
-def reference(scene: Path) -> Buffers:
+def reference(scene: Path, warn: Warn | None = None) -> Buffers:
     """A scene's reference render."""
-    return read_buffers(scene / REFERENCE)
+    return read_buffers(scene / REFERENCE, warn)
 
 
 def sample_counts(scene: Path) -> list[int]:
@@ -182,6 +189,9 @@ def sample_counts(scene: Path) -> list[int]:
     return sorted(int(p.stem[4:]) for p in scene.glob("spp-*.exr") if p.stem[4:].isdigit())
 
 
-def noisy_renders(scene: Path, spps: tuple[int, ...] | None = None) -> list[tuple[int, Buffers]]:
+def noisy_renders(
+    scene: Path, spps: tuple[int, ...] | None = None, warn: Warn | None = None
+) -> list[tuple[int, Buffers]]:
     """A scene's low-sample renders (those at `spps`, default all) with their sample counts, fewest first."""
-    return [(spp, read_buffers(scene / noisy_name(spp))) for spp in sample_counts(scene) if spps is None or spp in spps]
+    wanted = [spp for spp in sample_counts(scene) if spps is None or spp in spps]
+    return [(spp, read_buffers(scene / noisy_name(spp), warn)) for spp in wanted]

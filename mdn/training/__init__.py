@@ -6,7 +6,7 @@ checkpoints (`loop`), the card it writes, and the sittings a run is made of.
 
 from mdn.training.data import dead_leaves, load_images, sample_batch, stripes, textiles
 from mdn.training.devices import end_distributed, init_distributed, training_dtype
-from mdn.training.loop import LOSS_EVERY, Progress, Trainer
+from mdn.training.loop import LOSS_EVERY, Diverged, Progress, Trainer
 from mdn.training.options import TrainOptions, parse_range
 from mdn.training.recipes import OBJECTIVES, objective_class
 from mdn.training.schedule import SCHEDULES, scheduled_rate
@@ -17,6 +17,7 @@ __all__ = [
     "LOSS_EVERY",
     "OBJECTIVES",
     "SCHEDULES",
+    "Diverged",
     "NameTaken",
     "NothingTrained",
     "Progress",

@@ -24,8 +24,10 @@ def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) 
             warn(f"skipped: {exc}")
             continue
         if min(image.height, image.width) < min_size:
-            warn(f"skipped: {path}: smaller than the {min_size}px crop")
+            warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels (--crop)")
             continue
+        if image.nonfinite:  # as `mdn denoise` says it: the zeros that replace them are no clean content
+            warn(f"{path}: {image.nonfinite} NaN/Inf values replaced")
         pixels = tonemap.fit(image).forward(image.pixels)
         for plane in pixels:
             rgb = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
@@ -157,7 +159,7 @@ def validation_references(options: TrainOptions, warn: Callable[[str], None]) ->
     """The run's clean validation images (H, W, 3), none without `validation` files."""
     if not options.validation:
         return []
-    references = load_images(options.validation, 64, warn)
+    references = load_images(options.validation, min(options.crop, 64), warn)  # any size the run trains on
     if not references:
         raise MdnError(f"no usable validation images in {', '.join(options.validation)}")
     return references

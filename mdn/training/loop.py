@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import signal
 import threading
 import time
@@ -77,6 +78,10 @@ def changed_options(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return changed
 
 
+class Diverged(MdnError):
+    """The loss went NaN or infinite: a run's failure, not its options' (the same options may train on other data)."""
+
+
 class Trainer:
     """One training run in a working folder: `checkpoint.pt`, `log.jsonl` and finally the model card."""
 
@@ -95,6 +100,11 @@ class Trainer:
         if options.attention_kernel == "flex" and self.device.type == "cpu":
             raise MdnError("attention_kernel flex has no backward pass on the CPU: use it on a GPU")
         self.model = self.objective.build().to(self.device)
+        multiple = getattr(self.model, "side_multiple", 1)  # a network that pads its input takes any crop
+        if options.crop % multiple:
+            near = [n for n in (options.crop // multiple * multiple, -(-options.crop // multiple) * multiple) if n]
+            raise MdnError(f"--crop must be a multiple of {multiple} for --config {options.config}, got "
+                           f"{options.crop} ({' or '.join(map(str, near))} would do)")  # fmt: skip
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
         init, config = options.init, options.config
@@ -235,6 +245,8 @@ class Trainer:
                 if len(losses) == LOSS_EVERY or validating or checkpointing:
                     loss = float(torch.stack(losses).mean())
                     losses.clear()
+                    if not math.isfinite(loss):  # before a checkpoint or a card could keep its weights
+                        raise self._diverged(loss)
                 report = Progress(self.iteration, o.iters, loss, self.seconds)
                 with budget.finishing():
                     if validating:
@@ -247,6 +259,14 @@ class Trainer:
                 self.save_checkpoint()
                 raise KeyboardInterrupt
         self.stopped_early = self.iteration < until
+
+    def _diverged(self, loss: float) -> Diverged:
+        kept = f"the checkpoint of step {self.saved_iteration:,} is kept" if self.saved_iteration else "nothing saved"
+        return Diverged(
+            f"training diverged by step {self.iteration:,} (loss {loss}): no card written, {kept}; start again "
+            f"with a lower --lr (it was {self.options.lr:g}) and --overwrite",
+            self.workdir,
+        )
 
     def _agree(self, spent: bool, interrupted: bool) -> tuple[bool, bool]:
         """Whether rank 0's time budget is spent and whether any process was interrupted, the same in every

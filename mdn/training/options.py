@@ -4,6 +4,7 @@ of its ranges. A leaf of the training package: it names the objectives and impor
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -101,6 +102,11 @@ class TrainOptions:
     """`mdn train` options whose names differ from the fields'."""
 
     def __post_init__(self) -> None:
+        for key, value in asdict(self).items():  # inf and NaN pass every comparison below one way or the other
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                shown = ",".join(f"{v:g}" for v in numbers)
+                raise MdnError(f"{self.flag_of(key)} must be finite, got {shown}")
         if not self.name or self.name.startswith(".") or any(c in self.name for c in "/\\"):
             raise MdnError(f"--name must be a plain file name (no folders, not hidden), got {self.name!r}")
         low, high = self.input_mask

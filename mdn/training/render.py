@@ -53,20 +53,22 @@ class Case(NamedTuple):
     aux: np.ndarray
 
 
-def cases(scene: Path, spps: tuple[int, ...] | None = None) -> list[Case]:
+def cases(scene: Path, spps: tuple[int, ...] | None = None, warn: dataset.Warn | None = None) -> list[Case]:
     """A scene's renders (at `spps`, default all), linear, each with its reference and auxiliary buffers."""
-    reference = dataset.reference(scene).beauty
+    reference = dataset.reference(scene, warn).beauty
     return [
         Case(spp, noisy.beauty, reference, buffers.network_input(noisy.albedo, noisy.normal))
-        for spp, noisy in dataset.noisy_renders(scene, spps)
+        for spp, noisy in dataset.noisy_renders(scene, spps, warn)
     ]
 
 
-def examples(scene: Path, headroom: float, percentile: float = HEADROOM_PERCENTILE) -> list[Case]:
+def examples(
+    scene: Path, headroom: float, percentile: float = HEADROOM_PERCENTILE, warn: dataset.Warn | None = None
+) -> list[Case]:
     """A scene's renders as training sees them: each render and its reference through the tone map fitted on
     that render with `headroom` at `percentile`."""
     found = []
-    for case in cases(scene):
+    for case in cases(scene, warn=warn):
         display = ToneMap.fit(case.noisy, headroom=headroom, percentile=percentile)
         found.append(case._replace(noisy=display.forward(case.noisy), reference=display.forward(case.reference)))
     return found
@@ -137,7 +139,7 @@ class RenderDenoising(CardFineTuning):
         return [
             np.concatenate([e.noisy, *([e.aux] if self.aux_channels else []), e.reference], axis=-1)
             for scene in self.scenes
-            for e in examples(scene, self.options.headroom, self.options.headroom_percentile)
+            for e in examples(scene, self.options.headroom, self.options.headroom_percentile, warn)
         ]
 
     def loss(self, model: nn.Module, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -156,7 +158,7 @@ class RenderDenoising(CardFineTuning):
         scenes = scene_folders(self.options.validation)
         if self.options.validation and not scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.validation)}")
-        return [case for scene in scenes for case in cases(scene, VALIDATION_SPPS)] or None
+        return [case for scene in scenes for case in cases(scene, VALIDATION_SPPS, warn)] or None
 
     def score(self, validation: list[Case], model: nn.Module) -> dict[str, float]:
         """Mean PSNR (dB) of the render as `mdn denoise` writes it (beauty alone; `aux_psnr_*` with albedo and

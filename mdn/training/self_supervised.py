@@ -70,7 +70,8 @@ class SelfSupervised(CardFineTuning):
         planes, channels = self._read(warn)
         grey = [p[..., c] for p in planes for c in range(p.shape[-1])]
         noise = PoissonGaussian.fit(grey, seed=self.options.seed)
-        self.stabiliser = Stabiliser.fit(noise, grey)
+        # a negative offset (a pedestal) taken as none, as `mdn denoise` fits it: the darkest values kept apart
+        self.stabiliser = Stabiliser.fit(PoissonGaussian(noise.gain, max(noise.offset, 0.0)), grey)
         wanted = registry.network_config(self.card).channels
         if channels not in (1, wanted):
             raise MdnError(f"init {self.card.name} takes {wanted} channels; the noisy images have {channels}")
@@ -91,9 +92,10 @@ class SelfSupervised(CardFineTuning):
                 warn(f"skipped: {path}: HDR and alpha images are not camera counts")
                 continue
             if min(image.height, image.width) < self.options.crop:
-                warn(f"skipped: {path}: smaller than the {self.options.crop}px crop")
+                warn(f"skipped: {path}: smaller than {self.options.crop}x{self.options.crop} pixels (--crop)")
                 continue
             layout = image.source.layout
+            _check_one_detector(image, self.options.seed)
             kinds.add((str(layout.dtype), image.pixels.shape[-1]))
             planes.extend(image.pixels)
             self.files.append({
@@ -132,14 +134,18 @@ class SelfSupervised(CardFineTuning):
         return crops
 
     def score(self, validation: list[torch.Tensor], model: nn.Module) -> dict[str, float]:
-        """SURE's estimate of the PSNR on the validation crops, and the noisy input's PSNR, in the stabilised range."""
+        """SURE's estimate of the PSNR on the validation crops, and the noisy input's PSNR, in the stabilised range;
+        where SURE's mean squared error falls below zero (noise fitted larger than the data holds), no PSNR but
+        that mean (`sure_mse`)."""
         device = next(model.parameters()).device
         errors = [
             sure(model, crop[None].to(device), self.sigma, torch.Generator(device).manual_seed(i))
             for i, crop in enumerate(validation)
         ]
-        mse = max(float(np.mean(errors)), 1e-12)
-        return {"psnr": float(10 * np.log10(1 / mse)), "noisy_psnr": float(10 * np.log10(1 / self.sigma**2))}
+        mse, noisy_psnr = float(np.mean(errors)), float(10 * np.log10(1 / self.sigma**2))
+        if mse <= 0:  # the fitted noise exceeds the data's (quantised or processed values): no estimate to give
+            return {"noisy_psnr": noisy_psnr, "sure_mse": mse}
+        return {"psnr": float(10 * np.log10(1 / mse)), "noisy_psnr": noisy_psnr}
 
     def card_fields(self) -> dict[str, Any]:
         assert self.stabiliser is not None, "images() fits the noise first"
@@ -147,6 +153,33 @@ class SelfSupervised(CardFineTuning):
             "transform": {"stabiliser": self.stabiliser.to_dict(), "dtype": self.files[0]["dtype"]},
             "training": {"noisy_data": self.files, "noise_fit": self.stabiliser.noise.to_dict()},
         }
+
+
+DETECTORS_APART = 1.5
+"""How many times one channel's fitted gain may differ from another's before a file's channels count as two
+detectors' (a hyperstack's dim and bright channels: 2 and 60 counts a photon)."""
+
+
+def _check_one_detector(image: images.Image, seed: int) -> None:
+    """An MdnError where the channels of a stack's C axis carry different noise: a card learns one camera's, and
+    one fit for both made a dim channel's output far worse than its input."""
+    channel = image.source.layout.channel_of_planes()
+    if channel is None or len(channel) != len(image.pixels):
+        return
+    gains = []
+    for index in range(channel.max() + 1):
+        planes = [plane[..., 0] for plane in image.pixels[channel == index]]
+        try:
+            gains.append(PoissonGaussian.fit(planes, seed=seed).gain)
+        except MdnError:  # no photon noise in this channel: the fit over all of them says so
+            return
+    if max(gains) > DETECTORS_APART * min(gains):
+        raise MdnError(
+            f"its {len(gains)} channels carry different noise (one's photon gain {max(gains) / min(gains):.1f}x "
+            "another's: two detectors?); a --noisy card learns one camera's: train one card per channel, each "
+            "channel in files of its own",
+            image.path,
+        )
 
 
 def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -58,26 +58,29 @@ class Sitting:
             blocking = images.file_in_the_way(folder)
             if blocking is not None:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
-        if not resume:
-            self._claim_name(options.name, overwrite)
+        taken = [] if resume else self._taken(options.name, overwrite)
         made = not self.workdir.exists()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.trainer = Trainer(options, self.workdir, log)
-        except MdnError:  # bad data or options: no empty run folder left behind
+        except MdnError:  # bad data or options: no empty run folder left behind, an old run left as it was
             if made and not any(self.workdir.iterdir()):
                 self.workdir.rmdir()
             raise
         if resume:
             self.trainer.resume()
+        else:  # --overwrite: an old run goes once this one can start
+            for path in (*taken, self.workdir / checkpoint.LOG):
+                path.unlink(missing_ok=True)
 
-    def _claim_name(self, name: str, overwrite: bool) -> None:
+    def _taken(self, name: str, overwrite: bool) -> list[Path]:
+        """The files of an earlier run of this name (its checkpoint and card), which `overwrite` lets this run
+        remove; NameTaken without it."""
         card = self.card_folder / f"{name}.json"
         taken = [p for p in (self.workdir / checkpoint.CHECKPOINT, card, card.with_suffix(".pt")) if p.exists()]
         if taken and not overwrite:
             raise NameTaken(name, taken)
-        for path in (*taken, self.workdir / checkpoint.LOG):
-            path.unlink(missing_ok=True)
+        return taken
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
         """`Trainer.run` to `until` within the time budget; NothingTrained when not one step fitted."""
