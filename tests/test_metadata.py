@@ -71,6 +71,15 @@ def test_a_pngs_description_crosses_into_jpeg_and_tiff(tmp_path: Path, suffix: s
         assert _description(_convert(tmp_path / "in.png", suffix)) == expected
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_jpeg_comment_crosses_as_the_description(tmp_path: Path, suffix: str) -> None:
+    Image.fromarray(PIXELS).save(tmp_path / "in.jpg", comment="Kodak DC290, 1999", quality=95)
+    out = _convert(tmp_path / "in.jpg", suffix)
+    assert _description(out) == "Kodak DC290, 1999"
+    if suffix == ".png":  # under the keyword that names it, not as a PNG's Comment
+        assert images.read(out).source.meta["photo"].text == {"Description": "Kodak DC290, 1999"}
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_a_tiffs_description_crosses_into_png_and_jpeg(tmp_path: Path, suffix: str) -> None:
     tifffile.imwrite(tmp_path / "in.tif", PIXELS, photometric="rgb", description="Zeiss µm café".encode())

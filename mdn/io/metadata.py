@@ -71,8 +71,9 @@ _INCH = 0.0254
 @dataclass(frozen=True)
 class Metadata:
     """A photo's metadata: `exif` as Pillow keeps it (b"Exif\\0\\0" and a TIFF structure), the ICC profile's
-    bytes, the resolution in dots per inch, text fields (PNG's keywords; a JPEG comment as "Comment", a TIFF's
-    ImageDescription as "Description"), the XMP packet's bytes and a PNG's colour chunks (type -> body)."""
+    bytes, the resolution in dots per inch, text fields (PNG's keywords; a JPEG comment and a TIFF's
+    ImageDescription as "Description", as a PNG's is), the XMP packet's bytes and a PNG's colour chunks (type ->
+    body)."""
 
     exif: bytes | None = None
     icc: bytes | None = None
@@ -102,7 +103,7 @@ def read(path: Path, fmt: str) -> Metadata:
     with Image.open(path) as image:
         info = image.info
         comment = info.get("comment")
-        text = {"Comment": comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment}
+        text = {"Description": comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment}
         return Metadata(
             exif=_with_header(info.get("exif")),
             icc=info.get("icc_profile") or None,
