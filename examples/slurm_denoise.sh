@@ -3,7 +3,7 @@
 # where one run over the whole folder would put them, and the last step merges the tasks' JSON reports.
 #
 #   sbatch --array=0-15 examples/slurm_denoise.sh /data/shoot /data/clean
-#   python -c 'import json, sys; from mdn.batch import merge_reports; \
+#   python -c 'import json, sys; from mdn.io.batch import merge_reports; \
 #     print(json.dumps(merge_reports(json.load(open(p)) for p in sys.argv[1:]), indent=2))' /data/clean/.reports/*.json
 #
 #SBATCH --job-name=mdn-denoise
