@@ -241,10 +241,11 @@ def _built_in(card: ModelCard) -> bool:
     return card.path is not None and card.path.parent == builtin_dir()
 
 
-def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCard:
-    """A card by name or by path to its JSON file; None gives the task's default."""
+def find(name: str | os.PathLike[str] | None, task: str | None = "denoise") -> ModelCard:
+    """A card by name or by path to its JSON file; None gives the task's default. An unknown name is told the
+    cards of `task` (None: every card) that it may have meant."""
     if name is None:
-        return default_card(task)
+        return default_card(task or "denoise")
     if not isinstance(name, str | os.PathLike):
         raise MdnError(f"a model is a card's name, its JSON file, a ModelCard or a loaded Model, not {name!r}")
     path = Path(name)
@@ -260,8 +261,9 @@ def find(name: str | os.PathLike[str] | None, task: str = "denoise") -> ModelCar
     for issue in issues:  # the user's card of that name that could not be read
         if issue.path is not None and issue.path.stem == str(name):
             raise issue
-    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else f" (available: {', '.join(available) or 'none'})"
+    taken = [card_name for card_name, card in available.items() if task is None or card.task == task]
+    close = difflib.get_close_matches(str(name), taken, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" (available: {', '.join(taken) or 'none'})"
     raise MdnError(f"unknown model {str(name)!r}{hint}")
 
 

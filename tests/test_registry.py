@@ -63,6 +63,11 @@ def test_user_cards_are_found_by_name_and_unknown_names_get_suggestions(tiny_car
     assert registry.find("tiny").path == user / "tiny.json"
     with pytest.raises(MdnError, match="did you mean tiny"):
         registry.find("tinny")
+    with pytest.raises(MdnError) as fill:  # the cards that the asking command takes, not every card
+        registry.find("nosuch", "fill")
+    assert str(fill.value) == "unknown model 'nosuch' (available: fill-grey, fill-syn)"
+    with pytest.raises(MdnError, match=r"available: .*fill-grey.*unet-dct-practical"):
+        registry.find("nosuch", None)
 
 
 def test_broken_card_names_the_file(tmp_path: Path) -> None:

@@ -476,7 +476,7 @@ def models_show(
 
     Example: mdn models show unet
     """
-    card = registry.find(name)
+    card = registry.find(name, task=None)
     if as_json:
         out.print_json(data={**card.to_json(), "path": str(card.path)})
     else:

@@ -93,7 +93,7 @@ class Settings:
             registry.check_task(self.model.card, "fill")
         elif self.model is not None:
             registry.check_task(
-                self.model if isinstance(self.model, registry.ModelCard) else registry.find(self.model), "fill"
+                self.model if isinstance(self.model, registry.ModelCard) else registry.find(self.model, "fill"), "fill"
             )
         pick_dtype(self.precision, pick_device(self.device))
 
