@@ -270,7 +270,7 @@ def denoise_zeroshot(
         return result
 
     with compute.threads(threads):
-        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer, fill_hidden=True)
+        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)  # as `mdn zeroshot`: unfilled
     if info is not None:
         info["warnings"] = told
     for verdict in told if info is None else ():  # after the work, so that they point at the caller's line

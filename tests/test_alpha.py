@@ -134,3 +134,11 @@ def test_filling_the_hidden_background_keeps_the_denoised_cut_out_edge_clean() -
     as_stored = _psnr(mdn.denoise(stored, threads=1)[strip], clean[strip])
     with_fill = _psnr(mdn.denoise(filled, threads=1)[strip], clean[strip])
     assert with_fill > as_stored + 3, (as_stored, with_fill)  # measured 30.0 dB as stored, 36.2 dB filled
+
+
+def test_a_plane_that_shows_nothing_keeps_its_denoised_colours() -> None:
+    """An alpha never set (0 everywhere) hides no cut-out: the plane is filled as it is and not given back."""
+    original = np.zeros((1, 4, 4, 3), np.float32)
+    denoised = np.full((1, 4, 4, 3), 0.5, np.float32)
+    nothing = np.zeros((1, 4, 4, 1), np.float32)
+    np.testing.assert_array_equal(restore_hidden(denoised, original, nothing), denoised)

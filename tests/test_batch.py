@@ -206,6 +206,33 @@ def test_colour_under_full_transparency_reaches_no_visible_pixel_and_comes_back_
     assert darkened[visible].astype(int).sum() < written["black"][visible].astype(int).sum() - 1000
 
 
+def test_a_renders_transform_is_fitted_on_what_it_shows(tmp_path: Path) -> None:
+    """An EXR cut-out (A = 0 around a square, black there as premultiplied renders keep it): the render tone map
+    is fitted on the filled picture, so the visible edge keeps the interior's brightness (fitted on the black, it
+    came out at 0.62 of it) and the same bytes whatever the hidden colour."""
+    import OpenEXR
+
+    from mdn.io import tonemap
+
+    beauty = np.random.default_rng(0).gamma(2.0, 0.3, (64, 64, 3)).astype(np.float32)
+    opaque = np.zeros((64, 64), np.float32)
+    opaque[16:48, 16:48] = 1
+    written = {}
+    for name, hidden in (("black", 0.0), ("bright", 5.0)):
+        pixels = beauty.copy()
+        pixels[opaque == 0] = hidden
+        channels = {"RGB": pixels, "A": opaque}
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, channels) as exr:
+            exr.write(str(tmp_path / f"{name}.exr"))
+        (result,) = batch.run(batch.plan([tmp_path / f"{name}.exr"], tmp_path / "out", ""), _box_blur,
+                              fit=tonemap.fit, fill_hidden=True)  # fmt: skip
+        assert result.status == "done", result.error
+        written[name] = images.read(tmp_path / "out" / f"{name}.exr").pixels[0]
+    np.testing.assert_array_equal(written["black"][opaque == 1], written["bright"][opaque == 1])
+    edge, inside = written["black"][16:48, 16].mean(), written["black"][20:44, 20:44].mean()
+    assert 0.9 < edge / inside < 1.1, (edge, inside)
+
+
 def test_what_an_output_format_cannot_hold_is_said(tmp_path: Path) -> None:
     """A portrait phone JPEG (EXIF orientation 6, a colour profile) written as BMP: said, not silently lost."""
     import PIL.Image

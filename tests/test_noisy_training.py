@@ -104,6 +104,12 @@ def test_two_detectors_in_one_hyperstack_are_refused_not_fitted_as_one(tmp_path:
     assert result.exit_code == 2 and result.output.startswith("error: "), result.output
     assert "h.tif: its 2 channels carry different noise" in result.output and "two detectors?" in result.output
     assert not (tmp_path / "cards" / "two.json").exists()
+    tifffile.imwrite(tmp_path / "one.tif", dim, photometric="minisblack")
+    args[args.index(str(tmp_path / "h.tif"))] = str(tmp_path / "one.tif")
+    odd = CliRunner().invoke(app, [*args[: args.index("--crop")], "--crop", "40", *args[args.index("--crop") + 2 :]])
+    assert odd.exit_code == 2 and "--crop must be a multiple of 16 for unet-dct-practical's network, got 40" in (
+        odd.output
+    )
 
 
 def test_sure_below_zero_gives_no_psnr_rather_than_a_clamped_one(tmp_path: Path) -> None:

@@ -611,11 +611,15 @@ def test_a_failed_overwrite_leaves_the_old_run_as_it_was(photos: Path, tmp_path:
 
 
 def test_a_run_that_diverges_stops_with_one_line_and_writes_no_card(photos: Path, tmp_path: Path) -> None:
-    args = _train_args(photos, tmp_path, "--iters", "60", "--config", "unet-tiny", "--no-mask", "--lr", "1e6")
-    result = CliRunner().invoke(app, args)
+    """Its NaN weights would write black pictures; with --overwrite, the card it was to replace stays."""
+    runner = CliRunner()
+    args = _train_args(photos, tmp_path, "--iters", "60", "--config", "unet-tiny", "--no-mask")
+    assert runner.invoke(app, [*args, "--until", "2"]).exit_code == 0
+    before = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")
+    result = runner.invoke(app, [*args, "--lr", "1e6", "--overwrite", "--init", str(before.path)])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert "training diverged by step" in result.output and "a lower --lr (it was 1e+06)" in result.output
-    assert not (tmp_path / "cards" / "budget.json").exists()
+    assert registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").sha256 == before.sha256
 
 
 def test_nan_in_clean_training_data_is_replaced_and_said_so(tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ def noise_command(
         file_seed = noise.file_seed(seed, context.image.path.name)
         return model(pixels, np.random.default_rng(file_seed))  # the planes of `mdn.add_noise`, as they are
 
-    return per_file.Work(add, fit=noise.display_transform, fill_hidden=False)
+    return per_file.Work(add, fit=noise.display_transform, fill_hidden=False, shrink=model.shrink)
 
 
 @app.command(
@@ -288,7 +288,7 @@ def zeroshot_command(
         return volumes.denoise(source, target, None, None, zeroshot=zs.Settings(**settings), overwrite=overwrite,
                                progress=progress)  # fmt: skip
 
-    return per_file.Work(run, volume=volume)
+    return per_file.Work(run, volume=volume, fill_hidden=False)  # MPI's self-check reads the noise of all it sees
 
 
 @app.command(

@@ -51,6 +51,8 @@ class Work:
     """Why this work takes one input only ('' where it takes a batch): the options say so."""
     fill_hidden: bool = True
     """Whether the colour under full transparency is filled before the work (a denoiser's; not a noise's)."""
+    shrink: int = 1
+    """How many times smaller the work makes each side (`aliased` noise: 2)."""
 
 
 Inputs = Annotated[
@@ -177,6 +179,7 @@ def run(
                         jobs, functools.partial(work.each, progress=progress), overwrite=overwrite,
                         skip_existing=skip_existing, layer=layer, dtype=dtype, on_file=progress.file,
                         on_result=progress.result, stop=stop, fit=work.fit, fill_hidden=work.fill_hidden,
+                        shrink=work.shrink,
                     )  # fmt: skip
                     for job in volume_jobs:
                         try:

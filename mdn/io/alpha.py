@@ -30,10 +30,13 @@ def fill_hidden(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def restore_hidden(out: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A copy of the denoised `out` (N, H, W, C) with the `original` colours put back exactly where `alpha`
-    (N, H, W, 1) is 0."""
+    (N, H, W, 1) is 0, in planes that show something (one whose alpha was never set, 0 everywhere, keeps its
+    denoised colours, as `fill_hidden` left it whole)."""
     restored = np.array(out, order="C")
     for plane, original_plane, plane_alpha in zip(restored, original, alpha, strict=True):
-        _copy_pixels_where(plane, original_plane, plane_alpha[..., 0] == 0)
+        hidden = plane_alpha[..., 0] == 0
+        if not hidden.all():
+            _copy_pixels_where(plane, original_plane, hidden)
     return restored
 
 

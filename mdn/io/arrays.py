@@ -53,10 +53,9 @@ def apply(
     picture = load(image, axes, hdr, layer)
     if picture.nonfinite:
         warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=4)
-    transform = fit(picture)
-    hidden = picture.alpha if fill_hidden else None
-    shown = transform.forward(picture.pixels)
-    pixels = transform.inverse(work(shown if hidden is None else alpha.fill_hidden(shown, hidden)))
+    shown, hidden = images.with_hidden_filled(picture) if fill_hidden else (picture, None)
+    transform = fit(shown)
+    pixels = transform.inverse(work(transform.forward(shown.pixels)))
     if hidden is not None:
         pixels = alpha.restore_hidden(pixels, picture.pixels, hidden)
     return images.to_array(picture.with_pixels(pixels))

@@ -233,6 +233,7 @@ def run(
     stop: threading.Event | None = None,
     fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
     fill_hidden: bool = False,
+    shrink: int = 1,
 ) -> list[Result]:
     """Run `work` on every job, in order; failures are recorded, never raised.
 
@@ -243,13 +244,23 @@ def run(
 
     `fit` gives each image's display transform (a card's own, `tonemap.fitter`). With `fill_hidden` (a denoiser's
     work), the colour under full transparency is filled from its visible neighbours before the work and given back
-    after (`alpha.fill_hidden`): a cut-out's edge gets no halo from what its background hides.
+    after (`alpha.fill_hidden`): a cut-out's edge gets no halo from what its background hides. `shrink`: how many
+    times smaller the work makes each side (an output format's size limit is checked on the size it writes).
 
     KeyboardInterrupt, or `stop` found set, ends the batch: the file being worked on is abandoned, the writes
     already handed over are finished, and `Interrupted` carries the results so far.
     """
     results: list[Future[Result]] = []
-    load = functools.partial(_load, overwrite=overwrite, skip_existing=skip_existing, layer=layer, dtype=dtype, fit=fit)
+    load = functools.partial(
+        _load,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        layer=layer,
+        dtype=dtype,
+        fit=fit,
+        fill=fill_hidden,
+        shrink=shrink,
+    )
     io = ThreadPoolExecutor(1, thread_name_prefix="mdn-io") if overlap else _Inline()
     interrupted = False
     try:
@@ -265,9 +276,7 @@ def run(
                 loading = io.submit(load, following)
             if on_file is not None:
                 on_file(job)
-            results.append(
-                _work(loaded, work, io, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype, fill=fill_hidden)
-            )
+            results.append(_work(loaded, work, io, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype))
             del loaded  # the input's pixels go now: the write holds only the result
             if on_result is not None:
                 results[-1].add_done_callback(lambda future: on_result(future.result()))
@@ -291,6 +300,8 @@ class _Loaded:
     transform: tonemap.DisplayTransform
     pixels: np.ndarray
     result: Result
+    hidden: np.ndarray | None = None
+    """The alpha under whose 0 the colour was filled before the fit and the work, to be given back after."""
 
 
 def _load(
@@ -301,8 +312,11 @@ def _load(
     layer: str | None,
     dtype: str | None,
     fit: Callable[[images.Image], tonemap.DisplayTransform],
+    fill: bool = False,
+    shrink: int = 1,
 ) -> _Loaded | Result:
-    """Read a job's input and fit its display transform; a finished Result when it is skipped or fails."""
+    """Read a job's input and fit its display transform (with `fill`, on the picture whose colour under full
+    transparency is filled: `images.with_hidden_filled`); a finished Result when it is skipped or fails."""
     start = time.perf_counter()
     result = Result(job.input, job.output, "done")
     if skip_existing and job.output.exists():
@@ -312,7 +326,7 @@ def _load(
         if job.output.exists() and not overwrite:
             raise images.OutputExists(job.output, "--overwrite or --skip-existing")
         image = images.read(job.input, layer=layer)
-        stored = images.target_layout(image, job.output, dtype)  # a format that cannot store it fails before
+        stored = images.target_layout(image, job.output, dtype, shrink)  # a format that cannot store it fails before
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
             result.warnings.append(lost)
         if left_out := metadata.lost(image.source.meta.get("photo"), images.format_of(job.output), stored.colours):
@@ -320,12 +334,13 @@ def _load(
         if image.nonfinite:
             result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
         result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
-        transform = fit(image)
-        pixels = transform.forward(image.pixels)
+        shown, hidden = images.with_hidden_filled(image) if fill else (image, None)
+        transform = fit(shown)
+        pixels = transform.forward(shown.pixels)
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)
     result.seconds = time.perf_counter() - start
-    return _Loaded(image, transform, pixels, result)
+    return _Loaded(image, transform, pixels, result, hidden)
 
 
 def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | None:
@@ -349,7 +364,6 @@ def _work(
     overwrite: bool,
     skip_existing: bool,
     dtype: str | None,
-    fill: bool = False,
 ) -> Future[Result]:
     """The work step on a loaded file, then its write handed to `io`; a result finished before (skipped, failed)
     or by a failing work step comes back as it is."""
@@ -359,11 +373,9 @@ def _work(
     result = loaded.result
     context = FileContext(loaded.image)
     try:
-        hidden = loaded.image.alpha if fill else None
-        shown = loaded.pixels if hidden is None else alpha.fill_hidden(loaded.pixels, hidden)
-        pixels = loaded.transform.inverse(work(shown, context))
-        if hidden is not None:  # what the file stored there, exactly
-            pixels = alpha.restore_hidden(pixels, loaded.image.pixels, hidden)
+        pixels = loaded.transform.inverse(work(loaded.pixels, context))
+        if loaded.hidden is not None:  # what the file stored there, exactly
+            pixels = alpha.restore_hidden(pixels, loaded.image.pixels, loaded.hidden)
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info

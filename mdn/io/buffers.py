@@ -41,7 +41,7 @@ def read(
     refused. Normals from a file of whole numbers (PNG, 8- or 16-bit TIFF) are decoded from [0, 1] to [-1, 1]."""
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
-    exr = path is not None and images.format_of(path) == "exr"
+    exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as it was read
     found = images.read_exr_layers(path, wanted) if wanted and exr else {}
     where = {buffer: f"{path}: its {buffer} layer" for buffer in found}
     if len(found) == 1 and not given:

@@ -26,6 +26,7 @@ import tifffile
 
 from mdn.errors import MdnError
 from mdn.io import library_messages, metadata, ome
+from mdn.io.alpha import fill_hidden
 from mdn.io.metadata import Metadata
 
 FORMATS: dict[str, str] = {
@@ -287,12 +288,12 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise MdnError("does not exist", path)
     if path.is_dir():
         raise MdnError("is a directory, expected an image file", path)
-    fmt = format_of(path)
+    format_of(path)  # an extension mdn does not read is refused before the file is opened
     if path.stat().st_size == 0:
         raise MdnError("file is empty", path)
     if not os.access(path, os.R_OK):
         raise MdnError("cannot read: permission denied", path)
-    fmt = _format_by_content(path, fmt)
+    fmt = format_of_file(path)
     if layer is not None and fmt != "exr":
         raise MdnError("--layer applies to EXR files only", path)
     try:
@@ -334,18 +335,20 @@ SIGNATURES = {
     b"II+\x00": "tiff",
     b"MM\x00+": "tiff",
     b"v/1\x01": "exr",
-    b"BM": "bmp",
 }
-"""A file's first bytes -> its format (WebP: RIFF....WEBP, checked apart)."""
+"""A file's first bytes -> its format (WebP: RIFF....WEBP and BMP: BM with its reserved bytes zero, apart)."""
 
 
-def _format_by_content(path: Path, named: str) -> str:
-    """The format a file's first bytes say it is, or `named` (its extension's) where they say none: a JPEG saved
+def format_of_file(path: Path) -> str:
+    """The format an existing file's first bytes say it is, or its extension's where they say none: a JPEG saved
     as .png is read as the JPEG it is, as Pillow reads a PNG saved as .jpg."""
+    named = format_of(path)
     with open(path, "rb") as file:
         head = file.read(12)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head[:2] == b"BM" and head[6:10] == bytes(4):  # a text that begins "BMW..." is no bitmap
+        return "bmp"
     return next((fmt for signature, fmt in SIGNATURES.items() if head.startswith(signature)), named)
 
 
@@ -491,15 +494,41 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     layout = source.layout
     _check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
-    if alpha is not None and _associated(source):  # straight colours, as every other format holds them
+    if alpha is not None and _associated(source) and bool((pixels <= alpha + ASSOCIATED_SLACK).all()):
         straight = np.divide(pixels, alpha, out=np.zeros_like(pixels), where=alpha > 0)
         pixels = np.minimum(straight, 1.0) if layout.dtype.kind == "u" else straight  # rounding: 3/2 of 2/255
+        source.meta["straightened"] = True  # straight colours, as every other format holds them, till written back
     if layout.dtype.kind == "f":
         source = dataclasses.replace(source, value_range=_finite_range(pixels))
     nonfinite = sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += sanitise(alpha)
     return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
+
+
+ASSOCIATED_SLACK = 1e-6
+"""How far a float file's colour may lie above its associated alpha and still be taken as multiplied by it (an
+integer file's lies at most at it); a file whose colours lie further, or under an alpha of 0, holds them unmultiplied
+whatever its tag says, and they are kept so."""
+
+
+def hides(image: Image) -> bool:
+    """Whether the image's alpha says where it is transparent (PNG, WebP, EXR, a TIFF's alpha), rather than
+    holding another band in a TIFF's unspecified extra sample (near infrared, depth, a mask)."""
+    if image.alpha is None:
+        return False
+    extra = image.source.meta.get("extrasamples") if image.source.format == "tiff" else None
+    return not extra or int(extra[0]) != int(tifffile.EXTRASAMPLE.UNSPECIFIED)
+
+
+def with_hidden_filled(image: Image) -> tuple[Image, np.ndarray | None]:
+    """The image with the colour under full transparency filled from its visible neighbours (`alpha.fill_hidden`)
+    for a denoiser to fit and work on, and the alpha that says where to give the stored colour back after (None
+    where the image hides nothing)."""
+    if not hides(image):
+        return image, None
+    assert image.alpha is not None
+    return dataclasses.replace(image, pixels=fill_hidden(image.pixels, image.alpha)), image.alpha
 
 
 def _associated(source: Source) -> bool:
@@ -556,7 +585,7 @@ def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, d
         "tile": page.tile if page.tile and len(page.tile) == 2 and not any(n % 16 for n in page.tile) else None,
     }
     dpi = None
-    if "XResolution" in page.tags and "YResolution" in page.tags and _known_unit(page.resolutionunit):
+    if _resolution_readable(page):
         meta["resolution"] = (page.tags["XResolution"].value, page.tags["YResolution"].value)
         meta["resolutionunit"] = page.resolutionunit
         per_inch = {tifffile.RESUNIT.INCH: 1.0, tifffile.RESUNIT.CENTIMETER: 2.54}.get(page.resolutionunit)
@@ -588,9 +617,13 @@ def _palette_colours(indices: np.ndarray, colormap: np.ndarray) -> np.ndarray:
     return (colours // 257).astype(np.uint8) if not (colormap % 257).any() else colours.astype(np.uint16)
 
 
-def _known_unit(unit: int) -> bool:
-    """Whether a TIFF resolution unit can be written back (a damaged file may hold any number there)."""
-    return unit in tifffile.RESUNIT._value2member_map_
+def _resolution_readable(page: Any) -> bool:
+    """Whether a TIFF page's resolution can be written back: both tags, a known unit and no zero denominator (a
+    damaged file may hold any number there)."""
+    tags = [page.tags.get(name) for name in ("XResolution", "YResolution")]
+    if any(tag is None for tag in tags) or page.resolutionunit not in tifffile.RESUNIT._value2member_map_:
+        return False
+    return all(isinstance(tag.value, tuple) and len(tag.value) == 2 and tag.value[1] for tag in tags)
 
 
 def _exr_layers(channels: dict[str, Any]) -> dict[str, list[str]]:
@@ -740,7 +773,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     layout = target_layout(image, path, dtype)
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
     alpha = _alpha_for(image, fmt)
-    if alpha is not None and same and _associated(source):  # multiplied again as the file keeps them
+    if alpha is not None and same and source.meta.get("straightened"):  # multiplied again as the file keeps them
         pixels = pixels * alpha
     raw = from_planes(pixels, alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
@@ -803,16 +836,18 @@ MAX_SIDE = {"jpeg": 65500, "webp": 16383}
 """The longest side a format's encoder writes, in pixels (libjpeg's and libwebp's limits)."""
 
 
-def target_layout(image: Image, path: Path, dtype: str | None = None) -> Layout:
+def target_layout(image: Image, path: Path, dtype: str | None = None, shrink: int = 1) -> Layout:
     """The stored layout for writing `image` to `path` (in `dtype`, or the closest to the source's), or an
-    MdnError naming the image when that format cannot store it: checked before the work, not after."""
+    MdnError naming the image when that format cannot store it: checked before the work, not after (`shrink`:
+    how many times smaller the work makes each side, as `aliased` noise does)."""
     fmt = format_of(path)
     if image.alpha is not None and fmt in NO_ALPHA and _alpha_for(image, fmt) is not None:
         raise MdnError(f"{fmt.upper()} cannot hold its alpha channel: write PNG, WebP or TIFF", image.path)
-    if max(image.height, image.width) > MAX_SIDE.get(fmt, sys.maxsize):
+    height, width = (-(-side // shrink) for side in (image.height, image.width))
+    if max(height, width) > MAX_SIDE.get(fmt, sys.maxsize):
         raise MdnError(
-            f"{fmt.upper()} holds at most {MAX_SIDE[fmt]:,} pixels a side, and it is {image.width:,}x"
-            f"{image.height:,}: write PNG or TIFF",
+            f"{fmt.upper()} holds at most {MAX_SIDE[fmt]:,} pixels a side, and it is {width:,}x{height:,}: write "
+            "PNG or TIFF",
             image.path,
         )
     if fmt == image.source.format and not dtype:

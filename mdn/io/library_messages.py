@@ -3,15 +3,14 @@
 OpenEXR reports a damaged file line by line (`(EXR_ERR_BAD_CHUNK_LEADER) ...` on stderr, `Warning: Exception raised
 reading pixel data ...` on stdout) before it fails, and mdn then names the file and the problem in one line of its
 own: the library's lines are the same problem said again, in a form a user cannot act on. `quiet` captures what is
-written to standard output and error while it runs and writes the rest back (a progress bar's refresh, another
-thread's message), without the lines the library wrote.
+written to the process's standard output and error while it runs and writes the rest back (a progress bar's
+refresh, another thread's message), without the lines the library wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
 import re
 import sys
@@ -28,13 +27,11 @@ _LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def quiet(pattern: re.Pattern[bytes] = OPENEXR_LINE) -> Iterator[None]:
-    """Run the block with what is written to file descriptors 1 and 2 and to Python's `sys.stdout` and
-    `sys.stderr` (where a binding prints) captured, then write back what each captured but the lines that match
-    `pattern`. A descriptor that cannot be duplicated (closed) is left as it is."""
+    """Run the block with what is written to file descriptors 1 and 2 captured (a binding's prints reach them
+    through Python's streams, flushed), then write back what each captured but the lines that match `pattern`.
+    Python's `sys.stdout` and `sys.stderr` are never swapped: another thread may be swapping them itself. A
+    descriptor that cannot be duplicated (closed) is left as it is."""
     with _LOCK, contextlib.ExitStack() as stack:
-        streams = {"stdout": io.StringIO(), "stderr": io.StringIO()}
-        stack.enter_context(contextlib.redirect_stdout(streams["stdout"]))
-        stack.enter_context(contextlib.redirect_stderr(streams["stderr"]))
         captures = []
         _flush()
         for descriptor in (1, 2):
@@ -54,11 +51,6 @@ def quiet(pattern: re.Pattern[bytes] = OPENEXR_LINE) -> Iterator[None]:
                 os.close(saved)
                 capture.seek(0)
                 _write_all(descriptor, _kept(capture.read(), pattern))
-    for name, captured in streams.items():  # the block's redirections undone: to the streams as they were
-        text = _kept(captured.getvalue().encode(), pattern).decode()
-        if text:
-            getattr(sys, name).write(text)
-            getattr(sys, name).flush()
 
 
 def _kept(data: bytes, pattern: re.Pattern[bytes]) -> bytes:

@@ -32,6 +32,8 @@ class NoiseModel(ABC):
     default_level: ClassVar[float]
     limits: ClassVar[tuple[float, float]]
     """A valid level lies in (low, high]; every type bounds it, so that no level overflows its draws."""
+    shrink: ClassVar[int] = 1
+    """How many times smaller a side of the noisy picture is than the clean one's (`aliased`: 2)."""
 
     def __init__(self, level: float | None = None) -> None:
         self.level = float(self.default_level) if level is None else self._checked(level)

@@ -205,6 +205,7 @@ class AliasedNoise(NoiseModel):
 
     name = "aliased"
     parameter = "sigma on the 0-255 scale, on the picture decimated by 2"
+    shrink = 2
     levels = (15.0, 25.0)
     default_level = 15.0
     limits = (0.0, 255.0)

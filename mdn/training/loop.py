@@ -103,8 +103,10 @@ class Trainer:
         multiple = getattr(self.model, "side_multiple", 1)  # a network that pads its input takes any crop
         if options.crop % multiple:
             near = [n for n in (options.crop // multiple * multiple, -(-options.crop // multiple) * multiple) if n]
-            raise MdnError(f"--crop must be a multiple of {multiple} for --config {options.config}, got "
-                           f"{options.crop} ({' or '.join(map(str, near))} would do)")  # fmt: skip
+            card = getattr(self.objective, "card", None)  # a fine-tuned card's network, where --config names none
+            network = f"--config {options.config}" if options.config or card is None else f"{card.name}'s network"
+            raise MdnError(f"--crop must be a multiple of {multiple} for {network}, got {options.crop} "
+                           f"({' or '.join(map(str, near))} would do)")  # fmt: skip
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
         init, config = options.init, options.config

@@ -58,7 +58,8 @@ class Sitting:
             blocking = images.file_in_the_way(folder)
             if blocking is not None:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
-        taken = [] if resume else self._taken(options.name, overwrite)
+        if not resume:
+            self._check_name(options.name, overwrite)
         made = not self.workdir.exists()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -69,18 +70,17 @@ class Sitting:
             raise
         if resume:
             self.trainer.resume()
-        else:  # --overwrite: an old run goes once this one can start
-            for path in (*taken, self.workdir / checkpoint.LOG):
-                path.unlink(missing_ok=True)
+        else:  # --overwrite: the old run's checkpoint and log go once this one can start, its card once this run's
+            for name in (checkpoint.CHECKPOINT, checkpoint.LOG):  # replaces it (a run that fails leaves it)
+                (self.workdir / name).unlink(missing_ok=True)
 
-    def _taken(self, name: str, overwrite: bool) -> list[Path]:
-        """The files of an earlier run of this name (its checkpoint and card), which `overwrite` lets this run
-        remove; NameTaken without it."""
+    def _check_name(self, name: str, overwrite: bool) -> None:
+        """NameTaken where an earlier run of this name left files (its checkpoint, its card) and `overwrite` does
+        not let this run replace them."""
         card = self.card_folder / f"{name}.json"
         taken = [p for p in (self.workdir / checkpoint.CHECKPOINT, card, card.with_suffix(".pt")) if p.exists()]
         if taken and not overwrite:
             raise NameTaken(name, taken)
-        return taken
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
         """`Trainer.run` to `until` within the time budget; NothingTrained when not one step fitted."""
