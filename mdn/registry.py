@@ -324,10 +324,9 @@ def _load_checked(card: ModelCard) -> nn.Module:
     mismatch = _mismatch(model.state_dict(), state)
     if mismatch:
         raise MdnError(f"the weights are for another network than its card's config ({mismatch})", weights)
-    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    broken = nonfinite_weights(state)
     if broken:  # they would write a black picture
-        raise MdnError(f"the weights hold NaN or Inf ({broken[0]} and {len(broken) - 1} more): a training run that "
-                       "diverged; train it again", weights)  # fmt: skip
+        raise MdnError(f"the weights hold NaN or Inf ({broken}): a training run that diverged; train it again", weights)
     model.load_state_dict(state)
     return model.eval()
 
@@ -398,11 +397,20 @@ def load_grey(card: ModelCard) -> nn.Module | None:
     return load(grey)
 
 
+def nonfinite_weights(state: dict[str, torch.Tensor]) -> str:
+    """The tensors of a state dict that hold NaN or Inf, in words ('' where none does)."""
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    return "" if not broken else broken[0] if len(broken) == 1 else f"{broken[0]} and {len(broken) - 1} more"
+
+
 def save(model: nn.Module, card: ModelCard, folder: Path) -> ModelCard:
-    """Write the weights and the card (with the weights' sha256) into `folder`; return the saved card."""
+    """Write the weights and the card (with the weights' sha256) into `folder`; return the saved card. Weights
+    that hold NaN or Inf are refused (MdnError), as `load` would refuse them."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{card.name}.pt"
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if broken := nonfinite_weights(state):
+        raise MdnError(f"the weights hold NaN or Inf ({broken}): not saved", weights)
     write_atomic(weights, lambda tmp: torch.save(state, tmp))  # a reader never sees half a file (`load`)
     card.weights, card.sha256, card.path = weights.name, sha256(weights), folder / f"{card.name}.json"
     card.training.setdefault("parameters", sum(p.numel() for p in model.parameters()))

@@ -63,6 +63,11 @@ class PoissonGaussian:
             )
         return cls(float(gain), float(offset))
 
+    def without_pedestal(self) -> PoissonGaussian:
+        """The fit with a negative offset (a pedestal) taken as none, so that the transform keeps every value of
+        the planes apart, the darkest included."""
+        return PoissonGaussian(self.gain, max(self.offset, 0.0))
+
     def sample(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A noisy recording of `signal` (Poisson counts at this gain plus Gaussian read noise)."""
         photons = rng.poisson(np.maximum(signal, 0) / self.gain) * self.gain
@@ -170,7 +175,7 @@ def stabiliser_for(planes: Sequence[Any]) -> Stabiliser | None:
         noise = PoissonGaussian.fit(chosen)
     except MdnError:
         return None
-    return Stabiliser.fit(PoissonGaussian(noise.gain, max(noise.offset, 0.0)), chosen)
+    return Stabiliser.fit(noise.without_pedestal(), chosen)
 
 
 def _spread(planes: Sequence[Any]) -> list[Any]:

@@ -112,6 +112,19 @@ def test_two_detectors_in_one_hyperstack_are_refused_not_fitted_as_one(tmp_path:
     )
 
 
+def test_pictures_of_any_size_from_the_crop_up_validate(tmp_path: Path) -> None:
+    """A 44 x 44 recording at --crop 32: its validation crops are cut to the network's multiple (16), not 8."""
+    _, noisy = _recording(1, 44, seed=3)
+    tifffile.imwrite(tmp_path / "small.tif", noisy, photometric="minisblack")
+    args = ["train", "--noisy", str(tmp_path / "small.tif"), "--name", "small", "--iters", "2", "--batch", "2",
+            "--crop", "32", "--threads", "1", "-o", str(tmp_path / "cards"),
+            "--workdir", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = registry.ModelCard.from_file(tmp_path / "cards" / "small.json").scores  # it validated (it crashed)
+    assert "noisy_psnr" in scores["validation_self_supervised"]
+
+
 def test_sure_below_zero_gives_no_psnr_rather_than_a_clamped_one(tmp_path: Path) -> None:
     """An 8-bit camera picture whose fitted noise exceeds what it holds: SURE's error comes out negative, and the
     run shows and records no PSNR (it showed 120 dB, the clamp, before any step)."""

@@ -258,7 +258,7 @@ def test_cli_writes_a_card_that_denoise_uses(photos: Path, tmp_path: Path) -> No
             "--crop", "32", "--workdir", str(tmp_path / "run"), "--output", str(tmp_path / "cards")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "broken.png" in result.output and "smaller than 32x32 pixels (--crop)" in result.output
+    assert "broken.png" in result.output and "smaller than 32x32 pixels" in result.output
     card = registry.ModelCard.from_file(tmp_path / "cards" / "smoke.json")
     assert card.training["iterations"] == 2 and card.training["command"].startswith("mdn train")
     assert card.training["recipe"]["input_mask"] == [0.75, 0.85] and card.training["hardware"]
@@ -633,13 +633,32 @@ def test_nan_in_clean_training_data_is_replaced_and_said_so(tmp_path: Path) -> N
     assert said == [f"{tmp_path / 'render.exr'}: 432 NaN/Inf values replaced"]
 
 
+def test_weights_that_went_nan_are_never_saved_though_the_loss_read_back_was_finite(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step whose loss was finite can overflow its update, and the loss is read back every few steps: the
+    weights themselves are checked before a checkpoint or a card keeps them."""
+    from mdn.training import loop
+
+    def overflowing(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+        with torch.no_grad():
+            next(iter(ema.parameters())).fill_(float("nan"))
+
+    monkeypatch.setattr(loop, "update_ema", overflowing)
+    (tmp_path / "run").mkdir()
+    trainer = training.Trainer(_options(photos), tmp_path / "run", log=lambda _: None)
+    with pytest.raises(training.Diverged, match="its weights went NaN or Inf"):
+        list(trainer.run())
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_validation_takes_images_of_the_runs_crop(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "val").mkdir()
     tifffile.imwrite(tmp_path / "val" / "small.tif", data.camera()[:48, :48])
     args = _train_args(photos, tmp_path, "--iters", "2", "--val", str(tmp_path / "val"))
     result = CliRunner().invoke(app, [a for a in args if a != "--quiet"])  # the count is said unless quiet
     assert result.exit_code == 0 and "small.tif" not in result.output, result.output
-    assert "training on 2 pictures (0.02 megapixels)" in result.output  # coffee and camera: tiny.tif is skipped
+    assert "training on 2 pictures (0.02 megapixels, procedural ones included)" in result.output  # tiny.tif skipped
     scores = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").scores
     assert scores["validation_gaussian"]["psnr"] > 0
 

@@ -416,15 +416,16 @@ def train_command(
             "--overwrite to start afresh, or choose another --name"
         )
     trainer = sitting.trainer
-    if not quiet and trainer.rank == 0:  # what was found in --data, before the hours it will take
-        megapixels = sum(picture.shape[-2] * picture.shape[-1] for picture in trainer.pool) / 1e6
-        log(f"training on {len(trainer.pool):,} pictures ({megapixels:,.2f} megapixels)")
     if until is not None and until <= trainer.iteration:  # a resumed run
         sitting.close()
         _fail(f"--until {until:,}: the run is at step {trainer.iteration:,} already")
     if options.iters < trainer.iteration:
         sitting.close()
         _fail(f"--iters {options.iters:,}: the run is at step {trainer.iteration:,} already")
+    if not finish and not quiet and trainer.rank == 0:  # what it found to learn from, before the hours it takes
+        megapixels = sum(picture.shape[-2] * picture.shape[-1] for picture in trainer.pool) / 1e6
+        pictures = "1 picture" if len(trainer.pool) == 1 else f"{len(trainer.pool):,} pictures"
+        log(f"training on {pictures} ({megapixels:,.2f} megapixels, procedural ones included)")
     if not finish:
         try:
             display.train_progress(sitting, until, quiet or trainer.rank != 0)
@@ -433,7 +434,8 @@ def train_command(
             if trainer.rank == 0 and saved is None:
                 log(f"interrupted at step {trainer.iteration:,}, before its first checkpoint")
             elif trainer.rank == 0:
-                card = sitting.write_card() if saved == trainer.iteration else None  # not after a second Ctrl-C
+                trained = trainer.stopped_cleanly and trainer.iteration > trainer.sitting_start  # not a second Ctrl-C
+                card = sitting.write_card() if trained else None
                 wrote = f"; model card of the weights so far: {card.path}" if card is not None else ""
                 log(f"interrupted at step {trainer.iteration:,}; checkpoint of step {saved:,} in "
                     f"{trainer.checkpoint_path}{wrote}\ncontinue with: {sitting.resume_command()}")  # fmt: skip

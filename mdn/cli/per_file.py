@@ -236,7 +236,7 @@ def _volumes_in(items: list[str], recursive: bool, results: Path | None) -> list
         if glob.has_magic(item) and not Path(item).exists():
             candidates = sorted(Path(p) for p in glob.glob(item, recursive=recursive))
         elif Path(item).is_dir():
-            candidates = sorted(p for p in Path(item).glob("**/*" if recursive else "*") if p.is_dir())
+            candidates = sorted(p for p in batch.files_in(Path(item), recursive) if p.is_dir())  # links followed
         else:
             continue
         found += [p for p in candidates if volumes.is_volume(p)]

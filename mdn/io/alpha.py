@@ -15,12 +15,12 @@ import numpy as np
 
 
 def fill_hidden(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """A copy of float `pixels` (N, H, W, C) with every pixel whose `alpha` (N, H, W, 1) is 0 replaced by a
+    """A copy of float `pixels` (N, H, W, C) with every pixel whose `alpha` (N, H, W, 1) is 0 (or below) replaced by a
     smooth continuation of the visible colours around it, within their range; visible pixels are unchanged bit
     for bit, and a plane with no hidden or no visible pixel comes back as it was."""
     filled = np.array(pixels, order="C")
     for plane, plane_alpha in zip(filled, alpha, strict=True):
-        weight = np.asarray(plane_alpha[..., 0], np.float32)
+        weight = np.clip(plane_alpha[..., 0], 0.0, 1.0, dtype=np.float32)  # a filter's negative lobes: hidden
         hidden = weight == 0
         if not hidden.any() or hidden.all():
             continue
@@ -30,11 +30,11 @@ def fill_hidden(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def restore_hidden(out: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A copy of the denoised `out` (N, H, W, C) with the `original` colours put back exactly where `alpha`
-    (N, H, W, 1) is 0, in planes that show something (one whose alpha was never set, 0 everywhere, keeps its
+    (N, H, W, 1) is 0 (or below), in planes that show something (one whose alpha was never set, 0 everywhere, keeps its
     denoised colours, as `fill_hidden` left it whole)."""
     restored = np.array(out, order="C")
     for plane, original_plane, plane_alpha in zip(restored, original, alpha, strict=True):
-        hidden = plane_alpha[..., 0] == 0
+        hidden = plane_alpha[..., 0] <= 0
         if not hidden.all():
             _copy_pixels_where(plane, original_plane, hidden)
     return restored

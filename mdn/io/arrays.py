@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import alpha, images, tonemap
+from mdn.io import images, tonemap
 
 ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""
@@ -55,7 +55,5 @@ def apply(
         warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=4)
     shown, hidden = images.with_hidden_filled(picture) if fill_hidden else (picture, None)
     transform = fit(shown)
-    pixels = transform.inverse(work(transform.forward(shown.pixels)))
-    if hidden is not None:
-        pixels = alpha.restore_hidden(pixels, picture.pixels, hidden)
+    pixels = images.with_hidden_restored(transform.inverse(work(transform.forward(shown.pixels))), picture, hidden)
     return images.to_array(picture.with_pixels(pixels))

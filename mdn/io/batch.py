@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import alpha, images, metadata, tonemap
+from mdn.io import images, metadata, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -301,7 +301,7 @@ class _Loaded:
     pixels: np.ndarray
     result: Result
     hidden: np.ndarray | None = None
-    """The alpha under whose 0 the colour was filled before the fit and the work, to be given back after."""
+    """Where the colour was filled before the fit and the work (its zeros), to be given back after."""
 
 
 def _load(
@@ -373,9 +373,8 @@ def _work(
     result = loaded.result
     context = FileContext(loaded.image)
     try:
-        pixels = loaded.transform.inverse(work(loaded.pixels, context))
-        if loaded.hidden is not None:  # what the file stored there, exactly
-            pixels = alpha.restore_hidden(pixels, loaded.image.pixels, loaded.hidden)
+        pixels = images.with_hidden_restored(loaded.transform.inverse(work(loaded.pixels, context)), loaded.image,
+                                             loaded.hidden)  # fmt: skip
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
     result.info = context.info

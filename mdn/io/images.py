@@ -13,7 +13,7 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +26,7 @@ import tifffile
 
 from mdn.errors import MdnError
 from mdn.io import library_messages, metadata, ome
-from mdn.io.alpha import fill_hidden
+from mdn.io.alpha import fill_hidden, restore_hidden
 from mdn.io.metadata import Metadata
 
 FORMATS: dict[str, str] = {
@@ -134,7 +134,8 @@ class Image:
 
     def with_pixels(self, pixels: np.ndarray) -> Image:
         """The same image with new pixels (alpha and source carried over). New pixels keep the planes and colours;
-        a new height and width (a noise that decimates) resample alpha to it by nearest neighbour."""
+        a new height and width (a noise that decimates) resample alpha to it by nearest neighbour and scale the
+        resolution (dpi, a TIFF's pixels per unit) with it."""
         n, h, w, c = self.pixels.shape
         if pixels.ndim != 4 or pixels.shape[0] != n or pixels.shape[3] != c:
             raise ValueError(f"pixels shape {pixels.shape} does not fit {self.pixels.shape}")
@@ -153,9 +154,9 @@ class Image:
 
 
 def _rescaled(source: Source, y_shrink: float, x_shrink: float) -> Source:
-    """`source` with its resolution (a photo's dpi, a TIFF's pixels per unit) scaled to a picture `shrink` times
-    smaller made from it: a thumbnail's half size covers the same inches with half the pixels (as an OME-XML's
-    physical pixel size doubles: `ome.patched`)."""
+    """`source` with its resolution (a photo's dpi, a TIFF's pixels per unit) scaled to a picture made from it
+    `y_shrink` and `x_shrink` times smaller: a thumbnail's half size covers the same inches with half the pixels
+    (as an OME-XML's physical pixel size doubles: `ome.patched`)."""
     meta = dict(source.meta)
     photo = meta.get("photo")
     if photo is not None and photo.dpi:
@@ -293,7 +294,10 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise MdnError("file is empty", path)
     if not os.access(path, os.R_OK):
         raise MdnError("cannot read: permission denied", path)
-    fmt = format_of_file(path)
+    try:
+        fmt = format_of_file(path)
+    except OSError as exc:
+        raise MdnError(f"cannot read: {exc.strerror or exc}", path) from None
     if layer is not None and fmt != "exr":
         raise MdnError("--layer applies to EXR files only", path)
     try:
@@ -494,15 +498,17 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     layout = source.layout
     _check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
-    if alpha is not None and _associated(source) and bool((pixels <= alpha + ASSOCIATED_SLACK).all()):
-        straight = np.divide(pixels, alpha, out=np.zeros_like(pixels), where=alpha > 0)
-        pixels = np.minimum(straight, 1.0) if layout.dtype.kind == "u" else straight  # rounding: 3/2 of 2/255
-        source.meta["straightened"] = True  # straight colours, as every other format holds them, till written back
     if layout.dtype.kind == "f":
         source = dataclasses.replace(source, value_range=_finite_range(pixels))
     nonfinite = sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += sanitise(alpha)
+    if alpha is not None and _associated(source) and bool((pixels <= alpha + ASSOCIATED_SLACK).all()):
+        straight = np.divide(pixels, alpha, out=np.zeros_like(pixels), where=alpha > 0)
+        pixels = np.minimum(straight, 1.0) if layout.dtype.kind == "u" else straight  # rounding: 3/2 of 2/255
+        source.meta["straightened"] = True  # straight colours, as every other format holds them, till written back
+        if layout.dtype.kind == "f":
+            source = dataclasses.replace(source, value_range=_finite_range(pixels))
     return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
 
 
@@ -515,26 +521,40 @@ whatever its tag says, and they are kept so."""
 def hides(image: Image) -> bool:
     """Whether the image's alpha says where it is transparent (PNG, WebP, EXR, a TIFF's alpha), rather than
     holding another band in a TIFF's unspecified extra sample (near infrared, depth, a mask)."""
-    if image.alpha is None:
-        return False
-    extra = image.source.meta.get("extrasamples") if image.source.format == "tiff" else None
-    return not extra or int(extra[0]) != int(tifffile.EXTRASAMPLE.UNSPECIFIED)
+    return image.alpha is not None and _extra_sample(image.source) != tifffile.EXTRASAMPLE.UNSPECIFIED
 
 
 def with_hidden_filled(image: Image) -> tuple[Image, np.ndarray | None]:
     """The image with the colour under full transparency filled from its visible neighbours (`alpha.fill_hidden`)
-    for a denoiser to fit and work on, and the alpha that says where to give the stored colour back after (None
-    where the image hides nothing)."""
+    for a denoiser to fit and work on, and the weights (N, H, W, 1) whose zeros say where to give the stored colour
+    back after (`restore_hidden`); the image itself and None where nothing is hidden. Colour that multiplied
+    alpha keeps where its alpha is 0 (an EXR's glow, emitted light) is shown, not hidden."""
     if not hides(image):
         return image, None
     assert image.alpha is not None
-    return dataclasses.replace(image, pixels=fill_hidden(image.pixels, image.alpha)), image.alpha
+    shown = np.clip(image.alpha, 0.0, 1.0)
+    if image.source.format == "exr" or (_associated(image.source) and not image.source.meta.get("straightened")):
+        shown[(shown == 0) & (image.pixels != 0).any(axis=-1, keepdims=True)] = 1.0
+    if not (shown == 0).any():
+        return image, None
+    return dataclasses.replace(image, pixels=fill_hidden(image.pixels, shown)), shown
+
+
+def with_hidden_restored(pixels: np.ndarray, image: Image, shown: np.ndarray | None) -> np.ndarray:
+    """Worked `pixels` with the colour `image` stored where `shown` (from `with_hidden_filled`) is 0, exactly."""
+    return pixels if shown is None else restore_hidden(pixels, image.pixels, shown)
+
+
+def _extra_sample(source: Source) -> tifffile.EXTRASAMPLE | None:
+    """What a TIFF's first extra sample holds (associated or unassociated alpha, or unspecified); None for other
+    formats and a TIFF without one."""
+    extra = source.meta.get("extrasamples") if source.format == "tiff" else None
+    return tifffile.EXTRASAMPLE(int(extra[0])) if extra else None
 
 
 def _associated(source: Source) -> bool:
     """Whether a file stores its colours multiplied by its alpha (a TIFF's associated alpha, as GIMP writes it)."""
-    extra = source.meta.get("extrasamples") if source.format == "tiff" else None
-    return bool(extra) and int(extra[0]) == int(tifffile.EXTRASAMPLE.ASSOCALPHA)
+    return _extra_sample(source) == tifffile.EXTRASAMPLE.ASSOCALPHA
 
 
 def _finite_range(pixels: np.ndarray) -> tuple[float, float] | None:
@@ -772,7 +792,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     same = fmt == source.format
     layout = target_layout(image, path, dtype)
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
-    alpha = _alpha_for(image, fmt)
+    alpha = image.alpha if layout.has_alpha else None  # none where an opaque one went into a format without it
     if alpha is not None and same and source.meta.get("straightened"):  # multiplied again as the file keeps them
         pixels = pixels * alpha
     raw = from_planes(pixels, alpha, layout)
@@ -905,7 +925,7 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
-    except (OSError, RuntimeError, ValueError) as exc:  # OpenEXR: RuntimeError; Pillow's encoders: ValueError
+    except (OSError, RuntimeError) as exc:  # OpenEXR reports a file it cannot open as a RuntimeError
         raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
     finally:
         if tmp is not None:
@@ -987,7 +1007,7 @@ def file_in_the_way(folder: Path) -> Path | None:
     return nearest if nearest is not None and not nearest.is_dir() else None
 
 
-def _write_failure(path: Path, exc: Exception) -> str:
+def _write_failure(path: Path, exc: OSError | RuntimeError) -> str:
     """Why a write failed, in words: a file standing where a folder is needed, else the system's reason."""
     blocking = file_in_the_way(path.parent)
     if blocking is not None:
@@ -1018,15 +1038,37 @@ def _encode_png(path: Path, raw: np.ndarray, source: Source | None, photo: Metad
     path.write_bytes(metadata.png_with(imagecodecs.png_encode(_squeeze_grey(raw), **PNG_SETTINGS), photo))
 
 
+@contextlib.contextmanager
+def _pillow_refusals() -> Iterator[None]:
+    """Pillow's encoders refuse what they cannot write (a size past their limit) with ValueError: an OSError for
+    `write_atomic` to name, as any failed write."""
+    try:
+        yield
+    except ValueError as exc:
+        raise OSError(str(exc)) from exc
+
+
 def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
     settings = {"quality": JPEG_QUALITY, **(source.meta.get("jpeg", {}) if source else {})}
-    photo_options = metadata.pillow_options(photo, "jpeg", _colours(raw))
-    iio.imwrite(path, _squeeze_grey(raw), extension=".jpg", **settings, **photo_options)
+    with _pillow_refusals():
+        iio.imwrite(
+            path,
+            _squeeze_grey(raw),
+            extension=".jpg",
+            **settings,
+            **metadata.pillow_options(photo, "jpeg", _colours(raw)),
+        )
 
 
 def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
-    photo_options = metadata.pillow_options(photo, "webp", _colours(raw))
-    iio.imwrite(path, _squeeze_grey(raw), extension=".webp", lossless=True, **photo_options)
+    with _pillow_refusals():
+        iio.imwrite(
+            path,
+            _squeeze_grey(raw),
+            extension=".webp",
+            lossless=True,
+            **metadata.pillow_options(photo, "webp", _colours(raw)),
+        )
 
 
 def _colours(raw: np.ndarray) -> int:

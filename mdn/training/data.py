@@ -24,7 +24,7 @@ def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) 
             warn(f"skipped: {exc}")
             continue
         if min(image.height, image.width) < min_size:
-            warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels (--crop)")
+            warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels")
             continue
         if image.nonfinite:  # as `mdn denoise` says it: the zeros that replace them are no clean content
             warn(f"{path}: {image.nonfinite} NaN/Inf values replaced")

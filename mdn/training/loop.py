@@ -31,6 +31,7 @@ from mdn.training import checkpoint
 from mdn.training.card import training_card
 from mdn.training.data import sample_batch, training_pool
 from mdn.training.devices import hardware, training_device, training_dtype
+from mdn.training.objectives import CardFineTuning
 from mdn.training.options import TrainOptions
 from mdn.training.recipes import objective_class
 from mdn.training.schedule import SCHEDULES, Budget, scheduled_rate
@@ -103,8 +104,8 @@ class Trainer:
         multiple = getattr(self.model, "side_multiple", 1)  # a network that pads its input takes any crop
         if options.crop % multiple:
             near = [n for n in (options.crop // multiple * multiple, -(-options.crop // multiple) * multiple) if n]
-            card = getattr(self.objective, "card", None)  # a fine-tuned card's network, where --config names none
-            network = f"--config {options.config}" if options.config or card is None else f"{card.name}'s network"
+            fine_tuned = isinstance(self.objective, CardFineTuning) and not options.config  # its card's network
+            network = f"{self.objective.card.name}'s network" if fine_tuned else f"--config {options.config}"
             raise MdnError(f"--crop must be a multiple of {multiple} for {network}, got {options.crop} "
                            f"({' or '.join(map(str, near))} would do)")  # fmt: skip
         if self.device.type == "cuda":
@@ -120,6 +121,8 @@ class Trainer:
         self.stopped_early = False
         self.saved_iteration: int | None = None
         """The step of the checkpoint in the working folder (None: none yet)."""
+        self.stopped_cleanly = False
+        """Whether a Ctrl-C or SIGTERM ended the run at the end of a step, with its checkpoint saved."""
         self.stopped_by = signal.SIGINT
         """The signal that interrupted the run (Ctrl-C's SIGINT, or SIGTERM)."""
         self.scores: dict[str, float] = {}
@@ -145,6 +148,10 @@ class Trainer:
     # -------------------------------------------------------------------------------- checkpoints
 
     def save_checkpoint(self) -> None:
+        """Save the run so far (rank 0); Diverged, in every rank alike, where its weights went NaN or Inf: a step
+        whose loss was finite can still overflow its update, and the loss is read back every few steps only."""
+        if not self._finite():
+            raise self._diverged("its weights went NaN or Inf")
         if self.rank:
             return
         state = {
@@ -248,7 +255,7 @@ class Trainer:
                     loss = float(torch.stack(losses).mean())
                     losses.clear()
                     if not math.isfinite(loss):  # before a checkpoint or a card could keep its weights
-                        raise self._diverged(loss)
+                        raise self._diverged(f"loss {loss}")
                 report = Progress(self.iteration, o.iters, loss, self.seconds)
                 with budget.finishing():
                     if validating:
@@ -259,14 +266,20 @@ class Trainer:
                 yield report
             if stopped:
                 self.save_checkpoint()
+                self.stopped_cleanly = True  # saved at the end of a whole step: its card may be written too
                 raise KeyboardInterrupt
         self.stopped_early = self.iteration < until
 
-    def _diverged(self, loss: float) -> Diverged:
+    def _finite(self) -> bool:
+        """Whether the model's and the EMA's weights are all finite (the same on every rank after a step)."""
+        weights = [*self.model.parameters(), *self.ema.parameters()]
+        return bool(torch.stack(torch._foreach_norm(weights)).isfinite().all())
+
+    def _diverged(self, what: str) -> Diverged:
         kept = f"the checkpoint of step {self.saved_iteration:,} is kept" if self.saved_iteration else "nothing saved"
         return Diverged(
-            f"training diverged by step {self.iteration:,} (loss {loss}): no card written, {kept}; start again "
-            f"with a lower --lr (it was {self.options.lr:g}) and --overwrite",
+            f"training diverged by step {self.iteration:,} ({what}): no card written (an earlier card of this name "
+            f"stays), {kept}; start again with a lower --lr (it was {self.options.lr:g}) and --overwrite",
             self.workdir,
         )
 
@@ -296,7 +309,9 @@ class Trainer:
     # ---------------------------------------------------------------------------------- the card
 
     def write_card(self, folder: Path) -> registry.ModelCard:
-        """The card of the EMA weights so far, saved in `folder`."""
+        """The card of the EMA weights so far, saved in `folder` (Diverged where they went NaN or Inf)."""
+        if not self._finite():
+            raise self._diverged("its weights went NaN or Inf")
         return registry.save(self.ema, training_card(self), folder)
 
 

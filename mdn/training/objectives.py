@@ -86,7 +86,8 @@ class Objective(Protocol[Validation]):
         ...
 
     def score(self, validation: Validation, model: nn.Module) -> dict[str, float]:
-        """Scores of `model` on `validation` (`psnr` among them), the same on every call."""
+        """Scores of `model` on `validation` (`psnr` among them where it can be estimated), the same on every
+        call."""
         ...
 
     def card_fields(self) -> dict[str, Any]:

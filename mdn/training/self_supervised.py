@@ -25,9 +25,9 @@ from torch import nn
 
 from mdn import registry
 from mdn.errors import MdnError
-from mdn.io import images
+from mdn.io import images, tonemap
 from mdn.io.batch import expand_inputs
-from mdn.stabilise import PoissonGaussian, Stabiliser
+from mdn.stabilise import PoissonGaussian, Stabiliser, stabiliser_for
 from mdn.training.objectives import CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
@@ -70,8 +70,7 @@ class SelfSupervised(CardFineTuning):
         planes, channels = self._read(warn)
         grey = [p[..., c] for p in planes for c in range(p.shape[-1])]
         noise = PoissonGaussian.fit(grey, seed=self.options.seed)
-        # a negative offset (a pedestal) taken as none, as `mdn denoise` fits it: the darkest values kept apart
-        self.stabiliser = Stabiliser.fit(PoissonGaussian(noise.gain, max(noise.offset, 0.0)), grey)
+        self.stabiliser = Stabiliser.fit(noise.without_pedestal(), grey)  # as `mdn denoise` fits it
         wanted = registry.network_config(self.card).channels
         if channels not in (1, wanted):
             raise MdnError(f"init {self.card.name} takes {wanted} channels; the noisy images have {channels}")
@@ -95,7 +94,7 @@ class SelfSupervised(CardFineTuning):
                 warn(f"skipped: {path}: smaller than {self.options.crop}x{self.options.crop} pixels (--crop)")
                 continue
             layout = image.source.layout
-            _check_one_detector(image, self.options.seed)
+            _check_one_detector(image)
             kinds.add((str(layout.dtype), image.pixels.shape[-1]))
             planes.extend(image.pixels)
             self.files.append({
@@ -128,7 +127,8 @@ class SelfSupervised(CardFineTuning):
         crops = []
         for i in rng.choice(len(pool), VALIDATION_CROPS):
             image = pool[i]
-            size = min(VALIDATION_SIZE, *image.shape[:2]) // 8 * 8
+            side = registry.network_config(self.card).window  # the network's sides (a U-Net's: 16)
+            size = min(VALIDATION_SIZE, *image.shape[:2]) // side * side
             y, x = (int(rng.integers(n - size + 1)) for n in image.shape[:2])
             crops.append(torch.from_numpy(np.ascontiguousarray(image[y : y + size, x : x + size])).permute(2, 0, 1))
         return crops
@@ -160,26 +160,26 @@ DETECTORS_APART = 1.5
 detectors' (a hyperstack's dim and bright channels: 2 and 60 counts a photon)."""
 
 
-def _check_one_detector(image: images.Image, seed: int) -> None:
+def _check_one_detector(image: images.Image) -> None:
     """An MdnError where the channels of a stack's C axis carry different noise: a card learns one camera's, and
-    one fit for both made a dim channel's output far worse than its input."""
-    channel = image.source.layout.channel_of_planes()
-    if channel is None or len(channel) != len(image.pixels):
+    one fit for both made a dim channel's output far worse than its input (each channel fitted as
+    `tonemap.PerChannel` fits a file's for `mdn denoise`, on a sample of its planes)."""
+    fitted = tonemap.PerChannel.around(image, _noise_fit)
+    if not isinstance(fitted, tonemap.PerChannel):
         return
-    gains = []
-    for index in range(channel.max() + 1):
-        planes = [plane[..., 0] for plane in image.pixels[channel == index]]
-        try:
-            gains.append(PoissonGaussian.fit(planes, seed=seed).gain)
-        except MdnError:  # no photon noise in this channel: the fit over all of them says so
-            return
-    if max(gains) > DETECTORS_APART * min(gains):
+    gains = [part.noise.gain for part in fitted.transforms if isinstance(part, Stabiliser)]
+    if len(gains) == len(fitted.transforms) and max(gains) > DETECTORS_APART * min(gains):
         raise MdnError(
             f"its {len(gains)} channels carry different noise (one's photon gain {max(gains) / min(gains):.1f}x "
             "another's: two detectors?); a --noisy card learns one camera's: train one card per channel, each "
             "channel in files of its own",
             image.path,
         )
+
+
+def _noise_fit(image: images.Image) -> tonemap.DisplayTransform:
+    """The stabiliser fitted to a grey image's planes, or Identity where no photon noise fits."""
+    return stabiliser_for([plane[..., 0] for plane in image.pixels]) or tonemap.Identity()
 
 
 def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,8 @@ class Sitting:
     ) -> None:
         """`workdir` defaults to runs/NAME beside the user's models, `cards` to the user's models; `time_budget`
         (a duration, see `parse_duration`) counts from now. A fresh run refuses a taken name (NameTaken) unless
-        `overwrite`, which removes the old run's checkpoint, log and card."""
+        `overwrite`: the old run's checkpoint and log go once this run can start, its card once this run's card
+        replaces it."""
         self.started = time.monotonic()
         self.deadline = self.started + parse_duration(time_budget) if time_budget else None
         init_distributed(options.device)
@@ -70,8 +71,8 @@ class Sitting:
             raise
         if resume:
             self.trainer.resume()
-        else:  # --overwrite: the old run's checkpoint and log go once this one can start, its card once this run's
-            for name in (checkpoint.CHECKPOINT, checkpoint.LOG):  # replaces it (a run that fails leaves it)
+        elif self.trainer.rank == 0:  # --overwrite: the old run's checkpoint and log go, its card stays till replaced
+            for name in (checkpoint.CHECKPOINT, checkpoint.LOG):
                 (self.workdir / name).unlink(missing_ok=True)
 
     def _check_name(self, name: str, overwrite: bool) -> None:
