@@ -196,6 +196,7 @@ def denoise_volume(
 
     from mdn import device as compute
     from mdn import inference, registry, volumes
+    from mdn.io import images
 
     loaded = registry.load_model(model)
     options = inference.options(loaded.card, **settings)
@@ -204,7 +205,7 @@ def denoise_volume(
             Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
         )
     if info.get("nonfinite"):
-        warnings.warn(f"{source}: {info['nonfinite']} NaN/Inf values replaced", stacklevel=3)
+        warnings.warn(f"{source}: {images.replaced(info['nonfinite'])}", stacklevel=3)
     return info
 
 

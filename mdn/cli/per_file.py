@@ -258,7 +258,7 @@ def _volume(
             info = volume(job.input, job.output, overwrite, progress.steps)
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
             if info.get("nonfinite"):
-                result.warnings.append(f"{info['nonfinite']} NaN/Inf values replaced")
+                result.warnings.append(images.replaced(info["nonfinite"]))
         except MdnError as exc:
             result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
     progress.result(result)

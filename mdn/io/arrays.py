@@ -52,7 +52,7 @@ def apply(
     given back after, as `batch.run` does it for a denoiser."""
     picture = load(image, axes, hdr, layer)
     if picture.nonfinite:
-        warnings.warn(f"{picture.path}: {picture.nonfinite} NaN/Inf values replaced", stacklevel=4)
+        warnings.warn(f"{picture.path}: {images.replaced(picture.nonfinite)}", stacklevel=4)
     shown, hidden = images.with_hidden_filled(picture) if fill_hidden else (picture, None)
     transform = fit(shown)
     pixels = images.with_hidden_restored(transform.inverse(work(transform.forward(shown.pixels))), picture, hidden)

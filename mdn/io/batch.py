@@ -332,7 +332,7 @@ def _load(
         if left_out := metadata.lost(image.source.meta.get("photo"), images.format_of(job.output), stored.colours):
             result.warnings.append(f"{images.format_of(job.output).upper()} cannot hold {', '.join(left_out)}")
         if image.nonfinite:
-            result.warnings.append(f"{image.nonfinite} NaN/Inf values replaced")
+            result.warnings.append(images.replaced(image.nonfinite))
         result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
         shown, hidden = images.with_hidden_filled(image) if fill else (image, None)
         transform = fit(shown)

@@ -257,6 +257,11 @@ def _quantised_band(band: np.ndarray, top: np.floating, dtype: np.dtype) -> np.n
     return result
 
 
+def replaced(count: int) -> str:
+    """The words every command and the API use for the NaN and Inf values a read replaced."""
+    return f"{count} NaN/Inf values replaced"
+
+
 def sanitise(pixels: np.ndarray) -> int:
     """Replace NaN by 0 and +-Inf by the largest finite magnitude, in place; return how many were replaced."""
     bad = ~np.isfinite(pixels)

@@ -81,7 +81,7 @@ def read_buffers(path: Path, warn: Warn | None = None) -> Buffers:
         raise MdnError(f"not a render of the training set: no channel {exc.args[0]}", path) from exc
     replaced = sum(images.sanitise(plane) for plane in planes)
     if replaced and warn is not None:
-        warn(f"{path}: {replaced} NaN/Inf values replaced")
+        warn(f"{path}: {images.replaced(replaced)}")
     return Buffers(*planes)
 
 
