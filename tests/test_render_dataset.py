@@ -173,6 +173,33 @@ def test_render_training_learns_its_scenes_and_records_them(render_set: Path, tm
     assert card.training["recipe"]["headroom_percentile"] == 95.0
 
 
+def test_a_render_set_of_beauty_passes_alone_trains_and_benches(render_set: Path, tmp_path: Path) -> None:
+    """A render engineer's scenes hold the beauty pass alone (no albedo, no normal): a render card trains on them
+    without --aux-share and the bench scores them; what needs the buffers says which render lacks them."""
+    import shutil
+
+    import OpenEXR
+
+    beauty_only = tmp_path / "beauty"
+    shutil.copytree(render_set, beauty_only)
+    for path in beauty_only.glob("scene-*/*.exr"):
+        channels = OpenEXR.File(str(path), separate_channels=True).channels()
+        kept = {name: channels[name].pixels for name in ("R", "G", "B")}
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION}, kept).write(str(path))
+    read = dataset.read_buffers(beauty_only / "scene-000000" / "spp-0001.exr")
+    assert read.albedo is None and read.normal is None and read.beauty.shape == (32, 32, 3)
+    options = dict(name="b", data=[str(beauty_only)], objective="render", init="unet", iters=2, batch=2, crop=16,
+                   threads=1, validation=[str(beauty_only)], validate_every=2)  # fmt: skip
+    sitting = training.Sitting(training.TrainOptions.create(**options), tmp_path / "run", tmp_path / "cards")
+    assert [r.iteration for r in sitting.run()] == [1, 2]
+    with pytest.raises(MdnError, match=r"scene-000000: its renders hold no albedo and normal layers"):
+        training.Sitting(training.TrainOptions.create(**{**options, "name": "a", "aux_share": 0.5}), tmp_path / "a")
+    scores = bench.render_quality(["noisy"], (1, 4), render_set=beauty_only)
+    assert len(scores) == 4
+    with pytest.raises(MdnError, match=r"spp-0001\.exr: has no albedo and normal layers, which models\+aux take"):
+        bench.render_quality(["oidn+aux"], (1, 4), render_set=beauty_only)
+
+
 def test_render_training_bounds_the_percentile_it_is_given(render_set: Path) -> None:
     """`--headroom-percentile` moves the training crops' bound: a percentile past the scene's lit share darkens
     them (the card itself keeps `mdn denoise`'s 95th); options refuse a percentile outside [50, 100]."""

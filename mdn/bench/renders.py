@@ -63,10 +63,10 @@ def render_cases(spps: tuple[int, ...], reference_spp: int, render_set: Path | N
             yield RenderCase(folder.name, spp, noisy.beauty, reference, noisy.albedo, noisy.normal)
 
 
-def check_render_set(render_set: Path, spps: tuple[int, ...]) -> None:
+def check_render_set(render_set: Path, spps: tuple[int, ...], with_aux: bool = False) -> None:
     """Refuse, before any work, a render set the bench cannot score at `spps`: no such folder, no scenes, a scene
-    lacking its reference or renders (`dataset.scenes`), none of `spps` in any scene, or a render of another size
-    than its reference."""
+    lacking its reference or renders (`dataset.scenes`), none of `spps` in any scene, a render of another size
+    than its reference, or (`with_aux`: a name asks for them) a render without albedo and normal layers."""
     if not render_set.is_dir():
         raise MdnError("no such folder" if not render_set.exists() else "not a folder", render_set)
     folders = dataset.scenes(render_set)
@@ -76,12 +76,16 @@ def check_render_set(render_set: Path, spps: tuple[int, ...]) -> None:
     found = sorted({spp for counts in held.values() for spp in counts})
     if not set(spps) & set(found):
         raise MdnError(f"no renders at {_counted(spps)} spp (its scenes hold {_counted(found)})", render_set)
+    wanted = {name for buffer in ("albedo", "normal") for name in dataset.LAYERS[buffer]} if with_aux else set()
     for folder, counts in held.items():
-        size = _exr_size(folder / dataset.REFERENCE)
+        size, _ = _exr_header(folder / dataset.REFERENCE)
         for spp in sorted(set(spps) & set(counts)):
             path = folder / dataset.noisy_name(spp)
-            if _exr_size(path) != size:
-                raise MdnError(f"is {_exr_size(path)} but its reference is {size}", path)
+            render_size, channels = _exr_header(path)
+            if render_size != size:
+                raise MdnError(f"is {render_size} but its reference is {size}", path)
+            if not wanted <= channels:
+                raise MdnError(f"has no albedo and normal layers, which models{WITH_AUX} take", path)
 
 
 def _counted(spps: tuple[int, ...] | list[int]) -> str:
@@ -89,14 +93,15 @@ def _counted(spps: tuple[int, ...] | list[int]) -> str:
     return ", ".join(map(str, spps))
 
 
-def _exr_size(path: Path) -> str:
-    """An EXR's size, 'WxH', from its header."""
+def _exr_header(path: Path) -> tuple[str, set[str]]:
+    """An EXR's size, 'WxH', and its channels' names, from its header."""
     try:
-        low, high = OpenEXR.File(str(path), header_only=True).header()["dataWindow"]
+        header = OpenEXR.File(str(path), header_only=True).header()
     except RuntimeError:
         raise MdnError("cannot read it as an EXR file", path) from None
+    low, high = header["dataWindow"]
     width, height = high - low + 1
-    return f"{width}x{height}"
+    return f"{width}x{height}", {channel.name for channel in header.get("channels", [])}
 
 
 def _is_card(name: str) -> bool:
@@ -116,12 +121,13 @@ def render_quality(
     """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (a card with
     its own headroom; OIDN sees linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn
     denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted
-    on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo and normal (render
-    sets have them). A render set is checked first (`check_render_set`); a name given twice is scored once."""
+    on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo and normal (a
+    render set must have them). A render set is checked first (`check_render_set`); a name given twice is scored
+    once."""
     if render_set is None and any(name.endswith(WITH_AUX) for name in models):
         raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
     if render_set is not None:
-        check_render_set(render_set, spps)
+        check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in models))
     models = list(dict.fromkeys(models))
     bases = list(dict.fromkeys(name.removesuffix(WITH_AUX) for name in models))
     functions = denoisers(bases, options)

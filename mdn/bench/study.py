@@ -77,7 +77,7 @@ class Study:
         names = list(models or [NOISY, *denoise_cards(), *peers.available()])
         names = list(dict.fromkeys([*names, *map(zeroshot_name, methods)]))
         if render_set is not None:
-            check_render_set(render_set, spps)
+            check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in names))
         references = load_references(sources, grey)
         if quick:
             references = {k: v[:96, :96] for k, v in list(references.items())[:1]}

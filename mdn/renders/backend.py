@@ -27,11 +27,11 @@ AOVS = "albedo:albedo,nn:sh_normal"
 
 class Buffers(NamedTuple):
     """One render: linear HDR beauty (H, W, 3), albedo (H, W, 3) in [0, 1] and world-space normal (H, W, 3) in
-    [-1, 1] (zero where a ray hits nothing)."""
+    [-1, 1] (zero where a ray hits nothing); None for a render a user brings with its beauty alone."""
 
     beauty: np.ndarray
-    albedo: np.ndarray
-    normal: np.ndarray
+    albedo: np.ndarray | None
+    normal: np.ndarray | None
 
 
 def available() -> bool:

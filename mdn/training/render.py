@@ -28,6 +28,7 @@ from mdn.io import buffers
 from mdn.io.tonemap import HEADROOM_PERCENTILE, RenderTransform, ToneMap
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.renders import dataset
+from mdn.renders.backend import Buffers
 from mdn.training.objectives import CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
@@ -45,21 +46,26 @@ def scene_folders(sources: list[str]) -> list[Path]:
 
 class Case(NamedTuple):
     """One low-sample render of a scene: its beauty pass and reference (H, W, 3), linear or through a tone map,
-    and its albedo and normal as the network takes them (H, W, 6, `buffers.network_input`)."""
+    and its albedo and normal as the network takes them (H, W, 6, `buffers.network_input`; None for a beauty-only
+    render)."""
 
     spp: int
     noisy: np.ndarray
     reference: np.ndarray
-    aux: np.ndarray
+    aux: np.ndarray | None
 
 
 def cases(scene: Path, spps: tuple[int, ...] | None = None, warn: dataset.Warn | None = None) -> list[Case]:
     """A scene's renders (at `spps`, default all), linear, each with its reference and auxiliary buffers."""
     reference = dataset.reference(scene, warn).beauty
-    return [
-        Case(spp, noisy.beauty, reference, buffers.network_input(noisy.albedo, noisy.normal))
-        for spp, noisy in dataset.noisy_renders(scene, spps, warn)
-    ]
+    return [Case(spp, noisy.beauty, reference, _aux(noisy)) for spp, noisy in dataset.noisy_renders(scene, spps, warn)]
+
+
+def _aux(render: Buffers) -> np.ndarray | None:
+    """A render's albedo and normal as the network takes them; None for a beauty-only render."""
+    if render.albedo is None or render.normal is None:
+        return None
+    return buffers.network_input(render.albedo, render.normal)
 
 
 def examples(
@@ -72,6 +78,13 @@ def examples(
         display = ToneMap.fit(case.noisy, headroom=headroom, percentile=percentile)
         found.append(case._replace(noisy=display.forward(case.noisy), reference=display.forward(case.reference)))
     return found
+
+
+def _need_aux(aux: np.ndarray | None, scene: Path) -> np.ndarray:
+    """A render's auxiliary inputs, which a run with --aux-share needs: an MdnError naming a beauty-only scene."""
+    if aux is None:
+        raise MdnError("its renders hold no albedo and normal layers: train on them with --aux-share 0", scene)
+    return aux
 
 
 RENDER_PASSES = 4
@@ -137,7 +150,7 @@ class RenderDenoising(CardFineTuning):
         if not self.scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.data)} (scripts/render_data.py makes them)")
         return [
-            np.concatenate([e.noisy, *([e.aux] if self.aux_channels else []), e.reference], axis=-1)
+            np.concatenate([e.noisy, *([_need_aux(e.aux, scene)] if self.aux_channels else []), e.reference], axis=-1)
             for scene in self.scenes
             for e in examples(scene, self.options.headroom, self.options.headroom_percentile, warn)
         ]
@@ -158,7 +171,11 @@ class RenderDenoising(CardFineTuning):
         scenes = scene_folders(self.options.validation)
         if self.options.validation and not scenes:
             raise MdnError(f"no render scenes in {', '.join(self.options.validation)}")
-        return [case for scene in scenes for case in cases(scene, VALIDATION_SPPS, warn)] or None
+        found = [(scene, case) for scene in scenes for case in cases(scene, VALIDATION_SPPS, warn)]
+        if self.aux_channels:  # scored with their albedo and normal too
+            for scene, case in found:
+                _need_aux(case.aux, scene)
+        return [case for _, case in found] or None
 
     def score(self, validation: list[Case], model: nn.Module) -> dict[str, float]:
         """Mean PSNR (dB) of the render as `mdn denoise` writes it (beauty alone; `aux_psnr_*` with albedo and
