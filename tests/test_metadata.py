@@ -291,7 +291,22 @@ def test_lost_names_a_profile_of_another_colour_space_and_exif_text_a_tiff_canno
         assert metadata.lost(rgb, fmt, 1) == ["its RGB colour profile (the output is grey)"], fmt
     assert metadata.lost(grey, "webp", 1) == ["its grey colour profile (the output is RGB)"]  # stored as RGB
     assert metadata.lost(Metadata(icc=_profile(b"CMYK")), "jpeg", 1) == []  # another colour space: as it was
-    assert metadata.lost(Metadata(exif=_exif(Artist="Zoë", Make="Canon")), "tiff", 3) == ["its EXIF Artist (not ASCII)"]
+    assert metadata.lost(Metadata(exif=_exif(Artist="Zoë", Make="Canon")), "tiff", 3) == []  # written as UTF-8
+
+
+def test_an_artist_that_is_not_ascii_crosses_tiff_and_jpeg_as_written(tmp_path: Path) -> None:
+    """A TIFF's Artist "José ©" (UTF-8, as editors write it) came out "Jos? ?" in every output; a JPEG's EXIF
+    Artist in UTF-8 was dropped from a TIFF."""
+    tifffile.imwrite(tmp_path / "in.tif", PIXELS, photometric="rgb", extratags=[(315, "s", 0, "José ©".encode(), True)])
+    for suffix in (".tif", ".jpg"):
+        out = _convert(tmp_path / "in.tif", suffix)
+        if suffix == ".tif":
+            assert tifffile.TiffFile(out).pages[0].tags[315].value == "José ©"
+        else:
+            with Image.open(out) as jpeg:
+                assert jpeg.getexif()[315].encode("latin-1").decode("utf-8") == "José ©"
+            back = _convert(out, ".tif")
+            assert tifffile.TiffFile(back).pages[0].tags[315].value == "José ©"
 
 
 def test_lost_tells_the_truth_about_what_each_written_format_holds(tmp_path: Path) -> None:

@@ -257,7 +257,8 @@ def from_tiff(page: Any, dpi: tuple[float, float] | None, text: str | None = Non
     exif = Image.Exif()
     for tag in TIFF_EXIF_TAGS:
         if tag in page.tags and isinstance(page.tags[tag].value, str) and page.tags[tag].value:
-            exif[tag] = page.tags[tag].value
+            value = page.tags[tag].value  # text that is not ASCII as its UTF-8 bytes: Pillow writes "?" for it
+            exif[tag] = value if value.isascii() else value.encode("utf-8")
     orientation = page.tags[ORIENTATION_TAG].value if ORIENTATION_TAG in page.tags else None
     if _orientation(orientation):
         exif[ORIENTATION_TAG] = int(orientation)
@@ -290,7 +291,7 @@ def tiff_options(meta: Metadata | None, colours: int = 3) -> dict[str, Any]:
         options.update(resolution=meta.dpi, resolutionunit="INCH")
     exif = _first_directory(meta.exif) if meta.exif else None
     if exif is not None:
-        fields = {tag: text for tag, text in _tiff_texts(exif).items() if text.isascii()}
+        fields = {tag: _tiff_string(text) for tag, text in _tiff_texts(exif).items()}
         options["extratags"] = [(tag, "s", 0, value, True) for tag, value in fields.items() if tag != 305]
         options["software"] = fields.get(305, False)
         if _orientation(exif.get(ORIENTATION_TAG)):
@@ -298,6 +299,12 @@ def tiff_options(meta: Metadata | None, colours: int = 3) -> dict[str, Any]:
     if meta.xmp:
         options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(meta.xmp), meta.xmp, True))
     return options
+
+
+def _tiff_string(text: str) -> str | bytes:
+    """An EXIF text field as a TIFF tag holds it: ASCII as it is, other text as the bytes the EXIF held (Pillow
+    reads them as Latin-1; a camera's or an editor's are UTF-8, which tifffile reads back as the same text)."""
+    return text if text.isascii() else text.encode("latin-1", "replace")
 
 
 def _tiff_texts(directory: Mapping[int, Any]) -> dict[int, str]:
@@ -338,7 +345,7 @@ def lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
 
 
 def _lost_exif(exif: bytes | None, fmt: str) -> list[str]:
-    """EXIF, and the orientation it holds, where `fmt` leaves them out (a TIFF: its fields that are not ASCII)."""
+    """EXIF, and the orientation it holds, where `fmt` leaves them out."""
     if not exif:
         return []
     if fmt not in PHOTO_FORMATS:
@@ -348,14 +355,8 @@ def _lost_exif(exif: bytes | None, fmt: str) -> list[str]:
     elif fmt == "tiff" and _first_directory(exif) is None:
         why = "unreadable"
     else:
-        return _lost_tiff_fields(exif) if fmt == "tiff" else []
+        return []
     return [_named("its EXIF", why), *_lost_orientation(exif)]
-
-
-def _lost_tiff_fields(exif: bytes) -> list[str]:
-    """EXIF's first-directory text fields that a TIFF's tags, ASCII, do not take."""
-    texts = _tiff_texts(_first_directory(exif) or {})
-    return [f"its EXIF {TIFF_EXIF_TAGS[tag]} (not ASCII)" for tag, text in texts.items() if not text.isascii()]
 
 
 def _lost_orientation(exif: bytes) -> list[str]:
