@@ -16,15 +16,14 @@ read into a TIFF's tags. `lost` names what of a photo's metadata an output will 
 
 from __future__ import annotations
 
+import functools
 import struct
+import types
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from PIL import Image
+from typing import Any
 
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_KEYWORD = "XML:com.adobe.xmp"
@@ -312,9 +311,11 @@ def _tiff_texts(directory: Mapping[int, Any]) -> dict[int, str]:
     return {tag: directory[tag] for tag in TIFF_EXIF_TAGS if isinstance(directory.get(tag), str)}
 
 
-def _first_directory(exif: bytes) -> Image.Exif | None:
+@functools.lru_cache(maxsize=8)
+def _first_directory(exif: bytes) -> Mapping[int, Any] | None:
     """EXIF bytes' first directory as Pillow reads it (tag -> value), None where they cannot be read (damaged: no
-    TIFF header after b"Exif\\0\\0", a directory cut short)."""
+    TIFF header after b"Exif\\0\\0", a directory cut short). Read once for `lost`'s questions and the TIFF
+    writer's (a damaged block makes Pillow print a warning each time): callers only read it."""
     from PIL import Image
 
     directory = Image.Exif()
@@ -322,7 +323,7 @@ def _first_directory(exif: bytes) -> Image.Exif | None:
         directory.load(exif)
     except (SyntaxError, ValueError, OSError, EOFError, struct.error):
         return None
-    return directory
+    return types.MappingProxyType(dict(directory))
 
 
 # ------------------------------------------------------------------------------------------------ Lost
