@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, metadata, tonemap
+from mdn.io import images, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -329,7 +329,7 @@ def _load(
         stored = images.target_layout(image, job.output, dtype, shrink)  # a format that cannot store it fails before
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
             result.warnings.append(lost)
-        if left_out := metadata.lost(image.source.meta.get("photo"), images.format_of(job.output), stored.colours):
+        if left_out := images.photo_metadata(image, job.output, stored)[1]:
             result.warnings.append(f"{images.format_of(job.output).upper()} cannot hold {', '.join(left_out)}")
         if image.nonfinite:
             result.warnings.append(images.replaced(image.nonfinite))

@@ -801,12 +801,36 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     if alpha is not None and same and source.meta.get("straightened"):  # multiplied again as the file keeps them
         pixels = pixels * alpha
     raw = from_planes(pixels, alpha, layout)
-    encoder: Callable[[Path, np.ndarray, Source | None, Metadata | None], None] = _ENCODERS[fmt]
+    encoder: Callable[[Path, np.ndarray, Source | None, Metadata], None] = _ENCODERS[fmt]
     if fmt == "tiff":  # an OME-XML names the file it is in: the published name, not the temporary one's
         encoder = functools.partial(_encode_tiff, name=path.name)
-    photo = source.meta.get("photo")  # EXIF, colour profile, dpi and text go into any photo format
-    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, photo), replace=overwrite)
+    kept, _ = photo_metadata(image, path, layout)  # EXIF, colour profile, dpi and text, as far as the format goes
+    write_atomic(path, lambda tmp: encoder(tmp, raw, source if same else None, kept), replace=overwrite)
     return path
+
+
+def photo_metadata(image: Image, path: Path, layout: Layout) -> tuple[Metadata, list[str]]:
+    """What of the image's photo metadata (EXIF, colour profile, dpi, text, XMP) a file at `path` stored in `layout`
+    (`target_layout`'s) carries, and words for what it leaves out (`metadata.for_output`)."""
+    fmt = format_of(path)
+    meta = image.source.meta if fmt == image.source.format else {}
+    return metadata.for_output(image.source.meta.get("photo"), fmt, _stored_colours(fmt, layout, meta))
+
+
+def _stored_colours(fmt: str, layout: Layout, meta: dict[str, Any]) -> int:
+    """The colour channels a file of `fmt` stores for pixels in `layout` (written as the source of `meta` was, or
+    fresh where `meta` is empty): 3 for a WebP (which stores grey as RGB) and for a TIFF that keeps its palette
+    (ImageJ's LUT over grey values), else the layout's."""
+    if fmt == "webp" or (fmt == "tiff" and _keeps_palette(meta, layout.dtype)):
+        return 3
+    return layout.colours
+
+
+def _keeps_palette(meta: dict[str, Any], dtype: np.dtype) -> bool:
+    """Whether a TIFF written as the source of `meta` was, in `dtype`, keeps its palette: one of as many colours
+    as that integer type has values (written at another depth, it is grey)."""
+    colormap = meta.get("colormap")
+    return colormap is not None and dtype.kind == "u" and colormap.shape[-1] == 2 ** (dtype.itemsize * 8)
 
 
 def _rational(value: Fraction) -> tuple[int, int]:
@@ -1037,10 +1061,10 @@ this encodes in 1.1-1.5 s instead of 7 s at libpng's defaults, and the file is 6
 27 % larger on a very smooth one; 16-bit RGB: 3.1 s instead of 17.9 s, 3 % smaller."""
 
 
-def _encode_png(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
+def _encode_png(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
     import imagecodecs
 
-    path.write_bytes(metadata.png_with(imagecodecs.png_encode(_squeeze_grey(raw), **PNG_SETTINGS), photo))
+    path.write_bytes(metadata.png_with(imagecodecs.png_encode(_squeeze_grey(raw), **PNG_SETTINGS), kept))
 
 
 @contextlib.contextmanager
@@ -1053,7 +1077,7 @@ def _pillow_refusals() -> Iterator[None]:
         raise OSError(str(exc)) from exc
 
 
-def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
+def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
     settings = {"quality": JPEG_QUALITY, **(source.meta.get("jpeg", {}) if source else {})}
     with _pillow_refusals():
         iio.imwrite(
@@ -1061,46 +1085,32 @@ def _encode_jpeg(path: Path, raw: np.ndarray, source: Source | None, photo: Meta
             _squeeze_grey(raw),
             extension=".jpg",
             **settings,
-            **metadata.pillow_options(photo, "jpeg", _colours(raw)),
+            **metadata.pillow_options(kept),
         )
 
 
-def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
+def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
     with _pillow_refusals():
         iio.imwrite(
             path,
             _squeeze_grey(raw),
             extension=".webp",
             lossless=True,
-            **metadata.pillow_options(photo, "webp", _colours(raw)),
+            **metadata.pillow_options(kept),
         )
 
 
-def _colours(raw: np.ndarray) -> int:
-    """The colour channels of a stored (..., H, W[, S]) array: 3 where it holds RGB (and alpha), else 1 (grey)."""
-    return 3 if raw.ndim >= 3 and raw.shape[-1] in (3, 4) else 1
+def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
+    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp", **({"dpi": kept.dpi} if kept.dpi else {}))
 
 
-def _tiff_colours(raw: np.ndarray, source: Source | None) -> int:
-    """The colour channels a TIFF stores: its source's (a palette's are RGB), or a fresh (H, W, S) array's."""
-    if source is None:
-        return _colours(raw)
-    return 3 if source.meta.get("photometric") == "palette" else source.layout.colours
-
-
-def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
-    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp", **({"dpi": photo.dpi} if photo and photo.dpi else {}))
-
-
-def _encode_tiff(
-    path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None, name: str | None = None
-) -> None:
+def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata, name: str | None = None) -> None:
     """Write a TIFF (`name`: the file's name once published, which an OME-XML records; default `path`'s)."""
     meta = source.meta if source else {}
     kwargs: dict[str, Any] = {
-        **metadata.tiff_options(photo, _tiff_colours(raw, source)),
+        **metadata.tiff_options(kept),
         **_tiff_pixel_options(raw, meta, fresh=source is None),
-        **_tiff_text_options(name or path.name, raw, source, photo),
+        **_tiff_text_options(name or path.name, raw, source, kept),
     }
     pyramid = meta.get("pyramid") if meta.get("imagej") is None else None  # ImageJ reads no SubIFDs
     levels = _reduced_levels(raw, source.layout.axes, pyramid) if source is not None and pyramid else []
@@ -1116,9 +1126,8 @@ def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> d
         "compression": meta.get("compression"),
         "tile": meta.get("tile"),
     }
-    colormap = meta.get("colormap")
-    if colormap is not None and raw.dtype.kind == "u" and colormap.shape[-1] == 2 ** (raw.dtype.itemsize * 8):
-        options["colormap"] = colormap
+    if _keeps_palette(meta, raw.dtype):
+        options["colormap"] = meta["colormap"]
     elif options["photometric"] == "palette":  # written at another depth than its palette's: grey
         options["photometric"] = "minisblack"
     if meta.get("planarconfig"):
@@ -1133,7 +1142,7 @@ def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> d
     return options
 
 
-def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> dict[str, Any]:
+def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, kept: Metadata) -> dict[str, Any]:
     """tifffile's options that write the TIFF's text: ImageJ's metadata, an OME-XML patched for the output, the
     source's description or a photo's, and tifffile's shape record where the source had one."""
     meta = source.meta if source else {}
@@ -1147,7 +1156,7 @@ def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, photo:
     if source is not None and meta.get("ome") and meta.get("description"):
         return _ome_options(name, raw, source)
     # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
-    text = meta.get("description") if source else metadata.description(photo)
+    text = meta.get("description") if source else metadata.description(kept)
     return {"metadata": {} if meta.get("shaped") else None, "description": _tiff_text(text)}
 
 
@@ -1215,7 +1224,7 @@ def _tiff_text(text: str | None) -> str | bytes | None:
     return text.encode() if text is not None and not text.isascii() else text
 
 
-def _encode_exr(path: Path, raw: np.ndarray, source: Source | None, photo: Metadata | None) -> None:
+def _encode_exr(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
     if source is None:
         names = ["R", "G", "B", "A"][: raw.shape[-1]] if raw.shape[-1] >= 3 else ["Y", "A"][: raw.shape[-1]]
         channels = {name: np.ascontiguousarray(raw[..., i]) for i, name in enumerate(names)}

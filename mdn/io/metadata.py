@@ -11,7 +11,8 @@ a TIFF's ImageDescription or a JPEG comment; PNG's colour chunks (gAMA, cHRM, sR
 
 What cannot be written is left out rather than refused: a JPEG's EXIF, XMP or comment over its 64 KB segment, a
 colour profile whose colour space is not the output's (a grey profile on RGB pixels), an EXIF block too damaged to
-read into a TIFF's tags. `lost` names what of a photo's metadata an output will not carry, for a warning.
+read into a TIFF's tags. `for_output` decides, in one place, what of a photo's metadata an output carries (the
+writers write that whole) and names what it leaves out, for a warning.
 """
 
 from __future__ import annotations
@@ -112,24 +113,19 @@ def read(path: Path, fmt: str) -> Metadata:
         )
 
 
-def pillow_options(meta: Metadata | None, fmt: str, colours: int = 3) -> dict[str, Any]:
-    """Pillow's save options that write `meta` into a JPEG or WebP whose pixels have `colours` channels (1 grey,
-    3 colour; a WebP's are always colour): a packet over a JPEG segment and a profile of another colour space
-    are left out."""
-    if not meta:
-        return {}
+def pillow_options(kept: Metadata) -> dict[str, Any]:
+    """Pillow's save options that write `kept` (what `for_output` keeps for a JPEG or WebP) into the file."""
     options: dict[str, Any] = {}
-    if meta.exif and (fmt != "jpeg" or _fits_jpeg(meta.exif)):
-        options["exif"] = meta.exif
-    if meta.icc and icc_fits(meta.icc, _stored_colours(fmt, colours)):
-        options["icc_profile"] = meta.icc
-    if meta.dpi and fmt == "jpeg":
-        options["dpi"] = tuple(round(d) for d in meta.dpi)
-    comment = (description(meta) or "").encode()
-    if fmt == "jpeg" and comment and _fits_jpeg(comment):
-        options["comment"] = comment
-    if meta.xmp and (fmt != "jpeg" or _fits_jpeg(meta.xmp, JPEG_XMP_NAMESPACE)):
-        options["xmp"] = meta.xmp
+    if kept.exif:
+        options["exif"] = kept.exif
+    if kept.icc:
+        options["icc_profile"] = kept.icc
+    if kept.dpi:
+        options["dpi"] = tuple(round(d) for d in kept.dpi)
+    if comment := description(kept):
+        options["comment"] = comment.encode()
+    if kept.xmp:
+        options["xmp"] = kept.xmp
     return options
 
 
@@ -144,11 +140,6 @@ def icc_fits(icc: bytes, colours: int) -> bool:
     it is."""
     space = icc[16:20]
     return space not in ICC_SPACES.values() or ICC_SPACES.get(colours, space) == space
-
-
-def _stored_colours(fmt: str, colours: int) -> int:
-    """The channels an output of `fmt` stores for pixels of `colours` channels: a WebP stores grey as RGB."""
-    return 3 if fmt == "webp" else colours
 
 
 # ------------------------------------------------------------------------------------------------- PNG
@@ -217,32 +208,25 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def png_with(encoded: bytes, meta: Metadata | None) -> bytes:
-    """An encoded PNG with `meta`'s chunks put right after its header (IHDR), where every reader finds them (a
-    profile only where its colour space is the PNG's, grey or colour)."""
-    if not meta:
+def png_with(encoded: bytes, kept: Metadata) -> bytes:
+    """An encoded PNG with the chunks of `kept` (what `for_output` keeps for it) put right after its header (IHDR),
+    where every reader finds them."""
+    if not kept:
         return encoded
-    chunks = [_chunk(kind, body) for kind, body in meta.png_colour.items()]
-    if meta.icc and icc_fits(meta.icc, _png_colours(encoded)):
-        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc)))
-    if meta.dpi:
-        x, y = (round(d / _INCH) for d in meta.dpi)
+    chunks = [_chunk(kind, body) for kind, body in kept.png_colour.items()]
+    if kept.icc:
+        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(kept.icc)))
+    if kept.dpi:
+        x, y = (round(d / _INCH) for d in kept.dpi)
         chunks.append(_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
-    if meta.exif:
-        chunks.append(_chunk(b"eXIf", meta.exif.removeprefix(EXIF_HEADER)))
-    text = {**meta.text, XMP_KEYWORD: meta.xmp.decode("utf-8", "replace")} if meta.xmp else meta.text
+    if kept.exif:
+        chunks.append(_chunk(b"eXIf", kept.exif.removeprefix(EXIF_HEADER)))
+    text = {**kept.text, XMP_KEYWORD: kept.xmp.decode("utf-8", "replace")} if kept.xmp else kept.text
     for key, value in text.items():
         name = key.encode("latin-1", "replace")[:79]
         chunks.append(_chunk(b"iTXt", name + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
     header_end = 8 + 12 + struct.unpack(">I", encoded[8:12])[0]
     return encoded[:header_end] + b"".join(chunks) + encoded[header_end:]
-
-
-def _png_colours(encoded: bytes) -> int:
-    """The colour channels of an encoded PNG's pixels, from its header's colour type: 1 for grey (with or without
-    alpha), else 3 (RGB, a palette of RGB colours)."""
-    colour_type = encoded[25] if len(encoded) > 25 else 2
-    return 1 if colour_type in (0, 4) else 3
 
 
 # ------------------------------------------------------------------------------------------------ TIFF
@@ -277,26 +261,24 @@ def _orientation(value: Any) -> bool:
     return isinstance(value, int) and 1 <= value <= 8
 
 
-def tiff_options(meta: Metadata | None, colours: int = 3) -> dict[str, Any]:
-    """tifffile.imwrite's options that write `meta` into a TIFF whose pixels have `colours` channels (1 grey, 3
-    colour): the profile where its colour space is theirs, the resolution, EXIF's first-directory fields as tags
-    (the Software tag as it was, or none rather than tifffile's own name; none from an unreadable EXIF)."""
+def tiff_options(kept: Metadata) -> dict[str, Any]:
+    """tifffile.imwrite's options that write `kept` (what `for_output` keeps for a TIFF) into the file: the
+    profile, the resolution, EXIF's first-directory fields as tags (the Software tag as it was, or none rather than
+    tifffile's own name) and the XMP packet."""
     options: dict[str, Any] = {"software": False}
-    if not meta:
-        return options
-    if meta.icc and icc_fits(meta.icc, colours):
-        options["iccprofile"] = meta.icc
-    if meta.dpi:
-        options.update(resolution=meta.dpi, resolutionunit="INCH")
-    exif = _first_directory(meta.exif) if meta.exif else None
+    if kept.icc:
+        options["iccprofile"] = kept.icc
+    if kept.dpi:
+        options.update(resolution=kept.dpi, resolutionunit="INCH")
+    exif = _first_directory(kept.exif) if kept.exif else None
     if exif is not None:
         fields = {tag: _tiff_string(text) for tag, text in _tiff_texts(exif).items()}
         options["extratags"] = [(tag, "s", 0, value, True) for tag, value in fields.items() if tag != 305]
         options["software"] = fields.get(305, False)
         if _orientation(exif.get(ORIENTATION_TAG)):
             options["extratags"].append((ORIENTATION_TAG, "H", 1, exif[ORIENTATION_TAG], True))
-    if meta.xmp:
-        options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(meta.xmp), meta.xmp, True))
+    if kept.xmp:
+        options.setdefault("extratags", []).append((TIFF_XMP_TAG, "B", len(kept.xmp), kept.xmp, True))
     return options
 
 
@@ -326,29 +308,35 @@ def _first_directory(exif: bytes) -> Mapping[int, Any] | None:
     return types.MappingProxyType(dict(directory))
 
 
-# ------------------------------------------------------------------------------------------------ Lost
+# ------------------------------------------------------------------------------------------ For output
+
+
+def for_output(meta: Metadata | None, fmt: str, colours: int) -> tuple[Metadata, list[str]]:
+    """What of `meta` an output of format `fmt` ("png", "jpeg", "webp", "tiff", "bmp", "exr") whose file stores
+    `colours` channels (1 grey, 3 colour) carries, as the Metadata its writer writes whole, and what it leaves out,
+    a few words each ("its EXIF (70 KB, over JPEG's 64 KB)"), for a warning. What this module leaves behind by
+    design is not named: EXIF's own sub-directory in a TIFF, PNG's colour chunks outside PNG, text other than the
+    description outside PNG."""
+    if not meta:
+        return Metadata(), []
+    exif, exif_lost = _exif_for(meta.exif, fmt)
+    icc, icc_lost = _profile_for(meta.icc, fmt, colours)
+    dpi, dpi_lost = _resolution_for(meta, fmt)
+    xmp, xmp_lost = _xmp_for(meta.xmp, fmt)
+    text, text_lost = _text_for(meta, fmt)
+    kept = Metadata(exif, icc, dpi, text, xmp, meta.png_colour if fmt == "png" else {})
+    return kept, [*exif_lost, *icc_lost, *dpi_lost, *xmp_lost, *text_lost]
 
 
 def lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
-    """What of `meta` an output of format `fmt` ("png", "jpeg", "webp", "tiff", "bmp", "exr") whose pixels have
-    `colours` channels (1 grey, 3 colour) will not carry, a few words each ("its EXIF (70 KB, over JPEG's 64 KB)"),
-    for a warning; [] where nothing is lost. What this module leaves behind by design is not named: EXIF's own
-    sub-directory in a TIFF, PNG's colour chunks outside PNG, text other than the description outside PNG."""
-    if not meta:
-        return []
-    return [
-        *_lost_exif(meta.exif, fmt),
-        *_lost_profile(meta.icc, fmt, colours),
-        *_lost_resolution(meta, fmt),
-        *_lost_xmp(meta.xmp, fmt),
-        *_lost_description(description(meta), fmt),
-    ]
+    """What of `meta` an output of `fmt` storing `colours` channels leaves out (`for_output`); [] where nothing."""
+    return for_output(meta, fmt, colours)[1]
 
 
-def _lost_exif(exif: bytes | None, fmt: str) -> list[str]:
-    """EXIF, and the orientation it holds, where `fmt` leaves them out."""
+def _exif_for(exif: bytes | None, fmt: str) -> tuple[bytes | None, list[str]]:
+    """EXIF where `fmt` holds it; else none, and it and the orientation it holds named."""
     if not exif:
-        return []
+        return None, []
     if fmt not in PHOTO_FORMATS:
         why = ""
     elif fmt == "jpeg" and not _fits_jpeg(exif):
@@ -356,8 +344,8 @@ def _lost_exif(exif: bytes | None, fmt: str) -> list[str]:
     elif fmt == "tiff" and _first_directory(exif) is None:
         why = "unreadable"
     else:
-        return []
-    return [_named("its EXIF", why), *_lost_orientation(exif)]
+        return exif, []
+    return None, [_named("its EXIF", why), *_lost_orientation(exif)]
 
 
 def _lost_orientation(exif: bytes) -> list[str]:
@@ -369,43 +357,46 @@ def _lost_orientation(exif: bytes) -> list[str]:
     return [f"its orientation (EXIF {value}: shown {ORIENTATION_SHOWN[value]})"]
 
 
-def _lost_profile(icc: bytes | None, fmt: str, colours: int) -> list[str]:
-    """The colour profile where `fmt` holds none, or its colour space is not the output's."""
+def _profile_for(icc: bytes | None, fmt: str, colours: int) -> tuple[bytes | None, list[str]]:
+    """The colour profile where `fmt` holds one and its colour space is the output's."""
     if not icc:
-        return []
+        return None, []
     if fmt not in PHOTO_FORMATS:
-        return ["its colour profile"]
-    stored = _stored_colours(fmt, colours)
-    if icc_fits(icc, stored):
-        return []
+        return None, ["its colour profile"]
+    if icc_fits(icc, colours):
+        return icc, []
     profile = next(channels for channels, space in ICC_SPACES.items() if space == icc[16:20])
-    return [f"its {COLOURS_NAMED[profile]} colour profile (the output is {COLOURS_NAMED[stored]})"]
+    return None, [f"its {COLOURS_NAMED[profile]} colour profile (the output is {COLOURS_NAMED[colours]})"]
 
 
-def _lost_resolution(meta: Metadata, fmt: str) -> list[str]:
-    """The resolution where `fmt`'s writer puts none (a WebP holds it in its EXIF alone)."""
+def _resolution_for(meta: Metadata, fmt: str) -> tuple[tuple[float, float] | None, list[str]]:
+    """The resolution where `fmt`'s writer puts it (a WebP holds it in its EXIF alone: named where that has none)."""
     if not meta.dpi or fmt in ("png", "jpeg", "tiff", "bmp"):
-        return []
+        return meta.dpi, []
     directory = _first_directory(meta.exif) if meta.exif and fmt == "webp" else None
     if directory is not None and set(directory) >= RESOLUTION_TAGS:
-        return []
+        return None, []
     x, y = (round(d) for d in meta.dpi)
-    return [f"its resolution ({x} dpi)" if x == y else f"its resolution ({x} x {y} dpi)"]
+    return None, [f"its resolution ({x} dpi)" if x == y else f"its resolution ({x} x {y} dpi)"]
 
 
-def _lost_xmp(xmp: bytes | None, fmt: str) -> list[str]:
-    """The XMP packet where `fmt` holds none, or it overflows a JPEG's segment."""
+def _xmp_for(xmp: bytes | None, fmt: str) -> tuple[bytes | None, list[str]]:
+    """The XMP packet where `fmt` holds one and it fits (a JPEG's segment)."""
     if not xmp or (fmt in PHOTO_FORMATS and (fmt != "jpeg" or _fits_jpeg(xmp, JPEG_XMP_NAMESPACE))):
-        return []
+        return xmp, []
     limit = JPEG_SEGMENT_BYTES - len(JPEG_XMP_NAMESPACE)
-    return [_named("its XMP", _over_jpeg(len(xmp), limit) if fmt == "jpeg" else "")]
+    return None, [_named("its XMP", _over_jpeg(len(xmp), limit) if fmt == "jpeg" else "")]
 
 
-def _lost_description(text: str | None, fmt: str) -> list[str]:
-    """The description where `fmt` holds no text (WebP, BMP, EXR), or it overflows a JPEG comment."""
-    if not text or fmt in ("png", "tiff") or (fmt == "jpeg" and _fits_jpeg(text.encode())):
-        return []
-    return [_named("its description", _over_jpeg(len(text.encode()), JPEG_COMMENT_BYTES) if fmt == "jpeg" else "")]
+def _text_for(meta: Metadata, fmt: str) -> tuple[dict[str, str], list[str]]:
+    """A PNG's text whole; elsewhere the description alone, where `fmt` holds text (TIFF, JPEG: a comment that fits
+    its segment), else it named."""
+    text = description(meta)
+    if fmt == "png" or not text:
+        return (meta.text if fmt == "png" else {}), []
+    if fmt == "tiff" or (fmt == "jpeg" and _fits_jpeg(text.encode())):
+        return {"Description": text}, []
+    return {}, [_named("its description", _over_jpeg(len(text.encode()), JPEG_COMMENT_BYTES) if fmt == "jpeg" else "")]
 
 
 def _over_jpeg(size: int, limit: int) -> str:
