@@ -231,3 +231,25 @@ def test_a_rerun_on_a_folder_of_ome_tiffs_leaves_its_results_alone(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ome.tif", "x_noisy.ome.tif"]
     with tifffile.TiffFile(tmp_path / "x_noisy.ome.tif") as tif:
         assert tif.is_ome and (tif.series[0].axes, tif.series[0].shape) == ("CYX", (2, 32, 32))
+
+
+def test_an_imagej_display_range_follows_the_written_sample_type(tmp_path: Path) -> None:
+    """`--dtype uint8` on a 16-bit stack shown at 900-5800 kept min 900, max 5800: ImageJ showed it black."""
+    stack = RNG.integers(1000, 5000, (3, 2, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "u16.tif", stack, imagej=True, metadata={"axes": "ZCYX", "Ranges": (0, 5000, 0, 3000)})
+    tifffile.imwrite(tmp_path / "mm.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX", "min": 900, "max": 5800})
+    units = (stack[:, 0] * 0.5).astype(np.float32)  # physical units (500-2500): stretched from their min and max
+    tifffile.imwrite(tmp_path / "f32.tif", units, imagej=True, metadata={"axes": "ZYX", "min": 600.0, "max": 2400.0})
+    low, high = float(units.min()), float(units.max())
+    for name, dtype, key, expected in (
+        ("u16.tif", "uint8", "Ranges", (0, 5000 / 257, 0, 3000 / 257)),
+        ("u16.tif", "float32", "Ranges", (0, 5000 / 65535, 0, 3000 / 65535)),
+        ("mm.tif", "uint8", "min", 900 / 257),
+        ("mm.tif", "uint16", "max", 5800),  # the same type: as it was
+        ("f32.tif", "uint16", "max", (2400 - low) / (high - low) * 65535),
+        ("f32.tif", "float32", "min", 600),
+    ):
+        out = tmp_path / f"{name}_{dtype}.tif"
+        images.write(images.read(tmp_path / name), out, dtype=dtype)
+        with tifffile.TiffFile(out) as tif:
+            np.testing.assert_allclose(tif.imagej_metadata[key], expected, rtol=1e-6, err_msg=f"{name} {dtype}")

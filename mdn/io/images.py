@@ -851,10 +851,17 @@ def _for_integers(image: Image) -> np.ndarray:
     8-bit picture of them; others as they are (a small undershoot of [0, 1] data is clipped)."""
     if image.hdr:
         return srgb_encoded(image.pixels)
-    low, high = image.source.value_range or (0.0, 1.0)
+    units = _physical_units(image.source)
+    return image.pixels if units is None else stretched(image.pixels, *units)
+
+
+def _physical_units(source: Source) -> tuple[float, float] | None:
+    """The (min, max) that a float file's values span where they are physical units (beyond [0, 1] by more than
+    DISPLAY_MARGIN), stretched to [0, 1] when written as integers; None for display-referred values."""
+    low, high = source.value_range or (0.0, 1.0)
     if (low >= -DISPLAY_MARGIN and high <= 1.0 + DISPLAY_MARGIN) or high <= low:
-        return image.pixels
-    return stretched(image.pixels, low, high)
+        return None
+    return low, high
 
 
 def stretched(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -1152,12 +1159,31 @@ def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, kept: 
             for k, v in meta["imagej"].items()
             if k not in ("ImageJ", "images", "channels", "slices", "frames", "hyperstack")
         }
+        if raw.dtype != source.layout.dtype:  # the display range in the written sample type's units
+            imagej.update({k: _display_range(imagej[k], source, raw.dtype) for k in IMAGEJ_RANGES if k in imagej})
         return {"imagej": True, "metadata": {**imagej, "axes": source.layout.axes}}
     if source is not None and meta.get("ome") and meta.get("description"):
         return _ome_options(name, raw, source)
     # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
     text = meta.get("description") if source else metadata.description(kept)
     return {"metadata": {} if meta.get("shaped") else None, "description": _tiff_text(text)}
+
+
+IMAGEJ_RANGES = ("min", "max", "Ranges")
+"""ImageJ's display range (min and max; a hyperstack's per channel, as Ranges): values of the stored samples."""
+
+
+def _display_range(values: Any, source: Source, dtype: np.dtype) -> Any:
+    """ImageJ display values (a number, or a tuple of them) of `source`'s samples as the same picture written in
+    `dtype` stores them: integers scaled to the type's range, physical units stretched as `_for_integers` does."""
+    value = np.asarray(values, np.float64)
+    kind = source.layout.dtype.kind
+    shown = value / np.iinfo(source.layout.dtype).max if kind == "u" else value  # as pixels hold it
+    if dtype.kind == "u":
+        units = _physical_units(source) if kind == "f" else None
+        shown = (shown - units[0]) / (units[1] - units[0]) if units else shown
+        shown = shown * np.iinfo(dtype).max
+    return tuple(float(v) for v in shown) if shown.ndim else float(shown)
 
 
 def _ome_options(name: str, raw: np.ndarray, source: Source) -> dict[str, Any]:
