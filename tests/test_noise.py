@@ -469,3 +469,21 @@ def test_a_decimated_picture_keeps_its_physical_size(tmp_path: Path) -> None:
         assert jpeg.size == tiff.size == (24, 32)
         assert jpeg.info["dpi"] == (150, 150)
         np.testing.assert_allclose([float(d) for d in tiff.info["dpi"]], (150, 150), atol=1e-3)
+
+
+@pytest.mark.parametrize(("value", "scale"), [(np.uint16(32896), 65535), (np.float32(0.5), 1), (np.float32(500), 1)])
+def test_noise_on_a_flat_16_bit_or_float_field_is_zero_mean_and_whole(
+    tmp_path: Path, value: np.generic, scale: int
+) -> None:
+    """A flat field's stretch put its value at 0: half the Gaussian noise was clipped away (mean +10, std 14.6 of
+    25 on a 0-255 scale) and photon noise added nothing. A field in physical units (500) is put at 0.5, a unit
+    wide."""
+    flat = np.full((96, 96), value)
+    tifffile.imwrite(tmp_path / "flat.tif", flat)
+    for kind, level, expected in (("gaussian", 25, 25 / 255), ("photon", 10, math.sqrt(0.5 / 10))):
+        out = tmp_path / f"{kind}.tif"
+        args = ["noise", str(tmp_path / "flat.tif"), "-o", str(out), "-t", kind, "-l", str(level), "--threads", "1"]
+        assert runner.invoke(app, args).exit_code == 0
+        noise = (tifffile.imread(out).astype(np.float64) - flat.astype(np.float64)) / scale
+        assert abs(noise.mean()) < 0.01 and noise.std() == pytest.approx(expected, rel=0.1), (kind, noise.std())
+        assert (noise == 0).mean() < 0.05 if kind == "gaussian" else (noise < 0).mean() > 0.3, kind

@@ -58,9 +58,16 @@ class Stretch:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Stretch:
-        """The image's own range; a flat image maps its value to 0."""
-        low, high = float(x.min()), float(x.max())
-        return cls(low, high if high > low else low + 1.0)
+        """The image's own range (`of_range`)."""
+        return cls.of_range(float(x.min()), float(x.max()))
+
+    @classmethod
+    def of_range(cls, low: float, high: float) -> Stretch:
+        """[low, high] onto [0, 1]; a flat image's one value kept where it lies in [0, 1], else put at 0.5: noise
+        added to a flat field is then zero-mean (at 0 its lower half was clipped away)."""
+        if high > low:
+            return cls(low, high)
+        return cls(0.0, 1.0) if 0.0 <= low <= 1.0 else cls(low - 0.5, low + 0.5)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return ((x - x.dtype.type(self.low)) / x.dtype.type(self.high - self.low)).astype(x.dtype)
