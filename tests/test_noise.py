@@ -487,3 +487,17 @@ def test_noise_on_a_flat_16_bit_or_float_field_is_zero_mean_and_whole(
         noise = (tifffile.imread(out).astype(np.float64) - flat.astype(np.float64)) / scale
         assert abs(noise.mean()) < 0.01 and noise.std() == pytest.approx(expected, rel=0.1), (kind, noise.std())
         assert (noise == 0).mean() < 0.05 if kind == "gaussian" else (noise < 0).mean() > 0.3, kind
+
+
+def test_practical_noise_changes_every_picture_it_is_given() -> None:
+    """About one draw in five took no step at all: `mdn noise --type practical` wrote the clean picture back."""
+    gradient = np.broadcast_to(np.linspace(0.1, 0.9, 48, dtype=np.float32)[None, :, None], (48, 48, 3))
+    same = [
+        seed
+        for seed in range(24)
+        if np.array_equal(make_noise("practical")(gradient, np.random.default_rng(seed)), gradient)
+    ]
+    assert same == []
+    batch = np.stack([gradient] * 12)  # a batch's pictures draw apart
+    noisy = make_noise("practical")(batch, np.random.default_rng(0))
+    assert not any(np.array_equal(picture, gradient) for picture in noisy)
