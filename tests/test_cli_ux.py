@@ -4,6 +4,7 @@ and defaults, and an API that shows what it is."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -312,3 +313,38 @@ def test_the_batch_summary_never_cuts_a_path(tmp_path: Path, columns: int | None
             len(rows),
             *(sum(f"{folder.name}/{n}" in line for line in result.stderr.splitlines()) for n in names),
         ] == [2, 1, 1]
+
+
+def test_a_name_no_text_encoding_holds_keeps_the_summary_table_aligned(tmp_path: Path) -> None:
+    """A file name with the byte 0xFF was measured one column wide and printed six, pushing its row out."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    picture = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, "PNG")
+    for name in (b"plain.png", b"x\xff.png"):
+        (Path(os.fsdecode(os.fsencode(folder) + b"/" + name))).write_bytes(picture.getvalue())
+    result = mdn_cli("noise", "in", "-o", "out", "--threads", "1", cwd=tmp_path)
+    assert result.returncode == 0 and "in/x\\xff.png" in result.stderr, result.stderr
+    table = [line for line in result.stderr.splitlines() if line[:1] in "┏┃┡│└"]
+    assert len(table) == 6 and len({len(line) for line in table}) == 1, result.stderr
+    assert os.path.exists(os.fsencode(tmp_path) + b"/out/x\xff.png")  # the file keeps its own name
+
+
+class _InterruptedImport:
+    """A finder that is Ctrl-C'd while the app's module loads (torch's import takes a second or two)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "mdn.cli.commands":
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_app_loads_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A Ctrl-C in the first second and a half printed 64 lines of traceback from torch's import."""
+    import mdn.cli
+
+    monkeypatch.delitem(sys.modules, "mdn.cli.commands", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport(), *sys.meta_path])
+    monkeypatch.setattr(sys, "argv", ["mdn", "denoise", "photo.png"])
+    with pytest.raises(SystemExit) as stopped:
+        mdn.cli.main()
+    assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted before any work\n"

@@ -17,8 +17,11 @@ def main() -> None:
 
         print(f"mdn {__version__}")
         return
-    from mdn.cli.commands import app
-
+    try:
+        from mdn.cli.commands import app
+    except KeyboardInterrupt:  # Ctrl-C while torch loads: before any work, nothing to keep
+        print("interrupted before any work", file=sys.stderr)
+        sys.exit(130)
     app()
 
 

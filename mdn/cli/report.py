@@ -119,7 +119,7 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
     colours = {"done": "green", "skipped": "yellow", "failed": "red"}
     for r in results:
         table.add_row(
-            escape(str(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
+            escape(printable(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
         )
     if LOGGED:  # a log is read whole: the table as wide as its longest paths, none folded
         needed = console.measure(table, options=console.options.update_width(1 << 16)).maximum
@@ -131,6 +131,13 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
 
 
 def _short(path: Path) -> str:
+    """`path` as printed (`printable`), relative to the working folder where it lies in it."""
     with contextlib.suppress(ValueError):
-        return str(path.relative_to(Path.cwd()))
-    return str(path)
+        path = path.relative_to(Path.cwd())
+    return printable(path)
+
+
+def printable(path: Path) -> str:
+    """`path` with any byte of its name that no text encoding holds as an escape (\\xff), which a terminal shows
+    as wide as a table measured it (the bare character came out six columns wide and pushed the row out)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
