@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -18,12 +19,14 @@ from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
 
 runner = CliRunner()
+SPEED = importlib.import_module("mdn.bench.speed")
+"""The speed module (`bench.speed` is its function)."""
 
 
 def test_quick_bench_is_reproducible_and_writes_reports(tiny_card, tmp_path: Path) -> None:
-    args = ["bench", "--quick", "--models", f"noisy,{tiny_card.path}", "--quiet"]
-    first = runner.invoke(app, [*args, "--json", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv")])
-    assert first.exit_code == 0, first.output
+    args = ["bench", "--quick", "--models", f"noisy,{tiny_card.path}"]
+    first = runner.invoke(app, [*args, "-q", "--json", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv")])
+    assert first.exit_code == 0 and first.output == "", first.output  # --quiet: errors and warnings only
     second = runner.invoke(app, [*args, "--json", str(tmp_path / "b.json")])
     rows = json.loads((tmp_path / "a.json").read_text())
     again = json.loads((tmp_path / "b.json").read_text())
@@ -123,9 +126,9 @@ def test_train_speed_times_whole_training_steps() -> None:
 def test_speed_rows_compare_attention_kernels(tiny_card, tmp_path: Path) -> None:
     report = tmp_path / "speed.json"
     args = ["bench", "--speed", "--models", str(tiny_card.path), "--sizes", "64", "--runs", "1", "--device", "cpu",
-            "--attention-kernel", "explicit,sdpa", "--json", str(report)]  # fmt: skip
+            "--attention-kernel", "explicit,sdpa", "--json", str(report), "-q"]  # fmt: skip
     result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0 and result.output == "", result.output  # --quiet: no table
     rows = json.loads(report.read_text())
     assert [(r["kernel"], r["device"]) for r in rows] == [("explicit", "cpu"), ("sdpa", "cpu")]
 
@@ -324,7 +327,7 @@ def test_an_exact_restoration_scores_the_psnr_cap_and_every_mean_stays_finite(tm
     _picture(tmp_path / "refs" / "flat.png", np.full((32, 32, 3), 100))
     _picture(tmp_path / "refs" / "ramp.png", np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3))
     md, csv = tmp_path / "b.md", tmp_path / "b.csv"
-    args = ["bench", str(tmp_path / "refs"), "--models", "noisy", "--noise", "gaussian:0.1,25", "--quiet"]
+    args = ["bench", str(tmp_path / "refs"), "--models", "noisy", "--noise", "gaussian:0.1,25"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = runner.invoke(app, [*args, "--markdown", str(md), "--csv", str(csv)])
@@ -378,7 +381,7 @@ def test_speed_rows_hold_their_spread_as_two_numbers_and_exact_megapixels(tiny_c
 def test_a_model_named_twice_is_benched_once_everywhere(tmp_path: Path) -> None:
     reference = _picture(tmp_path / "ref.png", np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3))
     md, csv = tmp_path / "b.md", tmp_path / "b.csv"
-    args = ["bench", str(reference), "--models", "noisy,noisy", "--noise", "gaussian:15", "--quiet"]
+    args = ["bench", str(reference), "--models", "noisy,noisy", "--noise", "gaussian:15"]
     result = runner.invoke(app, [*args, "--markdown", str(md), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if "┃ noise" in line)
@@ -426,3 +429,246 @@ def test_a_render_set_lists_only_complete_scenes(tmp_path: Path) -> None:
     _scene(tmp_path / "set" / "scene-000002", reference=False)
     with pytest.raises(MdnError, match=r"scene-000002: an incomplete scene: no reference\.exr"):
         dataset.scenes(tmp_path / "set")
+
+
+def _one_line_usage_error(result, message: str) -> None:
+    """A usage error: exit status 2 and one line holding `message`."""
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_aux_names_need_a_render_set_and_are_refused_before_the_photo_grid(tmp_path: Path, monkeypatch) -> None:
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    scored: list[str] = []
+    monkeypatch.setattr(bench.grid, "denoisers", lambda names, *a: scored.append(names) or {})
+    args = ["bench", str(reference), "--noise", "gaussian:15", "--csv", str(tmp_path / "r.csv")]
+    for models in ("unet-render+aux", "noisy,oidn+aux"):
+        result = runner.invoke(app, [*args, "--models", models])
+        _one_line_usage_error(result, "+aux need a render's albedo and normal: give --render-set")
+    _scene(tmp_path / "set" / "scene-000000")
+    result = runner.invoke(app, [*args, "--models", "noisy,noisy+aux", "--render-set", str(tmp_path / "set")])
+    _one_line_usage_error(result, "--models noisy+aux: only OIDN and cards take a render's albedo and normal")
+    assert not scored and not (tmp_path / "r.csv").exists()
+
+
+def test_a_model_not_scored_on_a_noise_leaves_its_cells_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`CARD+aux` runs on a render set's renders alone: the photo rows leave its cells, and its means, blank."""
+    import io
+
+    from rich.console import Console
+
+    from mdn.cli import display
+
+    cases = [("noisy", "gaussian", 20.0), ("noisy", "render", 24.0), ("oidn", "gaussian", 30.0),
+             ("oidn", "render", 38.0), ("oidn+aux", "render", 37.0)]  # fmt: skip
+    scores = [bench.Score(model, kind, 4.0, kind, psnr, 0.5, 0.1) for model, kind, psnr in cases]
+    text = io.StringIO()
+    monkeypatch.setattr(display, "out", Console(file=text, width=200, highlight=False))
+    display.print_quality(scores, ["noisy", "oidn", "oidn+aux"])
+    rows = [line.split("│")[1:-1] for line in text.getvalue().splitlines() if "│" in line]
+    assert [cell.strip() for cell in rows[0]] == ["gaussian", "4", "20.00 / 0.500", "30.00 / 0.500", ""]
+    table = bench.markdown(scores).splitlines()
+    assert table[4] == "| oidn+aux |  | 37.00 / 0.500 |  | +13.00 |"
+    assert table[-1] == "| oidn+aux |  | -1.00 |  |"
+
+
+def test_two_reports_in_one_file_are_refused_before_the_bench(tmp_path: Path) -> None:
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    args = ["bench", str(reference), "--models", "noisy", "--noise", "gaussian:15"]
+    cases = {("--json", "--csv"): "s.txt", ("--markdown", "--plot"): "p.png", ("--csv", "--markdown"): "sub/../t.md"}
+    for (first, second), name in cases.items():
+        result = runner.invoke(app, [*args, first, str(tmp_path / name), second, str(tmp_path / name)])
+        _one_line_usage_error(result, "name the same file: give each its own")
+        assert first in result.output and second in result.output
+    assert not any((tmp_path / name).exists() for name in ("s.txt", "p.png", "t.md"))
+
+
+def test_a_report_over_a_benched_card_is_refused(tiny_card, tmp_path: Path, _isolated_user_folders: Path) -> None:
+    import shutil
+
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    card, weights = Path(tiny_card.path), tiny_card.weights_path
+    before = card.read_bytes()
+    args = ["bench", str(reference), "--noise", "gaussian:15"]
+    for models, report in ((f"noisy,{card}", card), (f"{card}+fast", weights)):
+        result = runner.invoke(app, [*args, "--models", models, "--json", str(report)])
+        _one_line_usage_error(result, "is an input or a result of this command; refusing to write a report over it")
+    speed = runner.invoke(app, ["bench", "--speed", "--models", str(card), "--csv", str(card)])
+    _one_line_usage_error(speed, "is an input or a result of this command")
+    for source in (card, weights):  # an installed card, named by its name
+        shutil.copy(source, _isolated_user_folders / source.name)
+    installed = _isolated_user_folders / card.name
+    result = runner.invoke(app, [*args, "--models", tiny_card.name, "--json", str(installed)])
+    _one_line_usage_error(result, "is an input or a result of this command")
+    assert card.read_bytes() == before == installed.read_bytes()
+
+
+def test_a_noise_level_given_twice_is_measured_once() -> None:
+    grid = bench.parse_grid("gaussian:15,15.0;poisson:2;gaussian:15")
+    assert grid == [("gaussian", 15.0), ("poisson", 2.0)]
+
+
+def test_the_noisy_input_cache_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    """A run killed while it writes a noisy input leaves no cache file (or, from an older mdn, one cut short,
+    which is made again)."""
+    clean = np.linspace(0, 1, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
+    noisy = bench.noisy_input(clean, "ramp", "gaussian", 15.0, 0)
+    (cached,) = _bench_cache().glob("*.npy")
+    size = cached.stat().st_size
+    for cut in (128, 0):
+        with cached.open("r+b") as file:
+            file.truncate(cut)
+        assert np.array_equal(bench.noisy_input(clean, "ramp", "gaussian", 15.0, 0), noisy)
+        assert cached.stat().st_size == size
+    cached.unlink()
+
+    def killed(path: Path, array: np.ndarray) -> None:
+        Path(path).write_bytes(b"\x93NUMPY")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        bench.noisy_input(clean, "ramp", "gaussian", 15.0, 0)
+    assert list(_bench_cache().iterdir()) == []
+
+
+def _bench_cache() -> Path:
+    """The bench's noisy-input cache folder (under the test's own XDG_CACHE_HOME)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mdn")) / "bench"
+
+
+def test_a_size_out_of_memory_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args, **kwargs) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(SPEED, "speed", no_memory)
+    result = runner.invoke(app, ["bench", "--speed", "--models", "unet", "--sizes", "64,900x600", "--runs", "1"])
+    assert result.exit_code == 1, result.output  # as mdn denoise fails a file out of memory
+    assert result.output.strip() == "error: --sizes 64x64: out of memory timing unet"
+
+
+def test_a_reference_outside_0_1_is_refused_not_clipped(tmp_path: Path) -> None:
+    import tifffile
+
+    ramp = np.linspace(0, 1, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
+    tifffile.imwrite(tmp_path / "hdr.tif", ramp * 4, photometric="rgb")
+    tifffile.imwrite(tmp_path / "ldr.tif", ramp, photometric="rgb")
+    args = ["bench", "--models", "noisy", "--noise", "gaussian:25"]
+    result = runner.invoke(app, [*args, str(tmp_path / "hdr.tif")])
+    _one_line_usage_error(result, "hdr.tif: holds values from 0 to 4: the bench scores pictures in [0, 1]")
+    assert runner.invoke(app, [*args, str(tmp_path / "ldr.tif")]).exit_code == 0
+
+
+def test_every_plane_of_a_stack_is_a_reference(tmp_path: Path) -> None:
+    """A microscope's z-stack is scored plane by plane (NAME[z]), not by its first plane alone."""
+    import tifffile
+
+    planes = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", planes, photometric="minisblack")
+    references = bench.load_references([str(tmp_path / "stack.tif")], grey=True)
+    assert list(references) == ["stack[0]", "stack[1]", "stack[2]"]
+    assert all(np.allclose(references[f"stack[{z}]"][..., 0], planes[z] / 255) for z in range(3))
+    report = tmp_path / "s.json"
+    args = ["bench", "--grey", str(tmp_path / "stack.tif"), "--models", "noisy", "--noise", "photon:10"]
+    assert runner.invoke(app, [*args, "--json", str(report)]).exit_code == 0
+    assert [row["image"] for row in json.loads(report.read_text())] == ["stack[0]", "stack[1]", "stack[2]"]
+
+
+def _interrupt_on_call(number: int, function):
+    """`function`, raising KeyboardInterrupt (as Ctrl-C does) on its `number`th call."""
+    calls = [0]
+
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == number:
+            raise KeyboardInterrupt
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def test_ctrl_c_keeps_the_scores_so_far_in_the_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt, raised here by the third SSIM) stops the bench as it stops `mdn denoise`: one
+    line, the reports of the scores so far, exit status 130."""
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    csv, report, md = tmp_path / "r.csv", tmp_path / "r.json", tmp_path / "r.md"
+    args = ["bench", str(reference), "--models", "noisy", "--noise", "gaussian:5,15,25", "--csv", str(csv),
+            "--json", str(report), "--markdown", str(md)]  # fmt: skip
+    monkeypatch.setattr(metrics, "ssim", _interrupt_on_call(3, metrics.ssim))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert f"interrupted after 2 scores: {csv}, {report}, {md} hold them (partial)" in result.output
+    assert [row["level"] for row in json.loads(report.read_text())] == [5.0, 15.0] and len(_csv_rows(csv)) == 2
+    assert "Partial: interrupted after 2 scores." in md.read_text()
+    for path in (csv, report, md):
+        path.unlink()
+    monkeypatch.setattr(bench.grid, "denoisers", _interrupt_on_call(1, bench.grid.denoisers))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130 and "interrupted before any score; nothing written" in result.output
+    assert not any(path.exists() for path in (csv, report, md))
+
+
+def test_ctrl_c_keeps_the_speed_rows_so_far(tiny_card, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = tmp_path / "s.json"
+    monkeypatch.setattr(SPEED, "speed", _interrupt_on_call(2, SPEED.speed))
+    args = ["bench", "--speed", "--models", str(tiny_card.path), "--sizes", "32,48", "--runs", "1", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--json", str(report)])
+    assert result.exit_code == 130 and f"interrupted after 1 row: {report} holds it (partial)" in result.output
+    assert [row["size"] for row in json.loads(report.read_text())] == ["32x32"]
+
+
+def test_tables_cut_no_cell_at_any_width_and_keep_their_title_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the key columns and one more do not fit (a card named by a long path, a 30-column terminal), each row
+    is listed as `header value` lines; a title never wraps."""
+    import io
+
+    from rich.console import Console
+
+    from mdn.cli import display
+
+    def printed(width: int, show) -> str:
+        text = io.StringIO()
+        monkeypatch.setattr(display, "out", Console(file=text, width=width, highlight=False))
+        show()
+        return text.getvalue()
+
+    card = "/home/someone/cards/my-experiments-2026-11/small-baseline.json"
+    row = bench.Speed(card, "64x64", 0.004, 0.19, (0.18, 0.2), 0.02, 280, 0, "cpu", "bf16 (auto)", "auto", 64, 1, 1)
+    speed = printed(80, lambda: display.print_speed(bench.SpeedTable([row], None, [None])))
+    assert "…" not in speed and card in speed and "0.190" in speed and "bf16 (auto)" in speed
+    scores = [bench.Score("noisy", "saltpepper", 0.002, "ref", 29.86, 0.947, 0.1)]
+    narrow = printed(30, lambda: display.print_quality(scores, ["noisy"]))
+    assert "…" not in narrow and "29.86 / 0.947" in narrow and max(map(len, narrow.splitlines()[1:])) <= 30
+    wide = printed(200, lambda: display.print_quality(scores, ["noisy"]))
+    assert wide.splitlines()[0] == "PSNR (dB) / SSIM, mean over images"
+    train = bench.TrainSpeed("small", True, 8, 48, 1.5, 12.0, (1.4, 1.6), "cpu", "fp32", "sdpa", False, 1)
+    trained = printed(60, lambda: display.print_train_speed([train]))
+    assert "…" not in trained and "1.50" in trained and "fp32" in trained
+
+
+def test_train_speed_names_nothing_is_a_usage_error() -> None:
+    for option, value in (("--configs", ","), ("--attention-kernel", " , ")):
+        result = runner.invoke(app, ["bench", "--train-speed", option, value])
+        _one_line_usage_error(result, f"{option} {value!r} names nothing")
+
+
+def test_options_the_run_does_not_take_are_refused_in_one_line(tmp_path: Path) -> None:
+    reference = str(_picture(tmp_path / "ref.png", np.full((24, 24, 3), 100)))
+    quality = [reference, "--models", "noisy", "--noise", "gaussian:15"]
+    cases = {
+        (*quality, "--spp", "4"): "--spp: for renders (--renders, --render-set), not the quality bench",
+        (*quality, "--spp", "16,64"): "--spp: for renders",  # its default, given
+        (reference, "--noise", "none", "--renders"): "IMAGES: for the photo grid, not renders alone (--noise none)",
+        ("--noise", "none", "--renders", "--quick"): "--quick: for the photo grid, not renders alone",
+        ("--speed", "--train-speed"): "--speed and --train-speed: give one",
+        (*quality, "--grey", "--renders"): "--grey: renders are scored in colour",
+        ("--train-speed", "--models", "unet"): "--models: for the quality bench and --speed, not --train-speed",
+        ("--train-speed", "--sizes", "64", "--peers"): "--peers, --sizes: for --speed, not --train-speed",
+        ("--speed", "--configs", "tiny", "--crop", "32"): "--configs, --crop: for --train-speed, not --speed",
+        ("--speed", reference): "IMAGES: for the photo grid, not --speed",
+        (*quality, "--attention-kernel", "sdpa"): "--attention-kernel: for --speed and --train-speed, not the quality",
+    }
+    for args, message in cases.items():
+        _one_line_usage_error(runner.invoke(app, ["bench", *args]), message)

@@ -10,10 +10,12 @@ from mdn.bench.grid import (
     NOISY,
     SAMPLES,
     VARIANTS,
+    WITH_AUX,
     ZEROSHOT_GRID,
     ZS_N2N,
     Score,
     as_16_bit,
+    card_files,
     default_grid,
     denoise_cards,
     denoisers,
@@ -22,9 +24,11 @@ from mdn.bench.grid import (
     noisy_input,
     parse_grid,
     quality,
+    quality_scores,
 )
-from mdn.bench.renders import WITH_AUX, RenderCase, parse_spps, render_cases, render_quality
+from mdn.bench.renders import RenderCase, check_aux, parse_spps, render_cases, render_quality, render_scores
 from mdn.bench.speed import (
+    OutOfMemory,
     Speed,
     SpeedTable,
     TrainSpeed,
@@ -33,6 +37,7 @@ from mdn.bench.speed import (
     peer_speed,
     speed,
     speed_ratios,
+    speed_rows,
     speed_table,
     train_speed,
     train_speed_rows,
@@ -41,9 +46,10 @@ from mdn.bench.study import Study
 from mdn.bench.tables import least_gain, markdown, per_image, plot, standard_error, summarise
 
 __all__ = [
-    "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "RenderCase", "Score",
-    "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "default_grid", "denoise_cards", "denoisers",
-    "engine_options", "least_gain", "load_references", "markdown", "noisy_input", "parse_grid", "parse_sizes",
-    "parse_spps", "peak_rss", "peer_speed", "per_image", "plot", "quality", "render_cases", "render_quality",
-    "speed", "speed_ratios", "speed_table", "standard_error", "summarise", "train_speed", "train_speed_rows",
+    "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "OutOfMemory", "RenderCase",
+    "Score", "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "card_files", "check_aux", "default_grid",
+    "denoise_cards", "denoisers", "engine_options", "least_gain", "load_references", "markdown", "noisy_input",
+    "parse_grid", "parse_sizes", "parse_spps", "peak_rss", "peer_speed", "per_image", "plot", "quality",
+    "quality_scores", "render_cases", "render_quality", "render_scores", "speed", "speed_ratios", "speed_rows",
+    "speed_table", "standard_error", "summarise", "train_speed", "train_speed_rows",
 ]  # fmt: skip

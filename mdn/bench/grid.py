@@ -4,10 +4,11 @@ PSNR/SSIM over models x noise types x levels x images."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +34,10 @@ ZS_N2N = "zs-n2n"
 
 
 MPI_PREFIX = "mpi-"
+
+
+WITH_AUX = "+aux"
+"""A render bench model name's suffix (`oidn+aux`, `CARD+aux`): the model also gets the albedo and normal."""
 
 
 def zeroshot_name(method: str) -> str:
@@ -88,7 +93,8 @@ def default_grid() -> list[tuple[str, float]]:
 
 
 def parse_grid(text: str) -> list[tuple[str, float]]:
-    """'gaussian:15,25;poisson' -> [(gaussian, 15), (gaussian, 25), (poisson, each paper level)]."""
+    """'gaussian:15,25;poisson' -> [(gaussian, 15), (gaussian, 25), (poisson, each paper level)]; a level given
+    twice (`gaussian:15,15.0`) is measured once."""
     grid = []
     for item in filter(None, (part.strip() for part in text.split(";"))):
         name, _, levels = item.partition(":")
@@ -98,7 +104,7 @@ def parse_grid(text: str) -> list[tuple[str, float]]:
         except ValueError:
             raise MdnError(f"--noise {item!r}: levels are numbers, e.g. 'gaussian:15,25;poisson'") from None
         grid.extend((kind.name, noise.make_noise(name, v).level) for v in values)
-    return grid
+    return list(dict.fromkeys(grid))
 
 
 SMALLEST = 16
@@ -107,44 +113,95 @@ SMALLEST = 16
 
 def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
     """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
-    given files and folders, or the bundled samples."""
+    given files and folders, or the bundled samples. A stack's planes (a microscope's z-stack or time series) are
+    references each, named NAME[0], NAME[1]... in stored order; a float picture outside [0, 1] (HDR, or in a
+    detector's units) is refused, as the noise would clip it."""
     paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
     references = {}
     for path in paths:
-        plane = images.read(path).pixels[0]
-        if min(plane.shape[:2]) < SMALLEST:
-            height, width = plane.shape[:2]
-            raise MdnError(f"is {width}x{height}: too small to score (SSIM needs {SMALLEST} pixels a side)", path)
-        if path.stem in references:
+        planes = _reference_planes(path)
+        if path.stem in references or any(name.startswith(f"{path.stem}[") for name in references):
             raise MdnError(f"two references are named {path.stem!r}: the bench names pictures by file name", path)
-        if grey:
-            references[path.stem] = plane.mean(axis=-1, keepdims=True)
-        else:
-            references[path.stem] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+        for index, plane in enumerate(planes):
+            name = path.stem if len(planes) == 1 else f"{path.stem}[{index}]"
+            if grey:
+                references[name] = plane.mean(axis=-1, keepdims=True)
+            else:
+                references[name] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
     return references
 
 
+def _reference_planes(path: Path) -> np.ndarray:
+    """The (N, H, W, C) planes of a reference file, refused where the bench cannot score them: smaller than
+    `SMALLEST`, or float samples outside [0, 1]."""
+    image = images.read(path)
+    height, width = image.height, image.width
+    if min(height, width) < SMALLEST:
+        raise MdnError(f"is {width}x{height}: too small to score (SSIM needs {SMALLEST} pixels a side)", path)
+    low, high = image.source.value_range or (0.0, 1.0)
+    if low < 0.0 or high > 1.0:
+        raise MdnError(
+            f"holds values from {low:.3g} to {high:.3g}: the bench scores pictures in [0, 1] and would clip this "
+            "one (HDR, or floats in a detector's units); give it as 8 or 16 bits (renders: --render-set)",
+            path,
+        )
+    return image.pixels
+
+
 def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed: int) -> np.ndarray:
-    """The noisy version of a reference, from a seed fixed by (seed, image, noise, level), cached on disk."""
+    """The noisy version of a reference, from a seed fixed by (seed, image, noise, level), cached on disk (written
+    atomically; a cache file that cannot be read, as a run killed by an older mdn may have left it, is made
+    again)."""
     key = hashlib.sha256(f"{image}|{kind}|{level:g}|{seed}|{reference.shape}".encode()).hexdigest()[:16]
     digest = hashlib.sha256(reference.tobytes()).hexdigest()[:16]
     cache = Path(platformdirs.user_cache_dir("mdn")) / "bench" / f"{key}-{digest}.npy"
-    if cache.is_file():
-        return np.load(cache)
+    cached = _cached(cache, reference.shape)
+    if cached is not None:
+        return cached
     rng = np.random.default_rng(int(key, 16))
     noisy = noise.make_noise(kind, level)(reference, rng)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, noisy)
+    with contextlib.suppress(MdnError):  # a cache that cannot be written (read-only, full) costs time alone
+        images.write_atomic(cache, lambda tmp: np.save(tmp, noisy))
     return noisy
+
+
+def _cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The array cached at `path`, or None where there is none, or none of `shape` that can be read whole."""
+    try:
+        cached = np.load(path)
+    except (OSError, ValueError, EOFError):  # missing, cut short, or not an array file
+        return None
+    return cached if isinstance(cached, np.ndarray) and cached.shape == shape else None
+
+
+def _variant(name: str) -> tuple[str, str]:
+    """A bench model name's card and its suffix in `VARIANTS` ('' for none): 'unet+fast' -> ('unet', '+fast')."""
+    suffix = next((suffix for suffix in VARIANTS if name.endswith(suffix)), "")
+    return name.removesuffix(suffix), suffix
 
 
 def card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
     """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `VARIANTS`
     says."""
-    suffix = next((suffix for suffix in VARIANTS if name.endswith(suffix)), "")
-    card = registry.check_task(registry.find(name.removesuffix(suffix)), "denoise")
+    base, suffix = _variant(name)
+    card = registry.check_task(registry.find(base), "denoise")
     settings = inference.as_card_runs(card, options or EngineOptions())
     return card, replace(settings, **VARIANTS.get(suffix, {}))
+
+
+def card_files(names: list[str]) -> list[Path]:
+    """The files read for the bench model names that are cards, by name or by JSON file (`cards/x.json`), with a
+    suffix of `VARIANTS` or WITH_AUX or without: each card's JSON and weights, which no report of the run may
+    replace."""
+    installed = registry.cards()
+    files = []
+    for name in names:
+        base = _variant(name.removesuffix(WITH_AUX))[0]
+        card = installed.get(base)
+        if card is None and base.endswith(".json") and Path(base).is_file():
+            card = registry.find(base)
+        files += [card.path, card.weights_path] if card is not None and card.path is not None else []
+    return files
 
 
 def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool = False) -> dict[str, peers.Denoise]:
@@ -185,14 +242,26 @@ def quality(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Score]:
-    """Score every model (once, if named twice) on every (noise, level) and image; grey references (H, W, 1) make a
-    grey grid, whose noisy inputs and outputs pass through 16 bits as a microscopist's TIFF files would."""
+    """Score every model (once, if named twice) on every (noise, level) and image: `quality_scores`, all of them."""
+    return list(quality_scores(models, grid, references, options, seed, progress))
+
+
+def quality_scores(
+    models: list[str],
+    grid: list[tuple[str, float]],
+    references: dict[str, np.ndarray],
+    options: EngineOptions | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Score]:
+    """Each score of every model (once, if named twice) on every (noise, level) and image as it is made; grey
+    references (H, W, 1) make a grey grid, whose noisy inputs and outputs pass through 16 bits as a microscopist's
+    TIFF files would."""
     grey = any(r.shape[-1] == 1 for r in references.values())
     functions = denoisers(models, options, grey)
     total, done = len(functions) * len(grid) * len(references), 0
     if progress:
         progress(done, total)
-    scores = []
     for kind, level in grid:
         for image, picture in references.items():
             noisy = noisy_input(picture, image, kind, level, seed)
@@ -202,13 +271,10 @@ def quality(
                 start = time.perf_counter()
                 out = as_16_bit(denoise(noisy)) if grey else denoise(noisy)
                 seconds = time.perf_counter() - start
-                scores.append(
-                    Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
-                )
+                yield Score(name, kind, level, image, metrics.psnr(out, clean), metrics.ssim(out, clean), seconds)
                 done += 1
                 if progress:
                     progress(done, total)
-    return scores
 
 
 def as_16_bit(pixels: np.ndarray) -> np.ndarray:

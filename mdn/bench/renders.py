@@ -12,7 +12,7 @@ import numpy as np
 import OpenEXR
 
 from mdn import metrics, peers, renders
-from mdn.bench.grid import MPI_PREFIX, NOISY, ZS_N2N, Score, card_runs, denoisers
+from mdn.bench.grid import MPI_PREFIX, NOISY, WITH_AUX, ZS_N2N, Score, card_runs, denoisers
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
 from mdn.io import buffers, tonemap
@@ -30,8 +30,15 @@ def parse_spps(text: str) -> tuple[int, ...]:
     return spps
 
 
-WITH_AUX = "+aux"
-"""A render bench model name's suffix (`oidn+aux`, `CARD+aux`): the model also gets the albedo and normal."""
+def check_aux(models: list[str], render_set: Path | None) -> None:
+    """Refuse, before any work, names ending in WITH_AUX without a render set (only its renders have the albedo
+    and normal they take; the Cornell boxes and photos have none), or whose model takes none (OIDN and cards do)."""
+    asking = [name for name in models if name.endswith(WITH_AUX)]
+    if asking and render_set is None:
+        raise MdnError(f"--models {asking[0]}: models{WITH_AUX} need a render's albedo and normal: give --render-set")
+    for name in asking:
+        if name != f"oidn{WITH_AUX}" and not _is_card(name.removesuffix(WITH_AUX)):
+            raise MdnError(f"--models {name}: only OIDN and cards take a render's albedo and normal")
 
 
 class RenderCase(NamedTuple):
@@ -118,14 +125,25 @@ def render_quality(
     progress: Callable[[int, int], None] | None = None,
     render_set: Path | None = None,
 ) -> list[Score]:
-    """Score models on Monte Carlo renders (`render_cases`): each sees the noisy render tone-mapped (a card with
-    its own headroom; OIDN sees linear HDR, as it expects) and a card's output goes back to linear HDR as `mdn
-    denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through the tone map fitted
-    on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo and normal (a
-    render set must have them). A render set is checked first (`check_render_set`); a name given twice is scored
-    once."""
-    if render_set is None and any(name.endswith(WITH_AUX) for name in models):
-        raise MdnError(f"models{WITH_AUX} need albedo and normal buffers: give --render-set")
+    """Score models on Monte Carlo renders: `render_scores`, all of them."""
+    return list(render_scores(models, spps, reference_spp, options, progress, render_set))
+
+
+def render_scores(
+    models: list[str],
+    spps: tuple[int, ...] = (16, 64),
+    reference_spp: int = 1024,
+    options: EngineOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    render_set: Path | None = None,
+) -> Iterator[Score]:
+    """Each score of the models on Monte Carlo renders (`render_cases`) as it is made: each sees the noisy render
+    tone-mapped (a card with its own headroom; OIDN sees linear HDR, as it expects) and a card's output goes back
+    to linear HDR as `mdn denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through
+    the tone map fitted on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo
+    and normal (a render set must have them: `check_aux`). A render set is checked first (`check_render_set`); a
+    name given twice is scored once."""
+    check_aux(models, render_set)
     if render_set is not None:
         check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in models))
     models = list(dict.fromkeys(models))
@@ -138,7 +156,6 @@ def render_quality(
     total, done = len(models) * len(cases), 0
     if progress:
         progress(done, total)
-    scores = []
     for case in cases:
         display = tonemap.ToneMap.fit(case.noisy)
         clean = display.forward(case.reference)
@@ -159,8 +176,7 @@ def render_quality(
                 out = display.forward(transform.inverse(out))
             seconds = time.perf_counter() - start
             psnr, ssim = metrics.psnr(out, clean), metrics.ssim(out, clean)
-            scores.append(Score(name, "render", case.spp, case.scene, psnr, ssim, seconds))
+            yield Score(name, "render", case.spp, case.scene, psnr, ssim, seconds)
             done += 1
             if progress:
                 progress(done, total)
-    return scores

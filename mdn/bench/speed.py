@@ -242,15 +242,14 @@ def train_speed_rows(
     precision: str | None = None,
     compile: bool = False,
     windows: int = 5,
-) -> list[TrainSpeed]:
-    """`train_speed` of each network size with each attention kernel, masked and not (each given twice, once)."""
+) -> Iterator[TrainSpeed]:
+    """`train_speed` of each network size with each attention kernel, masked and not (each given twice, once), row
+    by row as each is measured."""
     settings = {"device": device, "precision": precision, "compile": compile, "windows": windows}
-    return [
-        train_speed(config, masked, batch, crop, kernel=kernel, **settings)
-        for config in dict.fromkeys(configs)
-        for kernel in dict.fromkeys(kernels)
-        for masked in (True, False)
-    ]
+    for config in dict.fromkeys(configs):
+        for kernel in dict.fromkeys(kernels):
+            for masked in (True, False):
+                yield train_speed(config, masked, batch, crop, kernel=kernel, **settings)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -268,13 +267,25 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
+class OutOfMemory(MdnError):
+    """A size the machine has not the memory to time a model at."""
+
+
 @dataclass(frozen=True)
 class SpeedTable:
-    """Speed rows and, when a peer is among the models, each row's MP/s over the first peer's at its size."""
+    """Speed rows and, when a peer is among the models, each row's MP/s over the first peer's at its size (OIDN's
+    where it is there: the field's yardstick)."""
 
     rows: list[Speed]
     reference: str | None
     ratios: list[float | None]
+
+    @classmethod
+    def of(cls, rows: list[Speed]) -> SpeedTable:
+        """The table of `rows`, with ratios to the first peer among them."""
+        named_peers = list(dict.fromkeys(r.model for r in rows if r.model in peers.PEERS))
+        reference = "oidn" if "oidn" in named_peers else next(iter(named_peers), None)
+        return cls(rows, reference, speed_ratios(rows, reference) if reference else [None] * len(rows))
 
     def to_json(self) -> list[dict]:
         return [
@@ -292,21 +303,41 @@ def speed_table(
     with_peers: bool = False,
     grey: bool = False,
 ) -> SpeedTable:
+    """`speed_rows`, all of them, with their ratios to a peer (`SpeedTable.of`)."""
+    return SpeedTable.of(list(speed_rows(models, sizes, runs, options, kernels, with_peers, grey)))
+
+
+def speed_rows(
+    models: list[str] | None,
+    sizes: list[tuple[int, int]],
+    runs: int,
+    options: EngineOptions | None = None,
+    kernels: list[str] | None = None,
+    with_peers: bool = False,
+    grey: bool = False,
+) -> Iterator[Speed]:
     """`speed` of each model (default: every denoising card) with each attention kernel (default: auto) at each
-    size, on colour or `grey` pictures; `with_peers` adds the installed peers, which run their own way. A name,
-    kernel or size given twice runs once."""
+    size, on colour or `grey` pictures, row by row as each is measured; `with_peers` adds the installed peers, which
+    run their own way. A name, kernel or size given twice runs once; a size the machine has not the memory for
+    raises OutOfMemory."""
     channels = 1 if grey else 3
     names = list(dict.fromkeys(models or denoise_cards()))
     kernels, sizes = list(dict.fromkeys(kernels or ["auto"])), list(dict.fromkeys(sizes))
     names += [p for p in peers.available() if with_peers and p not in names]
-    rows = [
-        peer_speed(name, size, runs, channels)
-        if name in peers.PEERS
-        else speed(name, size, runs, options, kernel, channels)
-        for name in names
-        for kernel in (["-"] if name in peers.PEERS else kernels)
-        for size in sizes
-    ]
-    named_peers = [n for n in names if n in peers.PEERS]
-    reference = "oidn" if "oidn" in named_peers else next(iter(named_peers), None)  # the field's yardstick
-    return SpeedTable(rows, reference, speed_ratios(rows, reference) if reference else [None] * len(rows))
+    for name in names:
+        for kernel in ["-"] if name in peers.PEERS else kernels:
+            for size in sizes:
+                yield _row(name, size, runs, options, kernel, channels)
+
+
+def _row(
+    name: str, size: tuple[int, int], runs: int, options: EngineOptions | None, kernel: str, channels: int
+) -> Speed:
+    """One speed row: a peer's (`peer_speed`) or a model's (`speed`); OutOfMemory naming the size where the
+    machine has not the memory for it."""
+    try:
+        if name in peers.PEERS:
+            return peer_speed(name, size, runs, channels)
+        return speed(name, size, runs, options, kernel, channels)
+    except (MemoryError, torch.OutOfMemoryError):
+        raise OutOfMemory(f"--sizes {size[1]}x{size[0]}: out of memory timing {name}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,16 +12,17 @@ import numpy as np
 from mdn import peers
 from mdn.bench.grid import (
     NOISY,
+    WITH_AUX,
     ZEROSHOT_GRID,
     Score,
     default_grid,
     denoise_cards,
     load_references,
     parse_grid,
-    quality,
+    quality_scores,
     zeroshot_name,
 )
-from mdn.bench.renders import WITH_AUX, check_render_set, render_quality
+from mdn.bench.renders import check_aux, check_render_set, render_scores
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
 
@@ -71,19 +72,21 @@ class Study:
         presets, zs-n2n: see `zeroshot_name`) join them and make the zero-shot grid the default one; a name given
         twice runs once. `sources`: clean references (see `load_references`); `quick`: a 96-pixel crop of one of
         them and two noises; `grid` as `parse_grid` takes it (default: every noise at the paper's levels; "none":
-        renders alone). Renders: at `spps`, the Cornell boxes or the scenes of `render_set`, checked here
-        (`check_render_set`)."""
+        renders alone, no references read). Renders: at `spps`, the Cornell boxes or the scenes of `render_set`,
+        checked here (`check_render_set`), as names that take a render's albedo and normal are (`check_aux`): the
+        photo grid leaves them out."""
         methods = zeroshot_methods or []
         names = list(models or [NOISY, *denoise_cards(), *peers.available()])
         names = list(dict.fromkeys([*names, *map(zeroshot_name, methods)]))
+        check_aux(names, render_set)
         if render_set is not None:
             check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in names))
-        references = load_references(sources, grey)
-        if quick:
-            references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
         chosen = _chosen_grid(grid, quick, bool(methods))
         if not chosen and not (renders or render_set):
             raise MdnError("--noise none leaves nothing to measure: add --renders or --render-set")
+        references = load_references(sources, grey) if chosen else {}
+        if quick:
+            references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
         return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
 
     def run(
@@ -92,15 +95,25 @@ class Study:
         seed: int = 0,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[Score]:
-        """The scores of the grid, then of the renders; `progress` gets (stage: bench or renders, done, total)."""
+        """The scores of the grid, then of the renders: `scores`, all of them."""
+        return list(self.scores(options, seed, progress))
+
+    def scores(
+        self,
+        options: EngineOptions | None = None,
+        seed: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[Score]:
+        """Each score of the grid, then of the renders, as it is made (a run stopped keeps those so far);
+        `progress` gets (stage: bench or renders, done, total)."""
 
         def stage(name: str) -> Callable[[int, int], None] | None:
             return functools.partial(progress, name) if progress else None
 
         plain = [name for name in self.models if not name.endswith(WITH_AUX)]
-        scores = quality(plain, self.grid, self.references, options, seed, stage("bench")) if self.grid else []
+        if self.grid:
+            yield from quality_scores(plain, self.grid, self.references, options, seed, stage("bench"))
         if self.renders:
-            scores += render_quality(
+            yield from render_scores(
                 self.models, self.spps, options=options, progress=stage("renders"), render_set=self.render_set
             )
-        return scores

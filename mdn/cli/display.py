@@ -21,60 +21,92 @@ from mdn.io import images
 
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
-    """Mean PSNR / SSIM per (noise, level) and model, the best PSNR of each row in bold."""
+    """Mean PSNR / SSIM per (noise, level) and model, the best PSNR of each row in bold; a model not scored on a
+    row (`+aux` names on photos, a run stopped short) leaves its cell blank."""
     rows = []
     for (kind, level), cells in bench.summarise(scores).items():
-        best = max(cells[m][0] for m in names)
-        values = [
-            f"[bold green]{cells[m][0]:.2f}[/] / {cells[m][1]:.3f}" if cells[m][0] == best else
-            f"{cells[m][0]:.2f} / {cells[m][1]:.3f}"
-            for m in names
-        ]  # fmt: skip
+        best = max(psnr for psnr, _ in cells.values())
+        values = [_score_cell(cells[m], best) if m in cells else "" for m in names]
         rows.append([kind, f"{level:g}", *values])
-    print_wide(["noise", "level", *names], rows, keys=2, title="PSNR (dB) / SSIM, mean over images")
+    print_wide(["noise", "level", *map(escape, names)], rows, keys=2, title="PSNR (dB) / SSIM, mean over images")
+
+
+def _score_cell(cell: tuple[float, float], best: float) -> str:
+    """'31.20 / 0.912', the PSNR in bold where it is the row's `best`."""
+    psnr, ssim = cell
+    shown = f"[bold green]{psnr:.2f}[/]" if psnr == best else f"{psnr:.2f}"
+    return f"{shown} / {ssim:.3f}"
 
 
 def print_wide(headers: list[str], rows: list[list[str]], keys: int = 1, title: str | None = None) -> None:
-    """A table whose columns after the first `keys` go into as many tables as the terminal's width needs, each
-    repeating the key columns: no cell is cut short (at 80 columns every score read "3…")."""
+    """A table (cells in rich markup) whose columns after the first `keys` go into as many tables as the
+    terminal's width needs, each repeating the key columns; where the key columns and any one other do not fit,
+    each row as lines of `header value`. No cell is cut short and the title is one line."""
     cells = [headers, *([Text.from_markup(cell).plain for cell in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) + 3 for i in range(len(headers))]  # a cell's padding and rule
-    room = max(out.width - sum(widths[:keys]) - 1, 1)
-    groups: list[list[int]] = [[]]
-    for column in range(keys, len(headers)):
-        if groups[-1] and sum(widths[c] for c in groups[-1]) + widths[column] > room:
-            groups.append([])
-        groups[-1].append(column)
-    for number, group in enumerate(groups):
+    if title:
+        out.print(Text(title, style="italic"), soft_wrap=True)
+    groups = _column_groups(widths, keys, out.width - 1)  # the table's left edge
+    if groups is None:
+        _print_listed(headers, rows)
+        return
+    for group in groups:
         shown = [*range(keys), *group]
-        table = Table(*(headers[c] for c in shown), title=title if number == 0 else None, title_justify="left")
-        for column in table.columns:
-            column.no_wrap = True
+        table = Table(*(Column(headers[c], no_wrap=True) for c in shown))
         for row in rows:
             table.add_row(*(row[c] for c in shown))
         out.print(table)
 
 
+def _column_groups(widths: list[int], keys: int, room: int) -> list[list[int]] | None:
+    """The columns after the first `keys` in groups that fit `room` beside the key columns, in order; None where
+    the key columns and the widest other one do not fit."""
+    room -= sum(widths[:keys])
+    if max(widths[keys:], default=0) > room:
+        return None
+    groups: list[list[int]] = [[]]
+    for column in range(keys, len(widths)):
+        if groups[-1] and sum(widths[c] for c in groups[-1]) + widths[column] > room:
+            groups.append([])
+        groups[-1].append(column)
+    return groups
+
+
+def _print_listed(headers: list[str], rows: list[list[str]]) -> None:
+    """Each row as a block of `header value` lines, blocks apart by a blank line: a table for a narrow terminal,
+    whose lines may wrap but lose nothing."""
+    labels = [Text.from_markup(header).plain for header in headers]
+    width = max(map(len, labels))
+    for number, row in enumerate(rows):
+        if number:
+            out.print()
+        for label, cell in zip(labels, row, strict=True):
+            out.print(Text.assemble((label.ljust(width), "bold"), "  ", Text.from_markup(cell)), soft_wrap=True)
+
+
 def print_train_speed(rows: list[bench.TrainSpeed]) -> None:
-    table = Table(
-        "config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "kernel", "threads"
-    )
-    for r in rows:
-        table.add_row(
-            r.config, "on" if r.masked else "off", f"{r.batch} x {r.crop}²", f"{r.it_per_s:.2f}",
+    """Training it/s per network size, masked and not."""
+    headers = ["config", "masks", "batch x crop", "it/s", "spread", "crops/s", "device", "precision", "kernel",
+               "threads"]  # fmt: skip
+    cells = [
+        [
+            escape(r.config), "on" if r.masked else "off", f"{r.batch} x {r.crop}²", f"{r.it_per_s:.2f}",
             f"{r.spread[0]:.2f}-{r.spread[1]:.2f}", f"{r.crops_per_s:.1f}", r.device, r.precision,
-            r.kernel + (", compiled" if r.compiled else ""), str(r.threads),
-        )  # fmt: skip
-    out.print(table)
+            escape(r.kernel) + (", compiled" if r.compiled else ""), str(r.threads),
+        ]
+        for r in rows
+    ]  # fmt: skip
+    print_wide(headers, cells, keys=2)
 
 
 def print_speed(speeds: bench.SpeedTable) -> None:
+    """MP/s, spread, time and memory per model and size, with the ratio to a peer where one ran."""
     reference = speeds.reference
     columns = ["model", "size", "MP/s", "spread", "s/image", "peak RSS MB", "GPU MB", "device", "precision", "kernel"]
     rows = [
         [
-            r.model, r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
-            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, r.kernel, _tiling(r),
+            escape(r.model), r.size, f"{r.mp_per_s:.3f}", f"{r.spread[0]:.3f}-{r.spread[1]:.3f}", f"{r.seconds:.2f}",
+            str(r.peak_rss_mb), str(r.peak_gpu_mb), r.device, r.precision, escape(r.kernel), _tiling(r),
             *([f"{ratio:.2f}x" if ratio is not None else "-"] if reference else []),
         ]
         for r, ratio in zip(speeds.rows, speeds.ratios, strict=True)
