@@ -19,9 +19,10 @@ from skimage import data
 from typer.testing import CliRunner
 
 import mdn
-from mdn import registry
+from mdn import noise, registry
 from mdn.cli import app
 from mdn.errors import MdnError
+from mdn.io import images
 from mdn.nets.skip import SkipConfig, SkipNet
 
 runner = CliRunner()
@@ -136,7 +137,9 @@ def test_add_noise_is_seeded_and_is_what_the_cli_adds(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(photo))
     _cli("noise", tmp_path / "a.png", "-o", tmp_path / "b.png", "--type", "poisson", "--level", "2", "--seed", "3")
     cli = imagecodecs.png_decode((tmp_path / "b.png").read_bytes())
-    np.testing.assert_array_equal(mdn.add_noise(photo, "poisson", 2, seed=[3, zlib.crc32(b"a.png")]), cli)
+    seed = noise.file_seed(3, "a.png", images.read(tmp_path / "a.png").pixels)  # a batch's seed, name and pixels
+    assert seed[:2] == [3, zlib.crc32(b"a.png")]
+    np.testing.assert_array_equal(mdn.add_noise(photo, "poisson", 2, seed=seed), cli)
 
 
 def test_zs_n2n_on_a_16_bit_stack_gives_the_clis_bytes(tmp_path: Path) -> None:

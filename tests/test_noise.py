@@ -374,7 +374,9 @@ def test_noise_takes_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
     imageio.imwrite(source, (ramp() * 255).astype(np.uint8))
     result = runner.invoke(app, ["noise", str(source), "-o", str(tmp_path / "out.png"), "--seed", "3"])
     assert result.exit_code == 0, result.output
-    expected = mdn.add_noise(imageio.imread(source), seed=[3, zlib.crc32(b"caf\xe9.png")])
+    seed = file_seed(3, source.name, images.read(source).pixels)  # the name's bytes as the file system has them
+    assert seed[:2] == [3, zlib.crc32(b"caf\xe9.png")]
+    expected = mdn.add_noise(imageio.imread(source), seed=seed)
     np.testing.assert_array_equal(imageio.imread(tmp_path / "out.png"), expected)
 
 
@@ -405,7 +407,8 @@ def test_add_noise_on_a_render_is_what_the_cli_adds(kind: str, tmp_path: Path) -
     args = ["noise", str(tmp_path / "lit.exr"), "-o", str(tmp_path / "out.exr"), "--type", kind, "--seed", "2"]
     assert runner.invoke(app, args).exit_code == 0
     cli = OpenEXR.File(str(tmp_path / "out.exr")).channels()["RGB"].pixels
-    np.testing.assert_array_equal(mdn.add_noise(render(), kind, seed=[2, zlib.crc32(b"lit.exr")], hdr=True), cli)
+    seed = file_seed(2, "lit.exr", images.read(tmp_path / "lit.exr").pixels)  # the name and the pixels as read
+    np.testing.assert_array_equal(mdn.add_noise(render(), kind, seed=seed, hdr=True), cli)
 
 
 def test_noise_on_a_float_tiff_gives_back_what_it_leaves_alone(tmp_path: Path) -> None:
@@ -501,3 +504,23 @@ def test_practical_noise_changes_every_picture_it_is_given() -> None:
     batch = np.stack([gradient] * 12)  # a batch's pictures draw apart
     noisy = make_noise("practical")(batch, np.random.default_rng(0))
     assert not any(np.array_equal(picture, gradient) for picture in noisy)
+
+
+def test_two_pictures_of_one_name_in_two_folders_get_their_own_noise(tmp_path: Path) -> None:
+    """Seeded by the name alone, day1/IMG_0001.png and day2/IMG_0001.png of one shoot got the same noise field."""
+    for day, grey in (("day1", 100), ("day2", 140)):
+        (tmp_path / "shoot" / day).mkdir(parents=True)
+        imageio.imwrite(tmp_path / "shoot" / day / "IMG_0001.png", np.full((32, 32, 3), grey, np.uint8))
+    args = ["noise", str(tmp_path / "shoot"), "-r", "-o", str(tmp_path / "noisy"), "--seed", "0", "--threads", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    noise = [
+        imageio.imread(tmp_path / "noisy" / day / "IMG_0001.png").astype(int) - grey
+        for day, grey in (("day1", 100), ("day2", 140))
+    ]
+    assert not np.array_equal(*noise)
+    again = tmp_path / "again.png"  # the same picture alone, under its name, in another run: the same noise
+    assert (
+        runner.invoke(app, ["noise", str(tmp_path / "shoot" / "day1" / "IMG_0001.png"), "-o", str(again)]).exit_code
+        == 0
+    )
+    assert np.array_equal(imageio.imread(again), imageio.imread(tmp_path / "noisy" / "day1" / "IMG_0001.png"))

@@ -232,7 +232,7 @@ def noise_command(
 
     def add(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         context.info.update(noise=model.name, level=model.level, seed=seed)
-        file_seed = noise.file_seed(seed, context.image.path.name)
+        file_seed = noise.file_seed(seed, context.image.path.name, context.image.pixels)
         return model(pixels, np.random.default_rng(file_seed))  # the planes of `mdn.add_noise`, as they are
 
     return per_file.Work(add, fit=noise.display_transform, fill_hidden=False, shrink=model.shrink)
