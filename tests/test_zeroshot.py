@@ -545,6 +545,24 @@ def test_the_self_checks_verdicts_name_the_planes_of_a_stack_they_concern() -> N
     assert verdicts([good, good], "fast") == []
 
 
+def test_the_self_checks_verdicts_name_the_channels_a_grey_fill_ran_apart() -> None:
+    """A grey fill card runs an RGB photo channel by channel: its warnings spoke of 'plane 1 of 3'."""
+    from mdn.zeroshot.run import run_names, verdicts
+    from mdn.zeroshot.self_check import SelfCheck
+
+    worse = SelfCheck(noise_var=1e-3, fill_error_var=2e-3, memorised=0.0, weight=1.0)
+    good = SelfCheck(noise_var=1e-3, fill_error_var=1e-4, memorised=0.0, weight=0.1)
+    photo = run_names([(0, [0]), (0, [1]), (0, [2])], 3)
+    assert photo == ["the red channel", "the green channel", "the blue channel"]
+    assert verdicts([worse, good, worse], "real", photo)[0].startswith(
+        "self-check: on the red channel, the blue channel, the fine-tuned fill alone looked 3.0 dB worse"
+    )
+    stack = run_names([(p, [c]) for p in range(2) for c in range(3)], 3)
+    assert stack[4] == "plane 2's green channel"
+    assert run_names([(0, [0, 1, 2]), (1, [0, 1, 2])], 3) is None  # whole planes: the stack's numbering
+    assert run_names([(0, [0]), (1, [1])], 2) == ["plane 1's channel 1", "plane 2's channel 2"]
+
+
 def test_a_zs_n2n_fit_that_collapses_to_black_or_white_is_an_error(noisy: np.ndarray) -> None:
     from mdn.zeroshot.zs_n2n import collapsed
 

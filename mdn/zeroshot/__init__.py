@@ -57,13 +57,15 @@ class ZeroShot:
         self.net = net.to(self.device) if net is not None else None
         self.self_check = self_check
         self.checks: list[SelfCheck] = []
+        self.runs: list[tuple[int, list[int]]] = []
+        """What the last call ran, in order: (plane, its channels) each (a grey net runs a colour plane's apart)."""
         self.iterations: list[int] = []
         """The iterations each plane (and channel group) of the last call was given."""
         self.iterations_run: list[int] = []
         """The iterations each ran (fewer where a time budget stopped it)."""
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
-        runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
+        runs = self.runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
         steps = [self._steps(index) for index in range(len(runs))]
         self.iterations = [step.iters for step in steps]
         work = [step.iters * self._tiles(planes.shape[1:]) for step in steps]

@@ -171,20 +171,22 @@ def run(
             info["iters_run"] = runner.iterations_run
         if runner.checks:
             info["self_check"] = [check.to_json() for check in runner.checks]
-    found = verdicts(runner.checks, settings.preset_name(channels))
+    names = run_names(runner.runs, channels) if len(runner.checks) == len(runner.runs) else None
+    found = verdicts(runner.checks, settings.preset_name(channels), names)
     if 0 in runner.iterations_run:
         found.append("the time budget ran out before the first iteration: the input came back as it was")
     return result, found
 
 
-def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
+def verdicts(checks: list[zeroshot.SelfCheck], preset: str, names: list[str] | None = None) -> list[str]:
     """What a user should know from MPI's self-check: a fill that alone would have made the image worse, and
-    a result that is barely better than the input; on a stack, which slices (one check each) they concern."""
+    a result that is barely better than the input; on a stack or a photo run channel by channel, which planes or
+    channels (one check each, `names`: `run_names`; None: a stack's planes) they concern."""
     found = []
     worse = [i for i, check in enumerate(checks) if check.fill_gain_db < 0]
     if worse:
         worst = min((checks[i] for i in worse), key=lambda check: check.fill_gain_db)
-        where = "" if len(checks) == 1 else f"on {_slices(worse, len(checks))}, "
+        where = "" if len(checks) == 1 else f"on {_which(worse, len(checks), names)}, "
         found.append(
             f"self-check: {where}the fine-tuned fill alone looked {-worst.fill_gain_db:.1f} dB worse than the input; "
             f"{worst.weight:.0%} of the input was blended back"
@@ -192,12 +194,39 @@ def verdicts(checks: list[zeroshot.SelfCheck], preset: str) -> list[str]:
     small = [i for i, check in enumerate(checks) if check.gain_db < zeroshot.SMALL_GAIN_DB]
     if small:
         low, high = min((checks[i] for i in small), key=lambda check: check.gain_db).gain_range_db
-        what = "this image" if len(checks) == 1 else _slices(small, len(checks))
+        what = "this image" if len(checks) == 1 else _which(small, len(checks), names)
         found.append(
             f"self-check: --preset {preset} improves {what} by an estimated {low:.1f} to {high:.1f} dB only; "
             "try --method zs-n2n or another preset"
         )
     return found
+
+
+COLOUR_CHANNELS = ("red", "green", "blue")
+"""An RGB picture's channels by name, for a user."""
+
+
+def run_names(runs: list[tuple[int, list[int]]], channels: int) -> list[str] | None:
+    """What a user calls each of a zero-shot run's parts ((plane, its channels), `ZeroShot.runs`) where a grey
+    net ran a colour picture channel by channel: 'the red channel' of one picture, 'plane 2's red channel' of a
+    stack; None where each part is a whole plane (`_slices` numbers a stack's)."""
+    if all(len(group) == channels for _, group in runs):
+        return None
+    planes = len({plane for plane, _ in runs})
+
+    def channel(c: int) -> str:
+        return f"the {COLOUR_CHANNELS[c]} channel" if channels == 3 else f"channel {c + 1}"
+
+    if planes == 1:
+        return [channel(group[0]) for _, group in runs]
+    return [f"plane {plane + 1}'s {channel(group[0]).removeprefix('the ')}" for plane, group in runs]
+
+
+def _which(indices: list[int], total: int, names: list[str] | None) -> str:
+    """The parts at `indices` of `total`: by their `names` (the first few of many), else as a stack's planes."""
+    if names is None:
+        return _slices(indices, total)
+    return ", ".join(names[i] for i in indices[:6]) + (f" and {len(indices) - 6} more" if len(indices) > 6 else "")
 
 
 def _slices(indices: list[int], total: int) -> str:
