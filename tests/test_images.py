@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import imagecodecs
@@ -742,3 +744,17 @@ def test_a_grey_tiff_stack_written_at_another_type_stays_a_stack(tmp_path: Path)
     images.write(images.read(tmp_path / "stack.tif"), tmp_path / "out.tif", dtype="uint8")
     with tifffile.TiffFile(tmp_path / "out.tif") as tif:
         assert [page.shape for page in tif.pages] == [(40, 56)] * 3 and tif.series[0].shape == (3, 40, 56)
+
+
+def test_a_pipe_is_written_through_not_replaced_by_a_file(tmp_path: Path) -> None:
+    """A report to a device (/dev/null, /dev/stdout in a pipeline) was renamed over it: as root, `--json /dev/full`
+    replaced the machine's /dev/full with a JSON file."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    images.write_atomic(pipe, lambda path: path.write_text('{"files": 1}'))
+    reader.join(timeout=60)
+    assert got == [b'{"files": 1}'] and stat.S_ISFIFO(pipe.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file left

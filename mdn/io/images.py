@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -949,8 +950,15 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
     process wrote while this one worked: OutputExists.
 
     The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
-    umask) rather than the private mode of a temporary file.
+    umask) rather than the private mode of a temporary file. A device or a pipe (/dev/null, /dev/stdout in a
+    pipeline) is written through: there is no file to replace, and a rename would put a file in its place.
     """
+    if _special(path):
+        try:
+            write_to(path)
+        except (OSError, RuntimeError) as exc:
+            raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
+        return
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -966,6 +974,15 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
     finally:
         if tmp is not None:
             _discard(tmp)
+
+
+def _special(path: Path) -> bool:
+    """Whether `path` (or what its links lead to) is a device, a pipe or a socket rather than a file or folder."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # nothing there yet (or a dangling link): a file is made
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _publish_new(tmp: Path, path: Path) -> None:
