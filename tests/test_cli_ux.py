@@ -348,3 +348,10 @@ def test_ctrl_c_while_the_app_loads_is_one_line(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SystemExit) as stopped:
         mdn.cli.main()
     assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted before any work\n"
+
+
+def test_a_card_name_without_show_says_how_to_show_it() -> None:
+    """`mdn models unet` said "No such command 'unet'" and no more."""
+    result = mdn_cli("models", "unet")
+    assert result.returncode == 2
+    _one_error_line(result, "mdn models show unet")

@@ -17,7 +17,7 @@ from mdn.cli import bench_runs, display, per_file
 from mdn.cli.former_options import FormerOptions
 from mdn.cli.per_file import EXIT_FAILED, Quiet
 from mdn.cli.report import BatchProgress, console, out
-from mdn.cli.usage import EXIT_USAGE, Command, Group
+from mdn.cli.usage import EXIT_USAGE, Command, Group, ShowGroup
 from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.inference import engine
@@ -449,7 +449,7 @@ def train_command(
         log(f"wrote model card {card.path} ({done}){go_on}")
 
 
-models_app = typer.Typer(no_args_is_help=False, rich_markup_mode=None)
+models_app = typer.Typer(cls=ShowGroup, no_args_is_help=False, rich_markup_mode=None)
 app.add_typer(models_app, name="models", short_help="List the installed model cards; show NAME: one card.")
 
 

@@ -14,9 +14,9 @@ from rich.markup import escape
 from mdn.cli.report import console
 
 try:  # typer vendors click from 0.2x on; before, it used click itself
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, NoArgsIsHelpError
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 EXIT_USAGE = 2
 """The command line itself is wrong: bad option, no inputs."""
@@ -74,3 +74,13 @@ class Group(typer.core.TyperGroup):
         if not standalone_mode:
             return status
         sys.exit(status if isinstance(status, int) else 0)
+
+
+class ShowGroup(typer.core.TyperGroup):
+    """A command group whose `show NAME` prints one thing (`mdn models`): a word that is no subcommand is taken as
+    a NAME the user meant to show, and the usage error says how."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and args[0] not in self.commands and "show" in self.commands:
+            raise UsageError(f"no command {args[0]!r}; to show a card: {ctx.command_path} show {args[0]}", ctx)
+        return super().resolve_command(ctx, args)
