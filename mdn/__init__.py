@@ -30,10 +30,13 @@ from mdn.errors import MdnError
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
     import numpy as np
 
     from mdn.io.arrays import ImageLike
+    from mdn.io.images import Image
+    from mdn.io.tonemap import DisplayTransform
     from mdn.registry import Model, ModelCard
     from mdn.zeroshot.run import FillModel
 
@@ -50,14 +53,8 @@ _OPTION_KEYWORDS = {"tile-batch": "batch"}
 
 def _in_keywords(text: str, function: Callable[..., Any]) -> str:
     """`text` with the command line's options that are `function`'s keywords in their spelling (`--tile`: `tile`,
-    `--no-self-check`: `self_check=False`): the checks and advice the API shares with the commands name options.
-    A function taking `**settings` takes `denoise`'s run settings as keywords too."""
-    parameters = inspect.signature(function).parameters
-    keywords = set(parameters)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        from mdn.inference.cards import RUN_SETTINGS
-
-        keywords |= set(RUN_SETTINGS)
+    `--no-self-check`: `self_check=False`): the checks and advice the API shares with the commands name options."""
+    keywords = set(inspect.signature(function).parameters)
 
     def spelled(match: re.Match[str]) -> str:
         negated, option = match.groups()
@@ -139,8 +136,8 @@ def denoise(
     `tile` (0: from `max_memory`), `overlap`, `batch`,
     `device` (auto, cpu, cuda, cuda:N, mps), `precision` (fp32, bf16, fp16, auto) and `threads` (CPU threads for
     the call; 0: torch's setting) set how it runs; `progress`
-    gets (tiles done, tiles in all) and `info`, when given, the model, tiles, tile and device. Returns the image
-    in the input's layout and type.
+    gets (tiles done, tiles in all) and `info`, when given, what the command's `--json` report records of a file
+    (model, tiles, tile, device, the photon noise fitted, ...). Returns the image in the input's layout and type.
 
         >>> clean = mdn.denoise(noisy, "small-baseline", tile=256)
     """
@@ -149,20 +146,29 @@ def denoise(
     from mdn import device as compute
     from mdn import inference
     from mdn.io import arrays
+    from mdn.io.batch import inputs_info, transform_info  # `batch` is a setting here
 
     _check_info(info)
     picture = arrays.load(image, axes, hdr, layer)
     settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
+    report = info if info is not None else {}  # what the command's --json report records of a file
+
+    def fit(shown: Image) -> DisplayTransform:
+        transform = models.fit(shown)
+        report.update(transform_info(transform, shown))
+        return transform
 
     told: list[str] = []
 
     def work(planes: np.ndarray) -> np.ndarray:
-        return inference.run(*models.inputs(planes, picture, told.append), progress, info)
+        inputs, loaded, options = models.inputs(planes, picture, told.append)
+        report.update(inputs_info(inputs, planes))
+        return inference.run(inputs, loaded, options, progress, report)
 
     with compute.threads(threads):
-        result = arrays.apply(picture, work, fit=models.fit, fill_hidden=True)
+        result = arrays.apply(picture, work, fit=fit, fill_hidden=True)
     for message in told:  # after the work, so that they point at the caller's line
         import warnings
 
@@ -176,37 +182,65 @@ def denoise_volume(
     target: str | os.PathLike[str],
     model: str | os.PathLike[str] | ModelCard | Model | None = None,
     *,
+    passes: int | None = None,
+    input_mask: float | None = None,
+    impulses: bool | None = None,
+    detail: bool | None = None,
+    quality: str | None = None,
+    wiener: bool | None = None,
+    self_check: bool | None = None,
+    strength: float | str | None = None,
+    keep_clean: bool | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int = 0,
+    overlap: int | None = None,
+    batch: int = 0,
+    max_memory: int | str = "2G",
+    attention_mask: bool = True,
     scheduler: str | None = None,
     overwrite: bool = False,
     threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    **settings: Any,
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Denoise a zarr array or OME-Zarr image chunk by chunk into a new store, as `mdn denoise in.zarr -o
     out.zarr` does: equal to the whole volume denoised at once, memory bounded by a chunk (by a plane where the
     card's stages measure whole planes, as the default's do), an interrupted run taken up where it stopped.
+    `source` and `target` are the stores' paths (`target` a .zarr store; `denoise` takes arrays in memory);
     `scheduler`: a dask.distributed scheduler address (or `local:N`) to run the chunks on; `threads`: CPU
-    threads for the call; `settings`: `denoise`'s tile, overlap, device, precision, seed and so on. Needs the
-    distributed extra (`pip install 'mdn[distributed]'`); returns what the report records.
+    threads for the call; the other settings as `denoise` takes them. Needs the distributed extra
+    (`pip install 'mdn[distributed]'`); returns what the report records, which `info`, when given, gets too.
 
         >>> mdn.denoise_volume("cells.ome.zarr", "clean.ome.zarr", scheduler="tcp://10.0.0.5:8786")
     """
     import warnings
-    from pathlib import Path
 
     from mdn import device as compute
-    from mdn import inference, registry, volumes
+    from mdn import inference, volumes
     from mdn.io import images
 
-    loaded = registry.load_model(model)
-    options = inference.options(loaded.card, **settings)
+    _check_info(info)
+    stores = [_store_path(path, name) for path, name in ((source, "source"), (target, "target"))]
+    loaded, options = inference.ModelChoice(model, inference.run_settings(locals())).for_image(hdr=False)
     with compute.threads(threads):
-        info = volumes.denoise(
-            Path(source), Path(target), loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress
-        )
-    if info.get("nonfinite"):
-        warnings.warn(f"{source}: {images.replaced(info['nonfinite'])}", stacklevel=3)
-    return info
+        report = volumes.denoise(*stores, loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress)
+    if info is not None:
+        info.update(report)
+    if report.get("nonfinite"):
+        warnings.warn(f"{source}: {images.replaced(report['nonfinite'])}", stacklevel=3)
+    return report
+
+
+def _store_path(path: object, name: str) -> Path:
+    """A zarr store's path from a `denoise_volume` argument: an MdnError for anything but a path."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(path, str | os.PathLike):
+        raise MdnError(f"{name} must be a zarr store's path, got {type(path).__name__} (denoise takes arrays)")
+    return Path(path)
 
 
 @_keyword_errors

@@ -63,6 +63,22 @@ def test_a_16_bit_tiff_stack_array_gives_the_clis_bytes(tmp_path: Path, tiny_car
     np.testing.assert_array_equal(out, expected)
 
 
+def test_info_holds_what_the_json_report_holds_for_the_file(tmp_path: Path, tiny_card) -> None:
+    """The photon noise a 16-bit stack was stabilised for and whether a render's buffers went with it, as well as
+    the engine's own record (the API's info once lacked the first two)."""
+    clean = 1000 + 3000 * np.exp(-np.add.outer(*(np.arange(-20, 20) ** 2,) * 2) / 200)
+    stack = np.random.default_rng(0).poisson(clean * np.array([1.0, 1.2])[:, None, None]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", stack)
+    report = tmp_path / "r.json"
+    _cli("denoise", tmp_path / "a.tif", "-o", tmp_path / "b.tif", "--model", tiny_card.path, "--json", report, "-q")
+    expected = json.loads(report.read_text())["files"][0]["info"]
+    assert "photon_noise" in expected and expected["auxiliary"] is False
+    for image in (tmp_path / "a.tif", stack):
+        info: dict = {}
+        mdn.denoise(image, tiny_card.path, info=info)
+        assert json.loads(json.dumps(info)) == expected
+
+
 def test_a_float_array_outside_0_1_gives_the_clis_bytes_for_its_float_tiff(tmp_path: Path, tiny_card) -> None:
     """Counts or a background-subtracted signal as floats are stretched from their own range, as the same values
     in a float TIFF are; taken as they were, they came back damaged (10.0-11.0 as 12.4-14.0)."""

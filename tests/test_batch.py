@@ -323,3 +323,23 @@ def test_a_dangling_link_where_the_output_goes_takes_the_result_as_a_rename_give
     link.symlink_to(tmp_path / "gone.txt")
     images.write_atomic(link, lambda tmp: tmp.write_text("mine"), replace=False)
     assert link.read_text() == "mine" and not link.is_symlink() and not (tmp_path / "gone.txt").exists()
+
+
+def test_an_output_folder_mirrors_the_tree_below_the_folder_named(tmp_path: Path) -> None:
+    """A file a recursive search finds in a subfolder keeps that subfolder, alone or beside others (DIR/SUB/NAME);
+    files named or matched keep the tree below their common folder."""
+    for name in ("in/sub/a.tif", "in/sub/deeper/b.tif", "in/c.tif"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(tmp_path / name, np.zeros((8, 8), np.uint8))
+    folder, out = tmp_path / "in", tmp_path / "out"
+
+    def outputs(found: list[Path], folders: list[Path]) -> list[str]:
+        jobs = batch.plan(found, out, "", batch.tree_root(found, folders))
+        return [job.output.relative_to(out).as_posix() for job in jobs]
+
+    assert outputs([folder / "sub" / "a.tif"], [folder]) == ["sub/a.tif"]
+    found = batch.expand_inputs([folder], recursive=True)
+    assert outputs(found, [folder]) == ["c.tif", "sub/a.tif", "sub/deeper/b.tif"]
+    named = [folder / "sub" / "a.tif", folder / "sub" / "deeper" / "b.tif"]
+    assert outputs(named, []) == ["a.tif", "deeper/b.tif"]
+    assert [job.output for job in batch.plan(named, out, "")] == [out / "a.tif", out / "deeper" / "b.tif"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -378,3 +379,89 @@ def test_each_channel_of_a_volume_is_fitted_as_a_tiffs_channel_is(tmp_path: Path
         assert result.exit_code == 0, result.output
     volume = zarr.open(str(tmp_path / "out_cells.zarr"), mode="r")[:]
     np.testing.assert_array_equal(volume, tifffile.imread(tmp_path / "out_cells.tif"))
+
+
+def test_the_api_refuses_an_image_name_and_what_is_no_store_path_and_fills_info(tmp_path: Path) -> None:
+    import mdn
+
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=_stack(1, 48, 40), chunks=(1, 48, 40))
+    with pytest.raises(mdn.MdnError, match=r"out\.tif: a zarr volume is written as a \.zarr store, not \.tif$"):
+        mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "out.tif")
+    assert not (tmp_path / "out.tif").exists()
+    array = zarr.open_array(str(tmp_path / "vol.zarr"), mode="r")
+    for source, target, words in (
+        (array, tmp_path / "a.zarr", "source must be a zarr store's path, got Array (denoise takes arrays)"),
+        (array[:], tmp_path / "a.zarr", "source must be a zarr store's path, got ndarray"),
+        (tmp_path / "vol.zarr", array, "target must be a zarr store's path, got Array"),
+    ):
+        with pytest.raises(mdn.MdnError, match="^" + re.escape(words)):
+            mdn.denoise_volume(source, target)
+    with pytest.raises(mdn.MdnError, match=r"^info must be a dict to fill in, got list"):
+        mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "a.zarr", info=[])
+    for keyword in ("tiles", "axes"):  # not a setting of volumes: refused as `mdn.denoise` refuses one
+        with pytest.raises(TypeError, match=rf"^denoise_volume\(\) got an unexpected keyword argument '{keyword}'"):
+            mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "a.zarr", **{keyword: 64})
+    info: dict = {}
+    report = mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "a.zarr", detail=False, impulses=False, info=info)
+    assert info == report and report["chunks"] == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "flags", "words"),
+    [
+        ("zeroshot", ["--share"], "--share applies to stack files; a zarr volume's planes are each fitted from"),
+        ("denoise", ["--layer", "beauty"], "--layer picks an EXR file's layer; a zarr volume has none"),
+        ("denoise", ["--albedo", "a.exr"], "--albedo and --normal are a render's buffers; a zarr volume takes none"),
+        ("denoise", ["--normal", "n.exr"], "--albedo and --normal are a render's buffers; a zarr volume takes none"),
+    ],
+)
+def test_options_for_image_files_alone_are_refused_for_a_volume(
+    tmp_path: Path, monkeypatch, command: str, flags: list[str], words: str
+) -> None:
+    """Options a volume's run would leave unused are a usage error naming the volume, as `--dtype` is."""
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=_stack(2, 32, 32), chunks=(1, 32, 32))
+    result = _invoke(command, tmp_path / "vol.zarr", "-o", tmp_path / "out.zarr", *flags)
+    assert result.exit_code == 2 and f"vol.zarr: {words}" in " ".join(result.output.split())
+    assert not (tmp_path / "out.zarr").exists()
+    monkeypatch.setattr(volumes.chunks.zeroshot_run, "run", lambda plane, settings: (plane, []))
+    result = _invoke("zeroshot", tmp_path / "vol.zarr", "-o", tmp_path / "out.zarr", "--no-share")
+    assert result.exit_code == 0, result.output  # what a volume does anyway
+
+
+def test_an_ome_zarr_image_is_named_as_an_ome_tiff_is(tmp_path: Path) -> None:
+    zarr.open_group(str(tmp_path / "cells.ome.zarr"), mode="w").create_array("0", shape=(1, 8, 8), dtype="uint16")
+    names = {
+        "cells.ome.zarr": "cells_denoised.ome.zarr",
+        "cells.ome.zarr/0": "cells_0_denoised.zarr",  # an array of the image, no OME image itself
+        "vol.zarr": "vol_denoised.zarr",
+        "run.2.zarr": "run.2_denoised.zarr",
+        "plain": "plain_denoised.zarr",
+    }
+    for name, expected in names.items():
+        assert volumes.output_path(tmp_path / name, None, "_denoised", several=False) == tmp_path / expected, name
+
+
+def test_files_and_stores_of_a_folder_mirror_its_tree_from_the_folder_named(tmp_path: Path) -> None:
+    """Files and stores below one named folder keep their subfolders alike, a lone file found by -r included."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "in" / "sub" / "stack.tif", _stack(2, 48, 40))
+    for name in ("sub/v.zarr", "top.zarr"):
+        zarr.create_array(str(tmp_path / "in" / name), data=_stack(2, 48, 40), chunks=(1, 48, 40))
+    result = _invoke("denoise", tmp_path / "in", "-r", "-o", tmp_path / "out", *ALONE)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.suffix in (".tif", ".zarr"))
+    assert written == ["sub/stack.tif", "sub/v.zarr", "top.zarr"]
+
+
+def test_a_folder_run_again_leaves_the_stores_it_wrote_alone(tmp_path: Path) -> None:
+    """Without -o a store's result lies beside it; a second run on the folder skips it, as it skips files' results
+    (it once denoised `v_denoised.zarr` into `v_denoised_denoised.zarr`, and an image's levels inside it)."""
+    image = zarr.open_group(str(tmp_path / "in" / "cells.ome.zarr"), mode="w")
+    image.attrs["multiscales"] = [{"axes": ["z", "y", "x"], "datasets": [{"path": "0"}]}]
+    image.create_array("0", data=_stack(1, 48, 40), chunks=(1, 48, 40))
+    first = _invoke("denoise", tmp_path / "in", "-r", *ALONE)
+    assert first.exit_code == 0 and (tmp_path / "in" / "cells_denoised.ome.zarr").is_dir(), first.output
+    again = _invoke("denoise", tmp_path / "in", "-r", "--skip-existing", *ALONE)
+    assert again.exit_code == 0 and "skipped, exists" in again.output, again.output
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["cells.ome.zarr", "cells_denoised.ome.zarr"]

@@ -192,7 +192,7 @@ def denoise_command(
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
         planes, loaded, options = models.inputs(pixels, context.image, context.warnings.append)
-        context.info["auxiliary"] = planes.shape[-1] > pixels.shape[-1]
+        context.info.update(batch.inputs_info(planes, pixels))
         return inference.run(planes, loaded, options, progress.steps, context.info)
 
     def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:

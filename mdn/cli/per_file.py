@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,8 +115,9 @@ def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[...,
         def run_command(**options: Any) -> None:
             given = {name: options.pop(name) for name in files}
             use_threads(given.pop("threads"))
+            file_only = _file_only({**given, **options})
             work = own(**options)
-            status = 0 if work is None else run(work=work, **given)
+            status = 0 if work is None else run(work=work, **given, file_only=file_only)
             if status:
                 raise typer.Exit(status)
 
@@ -143,10 +144,12 @@ def run(
     json_report: Path | None,
     quiet: bool,
     shard: str | None = None,
+    file_only: Sequence[str] = (),
 ) -> int:
     """Run `work` on every input (files, folders, globs), or on shard K/N of them, and report it; returns the exit
-    status: 0, EXIT_FAILED or EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs or an unusable
-    output."""
+    status: 0, EXIT_FAILED or EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs, an unusable
+    output, or a zarr volume among them with options given that apply to image files alone (`file_only`: their
+    keywords, `FILE_ONLY`)."""
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     if overwrite and skip_existing:
@@ -155,15 +158,12 @@ def run(
     found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix)
     if dtype is not None and dtype not in images.SAMPLE_TYPES:
         raise MdnError(f"--dtype must be one of {', '.join(images.SAMPLE_TYPES)}, got {dtype!r}")
-    if stores and dtype is not None:
-        raise MdnError("--dtype applies to image files; a zarr volume's output keeps its sample type", stores[0])
-    several = len(found) + len(stores) > 1
-    if several and work.one_input:
-        raise MdnError(f"{work.one_input}: give one input, not {len(found) + len(stores)}")
-    root = Path(os.path.commonpath([os.path.abspath(s.parent) for s in stores])) if len(stores) > 1 else None
-    jobs = (batch.plan(found, output, suffix) if found else []) + [
-        batch.Job(s, volumes.output_path(s, output, suffix, several, root)) for s in stores
-    ]
+    if stores and file_only:
+        raise MdnError(FILE_ONLY[file_only[0]], stores[0])
+    count = len(found) + len(stores)
+    if count > 1 and work.one_input:
+        raise MdnError(f"{work.one_input}: give one input, not {count}")
+    jobs = _plan(inputs, found, stores, output, suffix)
     jobs = batch.shard(jobs, *part) if part else jobs
     if json_report is not None:
         batch.check_report(json_report, [*found, *stores, *(job.output for job in jobs)], overwrite)
@@ -207,6 +207,39 @@ def run(
     return EXIT_FAILED if failed else 0
 
 
+FILE_ONLY = {
+    "dtype": "--dtype applies to image files; a zarr volume's output keeps its sample type",
+    "layer": "--layer picks an EXR file's layer; a zarr volume has none",
+    "albedo": "--albedo and --normal are a render's buffers; a zarr volume takes none",
+    "normal": "--albedo and --normal are a render's buffers; a zarr volume takes none",
+    "share": "--share applies to stack files; a zarr volume's planes are each fitted from the pre-trained weights, "
+    "as with --no-share",
+}
+"""The options (by keyword) that apply to image files alone, with why a zarr volume refuses them: given with a
+volume among the inputs they are a usage error rather than left unused."""
+
+
+def _file_only(options: dict[str, Any]) -> list[str]:
+    """The keywords among a command's `options` that were given (not None, not False) and apply to image files
+    alone (`FILE_ONLY`)."""
+    return [name for name in FILE_ONLY if options.get(name) not in (None, False)]
+
+
+def _plan(
+    inputs: list[str], found: list[Path], stores: list[Path], output: Path | None, suffix: str
+) -> list[batch.Job]:
+    """The jobs of the image files `found` and the zarr `stores`, files first; an output folder mirrors them all
+    below one root, the common folder of the folders named among the `inputs` and of the inputs' own
+    (`batch.tree_root`)."""
+    root = None
+    if output is not None:
+        folders = [Path(item) for item in inputs if Path(item).is_dir() and not volumes.is_volume(item)]
+        root = batch.tree_root([*found, *stores], folders)
+    several = len(found) + len(stores) > 1
+    files = batch.plan(found, output, suffix, root) if found else []
+    return files + [batch.Job(s, volumes.output_path(s, output, suffix, several, root)) for s in stores]
+
+
 def _inputs(
     inputs: list[str], volumes_taken: bool, recursive: bool, output: Path | None, suffix: str
 ) -> tuple[list[Path], list[Path]]:
@@ -217,10 +250,11 @@ def _inputs(
     files = [i for i in inputs if not volumes.is_volume(i) or pattern[i]]
     if stores and not volumes_taken:
         raise MdnError("zarr volumes are taken by mdn denoise and mdn zeroshot only", stores[0])
-    held = _volumes_in(files, recursive, output) if volumes_taken else []
+    skip_suffix = suffix if output is None else ""  # earlier results beside their inputs
+    held = _volumes_in(files, recursive, output, skip_suffix) if volumes_taken else []
     stores += [store for store in held if store not in stores]
     try:
-        found = batch.expand_inputs(files, recursive, suffix if output is None else "", results=output) if files else []
+        found = batch.expand_inputs(files, recursive, skip_suffix, results=output) if files else []
     except MdnError:
         if not held:  # folders and patterns that hold volumes alone
             raise
@@ -228,9 +262,10 @@ def _inputs(
     return found, stores
 
 
-def _volumes_in(items: list[str], recursive: bool, results: Path | None) -> list[Path]:
+def _volumes_in(items: list[str], recursive: bool, results: Path | None, skip_suffix: str = "") -> list[Path]:
     """The zarr stores that folders (their own, or all below with `recursive`) and glob patterns among `items`
-    hold, sorted; none inside another store, none inside the `results` folder."""
+    hold, sorted; none inside another store, none inside the `results` folder, none whose name ends in
+    `skip_suffix` (as files: `batch.expand_inputs`)."""
     found: list[Path] = []
     for item in items:
         if glob.has_magic(item) and not Path(item).exists():
@@ -242,7 +277,8 @@ def _volumes_in(items: list[str], recursive: bool, results: Path | None) -> list
         found += [p for p in candidates if volumes.is_volume(p)]
     outside = Path(os.path.abspath(results)) if results is not None else None
     kept = [p for p in found if not (outside and Path(os.path.abspath(p)).is_relative_to(outside))]
-    return [p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)]
+    outermost = [p for p in kept if not any(p != q and p.is_relative_to(q) for q in kept)]
+    return [p for p in outermost if not batch.is_result(p, skip_suffix)]  # after: its own arrays go with it
 
 
 def _volume(

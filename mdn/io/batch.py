@@ -125,17 +125,23 @@ def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]
 
 
 def _is_image(path: Path, skip_suffix: str = "") -> bool:
-    if skip_suffix and _name_parts(path)[0].endswith(skip_suffix):
+    if is_result(path, skip_suffix):
         return False
     return path.is_file() and path.suffix.lower() in images.FORMATS and not path.name.startswith(".")
 
 
-def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
+def is_result(path: Path, skip_suffix: str) -> bool:
+    """Whether a file's or store's name ends in `skip_suffix` (a command's earlier result beside its input)."""
+    return bool(skip_suffix) and name_parts(path)[0].endswith(skip_suffix)
+
+
+def plan(inputs: list[Path], output: Path | None, suffix: str, root: Path | None = None) -> list[Job]:
     """Name each input's output.
 
     No `output`: NAME{suffix}.EXT next to the input (an OME-TIFF's EXT: `.ome.tif`). One input and an output
     with an image extension: that file. Otherwise `output` is a directory that mirrors the inputs' tree below
-    their common folder: a flat folder gives DIR/NAME.EXT, a recursive search DIR/SUB/NAME.EXT.
+    `root` (`tree_root`: the folders named and the inputs' own; default: the inputs' common folder): a file in it
+    gives DIR/NAME.EXT, one a recursive search found in a subfolder DIR/SUB/NAME.EXT.
     """
     if "/" in suffix or os.sep in suffix:
         raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
@@ -152,23 +158,31 @@ def plan(inputs: list[Path], output: Path | None, suffix: str) -> list[Job]:
     blocking = images.file_in_the_way(output)
     if blocking is not None:
         raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
-    absolute = [Path(os.path.abspath(p)) for p in inputs]
-    root = os.path.commonpath([p.parent for p in absolute])
-    return [Job(p, output / a.relative_to(root)) for p, a in zip(inputs, absolute, strict=True)]
+    base = tree_root(inputs) if root is None else Path(os.path.abspath(root))
+    return [Job(p, output / Path(os.path.abspath(p)).relative_to(base)) for p in inputs]
 
 
-OME_ENDINGS = (".ome.tif", ".ome.tiff")
-"""The endings by which Fiji and QuPath choose their OME-TIFF reader: a name's suffix goes before them."""
+def tree_root(found: Iterable[Path], folders: Iterable[Path] = ()) -> Path:
+    """The folder that an output folder mirrors the inputs' tree below: the common folder of the `folders` the
+    user named (a file a recursive search found in a subfolder keeps that subfolder) and of the `found` inputs'
+    own folders."""
+    places = [*folders, *(path.parent for path in found)]
+    return Path(os.path.commonpath([os.path.abspath(place) for place in places]))
+
+
+OME_ENDINGS = (".ome.tif", ".ome.tiff", ".ome.zarr")
+"""The endings by which readers know an OME image (Fiji and QuPath choose their OME-TIFF reader by them, and
+OME-Zarr stores are named so): a name's suffix goes before them."""
 
 
 def _suffixed(path: Path, suffix: str) -> Path:
     """NAME{suffix}.EXT beside `path`."""
-    name, ext = _name_parts(path)
+    name, ext = name_parts(path)
     return path.with_name(f"{name}{suffix}{ext}")
 
 
-def _name_parts(path: Path) -> tuple[str, str]:
-    """A file's name as (NAME, EXT), an OME-TIFF's `.ome.tif` or `.ome.tiff` whole as its EXT."""
+def name_parts(path: Path) -> tuple[str, str]:
+    """A file's or store's name as (NAME, EXT), an OME ending (`OME_ENDINGS`) whole as its EXT."""
     name = path.name
     ending = next((e for e in OME_ENDINGS if name.lower().endswith(e) and len(name) > len(e)), path.suffix)
     return name[: len(name) - len(ending)], name[len(name) - len(ending) :]
@@ -377,14 +391,24 @@ def _work(
                                              loaded.hidden)  # fmt: skip
     except (MdnError, MemoryError) as exc:
         return _finished(_failed(result, exc, start))
-    result.info = context.info
-    noise = tonemap.photon_noise(loaded.transform, loaded.image.source.layout.dtype)
-    if noise is not None:  # the photon noise the file was stabilised for, in its units: one, or one per channel
-        result.info["photon_noise"] = noise
+    result.info = {**context.info, **transform_info(loaded.transform, loaded.image)}
     result.warnings += context.warnings
     result.seconds += time.perf_counter() - start
     store = functools.partial(_store, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype)
     return io.submit(store, loaded.image.with_pixels(pixels), result)
+
+
+def transform_info(transform: tonemap.DisplayTransform, image: images.Image) -> dict[str, Any]:
+    """What a file's report records of its display transform: the photon noise it was stabilised for, in the
+    image's units (one fit, or one per channel), where it was."""
+    noise = tonemap.photon_noise(transform, image.source.layout.dtype)
+    return {} if noise is None else {"photon_noise": noise}
+
+
+def inputs_info(planes: np.ndarray, pixels: np.ndarray) -> dict[str, Any]:
+    """What a file's report records of a denoiser's input: whether a render's albedo and normal went with its
+    `pixels` (the model's `planes` hold more channels)."""
+    return {"auxiliary": planes.shape[-1] > pixels.shape[-1]}
 
 
 def _store(image: images.Image, result: Result, *, overwrite: bool, skip_existing: bool, dtype: str | None) -> Result:

@@ -15,7 +15,7 @@ from typing import Any, overload
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import batch, images, tonemap
 from mdn.stabilise import Stabiliser, stabiliser_for
 
 PROGRESS = ".mdn-progress"
@@ -268,9 +268,10 @@ def stored(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def check_target(source: Path, target: Path) -> None:
-    """An MdnError naming `target` where a volume's output cannot go there whatever `--overwrite` says: the input
-    itself (or a store inside it, or around it: a volume is read while its output is written), a file, a folder
-    that holds no zarr store, or a path below a file."""
+    """An MdnError naming `target` where a volume's output cannot go there whatever `--overwrite` says: an image
+    file's name (`check_store_name`), the input itself (or a store inside it, or around it: a volume is read while
+    its output is written), a file, a folder that holds no zarr store, or a path below a file."""
+    check_store_name(target)
     inside, around = (Path(os.path.abspath(p)) for p in (target, source))
     store = _store_around(source) or around
     if inside == around or inside.is_relative_to(store) or around.is_relative_to(inside):
@@ -373,22 +374,34 @@ def unit_name(unit: Unit, chunks: tuple[int, ...]) -> str:
 
 
 def output_path(source: Path, output: Path | None, suffix: str, several: bool, root: Path | None = None) -> Path:
-    """Where a volume's result goes: NAME{suffix}.zarr beside it (an array inside a store: beside the store, as
-    STORE_ARRAY{suffix}.zarr), `output` itself (one volume, a .zarr path), or below `output` as below `root`
-    (the folder its batch's volumes share; default: its own folder), as files mirror their tree."""
+    """Where a volume's result goes: beside it (`default_output`), `output` itself (one volume, a .zarr path), or
+    below `output` as below `root` (the folder the batch's outputs mirror, `batch.tree_root`; default: its own
+    folder), as files mirror their tree."""
     if output is None:
-        store = _store_around(source)
-        if store is not None:
-            inner = "_".join(Path(os.path.abspath(source)).relative_to(store).parts)
-            return store.with_name(f"{store.stem}_{inner}{suffix}.zarr")
-        return source.with_name(f"{source.stem}{suffix}{source.suffix or '.zarr'}")
+        return default_output(source, suffix)
     if output.suffix.lower() == ".zarr" and not several:
         return output
-    if output.suffix.lower() in images.FORMATS and not output.is_dir():
-        raise MdnError(f"a zarr volume is written as a .zarr store, not {output.suffix}", output)
-    if root is None:
-        return output / source.name
-    return output / Path(os.path.abspath(source)).relative_to(Path(os.path.abspath(root)))
+    check_store_name(output)
+    base = Path(os.path.abspath(root if root is not None else source.parent))
+    return output / Path(os.path.abspath(source)).relative_to(base)
+
+
+def default_output(source: Path, suffix: str) -> Path:
+    """NAME{suffix}.zarr beside a store, its ending kept (`cells.ome.zarr`: `cells{suffix}.ome.zarr`, as an
+    OME-TIFF's is, `batch.name_parts`); an array inside a store goes beside the store, as STORE_ARRAY{suffix}.zarr."""
+    store = _store_around(source)
+    if store is not None:
+        inner = "_".join(Path(os.path.abspath(source)).relative_to(store).parts)
+        return store.with_name(f"{batch.name_parts(store)[0]}_{inner}{suffix}.zarr")
+    name, ending = batch.name_parts(source)
+    return source.with_name(f"{name}{suffix}{ending or '.zarr'}")
+
+
+def check_store_name(target: Path) -> None:
+    """An MdnError naming `target` where it ends as an image file does and is no folder yet: a zarr store is a
+    folder, which a name such as `out.tif` would pass off as an image."""
+    if target.suffix.lower() in images.FORMATS and not target.is_dir():
+        raise MdnError(f"a zarr volume is written as a .zarr store, not {target.suffix}", target)
 
 
 def _store_around(path: Path) -> Path | None:
