@@ -18,7 +18,7 @@ import pytest
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import images, library_messages
+from mdn.io import batch, images, library_messages
 
 RNG = np.random.default_rng(7)
 
@@ -758,3 +758,20 @@ def test_a_pipe_is_written_through_not_replaced_by_a_file(tmp_path: Path) -> Non
     reader.join(timeout=60)
     assert got == [b'{"files": 1}'] and stat.S_ISFIFO(pipe.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file left
+
+
+def test_a_descriptors_link_is_written_through_after_what_the_file_holds(tmp_path: Path) -> None:
+    """`--json /dev/stdout >> log.txt`: /dev/stdout leads into /proc and on to the log, and the rename put a file
+    in its place (as root, in /dev)."""
+    log = tmp_path / "log.txt"
+    log.write_text("wrote out.png\n")
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        stdout = tmp_path / "stdout"
+        stdout.symlink_to(f"/proc/self/fd/{descriptor}")
+        assert images.is_stream(stdout) and not images.is_stream(log)
+        batch.check_report(stdout, [])  # the log holds no report: a stream is not a file to replace
+        images.write_atomic(stdout, lambda path: path.write_text('{"files": 1}\n'))
+    finally:
+        os.close(descriptor)
+    assert stdout.is_symlink() and log.read_text() == 'wrote out.png\n{"files": 1}\n'

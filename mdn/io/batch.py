@@ -467,7 +467,7 @@ def check_report(
     its kind unless `overwrite` (`remedy` says what else to do), or a path no file can be written to."""
     if any(path.resolve() == file.resolve() for file in files):
         raise MdnError("is an input or a result of this command; refusing to write a report over it", path)
-    if path.is_file():
+    if path.is_file() and not images.is_stream(path):  # /dev/stdout into a log: the report goes after the log's lines
         kind = _plot_kind(path) if plot else _report_kind(path)
         if kind is None:
             what = "an image matplotlib did not make" if plot else "not a text file"

@@ -950,12 +950,12 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
     process wrote while this one worked: OutputExists.
 
     The result gets the permissions of the file it replaces, or the usual ones for a new file (0666 less the
-    umask) rather than the private mode of a temporary file. A device or a pipe (/dev/null, /dev/stdout in a
-    pipeline) is written through: there is no file to replace, and a rename would put a file in its place.
+    umask) rather than the private mode of a temporary file. A device, a pipe or /dev/stdout (`is_stream`) is
+    written through: there is no file to replace, and a rename would put a file in its place.
     """
-    if _special(path):
+    if is_stream(path):
         try:
-            write_to(path)
+            _write_through(path, write_to)
         except (OSError, RuntimeError) as exc:
             raise MdnError(f"cannot write: {_write_failure(path, exc)}", path) from None
         return
@@ -976,13 +976,42 @@ def write_atomic(path: Path, write_to: Callable[[Path], None], *, replace: bool 
             _discard(tmp)
 
 
-def _special(path: Path) -> bool:
-    """Whether `path` (or what its links lead to) is a device, a pipe or a socket rather than a file or folder."""
+def is_stream(path: Path) -> bool:
+    """Whether `path` (or what its links lead to) is a device, a pipe or a socket rather than a file or folder, or
+    a process's open descriptor (/dev/stdout, /dev/fd/1: a link into /proc, whatever it is open on): written
+    through, never replaced."""
     try:
         mode = path.stat().st_mode
     except OSError:  # nothing there yet (or a dangling link): a file is made
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or _leads_into_proc(path)
+
+
+def _leads_into_proc(path: Path) -> bool:
+    """Whether `path` or a link on its way lies in /proc (a descriptor's link, which resolves to the file it is
+    open on: /dev/stdout of a command whose output goes to a log resolves to the log)."""
+    place = Path(os.path.abspath(path))
+    for _ in range(40):  # the kernel's limit on links in a row
+        place = Path(os.path.realpath(place.parent)) / place.name
+        if place.is_relative_to("/proc"):
+            return True
+        if not place.is_symlink():
+            return False
+        place = Path(os.path.normpath(place.parent / os.readlink(place)))
+    return False
+
+
+def _write_through(path: Path, write_to: Callable[[Path], None]) -> None:
+    """Write into a stream (`is_stream`): through a temporary file, whose bytes are then appended to it (a log
+    that /dev/stdout leads to keeps the lines before them)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mdn-") as folder:
+        tmp = Path(folder) / path.name
+        write_to(tmp)
+        with tmp.open("rb") as written, path.open("ab") as stream:
+            shutil.copyfileobj(written, stream)
 
 
 def _publish_new(tmp: Path, path: Path) -> None:
@@ -1008,6 +1037,10 @@ def check_writable(path: Path) -> None:
     its hours of work. Folders missing on the way are made, as the write would make them."""
     if path.is_dir():
         raise MdnError("is a directory, expected a file name", path)
+    if is_stream(path):  # opened when written (a pipe's open waits for its reader)
+        if not os.access(path, os.W_OK):
+            raise MdnError("cannot write: permission denied", path)
+        return
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
