@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from mdn import __version__
 from mdn.cli import app
+from mdn.errors import MdnError
 from mdn.io import batch
 from mdn.noise import NOISE_TYPES
 
@@ -445,3 +446,29 @@ def test_a_noisy_float_tiff_within_its_display_range_is_clipped_not_stretched_in
     out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
     np.testing.assert_array_equal(out[1], np.rint(ramp[1] * 255))  # was stretched: 0.1 came out 47, not 26
     assert out[0, 0] == 0 and out[0, 1] == 255
+
+
+def test_a_csv_or_json_of_the_users_own_is_no_report_to_replace(tmp_path: Path) -> None:
+    """Any CSV with a header, any JSON, was taken for an earlier report: `--json shoot.json` replaced a user's
+    notes of a shoot without a word."""
+    source = _png(tmp_path / "a.png")
+    shoot = tmp_path / "shoot.json"
+    shoot.write_text('[{"filename": "IMG_0001.png", "iso": 3200}]')
+    result = _invoke("noise", source, "--json", shoot)
+    assert result.exit_code == 2 and "holds no report" in result.output and "iso" in shoot.read_text()
+    assert _invoke("noise", source, "--json", tmp_path / "report.json").exit_code == 0
+    assert _invoke("noise", source, "--json", tmp_path / "report.json", "--overwrite").exit_code == 0  # its own
+    for name, text, report in (
+        ("shoot.csv", "filename,exposure,iso\nIMG_0001.png,1/60,3200\n", False),
+        ("scores.csv", "model,noise,level,image,psnr,ssim,seconds\n", True),
+        ("speed.json", '[{"model": "unet", "size": "1024", "mp_per_s": 1.5}]', True),
+        ("none.json", "[]", True),
+        ("table.md", "| model | gaussian | mean |\n|---|---|---|\n", True),
+        ("notes.md", "| a | b |\n", False),
+    ):
+        (tmp_path / name).write_text(text)
+        if report:
+            batch.check_report(tmp_path / name, [])
+        else:
+            with pytest.raises(MdnError, match="holds no report"):
+                batch.check_report(tmp_path / name, [])

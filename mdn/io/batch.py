@@ -483,9 +483,15 @@ def check_plot(path: Path) -> None:
         raise MdnError(f"a plot is written as {', '.join(PLOT_SUFFIXES)}, not {path.suffix or 'a bare name'}", path)
 
 
+REPORT_FIELDS = ({"model", "noise", "psnr"}, {"model", "mp_per_s"}, {"config", "it_per_s"}, {"files", "planned"})
+"""The fields by which mdn knows a report it wrote (a bench's scores, speed or training-speed rows; a batch's
+`--json`): a CSV header or a JSON object that holds all of one set."""
+
+
 def _report_kind(path: Path) -> bool | None:
-    """Whether a file holds an earlier report of the kind its name says (JSON: an object or a list; CSV: a header
-    of plain column names; Markdown: a table), which a new one may replace; None where it is not text."""
+    """Whether a file holds an earlier report of mdn's of the kind its name says (JSON: an object or a list of
+    them, CSV: a header, holding `REPORT_FIELDS`; Markdown: a bench's table), which a new one may replace; None
+    where it is not text. A user's own CSV or JSON (a shoot's exposures) is no report."""
     try:
         with path.open("rb") as file:
             start = file.read(4096)
@@ -494,13 +500,30 @@ def _report_kind(path: Path) -> bool | None:
         return None
     if "\0" in text:
         return None
+    if not text.strip():  # empty: a bench's report of no rows, or nothing to lose
+        return True
     first = text.lstrip().split("\n", 1)[0].strip()
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return re.fullmatch(r"[\w.]+(,[\w.]+)+", first) is not None
+        return _report_fields(set(first.split(",")))
     if suffix in (".md", ".markdown"):
-        return first.startswith("|")
-    return first[:1] in ("{", "[")
+        return first.startswith(("| model |", "| PSNR minus"))
+    return first[:1] in ("{", "[") and _json_report(path)
+
+
+def _json_report(path: Path) -> bool:
+    """Whether a JSON file is an object, or a list of them (none: a bench's rows, none made), of a report's
+    fields."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    first = data[0] if isinstance(data, list) and data else data
+    return data == [] or (isinstance(first, dict) and _report_fields(set(first)))
+
+
+def _report_fields(fields: set[str]) -> bool:
+    return any(marks <= fields for marks in REPORT_FIELDS)
 
 
 def _plot_kind(path: Path) -> bool | None:
