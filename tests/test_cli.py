@@ -472,3 +472,11 @@ def test_a_csv_or_json_of_the_users_own_is_no_report_to_replace(tmp_path: Path) 
         else:
             with pytest.raises(MdnError, match="holds no report"):
                 batch.check_report(tmp_path / name, [])
+
+
+def test_output_dash_is_refused_not_made_a_folder(tmp_path: Path) -> None:
+    """`-o -` (stdout, as many tools take it) made a folder named '-' and wrote there."""
+    source = _png(tmp_path / "a.png")
+    result = _invoke("noise", source, "-o", "-")
+    assert result.exit_code == 2 and "pictures are not written to stdout" in result.output
+    assert not Path("-").exists()
