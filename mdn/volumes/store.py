@@ -165,7 +165,7 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
             low, high = min(low, finite.min()), max(high, finite.max())
     scale = sample_scale(array.dtype)
     low, high = (np.float32(v) / scale for v in (low, high)) if np.isfinite(low) else (np.float32(0),) * 2
-    return tonemap.Stretch(float(low), float(high) if high > low else float(low) + 1.0)
+    return tonemap.Stretch.of_range(float(low), float(high))  # a flat volume as a flat file
 
 
 class ChannelView:
