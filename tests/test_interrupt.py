@@ -87,3 +87,23 @@ def test_ctrl_c_during_a_large_write_leaves_no_temporary_file(
         assert json.loads((tmp_path / "report.json").read_text())["done"] == 1
     if (out / "noisy.png").exists():
         assert imagecodecs.png_decode((out / "noisy.png").read_bytes()).shape == (4000, 6000, 3)
+
+
+LATE_CTRL_C = """
+import signal
+from mdn.cli import per_file
+
+with per_file._interrupts() as stop:
+    stop.set()  # the work is done
+    signal.raise_signal(signal.SIGINT)  # a Ctrl-C as the summary is printed
+    print("summary and report finished", stop.signalled, stop.status)
+    signal.raise_signal(signal.SIGINT)  # a second one: at once
+    print("not reached")
+"""
+
+
+def test_a_ctrl_c_after_the_work_lets_the_summary_and_report_finish() -> None:
+    """One Ctrl-C just after the last file said 'interrupted again: stopped at once' and cut the report."""
+    done = subprocess.run([sys.executable, "-c", LATE_CTRL_C], capture_output=True, text=True, timeout=120)
+    assert done.stdout == "summary and report finished True 130\n", done.stdout + done.stderr
+    assert done.returncode == 130 and done.stderr.strip() == "interrupted again: stopped at once"

@@ -191,7 +191,7 @@ def run(
                             break
                 except batch.Interrupted as interrupted:
                     results, planned = interrupted.results, interrupted.planned
-            stop.set()  # from here on a Ctrl-C stops at once
+            stop.set()  # the work is done: a Ctrl-C from here on lets the summary and report finish
             print_summary(results, quiet=quiet, planned=len(jobs) + len(volume_jobs))
             failed = any(r.status == "failed" for r in results)
             if json_report is not None:
@@ -206,6 +206,8 @@ def run(
     if planned is not None:
         console.print(f"[yellow]interrupted[/] after {len(results)} of {planned} files")
         return stop.status
+    if stop.signalled:  # after the last file: nothing was left undone
+        console.print("[yellow]interrupted[/] after the work was done: the summary and report are whole")
     return EXIT_FAILED if failed else 0
 
 
@@ -304,9 +306,11 @@ def _volume(
 
 
 class StopRequest(threading.Event):
-    """Set by the first Ctrl-C or SIGTERM; `signal` is the one that came (the exit status is 128 + it)."""
+    """Set by the first Ctrl-C or SIGTERM, or once the work is done; `signal` is the one that came (the exit
+    status is 128 + it), `signalled` whether one did."""
 
     signal: int = signal.SIGINT
+    signalled: bool = False
 
     @property
     def status(self) -> int:
@@ -317,16 +321,18 @@ class StopRequest(threading.Event):
 def _interrupts() -> Iterator[StopRequest]:
     """Ctrl-C or SIGTERM (a batch system's stop, `kill`, `timeout`) while inside: the first sets the event and
     raises KeyboardInterrupt (the event keeps it where a finaliser swallows the exception), so that the batch
-    stops with its summary and report; once the event is set, another removes the temporary files of writes in
-    flight and exits at once."""
+    stops with its summary and report; once the work is done (the event set by the run), the first is noted and
+    the summary and report finish; a second removes the temporary files of writes in flight and exits at once."""
     stop = StopRequest()
 
     def handle(signum: int, frame: object) -> None:
-        if stop.is_set():
+        if stop.signalled:
             images.remove_partial_writes()
             os.write(2, b"\ninterrupted again: stopped at once\n")
             os._exit(128 + signum)
-        stop.signal = signum
+        stop.signal, stop.signalled = signum, True
+        if stop.is_set():  # the work is done: its summary and report are a moment's
+            return
         stop.set()
         raise KeyboardInterrupt
 
