@@ -570,3 +570,11 @@ def test_a_zs_n2n_fit_that_collapses_to_black_or_white_is_an_error(noisy: np.nda
     assert collapsed((noisy > 0.5).astype(np.float32), noisy)  # black and white alone: --lr 3000 wrote this
     assert not collapsed(np.zeros_like(noisy), np.zeros_like(noisy))  # a black picture stays black
     assert not collapsed(np.clip(noisy, 0.01, 1), noisy)
+
+
+def test_the_wrote_line_names_zs_n2n_as_it_names_a_card(tmp_path) -> None:
+    """`wrote b.png (1.0 s)`: ZS-N2N has no card, and the line named nothing."""
+    (tmp_path / "a.png").write_bytes(imagecodecs.png_encode(data.camera()[:32, :32]))
+    args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--method", "zs-n2n", "--iters", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "b.png (zs-n2n, " in result.output, result.output

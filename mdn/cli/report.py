@@ -105,7 +105,8 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
         if results and results[0].status != "failed":
             result = results[0]
             if result.status == "done":
-                what = [result.info.get("model") or result.info.get("noise"), _kept(result.info.get("kept_change"))]
+                info = result.info
+                what = [info.get("model") or info.get("noise") or info.get("method"), _kept(info.get("kept_change"))]
                 what = "".join(f"{part}, " for part in what if part)
                 out.print(f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True, markup=False)
             else:
