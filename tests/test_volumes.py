@@ -428,6 +428,14 @@ def test_options_for_image_files_alone_are_refused_for_a_volume(
     assert result.exit_code == 0, result.output  # what a volume does anyway
 
 
+def test_a_volumes_option_without_a_volume_is_refused(tmp_path: Path) -> None:
+    """`--scheduler` with image files alone was left unused without a word."""
+    tifffile.imwrite(tmp_path / "cells.tif", _stack(2, 32, 32))
+    result = _invoke("denoise", tmp_path / "cells.tif", "-o", tmp_path / "out.tif", "--scheduler", "local:1")
+    assert result.exit_code == 2 and "no zarr volume is among the inputs" in " ".join(result.output.split())
+    assert not (tmp_path / "out.tif").exists()
+
+
 def test_an_ome_zarr_image_is_named_as_an_ome_tiff_is(tmp_path: Path) -> None:
     zarr.open_group(str(tmp_path / "cells.ome.zarr"), mode="w").create_array("0", shape=(1, 8, 8), dtype="uint16")
     names = {

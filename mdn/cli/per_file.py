@@ -115,9 +115,10 @@ def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[...,
         def run_command(**options: Any) -> None:
             given = {name: options.pop(name) for name in files}
             use_threads(given.pop("threads"))
-            file_only = _file_only({**given, **options})
+            apart = {**given, **options}
+            file_only, volume_only = _given(apart, FILE_ONLY), _given(apart, VOLUME_ONLY)
             work = own(**options)
-            status = 0 if work is None else run(work=work, **given, file_only=file_only)
+            status = 0 if work is None else run(work=work, **given, file_only=file_only, volume_only=volume_only)
             if status:
                 raise typer.Exit(status)
 
@@ -145,11 +146,12 @@ def run(
     quiet: bool,
     shard: str | None = None,
     file_only: Sequence[str] = (),
+    volume_only: Sequence[str] = (),
 ) -> int:
     """Run `work` on every input (files, folders, globs), or on shard K/N of them, and report it; returns the exit
     status: 0, EXIT_FAILED or EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs, an unusable
-    output, or a zarr volume among them with options given that apply to image files alone (`file_only`: their
-    keywords, `FILE_ONLY`)."""
+    output, a zarr volume among them with options given that apply to image files alone (`file_only`: their
+    keywords, `FILE_ONLY`), or none with options that apply to volumes alone (`volume_only`, `VOLUME_ONLY`)."""
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     if overwrite and skip_existing:
@@ -162,6 +164,8 @@ def run(
         raise MdnError(f"--dtype must be one of {', '.join(images.SAMPLE_TYPES)}, got {dtype!r}")
     if stores and file_only:
         raise MdnError(FILE_ONLY[file_only[0]], stores[0])
+    if volume_only and not stores:
+        raise MdnError(VOLUME_ONLY[volume_only[0]])
     count = len(found) + len(stores)
     if count > 1 and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {count}")
@@ -223,10 +227,14 @@ FILE_ONLY = {
 volume among the inputs they are a usage error rather than left unused."""
 
 
-def _file_only(options: dict[str, Any]) -> list[str]:
-    """The keywords among a command's `options` that were given (not None, not False) and apply to image files
-    alone (`FILE_ONLY`)."""
-    return [name for name in FILE_ONLY if options.get(name) not in (None, False)]
+VOLUME_ONLY = {"scheduler": "--scheduler runs a zarr volume's chunks on a cluster; no zarr volume is among the inputs"}
+"""The options (by keyword) that apply to zarr volumes alone: given with none among the inputs, a usage error."""
+
+
+def _given(options: dict[str, Any], which: dict[str, str]) -> list[str]:
+    """The keywords of `which` (`FILE_ONLY`, `VOLUME_ONLY`) among a command's `options` that were given (not None,
+    not False)."""
+    return [name for name in which if options.get(name) not in (None, False)]
 
 
 def _plan(
