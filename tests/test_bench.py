@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -672,3 +674,22 @@ def test_options_the_run_does_not_take_are_refused_in_one_line(tmp_path: Path) -
     }
     for args, message in cases.items():
         _one_line_usage_error(runner.invoke(app, ["bench", *args]), message)
+
+
+SIGTERM_BENCH = """
+import signal
+from mdn.cli import bench_runs
+
+def rows():
+    yield {"model": "noisy"}
+    signal.raise_signal(signal.SIGTERM)  # a batch system's time limit
+    yield {"model": "unet"}
+
+print(*bench_runs._until_interrupted(rows()))
+"""
+
+
+def test_sigterm_stops_a_bench_with_the_rows_so_far_and_its_own_status() -> None:
+    """A batch system's SIGTERM killed a bench outright: no partial reports, as Ctrl-C now keeps."""
+    done = subprocess.run([sys.executable, "-c", SIGTERM_BENCH], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "[{'model': 'noisy'}] 143\n", done.stdout + done.stderr

@@ -93,7 +93,7 @@ LATE_CTRL_C = """
 import signal
 from mdn.cli import per_file
 
-with per_file._interrupts() as stop:
+with per_file.interrupts() as stop:
     stop.set()  # the work is done
     signal.raise_signal(signal.SIGINT)  # a Ctrl-C as the summary is printed
     print("summary and report finished", stop.signalled, stop.status)

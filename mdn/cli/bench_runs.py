@@ -12,8 +12,7 @@ import typer
 from rich.markup import escape
 
 from mdn import bench
-from mdn.cli import display
-from mdn.cli.per_file import EXIT_FAILED, EXIT_INTERRUPTED
+from mdn.cli import display, per_file
 from mdn.cli.report import console
 from mdn.errors import MdnError
 from mdn.inference import engine
@@ -102,28 +101,31 @@ def check_reports(reports: dict[str, Path | None], inputs: list[Path]) -> None:
         batch.check_plot(reports["--plot"])
 
 
-def _until_interrupted(rows: Iterable[T]) -> tuple[list[T], bool]:
-    """The rows a bench makes, and whether Ctrl-C stopped it first (then the rows made so far)."""
+def _until_interrupted(rows: Iterable[T]) -> tuple[list[T], int | None]:
+    """The rows a bench makes, and the exit status of the Ctrl-C or SIGTERM (a batch system's time limit) that
+    stopped it first, then the rows made so far; None where none did."""
     done: list[T] = []
-    try:
-        for row in rows:
-            done.append(row)
-    except KeyboardInterrupt:
-        return done, True
-    return done, False
+    with per_file.interrupts() as stop:
+        try:
+            for row in rows:
+                done.append(row)
+        except KeyboardInterrupt:
+            return done, stop.status
+    return done, None
 
 
-def _write_bench_rows(rows: list[dict], reports: dict[str, Path | None], interrupted: bool, what: str) -> None:
-    """Write the rows where --csv and --json ask, those of a bench Ctrl-C stopped too (then say so and exit)."""
-    if rows or not interrupted:
+def _write_bench_rows(rows: list[dict], reports: dict[str, Path | None], interrupted: int | None, what: str) -> None:
+    """Write the rows where --csv and --json ask, those of a bench stopped by a signal too (`interrupted`: the exit
+    status; then say so and exit)."""
+    if rows or interrupted is None:
         display.write_rows(rows, reports["--csv"], reports["--json"])
-    if interrupted:
-        stopped(len(rows), what, reports)
+    if interrupted is not None:
+        stopped(len(rows), what, reports, interrupted)
 
 
-def stopped(done: int, what: str, reports: dict[str, Path | None]) -> NoReturn:
-    """Say how far a bench got before Ctrl-C and which reports hold the `done` rows it made (partial ones); exit
-    130, as `mdn denoise` does."""
+def stopped(done: int, what: str, reports: dict[str, Path | None], status: int = per_file.EXIT_INTERRUPTED) -> NoReturn:
+    """Say how far a bench got before Ctrl-C or SIGTERM and which reports hold the `done` rows it made (partial
+    ones); exit with `status` (128 + the signal), as `mdn denoise` does."""
     written = [str(path) for path in reports.values() if path is not None]
     if not done:
         said = f"before any {what}" + ("; nothing written" if written else "")
@@ -133,7 +135,7 @@ def stopped(done: int, what: str, reports: dict[str, Path | None]) -> NoReturn:
             hold = "holds" if len(written) == 1 else "hold"
             said += f": {', '.join(written)} {hold} {'it' if done == 1 else 'them'} (partial)"
     console.print(f"[yellow]interrupted[/] {escape(said)}", soft_wrap=True)
-    raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(status)
 
 
 def training(rows: Iterable[bench.TrainSpeed], quiet: bool, reports: dict[str, Path | None]) -> None:
@@ -151,7 +153,7 @@ def speed(rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | No
         done, interrupted = _until_interrupted(rows)
     except bench.OutOfMemory as exc:
         console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise typer.Exit(per_file.EXIT_FAILED) from None
     table = bench.SpeedTable.of(done)
     if done and not quiet:
         display.print_speed(table)
@@ -169,11 +171,11 @@ def quality(
         display.print_quality(scores, study.models)
     markdown_path, plot_path = reports["--markdown"], reports["--plot"]
     if scores and markdown_path is not None:
-        partial = f"\nPartial: interrupted after {len(scores)} scores.\n" if interrupted else ""
+        partial = f"\nPartial: interrupted after {len(scores)} scores.\n" if interrupted is not None else ""
         table = bench.markdown(scores) + partial
         images.write_atomic(markdown_path, lambda tmp: tmp.write_text(table))
     if scores and plot_path is not None:
         bench.plot(scores, plot_path)
-        if not quiet and not interrupted:
+        if not quiet and interrupted is None:
             console.print(f"wrote {plot_path}", markup=False)
     _write_bench_rows([asdict(s) for s in scores], reports, interrupted, "score")

@@ -178,7 +178,7 @@ def run(
     planned: int | None = None
     stop = StopRequest()
     try:
-        with _interrupts() as stop:
+        with interrupts() as stop:
             with BatchProgress(len(jobs) + len(volume_jobs), quiet=quiet) as progress:
                 try:
                     results = batch.run(
@@ -326,7 +326,7 @@ class StopRequest(threading.Event):
 
 
 @contextlib.contextmanager
-def _interrupts() -> Iterator[StopRequest]:
+def interrupts() -> Iterator[StopRequest]:
     """Ctrl-C or SIGTERM (a batch system's stop, `kill`, `timeout`) while inside: the first sets the event and
     raises KeyboardInterrupt (the event keeps it where a finaliser swallows the exception), so that the batch
     stops with its summary and report; once the work is done (the event set by the run), the first is noted and
