@@ -432,7 +432,7 @@ def test_exr_nan_and_inf_are_replaced_and_counted(tmp_path: Path) -> None:
     assert np.isfinite(image.pixels).all()
     assert image.pixels[0, 0, 0, 0] == 0.0
     assert image.pixels[0, 1, 1, 1] == 7.0
-    assert image.pixels[0, 2, 2, 2] == -7.0
+    assert image.pixels[0, 2, 2, 2] == 0.0  # no light: as -7 it had left a black dot in the denoised picture
 
 
 def test_integer_output_is_rounded_and_clipped_not_wrapped(tmp_path: Path) -> None:
@@ -775,3 +775,96 @@ def test_a_descriptors_link_is_written_through_after_what_the_file_holds(tmp_pat
     finally:
         os.close(descriptor)
     assert stdout.is_symlink() and log.read_text() == 'wrote out.png\n{"files": 1}\n'
+
+
+def test_two_view_layers_combined_are_asked_about_not_one_left_noisy(tmp_path: Path) -> None:
+    """Background.Combined was denoised and ViewLayer.Combined written back noisy, without a word; Blender's
+    Composite (the compositor's picture of its view layers) is still the beauty read."""
+    layers = {f"{view}.Combined.{c}": RNG.random((6, 7)).astype("float32") for view in ("Background", "ViewLayer")
+              for c in "RGB"}  # fmt: skip
+    path = tmp_path / "two.exr"
+    _write_exr(path, layers)
+    with pytest.raises(MdnError, match=r"two\.exr: which layer is the beauty pass\? pick one with --layer "
+                                       r"\(Background\.Combined, ViewLayer\.Combined\)$"):  # fmt: skip
+        images.read(path)
+    np.testing.assert_array_equal(images.read(path, layer="ViewLayer.Combined").pixels[0, ..., 2],
+                                  layers["ViewLayer.Combined.B"])  # fmt: skip
+    composite = {f"Composite.Combined.{c}": RNG.random((6, 7)).astype("float32") for c in "RGB"}
+    _write_exr(path, {**layers, **composite})
+    np.testing.assert_array_equal(images.read(path).pixels[0, ..., 0], composite["Composite.Combined.R"])
+
+
+def _mip_mapped_exr(path: Path, size: int, tile: int = 8) -> None:
+    """A tiled, mip-mapped, uncompressed half RGB EXR of `size` x `size`, written byte by byte: OpenEXR's Python
+    binding writes level 0 alone."""
+    import struct
+
+    def attribute(name: str, kind: str, data: bytes) -> bytes:
+        return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(data)) + data
+
+    box = struct.pack("<4i", 0, 0, size - 1, size - 1)
+    halves = b"".join(c.encode() + b"\0" + struct.pack("<i4xii", 1, 1, 1) for c in "BGR") + b"\0"
+    header = b"".join([
+        attribute("channels", "chlist", halves),
+        attribute("compression", "compression", b"\0"), attribute("dataWindow", "box2i", box),
+        attribute("displayWindow", "box2i", box), attribute("lineOrder", "lineOrder", b"\0"),
+        attribute("pixelAspectRatio", "float", struct.pack("<f", 1)),
+        attribute("screenWindowCenter", "v2f", struct.pack("<2f", 0, 0)),
+        attribute("screenWindowWidth", "float", struct.pack("<f", 1)),
+        attribute("tiles", "tiledesc", struct.pack("<IIB", tile, tile, 1)),
+    ]) + b"\0"  # fmt: skip
+    chunks = []
+    for level in range(size.bit_length()):
+        side = size >> level
+        plane = np.full((side, side), 0.5, np.float16)
+        for ty in range(-(-side // tile)):
+            for tx in range(-(-side // tile)):
+                block = plane[ty * tile : (ty + 1) * tile, tx * tile : (tx + 1) * tile]
+                data = b"".join(row.tobytes() * 3 for row in block)  # B, G, R of each line
+                chunks.append(struct.pack("<5i", tx, ty, level, level, len(data)) + data)
+    start = b"v/1\x01" + struct.pack("<I", 2 | 0x200) + header
+    offsets = np.cumsum([len(start) + 8 * len(chunks)] + [len(chunk) for chunk in chunks[:-1]])
+    path.write_bytes(start + b"".join(struct.pack("<Q", int(o)) for o in offsets) + b"".join(chunks))
+
+
+def test_the_mip_levels_an_exr_writes_without_are_said_left_out(tmp_path: Path) -> None:
+    """A texture's reduced levels had been dropped without a word (the binding writes level 0 alone)."""
+    from typer.testing import CliRunner
+
+    from mdn.cli import app
+
+    _mip_mapped_exr(tmp_path / "mip.exr", 16)
+    image = images.read(tmp_path / "mip.exr")
+    assert image.pixels.shape == (1, 16, 16, 3)
+    assert image.source.meta["left_out"] == ["its 4 mip-map levels below the full size"]
+    result = CliRunner().invoke(app, ["noise", str(tmp_path / "mip.exr"), "-o", str(tmp_path / "out.exr")])
+    assert result.exit_code == 0, result.output
+    assert "mip.exr: its 4 mip-map levels below the full size left out" in result.output
+    tiles = OpenEXR.File(str(tmp_path / "out.exr"), header_only=True).header()["tiles"]
+    assert tiles.mode == OpenEXR.ONE_LEVEL
+    rip = OpenEXR.TileDescription()
+    rip.xSize, rip.ySize, rip.mode, rip.roundingMode = 8, 8, OpenEXR.RIPMAP_LEVELS, OpenEXR.ROUND_UP
+    window = (np.array([0, 0], np.int32), np.array([19, 8], np.int32))  # 20 x 9: 6 x 5 levels rounded up
+    assert images._levels_besides_full({"tiles": rip, "dataWindow": window}) == (29, "rip-map")
+
+
+def test_an_exrs_premultiplied_colour_is_divided_by_alpha_for_a_straight_format(tmp_path: Path) -> None:
+    """OpenEXR's colour is multiplied by alpha; a PNG's, a WebP's and a TIFF's unassociated alpha's are not: a
+    quarter-covered mid grey came out darkened (0.125 instead of 0.5), and a TIFF tagged unassociated held it."""
+    alpha = np.ones((4, 6), np.float32)
+    alpha[:, :3] = 0.25
+    alpha[0, 0] = 0.0
+    colour = 0.5 * alpha
+    colour[0, 0] = 2.0  # glow: light where nothing covers
+    _write_exr(tmp_path / "cut.exr", {"R": colour, "G": colour, "B": colour, "A": alpha})
+    image = images.read(tmp_path / "cut.exr")
+    images.write(image, tmp_path / "out.png")
+    png = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    assert png[1, 1].tolist() == [*png[1, 5].tolist()[:3], 64] and png[1, 5, 0] == 188  # sRGB 0.5, alpha 0.25
+    images.write(image, tmp_path / "out.tif", dtype="float32")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        stored = tif.asarray()
+        assert tif.pages.first.extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)
+    assert stored[1, 1].tolist() == [0.5, 0.5, 0.5, 0.25] and stored[0, 0].tolist() == [2.0, 2.0, 2.0, 0.0]
+    images.write(image, tmp_path / "out.exr")  # an EXR keeps its colour as OpenEXR defines it
+    np.testing.assert_array_equal(_exr_channels(tmp_path / "out.exr")["R"], colour)

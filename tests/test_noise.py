@@ -524,3 +524,36 @@ def test_two_pictures_of_one_name_in_two_folders_get_their_own_noise(tmp_path: P
         == 0
     )
     assert np.array_equal(imageio.imread(again), imageio.imread(tmp_path / "noisy" / "day1" / "IMG_0001.png"))
+
+
+def test_a_noise_that_halves_a_render_keeps_its_other_channels_halved_alike(tmp_path: Path) -> None:
+    """`--type aliased` on an EXR had written its beauty alone: albedo, alpha's rows, other parts gone without a
+    word. Every channel of the picture's size now takes the rows and columns it kept (x[::2, ::2], odd sides too);
+    what has another size is said left out."""
+    rng = np.random.default_rng(3)
+
+    def planes(*names: str, shape: tuple[int, int] = (15, 21)) -> dict[str, np.ndarray]:
+        return {name: rng.random(shape, dtype=np.float32) for name in names}
+
+    beauty = planes("R", "G", "B", "A", "albedo.R", "albedo.G", "albedo.B")
+    normal = planes("normal.X", "normal.Y", "normal.Z")
+    whole = (np.array([0, 0], np.int32), np.array([20, 14], np.int32))
+    corner = {"dataWindow": (np.array([0, 0], np.int32), np.array([7, 7], np.int32)), "displayWindow": whole}
+    parts = [OpenEXR.Part({}, dict(beauty), "rgba"), OpenEXR.Part({}, dict(normal), "normal"),
+             OpenEXR.Part(corner, planes("Z", shape=(8, 8)), "depth")]  # fmt: skip
+    OpenEXR.File(parts).write(str(tmp_path / "render.exr"))
+    args = ["noise", str(tmp_path / "render.exr"), "-o", str(tmp_path / "thumb.exr"), "-t", "aliased", "--json",
+            str(tmp_path / "r.json")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import json
+
+    (report,) = json.loads((tmp_path / "r.json").read_text())["files"]
+    assert report["warnings"] == ["its 1 channel of another size (Z) left out (the picture is halved)"]
+    written = OpenEXR.File(str(tmp_path / "thumb.exr"), separate_channels=True).parts
+    assert [part.name() for part in written] == ["rgba", "normal"]
+    kept = {name: channel.pixels for part in written for name, channel in part.channels.items()}
+    assert kept["R"].shape == (8, 11) and not np.array_equal(kept["R"], beauty["R"][::2, ::2])  # noisy
+    for name, pixels in {**beauty, **normal}.items():
+        if name not in ("R", "G", "B"):
+            np.testing.assert_array_equal(kept[name], pixels[::2, ::2], err_msg=name)

@@ -17,7 +17,7 @@ from mdn import registry
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions
-from mdn.io import buffers
+from mdn.io import buffers, images
 from mdn.nets.unet import UNET_SIZES, UNet
 from mdn.training.checkpoint import start_weights
 
@@ -220,3 +220,131 @@ def test_renders_with_buffers_take_the_card_made_for_them(tmp_path: Path) -> Non
     buffers.transform = {"kind": "other"}
     registry.save(registry.load(buffers), buffers, registry.user_dir())
     assert registry.default_card(hdr=True, aux=True).name == "render-default"  # another pixel transform: not taken
+
+
+def _passes(view_layer: str, seed: int, buffers: bool = True) -> dict[str, np.ndarray]:
+    """One Blender view layer's channels: its Combined, and its Denoising Albedo and Normal with `buffers`."""
+    rng = np.random.default_rng(seed)
+    names = ["Combined.R", "Combined.G", "Combined.B"]
+    if buffers:
+        names += [f"Denoising Albedo.{c}" for c in "RGB"] + [f"Denoising Normal.{c}" for c in "XYZ"]
+    return {f"{view_layer}.{name}": rng.random((32, 32), dtype=np.float32) for name in names}
+
+
+def _planes(channels: dict[str, np.ndarray], view_layer: str) -> np.ndarray:
+    """The network's six buffer planes of a view layer's channels, as `buffers.read` should give them."""
+    albedo = np.stack([channels[f"{view_layer}.Denoising Albedo.{c}"] for c in "RGB"], axis=-1)
+    normal = np.stack([channels[f"{view_layer}.Denoising Normal.{c}"] for c in "XYZ"], axis=-1)
+    return buffers.network_input(albedo, normal)[None]
+
+
+def test_the_buffers_are_those_of_the_beauty_pass_view_layer(tmp_path: Path) -> None:
+    """With two view layers, `--layer ViewLayer.Combined` had been denoised with the other view layer's albedo and
+    normal (the first by name): a wrong picture, without a word."""
+    channels = {**_passes("A_Other", 1), **_passes("ViewLayer", 2)}
+    OpenEXR.File({}, dict(channels)).write(str(tmp_path / "two.exr"))
+    for view_layer in ("A_Other", "ViewLayer"):
+        np.testing.assert_array_equal(
+            buffers.read(tmp_path / "two.exr", layer=f"{view_layer}.Combined"), _planes(channels, view_layer)
+        )
+    OpenEXR.File({}, _passes("ViewLayer", 2)).write(str(tmp_path / "one.exr"))
+    card = _card(tmp_path / "cards")
+    for name, extra in (("two", ["--layer", "ViewLayer.Combined"]), ("one", [])):
+        args = ["denoise", str(tmp_path / f"{name}.exr"), *extra, "--model", str(card.path), "-o",
+                str(tmp_path / f"{name}_out.exr"), "--quiet"]  # fmt: skip
+        assert runner.invoke(app, args).exit_code == 0
+    out = {n: OpenEXR.File(str(tmp_path / f"{n}_out.exr"), separate_channels=True).channels() for n in ("two", "one")}
+    np.testing.assert_array_equal(out["two"]["ViewLayer.Combined.R"].pixels, out["one"]["ViewLayer.Combined.R"].pixels)
+
+
+def test_blenders_composite_takes_the_buffers_of_its_one_view_layer(tmp_path: Path) -> None:
+    """Blender with compositing on writes Composite.Combined beside its view layers': the picture read by default,
+    with the buffers of its one view layer; made from two, it has none of its own."""
+    composite = {f"Composite.Combined.{c}": np.ones((32, 32), np.float32) for c in "RGB"}
+    channels = {**composite, **_passes("ViewLayer", 2)}
+    OpenEXR.File({}, dict(channels)).write(str(tmp_path / "one.exr"))
+    image = images.read(tmp_path / "one.exr")
+    assert image.source.meta["layer"] == "Composite.Combined" and (image.pixels == 1).all()
+    np.testing.assert_array_equal(
+        buffers.read(tmp_path / "one.exr", layer="Composite.Combined"), _planes(channels, "ViewLayer")
+    )
+    OpenEXR.File({}, {**channels, **_passes("Background", 3)}).write(str(tmp_path / "two.exr"))
+    assert images.read(tmp_path / "two.exr").source.meta["layer"] == "Composite.Combined"
+    assert buffers.read(tmp_path / "two.exr", layer="Composite.Combined") is None
+    np.testing.assert_array_equal(
+        buffers.read(tmp_path / "two.exr", layer="Background.Combined"),
+        _planes({**_passes("Background", 3)}, "Background"),
+    )
+
+
+def test_a_buffer_file_of_many_layers_gives_its_layer_of_that_buffer(tmp_path: Path) -> None:
+    """`--albedo passes.exr --normal passes.exr` of a Blender file had taken its Combined for both buffers."""
+    channels = _passes("ViewLayer", 2)
+    OpenEXR.File({}, dict(channels)).write(str(tmp_path / "passes.exr"))
+    _render(tmp_path / "bare.exr", {})
+    planes = buffers.read(tmp_path / "bare.exr", tmp_path / "passes.exr", tmp_path / "passes.exr")
+    np.testing.assert_array_equal(planes, _planes(channels, "ViewLayer"))
+    _render(tmp_path / "aovs.exr", {"diffuse": "rgb", "normal": "xyz"})
+    with pytest.raises(MdnError, match=r"aovs\.exr: which layer is the albedo\? none is named albedo or denoising "
+                                       r"albedo \(beauty, diffuse, normal\)$"):  # fmt: skip
+        buffers.read(tmp_path / "bare.exr", tmp_path / "aovs.exr", tmp_path / "aovs.exr")
+    OpenEXR.File({}, {**_passes("A", 1), **_passes("B", 2)}).write(str(tmp_path / "two.exr"))
+    with pytest.raises(MdnError, match=r"two\.exr: which layer is the albedo\? it has several \(A\.Denoising "
+                                       r"Albedo, B\.Denoising Albedo\): give one alone$"):  # fmt: skip
+        buffers.read(tmp_path / "bare.exr", tmp_path / "two.exr", tmp_path / "two.exr")
+
+
+def test_a_normal_file_of_plain_x_y_z_channels_is_read_as_three(tmp_path: Path) -> None:
+    """Unprefixed X, Y, Z had been read as grey Y: "the normal buffer has 1 channel, not 3"."""
+    rng = np.random.default_rng(4)
+    normal = {c: rng.uniform(-1, 1, (32, 32)).astype(np.float32) for c in "XYZ"}
+    OpenEXR.File({}, dict(normal)).write(str(tmp_path / "normal.exr"))
+    _render(tmp_path / "albedo.exr", {})
+    planes = buffers.read(None, tmp_path / "albedo.exr", tmp_path / "normal.exr")
+    np.testing.assert_allclose(planes[0, ..., 3:], (np.stack([normal[c] for c in "XYZ"], -1) + 1) / 2, atol=1e-6)
+
+
+def test_nan_and_inf_in_the_buffers_are_replaced_with_a_warning(tmp_path: Path) -> None:
+    """The README promises a warning for NaN and Inf replaced on read: the beauty's had one, the buffers' none."""
+    channels = _passes("ViewLayer", 2)
+    channels["ViewLayer.Denoising Albedo.G"][3, 4] = np.nan
+    channels["ViewLayer.Denoising Normal.Z"][5, 5:7] = np.inf
+    OpenEXR.File({}, dict(channels)).write(str(tmp_path / "render.exr"))
+    said: list[str] = []
+    planes = buffers.read(tmp_path / "render.exr", warn=said.append)
+    assert np.isfinite(planes).all()
+    assert said == ["1 NaN/Inf values replaced in its albedo layer", "2 NaN/Inf values replaced in its normal layer"]
+    albedo = {c: channels[f"ViewLayer.Denoising Albedo.{c}"] for c in "RGB"}
+    OpenEXR.File({}, dict(albedo)).write(str(tmp_path / "albedo.exr"))
+    _render(tmp_path / "normal.exr", {})
+    said.clear()
+    buffers.read(None, tmp_path / "albedo.exr", tmp_path / "normal.exr", warn=said.append)
+    assert said == [f"1 NaN/Inf values replaced in its albedo ({tmp_path / 'albedo.exr'})"]
+    card = _card(tmp_path / "cards")
+    result = runner.invoke(app, ["denoise", str(tmp_path / "render.exr"), "--model", str(card.path), "-o",
+                                 str(tmp_path / "out.exr")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "render.exr: 2 NaN/Inf values replaced in its normal layer" in result.output
+
+
+def test_buffer_parts_of_another_data_window_are_refused_not_used_misaligned(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    whole = (np.array([0, 0], np.int32), np.array([71, 31], np.int32))
+    window = {"left": (np.array([0, 0], np.int32), np.array([31, 31], np.int32)),
+              "right": (np.array([40, 0], np.int32), np.array([71, 31], np.int32))}  # fmt: skip
+
+    def part(name: str, channels: str, at: str) -> OpenEXR.Part:
+        pixels = {f"{name}.{c}" if name != "rgba" else c: rng.random((32, 32), dtype=np.float32) for c in channels}
+        return OpenEXR.Part({"dataWindow": window[at], "displayWindow": whole}, pixels, name)
+
+    for at, error in (("left", None), ("right", r"its albedo layer's data window \(40, 0\)-\(71, 31\) is not the "
+                                                r"beauty's \(0, 0\)-\(31, 31\)$")):  # fmt: skip
+        path = tmp_path / f"{at}.exr"
+        OpenEXR.File([part("rgba", "RGB", "left"), part("albedo", "RGB", at), part("normal", "XYZ", at)]).write(
+            str(path)
+        )
+        if error is None:
+            assert buffers.read(path).shape == (1, 32, 32, 6)
+        else:
+            with pytest.raises(MdnError, match=f"{at}\\.exr: {error}"):
+                buffers.read(path)

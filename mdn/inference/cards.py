@@ -234,14 +234,16 @@ class ModelChoice:
     ) -> tuple[np.ndarray, Model, EngineOptions]:
         """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with
         the render's albedo and normal appended when the model takes them and the render has them (`buffers.read`:
-        given files, else the EXR's own layers), the render default then swapped for the one for buffers."""
+        given files, else the EXR's own layers, of its beauty's view layer), the render default then swapped for the
+        one for buffers."""
         model, settings = self.for_image(image.hdr)
         albedo, normal = self.buffers
         if not _takes_aux(model):
             if albedo or normal:
                 raise _takes_no_buffers(model)
             return planes, model, settings
-        found = buffers.read(None if image.source.format == ARRAY else image.path, albedo, normal, warn)
+        path = None if image.source.format == ARRAY else image.path
+        found = buffers.read(path, albedo, normal, warn, image.source.meta.get("layer"))
         if found is None:
             if _needs_aux(model):
                 raise MdnError(

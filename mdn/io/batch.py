@@ -348,6 +348,7 @@ def _load(
         if image.nonfinite:
             result.warnings.append(images.replaced(image.nonfinite))
         result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
+        result.warnings += _left_out_by_shrinking(image, job.output, shrink)
         shown, hidden = images.with_hidden_filled(image) if fill else (image, None)
         transform = fit(shown)
         pixels = transform.forward(shown.pixels)
@@ -355,6 +356,15 @@ def _load(
         return _failed(result, exc, start)
     result.seconds = time.perf_counter() - start
     return _Loaded(image, transform, pixels, result, hidden)
+
+
+def _left_out_by_shrinking(image: images.Image, output: Path, shrink: int) -> list[str]:
+    """Warnings for what of an EXR written back as EXR a picture made `shrink` times smaller leaves out (its
+    channels of another size: `images.shrinking_leaves_out`)."""
+    if shrink == 1 or images.format_of(output) != image.source.format:
+        return []
+    smaller = "halved" if shrink == 2 else f"made {shrink} times smaller"
+    return [f"{what} left out (the picture is {smaller})" for what in images.shrinking_leaves_out(image)]
 
 
 def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | None:

@@ -3,7 +3,8 @@
 Renderers write them as EXR layers (OIDN's and most engines' `albedo` and `normal`, Blender Cycles' `Denoising
 Albedo` and `Denoising Normal` in a view layer) or as files of their own. The network sees albedo in [0, 1] and
 the normal mapped from [-1, 1] to [0, 1]; a render without them gets six zero channels, which training showed it
-as "none given".
+as "none given". An EXR's own buffers are those of the view layer of the beauty pass read (Blender writes one
+Combined and one set of buffers per view layer); a file given for a buffer is read in its layer of that buffer.
 """
 
 from __future__ import annotations
@@ -34,15 +35,18 @@ def read(
     albedo: Path | None = None,
     normal: Path | None = None,
     warn: Callable[[str], None] | None = None,
+    layer: str | None = None,
 ) -> np.ndarray | None:
-    """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers (one
-    read; `path` None for a render held in memory); None when the render has neither. An EXR with one of its
-    layers and not the other runs on its beauty alone (`warn` says so); one buffer file without the other is
-    refused. Normals from a file of whole numbers (PNG, 8- or 16-bit TIFF) are decoded from [0, 1] to [-1, 1]."""
+    """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers of its
+    beauty's view layer (`layer`: the `--layer` name the beauty was read by; one read; `path` None for a render
+    held in memory); None when the render has neither. An EXR with one of its layers and not the other runs on its
+    beauty alone (`warn` says so); one buffer file without the other is refused. NaN and Inf are replaced, and
+    `warn` told how many. Normals from a file of whole numbers (PNG, 8- or 16-bit TIFF) are decoded from [0, 1]
+    to [-1, 1]."""
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
     exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as it was read
-    found = images.read_exr_layers(path, wanted) if wanted and exr else {}
+    found = images.read_exr_layers(path, wanted, layer) if wanted and exr else {}
     where = {buffer: f"{path}: its {buffer} layer" for buffer in found}
     if len(found) == 1 and not given:
         (present,) = found
@@ -50,12 +54,10 @@ def read(
             warn(f"it has an {present} layer but no {'normal' if present == 'albedo' else 'albedo'}: "
                  "denoised from its beauty alone")  # fmt: skip
         return None
+    for buffer, pixels in found.items():
+        _say_replaced(images.sanitise(pixels), f"its {buffer} layer", warn)
     for buffer, file in given.items():
-        image = images.read(file)
-        pixels = image.pixels[0]
-        if buffer == "normal" and np.issubdtype(image.source.layout.dtype, np.integer):
-            pixels = pixels * 2.0 - 1.0  # stored as (n + 1) / 2
-        found[buffer], where[buffer] = pixels, str(file)
+        found[buffer], where[buffer] = _file_pixels(buffer, file, warn), str(file)
     if not found:
         return None
     if len(found) == 1:
@@ -69,3 +71,39 @@ def read(
         sizes = {b: "x".join(map(str, found[b].shape[1::-1])) for b in found}
         raise MdnError(f"the albedo is {sizes['albedo']}, the normal {sizes['normal']}", where["normal"])
     return network_input(found["albedo"], found["normal"])[None]
+
+
+def _file_pixels(buffer: str, file: Path, warn: Callable[[str], None] | None) -> np.ndarray:
+    """A buffer's (H, W, C) pixels from a file of its own (an EXR's layer of it: `_file_layer`), a normal of whole
+    numbers decoded to [-1, 1]; `warn` told of the NaN and Inf replaced."""
+    image = images.read(file, layer=_file_layer(buffer, file))
+    _say_replaced(image.nonfinite, f"its {buffer} ({file})", warn)
+    pixels = image.pixels[0]
+    if buffer == "normal" and np.issubdtype(image.source.layout.dtype, np.integer):
+        pixels = pixels * 2.0 - 1.0  # stored as (n + 1) / 2
+    return pixels
+
+
+def _file_layer(buffer: str, file: Path) -> str | None:
+    """The layer of a buffer's own EXR that holds it: the one its pass names (`LAYER_NAMES`: a renderer's file of
+    every pass), else the file's only one; None for another format. An MdnError for an EXR of several layers where
+    no one layer is named for the buffer (its beauty would be taken for it)."""
+    if not file.is_file() or images.format_of_file(file) != "exr":
+        return None
+    layers = images.exr_layer_names(file)
+    for name in LAYER_NAMES[buffer]:
+        named = [layer for layer in layers if images.pass_name(layer) == name]
+        if len(named) > 1:
+            raise MdnError(f"which layer is the {buffer}? it has several ({', '.join(named)}): give one alone", file)
+        if named:
+            return named[0]
+    if len(layers) > 1:
+        passes = " or ".join(LAYER_NAMES[buffer])
+        raise MdnError(f"which layer is the {buffer}? none is named {passes} ({', '.join(layers)})", file)
+    return None
+
+
+def _say_replaced(count: int, what: str, warn: Callable[[str], None] | None) -> None:
+    """Tell `warn` of the NaN and Inf values replaced in a buffer (`what`), as a beauty's are told."""
+    if count and warn is not None:
+        warn(f"{images.replaced(count)} in {what}")

@@ -133,14 +133,11 @@ def sample_scale(dtype: np.dtype) -> np.float32:
 
 
 def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
-    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN as 0 and +-Inf as the
-    largest finite magnitude read (as a file's are, `images.read`): how the planes are read for their transform's
-    fit and for the network alike."""
+    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN and -Inf as 0 and +Inf as
+    the largest finite magnitude read (`images.sanitise`, as a file's are): how the planes are read for their
+    transform's fit and for the network alike."""
     pixels = np.asarray(array[index], dtype=np.float32) / scale
-    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
-        finite = pixels[np.isfinite(pixels)]
-        top = float(np.abs(finite).max()) if finite.size else 0.0
-        pixels = np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=-top)
+    images.sanitise(pixels)  # a fresh array: replaced in place
     return pixels
 
 
