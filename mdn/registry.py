@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mdn.errors import MdnError
-from mdn.io.images import write_atomic
+from mdn.io.atomic import write_atomic
 from mdn.nets.iterative import IterativeConfig, IterativeFilterNet
 from mdn.nets.skip import SkipConfig, SkipNet
 from mdn.nets.swinir import MaskedSwinIR, SwinIRConfig

@@ -12,7 +12,7 @@ import tifffile
 
 from mdn import noise
 from mdn.errors import MdnError
-from mdn.io import batch, images
+from mdn.io import atomic, batch, images
 
 
 def _inputs(folder: Path) -> list[Path]:
@@ -311,17 +311,17 @@ def test_a_write_without_replace_keeps_a_file_that_appears_before_its_rename(tmp
         target.write_text("theirs")
         tmp.write_text("mine")
 
-    with pytest.raises(images.OutputExists, match=r"result\.txt: exists; refusing to overwrite it"):
-        images.write_atomic(target, racing, replace=False)
+    with pytest.raises(atomic.OutputExists, match=r"result\.txt: exists; refusing to overwrite it"):
+        atomic.write_atomic(target, racing, replace=False)
     assert target.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == ["result.txt"]
-    images.write_atomic(target, racing, replace=True)
+    atomic.write_atomic(target, racing, replace=True)
     assert target.read_text() == "mine"
 
 
 def test_a_dangling_link_where_the_output_goes_takes_the_result_as_a_rename_gives_it(tmp_path: Path) -> None:
     link = tmp_path / "out.txt"
     link.symlink_to(tmp_path / "gone.txt")
-    images.write_atomic(link, lambda tmp: tmp.write_text("mine"), replace=False)
+    atomic.write_atomic(link, lambda tmp: tmp.write_text("mine"), replace=False)
     assert link.read_text() == "mine" and not link.is_symlink() and not (tmp_path / "gone.txt").exists()
 
 

@@ -18,7 +18,7 @@ import pytest
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import batch, images, library_messages
+from mdn.io import atomic, batch, images, library_messages
 
 RNG = np.random.default_rng(7)
 
@@ -661,7 +661,7 @@ def test_a_write_failing_halfway_leaves_no_temporary_file(tmp_path: Path, monkey
     with pytest.raises(MdnError, match=r"new\.png: cannot write: No space left on device$"):
         images.write(images.read(path), tmp_path / "sub" / "new.png")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.png", "sub"]
-    assert not images._PENDING
+    assert not atomic._PENDING
 
 
 def test_an_exr_of_named_layers_gives_its_beauty_pass_or_asks_which(tmp_path: Path) -> None:
@@ -754,7 +754,7 @@ def test_a_pipe_is_written_through_not_replaced_by_a_file(tmp_path: Path) -> Non
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
     reader.start()
-    images.write_atomic(pipe, lambda path: path.write_text('{"files": 1}'))
+    atomic.write_atomic(pipe, lambda path: path.write_text('{"files": 1}'))
     reader.join(timeout=60)
     assert got == [b'{"files": 1}'] and stat.S_ISFIFO(pipe.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file left
@@ -769,9 +769,9 @@ def test_a_descriptors_link_is_written_through_after_what_the_file_holds(tmp_pat
     try:
         stdout = tmp_path / "stdout"
         stdout.symlink_to(f"/proc/self/fd/{descriptor}")
-        assert images.is_stream(stdout) and not images.is_stream(log)
+        assert atomic.is_stream(stdout) and not atomic.is_stream(log)
         batch.check_report(stdout, [])  # the log holds no report: a stream is not a file to replace
-        images.write_atomic(stdout, lambda path: path.write_text('{"files": 1}\n'))
+        atomic.write_atomic(stdout, lambda path: path.write_text('{"files": 1}\n'))
     finally:
         os.close(descriptor)
     assert stdout.is_symlink() and log.read_text() == 'wrote out.png\n{"files": 1}\n'

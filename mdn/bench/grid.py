@@ -19,7 +19,7 @@ from mdn import inference, metrics, noise, peers, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import QUALITIES, Engine, EngineOptions
-from mdn.io import images
+from mdn.io import atomic, images
 from mdn.io.batch import expand_inputs
 from mdn.zeroshot import run as zeroshot_run
 
@@ -161,7 +161,7 @@ def noisy_input(reference: np.ndarray, image: str, kind: str, level: float, seed
     rng = np.random.default_rng(int(key, 16))
     noisy = noise.make_noise(kind, level)(reference, rng)
     with contextlib.suppress(MdnError):  # a cache that cannot be written (read-only, full) costs time alone
-        images.write_atomic(cache, lambda tmp: np.save(tmp, noisy))
+        atomic.write_atomic(cache, lambda tmp: np.save(tmp, noisy))
     return noisy
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from mdn import noise
 from mdn.bench.grid import NOISY, Score
-from mdn.io import images
+from mdn.io import atomic
 
 
 def summarise(scores: list[Score]) -> dict[tuple[str, float], dict[str, tuple[float, float]]]:
@@ -125,7 +125,7 @@ def plot(scores: list[Score], path: Path) -> None:
     axes[0][0].set_ylabel("PSNR (dB)")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    images.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, **_maker(path.suffix.lower())))
+    atomic.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, **_maker(path.suffix.lower())))
     plt.close(fig)
 
 

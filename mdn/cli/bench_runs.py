@@ -16,7 +16,7 @@ from mdn.cli import display, per_file
 from mdn.cli.report import console
 from mdn.errors import MdnError
 from mdn.inference import engine
-from mdn.io import batch, images
+from mdn.io import atomic, batch
 
 BENCH_OPTIONS: dict[str, set[str]] = {
     "--plot": {"photos", "renders"}, "--markdown": {"photos", "renders"}, "--zeroshot": {"photos", "renders"},
@@ -173,7 +173,7 @@ def quality(
     if scores and markdown_path is not None:
         partial = f"\nPartial: interrupted after {len(scores)} scores.\n" if interrupted is not None else ""
         table = bench.markdown(scores) + partial
-        images.write_atomic(markdown_path, lambda tmp: tmp.write_text(table))
+        atomic.write_atomic(markdown_path, lambda tmp: tmp.write_text(table))
     if scores and plot_path is not None:
         bench.plot(scores, plot_path)
         if not quiet and interrupted is None:

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mdn import bench, noise, registry, training
 from mdn.cli.report import PIPED, console, out
-from mdn.io import images
+from mdn.io import atomic
 
 
 def print_quality(scores: list[bench.Score], names: list[str]) -> None:
@@ -125,7 +125,7 @@ def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) 
     """Write the rows as a JSON list and as CSV (an empty file for no rows), where asked."""
     if json_path is not None:
         text = json.dumps(rows, indent=2) + "\n"
-        images.write_atomic(json_path, lambda tmp: tmp.write_text(text))
+        atomic.write_atomic(json_path, lambda tmp: tmp.write_text(text))
     if csv_path is not None:
 
         def write_csv(tmp: Path) -> None:
@@ -135,7 +135,7 @@ def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) 
                     writer.writeheader()
                 writer.writerows(rows)
 
-        images.write_atomic(csv_path, write_csv)
+        atomic.write_atomic(csv_path, write_csv)
 
 
 def print_noise_types() -> None:

@@ -24,7 +24,7 @@ from mdn import volumes
 from mdn.cli.report import BatchProgress, console, print_summary
 from mdn.device import use_threads
 from mdn.errors import MdnError
-from mdn.io import batch, images, tonemap
+from mdn.io import atomic, batch, images, tonemap
 from mdn.io.tonemap import DisplayTransform
 
 EXIT_FAILED = 1
@@ -335,7 +335,7 @@ def interrupts() -> Iterator[StopRequest]:
 
     def handle(signum: int, frame: object) -> None:
         if stop.signalled:
-            images.remove_partial_writes()
+            atomic.remove_partial_writes()
             os.write(2, b"\ninterrupted again: stopped at once\n")
             os._exit(128 + signum)
         stop.signal, stop.signalled = signum, True

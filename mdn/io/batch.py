@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import atomic, images, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -155,7 +155,7 @@ def plan(inputs: list[Path], output: Path | None, suffix: str, root: Path | None
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
         return [Job(inputs[0], output)]
-    blocking = images.file_in_the_way(output)
+    blocking = atomic.file_in_the_way(output)
     if blocking is not None:
         raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
     base = tree_root(inputs) if root is None else Path(os.path.abspath(root))
@@ -338,7 +338,7 @@ def _load(
         return result
     try:
         if job.output.exists() and not overwrite:
-            raise images.OutputExists(job.output, "--overwrite or --skip-existing")
+            raise atomic.OutputExists(job.output, "--overwrite or --skip-existing")
         image = images.read(job.input, layer=layer)
         stored = images.target_layout(image, job.output, dtype, shrink)  # a format that cannot store it fails before
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
@@ -427,9 +427,9 @@ def _store(image: images.Image, result: Result, *, overwrite: bool, skip_existin
     start = time.perf_counter()
     try:
         images.write(image, result.output, overwrite=overwrite, dtype=dtype)
-    except images.OutputExists:  # another run wrote it meanwhile
+    except atomic.OutputExists:  # another run wrote it meanwhile
         if not skip_existing:
-            return _failed(result, images.OutputExists(result.output, "--overwrite or --skip-existing"), start)
+            return _failed(result, atomic.OutputExists(result.output, "--overwrite or --skip-existing"), start)
         result.status = "skipped"
     except (MdnError, MemoryError) as exc:
         return _failed(result, exc, start)
@@ -477,14 +477,14 @@ def check_report(
     its kind unless `overwrite` (`remedy` says what else to do), or a path no file can be written to."""
     if any(path.resolve() == file.resolve() for file in files):
         raise MdnError("is an input or a result of this command; refusing to write a report over it", path)
-    if path.is_file() and not images.is_stream(path):  # /dev/stdout into a log: the report goes after the log's lines
+    if path.is_file() and not atomic.is_stream(path):  # /dev/stdout into a log: the report goes after the log's lines
         kind = _plot_kind(path) if plot else _report_kind(path)
         if kind is None:
             what = "an image matplotlib did not make" if plot else "not a text file"
             raise MdnError(f"exists and is {what}; refusing to write a report over it", path)
         if not kind and not overwrite:
             raise MdnError(f"exists and holds no report; refusing to overwrite it ({remedy})", path)
-    images.check_writable(path)
+    atomic.check_writable(path)
 
 
 def check_plot(path: Path) -> None:
@@ -562,4 +562,4 @@ def write_report(
     if shard is not None:
         report["shard"] = f"{shard[0]}/{shard[1]}"
     text = json.dumps(report, indent=2) + "\n"
-    images.write_atomic(path, lambda tmp: tmp.write_text(text))
+    atomic.write_atomic(path, lambda tmp: tmp.write_text(text))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mdn import registry
 from mdn.errors import MdnError
-from mdn.io import images
+from mdn.io import atomic
 from mdn.training import checkpoint
 from mdn.training.devices import end_distributed, init_distributed
 from mdn.training.loop import Progress, Trainer
@@ -56,7 +56,7 @@ class Sitting:
         self.cards = cards
         self.card_folder = cards or registry.user_dir()
         for folder, what in ((self.card_folder, "the model cards"), (self.workdir, "the run's checkpoints")):
-            blocking = images.file_in_the_way(folder)
+            blocking = atomic.file_in_the_way(folder)
             if blocking is not None:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
         if not resume:

@@ -15,7 +15,7 @@ from typing import Any, overload
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import batch, images, tonemap
+from mdn.io import atomic, batch, images, tonemap
 from mdn.stabilise import Stabiliser, stabiliser_for
 
 PROGRESS = ".mdn-progress"
@@ -274,7 +274,7 @@ def check_target(source: Path, target: Path) -> None:
     if inside == around or inside.is_relative_to(store) or around.is_relative_to(inside):
         raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another -o)",
                        target)  # fmt: skip
-    blocking = images.file_in_the_way(target)
+    blocking = atomic.file_in_the_way(target)
     if blocking is not None:
         raise MdnError("is a file, not a zarr store or a folder; refusing to replace it", blocking)
     if target.is_dir() and any(target.iterdir()) and not any((target / name).exists() for name in ZARR_MARKERS):
