@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mdn.io.arrays import ImageLike
-    from mdn.io.images import Image
+    from mdn.io.picture import Image
     from mdn.io.tonemap import DisplayTransform
     from mdn.registry import Model, ModelCard
     from mdn.zeroshot.run import FillModel
@@ -219,7 +219,7 @@ def denoise_volume(
 
     from mdn import device as compute
     from mdn import inference, volumes
-    from mdn.io import images
+    from mdn.io import picture
 
     _check_info(info)
     stores = [_store_path(path, name) for path, name in ((source, "source"), (target, "target"))]
@@ -229,7 +229,7 @@ def denoise_volume(
     if info is not None:
         info.update(report)
     if report.get("nonfinite"):
-        warnings.warn(f"{source}: {images.replaced(report['nonfinite'])}", stacklevel=3)
+        warnings.warn(f"{source}: {picture.replaced(report['nonfinite'])}", stacklevel=3)
     return report
 
 

@@ -18,7 +18,7 @@ import pytest
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import atomic, batch, images, library_messages
+from mdn.io import atomic, batch, exr, images, library_messages, picture
 
 RNG = np.random.default_rng(7)
 
@@ -29,7 +29,7 @@ def _random(shape: tuple[int, ...], dtype: str) -> np.ndarray:
     return RNG.random(shape).astype(dtype)
 
 
-def _roundtrip(path: Path, decode) -> tuple[np.ndarray, np.ndarray, images.Image]:
+def _roundtrip(path: Path, decode) -> tuple[np.ndarray, np.ndarray, picture.Image]:
     image = images.read(path)
     out = path.with_name(f"out{path.suffix}")
     images.write(image, out)
@@ -489,7 +489,7 @@ def test_32_and_64_bit_white_stays_white(tmp_path: Path, dtype: str) -> None:
     top = np.iinfo(dtype).max
     planes = np.array([0.0, 0.5, 1.0, 1.5, -0.5], np.float32).reshape(1, 1, 5, 1)
     half = 2 ** (np.iinfo(dtype).bits - 1)
-    assert images.quantised(planes, np.dtype(dtype)).ravel().tolist() == [0, half, top, top, 0]
+    assert picture.quantised(planes, np.dtype(dtype)).ravel().tolist() == [0, half, top, top, 0]
     stored = np.array([[0, half, top]], dtype)
     np.testing.assert_array_equal(images.to_array(images.from_array(stored)), stored)
     tifffile.imwrite(tmp_path / "in.tif", np.tile(stored, (3, 1)))
@@ -696,10 +696,10 @@ def test_a_mipmapped_exrs_header_is_written_single_level() -> None:
     tiles = OpenEXR.TileDescription()
     tiles.xSize, tiles.ySize, tiles.mode = 32, 16, OpenEXR.MIPMAP_LEVELS
     header = {"tiles": tiles, "type": OpenEXR.tiledimage}
-    images._one_level(header)
+    exr._one_level(header)
     assert (header["tiles"].mode, header["tiles"].xSize, header["tiles"].ySize) == (OpenEXR.ONE_LEVEL, 32, 16)
     scanlines = {"type": OpenEXR.scanlineimage}
-    images._one_level(scanlines)
+    exr._one_level(scanlines)
     assert scanlines == {"type": OpenEXR.scanlineimage}
 
 
@@ -716,17 +716,17 @@ def test_a_png_written_as_tiff_is_one_page_of_its_samples(tmp_path: Path, shape:
     np.testing.assert_array_equal(images.read(tmp_path / "out.tif").pixels, images.read(tmp_path / "in.png").pixels)
 
 
-def _grey_jpeg(folder: Path) -> images.Image:
+def _grey_jpeg(folder: Path) -> picture.Image:
     iio.imwrite(folder / "grey.jpg", _random((40, 56), "uint8"))
     return images.read(folder / "grey.jpg")
 
 
-def _grey_exr(folder: Path) -> images.Image:
+def _grey_exr(folder: Path) -> picture.Image:
     _write_exr(folder / "grey.exr", {"Y": RNG.random((40, 56)).astype("float32")})
     return images.read(folder / "grey.exr")
 
 
-def _grey_stack(folder: Path) -> images.Image:
+def _grey_stack(folder: Path) -> picture.Image:
     return images.from_array(_random((3, 40, 56), "uint16"), "ZYX")
 
 
@@ -845,7 +845,7 @@ def test_the_mip_levels_an_exr_writes_without_are_said_left_out(tmp_path: Path) 
     rip = OpenEXR.TileDescription()
     rip.xSize, rip.ySize, rip.mode, rip.roundingMode = 8, 8, OpenEXR.RIPMAP_LEVELS, OpenEXR.ROUND_UP
     window = (np.array([0, 0], np.int32), np.array([19, 8], np.int32))  # 20 x 9: 6 x 5 levels rounded up
-    assert images._levels_besides_full({"tiles": rip, "dataWindow": window}) == (29, "rip-map")
+    assert exr._levels_besides_full({"tiles": rip, "dataWindow": window}) == (29, "rip-map")
 
 
 def test_an_exrs_premultiplied_colour_is_divided_by_alpha_for_a_straight_format(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from mdn import volumes
 from mdn.cli.report import BatchProgress, console, print_summary
 from mdn.device import use_threads
 from mdn.errors import MdnError
-from mdn.io import atomic, batch, images, tonemap
+from mdn.io import atomic, batch, images, picture, tonemap
 from mdn.io.tonemap import DisplayTransform
 
 EXIT_FAILED = 1
@@ -46,7 +46,7 @@ class Work:
 
     each: FileWork
     volume: VolumeWork | None = None
-    fit: Callable[[images.Image], DisplayTransform] = tonemap.fit
+    fit: Callable[[picture.Image], DisplayTransform] = tonemap.fit
     one_input: str = ""
     """Why this work takes one input only ('' where it takes a batch): the options say so."""
     fill_hidden: bool = True
@@ -306,7 +306,7 @@ def _volume(
             info = volume(job.input, job.output, overwrite, progress.steps)
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
             if info.get("nonfinite"):
-                result.warnings.append(images.replaced(info["nonfinite"]))
+                result.warnings.append(picture.replaced(info["nonfinite"]))
         except MdnError as exc:
             result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
     progress.result(result)

@@ -24,7 +24,8 @@ from mdn.inference.engine import (
     tile_for_budget,
 )
 from mdn.io import buffers, tonemap
-from mdn.io.images import ARRAY, Image
+from mdn.io.images import ARRAY
+from mdn.io.picture import Image
 from mdn.io.tonemap import DisplayTransform
 from mdn.registry import Model, ModelCard, network_config
 from mdn.units import KIND_WORDS, is_kind

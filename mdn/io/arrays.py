@@ -10,17 +10,17 @@ from collections.abc import Callable
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import images, picture, tonemap
 
 ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""
 
 
 def load(
-    image: ImageLike | images.Image, axes: str | None = None, hdr: bool = False, layer: str | None = None
-) -> images.Image:
+    image: ImageLike | picture.Image, axes: str | None = None, hdr: bool = False, layer: str | None = None
+) -> picture.Image:
     """An array as `images.from_array` lays it out, or a file as `images.read` reads it (an `Image` as it is)."""
-    if isinstance(image, images.Image):
+    if isinstance(image, picture.Image):
         return image
     if isinstance(image, str | os.PathLike):
         if axes is not None or hdr:
@@ -37,23 +37,23 @@ def load(
 
 
 def apply(
-    image: ImageLike | images.Image,
+    image: ImageLike | picture.Image,
     work: Callable[[np.ndarray], np.ndarray],
     *,
     axes: str | None = None,
     hdr: bool = False,
     layer: str | None = None,
-    fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
+    fit: Callable[[picture.Image], tonemap.DisplayTransform] = tonemap.fit,
     fill_hidden: bool = False,
 ) -> np.ndarray:
     """`work` on the image's display-range (N, H, W, C) planes (`fit` gives the transform); the result in the
     input's stored layout and sample type (integers rounded and clipped), alpha untouched. NaN and Inf are
     replaced first, with a warning. `fill_hidden`: the colour under full transparency filled before the work and
     given back after, as `batch.run` does it for a denoiser."""
-    picture = load(image, axes, hdr, layer)
-    if picture.nonfinite:
-        warnings.warn(f"{picture.path}: {images.replaced(picture.nonfinite)}", stacklevel=4)
-    shown, hidden = images.with_hidden_filled(picture) if fill_hidden else (picture, None)
+    loaded = load(image, axes, hdr, layer)
+    if loaded.nonfinite:
+        warnings.warn(f"{loaded.path}: {picture.replaced(loaded.nonfinite)}", stacklevel=4)
+    shown, hidden = images.with_hidden_filled(loaded) if fill_hidden else (loaded, None)
     transform = fit(shown)
-    pixels = images.with_hidden_restored(transform.inverse(work(transform.forward(shown.pixels))), picture, hidden)
-    return images.to_array(picture.with_pixels(pixels))
+    pixels = images.with_hidden_restored(transform.inverse(work(transform.forward(shown.pixels))), loaded, hidden)
+    return images.to_array(loaded.with_pixels(pixels))

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import atomic, images, tonemap
+from mdn.io import atomic, exr, images, picture, tonemap
 
 Work = Callable[[np.ndarray, "FileContext"], np.ndarray]
 """Maps display-range planes (N, H, W, C) to planes of the same shape."""
@@ -41,7 +41,7 @@ class Job:
 class FileContext:
     """What the work step may know about the file it is working on, and what it reports back."""
 
-    image: images.Image
+    image: picture.Image
     info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -245,7 +245,7 @@ def run(
     on_result: Callable[[Result], None] | None = None,
     overlap: bool = True,
     stop: threading.Event | None = None,
-    fit: Callable[[images.Image], tonemap.DisplayTransform] = tonemap.fit,
+    fit: Callable[[picture.Image], tonemap.DisplayTransform] = tonemap.fit,
     fill_hidden: bool = False,
     shrink: int = 1,
 ) -> list[Result]:
@@ -310,7 +310,7 @@ def run(
 class _Loaded:
     """A file read and put in display range, waiting for its work step."""
 
-    image: images.Image
+    image: picture.Image
     transform: tonemap.DisplayTransform
     pixels: np.ndarray
     result: Result
@@ -325,7 +325,7 @@ def _load(
     skip_existing: bool,
     layer: str | None,
     dtype: str | None,
-    fit: Callable[[images.Image], tonemap.DisplayTransform],
+    fit: Callable[[picture.Image], tonemap.DisplayTransform],
     fill: bool = False,
     shrink: int = 1,
 ) -> _Loaded | Result:
@@ -346,7 +346,7 @@ def _load(
         if left_out := images.photo_metadata(image, job.output, stored)[1]:
             result.warnings.append(f"{images.format_of(job.output).upper()} cannot hold {', '.join(left_out)}")
         if image.nonfinite:
-            result.warnings.append(images.replaced(image.nonfinite))
+            result.warnings.append(picture.replaced(image.nonfinite))
         result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
         result.warnings += _left_out_by_shrinking(image, job.output, shrink)
         shown, hidden = images.with_hidden_filled(image) if fill else (image, None)
@@ -358,16 +358,16 @@ def _load(
     return _Loaded(image, transform, pixels, result, hidden)
 
 
-def _left_out_by_shrinking(image: images.Image, output: Path, shrink: int) -> list[str]:
+def _left_out_by_shrinking(image: picture.Image, output: Path, shrink: int) -> list[str]:
     """Warnings for what of an EXR written back as EXR a picture made `shrink` times smaller leaves out (its
-    channels of another size: `images.shrinking_leaves_out`)."""
+    channels of another size: `exr.shrinking_leaves_out`)."""
     if shrink == 1 or images.format_of(output) != image.source.format:
         return []
     smaller = "halved" if shrink == 2 else f"made {shrink} times smaller"
-    return [f"{what} left out (the picture is {smaller})" for what in images.shrinking_leaves_out(image)]
+    return [f"{what} left out (the picture is {smaller})" for what in exr.shrinking_leaves_out(image)]
 
 
-def _depth_lost(image: images.Image, stored: np.dtype, output: Path) -> str | None:
+def _depth_lost(image: picture.Image, stored: np.dtype, output: Path) -> str | None:
     """The warning for an output format that holds fewer bits than the input had (a 16-bit TIFF or a float one
     written as JPEG), where `--dtype` did not ask for it; None where nothing is lost."""
     read, fmt = image.source.layout.dtype, images.format_of(output).upper()
@@ -408,7 +408,7 @@ def _work(
     return io.submit(store, loaded.image.with_pixels(pixels), result)
 
 
-def transform_info(transform: tonemap.DisplayTransform, image: images.Image) -> dict[str, Any]:
+def transform_info(transform: tonemap.DisplayTransform, image: picture.Image) -> dict[str, Any]:
     """What a file's report records of its display transform: the photon noise it was stabilised for, in the
     image's units (one fit, or one per channel), where it was."""
     noise = tonemap.photon_noise(transform, image.source.layout.dtype)
@@ -421,7 +421,7 @@ def inputs_info(planes: np.ndarray, pixels: np.ndarray) -> dict[str, Any]:
     return {"auxiliary": planes.shape[-1] > pixels.shape[-1]}
 
 
-def _store(image: images.Image, result: Result, *, overwrite: bool, skip_existing: bool, dtype: str | None) -> Result:
+def _store(image: picture.Image, result: Result, *, overwrite: bool, skip_existing: bool, dtype: str | None) -> Result:
     """Write a worked image atomically; returns its finished result: skipped where `skip_existing` and another
     process (a second worker on the folder) wrote the output meanwhile."""
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import images
+from mdn.io import exr, images, picture
 
 CHANNELS = 6
 """Albedo (3) then normal (3)."""
@@ -45,8 +45,8 @@ def read(
     to [-1, 1]."""
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
-    exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as it was read
-    found = images.read_exr_layers(path, wanted, layer) if wanted and exr else {}
+    is_exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as read
+    found = exr.read_exr_layers(path, wanted, layer) if wanted and is_exr else {}
     where = {buffer: f"{path}: its {buffer} layer" for buffer in found}
     if len(found) == 1 and not given:
         (present,) = found
@@ -55,7 +55,7 @@ def read(
                  "denoised from its beauty alone")  # fmt: skip
         return None
     for buffer, pixels in found.items():
-        _say_replaced(images.sanitise(pixels), f"its {buffer} layer", warn)
+        _say_replaced(picture.sanitise(pixels), f"its {buffer} layer", warn)
     for buffer, file in given.items():
         found[buffer], where[buffer] = _file_pixels(buffer, file, warn), str(file)
     if not found:
@@ -90,9 +90,9 @@ def _file_layer(buffer: str, file: Path) -> str | None:
     no one layer is named for the buffer (its beauty would be taken for it)."""
     if not file.is_file() or images.format_of_file(file) != "exr":
         return None
-    layers = images.exr_layer_names(file)
+    layers = exr.exr_layer_names(file)
     for name in LAYER_NAMES[buffer]:
-        named = [layer for layer in layers if images.pass_name(layer) == name]
+        named = [layer for layer in layers if exr.pass_name(layer) == name]
         if len(named) > 1:
             raise MdnError(f"which layer is the {buffer}? it has several ({', '.join(named)}): give one alone", file)
         if named:
@@ -106,4 +106,4 @@ def _file_layer(buffer: str, file: Path) -> str | None:
 def _say_replaced(count: int, what: str, warn: Callable[[str], None] | None) -> None:
     """Tell `warn` of the NaN and Inf values replaced in a buffer (`what`), as a beauty's are told."""
     if count and warn is not None:
-        warn(f"{images.replaced(count)} in {what}")
+        warn(f"{picture.replaced(count)} in {what}")

@@ -12,21 +12,19 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
-import OpenEXR
 import tifffile
 
 from mdn.errors import MdnError
-from mdn.io import atomic, library_messages, metadata, ome
+from mdn.io import atomic, exr, metadata, ome
 from mdn.io.alpha import fill_hidden, restore_hidden
 from mdn.io.metadata import Metadata
+from mdn.io.picture import Image, Layout, Source, check_layout, from_planes, plain_layout, sanitise, to_planes
 
 FORMATS: dict[str, str] = {
     ".png": "png",
@@ -60,225 +58,6 @@ SAMPLE_TYPES = tuple(sorted(_STORED, key=lambda t: (t[0] != "u", np.dtype(t).ite
 
 _TIFF_COMPRESSIONS = {"NONE", "ADOBE_DEFLATE", "DEFLATE", "LZW", "ZSTD", "PACKBITS", "LZMA"}
 """Lossless TIFF compressions that are written back as they came; anything else is written uncompressed."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How (N, H, W, C) planes map onto the array as stored: axis letters, shape and sample type.
-
-    Axes use tifffile's letters: Y and X are the image plane, S holds samples (grey+alpha, RGB, RGBA) and
-    every other axis (T, Z, C, I, Q, ...) is a stack axis, flattened into N in stored order.
-    """
-
-    axes: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def samples(self) -> int:
-        return self.shape[self.axes.index("S")] if "S" in self.axes else 1
-
-    @property
-    def colours(self) -> int:
-        return 3 if self.samples >= 3 else 1
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.samples in (2, 4)
-
-    def channel_of_planes(self) -> np.ndarray | None:
-        """The index on the C axis (a stack's channels: one detector or dye each) of each of the N planes, in the
-        order `to_planes` stacks them; None without a C axis of two or more channels."""
-        stack = [(axis, size) for axis, size in zip(self.axes, self.shape, strict=True) if axis not in "YXS"]
-        sizes = [size for _, size in stack]
-        axes = [axis for axis, _ in stack]
-        if "C" not in axes or sizes[axes.index("C")] < 2:
-            return None
-        return np.indices(sizes)[axes.index("C")].ravel()
-
-
-@dataclass
-class Source:
-    """Where an image came from and what is needed to write it back the same way."""
-
-    path: Path
-    format: str
-    layout: Layout
-    meta: dict[str, Any] = field(default_factory=dict)
-    value_range: tuple[float, float] | None = None
-    """The finite min and max of a float source's colour samples as read (None for integers)."""
-
-
-@dataclass
-class Image:
-    """Pixels as float32 planes (N, H, W, C), alpha beside them, and their source."""
-
-    pixels: np.ndarray
-    alpha: np.ndarray | None
-    source: Source
-    hdr: bool = False
-    nonfinite: int = 0
-
-    @property
-    def path(self) -> Path:
-        return self.source.path
-
-    @property
-    def height(self) -> int:
-        return self.pixels.shape[1]
-
-    @property
-    def width(self) -> int:
-        return self.pixels.shape[2]
-
-    def with_pixels(self, pixels: np.ndarray) -> Image:
-        """The same image with new pixels (alpha and source carried over). New pixels keep the planes and colours;
-        a new height and width (a noise that decimates) resample alpha to it by nearest neighbour and scale the
-        resolution (dpi, a TIFF's pixels per unit) with it."""
-        n, h, w, c = self.pixels.shape
-        if pixels.ndim != 4 or pixels.shape[0] != n or pixels.shape[3] != c:
-            raise ValueError(f"pixels shape {pixels.shape} does not fit {self.pixels.shape}")
-        pixels = pixels.astype(np.float32, copy=False)
-        if pixels.shape[1:3] == (h, w):
-            return dataclasses.replace(self, pixels=pixels)
-        rows, cols = (kept_lines(old, new) for old, new in zip((h, w), pixels.shape[1:3], strict=True))
-        alpha = None if self.alpha is None else self.alpha[:, rows][:, :, cols]
-        layout = self.source.layout
-        shape = list(layout.shape)
-        shape[layout.axes.index("Y")], shape[layout.axes.index("X")] = pixels.shape[1:3]
-        source = dataclasses.replace(self.source, layout=dataclasses.replace(layout, shape=tuple(shape)))
-        return dataclasses.replace(
-            self, pixels=pixels, alpha=alpha, source=_rescaled(source, h / pixels.shape[1], w / pixels.shape[2])
-        )
-
-
-def kept_lines(old: int, new: int) -> np.ndarray:
-    """The rows (or columns) of `old` that a picture `new` long made from it keeps: every step-th from the first
-    where a whole step makes it so (`aliased` noise's `x[::2]`), else the nearest."""
-    step = -(-old // new)
-    return np.arange(new) * step if -(-old // step) == new else np.arange(new) * old // new
-
-
-def _rescaled(source: Source, y_shrink: float, x_shrink: float) -> Source:
-    """`source` with its resolution (a photo's dpi, a TIFF's pixels per unit) scaled to a picture made from it
-    `y_shrink` and `x_shrink` times smaller: a thumbnail's half size covers the same inches with half the pixels
-    (as an OME-XML's physical pixel size doubles: `ome.patched`)."""
-    meta = dict(source.meta)
-    photo = meta.get("photo")
-    if photo is not None and photo.dpi:
-        meta["photo"] = dataclasses.replace(photo, dpi=(photo.dpi[0] / x_shrink, photo.dpi[1] / y_shrink))
-    if "resolution" in meta:
-        x, y = (Fraction(*part) for part in meta["resolution"])
-        meta["resolution"] = tuple(_rational(value) for value in (x / Fraction(x_shrink), y / Fraction(y_shrink)))
-    return dataclasses.replace(source, meta=meta)
-
-
-# ---------------------------------------------------------------------------------------------- planes
-
-
-def _scale(dtype: np.dtype) -> float:
-    return float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0
-
-
-def to_planes(raw: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stored array -> float32 colour planes (N, H, W, C) and alpha (N, H, W, 1) or None."""
-    stack = [i for i, a in enumerate(layout.axes) if a not in "YXS"]
-    order = [*stack, layout.axes.index("Y"), layout.axes.index("X")]
-    if "S" in layout.axes:
-        order.append(layout.axes.index("S"))
-    planes = np.transpose(raw, order)
-    if "S" not in layout.axes:
-        planes = planes[..., None]
-    planes = planes.reshape(-1, *planes.shape[-3:]).astype(np.float32)  # always a copy: scaled in place
-    planes /= np.float32(_scale(layout.dtype))
-    colours = layout.colours
-    alpha = planes[..., colours : colours + 1] if layout.has_alpha else None
-    return np.ascontiguousarray(planes[..., :colours]), alpha
-
-
-def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
-    """Colour planes and alpha -> array in the stored axis order and dtype (rounded and clipped)."""
-    planes = np.concatenate([pixels, alpha], axis=-1) if alpha is not None else pixels
-    dtype = layout.dtype
-    if dtype.kind == "u":
-        planes = quantised(planes, dtype)
-    elif dtype.kind == "f":
-        info = np.finfo(dtype)
-        planes = np.clip(planes, info.min, info.max)
-    planes = planes.astype(dtype, copy=False)
-    stack = [i for i, a in enumerate(layout.axes) if a not in "YXS"]
-    order = [*stack, layout.axes.index("Y"), layout.axes.index("X")]
-    if "S" in layout.axes:
-        order.append(layout.axes.index("S"))
-    stacked_shape = [layout.shape[i] for i in order]
-    planes = planes.reshape(stacked_shape if "S" in layout.axes else [*stacked_shape, 1])
-    if "S" not in layout.axes:
-        planes = planes[..., 0]
-    return np.ascontiguousarray(np.transpose(planes, np.argsort(order)))
-
-
-def _plain_layout(raw: np.ndarray) -> Layout:
-    """Layout of a 2-D or 3-D (H, W[, S]) array."""
-    return Layout("YXS" if raw.ndim == 3 else "YX", tuple(raw.shape), raw.dtype)
-
-
-def _check_layout(path: Path, layout: Layout) -> None:
-    if 0 in layout.shape:
-        raise MdnError(f"image is empty (shape {layout.shape})", path)
-    if "Y" not in layout.axes or "X" not in layout.axes:
-        raise MdnError(f"unsupported layout: axes {layout.axes!r} have no image plane", path)
-    if layout.samples > 4:
-        raise MdnError(f"unsupported layout: {layout.samples} samples per pixel (1 to 4 are supported)", path)
-    if layout.dtype.kind not in "uf" or layout.dtype.itemsize > 8:
-        hint = {"i": " (signed: convert it to uint16 or float32)", "b": " (1-bit: convert it to 8-bit grey)"}
-        raise MdnError(f"unsupported sample type {layout.dtype}{hint.get(layout.dtype.kind, '')}", path)
-
-
-def quantised(planes: np.ndarray, dtype: np.dtype, rows: int = 256) -> np.ndarray:
-    """Float planes in [0, 1] -> unsigned integers, rounded and clipped, a band of `rows` rows at a time: scaled,
-    rounded and clipped in place in one float band (2x faster than separate arrays), so that a 24 MP photo
-    needs a few MB beside its result instead of another float copy. 32- and 64-bit integers take float64 bands
-    (float32 rounds 2**32 - 1 up to 2**32, which wrapped white to 0)."""
-    dtype = np.dtype(dtype)
-    work = np.float64 if dtype.itemsize >= 4 else np.float32
-    top = work(_scale(dtype))
-    out = np.empty(planes.shape, dtype)
-    for plane, target in zip(planes, out, strict=True):
-        for start in range(0, plane.shape[0], rows):
-            target[start : start + rows] = _quantised_band(plane[start : start + rows], top, dtype)
-    return out
-
-
-def _quantised_band(band: np.ndarray, top: np.floating, dtype: np.dtype) -> np.ndarray:
-    """One band of `quantised`: scaled by `top`, rounded and clipped to what `dtype` holds. 2**64 - 1 has no float:
-    values that reach it become the type's maximum."""
-    scaled = np.multiply(band, top, dtype=top.dtype)
-    np.rint(scaled, out=scaled)
-    if int(top) <= np.iinfo(dtype).max:
-        return np.clip(scaled, 0, top, out=scaled)
-    white = scaled >= top
-    np.clip(scaled, 0, np.nextafter(top, 0), out=scaled)
-    result = scaled.astype(dtype)
-    result[white] = np.iinfo(dtype).max
-    return result
-
-
-def replaced(count: int) -> str:
-    """The words every command and the API use for the NaN and Inf values a read replaced."""
-    return f"{count} NaN/Inf values replaced"
-
-
-def sanitise(pixels: np.ndarray) -> int:
-    """Replace NaN and -Inf by 0 and +Inf by the largest finite magnitude (a firefly, which the denoiser removes),
-    in place; return how many were replaced. -Inf is no light at all: as the largest negative value it left a
-    black dot that no denoiser takes away."""
-    bad = ~np.isfinite(pixels)
-    count = int(bad.sum())
-    if count:
-        finite = pixels[~bad]
-        top = float(np.abs(finite).max()) if finite.size else 0.0
-        np.copyto(pixels, np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=0.0))
-    return count
 
 
 # ----------------------------------------------------------------------------------------------- read
@@ -315,7 +94,7 @@ def read(path: str | Path, layer: str | None = None) -> Image:
         raise MdnError("--layer applies to EXR files only", path)
     try:
         if fmt == "exr":
-            raw, layout, meta = _read_exr(path, layer)
+            raw, layout, meta = exr.read(path, layer)
         elif fmt == "tiff":
             raw, layout, meta = _read_tiff(path)
         elif fmt == "png":
@@ -324,11 +103,11 @@ def read(path: str | Path, layer: str | None = None) -> Image:
             data = path.read_bytes()
             _check_still(path, fmt, metadata.png_frames(data))
             raw = imagecodecs.png_decode(data)
-            layout, meta = _plain_layout(raw), {"photo": metadata.read_png(data)}
+            layout, meta = plain_layout(raw), {"photo": metadata.read_png(data)}
         else:
             settings = _check_pillow_image(path, fmt)
             raw = iio.imread(path)
-            layout, meta = _plain_layout(raw), {"photo": metadata.read(path, fmt)}
+            layout, meta = plain_layout(raw), {"photo": metadata.read(path, fmt)}
             if fmt == "jpeg":
                 meta["left_out"] = settings.pop("left_out", [])
                 meta["jpeg"] = settings
@@ -509,7 +288,7 @@ def to_array(image: Image) -> np.ndarray:
 def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     """The Image of a stored array: its layout checked, NaN and Inf in float samples replaced and counted."""
     layout = source.layout
-    _check_layout(source.path, layout)
+    check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
     if layout.dtype.kind == "f":
         source = dataclasses.replace(source, value_range=_finite_range(pixels))
@@ -665,220 +444,6 @@ def _resolution_readable(page: Any) -> bool:
     return all(isinstance(tag.value, tuple) and len(tag.value) == 2 and tag.value[1] for tag in tags)
 
 
-def _exr_layers(channels: Collection[str]) -> dict[str, list[str]]:
-    """Colour layers of one EXR part's channel names: prefix ('' for the unnamed layer) -> [R, G, B], [X, Y, Z] (a
-    renderer's normals, in a layer of their own or a file of their own) or [Y] channel names."""
-    layers: dict[str, list[str]] = {}
-    prefixes = {name.rpartition(".")[0] for name in channels}
-    for prefix in sorted(prefixes):
-        dot = f"{prefix}." if prefix else ""
-        if all(f"{dot}{c}" in channels for c in "RGB"):
-            layers[prefix] = [f"{dot}{c}" for c in "RGB"]
-        elif all(f"{dot}{c}" in channels for c in "XYZ"):
-            layers[prefix] = [f"{dot}{c}" for c in "XYZ"]
-        elif f"{dot}Y" in channels:
-            layers[prefix] = [f"{dot}Y"]
-    return layers
-
-
-def _channel_names(part: Any) -> set[str]:
-    """The channel names an EXR part's header lists (read with its pixels or without)."""
-    return {channel.name for channel in part.header.get("channels", [])}
-
-
-def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]:
-    """Every colour layer of every part by the name `--layer` takes -> (part index, prefix, channel names).
-
-    The first layer without a prefix (plain R, G, B or Y) is "beauty"; a prefixed layer goes by its prefix
-    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name.
-    """
-    found = [
-        (i, prefix, names)
-        for i, part in enumerate(exr.parts)
-        for prefix, names in _exr_layers(_channel_names(part)).items()
-    ]
-    prefixes = [prefix for _, prefix, _ in found]
-    repeated = {prefix for prefix in prefixes if prefixes.count(prefix) > 1}
-    named: dict[str, tuple[int, str, list[str]]] = {}
-    for i, prefix, names in sorted(found, key=lambda f: f[1] != ""):  # unprefixed layers first: beauty leads
-        part = exr.parts[i].name() or f"part{i}"
-        layer = f"{part}.{prefix}" if prefix in repeated else prefix
-        named.setdefault(layer if prefix else part if named else "beauty", (i, prefix, names))
-    return named
-
-
-def exr_layer_names(path: Path) -> list[str]:
-    """The names `--layer` takes for an EXR's layers (`_exr_layer_names`), from its headers alone."""
-    return list(_exr_layer_names(_opened(path, header_only=True)))
-
-
-def pass_name(layer: str) -> str:
-    """A layer's pass: its last name, in lower case (Blender's "ViewLayer.Denoising Albedo" is "denoising albedo")."""
-    return layer.lower().rpartition(".")[2]
-
-
-def _view_layer(layer: str) -> str:
-    """The view layer a layer's name puts it in: the name before its pass ('' for none)."""
-    return layer.rpartition(".")[0]
-
-
-def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]], beauty: str | None = None) -> dict[str, np.ndarray]:
-    """Float32 (H, W, C) pixels of the layers that go with an EXR's beauty layer (`beauty`: the `--layer` name it
-    was read by, else the default), NaN and Inf as stored, from one read of the file: for each key of `wanted`,
-    the first of its passes (lower case) that a layer of the beauty's view layer has (`_buffer_view_layer`);
-    keys with none are left out. An MdnError where such a layer covers other pixels than the beauty."""
-    exr = open_exr(path)
-    named = _exr_layer_names(exr)
-    beauty = _pick_exr_layer(path, named, beauty)
-    scope = _buffer_view_layer(named, beauty, wanted)
-    found = {}
-    for key, passes in wanted.items():
-        layer = next((n for p in passes for n in named if _view_layer(n) == scope and pass_name(n) == p), None)
-        if layer is not None:
-            part, _, names = named[layer]
-            _check_aligned(path, exr, named[beauty][0], part, layer)
-            found[key] = np.stack([exr.parts[part].channels[n].pixels for n in names], axis=-1).astype(np.float32)
-    return found
-
-
-COMPOSITE = "composite"
-"""Blender's view layer (lower case) of its compositor's picture, made from the file's view layers."""
-PICTURE_LAYERS = ("", COMPOSITE)
-"""View layers (lower case) of a file's own picture rather than of one view layer's: plain R, G, B (no view
-layer), or Blender's Composite."""
-
-
-def _buffer_view_layer(named: dict[str, Any], beauty: str, wanted: dict[str, tuple[str, ...]]) -> str | None:
-    """The view layer whose buffers (`wanted`'s passes) go with the layer `beauty`: its own; for a file's own
-    picture (`PICTURE_LAYERS`) without buffers of its own, the file's one view layer that has them; None for
-    none (several have them)."""
-    own = _view_layer(beauty)
-    passes = {name for names in wanted.values() for name in names}
-    holding = {_view_layer(layer) for layer in named if pass_name(layer) in passes}
-    if own in holding or own.lower() not in PICTURE_LAYERS:
-        return own
-    return holding.pop() if len(holding) == 1 else None
-
-
-def _check_aligned(path: Path, exr: OpenEXR.File, beauty_part: int, part: int, layer: str) -> None:
-    """An MdnError where a layer's part covers other pixels than the beauty's (its data window offset, or of
-    another size): taken pixel for pixel, it would lie beside the picture."""
-    windows = [_window(exr.parts[index].header) for index in (part, beauty_part)]
-    if windows[0] != windows[1]:
-        raise MdnError(f"its {layer} layer's data window {windows[0]} is not the beauty's {windows[1]}", path)
-
-
-def _window(header: dict[str, Any]) -> str:
-    """A part's data window in words: (x0, y0)-(x1, y1), its first and last pixels."""
-    low, high = (tuple(int(v) for v in corner) for corner in header["dataWindow"])
-    return f"{low}-{high}"
-
-
-BEAUTY_NAMES = ("beauty", "combined", "rgba", "rgb", "image", "ci", "c", "color", "colour")
-"""What renderers call the beauty pass in a layer's last name (lower case; Blender's ViewLayer.Combined, Karma's
-C, RenderMan's Ci), best first: the layer taken from an EXR with no plain R, G, B unless `--layer` says."""
-
-
-def _beauty_rank(name: str) -> tuple[int, bool]:
-    """A layer's place among beauty passes (lower first): its pass's in `BEAUTY_NAMES`, Blender's Composite before
-    one view layer's own of the same pass."""
-    rank = -1 if name == "beauty" else BEAUTY_NAMES.index(pass_name(name))
-    return rank, _view_layer(name).lower() != COMPOSITE
-
-
-def _pick_exr_layer(path: Path, named: dict[str, Any], layer: str | None) -> str:
-    """The name of the requested layer, or of the default: the beauty pass, where one ranks first (two view
-    layers' Combined are asked about, not one of them denoised and the other left noisy)."""
-    if not named:
-        raise MdnError("EXR has no RGB or Y layer", path)
-    if layer is not None:
-        if layer not in named:
-            raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
-        return layer
-    if len(named) == 1:
-        return next(iter(named))
-    beauty = [n for n in named if n == "beauty" or pass_name(n) in BEAUTY_NAMES]
-    best = [n for n in beauty if _beauty_rank(n) == min(map(_beauty_rank, beauty))]
-    if len(best) == 1:
-        return best[0]
-    raise MdnError(f"which layer is the beauty pass? pick one with --layer ({', '.join(best or named)})", path)
-
-
-def _opened(path: Path, **options: bool) -> OpenEXR.File:
-    """OpenEXR's File of `path` (`options`: its reading options), or an MdnError; the library's own lines about a
-    damaged file kept from the terminal."""
-    try:
-        with library_messages.quiet():
-            return OpenEXR.File(str(path), **options)
-    except (RuntimeError, ValueError) as exc:  # what OpenEXR raises on a file it cannot open
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MdnError(f"cannot read EXR (corrupt or truncated?): {reason}", path) from None
-
-
-def open_exr(path: Path) -> OpenEXR.File:
-    """An EXR file with every channel of every part its headers list, or an MdnError: OpenEXR's reader leaves
-    out a part whose pixels it cannot read (a file cut short), which would then be missing from the output. The
-    library's own lines about a damaged file are kept from the terminal: the error says it once."""
-    exr = _opened(path, separate_channels=True)
-    listed = _opened(path, header_only=True).parts
-    for index, part in enumerate(listed):
-        read = exr.parts[index].channels if index < len(exr.parts) else {}
-        if not _channel_names(part) <= set(read):
-            which = f"part {index} ({part.name()})" if len(listed) > 1 and part.name() else f"part {index}"
-            what = f"the pixels of {which}" if len(listed) > 1 else "its pixels"
-            raise MdnError(f"cannot read EXR (corrupt or truncated?): {what} could not be read", path)
-    return exr
-
-
-def _read_exr(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
-    exr = open_exr(path)
-    named = _exr_layer_names(exr)
-    layer = _pick_exr_layer(path, named, layer)
-    part_index, prefix, names = named[layer]
-    channels = exr.parts[part_index].channels
-    dot = f"{prefix}." if prefix else ""
-    if names == [f"{dot}Y"] and {f"{dot}RY", f"{dot}BY"} <= set(channels):  # its colour would stay noisy
-        raise MdnError("unsupported EXR layout: luminance and chroma (Y, RY, BY); convert it to RGB", path)
-    if any(channels[name].xSampling != 1 or channels[name].ySampling != 1 for name in names):
-        raise MdnError("unsupported EXR layout: subsampled channels", path)
-    dtypes = {channels[name].pixels.dtype for name in names}
-    if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
-        raise MdnError("unsupported EXR layout: layer channels must share one half or float type", path)
-    alpha = channels.get(f"{prefix}.A" if prefix else "A")
-    if alpha is not None and alpha.pixels.dtype in dtypes and alpha.pixels.shape == channels[names[0]].pixels.shape:
-        names = [*names, alpha.name]  # an alpha of another type or sampling is written back as it came, as others
-    arrays = [channels[name].pixels for name in names]
-    raw = np.stack(arrays, axis=-1)
-    meta = {"file": exr, "part": part_index, "names": names, "layer": layer, "left_out": _levels_left_out(exr)}
-    return raw, Layout("YXS", tuple(raw.shape), raw.dtype), meta
-
-
-def _levels_left_out(exr: OpenEXR.File) -> list[str]:
-    """Words for the reduced levels of an EXR's mip- or rip-mapped parts (a texture's): OpenEXR's Python binding
-    reads and writes level 0 alone, so they are left out of the output (`_one_level`)."""
-    words = []
-    for index, part in enumerate(exr.parts):
-        count, kind = _levels_besides_full(part.header)
-        if count:
-            whose = f"its part {part.name() or index}'s" if len(exr.parts) > 1 else "its"
-            words.append(f"{whose} {count} {kind} levels below the full size")
-    return words
-
-
-def _levels_besides_full(header: dict[str, Any]) -> tuple[int, str]:
-    """How many levels a tiled part holds besides its full size, and of what (mip-map, rip-map); 0 for one."""
-    tiles = header.get("tiles")
-    if tiles is None or tiles.mode not in (OpenEXR.MIPMAP_LEVELS, OpenEXR.RIPMAP_LEVELS):
-        return 0, ""
-    low, high = header["dataWindow"]
-    width, height = (int(b) - int(a) + 1 for a, b in zip(low, high, strict=True))
-    up = tiles.roundingMode == OpenEXR.ROUND_UP
-    levels = [(size - 1).bit_length() + 1 if up else size.bit_length() for size in (width, height)]
-    if tiles.mode == OpenEXR.MIPMAP_LEVELS:
-        return max(levels) - 1, "mip-map"
-    return levels[0] * levels[1] - 1, "rip-map"
-
-
 # ---------------------------------------------------------------------------------------------- write
 
 
@@ -937,12 +502,6 @@ def _keeps_palette(meta: dict[str, Any], dtype: np.dtype) -> bool:
     as that integer type has values (written at another depth, it is grey)."""
     colormap = meta.get("colormap")
     return colormap is not None and dtype.kind == "u" and colormap.shape[-1] == 2 ** (dtype.itemsize * 8)
-
-
-def _rational(value: Fraction) -> tuple[int, int]:
-    """A TIFF rational (two 32-bit parts) nearest `value`."""
-    value = value.limit_denominator(2**31)
-    return value.numerator, value.denominator
 
 
 DISPLAY_MARGIN = 0.5
@@ -1241,85 +800,11 @@ def _tiff_text(text: str | None) -> str | bytes | None:
     return text.encode() if text is not None and not text.isascii() else text
 
 
-def _encode_exr(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
-    if source is None:
-        names = ["R", "G", "B", "A"][: raw.shape[-1]] if raw.shape[-1] >= 3 else ["Y", "A"][: raw.shape[-1]]
-        channels = {name: np.ascontiguousarray(raw[..., i]) for i, name in enumerate(names)}
-        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(str(path))
-        return
-    exr: OpenEXR.File = source.meta["file"]
-    channels = exr.parts[source.meta["part"]].channels
-    if raw.shape[:2] != channels[source.meta["names"][0]].pixels.shape:  # a noise that decimates
-        _shrunk_exr(exr, source, raw).write(str(path))
-        return
-    for i, name in enumerate(source.meta["names"]):
-        channels[name].pixels = np.ascontiguousarray(raw[..., i])
-    for part in exr.parts:
-        _one_level(part.header)
-    exr.write(str(path))
-
-
-def _shrunk_exr(exr: OpenEXR.File, source: Source, raw: np.ndarray) -> OpenEXR.File:
-    """The EXR of a picture that a noise made smaller (`aliased`): `raw` in its layer, and every other channel of
-    the layer's size, in every part, taken at the rows and columns the picture kept (`kept_lines`); channels of
-    another size are left out (`shrinking_leaves_out`), and the data windows start at (0, 0)."""
-    size = exr.parts[source.meta["part"]].channels[source.meta["names"][0]].pixels.shape
-    rows, cols = (kept_lines(old, new) for old, new in zip(size, raw.shape[:2], strict=True))
-    parts = []
-    for index, part in enumerate(exr.parts):
-        kept = {name: channel.pixels[rows][:, cols] for name, channel in part.channels.items()
-                if channel.pixels.shape == size}  # fmt: skip
-        if index == source.meta["part"]:
-            kept.update({name: raw[..., i] for i, name in enumerate(source.meta["names"])})
-        header = {key: value for key, value in part.header.items() if key not in _DERIVED}
-        _one_level(header)
-        if kept:
-            parts.append((header, {name: np.ascontiguousarray(pixels) for name, pixels in kept.items()}, part.name()))
-    if len(exr.parts) == 1:
-        header, channels, _ = parts[0]
-        return OpenEXR.File(header, channels)
-    return OpenEXR.File([OpenEXR.Part(*part) for part in parts])
-
-
-_DERIVED = ("channels", "chunkCount", "dataWindow", "displayWindow", "name")
-"""Header attributes that OpenEXR derives from a part's pixels and name as it writes them."""
-
-
-def shrinking_leaves_out(image: Image) -> list[str]:
-    """What of an EXR's other channels a picture made smaller (`_shrunk_exr`) leaves out: those of another size
-    than its layer's (subsampled, a part's smaller data window), whose rows and columns are not the picture's."""
-    if image.source.format != "exr":
-        return []
-    exr: OpenEXR.File = image.source.meta["file"]
-    size = image.height, image.width
-    other = [name for part in exr.parts for name, channel in part.channels.items() if channel.pixels.shape != size]
-    if not other:
-        return []
-    listed = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
-    return [f"its {len(other)} channel{'s' * (len(other) > 1)} of another size ({listed})"]
-
-
-def _one_level(header: dict[str, Any]) -> None:
-    """A mip- or rip-mapped part's header (a texture's) made single-level: OpenEXR's Python binding reads and
-    writes level 0 alone, and under the header's levels wrote a file with a corrupt chunk table."""
-    tiles = header.get("tiles")
-    if tiles is None or tiles.mode == OpenEXR.ONE_LEVEL:
-        return
-    single = OpenEXR.TileDescription()
-    single.xSize, single.ySize, single.mode, single.roundingMode = (
-        tiles.xSize,
-        tiles.ySize,
-        OpenEXR.ONE_LEVEL,
-        tiles.roundingMode,
-    )
-    header["tiles"] = single
-
-
 _ENCODERS = {
     "png": _encode_png,
     "jpeg": _encode_jpeg,
     "webp": _encode_webp,
     "bmp": _encode_bmp,
     "tiff": _encode_tiff,
-    "exr": _encode_exr,
+    "exr": exr.write,
 }

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io.images import ARRAY, Image
+from mdn.io.images import ARRAY
+from mdn.io.picture import Image
 from mdn.stabilise import Stabiliser, stabiliser_for
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mdn.io import tonemap
-from mdn.io.images import Image
+from mdn.io.picture import Image
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 import OpenEXR
 
 from mdn.errors import MdnError
-from mdn.io import images
+from mdn.io import exr, picture
 from mdn.renders import backend, procedural
 from mdn.renders.backend import Buffers
 
@@ -73,16 +73,16 @@ def read_buffers(path: Path, warn: Warn | None = None) -> Buffers:
     """A render's buffers (float32) from a file `write_buffers` wrote (or a renderer in its layout: beauty R, G, B,
     and albedo and normal where it has them: a beauty-only render has None there), NaN and +-Inf replaced as
     `mdn denoise` replaces them in a file, and `warn` told how many."""
-    channels = images.open_exr(path).parts[0].channels
+    channels = exr.open_exr(path).parts[0].channels
     planes: list[np.ndarray | None] = []
     for buffer, names in LAYERS.items():
         missing = [name for name in names if name not in channels]
         if missing and (buffer == "beauty" or len(missing) < len(names)):
             raise MdnError(f"not a render of the training set: no channel {missing[0]}", path)
         planes.append(None if missing else np.stack([channels[n].pixels for n in names], -1).astype(np.float32))
-    replaced = sum(images.sanitise(plane) for plane in planes if plane is not None)
+    replaced = sum(picture.sanitise(plane) for plane in planes if plane is not None)
     if replaced and warn is not None:
-        warn(f"{path}: {images.replaced(replaced)}")
+        warn(f"{path}: {picture.replaced(replaced)}")
     return Buffers(*planes)
 
 

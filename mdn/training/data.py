@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import images, picture, tonemap
 from mdn.io.batch import expand_inputs
 from mdn.training.options import TrainOptions
 
@@ -27,7 +27,7 @@ def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) 
             warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels")
             continue
         if image.nonfinite:  # as `mdn denoise` says it: the zeros that replace them are no clean content
-            warn(f"{path}: {images.replaced(image.nonfinite)}")
+            warn(f"{path}: {picture.replaced(image.nonfinite)}")
         pixels = tonemap.fit(image).forward(image.pixels)
         for plane in pixels:
             rgb = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane

@@ -25,7 +25,7 @@ from torch import nn
 
 from mdn import registry
 from mdn.errors import MdnError
-from mdn.io import images, tonemap
+from mdn.io import images, picture, tonemap
 from mdn.io.batch import expand_inputs
 from mdn.stabilise import PoissonGaussian, Stabiliser, stabiliser_for
 from mdn.training.objectives import CardFineTuning
@@ -160,7 +160,7 @@ DETECTORS_APART = 1.5
 detectors' (a hyperstack's dim and bright channels: 2 and 60 counts a photon)."""
 
 
-def _check_one_detector(image: images.Image) -> None:
+def _check_one_detector(image: picture.Image) -> None:
     """An MdnError where the channels of a stack's C axis carry different noise: a card learns one camera's, and
     one fit for both made a dim channel's output far worse than its input (each channel fitted as
     `tonemap.PerChannel` fits a file's for `mdn denoise`, on a sample of its planes)."""
@@ -177,7 +177,7 @@ def _check_one_detector(image: images.Image) -> None:
         )
 
 
-def _noise_fit(image: images.Image) -> tonemap.DisplayTransform:
+def _noise_fit(image: picture.Image) -> tonemap.DisplayTransform:
     """The stabiliser fitted to a grey image's planes, or Identity where no photon noise fits."""
     return stabiliser_for([plane[..., 0] for plane in image.pixels]) or tonemap.Identity()
 

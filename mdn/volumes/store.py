@@ -15,7 +15,7 @@ from typing import Any, overload
 import numpy as np
 
 from mdn.errors import MdnError
-from mdn.io import atomic, batch, images, tonemap
+from mdn.io import atomic, batch, images, picture, tonemap
 from mdn.stabilise import Stabiliser, stabiliser_for
 
 PROGRESS = ".mdn-progress"
@@ -134,10 +134,10 @@ def sample_scale(dtype: np.dtype) -> np.float32:
 
 def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
     """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN and -Inf as 0 and +Inf as
-    the largest finite magnitude read (`images.sanitise`, as a file's are): how the planes are read for their
+    the largest finite magnitude read (`picture.sanitise`, as a file's are): how the planes are read for their
     transform's fit and for the network alike."""
     pixels = np.asarray(array[index], dtype=np.float32) / scale
-    images.sanitise(pixels)  # a fresh array: replaced in place
+    picture.sanitise(pixels)  # a fresh array: replaced in place
     return pixels
 
 
@@ -260,7 +260,7 @@ def stored(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Float pixels in the array's sample type: integers rounded and clipped as image files are."""
     if dtype.kind == "u":
         flat = pixels.reshape(-1, *pixels.shape[-2:], 1)
-        return images.quantised(flat, dtype).reshape(pixels.shape)
+        return picture.quantised(flat, dtype).reshape(pixels.shape)
     return pixels.astype(dtype)
 
 
