@@ -263,6 +263,18 @@ def test_a_linked_folder_is_searched_and_a_link_back_up_ends_the_search(tmp_path
     assert [p.name for p in batch.expand_inputs([tmp_path / "data" / "shoot1"])] == ["a.tif"]
 
 
+def test_a_recursive_search_leaves_hidden_folders_and_links_above_the_folder_named(tmp_path: Path) -> None:
+    """`-r` left `.hidden.png` out but denoised `.thumbnails/` and `.cache/` into the output; a link to a folder
+    above the one named (`up -> ../..`) took the search out of it, to its neighbours' pictures."""
+    picture = np.zeros((8, 8, 3), np.uint8)
+    for name in ("shoot/a.tif", "shoot/.thumbnails/a.tif", "shoot/day/.cache/b.tif", "shoot/day/c.tif", "other/d.tif"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(tmp_path / name, picture)
+    (tmp_path / "shoot" / "day" / "root").symlink_to(tmp_path, target_is_directory=True)
+    found = batch.expand_inputs([tmp_path / "shoot"], recursive=True)
+    assert [p.relative_to(tmp_path / "shoot").as_posix() for p in found] == ["a.tif", "day/c.tif"]
+
+
 def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(tmp_path: Path) -> None:
     (tmp_path / "shoot").mkdir()
     for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp"):

@@ -101,11 +101,13 @@ def expand_inputs(
 
 
 def files_in(folder: Path, recursive: bool) -> Iterator[Path]:
-    """The entries of `folder`, and with `recursive` of every folder below it, linked folders followed (a shoot
-    linked into a training set), each real folder once (a link back up ends no search)."""
+    """The entries of `folder`, and with `recursive` of every folder below it but hidden ones (.thumbnails,
+    .cache), linked folders followed (a shoot linked into a training set), each real folder once; a link up to
+    the folder named or above it (`up -> ..`) is not followed out of it."""
     if not recursive:
         yield from folder.iterdir()
         return
+    top = os.path.realpath(folder)
     seen: set[str] = set()
     for root, folders, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -113,7 +115,16 @@ def files_in(folder: Path, recursive: bool) -> Iterator[Path]:
             folders.clear()
             continue
         seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".") and not _leads_up(Path(root) / name, top)]
         yield from (Path(root) / name for name in (*folders, *files))
+
+
+def _leads_up(path: Path, top: str) -> bool:
+    """Whether `path` is a link to `top` (the real folder a search began in) or to a folder above it."""
+    if not path.is_symlink():
+        return False
+    real = os.path.realpath(path)
+    return top == real or top.startswith(real.rstrip(os.sep) + os.sep)
 
 
 def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]:
