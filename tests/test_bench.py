@@ -693,3 +693,15 @@ def test_sigterm_stops_a_bench_with_the_rows_so_far_and_its_own_status() -> None
     """A batch system's SIGTERM killed a bench outright: no partial reports, as Ctrl-C now keeps."""
     done = subprocess.run([sys.executable, "-c", SIGTERM_BENCH], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "[{'model': 'noisy'}] 143\n", done.stdout + done.stderr
+
+
+def test_a_reference_too_large_for_the_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference whose read ran out of memory ended the bench in a MemoryError traceback."""
+    (tmp_path / "huge.png").write_bytes(imagecodecs.png_encode(np.zeros((32, 32, 3), np.uint8)))
+
+    def out_of_memory(path: Path, layer: str | None = None) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(bench.grid.images, "read", out_of_memory)
+    with pytest.raises(MdnError, match=r"huge\.png: is too large to hold in memory"):
+        bench.grid.load_references([str(tmp_path / "huge.png")])

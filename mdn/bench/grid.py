@@ -133,8 +133,11 @@ def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, 
 
 def _reference_planes(path: Path) -> np.ndarray:
     """The (N, H, W, C) planes of a reference file, refused where the bench cannot score them: smaller than
-    `SMALLEST`, or float samples outside [0, 1]."""
-    image = images.read(path)
+    `SMALLEST`, float samples outside [0, 1], or too large for the memory."""
+    try:
+        image = images.read(path)
+    except MemoryError:
+        raise MdnError("is too large to hold in memory: bench a crop of it", path) from None
     height, width = image.height, image.width
     if min(height, width) < SMALLEST:
         raise MdnError(f"is {width}x{height}: too small to score (SSIM needs {SMALLEST} pixels a side)", path)
