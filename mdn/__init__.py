@@ -47,7 +47,7 @@ __all__ = ["MdnError", "add_noise", "denoise", "denoise_volume", "denoise_zerosh
 _Function = TypeVar("_Function", bound="Callable[..., Any]")
 _OPTION = re.compile(r"(?<![\w'\"/.-])--(no-)?([a-z][a-z0-9-]*)")
 """An option as a message names it: not inside a word, a quoted value or a path (`'my--tile'`, `/data/--x/`)."""
-_OPTION_KEYWORDS = {"tile-batch": "batch"}
+_OPTION_KEYWORDS = {"tile-batch": "batch", "output": "target"}
 """Command-line options whose keyword is not their name with underscores."""
 
 
@@ -85,6 +85,23 @@ def _keyword_errors(function: _Function) -> _Function:
 def _check_info(info: object) -> None:
     if info is not None and not isinstance(info, dict):
         raise MdnError(f"info must be a dict to fill in, got {type(info).__name__}")
+
+
+def _check_progress(progress: object) -> None:
+    """An MdnError, before any work, for a `progress` that cannot be called with (done, total)."""
+    if progress is not None and not (callable(progress) and _takes_two(progress)):
+        raise MdnError(f"progress must be a function called with (done, total), got {progress!r}")
+
+
+def _takes_two(function: Callable[..., Any]) -> bool:
+    """Whether `function` can be called with two positional arguments (one without a signature, taken on trust)."""
+    try:
+        inspect.signature(function).bind(0, 0)
+    except TypeError:
+        return False
+    except ValueError:  # some builtins have no signature to read
+        return True
+    return True
 
 
 @_keyword_errors
@@ -149,6 +166,7 @@ def denoise(
     from mdn.io.batch import inputs_info, transform_info  # `batch` is a setting here
 
     _check_info(info)
+    _check_progress(progress)
     picture = arrays.load(image, axes, hdr, layer)
     settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
@@ -172,7 +190,7 @@ def denoise(
     for message in told:  # after the work, so that they point at the caller's line
         import warnings
 
-        warnings.warn(f"{picture.path}: {message}", stacklevel=3)
+        warnings.warn(f"{picture.path}: {_in_keywords(message, denoise)}", stacklevel=3)
     return result
 
 
@@ -222,8 +240,12 @@ def denoise_volume(
     from mdn.io import picture
 
     _check_info(info)
+    _check_progress(progress)
     stores = [_store_path(path, name) for path, name in ((source, "source"), (target, "target"))]
-    loaded, options = inference.ModelChoice(model, inference.run_settings(locals())).for_image(hdr=False)
+    models = inference.ModelChoice(model, inference.run_settings(locals()))
+    loaded, options = models.for_image(hdr=False)
+    for note in models.untold(loaded, options):  # before a run that may be long
+        warnings.warn(f"{source}: {_in_keywords(note, denoise_volume)}", stacklevel=3)
     with compute.threads(threads):
         report = volumes.denoise(*stores, loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress)
     if info is not None:
@@ -259,7 +281,7 @@ def denoise_zeroshot(
     lr: float | None = None,
     time_budget: float | str | None = None,
     share: bool | None = None,
-    self_check: bool = True,
+    self_check: bool | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     device: str = "auto",
@@ -277,11 +299,11 @@ def denoise_zeroshot(
     images). `time_budget` (seconds, or a duration such as "2m") stops in time and returns what it has. MPI
     only: `share` (default on) continues each slice of a stack from the previous one's network for a quarter of
     the iterations (`share=False`: every slice from the pre-trained weights), `tile` and `overlap` fine-tune large
-    images tile by tile, and the self-check blends the input back where the fill looks worse (`self_check=False`:
-    the plain fill). `threads` caps the CPU threads for the call (0: torch's setting). `progress` gets
-    (iterations done, in all); `info`, when given, the method, model, iterations, device, precision, the
-    self-check's estimates and its warnings (without `info` they are issued with `warnings.warn`). Returns the
-    image in the input's layout and type.
+    images tile by tile, and the self-check (default on) blends the input back where the fill looks worse
+    (`self_check=False`: the plain fill). `threads` caps the CPU threads for the call (0: torch's setting).
+    `progress` gets (iterations done, in all); `info`, when given, the method, model, iterations, device,
+    precision, the self-check's estimates and its warnings (without `info` they are issued with `warnings.warn`).
+    Returns the image in the input's layout and type.
 
         >>> clean = mdn.denoise_zeroshot(cells, preset="fast", time_budget=30)
     """
@@ -292,6 +314,7 @@ def denoise_zeroshot(
     from mdn.zeroshot import run as zeroshot_run
 
     _check_info(info)
+    _check_progress(progress)
     settings = zeroshot_run.Settings(
         method, preset, model, iters, beta, mask_ratio, lr, time_budget, share, self_check, tile, overlap, device,
         precision, seed,

@@ -305,3 +305,114 @@ def test_a_card_whose_inference_settings_are_not_the_engines_is_refused(tiny_car
         shutil.copy(tiny_card.weights_path, tmp_path / tiny_card.weights)
         with pytest.raises(MdnError, match=f"odd\\.json: not a valid model card: {re.escape(words)}"):
             mdn.denoise(photo, path)
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"seed": None}, "seed must be a whole number, got None"),
+        ({"seed": -1}, "seed must be 0 to 4294967295, got -1"),  # once taken as 2**32 - 1
+        ({"seed": 2**32}, "seed must be 0 to 4294967295, got 4294967296"),
+        ({"seed": 2**64}, "seed must be 0 to 4294967295, got 18446744073709551616"),  # once torch's overflow
+        ({"device": None}, "device must be text, got None"),  # once torch's own TypeError
+    ],
+)
+def test_zeroshot_checks_seed_and_device_as_denoise_does(tiny_card, settings: dict, words: str) -> None:
+    photo = data.astronaut()[:64, :64]
+    for method in ("mpi", "zs-n2n"):
+        with pytest.raises(MdnError, match="^" + re.escape(words)):
+            mdn.denoise_zeroshot(photo, method, iters=2, **settings)
+    with pytest.raises(MdnError, match="^" + re.escape(words)):
+        mdn.denoise(photo, tiny_card.path, **settings)
+
+
+def test_zeroshot_self_check_none_is_the_default_as_denoises_switches_are() -> None:
+    """None once turned the self-check off (and zs-n2n blamed a `self_check=False` never given)."""
+    image = data.camera()[:64, :64]
+    default, unset, off = {}, {}, {}
+    expected = mdn.denoise_zeroshot(image, iters=2, threads=1, info=default)
+    unset_result = mdn.denoise_zeroshot(image, iters=2, threads=1, self_check=None, info=unset)
+    np.testing.assert_array_equal(unset_result, expected)
+    mdn.denoise_zeroshot(image, iters=2, threads=1, self_check=False, info=off)
+    assert unset["self_check"] == default["self_check"] and "self_check" not in off
+    assert mdn.denoise_zeroshot(image, "zs-n2n", iters=2, threads=1, self_check=None).shape == image.shape
+    with pytest.raises(MdnError, match=r"^self_check=False applies to method mpi only"):
+        mdn.denoise_zeroshot(image, "zs-n2n", iters=2, self_check=np.False_)
+
+
+@pytest.mark.parametrize("progress", ["x", lambda done: None, len])
+def test_progress_is_checked_before_any_work(tmp_path: Path, progress: object) -> None:
+    """A progress that cannot take (done, total) once failed deep in the engine, after the model had run."""
+    photo = data.astronaut()[:64, :64]
+    words = "progress must be a function called with (done, total), got "
+    with pytest.raises(MdnError, match="^" + re.escape(words)):
+        mdn.denoise(photo, progress=progress)
+    with pytest.raises(MdnError, match="^" + re.escape(words)):
+        mdn.denoise_zeroshot(photo, iters=2, progress=progress)
+    with pytest.raises(MdnError, match="^" + re.escape(words)):
+        mdn.denoise_volume(tmp_path / "in.zarr", tmp_path / "out.zarr", progress=progress)
+
+
+def test_progress_takes_any_function_of_done_and_total(tiny_card) -> None:
+    photo = data.astronaut()[:64, :64]
+    calls: list[tuple[int, int]] = []
+    mdn.denoise(photo, tiny_card.path, threads=1, progress=lambda *counts: calls.append(counts))
+    mdn.denoise(photo, tiny_card.path, threads=1, progress=max)  # a builtin with no signature to read is taken on trust
+    assert calls == [(1, 1)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"wiener": 0}, "wiener must be True or False, got 0"),  # once ignored
+        ({"wiener": "no"}, "wiener must be True or False, got 'no'"),
+        ({"quality": "high", "wiener": False}, "quality high contradicts wiener=False (wiener=False is quality fast)"),
+        ({"quality": "fast", "wiener": True}, "quality fast contradicts wiener (wiener=False is quality fast)"),
+        ({"hdr": "no"}, "hdr must be True or False, got 'no'"),  # once HDR on
+        ({"hdr": 1}, "hdr must be True or False, got 1"),
+    ],
+)
+def test_wiener_and_hdr_are_true_or_false(tiny_card, settings: dict, words: str) -> None:
+    photo = data.astronaut()[:64, :64].astype(np.float32) / 255 * 4
+    with pytest.raises(MdnError, match="^" + re.escape(words)) as error:
+        mdn.denoise(photo, tiny_card.path, threads=1, **settings)
+    assert "--" not in str(error.value)
+    if "hdr" in settings:
+        for call in (mdn.denoise_zeroshot, mdn.add_noise):
+            with pytest.raises(MdnError, match="^" + re.escape(words)):
+                call(photo, hdr=settings["hdr"])
+    info: dict = {}
+    mdn.denoise(photo, tiny_card.path, detail=True, wiener=np.False_, threads=1, info=info)  # numpy's False too
+    assert (info["detail"], info["quality"], info["wiener"]) == (True, "fast", False)
+
+
+def test_a_volume_denoised_into_itself_is_refused_in_the_callers_words(tmp_path: Path, tiny_card) -> None:
+    zarr = pytest.importorskip("zarr")
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=np.zeros((1, 64, 64), np.uint8), chunks=(1, 64, 64))
+    words = "is the input volume or inside it: a volume is not denoised in place (choose another"
+    with pytest.raises(MdnError, match=re.escape(f"{words} target)")) as error:
+        mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "vol.zarr", tiny_card.path)
+    assert "another -o" not in str(error.value)  # once the command's option
+    vol = str(tmp_path / "vol.zarr")
+    result = runner.invoke(app, ["denoise", vol, "-o", vol, "--model", str(tiny_card.path), "--threads", "1"])
+    assert result.exit_code == 1 and f"{words} --output)" in result.output
+
+
+def test_what_a_card_cannot_do_as_asked_is_warned_of_in_the_keywords_words(tmp_path: Path, tiny_card) -> None:
+    """The input masks of a card trained without them, once a darker picture unsaid; a quality with no detail
+    stage to set, once ignored unsaid. `denoise_volume` tells them before its run."""
+    (tmp_path / tiny_card.weights).write_bytes(tiny_card.weights_path.read_bytes())
+    card = tmp_path / "unmasked.json"
+    card.write_text(json.dumps({**json.loads(tiny_card.path.read_text()), "training": {"recipe": {"mask": False}}}))
+    photo = data.astronaut()[:64, :64]
+    masks = "<array>: model tiny was trained without input masks: input_mask 0.5 hides pixels it never learnt to fill"
+    quality = "<array>: model tiny runs no detail stage (its card has none; detail adds it): quality high changes"
+    with pytest.warns(UserWarning) as caught:
+        mdn.denoise(photo, card, input_mask=0.5, quality="high", threads=1)
+    shown = [str(warning.message) for warning in caught]
+    assert len(shown) == 2 and shown[0].startswith(quality) and shown[1].startswith(masks), shown
+    assert {Path(w.filename).name for w in caught} == {Path(__file__).name}
+    zarr = pytest.importorskip("zarr")
+    zarr.create_array(str(tmp_path / "vol.zarr"), data=photo[None, ..., 0], chunks=(1, 64, 64))
+    with pytest.warns(UserWarning, match=re.escape(masks.replace("<array>", str(tmp_path / "vol.zarr")))):
+        mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "out.zarr", card, input_mask=0.5, threads=1)

@@ -143,3 +143,49 @@ def test_renders_take_the_render_default_unless_a_model_is_named(tmp_path: Path,
 
     assert models() == {"photo.png": registry.default_card().name, "r.exr": "render-tiny"}
     assert models("--model", str(tiny_card.path)) == {"photo.png": "tiny", "r.exr": "tiny"}
+
+
+def _two_photos(tmp_path: Path) -> list[str]:
+    for name, photo in (("a.png", data.astronaut()[:64, :64]), ("b.png", data.coffee()[:64, :64])):
+        (tmp_path / name).write_bytes(imagecodecs.png_encode(photo))
+    return [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+
+
+def test_a_quality_no_detail_stage_runs_is_warned_of_once_and_not_reported(tmp_path: Path, tiny_card) -> None:
+    """--quality sets what follows the detail stage: on a card without one it was ignored in silence, and the
+    report said it was used; --no-wiener (--quality fast) with --quality high ran as fast."""
+    report = tmp_path / "report.json"
+    base = ["denoise", *_two_photos(tmp_path), "-o", str(tmp_path / "out"), "--model", str(tiny_card.path),
+            "--tile", "64", "--threads", "1", "--overwrite"]  # fmt: skip
+    result = runner.invoke(app, [*base, "--quality", "high", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    words = "model tiny runs no detail stage (its card has none; --detail adds it): --quality high changes nothing"
+    assert result.output.count(words) == 1  # once for the card, not once a file
+    infos = [file["info"] for file in json.loads(report.read_text())["files"]]
+    assert [(info["detail"], info["wiener"], info["quality"]) for info in infos] == [(False, False, None)] * 2
+    result = runner.invoke(app, [*base, "--no-detail", "--quality", "fast"])
+    assert "model tiny runs no detail stage (--no-detail): --quality fast changes nothing" in result.output
+    result = runner.invoke(app, [*base, "--no-wiener", "--quality", "high"])
+    assert result.exit_code == 2 and "--quality high contradicts --no-wiener (--no-wiener is --quality fast)" in (
+        result.output
+    )
+
+
+def test_input_masks_on_a_card_trained_without_them_are_warned_of(tmp_path: Path, tiny_card) -> None:
+    """Masked pixels reach such a card as darker than black: --input-mask 0.5 once darkened the picture unsaid."""
+    (tmp_path / tiny_card.weights).write_bytes(tiny_card.weights_path.read_bytes())
+    cards = {}
+    for masked in (False, True):
+        cards[masked] = tmp_path / f"mask-{masked}.json"
+        text = {**json.loads(tiny_card.path.read_text()), "training": {"recipe": {"mask": masked}}}
+        cards[masked].write_text(json.dumps(text))
+    base = ["denoise", *_two_photos(tmp_path), "-o", str(tmp_path / "out"), "--tile", "64", "--threads", "1",
+            "--overwrite", "--input-mask", "0.5"]  # fmt: skip
+    result = runner.invoke(app, [*base, "--model", str(cards[False])])
+    assert result.exit_code == 0, result.output
+    words = "model tiny was trained without input masks: --input-mask 0.5 hides pixels it never learnt to fill"
+    assert result.output.count(words) == 1
+    result = runner.invoke(app, [*base, "--model", str(cards[True])])
+    assert result.exit_code == 0 and "trained without input masks" not in result.output, result.output
+    result = runner.invoke(app, [*base[:-2], "--model", str(cards[False])])  # the card's own input mask, none
+    assert result.exit_code == 0 and "trained without input masks" not in result.output, result.output

@@ -197,8 +197,9 @@ def denoise_command(
 
     def volume(source: Path, target: Path, overwrite: bool, progress: Callable[[int, int], None]) -> dict[str, Any]:
         loaded, options = models.for_image(hdr=False)
-        return volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
-                               progress=progress)  # fmt: skip
+        report = volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
+                                 progress=progress)  # fmt: skip
+        return {**report, "warnings": models.untold(loaded, options)}  # what the card does not do as asked
 
     buffers = " and ".join(f"--{name} {path}" for name, path in (("albedo", albedo), ("normal", normal)) if path)
     one_input = f"{buffers} are one render's buffers" if buffers else ""

@@ -35,7 +35,8 @@ EXIT_INTERRUPTED = 130
 FileWork = Callable[[np.ndarray, batch.FileContext, BatchProgress], np.ndarray]
 """A command's work on one file's pixels: `batch.Work` with the bars it reports its steps to."""
 VolumeWork = Callable[[Path, Path, bool, Callable[[int, int], None]], dict[str, Any]]
-"""A command's work on one zarr volume: (source, target, overwrite, progress) -> what its report records."""
+"""A command's work on one zarr volume: (source, target, overwrite, progress) -> what its report records, and under
+`warnings` what to tell the user of it."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,9 @@ def _volume(
     else:
         try:
             info = volume(job.input, job.output, overwrite, progress.steps)
+            warnings = info.pop("warnings", [])
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
+            result.warnings += warnings
             if info.get("nonfinite"):
                 result.warnings.append(picture.replaced(info["nonfinite"]))
         except MdnError as exc:

@@ -65,6 +65,12 @@ MIN_MEMORY = 64 << 20
 """The smallest memory budget: the stages' smallest window takes a quarter of it (`stages.windows.window_for`)."""
 
 
+def check_seed(seed: int) -> None:
+    """An MdnError for a whole number that is not a seed (`SEEDS`): `mdn denoise`'s and `mdn zeroshot`'s check."""
+    if not 0 <= seed < SEEDS:
+        raise MdnError(f"--seed must be 0 to {SEEDS - 1}, got {seed}")
+
+
 def options(
     card: ModelCard,
     *,
@@ -86,11 +92,10 @@ def options(
     `wiener` False means quality fast; `strength` a share of the output's change to keep in [0, 1], or "auto"
     for the light-noise check's. Raises MdnError for a setting the engine would refuse."""
     _check_settings(card)
-    if wiener is False:
-        quality = "fast"
     given = {
-        "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail, "quality": quality,
-        "self_check": self_check, "keep_clean": keep_clean, **strength_settings(strength),
+        "passes": passes, "input_mask": input_mask, "impulses": impulses, "detail": detail,
+        "quality": _quality(quality, wiener), "self_check": self_check, "keep_clean": keep_clean,
+        **strength_settings(strength),
     }  # fmt: skip
     chosen = {k: v for k, v in given.items() if v is not None}
     memory = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
@@ -103,8 +108,7 @@ def options(
         raise MdnError("--passes must be at least 1")
     if not 0 <= inference.get("input_mask", 0.0) < 1:
         raise MdnError("--input-mask must be in [0, 1)")
-    if not 0 <= settings.get("seed", 0) < SEEDS:
-        raise MdnError(f"--seed must be 0 to {SEEDS - 1}, got {settings['seed']}")
+    check_seed(settings.get("seed", 0))
     if settings.get("batch", 0) < 0:
         raise MdnError(f"--tile-batch must be 0 (1 on a CPU, 4 on a GPU) or more, got {settings['batch']}")
     if memory < MIN_MEMORY:
@@ -119,6 +123,45 @@ def options(
     batch = result.batch or default_batch(device)
     check_tiling(result.tile or tile_for_budget(config, result.max_memory, batch), result.overlap, config.window)
     return result
+
+
+def _quality(quality: str | None, wiener: bool | None) -> str | None:
+    """The quality asked for: `quality`, or "fast" where the former `--no-wiener` says so; an MdnError for a
+    `wiener` that is not True or False, or that `quality` contradicts."""
+    if wiener is None:
+        return quality
+    if not is_kind(wiener, bool):
+        raise MdnError(f"--wiener must be {KIND_WORDS[bool]}, got {wiener!r}")
+    if quality is not None and (quality == "fast") == bool(wiener):
+        option = "--wiener" if wiener else "--no-wiener"
+        raise MdnError(f"--quality {quality} contradicts {option} (--no-wiener is --quality fast)")
+    return quality if wiener else "fast"
+
+
+def unheeded(card: ModelCard, settings: Mapping[str, Any], chosen: EngineOptions) -> list[str]:
+    """What the caller asked of `card` (`settings`: `options`' keyword arguments, `chosen`: their result) that its
+    run leaves out or the card was not made for, one line each."""
+    return [note for note in (_idle_quality(card, settings, chosen), _untrained_masks(card, settings)) if note]
+
+
+def _idle_quality(card: ModelCard, settings: Mapping[str, Any], chosen: EngineOptions) -> str | None:
+    """A quality given where no detail stage runs for it to set."""
+    quality = settings.get("quality")
+    if quality is None or chosen.detail:
+        return None
+    why = "--no-detail" if settings.get("detail") is not None else "its card has none; --detail adds it"
+    return f"model {card.name} runs no detail stage ({why}): --quality {quality} changes nothing"
+
+
+def _untrained_masks(card: ModelCard, settings: Mapping[str, Any]) -> str | None:
+    """Input masks given for a card its recipe trained without them (`mdn train --no-mask`)."""
+    input_mask = settings.get("input_mask")
+    if not input_mask or card.training.get("recipe", {}).get("mask") is not False:
+        return None
+    return (
+        f"model {card.name} was trained without input masks: --input-mask {input_mask:g} hides pixels it never "
+        "learnt to fill, which darkens the picture (take a card trained with masks)"
+    )
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(EngineOptions)}
@@ -162,7 +205,8 @@ def run(
     info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Denoise (N, H, W, C) display-range planes; `info` gets the model, tiles run, tile size, device, whether
-    the detail stage and its Wiener filtering ran, the quality, and the impulses filled (where that stage ran)."""
+    the detail stage and its Wiener filtering ran, the quality (None without the detail stage), and the impulses
+    filled (where that stage ran)."""
     engine = Engine(model.net, settings, model.grey_net)
     result = engine(planes, progress)
     if info is not None:
@@ -173,7 +217,7 @@ def run(
             device=str(engine.device),
             detail=settings.detail,
             wiener=settings.detail and settings.quality != "fast",
-            quality=settings.quality,
+            quality=settings.quality if settings.detail else None,  # it sets what follows the detail stage
         )
         if settings.impulses:
             info.update(impulses=engine.impulses_filled)
@@ -207,6 +251,8 @@ class ModelChoice:
     ) -> None:
         self.model, self.settings, self.buffers = model, settings, (albedo, normal)
         self.chosen: dict[tuple[bool, bool], tuple[Model, EngineOptions]] = {}
+        self.told: set[str] = set()
+        """The cards whose `unheeded` settings the caller has been told of."""
 
     def for_image(self, hdr: bool, aux: bool = False) -> tuple[Model, EngineOptions]:
         """The model and options for an image (`hdr`: a render; `aux`: one with albedo and normal)."""
@@ -216,6 +262,14 @@ class ModelChoice:
             model = registry.load_model(card)
             self.chosen[key] = model, options(model.card, **self.settings)
         return self.chosen[key]
+
+    def untold(self, model: Model, settings: EngineOptions) -> list[str]:
+        """What the caller asked that `model`'s run (with `settings`, from `for_image`) leaves out or its card was
+        not made for (`unheeded`); empty once told for that card, so that a batch hears it once."""
+        if model.name in self.told:
+            return []
+        self.told.add(model.name)
+        return unheeded(model.card, self.settings, settings)
 
     def check_buffers(self) -> None:
         """An MdnError, before any file, where buffer files are given for a named model that takes none."""
@@ -231,6 +285,16 @@ class ModelChoice:
         return tonemap.FlatKept.around(transform, image.pixels)
 
     def inputs(
+        self, planes: np.ndarray, image: Image, warn: Callable[[str], None] | None = None
+    ) -> tuple[np.ndarray, Model, EngineOptions]:
+        """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them
+        (`_with_buffers`); `warn` is told what the model's run leaves out of the settings (`untold`)."""
+        planes, model, settings = self._with_buffers(planes, image, warn)
+        for note in self.untold(model, settings) if warn is not None else ():
+            warn(note)
+        return planes, model, settings
+
+    def _with_buffers(
         self, planes: np.ndarray, image: Image, warn: Callable[[str], None] | None = None
     ) -> tuple[np.ndarray, Model, EngineOptions]:
         """The image's model and options, and its display-range planes (N, H, W, C) as that model takes them: with

@@ -11,6 +11,7 @@ import numpy as np
 
 from mdn.errors import MdnError
 from mdn.io import images, picture, tonemap
+from mdn.units import KIND_WORDS, is_kind
 
 ImageLike = np.ndarray | str | os.PathLike[str]
 """A numpy array, or the path of an image file."""
@@ -22,6 +23,8 @@ def load(
     """An array as `images.from_array` lays it out, or a file as `images.read` reads it (an `Image` as it is)."""
     if isinstance(image, picture.Image):
         return image
+    if not is_kind(hdr, bool):
+        raise MdnError(f"hdr must be {KIND_WORDS[bool]}, got {hdr!r}")
     if isinstance(image, str | os.PathLike):
         if axes is not None or hdr:
             raise MdnError("axes and hdr describe arrays; a file says its own", image)

@@ -272,7 +272,7 @@ def check_target(source: Path, target: Path) -> None:
     inside, around = (Path(os.path.abspath(p)) for p in (target, source))
     store = _store_around(source) or around
     if inside == around or inside.is_relative_to(store) or around.is_relative_to(inside):
-        raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another -o)",
+        raise MdnError("is the input volume or inside it: a volume is not denoised in place (choose another --output)",
                        target)  # fmt: skip
     blocking = atomic.file_in_the_way(target)
     if blocking is not None:

@@ -15,6 +15,7 @@ import torch
 from mdn import allocator, registry, zeroshot
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
+from mdn.inference.cards import check_seed
 from mdn.inference.engine import MIN_TILE, ProgressCallback
 from mdn.units import KIND_WORDS, is_kind, parse_duration
 
@@ -37,6 +38,8 @@ _KINDS: dict[str, type] = {
     "self_check": bool, "tile": int, "overlap": int, "device": str, "precision": str, "seed": int,
 }  # fmt: skip
 """The kind of each setting a caller gives (the API's callers: the command line's are typed by their options)."""
+_GIVEN = ("method", "device", "precision", "seed")
+"""The settings that None does not stand for (the others: the method's, the preset's or on)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class Settings:
     """Seconds, or a duration such as 90s or 1m (`units.parse_duration`): seconds once made."""
     share: bool | None
     """MPI on stacks: continue each slice from the previous one (None: yes)."""
-    self_check: bool
+    self_check: bool | None
+    """MPI: blend the input back where the fill looks worse (None: yes)."""
     tile: int | None
     overlap: int | None
     device: str
@@ -63,11 +67,8 @@ class Settings:
     seed: int
 
     def __post_init__(self) -> None:
-        for name, kind in _KINDS.items():
-            value = getattr(self, name)
-            if value is not None and not is_kind(value, kind):
-                option = "--" + name.replace("_", "-")
-                raise MdnError(f"{option} must be {KIND_WORDS[kind]}, got {value!r}")
+        self._check_kinds()
+        check_seed(self.seed)
         if self.preset is not None and self.preset not in zeroshot.PRESETS:
             raise MdnError(f"unknown --preset {self.preset!r} (choose from {', '.join(zeroshot.PRESETS)})")
         if self.method not in METHODS:
@@ -97,6 +98,14 @@ class Settings:
             )
         pick_dtype(self.precision, pick_device(self.device))
 
+    def _check_kinds(self) -> None:
+        """An MdnError for a setting of another kind than `_KINDS` says (None only where it stands for one)."""
+        for name, kind in _KINDS.items():
+            value = getattr(self, name)
+            if (value is not None or name in _GIVEN) and not is_kind(value, kind):
+                option = "--" + name.replace("_", "-")
+                raise MdnError(f"{option} must be {KIND_WORDS[kind]}, got {value!r}")
+
     def mpi_only(self) -> list[str]:
         """The options given that only MPI has: ZS-N2N trains a fresh network on the whole image, with no mask,
         fill card, tiles or self-check."""
@@ -104,7 +113,7 @@ class Settings:
             "--preset": self.preset is not None, "--model": self.model is not None, "--beta": self.beta is not None,
             "--mask-ratio": self.mask_ratio is not None, "--share": self.share is not None,
             "--tile": self.tile is not None, "--overlap": self.overlap is not None,
-            "--no-self-check": not self.self_check,
+            "--no-self-check": not _on(self.self_check),
         }  # fmt: skip
         return [option for option, set_ in given.items() if set_]
 
@@ -121,6 +130,11 @@ class Settings:
     @property
     def target(self) -> torch.device:
         return pick_device(self.device)
+
+
+def _on(switch: bool | None) -> bool:
+    """Whether a switch the caller may leave out (None) is on: by default it is."""
+    return switch is None or bool(switch)
 
 
 def fill_model(run: Settings, channels: int) -> registry.Model | None:
@@ -155,9 +169,9 @@ def run(
     dtype = pick_dtype(settings.precision, device)
     runner = zeroshot.ZeroShot(
         preset, model.net if model else None, seed=settings.seed, tile=TILE if settings.tile is None else settings.tile,
-        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=settings.share is not False,
+        overlap=OVERLAP if settings.overlap is None else settings.overlap, share=_on(settings.share),
         time_budget=settings.time_budget, device=device, dtype=dtype, progress=progress,
-        self_check=settings.self_check,
+        self_check=_on(settings.self_check),
     )  # fmt: skip
     result = runner(planes)
     if info is not None:
