@@ -253,3 +253,14 @@ def test_an_imagej_display_range_follows_the_written_sample_type(tmp_path: Path)
         images.write(images.read(tmp_path / name), out, dtype=dtype)
         with tifffile.TiffFile(out) as tif:
             np.testing.assert_allclose(tif.imagej_metadata[key], expected, rtol=1e-6, err_msg=f"{name} {dtype}")
+
+
+def test_a_plain_tiffs_recorded_axes_are_written_back(tmp_path: Path) -> None:
+    """tifffile's shape record of a TYX or ZCYX stack lost its axes: the output read back as QYX (QQYX)."""
+    for axes, shape in (("TYX", (3, 16, 16)), ("ZCYX", (2, 2, 16, 16)), ("YXS", (16, 16, 3))):
+        stack = RNG.integers(0, 4000, shape).astype(np.uint16)
+        photometric = "rgb" if axes == "YXS" else "minisblack"
+        tifffile.imwrite(tmp_path / "in.tif", stack, photometric=photometric, metadata={"axes": axes})
+        images.write(images.read(tmp_path / "in.tif"), tmp_path / "out.tif", overwrite=True)
+        with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+            assert tif.series[0].axes == axes and tif.series[0].shape == shape, axes

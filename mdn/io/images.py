@@ -395,6 +395,7 @@ def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, d
         "ome": tif.is_ome,  # its OME-XML is the description, patched for the output (`ome.patched`)
         "description": None if tif.is_imagej or _shape_record(page.description) else page.description or None,
         "shaped": tif.is_shaped,  # tifffile's own record of the shape, written anew for the output's
+        "shaped_axes": tif.is_shaped and "axes" in (tif.shaped_metadata or [{}])[0],  # and of the axes
         "photometric": "rgb" if decoded_rgb else page.photometric.name.lower(),  # JPEG's YCbCr comes decoded
         "colormap": page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not decoded_rgb else None,
         "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if samples else None,
@@ -714,9 +715,10 @@ def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, kept: 
         return {"imagej": True, "metadata": {**imagej, "axes": source.layout.axes}}
     if source is not None and meta.get("ome") and meta.get("description"):
         return _ome_options(name, raw, source)
-    # {"shape": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
+    # {"shape": ..., "axes": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
     text = meta.get("description") if source else metadata.description(kept)
-    return {"metadata": {} if meta.get("shaped") else None, "description": _tiff_text(text)}
+    shape_record = {"axes": source.layout.axes} if meta.get("shaped_axes") else {} if meta.get("shaped") else None
+    return {"metadata": shape_record, "description": _tiff_text(text)}
 
 
 IMAGEJ_RANGES = ("min", "max", "Ranges")
