@@ -578,3 +578,19 @@ def test_the_wrote_line_names_zs_n2n_as_it_names_a_card(tmp_path) -> None:
     args = ["zeroshot", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--method", "zs-n2n", "--iters", "2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and "b.png (zs-n2n, " in result.output, result.output
+
+
+def test_a_time_budget_spent_names_the_planes_that_came_back_as_they_were() -> None:
+    """The warning said 'the input came back as it was' when the first plane had been denoised and the rest not."""
+    from mdn.zeroshot.run import _budget_spent
+
+    stack = [(plane, [0]) for plane in range(4)]
+    assert _budget_spent([20, 5, 5, 5], 1, stack) == []
+    assert _budget_spent([20, 0, 0, 0], 1, stack) == [
+        "the time budget ran out before planes 2, 3, 4 of 4 began: they came back as they were (give more time)"
+    ]
+    assert _budget_spent([0, 0, 0, 0], 1, stack) == [
+        "the time budget ran out before the first iteration: the input came back as it was"
+    ]
+    photo = [(0, [c]) for c in range(3)]
+    assert "before the green channel, the blue channel began" in _budget_spent([9, 0, 0], 3, photo)[0]

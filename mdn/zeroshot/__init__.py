@@ -75,7 +75,6 @@ class ZeroShot:
         self.checks, self.iterations_run = [], []
         for index, (plane, channels) in enumerate(runs):
             portion = steps[index].iters / sum(step.iters for step in steps[index:])  # of the time left
-            budget = None if end is None else max(0.0, (end - time.monotonic()) * portion)
             tiles = work[index] // steps[index].iters
             self.iterations_run.append(0)
 
@@ -89,15 +88,16 @@ class ZeroShot:
                 iters = self.preset.iters
                 out = zs_n2n(
                     image, iters=iters, lr=self.preset.lr, seed=self.seed, device=self.device, dtype=self.dtype,
-                    time_budget=budget, progress=report,
+                    time_budget=_share_of(end, portion), progress=report,
                 )  # fmt: skip
             else:
                 net_channels = self.net.config.channels
                 fitted = np.repeat(image, net_channels, axis=-1) if image.shape[-1] < net_channels else image
                 if not self.share or fill is None:
-                    fill = IterativeFill(self.net, self.preset, self.seed, self.dtype)
+                    fill = IterativeFill(self.net, self.preset, self.seed, self.dtype)  # a second or so, the first
                 out, check = mpi_tiled(
-                    fitted, self.net, steps[index], tile=self.tile, overlap=self.overlap, time_budget=budget,
+                    fitted, self.net, steps[index], tile=self.tile, overlap=self.overlap,
+                    time_budget=_share_of(end, portion),
                     progress=report, fill=fill, self_check=self.self_check,
                 )  # fmt: skip
                 self.checks += [check] if check else []
@@ -129,3 +129,9 @@ __all__ = [
     "CONTINUED", "FILL_CARDS", "PRESETS", "SMALL_GAIN_DB", "ZS_N2N_PRESET", "IterativeFill", "Preset", "SelfCheck",
     "ZeroShot", "fill_card", "mpi_tiled", "zs_n2n",
 ]  # fmt: skip
+
+
+def _share_of(end: float | None, portion: float) -> float | None:
+    """A slice's `portion` of the time left until `end` (None: no budget), taken as it starts its iterations: its
+    set-up (building the fine-tuning's optimiser) spent none of the slices' after it."""
+    return None if end is None else max(0.0, (end - time.monotonic()) * portion)

@@ -187,9 +187,19 @@ def run(
             info["self_check"] = [check.to_json() for check in runner.checks]
     names = run_names(runner.runs, channels) if len(runner.checks) == len(runner.runs) else None
     found = verdicts(runner.checks, settings.preset_name(channels), names)
-    if 0 in runner.iterations_run:
-        found.append("the time budget ran out before the first iteration: the input came back as it was")
-    return result, found
+    return result, found + _budget_spent(runner.iterations_run, channels, runner.runs)
+
+
+def _budget_spent(iterations_run: list[int], channels: int, runs: list[tuple[int, list[int]]]) -> list[str]:
+    """Words for the parts of a run that a time budget left no iteration (`iterations_run` 0): all of it, or
+    which planes or channels came back as they were."""
+    unrun = [i for i, iterations in enumerate(iterations_run) if iterations == 0]
+    if not unrun:
+        return []
+    if len(unrun) == len(iterations_run):
+        return ["the time budget ran out before the first iteration: the input came back as it was"]
+    which = _which(unrun, len(iterations_run), run_names(runs, channels))
+    return [f"the time budget ran out before {which} began: they came back as they were (give more time)"]
 
 
 def verdicts(checks: list[zeroshot.SelfCheck], preset: str, names: list[str] | None = None) -> list[str]:
