@@ -46,14 +46,18 @@ class PoissonGaussian:
         """The line through the binned noise variances of grey (H, W) planes, all from one camera."""
         rng = np.random.default_rng(seed)
         share = min(1.0, FIT_PIXELS / max(sum(p.size for p in planes), 1))
+        levels = _clip_levels(planes)
         brightness, response = [], []
         for plane in planes:
             if plane.ndim != 2 or min(plane.shape) < 8:
                 raise MdnError(f"a noise fit needs grey planes of at least 8x8 pixels, got shape {plane.shape}")
             b, r = (a.ravel() for a in _local_statistics(plane.astype(np.float64)))
-            keep = rng.random(b.size) < share if share < 1 else slice(None)
+            unclipped = _clear_of(plane, levels).ravel()
+            keep = unclipped & (rng.random(b.size) < share) if share < 1 else unclipped
             brightness.append(b[keep])
             response.append(r[keep])
+        if not sum(b.size for b in brightness):
+            raise MdnError("the images are saturated everywhere: no noise fit")
         means, variances = binned_variances(np.concatenate(brightness), np.concatenate(response), bins, least=64)
         gain, offset = _robust_line(means, variances)
         if gain <= 0:
@@ -80,6 +84,27 @@ class PoissonGaussian:
         """Gain and offset in the stored units of `dtype` samples (counts for integers), rounded for a report."""
         scale = float(np.iinfo(dtype).max) if np.dtype(dtype).kind in "ui" else 1.0
         return {"gain": float(f"{self.gain * scale:.4g}"), "offset": float(f"{self.offset * scale**2:.4g}")}
+
+
+CLIPPED_SHARE = 1e-3
+"""The share of all pixels at the planes' very highest value past which that value is a clip (a saturated
+detector), not a sample of the noise."""
+
+
+def _clip_levels(planes: Sequence[np.ndarray]) -> list[float]:
+    """The planes' highest value where it is a clip (`CLIPPED_SHARE`): saturated pixels have no noise, and a fit
+    through them found the noise growing half as fast (5 % of pixels clipped: gain 13.6 for 29.4), or not at all
+    (one saturated plane of four). The lowest value is not taken as one: a photon counter's zeros are counts."""
+    top = max(float(p.max()) for p in planes)
+    at_top = sum(int(np.count_nonzero(p == top)) for p in planes)
+    return [top] if at_top > CLIPPED_SHARE * sum(p.size for p in planes) else []
+
+
+def _clear_of(plane: np.ndarray, levels: list[float]) -> np.ndarray:
+    """Which of `_local_statistics`' pixels have no clipped value (`levels`) in their 5x5 neighbourhood."""
+    clipped = np.isin(plane, levels).astype(np.int32)
+    sums = np.cumsum(np.cumsum(np.pad(clipped, ((1, 0), (1, 0))), axis=0), axis=1)
+    return (sums[5:, 5:] - sums[:-5, 5:] - sums[5:, :-5] + sums[:-5, :-5]) == 0
 
 
 def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,21 @@ def test_the_fit_finds_the_cameras_gain_from_noisy_frames_alone(gain: float) -> 
     assert fit.gain * COUNTS == pytest.approx(gain, rel=0.1)
 
 
+def test_the_fit_leaves_saturated_pixels_out() -> None:
+    """Clipped highlights (5 % of pixels) halved the fitted gain, and one saturated plane of four made the fit
+    fail: pixels at a clip have no noise."""
+    _, noisy = _recording(4, 256, seed=3, gain=32.0)
+    clip = np.percentile(noisy, 95)
+    clipped = np.minimum(noisy, clip)
+    saturated = noisy.copy()
+    saturated[1] = 65535
+    for frames in (clipped, saturated):
+        fit = PoissonGaussian.fit([frame / COUNTS for frame in frames])
+        assert fit.gain * COUNTS == pytest.approx(32.0, rel=0.1)
+    with pytest.raises(MdnError, match="saturated everywhere"):
+        PoissonGaussian.fit([np.ones((64, 64))])
+
+
 def test_the_fit_refuses_noise_that_does_not_grow_with_the_signal() -> None:
     rng = np.random.default_rng(0)
     ramp = np.linspace(0.1, 0.9, 128)[None, :].repeat(128, 0)
