@@ -107,6 +107,19 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
     assert _psnr(result_stack.astype(np.float64), later_clean) > _psnr(later.astype(np.float64), later_clean) + 6
 
 
+def test_data_no_noise_fit_holds_is_named_in_the_refusal(tmp_path: Path) -> None:
+    """`error: the noise does not grow with the signal...` named no file."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(6000, 50000, 96)[None, :].repeat(96, 0)
+    frames = np.stack([ramp + rng.normal(0, 900, ramp.shape) * (1.2 - ramp / 65535) for _ in range(2)])
+    tifffile.imwrite(tmp_path / "gauss.tif", frames.astype(np.uint16), photometric="minisblack")
+    args = ["train", "--noisy", str(tmp_path / "gauss.tif"), "--name", "g", "--iters", "2", "--batch", "2",
+            "--crop", "32", "--threads", "1", "-o", str(tmp_path / "cards"),
+            "--workdir", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "gauss.tif: the noise does not grow" in result.output, result.output
+
+
 def test_two_detectors_in_one_hyperstack_are_refused_not_fitted_as_one(tmp_path: Path) -> None:
     """A channel at 2 counts a photon and one at 60 (ZCYX): one fit for both put the dim channel at 10 dB, far
     below its noisy input; a card learns one camera's noise, so such a stack is refused, naming it."""

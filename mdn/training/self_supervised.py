@@ -69,7 +69,13 @@ class SelfSupervised(CardFineTuning):
         stay grey: they run through a colour network replicated, as `mdn denoise` runs them)."""
         planes, channels = self._read(warn)
         grey = [p[..., c] for p in planes for c in range(p.shape[-1])]
-        noise = PoissonGaussian.fit(grey, seed=self.options.seed)
+        try:
+            noise = PoissonGaussian.fit(grey, seed=self.options.seed)
+        except MdnError as exc:  # named by the data it was fitted to
+            data = self.options.data
+            if len(data) == 1:
+                raise MdnError(str(exc), Path(data[0])) from None
+            raise MdnError(f"{exc}, fitted to the {len(self.files)} files of {', '.join(data)}") from None
         self.stabiliser = Stabiliser.fit(noise.without_pedestal(), grey)  # as `mdn denoise` fits it
         wanted = registry.network_config(self.card).channels
         if channels not in (1, wanted):
