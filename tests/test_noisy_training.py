@@ -86,6 +86,7 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
             "--validate-every", "2", "--threads", "1", "-o", str(tmp_path / "cards")]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "training on 3 pictures (0.05 megapixels)\n" in result.output  # no procedural ones: the files alone
     card = registry.ModelCard.from_file(tmp_path / "cards" / "scope.json")
     assert card.task == "denoise" and card.training["iterations"] == 4
     assert card.training["initialised_from"]["card"] == "unet-dct-practical"
