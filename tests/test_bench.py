@@ -115,7 +115,7 @@ def test_speed_times_grey_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         Engine, "__call__", lambda self, planes, *a: seen.append(planes.shape) or call(self, planes, *a)
     )
-    row = bench.speed_table(["unet"], [(64, 96)], 1, EngineOptions(device="cpu"), grey=True).rows[0]
+    row = next(bench.speed_rows(["unet"], [(64, 96)], 1, EngineOptions(device="cpu"), grey=True))
     assert row.size == "96x64" and seen[-1] == (1, 64, 96, 1)
 
 
@@ -191,7 +191,7 @@ def test_grey_references_make_a_grey_zero_shot_grid() -> None:
 
 def test_the_grey_grid_passes_through_16_bits() -> None:
     clean = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32, 1)
-    (score,) = bench.quality([bench.NOISY], [("photon", 10.0)], {"ramp": clean})
+    (score,) = list(bench.quality_scores([bench.NOISY], [("photon", 10.0)], {"ramp": clean}))
     noisy = bench.noisy_input(clean, "ramp", "photon", 10.0, 0)
     stored = bench.as_16_bit(noisy)
     assert stored.min() >= 0 and stored.max() <= 1 and np.allclose(stored * 65535, np.round(stored * 65535))
@@ -319,7 +319,7 @@ def test_a_render_set_the_bench_cannot_score_is_refused_in_one_line_before_any_w
         result = runner.invoke(app, [*args, "--noise", "gaussian:15", "--quiet", *options])
         assert result.exit_code == 2 and message in result.output, (name, result.output)
         assert len(result.output.strip().splitlines()) == 1 and not any(path.exists() for path in reports)
-    scores = bench.render_quality(["noisy", "noisy"], (4, 16, 64), render_set=tmp_path / "good")  # once each
+    scores = list(bench.render_scores(["noisy", "noisy"], (4, 16, 64), render_set=tmp_path / "good"))  # once each
     assert [(s.image, s.level) for s in scores] == [("scene-000000", 4), ("scene-000000", 16)]
     assert scores[1].psnr > scores[0].psnr - 1 and all(np.isfinite(s.psnr) for s in scores)
 
@@ -392,7 +392,9 @@ def test_a_model_named_twice_is_benched_once_everywhere(tmp_path: Path) -> None:
     assert bench.Study.make(["noisy", "noisy"], ["fast", "mpi-fast"], quick=True).models == ["noisy", "mpi-fast"]
     seen: list[tuple[int, int]] = []
     clean = bench.load_references([str(reference)])
-    scores = bench.quality(["noisy", "noisy"], [("gaussian", 15.0)], clean, progress=lambda *p: seen.append(p))
+    scores = list(
+        bench.quality_scores(["noisy", "noisy"], [("gaussian", 15.0)], clean, progress=lambda *p: seen.append(p))
+    )
     assert len(scores) == 1 and seen == [(0, 1), (1, 1)]
 
 

@@ -194,10 +194,10 @@ def test_a_render_set_of_beauty_passes_alone_trains_and_benches(render_set: Path
     assert [r.iteration for r in sitting.run()] == [1, 2]
     with pytest.raises(MdnError, match=r"scene-000000: its renders hold no albedo and normal layers"):
         training.Sitting(training.TrainOptions.create(**{**options, "name": "a", "aux_share": 0.5}), tmp_path / "a")
-    scores = bench.render_quality(["noisy"], (1, 4), render_set=beauty_only)
+    scores = list(bench.render_scores(["noisy"], (1, 4), render_set=beauty_only))
     assert len(scores) == 4
     with pytest.raises(MdnError, match=r"spp-0001\.exr: has no albedo and normal layers, which models\+aux take"):
-        bench.render_quality(["oidn+aux"], (1, 4), render_set=beauty_only)
+        list(bench.render_scores(["oidn+aux"], (1, 4), render_set=beauty_only))
 
 
 def test_render_training_bounds_the_percentile_it_is_given(render_set: Path) -> None:
@@ -236,7 +236,7 @@ def test_the_shipped_buffers_card_uses_them_better_than_the_render_card(render_s
 
     assert registry.default_card(hdr=True, aux=True).name == "unet-render-aux"
     names = ["unet-render+aux", "unet-render-aux+aux", "unet-render-aux"]
-    scores = bench.render_quality(names, (1, 4), render_set=render_set)
+    scores = list(bench.render_scores(names, (1, 4), render_set=render_set))
     mean = {name: np.mean([s.psnr for s in scores if s.model == name]) for name in names}
     assert mean["unet-render-aux+aux"] > mean["unet-render+aux"] + 0.1  # +0.62 dB on these scenes
     assert mean["unet-render-aux+aux"] > mean["unet-render-aux"] + 0.5  # +1.38: the card leans on its buffers
@@ -249,7 +249,7 @@ def test_render_training_needs_scenes(tmp_path: Path) -> None:
 
 
 def test_the_bench_scores_a_render_set_per_scene_and_sample_count(render_set: Path) -> None:
-    scores = bench.render_quality(["noisy"], (1, 4, 16), render_set=render_set)
+    scores = list(bench.render_scores(["noisy"], (1, 4, 16), render_set=render_set))
     assert {(s.image, s.level) for s in scores} == {(f"scene-00000{i}", spp) for i in range(2) for spp in (1, 4)}
     by = {(s.image, s.level): s.psnr for s in scores}
     assert all(by[scene, 4] > by[scene, 1] for scene in ("scene-000000", "scene-000001"))
@@ -267,11 +267,11 @@ def test_the_bench_gives_albedo_and_normal_to_names_that_ask(render_set: Path, t
     card = registry.ModelCard("r-aux", "unet", config.to_dict(), "", "", description="random, for tests")
     path = str(registry.save(UNet(config), card, tmp_path).path)
     names = [path, f"{path}+aux", *(["oidn", "oidn+aux"] if "oidn" in peers.available() else [])]
-    scores = bench.render_quality(names, (4,), render_set=render_set)
+    scores = list(bench.render_scores(names, (4,), render_set=render_set))
     by = {(s.model, s.image): s.psnr for s in scores}
     assert len(by) == len(names) * 2 and by[path, "scene-000000"] != by[f"{path}+aux", "scene-000000"]
     with pytest.raises(MdnError, match="render-set"):
-        bench.render_quality(["oidn+aux"], (4,))
+        list(bench.render_scores(["oidn+aux"], (4,)))
 
 
 def _script(name: str) -> ModuleType:

@@ -35,7 +35,7 @@ def test_every_scene_renders() -> None:
 
 
 def test_render_rows_join_the_bench(tiny_card) -> None:
-    scores = bench.render_quality(["noisy", str(tiny_card.path)], spps=(4,), reference_spp=64)
+    scores = list(bench.render_scores(["noisy", str(tiny_card.path)], spps=(4,), reference_spp=64))
     assert {s.noise for s in scores} == {"render"} and {s.level for s in scores} == {4}
     assert len(scores) == 2 * len(renders.scenes())
 
@@ -45,6 +45,6 @@ def test_the_shipped_render_card_takes_renders_and_beats_the_photo_default_on_th
 
     photo = registry.default_card().name
     assert registry.default_card(hdr=True).name == "unet-render" and photo == "unet-dct-practical"
-    scores = bench.render_quality(["noisy", photo, "unet-render"], spps=(4,), reference_spp=256)
+    scores = list(bench.render_scores(["noisy", photo, "unet-render"], spps=(4,), reference_spp=256))
     mean = {m: np.mean([s.psnr for s in scores if s.model == m]) for m in ("noisy", photo, "unet-render")}
     assert mean["unet-render"] > mean[photo] + 1 > mean["noisy"] + 1

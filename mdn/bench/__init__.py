@@ -23,10 +23,9 @@ from mdn.bench.grid import (
     load_references,
     noisy_input,
     parse_grid,
-    quality,
     quality_scores,
 )
-from mdn.bench.renders import RenderCase, check_aux, parse_spps, render_cases, render_quality, render_scores
+from mdn.bench.renders import RenderCase, check_aux, parse_spps, render_cases, render_scores
 from mdn.bench.speed import (
     OutOfMemory,
     Speed,
@@ -38,7 +37,6 @@ from mdn.bench.speed import (
     speed,
     speed_ratios,
     speed_rows,
-    speed_table,
     train_speed,
     train_speed_rows,
 )
@@ -49,7 +47,7 @@ __all__ = [
     "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "OutOfMemory", "RenderCase",
     "Score", "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "card_files", "check_aux", "default_grid",
     "denoise_cards", "denoisers", "engine_options", "least_gain", "load_references", "markdown", "noisy_input",
-    "parse_grid", "parse_sizes", "parse_spps", "peak_rss", "peer_speed", "per_image", "plot", "quality",
-    "quality_scores", "render_cases", "render_quality", "render_scores", "speed", "speed_ratios", "speed_rows",
-    "speed_table", "standard_error", "summarise", "train_speed", "train_speed_rows",
+    "parse_grid", "parse_sizes", "parse_spps", "peak_rss", "peer_speed", "per_image", "plot",
+    "quality_scores", "render_cases", "render_scores", "speed", "speed_ratios", "speed_rows",
+    "standard_error", "summarise", "train_speed", "train_speed_rows",
 ]  # fmt: skip

@@ -237,18 +237,6 @@ def denoisers(names: list[str], options: EngineOptions | None = None, grey: bool
     return found
 
 
-def quality(
-    models: list[str],
-    grid: list[tuple[str, float]],
-    references: dict[str, np.ndarray],
-    options: EngineOptions | None = None,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Score]:
-    """Score every model (once, if named twice) on every (noise, level) and image: `quality_scores`, all of them."""
-    return list(quality_scores(models, grid, references, options, seed, progress))
-
-
 def quality_scores(
     models: list[str],
     grid: list[tuple[str, float]],

@@ -117,18 +117,6 @@ def _is_card(name: str) -> bool:
     return name not in (*peers.PEERS, NOISY, ZS_N2N) and not name.startswith(MPI_PREFIX)
 
 
-def render_quality(
-    models: list[str],
-    spps: tuple[int, ...] = (16, 64),
-    reference_spp: int = 1024,
-    options: EngineOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    render_set: Path | None = None,
-) -> list[Score]:
-    """Score models on Monte Carlo renders: `render_scores`, all of them."""
-    return list(render_scores(models, spps, reference_spp, options, progress, render_set))
-
-
 def render_scores(
     models: list[str],
     spps: tuple[int, ...] = (16, 64),

@@ -294,19 +294,6 @@ class SpeedTable:
         ]
 
 
-def speed_table(
-    models: list[str] | None,
-    sizes: list[tuple[int, int]],
-    runs: int,
-    options: EngineOptions | None = None,
-    kernels: list[str] | None = None,
-    with_peers: bool = False,
-    grey: bool = False,
-) -> SpeedTable:
-    """`speed_rows`, all of them, with their ratios to a peer (`SpeedTable.of`)."""
-    return SpeedTable.of(list(speed_rows(models, sizes, runs, options, kernels, with_peers, grey)))
-
-
 def speed_rows(
     models: list[str] | None,
     sizes: list[tuple[int, int]],

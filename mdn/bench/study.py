@@ -89,15 +89,6 @@ class Study:
             references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
         return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
 
-    def run(
-        self,
-        options: EngineOptions | None = None,
-        seed: int = 0,
-        progress: Callable[[str, int, int], None] | None = None,
-    ) -> list[Score]:
-        """The scores of the grid, then of the renders: `scores`, all of them."""
-        return list(self.scores(options, seed, progress))
-
     def scores(
         self,
         options: EngineOptions | None = None,
