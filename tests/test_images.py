@@ -868,3 +868,15 @@ def test_an_exrs_premultiplied_colour_is_divided_by_alpha_for_a_straight_format(
     assert stored[1, 1].tolist() == [0.5, 0.5, 0.5, 0.25] and stored[0, 0].tolist() == [2.0, 2.0, 2.0, 0.0]
     images.write(image, tmp_path / "out.exr")  # an EXR keeps its colour as OpenEXR defines it
     np.testing.assert_array_equal(_exr_channels(tmp_path / "out.exr")["R"], colour)
+
+
+def test_a_straight_alpha_picture_written_as_exr_is_multiplied_by_its_alpha(tmp_path: Path) -> None:
+    """An EXR's colours are multiplied by its alpha: a PNG's straight colours went in as they were, so a reader
+    showed half-transparent pixels twice as bright."""
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = 200, np.where(np.arange(8) < 4, 255, 51)[None, :]
+    iio.imwrite(tmp_path / "cut.png", rgba)
+    images.write(images.read(tmp_path / "cut.png"), tmp_path / "cut.exr")
+    channels = OpenEXR.File(str(tmp_path / "cut.exr")).channels()
+    colour = channels["RGBA"].pixels if "RGBA" in channels else channels["RGB"].pixels
+    np.testing.assert_allclose(colour[0, :, 0], 200 / 255 * rgba[0, :, 3] / 255, rtol=1e-3)

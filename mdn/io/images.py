@@ -310,6 +310,21 @@ integer file's lies at most at it); a file whose colours lie further, or under a
 whatever its tag says, and they are kept so."""
 
 
+PREMULTIPLIED = ("exr",)
+"""Formats whose colours are always multiplied by their alpha (OpenEXR's); a TIFF's are where its alpha is
+associated, and are straightened when read (`_image`)."""
+
+
+def _in_alpha_convention(image: Image, alpha: np.ndarray | None, fmt: str) -> Image:
+    """The image with its colours as a file of `fmt` holds them beside `alpha`: an EXR's divided by it for a
+    format of straight colours, straight ones multiplied by it for an EXR."""
+    premultiplied = image.source.format in PREMULTIPLIED
+    if alpha is None or premultiplied == (fmt in PREMULTIPLIED):
+        return image
+    pixels = unmultiplied(image.pixels, alpha) if premultiplied else image.pixels * alpha
+    return dataclasses.replace(image, pixels=pixels)
+
+
 def unmultiplied(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Colours multiplied by their alpha (an EXR's always, a TIFF's associated alpha) divided by it, as straight
     colours (PNG's, WebP's, a TIFF's unassociated alpha); where alpha is 0 or below, as they are (an EXR's glow)."""
@@ -467,8 +482,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     same = fmt == source.format
     layout = target_layout(image, path, dtype)
     alpha = image.alpha if layout.has_alpha else None  # none where an opaque one went into a format without it
-    if alpha is not None and source.format == "exr" and not same:  # OpenEXR's colours are multiplied by alpha
-        image = dataclasses.replace(image, pixels=unmultiplied(image.pixels, alpha))  # linear, before sRGB
+    image = _in_alpha_convention(image, alpha, fmt)  # linear, before sRGB
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
     if alpha is not None and same and source.meta.get("straightened"):  # multiplied again as the file keeps them
         pixels = pixels * alpha
