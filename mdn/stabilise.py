@@ -46,13 +46,13 @@ class PoissonGaussian:
         """The line through the binned noise variances of grey (H, W) planes, all from one camera."""
         rng = np.random.default_rng(seed)
         share = min(1.0, FIT_PIXELS / max(sum(p.size for p in planes), 1))
-        levels = _clip_levels(planes)
+        clip = _clip_level(planes)
         brightness, response = [], []
         for plane in planes:
             if plane.ndim != 2 or min(plane.shape) < 8:
                 raise MdnError(f"a noise fit needs grey planes of at least 8x8 pixels, got shape {plane.shape}")
             b, r = (a.ravel() for a in _local_statistics(plane.astype(np.float64)))
-            unclipped = _clear_of(plane, levels).ravel()
+            unclipped = np.ones(b.size, bool) if clip is None else (_box5(plane == clip) == 0).ravel()
             keep = unclipped & (rng.random(b.size) < share) if share < 1 else unclipped
             brightness.append(b[keep])
             response.append(r[keep])
@@ -91,29 +91,26 @@ CLIPPED_SHARE = 1e-3
 detector), not a sample of the noise."""
 
 
-def _clip_levels(planes: Sequence[np.ndarray]) -> list[float]:
-    """The planes' highest value where it is a clip (`CLIPPED_SHARE`): saturated pixels have no noise, and a fit
-    through them found the noise growing half as fast (5 % of pixels clipped: gain 13.6 for 29.4), or not at all
-    (one saturated plane of four). The lowest value is not taken as one: a photon counter's zeros are counts."""
+def _clip_level(planes: Sequence[np.ndarray]) -> float | None:
+    """The planes' highest value where it is a clip (`CLIPPED_SHARE`), else None: saturated pixels have no noise,
+    and a fit through them found the noise growing half as fast (5 % of pixels clipped: gain 13.6 for 29.4), or not
+    at all (one saturated plane of four). The lowest value is not taken as one: a photon counter's zeros are counts."""
     top = max(float(p.max()) for p in planes)
     at_top = sum(int(np.count_nonzero(p == top)) for p in planes)
-    return [top] if at_top > CLIPPED_SHARE * sum(p.size for p in planes) else []
+    return top if at_top > CLIPPED_SHARE * sum(p.size for p in planes) else None
 
 
-def _clear_of(plane: np.ndarray, levels: list[float]) -> np.ndarray:
-    """Which of `_local_statistics`' pixels have no clipped value (`levels`) in their 5x5 neighbourhood."""
-    clipped = np.isin(plane, levels).astype(np.int32)
-    sums = np.cumsum(np.cumsum(np.pad(clipped, ((1, 0), (1, 0))), axis=0), axis=1)
-    return (sums[5:, 5:] - sums[:-5, 5:] - sums[5:, :-5] + sums[:-5, :-5]) == 0
+def _box5(values: np.ndarray) -> np.ndarray:
+    """The 5x5 box sums of `values` (H, W) over the interior pixels where the box fits: (H - 4, W - 4)."""
+    sums = np.cumsum(np.cumsum(np.pad(values.astype(np.float64, copy=False), ((1, 0), (1, 0))), axis=0), axis=1)
+    return sums[5:, 5:] - sums[:-5, 5:] - sums[5:, :-5] + sums[:-5, :-5]
 
 
 def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each interior pixel's 5x5 mean and its Immerkaer response, over the pixels where both are defined."""
     h, w = plane.shape
     response = sum(IMMERKAER[i, j] * plane[i + 1 : h - 3 + i, j + 1 : w - 3 + j] for i in range(3) for j in range(3))
-    sums = np.cumsum(np.cumsum(np.pad(plane, ((1, 0), (1, 0))), axis=0), axis=1)
-    box = (sums[5:, 5:] - sums[:-5, 5:] - sums[5:, :-5] + sums[:-5, :-5]) / 25
-    return box, response
+    return _box5(plane) / 25, response
 
 
 def binned_variances(

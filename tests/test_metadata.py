@@ -155,6 +155,11 @@ def _profile(space: bytes) -> bytes:
     return bytes(16) + space + b"XYZ " + bytes(104)
 
 
+def _lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
+    """What `for_output` names as left out of `meta` by a file of `fmt` storing `colours` channels."""
+    return metadata.for_output(meta, fmt, colours)[1]
+
+
 def _kept(meta: Metadata, fmt: str, colours: int = 3) -> Metadata:
     """What `for_output` keeps of `meta` for a file of `fmt` storing `colours` channels."""
     return metadata.for_output(meta, fmt, colours)[0]
@@ -224,9 +229,9 @@ def test_an_unreadable_exif_is_left_out_of_a_tiff(tmp_path: Path, exif: bytes) -
     Image.fromarray(PIXELS).save(tmp_path / "phone.jpg", quality=95, exif=exif)
     with tifffile.TiffFile(_convert(tmp_path / "phone.jpg", ".tif")) as tif:
         assert 274 not in tif.pages.first.tags and tif.pages.first.asarray().shape == PIXELS.shape
-    assert metadata.lost(Metadata(exif=exif), "tiff", 3) == ["its EXIF (unreadable)"]
-    assert metadata.lost(Metadata(exif=exif), "bmp", 3) == ["its EXIF"]  # its orientation unknown
-    assert metadata.lost(Metadata(exif=exif), "jpeg", 3) == []  # copied as it came
+    assert _lost(Metadata(exif=exif), "tiff", 3) == ["its EXIF (unreadable)"]
+    assert _lost(Metadata(exif=exif), "bmp", 3) == ["its EXIF"]  # its orientation unknown
+    assert _lost(Metadata(exif=exif), "jpeg", 3) == []  # copied as it came
 
 
 FULL = Metadata(
@@ -242,19 +247,19 @@ FULL = Metadata(
 
 def test_lost_names_nothing_that_a_format_carries_or_leaves_behind_by_design() -> None:
     for fmt in ("png", "jpeg", "webp", "tiff", "bmp", "exr"):
-        assert metadata.lost(None, fmt, 3) == metadata.lost(Metadata(), fmt, 1) == [], fmt
-    assert metadata.lost(FULL, "png", 3) == metadata.lost(FULL, "jpeg", 3) == []
-    assert metadata.lost(FULL, "tiff", 3) == []  # EXIF's sub-directory, PNG's colour chunks and Author: by design
-    assert metadata.lost(FULL, "webp", 3) == ["its resolution (300 dpi)", "its description"]
+        assert _lost(None, fmt, 3) == _lost(Metadata(), fmt, 1) == [], fmt
+    assert _lost(FULL, "png", 3) == _lost(FULL, "jpeg", 3) == []
+    assert _lost(FULL, "tiff", 3) == []  # EXIF's sub-directory, PNG's colour chunks and Author: by design
+    assert _lost(FULL, "webp", 3) == ["its resolution (300 dpi)", "its description"]
     resolution = Image.Exif()
     resolution.update({282: 300.0, 283: 300.0})
-    assert metadata.lost(Metadata(exif=resolution.tobytes(), dpi=(300, 300)), "webp", 3) == []  # in its EXIF
+    assert _lost(Metadata(exif=resolution.tobytes(), dpi=(300, 300)), "webp", 3) == []  # in its EXIF
 
 
 @pytest.mark.parametrize("fmt", ["bmp", "exr"])
 def test_lost_names_everything_present_where_a_format_carries_nothing(fmt: str) -> None:
     resolution = [] if fmt == "bmp" else ["its resolution (300 dpi)"]  # a BMP keeps its pixels per metre
-    assert metadata.lost(FULL, fmt, 3) == [
+    assert _lost(FULL, fmt, 3) == [
         "its EXIF",
         "its orientation (EXIF 6: shown turned)",
         "its colour profile",
@@ -264,38 +269,38 @@ def test_lost_names_everything_present_where_a_format_carries_nothing(fmt: str) 
     ]
     upright = Metadata(exif=_exif(orientation=1), dpi=(300, 150), text={"Title": "Astro"})
     resolution = [] if fmt == "bmp" else ["its resolution (300 x 150 dpi)"]
-    assert metadata.lost(upright, fmt, 1) == ["its EXIF", *resolution, "its description"]
+    assert _lost(upright, fmt, 1) == ["its EXIF", *resolution, "its description"]
 
 
 def test_lost_names_what_overflows_a_jpeg_segment() -> None:
     largest = 65533 - 29
     fits = Metadata(exif=_exif(65533), xmp=_xmp(largest), text={"Comment": "c" * 65533})
-    assert metadata.lost(fits, "jpeg", 3) == []
+    assert _lost(fits, "jpeg", 3) == []
     over = Metadata(exif=_exif(65534), xmp=_xmp(largest + 1), text={"Comment": "c" * 65534})
-    assert metadata.lost(over, "jpeg", 1) == [
+    assert _lost(over, "jpeg", 1) == [
         "its EXIF (65534 bytes, over JPEG's 65533)",
         "its orientation (EXIF 6: shown turned)",
         "its XMP (65505 bytes, over JPEG's 65504)",
         "its description (65534 bytes, over JPEG's 65533)",
     ]
     big = Metadata(exif=_exif(70_000, orientation=3), xmp=_xmp(80_000), text={"Description": "é" * 40_000})
-    assert metadata.lost(big, "jpeg", 3) == [
+    assert _lost(big, "jpeg", 3) == [
         "its EXIF (69 KB, over JPEG's 64 KB)",
         "its orientation (EXIF 3: shown upside down)",
         "its XMP (79 KB, over JPEG's 64 KB)",
         "its description (79 KB, over JPEG's 64 KB)",
     ]
-    assert metadata.lost(big, "webp", 3) == ["its description"] and metadata.lost(big, "png", 3) == []
+    assert _lost(big, "webp", 3) == ["its description"] and _lost(big, "png", 3) == []
 
 
 def test_lost_names_a_profile_of_another_colour_space_and_exif_text_a_tiff_cannot_hold() -> None:
     grey, rgb = Metadata(icc=_profile(b"GRAY")), Metadata(icc=_profile(b"RGB "))
     for fmt in ("png", "jpeg", "tiff"):
-        assert metadata.lost(grey, fmt, 1) == metadata.lost(rgb, fmt, 3) == [], fmt
-        assert metadata.lost(grey, fmt, 3) == ["its grey colour profile (the output is RGB)"], fmt
-        assert metadata.lost(rgb, fmt, 1) == ["its RGB colour profile (the output is grey)"], fmt
-    assert metadata.lost(Metadata(icc=_profile(b"CMYK")), "jpeg", 1) == []  # another colour space: as it was
-    assert metadata.lost(Metadata(exif=_exif(Artist="Zoë", Make="Canon")), "tiff", 3) == []  # written as UTF-8
+        assert _lost(grey, fmt, 1) == _lost(rgb, fmt, 3) == [], fmt
+        assert _lost(grey, fmt, 3) == ["its grey colour profile (the output is RGB)"], fmt
+        assert _lost(rgb, fmt, 1) == ["its RGB colour profile (the output is grey)"], fmt
+    assert _lost(Metadata(icc=_profile(b"CMYK")), "jpeg", 1) == []  # another colour space: as it was
+    assert _lost(Metadata(exif=_exif(Artist="Zoë", Make="Canon")), "tiff", 3) == []  # written as UTF-8
 
 
 def test_an_artist_that_is_not_ascii_crosses_tiff_and_jpeg_as_written(tmp_path: Path) -> None:
@@ -329,7 +334,7 @@ def test_lost_tells_the_truth_about_what_each_written_format_holds(tmp_path: Pat
         "its description": metadata.description,
     }
     for suffix, fmt in ((".png", "png"), (".jpg", "jpeg"), (".webp", "webp"), (".tif", "tiff"), (".bmp", "bmp")):
-        named = metadata.lost(source, fmt, 3)
+        named = _lost(source, fmt, 3)
         written = images.read(_convert(tmp_path / "in.png", suffix)).source.meta["photo"]
         for item, holds in present.items():
             assert bool(holds(written)) != any(name.startswith(item) for name in named), (fmt, item, named)

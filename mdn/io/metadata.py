@@ -328,11 +328,6 @@ def for_output(meta: Metadata | None, fmt: str, colours: int) -> tuple[Metadata,
     return kept, [*exif_lost, *icc_lost, *dpi_lost, *xmp_lost, *text_lost]
 
 
-def lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
-    """What of `meta` an output of `fmt` storing `colours` channels leaves out (`for_output`); [] where nothing."""
-    return for_output(meta, fmt, colours)[1]
-
-
 def _exif_for(exif: bytes | None, fmt: str) -> tuple[bytes | None, list[str]]:
     """EXIF where `fmt` holds it; else none, and it and the orientation it holds named."""
     if not exif:
