@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -658,7 +659,7 @@ def test_validation_takes_images_of_the_runs_crop(photos: Path, tmp_path: Path) 
     args = _train_args(photos, tmp_path, "--iters", "2", "--val", str(tmp_path / "val"))
     result = CliRunner().invoke(app, [a for a in args if a != "--quiet"])  # the count is said unless quiet
     assert result.exit_code == 0 and "small.tif" not in result.output, result.output
-    assert "training on 2 pictures (0.02 megapixels, procedural ones included)" in result.output  # tiny.tif skipped
+    assert "training on 2 pictures (0.02 megapixels)\n" in result.output  # tiny.tif skipped; none drawn
     scores = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").scores
     assert scores["validation_gaussian"]["psnr"] > 0
 
@@ -687,3 +688,16 @@ def test_cli_takes_the_former_option_names(photos: Path, tmp_path: Path) -> None
     assert "warning: --out is now --output" in result.output
     recipe = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").training["recipe"]
     assert (recipe["precision"], recipe["input_mask"], recipe["attention_mask"]) == ("bf16", [0.6, 0.7], 0.5)
+
+
+def test_the_run_says_how_many_of_its_pictures_are_drawn() -> None:
+    """Every run said 'procedural ones included', though none are unless --dead-leaves, --stripes or --textiles
+    asks for them, and a camera's or a render set's fine-tuning never draws any."""
+    from mdn.training import objectives
+    from mdn.training.self_supervised import SelfSupervised
+
+    options = training.TrainOptions(name="d", data=[], config="unet-tiny", iters=1, batch=2, crop=32, mask=False)
+    assert objectives.MaskedDenoising(options, torch.float32).procedural() == 0
+    drawn = dataclasses.replace(options, dead_leaves=3, stripes=2)
+    assert objectives.MaskedDenoising(drawn, torch.float32).procedural() == 5
+    assert SelfSupervised.procedural(object.__new__(SelfSupervised)) == 0

@@ -592,5 +592,6 @@ def test_a_time_budget_spent_names_the_planes_that_came_back_as_they_were() -> N
     assert _budget_spent([0, 0, 0, 0], 1, stack) == [
         "the time budget ran out before the first iteration: the input came back as it was"
     ]
+    assert "before plane 3 of 4 began: it came back as it was" in _budget_spent([20, 5, 0, 5], 1, stack)[0]
     photo = [(0, [c]) for c in range(3)]
     assert "before the green channel, the blue channel began" in _budget_spent([9, 0, 0], 3, photo)[0]

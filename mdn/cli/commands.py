@@ -425,8 +425,8 @@ def train_command(
     if not finish and not quiet and trainer.rank == 0:  # what it found to learn from, before the hours it takes
         megapixels = sum(picture.shape[-2] * picture.shape[-1] for picture in trainer.pool) / 1e6
         pictures = "1 picture" if len(trainer.pool) == 1 else f"{len(trainer.pool):,} pictures"
-        drawn = "" if isinstance(trainer.objective, SelfSupervised) else ", procedural ones included"  # files alone
-        log(f"training on {pictures} ({megapixels:,.2f} megapixels{drawn})")
+        drawn = trainer.objective.procedural()
+        log(f"training on {pictures} ({megapixels:,.2f} megapixels{f', {drawn:,} of them drawn' if drawn else ''})")
     if not finish:
         try:
             display.train_progress(sitting, until, quiet or trainer.rank != 0)

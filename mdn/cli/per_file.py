@@ -158,7 +158,7 @@ def run(
     if overwrite and skip_existing:
         raise MdnError("--overwrite and --skip-existing: give one")
     if output is not None and str(output) == "-":  # a folder named '-' was made
-        raise MdnError("-o -: pictures are not written to stdout; give a file or a folder (./- for one named '-')")
+        raise MdnError("-o -: pictures are not written to stdout; give a file or a folder")
     part = batch.parse_shard(shard) if shard is not None else None
     found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix)
     if dtype is not None and dtype not in images.SAMPLE_TYPES:

@@ -150,6 +150,11 @@ def clean_images(options: TrainOptions, crop: int, warn: Callable[[str], None]) 
     return pool
 
 
+def procedural_count(options: TrainOptions) -> int:
+    """How many drawn images (dead leaves, stripes, textiles) `clean_images` adds to a run's data."""
+    return options.dead_leaves + options.stripes + options.textiles
+
+
 def training_pool(pool: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
     """(H, W, C) training images as (C, H, W) tensors on `device`."""
     return [torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device) for image in pool]

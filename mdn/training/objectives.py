@@ -28,7 +28,7 @@ from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES, SwinIRConfig
 from mdn.nets.unet import UNET_SIZES, UNetConfig
 from mdn.noise import degrade
-from mdn.training.data import clean_images, validation_references
+from mdn.training.data import clean_images, procedural_count, validation_references
 from mdn.training.options import FINE_TUNING, OBJECTIVE_DEFAULTS, TrainOptions
 
 Validation = TypeVar("Validation")
@@ -58,6 +58,10 @@ class Objective(Protocol[Validation]):
 
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
         """The (H, W, C) images that training crops are drawn from."""
+        ...
+
+    def procedural(self) -> int:
+        """How many of `images` are drawn, not read (dead leaves, stripes, textiles: `data.clean_images`)."""
         ...
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
@@ -123,6 +127,10 @@ class CardFineTuning:
         self.card = registry.find(options.init)
         if self.card.architecture != self.architecture:
             raise MdnError(f"init {options.init}: a {self.card.architecture} card; {self.purpose} needs a U-Net")
+
+    def procedural(self) -> int:
+        """None: a fine-tuning reads its data (a camera's files, render sets) alone."""
+        return 0
 
     def optimizer(self, parameters: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         return fused_where_supported(torch.optim.Adam, parameters, lr=self.options.lr, betas=(0.9, 0.99))
@@ -345,6 +353,9 @@ class MaskedDenoising:
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
         return clean_images(self.options, self.source_crop(self.options.crop), warn)
 
+    def procedural(self) -> int:
+        return procedural_count(self.options)
+
     def validation(self, warn: Callable[[str], None]) -> ValidationSet | None:
         references = validation_references(self.options, warn)
         return ValidationSet.make(references, self.options.level) if references else None
@@ -423,6 +434,9 @@ class MaskedFill:
 
     def images(self, warn: Callable[[str], None]) -> list[np.ndarray]:
         return clean_images(self.options, self.options.crop, warn)
+
+    def procedural(self) -> int:
+        return procedural_count(self.options)
 
     def validation(self, warn: Callable[[str], None]) -> list[np.ndarray] | None:
         references = validation_references(self.options, warn)

@@ -199,7 +199,8 @@ def _budget_spent(iterations_run: list[int], channels: int, runs: list[tuple[int
     if len(unrun) == len(iterations_run):
         return ["the time budget ran out before the first iteration: the input came back as it was"]
     which = _which(unrun, len(iterations_run), run_names(runs, channels))
-    return [f"the time budget ran out before {which} began: they came back as they were (give more time)"]
+    back = "it came back as it was" if len(unrun) == 1 else "they came back as they were"
+    return [f"the time budget ran out before {which} began: {back} (give more time)"]
 
 
 def verdicts(checks: list[zeroshot.SelfCheck], preset: str, names: list[str] | None = None) -> list[str]:
@@ -250,11 +251,15 @@ def _which(indices: list[int], total: int, names: list[str] | None) -> str:
     """The parts at `indices` of `total`: by their `names` (the first few of many), else as a stack's planes."""
     if names is None:
         return _slices(indices, total)
-    return ", ".join(names[i] for i in indices[:6]) + (f" and {len(indices) - 6} more" if len(indices) > 6 else "")
+    return _first_few([names[i] for i in indices])
 
 
 def _slices(indices: list[int], total: int) -> str:
     """Planes of a stack (its slices, channels, time points, in stored order) by their numbers from 1, e.g.
     'planes 1, 4 of 9' (the first few of many)."""
-    named = ", ".join(str(i + 1) for i in indices[:6]) + (f" and {len(indices) - 6} more" if len(indices) > 6 else "")
-    return f"plane{'s' if len(indices) > 1 else ''} {named} of {total}"
+    return f"plane{'s' if len(indices) > 1 else ''} {_first_few([str(i + 1) for i in indices])} of {total}"
+
+
+def _first_few(labels: list[str]) -> str:
+    """'a, b, c': the first six of `labels`, and how many more."""
+    return ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
