@@ -680,21 +680,25 @@ def test_options_the_run_does_not_take_are_refused_in_one_line(tmp_path: Path) -
 
 SIGTERM_BENCH = """
 import signal
-from mdn.cli import bench_runs
+from mdn.cli import bench_runs, per_file
 
 def rows():
     yield {"model": "noisy"}
     signal.raise_signal(signal.SIGTERM)  # a batch system's time limit
     yield {"model": "unet"}
 
-print(*bench_runs._until_interrupted(rows()))
+with per_file.interrupts() as stop:
+    print(*bench_runs._until_interrupted(rows(), stop))
+    signal.raise_signal(signal.SIGINT)  # a second: at once, as the reports are written
+    print("not reached")
 """
 
 
 def test_sigterm_stops_a_bench_with_the_rows_so_far_and_its_own_status() -> None:
     """A batch system's SIGTERM killed a bench outright: no partial reports, as Ctrl-C now keeps."""
     done = subprocess.run([sys.executable, "-c", SIGTERM_BENCH], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout == "[{'model': 'noisy'}] 143\n", done.stdout + done.stderr
+    assert done.stdout == "[{'model': 'noisy'}] 143\n", done.stdout + done.stderr
+    assert done.returncode == 130 and "interrupted again: stopped at once" in done.stderr
 
 
 def test_a_reference_too_large_for_the_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

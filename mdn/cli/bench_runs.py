@@ -101,16 +101,18 @@ def check_reports(reports: dict[str, Path | None], inputs: list[Path]) -> None:
         batch.check_plot(reports["--plot"])
 
 
-def _until_interrupted(rows: Iterable[T]) -> tuple[list[T], int | None]:
-    """The rows a bench makes, and the exit status of the Ctrl-C or SIGTERM (a batch system's time limit) that
-    stopped it first, then the rows made so far; None where none did."""
+def _until_interrupted(rows: Iterable[T], stop: per_file.StopRequest) -> tuple[list[T], int | None]:
+    """The rows a bench makes, and the exit status of the Ctrl-C or SIGTERM (a batch system's time limit, under
+    `per_file.interrupts`) that stopped it first, then the rows made so far; None where none did. Once the rows
+    are made, `stop` is set: a Ctrl-C then lets the reports finish, a second stops at once."""
     done: list[T] = []
-    with per_file.interrupts() as stop:
-        try:
-            for row in rows:
-                done.append(row)
-        except KeyboardInterrupt:
-            return done, stop.status
+    try:
+        for row in rows:
+            done.append(row)
+    except KeyboardInterrupt:
+        return done, stop.status
+    finally:
+        stop.set()
     return done, None
 
 
@@ -138,19 +140,23 @@ def stopped(done: int, what: str, reports: dict[str, Path | None], status: int =
     raise typer.Exit(status)
 
 
-def training(rows: Iterable[bench.TrainSpeed], quiet: bool, reports: dict[str, Path | None]) -> None:
+def training(
+    rows: Iterable[bench.TrainSpeed], quiet: bool, reports: dict[str, Path | None], stop: per_file.StopRequest
+) -> None:
     """Training speed rows as they come: their table (unless `quiet`) and reports."""
-    done, interrupted = _until_interrupted(rows)
+    done, interrupted = _until_interrupted(rows, stop)
     if done and not quiet:
         display.print_train_speed(done)
     _write_bench_rows([row.to_json() for row in done], reports, interrupted, "row")
 
 
-def speed(rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | None]) -> None:
+def speed(
+    rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | None], stop: per_file.StopRequest
+) -> None:
     """Speed rows as they come: their table with ratios to a peer (unless `quiet`) and reports; a size out of
     memory is one error line and exit status 1, as a file out of memory is to `mdn denoise`."""
     try:
-        done, interrupted = _until_interrupted(rows)
+        done, interrupted = _until_interrupted(rows, stop)
     except bench.OutOfMemory as exc:
         console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(per_file.EXIT_FAILED) from None
@@ -161,12 +167,17 @@ def speed(rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | No
 
 
 def quality(
-    study: bench.Study, options: engine.EngineOptions, seed: int, quiet: bool, reports: dict[str, Path | None]
+    study: bench.Study,
+    options: engine.EngineOptions,
+    seed: int,
+    quiet: bool,
+    reports: dict[str, Path | None],
+    stop: per_file.StopRequest,
 ) -> None:
     """A quality study's scores as they come, under progress bars: their table (unless `quiet`) and reports, the
     Markdown saying when Ctrl-C cut it short."""
     with display.stage_bars(quiet) as progress:
-        scores, interrupted = _until_interrupted(study.scores(options, seed, progress))
+        scores, interrupted = _until_interrupted(study.scores(options, seed, progress), stop)
     if scores and not quiet:
         display.print_quality(scores, study.models)
     markdown_path, plot_path = reports["--markdown"], reports["--plot"]

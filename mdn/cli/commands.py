@@ -561,20 +561,21 @@ def bench_command(
     reports = {"--csv": csv_path, "--json": json_path, "--markdown": markdown_path, "--plot": plot_path}
     bench_runs.check_reports(reports, [*references, *cards])
     options = bench.engine_options(tile, device, precision, seed)
-    if train_speed:
-        settings = {"device": device, "precision": precision, "compile": compile_, "windows": runs}
-        rows = bench.train_speed_rows(_listed(configs) or [], _listed(kernels) or [], batch_size, crop, **settings)
-        bench_runs.training(rows, quiet, reports)
-    elif speed:
-        square = bench.parse_sizes(sizes)
-        bench_runs.speed(bench.speed_rows(_listed(models), square, runs, options, _listed(kernels), with_peers, grey),
-                     quiet, reports)  # fmt: skip
-    else:
-        try:
-            study = bench.Study.make(
-                _listed(models), _listed(zeroshot_methods), images_, grey=grey, quick=quick, grid=noise_grid,
-                renders=renders, spps=bench.parse_spps(spps), render_set=render_set,
-            )  # fmt: skip
-        except KeyboardInterrupt:  # while it reads the references
-            bench_runs.stopped(0, "score", reports)
-        bench_runs.quality(study, options, seed, quiet, reports)
+    with per_file.interrupts() as stop:  # Ctrl-C or SIGTERM: the rows so far go into the reports
+        if train_speed:
+            settings = {"device": device, "precision": precision, "compile": compile_, "windows": runs}
+            rows = bench.train_speed_rows(_listed(configs) or [], _listed(kernels) or [], batch_size, crop, **settings)
+            bench_runs.training(rows, quiet, reports, stop)
+        elif speed:
+            square = bench.parse_sizes(sizes)
+            rows = bench.speed_rows(_listed(models), square, runs, options, _listed(kernels), with_peers, grey)
+            bench_runs.speed(rows, quiet, reports, stop)
+        else:
+            try:
+                study = bench.Study.make(
+                    _listed(models), _listed(zeroshot_methods), images_, grey=grey, quick=quick, grid=noise_grid,
+                    renders=renders, spps=bench.parse_spps(spps), render_set=render_set,
+                )  # fmt: skip
+            except KeyboardInterrupt:  # while it reads the references
+                bench_runs.stopped(0, "score", reports, stop.status)
+            bench_runs.quality(study, options, seed, quiet, reports, stop)
