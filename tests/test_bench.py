@@ -543,14 +543,23 @@ def _bench_cache() -> Path:
     return Path(platformdirs.user_cache_dir("mdn")) / "bench"
 
 
-def test_a_size_out_of_memory_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_memory(*args, **kwargs) -> None:
-        raise MemoryError
+def test_a_size_out_of_memory_is_one_error_line_after_the_rows_measured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A size out of memory was a traceback; then one line that threw away the sizes measured before it."""
+    measured = SPEED.speed
 
-    monkeypatch.setattr(SPEED, "speed", no_memory)
-    result = runner.invoke(app, ["bench", "--speed", "--models", "unet", "--sizes", "64,900x600", "--runs", "1"])
+    def no_memory_past_64(model: str, size: tuple[int, int], *args, **kwargs) -> object:
+        if max(size) > 64:
+            raise MemoryError
+        return measured(model, size, *args, **kwargs)
+
+    monkeypatch.setattr(SPEED, "speed", no_memory_past_64)
+    args = ["bench", "--speed", "--models", "unet", "--sizes", "64,900x600", "--runs", "1", "-q"]
+    result = runner.invoke(app, [*args, "--json", str(tmp_path / "speed.json")])
     assert result.exit_code == 1, result.output  # as mdn denoise fails a file out of memory
-    assert result.output.strip() == "error: --sizes 64x64: out of memory timing unet"
+    assert result.output.strip() == "error: --sizes 900x600: out of memory timing unet"
+    assert [row["size"] for row in json.loads((tmp_path / "speed.json").read_text())] == ["64x64"]
 
 
 def test_a_reference_outside_0_1_is_refused_not_clipped(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ before any work, and its rows as they come, with what Ctrl-C leaves of them (the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -154,16 +154,24 @@ def speed(
     rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | None], stop: per_file.StopRequest
 ) -> None:
     """Speed rows as they come: their table with ratios to a peer (unless `quiet`) and reports; a size out of
-    memory is one error line and exit status 1, as a file out of memory is to `mdn denoise`."""
-    try:
-        done, interrupted = _until_interrupted(rows, stop)
-    except bench.OutOfMemory as exc:
-        console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(per_file.EXIT_FAILED) from None
+    memory ends the rows there, with one error line and exit status 1 after the rows measured before it, as a
+    file out of memory is to `mdn denoise`."""
+    failure: list[bench.OutOfMemory] = []
+
+    def until_out_of_memory() -> Iterator[bench.Speed]:
+        try:
+            yield from rows
+        except bench.OutOfMemory as exc:
+            failure.append(exc)
+
+    done, interrupted = _until_interrupted(until_out_of_memory(), stop)
     table = bench.SpeedTable.of(done)
     if done and not quiet:
         display.print_speed(table)
     _write_bench_rows(table.to_json(), reports, interrupted, "row")
+    if failure:
+        console.print(f"[red]error[/]: {escape(str(failure[0]))}", soft_wrap=True)
+        raise typer.Exit(per_file.EXIT_FAILED)
 
 
 def quality(
