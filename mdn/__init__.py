@@ -167,7 +167,7 @@ def denoise(
 
     _check_info(info)
     _check_progress(progress)
-    picture = arrays.load(image, axes, hdr, layer)
+    opened = arrays.load(image, axes, hdr, layer)
     settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
@@ -181,16 +181,16 @@ def denoise(
     told: list[str] = []
 
     def work(planes: np.ndarray) -> np.ndarray:
-        inputs, loaded, options = models.inputs(planes, picture, told.append)
+        inputs, loaded, options = models.inputs(planes, opened, told.append)
         report.update(inputs_info(inputs, planes))
         return inference.run(inputs, loaded, options, progress, report)
 
     with compute.threads(threads):
-        result = arrays.apply(picture, work, fit=fit, fill_hidden=True)
+        result = arrays.apply(opened, work, fit=fit, fill_hidden=True)
     for message in told:  # after the work, so that they point at the caller's line
         import warnings
 
-        warnings.warn(f"{picture.path}: {_in_keywords(message, denoise)}", stacklevel=3)
+        warnings.warn(f"{opened.path}: {_in_keywords(message, denoise)}", stacklevel=3)
     return result
 
 

@@ -174,8 +174,8 @@ def open_exr(path: Path) -> OpenEXR.File:
     exr = _opened(path, separate_channels=True)
     listed = _opened(path, header_only=True).parts
     for index, part in enumerate(listed):
-        read = exr.parts[index].channels if index < len(exr.parts) else {}
-        if not _channel_names(part) <= set(read):
+        decoded = exr.parts[index].channels if index < len(exr.parts) else {}
+        if not _channel_names(part) <= set(decoded):
             which = f"part {index} ({part.name()})" if len(listed) > 1 and part.name() else f"part {index}"
             what = f"the pixels of {which}" if len(listed) > 1 else "its pixels"
             raise MdnError(f"cannot read EXR (corrupt or truncated?): {what} could not be read", path)
@@ -257,14 +257,14 @@ def _shrunk_exr(exr: OpenEXR.File, source: Source, raw: np.ndarray) -> OpenEXR.F
     rows, cols = (kept_lines(old, new) for old, new in zip(size, raw.shape[:2], strict=True))
     parts = []
     for index, part in enumerate(exr.parts):
-        kept = {name: channel.pixels[rows][:, cols] for name, channel in part.channels.items()
+        halved = {name: channel.pixels[rows][:, cols] for name, channel in part.channels.items()
                 if channel.pixels.shape == size}  # fmt: skip
         if index == source.meta["part"]:
-            kept.update({name: raw[..., i] for i, name in enumerate(source.meta["names"])})
+            halved.update({name: raw[..., i] for i, name in enumerate(source.meta["names"])})
         header = {key: value for key, value in part.header.items() if key not in _DERIVED}
         _one_level(header)
-        if kept:
-            parts.append((header, {name: np.ascontiguousarray(pixels) for name, pixels in kept.items()}, part.name()))
+        if halved:
+            parts.append((header, {name: np.ascontiguousarray(pixels) for name, pixels in halved.items()}, part.name()))
     if len(exr.parts) == 1:
         header, channels, _ = parts[0]
         return OpenEXR.File(header, channels)
