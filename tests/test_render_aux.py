@@ -270,7 +270,12 @@ def test_blenders_composite_takes_the_buffers_of_its_one_view_layer(tmp_path: Pa
     )
     OpenEXR.File({}, {**channels, **_passes("Background", 3)}).write(str(tmp_path / "two.exr"))
     assert images.read(tmp_path / "two.exr").source.meta["layer"] == "Composite.Combined"
-    assert buffers.read(tmp_path / "two.exr", layer="Composite.Combined") is None
+    told: list[str] = []
+    assert buffers.read(tmp_path / "two.exr", warn=told.append, layer="Composite.Combined") is None
+    assert told == [  # no buffers of its own: said, with how to take a view layer's
+        "its albedo and normal belong to 2 view layers (Background, ViewLayer): denoised from its beauty alone "
+        "(--layer Background.Combined takes that view layer's)"
+    ]
     np.testing.assert_array_equal(
         buffers.read(tmp_path / "two.exr", layer="Background.Combined"),
         _planes({**_passes("Background", 3)}, "Background"),

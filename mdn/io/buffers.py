@@ -47,6 +47,8 @@ def read(
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
     is_exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as read
     found = exr.read_exr_layers(path, wanted, layer) if wanted and is_exr else {}
+    if is_exr and wanted and not found and warn is not None:
+        _say_whose(path, wanted, warn)
     where = {buffer: f"{path}: its {buffer} layer" for buffer in found}
     if len(found) == 1 and not given:
         (present,) = found
@@ -107,3 +109,12 @@ def _say_replaced(count: int, what: str, warn: Callable[[str], None] | None) -> 
     """Tell `warn` of the NaN and Inf values replaced in a buffer (`what`), as a beauty's are told."""
     if count and warn is not None:
         warn(f"{picture.replaced(count)} in {what}")
+
+
+def _say_whose(path: Path, wanted: dict[str, tuple[str, ...]], warn: Callable[[str], None]) -> None:
+    """Tell where an EXR's picture (Blender's Composite) took no buffers though several view layers hold them:
+    whose would be a guess."""
+    holders = exr.buffer_view_layers(path, wanted)
+    if len(holders) > 1:
+        warn(f"its albedo and normal belong to {len(holders)} view layers ({', '.join(holders)}): denoised from its "
+             f"beauty alone (--layer {holders[0]}.Combined takes that view layer's)")  # fmt: skip

@@ -64,6 +64,13 @@ def exr_layer_names(path: Path) -> list[str]:
     return list(_exr_layer_names(_opened(path, header_only=True)))
 
 
+def buffer_view_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> list[str]:
+    """The view layers of an EXR that hold a layer of `wanted`'s passes (a render's albedo or normal), from its
+    headers alone."""
+    passes = {name for names in wanted.values() for name in names}
+    return sorted({_view_layer(layer) for layer in exr_layer_names(path) if pass_name(layer) in passes})
+
+
 def pass_name(layer: str) -> str:
     """A layer's pass: its last name, in lower case (Blender's "ViewLayer.Denoising Albedo" is "denoising albedo")."""
     return layer.lower().rpartition(".")[2]
