@@ -310,7 +310,7 @@ def denoise_zeroshot(
     import warnings
 
     from mdn import device as compute
-    from mdn.io import arrays
+    from mdn.io import arrays, tonemap
     from mdn.zeroshot import run as zeroshot_run
 
     _check_info(info)
@@ -328,7 +328,7 @@ def denoise_zeroshot(
         return result
 
     with compute.threads(threads):
-        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer)  # as `mdn zeroshot`: unfilled
+        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer, fit=tonemap.fit_robust)  # as the CLI
     if info is not None:
         info["warnings"] = told
     for verdict in told if info is None else ():  # after the work, so that they point at the caller's line

@@ -331,3 +331,16 @@ def test_an_empty_channel_takes_the_stacks_range(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     noisy = tifffile.imread(tmp_path / "n.tif").reshape(2, 64, 64).astype(float)
     assert noisy[1].std() < 3 * (noisy[0] - signal).std()
+
+
+def test_a_robust_stretch_leaves_hot_and_dead_pixels_out_of_the_range_and_a_sparse_image_in_it() -> None:
+    rng = np.random.default_rng(5)
+    planes = list(rng.uniform(0.02, 0.05, (3, 64, 64, 1)).astype(np.float32))
+    planes[1][5, 6] = 1.0  # a hot pixel
+    planes[2][7, 8] = 0.0  # a dead one
+    stretch = tonemap.Stretch.robust(planes)
+    assert 0.02 <= stretch.low < 0.0201 and 0.0499 < stretch.high <= 0.05
+    assert tonemap.Stretch.fit(np.stack(planes)) == tonemap.Stretch(0.0, 1.0)  # the full range: the rest in 3 %
+    sparse = np.zeros((1, 64, 64, 1), np.float32)
+    sparse[0, 2, 3] = 0.25  # one bright pixel on a dark field: the percentiles meet, and the full range is taken
+    assert tonemap.Stretch.robust(list(sparse)) == tonemap.Stretch(0.0, 0.25)

@@ -239,6 +239,17 @@ def test_a_volume_of_photon_noise_is_stabilised_as_its_tiff_is(tmp_path: Path) -
     assert abs(from_volume.noise.gain * 65535 / 32 - 1) < 0.2
 
 
+def test_zero_shot_takes_a_volumes_range_without_its_hot_pixel_as_it_takes_its_tiffs(tmp_path: Path) -> None:
+    stack = specimens.Microscope().record(specimens.fluorescence_stack(3, 80, seed=6163), np.random.default_rng(6164))
+    stack[1, 7, 9] = 65535
+    zarr.create_array(str(tmp_path / "cells.zarr"), data=stack, chunks=(1, 40, 40))
+    tifffile.imwrite(tmp_path / "cells.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    from_volume = volumes.store.robust_range(zarr.open(str(tmp_path / "cells.zarr"), mode="r"))
+    from_file = tonemap.fit_robust(images.read(tmp_path / "cells.tif"))
+    assert isinstance(from_volume, tonemap.Stretch) and from_volume == from_file
+    assert from_volume.high * 65535 < 4000  # the specimen's counts, not the hot pixel's
+
+
 def test_a_volume_is_never_replaced_by_its_own_output_nor_written_over_what_is_no_store(tmp_path: Path) -> None:
     stack = _stack(2, 64, 48)
     zarr.create_array(str(tmp_path / "vol.zarr"), data=stack, chunks=(1, 32, 24))

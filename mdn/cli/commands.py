@@ -21,7 +21,7 @@ from mdn.cli.usage import EXIT_USAGE, Command, Group, ShowGroup
 from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.inference import engine
-from mdn.io import batch
+from mdn.io import batch, tonemap
 from mdn.nets.iterative import ITERATIVE_SIZES
 from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
@@ -288,7 +288,8 @@ def zeroshot_command(
         return volumes.denoise(source, target, None, None, zeroshot=zs.Settings(**settings), overwrite=overwrite,
                                progress=progress)  # fmt: skip
 
-    return per_file.Work(run, volume=volume, fill_hidden=False)  # MPI's self-check reads the noise of all it sees
+    # MPI's self-check reads the noise of all it sees; the range left outside is taken through clipped
+    return per_file.Work(run, volume=volume, fill_hidden=False, fit=tonemap.fit_robust)
 
 
 @app.command(

@@ -12,14 +12,15 @@ work and undone with `inverse` after it:
 A card fitted to one camera's noisy images (`mdn train --noisy`) fixes its own transform instead, the same for
 every image (`mdn.stabilise.Stabiliser`); `fitter` gives the one a card asks for. Any other card denoises a grey
 16-bit or float file through the stabilising transform fitted to that file where its noise grows with the
-signal (`fit_noisy`), and through `fit`'s otherwise.
+signal (`fit_noisy`), and through `fit`'s otherwise. Zero-shot fitting works in `fit_robust`'s: the range without
+its outliers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ import numpy as np
 from mdn.errors import MdnError
 from mdn.io.images import ARRAY
 from mdn.io.picture import Image
-from mdn.stabilise import Stabiliser, stabiliser_for
+from mdn.stabilise import RANGE_PERCENTILES, Stabiliser, sample, stabiliser_for, thinned
 
 
 class DisplayTransform(Protocol):
@@ -61,6 +62,20 @@ class Stretch:
     def fit(cls, x: np.ndarray) -> Stretch:
         """The image's own range (`of_range`)."""
         return cls.of_range(float(x.min()), float(x.max()))
+
+    @classmethod
+    def robust(cls, planes: Sequence[Any]) -> Stretch:
+        """The range of a recording's planes ((H, W) or (H, W, C) each, arrays or read when used) without its
+        outliers: `stabilise.RANGE_PERCENTILES` of a sample of them (`stabilise.sample`), where the stabiliser takes
+        its range, each a sampled value (not one between two: at least the darkest and the brightest are left out
+        of a small image); the sample's full range where those meet. One hot pixel of a 16-bit stack had put the
+        rest of it in a twentieth of the full range, where zero-shot fitting gained nothing."""
+        values = thinned(sample(planes))
+        low = np.percentile(values, RANGE_PERCENTILES[0], method="higher")
+        high = np.percentile(values, RANGE_PERCENTILES[1], method="lower")
+        if high <= low:
+            low, high = values.min(), values.max()
+        return cls.of_range(float(low), float(high))
 
     @classmethod
     def of_range(cls, low: float, high: float) -> Stretch:
@@ -238,6 +253,18 @@ def _fit(image: Image, headroom: float = 0.0) -> DisplayTransform:
     if dtype.kind == "f" or dtype.itemsize > 1:
         return Stretch.fit(image.pixels)
     return Identity()
+
+
+def fit_robust(image: Image) -> DisplayTransform:
+    """`fit`'s transform, but a 16-bit or float file's range without its outliers (`Stretch.robust`): what zero-shot
+    fitting works in, which takes the pixels left outside [0, 1] through clipped and gives them back as they came
+    (`zeroshot.run.run`)."""
+    return PerChannel.around(image, _fit_robust)
+
+
+def _fit_robust(image: Image) -> DisplayTransform:
+    transform = _fit(image)
+    return Stretch.robust(list(image.pixels)) if isinstance(transform, Stretch) else transform
 
 
 def fit_noisy(image: Image, headroom: float = 0.0) -> DisplayTransform:

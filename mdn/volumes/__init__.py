@@ -41,12 +41,12 @@ from mdn.volumes.store import (
     Volume,
     chunk_name,
     count_nonfinite,
-    display_range,
     finish,
     is_volume,
     noisy_range,
     output_path,
     prepare_target,
+    robust_range,
     write_grid,
 )
 
@@ -79,7 +79,7 @@ def plan(
     if card is not None and tonemap.is_camera(card.transform):
         transform = tonemap.camera_transform(card.transform, array.dtype, source)
     else:  # a card evens out photon noise as it does in files; zero-shot fits the range alone, as for files
-        fit = display_range if zeroshot else noisy_range
+        fit = robust_range if zeroshot else noisy_range
         axis = volume.channel_axis  # each channel its own, as a file's C axis
         transform = fit(array) if axis is None else ByChannel.fit(array, axis, fit)
     grid = write_grid(array)

@@ -165,6 +165,15 @@ def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
     return tonemap.Stretch.of_range(float(low), float(high))  # a flat volume as a flat file
 
 
+def robust_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
+    """The transform zero-shot fitting gives a file of this sample type (`tonemap.fit_robust`): 8-bit as it is,
+    16-bit and float stretched from the range of a sample of the volume's planes without its outliers, the pixels
+    a file's fit samples."""
+    if array.dtype == np.uint8:
+        return tonemap.Identity()
+    return tonemap.Stretch.robust(_Planes(array))
+
+
 class ChannelView:
     """One channel of an array with a channel axis, indexed as an array without that axis: what the range and
     the noise of each channel are fitted on."""

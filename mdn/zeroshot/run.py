@@ -160,8 +160,10 @@ def run(
     progress: ProgressCallback | None = None,
     info: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. `info` gets the
-    method, model, iterations, device, precision and (MPI) the self-check's estimates per plane."""
+    """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. Pixels outside
+    [0, 1] (outliers past a range fitted without them: a hot pixel) are fitted as clipped to it and come back as
+    they were: the fill networks know [0, 1] alone. `info` gets the method, model, iterations, device, precision and
+    (MPI) the self-check's estimates per plane."""
     channels = planes.shape[-1]
     model = fill_model(settings, channels)
     preset, device = settings.steps(channels), settings.target
@@ -173,7 +175,9 @@ def run(
         time_budget=settings.time_budget, device=device, dtype=dtype, progress=progress,
         self_check=_on(settings.self_check),
     )  # fmt: skip
-    result = runner(planes)
+    outside = (planes < 0) | (planes > 1)
+    result = runner(np.clip(planes, 0.0, 1.0) if outside.any() else planes)
+    np.copyto(result, planes, where=outside)
     if info is not None:
         info.update(
             method=settings.method, model=model and model.name, iters=preset.iters, device=str(device),
