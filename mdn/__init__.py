@@ -162,7 +162,7 @@ def denoise(
 
     from mdn import device as compute
     from mdn import inference
-    from mdn.io import arrays
+    from mdn.io import arrays, tonemap
     from mdn.io.batch import inputs_info, transform_info  # `batch` is a setting here
 
     _check_info(info)
@@ -172,13 +172,13 @@ def denoise(
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
     models = inference.ModelChoice(model, settings, *buffers)
     report = info if info is not None else {}  # what the command's --json report records of a file
+    told: list[str] = []
 
     def fit(shown: Image) -> DisplayTransform:
         transform = models.fit(shown)
         report.update(transform_info(transform, shown))
+        told.extend(filter(None, [tonemap.other_camera(report.get("camera_noise"))]))
         return transform
-
-    told: list[str] = []
 
     def work(planes: np.ndarray) -> np.ndarray:
         inputs, loaded, options = models.inputs(planes, opened, told.append)
@@ -237,7 +237,7 @@ def denoise_volume(
 
     from mdn import device as compute
     from mdn import inference, volumes
-    from mdn.io import picture
+    from mdn.io import picture, tonemap
 
     _check_info(info)
     _check_progress(progress)
@@ -252,6 +252,8 @@ def denoise_volume(
         info.update(report)
     if report.get("nonfinite"):
         warnings.warn(f"{source}: {picture.replaced(report['nonfinite'])}", stacklevel=3)
+    if doubt := tonemap.other_camera(report.get("camera_noise")):
+        warnings.warn(f"{source}: {doubt}", stacklevel=3)
     return report
 
 

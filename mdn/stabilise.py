@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -111,9 +111,21 @@ def _box5(values: np.ndarray) -> np.ndarray:
 
 def _local_statistics(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each interior pixel's 5x5 mean and its Immerkaer response, over the pixels where both are defined."""
+    return _box5(plane) / 25, _immerkaer(plane)
+
+
+def _immerkaer(plane: np.ndarray) -> np.ndarray:
+    """The `IMMERKAER` response of the (H, W) plane's pixels at least 2 from its left and top edges and 3 from its
+    right and bottom ones (where a 5x5 box around them fits too)."""
     h, w = plane.shape
-    response = sum(IMMERKAER[i, j] * plane[i + 1 : h - 3 + i, j + 1 : w - 3 + j] for i in range(3) for j in range(3))
-    return _box5(plane) / 25, response
+    return sum(IMMERKAER[i, j] * plane[i + 1 : h - 3 + i, j + 1 : w - 3 + j] for i in range(3) for j in range(3))
+
+
+def noise_spread(planes: Sequence[np.ndarray]) -> float:
+    """The spread of the planes' white noise, taken as even: the median Immerkaer response / 0.6745 / 6 over their
+    (H, W) arrays (robust to edges and texture, which raise few responses)."""
+    responses = np.concatenate([np.abs(_immerkaer(np.asarray(p, np.float64))).ravel() for p in planes])
+    return float(np.median(responses) / 0.6745 / 6) if responses.size else 0.0
 
 
 def binned_variances(
@@ -157,6 +169,8 @@ class Stabiliser:
     noise: PoissonGaussian
     low: float
     high: float
+    camera: bool = field(default=False, compare=False)
+    """Kept in a card for one camera (`mdn train --noisy`), not fitted to the input it transforms."""
 
     @classmethod
     def fit(cls, noise: PoissonGaussian, planes: Sequence[np.ndarray]) -> Stabiliser:

@@ -3,6 +3,7 @@ its card on new acquisitions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ import tifffile
 import torch
 from typer.testing import CliRunner
 
-from mdn import registry
+import mdn
+from mdn import registry, volumes
 from mdn.cli import app
 from mdn.errors import MdnError
 from mdn.io import images, tonemap
 from mdn.noise import specimens
-from mdn.stabilise import PoissonGaussian, Stabiliser
+from mdn.stabilise import PoissonGaussian, Stabiliser, stabiliser_for
 from mdn.training import Trainer, TrainOptions
 from mdn.training.self_supervised import run, sure
 
@@ -106,6 +108,37 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
     result_stack = tifffile.imread(out)
     assert result_stack.dtype == np.uint16 and result_stack.shape == later.shape
     assert _psnr(result_stack.astype(np.float64), later_clean) > _psnr(later.astype(np.float64), later_clean) + 6
+    assert "warning" not in denoised.output
+
+    other = _recording(2, 128, seed=9, gain=1024.0)[1]  # another camera's: the card runs, and says so
+    tifffile.imwrite(tmp_path / "other.tif", other, photometric="minisblack")
+    report = tmp_path / "other.json"
+    args = ["denoise", str(tmp_path / "other.tif"), "--model", str(card.path), "--json", str(report)]
+    denoised = runner.invoke(app, args)
+    assert denoised.exit_code == 0 and "times the noise of the camera the model was fitted to" in denoised.output
+    assert json.loads(report.read_text())["files"][0]["info"]["camera_noise"] > 3
+    with pytest.warns(UserWarning, match="times the noise of the camera the model was fitted to"):
+        mdn.denoise(other, card.path, axes="ZYX")
+
+
+def test_a_camera_card_on_another_cameras_data_says_so_for_files_and_volumes(tmp_path: Path) -> None:
+    """How many times a card's camera's noise an input's is: about 1 on the camera's own, the square root of the
+    gains' ratio on another's; a volume's the file's."""
+    stabiliser = stabiliser_for(list(_recording(3, 128, seed=7, gain=32.0)[1] / COUNTS))
+    assert stabiliser is not None
+    fixed = tonemap.fitter({"stabiliser": stabiliser.to_dict(), "dtype": "uint16"})
+    zarr = pytest.importorskip("zarr")
+    for gain, expected in ((32.0, (0.9, 1.1)), (8.0, (0.4, 0.6)), (512.0, (3.5, 4.5))):  # about sqrt(gain / 32)
+        stack = _recording(2, 128, seed=8, gain=gain)[1]
+        tifffile.imwrite(tmp_path / f"g{gain:.0f}.tif", stack, photometric="minisblack")
+        image = images.read(tmp_path / f"g{gain:.0f}.tif")
+        ratio = tonemap.camera_noise(fixed(image), list(image.pixels[..., 0]))
+        assert ratio is not None and expected[0] < ratio < expected[1], (gain, ratio)
+        assert (tonemap.other_camera(ratio) is None) == (gain == 32.0)
+        zarr.create_array(str(tmp_path / f"g{gain:.0f}.zarr"), data=stack, chunks=(1, 64, 64))
+        volume = zarr.open(str(tmp_path / f"g{gain:.0f}.zarr"), mode="r")
+        assert volumes.store.camera_noise(volume, fixed(image)) == ratio  # a volume reads the pixels a file's does
+    assert tonemap.camera_noise(stabiliser, list(image.pixels[..., 0])) is None  # fitted to the file: no camera
 
 
 def test_data_no_noise_fit_holds_is_named_in_the_refusal(tmp_path: Path) -> None:

@@ -310,6 +310,8 @@ def _volume(
             result.warnings += warnings
             if info.get("nonfinite"):
                 result.warnings.append(picture.replaced(info["nonfinite"]))
+            if doubt := tonemap.other_camera(info.get("camera_noise")):
+                result.warnings.append(doubt)
         except MdnError as exc:
             result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
     progress.result(result)

@@ -414,6 +414,8 @@ def _work(
         return _finished(_failed(result, exc, start))
     result.info = {**context.info, **transform_info(loaded.transform, loaded.image)}
     result.warnings += context.warnings
+    if doubt := tonemap.other_camera(result.info.get("camera_noise")):
+        result.warnings.append(doubt)
     result.seconds += time.perf_counter() - start
     store = functools.partial(_store, overwrite=overwrite, skip_existing=skip_existing, dtype=dtype)
     return io.submit(store, loaded.image.with_pixels(pixels), result)
@@ -421,9 +423,14 @@ def _work(
 
 def transform_info(transform: tonemap.DisplayTransform, image: picture.Image) -> dict[str, Any]:
     """What a file's report records of its display transform: the photon noise it was stabilised for, in the
-    image's units (one fit, or one per channel), where it was."""
+    image's units (one fit, or one per channel; a camera card's: its camera's), where it was, and how many times
+    that camera's noise the file's is (`camera_noise`, for a camera card)."""
     noise = tonemap.photon_noise(transform, image.source.layout.dtype)
-    return {} if noise is None else {"photon_noise": noise}
+    ratio = tonemap.camera_noise(transform, list(image.pixels[..., 0])) if noise is not None else None
+    return {
+        **({} if noise is None else {"photon_noise": noise}),
+        **({} if ratio is None else {"camera_noise": round(ratio, 3)}),
+    }
 
 
 def inputs_info(planes: np.ndarray, pixels: np.ndarray) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import numpy as np
 from mdn.errors import MdnError
 from mdn.io.images import ARRAY
 from mdn.io.picture import Image
-from mdn.stabilise import RANGE_PERCENTILES, Stabiliser, sample, stabiliser_for, thinned
+from mdn.stabilise import RANGE_PERCENTILES, Stabiliser, noise_spread, sample, stabiliser_for, thinned
 
 
 class DisplayTransform(Protocol):
@@ -384,8 +384,36 @@ def is_camera(transform: dict[str, Any]) -> bool:
 
 
 def camera_transform(transform: dict[str, Any], dtype: object, path: object) -> Stabiliser:
-    """The camera's `Stabiliser` a card keeps in `transform`, for data of sample type `dtype` from `path` (a file
-    or a volume); MdnError when the camera recorded another type."""
+    """The camera's `Stabiliser` a card keeps in `transform` (marked `camera`), for data of sample type `dtype`
+    from `path` (a file or a volume); MdnError when the camera recorded another type."""
     if str(dtype) != transform["dtype"]:
         raise MdnError(f"the model was fitted to a camera's {transform['dtype']} images; this one holds {dtype}", path)
-    return Stabiliser.from_dict(transform["stabiliser"])
+    return dataclasses.replace(Stabiliser.from_dict(transform["stabiliser"]), camera=True)
+
+
+OTHER_CAMERA = 1.5
+"""How many times its camera's stabilised noise an input's may be, or 1 / this of it, before a card fitted to that
+camera is said to be used on another one's data (a gain 2.25 times or 1 / 2.25 of it). Through a gain-32 card: the
+same camera's stacks of other scenes 0.98 to 1.06, its read noise tripled 1.20; gains of 16, 64 and 128 counts
+a photon 0.69, 1.35 and 1.95."""
+
+
+def camera_noise(transform: DisplayTransform, planes: Sequence[Any]) -> float | None:
+    """How many times its camera's the noise of grey (H, W) `planes` is once they went through a camera card's
+    transform (`camera_transform`), measured on the pixels a fit reads (`stabilise.sample`); None for any other
+    transform. About 1 on the camera's own data; a gain-1024 camera's stack through a gain-32 card's: 5."""
+    transform = transform.inner if isinstance(transform, FlatKept) else transform
+    if not (isinstance(transform, Stabiliser) and transform.camera):
+        return None
+    return noise_spread([transform.forward(np.asarray(crop)) for crop in sample(planes)]) / transform.sigma
+
+
+def other_camera(ratio: float | None) -> str | None:
+    """The warning for an input whose noise is `ratio` times its card's camera's (`camera_noise`), where that is
+    past OTHER_CAMERA either way."""
+    if ratio is None or 1 / OTHER_CAMERA <= ratio <= OTHER_CAMERA:
+        return None
+    return (
+        f"its noise is {ratio:.2g} times the noise of the camera the model was fitted to: another camera or "
+        "setting? Fit a card to it (mdn train --noisy) or use the default model"
+    )

@@ -39,6 +39,7 @@ from mdn.volumes.store import (
     ByChannel,
     Unit,
     Volume,
+    camera_noise,
     chunk_name,
     count_nonfinite,
     finish,
@@ -130,6 +131,8 @@ def denoise(
         "model": model.name if model else f"zeroshot {zeroshot.method}", "chunks": total, "units": len(units),
         "resumed_from": len(done), "shape": list(volume.array.shape),
     }  # fmt: skip
+    if (ratio := camera_noise(volume.array, job.transform)) is not None:
+        info["camera_noise"] = round(ratio, 3)  # how many times the card's camera's its noise is, as for files
     nonfinite = count_nonfinite(volume.array)
     return {**info, "nonfinite": nonfinite} if nonfinite else info
 

@@ -260,6 +260,12 @@ def noisy_range(array: Any) -> tonemap.Stretch | tonemap.Identity | Stabiliser:
     return stabiliser_for(_Planes(array)) or display_range(array)
 
 
+def camera_noise(array: Any, transform: Any) -> float | None:
+    """How many times its camera's the volume's noise is through a camera card's transform (`tonemap.camera_noise`,
+    on the planes a file's check reads); None for any other transform."""
+    return tonemap.camera_noise(transform, _Planes(array))
+
+
 def bounding_box(chunks: Unit) -> Chunk:
     """The slices that cover a unit's chunks."""
     return tuple(slice(min(c[d].start for c in chunks), max(c[d].stop for c in chunks)) for d in range(len(chunks[0])))
