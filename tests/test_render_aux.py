@@ -353,3 +353,20 @@ def test_buffer_parts_of_another_data_window_are_refused_not_used_misaligned(tmp
         else:
             with pytest.raises(MdnError, match=f"{at}\\.exr: {error}"):
                 buffers.read(path)
+
+
+def test_buffer_files_of_another_data_window_than_the_beauty_are_refused(tmp_path: Path) -> None:
+    """A region render's albedo and normal, offset by 8 pixels, had been taken pixel for pixel beside the beauty."""
+    rng = np.random.default_rng(6)
+
+    def write(name: str, origin: int) -> Path:
+        window = (np.array([origin, origin], np.int32), np.array([origin + 31, origin + 31], np.int32))
+        pixels = {c: rng.random((32, 32), dtype=np.float32) for c in "RGB"}
+        OpenEXR.File({"dataWindow": window, "displayWindow": window}, pixels).write(str(tmp_path / name))
+        return tmp_path / name
+
+    beauty, albedo, normal, moved = write("beauty.exr", 0), write("a.exr", 0), write("n.exr", 0), write("m.exr", 8)
+    assert buffers.read(beauty, albedo, normal).shape == (1, 32, 32, 6)
+    words = r"m\.exr: the normal's data window \(8, 8\)-\(39, 39\) is not the beauty's \(0, 0\)-\(31, 31\)"
+    with pytest.raises(MdnError, match=words):
+        buffers.read(beauty, albedo, moved)

@@ -60,6 +60,8 @@ def read(
         _say_replaced(picture.sanitise(pixels), f"its {buffer} layer", warn)
     for buffer, file in given.items():
         found[buffer], where[buffer] = _file_pixels(buffer, file, warn), str(file)
+        if is_exr:
+            _check_window(buffer, file, path, layer)
     if not found:
         return None
     if len(found) == 1:
@@ -84,6 +86,16 @@ def _file_pixels(buffer: str, file: Path, warn: Callable[[str], None] | None) ->
     if buffer == "normal" and np.issubdtype(image.source.layout.dtype, np.integer):
         pixels = pixels * 2.0 - 1.0  # stored as (n + 1) / 2
     return pixels
+
+
+def _check_window(buffer: str, file: Path, beauty: Path, layer: str | None) -> None:
+    """An MdnError where a buffer's own EXR covers other pixels than the beauty's EXR (its data window offset: a
+    crop or region render), which, taken pixel for pixel, would lie beside the picture."""
+    if images.format_of_file(file) != "exr":
+        return
+    own, theirs = exr.layer_window(file, _file_layer(buffer, file)), exr.layer_window(beauty, layer)
+    if own != theirs:
+        raise MdnError(f"the {buffer}'s data window {own} is not the beauty's {theirs} ({beauty})", file)
 
 
 def _file_layer(buffer: str, file: Path) -> str | None:

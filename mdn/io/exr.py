@@ -64,6 +64,14 @@ def exr_layer_names(path: Path) -> list[str]:
     return list(_exr_layer_names(_opened(path, header_only=True)))
 
 
+def layer_window(path: Path, layer: str | None) -> str:
+    """The data window (`_window`) of the part holding an EXR's layer (None: the one read by default), from its
+    headers alone."""
+    headers = _opened(path, header_only=True)
+    named = _exr_layer_names(headers)
+    return _window(headers.parts[named[_pick_exr_layer(path, named, layer)][0]].header)
+
+
 def buffer_view_layers(path: Path, wanted: dict[str, tuple[str, ...]]) -> list[str]:
     """The view layers of an EXR that hold a layer of `wanted`'s passes (a render's albedo or normal), from its
     headers alone."""
