@@ -323,14 +323,16 @@ def denoise_zeroshot(
     )  # fmt: skip
 
     told: list[str] = []
+    opened = arrays.load(image, axes, hdr, layer)
+    channels = opened.source.layout.channel_of_planes()
 
     def work(planes: np.ndarray) -> np.ndarray:
-        result, verdicts = zeroshot_run.run(planes, settings, progress, info)
+        result, verdicts = zeroshot_run.run(planes, settings, progress, info, channels)
         told.extend(_in_keywords(verdict, denoise_zeroshot) for verdict in verdicts)
         return result
 
     with compute.threads(threads):
-        result = arrays.apply(image, work, axes=axes, hdr=hdr, layer=layer, fit=tonemap.fit_robust)  # as the CLI
+        result = arrays.apply(opened, work, fit=tonemap.fit_robust)  # as `mdn zeroshot` does
     if info is not None:
         info["warnings"] = told
     for verdict in told if info is None else ():  # after the work, so that they point at the caller's line

@@ -280,7 +280,8 @@ def zeroshot_command(
     zs.Settings(**settings)  # a bad setting is a usage error before any file is read
 
     def run(pixels: np.ndarray, context: batch.FileContext, progress: BatchProgress) -> np.ndarray:
-        result, verdicts = zs.run(pixels, zs.Settings(**settings), progress.steps, context.info)  # as the API runs it
+        channels = context.image.source.layout.channel_of_planes()
+        result, verdicts = zs.run(pixels, zs.Settings(**settings), progress.steps, context.info, channels)  # as the API
         context.warnings += verdicts
         return result
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,10 +160,12 @@ def run(
     settings: Settings,
     progress: ProgressCallback | None = None,
     info: dict[str, Any] | None = None,
+    plane_channels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. Pixels outside
     [0, 1] (outliers past a range fitted without them: a hot pixel) are fitted as clipped to it and come back as
-    they were: the fill networks know [0, 1] alone. `info` gets the method, model, iterations, device, precision and
+    they were: the fill networks know [0, 1] alone. `plane_channels`: each plane's index on a hyperstack's C axis (a
+    slice continues the one before of its channel). `info` gets the method, model, iterations, device, precision and
     (MPI) the self-check's estimates per plane."""
     channels = planes.shape[-1]
     model = fill_model(settings, channels)
@@ -176,7 +179,7 @@ def run(
         self_check=_on(settings.self_check),
     )  # fmt: skip
     outside = (planes < 0) | (planes > 1)
-    result = runner(np.clip(planes, 0.0, 1.0) if outside.any() else planes)
+    result = runner(np.clip(planes, 0.0, 1.0) if outside.any() else planes, plane_channels)
     np.copyto(result, planes, where=outside)
     if info is not None:
         info.update(
