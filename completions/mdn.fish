@@ -27,9 +27,9 @@ complete -c mdn -n '__fish_seen_subcommand_from denoise' -l scheduler -r -d 'zar
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l attention-mask -l no-attention-mask -d 'Mask attention as in training'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l albedo -r -F -d "Renders: the albedo buffer's file (default: the EXR's albedo layer, if any), for a render card that takes it"
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l normal -r -F -d "Renders: the normal buffer's file (default: the EXR's normal layer, if any)"
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l suffix -r -d 'Output name suffix when -o is not given'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l suffix -r -d 'Output name suffix (beside the input: _denoised; with -o FOLDER: none unless given)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l recursive -s r -d 'Search directories recursively'
-complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overwrite -d 'Replace existing output files, inputs included'
+complete -c mdn -n '__fish_seen_subcommand_from denoise' -l overwrite -d 'Replace existing output files (never an input)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
 complete -c mdn -n '__fish_seen_subcommand_from denoise' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"
@@ -43,9 +43,9 @@ complete -c mdn -n '__fish_seen_subcommand_from noise' -l type -s t -x -a 'gauss
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l level -s l -r -d "Noise level (default: the type's)"
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l list -d 'List noise types, parameters and levels'
-complete -c mdn -n '__fish_seen_subcommand_from noise' -l suffix -r -d 'Output name suffix when -o is not given'
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l suffix -r -d 'Output name suffix (beside the input: _noisy; with -o FOLDER: none unless given)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l recursive -s r -d 'Search directories recursively'
-complete -c mdn -n '__fish_seen_subcommand_from noise' -l overwrite -d 'Replace existing output files, inputs included'
+complete -c mdn -n '__fish_seen_subcommand_from noise' -l overwrite -d 'Replace existing output files (never an input)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l layer -r -d 'EXR layer or part to process (default: beauty)'
 complete -c mdn -n '__fish_seen_subcommand_from noise' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"
@@ -70,9 +70,9 @@ complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l device -x -a 'auto 
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Number format; auto: bf16 where the hardware computes it natively, else fp32'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l seed -r -d 'Random seed (0 to 2^32 - 1): the same seed gives the same bytes'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l no-self-check -d 'MPI: the fill alone (no held-out pixels, no blend with the input, no Wiener stage)'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l suffix -r -d 'Output name suffix when -o is not given'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l suffix -r -d 'Output name suffix (beside the input: _zeroshot; with -o FOLDER: none unless given)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l recursive -s r -d 'Search directories recursively'
-complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overwrite -d 'Replace existing output files, inputs included'
+complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l overwrite -d 'Replace existing output files (never an input)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l skip-existing -d 'Leave inputs whose output exists alone'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l layer -r -d 'EXR layer or part to process (default: beauty)'
 complete -c mdn -n '__fish_seen_subcommand_from zeroshot' -l dtype -x -a 'uint8 uint16 float16 float32 float64' -d "Sample type of the output (default: the input's, or the closest its format stores)"

@@ -375,6 +375,50 @@ def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: P
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"] and not (tmp_path / "out").exists()
 
 
+def test_an_output_that_is_its_input_is_refused_even_with_overwrite(tmp_path: Path) -> None:
+    """`-o` the input's own folder, or `--suffix ''`, had met "exists; ... use --overwrite", and --overwrite then
+    replaced the photo."""
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    original = _png(folder / "a.png").read_bytes()
+    for args in (["-o", folder], ["-o", folder, "--overwrite"], ["--suffix", ""], ["--suffix", "", "--overwrite"]):
+        result = _invoke("noise", folder, *args)
+        assert result.exit_code == 2, args
+        assert "a.png: would be written over by its own result: mdn never replaces an input" in result.output
+    assert (folder / "a.png").read_bytes() == original and [p.name for p in folder.iterdir()] == ["a.png"]
+
+
+def test_a_suffix_given_names_the_outputs_in_an_output_folder_too(tmp_path: Path) -> None:
+    folder = tmp_path / "shoot"
+    (folder / "day2").mkdir(parents=True)
+    _png(folder / "a.png"), _png(folder / "day2" / "b.png")
+    assert _invoke("noise", folder, "-r", "-o", tmp_path / "plain").exit_code == 0  # no suffix unless given
+    assert _invoke("noise", folder, "-r", "-o", tmp_path / "named", "--suffix", "_nr").exit_code == 0
+    assert sorted(str(p.relative_to(tmp_path / "plain")) for p in (tmp_path / "plain").rglob("*.png")) == [
+        "a.png", "day2/b.png"
+    ]  # fmt: skip
+    assert sorted(str(p.relative_to(tmp_path / "named")) for p in (tmp_path / "named").rglob("*.png")) == [
+        "a_nr.png", "day2/b_nr.png"
+    ]  # fmt: skip
+
+
+def test_a_folders_pictures_of_types_mdn_does_not_read_are_named_not_skipped_in_silence(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    card.mkdir()
+    _png(card / "IMG_0001.png")
+    for name in ("IMG_0002.gif", "IMG_0003.CR2", "IMG_0004.HEIC", "notes.txt", ".IMG_0005.HEIC"):
+        (card / name).write_bytes(b"not read")
+    result = _invoke("noise", card, "-o", tmp_path / "out")
+    assert result.exit_code == 0
+    words = "warning: left out 3 pictures of a type mdn does not read ("
+    assert words in result.output and "HEIC; camera raw: develop into 16-bit TIFF or PNG first)" in result.output
+    assert "notes.txt" not in result.output and ".IMG_0005" not in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["IMG_0001.png"]
+    (tmp_path / "alone").mkdir()
+    _png(tmp_path / "alone" / "a.png")
+    assert "left out" not in _invoke("noise", tmp_path / "alone", "-o", tmp_path / "out2").output
+
+
 def test_a_format_that_holds_fewer_bits_is_warned_of_unless_dtype_asks_for_it(tmp_path: Path) -> None:
     source = _png(tmp_path / "deep.png", dtype="uint16")
     tifffile.imwrite(tmp_path / "float.tif", np.full((48, 40), 0.5, np.float32))

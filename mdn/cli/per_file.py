@@ -63,9 +63,17 @@ Inputs = Annotated[
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Output file (one input) or directory (many inputs).")
 ]
-Suffix = Annotated[str, typer.Option("--suffix", help="Output name suffix when -o is not given.")]
+
+
+def _suffix_option(default: str) -> Any:
+    """The --suffix option of a command whose outputs beside their inputs get `default` (None: not given)."""
+    words = f"Output name suffix (beside the input: {default}; with -o FOLDER: none unless given)."
+    return Annotated[str | None, typer.Option("--suffix", help=words, show_default=False)]
+
+
+Suffix = _suffix_option("none")
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Search directories recursively.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files, inputs included.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (never an input).")]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output exists alone.")]
 Layer = Annotated[str | None, typer.Option("--layer", help="EXR layer or part to process (default: beauty).")]
 Dtype = Annotated[
@@ -88,7 +96,7 @@ Shard = Annotated[
 def _file_options(
     inputs: Inputs = None,
     output: Output = None,
-    suffix: Suffix = "",
+    suffix: Suffix = None,
     recursive: Recursive = False,
     overwrite: Overwrite = False,
     skip_existing: SkipExisting = False,
@@ -110,11 +118,13 @@ def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[...,
     def make(own: Callable[..., Work | None]) -> Callable[..., None]:
         files = inspect.signature(_file_options, eval_str=True).parameters
         first, rest = [files["inputs"], files["output"]], [p for n, p in files.items() if n not in ("inputs", "output")]
-        rest = [p.replace(default=suffix) if p.name == "suffix" else p for p in rest]
+        rest = [p.replace(annotation=_suffix_option(suffix)) if p.name == "suffix" else p for p in rest]
 
         @functools.wraps(own)
         def run_command(**options: Any) -> None:
             given = {name: options.pop(name) for name in files}
+            given["suffix_given"] = given["suffix"] is not None
+            given["suffix"] = suffix if given["suffix"] is None else given["suffix"]
             use_threads(given.pop("threads"))
             apart = {**given, **options}
             file_only, volume_only = _given(apart, FILE_ONLY), _given(apart, VOLUME_ONLY)
@@ -138,6 +148,7 @@ def run(
     suffix: str,
     work: Work,
     *,
+    suffix_given: bool = False,
     recursive: bool,
     overwrite: bool,
     skip_existing: bool,
@@ -160,7 +171,8 @@ def run(
     if output is not None and str(output) == "-":  # a folder named '-' was made
         raise MdnError("-o -: pictures are not written to stdout; give a file or a folder")
     part = batch.parse_shard(shard) if shard is not None else None
-    found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix)
+    not_read: list[Path] = []
+    found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix, not_read)
     if dtype is not None and dtype not in images.SAMPLE_TYPES:
         raise MdnError(f"--dtype must be one of {', '.join(images.SAMPLE_TYPES)}, got {dtype!r}")
     if stores and file_only:
@@ -170,12 +182,14 @@ def run(
     count = len(found) + len(stores)
     if count > 1 and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {count}")
-    jobs = _plan(inputs, found, stores, output, suffix)
+    jobs = _plan(inputs, found, stores, output, suffix, suffix if suffix_given else "")
     jobs = batch.shard(jobs, *part) if part else jobs
     if json_report is not None:
         batch.check_report(json_report, [*found, *stores, *(job.output for job in jobs)], overwrite)
     volume_jobs = [j for j in jobs if j.input in stores]
     jobs = [j for j in jobs if j.input not in stores]
+    if not_read:
+        console.print(f"[yellow]warning[/]: {escape(batch.not_read_words(not_read))}", soft_wrap=True)
     planned: int | None = None
     stop = StopRequest()
     try:
@@ -239,25 +253,26 @@ def _given(options: dict[str, Any], which: dict[str, str]) -> list[str]:
 
 
 def _plan(
-    inputs: list[str], found: list[Path], stores: list[Path], output: Path | None, suffix: str
+    inputs: list[str], found: list[Path], stores: list[Path], output: Path | None, suffix: str, in_folder: str
 ) -> list[batch.Job]:
     """The jobs of the image files `found` and the zarr `stores`, files first; an output folder mirrors them all
     below one root, the common folder of the folders named among the `inputs` and of the inputs' own
-    (`batch.tree_root`)."""
+    (`batch.tree_root`), their names with `in_folder` (a --suffix given)."""
     root = None
     if output is not None:
         folders = [Path(item) for item in inputs if Path(item).is_dir() and not volumes.is_volume(item)]
         root = batch.tree_root([*found, *stores], folders)
     several = len(found) + len(stores) > 1
-    files = batch.plan(found, output, suffix, root) if found else []
-    return files + [batch.Job(s, volumes.output_path(s, output, suffix, several, root)) for s in stores]
+    files = batch.plan(found, output, suffix, root, in_folder) if found else []
+    return files + [batch.Job(s, volumes.output_path(s, output, suffix, several, root, in_folder)) for s in stores]
 
 
 def _inputs(
-    inputs: list[str], volumes_taken: bool, recursive: bool, output: Path | None, suffix: str
+    inputs: list[str], volumes_taken: bool, recursive: bool, output: Path | None, suffix: str, not_read: list[Path]
 ) -> tuple[list[Path], list[Path]]:
     """The image files and the zarr stores that the inputs name, hold (folders) or match (patterns); stores only
-    where the command takes volumes (one named otherwise is an MdnError)."""
+    where the command takes volumes (one named otherwise is an MdnError). `not_read` gets the folders' pictures of
+    a type mdn does not read."""
     pattern = {i: glob.has_magic(i) and not Path(i).exists() for i in inputs}
     stores = [Path(i) for i in inputs if volumes.is_volume(i) and not pattern[i]]
     files = [i for i in inputs if not volumes.is_volume(i) or pattern[i]]
@@ -267,7 +282,7 @@ def _inputs(
     held = _volumes_in(files, recursive, output, skip_suffix) if volumes_taken else []
     stores += [store for store in held if store not in stores]
     try:
-        found = batch.expand_inputs(files, recursive, skip_suffix, results=output) if files else []
+        found = batch.expand_inputs(files, recursive, skip_suffix, results=output, not_read=not_read) if files else []
     except MdnError:
         if not held:  # folders and patterns that hold volumes alone
             raise

@@ -65,7 +65,11 @@ class Result:
 
 
 def expand_inputs(
-    inputs: Iterable[str | Path], recursive: bool = False, skip_suffix: str = "", results: Path | None = None
+    inputs: Iterable[str | Path],
+    recursive: bool = False,
+    skip_suffix: str = "",
+    results: Path | None = None,
+    not_read: list[Path] | None = None,
 ) -> list[Path]:
     """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list, each
     file once however it was spelt.
@@ -73,14 +77,18 @@ def expand_inputs(
     A named file is kept even if its type is unsupported, so that it fails with a clear message; files found
     inside directories or by patterns are filtered to supported types, leaving out earlier results: names that
     end in `skip_suffix`, and files inside the `results` folder (so that running a command twice on a folder does
-    not process its own output).
+    not process its own output). `not_read` gets the pictures found in directories that mdn does not read
+    (`images.PICTURES_NOT_READ`: HEIC, GIF, camera raw), for the user to be told.
     """
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             below = _results_below(path, results)
-            found.extend(sorted(p for p in files_in(path, recursive) if _is_image(p, skip_suffix) and not below(p)))
+            entries = [p for p in files_in(path, recursive) if not below(p)]
+            found.extend(sorted(p for p in entries if _is_image(p, skip_suffix)))
+            if not_read is not None:
+                not_read.extend(sorted(p for p in entries if _unread_picture(p)))
         elif path.exists():
             found.append(path)
         elif glob.has_magic(str(item)):
@@ -135,6 +143,19 @@ def _results_below(folder: Path, results: Path | None) -> Callable[[Path], bool]
     return lambda path: Path(os.path.abspath(path)).is_relative_to(inside)
 
 
+def _unread_picture(path: Path) -> bool:
+    return path.suffix.lower() in images.PICTURES_NOT_READ and not path.name.startswith(".") and path.is_file()
+
+
+def not_read_words(pictures: list[Path]) -> str:
+    """The warning for pictures a batch found in its folders and leaves out (`expand_inputs`' `not_read`)."""
+    names = ", ".join(str(p) for p in pictures[:3]) + (", ..." if len(pictures) > 3 else "")
+    raw = sum(p.suffix.lower() in images.CAMERA_RAW for p in pictures)
+    hint = "; camera raw: develop into 16-bit TIFF or PNG first" if raw else ""
+    several = len(pictures) > 1
+    return f"left out {len(pictures)} picture{'s' * several} of a type mdn does not read ({names}{hint})"
+
+
 def _is_image(path: Path, skip_suffix: str = "") -> bool:
     if is_result(path, skip_suffix):
         return False
@@ -146,16 +167,30 @@ def is_result(path: Path, skip_suffix: str) -> bool:
     return bool(skip_suffix) and name_parts(path)[0].endswith(skip_suffix)
 
 
-def plan(inputs: list[Path], output: Path | None, suffix: str, root: Path | None = None) -> list[Job]:
-    """Name each input's output.
+def plan(
+    inputs: list[Path], output: Path | None, suffix: str, root: Path | None = None, in_folder: str = ""
+) -> list[Job]:
+    """Name each input's output; an MdnError for an output that would be its input (mdn never writes over one).
 
     No `output`: NAME{suffix}.EXT next to the input (an OME-TIFF's EXT: `.ome.tif`). One input and an output
     with an image extension: that file. Otherwise `output` is a directory that mirrors the inputs' tree below
     `root` (`tree_root`: the folders named and the inputs' own; default: the inputs' common folder): a file in it
-    gives DIR/NAME.EXT, one a recursive search found in a subfolder DIR/SUB/NAME.EXT.
+    gives DIR/NAME{in_folder}.EXT (`in_folder`: a suffix the user gave), one a recursive search found in a
+    subfolder DIR/SUB/NAME{in_folder}.EXT.
     """
-    if "/" in suffix or os.sep in suffix:
-        raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
+    jobs = _named(inputs, output, suffix, root, in_folder)
+    for job in jobs:
+        if os.path.realpath(job.output) == os.path.realpath(job.input):
+            raise MdnError("would be written over by its own result: mdn never replaces an input; give -o another "
+                           "file or folder, or a --suffix", job.input)  # fmt: skip
+    return jobs
+
+
+def _named(inputs: list[Path], output: Path | None, suffix: str, root: Path | None, in_folder: str) -> list[Job]:
+    """`plan`'s jobs, before the check."""
+    for given in {suffix, in_folder}:
+        if "/" in given or os.sep in given:
+            raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {given!r}")
     if output is None:
         return [Job(p, _suffixed(p, suffix)) for p in inputs]
     if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
@@ -170,7 +205,7 @@ def plan(inputs: list[Path], output: Path | None, suffix: str, root: Path | None
     if blocking is not None:
         raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
     base = tree_root(inputs) if root is None else Path(os.path.abspath(root))
-    return [Job(p, output / Path(os.path.abspath(p)).relative_to(base)) for p in inputs]
+    return [Job(p, _suffixed(output / Path(os.path.abspath(p)).relative_to(base), in_folder)) for p in inputs]
 
 
 def tree_root(found: Iterable[Path], folders: Iterable[Path] = ()) -> Path:
@@ -187,7 +222,9 @@ OME-Zarr stores are named so): a name's suffix goes before them."""
 
 
 def _suffixed(path: Path, suffix: str) -> Path:
-    """NAME{suffix}.EXT beside `path`."""
+    """NAME{suffix}.EXT beside `path` (`path` itself for no suffix)."""
+    if not suffix:
+        return path
     name, ext = name_parts(path)
     return path.with_name(f"{name}{suffix}{ext}")
 

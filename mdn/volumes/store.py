@@ -385,17 +385,21 @@ def unit_name(unit: Unit, chunks: tuple[int, ...]) -> str:
     return f"chunk {first}" if len(unit) == 1 else f"chunks {first}-{last}"
 
 
-def output_path(source: Path, output: Path | None, suffix: str, several: bool, root: Path | None = None) -> Path:
+def output_path(
+    source: Path, output: Path | None, suffix: str, several: bool, root: Path | None = None, in_folder: str = ""
+) -> Path:
     """Where a volume's result goes: beside it (`default_output`), `output` itself (one volume, a .zarr path), or
     below `output` as below `root` (the folder the batch's outputs mirror, `batch.tree_root`; default: its own
-    folder), as files mirror their tree."""
+    folder), as files mirror their tree, with the suffix the user gave (`in_folder`) as files take it."""
     if output is None:
         return default_output(source, suffix)
     if output.suffix.lower() == ".zarr" and not several:
         return output
     check_store_name(output)
     base = Path(os.path.abspath(root if root is not None else source.parent))
-    return output / Path(os.path.abspath(source)).relative_to(base)
+    mirrored = output / Path(os.path.abspath(source)).relative_to(base)
+    name, ending = batch.name_parts(mirrored)
+    return mirrored.with_name(f"{name}{in_folder}{ending}")
 
 
 def default_output(source: Path, suffix: str) -> Path:
