@@ -551,11 +551,16 @@ def test_write_refuses_to_overwrite_input_or_existing_file(tmp_path: Path) -> No
     original = _random((5, 6, 3), "uint8")
     path.write_bytes(imagecodecs.png_encode(original))
     image = images.read(path)
-    with pytest.raises(MdnError, match="is the input file; refusing to overwrite"):
-        images.write(image.with_pixels(image.pixels * 0), path)
+    for overwrite in (False, True):
+        with pytest.raises(MdnError, match="is the input file: mdn never replaces an input"):
+            images.write(image.with_pixels(image.pixels * 0), path, overwrite=overwrite)
     np.testing.assert_array_equal(imagecodecs.png_decode(path.read_bytes()), original)
-    images.write(image.with_pixels(image.pixels * 0), path, overwrite=True)
-    assert not imagecodecs.png_decode(path.read_bytes()).any()
+    other = tmp_path / "other.png"
+    other.write_bytes(path.read_bytes())
+    with pytest.raises(atomic.OutputExists):
+        images.write(image.with_pixels(image.pixels * 0), other)
+    images.write(image.with_pixels(image.pixels * 0), other, overwrite=True)
+    assert not imagecodecs.png_decode(other.read_bytes()).any()
 
 
 def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
@@ -879,4 +884,36 @@ def test_a_straight_alpha_picture_written_as_exr_is_multiplied_by_its_alpha(tmp_
     images.write(images.read(tmp_path / "cut.png"), tmp_path / "cut.exr")
     channels = OpenEXR.File(str(tmp_path / "cut.exr")).channels()
     colour = channels["RGBA"].pixels if "RGBA" in channels else channels["RGB"].pixels
-    np.testing.assert_allclose(colour[0, :, 0], 200 / 255 * rgba[0, :, 3] / 255, rtol=1e-3)
+    light = ((200 / 255 + 0.055) / 1.055) ** 2.4  # the PNG's sRGB value as light, as an EXR holds it
+    np.testing.assert_allclose(colour[0, :, 0], light * rgba[0, :, 3] / 255, rtol=1e-3)
+
+
+def test_a_photo_written_as_exr_holds_its_light_and_comes_back_as_it_was(tmp_path: Path) -> None:
+    """A PNG's sRGB values had been written into the EXR as they were: a renderer showed 0.5 as 0.73, and the
+    EXR written back as PNG came out 43 levels brighter. A grey 16-bit TIFF (a detector's counts) stays linear."""
+    photo = _random((16, 12, 3), "uint8")
+    iio.imwrite(tmp_path / "photo.png", photo)
+    images.write(images.read(tmp_path / "photo.png"), tmp_path / "photo.exr")
+    stored = images.read(tmp_path / "photo.exr").pixels[0]
+    encoded = photo / 255.0
+    linear = np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(stored, linear, atol=2e-3)  # half floats
+    images.write(images.read(tmp_path / "photo.exr"), tmp_path / "back.png")
+    assert np.abs(iio.imread(tmp_path / "back.png").astype(int) - photo).max() <= 1
+    counts = _random((16, 12), "uint16")
+    tifffile.imwrite(tmp_path / "counts.tif", counts)
+    images.write(images.read(tmp_path / "counts.tif"), tmp_path / "counts.exr")
+    np.testing.assert_allclose(images.read(tmp_path / "counts.exr").pixels[0, ..., 0], counts / 65535, atol=1e-3)
+
+
+def test_a_picture_first_written_as_jpeg_keeps_full_colour_resolution_and_a_jpeg_its_own(tmp_path: Path) -> None:
+    from PIL import JpegImagePlugin
+
+    iio.imwrite(tmp_path / "master.png", _random((32, 32, 3), "uint8"))
+    images.write(images.read(tmp_path / "master.png"), tmp_path / "master.jpg")
+    with PIL.Image.open(tmp_path / "master.jpg") as written:
+        assert JpegImagePlugin.get_sampling(written) == 0  # 4:4:4 (Pillow's own default, 4:2:0, is 2)
+    PIL.Image.fromarray(_random((32, 32, 3), "uint8")).save(tmp_path / "camera.jpg", quality=90, subsampling=2)
+    images.write(images.read(tmp_path / "camera.jpg"), tmp_path / "again.jpg")
+    with PIL.Image.open(tmp_path / "again.jpg") as written:
+        assert JpegImagePlugin.get_sampling(written) == 2
