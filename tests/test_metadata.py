@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,13 @@ def _lost(meta: Metadata | None, fmt: str, colours: int) -> list[str]:
 def _kept(meta: Metadata, fmt: str, colours: int = 3) -> Metadata:
     """What `for_output` keeps of `meta` for a file of `fmt` storing `colours` channels."""
     return metadata.for_output(meta, fmt, colours)[0]
+
+
+def _encoded(pixels: np.ndarray, fmt: str, **options: Any) -> bytes:
+    """`pixels` written by Pillow in `fmt` with save `options`."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **options)
+    return buffer.getvalue()
 
 
 def _saved(pixels: np.ndarray, fmt: str, options: dict[str, Any]) -> Image.Image:
@@ -364,3 +373,227 @@ def test_what_is_said_lost_is_what_the_written_file_lacks_for_grey_and_palette_p
         written = images.read(out).source.meta["photo"]
         assert written.icc == written_profile, (name, suffix, dtype)
         assert any("colour profile" in item for item in left_out) == (written_profile is None), (name, suffix, left_out)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dpi", "named"),
+    [
+        ("png", 4294967295.0, "its resolution (4294967295 dpi, over PNG's 109092169)"),
+        ("bmp", 109092169.0, "its resolution (109092169 dpi, over BMP's 54546055)"),
+        ("jpeg", 254000.0, "its resolution (254000 dpi, over JPEG's 65535)"),
+        ("tiff", 1e10, "its resolution (10000000000 dpi, over TIFF's 4294967295)"),
+        ("jpeg", 0.4, "its resolution (0.4 dpi, under JPEG's 1)"),
+        ("png", -300.0, "its resolution (-300 dpi, under PNG's 0.0254)"),
+    ],
+)
+def test_a_resolution_past_the_field_a_format_stores_it_in_is_left_out_and_named(
+    fmt: str, dpi: float, named: str
+) -> None:
+    """PNG's pHYs and a BMP's header failed with a traceback on a resolution past their 32 bits; a JPEG's 16-bit
+    density wrapped 254000 dpi (an electron microscope's) to 57392."""
+    assert metadata.for_output(Metadata(dpi=(dpi, dpi)), fmt, 3) == (Metadata(), [named])
+    assert _lost(Metadata(dpi=(300.0, dpi)), fmt, 3) == [named.replace("(", "(300 x ", 1)]
+    largest = metadata.RESOLUTION_RANGES[fmt][1]
+    assert _kept(Metadata(dpi=(largest, 1.0)), fmt).dpi == (largest, 1.0)  # the largest stored is kept
+
+
+def test_a_resolution_a_format_cannot_store_is_written_as_none_not_wrapped(tmp_path: Path) -> None:
+    largest = (2**32 - 1, 2**32 - 1)
+    tifffile.imwrite(tmp_path / "huge.tif", PIXELS, photometric="rgb", resolution=largest, resolutionunit="INCH")
+    fine = {"resolution": (1e5, 1e5), "resolutionunit": "CENTIMETER"}  # an electron microscope's: 254000 dpi
+    tifffile.imwrite(tmp_path / "fine.tif", PIXELS, photometric="rgb", **fine)
+    Image.fromarray(PIXELS).save(tmp_path / "max.png", dpi=((2**32 - 1) * 0.0254,) * 2)
+    for name, suffix in (("huge.tif", ".png"), ("fine.tif", ".jpg"), ("max.png", ".bmp"), ("max.png", ".png")):
+        out = _convert(tmp_path / name, suffix)
+        with Image.open(out) as written:
+            dpi = written.info.get("dpi")
+        if name == "max.png" and suffix == ".png":  # the largest pHYs a PNG holds, kept as it was
+            assert dpi == pytest.approx(((2**32 - 1) * 0.0254,) * 2), name
+        else:  # none, or Pillow's default (72 dpi read from a JPEG with EXIF, 96 written into a BMP): not wrapped
+            assert dpi is None or max(dpi) < 96.1, (name, suffix, dpi)
+
+
+def _png_with_chunk(kind: bytes, body: bytes) -> bytes:
+    """A PNG of `PIXELS` with a chunk of `kind` right after its header, as its writer put it (Pillow writes no
+    pHYs of 0 nor an eXIf of its own)."""
+    encoded = _encoded(PIXELS, "PNG")
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return encoded[:33] + chunk + encoded[33:]
+
+
+def test_a_pngs_resolution_of_zero_is_no_resolution(tmp_path: Path) -> None:
+    (tmp_path / "zero.png").write_bytes(_png_with_chunk(b"pHYs", bytes(8) + b"\x01"))  # 0 pixels per metre
+    assert metadata.read_png((tmp_path / "zero.png").read_bytes()).dpi is None
+    with Image.open(_convert(tmp_path / "zero.png", ".jpg")) as written:
+        assert "dpi" not in written.info  # no JFIF density of 0 dots per inch
+
+
+MOTION_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:Camera="http://ns.google.com/photos/1.0/camera/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+    b' xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmlns:Container="http://ns.google.com/photos/1.0/container/"'
+    b' xmp:Rating="5" Camera:MicroVideo="1" Camera:MicroVideoVersion="1" Camera:MicroVideoOffset="5000"'
+    b' xmpNote:HasExtendedXMP="0123456789ABCDEF0123456789ABCDEF"><Camera:MotionPhoto>1</Camera:MotionPhoto>'
+    b"<Container:Directory><rdf:Seq><rdf:li>video</rdf:li></rdf:Seq></Container:Directory>"
+    b"<xmp:Label>Red</xmp:Label></rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+"""A phone's motion photo XMP: its video (under a prefix of its own for Google's namespace), the container's
+items and the GUID of its extended XMP, with a rating and a label to keep."""
+
+
+def _extended_segments(packet: bytes, piece: int) -> bytes:
+    """APP1 segments that carry `packet` as extended XMP, `piece` bytes of it each."""
+    segments = b""
+    for offset in range(0, len(packet), piece):
+        body = metadata.EXTENDED_XMP_NAMESPACE + b"0" * 32 + struct.pack(">II", len(packet), offset)
+        body += packet[offset : offset + piece]
+        segments += b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    return segments
+
+
+def _motion_photo(path: Path, xmp: bytes, extended: bytes, video: bytes, **options: Any) -> None:
+    """A JPEG at `path` with `xmp`, `extended` XMP in two pieces, a second picture (an MPO's gain map) and
+    `video` after its pictures."""
+    data, second = _encoded(PIXELS, "JPEG", quality=90, xmp=xmp, **options), _encoded(PIXELS[:8, :8], "JPEG")
+    path.write_bytes(data[:2] + _extended_segments(extended, 2000) + data[2:] + second + video)
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True, "restart_marker_rows": 1}])
+def test_a_motion_photos_video_and_extended_xmp_are_named_and_the_xmp_kept_claims_neither(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    """A motion photo's video and its extended XMP (a depth map) went without a word, while the XMP kept still
+    told a viewer to look for the video."""
+    depth = b'<x:xmpmeta xmlns:x="adobe:ns:meta/" xmlns:GDepth="http://ns.google.com/photos/1.0/depthmap/">'
+    extended = depth + b"D" * 3000 + b"</x:xmpmeta>"
+    video = b"\x00\x00\x00\x18ftypmp42" + b"V" * 6000
+    _motion_photo(tmp_path / "PXL.jpg", MOTION_XMP, extended, video, **options)
+    source = images.read(tmp_path / "PXL.jpg").source.meta["photo"]
+    assert source.extended_xmp == extended and source.video_bytes == len(video)
+    for fmt in ("jpeg", "png", "tiff", "exr"):
+        assert _lost(source, fmt, 3)[-2:] == [
+            "its extended XMP (depth map, 4 KB)",
+            "its motion photo's video (6 KB after the picture)",
+        ], fmt
+    kept = _kept(source, "jpeg").xmp
+    assert kept is not None and b'xmp:Rating="5"' in kept and b"<xmp:Label>Red</xmp:Label>" in kept
+    for claim in (b"MicroVideo", b"MotionPhoto", b"Container:Directory", b"HasExtendedXMP"):
+        assert claim not in kept, claim
+    for suffix in (".jpg", ".png"):
+        written = images.read(_convert(tmp_path / "PXL.jpg", suffix)).source.meta["photo"]
+        assert written.xmp == kept and not written.video_bytes and not written.extended_xmp, suffix
+
+
+def test_a_jpeg_that_claims_no_motion_photo_is_not_searched_for_a_video(tmp_path: Path) -> None:
+    plain = _encoded(PIXELS, "JPEG", xmp=_xmp(500))
+    (tmp_path / "plain.jpg").write_bytes(plain + b"trailing bytes of a careless writer")
+    photo = images.read(tmp_path / "plain.jpg").source.meta["photo"]
+    assert photo.video_bytes == 0 and photo.extended_xmp is None and _lost(photo, "jpeg", 3) == []
+    assert metadata._without_claims(_xmp(500)) == _xmp(500)  # an XMP that claims nothing kept byte for byte
+
+
+def test_a_pngs_exif_chunk_that_holds_its_own_exif_header_is_written_with_one(tmp_path: Path) -> None:
+    """Older ImageMagick wrote b"Exif\\0\\0" inside a PNG's eXIf chunk: a JPEG written from it had the header twice,
+    and strict readers found no EXIF (orientation, camera) in it."""
+    exif = _exif(Make="Canon")
+    (tmp_path / "magick.png").write_bytes(_png_with_chunk(b"eXIf", exif))
+    assert metadata.read_png((tmp_path / "magick.png").read_bytes()).exif == exif
+    jpeg = _convert(tmp_path / "magick.png", ".jpg").read_bytes()
+    assert jpeg[jpeg.index(b"\xff\xe1") + 4 :].startswith(exif)  # b"Exif\0\0" once, then the TIFF structure
+    png = _convert(tmp_path / "magick.png", ".png").read_bytes()
+    assert png[png.index(b"eXIf") + 4 :].startswith(exif.removeprefix(metadata.EXIF_HEADER))
+
+
+def _camera_exif(maker_note: int = 0, thumbnail: int = 0, software: int = 0) -> bytes:
+    """A camera's EXIF: orientation, make, model and date, exposure and GPS fields, a maker note of `maker_note`
+    bytes, a thumbnail (a second directory) of `thumbnail` bytes and a Software field of `software` characters."""
+    exif = Image.Exif()
+    exif.update({271: "Sony", 272: "ILCE-7M4", 274: 6, 306: "2024:06:15 18:35:12"})
+    if software:
+        exif[305] = "s" * software
+    exposure = exif.get_ifd(metadata.EXIF_IFD)
+    exposure.update({0x829A: (1, 125), 0x8827: 400, 0x9003: "2024:06:15 18:35:12"})
+    if maker_note:
+        exposure[metadata.MAKER_NOTE_TAG] = b"M" * maker_note
+    exif.get_ifd(metadata.GPS_IFD).update({1: "N", 2: (48.0, 51.0, 24.0)})
+    data = exif.tobytes()
+    return _with_thumbnail(data, b"\xff\xd8" + bytes(thumbnail - 2)) if thumbnail else data
+
+
+def _with_thumbnail(exif: bytes, thumbnail: bytes) -> bytes:
+    """EXIF bytes with a second directory (IFD1) pointing at `thumbnail`, as a camera writes its preview."""
+    tiff = bytearray(exif.removeprefix(metadata.EXIF_HEADER))
+    order = ">" if tiff[:2] == b"MM" else "<"
+    first = struct.unpack(order + "I", tiff[4:8])[0]
+    next_place = first + 2 + 12 * struct.unpack(order + "H", tiff[first : first + 2])[0]
+    second = len(tiff)
+    tiff[next_place : next_place + 4] = struct.pack(order + "I", second)
+    entries = [(0x0201, second + 2 + 2 * 12 + 4), (0x0202, len(thumbnail))]  # JPEGInterchangeFormat(Length)
+    tiff += struct.pack(order + "H", 2) + b"".join(struct.pack(order + "HHII", tag, 4, 1, v) for tag, v in entries)
+    return metadata.EXIF_HEADER + bytes(tiff + struct.pack(order + "I", 0) + thumbnail)
+
+
+def _fields(exif: Image.Exif) -> tuple[dict[int, Any], dict[int, Any], dict[int, Any]]:
+    """EXIF's first directory (without the sub-directories' places), exposure and GPS fields."""
+    first = {tag: value for tag, value in exif.items() if tag not in (metadata.EXIF_IFD, metadata.GPS_IFD)}
+    exposure = {tag: value for tag, value in exif.get_ifd(metadata.EXIF_IFD).items() if tag != metadata.MAKER_NOTE_TAG}
+    return first, exposure, exif.get_ifd(metadata.GPS_IFD)
+
+
+@pytest.mark.parametrize(
+    ("maker_note", "thumbnail", "named", "note_kept"),
+    [
+        (70_000, 0, "its EXIF maker note (69 KB; with it the EXIF is over JPEG's 64 KB)", False),
+        (3_000, 70_000, "its EXIF thumbnail (69 KB; with it the EXIF is over JPEG's 64 KB)", True),
+        (70_000, 20_000, "its EXIF thumbnail and maker note (88 KB; with them the EXIF is over JPEG's 64 KB)", False),
+    ],
+)
+def test_an_exif_over_a_jpeg_segment_goes_in_without_its_thumbnail_and_maker_note(
+    tmp_path: Path, maker_note: int, thumbnail: int, named: str, note_kept: bool
+) -> None:
+    """EXIF over JPEG's 64 KB (a large maker note) was left out whole, orientation and all: the photo showed
+    sideways, without its camera and date."""
+    exif = _camera_exif(maker_note, thumbnail)
+    assert len(exif) > metadata.JPEG_SEGMENT_BYTES
+    assert _lost(Metadata(exif=exif), "jpeg", 3) == [named]
+    Image.fromarray(PIXELS).save(tmp_path / "in.png", exif=exif)
+    with Image.open(_convert(tmp_path / "in.png", ".jpg")) as written:
+        kept, original = written.getexif(), Image.Exif()
+        original.load(exif)
+        assert _fields(kept) == _fields(original)  # orientation, make, model, date, exposure and GPS
+        assert (kept.get_ifd(metadata.EXIF_IFD).get(metadata.MAKER_NOTE_TAG) == b"M" * maker_note) == note_kept
+        assert not kept.get_ifd(metadata.THUMBNAIL_IFD)
+
+
+def test_an_exif_over_a_jpeg_segment_without_its_maker_note_too_is_left_out_as_before() -> None:
+    exif = _camera_exif(maker_note=10_000, software=70_000)
+    assert _kept(Metadata(exif=exif), "jpeg").exif is None
+    assert _lost(Metadata(exif=exif), "jpeg", 3) == [
+        "its EXIF (79 KB, over JPEG's 64 KB)",
+        "its orientation (EXIF 6: shown turned)",
+    ]
+
+
+def test_a_tiff_names_the_exif_fields_it_has_no_place_for(tmp_path: Path) -> None:
+    """A JPEG's exposure, GPS position and capture date went into a TIFF's first directory's few fields and were
+    dropped without a word."""
+    exif = _camera_exif()
+    assert _lost(Metadata(exif=exif), "tiff", 3) == ["its EXIF exposure and GPS fields"]
+    described = Image.Exif()
+    described.load(_camera_exif(thumbnail=500))
+    described[270] = "ISS, 1990"
+    assert _lost(Metadata(exif=described.tobytes()), "tiff", 3) == [
+        "its EXIF exposure, GPS and ImageDescription fields"
+    ]
+    assert _lost(Metadata(exif=_with_thumbnail(_exif(), b"\xff\xd8" + bytes(98))), "tiff", 3) == [
+        "its EXIF thumbnail fields"
+    ]
+    Image.fromarray(PIXELS).save(tmp_path / "IMG_0001.jpg", exif=exif, quality=95)
+    image = images.read(tmp_path / "IMG_0001.jpg")
+    out = tmp_path / "IMG_0001.tif"
+    _, left_out = images.photo_metadata(image, out, images.target_layout(image, out, None))
+    images.write(image, out)
+    with Image.open(out) as written:  # what the warning names is what the TIFF lacks; the rest is there
+        assert not written.getexif().get_ifd(metadata.EXIF_IFD) and not written.getexif().get_ifd(metadata.GPS_IFD)
+        assert (written.getexif()[271], written.getexif()[274]) == ("Sony", 6)
+    assert left_out == ["its EXIF exposure and GPS fields"]
