@@ -393,6 +393,18 @@ def test_a_hot_pixel_neither_stops_the_fit_of_a_16_bit_stack_nor_is_lost(tmp_pat
     assert np.allclose(gains["hot"], gains["plain"], atol=0.3), gains
 
 
+def test_pixels_outside_the_range_are_fitted_as_their_neighbours_median_and_given_back() -> None:
+    from mdn.zeroshot.run import in_range
+
+    planes = np.random.default_rng(3).uniform(0.2, 0.3, (2, 6, 6, 1)).astype(np.float32)
+    planes[0, 2, 3], planes[1, 0, 0] = 7.0, -1.0  # a hot pixel, a dead one at the corner
+    outside = (planes < 0) | (planes > 1)
+    filled = in_range(planes, outside)
+    assert filled[0, 2, 3, 0] == np.median(np.delete(planes[0, 1:4, 2:5, 0].ravel(), 4))
+    assert 0.2 <= filled[1, 0, 0, 0] <= 0.3
+    np.testing.assert_array_equal(filled[~outside], planes[~outside])
+
+
 def test_cli_zeroshot_reports_its_self_check_and_warns_when_it_cannot_help(tmp_path) -> None:
     """Light noise, an untrained fill card and 3 iterations: the fill is worse than the input, so the input comes
     back, the JSON report says why and a warning names the file."""

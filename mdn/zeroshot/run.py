@@ -163,10 +163,10 @@ def run(
     plane_channels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Denoise (N, H, W, C) display-range planes; returns them with the self-check's warnings. Pixels outside
-    [0, 1] (outliers past a range fitted without them: a hot pixel) are fitted as clipped to it and come back as
-    they were: the fill networks know [0, 1] alone. `plane_channels`: each plane's index on a hyperstack's C axis (a
-    slice continues the one before of its channel). `info` gets the method, model, iterations, device, precision and
-    (MPI) the self-check's estimates per plane."""
+    [0, 1] (outliers past a range fitted without them: a hot pixel) are fitted as their neighbours' median
+    (`in_range`) and come back as they were: the fill networks know [0, 1] alone. `plane_channels`: each plane's
+    index on a hyperstack's C axis (a slice continues the one before of its channel). `info` gets the method,
+    model, iterations, device, precision and (MPI) the self-check's estimates per plane."""
     channels = planes.shape[-1]
     model = fill_model(settings, channels)
     preset, device = settings.steps(channels), settings.target
@@ -179,7 +179,7 @@ def run(
         self_check=_on(settings.self_check),
     )  # fmt: skip
     outside = (planes < 0) | (planes > 1)
-    result = runner(np.clip(planes, 0.0, 1.0) if outside.any() else planes, plane_channels)
+    result = runner(in_range(planes, outside) if outside.any() else planes, plane_channels)
     np.copyto(result, planes, where=outside)
     if info is not None:
         info.update(
@@ -195,6 +195,18 @@ def run(
     names = run_names(runner.runs, channels) if len(runner.checks) == len(runner.runs) else None
     found = verdicts(runner.checks, settings.preset_name(channels), names)
     return result, found + _budget_spent(runner.iterations_run, channels, runner.runs)
+
+
+def in_range(planes: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """The (N, H, W, C) planes with each pixel `outside` [0, 1] replaced by the median of its 3x3 neighbours
+    clipped to [0, 1]: three hot pixels clipped to 1 on a 256² specimen had still made the fine-tuned fill look
+    2.3 dB worse than the input to the self-check, which gave the input back."""
+    padded = np.pad(np.clip(planes, 0.0, 1.0), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    n, y, x, c = np.nonzero(outside)
+    neighbours = np.stack([padded[n, y + dy, x + dx, c] for dy in (0, 1, 2) for dx in (0, 1, 2) if (dy, dx) != (1, 1)])
+    filled = planes.copy()
+    filled[n, y, x, c] = np.median(neighbours, axis=0)
+    return filled
 
 
 def _budget_spent(iterations_run: list[int], channels: int, runs: list[tuple[int, list[int]]]) -> list[str]:
