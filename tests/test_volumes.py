@@ -247,7 +247,7 @@ def test_zero_shot_takes_a_volumes_range_without_its_hot_pixel_as_it_takes_its_t
     from_volume = volumes.store.robust_range(zarr.open(str(tmp_path / "cells.zarr"), mode="r"))
     from_file = tonemap.fit_robust(images.read(tmp_path / "cells.tif"))
     assert isinstance(from_volume, tonemap.Stretch) and from_volume == from_file
-    assert from_volume.high * 65535 < 4000  # the specimen's counts, not the hot pixel's
+    assert from_volume.high * 65535 < 5000  # the specimen's counts (200-3200, and their noise), not the hot pixel's
 
 
 def test_a_volume_is_never_replaced_by_its_own_output_nor_written_over_what_is_no_store(tmp_path: Path) -> None:

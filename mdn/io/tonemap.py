@@ -68,14 +68,17 @@ class Stretch:
         """The range of a recording's planes ((H, W) or (H, W, C) each, arrays or read when used) without its
         outliers: `stabilise.RANGE_PERCENTILES` of a sample of them (`stabilise.sample`), where the stabiliser takes
         its range, each a sampled value (not one between two: at least the darkest and the brightest are left out
-        of a small image); the sample's full range where those meet. One hot pixel of a 16-bit stack had put the
-        rest of it in a twentieth of the full range, where zero-shot fitting gained nothing."""
+        of a small image), widened by ROBUST_MARGIN of it on each side but never past the sample's own extremes
+        (data without outliers keeps its full range); the sample's full range where the percentiles meet. One hot
+        pixel of a 16-bit stack had put the rest of it in a twentieth of the full range, where zero-shot fitting
+        gained nothing."""
         values = thinned(sample(planes))
         low = np.percentile(values, RANGE_PERCENTILES[0], method="higher")
         high = np.percentile(values, RANGE_PERCENTILES[1], method="lower")
         if high <= low:
-            low, high = values.min(), values.max()
-        return cls.of_range(float(low), float(high))
+            return cls.of_range(float(values.min()), float(values.max()))
+        margin = ROBUST_MARGIN * (high - low)
+        return cls(float(max(values.min(), low - margin)), float(min(values.max(), high + margin)))
 
     @classmethod
     def of_range(cls, low: float, high: float) -> Stretch:
@@ -91,6 +94,12 @@ class Stretch:
     def inverse(self, y: np.ndarray) -> np.ndarray:
         return (y * y.dtype.type(self.high - self.low) + y.dtype.type(self.low)).astype(y.dtype)
 
+
+ROBUST_MARGIN = 0.05
+"""How far past its percentiles `Stretch.robust` reaches, as a share of their span: the noise's own tails, which
+the percentiles cut, stay in range. On six 256² specimens at 64 counts a photon, zero-shot (`fast`) at no margin
+came out 0.12 dB below the full range (the tails given back noisy), at 5 % 0.01 dB above it; at 8 counts a photon
+all three within 0.03 dB."""
 
 HEADROOM_PERCENTILE = 95.0
 """The brightness percentile a headroom bounds. The exposure at the log-average puts the lit surfaces of a render
