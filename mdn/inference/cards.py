@@ -308,7 +308,7 @@ class ModelChoice:
                 raise _takes_no_buffers(model)
             return planes, model, settings
         path = None if image.source.format == ARRAY else image.path
-        found = buffers.read(path, albedo, normal, warn, image.source.meta.get("layer"))
+        found = buffers.read(path, albedo, normal, warn, image.source.meta.get("layer"), image.source.meta.get("file"))
         if found is None:
             if _needs_aux(model):
                 raise MdnError(

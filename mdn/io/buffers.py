@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,11 @@ def read(
     normal: Path | None = None,
     warn: Callable[[str], None] | None = None,
     layer: str | None = None,
+    opened: Any = None,
 ) -> np.ndarray | None:
     """The (1, H, W, 6) auxiliary planes of a render: from the given files, else from the EXR's own layers of its
-    beauty's view layer (`layer`: the `--layer` name the beauty was read by; one read; `path` None for a render
+    beauty's view layer (`layer`: the `--layer` name the beauty was read by; `opened`: the OpenEXR file the beauty
+    was read from, whose channels are not decoded again; else one read; `path` None for a render
     held in memory); None when the render has neither. An EXR with one of its layers and not the other runs on its
     beauty alone (`warn` says so); one buffer file without the other is refused. NaN and Inf are replaced, and
     `warn` told how many. Normals from a file of whole numbers (PNG, 8- or 16-bit TIFF) are decoded from [0, 1]
@@ -46,7 +49,7 @@ def read(
     given = {buffer: file for buffer, file in (("albedo", albedo), ("normal", normal)) if file}
     wanted = {buffer: names for buffer, names in LAYER_NAMES.items() if buffer not in given}
     is_exr = path is not None and path.is_file() and images.format_of_file(path) == "exr"  # by content, as read
-    found = exr.read_exr_layers(path, wanted, layer) if wanted and is_exr else {}
+    found = exr.read_exr_layers(path, wanted, layer, opened) if wanted and is_exr else {}
     if is_exr and wanted and not found and warn is not None:
         _say_whose(path, wanted, warn)
     where = {buffer: f"{path}: its {buffer} layer" for buffer in found}

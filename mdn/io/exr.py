@@ -89,12 +89,15 @@ def _view_layer(layer: str) -> str:
     return layer.rpartition(".")[0]
 
 
-def read_exr_layers(path: Path, wanted: dict[str, tuple[str, ...]], beauty: str | None = None) -> dict[str, np.ndarray]:
+def read_exr_layers(
+    path: Path, wanted: dict[str, tuple[str, ...]], beauty: str | None = None, opened: OpenEXR.File | None = None
+) -> dict[str, np.ndarray]:
     """Float32 (H, W, C) pixels of the layers that go with an EXR's beauty layer (`beauty`: the `--layer` name it
-    was read by, else the default), NaN and Inf as stored, from one read of the file: for each key of `wanted`,
-    the first of its passes (lower case) that a layer of the beauty's view layer has (`_buffer_view_layer`);
-    keys with none are left out. An MdnError where such a layer covers other pixels than the beauty."""
-    exr = open_exr(path)
+    was read by, else the default), NaN and Inf as stored, from one read of the file (`opened`: the file already
+    read, as `read` keeps it): for each key of `wanted`, the first of its passes (lower case) that a layer of the
+    beauty's view layer has (`_buffer_view_layer`); keys with none are left out. An MdnError where such a layer
+    covers other pixels than the beauty."""
+    exr = opened if opened is not None else open_exr(path)
     named = _exr_layer_names(exr)
     beauty = _pick_exr_layer(path, named, beauty)
     scope = _buffer_view_layer(named, beauty, wanted)
