@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mdn import bench, metrics, peers, zeroshot
 from mdn.cli import app
 from mdn.errors import MdnError
-from mdn.inference.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions, TooLarge
 
 runner = CliRunner()
 SPEED = importlib.import_module("mdn.bench.speed")
@@ -543,15 +543,17 @@ def _bench_cache() -> Path:
     return Path(platformdirs.user_cache_dir("mdn")) / "bench"
 
 
+@pytest.mark.parametrize("failure", [MemoryError(), TooLarge("out of memory even with 64px tiles")])
 def test_a_size_out_of_memory_is_one_error_line_after_the_rows_measured(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failure: Exception
 ) -> None:
-    """A size out of memory was a traceback; then one line that threw away the sizes measured before it."""
+    """A size out of memory was a traceback; then one line that threw away the sizes measured before it; the
+    engine's own (its tiles halved to their least) had been an error without the rows."""
     measured = SPEED.speed
 
     def no_memory_past_64(model: str, size: tuple[int, int], *args, **kwargs) -> object:
         if max(size) > 64:
-            raise MemoryError
+            raise failure
         return measured(model, size, *args, **kwargs)
 
     monkeypatch.setattr(SPEED, "speed", no_memory_past_64)

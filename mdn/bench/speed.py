@@ -19,7 +19,7 @@ from mdn import peers, registry, training
 from mdn.bench.grid import card_runs, denoise_cards
 from mdn.device import PRECISIONS
 from mdn.errors import MdnError
-from mdn.inference.engine import Engine, EngineOptions
+from mdn.inference.engine import Engine, EngineOptions, TooLarge
 from mdn.nets.swinir import SIZES, MaskedSwinIR
 from mdn.nets.unet import UNET_SIZES, UNet
 
@@ -326,5 +326,5 @@ def _row(
         if name in peers.PEERS:
             return peer_speed(name, size, runs, channels)
         return speed(name, size, runs, options, kernel, channels)
-    except (MemoryError, torch.OutOfMemoryError):
+    except (MemoryError, torch.OutOfMemoryError, TooLarge):  # TooLarge: the engine's tiles halved to their least
         raise OutOfMemory(f"--sizes {size[1]}x{size[0]}: out of memory timing {name}") from None

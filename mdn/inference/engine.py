@@ -30,6 +30,11 @@ from mdn.stages import coarse, detail, impulse, light, noise_level, wiener, wind
 ProgressCallback = Callable[[int, int], None]
 """Called with (tiles done, tiles in total)."""
 
+
+class TooLarge(MdnError):
+    """Out of memory even at the smallest tile: the picture (or a plane of it) does not fit this machine."""
+
+
 MIN_TILE = 64
 
 MAX_TILE = 512
@@ -506,7 +511,7 @@ class Engine:
                 if "out of memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
                     raise
                 if self.tile // 2 < MIN_TILE:
-                    raise MdnError(f"out of memory even with {self.tile}px tiles") from None
+                    raise TooLarge(f"out of memory even with {self.tile}px tiles") from None
                 self.tile = self.tile // 2 // self.window * self.window
                 self.batch = max(1, self.batch // 2)
                 if self.device.type == "cuda":
