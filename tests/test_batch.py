@@ -355,3 +355,21 @@ def test_an_output_folder_mirrors_the_tree_below_the_folder_named(tmp_path: Path
     named = [folder / "sub" / "a.tif", folder / "sub" / "deeper" / "b.tif"]
     assert outputs(named, []) == ["a.tif", "deeper/b.tif"]
     assert [job.output for job in batch.plan(named, out, "")] == [out / "a.tif", out / "deeper" / "b.tif"]
+
+
+def test_names_near_the_file_systems_limit_are_written_and_one_past_it_fails_alone(tmp_path: Path) -> None:
+    """An output name past 255 bytes (its input's 251 and a suffix) was a traceback that ended the batch; names of
+    242 to 255 bytes failed to write, as their temporary file's name grew 14 bytes longer."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pixels = imagecodecs.png_encode(np.full((16, 16, 3), 128, np.uint8))
+    names = ["a.png", "x" * 251 + ".png", "y" * 251 + ".png"]
+    for name in names:
+        (folder / name).write_bytes(pixels)
+    jobs = batch.plan([folder / n for n in names], None, "_denoised")
+    results = batch.run(jobs, lambda planes, context: planes)
+    assert [r.status for r in results] == ["done", "failed", "failed"]
+    assert results[1].error.endswith("_denoised.png: cannot write: file name too long")
+    near = batch.plan([folder / n for n in names[1:]], tmp_path / "out", "")  # 255 bytes in a folder: written
+    assert [r.status for r in batch.run(near, lambda planes, context: planes)] == ["done", "done"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names[1:])

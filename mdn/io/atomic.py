@@ -135,9 +135,17 @@ _PENDING: set[Path] = set()
 _PENDING_LOCK = threading.Lock()
 
 
+NAME_MAX = 255
+"""The longest file name, in bytes, that common file systems take (ext4, XFS, APFS, NTFS in characters)."""
+
+
 def _temporary(path: Path) -> Path:
-    """Create a new hidden, private file beside `path`, registered in `_PENDING` before it exists."""
-    tmp = path.with_name(f".{path.stem}.{os.urandom(6).hex()}{path.suffix}")
+    """Create a new hidden, private file beside `path`, registered in `_PENDING` before it exists; its name as
+    long as the file system takes (a name near the limit had no room for the temporary's 14 more bytes)."""
+    mark = f".{os.urandom(6).hex()}{path.suffix}"
+    room = NAME_MAX - 1 - len(mark.encode())
+    stem = path.stem.encode()[:room].decode(errors="ignore")  # a character cut in two is left out
+    tmp = path.with_name(f".{stem}{mark}")
     with _PENDING_LOCK:
         _PENDING.add(tmp)
         try:

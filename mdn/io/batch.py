@@ -381,11 +381,11 @@ def _load(
     transparency is filled: `images.with_hidden_filled`); a finished Result when it is skipped or fails."""
     start = time.perf_counter()
     result = Result(job.input, job.output, "done")
-    if skip_existing and job.output.exists():
-        result.status = "skipped"
-        return result
     try:
-        if job.output.exists() and not overwrite:
+        if skip_existing and _exists(job.output):
+            result.status = "skipped"
+            return result
+        if _exists(job.output) and not overwrite:
             raise atomic.OutputExists(job.output, "--overwrite or --skip-existing")
         image = images.read(job.input, layer=layer)
         stored = images.target_layout(image, job.output, dtype, shrink)  # a format that cannot store it fails before
@@ -404,6 +404,14 @@ def _load(
         return _failed(result, exc, start)
     result.seconds = time.perf_counter() - start
     return _Loaded(image, transform, pixels, result, hidden)
+
+
+def _exists(path: Path) -> bool:
+    """Whether a file is at `path`; an MdnError where the system cannot say (a name longer than it takes)."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise MdnError(f"cannot write: {(exc.strerror or str(exc)).lower()}", path) from None
 
 
 def _left_out_by_shrinking(image: picture.Image, output: Path, shrink: int) -> list[str]:
