@@ -538,6 +538,8 @@ def check_report(
     whatever `--overwrite` says), an existing file that is not text (an image named where the report's name was
     meant; for a plot, an image matplotlib did not make), an existing text file that holds no earlier report of
     its kind unless `overwrite` (`remedy` says what else to do), or a path no file can be written to."""
+    if str(path) == "-":  # a file named '-' was written
+        raise MdnError("a report is written to a file, not to '-': give a file name, or /dev/stdout")
     if any(path.resolve() == file.resolve() for file in files):
         raise MdnError("is an input or a result of this command; refusing to write a report over it", path)
     if path.is_file() and not atomic.is_stream(path):  # /dev/stdout into a log: the report goes after the log's lines
