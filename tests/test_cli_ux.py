@@ -330,6 +330,22 @@ def test_a_name_no_text_encoding_holds_keeps_the_summary_table_aligned(tmp_path:
     assert os.path.exists(os.fsencode(tmp_path) + b"/out/x\xff.png")  # the file keeps its own name
 
 
+def test_control_characters_in_names_neither_reach_the_terminal_nor_split_a_line(tmp_path: Path) -> None:
+    """A name's escape sequence coloured the terminal in the wrote line; a newline split a one-line error."""
+    picture = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 128, np.uint8)).save(picture, "PNG")
+    (tmp_path / "e\x1b[31mRED.png").write_bytes(picture.getvalue())
+    (tmp_path / "bad\nname.png").write_bytes(b"not a PNG")
+    wrote = mdn_cli("noise", "e\x1b[31mRED.png", "--threads", "1", cwd=tmp_path)
+    assert wrote.returncode == 0 and "wrote e\\x1b[31mRED_noisy.png" in wrote.stdout, wrote.stdout
+    failed = mdn_cli("noise", "bad\nname.png", "--threads", "1", cwd=tmp_path)
+    errors = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert failed.returncode == 1 and errors == [
+        "error: bad\\nname.png: cannot read PNG (corrupt or truncated?): not a PNG image"
+    ], failed.stderr
+    assert "\x1b" not in wrote.stdout + wrote.stderr + failed.stderr
+
+
 class _InterruptedImport:
     """A finder that is Ctrl-C'd while the app's module loads (torch's import takes a second or two)."""
 

@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 
 from mdn import volumes
-from mdn.cli.report import BatchProgress, console, print_summary
+from mdn.cli.report import BatchProgress, console, print_summary, printable
 from mdn.device import use_threads
 from mdn.errors import MdnError
 from mdn.io import atomic, batch, images, picture, tonemap
@@ -217,7 +217,7 @@ def run(
                 try:
                     batch.write_report(results, json_report, planned, part)
                 except MdnError as exc:
-                    console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
+                    console.print(f"[red]error[/]: {escape(printable(str(exc)))}", soft_wrap=True)
                     failed = True
     except KeyboardInterrupt:  # before the batch started
         console.print("[yellow]interrupted[/] before any file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 from rich.console import Console
@@ -96,9 +97,9 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
     """Warnings and errors always; a table of all files when several were planned, unless quiet."""
     for result in results:
         for warning in result.warnings:
-            console.print(f"[yellow]warning[/]: {escape(f'{result.input}: {warning}')}", soft_wrap=True)
+            console.print(f"[yellow]warning[/]: {escape(printable(f'{result.input}: {warning}'))}", soft_wrap=True)
         if result.error:
-            console.print(f"[red]error[/]: {escape(str(result.error))}", soft_wrap=True)
+            console.print(f"[red]error[/]: {escape(printable(result.error))}", soft_wrap=True)
     if quiet:
         return
     if (planned or len(results)) == 1:
@@ -138,7 +139,14 @@ def _short(path: Path) -> str:
     return printable(path)
 
 
-def printable(path: Path) -> str:
-    """`path` with any byte of its name that no text encoding holds as an escape (\\xff), which a terminal shows
-    as wide as a table measured it (the bare character came out six columns wide and pushed the row out)."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def printable(path: Path | str) -> str:
+    """`path` (or a message naming one) with any byte of its name that no text encoding holds, and any control
+    character, as an escape (\\xff, \\x1b, \\n): a terminal shows it as wide as a table measured it (the bare
+    byte came out six columns wide and pushed the row out), and a name's escape sequence or newline can neither
+    colour the terminal nor split a one-line error."""
+    text = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(_escaped(c) if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def _escaped(character: str) -> str:
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(character, f"\\x{ord(character):02x}")

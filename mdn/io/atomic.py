@@ -143,8 +143,8 @@ def _temporary(path: Path) -> Path:
     """Create a new hidden, private file beside `path`, registered in `_PENDING` before it exists; its name as
     long as the file system takes (a name near the limit had no room for the temporary's 14 more bytes)."""
     mark = f".{os.urandom(6).hex()}{path.suffix}"
-    room = NAME_MAX - 1 - len(mark.encode())
-    stem = path.stem.encode()[:room].decode(errors="ignore")  # a character cut in two is left out
+    room = NAME_MAX - 1 - len(os.fsencode(mark))
+    stem = os.fsdecode(os.fsencode(path.stem)[:room])  # the name's own bytes, whatever their encoding
     tmp = path.with_name(f".{stem}{mark}")
     with _PENDING_LOCK:
         _PENDING.add(tmp)
