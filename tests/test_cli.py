@@ -97,7 +97,7 @@ def test_shards_of_a_folder_write_every_file_once_as_the_whole_batch_does(tmp_pa
     merged = batch.merge_reports(reports)
     assert merged["done"] == merged["planned"] == 5 and len({f["input"] for f in merged["files"]}) == 5
     empty = _invoke("noise", shoot, "-r", "-o", tmp_path / "none", "--shard", "7/8")
-    assert empty.exit_code == 0, empty.output
+    assert empty.exit_code == 0 and empty.output == "shard 7/8: none of the 5 inputs falls to it\n", empty.output
     for bad in ("2/2", "1", "-1/3", "a/b"):
         result = _invoke("noise", shoot, "--shard", bad)
         assert result.exit_code == 2 and "--shard must be K/N" in result.output

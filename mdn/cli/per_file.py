@@ -184,6 +184,8 @@ def run(
         raise MdnError(f"{work.one_input}: give one input, not {count}")
     jobs = _plan(inputs, found, stores, output, suffix, suffix if suffix_given else "")
     jobs = batch.shard(jobs, *part) if part else jobs
+    if part and not jobs:
+        console.print(f"shard {shard}: none of the {count} inputs falls to it", soft_wrap=True)
     if json_report is not None:
         batch.check_report(json_report, [*found, *stores, *(job.output for job in jobs)], overwrite)
     volume_jobs = [j for j in jobs if j.input in stores]

@@ -100,7 +100,7 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
             console.print(f"[yellow]warning[/]: {escape(printable(f'{result.input}: {warning}'))}", soft_wrap=True)
         if result.error:
             console.print(f"[red]error[/]: {escape(printable(result.error))}", soft_wrap=True)
-    if quiet:
+    if quiet or not results:  # no file worked on: the caller says why (an empty shard, a stop before the first)
         return
     if (planned or len(results)) == 1:
         if results and results[0].status != "failed":
