@@ -420,6 +420,19 @@ def test_a_folders_pictures_of_types_mdn_does_not_read_are_named_not_skipped_in_
     assert "left out" not in _invoke("noise", tmp_path / "alone", "-o", tmp_path / "out2").output
 
 
+def test_the_report_is_written_before_the_summary_that_a_closed_pipe_may_stop(tmp_path: Path, monkeypatch) -> None:
+    """`mdn denoise a.png --json report.json | true`: the summary's write to the closed pipe ended the run, and the
+    report, written after it, was lost."""
+    from mdn.cli import per_file
+
+    def closed_pipe(*args, **kwargs) -> None:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(per_file, "print_summary", closed_pipe)
+    _invoke("noise", _png(tmp_path / "a.png"), "-o", tmp_path / "b.png", "--json", tmp_path / "report.json")
+    assert json.loads((tmp_path / "report.json").read_text())["files"][0]["status"] == "done"
+
+
 def test_a_format_that_holds_fewer_bits_is_warned_of_unless_dtype_asks_for_it(tmp_path: Path) -> None:
     source = _png(tmp_path / "deep.png", dtype="uint16")
     tifffile.imwrite(tmp_path / "float.tif", np.full((48, 40), 0.5, np.float32))

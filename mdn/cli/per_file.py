@@ -213,14 +213,16 @@ def run(
                 except batch.Interrupted as interrupted:
                     results, planned = interrupted.results, interrupted.planned
             stop.set()  # the work is done: a Ctrl-C from here on lets the summary and report finish
-            print_summary(results, quiet=quiet, planned=len(jobs) + len(volume_jobs))
             failed = any(r.status == "failed" for r in results)
-            if json_report is not None:
+            report_error = None
+            if json_report is not None:  # before the summary: a pipe closed early (`| head`) cannot lose it
                 try:
                     batch.write_report(results, json_report, planned, part)
                 except MdnError as exc:
-                    console.print(f"[red]error[/]: {escape(printable(str(exc)))}", soft_wrap=True)
-                    failed = True
+                    report_error, failed = exc, True
+            print_summary(results, quiet=quiet, planned=len(jobs) + len(volume_jobs))
+            if report_error is not None:
+                console.print(f"[red]error[/]: {escape(printable(str(report_error)))}", soft_wrap=True)
     except KeyboardInterrupt:  # before the batch started
         console.print("[yellow]interrupted[/] before any file")
         return stop.status
