@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -308,11 +309,14 @@ def test_the_batch_summary_never_cuts_a_path(tmp_path: Path, columns: int | None
     rows = [line.split("│") for line in result.stderr.splitlines() if line.startswith("│")]
     inputs = "".join(row[1].strip() for row in rows)  # a folded cell's pieces, one under the other
     assert inputs == "".join(f"{folder.name}/{name}" for name in names), result.stderr
-    if columns is None:  # a log: each path whole on its row, for grep
-        assert [
-            len(rows),
-            *(sum(f"{folder.name}/{n}" in line for line in result.stderr.splitlines()) for n in names),
-        ] == [2, 1, 1]
+    if columns is None:  # a log: each path whole on its row, for grep, and on its line as it was done
+        table = [line for line in result.stderr.splitlines() if line.startswith("│")]
+        assert [len(rows), *(sum(f"{folder.name}/{n}" in line for line in table) for n in names)] == [2, 1, 1]
+        lines = [line for line in result.stderr.splitlines() if re.match(r"\d+/\d+ ", line)]
+        assert len(lines) == 2 and all(
+            re.fullmatch(rf"{k}/2 done: {re.escape(f'{folder.name}/{n}')} \(\d+\.\d s\)", line)
+            for k, n, line in zip((1, 2), names, lines, strict=True)
+        ), lines
 
 
 def test_a_name_no_text_encoding_holds_keeps_the_summary_table_aligned(tmp_path: Path) -> None:

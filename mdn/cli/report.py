@@ -29,7 +29,9 @@ console = Console(stderr=True, highlight=False, width=PIPED_WIDTH if LOGGED else
 
 
 class BatchProgress:
-    """A bar over files and, for long files, a bar over the steps (tiles, iterations) within the current one."""
+    """A bar over files and, for long files, a bar over the steps (tiles, iterations) within the current one; in a
+    log or a pipe, where no bar is drawn, a line per file of a batch as its result is final (a job's log had shown
+    nothing until the batch ended)."""
 
     def __init__(self, total_files: int, quiet: bool = False) -> None:
         self._progress = Progress(
@@ -46,6 +48,8 @@ class BatchProgress:
         self._steps: int | None = None
         self._name = ""
         self._failed = 0
+        self._total, self._done = total_files, 0
+        self._lines = not quiet and not console.is_terminal and total_files > 1
 
     def __enter__(self) -> BatchProgress:
         self._progress.__enter__()
@@ -68,6 +72,10 @@ class BatchProgress:
             self._failed += 1
             self._describe()
         self._progress.advance(self._files)
+        self._done += 1
+        if self._lines:
+            line = f"{self._done}/{self._total} {result.status}: {printable(result.input)} ({result.seconds:.1f} s)"
+            console.print(line, markup=False, soft_wrap=True)
 
     def _describe(self) -> None:
         failed = f" [red]({self._failed} failed)[/]" if self._failed else ""
