@@ -254,7 +254,7 @@ def find(name: str | os.PathLike[str] | None, task: str | None = "denoise") -> M
             raise MdnError("is a folder, not a model card" if path.exists() else "no such model card file", path)
         return ModelCard.from_file(path)
     if path.suffix == ".pt":
-        raise MdnError("is a weight file; --model takes a card's name or its JSON file (see mdn models)", path)
+        raise MdnError("is a weight file; a model is named by its card's name or JSON file (see mdn models)", path)
     available, issues = scan()
     if str(name) in available:
         return available[str(name)]

@@ -125,7 +125,7 @@ def test_of_two_user_cards_of_one_name_the_one_its_file_names_is_taken(tiny_card
 def test_a_card_path_that_is_missing_or_a_weight_file_is_said_so(tiny_card, tmp_path: Path) -> None:
     with pytest.raises(MdnError, match=r"cards/my-cam\.json: no such model card file"):
         registry.find("cards/my-cam.json")
-    with pytest.raises(MdnError, match=r"tiny\.pt: is a weight file; --model takes a card's name or its JSON"):
+    with pytest.raises(MdnError, match=r"tiny\.pt: is a weight file; a model is named by its card's name or JSON file"):
         registry.find(tiny_card.path.parent / "tiny.pt")
 
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -186,7 +187,7 @@ def test_practical_training_shrinks_twice_larger_crops_and_noises_them_on_the_de
         trainer.objective.describe()
     )
     assert "--thumbnail-share 0.2" in trainer.options.command()
-    with pytest.raises(MdnError, match="thumbnail_share needs the practical noise"):
+    with pytest.raises(MdnError, match="--thumbnail-share needs the practical noise"):
         training.Trainer(_options(photos, thumbnail_share=0.2), tmp_path, log=lambda _: None)
     with pytest.raises(MdnError, match="--thumbnail-share must be in"):
         _options(photos, noise="practical", thumbnail_share=1.5)
@@ -563,10 +564,56 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         (["--name", "runs/x"], "--name must be a plain file name"),
         (["--name", "../x"], "--name must be a plain file name"),
         (["--name", "unet-dct-practical"], "--name unet-dct-practical is a shipped card's name"),
-    ):
+        (["--name", " "], "--name must not be blank nor begin or end with spaces, got ' '"),
+        (["--name", "foo.json"], "--name foo.json ends in .json, which mdn reads as a card file's path: name it foo"),
+        (["--name", "bar.PT"], "--name bar.PT ends in .PT"),
+        (["--name", "a" * 237], "--name is 237 bytes long: its card's file names allow 236 at most"),
+        (["--name", "é" * 119], "--name is 238 bytes long"),
+        (["--resume", "--overwrite"], "--resume and --overwrite: give one"),
+        (["--finish", "--overwrite"], "--finish and --overwrite: give one"),
+        (["--time-budget", ""], "--time-budget: expected a duration such as 90s"),
+        (["--precision", "foo"], "unknown --precision 'foo' (training takes auto, fp32, bf16)"),
+        (["--schedule", "bar"], "--schedule must be one of step, cosine, got 'bar'"),
+        (["--attention-kernel", "flex"], "--attention-kernel flex has no backward pass on the CPU"),
+        (
+            ["--objective", "fill", "--config", "grey-fast", "--noise", "poisson", "--level", "30", "--grey-share",
+             "0.5", "--no-mask", "--attention-mask-ratio", "0.1"],
+            "--noise poisson, --level 30, --grey-share 0.5, --no-mask, --attention-mask-ratio 0.1: not used by "
+            "objective fill",
+        ),
+        (
+            ["--aux-share", "0.5", "--headroom", "4", "--headroom-percentile", "60"],
+            "--aux-share 0.5, --headroom 4, --headroom-percentile 60: not used by objective denoise",
+        ),
+        (
+            ["--no-mask", "--input-mask-range", "0.1,0.2", "--attention-mask-ratio", "0.3"],
+            "--input-mask-range 0.1,0.2, --attention-mask-ratio 0.3: not used with --no-mask",
+        ),
+        (
+            ["--config", "unet-tiny", "--no-mask", "--noise", "practical", "--level", "0.3"],
+            "--level 0.3: not used by practical noise (its strengths are --level-range) without --val; leave it out",
+        ),
+    ):  # fmt: skip
         result = runner.invoke(app, _train_args(photos, tmp_path, *more))
         assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, more
         assert "\n" not in result.output.strip() and not (tmp_path / "cards").exists(), more
+        assert not (tmp_path / "run").exists(), more
+
+
+def test_the_longest_name_that_fits_writes_its_card(photos: Path, tmp_path: Path) -> None:
+    """236 bytes: the card's temporary file, .NAME.<12 hex>.json, is the longest file a name gives."""
+    name = "n" * 236
+    result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--iters", "1", "--name", name))
+    assert result.exit_code == 0, result.output
+    assert registry.ModelCard.from_file(tmp_path / "cards" / f"{name}.json").name == name
+
+
+def test_options_the_objective_uses_are_taken(photos: Path, tmp_path: Path) -> None:
+    """Options at their defaults are never refused as unused, and --level is practical noise's validation level."""
+    practical = _options(photos, config="unet-tiny", mask=False, noise="practical", level=5.0)
+    assert training.Trainer(practical, tmp_path, log=lambda _: None).objective.practical
+    fill = _options(photos, objective="fill", config="grey-fast", validation=[], input_mask=(0.2, 0.3))
+    assert training.Trainer(fill, tmp_path, log=lambda _: None).objective.name == "fill"
 
 
 def test_cli_refuses_noisy_training_with_clean_data_or_another_objective(photos: Path, tmp_path: Path) -> None:
@@ -619,7 +666,10 @@ def test_a_run_that_diverges_stops_with_one_line_and_writes_no_card(photos: Path
     before = registry.ModelCard.from_file(tmp_path / "cards" / "budget.json")
     result = runner.invoke(app, [*args, "--lr", "1e6", "--overwrite", "--init", str(before.path)])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert "training diverged by step" in result.output and "a lower --lr (it was 1e+06)" in result.output
+    assert "training diverged by step" in result.output and "a lower --lr (it was 1e+06) and --overwrite" in (
+        result.output
+    )
+    assert "no card written (an earlier card of this name stays)" in result.output
     assert registry.ModelCard.from_file(tmp_path / "cards" / "budget.json").sha256 == before.sha256
 
 
@@ -675,7 +725,116 @@ def test_a_run_refused_for_its_data_leaves_no_run_folder(tmp_path: Path) -> None
 def test_cli_fails_when_the_budget_ends_before_the_first_step(photos: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--time-budget", "0s"))
     assert result.exit_code == 1 and "the time budget ran out before the first step" in result.output
-    assert not (tmp_path / "cards" / "budget.json").exists()
+    assert not (tmp_path / "cards" / "budget.json").exists() and not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_the_images_load_says_so_and_leaves_no_run_folder(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdn.training import data as training_data
+
+    def interrupted(*_: object) -> list[np.ndarray]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_data, "load_images", interrupted)
+    result = CliRunner().invoke(app, _train_args(photos, tmp_path))
+    assert result.exit_code == 130 and result.output == "interrupted before training: nothing written\n"
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cards").exists()
+
+
+def test_a_damaged_checkpoint_is_named_in_one_line(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = [*_train_args(photos, tmp_path), "--iters", "4"]
+    assert runner.invoke(app, [*args, "--until", "2"]).exit_code == 0
+    path = tmp_path / "run" / "checkpoint.pt"
+    good = path.read_bytes()
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"a": 1}, foreign)
+    weights = tmp_path / "weights.pt"
+    torch.save({**torch.load(path, weights_only=True), "model": {"a": 1}}, weights)
+    for damaged, how, reason in (
+        (good[:1000], "--resume", "cut short or empty"),
+        (b"", "--resume", "cut short or empty"),
+        (b"garbage\n", "--finish", "not a file of PyTorch tensors"),
+        (foreign.read_bytes(), "--resume", "it lacks iteration, seconds, model, ema, optimizer"),
+        (weights.read_bytes(), "--finish", "its model holds no weights"),
+    ):
+        path.write_bytes(damaged)
+        result = runner.invoke(app, [*args, how])
+        assert result.exit_code == 2 and "\n" not in result.output.strip(), (how, reason, result.output)
+        assert result.output.startswith(f"error: {path}: is not a readable mdn checkpoint ({reason}"), result.output
+        assert result.output.strip().endswith("): --overwrite starts the run afresh"), result.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_the_resume_command_and_the_card_record_paths_whole_and_quoted(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name or path with a space pastes as one argument, and relative paths mean the same from any folder."""
+    (tmp_path / "my photos").mkdir()
+    shutil.copy(photos / "coffee.tif", tmp_path / "my photos")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", "my photos", "--val", "my photos/coffee.tif", "--name", "my run", "--config", "tiny",
+            "--batch", "2", "--crop", "32", "--iters", "4", "--device", "cpu", "--workdir", "runs/my run",
+            "--output", "my cards", "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--until", "2"])
+    assert result.exit_code == 0, result.output
+    command = shlex.split(result.output.split("continue with: ")[1])
+    given = dict(zip(command[2::2], command[3::2], strict=False))
+    assert given["--data"] == str(tmp_path / "my photos") and given["--name"] == "my run"
+    assert given["--val"] == str(tmp_path / "my photos" / "coffee.tif")
+    assert (given["--workdir"], given["--output"]) == (str(tmp_path / "runs" / "my run"), str(tmp_path / "my cards"))
+    card = registry.ModelCard.from_file(tmp_path / "my cards" / "my run.json")
+    assert shlex.split(card.training["command"])[:6] == ["mdn", "train", "--name", "my run", "--data", given["--data"]]
+    assert card.training["data"] == [given["--data"]]
+    monkeypatch.chdir(tmp_path / "runs")  # the printed command, pasted elsewhere
+    resumed = CliRunner().invoke(app, command[1:])
+    assert resumed.exit_code == 0 and "other options" not in resumed.output, resumed.output
+    assert registry.ModelCard.from_file(card.path).training["iterations"] == 4
+
+
+def test_a_fresh_run_that_diverges_leaves_nothing_and_needs_no_overwrite(photos: Path, tmp_path: Path) -> None:
+    args = _train_args(photos, tmp_path, "--iters", "60", "--config", "unet-tiny", "--no-mask", "--lr", "1e6")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "training diverged by step" in result.output, result.output
+    assert "nothing saved; start again with a lower --lr (it was 1e+06)\n" in result.output
+    assert "--overwrite" not in result.output and "earlier card" not in result.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cards" / "budget.json").exists()
+
+
+def test_a_run_in_progress_is_not_started_again_and_a_dead_ones_lock_is_taken_over(
+    photos: Path, tmp_path: Path
+) -> None:
+    """Two commands of one run would overwrite each other's checkpoint, log and card."""
+    (tmp_path / "run").mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run" / "lock").write_text(f"{other.pid}\n")
+        result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--iters", "1"))
+        assert result.exit_code == 2 and "\n" not in result.output.strip(), result.output
+        assert result.output.startswith(f"error: {tmp_path / 'run'}: a run of budget is in progress (pid {other.pid})")
+        assert (tmp_path / "run" / "lock").read_text() == f"{other.pid}\n" and not (tmp_path / "cards").exists()
+    finally:
+        other.kill()
+        other.wait()
+    taken_over = CliRunner().invoke(app, _train_args(photos, tmp_path, "--iters", "1"))
+    assert taken_over.exit_code == 0, taken_over.output
+    assert not (tmp_path / "run" / "lock").exists() and (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_cpu_card_says_thread_or_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert devices.hardware(torch.device("cpu"), 1).endswith("CPU, 1 thread")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert devices.hardware(torch.device("cpu"), 1).endswith("CPU, 4 threads")
+
+
+def test_practical_training_says_why_it_needs_twice_the_crop(photos: Path) -> None:
+    options = _options(photos, config="unet-tiny", mask=False, noise="practical", crop=48, validation=[])
+    said: list[str] = []
+    objectives.MaskedDenoising(options, torch.float32).images(said.append)
+    reason = "smaller than 96x96 pixels (2 x --crop 48: crops are drawn 2x larger, then shrunk)"
+    assert f"skipped: {photos / 'nested' / 'camera.tif'}: {reason}" in said
 
 
 def test_cli_takes_the_former_option_names(photos: Path, tmp_path: Path) -> None:

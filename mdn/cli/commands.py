@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
@@ -27,7 +28,7 @@ from mdn.nets.skip import SIZES as SKIP_SIZES
 from mdn.nets.swinir import SIZES
 from mdn.nets.unet import UNET_SIZES
 from mdn.training import SCHEDULES
-from mdn.training.options import OBJECTIVE_DEFAULTS
+from mdn.training.options import OBJECTIVE_DEFAULTS, check_name
 from mdn.training.self_supervised import SelfSupervised
 from mdn.zeroshot import PRESETS
 from mdn.zeroshot import run as zs
@@ -388,10 +389,18 @@ def train_command(
         _fail("give the training images: clean ones with --data, or a camera's noisy ones with --noisy")
     if noisy is not None and objective not in (TRAIN.objective, SelfSupervised.name):
         _fail(f"--noisy trains the {SelfSupervised.name} objective, not --objective {objective}")
+    if overwrite and (resume or finish):
+        given = "--resume" if resume else "--finish"
+        _fail(f"{given} and --overwrite: give one ({given} goes on from the checkpoint, --overwrite starts afresh)")
+    check_name(name)  # before any file of that name is looked for
     if (registry.builtin_dir() / f"{name}.json").is_file():  # its card would stand in for the shipped one
         _fail(f"--name {name} is a shipped card's name: choose another")
     if noisy is not None:
         data, objective = noisy, SelfSupervised.name
+    data, validation = _absolute(data or []), _absolute(validation or [])  # the card's and resume command's record
+    workdir, output = workdir and workdir.absolute(), output and output.absolute()
+    if init is not None and Path(init).suffix == ".json":  # a card's file, not a name
+        init = str(Path(init).absolute())
     options = training.TrainOptions.create(
         name=name, data=data, objective=objective, config=config, iters=iters, batch=batch_size, crop=crop, lr=lr,
         warmup=warmup, schedule=schedule, init=init, noise=noise_type, level=level,
@@ -400,7 +409,7 @@ def train_command(
         headroom_percentile=headroom_percentile,
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
-        validation=validation or [], validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
+        validation=validation, validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
         threads=threads, precision=precision, compile=compile_, device=device, attention_kernel=kernel,
     )  # fmt: skip
     if until is not None and until < 1:
@@ -417,6 +426,9 @@ def train_command(
             f"--name {name} is taken ({', '.join(map(str, taken.paths))}): add --resume to continue that run, "
             "--overwrite to start afresh, or choose another --name"
         )
+    except KeyboardInterrupt:  # while the images load: the sitting took away the run folder it had made
+        log("interrupted before training: nothing written")
+        raise typer.Exit(128 + signal.SIGINT) from None
     trainer = sitting.trainer
     if until is not None and until <= trainer.iteration:  # a resumed run
         sitting.close()
@@ -451,6 +463,12 @@ def train_command(
         done = "finished" if sitting.finished else f"step {trainer.iteration:,} of {options.iters:,}"
         go_on = "" if sitting.finished else f"\ncontinue with: {sitting.resume_command()}"
         log(f"wrote model card {card.path} ({done}){go_on}")
+
+
+def _absolute(paths: list[str]) -> list[str]:
+    """Paths as absolute ones (not resolved: the links the user gave stay), so that a card's record of its data
+    and the command that resumes its run mean the same from any folder."""
+    return [str(Path(path).absolute()) for path in paths]
 
 
 models_app = typer.Typer(cls=ShowGroup, no_args_is_help=False, rich_markup_mode=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,53 @@ def save(workdir: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+SAVED = ("iteration", "seconds", "model", "ema", "optimizer")
+"""What every checkpoint `save` has written (older ones lack `options`, `scores`, `history`); a file without them
+is no run's checkpoint."""
+
+
 def load(workdir: Path, device: torch.device) -> dict[str, Any]:
-    """The checkpoint's state, its tensors on `device`."""
+    """The checkpoint's state, its tensors on `device`; an MdnError naming the file where it is not one `save`
+    wrote (cut short, empty, another program's), so that a damaged run is reported, not crashed on."""
     path = workdir / CHECKPOINT
     if not path.is_file():
         raise MdnError("no checkpoint to resume from", path)
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises what its zip, pickle or tensor reader met: none of it is ours to name
+        raise unreadable(path, _reason(exc)) from None
+    problem = _malformed(state)
+    if problem:
+        raise unreadable(path, problem)
+    return state
+
+
+def _malformed(state: Any) -> str:
+    """What makes a loaded checkpoint no state `save` wrote, in words ('' where nothing does)."""
+    missing = [key for key in SAVED if key not in state] if isinstance(state, dict) else list(SAVED)
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for key in ("model", "ema"):
+        if not isinstance(state[key], dict) or not all(isinstance(v, torch.Tensor) for v in state[key].values()):
+            return f"its {key} holds no weights"
+    if not isinstance(state["optimizer"], dict) or not {"state", "param_groups"} <= state["optimizer"].keys():
+        return "its optimizer holds no optimiser state"
+    return ""
+
+
+def unreadable(path: Path, reason: str) -> MdnError:
+    """The error of a checkpoint that cannot be resumed from, with what starts the run again."""
+    return MdnError(f"is not a readable mdn checkpoint ({reason}): --overwrite starts the run afresh", path)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong reading a checkpoint, in a few words: torch's messages run to paragraphs."""
+    if isinstance(exc, EOFError) or "central directory" in str(exc):
+        return "cut short or empty"
+    if isinstance(exc, pickle.UnpicklingError):  # not torch's zip format, or objects besides tensors
+        return "not a file of PyTorch tensors"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first[:80].rstrip(".")
 
 
 def append_log(workdir: Path, record: dict[str, Any]) -> None:
@@ -58,7 +100,7 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
     card = registry.find(name, task=objective.task)
     architecture = objective.architecture
     if card.architecture != architecture:
-        raise MdnError(f"init {name}: a {card.architecture} card cannot start a {architecture} run")
+        raise MdnError(f"--init {name}: a {card.architecture} card cannot start a {architecture} run")
     state = registry.load(card).state_dict()
     prefixes = tuple(getattr(model, "starts_as_identity", ()))
     fresh = tuple(getattr(model, "fresh_when_reshaped", ()))
@@ -72,7 +114,7 @@ def start_weights(model: nn.Module, name: str, objective: Objective, config: str
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise MdnError(f"init {name}: its network differs from config {config}") from exc
+        raise MdnError(f"--init {name}: its network differs from --config {config}") from exc
     start = {"card": card.name, "sha256": card.sha256, "iterations": card.training.get("iterations", 0)}
     return {**start, **{stage: True for stage in INHERITED_STAGES if card.inference.get(stage)}}
 

@@ -14,8 +14,11 @@ from mdn.io.batch import expand_inputs
 from mdn.training.options import TrainOptions
 
 
-def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) -> list[np.ndarray]:
-    """Clean RGB training images (H, W, 3) in [0, 1] from files and folders (searched recursively)."""
+def load_images(
+    sources: list[str], min_size: int, warn: Callable[[str], None], size_from: str = ""
+) -> list[np.ndarray]:
+    """Clean RGB training images (H, W, 3) in [0, 1] from files and folders (searched recursively); those smaller
+    than `min_size` are skipped with a warning that says `size_from`, the option that sets it."""
     found = []
     for path in expand_inputs(sources, recursive=True):
         try:
@@ -24,7 +27,7 @@ def load_images(sources: list[str], min_size: int, warn: Callable[[str], None]) 
             warn(f"skipped: {exc}")
             continue
         if min(image.height, image.width) < min_size:
-            warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels")
+            warn(f"skipped: {path}: smaller than {min_size}x{min_size} pixels{f' ({size_from})' if size_from else ''}")
             continue
         if image.nonfinite:  # as `mdn denoise` says it: the zeros that replace them are no clean content
             warn(f"{path}: {picture.replaced(image.nonfinite)}")
@@ -139,9 +142,11 @@ def sample_batch(pool: list[torch.Tensor], batch: int, crop: int, generator: tor
 
 def clean_images(options: TrainOptions, crop: int, warn: Callable[[str], None]) -> list[np.ndarray]:
     """A run's clean training images (its data, dead-leaves, stripe and textile images), all at least `crop` on
-    a side."""
+    a side (twice --crop where the objective shrinks its crops, which the warnings say)."""
     o = options
-    pool = load_images(o.data, crop, warn) if o.data else []
+    factor = crop // o.crop
+    size_from = f"{factor} x --crop {o.crop}: crops are drawn {factor}x larger, then shrunk" if factor > 1 else "--crop"
+    pool = load_images(o.data, crop, warn, size_from) if o.data else []
     pool += dead_leaves(o.dead_leaves, 256, np.random.default_rng([o.seed, 7]))
     pool += stripes(o.stripes, 256, np.random.default_rng([o.seed, 11]))
     pool += textiles(o.textiles, 256, np.random.default_rng([o.seed, 13]))

@@ -19,11 +19,17 @@ def device_name(name: str) -> str:
     return name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+"""The number formats training takes (fp16 would need loss scaling)."""
+
+
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute type of training's forward pass: fp32, bf16, or auto (bf16 where the device computes it
     natively, as inference chooses). fp16 is refused: training has no loss scaling."""
     if precision == "fp16":
-        raise MdnError("precision fp16 cannot train (no loss scaling): use bf16 or fp32")
+        raise MdnError("--precision fp16 cannot train (no loss scaling): use bf16 or fp32")
+    if precision not in PRECISIONS:
+        raise MdnError(f"unknown --precision {precision!r} (training takes {', '.join(PRECISIONS)})")
     return pick_dtype(precision, device)
 
 
@@ -42,7 +48,8 @@ def hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        what = f"{platform.processor() or platform.machine()} CPU, {threads} thread{'s' if threads != 1 else ''}"
     return f"{world} x {what}" if world > 1 else what
 
 

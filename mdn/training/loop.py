@@ -80,7 +80,26 @@ def changed_options(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 class Diverged(MdnError):
-    """The loss went NaN or infinite: a run's failure, not its options' (the same options may train on other data)."""
+    """The loss went NaN or infinite: a run's failure, not its options' (the same options may train on other data).
+    Its advice names an earlier card of the run's name, and --overwrite for a fresh start over what the run left,
+    unless `restated` says there are none."""
+
+    def __init__(
+        self, what: str, kept: str, lr: float, workdir: Path, *, earlier_card: bool = True, overwrite: bool = True
+    ) -> None:
+        self.what, self.kept, self.lr, self.workdir = what, kept, lr, workdir
+        stays = " (an earlier card of this name stays)" if earlier_card else ""
+        again = " and --overwrite" if overwrite else ""
+        super().__init__(
+            f"training diverged by {what}: no card written{stays}, {kept}; start again with a lower --lr (it was "
+            f"{lr:g}){again}",
+            workdir,
+        )
+
+    def restated(self, earlier_card: bool, overwrite: bool) -> Diverged:
+        """The same failure, told whether a card of the run's name is there and whether a fresh start needs
+        --overwrite (a checkpoint or a card of the name is left)."""
+        return Diverged(self.what, self.kept, self.lr, self.workdir, earlier_card=earlier_card, overwrite=overwrite)
 
 
 class Trainer:
@@ -95,11 +114,11 @@ class Trainer:
         use_threads(options.threads)
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:
-            raise MdnError(f"schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
+            raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.dtype = training_dtype(options.precision, self.device)
         self.objective = objective_class(options.objective)(options, self.dtype)
         if options.attention_kernel == "flex" and self.device.type == "cpu":
-            raise MdnError("attention_kernel flex has no backward pass on the CPU: use it on a GPU")
+            raise MdnError("--attention-kernel flex has no backward pass on the CPU: use it on a GPU")
         self.model = self.objective.build().to(self.device)
         multiple = getattr(self.model, "side_multiple", 1)  # a network that pads its input takes any crop
         if options.crop % multiple:
@@ -168,20 +187,11 @@ class Trainer:
         checkpoint.save(self.workdir, state)
         self.saved_iteration = self.iteration
 
-    def resume(self) -> None:
-        """Continue from the working folder's checkpoint."""
-        state = checkpoint.load(self.workdir, self.device)
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError:  # another network: a size mismatch in every layer, as many lines
-            trained = state.get("options", {}).get("config", "another")
-            raise MdnError(
-                f"its checkpoint holds a network of --config {trained}, not {self.options.config}: resume with the "
-                "run's own options, or start afresh with --overwrite",
-                self.workdir,
-            ) from None
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def resume(self, state: dict[str, Any] | None = None) -> None:
+        """Continue from the working folder's checkpoint, or from its `state` read already (on any device: the
+        weights and the optimiser's state are copied onto the run's)."""
+        state = checkpoint.load(self.workdir, self.device) if state is None else state
+        self._restore_weights(state)
         self.iteration, self.seconds = state["iteration"], state["seconds"]
         self.saved_iteration = self.iteration
         changed = changed_options(state.get("options", {}), asdict(self.options))
@@ -191,6 +201,26 @@ class Trainer:
         self.history = state.get("history", [])
         self.initialised_from = state.get("initialised_from", {})
         self.sitting_start = self.iteration
+
+    def _restore_weights(self, state: dict[str, Any]) -> None:
+        """The network's, the EMA's and the optimiser's state from a checkpoint; an MdnError where they are another
+        network's (resumed with another --config) or not weights at all (a damaged checkpoint)."""
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError:  # another network: a size mismatch in every layer, as many lines
+            trained = state.get("options", {}).get("config", "another")
+            raise MdnError(
+                f"its checkpoint holds a network of --config {trained}, not {self.options.config}: resume with the "
+                "run's own options, or start afresh with --overwrite",
+                self.workdir,
+            ) from None
+        except (AttributeError, TypeError, ValueError) as exc:  # a checkpoint of other data than weights
+            raise checkpoint.unreadable(self.checkpoint_path, f"its network's weights: {exc}") from None
+        try:
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise checkpoint.unreadable(self.checkpoint_path, f"its averaged weights or optimiser: {exc}") from None
 
     def sittings(self) -> list[dict[str, Any]]:
         """The sittings of this run so far: each command, the steps it ran and where (a resumed run may change
@@ -277,11 +307,7 @@ class Trainer:
 
     def _diverged(self, what: str) -> Diverged:
         kept = f"the checkpoint of step {self.saved_iteration:,} is kept" if self.saved_iteration else "nothing saved"
-        return Diverged(
-            f"training diverged by step {self.iteration:,} ({what}): no card written (an earlier card of this name "
-            f"stays), {kept}; start again with a lower --lr (it was {self.options.lr:g}) and --overwrite",
-            self.workdir,
-        )
+        return Diverged(f"step {self.iteration:,} ({what})", kept, self.options.lr, self.workdir)
 
     def _agree(self, spent: bool, interrupted: bool) -> tuple[bool, bool]:
         """Whether rank 0's time budget is spent and whether any process was interrupted, the same in every

@@ -110,6 +110,26 @@ def fused_where_supported(
     return kind(parameters, fused=fused or None, **settings)
 
 
+def refuse_unused(options: TrainOptions, keys: tuple[str, ...], where: str) -> None:
+    """An MdnError naming the options among the fields `keys` given other values than their defaults, which the
+    run never reads `where` (e.g. "by objective fill"): accepted, they would be recorded in the card's command
+    and recipe as if the run had trained with them."""
+    given = options.given(keys)
+    if given:
+        them = "it" if len(given) == 1 else "them"
+        raise MdnError(f"{', '.join(given)}: not used {where}; leave {them} out")
+
+
+NOISE_OPTIONS = ("noise", "level", "level_range", "grey_share", "thumbnail_share")
+"""The fields that set the synthetic noise of denoising on clean crops."""
+MASK_OPTIONS = ("input_mask", "attention_mask")
+"""The fields that set masked training's masks."""
+RENDER_OPTIONS = ("aux_share", "headroom", "headroom_percentile")
+"""The fields of render training alone."""
+DRAWN_OPTIONS = ("dead_leaves", "stripes", "textiles")
+"""The fields that add drawn images to clean training data."""
+
+
 class CardFineTuning:
     """What objectives that fine-tune a trained U-Net card (`init`) share: the card, its network's defaults
     (no masks, batch 16, cosine decay), Adam without clipping, and the card's own inference settings."""
@@ -119,14 +139,17 @@ class CardFineTuning:
     purpose: ClassVar[str] = "fine-tuning"
     """What the objective does, for its error messages."""
     defaults: ClassVar[dict[str, Any]] = FINE_TUNING
+    unused: ClassVar[tuple[str, ...]] = (*NOISE_OPTIONS, "mask", *MASK_OPTIONS, *DRAWN_OPTIONS)
+    """The options it never reads (`refuse_unused`): its data is its own, neither noised nor masked nor drawn."""
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
+        refuse_unused(options, self.unused, f"by {self.purpose}")
         if not options.init:
             raise MdnError(f"{self.purpose} starts from a trained denoiser: give --init (e.g. unet)")
         self.options, self.dtype = options, dtype
         self.card = registry.find(options.init)
         if self.card.architecture != self.architecture:
-            raise MdnError(f"init {options.init}: a {self.card.architecture} card; {self.purpose} needs a U-Net")
+            raise MdnError(f"--init {options.init}: a {self.card.architecture} card; {self.purpose} needs a U-Net")
 
     def procedural(self) -> int:
         """None: a fine-tuning reads its data (a camera's files, render sets) alone."""
@@ -226,7 +249,7 @@ class MaskedDenoising:
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         if options.config not in SIZES and options.config not in ARCHITECTURE_OF:
             known = ", ".join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])
-            raise MdnError(f"objective denoise needs config one of {known}, got {options.config!r}")
+            raise MdnError(f"objective denoise needs --config one of {known}, got {options.config!r}")
         self.options, self.dtype = options, dtype
         self.architecture = ARCHITECTURE_OF.get(options.config, "masked-swinir")
         unet = UNET_SIZES.get(options.config)
@@ -241,12 +264,23 @@ class MaskedDenoising:
                 f"config {options.config} cannot see masked pixels: train it unmasked, or choose dynamic-partial"
             )
         self.practical = options.noise == noise.PracticalNoise.name
-        if options.thumbnail_share and not self.practical:
-            raise MdnError(f"thumbnail_share needs the practical noise, got noise {options.noise!r}")
+        self._refuse_unused(options)
         if not self.practical:
             self.noise = noise.make_noise(options.noise, options.level)
         for level in options.level_range:
             noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
+
+    def _refuse_unused(self, options: TrainOptions) -> None:
+        """Refuse the options this run never reads: render training's, the masks' without masks, the thumbnail
+        share but with practical noise, and --level with practical noise, whose strength comes from
+        --level-range, where no --val is validated at that level."""
+        refuse_unused(options, RENDER_OPTIONS, "by objective denoise (they are --objective render's)")
+        if not options.mask:
+            refuse_unused(options, MASK_OPTIONS, "with --no-mask, which trains without masks")
+        if options.thumbnail_share and not self.practical:
+            raise MdnError(f"--thumbnail-share needs the practical noise, got --noise {options.noise}")
+        if self.practical and not options.validation:
+            refuse_unused(options, ("level",), "by practical noise (its strengths are --level-range) without --val")
 
     def describe(self) -> str:
         o = self.options
@@ -387,9 +421,11 @@ class MaskedFill:
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         self.options = options
         if options.config not in SKIP_SIZES:
-            raise MdnError(f"objective fill needs config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
+            raise MdnError(f"objective fill needs --config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
         if options.attention_kernel != "auto":
-            raise MdnError("attention_kernel is for objective denoise: the fill network has no attention")
+            raise MdnError("--attention-kernel is for objective denoise: the fill network has no attention")
+        unused = (*NOISE_OPTIONS, "mask", "attention_mask", *RENDER_OPTIONS)
+        refuse_unused(options, unused, "by objective fill, which hides pixels of clean crops")
         self.config = SKIP_SIZES[options.config]
 
     def describe(self) -> str:

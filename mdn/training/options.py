@@ -5,6 +5,8 @@ of its ranges. A leaf of the training package: it names the objectives and impor
 from __future__ import annotations
 
 import math
+import os
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +34,30 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
 """Objective name -> its `TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask).
 `mdn train --noisy` starts from the default card, whose stages its card inherits: on held-out microscopy stacks
 +0.29 dB over starting from `unet` at equal time (docs/microscopy.md)."""
+
+
+NAME_MAX = 255
+"""The longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units)."""
+LONGEST_SUFFIX = len(".") + len(".0123456789ab") + len(".json")
+"""The most a name's longest file adds to it: the card NAME.json is written as its temporary .NAME.<12 hex>.json
+(`atomic.write_atomic`) first; the weights NAME.pt and the run folder runs/NAME add less."""
+CARD_SUFFIXES = (".json", ".pt")
+"""The endings of a card's files: a --model with one is taken as a file's path, never as a name."""
+
+
+def check_name(name: str) -> None:
+    """An MdnError where `name` cannot be a card's: blank, hidden, a path, ending as a card's file does (`-m NAME`
+    would then be taken as a path), or too long for its card's files."""
+    if not name.strip() or name != name.strip():
+        raise MdnError(f"--name must not be blank nor begin or end with spaces, got {name!r}")
+    if name.startswith(".") or any(c in name for c in "/\\"):
+        raise MdnError(f"--name must be a plain file name (no folders, not hidden), got {name!r}")
+    if name.lower().endswith(CARD_SUFFIXES):
+        stem, suffix = name.rsplit(".", 1)
+        raise MdnError(f"--name {name} ends in .{suffix}, which mdn reads as a card file's path: name it {stem}")
+    most = NAME_MAX - LONGEST_SUFFIX
+    if len(os.fsencode(name)) > most:
+        raise MdnError(f"--name is {len(os.fsencode(name))} bytes long: its card's file names allow {most} at most")
 
 
 MIN_CROP = 16
@@ -107,8 +133,7 @@ class TrainOptions:
             if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
                 shown = ",".join(f"{v:g}" for v in numbers)
                 raise MdnError(f"{self.flag_of(key)} must be finite, got {shown}")
-        if not self.name or self.name.startswith(".") or any(c in self.name for c in "/\\"):
-            raise MdnError(f"--name must be a plain file name (no folders, not hidden), got {self.name!r}")
+        check_name(self.name)
         low, high = self.input_mask
         if not 0 <= low <= high < 1:
             flag = self.flag_of("input_mask")
@@ -158,28 +183,42 @@ class TrainOptions:
         return cls(**given)
 
     def command(self) -> str:
-        """The `mdn train` command line that gives these options (defaults left out)."""
+        """The `mdn train` command line that gives these options (defaults left out), quoted for a POSIX shell
+        so that it can be pasted whatever spaces or quotes a name or path holds."""
+        return shlex.join(["mdn", "train", *self.arguments()])
+
+    def arguments(self) -> list[str]:
+        """The `mdn train` arguments that give these options, one item each (defaults left out)."""
         defaults = TrainOptions.create(name="defaults", data=[], objective=self.objective)
         noisy = self.objective == NOISY_OBJECTIVE
-        parts = ["mdn train"]
+        arguments: list[str] = []
         for key, value in asdict(self).items():
             if key == "objective" and value in ("denoise", NOISY_OBJECTIVE):
                 continue
-            if key == "data" and noisy:
-                parts.extend(f"--noisy {item}" for item in value)
-                continue
             if key not in ("name", "data", "objective") and value == getattr(defaults, key):
                 continue
-            flag = self.flag_of(key)
-            if isinstance(value, bool):
-                parts.append(flag)
-            elif isinstance(value, list):
-                parts.extend(f"{flag} {item}" for item in value)
-            elif isinstance(value, tuple):
-                parts.append(f"{flag} {','.join(f'{v:g}' for v in value)}")
-            else:
-                parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
-        return " ".join(parts)
+            flag = "--noisy" if key == "data" and noisy else self.flag_of(key)
+            arguments.extend(_as_arguments(flag, value))
+        return arguments
+
+    def given(self, keys: tuple[str, ...]) -> list[str]:
+        """The options among the fields `keys` that differ from the objective's defaults, as typed on the command
+        line (`--level 30`, `--no-mask`): an objective refuses those it does not use, rather than record them in
+        its card as if it had trained with them."""
+        defaults = TrainOptions.create(name="defaults", data=[], objective=self.objective)
+        given = [key for key in keys if getattr(self, key) != getattr(defaults, key)]
+        return [" ".join(_as_arguments(self.flag_of(key), getattr(self, key))) for key in given]
+
+
+def _as_arguments(flag: str, value: Any) -> list[str]:
+    """The command-line arguments that give an option `flag` a field's `value` (a flag alone for a switch)."""
+    if isinstance(value, bool):
+        return [flag]
+    if isinstance(value, list):
+        return [part for item in value for part in (flag, str(item))]
+    if isinstance(value, tuple):
+        return [flag, ",".join(f"{v:g}" for v in value)]
+    return [flag, f"{value:g}" if isinstance(value, float) else str(value)]
 
 
 def parse_range(text: str) -> tuple[float, float]:

@@ -134,7 +134,7 @@ class RenderDenoising(CardFineTuning):
         (`checkpoint.start_weights` starts their weights and added blocks as the card was)."""
         config = registry.network_config(self.card)
         if config.aux and not self.aux_channels:
-            raise MdnError(f"init {self.card.name} takes albedo and normal: train it with --aux-share")
+            raise MdnError(f"--init {self.card.name} takes albedo and normal: train it with --aux-share")
         if self.options.config:
             if self.options.config not in UNET_SIZES:
                 raise MdnError(f"objective render needs a U-Net config ({', '.join(UNET_SIZES)})")

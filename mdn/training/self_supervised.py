@@ -28,7 +28,7 @@ from mdn.errors import MdnError
 from mdn.io import images, picture, tonemap
 from mdn.io.batch import expand_inputs
 from mdn.stabilise import PoissonGaussian, Stabiliser, stabiliser_for
-from mdn.training.objectives import CardFineTuning
+from mdn.training.objectives import RENDER_OPTIONS, CardFineTuning
 from mdn.training.options import OBJECTIVE_DEFAULTS, TrainOptions
 
 RECORRUPTION = 0.5
@@ -48,6 +48,8 @@ class SelfSupervised(CardFineTuning):
     score_name = "validation_self_supervised"
     purpose = "learning from noisy data"
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
+    unused: ClassVar[tuple[str, ...]] = (*CardFineTuning.unused, *RENDER_OPTIONS)
+    """Besides a fine-tuning's, render training's options: a camera's pictures have no tone map nor buffers."""
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         super().__init__(options, dtype)
@@ -79,7 +81,7 @@ class SelfSupervised(CardFineTuning):
         self.stabiliser = Stabiliser.fit(noise.without_pedestal(), grey)  # as `mdn denoise` fits it
         wanted = registry.network_config(self.card).channels
         if channels not in (1, wanted):
-            raise MdnError(f"init {self.card.name} takes {wanted} channels; the noisy images have {channels}")
+            raise MdnError(f"--init {self.card.name} takes {wanted} channels; the noisy images have {channels}")
         self.pool = [np.ascontiguousarray(self.stabiliser.forward(p), dtype=np.float32) for p in planes]
         return self.pool
 

@@ -3,16 +3,22 @@ to go on afterwards."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import torch
+import torch.distributed as dist
 
 from mdn import registry
 from mdn.errors import MdnError
 from mdn.io import atomic
 from mdn.training import checkpoint
 from mdn.training.devices import end_distributed, init_distributed
-from mdn.training.loop import Progress, Trainer
+from mdn.training.loop import Diverged, Progress, Trainer
 from mdn.training.options import TrainOptions
 from mdn.units import parse_duration
 
@@ -28,6 +34,60 @@ class NameTaken(MdnError):
 
 class NothingTrained(MdnError):
     """A sitting ended before its first step (its time budget ran out while it started)."""
+
+
+LOCK = "lock"
+"""The file in a run's folder that names the process training in it (its pid)."""
+
+
+def claim(workdir: Path, name: str) -> None:
+    """Make this process the one that trains in `workdir` (its pid in `LOCK`); an MdnError where another live
+    process is (two commands of one run would overwrite each other's checkpoints, log and card). A lock left by a
+    process that has ended, or by this one, is taken over."""
+    path = workdir / LOCK
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        holder = _holder(path)
+        if holder is not None and holder != os.getpid() and _alive(holder):
+            raise MdnError(f"a run of {name} is in progress (pid {holder}): let it end or stop it", workdir) from None
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(descriptor, "w") as lock:
+        lock.write(f"{os.getpid()}\n")
+
+
+def release(workdir: Path) -> None:
+    """Take away this process's `LOCK` in `workdir` (another's stays)."""
+    path = workdir / LOCK
+    if _holder(path) == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def _holder(path: Path) -> int | None:
+    """The pid a lock file names (None: no lock, or one being written)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this pid runs (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def budget_seconds(text: str) -> float:
+    """The seconds of a --time-budget (see `parse_duration`); an empty one is refused, not taken for none."""
+    try:
+        return parse_duration(text)
+    except MdnError as exc:
+        raise MdnError(f"--time-budget: {exc}") from None
 
 
 class Sitting:
@@ -50,8 +110,9 @@ class Sitting:
         `overwrite`: the old run's checkpoint and log go once this run can start, its card once this run's card
         replaces it."""
         self.started = time.monotonic()
-        self.deadline = self.started + parse_duration(time_budget) if time_budget else None
+        self.deadline = None if time_budget is None else self.started + budget_seconds(time_budget)
         init_distributed(options.device)
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.workdir = workdir or registry.user_dir().parent / "runs" / options.name
         self.cards = cards
         self.card_folder = cards or registry.user_dir()
@@ -59,19 +120,22 @@ class Sitting:
             blocking = atomic.file_in_the_way(folder)
             if blocking is not None:
                 raise MdnError(f"is a file; {what} need a folder there", blocking)
+        saved = checkpoint.load(self.workdir, torch.device("cpu")) if resume else None  # before the data loads
         if not resume:
             self._check_name(options.name, overwrite)
-        made = not self.workdir.exists()
+        self.made = not self.workdir.exists()
+        """Whether this sitting made the run's folder (which it then takes away again where it saves nothing)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
+            if self.rank == 0:
+                claim(self.workdir, options.name)
             self.trainer = Trainer(options, self.workdir, log)
-        except MdnError:  # bad data or options: no empty run folder left behind, an old run left as it was
-            if made and not any(self.workdir.iterdir()):
-                self.workdir.rmdir()
+            if saved is not None:
+                self.trainer.resume(saved)
+        except (MdnError, KeyboardInterrupt):  # bad data or options, or Ctrl-C while loading: an old run left as it was
+            self._discard_unsaved()
             raise
-        if resume:
-            self.trainer.resume()
-        elif self.trainer.rank == 0:  # --overwrite: the old run's checkpoint and log go, its card stays till replaced
+        if saved is None and self.rank == 0:  # --overwrite: the old run's checkpoint and log go, its card stays
             for name in (checkpoint.CHECKPOINT, checkpoint.LOG):
                 (self.workdir / name).unlink(missing_ok=True)
 
@@ -84,11 +148,38 @@ class Sitting:
             raise NameTaken(name, taken)
 
     def run(self, until: int | None = None) -> Iterator[Progress]:
-        """`Trainer.run` to `until` within the time budget; NothingTrained when not one step fitted."""
-        yield from self.trainer.run(until, self.deadline)
-        if self.trainer.iteration == 0:
-            spent = time.monotonic() - self.started
-            raise NothingTrained(f"the time budget ran out before the first step ({spent:.0f} s to start)")
+        """`Trainer.run` to `until` within the time budget; NothingTrained when not one step fitted. A run that
+        ends so, or diverges, before its first checkpoint takes away the folder it made."""
+        try:
+            yield from self.trainer.run(until, self.deadline)
+            if self.trainer.iteration == 0:
+                spent = time.monotonic() - self.started
+                raise NothingTrained(f"the time budget ran out before the first step ({spent:.0f} s to start)")
+        except NothingTrained:
+            self._discard_unsaved()
+            raise
+        except Diverged as diverged:
+            self._discard_unsaved()
+            raise self._advised(diverged) from None
+
+    def _discard_unsaved(self) -> None:
+        """Take away the run folder this sitting made where it holds no checkpoint (rank 0): its log alone, of a
+        run that cannot be resumed, would only stand in the name's way."""
+        if self.rank:
+            return
+        release(self.workdir)
+        if not self.made or (self.workdir / checkpoint.CHECKPOINT).exists():
+            return
+        (self.workdir / checkpoint.LOG).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # what else was put there meanwhile stays, with its folder
+            self.workdir.rmdir()
+
+    def _advised(self, diverged: Diverged) -> Diverged:
+        """`diverged` told what of the run's name is left: an earlier card, a checkpoint that a fresh start must
+        --overwrite."""
+        card = (self.card_folder / f"{self.trainer.options.name}.json").exists()
+        saved = (self.workdir / checkpoint.CHECKPOINT).exists()
+        return diverged.restated(earlier_card=card, overwrite=card or saved)
 
     @property
     def finished(self) -> bool:
@@ -103,9 +194,12 @@ class Sitting:
         """End the sitting: the processes of a distributed run let go of the DistributedDataParallel wrapper,
         which holds the process group, and leave the group together."""
         self.trainer.parallel = self.trainer.model
+        if self.rank == 0:
+            release(self.workdir)
         end_distributed()
 
     def resume_command(self) -> str:
         """The `mdn train` command that continues the run from its checkpoint."""
-        output = f" --output {self.cards}" if self.cards else ""
-        return f"{self.trainer.options.command()} --workdir {self.workdir}{output} --resume"
+        output = ["--output", str(self.cards)] if self.cards else []
+        where = ["--workdir", str(self.workdir), *output, "--resume"]
+        return shlex.join(["mdn", "train", *self.trainer.options.arguments(), *where])
