@@ -5,6 +5,7 @@ and defaults, and an API that shows what it is."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -235,6 +236,11 @@ def test_models_show_is_a_short_summary_and_json_on_request() -> None:
     assert 5 <= len(summary) <= 15 and "the default of mdn denoise" in summary[0]
     assert any("impulses → network → texture → Wiener" in line for line in summary)
     assert '"architecture": "unet"' in mdn_cli("models", "show", "unet-dct-practical", "--json").stdout
+    forced = subprocess.run(  # CI sets FORCE_COLOR: the JSON had come out coloured, and invalid
+        [sys.executable, "-m", "mdn", "models", "show", "unet", "--json"], capture_output=True, text=True,
+        env=os.environ | {"FORCE_COLOR": "1"}, timeout=600,
+    )  # fmt: skip
+    assert json.loads(forced.stdout)["name"] == "unet"
 
 
 @pytest.mark.parametrize("command", ["denoise", "zeroshot", "noise", "train", "bench", "models show"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import signal
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec
@@ -17,7 +19,7 @@ from mdn import __version__, bench, inference, noise, registry, training, volume
 from mdn.cli import bench_runs, display, per_file
 from mdn.cli.former_options import FormerOptions
 from mdn.cli.per_file import EXIT_FAILED, Quiet
-from mdn.cli.report import BatchProgress, console, out
+from mdn.cli.report import BatchProgress, console, printable
 from mdn.cli.usage import EXIT_USAGE, Command, Group, ShowGroup
 from mdn.device import use_threads
 from mdn.errors import MdnError
@@ -106,7 +108,7 @@ def main_options(
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    console.print(f"[red]error[/]: {escape(message)}", soft_wrap=True)
+    console.print(f"[red]error[/]: {escape(printable(message))}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -501,7 +503,8 @@ def models_show(
     """
     card = registry.find(name, task=None)
     if as_json:
-        out.print_json(data={**card.to_json(), "path": str(card.path)})
+        # plain text whatever the terminal (FORCE_COLOR in CI had coloured it into invalid JSON)
+        sys.stdout.write(json.dumps({**card.to_json(), "path": str(card.path)}, indent=2, ensure_ascii=False) + "\n")
     else:
         display.print_card(card)
 
