@@ -113,7 +113,7 @@ def test_a_sitting_dry_run_on_the_cpu(pack: Path, tmp_path: Path) -> None:
 
 def test_a_plan_fixes_the_step_count_that_every_slot_follows(pack: Path, tmp_path: Path) -> None:
     carried, out = tmp_path / "carried", tmp_path / "slot"
-    settings = ["--device", "cpu", "--batch", "2", "--crop", "32", "--no-compile",
+    settings = ["--device", "cpu", "--config", "tiny", "--batch", "2", "--crop", "32", "--no-compile",
                 "--pack", pack, "--carried", carried, "--output", out]  # fmt: skip
     script = ROOT / "scripts" / "gpu_sitting.py"
     # a 100-hour slot: more steps than 15 s of training reach however busy the machine is when it plans
@@ -134,7 +134,7 @@ def test_a_side_by_side_plan_sizes_the_slowest_run_at_its_share_of_its_speed(pac
     out = tmp_path / "slot"
     script = ROOT / "scripts" / "gpu_sitting.py"
     _script(script, "plan", "--runs", "dynamic-twin,dynamic-masked", "--budget", "1h", "--side-by-side", "0.5",
-            "--device", "cpu", "--batch", "2", "--crop", "32", "--no-compile", "--pack", pack,
+            "--device", "cpu", "--config", "tiny", "--batch", "2", "--crop", "32", "--no-compile", "--pack", pack,
             "--output", out)  # fmt: skip
     planned = json.loads((out / "plan.json").read_text())
     assert [row["masked"] for row in planned["speed"]] == [False, True]
