@@ -176,8 +176,10 @@ def denoise(
 
     def fit(shown: Image) -> DisplayTransform:
         transform = models.fit(shown)
-        report.update(transform_info(transform, shown))
-        told.extend(filter(None, [tonemap.other_camera(report.get("camera_noise"))]))
+        recorded = transform_info(transform, shown)
+        report.update(recorded)
+        if doubt := tonemap.other_camera(recorded.get("camera_noise")):  # this call's, not a reused info's
+            told.append(doubt)
         return transform
 
     def work(planes: np.ndarray) -> np.ndarray:

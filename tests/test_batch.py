@@ -277,9 +277,10 @@ def test_a_recursive_search_leaves_hidden_folders_and_links_above_the_folder_nam
 
 def test_a_folder_of_camera_raw_files_says_to_develop_them_and_a_named_one_too(tmp_path: Path) -> None:
     (tmp_path / "shoot").mkdir()
-    for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp"):
+    for name in ("IMG_0001.CR2", "IMG_0002.NEF", "IMG_0001.xmp", "IMG_0003.HEIC"):
         (tmp_path / "shoot" / name).write_bytes(b"raw")
-    with pytest.raises(MdnError, match=r"no image files found in .*shoot [(]2 camera raw files: develop them"):
+    words = r"no image files found in .*shoot: left out 3 pictures of a type mdn does not read [(].*IMG_0003\.HEIC; "
+    with pytest.raises(MdnError, match=words + "camera raw: develop into 16-bit TIFF or PNG first"):
         batch.expand_inputs([tmp_path / "shoot"])
     with pytest.raises(MdnError, match=r"IMG_0001\.CR2: camera raw files are not read: develop it into a 16-bit TIFF"):
         images.read(tmp_path / "shoot" / "IMG_0001.CR2")

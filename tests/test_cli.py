@@ -370,6 +370,7 @@ def test_a_batch_is_checked_for_what_a_user_mistypes_before_any_work(tmp_path: P
         (["-o", tmp_path / "out", "--overwrite", "--skip-existing"], "--overwrite and --skip-existing: give one"),
         (["--dtype", "abc"], "--dtype must be one of uint8, uint16, float16, float32, float64, got 'abc'"),
         (["--json", "-"], "a report is written to a file, not to '-': give a file name, or /dev/stdout"),
+        (["-o", tmp_path / "out", "--suffix", "a/b"], "--suffix is added to each file's name and cannot hold a folder"),
     ):
         result = _invoke("noise", folder, *args)
         assert result.exit_code == 2 and words in result.output, args

@@ -902,8 +902,11 @@ def test_a_photo_written_as_exr_holds_its_light_and_comes_back_as_it_was(tmp_pat
     assert np.abs(iio.imread(tmp_path / "back.png").astype(int) - photo).max() <= 1
     counts = _random((16, 12), "uint16")
     tifffile.imwrite(tmp_path / "counts.tif", counts)
-    images.write(images.read(tmp_path / "counts.tif"), tmp_path / "counts.exr")
-    np.testing.assert_allclose(images.read(tmp_path / "counts.exr").pixels[0, ..., 0], counts / 65535, atol=1e-3)
+    iio.imwrite(tmp_path / "counts.png", counts)  # grey 16-bit: counts, whatever the format
+    for name in ("counts.tif", "counts.png"):
+        images.write(images.read(tmp_path / name), tmp_path / f"{name}.exr")
+        stored = images.read(tmp_path / f"{name}.exr").pixels[0, ..., 0]
+        np.testing.assert_allclose(stored, counts / 65535, atol=1e-3)
 
 
 def test_a_picture_first_written_as_jpeg_keeps_full_colour_resolution_and_a_jpeg_its_own(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ its card on new acquisitions."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,10 @@ def test_train_noisy_writes_a_card_that_denoises_new_acquisitions_of_the_camera(
     assert json.loads(report.read_text())["files"][0]["info"]["camera_noise"] > 3
     with pytest.warns(UserWarning, match="times the noise of the camera the model was fitted to"):
         mdn.denoise(other, card.path, axes="ZYX")
+    reused = {"camera_noise": 5.2}  # an earlier call's report, reused with a card fitted to no camera
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mdn.denoise(other, "unet", axes="ZYX", info=reused)
 
 
 def test_a_camera_card_on_another_cameras_data_says_so_for_files_and_volumes(tmp_path: Path) -> None:

@@ -250,6 +250,20 @@ def test_zero_shot_takes_a_volumes_range_without_its_hot_pixel_as_it_takes_its_t
     assert from_volume.high * 65535 < 5000  # the specimen's counts (200-3200, and their noise), not the hot pixel's
 
 
+def test_a_volume_batch_checks_its_suffix_and_a_name_too_long_fails_that_volume_alone(tmp_path: Path) -> None:
+    """A volume's name past the file system's limit with its suffix, or a suffix holding a folder, had been a
+    traceback that ended the batch (files' were mended first)."""
+    stack = _stack(1, 32, 32)
+    for name in ("a.zarr", "x" * 246 + ".zarr"):
+        zarr.create_array(str(tmp_path / name), data=stack, chunks=(1, 32, 32))
+    folded = _invoke("denoise", tmp_path / "a.zarr", "--suffix", "a/b", *ALONE)
+    assert folded.exit_code == 2 and "--suffix is added to each file's name and cannot hold a folder" in folded.output
+    result = _invoke("denoise", tmp_path, "--skip-existing", *ALONE)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "_denoised.zarr: cannot write: file name too long" in result.output
+    assert (tmp_path / "a_denoised.zarr").is_dir()
+
+
 def test_a_volume_is_never_replaced_by_its_own_output_nor_written_over_what_is_no_store(tmp_path: Path) -> None:
     stack = _stack(2, 64, 48)
     zarr.create_array(str(tmp_path / "vol.zarr"), data=stack, chunks=(1, 32, 24))

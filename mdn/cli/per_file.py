@@ -191,7 +191,7 @@ def run(
     volume_jobs = [j for j in jobs if j.input in stores]
     jobs = [j for j in jobs if j.input not in stores]
     if not_read:
-        console.print(f"[yellow]warning[/]: {escape(batch.not_read_words(not_read))}", soft_wrap=True)
+        console.print(f"[yellow]warning[/]: {escape(printable(batch.not_read_words(not_read)))}", soft_wrap=True)
     planned: int | None = None
     stop = StopRequest()
     try:
@@ -262,6 +262,8 @@ def _plan(
     """The jobs of the image files `found` and the zarr `stores`, files first; an output folder mirrors them all
     below one root, the common folder of the folders named among the `inputs` and of the inputs' own
     (`batch.tree_root`), their names with `in_folder` (a --suffix given)."""
+    batch.check_suffix(suffix)  # a volume's name takes it too
+    batch.check_suffix(in_folder)
     root = None
     if output is not None:
         folders = [Path(item) for item in inputs if Path(item).is_dir() and not volumes.is_volume(item)]
@@ -319,10 +321,10 @@ def _volume(
     """One zarr volume through the command's `volume` work, as a batch result."""
     progress.file(job)
     start = time.perf_counter()
-    if skip_existing and job.output.exists() and not (job.output / volumes.PROGRESS).exists():
-        result = batch.Result(job.input, job.output, "skipped")
-    else:
-        try:
+    try:
+        if skip_existing and batch.exists(job.output) and not (job.output / volumes.PROGRESS).exists():
+            result = batch.Result(job.input, job.output, "skipped")
+        else:
             info = volume(job.input, job.output, overwrite, progress.steps)
             warnings = info.pop("warnings", [])
             result = batch.Result(job.input, job.output, "done", time.perf_counter() - start, info=info)
@@ -331,8 +333,11 @@ def _volume(
                 result.warnings.append(picture.replaced(info["nonfinite"]))
             if doubt := tonemap.other_camera(info.get("camera_noise")):
                 result.warnings.append(doubt)
-        except MdnError as exc:
-            result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
+    except OSError as exc:  # its output's name past what the file system takes, as `batch.exists` says of a file's
+        error = f"{job.output}: cannot write: {(exc.strerror or str(exc)).lower()}"
+        result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=error)
+    except MdnError as exc:
+        result = batch.Result(job.input, job.output, "failed", time.perf_counter() - start, error=str(exc))
     progress.result(result)
     return result
 

@@ -81,14 +81,14 @@ def expand_inputs(
     (`images.PICTURES_NOT_READ`: HEIC, GIF, camera raw), for the user to be told.
     """
     found: list[Path] = []
+    not_read = [] if not_read is None else not_read
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             below = _results_below(path, results)
             entries = [p for p in files_in(path, recursive) if not below(p)]
             found.extend(sorted(p for p in entries if _is_image(p, skip_suffix)))
-            if not_read is not None:
-                not_read.extend(sorted(p for p in entries if _unread_picture(p)))
+            not_read.extend(sorted(p for p in entries if _unread_picture(p)))
         elif path.exists():
             found.append(path)
         elif glob.has_magic(str(item)):
@@ -97,10 +97,7 @@ def expand_inputs(
         else:
             found.append(path)
     if not found:
-        folders = [Path(item) for item in inputs if Path(item).is_dir()]
-        raw = sum(p.suffix.lower() in images.CAMERA_RAW for f in folders for p in files_in(f, recursive))
-        files = "1 camera raw file: develop it" if raw == 1 else f"{raw} camera raw files: develop them"
-        hint = f" ({files} into 16-bit TIFF or PNG first)" if raw else ""
+        hint = f": {not_read_words(not_read)}" if not_read else ""
         raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}{hint}")
     unique: dict[str, Path] = {}
     for path in found:
@@ -186,13 +183,18 @@ def plan(
     return jobs
 
 
+def check_suffix(suffix: str) -> None:
+    """An MdnError for a --suffix that holds a folder (files' and volumes' outputs alike)."""
+    if "/" in suffix or os.sep in suffix:
+        raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
+
+
 def _named(inputs: list[Path], output: Path | None, suffix: str, root: Path | None, in_folder: str) -> list[Job]:
     """`plan`'s jobs, before the check."""
-    for given in {suffix, in_folder}:
-        if "/" in given or os.sep in given:
-            raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {given!r}")
+    check_suffix(suffix)
+    check_suffix(in_folder)
     if output is None:
-        return [Job(p, _suffixed(p, suffix)) for p in inputs]
+        return [Job(p, suffixed(p, suffix)) for p in inputs]
     if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
         supported = ", ".join(sorted(images.FORMATS))
         raise MdnError(f"cannot write {output.suffix!r} images (supported: {supported}; a folder: a name without one)",
@@ -205,7 +207,7 @@ def _named(inputs: list[Path], output: Path | None, suffix: str, root: Path | No
     if blocking is not None:
         raise MdnError(f"is a file; -o needs a folder for {len(inputs)} input{'s' * (len(inputs) > 1)}", blocking)
     base = tree_root(inputs) if root is None else Path(os.path.abspath(root))
-    return [Job(p, _suffixed(output / Path(os.path.abspath(p)).relative_to(base), in_folder)) for p in inputs]
+    return [Job(p, suffixed(output / Path(os.path.abspath(p)).relative_to(base), in_folder)) for p in inputs]
 
 
 def tree_root(found: Iterable[Path], folders: Iterable[Path] = ()) -> Path:
@@ -221,7 +223,7 @@ OME_ENDINGS = (".ome.tif", ".ome.tiff", ".ome.zarr")
 OME-Zarr stores are named so): a name's suffix goes before them."""
 
 
-def _suffixed(path: Path, suffix: str) -> Path:
+def suffixed(path: Path, suffix: str) -> Path:
     """NAME{suffix}.EXT beside `path` (`path` itself for no suffix)."""
     if not suffix:
         return path
@@ -382,10 +384,10 @@ def _load(
     start = time.perf_counter()
     result = Result(job.input, job.output, "done")
     try:
-        if skip_existing and _exists(job.output):
+        if skip_existing and exists(job.output):
             result.status = "skipped"
             return result
-        if _exists(job.output) and not overwrite:
+        if exists(job.output) and not overwrite:
             raise atomic.OutputExists(job.output, "--overwrite or --skip-existing")
         image = images.read(job.input, layer=layer)
         stored = images.target_layout(image, job.output, dtype, shrink)  # a format that cannot store it fails before
@@ -406,7 +408,7 @@ def _load(
     return _Loaded(image, transform, pixels, result, hidden)
 
 
-def _exists(path: Path) -> bool:
+def exists(path: Path) -> bool:
     """Whether a file is at `path`; an MdnError where the system cannot say (a name longer than it takes)."""
     try:
         return path.exists()

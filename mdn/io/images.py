@@ -471,7 +471,8 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
 
     When the format is the source's, dtype, axes and metadata are kept (EXR: every other channel and part
     too). `dtype` changes the stored sample type; scene-linear values (an EXR's) stored as integers are
-    sRGB-encoded (`srgb_encoded`). An existing file is refused unless `overwrite`; the input's own always.
+    sRGB-encoded (`srgb_encoded`), and a photo's sRGB values written as EXR decoded to light (`_display_encoded`).
+    An existing file is refused unless `overwrite`; the input's own always.
     """
     path = Path(path)
     fmt = format_of(path)
@@ -557,8 +558,9 @@ def stretched(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 DISPLAY_ENCODED = ("png", "jpeg", "webp", "bmp")
-"""Formats whose integer samples are sRGB-encoded (display-referred), as viewers show them; a TIFF's are when
-it holds colour (a photo's), a grey one's are taken as linear (a detector's counts)."""
+"""Formats whose 8-bit samples, and colour ones at any depth, are sRGB-encoded (display-referred), as viewers show
+them; a colour TIFF's are too (a photo's). Grey 16-bit samples are taken as linear (a detector's counts), as the
+denoisers' fit takes them."""
 
 
 def _display_encoded(source: Source) -> bool:
@@ -567,7 +569,9 @@ def _display_encoded(source: Source) -> bool:
     layout = source.layout
     if layout.dtype.kind != "u":
         return False
-    return source.format in DISPLAY_ENCODED or (source.format == "tiff" and layout.colours == 3)
+    if layout.colours == 3:
+        return source.format in (*DISPLAY_ENCODED, "tiff")
+    return source.format in DISPLAY_ENCODED and layout.dtype.itemsize == 1
 
 
 def srgb_decoded(encoded: np.ndarray, rows: int = 256) -> np.ndarray:

@@ -397,9 +397,7 @@ def output_path(
         return output
     check_store_name(output)
     base = Path(os.path.abspath(root if root is not None else source.parent))
-    mirrored = output / Path(os.path.abspath(source)).relative_to(base)
-    name, ending = batch.name_parts(mirrored)
-    return mirrored.with_name(f"{name}{in_folder}{ending}")
+    return batch.suffixed(output / Path(os.path.abspath(source)).relative_to(base), in_folder)
 
 
 def default_output(source: Path, suffix: str) -> Path:
