@@ -203,8 +203,9 @@ class Trainer:
         self.sitting_start = self.iteration
 
     def _restore_weights(self, state: dict[str, Any]) -> None:
-        """The network's, the EMA's and the optimiser's state from a checkpoint; an MdnError where they are another
-        network's (resumed with another --config) or not weights at all (a damaged checkpoint)."""
+        """The network's, the EMA's and the optimiser's state from a checkpoint (`checkpoint.load`'s, whose weights
+        it checked); an MdnError where they are another network's (resumed with another --config) or another
+        optimiser's."""
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError:  # another network: a size mismatch in every layer, as many lines
@@ -214,13 +215,15 @@ class Trainer:
                 "run's own options, or start afresh with --overwrite",
                 self.workdir,
             ) from None
-        except (AttributeError, TypeError, ValueError) as exc:  # a checkpoint of other data than weights
-            raise checkpoint.unreadable(self.checkpoint_path, f"its network's weights: {exc}") from None
-        try:
+        try:  # `checkpoint.load` checked that they are weights: what fails here belongs to other options
             self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise checkpoint.unreadable(self.checkpoint_path, f"its averaged weights or optimiser: {exc}") from None
+        except (KeyError, RuntimeError, TypeError, ValueError):
+            raise MdnError(
+                "its checkpoint's averaged weights or optimiser state do not fit this run's: resume with the run's "
+                "own options, or start afresh with --overwrite",
+                self.workdir,
+            ) from None
 
     def sittings(self) -> list[dict[str, Any]]:
         """The sittings of this run so far: each command, the steps it ran and where (a resumed run may change

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from mdn.errors import MdnError
+from mdn.io.atomic import NAME_MAX
 from mdn.io.tonemap import HEADROOM_PERCENTILE
 
 FINE_TUNING: dict[str, Any] = {"config": "", "init": "unet", "mask": False, "batch": 16, "schedule": "cosine"}
@@ -36,11 +37,6 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
 +0.29 dB over starting from `unet` at equal time (docs/microscopy.md)."""
 
 
-NAME_MAX = 255
-"""The longest file name, in bytes, that common file systems take (ext4, APFS, NTFS in UTF-16 units)."""
-LONGEST_SUFFIX = len(".") + len(".0123456789ab") + len(".json")
-"""The most a name's longest file adds to it: the card NAME.json is written as its temporary .NAME.<12 hex>.json
-(`atomic.write_atomic`) first; the weights NAME.pt and the run folder runs/NAME add less."""
 CARD_SUFFIXES = (".json", ".pt")
 """The endings of a card's files: a --model with one is taken as a file's path, never as a name."""
 
@@ -55,7 +51,7 @@ def check_name(name: str) -> None:
     if name.lower().endswith(CARD_SUFFIXES):
         stem, suffix = name.rsplit(".", 1)
         raise MdnError(f"--name {name} ends in .{suffix}, which mdn reads as a card file's path: name it {stem}")
-    most = NAME_MAX - LONGEST_SUFFIX
+    most = NAME_MAX - len(".json")  # its longest file, NAME.json (a temporary's name is cut to fit: `atomic`)
     if len(os.fsencode(name)) > most:
         raise MdnError(f"--name is {len(os.fsencode(name))} bytes long: its card's file names allow {most} at most")
 

@@ -4,6 +4,7 @@ to go on afterwards."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shlex
 import time
@@ -37,49 +38,46 @@ class NothingTrained(MdnError):
 
 
 LOCK = "lock"
-"""The file in a run's folder that names the process training in it (its pid)."""
+"""The file in a run's folder that the process training in it holds locked (`fcntl.flock`), its pid inside for the
+message: the kernel lets the lock go when the process ends however it ends (killed, out of memory), so a lock
+left behind never stops a run, and two that start at once cannot both take it."""
+_HELD: dict[Path, int] = {}
+"""This process's locks: run folder -> the open file its lock lives with."""
 
 
 def claim(workdir: Path, name: str) -> None:
-    """Make this process the one that trains in `workdir` (its pid in `LOCK`); an MdnError where another live
-    process is (two commands of one run would overwrite each other's checkpoints, log and card). A lock left by a
-    process that has ended, or by this one, is taken over."""
+    """Make this process the one that trains in `workdir` (`LOCK`); an MdnError where another process holds it
+    (two commands of one run would overwrite each other's checkpoints, log and card)."""
+    if workdir in _HELD:
+        return
     path = workdir / LOCK
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
         holder = _holder(path)
-        if holder is not None and holder != os.getpid() and _alive(holder):
-            raise MdnError(f"a run of {name} is in progress (pid {holder}): let it end or stop it", workdir) from None
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(descriptor, "w") as lock:
-        lock.write(f"{os.getpid()}\n")
+        whose = f" (pid {holder})" if holder is not None else ""
+        raise MdnError(f"a run of {name} is in progress{whose}: let it end or stop it", workdir) from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()}\n".encode())
+    _HELD[workdir] = descriptor
 
 
 def release(workdir: Path) -> None:
-    """Take away this process's `LOCK` in `workdir` (another's stays)."""
-    path = workdir / LOCK
-    if _holder(path) == os.getpid():
-        path.unlink(missing_ok=True)
+    """Let go of this process's `LOCK` in `workdir`, and take the file away (another's stays)."""
+    descriptor = _HELD.pop(workdir, None)
+    if descriptor is not None:
+        (workdir / LOCK).unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 def _holder(path: Path) -> int | None:
-    """The pid a lock file names (None: no lock, or one being written)."""
+    """The pid a lock file names (None: none, or one being written)."""
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this pid runs (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def budget_seconds(text: str) -> float:
@@ -113,7 +111,7 @@ class Sitting:
         self.deadline = None if time_budget is None else self.started + budget_seconds(time_budget)
         init_distributed(options.device)
         self.rank = dist.get_rank() if dist.is_initialized() else 0
-        self.workdir = workdir or registry.user_dir().parent / "runs" / options.name
+        self.workdir = (workdir or registry.user_dir().parent / "runs" / options.name).absolute()
         self.cards = cards
         self.card_folder = cards or registry.user_dir()
         for folder, what in ((self.card_folder, "the model cards"), (self.workdir, "the run's checkpoints")):

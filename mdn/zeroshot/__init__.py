@@ -71,7 +71,9 @@ class ZeroShot:
         """The (N, H, W, C) planes denoised; `plane_channels`: each plane's index on a hyperstack's C axis (None:
         one channel)."""
         runs = self.runs = [(i, c) for i in range(planes.shape[0]) for c in self._channel_groups(planes.shape[-1])]
-        chains = [0 if plane_channels is None else int(plane_channels[plane]) for plane, _ in runs]
+        # a slice continues the slice before of its channel: of its hyperstack channel, and (a grey net on colour
+        # planes) of its colour channel
+        chains = [(0 if plane_channels is None else int(plane_channels[plane]), *group) for plane, group in runs]
         steps = [self._steps(chains[:index], chains[index]) for index in range(len(runs))]
         self.iterations = [step.iters for step in steps]
         work = [step.iters * self._tiles(planes.shape[1:]) for step in steps]
@@ -113,7 +115,7 @@ class ZeroShot:
             done += work[index]
         return result
 
-    def _steps(self, before: list[int], chain: int) -> Preset:
+    def _steps(self, before: list[tuple[int, ...]], chain: tuple[int, ...]) -> Preset:
         """The preset a run of `chain` (its plane's channel) after runs of `before` runs: the preset, or fewer
         iterations where it continues one of its chain."""
         if not self.share or chain not in before or self.net is None:
