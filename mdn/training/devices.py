@@ -10,6 +10,7 @@ import platform
 import torch
 import torch.distributed as dist
 
+from mdn.device import PRECISIONS as INFERENCE_PRECISIONS
 from mdn.device import pick_device, pick_dtype
 from mdn.errors import MdnError
 
@@ -19,8 +20,8 @@ def device_name(name: str) -> str:
     return name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-"""The number formats training takes (fp16 would need loss scaling)."""
+PRECISIONS = ("auto", *(name for name in INFERENCE_PRECISIONS if name != "fp16"))
+"""The number formats training takes: inference's but fp16, which would need loss scaling."""
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
