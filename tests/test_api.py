@@ -282,7 +282,7 @@ def test_a_tensor_is_taken_as_its_array_and_warnings_point_at_the_caller(tiny_ca
     photo = data.astronaut()[:64, :64].astype(np.float32) / 255
     expected = mdn.denoise(photo, tiny_card.path)
     np.testing.assert_array_equal(mdn.denoise(torch.tensor(photo, requires_grad=True), tiny_card.path), expected)
-    photo[3, 3] = np.nan
+    photo[3, 3] = np.inf  # NaN is "no data", kept; Inf is replaced
     with pytest.warns(UserWarning, match="3 NaN/Inf values replaced") as caught:
         mdn.denoise(photo, tiny_card.path)
     assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
@@ -416,3 +416,16 @@ def test_what_a_card_cannot_do_as_asked_is_warned_of_in_the_keywords_words(tmp_p
     zarr.create_array(str(tmp_path / "vol.zarr"), data=photo[None, ..., 0], chunks=(1, 64, 64))
     with pytest.warns(UserWarning, match=re.escape(masks.replace("<array>", str(tmp_path / "vol.zarr")))):
         mdn.denoise_volume(tmp_path / "vol.zarr", tmp_path / "out.zarr", card, input_mask=0.5, threads=1)
+
+
+def test_nan_in_a_float_array_comes_back_where_it_was(tiny_card) -> None:
+    """NaN in a float array is "no data": the result holds NaN there and finite values everywhere else, which the
+    NaN did not pull towards 0 (the array with a neighbour's value in its place gives nearly the same)."""
+    y, x = np.mgrid[0:48, 0:48]
+    cells = (0.4 + 0.2 * np.sin(y / 5) * np.cos(x / 4)).astype(np.float32)
+    holed, patched = cells.copy(), cells.copy()
+    holed[20, 20], patched[20, 20] = np.nan, cells[20, 21]
+    out = mdn.denoise(holed, tiny_card.path)
+    assert np.isnan(out[20, 20]) and np.isfinite(np.delete(out.ravel(), 20 * 48 + 20)).all()
+    reference = mdn.denoise(patched, tiny_card.path)
+    assert np.abs(out[19:22, 19:22] - reference[19:22, 19:22])[~np.isnan(out[19:22, 19:22])].max() < 0.02

@@ -920,3 +920,33 @@ def test_a_picture_first_written_as_jpeg_keeps_full_colour_resolution_and_a_jpeg
     images.write(images.read(tmp_path / "camera.jpg"), tmp_path / "again.jpg")
     with PIL.Image.open(tmp_path / "again.jpg") as written:
         assert JpegImagePlugin.get_sampling(written) == 2
+
+
+def test_missing_samples_are_filled_from_their_neighbours_and_written_back_as_nan(tmp_path: Path) -> None:
+    """NaN in a float TIFF is "no data": the work sees it filled from the pixels around (not a dot of 0 that a
+    denoiser keeps and its neighbours feel), and a float output holds NaN there again; an integer one the
+    filled value. A render's NaN (EXR) is still replaced and counted."""
+    y, x = np.mgrid[0:32, 0:40]
+    plane = (100 + 3 * y + 2 * x).astype(np.float32)
+    stored = plane.copy()
+    stored[5, 7], stored[20:26, 30:34] = np.nan, np.nan
+    tifffile.imwrite(tmp_path / "cells.tif", stored)
+    image = images.read(tmp_path / "cells.tif")
+    assert image.nonfinite == 0 and image.missing is not None and int(image.missing.sum()) == 25
+    filled = image.pixels[0, ..., 0]
+    low, high = images.read(tmp_path / "cells.tif").source.value_range
+    assert np.isfinite(filled).all() and low <= filled.min() and filled.max() <= high
+    assert abs(float(filled[5, 7]) - plane[5, 7]) < 3  # its neighbours' value on a ramp of 2-3 a pixel (not 0)
+    images.write(image, tmp_path / "out.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), stored)  # NaN where it was, the rest as read
+    images.write(image, tmp_path / "out16.tif", dtype="uint16")
+    assert tifffile.imread(tmp_path / "out16.tif")[5, 7] > 0
+    shrunk = image.with_pixels(image.pixels[:, ::2, ::2])
+    assert shrunk.missing is not None and shrunk.missing.shape == shrunk.pixels.shape
+    exr_path = tmp_path / "render.exr"
+    _write_exr(exr_path, {c: plane.copy() for c in "RGB"})
+    channels = _exr_channels(exr_path)
+    channels["R"][5, 7] = np.nan
+    _write_exr(exr_path, channels)
+    render = images.read(exr_path)
+    assert render.nonfinite == 1 and render.missing is None

@@ -292,18 +292,25 @@ def test_an_unfinished_output_of_another_volume_is_not_taken_up(tmp_path: Path, 
     assert "holds an unfinished run of another volume (uint8 (2, 64, 48), not uint16 (3, 64, 48))" in result.output
 
 
-def test_infinite_samples_are_replaced_as_in_a_float_tiff(tmp_path: Path) -> None:
+def test_infinite_samples_are_replaced_and_missing_ones_kept_as_in_a_float_tiff(tmp_path: Path) -> None:
+    """Inf is replaced and said so; NaN ("no data") comes back as NaN where it was, and the rest of the volume
+    equals the same stack denoised from a float TIFF."""
     import mdn
 
     stack = np.random.default_rng(0).random((2, 64, 48), dtype=np.float32)
-    stack[0, 10, 10], stack[1, 5, 5] = np.inf, np.nan
+    stack[0, 10, 10], stack[1, 5, 5], stack[1, 40:50, 0:6] = np.inf, np.nan, np.nan
     zarr.create_array(str(tmp_path / "inf.zarr"), data=stack, chunks=(1, 32, 24))
+    tifffile.imwrite(tmp_path / "inf.tif", stack)
     result = _invoke("denoise", tmp_path / "inf.zarr", "-o", tmp_path / "out.zarr", "--json", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    assert np.isfinite(zarr.open(str(tmp_path / "out.zarr"), mode="r")[:]).all()
-    assert "2 NaN/Inf values replaced" in result.output  # as a float TIFF's are reported
-    assert json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]["nonfinite"] == 2
-    with pytest.warns(UserWarning, match="2 NaN/Inf values replaced"):
+    out = zarr.open(str(tmp_path / "out.zarr"), mode="r")[:]
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(stack))
+    assert np.isfinite(out[~np.isnan(stack)]).all()
+    assert "1 NaN/Inf values replaced" in result.output  # as a float TIFF's are reported
+    assert json.loads((tmp_path / "r.json").read_text())["files"][0]["info"]["nonfinite"] == 1
+    assert _invoke("denoise", tmp_path / "inf.tif", "-o", tmp_path / "out.tif").exit_code == 0
+    np.testing.assert_array_equal(out, tifffile.imread(tmp_path / "out.tif"))
+    with pytest.warns(UserWarning, match="1 NaN/Inf values replaced"):
         mdn.denoise_volume(tmp_path / "inf.zarr", tmp_path / "api.zarr", tile=64)
 
 

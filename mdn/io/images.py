@@ -284,8 +284,30 @@ def _pillow_colours(image: Any) -> Any:
 
 
 def to_array(image: Image) -> np.ndarray:
-    """The image's pixels and alpha as stored: the source's axis order and sample type, rounded and clipped."""
-    return from_planes(image.pixels, image.alpha, image.source.layout)
+    """The image's pixels and alpha as stored: the source's axis order and sample type, rounded and clipped; NaN
+    where a float source held it (`Image.missing`)."""
+    return from_planes(with_missing(image, image.pixels, image.source.layout), image.alpha, image.source.layout)
+
+
+def with_missing(image: Image, pixels: np.ndarray, layout: Layout) -> np.ndarray:
+    """`pixels` with NaN again where the image's source held it (`Image.missing`), when `layout` stores floats;
+    as they are otherwise (an integer file cannot hold "no data": it keeps the filled, denoised values)."""
+    if image.missing is None or layout.dtype.kind != "f" or image.missing.shape != pixels.shape:
+        return pixels
+    return np.where(image.missing, np.float32(np.nan), pixels)
+
+
+def missing_filled(pixels: np.ndarray) -> np.ndarray | None:
+    """Where float `pixels` (N, H, W, C) hold NaN, as a mask of their shape (None where none), the NaN pixels
+    filled in place from the finite pixels around them (`alpha.fill_hidden`'s smooth continuation: no dot of 0
+    for a denoiser to keep or a neighbour to feel). A plane of NaN alone becomes 0."""
+    missing = np.isnan(pixels)
+    if not missing.any():
+        return None
+    shown = (~missing.any(axis=-1, keepdims=True)).astype(np.float32)
+    np.copyto(pixels, 0.0, where=missing)
+    np.copyto(pixels, fill_hidden(pixels, shown), where=shown == 0)
+    return missing
 
 
 def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
@@ -295,6 +317,7 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     pixels, alpha = to_planes(raw, layout)
     if layout.dtype.kind == "f":
         source = dataclasses.replace(source, value_range=_finite_range(pixels))
+    missing = missing_filled(pixels) if layout.dtype.kind == "f" and not hdr else None  # a render's NaN: replaced
     nonfinite = sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += sanitise(alpha)
@@ -304,7 +327,7 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
         source.meta["straightened"] = True  # straight colours, as every other format holds them, till written back
         if layout.dtype.kind == "f":
             source = dataclasses.replace(source, value_range=_finite_range(pixels))
-    return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite)
+    return Image(pixels, alpha, source, hdr=hdr, nonfinite=nonfinite, missing=missing)
 
 
 ASSOCIATED_SLACK = 1e-6
@@ -492,7 +515,7 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
     pixels = _for_integers(image) if layout.dtype.kind == "u" else image.pixels
     if alpha is not None and same and source.meta.get("straightened"):  # multiplied again as the file keeps them
         pixels = pixels * alpha
-    raw = from_planes(pixels, alpha, layout)
+    raw = from_planes(with_missing(image, pixels, layout), alpha, layout)
     encoder: Callable[[Path, np.ndarray, Source | None, Metadata], None] = _ENCODERS[fmt]
     if fmt == "tiff":  # an OME-XML names the file it is in: the published name, not the temporary one's
         encoder = functools.partial(_encode_tiff, name=path.name)

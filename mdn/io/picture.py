@@ -71,6 +71,11 @@ class Image:
     source: Source
     hdr: bool = False
     nonfinite: int = 0
+    """How many NaN and Inf samples the read replaced (a render's NaN, any Inf), for the warning that says so."""
+    missing: np.ndarray | None = None
+    """(N, H, W, C) True where a float picture that is no render held NaN ("no data", as microscopy and science
+    files use it): filled from the pixels around for the work (`images.missing_filled`), NaN again when written
+    as floats. None where there is none."""
 
     @property
     def path(self) -> Path:
@@ -96,12 +101,17 @@ class Image:
             return dataclasses.replace(self, pixels=pixels)
         rows, cols = (kept_lines(old, new) for old, new in zip((h, w), pixels.shape[1:3], strict=True))
         alpha = None if self.alpha is None else self.alpha[:, rows][:, :, cols]
+        missing = None if self.missing is None else self.missing[:, rows][:, :, cols]
         layout = self.source.layout
         shape = list(layout.shape)
         shape[layout.axes.index("Y")], shape[layout.axes.index("X")] = pixels.shape[1:3]
         source = dataclasses.replace(self.source, layout=dataclasses.replace(layout, shape=tuple(shape)))
         return dataclasses.replace(
-            self, pixels=pixels, alpha=alpha, source=_rescaled(source, h / pixels.shape[1], w / pixels.shape[2])
+            self,
+            pixels=pixels,
+            alpha=alpha,
+            missing=missing,
+            source=_rescaled(source, h / pixels.shape[1], w / pixels.shape[2]),
         )
 
 

@@ -110,7 +110,7 @@ def denoise(
     """Denoise a zarr volume or OME-Zarr image chunk by chunk into `target` (going on with an interrupted run
     there) with a card, or plane by plane with `zeroshot` settings, in this process or on the dask cluster at
     `scheduler`; `progress` gets (chunks done, chunks in all). Returns what a report records (`nonfinite`: the
-    NaN/Inf samples replaced, where any); raises MdnError naming the chunks that failed."""
+    Inf samples replaced, where any; NaN is kept); raises MdnError naming the chunks that failed."""
     volume, job, units, done = plan(source, target, model and model.card, options, overwrite, zeroshot)
     total = int(np.prod([-(-n // c) for n, c in zip(volume.array.shape, job.chunks, strict=True)]))
     written = set(done)

@@ -27,6 +27,7 @@ from mdn.volumes.store import (
     bounding_box,
     chunk_name,
     chunks_of,
+    missing_kept,
     plane_transform,
     read_pixels,
     sample_scale,
@@ -121,7 +122,7 @@ def denoise_unit(job: VolumeJob, unit: Unit) -> list[str]:
     names = []
     for chunk in unit:
         inside = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(chunk, box, strict=True))
-        target[chunk] = stored(result[inside], target.dtype)
+        target[chunk] = stored(missing_kept(result[inside], source, chunk, target.dtype), target.dtype)
         names.append(chunk_name(chunk, job.chunks))
         (Path(job.target) / PROGRESS / names[-1]).touch()
     return names

@@ -133,20 +133,32 @@ def sample_scale(dtype: np.dtype) -> np.float32:
 
 
 def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
-    """`array[index]` as float32 in the file's [0, 1] scale (`scale`: `sample_scale`), NaN and -Inf as 0 and +Inf as
-    the largest finite magnitude read (`picture.sanitise`, as a file's are): how the planes are read for their
-    transform's fit and for the network alike."""
+    """`array[index]` (a plane or a region of one) as float32 in the file's [0, 1] scale (`scale`: `sample_scale`),
+    as a file's are read: NaN ("no data") filled from the pixels around (`images.missing_filled`; `missing_kept`
+    writes it back), -Inf as 0 and +Inf as the largest finite magnitude read (`picture.sanitise`). How the planes
+    are read for their transform's fit and for the network alike."""
     pixels = np.asarray(array[index], dtype=np.float32) / scale
-    picture.sanitise(pixels)  # a fresh array: replaced in place
+    if array.dtype.kind == "f":  # a fresh array: filled and replaced in place
+        images.missing_filled(pixels.reshape(-1, *pixels.shape[-2:], 1))
+        picture.sanitise(pixels)
     return pixels
 
 
+def missing_kept(pixels: np.ndarray, source: Any, chunk: Chunk, dtype: np.dtype) -> np.ndarray:
+    """Worked `pixels` of `chunk` with NaN again where the `source` array held it there, when both it and the
+    array they go to (`dtype`) store floats."""
+    if dtype.kind != "f" or source.dtype.kind != "f":
+        return pixels
+    missing = np.isnan(source[chunk])
+    return np.where(missing, np.float32(np.nan), pixels) if missing.any() else pixels
+
+
 def count_nonfinite(array: Any) -> int:
-    """How many NaN and +-Inf samples a float volume holds (read chunk by chunk; 0 for integers): what
-    `read_pixels` replaces, counted once for the warning a file's replacements get."""
+    """How many +-Inf samples a float volume holds (read chunk by chunk; 0 for integers): what `read_pixels`
+    replaces (NaN it keeps), counted once for the warning a file's replacements get."""
     if array.dtype.kind != "f":
         return 0
-    return sum(int(np.count_nonzero(~np.isfinite(array[chunk]))) for chunk in chunks_of(array.shape, array.chunks))
+    return sum(int(np.count_nonzero(np.isinf(array[chunk]))) for chunk in chunks_of(array.shape, array.chunks))
 
 
 def display_range(array: Any) -> tonemap.Stretch | tonemap.Identity:
