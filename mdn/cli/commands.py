@@ -63,8 +63,12 @@ RESEARCH = "Research"
 
 
 def _opt(names: str, help: str, **more: Any) -> Any:
-    """A typer option of space-separated `names`."""
-    return typer.Option(*names.split(), help=help, **more)
+    """A typer option of space-separated `names`, one of them its metavar where it has one (`--tile <px>`: the
+    value's meaning, where typer's would be its type, `<int>`)."""
+    words = names.split()
+    metavar = [word for word in words if word.startswith("<")]
+    more = {"metavar": metavar[0], **more} if metavar else more
+    return typer.Option(*(word for word in words if not word.startswith("<")), help=help, **more)
 
 
 def _choices(names: Iterable[str]) -> str:
@@ -79,8 +83,8 @@ def _research(names: str, help: str) -> Any:
 
 Seed = Annotated[
     int,
-    _opt("--seed", "Random seed (0 to 2^32 - 1): the same seed gives the same bytes.", min=0,
-         max=inference.SEEDS - 1, metavar="<int>"),
+    _opt("--seed <n>", "Random seed (0 to 2^32 - 1): the same seed gives the same bytes.", min=0,
+         max=inference.SEEDS - 1),
 ]  # fmt: skip
 Device = Annotated[
     str,
@@ -134,18 +138,19 @@ def _user_errors(command: Callable[P, None]) -> Callable[P, None]:
 @_user_errors
 @per_file.command(suffix="_denoised")
 def denoise_command(
-    model: Annotated[str | None, _opt("--model -m", "Model card name or path to its JSON (see mdn models).",
+    model: Annotated[str | None, _opt("--model -m <card>", "Model card name or path to its JSON (see mdn models).",
                                       show_default="the card mdn models marks default; EXR: renders")] = None,
-    tile: Annotated[int, _opt("--tile", "Tile size in pixels (0: from --max-memory).")] = ENGINE.tile,
-    overlap: Annotated[int | None, _opt("--overlap", "Tile overlap (default: the card's).")] = None,
-    tile_batch: Annotated[int, _opt("--tile-batch", "Tiles per forward pass (0: 1 on CPU, 4 on GPU).")] = ENGINE.batch,
+    tile: Annotated[int, _opt("--tile <px>", "Tile size in pixels (0: from --max-memory).")] = ENGINE.tile,
+    overlap: Annotated[int | None, _opt("--overlap <px>", "Tile overlap (default: the card's).")] = None,
+    tile_batch: Annotated[int, _opt("--tile-batch <n>", "Tiles per forward pass (0: 1 on CPU, 4 on "
+                                    "GPU).")] = ENGINE.batch,
     device: Device = ENGINE.device,
     precision: Precision = ENGINE.precision,
-    max_memory: Annotated[str, _opt("--max-memory", "Memory budget for tiles, volume units and the stages "
+    max_memory: Annotated[str, _opt("--max-memory <size>", "Memory budget for tiles, volume units and the stages "
                                     "(a larger plane runs them window by window).")] = f"{ENGINE.max_memory >> 30}G",
-    passes: Annotated[int | None, _opt("--passes", "Passes to average, each over the image flipped or turned its "
+    passes: Annotated[int | None, _opt("--passes <n>", "Passes to average, each over the image flipped or turned its "
                                        "own way: 8 for the last tenths of a dB (default: the card's, or 1).")] = None,
-    input_mask: Annotated[float | None, _opt("--input-mask", "Share of input pixels hidden in every pass "
+    input_mask: Annotated[float | None, _opt("--input-mask <share>", "Share of input pixels hidden in every pass "
                                              "(default: the card's, or 0).")] = None,
     impulses: Annotated[bool | None, _opt("--impulses/--no-impulses", "Fill pixels stuck at black or white that "
                                           "their neighbours do not share (salt and pepper, dead and hot pixels) "
@@ -173,14 +178,15 @@ def denoise_command(
                                             "clean once its impulses are filled back as it came, but for them "
                                             "(default: the card's).")] = None,
     seed: Seed = 0,
-    scheduler: Annotated[str | None, _opt("--scheduler", "zarr volumes: run their chunks on a dask.distributed "
-                                          "cluster: a scheduler address, or local[:N] for N local workers.")] = None,
+    scheduler: Annotated[str | None, _opt("--scheduler <address>", "zarr volumes: run their chunks on a "
+                                          "dask.distributed cluster: a scheduler address, or local[:N] for N local "
+                                          "workers.")] = None,
     attention_mask: Annotated[bool, _research("--attention-mask/--no-attention-mask",
                                               "Mask attention as in training.")] = ENGINE.attention_mask,
-    albedo: Annotated[Path | None, _opt("--albedo", "Renders: the albedo buffer's file (default: the EXR's albedo "
-                                        "layer, if any), for a render card that takes it.")] = None,
-    normal: Annotated[Path | None, _opt("--normal", "Renders: the normal buffer's file (default: the EXR's normal "
-                                        "layer, if any).")] = None,
+    albedo: Annotated[Path | None, _opt("--albedo <file>", "Renders: the albedo buffer's file (default: the EXR's "
+                                        "albedo layer, if any), for a render card that takes it.")] = None,
+    normal: Annotated[Path | None, _opt("--normal <file>", "Renders: the normal buffer's file (default: the EXR's "
+                                        "normal layer, if any).")] = None,
 ) -> per_file.Work | None:  # fmt: skip
     """Denoise photos, microscopy and renders with a trained model.
 
@@ -216,12 +222,12 @@ def denoise_command(
     short_help="Add the paper's test noises, or photos' real ones, to images.",
 )
 @_user_errors
-@per_file.command(suffix="_noisy")
+@per_file.command(suffix="_noisy", verb="add noise to")
 def noise_command(
     noise_type: Annotated[str, _opt("--type -t", "Noise type (see --list).", metavar=_choices(noise.NOISE_TYPES))] = (
         "gaussian"
     ),
-    level: Annotated[float | None, _opt("--level -l", "Noise level (default: the type's).")] = None,
+    level: Annotated[float | None, _opt("--level -l <level>", "Noise level (default: the type's).")] = None,
     seed: Seed = 0,
     list_types: Annotated[bool, _opt("--list", "List noise types, parameters and levels.")] = False,
 ) -> per_file.Work | None:  # fmt: skip
@@ -252,18 +258,18 @@ def zeroshot_command(
                            f"{zs.DEFAULT_PRESET} on grey).", metavar=_choices(PRESETS))] = None,
     method: Annotated[str, _opt("--method", "zs-n2n needs no pre-trained model.",
                                 metavar=_choices(zs.METHODS))] = "mpi",
-    model: Annotated[str | None, _opt("--model -m", "Fill card (see mdn models).",
+    model: Annotated[str | None, _opt("--model -m <card>", "Fill card (see mdn models).",
                                                  show_default="the preset's; grey: fill-grey")] = None,
-    iters: Annotated[int | None, _opt("--iters", "Iterations per image (or tile).")] = None,
-    beta: Annotated[float | None, _opt("--beta", "MPI: EMA weight of the running fill.")] = None,
-    mask_ratio: Annotated[float | None, _opt("--mask-ratio", "MPI: share of pixels hidden per step.")] = None,
-    lr: Annotated[float | None, _opt("--lr", "Adam learning rate.")] = None,
-    time_budget: Annotated[str | None, _opt("--time-budget", "Per file: stop in time with a result (e.g. 90s, 2m, "
-                                            "1h30m).")] = None,
+    iters: Annotated[int | None, _opt("--iters <n>", "Iterations per image (or tile).")] = None,
+    beta: Annotated[float | None, _opt("--beta <weight>", "MPI: EMA weight of the running fill.")] = None,
+    mask_ratio: Annotated[float | None, _opt("--mask-ratio <share>", "MPI: share of pixels hidden per step.")] = None,
+    lr: Annotated[float | None, _opt("--lr <rate>", "Adam learning rate.")] = None,
+    time_budget: Annotated[str | None, _opt("--time-budget <time>", "Per file: stop in time with a result (e.g. "
+                                            "90s, 2m, 1h30m).")] = None,
     share: Annotated[bool | None, _opt("--share/--no-share", "MPI, stacks: continue each slice from the previous "
                                        "one's network, for a quarter of the iterations (default: on).")] = None,
-    tile: Annotated[int | None, _opt("--tile", f"MPI: tile size for large images ({zs.TILE}).")] = None,
-    overlap: Annotated[int | None, _opt("--overlap", f"MPI: tile overlap (default: {zs.OVERLAP}).")] = None,
+    tile: Annotated[int | None, _opt("--tile <px>", f"MPI: tile size for large images ({zs.TILE}).")] = None,
+    overlap: Annotated[int | None, _opt("--overlap <px>", f"MPI: tile overlap (default: {zs.OVERLAP}).")] = None,
     device: Device = "auto",
     precision: Precision = zs.PRECISION,
     seed: Seed = 0,
@@ -304,7 +310,7 @@ def zeroshot_command(
 )
 @_user_errors
 def train_command(
-    name: Annotated[str, _opt("--name", "Name of the model card to write.")],
+    name: Annotated[str, _opt("--name <name>", "Name of the model card to write.")],
     data: Annotated[list[str] | None, _opt("--data", "Clean training images: files or folders (repeatable).",
                                                   metavar="<path>")] = None,
     noisy: Annotated[list[str] | None, _opt("--noisy", "Instead of --data: noisy images of one camera (files, folders, "
@@ -312,71 +318,77 @@ def train_command(
                                             metavar="<path>")] = None,
     objective: Annotated[str, _opt("--objective", "What to learn.",
                                    metavar=_choices(OBJECTIVE_DEFAULTS))] = TRAIN.objective,
-    config: Annotated[str | None, _opt("--config", f"Network: {', '.join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])} "
-                                       "(denoise; a U-Net needs --no-mask unless partial or feature-mask, a dynamic "
-                                       f"filter unless dynamic-partial); {', '.join(SKIP_SIZES)} (fill).")] = None,
-    iters: Annotated[int | None, _opt("--iters", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
+    config: Annotated[str | None, _opt("--config <network>", "Network: "
+                                       f"{', '.join([*SIZES, *UNET_SIZES, *ITERATIVE_SIZES])} (denoise; a U-Net "
+                                       "needs --no-mask unless partial or feature-mask, a dynamic filter unless "
+                                       f"dynamic-partial); {', '.join(SKIP_SIZES)} (fill).")] = None,
+    iters: Annotated[int | None, _opt("--iters <n>", f"Optimisation steps in the whole run ({TRAIN.iters:,}; "
                                       f"--noisy: {NOISY['iters']:,}).")] = None,
-    until: Annotated[int | None, _opt("--until", "Stop (with a checkpoint) at this step.")] = None,
-    time_budget: Annotated[str | None, _opt("--time-budget", "Stop in time (e.g. 9m, 90s, 1h30m), with a checkpoint "
-                                            "and a card; --resume goes on.")] = None,
-    batch_size: Annotated[int | None, _opt("--batch", f"Crops per step, per process ({TRAIN.batch}; --noisy: "
+    until: Annotated[int | None, _opt("--until <step>", "Stop (with a checkpoint) at this step.")] = None,
+    time_budget: Annotated[str | None, _opt("--time-budget <time>", "Stop in time (e.g. 9m, 90s, 1h30m), with a "
+                                            "checkpoint and a card; --resume goes on.")] = None,
+    batch_size: Annotated[int | None, _opt("--batch <n>", f"Crops per step, per process ({TRAIN.batch}; --noisy: "
                                            f"{NOISY['batch']}).")] = None,
-    crop: Annotated[int | None, _opt("--crop", "Crop size in pixels (64; fill: 128).")] = None,
-    lr: Annotated[float | None, _opt("--lr", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 cosine).")] = None,
-    warmup: Annotated[int | None, _opt("--warmup", f"Steps of linear learning-rate warm-up ({TRAIN.warmup}; "
+    crop: Annotated[int | None, _opt("--crop <px>", "Crop size in pixels (64; fill: 128).")] = None,
+    lr: Annotated[float | None, _opt("--lr <rate>", "Peak learning rate (1e-4 halved at 50/75 %; fill: 2e-3 "
+                                     "cosine).")] = None,
+    warmup: Annotated[int | None, _opt("--warmup <steps>", f"Steps of linear learning-rate warm-up ({TRAIN.warmup}; "
                                        "render: 100).")] = None,
     schedule: Annotated[str | None, _opt("--schedule", "Learning-rate decay (default: the objective's).",
                                          metavar=_choices(SCHEDULES))] = None,
-    init: Annotated[str | None, _opt("--init", "Start from this model card's weights (name or JSON path; --noisy: "
-                                     f"{NOISY['init']}).")] = None,
-    noise_type: Annotated[str, _opt("--noise", "Training noise type.")] = TRAIN.noise,
-    level: Annotated[float, _opt("--level", "Training (and validation) noise level.")] = TRAIN.level,
-    level_range: Annotated[str | None, _opt("--level-range", "LOW,HIGH: train each crop at a level drawn from this "
-                                            "range (validation stays at --level).")] = None,
-    grey_share: Annotated[float, _opt("--grey-share", "Share of crops made grey, the same noise in every "
+    init: Annotated[str | None, _opt("--init <card>", "Start from this model card's weights (name or JSON path; "
+                                     f"--noisy: {NOISY['init']}).")] = None,
+    noise_type: Annotated[str, _opt("--noise <type>", "Training noise type.")] = TRAIN.noise,
+    level: Annotated[float, _opt("--level <level>", "Training (and validation) noise level.")] = TRAIN.level,
+    level_range: Annotated[str | None, _opt("--level-range <low,high>", "LOW,HIGH: train each crop at a level "
+                                            "drawn from this range (validation stays at --level).")] = None,
+    grey_share: Annotated[float, _opt("--grey-share <share>", "Share of crops made grey, the same noise in every "
                                       "channel (as grey images run).")] = TRAIN.grey_share,
-    thumbnail_share: Annotated[float, _opt("--thumbnail-share", "Practical noise: share of crops made web "
+    thumbnail_share: Annotated[float, _opt("--thumbnail-share <share>", "Practical noise: share of crops made web "
                                            "thumbnails (decimated by 2, plain white noise).")] = TRAIN.thumbnail_share,
-    aux_share: Annotated[float, _opt("--aux-share", "Render training: share of crops that see the render's albedo "
-                                     "and normal (0: a card without them).")] = TRAIN.aux_share,
-    headroom: Annotated[float | None, _opt("--headroom", "Render training: the tone map's exposure keeps the 95th "
+    aux_share: Annotated[float, _opt("--aux-share <share>", "Render training: share of crops that see the render's "
+                                     "albedo and normal (0: a card without them).")] = TRAIN.aux_share,
+    headroom: Annotated[float | None, _opt("--headroom <x>", "Render training: the tone map's exposure keeps the 95th "
                                            "percentile of brightness at most this (8; 0: no bound).")] = None,
-    headroom_percentile: Annotated[float, _research("--headroom-percentile", "Render training: the percentile "
+    headroom_percentile: Annotated[float, _research("--headroom-percentile <pct>", "Render training: the percentile "
                                                     "--headroom bounds in the training crops (the card keeps 95).")
                                    ] = TRAIN.headroom_percentile,
-    ema: Annotated[float | None, _opt("--ema", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
+    ema: Annotated[float | None, _opt("--ema <decay>", f"Decay of the saved EMA weights ({TRAIN.ema}; --noisy: "
                                       f"{NOISY['ema']}).")] = None,
-    dead_leaves: Annotated[int, _opt("--dead-leaves", "Add this many procedural images.")] = TRAIN.dead_leaves,
-    stripes: Annotated[int, _opt("--stripes", "Add this many procedural images of fine stripes.")] = TRAIN.stripes,
-    textiles: Annotated[int, _opt("--textiles", "Add this many procedural images of cloth (stripes, plaids).")] = (
+    dead_leaves: Annotated[int, _opt("--dead-leaves <n>", "Add this many procedural images.")] = TRAIN.dead_leaves,
+    stripes: Annotated[int, _opt("--stripes <n>", "Add this many procedural images of fine stripes.")] = TRAIN.stripes,
+    textiles: Annotated[int, _opt("--textiles <n>", "Add this many procedural images of cloth (stripes, plaids).")] = (
         TRAIN.textiles
     ),
     validation: Annotated[list[str] | None, _opt("--val", "Held-back clean images to validate (repeatable).",
                                                          metavar="<path>")] = None,
-    validate_every: Annotated[int | None, _opt("--validate-every", f"Validate and log every N steps ("
+    validate_every: Annotated[int | None, _opt("--validate-every <steps>", f"Validate and log every N steps ("
                                                f"{TRAIN.validate_every}; --noisy: {NOISY['validate_every']}).")] = None,
-    checkpoint_every: Annotated[int, _opt("--checkpoint-every", "Checkpoint every N steps.")] = TRAIN.checkpoint_every,
+    checkpoint_every: Annotated[int, _opt("--checkpoint-every <steps>", "Checkpoint every N steps.")] = (
+        TRAIN.checkpoint_every
+    ),
     seed: Seed = TRAIN.seed,
-    threads: Annotated[int, _opt("--threads", "CPU threads (0: one per core).")] = TRAIN.threads,
+    threads: Annotated[int, _opt("--threads <n>", "CPU threads (0: one per core).")] = TRAIN.threads,
     precision: Annotated[str, _opt("--precision", "auto: bf16 where the hardware computes it natively.",
                                     metavar=_choices(("auto", "fp32", "bf16")))] = TRAIN.precision,
     device: Annotated[str, _opt("--device", "auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N.",
                                 metavar="<auto|cpu|cuda[:N]>")] = TRAIN.device,
-    workdir: Annotated[Path | None, _opt("--workdir", "Checkpoint and log folder.")] = None,
+    workdir: Annotated[Path | None, _opt("--workdir <folder>", "Checkpoint and log folder.")] = None,
     resume: Annotated[bool, _opt("--resume", "Continue the run in --workdir.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Start afresh over a run or card of this --name.")] = False,
     finish: Annotated[bool, _opt("--finish", "Write the card from the checkpoint now, without training on.")] = False,
-    output: Annotated[Path | None, _opt("--output -o", "Folder for the model card (default: "
+    output: Annotated[Path | None, _opt("--output -o <folder>", "Folder for the model card (default: "
                                         "$MDN_MODELS_DIR, else mdn/models in the user data folder).")] = None,
     quiet: Quiet = False,
     no_mask: Annotated[bool, _research("--no-mask", "Train the baseline: no input or attention mask.")] = False,
-    input_range: Annotated[str | None, _research("--input-mask-range", "Input mask ratio range LOW,HIGH (0.75,0.85; "
-                                                 "fill: 0.3,0.3).")] = None,
-    attention: Annotated[float, _research("--attention-mask-ratio", "Attention mask ratio.")] = TRAIN.attention_mask,
+    input_range: Annotated[str | None, _research("--input-mask-range <low,high>", "Input mask ratio range LOW,HIGH "
+                                                 "(0.75,0.85; fill: 0.3,0.3).")] = None,
+    attention: Annotated[float, _research("--attention-mask-ratio <share>", "Attention mask ratio.")] = (
+        TRAIN.attention_mask
+    ),
     compile_: Annotated[bool, _research("--compile", "torch.compile the network (fixed shapes): for GPUs; slower on "
                                         "CPU.")] = TRAIN.compile,
-    kernel: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}.")] = TRAIN.attention_kernel,
+    kernel: Annotated[str, _research("--attention-kernel <kernel>", f"{KERNEL_HELP}.")] = TRAIN.attention_kernel,
 ) -> None:  # fmt: skip
     """Train a denoiser on clean images (a masked SwinIR, its no-mask baseline or a U-Net), or fit one to a camera's
     noisy images alone (--noisy), and write its card.
@@ -412,7 +424,8 @@ def train_command(
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
         validation=validation, validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
-        threads=threads, precision=precision, compile=compile_, device=device, attention_kernel=kernel,
+        threads=per_file.cpu_threads(threads), precision=precision, compile=compile_, device=device,
+        attention_kernel=kernel,
     )  # fmt: skip
     if until is not None and until < 1:
         _fail(f"--until must be 1 or more, got {until}")
@@ -521,52 +534,54 @@ def bench_command(
     images_: Annotated[list[str] | None, typer.Argument(metavar="IMAGES", help="Clean reference images, a stack's "
                                                         "planes each one, NAME[z] (default: the bundled sample "
                                                         "set).")] = None,
-    models: Annotated[str | None, _opt("--models", "Comma-separated cards (CARD+no-detail: without its detail "
+    models: Annotated[str | None, _opt("--models <names>", "Comma-separated cards (CARD+no-detail: without its detail "
                                        "stage; CARD+no-impulses: without filling impulses; CARD+fast, "
                                        "CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, "
                                        "every card, installed peers).")] = None,
-    noise_grid: Annotated[str | None, _opt("--noise", "e.g. 'gaussian:15,25;poisson' (default: every type but "
+    noise_grid: Annotated[str | None, _opt("--noise <grid>", "e.g. 'gaussian:15,25;poisson' (default: every type but "
                                            "photon and practical, paper levels; none: renders alone).")] = None,
-    zeroshot_methods: Annotated[str | None, _opt("--zeroshot", "Zero-shot methods to add: MPI presets and zs-n2n "
-                                                 "(default noises: the zero-shot grid).")] = None,
+    zeroshot_methods: Annotated[str | None, _opt("--zeroshot <names>", "Zero-shot methods to add: MPI presets and "
+                                                 "zs-n2n (default noises: the zero-shot grid).")] = None,
     grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid; "
                                "speed: grey pictures.")] = False,
     quick: Annotated[bool, _opt("--quick", "One small image, two noises: a few seconds.")] = False,
     renders: Annotated[bool, _opt("--renders", "Add Monte Carlo renders (Mitsuba 3) at --spp.")] = False,
-    spps: Annotated[str, _opt("--spp", "Renders: samples per pixel, comma-separated.")] = "16,64",
-    render_set: Annotated[Path | None, _opt("--render-set", "Renders: the scenes of a render set (made by "
+    spps: Annotated[str, _opt("--spp <n,...>", "Renders: samples per pixel, comma-separated.")] = "16,64",
+    render_set: Annotated[Path | None, _opt("--render-set <folder>", "Renders: the scenes of a render set (made by "
                                             "scripts/render_data.py --held-out) instead of the Cornell boxes.")] = None,
     speed: Annotated[bool, _opt("--speed", "Measure MP/s and peak memory instead of quality.")] = False,
     with_peers: Annotated[bool, _opt("--peers", "Speed: add the installed peers (OIDN, BM3D), each row's ratio to "
                                      "one.")] = False,
-    sizes: Annotated[str, _opt("--sizes", "Speed: square sizes or WxH, comma-separated.")] = "1024",
-    runs: Annotated[int, _opt("--runs", "Speed: timed runs per size (median reported).")] = 3,
-    tile: Annotated[int, _opt("--tile", "Tile size (0: from the memory budget).")] = ENGINE.tile,
+    sizes: Annotated[str, _opt("--sizes <sizes>", "Speed: square sizes or WxH, comma-separated.")] = "1024",
+    runs: Annotated[int, _opt("--runs <n>", "Speed: timed runs per size (median reported).")] = 3,
+    tile: Annotated[int, _opt("--tile <px>", "Tile size (0: from the memory budget).")] = ENGINE.tile,
     device: Device = ENGINE.device,
     precision: Annotated[str | None, _opt("--precision", PRECISION_HELP, metavar=PRECISIONS,
                                           show_default=f"{ENGINE.precision}; train speed: {TRAIN.precision}")] = None,
     seed: Seed = 0,
-    csv_path: Annotated[Path | None, _opt("--csv", "Write every score (or speed row) as CSV.")] = None,
-    json_path: Annotated[Path | None, _opt("--json", "Write every score (or speed row) as JSON.")] = None,
-    plot_path: Annotated[Path | None, _opt("--plot", "Plot PSNR against level (matplotlib).")] = None,
-    markdown_path: Annotated[Path | None, _opt("--markdown", "Write a model x noise summary in Markdown.")] = None,
+    csv_path: Annotated[Path | None, _opt("--csv <file>", "Write every score (or speed row) as CSV.")] = None,
+    json_path: Annotated[Path | None, _opt("--json <file>", "Write every score (or speed row) as JSON.")] = None,
+    plot_path: Annotated[Path | None, _opt("--plot <file>", "Plot PSNR against level (matplotlib).")] = None,
+    markdown_path: Annotated[Path | None, _opt("--markdown <file>", "Write a model x noise summary in "
+                                               "Markdown.")] = None,
     quiet: Quiet = False,
     threads: per_file.Threads = 0,
     train_speed: Annotated[bool, _research("--train-speed", "Measure training it/s per --configs, masked and "
                                            "not.")] = False,
-    configs: Annotated[str, _research("--configs", "Train speed: network sizes, comma-separated.")] = TRAIN.config,
-    kernels: Annotated[str, _research("--attention-kernel", f"{KERNEL_HELP}; comma-separated to "
+    configs: Annotated[str, _research("--configs <names>", "Train speed: network sizes, "
+                                      "comma-separated.")] = TRAIN.config,
+    kernels: Annotated[str, _research("--attention-kernel <kernels>", f"{KERNEL_HELP}; comma-separated to "
                                       "compare (speed).")] = TRAIN.attention_kernel,
     compile_: Annotated[bool, _research("--compile", "Train speed: torch.compile the network, as mdn train "
                                         "--compile.")] = TRAIN.compile,
-    batch_size: Annotated[int, _research("--batch", "Train speed: crops per step.")] = TRAIN.batch,
-    crop: Annotated[int, _research("--crop", "Train speed: crop size in pixels.")] = TRAIN.crop,
+    batch_size: Annotated[int, _research("--batch <n>", "Train speed: crops per step.")] = TRAIN.batch,
+    crop: Annotated[int, _research("--crop <px>", "Train speed: crop size in pixels.")] = TRAIN.crop,
 ) -> None:  # fmt: skip
     """Measure models: PSNR/SSIM over noise types and levels, or speed and memory with --speed.
 
     Example: mdn bench --models unet,small-baseline --plot study.png
     """
-    use_threads(threads)
+    use_threads(per_file.cpu_threads(threads))
     if speed and train_speed:
         _fail("--speed and --train-speed: give one (each is a bench of its own)")
     if runs < 1:

@@ -60,22 +60,44 @@ Inputs = Annotated[
     list[str] | None,
     typer.Argument(metavar="IMAGES", help="Image files, directories or glob patterns.", show_default=False),
 ]
+
+
+class FolderPath(type(Path())):
+    """An -o written with a trailing slash (`results.png/`): a folder, whatever its name looks like, as the shell
+    and other tools take it (pathlib drops the slash)."""
+
+
+def output_path(text: str) -> Path:
+    """-o's value as a path, a `FolderPath` where it ends in a slash."""
+    ends = text.endswith(("/", os.sep)) and bool(text.strip("/" + os.sep))
+    return FolderPath(text) if ends else Path(text)
+
+
 Output = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output file (one input) or directory (many inputs).")
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output file (one input) or directory (many inputs).",
+        metavar="<file/folder>",
+        parser=output_path,
+    ),
 ]
 
 
 def _suffix_option(default: str) -> Any:
     """The --suffix option of a command whose outputs beside their inputs get `default` (None: not given)."""
     words = f"Output name suffix (beside the input: {default}; with -o FOLDER: none unless given)."
-    return Annotated[str | None, typer.Option("--suffix", help=words, show_default=False)]
+    return Annotated[str | None, typer.Option("--suffix", help=words, show_default=False, metavar="<text>")]
 
 
 Suffix = _suffix_option("none")
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Search directories recursively.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files (never an input).")]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose output exists alone.")]
-Layer = Annotated[str | None, typer.Option("--layer", help="EXR layer or part to process (default: beauty).")]
+Layer = Annotated[
+    str | None, typer.Option("--layer", help="EXR layer or part to process (default: beauty).", metavar="<name>")
+]
 Dtype = Annotated[
     str | None,
     typer.Option(
@@ -84,12 +106,16 @@ Dtype = Annotated[
         metavar=f"<{'|'.join(images.SAMPLE_TYPES)}>",
     ),
 ]
-JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.")]
+JsonReport = Annotated[Path | None, typer.Option("--json", help="Write a per-file JSON report here.", metavar="<file>")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and warnings only.")]
-Threads = Annotated[int, typer.Option("--threads", help="CPU threads (0: one per core).")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads (0: one per core).", metavar="<n>")]
 Shard = Annotated[
     str | None,
-    typer.Option("--shard", help="K/N: take every N-th file from the K-th (0 <= K < N), for Slurm arrays and farms."),
+    typer.Option(
+        "--shard",
+        help="K/N: take every N-th file from the K-th (0 <= K < N), for Slurm arrays and farms.",
+        metavar="<K/N>",
+    ),
 ]
 
 
@@ -110,10 +136,11 @@ def _file_options(
     """The options every per-file command takes, as typer reads them from a signature."""
 
 
-def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[..., None]]:
+def command(suffix: str, verb: str = "denoise") -> Callable[[Callable[..., Work | None]], Callable[..., None]]:
     """A per-file command made of a function of the command's own options that returns its work on each file (None:
     nothing to run): the inputs, -o and the other file options (`suffix` the default output suffix) join its
-    signature around its own options, and the files are run; a status other than 0 exits with it."""
+    signature around its own options, and the files are run; a status other than 0 exits with it. `verb` says
+    what it does to a picture, for the line that says a folder held none."""
 
     def make(own: Callable[..., Work | None]) -> Callable[..., None]:
         files = inspect.signature(_file_options, eval_str=True).parameters
@@ -125,11 +152,14 @@ def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[...,
             given = {name: options.pop(name) for name in files}
             given["suffix_given"] = given["suffix"] is not None
             given["suffix"] = suffix if given["suffix"] is None else given["suffix"]
-            use_threads(given.pop("threads"))
+            use_threads(cpu_threads(given.pop("threads")))
             apart = {**given, **options}
             file_only, volume_only = _given(apart, FILE_ONLY), _given(apart, VOLUME_ONLY)
             work = own(**options)
-            status = 0 if work is None else run(work=work, **given, file_only=file_only, volume_only=volume_only)
+            if work is not None:
+                status = run(work=work, **given, file_only=file_only, volume_only=volume_only, verb=verb)
+            else:
+                status = 0
             if status:
                 raise typer.Exit(status)
 
@@ -142,12 +172,26 @@ def command(suffix: str) -> Callable[[Callable[..., Work | None]], Callable[...,
     return make
 
 
+def cpu_threads(count: int) -> int:
+    """--threads as this machine runs it: 0 (one per core) and up to the cores this process may use as given, more
+    as that many with a note saying so (a script written on a workstation runs on a 2-core CI runner; threads
+    past the cores only slow torch down). An MdnError for a negative count."""
+    if count < 0:
+        raise MdnError(f"--threads must be 0 (one per core) or more, got {count}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if count <= cores:
+        return count
+    console.print(f"note: --threads {count}: {cores} cores here, using {cores}", soft_wrap=True, markup=False)
+    return cores
+
+
 def run(
     inputs: list[str] | None,
     output: Path | None,
     suffix: str,
     work: Work,
     *,
+    verb: str = "denoise",
     suffix_given: bool = False,
     recursive: bool,
     overwrite: bool,
@@ -163,34 +207,41 @@ def run(
     """Run `work` on every input (files, folders, globs), or on shard K/N of them, and report it; returns the exit
     status: 0, EXIT_FAILED or EXIT_INTERRUPTED. Raises MdnError, before any file, for no inputs, an unusable
     output, a zarr volume among them with options given that apply to image files alone (`file_only`: their
-    keywords, `FILE_ONLY`), or none with options that apply to volumes alone (`volume_only`, `VOLUME_ONLY`)."""
+    keywords, `FILE_ONLY`), or none with options that apply to volumes alone (`volume_only`, `VOLUME_ONLY`).
+    Folders that hold nothing to work on are no error: a line says so (`verb`: what the work does), the --json
+    report is written empty, and the status is 0. An `output` that is a `FolderPath` (written with a trailing
+    slash) is a folder whatever its name."""
     if not inputs:
         raise MdnError("no inputs given (see --help)")
     if overwrite and skip_existing:
         raise MdnError("--overwrite and --skip-existing: give one")
     if output is not None and str(output) == "-":  # a folder named '-' was made
         raise MdnError("-o -: pictures are not written to stdout; give a file or a folder")
+    folder = isinstance(output, FolderPath)
+    output = Path(output) if output is not None else None
     part = batch.parse_shard(shard) if shard is not None else None
     not_read: list[Path] = []
     found, stores = _inputs(inputs, work.volume is not None, recursive, output, suffix, not_read)
     if dtype is not None and dtype not in images.SAMPLE_TYPES:
         raise MdnError(f"--dtype must be one of {', '.join(images.SAMPLE_TYPES)}, got {dtype!r}")
+    count = len(found) + len(stores)
     if stores and file_only:
         raise MdnError(FILE_ONLY[file_only[0]], stores[0])
-    if volume_only and not stores:
+    if volume_only and not stores and count:
         raise MdnError(VOLUME_ONLY[volume_only[0]])
-    count = len(found) + len(stores)
     if count > 1 and work.one_input:
         raise MdnError(f"{work.one_input}: give one input, not {count}")
-    jobs = _plan(inputs, found, stores, output, suffix, suffix if suffix_given else "")
+    jobs = _plan(inputs, found, stores, output, suffix, suffix if suffix_given else "", folder)
     jobs = batch.shard(jobs, *part) if part else jobs
-    if part and not jobs:
+    if part and not jobs and count:
         console.print(f"shard {shard}: none of the {count} inputs falls to it", soft_wrap=True)
     if json_report is not None:
         batch.check_report(json_report, [*found, *stores, *(job.output for job in jobs)], overwrite)
     volume_jobs = [j for j in jobs if j.input in stores]
     jobs = [j for j in jobs if j.input not in stores]
-    if not_read:
+    if not count:
+        _nothing_found(inputs, not_read, verb, quiet)
+    elif not_read:
         console.print(f"[yellow]warning[/]: {escape(printable(batch.not_read_words(not_read)))}", soft_wrap=True)
     planned: int | None = None
     stop = StopRequest()
@@ -250,6 +301,17 @@ VOLUME_ONLY = {"scheduler": "--scheduler runs a zarr volume's chunks on a cluste
 """The options (by keyword) that apply to zarr volumes alone: given with none among the inputs, a usage error."""
 
 
+def _nothing_found(folders: list[str], not_read: list[Path], verb: str, quiet: bool) -> None:
+    """The line for `folders` that held nothing to work on (a watched inbox empty for now): a warning naming the
+    pictures of types mdn does not read where they hold some, else a note (not with --quiet)."""
+    where = ", ".join(map(str, folders))
+    if not_read:
+        words = printable(f"nothing to {verb} in {where}: {batch.not_read_words(not_read)}")
+        console.print(f"[yellow]warning[/]: {escape(words)}", soft_wrap=True)
+    elif not quiet:
+        console.print(printable(f"nothing to {verb} in {where}: no image files"), soft_wrap=True, markup=False)
+
+
 def _given(options: dict[str, Any], which: dict[str, str]) -> list[str]:
     """The keywords of `which` (`FILE_ONLY`, `VOLUME_ONLY`) among a command's `options` that were given (not None,
     not False)."""
@@ -257,11 +319,18 @@ def _given(options: dict[str, Any], which: dict[str, str]) -> list[str]:
 
 
 def _plan(
-    inputs: list[str], found: list[Path], stores: list[Path], output: Path | None, suffix: str, in_folder: str
+    inputs: list[str],
+    found: list[Path],
+    stores: list[Path],
+    output: Path | None,
+    suffix: str,
+    in_folder: str,
+    folder: bool = False,
 ) -> list[batch.Job]:
     """The jobs of the image files `found` and the zarr `stores`, files first; an output folder mirrors them all
     below one root, the common folder of the folders named among the `inputs` and of the inputs' own
-    (`batch.tree_root`), their names with `in_folder` (a --suffix given)."""
+    (`batch.tree_root`), their names with `in_folder` (a --suffix given); `folder`: `output` is a folder whatever
+    its name (a zarr store is a folder anyway: `volumes.output_path` decides)."""
     batch.check_suffix(suffix)  # a volume's name takes it too
     batch.check_suffix(in_folder)
     root = None
@@ -269,7 +338,7 @@ def _plan(
         folders = [Path(item) for item in inputs if Path(item).is_dir() and not volumes.is_volume(item)]
         root = batch.tree_root([*found, *stores], folders)
     several = len(found) + len(stores) > 1
-    files = batch.plan(found, output, suffix, root, in_folder) if found else []
+    files = batch.plan(found, output, suffix, root, in_folder, folder) if found else []
     return files + [batch.Job(s, volumes.output_path(s, output, suffix, several, root, in_folder)) for s in stores]
 
 
@@ -288,7 +357,11 @@ def _inputs(
     held = _volumes_in(files, recursive, output, skip_suffix) if volumes_taken else []
     stores += [store for store in held if store not in stores]
     try:
-        found = batch.expand_inputs(files, recursive, skip_suffix, results=output, not_read=not_read) if files else []
+        found = (
+            batch.expand_inputs(files, recursive, skip_suffix, results=output, not_read=not_read, empty_folders=True)
+            if files
+            else []
+        )
     except MdnError:
         if not held:  # folders and patterns that hold volumes alone
             raise

@@ -21,11 +21,14 @@ enough that no cell is cut."""
 PIPED = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
 """Results go to a pipe or a file, where lines are read whole rather than wrapped at a screen's width."""
 out = Console(highlight=False, width=PIPED_WIDTH if PIPED else None)
-"""Results a user may pipe or redirect."""
+"""Results a user may pipe or redirect (tables of models and scores); what a run did goes to `console`."""
 LOGGED = not sys.stderr.isatty() and not os.environ.get("COLUMNS")
 """Messages go to a log file (a batch system's, nohup's), where the summary table is read whole too."""
 console = Console(stderr=True, highlight=False, width=PIPED_WIDTH if LOGGED else None)
-"""Progress, warnings, errors and a batch's summary."""
+"""Progress, warnings, errors and what a run did: a file's `wrote` line, a batch's summary."""
+FOLDED_BELOW = 40
+"""The width under which a batch's summary is a line per file rather than a table: the table's four columns take
+13 columns of borders and padding, `skipped` and `seconds` 7 each, and each path at least 6 to stay legible."""
 
 
 class BatchProgress:
@@ -102,7 +105,8 @@ def _kept(shares: list[float] | None) -> str:
 
 
 def print_summary(results: list[Result], quiet: bool = False, planned: int | None = None) -> None:
-    """Warnings and errors always; a table of all files when several were planned, unless quiet."""
+    """Warnings and errors always; unless quiet, a file's `wrote` line, or a table of all files when several were
+    planned (a line per file in a terminal narrower than `FOLDED_BELOW`), all on stderr: stdout is for data."""
     for result in results:
         for warning in result.warnings:
             console.print(f"[yellow]warning[/]: {escape(printable(f'{result.input}: {warning}'))}", soft_wrap=True)
@@ -117,16 +121,27 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
                 info = result.info
                 what = [info.get("model") or info.get("noise") or info.get("method"), _kept(info.get("kept_change"))]
                 what = "".join(f"{part}, " for part in what if part)
-                out.print(f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True, markup=False)
+                console.print(
+                    f"wrote {_short(result.output)} ({what}{result.seconds:.1f} s)", soft_wrap=True, markup=False
+                )
             else:
-                out.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True, markup=False)
+                console.print(f"skipped, exists: {_short(result.output)}", soft_wrap=True, markup=False)
+        return
+    colours = {"done": "green", "skipped": "yellow", "failed": "red"}
+    counts = {status: sum(r.status == status for r in results) for status in colours}
+    if not LOGGED and console.width < FOLDED_BELOW:  # a table's status column would be cut: a line per file
+        console.print("summary")
+        for r in results:
+            name, output = escape(printable(r.input)), escape(_short(r.output))
+            status = f"[{colours[r.status]}]{r.status}[/]"
+            console.print(f"{name}: {status} ({r.seconds:.2f} s) -> {output}", overflow="fold")
+        console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
         return
     table = Table(title="summary", title_justify="left")
     for column in ("input", "output"):
         table.add_column(column, overflow="fold")  # a narrow terminal breaks a path, never cuts it
-    table.add_column("status")
-    table.add_column("seconds", justify="right")
-    colours = {"done": "green", "skipped": "yellow", "failed": "red"}
+    table.add_column("status", no_wrap=True, min_width=len("skipped"))
+    table.add_column("seconds", justify="right", no_wrap=True)
     for r in results:
         table.add_row(
             escape(printable(r.input)), escape(_short(r.output)), f"[{colours[r.status]}]{r.status}", f"{r.seconds:.2f}"
@@ -136,7 +151,6 @@ def print_summary(results: list[Result], quiet: bool = False, planned: int | Non
         Console(stderr=True, highlight=False, width=needed).print(table)
     else:
         console.print(table)
-    counts = {status: sum(r.status == status for r in results) for status in colours}
     console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n))
 
 

@@ -70,6 +70,7 @@ def expand_inputs(
     skip_suffix: str = "",
     results: Path | None = None,
     not_read: list[Path] | None = None,
+    empty_folders: bool = False,
 ) -> list[Path]:
     """Files, directories (their image files, recursively if asked) and glob patterns -> sorted file list, each
     file once however it was spelt.
@@ -78,7 +79,8 @@ def expand_inputs(
     inside directories or by patterns are filtered to supported types, leaving out earlier results: names that
     end in `skip_suffix`, and files inside the `results` folder (so that running a command twice on a folder does
     not process its own output). `not_read` gets the pictures found in directories that mdn does not read
-    (`images.PICTURES_NOT_READ`: HEIC, GIF, camera raw), for the user to be told.
+    (`images.PICTURES_NOT_READ`: HEIC, GIF, camera raw), for the user to be told. Nothing found is an MdnError,
+    but with `empty_folders` where every input is a folder (a watched inbox empty for now): then no files.
     """
     found: list[Path] = []
     not_read = [] if not_read is None else not_read
@@ -96,6 +98,8 @@ def expand_inputs(
             found.extend(p for p in matches if _is_image(p, skip_suffix))
         else:
             found.append(path)
+    if not found and empty_folders and all(Path(item).is_dir() for item in inputs):
+        return []
     if not found:
         hint = f": {not_read_words(not_read)}" if not_read else ""
         raise MdnError(f"no image files found in {', '.join(map(str, inputs)) or 'the arguments'}{hint}")
@@ -165,7 +169,12 @@ def is_result(path: Path, skip_suffix: str) -> bool:
 
 
 def plan(
-    inputs: list[Path], output: Path | None, suffix: str, root: Path | None = None, in_folder: str = ""
+    inputs: list[Path],
+    output: Path | None,
+    suffix: str,
+    root: Path | None = None,
+    in_folder: str = "",
+    folder: bool = False,
 ) -> list[Job]:
     """Name each input's output; an MdnError for an output that would be its input (mdn never writes over one).
 
@@ -173,9 +182,10 @@ def plan(
     with an image extension: that file. Otherwise `output` is a directory that mirrors the inputs' tree below
     `root` (`tree_root`: the folders named and the inputs' own; default: the inputs' common folder): a file in it
     gives DIR/NAME{in_folder}.EXT (`in_folder`: a suffix the user gave), one a recursive search found in a
-    subfolder DIR/SUB/NAME{in_folder}.EXT.
+    subfolder DIR/SUB/NAME{in_folder}.EXT. With `folder` (-o written with a trailing slash) `output` is such a
+    directory whatever its name (`results.png/`).
     """
-    jobs = _named(inputs, output, suffix, root, in_folder)
+    jobs = _named(inputs, output, suffix, root, in_folder, folder)
     for job in jobs:
         if os.path.realpath(job.output) == os.path.realpath(job.input):
             raise MdnError("would be written over by its own result: mdn never replaces an input; give -o another "
@@ -189,17 +199,20 @@ def check_suffix(suffix: str) -> None:
         raise MdnError(f"--suffix is added to each file's name and cannot hold a folder: {suffix!r}")
 
 
-def _named(inputs: list[Path], output: Path | None, suffix: str, root: Path | None, in_folder: str) -> list[Job]:
+def _named(
+    inputs: list[Path], output: Path | None, suffix: str, root: Path | None, in_folder: str, folder: bool = False
+) -> list[Job]:
     """`plan`'s jobs, before the check."""
     check_suffix(suffix)
     check_suffix(in_folder)
     if output is None:
         return [Job(p, suffixed(p, suffix)) for p in inputs]
-    if _extension(output) and output.suffix.lower() not in images.FORMATS and not output.is_dir():
+    folder = folder or output.is_dir()
+    if _extension(output) and output.suffix.lower() not in images.FORMATS and not folder:
         supported = ", ".join(sorted(images.FORMATS))
-        raise MdnError(f"cannot write {output.suffix!r} images (supported: {supported}; a folder: a name without one)",
-                       output)  # fmt: skip
-    if output.suffix.lower() in images.FORMATS and not output.is_dir():
+        raise MdnError(f"cannot write {output.suffix!r} images (supported: {supported}; a folder: a name without "
+                       "one, or ending in /)", output)  # fmt: skip
+    if output.suffix.lower() in images.FORMATS and not folder:
         if len(inputs) > 1:
             raise MdnError(f"{len(inputs)} inputs need a directory for -o, not a file", output)
         return [Job(inputs[0], output)]
