@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -31,7 +32,7 @@ def parse_size(text: str) -> int:
 def threads(count: int) -> Iterator[None]:
     """Compute with `count` CPU threads while inside (0: as before), then go back to the count before."""
     before = torch.get_num_threads()
-    use_threads(count)
+    use_threads(count, stacklevel=6)  # past this generator, contextlib, an API function and its wrapper
     try:
         yield
     finally:
@@ -39,17 +40,29 @@ def threads(count: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-THREADS_PER_CORE = 4
-"""The most threads per core `--threads` takes: more only slow a run down (and a million crash torch's pool)."""
+def usable_threads(count: int) -> int:
+    """A thread count as this machine runs it: 0 (one per core) and up to the cores this process may use as
+    given, more as that many (a script written on a workstation runs on a 2-core runner; threads past the cores
+    only slow torch down). An MdnError for anything but a whole number from 0."""
+    if not is_kind(count, int) or count < 0:
+        raise MdnError(f"--threads must be a whole number from 0 (one per core), got {count!r}")
+    return min(count, usable_cores())
 
 
-def use_threads(count: int) -> None:
-    """Compute with `count` CPU threads from now on (0: as it is, by default one per core torch sees)."""
-    most = THREADS_PER_CORE * (os.cpu_count() or 1)
-    if not is_kind(count, int) or not 0 <= count <= most:
-        raise MdnError(f"--threads must be a whole number from 0 (all cores) to {most}, got {count!r}")
-    if count:
-        torch.set_num_threads(count)
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, as a batch slot's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def use_threads(count: int, stacklevel: int = 2) -> None:
+    """Compute with `count` CPU threads from now on (0: as it is, by default one per core torch sees); more than
+    the cores as many as the cores, with a warning pointing `stacklevel` frames up (the CLI says it first, in a
+    note: `usable_threads`)."""
+    used = usable_threads(count)
+    if used < count:
+        warnings.warn(f"threads={count}: {used} cores here, using {used}", stacklevel=stacklevel)
+    if used:
+        torch.set_num_threads(used)
 
 
 def pick_device(name: str = "auto") -> torch.device:

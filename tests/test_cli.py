@@ -352,7 +352,9 @@ def test_threads_sets_the_cpu_threads_of_every_computing_command(tmp_path: Path,
         assert _invoke(command, source, "--threads", "1", *extra).exit_code == 0
         assert torch.get_num_threads() == 1
         result = _invoke(command, source, "--threads", "-1", "--overwrite", *extra)
-        assert result.exit_code == 2 and "--threads must be 0 (one per core) or more, got -1" in result.output
+        assert (
+            result.exit_code == 2 and "--threads must be a whole number from 0 (one per core), got -1" in result.output
+        )
     finally:
         torch.set_num_threads(before)
 

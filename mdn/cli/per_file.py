@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from mdn import volumes
 from mdn.cli.report import BatchProgress, console, print_summary, printable
-from mdn.device import use_threads
+from mdn.device import usable_threads, use_threads
 from mdn.errors import MdnError
 from mdn.io import atomic, batch, images, picture, tonemap
 from mdn.io.tonemap import DisplayTransform
@@ -173,16 +173,12 @@ def command(suffix: str, verb: str = "denoise") -> Callable[[Callable[..., Work 
 
 
 def cpu_threads(count: int) -> int:
-    """--threads as this machine runs it: 0 (one per core) and up to the cores this process may use as given, more
-    as that many with a note saying so (a script written on a workstation runs on a 2-core CI runner; threads
-    past the cores only slow torch down). An MdnError for a negative count."""
-    if count < 0:
-        raise MdnError(f"--threads must be 0 (one per core) or more, got {count}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if count <= cores:
-        return count
-    console.print(f"note: --threads {count}: {cores} cores here, using {cores}", soft_wrap=True, markup=False)
-    return cores
+    """--threads as this machine runs it (`device.usable_threads`), with a note where more were asked for than
+    the cores this process may use. An MdnError for a negative count."""
+    used = usable_threads(count)
+    if used < count:
+        console.print(f"note: --threads {count}: {used} cores here, using {used}", soft_wrap=True, markup=False)
+    return used
 
 
 def run(
