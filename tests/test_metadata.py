@@ -597,3 +597,14 @@ def test_a_tiff_names_the_exif_fields_it_has_no_place_for(tmp_path: Path) -> Non
         assert not written.getexif().get_ifd(metadata.EXIF_IFD) and not written.getexif().get_ifd(metadata.GPS_IFD)
         assert (written.getexif()[271], written.getexif()[274]) == ("Sony", 6)
     assert left_out == ["its EXIF exposure and GPS fields"]
+
+
+def test_a_picture_without_a_resolution_is_written_as_a_bmp_without_one(tmp_path: Path) -> None:
+    """Pillow stamps 96 dpi on a BMP given none, which a reader then takes for the picture's own."""
+    Image.fromarray(PIXELS).save(tmp_path / "plain.png")
+    assert images.read(tmp_path / "plain.png").source.meta["photo"].dpi is None
+    images.write(images.read(tmp_path / "plain.png"), tmp_path / "plain.bmp")
+    assert "dpi" not in Image.open(tmp_path / "plain.bmp").info
+    Image.fromarray(PIXELS).save(tmp_path / "fine.png", dpi=(300, 300))
+    images.write(images.read(tmp_path / "fine.png"), tmp_path / "fine.bmp")
+    assert Image.open(tmp_path / "fine.bmp").info["dpi"] == pytest.approx((300, 300), abs=0.01)

@@ -733,7 +733,9 @@ def _encode_webp(path: Path, raw: np.ndarray, source: Source | None, kept: Metad
 
 
 def _encode_bmp(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) -> None:
-    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp", **({"dpi": kept.dpi} if kept.dpi else {}))
+    """A BMP with the picture's resolution, or 0 (none given) where it has none: Pillow's default is 96 dpi, which
+    a reader would take for the picture's own."""
+    iio.imwrite(path, _squeeze_grey(raw), extension=".bmp", dpi=kept.dpi or (0, 0))
 
 
 def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata, name: str | None = None) -> None:
