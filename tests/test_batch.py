@@ -244,7 +244,7 @@ def test_what_an_output_format_cannot_hold_is_said(tmp_path: Path) -> None:
     PIL.Image.fromarray(np.full((16, 24, 3), 128, np.uint8)).save(tmp_path / "portrait.jpg", exif=exif.tobytes())
     (result,) = batch.run(batch.plan([tmp_path / "portrait.jpg"], tmp_path / "portrait.bmp", ""), _box_blur)
     assert result.status == "done" and result.warnings == [
-        "BMP cannot hold its EXIF, its orientation (EXIF 6: shown turned)"
+        "left out of the BMP: its EXIF, its orientation (EXIF 6: shown turned)"
     ], result.warnings
 
 

@@ -407,7 +407,7 @@ def _load(
         if dtype is None and (lost := _depth_lost(image, stored.dtype, job.output)):
             result.warnings.append(lost)
         if left_out := images.photo_metadata(image, job.output, stored)[1]:
-            result.warnings.append(f"{images.format_of(job.output).upper()} cannot hold {', '.join(left_out)}")
+            result.warnings.append(f"left out of the {images.format_of(job.output).upper()}: {', '.join(left_out)}")
         if image.nonfinite:
             result.warnings.append(picture.replaced(image.nonfinite))
         result.warnings += [f"{what} left out" for what in image.source.meta.get("left_out", [])]
