@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mdn.errors import MdnError
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
@@ -104,6 +104,19 @@ def _takes_two(function: Callable[..., Any]) -> bool:
     return True
 
 
+def _not_a_volume(image: object, instead: str) -> None:
+    """An MdnError where `image` names a zarr volume, which the picture functions do not read: `instead` says
+    what does."""
+    if isinstance(image, str | os.PathLike):
+        from mdn.volumes import is_volume
+
+        if is_volume(image):
+            raise MdnError(f"is a zarr volume: {instead}", image)
+
+
+VOLUME_DENOISED = "mdn.denoise_volume(source, target) denoises it chunk by chunk"
+
+
 @_keyword_errors
 def denoise(
     image: ImageLike,
@@ -167,6 +180,7 @@ def denoise(
 
     _check_info(info)
     _check_progress(progress)
+    _not_a_volume(image, VOLUME_DENOISED)
     opened = arrays.load(image, axes, hdr, layer)
     settings = inference.run_settings(locals())
     buffers = [Path(p) if p is not None else None for p in (albedo, normal)]
@@ -325,6 +339,7 @@ def denoise_zeroshot(
     )  # fmt: skip
 
     told: list[str] = []
+    _not_a_volume(image, "`mdn zeroshot IN.zarr -o OUT.zarr` fits each of its planes")
     opened = arrays.load(image, axes, hdr, layer)
     channels = opened.source.layout.channel_of_planes()
 
@@ -368,6 +383,7 @@ def add_noise(
     if not isinstance(kind, str):
         raise MdnError(f"kind must be a noise's name (see mdn noise --list), got {kind!r}")
     model = noise.make_noise(kind, level)
+    _not_a_volume(image, "add_noise takes pictures: pass its planes as arrays (zarr.open(path)[...])")
     try:
         rng = np.random.default_rng(seed)
     except (ValueError, TypeError) as exc:

@@ -446,3 +446,16 @@ def test_threads_past_the_cores_run_on_the_cores_with_a_warning(tiny_card) -> No
         np.testing.assert_array_equal(with_many, mdn.denoise(photo, tiny_card.path))
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_zarr_volume_given_to_the_picture_functions_is_pointed_to_what_takes_it(tmp_path: Path) -> None:
+    """`mdn.denoise("v.zarr")` said "is a directory, expected an image file"."""
+    zarr = pytest.importorskip("zarr")
+    zarr.create_array(str(tmp_path / "v.zarr"), data=np.zeros((2, 16, 16), np.uint16), chunks=(1, 16, 16))
+    for call, words in (
+        (mdn.denoise, "is a zarr volume: mdn.denoise_volume(source, target) denoises it"),
+        (mdn.denoise_zeroshot, "is a zarr volume: `mdn zeroshot IN.zarr -o OUT.zarr` fits"),
+        (mdn.add_noise, "is a zarr volume: add_noise takes pictures"),
+    ):
+        with pytest.raises(MdnError, match=re.escape(words)):
+            call(tmp_path / "v.zarr")
