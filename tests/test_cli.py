@@ -540,3 +540,18 @@ def test_output_dash_is_refused_not_made_a_folder(tmp_path: Path) -> None:
     result = _invoke("noise", source, "-o", "-")
     assert result.exit_code == 2 and "pictures are not written to stdout" in result.output
     assert not Path("-").exists()
+
+
+def test_the_noise_list_keeps_every_column_whole_at_a_narrow_width() -> None:
+    """At 30 columns each type is a block of lines with its parameter, default and levels, none cut away; wide
+    enough, the table."""
+    narrow = subprocess.run([sys.executable, "-m", "mdn", "noise", "--list"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "30", "TERM": "xterm"}, check=True).stdout  # fmt: skip
+    text = " ".join(narrow.split())
+    for name, kind in NOISE_TYPES.items():
+        levels = ", ".join(f"{v:g}" for v in kind.levels)
+        assert f"type {name} level parameter {kind.parameter} default {kind.default_level:g}" in text, name
+        assert f"paper's levels {levels}" in text, name
+    wide = subprocess.run([sys.executable, "-m", "mdn", "noise", "--list"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "100", "TERM": "xterm"}, check=True).stdout  # fmt: skip
+    assert "│ gaussian " in wide

@@ -262,3 +262,49 @@ def test_noisy_training_resumes_bit_for_bit(tmp_path: Path) -> None:
     list(resumed.run())
     for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_noisy_run_resumes_without_its_init_card_and_finishes_without_its_data(tmp_path: Path) -> None:
+    """The checkpoint keeps the card it fine-tunes and the noise fit its card records: --resume needs no --init
+    card and --finish no data; a checkpoint from before it kept the fit says what the data is needed for."""
+    tifffile.imwrite(tmp_path / "clean.tif", (specimens.fluorescence_stack(1, 64, 3)[0] * 255).astype(np.uint8))
+    runner = CliRunner()
+    common = ["--batch", "2", "--crop", "32", "--threads", "1", "--device", "cpu", "-o", str(tmp_path / "cards"),
+              "--quiet"]  # fmt: skip
+    base = ["train", "--data", str(tmp_path / "clean.tif"), "--name", "base", "--config", "unet-tiny", "--no-mask",
+            "--iters", "1", *common]  # fmt: skip
+    assert runner.invoke(app, base).exit_code == 0
+    _, noisy = _recording(2, 64, seed=9)
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, noisy, photometric="minisblack")
+    init = tmp_path / "cards" / "base.json"
+    args = ["train", "--noisy", str(stack), "--name", "scope", "--init", str(init), "--iters", "4",
+            "--validate-every", "2", "--workdir", str(tmp_path / "run"), *common]  # fmt: skip
+    assert runner.invoke(app, [*args, "--until", "2"]).exit_code == 0
+    written = registry.ModelCard.from_file(tmp_path / "cards" / "scope.json")
+    init.rename(init.with_name("renamed.json"))
+    stack.rename(tmp_path / "moved.tif")
+
+    finished = runner.invoke(app, [*args, "--finish"])
+    assert finished.exit_code == 0, finished.output
+    card = registry.ModelCard.from_file(written.path)
+    assert card.transform == written.transform and card.transform["stabiliser"]
+    assert card.training["noise_fit"] == written.training["noise_fit"]
+    assert card.training["noisy_data"] == written.training["noisy_data"] and card.description == written.description
+    gone = runner.invoke(app, [*args, "--resume"])
+    assert gone.exit_code == 2 and gone.output.strip().splitlines()[-1] == f"error: no usable noisy images in {stack}"
+
+    (tmp_path / "moved.tif").rename(stack)
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    card = registry.ModelCard.from_file(written.path)
+    assert card.training["iterations"] == 4 and card.training["initialised_from"]["card"] == "base"
+
+    saved = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(saved, weights_only=True)
+    del state["card"]  # as checkpoints were written before they kept it
+    torch.save(state, saved)
+    stack.rename(tmp_path / "moved.tif")
+    old = runner.invoke(app, [*args, "--finish"])
+    assert old.exit_code == 2 and "\n" not in old.output.strip(), old.output
+    assert old.output.startswith("error: its card needs the training data for the camera's noise fit"), old.output

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,12 @@ import OpenEXR
 import pytest
 import tifffile
 import torch
+from rich.console import Console
 from skimage import data
 from typer.testing import CliRunner
 
 from mdn import noise, registry, training
-from mdn.cli import app
+from mdn.cli import app, display
 from mdn.device import pick_dtype
 from mdn.errors import MdnError
 from mdn.noise import degrade
@@ -599,6 +601,28 @@ def test_cli_refuses_bad_settings_in_one_line(photos: Path, tmp_path: Path) -> N
         assert not (tmp_path / "run").exists(), more
 
 
+def test_options_the_network_or_objective_never_reads_are_refused(photos: Path, tmp_path: Path) -> None:
+    """The fill network trains in float32 whatever --precision says; networks without attention or feature masks
+    (partial convolutions, partial filters) never read the attention mask's ratio."""
+    for more, message in (
+        (
+            ["--objective", "fill", "--config", "grey-fast", "--precision", "bf16"],
+            "--precision bf16: not used by objective fill, which hides pixels of clean crops and trains in float32",
+        ),
+        (
+            ["--config", "unet-partial", "--attention-mask-ratio", "0.5"],
+            "--attention-mask-ratio 0.5: not used by --config unet-partial, which has no attention or feature masks",
+        ),
+        (
+            ["--config", "dynamic-partial", "--attention-mask-ratio", "0.5"],
+            "--attention-mask-ratio 0.5: not used by --config dynamic-partial",
+        ),
+    ):  # fmt: skip
+        result = CliRunner().invoke(app, _train_args(photos, tmp_path, "--iters", "1", *more))
+        assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, more
+        assert "\n" not in result.output.strip() and not (tmp_path / "run").exists(), more
+
+
 def test_the_longest_name_that_fits_writes_its_card(photos: Path, tmp_path: Path) -> None:
     """250 bytes: the card, NAME.json, is the longest file a name gives (its temporary's name is cut to fit)."""
     name = "n" * 250
@@ -613,6 +637,8 @@ def test_options_the_objective_uses_are_taken(photos: Path, tmp_path: Path) -> N
     assert training.Trainer(practical, tmp_path, log=lambda _: None).objective.practical
     fill = _options(photos, objective="fill", config="grey-fast", validation=[], input_mask=(0.2, 0.3))
     assert training.Trainer(fill, tmp_path, log=lambda _: None).objective.name == "fill"
+    feature_masks = _options(photos, config="unet-feature-mask", validation=[], attention_mask=0.5)
+    assert training.Trainer(feature_masks, tmp_path, log=lambda _: None).model.config.feature_mask == 0.5
 
 
 def test_cli_refuses_noisy_training_with_clean_data_or_another_objective(photos: Path, tmp_path: Path) -> None:
@@ -864,3 +890,27 @@ def test_the_run_says_how_many_of_its_pictures_are_drawn() -> None:
     drawn = dataclasses.replace(options, dead_leaves=3, stripes=2)
     assert objectives.MaskedDenoising(drawn, torch.float32).procedural() == 5
     assert SelfSupervised.procedural(object.__new__(SelfSupervised)) == 0
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_run_into_a_log_prints_a_line_per_validation_and_checkpoint(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    """In a log or a pipe, one plain line per validation and checkpoint (a log had shown the bar's last state
+    alone, at the end); on a terminal the bar, and no such lines."""
+    shown = StringIO()
+    console = Console(file=shown, force_terminal=terminal, width=120, color_system=None, highlight=False)
+    monkeypatch.setattr(display, "console", console)
+    args = [a for a in _train_args(photos, tmp_path, "--iters", "4", "--validate-every", "2") if a != "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--checkpoint-every", "3", "--val", str(photos / "coffee.tif")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in shown.getvalue().splitlines() if line.startswith("step ")]
+    if terminal:
+        assert not lines and "━" in shown.getvalue()
+        return
+    assert "━" not in shown.getvalue()
+    assert [line.split(",")[0] for line in lines] == ["step 2/4", "step 3/4", "step 4/4"]
+    validated, saved, last = lines
+    assert validated.startswith("step 2/4, loss ") and ", val " in validated and " dB (noisy " in validated
+    assert "checkpoint saved" not in validated and saved.split(", ")[2] == "checkpoint saved"
+    assert ", val " in last and ", checkpoint saved, " in last and last.split(", ")[-1].endswith("s")

@@ -374,9 +374,11 @@ def train_command(
     device: Annotated[str, _opt("--device", "auto (a CUDA GPU, else the CPU), cpu, cuda or cuda:N.",
                                 metavar="<auto|cpu|cuda[:N]>")] = TRAIN.device,
     workdir: Annotated[Path | None, _opt("--workdir <folder>", "Checkpoint and log folder.")] = None,
-    resume: Annotated[bool, _opt("--resume", "Continue the run in --workdir.")] = False,
+    resume: Annotated[bool, _opt("--resume", "Continue the run in --workdir (options changed: recorded in the "
+                                 "card).")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Start afresh over a run or card of this --name.")] = False,
-    finish: Annotated[bool, _opt("--finish", "Write the card from the checkpoint now, without training on.")] = False,
+    finish: Annotated[bool, _opt("--finish", "Write the card from the checkpoint now, without training on (its "
+                                 "data may be gone).")] = False,
     output: Annotated[Path | None, _opt("--output -o <folder>", "Folder for the model card (default: "
                                         "$MDN_MODELS_DIR, else mdn/models in the user data folder).")] = None,
     quiet: Quiet = False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,16 +141,24 @@ def write_rows(rows: list[dict], csv_path: Path | None, json_path: Path | None) 
 
 def print_noise_types() -> None:
     """The noise types with their parameters and levels: names and defaults, which users type, whole at any width;
-    the rest folded where the terminal is narrow, never cut."""
+    the rest folded between words where the terminal is narrow, never cut, and each type as a block of lines
+    where even their longest words do not fit beside the names and defaults (`_print_listed`)."""
     rows = [
         (name, kind.parameter, f"{kind.default_level:g}", ", ".join(f"{v:g}" for v in kind.levels))
         for name, kind in noise.NOISE_TYPES.items()
     ]
+    headers = ["type", "level parameter", "default", "paper's levels"]
+    columns = [(header, *cells) for header, cells in zip(headers, zip(*rows, strict=True), strict=True)]
+    whole = [max(map(len, column)) for column in columns]
+    words = [max(len(word) for cell in column for word in cell.split()) for column in columns]
+    if whole[0] + words[1] + whole[2] + words[3] + 3 * len(headers) + 1 > out.width:  # a cell's padding and rule
+        _print_listed(headers, [[escape(cell) for cell in row] for row in rows])
+        return
     table = Table(
-        Column("type", no_wrap=True, min_width=max(len(row[0]) for row in rows)),
-        Column("level parameter", overflow="fold"),
-        Column("default", no_wrap=True, min_width=max(len(row[2]) for row in rows)),
-        Column("paper's levels", overflow="fold"),
+        Column("type", no_wrap=True, min_width=whole[0]),
+        Column("level parameter", overflow="fold", min_width=words[1]),
+        Column("default", no_wrap=True, min_width=whole[2]),
+        Column("paper's levels", overflow="fold", min_width=words[3]),
     )
     for row in rows:
         table.add_row(*row)
@@ -233,17 +242,43 @@ def stage_bars(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]
 
 
 def train_progress(sitting: training.Sitting, until: int | None, quiet: bool) -> None:
-    """Run the sitting to `until` under a bar with the loss, the speed and the latest validation."""
+    """Run the sitting to `until` under a bar with the loss, the speed and the latest validation; in a log or a
+    pipe, where no bar is drawn, one plain line per validation and checkpoint instead (`train_line`)."""
     trainer = sitting.trainer
+    lines = not quiet and not console.is_terminal
     columns = [*Progress.get_default_columns(), TextColumn("{task.fields[status]}")]
-    with Progress(*columns, console=console, disable=quiet) as progress:
+    with Progress(*columns, console=console, disable=quiet or lines) as progress:
         task = progress.add_task("training", total=trainer.options.iters, completed=trainer.iteration, status="")
         status = ""
         for report in sitting.run(until):
             if report.validation:
-                v = report.validation
-                status = f"val {v['psnr']:.2f} dB" if "psnr" in v else "val n/a (SURE below zero)"
-                status += f" (noisy {v['noisy_psnr']:.2f}, offset {v['offset']:+.1f})" if "offset" in v else ""
+                status = _validation_status(report.validation)
             rate = report.iteration / max(report.seconds, 1e-9)
             loss = "" if math.isnan(report.loss) else f"loss {report.loss:.4f} "
             progress.update(task, completed=report.iteration, status=f"{loss}{rate:.2f} it/s {status}")
+            saved = trainer.saved_iteration == report.iteration
+            if lines and (report.validation or saved):
+                validated = status if report.validation else ""
+                console.print(train_line(report, validated, saved, time.monotonic() - sitting.started), markup=False,
+                              soft_wrap=True)  # fmt: skip
+
+
+def _validation_status(validation: dict[str, float]) -> str:
+    """A validation's PSNR, with the input's and the brightness offset where the objective measures them."""
+    status = f"val {validation['psnr']:.2f} dB" if "psnr" in validation else "val n/a (SURE below zero)"
+    if "offset" in validation:
+        status += f" (noisy {validation['noisy_psnr']:.2f}, offset {validation['offset']:+.1f})"
+    return status
+
+
+def train_line(report: training.Progress, validation: str, saved: bool, elapsed: float) -> str:
+    """One line of a run's progress for a log: step of total, loss, the step's `validation` ('' for none),
+    whether a checkpoint was saved, and the seconds `elapsed` since the command started."""
+    parts = [f"step {report.iteration:,}/{report.total:,}"]
+    parts += [] if math.isnan(report.loss) else [f"loss {report.loss:.4f}"]
+    parts += [validation] if validation else []
+    parts += ["checkpoint saved"] if saved else []
+    minutes, seconds = divmod(round(elapsed), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts.append(f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s")
+    return ", ".join(parts)

@@ -31,11 +31,14 @@ class Run(Protocol):
 
     def sittings(self) -> list[dict[str, Any]]: ...
 
+    def recipe(self) -> tuple[TrainOptions, dict[str, Any]]: ...
+
 
 def training_card(trainer: Run) -> registry.ModelCard:
-    """The card of a run's weights so far: command, sittings, recipe, data, time and hardware, latest scores."""
-    o, objective = trainer.options, trainer.objective
-    own = objective.card_fields()
+    """The card of a run's weights so far: command, sittings (with the options each resumed one changed),
+    recipe, data, time and hardware, latest scores."""
+    objective = trainer.objective
+    o, own = trainer.recipe()
     return registry.ModelCard(
         name=o.name,
         architecture=objective.architecture,
@@ -43,8 +46,8 @@ def training_card(trainer: Run) -> registry.ModelCard:
         config=trainer.model.config.to_dict(),
         weights="",
         sha256="",
-        description=objective.describe(),
-        inference=_inference(trainer),
+        description=described(own["description"], trainer.sittings()),
+        inference=_inference(trainer, own.get("inference", {})),
         transform=own.get("transform", {}),
         training={
             "command": o.command(),
@@ -66,11 +69,18 @@ def training_card(trainer: Run) -> registry.ModelCard:
     )
 
 
-def _inference(trainer: Run) -> dict:
-    """How the card runs: its objective's settings, and the stages the card it started from ran
+def described(description: str, sittings: list[dict[str, Any]]) -> str:
+    """The objective's `description` of the last sitting's recipe, followed by the options each resumed sitting
+    changed and from which step, so that a run resumed on other noise is not described by the last noise alone."""
+    changes = [f"at step {s['from']:,} {', '.join(s['changed'])}" for s in sittings if s.get("changed")]
+    return f"{description} (changed on resuming: {'; '.join(changes)})" if changes else description
+
+
+def _inference(trainer: Run, own: dict[str, Any]) -> dict:
+    """How the card runs: its objective's settings (`own`), and the stages the card it started from ran
     (`checkpoint.INHERITED_STAGES`: they go with a photo network, whatever its weights)."""
     stages = {stage: True for stage in INHERITED_STAGES if trainer.initialised_from.get(stage)}
-    return {**stages, **trainer.objective.inference()}
+    return {**stages, **own}
 
 
 def trained_on(trainer: Run) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,26 @@ def changed_options(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return changed
 
 
+def resumed_options(options: TrainOptions, recorded: dict[str, Any]) -> TrainOptions:
+    """`options` with the run's own --init (from its checkpoint's `recorded` options) where the command left it
+    at the objective's default: a resumed run goes on from its checkpoint's weights, never from a card's, so
+    that card may be gone and its name still recorded. An MdnError where the command names another card."""
+    if "init" not in recorded or options.init == recorded["init"]:
+        return options
+    default = TrainOptions.create(name=options.name, data=[], objective=options.objective).init
+    if options.init != default:
+        started = f"from {recorded['init']}'s weights" if recorded["init"] else "from fresh weights"
+        raise MdnError(f"--init {options.init}: this run started {started} and goes on from its checkpoint; "
+                       "leave --init out to resume it")  # fmt: skip
+    return replace(options, init=recorded["init"])
+
+
+def _as_json(value: Any) -> Any:
+    """`value` as plain JSON types (numpy numbers become floats), as a checkpoint loaded with `weights_only`
+    takes them and a card writes them."""
+    return json.loads(json.dumps(value, default=float))
+
+
 class Diverged(MdnError):
     """The loss went NaN or infinite: a run's failure, not its options' (the same options may train on other data).
     Its advice names an earlier card of the run's name, and --overwrite for a fresh start over what the run left,
@@ -105,7 +126,20 @@ class Diverged(MdnError):
 class Trainer:
     """One training run in a working folder: `checkpoint.pt`, `log.jsonl` and finally the model card."""
 
-    def __init__(self, options: TrainOptions, workdir: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        options: TrainOptions,
+        workdir: Path,
+        log: Callable[[str], None] = print,
+        *,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """`state`: a checkpoint's (`checkpoint.load`) to resume from. Its weights stand in for the --init card's
+        (`resumed_options`), its record of the card being fine-tuned for that card, and, where the data cannot
+        be read, its record of the card's data-derived fields for the data: the data's error then comes when
+        the run trains (`pool`), and a card written without training on (`--finish`) needs no data."""
+        if state is not None:
+            options = resumed_options(options, state.get("options", {}))
         self.options, self.workdir, self.log = options, workdir, log
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world = dist.get_world_size() if dist.is_initialized() else 1
@@ -116,7 +150,12 @@ class Trainer:
         if options.schedule not in SCHEDULES:
             raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.dtype = training_dtype(options.precision, self.device)
-        self.objective = objective_class(options.objective)(options, self.dtype)
+        kind = objective_class(options.objective)
+        fine_tuned = (state or {}).get("init_card")  # the card the run fine-tunes, as its checkpoint recorded it
+        if fine_tuned and issubclass(kind, CardFineTuning):
+            self.objective = kind(options, self.dtype, card=registry.ModelCard(**fine_tuned))
+        else:
+            self.objective = kind(options, self.dtype)
         if options.attention_kernel == "flex" and self.device.type == "cpu":
             raise MdnError("--attention-kernel flex has no backward pass on the CPU: use it on a GPU")
         self.model = self.objective.build().to(self.device)
@@ -130,7 +169,8 @@ class Trainer:
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)  # cuDNN's fast layout; on CPU the SwinIR gains nothing
         init, config = options.init, options.config
-        self.initialised_from = checkpoint.start_weights(self.model, init, self.objective, config) if init else {}
+        fresh = init and state is None  # a resumed run's weights come from its checkpoint
+        self.initialised_from = checkpoint.start_weights(self.model, init, self.objective, config) if fresh else {}
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = self.objective.optimizer(self.model.parameters())
         self.iteration = 0
@@ -146,8 +186,25 @@ class Trainer:
         """The signal that interrupted the run (Ctrl-C's SIGINT, or SIGTERM)."""
         self.scores: dict[str, float] = {}
         """The latest validation: the scores of the EMA weights a card saves (not the best seen on the way)."""
-        self.pool = training_pool(self.objective.images(self._warn), self.device)
-        self.validation = None if self.rank else self.objective.validation(self._warn)
+        self.changed: list[str] = []
+        """The options this sitting changed from the run's checkpoint (`changed_options`)."""
+        self.recorded: tuple[TrainOptions | None, dict[str, Any] | None] = (None, None)
+        """The checkpoint's options and card record (`recipe`): what the weights trained with before this
+        sitting."""
+        self.data_error: MdnError | None = None
+        """Why a resumed run's data could not be read (None: it was): raised when the run trains."""
+        self._held: list[str] = []
+        """A resumed run's warnings about its data, told once the data is read or needed (not by `--finish`)."""
+        warn = self._warn if state is None else self._held.append
+        try:
+            self._pool = training_pool(self.objective.images(warn), self.device)
+            self.validation = None if self.rank else self.objective.validation(warn)
+        except MdnError as exc:
+            if state is None:
+                raise
+            self._pool, self.validation, self.data_error = [], None, exc
+        else:
+            self._tell_held()
         self.parallel: nn.Module = self.model
         if self.world > 1:
             self.parallel = nn.parallel.DistributedDataParallel(
@@ -155,10 +212,26 @@ class Trainer:
             )
         if options.compile:
             self.model.compile(dynamic=False)
+        if state is not None:
+            self.resume(state)
 
     @property
     def checkpoint_path(self) -> Path:
         return self.workdir / checkpoint.CHECKPOINT
+
+    @property
+    def pool(self) -> list[torch.Tensor]:
+        """The training images on the device; the data's error where a resumed run could not read them."""
+        if self.data_error is not None:
+            self._tell_held()
+            raise self.data_error
+        return self._pool
+
+    def _tell_held(self) -> None:
+        """Warn of what the data's reading held back (`_held`)."""
+        for message in self._held:
+            self._warn(message)
+        self._held.clear()
 
     def _warn(self, message: str) -> None:
         if self.rank == 0:
@@ -173,13 +246,17 @@ class Trainer:
             raise self._diverged("its weights went NaN or Inf")
         if self.rank:
             return
+        options, record = self.recipe()
+        fine_tuned = self.objective.card.to_json() if isinstance(self.objective, CardFineTuning) else None
         state = {
-            "options": asdict(self.options),
+            "options": asdict(options),
             "iteration": self.iteration,
             "seconds": self.seconds,
             "scores": self.scores,
             "initialised_from": self.initialised_from,
             "history": self.sittings(),
+            "card": _as_json(record),
+            **({"init_card": _as_json(fine_tuned)} if fine_tuned else {}),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -194,13 +271,39 @@ class Trainer:
         self._restore_weights(state)
         self.iteration, self.seconds = state["iteration"], state["seconds"]
         self.saved_iteration = self.iteration
-        changed = changed_options(state.get("options", {}), asdict(self.options))
-        if changed:
-            self._warn(f"resumed at step {self.iteration:,} with other options than the run's: {', '.join(changed)}")
+        self.changed = changed_options(state.get("options", {}), asdict(self.options))
+        if self.changed:
+            shown = ", ".join(self.changed)
+            self._warn(f"resumed at step {self.iteration:,} with other options than the run's: {shown}")
         self.scores = state.get("scores", state.get("best", {}))  # checkpoints before 2026-11 named it "best"
         self.history = state.get("history", [])
         self.initialised_from = state.get("initialised_from", {})
         self.sitting_start = self.iteration
+        self.recorded = (_recorded_options(state), state.get("card"))
+
+    def recipe(self) -> tuple[TrainOptions, dict[str, Any]]:
+        """The options the weights last trained with and what the objective puts in their card (`description`,
+        `inference`, `transform`, `training`): this sitting's once it has trained a step, else its checkpoint's
+        record, so that a card written without training on (`--finish`) describes the steps that made it,
+        whatever options the command gave and wherever the data went. An MdnError where the card needs the data
+        and neither it nor the record is there (a checkpoint from before checkpoints kept it)."""
+        options, record = self.recorded
+        if self.iteration > self.sitting_start:  # this sitting trained: its own
+            options, record = None, None
+        if options is None:
+            options = self.options
+        else:  # the command's name and how it runs stand, as they do for a resumed run (HOW_IT_RUNS)
+            options = replace(options, name=self.options.name, **{k: getattr(self.options, k) for k in HOW_IT_RUNS})
+        if record is not None:
+            return options, record
+        needs = self.objective.card_from_data
+        if self.data_error is not None and needs:
+            raise MdnError(
+                f"its card needs the training data for {needs}, which its checkpoint (from before checkpoints kept "
+                f"it) does not hold: {self.data_error}"
+            )
+        o = self.objective
+        return options, {"description": o.describe(), "inference": o.inference(), **o.card_fields()}
 
     def _restore_weights(self, state: dict[str, Any]) -> None:
         """The network's, the EMA's and the optimiser's state from a checkpoint (`checkpoint.load`'s, whose weights
@@ -233,6 +336,7 @@ class Trainer:
             "from": self.sitting_start,
             "to": self.iteration,
             "hardware": hardware(self.device, self.world),
+            **({"changed": self.changed} if self.changed else {}),
         }
         return [*self.history, sitting] if self.iteration > self.sitting_start else list(self.history)
 
@@ -262,6 +366,7 @@ class Trainer:
         iteration 0. `stopped_early` tells afterwards whether the deadline ended it. Ctrl-C or SIGTERM ends the
         run at the end of its step with a checkpoint, then raises KeyboardInterrupt; a second one raises at once."""
         o = self.options
+        _ = self.pool  # a resumed run whose data could not be read says so before it starts
         until = min(until or o.iters, o.iters)
         budget = Budget(deadline)
         with _stop_requests(lambda signum: setattr(self, "stopped_by", signum)) as interrupted:
@@ -342,6 +447,14 @@ class Trainer:
         if not self._finite():
             raise self._diverged("its weights went NaN or Inf")
         return registry.save(self.ema, training_card(self), folder)
+
+
+def _recorded_options(state: dict[str, Any]) -> TrainOptions | None:
+    """The options a checkpoint recorded (None: none, or fields this version no longer has)."""
+    try:
+        return TrainOptions.from_recipe(state["options"]) if "options" in state else None
+    except (TypeError, MdnError):
+        return None
 
 
 def step_generators(key: list[int], device: torch.device) -> tuple[torch.Generator, torch.Generator]:

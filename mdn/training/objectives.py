@@ -47,6 +47,9 @@ class Objective(Protocol[Validation]):
     """The key of its validation scores in the card."""
     defaults: ClassVar[dict[str, Any]]
     """`TrainOptions` defaults of its own (config, crop, learning rate, schedule, input mask)."""
+    card_from_data: ClassVar[str]
+    """What of its card it computes from its data, in words ('' for nothing): a card written from a checkpoint
+    that does not record it (`--finish`) needs the data for it."""
 
     def describe(self) -> str:
         """One line for the card: the network and what it was trained on."""
@@ -139,15 +142,18 @@ class CardFineTuning:
     purpose: ClassVar[str] = "fine-tuning"
     """What the objective does, for its error messages."""
     defaults: ClassVar[dict[str, Any]] = FINE_TUNING
+    card_from_data: ClassVar[str] = ""
     unused: ClassVar[tuple[str, ...]] = (*NOISE_OPTIONS, "mask", *MASK_OPTIONS, *DRAWN_OPTIONS)
     """The options it never reads (`refuse_unused`): its data is its own, neither noised nor masked nor drawn."""
 
-    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
+    def __init__(self, options: TrainOptions, dtype: torch.dtype, card: registry.ModelCard | None = None) -> None:
+        """`card`: the --init card as a resumed run's checkpoint recorded it (None: found by its name), so that
+        the run resumes once that card is gone."""
         refuse_unused(options, self.unused, f"by {self.purpose}")
         if not options.init:
             raise MdnError(f"{self.purpose} starts from a trained denoiser: give --init (e.g. unet)")
         self.options, self.dtype = options, dtype
-        self.card = registry.find(options.init)
+        self.card = card or registry.find(options.init)
         if self.card.architecture != self.architecture:
             raise MdnError(f"--init {options.init}: a {self.card.architecture} card; {self.purpose} needs a U-Net")
 
@@ -245,6 +251,7 @@ class MaskedDenoising:
     name = task = "denoise"
     score_name = "validation_gaussian"
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
+    card_from_data: ClassVar[str] = ""
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         if options.config not in SIZES and options.config not in ARCHITECTURE_OF:
@@ -271,16 +278,27 @@ class MaskedDenoising:
             noise.make_noise(options.noise, level)  # refuses a level outside the type's limits
 
     def _refuse_unused(self, options: TrainOptions) -> None:
-        """Refuse the options this run never reads: render training's, the masks' without masks, the thumbnail
-        share but with practical noise, and --level with practical noise, whose strength comes from
-        --level-range, where no --val is validated at that level."""
+        """Refuse the options this run never reads: render training's, the masks' without masks, the attention
+        mask's ratio for a network with neither attention nor feature masks, the thumbnail share but with
+        practical noise, and --level with practical noise, whose strength comes from --level-range, where no
+        --val is validated at that level."""
         refuse_unused(options, RENDER_OPTIONS, "by objective denoise (they are --objective render's)")
         if not options.mask:
             refuse_unused(options, MASK_OPTIONS, "with --no-mask, which trains without masks")
+        elif not self._attention_masked(options.config):
+            which = f"by --config {options.config}, which has no attention or feature masks (its input mask alone)"
+            refuse_unused(options, ("attention_mask",), which)
         if options.thumbnail_share and not self.practical:
             raise MdnError(f"--thumbnail-share needs the practical noise, got --noise {options.noise}")
         if self.practical and not options.validation:
             refuse_unused(options, ("level",), "by practical noise (its strengths are --level-range) without --val")
+
+    def _attention_masked(self, config: str) -> bool:
+        """Whether a network of `config` reads the attention-mask ratio: a SwinIR's attention mask, a U-Net's
+        feature masks."""
+        if self.architecture == "unet":
+            return UNET_SIZES[config].feature_mask > 0
+        return self.architecture == "masked-swinir"
 
     def describe(self) -> str:
         o = self.options
@@ -417,6 +435,7 @@ class MaskedFill:
     architecture = "skip"
     score_name = "validation_hidden_pixels"
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
+    card_from_data: ClassVar[str] = ""
 
     def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
         self.options = options
@@ -424,8 +443,8 @@ class MaskedFill:
             raise MdnError(f"objective fill needs --config one of {', '.join(SKIP_SIZES)}, got {options.config!r}")
         if options.attention_kernel != "auto":
             raise MdnError("--attention-kernel is for objective denoise: the fill network has no attention")
-        unused = (*NOISE_OPTIONS, "mask", "attention_mask", *RENDER_OPTIONS)
-        refuse_unused(options, unused, "by objective fill, which hides pixels of clean crops")
+        unused = (*NOISE_OPTIONS, "mask", "attention_mask", *RENDER_OPTIONS, "precision")
+        refuse_unused(options, unused, "by objective fill, which hides pixels of clean crops and trains in float32")
         self.config = SKIP_SIZES[options.config]
 
     def describe(self) -> str:

@@ -110,9 +110,10 @@ class RenderDenoising(CardFineTuning):
     score_name = "validation_renders"
     purpose = "render training"
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
+    card_from_data: ClassVar[str] = "its count of render scenes"
 
-    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        super().__init__(options, dtype)
+    def __init__(self, options: TrainOptions, dtype: torch.dtype, card: registry.ModelCard | None = None) -> None:
+        super().__init__(options, dtype, card)
         self.scenes: list[Path] = []
 
     @property

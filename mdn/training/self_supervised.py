@@ -48,11 +48,12 @@ class SelfSupervised(CardFineTuning):
     score_name = "validation_self_supervised"
     purpose = "learning from noisy data"
     defaults: ClassVar[dict[str, Any]] = OBJECTIVE_DEFAULTS[name]
+    card_from_data: ClassVar[str] = "the camera's noise fit (its transform)"
     unused: ClassVar[tuple[str, ...]] = (*CardFineTuning.unused, *RENDER_OPTIONS)
     """Besides a fine-tuning's, render training's options: a camera's pictures have no tone map nor buffers."""
 
-    def __init__(self, options: TrainOptions, dtype: torch.dtype) -> None:
-        super().__init__(options, dtype)
+    def __init__(self, options: TrainOptions, dtype: torch.dtype, card: registry.ModelCard | None = None) -> None:
+        super().__init__(options, dtype, card)
         if options.validation:
             raise MdnError("learning from noisy data validates on its own data (SURE): --val takes no files here")
         self.stabiliser: Stabiliser | None = None

@@ -127,9 +127,7 @@ class Sitting:
         try:
             if self.rank == 0:
                 claim(self.workdir, options.name)
-            self.trainer = Trainer(options, self.workdir, log)
-            if saved is not None:
-                self.trainer.resume(saved)
+            self.trainer = Trainer(options, self.workdir, log, state=saved)
         except (MdnError, KeyboardInterrupt):  # bad data or options, or Ctrl-C while loading: an old run left as it was
             self._discard_unsaved()
             raise
@@ -159,6 +157,9 @@ class Sitting:
         except Diverged as diverged:
             self._discard_unsaved()
             raise self._advised(diverged) from None
+        except MdnError:  # a resumed run's data gone (`Trainer.data_error`), a checkpoint that cannot be written
+            self._discard_unsaved()
+            raise
 
     def _discard_unsaved(self) -> None:
         """Take away the run folder this sitting made where it holds no checkpoint (rank 0): its log alone, of a
