@@ -264,6 +264,8 @@ def denoise_volume(
         warnings.warn(f"{source}: {_in_keywords(note, denoise_volume)}", stacklevel=3)
     with compute.threads(threads):
         report = volumes.denoise(*stores, loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress)
+    for note in report.pop("warnings", []):  # an output begun by an earlier mdn, its settings unchecked
+        warnings.warn(f"{source}: {_in_keywords(note, denoise_volume)}", stacklevel=3)
     if info is not None:
         info.update(report)
     if report.get("nonfinite"):

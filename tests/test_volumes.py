@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mdn import volumes
 from mdn.cli import app
+from mdn.errors import MdnError
 from mdn.io import images, tonemap
 from mdn.noise import specimens
 from mdn.stabilise import Stabiliser
@@ -149,7 +150,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(volume, tmp_path: Path, mon
     result = _invoke("denoise", folder / "cells.zarr", "-o", target, *plain)
     assert result.exit_code == 1 and "14 of 18 chunks failed" in result.output
     assert "chunk 0.1.1: disk went away" in result.output
-    assert len(list((target / volumes.PROGRESS).iterdir())) == 4
+    assert len([p for p in (target / volumes.PROGRESS).iterdir() if not p.name.startswith(".")]) == 4
     monkeypatch.setattr(volumes.chunks, "denoise_unit", written)
     report = tmp_path / "report.json"
     assert _invoke("denoise", folder / "cells.zarr", "-o", target, *plain, "--json", report).exit_code == 0
@@ -505,3 +506,115 @@ def test_a_folder_run_again_leaves_the_stores_it_wrote_alone(tmp_path: Path) -> 
     again = _invoke("denoise", tmp_path / "in", "-r", "--skip-existing", *ALONE)
     assert again.exit_code == 0 and "skipped, exists" in again.output, again.output
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["cells.ome.zarr", "cells_denoised.ome.zarr"]
+
+
+def _interrupted(source: Path, target: Path, monkeypatch, *flags: object) -> list[str]:
+    """`mdn denoise source -o target` stopped after its first unit (a chunk); the names of the chunks marked."""
+    written, calls = volumes.denoise_unit, []
+
+    def failing_after_one(job, unit):
+        calls.append(unit)
+        if len(calls) > 1:
+            raise OSError("disk went away")
+        return written(job, unit)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(volumes, "UNIT_BYTES_PER_VOXEL", 2 << 30)  # a chunk per unit
+        patch.setattr(volumes.chunks, "denoise_unit", failing_after_one)
+        assert _invoke("denoise", source, "-o", target, *flags).exit_code == 1
+    return sorted(p.name for p in (target / volumes.PROGRESS).iterdir() if not p.name.startswith("."))
+
+
+def test_an_unfinished_output_goes_on_only_with_the_input_card_and_settings_that_began_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Another card, `mdn zeroshot`, another input of the same shape, a setting that changes pixels or the input's
+    pixels changed since are refused in one line, the chunks done left as they were; the same settings (a
+    --max-memory that changes no pixel included) go on with it. It had resumed with any of them, mixing planes of
+    two models in one volume."""
+    stack = _stack(2, 64, 48)
+    for name in ("a.zarr", "b.zarr"):
+        zarr.create_array(str(tmp_path / name), data=stack, chunks=(1, 32, 24))
+    source, target = tmp_path / "a.zarr", tmp_path / "out.zarr"
+    done = _interrupted(source, target, monkeypatch, *ALONE, *TILE)
+    assert len(done) == 1
+    first = zarr.open(str(target), mode="r")[:]
+    plain, other = (*ALONE, *TILE), tmp_path / "b.zarr"
+    refusals = [
+        (("denoise", source, "--model", "unet", *plain), "the card unet-dct-practical, not unet"),
+        (("zeroshot", source, "--preset", "fast"), "the card unet-dct-practical, not mdn zeroshot --method mpi"),
+        (("denoise", other, *plain), f"the input {source}, not {other}"),
+        (("denoise", source, *ALONE, "--tile", "128"), "--tile 64, not 128"),
+        (("denoise", source, "--no-impulses", "--detail", *TILE), "--no-detail, not --detail"),
+    ]
+    for args, words in refusals:
+        result = _invoke(*args[:2], "-o", target, *args[2:])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and "Traceback" not in said, said
+        assert f"out.zarr: holds an unfinished run begun with {words}: run it with the same settings to go on, " in said
+        assert "or --overwrite to start afresh" in said
+    zarr.open(str(source), mode="r+")[1] = stack[0]  # the input changed in place since
+    changed = _invoke("denoise", source, "-o", target, *ALONE, *TILE)
+    assert changed.exit_code == 1 and "its pixels have changed since" in changed.output, changed.output
+    zarr.open(str(source), mode="r+")[1] = stack[1]
+    np.testing.assert_array_equal(zarr.open(str(target), mode="r")[:], first)  # the chunks done, left alone
+    report = tmp_path / "report.json"
+    same = _invoke("denoise", source, "-o", target, *ALONE, *TILE, "--max-memory", "1G", "--json", report)
+    assert same.exit_code == 0, same.output
+    assert json.loads(report.read_text())["files"][0]["info"]["resumed_from"] == 1
+    assert not (target / volumes.PROGRESS).exists()
+
+
+def test_an_output_begun_without_a_record_goes_on_with_a_warning_and_is_checked_from_then(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """An unfinished output an earlier mdn began (no record of its settings) is taken up, with a warning that what
+    made its chunks could not be checked; the run recorded then is held to from there on."""
+    from mdn import inference, registry
+
+    zarr.create_array(str(tmp_path / "a.zarr"), data=_stack(2, 64, 48), chunks=(1, 32, 24))
+    source, target = tmp_path / "a.zarr", tmp_path / "out.zarr"
+    _interrupted(source, target, monkeypatch, *ALONE, *TILE)
+    for record in (target / volumes.PROGRESS).glob(".*"):  # as an earlier mdn left it: chunk markers alone
+        record.unlink()
+    model = registry.load_model(None)
+    options = inference.options(model.card, detail=False, impulses=False, tile=64)
+    with monkeypatch.context() as patch:
+        patch.setattr(volumes.chunks, "denoise_unit", lambda job, unit: (_ for _ in ()).throw(OSError("stop")))
+        with pytest.raises(MdnError, match="chunks failed"):
+            volumes.denoise(source, target, model, options)
+    other = _invoke("denoise", source, "-o", target, "--model", "unet", *ALONE, *TILE)
+    assert other.exit_code == 1 and "begun with the card unet-dct-practical, not unet" in other.output
+    info = volumes.denoise(source, target, model, options)
+    assert info["resumed_from"] == 1 and len(info["warnings"]) == 1
+    assert "out.zarr was begun by an earlier mdn that kept no record of its input and settings" in info["warnings"][0]
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_an_ome_zarr_images_labels_and_other_members_are_copied_unchanged(tmp_path: Path, zarr_format: int) -> None:
+    """An image's `labels` group (NGFF segmentation masks) and any other group or array beside its levels come
+    into the output as they were, attributes and all; only the levels are denoised. They had been dropped."""
+    stack = _stack(2, 64, 48)
+    image = zarr.open_group(str(tmp_path / "image.ome.zarr"), mode="w", zarr_format=zarr_format)
+    image.create_array("0", data=stack, chunks=(1, 32, 24))
+    axes = [{"name": n, "type": "space"} for n in "zyx"]
+    scales = [{"version": "0.4", "axes": axes, "datasets": [{"path": "0"}]}]
+    image.attrs.update({"multiscales": scales} if zarr_format == 2 else {"ome": {"multiscales": scales}})
+    labels = image.create_group("labels")
+    labels.attrs["labels"] = ["cells"]
+    cells = labels.create_group("cells")
+    cells.attrs.update({"multiscales": scales, "image-label": {"colors": [{"label-value": 1, "rgba": [9, 0, 0, 9]}]}})
+    masks = (stack > 1000).astype(np.uint32)
+    cells.create_array("0", data=masks, chunks=(1, 16, 16)).attrs["note"] = "by hand"
+    image.create_array("raw_counts", data=stack[:, :8, :8], chunks=(1, 8, 8))  # no level: kept as it came
+    result = _invoke("denoise", tmp_path / "image.ome.zarr", "-o", tmp_path / "out.ome.zarr", *ALONE, *TILE)
+    assert result.exit_code == 0, result.output
+    out = zarr.open_group(str(tmp_path / "out.ome.zarr"), mode="r")
+    assert sorted(out.group_keys()) == ["labels"] and sorted(out.array_keys()) == ["0", "raw_counts"]
+    assert dict(out["labels"].attrs) == {"labels": ["cells"]}
+    assert dict(out["labels/cells"].attrs) == dict(cells.attrs)
+    mask = out["labels/cells/0"]
+    assert mask.dtype == np.uint32 and mask.chunks == (1, 16, 16) and dict(mask.attrs) == {"note": "by hand"}
+    np.testing.assert_array_equal(mask[:], masks)
+    np.testing.assert_array_equal(out["raw_counts"][:], stack[:, :8, :8])
+    assert np.abs(out["0"][:].astype(int) - stack).mean() > 50  # the image itself was denoised

@@ -208,7 +208,8 @@ def denoise_command(
         loaded, options = models.for_image(hdr=False)
         report = volumes.denoise(source, target, loaded, options, overwrite=overwrite, scheduler=scheduler,
                                  progress=progress)  # fmt: skip
-        return {**report, "warnings": models.untold(loaded, options)}  # what the card does not do as asked
+        untold = models.untold(loaded, options)  # what the card does not do as asked
+        return {**report, "warnings": [*report.get("warnings", []), *untold]}
 
     buffers = " and ".join(f"--{name} {path}" for name, path in (("albedo", albedo), ("normal", normal)) if path)
     one_input = f"{buffers} are one render's buffers" if buffers else ""

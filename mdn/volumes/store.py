@@ -1,6 +1,7 @@
 """A volume's stores and chunk grid: zarr arrays and OME-Zarr images opened and checked, their chunks named, the
-output store created (or reopened where a run stopped) mirroring the input, its coarser levels rebuilt, and the
-progress markers of the chunks done."""
+output store created (or reopened where a run stopped with the same settings, `record`) mirroring the input, its
+coarser levels rebuilt and its other members (an OME-Zarr image's labels) copied, and the progress markers of the
+chunks done."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from mdn.errors import MdnError
 from mdn.io import atomic, batch, images, picture, tonemap
 from mdn.stabilise import Stabiliser, stabiliser_for
+from mdn.volumes import record
 
 PROGRESS = ".mdn-progress"
 """The folder of an output volume that marks its finished chunks while a run is under way."""
@@ -308,16 +310,26 @@ def check_target(source: Path, target: Path) -> None:
         raise MdnError("is a folder but no zarr store; refusing to replace it", target)
 
 
-def prepare_target(volume: Volume, target: Path, overwrite: bool) -> list[str]:
+def prepare_target(
+    volume: Volume, target: Path, overwrite: bool, settings: dict[str, Any]
+) -> tuple[list[str], dict[str, Any], list[str]]:
     """Create the output store mirroring `volume` (format, shapes, chunks, sample types, compressors and
-    attributes), or open an interrupted one; returns the names of the chunks already done (`check_target`
-    refuses what cannot be replaced)."""
+    attributes) with `settings` (`record`: what makes its chunks) in its progress folder, or open an interrupted
+    one begun with the same; returns the names of the chunks already done, the record it was begun with and
+    warnings (`check_target` refuses what cannot be replaced; `record.check` what was begun otherwise)."""
     zarr = zarr_module()
     check_target(volume.path, target)
     progress = target / PROGRESS
     if target.exists() and progress.is_dir() and not overwrite:
         _check_same(volume, target)
-        return sorted(p.name for p in progress.iterdir())
+        begun, warnings = record.read(progress), []
+        if begun is None or begun.get(record.UNRECORDED):  # an earlier mdn's: checked from here on
+            warnings.append(record.unchecked(target))
+            if begun is None:
+                begun = {**settings, record.UNRECORDED: True}
+                record.write(progress, begun)
+        record.check(target, begun, settings)
+        return sorted(p.name for p in progress.iterdir() if not p.name.startswith(".")), begun, warnings
     if target.exists():
         if not overwrite:
             raise MdnError("output exists (--overwrite to replace it)", target)
@@ -327,19 +339,22 @@ def prepare_target(volume: Volume, target: Path, overwrite: bool) -> list[str]:
         group = zarr.open_group(str(target), mode="w", zarr_format=volume.root.metadata.zarr_format)
         group.attrs.update(dict(volume.root.attrs))
     for name, array in arrays.items():
-        settings = {"shape": array.shape, "chunks": array.chunks, "dtype": array.dtype, "attributes": dict(array.attrs)}
-        settings |= {"compressors": array.compressors, "fill_value": array.fill_value}
-        settings |= {"shards": array.shards, "filters": array.filters, "chunk_key_encoding": _key_encoding(array)}
+        mirror = {"shape": array.shape, "chunks": array.chunks, "dtype": array.dtype, "attributes": dict(array.attrs)}
+        mirror |= {"compressors": array.compressors, "fill_value": array.fill_value}
+        mirror |= {"shards": array.shards, "filters": array.filters, "chunk_key_encoding": _key_encoding(array)}
         if array.metadata.zarr_format == 3:
-            settings |= {"dimension_names": array.metadata.dimension_names, "serializer": array.serializer}
+            mirror |= {"dimension_names": array.metadata.dimension_names, "serializer": array.serializer}
         else:
-            settings |= {"order": array.order}
+            mirror |= {"order": array.order}
         if name:
-            group.create_array(name, **settings)
+            group.create_array(name, **mirror)
         else:
-            zarr.create_array(str(target), zarr_format=array.metadata.zarr_format, **settings)
-    progress.mkdir()
-    return []
+            zarr.create_array(str(target), zarr_format=array.metadata.zarr_format, **mirror)
+    starting = target / f"{PROGRESS}.new"  # the folder appears with its record, or not at all
+    starting.mkdir()
+    record.write(starting, settings)
+    starting.rename(progress)
+    return [], settings, []
 
 
 def write_grid(array: Any) -> tuple[int, ...]:
@@ -384,10 +399,28 @@ def rebuild_levels(volume: Volume, target: Path) -> None:
             level[chunk] = images.block_means(np.asarray(finest[source]), factors, shape)
 
 
+def copy_members(volume: Volume, target: Path) -> None:
+    """Copy an OME-Zarr image's groups and arrays other than its levels into its output unchanged, attributes and
+    all: its `labels` (segmentation masks, which are not denoised), and anything else it holds beside its levels
+    (an interrupted copy is made again)."""
+    levels = {path.split("/")[0] for path in volume.levels}
+    for name in sorted({*volume.root.group_keys(), *volume.root.array_keys()} - levels):
+        copy = target / name
+        if copy.exists():
+            shutil.rmtree(copy)
+        try:
+            shutil.copytree(volume.path / name, copy)
+        except OSError as exc:
+            raise MdnError(f"cannot copy the image's {name!r} into its output: {exc.strerror or exc}", target) from None
+
+
 def finish(volume: Volume, target: Path) -> None:
-    """Rebuild an image's coarser levels and drop the progress markers: the output is complete."""
+    """Rebuild an image's coarser levels, copy its other members (`copy_members`) and drop the progress markers:
+    the output is complete."""
     if len(volume.levels) > 1:
         rebuild_levels(volume, target)
+    if volume.levels:
+        copy_members(volume, target)
     shutil.rmtree(target / PROGRESS, ignore_errors=True)
 
 
