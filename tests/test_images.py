@@ -178,6 +178,34 @@ def test_a_tiffs_unspecified_extra_sample_hides_nothing(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("planarconfig", ["contig", "separate"])
+def test_a_grey_tiffs_unspecified_extra_samples_are_channels_of_their_own(tmp_path: Path, planarconfig: str) -> None:
+    """Two detectors' bands in one 16-bit TIFF (ExtraSamples 0: no alpha): the second had come back as it came,
+    silently; each is a channel plane now (fitted and worked on as one), written back as the file stored it."""
+    bands = _random((2, 24, 20), "uint16")
+    stored = bands if planarconfig == "separate" else np.moveaxis(bands, 0, -1)
+    tifffile.imwrite(tmp_path / "two.tif", stored, photometric="minisblack", planarconfig=planarconfig)
+    image = images.read(tmp_path / "two.tif")
+    assert image.alpha is None and image.pixels.shape == (2, 24, 20, 1)
+    assert list(image.source.layout.channel_of_planes()) == [0, 1]
+    np.testing.assert_allclose(image.pixels[..., 0], bands / np.float32(65535), rtol=1e-6)
+    images.write(image.with_pixels(1 - image.pixels), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        page = tif.pages.first
+        assert (page.extrasamples, page.planarconfig) == ((0,), tifffile.PLANARCONFIG[planarconfig.upper()])
+        np.testing.assert_array_equal(tif.asarray(), 65535 - stored)
+
+
+def test_a_colour_tiffs_extra_band_is_named_as_written_back_as_it_came(tmp_path: Path) -> None:
+    """RGB and a fourth band that is no alpha: a picture holds no fourth colour, so the band comes back as it
+    came, and the warning says so (it had been silent)."""
+    pixels = _random((8, 8, 4), "uint16")
+    tifffile.imwrite(tmp_path / "nir.tif", pixels, photometric="rgb", extrasamples=["unspecified"])
+    [result] = batch.run([batch.Job(tmp_path / "nir.tif", tmp_path / "out.tif")], lambda planes, _: 1 - planes)
+    assert result.warnings == ["the work on its sample 4 (an extra band, not alpha: written back as it came) left out"]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif")[..., 3], pixels[..., 3])
+
+
 def test_a_damaged_resolution_is_left_out_and_a_text_is_no_bitmap(tmp_path: Path) -> None:
     """A TIFF whose resolution has a zero denominator (72/0) is read and written without it, not a traceback;
     a text that begins "BMW" and is named .png is a PNG that cannot be read, not a bitmap."""

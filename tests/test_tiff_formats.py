@@ -3,6 +3,7 @@ and OME-TIFF names."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 import warnings
 import xml.etree.ElementTree as ElementTree
@@ -14,7 +15,7 @@ import tifffile
 from typer.testing import CliRunner
 
 from mdn.cli import app
-from mdn.io import batch, images
+from mdn.io import batch, images, ome
 
 RNG = np.random.default_rng(42)
 OME = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
@@ -100,8 +101,10 @@ def test_an_ome_tiffs_uuid_and_file_name_are_the_outputs_and_the_rest_is_kept(tm
     root, series, caught = _ome_of(tmp_path / "bf_denoised.ome.tif")
     new = root.get("UUID")
     assert new != old and str(uuid.UUID(new.removeprefix("urn:uuid:"))) == new.removeprefix("urn:uuid:")
+    planes = root.findall("ome:Image/ome:Pixels/ome:TiffData", NS)  # both planes, in this file's pages
+    assert [(p.get("IFD"), p.get("PlaneCount")) for p in planes] == [("0", "2")]
     references = root.findall("ome:Image/ome:Pixels/ome:TiffData/ome:UUID", NS)
-    assert [(r.text, r.get("FileName")) for r in references] == [(new, "bf_denoised.ome.tif")] * 2
+    assert [(r.text, r.get("FileName")) for r in references] == [(new, "bf_denoised.ome.tif")]
     pixels = root.find("ome:Image/ome:Pixels", NS)
     assert (pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeXUnit")) == ("0.1", "\u00b5m")
     assert root.find("ome:StructuredAnnotations/ome:CommentAnnotation/ome:Value", NS).text == "stained"
@@ -111,16 +114,111 @@ def test_an_ome_tiffs_uuid_and_file_name_are_the_outputs_and_the_rest_is_kept(tm
 
 
 @pytest.mark.parametrize("broken", [False, True])
-def test_an_ome_xml_that_cannot_describe_the_output_is_left_out(tmp_path: Path, broken: bool) -> None:
-    """float16 has no OME type; unreadable XML cannot be patched: the output keeps its axes, not a wrong copy."""
+def test_an_ome_xml_that_cannot_describe_the_output_is_left_out_and_named(tmp_path: Path, broken: bool) -> None:
+    """float16 has no OME type; unreadable XML cannot be patched: the output keeps its axes, not a wrong copy, and
+    the warning says the OME-XML was left out (float16 had dropped it silently)."""
     pixels, uid = _bio_formats_file(tmp_path / "bf.ome.tif")
     if broken:
         xml = _ome_xml(uid, "bf.ome.tif").replace("</Image>", "</Imag>")
         tifffile.imwrite(tmp_path / "bf.ome.tif", pixels, description=xml.encode(), metadata={"axes": "CYX"})
-    images.write(images.read(tmp_path / "bf.ome.tif"), tmp_path / "out.tif", dtype=None if broken else "float16")
-    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+    job = batch.Job(tmp_path / "bf.ome.tif", tmp_path / "out.ome.tif")
+    [result] = batch.run([job], lambda planes, _: planes, dtype=None if broken else "float16")
+    assert result.status == "done", result.error
+    why = "unreadable" if broken else "OME has no float16 pixel type: --dtype float32 keeps it"
+    assert result.warnings == [f"left out of the TIFF: its OME-XML ({why})"]
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
         assert not tif.is_ome and "OME" not in (tif.pages.first.description or "")
         assert (tif.series[0].axes, tif.series[0].shape) == ("CYX", (2, 64, 64))
+
+
+def _planes_by_xml(path: Path) -> dict[int, np.ndarray]:
+    """Each plane of an OME-TIFF's first image as its OME-XML's TiffData places it (plane index in DimensionOrder
+    -> the page it names, in whichever file it names), read page by page without tifffile's OME reader."""
+    with tifffile.TiffFile(path) as tif:
+        pixels = ElementTree.fromstring(tif.pages.first.description).find("ome:Image/ome:Pixels", NS)
+    order = pixels.get("DimensionOrder")[2:]
+    strides = dict(zip(order, np.cumprod([1] + [int(pixels.get(f"Size{axis}")) for axis in order[:-1]]), strict=True))
+    planes = {}
+    for entry in pixels.findall("ome:TiffData", NS):
+        first = sum(int(entry.get(f"First{axis}", 0)) * strides[axis] for axis in order)
+        reference = entry.find("ome:UUID", NS)
+        file = path.parent / reference.get("FileName") if reference is not None else path
+        with tifffile.TiffFile(file, is_ome=False) as tif:
+            for plane in range(int(entry.get("PlaneCount", 1))):
+                planes[first + plane] = tif.pages[int(entry.get("IFD", 0)) + plane].asarray()
+    return planes
+
+
+def _one_z_a_file(folder: Path, planes: np.ndarray) -> None:
+    """A multi-file OME-TIFF as Micro-Manager and Bio-Formats write it: Z plane z in mf_z{z}.ome.tif, each file's
+    OME-XML mapping every plane to its file."""
+    uids = [f"urn:uuid:{uuid.uuid4()}" for _ in planes]
+    entries = "".join(
+        f'<TiffData FirstZ="{z}" IFD="0" PlaneCount="1"><UUID FileName="mf_z{z}.ome.tif">{uid}</UUID></TiffData>'
+        for z, uid in enumerate(uids)
+    )
+    for z, plane in enumerate(planes):
+        xml = (
+            f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME}" UUID="{uids[z]}"><Image ID="Image:0">'
+            f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="32" SizeY="32" SizeZ="{len(planes)}" '
+            f'SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>{entries}</Pixels></Image></OME>'
+        )
+        tifffile.imwrite(folder / f"mf_z{z}.ome.tif", plane, description=xml, metadata=None)
+
+
+def test_a_multi_file_ome_series_written_into_one_file_names_no_input_file(tmp_path: Path) -> None:
+    """One Z plane a file, read as the whole series: the output's OME-XML had kept Z=1 in the input's mf_z1.ome.tif,
+    so every OME reader showed the noisy input plane there instead of the written one."""
+    stack = RNG.integers(0, 60000, (2, 32, 32)).astype(np.uint16)
+    _one_z_a_file(tmp_path, stack)
+    image = images.read(tmp_path / "mf_z0.ome.tif")
+    images.write(image.with_pixels(1 - image.pixels), tmp_path / "out.ome.tif")  # the work's new pixels
+    root, series, caught = _ome_of(tmp_path / "out.ome.tif")
+    files = {r.get("FileName") for r in root.iterfind("ome:Image/ome:Pixels/ome:TiffData/ome:UUID", NS)}
+    assert files == {"out.ome.tif"} and series == ("ZYX", (2, 32, 32), np.uint16) and not caught
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.ome.tif"), 65535 - stack)
+    planes = _planes_by_xml(tmp_path / "out.ome.tif")
+    assert sorted(planes) == [0, 1]
+    for z in range(2):
+        np.testing.assert_array_equal(planes[z], 65535 - stack[z])
+
+
+def test_an_ome_tiff_storing_its_planes_out_of_order_keeps_each_at_its_z(tmp_path: Path) -> None:
+    """Z=0 in page 1 and Z=1 in page 0 (valid OME): the pages were written in Z order under the old map, which
+    swapped the planes for every reader."""
+    stack = np.stack([np.full((32, 32), 500, np.uint16), np.full((32, 32), 5000, np.uint16)])
+    uid = f"urn:uuid:{uuid.uuid4()}"
+    entries = "".join(
+        f'<TiffData FirstZ="{z}" IFD="{1 - z}" PlaneCount="1"><UUID FileName="perm.ome.tif">{uid}</UUID></TiffData>'
+        for z in range(2)
+    )
+    xml = (
+        f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME}" UUID="{uid}"><Image ID="Image:0"><Pixels '
+        'ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="32" SizeY="32" SizeZ="2" SizeC="1" SizeT="1">'
+        f'<Channel ID="Channel:0:0" SamplesPerPixel="1"/>{entries}</Pixels></Image></OME>'
+    )
+    tifffile.imwrite(tmp_path / "perm.ome.tif", stack[::-1], description=xml, metadata=None, photometric="minisblack")
+    images.write(images.read(tmp_path / "perm.ome.tif"), tmp_path / "out.ome.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.ome.tif"), stack)
+    planes = _planes_by_xml(tmp_path / "out.ome.tif")
+    np.testing.assert_array_equal([planes[0], planes[1]], stack)
+
+
+def test_a_big_endian_ome_tiff_is_written_as_it_came_and_its_xml_says_how(tmp_path: Path) -> None:
+    """A big-endian BigTIFF had come out little-endian and classic with BigEndian="true" still in its OME-XML."""
+    pixels, uid = _bio_formats_file(tmp_path / "bf.ome.tif")
+    xml = _ome_xml(uid, "bf.ome.tif").replace('Type="uint16"', 'Type="uint16" BigEndian="true"')
+    big = {"byteorder": ">", "bigtiff": True}
+    tifffile.imwrite(tmp_path / "bf.ome.tif", pixels, description=xml.encode(), metadata=None, **big)
+    images.write(images.read(tmp_path / "bf.ome.tif"), tmp_path / "out.ome.tif")
+    root, series, caught = _ome_of(tmp_path / "out.ome.tif")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        assert (tif.byteorder, tif.is_bigtiff) == (">", True)
+        np.testing.assert_array_equal(tif.asarray(), pixels)
+    assert root.find("ome:Image/ome:Pixels", NS).get("BigEndian") == "true"
+    assert series == ("CYX", (2, 64, 64), np.uint16) and not caught
+    little = ome.patched(xml, np.dtype("uint16"), (64, 64), "bf.ome.tif", "out.ome.tif", planes=2)
+    assert ElementTree.fromstring(little).find("ome:Image/ome:Pixels", NS).get("BigEndian") == "false"
 
 
 def _pyramid(path: Path, level0: np.ndarray, axes: str, levels: int = 2) -> None:
@@ -165,6 +263,59 @@ def test_a_pyramid_written_at_half_size_has_levels_of_half_their_sizes(tmp_path:
     with tifffile.TiffFile(tmp_path / "half.ome.tif") as tif:
         assert [level.shape for level in tif.series[0].levels] == [(128, 128), (64, 64), (32, 32)]
         np.testing.assert_array_equal(tif.series[0].levels[1].asarray(), _halved(tif.series[0].asarray()))
+
+
+@pytest.mark.parametrize("shaped", [True, False])
+def test_a_pyramid_in_reduced_pages_of_the_main_chain_is_rebuilt_there(tmp_path: Path, shaped: bool) -> None:
+    """libvips' and slide scanners' layout (NewSubfileType 1 pages after level 0) had been dropped silently, where a
+    SubIFD pyramid was rebuilt."""
+    level0 = RNG.integers(0, 60000, (128, 128)).astype(np.uint16)
+    options = {"tile": (32, 32), "metadata": {} if shaped else None}
+    with tifffile.TiffWriter(tmp_path / "vips.tif") as tiff:
+        tiff.write(level0, **options)
+        for level in (1, 2):
+            tiff.write(level0[:: 2**level, :: 2**level], subfiletype=1, **options)
+    image = images.read(tmp_path / "vips.tif")
+    images.write(image.with_pixels(image.pixels[:, ::-1]), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert len(tif.series) == 1 and not tif.pages.first.subifds
+        assert [(page.subfiletype, page.tile) for page in tif.pages] == [(0, (32, 32))] + [(1, (32, 32))] * 2
+        written = [level.asarray() for level in tif.series[0].levels]
+    assert [level.shape for level in written] == [(128, 128), (64, 64), (32, 32)]
+    np.testing.assert_array_equal(written[0], level0[::-1])
+    np.testing.assert_array_equal(written[1], _halved(written[0]))
+    np.testing.assert_array_equal(written[2], _halved(written[1]))
+
+
+def test_a_plain_tiffs_subifd_pyramid_reads_back_without_complaint(tmp_path: Path, caplog) -> None:
+    """tifffile's shape record was written for level 0 only: reading the output logged "invalid shaped series
+    metadata or corrupted file" and fell back to a generic series."""
+    level0 = RNG.integers(0, 60000, (128, 128)).astype(np.uint16)
+    with tifffile.TiffWriter(tmp_path / "pyr.tif") as tiff:
+        tiff.write(level0, tile=(32, 32), subifds=2)
+        for level in (1, 2):
+            tiff.write(level0[:: 2**level, :: 2**level], subfiletype=1, tile=(32, 32))
+    images.write(images.read(tmp_path / "pyr.tif"), tmp_path / "out.tif")
+    with caplog.at_level(logging.WARNING, logger="tifffile"), tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        series = tif.series[0]
+        assert (series.kind, [level.shape for level in series.levels]) == ("shaped", [(128, 128), (64, 64), (32, 32)])
+        np.testing.assert_array_equal(series.asarray(), level0)
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("dtype", "written", "predictor"),
+    [("uint16", None, 2), ("float32", None, 3), ("float32", "uint16", 2), ("uint16", "float32", 3)],
+)
+def test_a_tiffs_predictor_is_kept_with_its_compression(tmp_path: Path, dtype, written, predictor) -> None:
+    """The horizontal predictor had been dropped (the file 29 % larger); at another sample type, the type's own."""
+    pixels = (RNG.random((3, 48, 40)) * 4000).astype(dtype)
+    tifffile.imwrite(tmp_path / "in.tif", pixels, compression="zlib", predictor=True, photometric="minisblack")
+    images.write(images.read(tmp_path / "in.tif"), tmp_path / "out.tif", dtype=written)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert {(page.compression, page.predictor) for page in tif.pages} == {
+            (tifffile.COMPRESSION.ADOBE_DEFLATE, predictor)
+        }
 
 
 def test_a_tiled_tiff_stays_tiled(tmp_path: Path) -> None:

@@ -424,8 +424,39 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Layout, dict[str, Any]]:
         if "S" in axes and not decoded_rgb and page.photometric not in colour_models:
             raise MdnError(f"unsupported TIFF colour model {page.photometric.name}", path)
         meta = _tiff_meta(tif, page, "S" in axes, decoded_rgb)
-        meta["pyramid"] = _pyramid(series, page)
+        meta["pyramid"] = _pyramid(series)
+        meta["pyramid_pages"] = bool(meta["pyramid"]) and not page.subifds  # reduced pages in the main chain
+        axes = _extra_bands(axes, raw.shape, page, meta)
     return raw, Layout(axes, tuple(raw.shape), raw.dtype), meta
+
+
+BANDS = "C"
+"""The stack axis a grey TIFF's unspecified extra samples are read on (`_extra_bands`), S again when written."""
+
+
+def _extra_bands(axes: str, shape: tuple[int, ...], page: tifffile.TiffPage, meta: dict[str, Any]) -> str:
+    """`axes` with the samples of a grey TIFF whose extra samples are all unspecified (ExtraSamples 0: another
+    detector's band, no alpha) read as channels on `BANDS` (each denoised, and fitted, as a channel of its own;
+    `meta["bands"]` says so); where they cannot be (a colour picture's band beside RGB, a C axis there already),
+    the band kept as it came and named for a warning in `meta["left_out"]`."""
+    extras = tuple(int(extra) for extra in page.extrasamples or ())
+    if "S" not in axes or not extras or any(extras):
+        return axes
+    if page.photometric == tifffile.PHOTOMETRIC.MINISBLACK and BANDS not in axes:
+        meta["bands"] = BANDS
+        return axes.replace("S", BANDS)
+    samples = shape[axes.index("S")]
+    kept = f"sample {samples}" if len(extras) == 1 else f"samples {samples - len(extras) + 1}-{samples}"
+    meta.setdefault("left_out", []).append(
+        f"the work on its {kept} (an extra band, not alpha: written back as it came)"
+    )
+    return axes
+
+
+def stored_axes(source: Source) -> str:
+    """The axes of `source`'s array as its file stores them: a grey TIFF's extra bands on S again (`_extra_bands`)."""
+    bands = source.meta.get("bands")
+    return source.layout.axes.replace(bands, "S") if bands else source.layout.axes
 
 
 def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, decoded_rgb: bool) -> dict[str, Any]:
@@ -442,6 +473,9 @@ def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, d
         "planarconfig": tifffile.PLANARCONFIG(page.planarconfig).name.lower() if samples else None,
         "compression": compression.lower() if compression in _TIFF_COMPRESSIONS - {"NONE"} else None,
         "extrasamples": page.extrasamples or None,
+        "predictor": page.predictor if compression in _TIFF_COMPRESSIONS - {"NONE"} and page.predictor > 1 else None,
+        "byteorder": tif.byteorder,
+        "bigtiff": tif.is_bigtiff,
         "tile": page.tile if page.tile and len(page.tile) == 2 and not any(n % 16 for n in page.tile) else None,
     }
     dpi = None
@@ -456,10 +490,10 @@ def _tiff_meta(tif: tifffile.TiffFile, page: tifffile.TiffPage, samples: bool, d
     return meta
 
 
-def _pyramid(series: tifffile.TiffPageSeries, page: tifffile.TiffPage) -> list[tuple[int, int]]:
-    """(height, width) of every level of a pyramid kept in SubIFDs (an OME-TIFF's), the full size first; [] for
-    none."""
-    if not page.subifds or len(series.levels) < 2:
+def _pyramid(series: tifffile.TiffPageSeries) -> list[tuple[int, int]]:
+    """(height, width) of every level of a pyramid, kept in SubIFDs (an OME-TIFF's) or as reduced pages of the main
+    chain (libvips', a slide scanner's), the full size first; [] for none."""
+    if len(series.levels) < 2:
         return []
     return [(level.shape[level.axes.index("Y")], level.shape[level.axes.index("X")]) for level in series.levels]
 
@@ -526,10 +560,15 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
 
 def photo_metadata(image: Image, path: Path, layout: Layout) -> tuple[Metadata, list[str]]:
     """What of the image's photo metadata (EXIF, colour profile, dpi, text, XMP) a file at `path` stored in `layout`
-    (`target_layout`'s) carries, and words for what it leaves out (`metadata.for_output`)."""
+    (`target_layout`'s) carries, and words for what it leaves out (`metadata.for_output`; an OME-TIFF's OME-XML
+    where it cannot describe the output: `ome.unpatchable`)."""
     fmt = format_of(path)
     meta = image.source.meta if fmt == image.source.format else {}
-    return metadata.for_output(image.source.meta.get("photo"), fmt, _stored_colours(fmt, layout, meta))
+    kept, left_out = metadata.for_output(image.source.meta.get("photo"), fmt, _stored_colours(fmt, layout, meta))
+    ome_xml = meta.get("description") if meta.get("ome") and meta.get("imagej") is None else None
+    if ome_xml and (why := ome.unpatchable(ome_xml, layout.dtype)) is not None:
+        left_out.append(f"its OME-XML ({why})")
+    return kept, left_out
 
 
 def _stored_colours(fmt: str, layout: Layout, meta: dict[str, Any]) -> int:
@@ -748,12 +787,14 @@ def _encode_tiff(path: Path, raw: np.ndarray, source: Source | None, kept: Metad
     }
     pyramid = meta.get("pyramid") if meta.get("imagej") is None else None  # ImageJ reads no SubIFDs
     levels = _reduced_levels(raw, source.layout.axes, pyramid) if source is not None and pyramid else []
-    _write_tiff(path, raw if source else _squeeze_grey(raw), kwargs, levels)  # (H, W, 1) would be H pages
+    file = {"byteorder": meta.get("byteorder") or "<", "bigtiff": bool(meta.get("bigtiff"))}
+    raw = raw if source else _squeeze_grey(raw)  # (H, W, 1) would be H pages
+    _write_tiff(path, raw, kwargs, levels, pages=bool(meta.get("pyramid_pages")), **file)
 
 
 def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> dict[str, Any]:
     """tifffile's options that store `raw` as the source stored its pixels (or the usual way for a `fresh` file):
-    colour model, palette, sample layout, compression, tiles and resolution."""
+    colour model, palette, sample layout, compression and its predictor, tiles and resolution."""
     rgb = raw.shape[-1] in (3, 4) and raw.ndim >= 3
     options: dict[str, Any] = {
         "photometric": meta.get("photometric") or ("rgb" if rgb else "minisblack"),
@@ -770,10 +811,22 @@ def _tiff_pixel_options(raw: np.ndarray, meta: dict[str, Any], fresh: bool) -> d
         options["extrasamples"] = meta["extrasamples"]
     elif fresh and raw.shape[-1] in (2, 4):
         options["extrasamples"] = ["unassalpha"]
+    if options["compression"] and meta.get("predictor"):
+        options["predictor"] = _predictor(meta["predictor"], raw.dtype)
     if "resolution" in meta:
         options["resolution"] = meta["resolution"]
         options["resolutionunit"] = meta["resolutionunit"]
     return options
+
+
+def _predictor(kept: int, dtype: np.dtype) -> int | bool | None:
+    """The TIFF predictor a file of `dtype` is written with where its source had `kept`: the same where it suits
+    the type (horizontal for integers, floating point for floats), else the type's own (tifffile's choice), and none
+    for integers wider than 32 bits, which tifffile has none for."""
+    suits = {2, 34892, 34893} if dtype.kind in "iu" else {3, 34894, 34895}
+    if kept in suits:
+        return kept
+    return True if dtype.kind == "f" or dtype.itemsize <= 4 else None
 
 
 def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, kept: Metadata) -> dict[str, Any]:
@@ -788,12 +841,12 @@ def _tiff_text_options(name: str, raw: np.ndarray, source: Source | None, kept: 
         }
         if raw.dtype != source.layout.dtype:  # the display range in the written sample type's units
             imagej.update({k: _display_range(imagej[k], source, raw.dtype) for k in IMAGEJ_RANGES if k in imagej})
-        return {"imagej": True, "metadata": {**imagej, "axes": source.layout.axes}}
+        return {"imagej": True, "metadata": {**imagej, "axes": stored_axes(source)}}
     if source is not None and meta.get("ome") and meta.get("description"):
         return _ome_options(name, raw, source)
     # {"shape": ..., "axes": ...} of what is written (a thumbnail's half size, a palette's colours) where one was
     text = meta.get("description") if source else metadata.description(kept)
-    shape_record = {"axes": source.layout.axes} if meta.get("shaped_axes") else {} if meta.get("shaped") else None
+    shape_record = {"axes": stored_axes(source)} if meta.get("shaped_axes") else {} if meta.get("shaped") else None
     return {"metadata": shape_record, "description": _tiff_text(text)}
 
 
@@ -815,31 +868,47 @@ def _display_range(values: Any, source: Source, dtype: np.dtype) -> Any:
 
 
 def _ome_options(name: str, raw: np.ndarray, source: Source) -> dict[str, Any]:
-    """The OME-XML of `source` patched for `raw` written as `name`; where it cannot be (unreadable XML, a type OME
-    has no name for), none but tifffile's record of the axes, rather than XML that describes another file."""
-    axes = source.layout.axes
+    """The OME-XML of `source` patched for `raw` written as `name` (every plane in this file's pages, in the order
+    written); where it cannot be (unreadable XML, a type OME has no name for: `ome.unpatchable`, which the batch
+    warns of), none but tifffile's record of the axes, rather than XML that describes another file."""
+    axes = stored_axes(source)
     size = raw.shape[axes.index("Y")], raw.shape[axes.index("X")]
-    xml = ome.patched(source.meta["description"], raw.dtype, size, source.path.name, name)
+    planes = int(np.prod([n for axis, n in zip(axes, raw.shape, strict=True) if axis not in "YXS"], dtype=np.int64))
+    big_endian = source.meta.get("byteorder") == ">"
+    description = source.meta["description"]
+    xml = ome.patched(description, raw.dtype, size, source.path.name, name, planes=planes, big_endian=big_endian)
     if xml is None:
         return {"metadata": {"axes": axes}, "description": None}
     return {"metadata": None, "description": _tiff_text(xml)}
 
 
-_LEVEL_OPTIONS = ("photometric", "colormap", "planarconfig", "extrasamples", "compression", "tile")
+_LEVEL_OPTIONS = ("photometric", "colormap", "planarconfig", "extrasamples", "compression", "predictor", "tile")
 """The options of level 0 that its reduced levels are written with too."""
 
 
-def _write_tiff(path: Path, raw: np.ndarray, options: dict[str, Any], levels: list[np.ndarray]) -> None:
-    """Write `raw` with `options`, and its reduced `levels` (if any) in SubIFDs of each of its pages."""
+def _write_tiff(
+    path: Path,
+    raw: np.ndarray,
+    options: dict[str, Any],
+    levels: list[np.ndarray],
+    *,
+    pages: bool = False,
+    byteorder: str = "<",
+    bigtiff: bool = False,
+) -> None:
+    """Write `raw` with `options`, and its reduced `levels` (if any) in SubIFDs of each of its pages, or with
+    `pages` as reduced pages of the main chain after them (as libvips writes a pyramid); each level with tifffile's
+    shape record where level 0 has one (its reader had called the file corrupted without); in `byteorder`, as a
+    BigTIFF where `bigtiff` (as the source was) or where the data need it."""
     if not levels:
-        tifffile.imwrite(path, raw, **options)
+        tifffile.imwrite(path, raw, byteorder=byteorder, bigtiff=bigtiff or None, **options)  # None: imwrite's rule
         return
-    shared = {key: options[key] for key in _LEVEL_OPTIONS if key in options}
     size = raw.nbytes + sum(level.nbytes for level in levels)
-    with tifffile.TiffWriter(path, bigtiff=size > 2**32 - 2**25) as tiff:  # imwrite's own threshold
-        tiff.write(raw, subifds=len(levels), **options)
+    with tifffile.TiffWriter(path, bigtiff=bigtiff or size > 2**32 - 2**25, byteorder=byteorder) as tiff:
+        tiff.write(raw, subifds=None if pages else len(levels), **options)
+        shared = {key: options[key] for key in _LEVEL_OPTIONS if key in options}
         for level in levels:
-            tiff.write(level, subfiletype=1, metadata=None, **shared)
+            tiff.write(level, subfiletype=1, metadata=options.get("metadata"), **shared)
 
 
 def _reduced_levels(raw: np.ndarray, axes: str, pyramid: list[tuple[int, int]]) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """An OME-TIFF's OME-XML, patched to describe the file it is written into.
 
-The XML records the pixels' type and size and names the file (a UUID and a file name) that holds each plane;
-an output at another type or size, under another name, gets those rewritten and keeps everything else
+The XML records the pixels' type, size and byte order and names the file (a UUID and a file name) and the page
+(IFD) that holds each plane; an output gets those rewritten for what it holds (every plane in its own pages, in the
+order written: an input's planes in other files or out of order no longer referenced) and keeps everything else
 (channels, physical sizes, annotations).
 """
 
@@ -25,21 +26,46 @@ OME_TYPES = {
 """Sample type -> OME Pixels Type (OME has none for float16)."""
 
 
-def patched(xml: str, dtype: np.dtype, size: tuple[int, int], source: str, name: str) -> str | None:
-    """`xml` for an output of `dtype` and (height, width) `size` named `name`, from an input named `source`; None
-    where it cannot be parsed, is no OME document or OME has no type for `dtype`."""
+def patched(
+    xml: str,
+    dtype: np.dtype,
+    size: tuple[int, int],
+    source: str,
+    name: str,
+    *,
+    planes: int,
+    big_endian: bool = False,
+) -> str | None:
+    """`xml` for an output of `dtype` and (height, width) `size` named `name`, from an input named `source`, whose
+    `planes` pages hold the image's planes in the order of its DimensionOrder (as tifffile reads them: a series'
+    axes are that order reversed), stored `big_endian` or not; None where `unpatchable` says why not."""
+    if unpatchable(xml, dtype) is not None:
+        return None
+    root = ElementTree.fromstring(xml)
+    namespace = root.tag.removeprefix("{").rpartition("}")[0]
+    pixels = root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels")
+    assert pixels is not None
+    _set_type(pixels, np.dtype(dtype))
+    _set_size(pixels, size)
+    if "BigEndian" in pixels.attrib:
+        pixels.set("BigEndian", "true" if big_endian else "false")
+    _renew_uuids(root, namespace, source, name)
+    _set_tiff_data(pixels, namespace, planes, root.get("UUID"), name)
+    return '<?xml version="1.0" encoding="UTF-8"?>' + _serialised(root, namespace)
+
+
+def unpatchable(xml: str, dtype: np.dtype) -> str | None:
+    """Why `xml` cannot describe an output of `dtype` (words for a warning), or None where it can."""
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError:
-        return None
+        return "unreadable"
     namespace, _, tag = root.tag.removeprefix("{").rpartition("}")
-    pixels = root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels")
-    if not namespace or tag != "OME" or pixels is None or np.dtype(dtype).name not in OME_TYPES:
-        return None
-    _set_type(pixels, np.dtype(dtype))
-    _set_size(pixels, size)
-    _renew_uuids(root, namespace, source, name)
-    return '<?xml version="1.0" encoding="UTF-8"?>' + _serialised(root, namespace)
+    if not namespace or tag != "OME" or root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels") is None:
+        return "no OME image"
+    if (kind := np.dtype(dtype).name) not in OME_TYPES:
+        return f"OME has no {kind} pixel type" + (": --dtype float32 keeps it" if kind == "float16" else "")
+    return None
 
 
 def _set_type(pixels: ElementTree.Element, dtype: np.dtype) -> None:
@@ -81,6 +107,22 @@ def _renew_uuids(root: ElementTree.Element, namespace: str, source: str, name: s
         if (old is not None and (reference.text or "").strip() == old) or reference.get("FileName") == source:
             reference.text = new
             reference.set("FileName", name)
+
+
+def _set_tiff_data(pixels: ElementTree.Element, namespace: str, planes: int, uid: str | None, name: str) -> None:
+    """The Pixels' TiffData, where it had any, replaced by one entry for the `planes` pages of this file from its
+    first (named by `uid` and `name` where the document has a UUID): the input's map may name other files (a
+    multi-file series) or pages in another order, which the output does not keep."""
+    old = pixels.findall(f"{{{namespace}}}TiffData")
+    if not old:
+        return
+    at = list(pixels).index(old[0])
+    for element in old:
+        pixels.remove(element)
+    entry = ElementTree.Element(f"{{{namespace}}}TiffData", {"IFD": "0", "PlaneCount": str(planes)})
+    if uid is not None:
+        ElementTree.SubElement(entry, f"{{{namespace}}}UUID", {"FileName": name}).text = uid
+    pixels.insert(at, entry)
 
 
 def _serialised(root: ElementTree.Element, namespace: str) -> str:

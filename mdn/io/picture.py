@@ -20,7 +20,8 @@ class Layout:
     """How (N, H, W, C) planes map onto the array as stored: axis letters, shape and sample type.
 
     Axes use tifffile's letters: Y and X are the image plane, S holds samples (grey+alpha, RGB, RGBA) and
-    every other axis (T, Z, C, I, Q, ...) is a stack axis, flattened into N in stored order.
+    every other axis (T, Z, C, I, Q, ...) is a stack axis, flattened into N in stored order. A grey TIFF's
+    unspecified extra samples (bands, no alpha) are read on C instead, each a channel (`images.stored_axes`).
     """
 
     axes: str
