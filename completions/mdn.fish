@@ -128,7 +128,7 @@ complete -c mdn -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show hel
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l models -r -d 'Comma-separated cards (CARD+no-detail: without its detail stage; CARD+no-impulses: without filling impulses; CARD+fast, CARD+balanced, CARD+high: at that --quality) or peers (default: noisy, every card, installed peers)'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l noise -r -d "e.g. 'gaussian:15,25;poisson' (default: every type but photon and practical, paper levels; none: renders alone)"
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l zeroshot -r -d 'Zero-shot methods to add: MPI presets and zs-n2n (default noises: the zero-shot grid)'
-complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels): the microscopy grid; speed: grey pictures'
+complete -c mdn -n '__fish_seen_subcommand_from bench' -l grey -d 'Grey references (the mean of their channels; a set of grey files is benched so without it): the microscopy grid; speed: grey pictures'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l quick -d 'One small image, two noises: a few seconds'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l renders -d 'Add Monte Carlo renders (Mitsuba 3) at --spp'
 complete -c mdn -n '__fish_seen_subcommand_from bench' -l spp -r -d 'Renders: samples per pixel, comma-separated'

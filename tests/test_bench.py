@@ -722,3 +722,80 @@ def test_a_reference_too_large_for_the_memory_is_one_line(tmp_path: Path, monkey
     monkeypatch.setattr(bench.grid.images, "read", out_of_memory)
     with pytest.raises(MdnError, match=r"huge\.png: is too large to hold in memory"):
         bench.grid.load_references([str(tmp_path / "huge.png")])
+
+
+def test_noise_none_without_renders_says_to_add_them() -> None:
+    """`--noise none` alone ended in 'error: --noise: for the quality bench, not ' (the bench it makes unnamed)."""
+    for extra in ([], ["--quick"]):
+        result = runner.invoke(app, ["bench", "--noise", "none", "--models", "noisy", *extra])
+        _one_line_usage_error(result, "--noise none runs no photo grid, renders alone: add --renders or --render-set")
+    with pytest.raises(MdnError, match="add --renders or --render-set"):
+        bench.Study.make(["noisy"], grid="none")
+
+
+def test_a_sample_count_given_twice_is_rendered_once(tmp_path: Path) -> None:
+    """`--spp 4,4` scored every scene twice, where a noise level given twice is measured once."""
+    assert bench.parse_spps("4,16,4") == (4, 16)
+    _scene(tmp_path / "set" / "scene-000000", spps=(4, 16))
+    scores = list(bench.render_scores(["noisy"], (4, 4), render_set=tmp_path / "set"))
+    assert [(s.image, s.level) for s in scores] == [("scene-000000", 4)]
+    csv = tmp_path / "r.csv"
+    args = ["bench", "--noise", "none", "--render-set", str(tmp_path / "set"), "--spp", "16,4,16", "--models", "noisy"]
+    result = runner.invoke(app, [*args, "--csv", str(csv), "-q"])
+    assert result.exit_code == 0, result.output
+    assert [row["level"] for row in _csv_rows(csv)] == ["4", "16"]
+
+
+def test_a_folder_of_grey_pictures_is_benched_as_grey_and_a_mixed_one_warned(tmp_path: Path) -> None:
+    """Grey files without --grey were made RGB with noise drawn per channel (colour noise, 2 dB off the grey
+    scores), without a word."""
+    ramp = np.linspace(0, 255, 32 * 32).reshape(32, 32)
+    _picture(tmp_path / "grey" / "a.png", ramp)
+    _picture(tmp_path / "grey" / "b.png", ramp[::-1].copy())
+    args = ["bench", str(tmp_path / "grey"), "--models", "noisy", "--noise", "gaussian:25"]
+    plain = runner.invoke(app, [*args, "--json", str(tmp_path / "plain.json")])
+    assert plain.exit_code == 0 and "note: all 2 references are grey: benched as grey pictures" in plain.output
+    assert runner.invoke(app, [*args, "--grey", "--json", str(tmp_path / "grey.json")]).exit_code == 0
+    scored = [[(r["image"], r["psnr"], r["ssim"]) for r in json.loads((tmp_path / f"{name}.json").read_text())]
+              for name in ("plain", "grey")]  # fmt: skip
+    assert scored[0] == scored[1] and len(scored[0]) == 2
+    assert runner.invoke(app, [*args, "-q"]).output == ""  # --quiet: no note
+    _picture(tmp_path / "grey" / "c.png", np.stack([ramp, ramp[::-1], ramp], axis=-1))
+    mixed = runner.invoke(app, [*args, "-q"])
+    assert mixed.exit_code == 0 and mixed.output.startswith(
+        "warning: 2 of 3 references are grey (a, b): scored in colour"
+    )
+    assert "--grey" in mixed.output.splitlines()[0] and len(mixed.output.strip().splitlines()) == 1
+    study = bench.Study.make(["noisy"], sources=[str(tmp_path / "grey")], grid="gaussian:25")
+    assert all(r.shape[-1] == 3 for r in study.references.values()) and study.notes[0].warning
+    assert not bench.Study.make(["noisy"], sources=[str(tmp_path / "grey")], grid="gaussian:25", grey=True).notes
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [("noisy+fast", "--models noisy+fast: noisy takes no variant (+fast is for cards: CARD+fast)"),
+     ("bm3d+no-detail", "bm3d takes no variant"), ("mpi-fast+high", "mpi-fast takes no variant"),
+     ("zs-n2n+strength-auto", "zs-n2n takes no variant"),
+     ("fill-grey", "--models fill-grey: a fill card, for zero-shot denoising, which the bench runs through "
+                   "--zeroshot (presets real, microscopy on colour pictures; every preset on grey ones)"),
+     ("fill-syn", "runs through --zeroshot (presets full, fast on colour pictures), not --models")],
+)  # fmt: skip
+def test_a_model_the_bench_runs_another_way_is_told_how(tmp_path: Path, models: str, message: str) -> None:
+    """`noisy+fast` was 'unknown model noisy'; a fill card was told that mdn denoise takes denoise cards."""
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    result = runner.invoke(app, ["bench", str(reference), "--noise", "gaussian:15", "--models", models])
+    _one_line_usage_error(result, message)
+    assert "unknown model" not in result.output and "mdn denoise" not in result.output
+
+
+def test_peers_asked_for_but_not_installed_are_named(tiny_card, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--speed --peers` with no peer installed timed the cards alone without a word."""
+    monkeypatch.setattr(peers, "available", lambda: [])
+    args = ["bench", "--speed", "--peers", "--models", str(tiny_card.path), "--sizes", "32", "--runs", "1"]
+    result = runner.invoke(app, [*args, "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "warning: --peers: bm3d, oidn are not installed, no peer timed (pip install bm3d pyoidn)\n"
+    monkeypatch.setattr(peers, "available", lambda: ["oidn"])
+    rows = bench.speed_rows([str(tiny_card.path)], [(32, 32)], 1, with_peers=True)
+    assert rows.notes == (bench.Note("--peers: bm3d is not installed, not timed (pip install bm3d)"),)
+    assert not bench.speed_rows([str(tiny_card.path)], [(32, 32)], 1).notes

@@ -13,6 +13,7 @@ from mdn.bench.grid import (
     WITH_AUX,
     ZEROSHOT_GRID,
     ZS_N2N,
+    Note,
     Score,
     as_16_bit,
     card_files,
@@ -29,6 +30,7 @@ from mdn.bench.renders import RenderCase, check_aux, parse_spps, render_cases, r
 from mdn.bench.speed import (
     OutOfMemory,
     Speed,
+    SpeedRows,
     SpeedTable,
     TrainSpeed,
     parse_sizes,
@@ -44,10 +46,10 @@ from mdn.bench.study import Study
 from mdn.bench.tables import least_gain, markdown, per_image, plot, standard_error, summarise
 
 __all__ = [
-    "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "OutOfMemory", "RenderCase",
-    "Score", "Speed", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "card_files", "check_aux", "default_grid",
-    "denoise_cards", "denoisers", "engine_options", "least_gain", "load_references", "markdown", "noisy_input",
-    "parse_grid", "parse_sizes", "parse_spps", "peak_rss", "peer_speed", "per_image", "plot",
-    "quality_scores", "render_cases", "render_scores", "speed", "speed_ratios", "speed_rows",
-    "standard_error", "summarise", "train_speed", "train_speed_rows",
+    "MPI_PREFIX", "NOISY", "SAMPLES", "VARIANTS", "WITH_AUX", "ZEROSHOT_GRID", "ZS_N2N", "Note", "OutOfMemory",
+    "RenderCase", "Score", "Speed", "SpeedRows", "SpeedTable", "Study", "TrainSpeed", "as_16_bit", "card_files",
+    "check_aux", "default_grid", "denoise_cards", "denoisers", "engine_options", "least_gain", "load_references",
+    "markdown", "noisy_input", "parse_grid", "parse_sizes", "parse_spps", "peak_rss", "peer_speed", "per_image", "plot",
+    "quality_scores", "render_cases", "render_scores", "speed", "speed_ratios", "speed_rows", "standard_error",
+    "summarise", "train_speed", "train_speed_rows",
 ]  # fmt: skip

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import platformdirs
@@ -72,6 +73,13 @@ ZEROSHOT_GRID = "photon:160,10;gaussian:15,50;speckle:0.01,0.04;correlated:20,50
 as in microscopy), with correlated noise to check that methods assuming pixel-independent noise do no harm."""
 
 
+class Note(NamedTuple):
+    """What a bench run tells its user before its rows: a note, or a `warning` (shown with --quiet too)."""
+
+    text: str
+    warning: bool = False
+
+
 @dataclass(frozen=True)
 class Score:
     """One cell of the quality grid."""
@@ -113,9 +121,15 @@ SMALLEST = 16
 
 def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, np.ndarray]:
     """Clean references in [0, 1] by name, RGB (H, W, 3) or with `grey` the mean of the channels (H, W, 1): the
-    given files and folders, or the bundled samples. A stack's planes (a microscope's z-stack or time series) are
-    references each, named NAME[0], NAME[1]... in stored order; a float picture outside [0, 1] (HDR, or in a
-    detector's units) is refused, as the noise would clip it."""
+    given files and folders, or the bundled samples (`stored_references`, each made one kind by `as_reference`)."""
+    return {name: as_reference(plane, grey) for name, plane in stored_references(sources).items()}
+
+
+def stored_references(sources: list[str] | None) -> dict[str, np.ndarray]:
+    """Clean references by name as their files store them, (H, W, 1) for a grey file: the given files and folders,
+    or the bundled samples. A stack's planes (a microscope's z-stack or time series) are references each, named
+    NAME[0], NAME[1]... in stored order; a float picture outside [0, 1] (HDR, or in a detector's units) is refused,
+    as the noise would clip it."""
     paths = expand_inputs(sources or [str(SAMPLES)], recursive=True)
     references = {}
     for path in paths:
@@ -123,12 +137,16 @@ def load_references(sources: list[str] | None, grey: bool = False) -> dict[str, 
         if path.stem in references or any(name.startswith(f"{path.stem}[") for name in references):
             raise MdnError(f"two references are named {path.stem!r}: the bench names pictures by file name", path)
         for index, plane in enumerate(planes):
-            name = path.stem if len(planes) == 1 else f"{path.stem}[{index}]"
-            if grey:
-                references[name] = plane.mean(axis=-1, keepdims=True)
-            else:
-                references[name] = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
+            references[path.stem if len(planes) == 1 else f"{path.stem}[{index}]"] = plane
     return references
+
+
+def as_reference(plane: np.ndarray, grey: bool) -> np.ndarray:
+    """A stored reference as the bench scores it: with `grey` the mean of its channels (H, W, 1), else RGB, a grey
+    one as three equal channels (which the noise then strikes one by one, as colour noise)."""
+    if grey:
+        return plane.mean(axis=-1, keepdims=True)
+    return np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane
 
 
 def _reference_planes(path: Path) -> np.ndarray:
@@ -183,13 +201,41 @@ def _variant(name: str) -> tuple[str, str]:
     return name.removesuffix(suffix), suffix
 
 
+def _is_method(name: str) -> bool:
+    """Whether a bench model name is no card: `noisy`, a peer or a zero-shot method (`mpi-PRESET`, zs-n2n)."""
+    preset = name.removeprefix(MPI_PREFIX) if name.startswith(MPI_PREFIX) else None
+    return name in (NOISY, ZS_N2N, *peers.PEERS) or preset in zeroshot.PRESETS
+
+
 def card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelCard, EngineOptions]:
     """The card a bench model name means and how it runs: as `mdn denoise` runs it, or as a suffix in `VARIANTS`
-    says."""
+    says. A suffix on a name that is no card, or a fill card (zero-shot's, which `--zeroshot` runs), is refused in
+    words that say so."""
     base, suffix = _variant(name)
-    card = registry.check_task(registry.find(base), "denoise")
+    if suffix and _is_method(base):
+        raise MdnError(f"--models {name}: {base} takes no variant ({suffix} is for cards: CARD{suffix})")
+    card = registry.find(base)
+    if card.task == "fill":
+        raise _fill_card_error(name, card.name)
+    registry.check_task(card, "denoise")
     settings = inference.as_card_runs(card, options or EngineOptions())
     return card, replace(settings, **VARIANTS.get(suffix, {}))
+
+
+def _fill_card_error(name: str, card: str) -> MdnError:
+    """The error for a fill card in --models: where the bench runs it (the `--zeroshot` presets that take it, on
+    colour and grey pictures), or that it runs only the presets' own."""
+    presets = list(zeroshot.PRESETS)
+    colour = [preset for preset in presets if zeroshot.fill_card(preset, grey=False) == card]
+    grey = [preset for preset in presets if zeroshot.fill_card(preset, grey=True) == card]
+    said = f"--models {name}: a fill card, for zero-shot denoising"
+    if not colour and not grey:
+        return MdnError(
+            f"{said}; the bench's --zeroshot presets run their own fill cards (mdn zeroshot --model {card})"
+        )
+    where = [f"presets {', '.join(colour)} on colour pictures"] if colour else []
+    where += [("every preset" if grey == presets else ", ".join(grey)) + " on grey ones"] if grey else []
+    return MdnError(f"{said}, which the bench runs through --zeroshot ({'; '.join(where)}), not --models")
 
 
 def card_files(names: list[str]) -> list[Path]:

@@ -20,9 +20,9 @@ from mdn.renders import dataset
 
 
 def parse_spps(text: str) -> tuple[int, ...]:
-    """'4,16' -> (4, 16): sample counts per pixel, each at least 1."""
+    """'4,16' -> (4, 16): sample counts per pixel, each at least 1; a count given twice (`4,4`) is rendered once."""
     try:
-        spps = tuple(int(item) for item in text.split(",") if item.strip())
+        spps = tuple(dict.fromkeys(int(item) for item in text.split(",") if item.strip()))
     except ValueError:
         spps = ()
     if not spps or min(spps) < 1:
@@ -130,7 +130,8 @@ def render_scores(
     to linear HDR as `mdn denoise` writes it (`tonemap.RenderTransform`); outputs and reference are scored through
     the tone map fitted on the noisy render without headroom. Names ending in WITH_AUX also get the render's albedo
     and normal (a render set must have them: `check_aux`). A render set is checked first (`check_render_set`); a
-    name given twice is scored once."""
+    name or a sample count given twice is scored once."""
+    spps = tuple(dict.fromkeys(spps))
     check_aux(models, render_set)
     if render_set is not None:
         check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in models))

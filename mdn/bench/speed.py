@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from mdn import peers, registry, training
-from mdn.bench.grid import card_runs, denoise_cards
+from mdn.bench.grid import Note, card_runs, denoise_cards
 from mdn.device import PRECISIONS
 from mdn.errors import MdnError
 from mdn.inference.engine import Engine, EngineOptions, TooLarge
@@ -294,6 +294,20 @@ class SpeedTable:
         ]
 
 
+@dataclass
+class SpeedRows:
+    """The rows of `speed_rows`, each as it is measured, and what the run tells before them (`notes`)."""
+
+    rows: Iterator[Speed]
+    notes: tuple[Note, ...] = ()
+
+    def __iter__(self) -> SpeedRows:
+        return self
+
+    def __next__(self) -> Speed:
+        return next(self.rows)
+
+
 def speed_rows(
     models: list[str] | None,
     sizes: list[tuple[int, int]],
@@ -302,15 +316,37 @@ def speed_rows(
     kernels: list[str] | None = None,
     with_peers: bool = False,
     grey: bool = False,
-) -> Iterator[Speed]:
+) -> SpeedRows:
     """`speed` of each model (default: every denoising card) with each attention kernel (default: auto) at each
     size, on colour or `grey` pictures, row by row as each is measured; `with_peers` adds the installed peers, which
-    run their own way. A name, kernel or size given twice runs once; a size the machine has not the memory for
-    raises OutOfMemory."""
-    channels = 1 if grey else 3
+    run their own way, and a note (a warning where none is) names those not installed. A name, kernel or size
+    given twice runs once; a size the machine has not the memory for raises OutOfMemory."""
     names = list(dict.fromkeys(models or denoise_cards()))
     kernels, sizes = list(dict.fromkeys(kernels or ["auto"])), list(dict.fromkeys(sizes))
-    names += [p for p in peers.available() if with_peers and p not in names]
+    installed = peers.available() if with_peers else []
+    names += [p for p in installed if p not in names]
+    missing = [name for name in peers.PEERS if with_peers and name not in installed]
+    notes = (_missing_peers(missing, warning=not installed),) if missing else ()
+    return SpeedRows(_rows(names, sizes, runs, options, kernels, 1 if grey else 3), notes)
+
+
+def _missing_peers(missing: list[str], warning: bool) -> Note:
+    """--peers' note on the peers not installed, with the pip command that installs them."""
+    packages = " ".join(peers.PEERS[name][0] for name in missing)
+    said = f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed"
+    timed = "no peer timed" if warning else "not timed"
+    return Note(f"--peers: {said}, {timed} (pip install {packages})", warning)
+
+
+def _rows(
+    names: list[str],
+    sizes: list[tuple[int, int]],
+    runs: int,
+    options: EngineOptions | None,
+    kernels: list[str],
+    channels: int,
+) -> Iterator[Speed]:
+    """`speed_rows`' rows, each as it is measured."""
     for name in names:
         for kernel in ["-"] if name in peers.PEERS else kernels:
             for size in sizes:

@@ -14,17 +14,25 @@ from mdn.bench.grid import (
     NOISY,
     WITH_AUX,
     ZEROSHOT_GRID,
+    Note,
     Score,
+    as_reference,
     default_grid,
     denoise_cards,
-    load_references,
     parse_grid,
     quality_scores,
+    stored_references,
     zeroshot_name,
 )
 from mdn.bench.renders import check_aux, check_render_set, render_scores
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
+
+RENDERS_ALONE = (
+    "--noise none runs no photo grid, renders alone: add --renders or --render-set (or name noises, e.g. --noise "
+    "'gaussian:15,25')"
+)
+"""The error for `--noise none` without renders."""
 
 
 def _chosen_grid(grid: str | None, quick: bool, zeroshot: bool) -> list[tuple[str, float]]:
@@ -53,6 +61,7 @@ class Study:
     renders: bool = False
     spps: tuple[int, ...] = (16, 64)
     render_set: Path | None = None
+    notes: tuple[Note, ...] = ()
 
     @classmethod
     def make(
@@ -70,24 +79,30 @@ class Study:
     ) -> Study:
         """`models` default to `noisy`, every denoising card and the installed peers; zero-shot methods (MPI
         presets, zs-n2n: see `zeroshot_name`) join them and make the zero-shot grid the default one; a name given
-        twice runs once. `sources`: clean references (see `load_references`); `quick`: a 96-pixel crop of one of
-        them and two noises; `grid` as `parse_grid` takes it (default: every noise at the paper's levels; "none":
-        renders alone, no references read). Renders: at `spps`, the Cornell boxes or the scenes of `render_set`,
-        checked here (`check_render_set`), as names that take a render's albedo and normal are (`check_aux`): the
-        photo grid leaves them out."""
+        twice runs once. `sources`: clean references (see `stored_references`), grey with `grey` or where every one
+        is grey (a note says so; some grey among colour ones are scored in colour, warned); `quick`: a 96-pixel crop
+        of one of them and two noises; `grid` as `parse_grid` takes it (default: every noise at the paper's levels;
+        "none": renders alone, no references read). Renders: at `spps` (each once), the Cornell boxes or the scenes
+        of `render_set`, checked here (`check_render_set`), as names that take a render's albedo and normal are
+        (`check_aux`): the photo grid leaves them out."""
         methods = zeroshot_methods or []
         names = list(models or [NOISY, *denoise_cards(), *peers.available()])
         names = list(dict.fromkeys([*names, *map(zeroshot_name, methods)]))
+        spps = tuple(dict.fromkeys(spps))
         check_aux(names, render_set)
         if render_set is not None:
             check_render_set(render_set, spps, any(name.endswith(WITH_AUX) for name in names))
         chosen = _chosen_grid(grid, quick, bool(methods))
         if not chosen and not (renders or render_set):
-            raise MdnError("--noise none leaves nothing to measure: add --renders or --render-set")
-        references = load_references(sources, grey) if chosen else {}
+            raise MdnError(RENDERS_ALONE)
+        stored = stored_references(sources) if chosen else {}
         if quick:
-            references = {k: v[:96, :96] for k, v in list(references.items())[:1]}
-        return cls(names, chosen, references, renders or render_set is not None, spps, render_set)
+            stored = {k: v[:96, :96] for k, v in list(stored.items())[:1]}
+        greys = [name for name, plane in stored.items() if plane.shape[-1] == 1]
+        as_grey = grey or (bool(stored) and len(greys) == len(stored))
+        references = {name: as_reference(plane, as_grey) for name, plane in stored.items()}
+        notes = () if grey else _kind_notes(greys, len(stored))
+        return cls(names, chosen, references, renders or render_set is not None, spps, render_set, notes)
 
     def scores(
         self,
@@ -108,3 +123,21 @@ class Study:
             yield from render_scores(
                 self.models, self.spps, options=options, progress=stage("renders"), render_set=self.render_set
             )
+
+
+def _kind_notes(greys: list[str], count: int) -> tuple[Note, ...]:
+    """What a bench without --grey tells of the `greys` among its `count` references: all grey, a note that they
+    are benched as grey pictures (as --grey benches them); some, a warning that those are scored in colour."""
+    if not greys:
+        return ()
+    if len(greys) == count:
+        said = "the reference is grey" if count == 1 else f"all {count} references are grey"
+        return (Note(f"{said}: benched as grey pictures, as with --grey"),)
+    named = ", ".join(greys[:3]) + (", ..." if len(greys) > 3 else "")
+    return (
+        Note(
+            f"{len(greys)} of {count} references are grey ({named}): scored in colour with the others, as three "
+            "equal channels under colour noise; bench them on their own (or with --grey) for grey scores",
+            warning=True,
+        ),
+    )

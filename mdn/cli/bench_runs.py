@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from mdn import bench
+from mdn.bench.study import RENDERS_ALONE
 from mdn.cli import display, per_file
 from mdn.cli.report import console
 from mdn.errors import MdnError
@@ -74,8 +75,11 @@ def _this_bench(runs: set[str]) -> str:
 
 
 def check_options(context: typer.Context, runs: set[str]) -> None:
-    """A usage error, in one line, for options given that none of the bench's `runs` takes (`BENCH_OPTIONS`)
-    rather than leaving them unused, and for --grey with renders (scored in colour)."""
+    """A usage error, in one line, for no run at all (--noise none without renders), for options given that none
+    of the bench's `runs` takes (`BENCH_OPTIONS`) rather than leaving them unused, and for --grey with renders
+    (scored in colour)."""
+    if not runs:  # --noise none without renders: nothing to measure
+        raise MdnError(RENDERS_ALONE)
     given = options_given(context)
     unused = [name for name, takes in BENCH_OPTIONS.items() if name in given and not takes & runs]
     if unused:
@@ -140,6 +144,15 @@ def stopped(done: int, what: str, reports: dict[str, Path | None], status: int =
     raise typer.Exit(status)
 
 
+def tell(notes: Iterable[bench.Note], quiet: bool) -> None:
+    """A bench's notes before its rows, a line each: its warnings always, the others unless `quiet`."""
+    for note in notes:
+        if note.warning:
+            console.print(f"[yellow]warning[/]: {escape(note.text)}", soft_wrap=True)
+        elif not quiet:
+            console.print(f"note: {note.text}", soft_wrap=True, markup=False)
+
+
 def training(
     rows: Iterable[bench.TrainSpeed], quiet: bool, reports: dict[str, Path | None], stop: per_file.StopRequest
 ) -> None:
@@ -153,9 +166,10 @@ def training(
 def speed(
     rows: Iterable[bench.Speed], quiet: bool, reports: dict[str, Path | None], stop: per_file.StopRequest
 ) -> None:
-    """Speed rows as they come: their table with ratios to a peer (unless `quiet`) and reports; a size out of
-    memory ends the rows there, with one error line and exit status 1 after the rows measured before it, as a
-    file out of memory is to `mdn denoise`."""
+    """Speed rows as they come, after their notes (`bench.SpeedRows`): their table with ratios to a peer (unless
+    `quiet`) and reports; a size out of memory ends the rows there, with one error line and exit status 1 after
+    the rows measured before it, as a file out of memory is to `mdn denoise`."""
+    tell(rows.notes if isinstance(rows, bench.SpeedRows) else (), quiet)
     failure: list[bench.OutOfMemory] = []
 
     def until_out_of_memory() -> Iterator[bench.Speed]:
@@ -183,7 +197,8 @@ def quality(
     stop: per_file.StopRequest,
 ) -> None:
     """A quality study's scores as they come, under progress bars: their table (unless `quiet`) and reports, the
-    Markdown saying when Ctrl-C cut it short."""
+    Markdown saying when Ctrl-C cut it short; the study's notes first."""
+    tell(study.notes, quiet)
     with display.stage_bars(quiet) as progress:
         scores, interrupted = _until_interrupted(study.scores(options, seed, progress), stop)
     if scores and not quiet:

@@ -545,8 +545,8 @@ def bench_command(
                                            "photon and practical, paper levels; none: renders alone).")] = None,
     zeroshot_methods: Annotated[str | None, _opt("--zeroshot <names>", "Zero-shot methods to add: MPI presets and "
                                                  "zs-n2n (default noises: the zero-shot grid).")] = None,
-    grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels): the microscopy grid; "
-                               "speed: grey pictures.")] = False,
+    grey: Annotated[bool, _opt("--grey", "Grey references (the mean of their channels; a set of grey files is "
+                               "benched so without it): the microscopy grid; speed: grey pictures.")] = False,
     quick: Annotated[bool, _opt("--quick", "One small image, two noises: a few seconds.")] = False,
     renders: Annotated[bool, _opt("--renders", "Add Monte Carlo renders (Mitsuba 3) at --spp.")] = False,
     spps: Annotated[str, _opt("--spp <n,...>", "Renders: samples per pixel, comma-separated.")] = "16,64",
