@@ -370,3 +370,31 @@ def test_buffer_files_of_another_data_window_than_the_beauty_are_refused(tmp_pat
     words = r"m\.exr: the normal's data window \(8, 8\)-\(39, 39\) is not the beauty's \(0, 0\)-\(31, 31\)"
     with pytest.raises(MdnError, match=words):
         buffers.read(beauty, albedo, moved)
+
+
+def test_an_arnold_normal_named_n_is_the_normal_buffer(tmp_path: Path) -> None:
+    """N.X, N.Y, N.Z (Arnold's and Karma's normal) or a part named N had not been taken for the normal: the render
+    ran on its beauty alone ("albedo but no normal")."""
+    rng = np.random.default_rng(7)
+    albedo, normal = rng.random((32, 32, 3), dtype=np.float32), rng.uniform(-1, 1, (32, 32, 3)).astype(np.float32)
+    beauty = {c: rng.random((32, 32), dtype=np.float32) for c in "RGB"}
+    channels = {f"albedo.{c}": albedo[..., i].copy() for i, c in enumerate("RGB")}
+    channels.update({f"N.{c}": normal[..., i].copy() for i, c in enumerate("XYZ")})
+    OpenEXR.File({}, {**beauty, **channels}).write(str(tmp_path / "arnold.exr"))
+    expected = buffers.network_input(albedo, normal)[None]
+    np.testing.assert_array_equal(buffers.read(tmp_path / "arnold.exr"), expected)
+    other = {f"normal.{c}": np.zeros((32, 32), np.float32) for c in "XYZ"}  # a layer called normal comes first
+    OpenEXR.File({}, {**beauty, **channels, **other}).write(str(tmp_path / "both.exr"))
+    np.testing.assert_array_equal(buffers.read(tmp_path / "both.exr")[..., 3:], np.full((1, 32, 32, 3), 0.5))
+
+    def part(name: str, pixels: np.ndarray, letters: str) -> OpenEXR.Part:
+        return OpenEXR.Part({}, {c: pixels[..., i].copy() for i, c in enumerate(letters)}, name)
+
+    rgb = np.stack(list(beauty.values()), axis=-1)
+    parts = [part("N", normal, "XYZ"), part("rgba", rgb, "RGB")]
+    OpenEXR.File(parts).write(str(tmp_path / "parts.exr"))
+    said: list[str] = []
+    assert buffers.read(tmp_path / "parts.exr", warn=said.append) is None
+    assert said == ["it has a normal layer but no albedo: denoised from its beauty alone"]
+    OpenEXR.File([part("albedo", albedo, "RGB"), *parts]).write(str(tmp_path / "three.exr"))
+    np.testing.assert_array_equal(buffers.read(tmp_path / "three.exr"), expected)

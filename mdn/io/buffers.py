@@ -1,10 +1,11 @@
 """A render's auxiliary buffers, albedo and normal, as a render card takes them beside the beauty pass.
 
-Renderers write them as EXR layers (OIDN's and most engines' `albedo` and `normal`, Blender Cycles' `Denoising
-Albedo` and `Denoising Normal` in a view layer) or as files of their own. The network sees albedo in [0, 1] and
-the normal mapped from [-1, 1] to [0, 1]; a render without them gets six zero channels, which training showed it
-as "none given". An EXR's own buffers are those of the view layer of the beauty pass read (Blender writes one
-Combined and one set of buffers per view layer); a file given for a buffer is read in its layer of that buffer.
+Renderers write them as EXR layers or parts (OIDN's and most engines' `albedo` and `normal`, Arnold's `N`,
+Blender Cycles' `Denoising Albedo` and `Denoising Normal` in a view layer) or as files of their own. The network
+sees albedo in [0, 1] and the normal mapped from [-1, 1] to [0, 1]; a render without them gets six zero channels,
+which training showed it as "none given". An EXR's own buffers are those of the view layer of the beauty pass read
+(Blender writes one Combined and one set of buffers per view layer); a file given for a buffer is read in its layer
+of that buffer.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from mdn.io import exr, images, picture
 CHANNELS = 6
 """Albedo (3) then normal (3)."""
 
-LAYER_NAMES = {"albedo": ("albedo", "denoising albedo"), "normal": ("normal", "denoising normal")}
-"""Layer names (case aside, after any view-layer prefix) that hold each buffer, in order of preference."""
+LAYER_NAMES = {"albedo": ("albedo", "denoising albedo"), "normal": ("normal", "denoising normal", "n")}
+"""Layer names (case aside, after any view-layer prefix) that hold each buffer, in order of preference (Arnold's
+and Karma's normal is `N`: N.X, N.Y, N.Z, or a part so named)."""
 
 
 def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -56,7 +58,8 @@ def read(
     if len(found) == 1 and not given:
         (present,) = found
         if warn is not None:
-            warn(f"it has an {present} layer but no {'normal' if present == 'albedo' else 'albedo'}: "
+            missing = "normal" if present == "albedo" else "albedo"
+            warn(f"it has {'an' if present == 'albedo' else 'a'} {present} layer but no {missing}: "
                  "denoised from its beauty alone")  # fmt: skip
         return None
     for buffer, pixels in found.items():

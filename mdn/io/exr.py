@@ -4,6 +4,7 @@ and the picture written back with every other channel and part as it came."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -38,25 +39,74 @@ def _channel_names(part: Any) -> set[str]:
     return {channel.name for channel in part.header.get("channels", [])}
 
 
-def _exr_layer_names(exr: OpenEXR.File) -> dict[str, tuple[int, str, list[str]]]:
+class _Layers(dict[str, tuple[int, str, list[str]]]):
+    """Every colour layer of an EXR by the name `--layer` takes -> (part index, prefix, channel names)
+    (`_exr_layer_names`), and `aliases`: other names `--layer` takes for one of them."""
+
+    aliases: dict[str, str]
+
+
+def _exr_layer_names(exr: OpenEXR.File) -> _Layers:
     """Every colour layer of every part by the name `--layer` takes -> (part index, prefix, channel names).
 
-    The first layer without a prefix (plain R, G, B or Y) is "beauty"; a prefixed layer goes by its prefix
-    (PART.PREFIX where parts repeat it), another part's unprefixed layer by the part's name.
+    A single part's layer without a prefix (plain R, G, B or Y) is "beauty"; in a file of parts each part's is
+    called by the part's name, but that of the part taken as the beauty by its place (`_beauty_by_place`), which is
+    "beauty" (its part's name is an alias). A prefixed layer goes by its prefix (PART.PREFIX where parts repeat it
+    or a part is so named).
     """
     found = [
         (i, prefix, names)
         for i, part in enumerate(exr.parts)
         for prefix, names in _exr_layers(_channel_names(part)).items()
     ]
+    parts = [part.name() or f"part{i}" for i, part in enumerate(exr.parts)]
+    by_place = _beauty_by_place(parts, [i for i, prefix, _ in found if not prefix])
     prefixes = [prefix for _, prefix, _ in found]
     repeated = {prefix for prefix in prefixes if prefixes.count(prefix) > 1}
-    named: dict[str, tuple[int, str, list[str]]] = {}
+    named = _Layers()
+    named.aliases = {}
     for i, prefix, names in sorted(found, key=lambda f: f[1] != ""):  # unprefixed layers first: beauty leads
-        part = exr.parts[i].name() or f"part{i}"
-        layer = f"{part}.{prefix}" if prefix in repeated else prefix
-        named.setdefault(layer if prefix else part if named else "beauty", (i, prefix, names))
+        if not prefix:
+            layer = "beauty" if i == by_place else parts[i]
+            if layer != parts[i] and exr.parts[i].name():
+                named.aliases[parts[i]] = layer
+        else:
+            layer = f"{parts[i]}.{prefix}" if prefix in repeated or prefix in named else prefix
+        named.setdefault(layer, (i, prefix, names))
     return named
+
+
+OTHER_PASSES = frozenset(
+    {"n", "nn", "ng", "p", "pref", "z", "uv", "st", "id", "ao", "gi", "a", "alpha", "sss", "env", "mist", "vector"}
+    | {"direct", "indirect", "variance", "opacity", "indexob", "indexma", "diffdir", "diffind", "diffcol", "glossdir"}
+    | {"glossind", "glosscol", "transdir", "transind", "transcol", "volumedir", "volumeind"}
+)
+"""What renderers call passes other than the beauty (lower case: Arnold's, Karma's and Redshift's AOVs, Blender's
+passes), as a part's whole name or its first word ("sss_direct")."""
+OTHER_STEMS = (
+    *("albedo", "normal", "diffuse", "specular", "reflect", "refract", "depth", "zdepth", "motion", "velocity"),
+    *("crypto", "shadow", "emission", "emit", "transmission", "subsurface", "coat", "sheen", "gloss", "volume"),
+    *("occlusion", "caustic", "position", "objectid", "materialid", "denoising"),
+)
+"""How the names of other passes begin ("DiffuseLighting", "specular_albedo", "Denoising Normal")."""
+
+
+def _names_other_pass(name: str) -> bool:
+    """Whether a part's name says it holds another pass than the beauty (`OTHER_PASSES`, `OTHER_STEMS`: "albedo",
+    "N", "diffuse_direct", "Denoising Albedo"): such a part is never the beauty by its place."""
+    last = pass_name(name)
+    return last in OTHER_PASSES or re.split(r"[\s_-]+", last)[0] in OTHER_PASSES or last.startswith(OTHER_STEMS)
+
+
+def _beauty_by_place(parts: list[str], plain: list[int]) -> int | None:
+    """The part whose plain layer is "beauty" (`plain`: the parts with one, in order): a single part's; in a file
+    of parts, none where a part's name says it is the beauty (`BEAUTY_NAMES`: picked by name), else the first
+    whose name does not say it holds another pass (`OTHER_PASSES`: an albedo part first is no beauty)."""
+    if len(parts) == 1:
+        return plain[0] if plain else None
+    if any(pass_name(parts[i]) in BEAUTY_NAMES for i in plain):
+        return None
+    return next((i for i in plain if not _names_other_pass(parts[i])), None)
 
 
 def exr_layer_names(path: Path) -> list[str]:
@@ -156,11 +206,14 @@ def _beauty_rank(name: str) -> tuple[int, bool]:
     return rank, _view_layer(name).lower() != COMPOSITE
 
 
-def _pick_exr_layer(path: Path, named: dict[str, Any], layer: str | None) -> str:
-    """The name of the requested layer, or of the default: the beauty pass, where one ranks first (two view
-    layers' Combined are asked about, not one of them denoised and the other left noisy)."""
+def _pick_exr_layer(path: Path, named: _Layers, layer: str | None) -> str:
+    """The name of the requested layer (or of the one an alias of it names; "beauty" where none is so called: the
+    default), or of the default: the beauty pass, where one ranks first (two view layers' Combined are asked
+    about, not one of them denoised and the other left noisy)."""
     if not named:
         raise MdnError("EXR has no RGB or Y layer", path)
+    if layer is not None and layer not in named:
+        layer = named.aliases.get(layer, None if layer == "beauty" else layer)
     if layer is not None:
         if layer not in named:
             raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
@@ -215,11 +268,12 @@ def read(path: Path, layer: str | None) -> tuple[np.ndarray, Layout, dict[str, A
     if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
         raise MdnError("unsupported EXR layout: layer channels must share one half or float type", path)
     alpha = channels.get(f"{prefix}.A" if prefix else "A")
-    if alpha is not None and alpha.pixels.dtype in dtypes and alpha.pixels.shape == channels[names[0]].pixels.shape:
-        names = [*names, alpha.name]  # an alpha of another type or sampling is written back as it came, as others
+    if alpha is not None and alpha.pixels.dtype.kind == "f" and alpha.pixels.shape == channels[names[0]].pixels.shape:
+        names = [*names, alpha.name]  # half or float beside either; one of whole numbers or subsampled kept as it came
     arrays = [channels[name].pixels for name in names]
-    raw = np.stack(arrays, axis=-1)
+    raw = np.stack(arrays, axis=-1)  # the wider type of colour and alpha: each written back in its own (`_stored`)
     meta = {"file": exr, "part": part_index, "names": names, "layer": layer, "left_out": _levels_left_out(exr)}
+    meta["types"] = [array.dtype for array in arrays]
     return raw, Layout("YXS", tuple(raw.shape), raw.dtype), meta
 
 
@@ -261,10 +315,22 @@ def write(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) ->
         _shrunk_exr(exr, source, raw).write(str(path))
         return
     for i, name in enumerate(source.meta["names"]):
-        channels[name].pixels = np.ascontiguousarray(raw[..., i])
+        channels[name].pixels = _stored(raw, source, i)
     for part in exr.parts:
         _one_level(part.header)
     exr.write(str(path))
+
+
+def _stored(raw: np.ndarray, source: Source, index: int) -> np.ndarray:
+    """The `index`-th channel of the picture's layer as the file gets it: in the type it was read in (half colour
+    beside a float alpha is read as float: each goes back in its own, half clipped to its range), or in the one
+    `--dtype` asked for (`raw`'s, where it is not the layout's)."""
+    plane = raw[..., index]
+    types = source.meta.get("types")
+    if types is not None and raw.dtype == source.layout.dtype and types[index] != raw.dtype:
+        info = np.finfo(types[index])
+        plane = np.clip(plane, info.min, info.max).astype(types[index])
+    return np.ascontiguousarray(plane)
 
 
 def _shrunk_exr(exr: OpenEXR.File, source: Source, raw: np.ndarray) -> OpenEXR.File:
@@ -278,7 +344,7 @@ def _shrunk_exr(exr: OpenEXR.File, source: Source, raw: np.ndarray) -> OpenEXR.F
         halved = {name: channel.pixels[rows][:, cols] for name, channel in part.channels.items()
                 if channel.pixels.shape == size}  # fmt: skip
         if index == source.meta["part"]:
-            halved.update({name: raw[..., i] for i, name in enumerate(source.meta["names"])})
+            halved.update({name: _stored(raw, source, i) for i, name in enumerate(source.meta["names"])})
         header = {key: value for key, value in part.header.items() if key not in _DERIVED}
         _one_level(header)
         if halved:
