@@ -148,3 +148,48 @@ def test_each_channel_goes_back_in_its_own_type_an_alpha_of_whole_numbers_as_it_
     after = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).channels()
     np.testing.assert_array_equal(after["A"].pixels, channels["A"])
     assert after["R"].pixels.dtype == np.float16 and not after["R"].pixels.any()
+
+
+def _part(pixels: np.ndarray, prefix: str, name: str) -> OpenEXR.Part:
+    return OpenEXR.Part({}, {f"{prefix}{c}": pixels[..., i].copy() for i, c in enumerate("RGB")}, name)
+
+
+def test_a_beauty_part_is_read_before_a_beauty_named_layer_inside_another_part(tmp_path: Path) -> None:
+    """Parts `rgba` and `lights` (holding `Combined.R/G/B`): the rgba part is the picture, as it was before parts
+    were named; a `main` part taken by its place keeps its name for --layer though another part holds `main.R`."""
+    path = tmp_path / "render.exr"
+    rgba, combined = (RNG.random((16, 16, 3)).astype(np.float32) for _ in range(2))
+    parts = [_part(rgba, "", "rgba"), _part(combined, "Combined.", "lights")]
+    OpenEXR.File(parts).write(str(path))
+    np.testing.assert_array_equal(images.read(path).pixels[0], rgba)
+    parts = [_part(rgba, "", "main"), _part(combined, "main.", "extra")]
+    OpenEXR.File(parts).write(str(path))
+    np.testing.assert_array_equal(images.read(path, layer="main").pixels[0], rgba)
+    np.testing.assert_array_equal(images.read(path, layer="extra.main").pixels[0], combined)
+
+
+def test_only_names_of_other_passes_keep_a_first_part_from_being_the_beauty(tmp_path: Path) -> None:
+    """A pass's whole name or a pass and its part ("diffuse_direct") is another pass; "shadow_main" is not."""
+    for names, beauty in ((["shadow_main", "mask"], "shadow_main"), (["diffuse_direct", "main"], "main")):
+        path = tmp_path / f"{names[0]}.exr"
+        pixels = _multipart(path, names)
+        np.testing.assert_array_equal(images.read(path).pixels[0], pixels[beauty])
+
+
+def test_a_single_parts_layers_have_no_beauty_alias(tmp_path: Path) -> None:
+    """`--layer beauty` on a Blender file of view layers names no layer: an error listing them, as before."""
+    path = tmp_path / "blender.exr"
+    plane = RNG.random((8, 8)).astype(np.float32)
+    OpenEXR.File({}, {f"ViewLayer.Combined.{c}": plane for c in "RGB"}).write(str(path))
+    with pytest.raises(MdnError, match="no EXR layer 'beauty'"):
+        images.read(path, layer="beauty")
+
+
+def test_dtype_asked_for_is_every_channels_type_in_a_file_of_mixed_types(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.exr"
+    channels = {c: RNG.random((6, 7)).astype("float16") for c in "RGB"}
+    channels["A"] = RNG.random((6, 7)).astype("float32")
+    OpenEXR.File({}, channels).write(str(path))
+    images.write(images.read(path), tmp_path / "out.exr", dtype="float32")
+    written = OpenEXR.File(str(tmp_path / "out.exr"), separate_channels=True).parts[0].channels
+    assert {written[c].pixels.dtype for c in "RGBA"} == {np.dtype("float32")}

@@ -22,9 +22,8 @@ from mdn.io import exr, images, picture
 CHANNELS = 6
 """Albedo (3) then normal (3)."""
 
-LAYER_NAMES = {"albedo": ("albedo", "denoising albedo"), "normal": ("normal", "denoising normal", "n")}
-"""Layer names (case aside, after any view-layer prefix) that hold each buffer, in order of preference (Arnold's
-and Karma's normal is `N`: N.X, N.Y, N.Z, or a part so named)."""
+LAYER_NAMES = exr.BUFFER_NAMES
+"""Layer names (case aside, after any view-layer prefix) that hold each buffer, in order of preference."""
 
 
 def network_input(albedo: np.ndarray, normal: np.ndarray) -> np.ndarray:

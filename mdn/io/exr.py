@@ -43,7 +43,8 @@ class _Layers(dict[str, tuple[int, str, list[str]]]):
     """Every colour layer of an EXR by the name `--layer` takes -> (part index, prefix, channel names)
     (`_exr_layer_names`), and `aliases`: other names `--layer` takes for one of them."""
 
-    aliases: dict[str, str]
+    aliases: dict[str, str | None]
+    """Other names -> the layer's (None: the default, `_pick_exr_layer`'s)."""
 
 
 def _exr_layer_names(exr: OpenEXR.File) -> _Layers:
@@ -64,38 +65,44 @@ def _exr_layer_names(exr: OpenEXR.File) -> _Layers:
     prefixes = [prefix for _, prefix, _ in found]
     repeated = {prefix for prefix in prefixes if prefixes.count(prefix) > 1}
     named = _Layers()
-    named.aliases = {}
+    named.aliases = {"beauty": None} if len(parts) > 1 else {}  # a file of parts: --layer beauty is the default
     for i, prefix, names in sorted(found, key=lambda f: f[1] != ""):  # unprefixed layers first: beauty leads
         if not prefix:
             layer = "beauty" if i == by_place else parts[i]
             if layer != parts[i] and exr.parts[i].name():
                 named.aliases[parts[i]] = layer
         else:
-            layer = f"{parts[i]}.{prefix}" if prefix in repeated or prefix in named else prefix
+            clash = prefix in repeated or prefix in named or prefix in named.aliases
+            layer = f"{parts[i]}.{prefix}" if clash else prefix
         named.setdefault(layer, (i, prefix, names))
     return named
 
 
+BUFFER_NAMES = {"albedo": ("albedo", "denoising albedo"), "normal": ("normal", "denoising normal", "n")}
+"""Layer names (case aside, after any view-layer prefix) that hold each of a render's buffers, in order of
+preference (Arnold's and Karma's normal is `N`: N.X, N.Y, N.Z, or a part so named); `buffers.LAYER_NAMES`."""
+
 OTHER_PASSES = frozenset(
-    {"n", "nn", "ng", "p", "pref", "z", "uv", "st", "id", "ao", "gi", "a", "alpha", "sss", "env", "mist", "vector"}
+    {name for names in BUFFER_NAMES.values() for name in names}
+    | {"nn", "ng", "p", "pref", "z", "uv", "st", "id", "ao", "gi", "a", "alpha", "sss", "env", "mist", "vector"}
     | {"direct", "indirect", "variance", "opacity", "indexob", "indexma", "diffdir", "diffind", "diffcol", "glossdir"}
-    | {"glossind", "glosscol", "transdir", "transind", "transcol", "volumedir", "volumeind"}
+    | {"glossind", "glosscol", "transdir", "transind", "transcol", "volumedir", "volumeind", "diffuse", "specular"}
+    | {"reflection", "refraction", "depth", "zdepth", "motion", "velocity", "crypto", "shadow", "emission", "emit"}
+    | {"transmission", "subsurface", "coat", "sheen", "gloss", "volume", "occlusion", "caustic", "position"}
+    | {"objectid", "materialid", "denoising"}
 )
 """What renderers call passes other than the beauty (lower case: Arnold's, Karma's and Redshift's AOVs, Blender's
-passes), as a part's whole name or its first word ("sss_direct")."""
-OTHER_STEMS = (
-    *("albedo", "normal", "diffuse", "specular", "reflect", "refract", "depth", "zdepth", "motion", "velocity"),
-    *("crypto", "shadow", "emission", "emit", "transmission", "subsurface", "coat", "sheen", "gloss", "volume"),
-    *("occlusion", "caustic", "position", "objectid", "materialid", "denoising"),
-)
-"""How the names of other passes begin ("DiffuseLighting", "specular_albedo", "Denoising Normal")."""
+passes, the buffers' names)."""
+PASS_PARTS = frozenset({"direct", "indirect", "albedo", "color", "colour", "raw", "filter", "normal"})
+"""The second word of an AOV named for its pass and what part of it it holds (Arnold's "diffuse_direct",
+"sss_albedo", Blender's "Denoising Normal")."""
 
 
 def _names_other_pass(name: str) -> bool:
-    """Whether a part's name says it holds another pass than the beauty (`OTHER_PASSES`, `OTHER_STEMS`: "albedo",
-    "N", "diffuse_direct", "Denoising Albedo"): such a part is never the beauty by its place."""
-    last = pass_name(name)
-    return last in OTHER_PASSES or re.split(r"[\s_-]+", last)[0] in OTHER_PASSES or last.startswith(OTHER_STEMS)
+    """Whether a part's name says it holds another pass than the beauty (`OTHER_PASSES`), whole ("albedo", "N") or
+    as a pass and its part ("diffuse_direct", "Denoising Albedo"): such a part is never the beauty by its place."""
+    words = re.split(r"[\s_-]+", pass_name(name))
+    return "".join(words) in OTHER_PASSES or (len(words) == 2 and words[0] in OTHER_PASSES and words[1] in PASS_PARTS)
 
 
 def _beauty_by_place(parts: list[str], plain: list[int]) -> int | None:
@@ -213,7 +220,7 @@ def _pick_exr_layer(path: Path, named: _Layers, layer: str | None) -> str:
     if not named:
         raise MdnError("EXR has no RGB or Y layer", path)
     if layer is not None and layer not in named:
-        layer = named.aliases.get(layer, None if layer == "beauty" else layer)
+        layer = named.aliases.get(layer, layer)
     if layer is not None:
         if layer not in named:
             raise MdnError(f"no EXR layer {layer!r} (available: {', '.join(named)})", path)
@@ -221,6 +228,7 @@ def _pick_exr_layer(path: Path, named: _Layers, layer: str | None) -> str:
     if len(named) == 1:
         return next(iter(named))
     beauty = [n for n in named if n == "beauty" or pass_name(n) in BEAUTY_NAMES]
+    beauty = [n for n in beauty if not named[n][1]] or beauty  # a part's own picture before a layer inside a part
     best = [n for n in beauty if _beauty_rank(n) == min(map(_beauty_rank, beauty))]
     if len(best) == 1:
         return best[0]
@@ -323,11 +331,11 @@ def write(path: Path, raw: np.ndarray, source: Source | None, kept: Metadata) ->
 
 def _stored(raw: np.ndarray, source: Source, index: int) -> np.ndarray:
     """The `index`-th channel of the picture's layer as the file gets it: in the type it was read in (half colour
-    beside a float alpha is read as float: each goes back in its own, half clipped to its range), or in the one
-    `--dtype` asked for (`raw`'s, where it is not the layout's)."""
+    beside a float alpha is read as float: each goes back in its own, half clipped to its range), or in `raw`'s,
+    the one `--dtype` asked for, where `images.write` took the types out of the source's meta."""
     plane = raw[..., index]
     types = source.meta.get("types")
-    if types is not None and raw.dtype == source.layout.dtype and types[index] != raw.dtype:
+    if types is not None and types[index] != raw.dtype:
         info = np.finfo(types[index])
         plane = np.clip(plane, info.min, info.max).astype(types[index])
     return np.ascontiguousarray(plane)

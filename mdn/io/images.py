@@ -541,6 +541,8 @@ def write(image: Image, path: str | Path, *, overwrite: bool = False, dtype: str
         raise MdnError("is a directory, expected an output file name", path)
     source = image.source
     same = fmt == source.format
+    if same and dtype is not None and source.meta.get("types"):  # an EXR's channels in the type asked for
+        source = dataclasses.replace(source, meta={**source.meta, "types": None})
     layout = target_layout(image, path, dtype)
     alpha = image.alpha if layout.has_alpha else None  # none where an opaque one went into a format without it
     if fmt == "exr" and _display_encoded(image.source):  # an EXR holds light: a photo's sRGB decoded to it
