@@ -201,7 +201,7 @@ def denoise(
         report.update(inputs_info(inputs, planes))
         return inference.run(inputs, loaded, options, progress, report)
 
-    with compute.threads(threads):
+    with compute.threads(threads, stacklevel=3):
         result = arrays.apply(opened, work, fit=fit, fill_hidden=True)
     for message in told:  # after the work, so that they point at the caller's line
         import warnings
@@ -262,7 +262,7 @@ def denoise_volume(
     loaded, options = models.for_image(hdr=False)
     for note in models.untold(loaded, options):  # before a run that may be long
         warnings.warn(f"{source}: {_in_keywords(note, denoise_volume)}", stacklevel=3)
-    with compute.threads(threads):
+    with compute.threads(threads, stacklevel=3):
         report = volumes.denoise(*stores, loaded, options, overwrite=overwrite, scheduler=scheduler, progress=progress)
     for note in report.pop("warnings", []):  # an output begun by an earlier mdn, its settings unchecked
         warnings.warn(f"{source}: {_in_keywords(note, denoise_volume)}", stacklevel=3)
@@ -350,7 +350,7 @@ def denoise_zeroshot(
         told.extend(_in_keywords(verdict, denoise_zeroshot) for verdict in verdicts)
         return result
 
-    with compute.threads(threads):
+    with compute.threads(threads, stacklevel=3):
         result = arrays.apply(opened, work, fit=tonemap.fit_robust)  # as `mdn zeroshot` does
     if info is not None:
         info["warnings"] = told

@@ -29,10 +29,11 @@ def parse_size(text: str) -> int:
 
 
 @contextlib.contextmanager
-def threads(count: int) -> Iterator[None]:
-    """Compute with `count` CPU threads while inside (0: as before), then go back to the count before."""
+def threads(count: int, stacklevel: int = 1) -> Iterator[None]:
+    """Compute with `count` CPU threads while inside (0: as before), then go back to the count before; a warning
+    of more threads than cores points where `warnings.warn(..., stacklevel)` at the `with` would."""
     before = torch.get_num_threads()
-    use_threads(count, stacklevel=6)  # past this generator, contextlib, an API function and its wrapper
+    use_threads(count, stacklevel=stacklevel + 3)  # past use_threads, this generator and contextlib
     try:
         yield
     finally:

@@ -979,3 +979,21 @@ def test_missing_samples_are_filled_from_their_neighbours_and_written_back_as_na
     _write_exr(exr_path, channels)
     render = images.read(exr_path)
     assert render.nonfinite == 1 and render.missing is None
+
+
+def test_a_missing_sample_is_filled_from_its_own_channels_finite_neighbours(tmp_path: Path) -> None:
+    """A NaN beside -Inf was filled with it (then 0, and counted as replaced); a NaN in one channel replaced the
+    pixel's other, finite channels for the work; a NaN under associated alpha kept the picture premultiplied."""
+    rgb = np.full((8, 9, 3), 0.4, np.float32)
+    rgb[..., 1] = 0.05
+    rgb[3, 3, 0], rgb[3, 4, 0] = np.nan, -np.inf
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    image = images.read(tmp_path / "rgb.tif")
+    assert image.nonfinite == 1 and int(image.missing.sum()) == 1
+    assert image.pixels[0, 3, 3, 0] == pytest.approx(0.4, abs=1e-6) and image.pixels[0, 3, 3, 1] == np.float32(0.05)
+    grey = np.full((8, 9, 2), 0.25, np.float32)
+    grey[..., 1] = 0.5  # colour 0.25 under alpha 0.5, premultiplied: 0.5 straight
+    grey[2, 2, 0] = np.nan
+    tifffile.imwrite(tmp_path / "assoc.tif", grey, photometric="minisblack", extrasamples=["assocalpha"])
+    straight = images.read(tmp_path / "assoc.tif")
+    assert straight.source.meta.get("straightened") and straight.pixels[0, 0, 0, 0] == pytest.approx(0.5)

@@ -50,9 +50,10 @@ def apply(
     fill_hidden: bool = False,
 ) -> np.ndarray:
     """`work` on the image's display-range (N, H, W, C) planes (`fit` gives the transform); the result in the
-    input's stored layout and sample type (integers rounded and clipped), alpha untouched. NaN and Inf are
-    replaced first, with a warning. `fill_hidden`: the colour under full transparency filled before the work and
-    given back after, as `batch.run` does it for a denoiser."""
+    input's stored layout and sample type (integers rounded and clipped), alpha untouched. Inf (and a render's NaN)
+    is replaced first, with a warning; other NaN is filled for the work and NaN again in the result. `fill_hidden`:
+    the colour under full transparency filled before the work and given back after, as `batch.run` does it for a
+    denoiser."""
     loaded = load(image, axes, hdr, layer)
     if loaded.nonfinite:
         warnings.warn(f"{loaded.path}: {picture.replaced(loaded.nonfinite)}", stacklevel=4)

@@ -298,20 +298,25 @@ def with_missing(image: Image, pixels: np.ndarray, layout: Layout) -> np.ndarray
 
 
 def missing_filled(pixels: np.ndarray) -> np.ndarray | None:
-    """Where float `pixels` (N, H, W, C) hold NaN, as a mask of their shape (None where none), the NaN pixels
-    filled in place from the finite pixels around them (`alpha.fill_hidden`'s smooth continuation: no dot of 0
-    for a denoiser to keep or a neighbour to feel). A plane of NaN alone becomes 0."""
+    """Where float `pixels` (N, H, W, C) hold NaN, as a mask of their shape (None where none), the NaN samples
+    filled in place, each channel from its finite samples around (`alpha.fill_hidden`'s smooth continuation: no dot
+    of 0 for a denoiser to keep or a neighbour to feel; an Inf beside them feeds nothing and stays for `sanitise`).
+    A plane of a channel with no finite sample becomes 0."""
     missing = np.isnan(pixels)
     if not missing.any():
         return None
-    shown = (~missing.any(axis=-1, keepdims=True)).astype(np.float32)
-    np.copyto(pixels, 0.0, where=missing)
-    np.copyto(pixels, fill_hidden(pixels, shown), where=shown == 0)
+    finite = np.isfinite(pixels)
+    known = np.where(finite, pixels, np.float32(0))
+    for channel in np.flatnonzero(missing.any(axis=(0, 1, 2))):
+        part = slice(channel, channel + 1)
+        filled = fill_hidden(known[..., part], finite[..., part].astype(np.float32))
+        np.copyto(pixels[..., part], filled, where=missing[..., part])
     return missing
 
 
 def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
-    """The Image of a stored array: its layout checked, NaN and Inf in float samples replaced and counted."""
+    """The Image of a stored array: its layout checked; in float samples, NaN of a picture that is no render
+    filled and kept for writing back (`Image.missing`), other NaN and Inf replaced and counted."""
     layout = source.layout
     check_layout(source.path, layout)
     pixels, alpha = to_planes(raw, layout)
@@ -321,7 +326,8 @@ def _image(raw: np.ndarray, source: Source, hdr: bool) -> Image:
     nonfinite = sanitise(pixels) if layout.dtype.kind == "f" else 0
     if alpha is not None and layout.dtype.kind == "f":
         nonfinite += sanitise(alpha)
-    if alpha is not None and _associated(source) and bool((pixels <= alpha + ASSOCIATED_SLACK).all()):
+    held = False if missing is None else missing  # a filled NaN may stand above its alpha
+    if alpha is not None and _associated(source) and bool(((pixels <= alpha + ASSOCIATED_SLACK) | held).all()):
         straight = unmultiplied(pixels, alpha)
         pixels = np.minimum(straight, 1.0) if layout.dtype.kind == "u" else straight  # rounding: 3/2 of 2/255
         source.meta["straightened"] = True  # straight colours, as every other format holds them, till written back

@@ -31,6 +31,8 @@ def load_images(
             continue
         if image.nonfinite:  # as `mdn denoise` says it: the zeros that replace them are no clean content
             warn(f"{path}: {picture.replaced(image.nonfinite)}")
+        if image.missing is not None:  # filled smooth: no clean content either
+            warn(f"{path}: {int(image.missing.sum())} NaN values (no data) filled from their neighbours")
         pixels = tonemap.fit(image).forward(image.pixels)
         for plane in pixels:
             rgb = np.repeat(plane, 3, axis=-1) if plane.shape[-1] == 1 else plane

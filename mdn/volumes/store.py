@@ -136,7 +136,8 @@ def sample_scale(dtype: np.dtype) -> np.float32:
 
 def read_pixels(array: Any, index: tuple[Any, ...], scale: np.float32) -> np.ndarray:
     """`array[index]` (a plane or a region of one) as float32 in the file's [0, 1] scale (`scale`: `sample_scale`),
-    as a file's are read: NaN ("no data") filled from the pixels around (`images.missing_filled`; `missing_kept`
+    as a file's are read: NaN ("no data") filled from the pixels around in the region read
+    (`images.missing_filled`: next to NaN a region's pixels can differ slightly from the whole plane's; `missing_kept`
     writes it back), -Inf as 0 and +Inf as the largest finite magnitude read (`picture.sanitise`). How the planes
     are read for their transform's fit and for the network alike."""
     pixels = np.asarray(array[index], dtype=np.float32) / scale
