@@ -98,12 +98,13 @@ def commands() -> list[Command]:
 
 FILES_REPLY = "_mdn_files"
 BASH_FILES = r"""_mdn_files() {
-    local word=${cur//\\/}
+    local word=${cur//\\/} name
     word=${word#[\"\']}
-    mapfile -t COMPREPLY < <(compgen -f -- "$word")
+    COMPREPLY=()
+    while IFS= read -r name; do COMPREPLY+=("$name"); done < <(compgen -f -- "$word")
 }"""
 """Bash: the word typed so far unquoted (my\\ ph, "my ph), and file names one a line, so that a name with spaces
-stays one completion (-o filenames quotes it back)."""
+stays one completion (-o filenames quotes it back); no mapfile, which macOS's bash 3.2 lacks."""
 
 
 def bash(cmds: list[Command]) -> str:

@@ -769,6 +769,9 @@ def test_a_folder_of_grey_pictures_is_benched_as_grey_and_a_mixed_one_warned(tmp
     study = bench.Study.make(["noisy"], sources=[str(tmp_path / "grey")], grid="gaussian:25")
     assert all(r.shape[-1] == 3 for r in study.references.values()) and study.notes[0].warning
     assert not bench.Study.make(["noisy"], sources=[str(tmp_path / "grey")], grid="gaussian:25", grey=True).notes
+    _picture(tmp_path / "stored-rgb" / "d.png", np.stack([ramp] * 3, axis=-1))  # grey in three equal channels
+    study = bench.Study.make(["noisy"], sources=[str(tmp_path / "stored-rgb")], grid="gaussian:25")
+    assert [r.shape[-1] for r in study.references.values()] == [1] and not study.notes[0].warning
 
 
 @pytest.mark.parametrize(
@@ -782,7 +785,7 @@ def test_a_folder_of_grey_pictures_is_benched_as_grey_and_a_mixed_one_warned(tmp
 )  # fmt: skip
 def test_a_model_the_bench_runs_another_way_is_told_how(tmp_path: Path, models: str, message: str) -> None:
     """`noisy+fast` was 'unknown model noisy'; a fill card was told that mdn denoise takes denoise cards."""
-    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), 100))
+    reference = _picture(tmp_path / "ref.png", np.full((24, 24, 3), (100, 120, 90)))
     result = runner.invoke(app, ["bench", str(reference), "--noise", "gaussian:15", "--models", models])
     _one_line_usage_error(result, message)
     assert "unknown model" not in result.output and "mdn denoise" not in result.output

@@ -302,7 +302,7 @@ def test_a_noisy_run_resumes_without_its_init_card_and_finishes_without_its_data
 
     saved = tmp_path / "run" / "checkpoint.pt"
     state = torch.load(saved, weights_only=True)
-    del state["card"]  # as checkpoints were written before they kept it
+    del state["card_fields"]  # as checkpoints were written before they kept it
     torch.save(state, saved)
     stack.rename(tmp_path / "moved.tif")
     old = runner.invoke(app, [*args, "--finish"])

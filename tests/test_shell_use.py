@@ -192,3 +192,16 @@ def test_the_batch_plan_takes_a_folder_named_like_a_file_when_told(tmp_path: Pat
     assert batch.expand_inputs([tmp_path / "empty"], empty_folders=True) == []
     with pytest.raises(MdnError, match="no image files found in"):
         batch.expand_inputs([tmp_path / "empty", tmp_path / "typo*.png"], empty_folders=True)
+
+
+def test_quiet_keeps_the_threads_note_back(tmp_path: Path) -> None:
+    """-q promises errors and warnings only; the note that more threads than cores run on the cores is neither."""
+    import PIL.Image
+
+    PIL.Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    code = "import sys; from mdn.cli import app; sys.argv = ['mdn', *sys.argv[1:]]; app()"
+    args = [sys.executable, "-c", code, "noise", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png")]
+    quiet = subprocess.run([*args, "--threads", "100000", "-q"], capture_output=True, text=True)
+    loud = subprocess.run([*args, "--threads", "100000", "--overwrite"], capture_output=True, text=True)
+    assert quiet.returncode == loud.returncode == 0
+    assert "note: --threads" not in quiet.stderr + quiet.stdout and "note: --threads" in loud.stderr

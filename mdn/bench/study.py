@@ -26,7 +26,7 @@ from mdn.bench.grid import (
 )
 from mdn.bench.renders import check_aux, check_render_set, render_scores
 from mdn.errors import MdnError
-from mdn.inference.engine import EngineOptions
+from mdn.inference.engine import EngineOptions, grey_in_colour
 
 RENDERS_ALONE = (
     "--noise none runs no photo grid, renders alone: add --renders or --render-set (or name noises, e.g. --noise "
@@ -98,7 +98,7 @@ class Study:
         stored = stored_references(sources) if chosen else {}
         if quick:
             stored = {k: v[:96, :96] for k, v in list(stored.items())[:1]}
-        greys = [name for name, plane in stored.items() if plane.shape[-1] == 1]
+        greys = [name for name, plane in stored.items() if plane.shape[-1] == 1 or grey_in_colour(plane)]
         as_grey = grey or (bool(stored) and len(greys) == len(stored))
         references = {name: as_reference(plane, as_grey) for name, plane in stored.items()}
         notes = () if grey else _kind_notes(greys, len(stored))

@@ -427,9 +427,10 @@ def train_command(
         mask=False if no_mask else None, input_mask=input_range and training.parse_range(input_range),
         attention_mask=attention, ema=ema, dead_leaves=dead_leaves, stripes=stripes, textiles=textiles,
         validation=validation, validate_every=validate_every, checkpoint_every=checkpoint_every, seed=seed,
-        threads=per_file.cpu_threads(threads), precision=precision, compile=compile_, device=device,
+        threads=threads, precision=precision, compile=compile_, device=device,
         attention_kernel=kernel,
     )  # fmt: skip
+    per_file.cpu_threads(threads, quiet)  # the note; the run records the count given (a resume elsewhere)
     if until is not None and until < 1:
         _fail(f"--until must be 1 or more, got {until}")
     if until is not None and until > options.iters:
@@ -584,7 +585,7 @@ def bench_command(
 
     Example: mdn bench --models unet,small-baseline --plot study.png
     """
-    use_threads(per_file.cpu_threads(threads))
+    use_threads(per_file.cpu_threads(threads, quiet))
     if speed and train_speed:
         _fail("--speed and --train-speed: give one (each is a bench of its own)")
     if runs < 1:

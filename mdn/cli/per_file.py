@@ -152,7 +152,7 @@ def command(suffix: str, verb: str = "denoise") -> Callable[[Callable[..., Work 
             given = {name: options.pop(name) for name in files}
             given["suffix_given"] = given["suffix"] is not None
             given["suffix"] = suffix if given["suffix"] is None else given["suffix"]
-            use_threads(cpu_threads(given.pop("threads")))
+            use_threads(cpu_threads(given.pop("threads"), given["quiet"]))
             apart = {**given, **options}
             file_only, volume_only = _given(apart, FILE_ONLY), _given(apart, VOLUME_ONLY)
             work = own(**options)
@@ -172,11 +172,11 @@ def command(suffix: str, verb: str = "denoise") -> Callable[[Callable[..., Work 
     return make
 
 
-def cpu_threads(count: int) -> int:
+def cpu_threads(count: int, quiet: bool = False) -> int:
     """--threads as this machine runs it (`device.usable_threads`), with a note where more were asked for than
-    the cores this process may use. An MdnError for a negative count."""
+    the cores this process may use (not with --quiet). An MdnError for a negative count."""
     used = usable_threads(count)
-    if used < count:
+    if used < count and not quiet:
         console.print(f"note: --threads {count}: {used} cores here, using {used}", soft_wrap=True, markup=False)
     return used
 

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mdn import allocator, registry
-from mdn.device import use_threads
+from mdn.device import usable_threads, use_threads
 from mdn.errors import MdnError
 from mdn.training import checkpoint
 from mdn.training.card import training_card
@@ -145,15 +145,15 @@ class Trainer:
         self.world = dist.get_world_size() if dist.is_initialized() else 1
         self.device = training_device(options.device, self.rank)
         allocator.keep_freed_memory()
-        use_threads(options.threads)
+        use_threads(usable_threads(options.threads))  # recorded as given: a resume elsewhere takes its cores
         torch.manual_seed(options.seed)
         if options.schedule not in SCHEDULES:
             raise MdnError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {options.schedule!r}")
         self.dtype = training_dtype(options.precision, self.device)
         kind = objective_class(options.objective)
-        fine_tuned = (state or {}).get("init_card")  # the card the run fine-tunes, as its checkpoint recorded it
-        if fine_tuned and issubclass(kind, CardFineTuning):
-            self.objective = kind(options, self.dtype, card=registry.ModelCard(**fine_tuned))
+        init_card = (state or {}).get("init_card")  # the card the run fine-tunes, as its checkpoint recorded it
+        if init_card and issubclass(kind, CardFineTuning):
+            self.objective = kind(options, self.dtype, card=registry.ModelCard(**init_card))
         else:
             self.objective = kind(options, self.dtype)
         if options.attention_kernel == "flex" and self.device.type == "cpu":
@@ -255,7 +255,7 @@ class Trainer:
             "scores": self.scores,
             "initialised_from": self.initialised_from,
             "history": self.sittings(),
-            "card": _as_json(record),
+            "card_fields": _as_json(record),
             **({"init_card": _as_json(fine_tuned)} if fine_tuned else {}),
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -279,7 +279,7 @@ class Trainer:
         self.history = state.get("history", [])
         self.initialised_from = state.get("initialised_from", {})
         self.sitting_start = self.iteration
-        self.recorded = (_recorded_options(state), state.get("card"))
+        self.recorded = (_recorded_options(state), state.get("card_fields"))
 
     def recipe(self) -> tuple[TrainOptions, dict[str, Any]]:
         """The options the weights last trained with and what the objective puts in their card (`description`,
