@@ -618,3 +618,23 @@ def test_an_ome_zarr_images_labels_and_other_members_are_copied_unchanged(tmp_pa
     np.testing.assert_array_equal(mask[:], masks)
     np.testing.assert_array_equal(out["raw_counts"][:], stack[:, :8, :8])
     assert np.abs(out["0"][:].astype(int) - stack).mean() > 50  # the image itself was denoised
+
+
+def test_a_zero_shot_record_holds_the_settings_as_they_resolve(tmp_path: Path) -> None:
+    """Options given that equal the preset's own (an --iters of its value, its fill card named) go on with an
+    output begun without them; another value does not."""
+    from mdn.volumes import record
+    from mdn.zeroshot import PRESETS, fill_card
+    from mdn.zeroshot.run import Settings
+
+    def settings(**given: object) -> Settings:
+        fields = dict(method="mpi", preset=None, model=None, iters=None, beta=None, mask_ratio=None, lr=None,
+                      time_budget=None, share=None, self_check=None, tile=None, overlap=None, device="cpu",
+                      precision="fp32", seed=0)  # fmt: skip
+        return Settings(**(fields | given))
+
+    plain = record.of_zeroshot(tmp_path, settings())
+    preset = PRESETS[plain["preset"]]
+    same = settings(iters=preset.iters, share=True, model=fill_card(plain["preset"], True))
+    assert record.of_zeroshot(tmp_path, same) == plain
+    assert record.of_zeroshot(tmp_path, settings(iters=preset.iters + 1)) != plain

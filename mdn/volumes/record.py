@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mdn import registry
+from mdn import registry, zeroshot
 from mdn.device import PRECISIONS, pick_device, pick_dtype
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions, default_batch, tile_for_budget
@@ -46,14 +46,23 @@ def of_card(source: Path, card: registry.ModelCard, options: EngineOptions, wind
 
 def of_zeroshot(source: Path, settings: Any) -> dict[str, Any]:
     """The record of a zero-shot run over `source` with `settings` (`zeroshot.run.Settings`): the method and
-    every setting but the time budget, which a run going on shares anew among the planes left."""
+    every setting but the time budget, which a run going on shares anew among the planes left, as they resolve
+    for a volume's grey planes (the preset's steps and fill card where not given: `--iters 800` given is the
+    `microscopy` preset's own)."""
     given = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
     del given["time_budget"], given["method"]
     device = pick_device(settings.device)
     model = settings.model
     if isinstance(model, registry.Model):
         model = model.card
+    steps = settings.steps(1)
+    mpi = settings.method == "mpi"
+    if mpi and model is None:
+        model = zeroshot.fill_card(settings.preset_name(1), True)
     given |= {
+        "preset": settings.preset_name(1) if mpi else None,
+        **{name: getattr(steps, name) for name in ("iters", "beta", "mask_ratio", "lr")},
+        "share": settings.share is not False, "self_check": settings.self_check is not False,
         "model": None if model is None else _card_words(model, "fill"),
         "device": device.type, "precision": _precision(settings.precision, device),
     }  # fmt: skip
