@@ -217,7 +217,7 @@ def test_a_big_endian_ome_tiff_is_written_as_it_came_and_its_xml_says_how(tmp_pa
         np.testing.assert_array_equal(tif.asarray(), pixels)
     assert root.find("ome:Image/ome:Pixels", NS).get("BigEndian") == "true"
     assert series == ("CYX", (2, 64, 64), np.uint16) and not caught
-    little = ome.patched(xml, np.dtype("uint16"), (64, 64), "bf.ome.tif", "out.ome.tif", planes=2)
+    little = ome.patched(xml, np.dtype("uint16"), (64, 64), "out.ome.tif", planes=2)
     assert ElementTree.fromstring(little).find("ome:Image/ome:Pixels", NS).get("BigEndian") == "false"
 
 

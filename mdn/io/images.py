@@ -884,7 +884,7 @@ def _ome_options(name: str, raw: np.ndarray, source: Source) -> dict[str, Any]:
     planes = int(np.prod([n for axis, n in zip(axes, raw.shape, strict=True) if axis not in "YXS"], dtype=np.int64))
     big_endian = source.meta.get("byteorder") == ">"
     description = source.meta["description"]
-    xml = ome.patched(description, raw.dtype, size, source.path.name, name, planes=planes, big_endian=big_endian)
+    xml = ome.patched(description, raw.dtype, size, name, planes=planes, big_endian=big_endian)
     if xml is None:
         return {"metadata": {"axes": axes}, "description": None}
     return {"metadata": None, "description": _tiff_text(xml)}

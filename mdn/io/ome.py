@@ -27,45 +27,45 @@ OME_TYPES = {
 
 
 def patched(
-    xml: str,
-    dtype: np.dtype,
-    size: tuple[int, int],
-    source: str,
-    name: str,
-    *,
-    planes: int,
-    big_endian: bool = False,
+    xml: str, dtype: np.dtype, size: tuple[int, int], name: str, *, planes: int, big_endian: bool = False
 ) -> str | None:
-    """`xml` for an output of `dtype` and (height, width) `size` named `name`, from an input named `source`, whose
-    `planes` pages hold the image's planes in the order of its DimensionOrder (as tifffile reads them: a series'
-    axes are that order reversed), stored `big_endian` or not; None where `unpatchable` says why not."""
-    if unpatchable(xml, dtype) is not None:
+    """`xml` for an output of `dtype` and (height, width) `size` named `name`, whose `planes` pages hold the
+    image's planes in the order of its DimensionOrder (as tifffile reads them: a series' axes are that order
+    reversed), stored `big_endian` or not; None where `unpatchable` says why not."""
+    parsed = _parsed(xml, dtype)
+    if isinstance(parsed, str):
         return None
-    root = ElementTree.fromstring(xml)
-    namespace = root.tag.removeprefix("{").rpartition("}")[0]
-    pixels = root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels")
-    assert pixels is not None
+    root, namespace, pixels = parsed
     _set_type(pixels, np.dtype(dtype))
     _set_size(pixels, size)
     if "BigEndian" in pixels.attrib:
         pixels.set("BigEndian", "true" if big_endian else "false")
-    _renew_uuids(root, namespace, source, name)
+    if root.get("UUID") is not None:  # a fresh file's: the output is no copy of the input
+        root.set("UUID", f"urn:uuid:{uuid.uuid4()}")
     _set_tiff_data(pixels, namespace, planes, root.get("UUID"), name)
     return '<?xml version="1.0" encoding="UTF-8"?>' + _serialised(root, namespace)
 
 
 def unpatchable(xml: str, dtype: np.dtype) -> str | None:
     """Why `xml` cannot describe an output of `dtype` (words for a warning), or None where it can."""
+    parsed = _parsed(xml, dtype)
+    return parsed if isinstance(parsed, str) else None
+
+
+def _parsed(xml: str, dtype: np.dtype) -> tuple[ElementTree.Element, str, ElementTree.Element] | str:
+    """The document's root, its namespace and its image's Pixels; or why it cannot describe an output of `dtype`
+    (`unpatchable`'s words)."""
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError:
         return "unreadable"
     namespace, _, tag = root.tag.removeprefix("{").rpartition("}")
-    if not namespace or tag != "OME" or root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels") is None:
+    pixels = root.find(f"{{{namespace}}}Image/{{{namespace}}}Pixels") if namespace and tag == "OME" else None
+    if pixels is None:
         return "no OME image"
     if (kind := np.dtype(dtype).name) not in OME_TYPES:
         return f"OME has no {kind} pixel type" + (": --dtype float32 keeps it" if kind == "float16" else "")
-    return None
+    return root, namespace, pixels
 
 
 def _set_type(pixels: ElementTree.Element, dtype: np.dtype) -> None:
@@ -94,19 +94,6 @@ def _scaled(number: str, factor: float) -> str:
         return repr(float(number) * factor)
     except ValueError:
         return number
-
-
-def _renew_uuids(root: ElementTree.Element, namespace: str, source: str, name: str) -> None:
-    """A fresh root UUID, given to every TiffData UUID that named the input (by its UUID or `source` file name),
-    their FileName set to `name`."""
-    old = root.get("UUID")
-    new = f"urn:uuid:{uuid.uuid4()}"
-    if old is not None:
-        root.set("UUID", new)
-    for reference in root.iterfind(f".//{{{namespace}}}TiffData/{{{namespace}}}UUID"):
-        if (old is not None and (reference.text or "").strip() == old) or reference.get("FileName") == source:
-            reference.text = new
-            reference.set("FileName", name)
 
 
 def _set_tiff_data(pixels: ElementTree.Element, namespace: str, planes: int, uid: str | None, name: str) -> None:
