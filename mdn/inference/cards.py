@@ -20,8 +20,7 @@ from mdn.inference.engine import (
     EngineOptions,
     ProgressCallback,
     check_tiling,
-    default_batch,
-    tile_for_budget,
+    tiling,
 )
 from mdn.io import buffers, tonemap
 from mdn.io.images import ARRAY
@@ -120,8 +119,7 @@ def options(
     device = pick_device(result.device)
     pick_dtype(result.precision, device)
     config = network_config(card)
-    batch = result.batch or default_batch(device)
-    check_tiling(result.tile or tile_for_budget(config, result.max_memory, batch), result.overlap, config.window)
+    check_tiling(tiling(result, config, device)[0], result.overlap, config.window)
     return result
 
 

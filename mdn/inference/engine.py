@@ -147,6 +147,13 @@ def default_batch(device: torch.device) -> int:
     return 4 if device.type != "cpu" else 1
 
 
+def tiling(options: EngineOptions, config: Any, device: torch.device) -> tuple[int, int]:
+    """The tile size and tiles per pass that `options` resolve to for a network of `config` on `device`: `--tile`
+    or the largest the memory budget holds, `--tile-batch` or the device's default."""
+    batch = options.batch or default_batch(device)
+    return options.tile or tile_for_budget(config, options.max_memory, batch), batch
+
+
 def tile_for_budget(config: Any, budget: int, batch: int) -> int:
     """The largest tile (a multiple of the network's window, at most MAX_TILE) whose activations for `batch`
     tiles fit the memory budget, for a network of this configuration."""
@@ -218,8 +225,7 @@ class Engine:
         """Auxiliary channels planes carry after their image's (a render's albedo and normal): in, not out."""
         self.window: int = model.config.window
         self.dtype = pick_dtype(options.precision, self.device)
-        self.batch = options.batch or default_batch(self.device)
-        self.tile = options.tile or tile_for_budget(model.config, options.max_memory, self.batch)
+        self.tile, self.batch = tiling(options, model.config, self.device)
         check_tiling(self.tile, options.overlap, self.window)
         self.tiles_run = 0
         self.kept_shares: list[float] = []

@@ -13,7 +13,7 @@ from typing import Any
 from mdn import registry, zeroshot
 from mdn.device import PRECISIONS, pick_device, pick_dtype
 from mdn.errors import MdnError
-from mdn.inference.engine import EngineOptions, default_batch, tile_for_budget
+from mdn.inference.engine import EngineOptions, tiling
 from mdn.io import atomic
 
 RECORD = ".begun-with.json"
@@ -31,11 +31,11 @@ def of_card(source: Path, card: registry.ModelCard, options: EngineOptions, wind
     as they resolve here (the tile `--max-memory` chooses where `--tile` is 0, the stages' `window`, 0 where a
     plane runs them whole); `--max-memory` itself only groups chunks into units, which leaves pixels alone."""
     device = pick_device(options.device)
-    batch = options.batch or default_batch(device)
+    tile, batch = tiling(options, registry.network_config(card), device)
     settings = dataclasses.asdict(options)
     del settings["max_memory"]
     settings |= {
-        "tile": options.tile or tile_for_budget(registry.network_config(card), options.max_memory, batch),
+        "tile": tile,
         "batch": batch, "device": device.type, "precision": _precision(options.precision, device), "window": window,
     }  # fmt: skip
     made = {"made_by": f"card {card.name}", "weights": card.sha256}
