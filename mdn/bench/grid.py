@@ -201,7 +201,7 @@ def _variant(name: str) -> tuple[str, str]:
     return name.removesuffix(suffix), suffix
 
 
-def _is_method(name: str) -> bool:
+def is_method(name: str) -> bool:
     """Whether a bench model name is no card: `noisy`, a peer or a zero-shot method (`mpi-PRESET`, zs-n2n)."""
     preset = name.removeprefix(MPI_PREFIX) if name.startswith(MPI_PREFIX) else None
     return name in (NOISY, ZS_N2N, *peers.PEERS) or preset in zeroshot.PRESETS
@@ -212,7 +212,7 @@ def card_runs(name: str, options: EngineOptions | None) -> tuple[registry.ModelC
     says. A suffix on a name that is no card, or a fill card (zero-shot's, which `--zeroshot` runs), is refused in
     words that say so."""
     base, suffix = _variant(name)
-    if suffix and _is_method(base):
+    if suffix and is_method(base):
         raise MdnError(f"--models {name}: {base} takes no variant ({suffix} is for cards: CARD{suffix})")
     card = registry.find(base)
     if card.task == "fill":

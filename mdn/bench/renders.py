@@ -12,7 +12,7 @@ import numpy as np
 import OpenEXR
 
 from mdn import metrics, peers, renders
-from mdn.bench.grid import MPI_PREFIX, NOISY, WITH_AUX, ZS_N2N, Score, card_runs, denoisers
+from mdn.bench.grid import WITH_AUX, Score, card_runs, denoisers, is_method
 from mdn.errors import MdnError
 from mdn.inference.engine import EngineOptions
 from mdn.io import buffers, tonemap
@@ -113,8 +113,8 @@ def _exr_header(path: Path) -> tuple[str, set[str]]:
 
 def _is_card(name: str) -> bool:
     """Whether a bench name is a card, whose render `mdn denoise` writes back through `tonemap.RenderTransform`
-    (OIDN, `noisy` and the zero-shot methods are scored on their own output)."""
-    return name not in (*peers.PEERS, NOISY, ZS_N2N) and not name.startswith(MPI_PREFIX)
+    (OIDN, `noisy` and the zero-shot methods are scored on their own output: `grid.is_method`)."""
+    return not is_method(name)
 
 
 def render_scores(
