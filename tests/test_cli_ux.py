@@ -88,7 +88,7 @@ def test_a_card_of_the_wrong_kind_is_one_line_naming_it_and_what_it_is_for(
 def test_the_bench_refuses_a_fill_card_in_one_line() -> None:
     result = mdn_cli("bench", "--quick", "--models", "fill-grey")
     assert result.returncode == 2
-    _one_error_line(result, "fill-grey is a fill card", "mdn zeroshot")
+    _one_error_line(result, "fill-grey: a fill card", "--zeroshot")
 
 
 def test_an_unknown_output_extension_is_refused_not_made_a_folder(photo: Path, tmp_path: Path) -> None:
